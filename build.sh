@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 ROOT=$PWD
+DIST=${DIST:-dist} # output folder (tests build into a temporary one)
 DENO_VERSION=2.9.6
 
 # Find deno on PATH, else the project-local copy, else install the pinned version with npm.
@@ -30,26 +31,26 @@ find_deno() {
   DENO=$local_deno
 }
 
-# Writes dist/.build/<name>.entry.ts: sets build metadata, then loads the entry point.
+# Writes $DIST/.build/<name>.entry.ts: sets build metadata, then loads the entry point.
 write_entry() {
   local name=$1 src=$2 commit
   commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
   if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit-dirty"; fi
-  mkdir -p dist/.build
-  printf 'globalThis.__TCPCOPY_BUILD__ = { commit: "%s" };\n' "$commit" >"dist/.build/$name.info.js"
-  printf 'import "./%s.info.js";\nimport { main } from "../../%s";\nawait main(Deno.args);\n' "$name" "$src" >"dist/.build/$name.entry.ts"
+  mkdir -p "$DIST/.build"
+  printf 'globalThis.__TCPCOPY_BUILD__ = { commit: "%s" };\n' "$commit" >"$DIST/.build/$name.info.js"
+  printf 'import "./%s.info.js";\nimport { main } from "%s";\nawait main(Deno.args);\n' "$name" "$ROOT/$src" >"$DIST/.build/$name.entry.ts"
 }
 
 # Self-contained fallback: a sh launcher + tar.gz(deno runtime, bundled program).
 build_launcher() {
-  local name=$1 out=dist/$name work hash
-  "$DENO" bundle --quiet -o "dist/.build/$name.js" "dist/.build/$name.entry.ts"
+  local name=$1 out=$DIST/$name work hash
+  "$DENO" bundle --quiet -o "$DIST/.build/$name.js" "$DIST/.build/$name.entry.ts"
   work=$(mktemp -d)
   cp "$DENO" "$work/deno"
-  cp "dist/.build/$name.js" "$work/app.js"
-  tar -C "$work" -czf "dist/.build/$name.tgz" deno app.js
+  cp "$DIST/.build/$name.js" "$work/app.js"
+  tar -C "$work" -czf "$DIST/.build/$name.tgz" deno app.js
   rm -rf "$work"
-  hash=$(sha256sum "dist/.build/$name.tgz" | cut -c1-16)
+  hash=$(sha256sum "$DIST/.build/$name.tgz" | cut -c1-16)
   cat >"$out" <<STUB
 #!/bin/sh
 # $name (tcpcopy for Deno): self-extracting launcher. The payload after line 11 is a tar.gz
@@ -63,28 +64,28 @@ fi
 DENO_NO_UPDATE_CHECK=1 DENO_DIR="\$C/cache" exec "\$C/deno" run --quiet --no-config --no-lock --cached-only -A "\$C/app.js" "\$@"
 exit 1
 STUB
-  cat "dist/.build/$name.tgz" >>"$out"
+  cat "$DIST/.build/$name.tgz" >>"$out"
   chmod +x "$out"
 }
 
 build_one() {
   local name=$1 src=$2
   write_entry "$name" "$src"
-  rm -f "dist/$name"
-  if NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A -o "dist/$name" "dist/.build/$name.entry.ts" >dist/.build/$name.compile.log 2>&1; then
-    echo "built dist/$name: deno compile executable${DENORT_BIN:+ (runtime from DENORT_BIN)}"
+  rm -f "$DIST/$name"
+  if NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A -o "$DIST/$name" "$DIST/.build/$name.entry.ts" >"$DIST/.build/$name.compile.log" 2>&1; then
+    echo "built $DIST/$name: deno compile executable${DENORT_BIN:+ (runtime from DENORT_BIN)}"
   else
-    echo "note: deno compile did not work here ($(grep -m1 -oE 'dns error|error sending request|Permission denied|No such file' dist/.build/$name.compile.log || echo 'see log'); set DENORT_BIN to a denort runtime): dist/.build/$name.compile.log" >&2
+    echo "note: deno compile did not work here ($(grep -m1 -oE 'dns error|error sending request|Permission denied|No such file' "$DIST/.build/$name.compile.log" | head -n1 || echo 'see log'); set DENORT_BIN to a denort runtime): $DIST/.build/$name.compile.log" >&2
     build_launcher "$name"
-    echo "built dist/$name: self-extracting launcher (deno bundle + Deno runtime), $(du -h "dist/$name" | cut -f1)"
+    echo "built $DIST/$name: self-extracting launcher (deno bundle + Deno runtime), $(du -h "$DIST/$name" | cut -f1)"
   fi
 }
 
 cmd_build() {
   build_one tcpcopy main.ts
   build_one intercept intercept.ts
-  (cd dist && sha256sum tcpcopy intercept >SHA256SUMS)
-  echo "checksums: dist/SHA256SUMS"
+  (cd "$DIST" && sha256sum tcpcopy intercept >SHA256SUMS)
+  echo "checksums: $DIST/SHA256SUMS"
 }
 
 # Runs deno test and ends with a plain "N passed, N failed" line.
