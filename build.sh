@@ -93,13 +93,13 @@ cmd_test() {
   local log status summary
   log=$(mktemp)
   set +e
-  "$DENO" test -A --parallel "$@" tests/ 2>&1 | tee "$log"
+  NO_COLOR=1 "$DENO" test -A --parallel "$@" tests/ 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
   set -e
-  summary=$(grep -aE '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n1 | sed 's/\x1b\[[0-9;]*m//g')
+  summary=$(grep -aE '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n1 || true)
   rm -f "$log"
   if [ -n "$summary" ]; then
-    echo "$summary" | awk -F'|' '{ gsub(/[^0-9]/,"",$2); gsub(/[^0-9]/,"",$3); printf "tests: %d passed, %d failed\n", $2, $3 }'
+    echo "$summary" | sed -E 's/^.*\| ([0-9]+) passed.*\| ([0-9]+) failed.*$/tests: \1 passed, \2 failed/'
   fi
   return "$status"
 }
