@@ -1,17 +1,38 @@
 /**
  * tcpcopy: replicate live TCP traffic from an online host to a target server.
- * Entry point; the command line lives in lib/cli/, the engine in lib/engine/.
+ * Entry point: the command line lives in lib/cli/, the live wiring in lib/tcpcopy/.
  */
 import { versionLine } from "./lib/version.ts";
+import { parseTcpcopyArgs } from "./lib/cli/parse.ts";
+import { renderHelp } from "./lib/cli/help.ts";
+import { runTcpcopy } from "./lib/tcpcopy/run.ts";
 
-/** Runs the program with its command-line arguments (build.sh entry files call this). */
-export function main(args: string[]): void {
-  if (args.includes("-v") || args.includes("--version")) {
-    console.log(versionLine("tcpcopy"));
-    Deno.exit(0);
+/**
+ * Runs the program with its command-line arguments (build.sh entry files call this).
+ * Exit codes: 0 done, 1 runtime problem, 2 bad command line.
+ */
+export async function main(args: string[]): Promise<void> {
+  const cli = parseTcpcopyArgs(args);
+  switch (cli.kind) {
+    case "help":
+      console.log(renderHelp());
+      Deno.exit(0);
+      break;
+    case "version":
+      console.log(versionLine("tcpcopy"));
+      Deno.exit(0);
+      break;
+    case "doctor":
+      console.error("tcpcopy: doctor is not available in this version yet");
+      Deno.exit(2);
+      break;
+    case "error":
+      console.error(cli.message);
+      Deno.exit(cli.exitCode);
+      break;
+    case "run":
+      Deno.exit(await runTcpcopy(cli.config));
   }
-  console.log("usage: tcpcopy -x [onlineIP:]onlinePort-targetIP:targetPort -s intercept[:port]");
-  Deno.exit(args.includes("-h") || args.includes("--help") ? 0 : 2);
 }
 
 if (import.meta.main) main(Deno.args);

@@ -1,0 +1,64 @@
+/** The validated configuration of one tcpcopy run, as produced by the command-line parser. */
+import type { Transfer } from "./transfer.ts";
+import type { HostPort } from "./endpoint.ts";
+
+/** Default intercept tunnel port (the C original's SERVER_PORT). */
+export const DEFAULT_INTERCEPT_PORT = 36524;
+
+/** Defaults of every optional setting. */
+export const DEFAULTS = {
+  connections: 2,
+  interface: "any",
+  bufferMiB: 64,
+  snaplen: 65535,
+  copies: 1,
+  portShift: 0,
+  samplePct: 100,
+  mtu: 1500,
+  mss: 1460,
+  sessionTimeoutS: 600,
+  /** Added to the session timeout when `--keepalive-timeout` is not given (C: SESS_KEEPLIVE_ADD). */
+  keepaliveExtraS: 120,
+  maxMemoryMiB: 2048,
+  statsIntervalS: 5,
+} as const;
+
+/** Everything `tcpcopy` needs to run, with defaults filled in. */
+export interface TcpcopyConfig {
+  transfers: Transfer[];
+  intercepts: HostPort[];
+  /** Tunnel connections per intercept server. */
+  connections: number;
+  /** Capture devices; `["any"]` = all. */
+  interfaces: string[];
+  /** BPF capture filter (given with `-F` or generated from the transfers). */
+  filter: string;
+  filterGenerated: boolean;
+  bufferMiB: number;
+  snaplen: number;
+  /** Source addresses to rewrite clients to (`-c`); empty = keep the original addresses. */
+  clientIps: string[];
+  /** Replication factor; fractions allowed (1.5 = every connection once, half of them twice). */
+  copies: number;
+  portShift: number;
+  /** Percentage of connections replicated, 1..100. */
+  samplePct: number;
+  gradual: boolean;
+  mtu: number;
+  mss: number;
+  sessionTimeoutS: number;
+  keepaliveTimeoutS: number;
+  onlyComplete: boolean;
+  noWait: boolean;
+  lonely: boolean;
+  maxMemoryMiB: number;
+  /** Link-layer send device (`-o`); null = raw IP socket. */
+  outInterface: string | null;
+  /** Next-hop MAC for link-layer send (`--next-hop-mac`, or per transfer with `@mac`). */
+  nextHopMac: string | null;
+  logFile: string | null;
+  /** Seconds between JSON stats lines; 0 = only the final line. */
+  statsIntervalS: number;
+  /** Where to serve Prometheus metrics (`--metrics`); null = off. */
+  metrics: HostPort | null;
+}

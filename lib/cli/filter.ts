@@ -1,0 +1,29 @@
+/**
+ * The default BPF capture filter, generated from the transfer list (the C original's
+ * `construct_filter`), plus a guard that keeps tcpcopy from capturing its own output when an
+ * online rule would also match a target endpoint.
+ */
+import type { Transfer } from "./transfer.ts";
+
+/** Builds `tcp and ((dst port P and dst host H) or ...) [and not (...targets...)]`. */
+export function buildCaptureFilter(transfers: readonly Transfer[]): string {
+  const terms = transfers.map((t) =>
+    t.onlineIp === null
+      ? `(dst port ${t.onlinePort})`
+      : `(dst port ${t.onlinePort} and dst host ${t.onlineIp})`
+  );
+  // A target endpoint that some online rule also matches would loop our sends back in.
+  const loops = new Set<string>();
+  for (const target of transfers) {
+    for (const rule of transfers) {
+      const portMatches = rule.onlinePort === target.targetPort;
+      const hostMatches = rule.onlineIp === null || rule.onlineIp === target.targetIp;
+      if (portMatches && hostMatches) {
+        loops.add(`(dst port ${target.targetPort} and dst host ${target.targetIp})`);
+      }
+    }
+  }
+  let filter = `tcp and (${terms.join(" or ")})`;
+  if (loops.size > 0) filter += ` and not (${[...loops].join(" or ")})`;
+  return filter;
+}

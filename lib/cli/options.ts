@@ -1,0 +1,237 @@
+/**
+ * The tcpcopy flag table: the single source for `parseArgs` options and the `--help` text.
+ * Flag names are a contract (issue 6); short letters follow the C tcpcopy 1.x where they exist.
+ */
+
+/** One command-line flag with its help. */
+export interface FlagSpec {
+  long: string;
+  short?: string;
+  /** Argument name shown in help; absent for switches. */
+  arg?: string;
+  help: string;
+  example?: string;
+  /** Given several times, the values are joined (lists). */
+  multiple?: boolean;
+  /** Reserved for a later release: accepted by the parser, then refused with a clear line. */
+  reserved?: string;
+}
+
+/** Every tcpcopy flag, in help order. */
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    long: "transfer",
+    short: "x",
+    arg: "[onlineIP:]onlinePort-targetIP:targetPort[,...]",
+    help: "Required. Replicate traffic to the online port (of any local address, or of onlineIP) " +
+      "to the target. Several entries and several targets are allowed; IPv6 goes in brackets.",
+    example: "-x 80-10.0.0.2:8080,10.0.0.1:443-[2001:db8::2]:8443",
+    multiple: true,
+  },
+  {
+    long: "intercept",
+    short: "s",
+    arg: "host[:port][,...]",
+    help: "Required. intercept server(s) that send back the target's reply headers " +
+      "(default port 36524).",
+    example: "-s 10.0.0.3 or -s 10.0.0.3:36524,10.0.0.4",
+    multiple: true,
+  },
+  {
+    long: "connections",
+    short: "C",
+    arg: "N",
+    help: "Tunnel connections to each intercept server (default 2).",
+    example: "-C 4",
+  },
+  {
+    long: "interface",
+    short: "i",
+    arg: "DEV[,DEV]",
+    help: "Capture device(s) (default any = all devices).",
+    example: "-i eth0",
+    multiple: true,
+  },
+  {
+    long: "filter",
+    short: "F",
+    arg: "BPF",
+    help: "Capture filter instead of the one generated from -x, e.g. " +
+      "'tcp and ((dst port 80 and dst host 10.0.0.1))'.",
+    example: "-F 'tcp and dst port 80 and not src net 10.9.0.0/16'",
+  },
+  {
+    long: "buffer",
+    short: "B",
+    arg: "MiB",
+    help: "Kernel capture buffer size in MiB (default 64; small buffers drop packets).",
+    example: "-B 128",
+  },
+  {
+    long: "snaplen",
+    short: "S",
+    arg: "BYTES",
+    help: "Capture snapshot length in bytes (default 65535; whole packets are needed).",
+    example: "-S 65535",
+  },
+  {
+    long: "client-ip",
+    short: "c",
+    arg: "LIST",
+    help: "Rewrite client source addresses into this pool: addresses, a.b.c.x (= .1-.254), " +
+      "CIDR (10.1.0.0/22) or a-b ranges; target addresses are left out.",
+    example: "-c 10.1.2.x",
+    multiple: true,
+  },
+  {
+    long: "copies",
+    short: "n",
+    arg: "N",
+    help: "Replication factor, fractions allowed: 2 doubles every connection, 1.5 replays " +
+      "each connection once and half of them twice (default 1).",
+    example: "-n 1.5",
+  },
+  {
+    long: "port-shift",
+    short: "f",
+    arg: "N",
+    help: "Shift rewritten source ports by N so that several tcpcopy instances feeding one " +
+      "target never collide (0..1023, default 0).",
+    example: "-f 2",
+  },
+  {
+    long: "sample",
+    short: "r",
+    arg: "PCT",
+    help: "Replicate only this percentage of connections, 1..100 (default 100).",
+    example: "-r 50",
+  },
+  {
+    long: "gradual",
+    short: "g",
+    help: "Ramp up: start with 1% of the connections and add 1% per second up to -r.",
+    example: "-g",
+  },
+  {
+    long: "mtu",
+    short: "M",
+    arg: "BYTES",
+    help: "MTU towards the target; larger captured packets (GRO/TSO) are split (default 1500).",
+    example: "-M 1450",
+  },
+  {
+    long: "mss",
+    short: "D",
+    arg: "BYTES",
+    help: "MSS option put into synthesised SYNs (default 1460).",
+    example: "-D 1400",
+  },
+  {
+    long: "session-timeout",
+    short: "t",
+    arg: "S",
+    help: "Drop a session whose target stayed silent this many seconds with work pending " +
+      "(default 600).",
+    example: "-t 120",
+  },
+  {
+    long: "keepalive-timeout",
+    short: "k",
+    arg: "S",
+    help: "Drop an idle session after this many seconds (default session timeout + 120).",
+    example: "-k 300",
+  },
+  {
+    long: "only-complete",
+    short: "O",
+    help: "Replay only connections whose SYN was captured (no mid-stream pick-up).",
+    example: "-O",
+  },
+  {
+    long: "no-wait",
+    short: "W",
+    help: "Send each request without waiting for the target's answer to the previous one.",
+    example: "-W",
+  },
+  {
+    long: "lonely",
+    short: "L",
+    help: "Keep running and reconnect while no intercept server is reachable.",
+    example: "-L",
+  },
+  {
+    long: "max-memory",
+    short: "m",
+    arg: "MiB",
+    help: "Memory budget for sessions; sessions are shed to stay within it, tcpcopy never " +
+      "exits for memory (default 2048).",
+    example: "-m 512",
+  },
+  {
+    long: "out-interface",
+    short: "o",
+    arg: "DEV",
+    help: "Send at the link layer on DEV instead of through the raw IP socket (bypasses the " +
+      "online host's routing and iptables); needs --next-hop-mac or @mac in -x.",
+    example: "-o eth1 --next-hop-mac 02:00:00:00:00:02",
+  },
+  {
+    long: "next-hop-mac",
+    arg: "MAC",
+    help: "Destination MAC for -o: the target's, or the router's towards it.",
+    example: "--next-hop-mac 02:00:00:00:00:02",
+  },
+  {
+    long: "log",
+    short: "l",
+    arg: "FILE",
+    help: "Write the log to FILE instead of stderr.",
+    example: "-l /var/log/tcpcopy.log",
+  },
+  {
+    long: "stats-interval",
+    arg: "S",
+    help: "Print a JSON stats line on stdout every S seconds (default 5; 0 = only at exit).",
+    example: "--stats-interval 1",
+  },
+  {
+    long: "metrics",
+    arg: "[host:]port",
+    help: "Serve Prometheus metrics on http://host:port/metrics (host default 127.0.0.1).",
+    example: "--metrics 9120",
+  },
+  { long: "version", short: "v", help: "Print the version and exit.", example: "-v" },
+  { long: "help", short: "h", help: "Print this help and exit.", example: "-h" },
+  {
+    long: "offline",
+    arg: "FILE",
+    help: "Replay a capture file (not available yet).",
+    reserved: "offline replay",
+  },
+  { long: "accelerate", short: "a", arg: "N", help: "", reserved: "offline replay" },
+  { long: "interval", short: "I", arg: "MS", help: "", reserved: "offline replay" },
+  { long: "times", short: "T", arg: "N", help: "", reserved: "offline replay" },
+];
+
+/** The `parseArgs` options object built from FLAGS. */
+export function parseArgsOptions(): Record<
+  string,
+  { type: "string" | "boolean"; short?: string; multiple?: boolean }
+> {
+  const out: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
+    {};
+  for (const f of FLAGS) {
+    out[f.long] = {
+      type: f.arg ? "string" : "boolean",
+      ...(f.short ? { short: f.short } : {}),
+      ...(f.multiple ? { multiple: true } : {}),
+    };
+  }
+  return out;
+}
+
+/** The name a user sees for a flag: `-x, --transfer` or `--metrics`. */
+export function flagName(long: string): string {
+  const f = FLAGS.find((x) => x.long === long);
+  return f?.short ? `-${f.short}/--${long}` : `--${long}`;
+}

@@ -1,0 +1,213 @@
+/**
+ * tcpcopy's command line: argument list -> validated TcpcopyConfig, or one line saying which
+ * flag, which value and what is expected. Pure: no I/O, never exits, never throws.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_INTERCEPT_PORT, DEFAULTS, type TcpcopyConfig } from "./config.ts";
+import { flagName, FLAGS, parseArgsOptions } from "./options.ts";
+import { parseTransfers, TRANSFER_SYNTAX } from "./transfer.ts";
+import { type HostPort, parseHostPort } from "./endpoint.ts";
+import { parseClientIps } from "./client_ip.ts";
+import { buildCaptureFilter } from "./filter.ts";
+import { parseMac } from "./mac.ts";
+import { parseDecimalInRange, parseIntInRange } from "./number.ts";
+import type { Parsed } from "./result.ts";
+
+/** What the command line asks for. */
+export type CliResult =
+  | { kind: "run"; config: TcpcopyConfig }
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "doctor"; args: string[] }
+  | { kind: "error"; message: string; exitCode: 2 };
+
+/** Exit code for a bad command line. */
+export const EXIT_USAGE = 2;
+
+class UsageError {
+  constructor(readonly message: string) {}
+}
+
+function usage(message: string): never {
+  throw new UsageError(message);
+}
+
+function bad(long: string, value: string, expected: string): never {
+  usage(`${flagName(long)} '${value}': ${expected}`);
+}
+
+function need<T>(long: string, value: string, parsed: Parsed<T>): T {
+  if (!parsed.ok) bad(long, value, parsed.error);
+  return parsed.value;
+}
+
+function oneLine(text: string): string {
+  return text.split("\n").map((s) => s.trim()).filter((s) => s !== "").join(" ");
+}
+
+function translateParseArgsError(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  const message = oneLine(String(e.message ?? error));
+  switch (e.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION": {
+      const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
+      return `unknown flag '${flag}' (see tcpcopy --help)`;
+    }
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL": {
+      const arg = /'([^']+)'/.exec(message)?.[1] ?? message;
+      return `unexpected argument '${arg}': every value belongs to a flag (see tcpcopy --help)`;
+    }
+    default:
+      return message;
+  }
+}
+
+/** Parses tcpcopy's arguments (without the program name). Never throws. */
+export function parseTcpcopyArgs(args: readonly string[]): CliResult {
+  if (args[0] === "doctor") return { kind: "doctor", args: args.slice(1) };
+  try {
+    return parseOrThrow([...args]);
+  } catch (error) {
+    const message = error instanceof UsageError ? error.message : translateParseArgsError(error);
+    return { kind: "error", message: `tcpcopy: ${message}`, exitCode: EXIT_USAGE };
+  }
+}
+
+function parseOrThrow(args: string[]): CliResult {
+  const { values } = parseArgs({
+    args,
+    options: parseArgsOptions(),
+    strict: true,
+    allowPositionals: false,
+  });
+  const v = values as Record<string, string | boolean | string[] | undefined>;
+  if (v.help) return { kind: "help" };
+  if (v.version) return { kind: "version" };
+  for (const f of FLAGS) {
+    if (f.reserved && v[f.long] !== undefined) {
+      usage(`${flagName(f.long)}: ${f.reserved} is not available in this version`);
+    }
+  }
+  const str = (long: string): string | undefined => v[long] as string | undefined;
+  const list = (long: string): string[] => (v[long] as string[] | undefined) ?? [];
+
+  const transferText = list("transfer");
+  if (transferText.length === 0) {
+    usage(`missing required flag -x/--transfer; expected ${TRANSFER_SYNTAX}`);
+  }
+  const transfers = need("transfer", transferText.join(","), parseTransfers(transferText));
+
+  const interceptText = list("intercept");
+  if (interceptText.length === 0) {
+    usage(`missing required flag -s/--intercept; expected host[:port][,...] (e.g. -s 10.0.0.3)`);
+  }
+  const intercepts: HostPort[] = [];
+  for (const item of interceptText.flatMap((s) => s.split(","))) {
+    const text = item.trim();
+    const hp = parseHostPort(text, DEFAULT_INTERCEPT_PORT, true);
+    if (!hp.ok) bad("intercept", text, `${hp.error}; expected host[:port], e.g. 10.0.0.3:36524`);
+    intercepts.push(hp.value);
+  }
+  if (intercepts.length > 32) bad("intercept", interceptText.join(","), "at most 32 servers");
+
+  const int = (long: string, def: number, min: number, max: number): number => {
+    const text = str(long);
+    return text === undefined ? def : need(long, text, parseIntInRange(text, min, max));
+  };
+  const dec = (long: string, def: number, min: number, max: number, excl = false): number => {
+    const text = str(long);
+    return text === undefined ? def : need(long, text, parseDecimalInRange(text, min, max, excl));
+  };
+
+  const interfaces = list("interface").flatMap((s) => s.split(",")).map((s) => s.trim());
+  for (const dev of interfaces) {
+    if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(dev)) {
+      bad("interface", dev, "expected a device name such as eth0 or any");
+    }
+  }
+
+  const filterText = str("filter");
+  if (filterText !== undefined && filterText.trim() === "") {
+    bad("filter", filterText, "expected a non-empty BPF expression");
+  }
+
+  const targetIps = new Set(transfers.map((t) => t.targetIp));
+  const clientText = list("client-ip");
+  const clientIps = clientText.length === 0
+    ? []
+    : need("client-ip", clientText.join(","), parseClientIps(clientText, targetIps));
+
+  const sessionTimeoutS = dec("session-timeout", DEFAULTS.sessionTimeoutS, 0, 604800, true);
+  const outInterface = str("out-interface") ?? null;
+  if (outInterface !== null && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(outInterface)) {
+    bad("out-interface", outInterface, "expected a device name such as eth1");
+  }
+  let nextHopMac: string | null = null;
+  const macText = str("next-hop-mac");
+  if (macText !== undefined) {
+    nextHopMac = parseMac(macText);
+    if (nextHopMac === null) bad("next-hop-mac", macText, "expected a MAC like 02:00:00:00:00:02");
+    if (outInterface === null) {
+      bad("next-hop-mac", macText, "only used with -o/--out-interface DEV");
+    }
+  }
+  if (outInterface !== null && nextHopMac === null) {
+    const missing = transfers.find((t) => t.nextHopMac === null);
+    if (missing) {
+      bad(
+        "out-interface",
+        outInterface,
+        `link-layer send needs --next-hop-mac MAC (or @mac after target ${missing.targetIp}:` +
+          `${missing.targetPort} in -x)`,
+      );
+    }
+  }
+
+  let metrics: HostPort | null = null;
+  const metricsText = str("metrics");
+  if (metricsText !== undefined) {
+    const text = /^[0-9]+$/.test(metricsText) ? `127.0.0.1:${metricsText}` : metricsText;
+    const hp = parseHostPort(text, null, true);
+    if (!hp.ok) bad("metrics", metricsText, `${hp.error}; expected [host:]port, e.g. 9120`);
+    metrics = hp.value;
+  }
+
+  const config: TcpcopyConfig = {
+    transfers,
+    intercepts,
+    connections: int("connections", DEFAULTS.connections, 1, 16),
+    interfaces: interfaces.length > 0 ? interfaces : [DEFAULTS.interface],
+    filter: filterText ?? buildCaptureFilter(transfers),
+    filterGenerated: filterText === undefined,
+    bufferMiB: int("buffer", DEFAULTS.bufferMiB, 1, 4096),
+    snaplen: int("snaplen", DEFAULTS.snaplen, 96, 262144),
+    clientIps,
+    copies: dec("copies", DEFAULTS.copies, 0, 1023, true),
+    portShift: int("port-shift", DEFAULTS.portShift, 0, 1023),
+    samplePct: dec("sample", DEFAULTS.samplePct, 1, 100),
+    gradual: v.gradual === true,
+    mtu: int("mtu", DEFAULTS.mtu, 576, 65535),
+    mss: int("mss", DEFAULTS.mss, 88, 65495),
+    sessionTimeoutS,
+    keepaliveTimeoutS: dec(
+      "keepalive-timeout",
+      sessionTimeoutS + DEFAULTS.keepaliveExtraS,
+      0,
+      604800,
+      true,
+    ),
+    onlyComplete: v["only-complete"] === true,
+    noWait: v["no-wait"] === true,
+    lonely: v.lonely === true,
+    maxMemoryMiB: int("max-memory", DEFAULTS.maxMemoryMiB, 16, 1048576),
+    outInterface,
+    nextHopMac,
+    logFile: str("log") ?? null,
+    statsIntervalS: dec("stats-interval", DEFAULTS.statsIntervalS, 0, 86400),
+    metrics,
+  };
+  if (config.logFile !== null && config.logFile.trim() === "") {
+    bad("log", config.logFile, "expected a file path");
+  }
+  return { kind: "run", config };
+}
