@@ -1,0 +1,150 @@
+/**
+ * The pure core of intercept: each captured reply goes to the batcher of the connection that
+ * registered its exact 4-tuple; SYN/RST replies without a route wait in the delay queue until
+ * the registration arrives; everything else without a route is counted and dropped.
+ * No I/O and no timers: the server calls `tick(now)` every millisecond or so.
+ */
+import type { ReplyBatcher } from "./batcher.ts";
+import { DEFAULT_DELAY_LIMITS, DelayQueue, type DelayQueueLimits } from "./delay_queue.ts";
+import { inspectReply, newReplyInfo, TCP_RST, TCP_SYN } from "./reply_packet.ts";
+import { RouteTable } from "./routing.ts";
+
+/** A tunnel connection as the dispatcher sees it. */
+export interface TunnelPeer {
+  readonly batcher: ReplyBatcher;
+}
+
+/** Counters of the dispatcher (monotonic). */
+export interface DispatchCounters {
+  seen: number;
+  forwarded: number;
+  droppedNoRoute: number;
+  droppedQueueFull: number;
+  droppedUnsupported: number;
+  malformed: number;
+  delayed: number;
+  delayedFlushed: number;
+  routesAdded: number;
+  routesDeleted: number;
+}
+
+/** Settings of the dispatcher. */
+export interface DispatchOptions {
+  routeTtlMs: number;
+  delay: DelayQueueLimits;
+  /** Payload bytes kept with a delayed reply (the largest prefix any peer may get). */
+  delayPrefix: number;
+}
+
+/** Defaults: routes idle for 11 minutes expire (tcpcopy's session timeout is 10). */
+export const DEFAULT_DISPATCH: DispatchOptions = {
+  routeTtlMs: 660_000,
+  delay: DEFAULT_DELAY_LIMITS,
+  delayPrefix: 0,
+};
+
+/** The reply dispatcher. */
+export class Dispatcher<P extends TunnelPeer> {
+  readonly routes: RouteTable<P>;
+  readonly delay: DelayQueue;
+  readonly counters: DispatchCounters = {
+    seen: 0,
+    forwarded: 0,
+    droppedNoRoute: 0,
+    droppedQueueFull: 0,
+    droppedUnsupported: 0,
+    malformed: 0,
+    delayed: 0,
+    delayedFlushed: 0,
+    routesAdded: 0,
+    routesDeleted: 0,
+  };
+  readonly opts: DispatchOptions;
+  readonly #info = newReplyInfo();
+  #peers = new Set<P>();
+
+  constructor(opts: Partial<DispatchOptions> = {}) {
+    this.opts = { ...DEFAULT_DISPATCH, ...opts };
+    this.routes = new RouteTable<P>(this.opts.routeTtlMs);
+    this.delay = new DelayQueue(this.opts.delay);
+  }
+
+  /** Connections currently known. */
+  get peers(): ReadonlySet<P> {
+    return this.#peers;
+  }
+
+  /** A connection finished its hello. */
+  addPeer(peer: P): void {
+    this.#peers.add(peer);
+  }
+
+  /** A connection closed: its routes go with it. */
+  removePeer(peer: P): void {
+    if (!this.#peers.delete(peer)) return;
+    this.counters.routesDeleted += this.routes.deletePeer(peer);
+  }
+
+  /** One captured reply (bytes from the IP header). Returns the peer it was queued for. */
+  reply(pkt: Uint8Array, now: number): P | undefined {
+    const c = this.counters;
+    c.seen++;
+    const info = this.#info;
+    if (inspectReply(pkt, info) !== undefined) {
+      c.malformed++;
+      return undefined;
+    }
+    const peer = this.routes.get(info.key, now);
+    if (peer === undefined) {
+      if (info.flags & (TCP_SYN | TCP_RST)) {
+        const keep = info.l4 + info.tcpLen + Math.min(info.capturedPayload, this.opts.delayPrefix);
+        if (this.delay.add(info.key, pkt.slice(0, keep), now)) {
+          c.delayed++;
+          return undefined;
+        }
+      }
+      c.droppedNoRoute++;
+      return undefined;
+    }
+    this.#enqueue(peer, pkt, now);
+    return peer;
+  }
+
+  #enqueue(peer: P, pkt: Uint8Array, now: number): boolean {
+    const r = peer.batcher.add(pkt, this.#info, now);
+    if (r === "queued") this.counters.forwarded++;
+    else if (r === "dropped-full") this.counters.droppedQueueFull++;
+    else this.counters.droppedUnsupported++;
+    return r === "queued";
+  }
+
+  /** CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. */
+  addRoute(peer: P, key: string, now: number): void {
+    this.routes.set(key, peer, now);
+    this.counters.routesAdded++;
+    for (const pkt of this.delay.take(key, now)) {
+      if (inspectReply(pkt, this.#info) === undefined && this.#enqueue(peer, pkt, now)) {
+        this.counters.delayedFlushed++;
+      }
+    }
+  }
+
+  /** CLIENT_DEL from `peer` (only its own routes). */
+  deleteRoute(peer: P, key: string): boolean {
+    const ok = this.routes.delete(key, peer);
+    if (ok) this.counters.routesDeleted++;
+    return ok;
+  }
+
+  /** Housekeeping: closes due batches, expires routes and delayed replies. */
+  tick(now: number): P[] {
+    const ready: P[] = [];
+    for (const p of this.#peers) {
+      p.batcher.flushDue(now);
+      if (p.batcher.hasOutput) ready.push(p);
+    }
+    this.routes.expire(now);
+    this.delay.expire(now);
+    return ready;
+  }
+}

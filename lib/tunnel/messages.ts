@@ -1,0 +1,206 @@
+/**
+ * tcpcopy -> intercept messages (the "client" messages of the tunnel).
+ *
+ * C v6 layout (`msg_clt_t`, 14 bytes, packed; addresses and ports raw in network order,
+ * only `type` is converted with htons):
+ *
+ *   off 0  u32 clt_ip      off 4  u16 clt_port   off 6  u16 type (BE)
+ *   off 8  u32 target_ip   off 12 u16 target_port
+ *
+ * Types: HELLO (all zero except type = INTERNAL_VERSION 6), CLIENT_ADD = 1, CLIENT_DEL = 2.
+ * Our extensions (sent only after the peer acknowledged the extension hello, see
+ * negotiation.ts; EXT_HELLO itself is a 14-byte message a C intercept logs and ignores):
+ *
+ *   EXT_HELLO  type 0x5458: clt_ip = magic "TCPX", clt_port = extension version,
+ *              target_ip = requested capability bits, target_port = requested prefix bytes.
+ *   HEARTBEAT  type 0x5448: all other fields zero.
+ *   ADD6/DEL6  type 0x5436/0x5437: 46 bytes = the 14-byte message (IPv4 fields zero, ports
+ *              set) followed by the 16-byte client address and the 16-byte target address.
+ */
+
+/** The C tunnel's internal version, sent as the hello's type. */
+export const INTERNAL_VERSION = 6;
+/** Size of every C v6 client message. */
+export const CLIENT_MSG_SIZE = 14;
+/** Size of an IPv6 route message (extension). */
+export const CLIENT_MSG6_SIZE = 46;
+
+/** Message type codes (the big-endian u16 at offset 6). */
+export const MsgType = {
+  CLIENT_ADD: 1,
+  CLIENT_DEL: 2,
+  HELLO: INTERNAL_VERSION,
+  EXT_HELLO: 0x5458,
+  HEARTBEAT: 0x5448,
+  CLIENT_ADD6: 0x5436,
+  CLIENT_DEL6: 0x5437,
+} as const;
+
+/** Magic carried in the clt_ip field of EXT_HELLO ("TCPX"). */
+export const EXT_MAGIC = 0x54435058;
+
+/** One end of a route: raw address bytes (4 or 16) and a host-order port. */
+export interface Endpoint {
+  addr: Uint8Array;
+  port: number;
+}
+
+/** A decoded client message. */
+export type ClientMessage =
+  | { kind: "hello"; version: number }
+  | { kind: "add" | "del"; client: Endpoint; target: Endpoint }
+  | { kind: "ext-hello"; extVersion: number; caps: number; prefix: number }
+  | { kind: "heartbeat" };
+
+function header(type: number): Uint8Array {
+  const b = new Uint8Array(CLIENT_MSG_SIZE);
+  new DataView(b.buffer).setUint16(6, type);
+  return b;
+}
+
+/** The v6 hello: all zero except type = 6. */
+export function encodeHello(version = INTERNAL_VERSION): Uint8Array {
+  return header(version);
+}
+
+/** CLIENT_ADD / CLIENT_DEL, IPv4 (14 bytes) or IPv6 (46 bytes, extension). */
+export function encodeRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): Uint8Array {
+  const v6 = client.addr.length === 16;
+  if (client.addr.length !== target.addr.length || (!v6 && client.addr.length !== 4)) {
+    throw new RangeError("route endpoints must both be IPv4 or both IPv6");
+  }
+  const type = v6
+    ? (kind === "add" ? MsgType.CLIENT_ADD6 : MsgType.CLIENT_DEL6)
+    : (kind === "add" ? MsgType.CLIENT_ADD : MsgType.CLIENT_DEL);
+  const b = new Uint8Array(v6 ? CLIENT_MSG6_SIZE : CLIENT_MSG_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(4, client.port);
+  dv.setUint16(6, type);
+  dv.setUint16(12, target.port);
+  if (v6) {
+    b.set(client.addr, 14);
+    b.set(target.addr, 30);
+  } else {
+    b.set(client.addr, 0);
+    b.set(target.addr, 8);
+  }
+  return b;
+}
+
+/** EXT_HELLO: asks an intercept of ours for extensions (a C intercept logs and ignores it). */
+export function encodeExtHello(extVersion: number, caps: number, prefix: number): Uint8Array {
+  const b = header(MsgType.EXT_HELLO);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, EXT_MAGIC);
+  dv.setUint16(4, extVersion);
+  dv.setUint32(8, caps >>> 0);
+  dv.setUint16(12, prefix);
+  return b;
+}
+
+/** HEARTBEAT (extension). */
+export function encodeHeartbeat(): Uint8Array {
+  return header(MsgType.HEARTBEAT);
+}
+
+/** Result of feeding bytes to a decoder: messages, then possibly a fatal error reason. */
+export interface DecodeResult<T> {
+  items: T[];
+  error?: string;
+}
+
+/**
+ * Incremental decoder of the client message stream (intercept side). Bytes may arrive in
+ * any chunking. The first message must be a v6 hello; IPv6 route messages are only accepted
+ * once `extensions` was set (after the server acknowledged EXT_HELLO). After an error the
+ * decoder stays failed: the connection must be closed.
+ */
+export class ClientMessageDecoder {
+  #buf = new Uint8Array(CLIENT_MSG6_SIZE);
+  #have = 0;
+  #need = CLIENT_MSG_SIZE;
+  #sawHello = false;
+  #error: string | undefined;
+  /** Set by the server once extensions are negotiated for this connection. */
+  extensions = false;
+
+  /** Feeds a chunk; returns every complete message and the first fatal error, if any. */
+  push(chunk: Uint8Array): DecodeResult<ClientMessage> {
+    const items: ClientMessage[] = [];
+    if (this.#error) return { items, error: this.#error };
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(this.#need - this.#have, chunk.length - off);
+      this.#buf.set(chunk.subarray(off, off + n), this.#have);
+      this.#have += n;
+      off += n;
+      if (this.#have < this.#need) break;
+      const dv = new DataView(this.#buf.buffer);
+      const type = dv.getUint16(6);
+      if (
+        this.#need === CLIENT_MSG_SIZE &&
+        (type === MsgType.CLIENT_ADD6 || type === MsgType.CLIENT_DEL6)
+      ) {
+        if (!this.extensions) return this.#fail(items, "IPv6 route message before extensions");
+        this.#need = CLIENT_MSG6_SIZE;
+        continue;
+      }
+      const msg = this.#decodeOne(dv, type);
+      this.#have = 0;
+      this.#need = CLIENT_MSG_SIZE;
+      if (typeof msg === "string") return this.#fail(items, msg);
+      items.push(msg);
+    }
+    return { items };
+  }
+
+  #fail(items: ClientMessage[], reason: string): DecodeResult<ClientMessage> {
+    this.#error = reason;
+    return { items, error: reason };
+  }
+
+  #decodeOne(dv: DataView, type: number): ClientMessage | string {
+    const b = this.#buf;
+    if (!this.#sawHello) {
+      if (dv.getUint32(0) !== 0 || dv.getUint16(4) !== 0) {
+        return "client too old: first message is not a hello (pre-0.9 8-byte records?)";
+      }
+      if (type !== INTERNAL_VERSION) {
+        return `unsupported internal version ${type} (expected ${INTERNAL_VERSION})`;
+      }
+      this.#sawHello = true;
+      return { kind: "hello", version: type };
+    }
+    switch (type) {
+      case MsgType.CLIENT_ADD:
+      case MsgType.CLIENT_DEL:
+        return {
+          kind: type === MsgType.CLIENT_ADD ? "add" : "del",
+          client: { addr: b.slice(0, 4), port: dv.getUint16(4) },
+          target: { addr: b.slice(8, 12), port: dv.getUint16(12) },
+        };
+      case MsgType.CLIENT_ADD6:
+      case MsgType.CLIENT_DEL6:
+        return {
+          kind: type === MsgType.CLIENT_ADD6 ? "add" : "del",
+          client: { addr: b.slice(14, 30), port: dv.getUint16(4) },
+          target: { addr: b.slice(30, 46), port: dv.getUint16(12) },
+        };
+      case MsgType.EXT_HELLO:
+        if (dv.getUint32(0) !== EXT_MAGIC) return "extension hello with a bad magic";
+        return {
+          kind: "ext-hello",
+          extVersion: dv.getUint16(4),
+          caps: dv.getUint32(8),
+          prefix: dv.getUint16(12),
+        };
+      case MsgType.HEARTBEAT:
+        if (!this.extensions) return "heartbeat before extensions";
+        return { kind: "heartbeat" };
+      case INTERNAL_VERSION:
+        return "second hello on one connection";
+      default:
+        return `unknown message type ${type}`;
+    }
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * intercept -> tcpcopy reply records and their framing.
+ *
+ * C v6 ("combined", the default build):
+ *   frame  = u16 BE count N (1..16), then N records of 64 bytes
+ *   record = IPv4 header (20 bytes) + TCP header incl. options (doff*4, cut at 44 bytes),
+ *            zero padded to 64. tot_len keeps the original value, so the receiver learns the
+ *            payload length without the payload. If the reply had IP options, the copied
+ *            header gets ihl = 5 and tot_len reduced by the options' length, so a C tcpcopy
+ *            (which looks for TCP at ihl*4) parses it right.
+ *
+ * Extension frames (only after the EXT_ACK, see negotiation.ts):
+ *   frame  = u8 kind, u8 0, u16 BE body length, body
+ *   kind 0xE1 REPLIES:   body = records, each u16 BE length + bytes from the IP header
+ *                        (IPv4 header with options, or the 40-byte IPv6 header) through the
+ *                        TCP header, then the first min(prefix, payload) payload bytes.
+ *   kind 0xE2 HEARTBEAT: empty body.
+ *   kind 0xE3 EXT_ACK:   u16 extension version, u32 granted caps, u16 granted prefix bytes.
+ * A first byte >= 0xE1 can never start a v6 frame (its count is at most 16), so a client
+ * that asked for extensions tells an EXT_ACK from a v6 frame by its first two bytes.
+ */
+import type { ReplyInfo } from "./reply_packet.ts";
+import type { DecodeResult } from "./messages.ts";
+
+/** Size of one C v6 reply record. */
+export const RECORD_SIZE = 64;
+/** Most records in one combined frame (COMB_MAX_NUM). */
+export const MAX_BATCH = 16;
+/** Most TCP header bytes a v6 record carries. */
+export const MAX_TCP_IN_RECORD = 44;
+
+/** Extension frame kinds. */
+export const FrameKind = { REPLIES: 0xe1, HEARTBEAT: 0xe2, EXT_ACK: 0xe3 } as const;
+/** Size of an extension frame header. */
+export const EXT_HEADER_SIZE = 4;
+/** Largest body of one extension frame. */
+export const MAX_EXT_BODY = 0xffff;
+
+/**
+ * Writes the v6 record of an IPv4 reply at `dst[at..at+64)` (zero padded).
+ * `info` must come from inspectReply on `pkt` with family 4.
+ */
+export function writeRecordV6(dst: Uint8Array, at: number, pkt: Uint8Array, info: ReplyInfo): void {
+  dst.fill(0, at, at + RECORD_SIZE);
+  dst.set(pkt.subarray(0, 20), at);
+  if (info.l4 > 20) {
+    dst[at] = 0x45;
+    const totLen = ((pkt[2] << 8) | pkt[3]) - (info.l4 - 20);
+    dst[at + 2] = totLen >> 8;
+    dst[at + 3] = totLen & 0xff;
+  }
+  const tcp = Math.min(info.tcpLen, MAX_TCP_IN_RECORD);
+  dst.set(pkt.subarray(info.l4, info.l4 + tcp), at + 20);
+}
+
+/** Bytes an extension record of this reply takes (without its u16 length). */
+export function extRecordLength(info: ReplyInfo, prefix: number): number {
+  return info.l4 + info.tcpLen + Math.min(prefix, info.capturedPayload);
+}
+
+/** Writes an extension record (u16 length + bytes) at `at`; returns the bytes written. */
+export function writeRecordExt(
+  dst: Uint8Array,
+  at: number,
+  pkt: Uint8Array,
+  info: ReplyInfo,
+  prefix: number,
+): number {
+  const len = extRecordLength(info, prefix);
+  dst[at] = len >> 8;
+  dst[at + 1] = len & 0xff;
+  dst.set(pkt.subarray(0, len), at + 2);
+  return len + 2;
+}
+
+/** A combined v6 frame from whole 64-byte records. */
+export function encodeCombined(records: Uint8Array[]): Uint8Array {
+  if (records.length < 1 || records.length > MAX_BATCH) throw new RangeError("1..16 records");
+  const out = new Uint8Array(2 + records.length * RECORD_SIZE);
+  out[0] = records.length >> 8;
+  out[1] = records.length & 0xff;
+  records.forEach((r, i) => out.set(r.subarray(0, RECORD_SIZE), 2 + i * RECORD_SIZE));
+  return out;
+}
+
+/** An extension frame of the given kind and body. */
+export function encodeExtFrame(kind: number, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  if (body.length > MAX_EXT_BODY) throw new RangeError("extension frame body too long");
+  const out = new Uint8Array(EXT_HEADER_SIZE + body.length);
+  out[0] = kind;
+  out[2] = body.length >> 8;
+  out[3] = body.length & 0xff;
+  out.set(body, EXT_HEADER_SIZE);
+  return out;
+}
+
+/** EXT_ACK frame. */
+export function encodeExtAck(extVersion: number, caps: number, prefix: number): Uint8Array {
+  const body = new Uint8Array(8);
+  const dv = new DataView(body.buffer);
+  dv.setUint16(0, extVersion);
+  dv.setUint32(2, caps >>> 0);
+  dv.setUint16(6, prefix);
+  return encodeExtFrame(FrameKind.EXT_ACK, body);
+}
+
+/** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
+export type ServerItem =
+  | { kind: "reply"; bytes: Uint8Array }
+  | { kind: "ext-ack"; extVersion: number; caps: number; prefix: number }
+  | { kind: "heartbeat" };
+
+/**
+ * Incremental decoder of the intercept -> tcpcopy stream (client side). Starts in v6 mode;
+ * with `expectAck` set (we sent EXT_HELLO) an EXT_ACK switches it to extension frames.
+ * Impossible input (count 0 or > 16, unknown frame kind, bad record length) is a fatal error
+ * value; the decoder then stays failed and the connection must be closed.
+ */
+export class ServerStreamDecoder {
+  #buf = new Uint8Array(4096);
+  #len = 0;
+  #ext = false;
+  #error: string | undefined;
+  /** True when an EXT_ACK may arrive (we sent EXT_HELLO on this connection). */
+  expectAck = false;
+
+  /** True once extension framing is in use. */
+  get extensions(): boolean {
+    return this.#ext;
+  }
+
+  /** Feeds a chunk; returns every complete item and the first fatal error, if any. */
+  push(chunk: Uint8Array): DecodeResult<ServerItem> {
+    const items: ServerItem[] = [];
+    if (this.#error) return { items, error: this.#error };
+    this.#append(chunk);
+    let off = 0;
+    for (;;) {
+      const used = this.#ext ? this.#extFrame(off, items) : this.#v6Frame(off, items);
+      if (typeof used === "string") {
+        this.#error = used;
+        return { items, error: used };
+      }
+      if (used === 0) break;
+      off += used;
+    }
+    this.#buf.copyWithin(0, off, this.#len);
+    this.#len -= off;
+    return { items };
+  }
+
+  #append(chunk: Uint8Array): void {
+    if (this.#len + chunk.length > this.#buf.length) {
+      const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + chunk.length));
+      next.set(this.#buf.subarray(0, this.#len));
+      this.#buf = next;
+    }
+    this.#buf.set(chunk, this.#len);
+    this.#len += chunk.length;
+  }
+
+  /** Parses one v6 frame at `off`; returns bytes used, 0 if incomplete, or an error. */
+  #v6Frame(off: number, items: ServerItem[]): number | string {
+    const b = this.#buf;
+    const avail = this.#len - off;
+    if (avail < 2) return 0;
+    if (this.expectAck && b[off] === FrameKind.EXT_ACK && b[off + 1] === 0) {
+      const used = this.#extFrame(off, items);
+      if (typeof used === "number" && used > 0) this.#ext = true;
+      return used;
+    }
+    const n = (b[off] << 8) | b[off + 1];
+    if (n < 1 || n > MAX_BATCH) return `reply count ${n} out of range 1..${MAX_BATCH}`;
+    const size = 2 + n * RECORD_SIZE;
+    if (avail < size) return 0;
+    for (let i = 0; i < n; i++) {
+      const r = off + 2 + i * RECORD_SIZE;
+      if (b[r] >> 4 !== 4) return `v6 record with IP version ${b[r] >> 4}`;
+      const tcpLen = Math.min((b[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
+      if (tcpLen < 20) return "v6 record with a TCP data offset below 5";
+      items.push({ kind: "reply", bytes: b.slice(r, r + 20 + tcpLen) });
+    }
+    return size;
+  }
+
+  /** Parses one extension frame at `off`. */
+  #extFrame(off: number, items: ServerItem[]): number | string {
+    const b = this.#buf;
+    const avail = this.#len - off;
+    if (avail < EXT_HEADER_SIZE) return 0;
+    const kind = b[off];
+    const bodyLen = (b[off + 2] << 8) | b[off + 3];
+    if (b[off + 1] !== 0) return `extension frame with reserved byte ${b[off + 1]}`;
+    if (avail < EXT_HEADER_SIZE + bodyLen) return 0;
+    const body = off + EXT_HEADER_SIZE;
+    switch (kind) {
+      case FrameKind.EXT_ACK: {
+        if (this.#ext) return "second extension ack";
+        if (bodyLen !== 8) return `extension ack of ${bodyLen} bytes`;
+        const dv = new DataView(b.buffer, b.byteOffset + body, 8);
+        items.push({
+          kind: "ext-ack",
+          extVersion: dv.getUint16(0),
+          caps: dv.getUint32(2),
+          prefix: dv.getUint16(6),
+        });
+        break;
+      }
+      case FrameKind.HEARTBEAT:
+        if (bodyLen !== 0) return `heartbeat of ${bodyLen} bytes`;
+        items.push({ kind: "heartbeat" });
+        break;
+      case FrameKind.REPLIES: {
+        if (bodyLen === 0) return "empty reply frame";
+        for (let at = body; at < body + bodyLen;) {
+          if (at + 2 > body + bodyLen) return "reply record length cut by the frame end";
+          const len = (b[at] << 8) | b[at + 1];
+          if (len < 40 || at + 2 + len > body + bodyLen) return `reply record of ${len} bytes`;
+          items.push({ kind: "reply", bytes: b.slice(at + 2, at + 2 + len) });
+          at += 2 + len;
+        }
+        break;
+      }
+      default:
+        return `unknown frame kind 0x${kind.toString(16)}`;
+    }
+    return EXT_HEADER_SIZE + bodyLen;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Route table of intercept: exact 4-tuple key (see route_key.ts) -> the tunnel connection
+ * that registered it last. Routes expire after `ttlMs` without a registration or a reply;
+ * they are deleted on CLIENT_DEL (only by the connection that owns them) and when their
+ * connection closes. Pure: the caller passes the current time.
+ *
+ * Expiry is amortised O(1): the Map's insertion order is kept sorted by `placed`, a lookup
+ * only stamps `seen`, and the sweep stops at the first entry placed within the TTL.
+ */
+
+interface Route<P> {
+  peer: P;
+  placed: number;
+  seen: number;
+}
+
+/** The route table. `P` is the connection type (compared by identity). */
+export class RouteTable<P> {
+  #routes = new Map<string, Route<P>>();
+  #byPeer = new Map<P, Set<string>>();
+  /** Routes removed by idle expiry so far. */
+  expired = 0;
+
+  constructor(readonly ttlMs: number) {}
+
+  /** Number of routes. */
+  get size(): number {
+    return this.#routes.size;
+  }
+
+  /** Registers (or moves) `key` to `peer`. */
+  set(key: string, peer: P, now: number): void {
+    const old = this.#routes.get(key);
+    if (old) {
+      this.#unindex(key, old.peer);
+      this.#routes.delete(key);
+    }
+    this.#routes.set(key, { peer, placed: now, seen: now });
+    let keys = this.#byPeer.get(peer);
+    if (!keys) this.#byPeer.set(peer, keys = new Set());
+    keys.add(key);
+  }
+
+  /** The connection for `key`, refreshing its idle timer; undefined when unrouted. */
+  get(key: string, now: number): P | undefined {
+    const r = this.#routes.get(key);
+    if (!r) return undefined;
+    if (now - r.seen >= this.ttlMs) {
+      this.#remove(key, r);
+      this.expired++;
+      return undefined;
+    }
+    r.seen = now;
+    return r.peer;
+  }
+
+  /** Deletes `key` if `peer` owns it (a connection cannot delete another's route). */
+  delete(key: string, peer: P): boolean {
+    const r = this.#routes.get(key);
+    if (!r || r.peer !== peer) return false;
+    this.#remove(key, r);
+    return true;
+  }
+
+  /** Deletes every route of `peer` (its connection closed); returns how many. */
+  deletePeer(peer: P): number {
+    const keys = this.#byPeer.get(peer);
+    if (!keys) return 0;
+    for (const k of keys) this.#routes.delete(k);
+    this.#byPeer.delete(peer);
+    return keys.size;
+  }
+
+  /** Number of routes owned by `peer`. */
+  countOf(peer: P): number {
+    return this.#byPeer.get(peer)?.size ?? 0;
+  }
+
+  /** Removes routes idle for `ttlMs` or longer; returns how many. */
+  expire(now: number): number {
+    let n = 0;
+    for (const [key, r] of this.#routes) {
+      if (now - r.placed < this.ttlMs) break;
+      this.#routes.delete(key);
+      if (now - r.seen >= this.ttlMs) {
+        this.#unindex(key, r.peer);
+        n++;
+      } else {
+        r.placed = now;
+        this.#routes.set(key, r);
+      }
+    }
+    this.expired += n;
+    return n;
+  }
+
+  #remove(key: string, r: Route<P>): void {
+    this.#routes.delete(key);
+    this.#unindex(key, r.peer);
+  }
+
+  #unindex(key: string, peer: P): void {
+    const keys = this.#byPeer.get(peer);
+    if (!keys) return;
+    keys.delete(key);
+    if (keys.size === 0) this.#byPeer.delete(peer);
+  }
+}

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { RouteTable } from "../../lib/tunnel/routing.ts";
+import { DelayQueue } from "../../lib/tunnel/delay_queue.ts";
+import { routeKeyOf } from "../../lib/tunnel/route_key.ts";
+import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
+import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
+import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
+import { F, segment } from "../../lib/tunnel/fixtures.ts";
+
+const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
+const C1 = [10, 0, 0, 1], C2 = [10, 0, 0, 3], T = [10, 0, 0, 2];
+
+Deno.test("route key: exact tuple, no collisions between close tuples; replies map to it", () => {
+  const keys = new Set<string>();
+  for (const c of [C1, C2, [1, 0, 0, 10]]) {
+    for (const cp of [1, 256, 40000]) {
+      for (const tp of [80, 8080, 20480]) keys.add(routeKeyOf(ep(c, cp), ep(T, tp)));
+    }
+  }
+  assert.equal(keys.size, 27);
+  const reply = segment({ src: T, dst: C1, sport: 8080, dport: 40000 });
+  const info = newReplyInfo();
+  assert.equal(inspectReply(reply, info), undefined);
+  assert.equal(info.key, routeKeyOf(ep(C1, 40000), ep(T, 8080)));
+  const v6c = new Array(16).fill(0).map((_, i) => i), v6t = new Array(16).fill(9);
+  const r6 = segment({ src: v6t, dst: v6c, sport: 443, dport: 5000 });
+  assert.equal(inspectReply(r6, info), undefined);
+  assert.equal(info.key, routeKeyOf(ep(v6c, 5000), ep(v6t, 443)));
+  assert.notEqual(info.key, routeKeyOf(ep(v6c, 5000), ep(v6t, 444)));
+});
+
+Deno.test("inspectReply: malformed packets are reasons, not throws", () => {
+  const info = newReplyInfo();
+  const good = segment({ src: T, dst: C1, sport: 1, dport: 2 });
+  assert.match(inspectReply(new Uint8Array(0), info)!, /empty/);
+  assert.match(inspectReply(good.subarray(0, 30), info)!, /truncated/);
+  const udp = good.slice();
+  udp[9] = 17;
+  assert.match(inspectReply(udp, info)!, /not TCP/);
+  const badOff = good.slice();
+  badOff[32] = 0x20;
+  assert.match(inspectReply(badOff, info)!, /data offset/);
+  const v5 = good.slice();
+  v5[0] = 0x55;
+  assert.match(inspectReply(v5, info)!, /version 5/);
+});
+
+Deno.test("route table: exact tuple, two peers, move, delete only by owner, peer removal", () => {
+  const t = new RouteTable<string>(1000);
+  const k1 = routeKeyOf(ep(C1, 40000), ep(T, 80));
+  const k2 = routeKeyOf(ep(C2, 40000), ep(T, 80));
+  t.set(k1, "a", 0);
+  t.set(k2, "b", 0);
+  assert.equal(t.get(k1, 1), "a");
+  assert.equal(t.get(k2, 1), "b");
+  assert.equal(t.get(routeKeyOf(ep(C1, 40001), ep(T, 80)), 1), undefined);
+  assert.equal(t.delete(k1, "b"), false, "b cannot delete a's route");
+  t.set(k1, "b", 2);
+  assert.equal(t.countOf("a"), 0);
+  assert.equal(t.countOf("b"), 2);
+  assert.equal(t.delete(k1, "b"), true);
+  assert.equal(t.get(k1, 3), undefined);
+  assert.equal(t.deletePeer("b"), 1);
+  assert.equal(t.size, 0);
+});
+
+Deno.test("route table: idle expiry; lookups keep a route alive", () => {
+  const t = new RouteTable<string>(100);
+  const busy = routeKeyOf(ep(C1, 1), ep(T, 80));
+  const idle = routeKeyOf(ep(C1, 2), ep(T, 80));
+  t.set(busy, "a", 0);
+  t.set(idle, "a", 0);
+  for (let now = 10; now <= 250; now += 10) {
+    assert.equal(t.get(busy, now), "a");
+    t.expire(now);
+  }
+  assert.equal(t.get(idle, 250), undefined);
+  assert.equal(t.size, 1);
+  assert.equal(t.expired, 1);
+  assert.equal(t.countOf("a"), 1);
+  assert.equal(t.get(busy, 400), undefined, "expired on lookup after 150 ms idle");
+  assert.equal(t.size, 0);
+});
+
+Deno.test("delay queue: bounded per key and in keys, expires, taken once", () => {
+  const q = new DelayQueue({ ttlMs: 30_000, maxKeys: 2, maxPerKey: 2 });
+  const p = (n: number) => new Uint8Array([n]);
+  assert.ok(q.add("k1", p(1), 0));
+  assert.ok(q.add("k1", p(2), 0));
+  assert.equal(q.add("k1", p(3), 0), false);
+  assert.ok(q.add("k2", p(4), 10));
+  assert.equal(q.add("k3", p(5), 10), false);
+  assert.equal(q.droppedFull, 2);
+  assert.deepEqual(q.take("k1", 5).map((x) => x[0]), [1, 2]);
+  assert.deepEqual(q.take("k1", 5), []);
+  assert.equal(q.size, 1);
+  assert.equal(q.expire(30_009), 0);
+  assert.equal(q.expire(30_010), 1);
+  assert.equal(q.size, 0);
+  assert.ok(q.add("k4", p(6), 0));
+  assert.deepEqual(q.take("k4", 30_000), [], "stale on take");
+  assert.equal(q.expired, 2);
+});
+
+class Peer {
+  batcher = new ReplyBatcher({ flushMs: 2 });
+  constructor(readonly name: string) {}
+}
+
+function records(p: Peer): Uint8Array[] {
+  p.batcher.flush();
+  const out = p.batcher.takeOutput();
+  if (!out) return [];
+  const recs: Uint8Array[] = [];
+  for (let at = 0; at < out.length;) {
+    const n = (out[at] << 8) | out[at + 1];
+    for (let i = 0; i < n; i++) recs.push(out.subarray(at + 2 + i * 64, at + 2 + (i + 1) * 64));
+    at += 2 + n * 64;
+  }
+  return recs;
+}
+
+Deno.test("dispatcher: two peers get only their own replies; no route is counted", () => {
+  const d = new Dispatcher<Peer>();
+  const a = new Peer("a"), b = new Peer("b");
+  d.addPeer(a);
+  d.addPeer(b);
+  d.addRoute(a, routeKeyOf(ep(C1, 5000), ep(T, 80)), 0);
+  d.addRoute(b, routeKeyOf(ep(C2, 5000), ep(T, 80)), 0);
+  const ra = segment({ src: T, dst: C1, sport: 80, dport: 5000, seq: 111 });
+  const rb = segment({ src: T, dst: C2, sport: 80, dport: 5000, seq: 222 });
+  const stray = segment({ src: T, dst: C1, sport: 80, dport: 5001, flags: F.ACK });
+  assert.equal(d.reply(ra, 1), a);
+  assert.equal(d.reply(rb, 1), b);
+  assert.equal(d.reply(ra, 1), a);
+  assert.equal(d.reply(stray, 1), undefined);
+  assert.equal(d.reply(new Uint8Array([0x45, 0]), 1), undefined);
+  const ga = records(a), gb = records(b);
+  assert.equal(ga.length, 2);
+  assert.equal(gb.length, 1);
+  assert.deepEqual([...ga[0].subarray(0, 40)], [...ra]);
+  assert.deepEqual([...gb[0].subarray(0, 40)], [...rb]);
+  assert.deepEqual(
+    [d.counters.seen, d.counters.forwarded, d.counters.droppedNoRoute, d.counters.malformed],
+    [5, 3, 1, 1],
+  );
+  d.removePeer(a);
+  assert.equal(d.reply(ra, 2), undefined, "routes go with their peer");
+  assert.equal(d.routes.size, 1);
+});
+
+Deno.test("dispatcher: SYN-ACK before CLIENT_ADD is delayed and flushed on registration", () => {
+  const d = new Dispatcher<Peer>();
+  const a = new Peer("a");
+  d.addPeer(a);
+  const synAck = segment({ src: T, dst: C1, sport: 80, dport: 6000, flags: F.SYN | F.ACK });
+  const ack = segment({ src: T, dst: C1, sport: 80, dport: 6000, flags: F.ACK });
+  const rst = segment({ src: T, dst: C1, sport: 80, dport: 6001, flags: F.RST });
+  assert.equal(d.reply(synAck, 0), undefined);
+  assert.equal(d.reply(ack, 0), undefined);
+  assert.equal(d.reply(rst, 0), undefined);
+  assert.equal(d.counters.delayed, 2);
+  assert.equal(d.counters.droppedNoRoute, 1);
+  d.addRoute(a, routeKeyOf(ep(C1, 6000), ep(T, 80)), 5);
+  const got = records(a);
+  assert.equal(got.length, 1);
+  assert.deepEqual([...got[0].subarray(0, 40)], [...synAck]);
+  assert.equal(d.counters.delayedFlushed, 1);
+  d.tick(30_001);
+  assert.equal(d.delay.size, 0, "the RST expired after 30 s");
+  d.addRoute(a, routeKeyOf(ep(C1, 6001), ep(T, 80)), 30_002);
+  assert.equal(records(a).length, 0);
+});
+
+Deno.test("dispatcher: tick flushes due batches and expires idle routes", () => {
+  const d = new Dispatcher<Peer>({ routeTtlMs: 1000 });
+  const a = new Peer("a");
+  d.addPeer(a);
+  d.addRoute(a, routeKeyOf(ep(C1, 7000), ep(T, 80)), 0);
+  d.reply(segment({ src: T, dst: C1, sport: 80, dport: 7000 }), 0);
+  assert.deepEqual(d.tick(1), []);
+  assert.deepEqual(d.tick(2), [a]);
+  d.tick(2000);
+  assert.equal(d.routes.size, 0);
+});
