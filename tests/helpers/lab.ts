@@ -1,0 +1,209 @@
+/**
+ * A replication lab built from network namespaces: the seed's deployment at small scale.
+ *
+ * ```
+ *   client_i ──veth── online_i ──veth──┐
+ *   (10.N.i.2)        (10.N.i.1)        │
+ *                     (10.N.10i.1) ─────┴── target (10.N.10i.2, one veth per online host)
+ * ```
+ *
+ * Every online host and the target run the same real servers (nginx with an access log, and a
+ * server-speaks-first line protocol); tcpcopy runs on each online host, intercept on the
+ * target. The target routes each client subnet back through its online host, so spoofed
+ * client addresses pass reverse-path checks; intercept drops the replies before they leave.
+ * Used by the end-to-end tests and by `./build.sh demo`.
+ *
+ * @module
+ */
+import { Cleanup, Netns, run, vethPair, waitFor } from "./netns.ts";
+
+/** Port of the HTTP server on every host of the lab. */
+export const HTTP_PORT = 80;
+/** Port of the line-protocol server (server speaks first) on every host of the lab. */
+export const LINE_PORT = 7070;
+
+/** One online host with its own client namespace. */
+export interface OnlineHost {
+  ns: Netns;
+  client: Netns;
+  /** Address of the online host as its clients see it. */
+  ip: string;
+  /** Address of its client namespace. */
+  clientIp: string;
+  /** The online host's interface towards its clients (capture here). */
+  clientSideIf: string;
+  /** The online host's address on the link towards the target. */
+  uplinkIp: string;
+}
+
+/** The lab: online hosts, one target, and the folder with every server's logs. */
+export interface Lab {
+  online: OnlineHost[];
+  target: Netns;
+  /** Target address on the link to online host 0 (what `-x ...-TARGET:PORT` names). */
+  targetIp: string;
+  /** Target address per online host link. */
+  targetIps: string[];
+  dir: string;
+}
+
+/** Second octet shared by a lab's subnets (10.N.x.y), distinct per lab in one process. */
+let nextNet = 100 + Math.floor(Math.random() * 100);
+
+/**
+ * Builds the namespaces and links of a lab with `onlineHosts` online hosts. Everything is torn
+ * down by `env`.
+ */
+export async function buildLab(env: Cleanup, onlineHosts = 1): Promise<Lab> {
+  const n = nextNet++ % 250;
+  const dir = await Deno.makeTempDir({ prefix: "tcpcopy-lab-" });
+  env.defer(() => Deno.remove(dir, { recursive: true }));
+  const target = await env.netns("tgt");
+  const online: OnlineHost[] = [];
+  const targetIps: string[] = [];
+  for (let i = 1; i <= onlineHosts; i++) {
+    const ns = await env.netns(`on${i}`);
+    const client = await env.netns(`cl${i}`);
+    const ip = `10.${n}.${i}.1`, clientIp = `10.${n}.${i}.2`;
+    const { ifA } = await vethPair(ns, client, ip, clientIp);
+    const uplinkIp = `10.${n}.${10 * i}.1`, targetIp = `10.${n}.${10 * i}.2`;
+    await vethPair(ns, target, uplinkIp, targetIp);
+    await client.exec(["ip", "route", "add", "default", "via", ip]);
+    // Replies to this host's clients go back through this online host (where they die, if
+    // intercept did not drop them first).
+    await target.exec(["ip", "route", "add", `10.${n}.${i}.0/24`, "via", uplinkIp]);
+    await ns.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    online.push({ ns, client, ip, clientIp, clientSideIf: ifA, uplinkIp });
+    targetIps.push(targetIp);
+  }
+  return { online, target, targetIp: targetIps[0], targetIps, dir };
+}
+
+/** The nginx configuration of one lab host: `return 200` for every request, with an access log. */
+export function nginxConfig(dir: string, port = HTTP_PORT): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_max_body_size 16m;
+  client_body_buffer_size 1m;
+  server {
+    listen ${port} backlog=4096;
+    location / { return 200 "ok $request_method $request_uri\\n"; }
+  }
+}
+`;
+}
+
+/**
+ * Starts nginx in `ns` with its own folder `${lab.dir}/${name}`, waits until it accepts
+ * connections and returns the path of its access log.
+ */
+export async function startNginx(env: Cleanup, ns: Netns, dir: string, ip: string) {
+  await Deno.mkdir(dir, { recursive: true });
+  const conf = `${dir}/nginx.conf`;
+  await Deno.writeTextFile(conf, nginxConfig(dir));
+  env.child(ns.spawn(["nginx", "-c", conf, "-e", `${dir}/error.log`], { stderr: "null" }));
+  const up = await waitFor(
+    async () =>
+      (await ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${ip}/${HTTP_PORT}`], { check: false }))
+        .code === 0,
+    5000,
+    50,
+  );
+  if (!up) {
+    throw new Error(`nginx did not start in ${ns.name}: ${await readOr(`${dir}/error.log`)}`);
+  }
+  return `${dir}/access.log`;
+}
+
+/** Starts the line-protocol server (tests/helpers/line_server.ts) in `ns`, logging to `log`. */
+export async function startLineServer(env: Cleanup, ns: Netns, ip: string, log: string) {
+  const script = new URL("./line_server.ts", import.meta.url).pathname;
+  env.child(
+    ns.spawn([Deno.execPath(), "run", "-A", "--quiet", script, ip, String(LINE_PORT), log]),
+  );
+  const up = await waitFor(
+    async () =>
+      (await ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${ip}/${LINE_PORT}`], { check: false }))
+        .code === 0,
+    10_000,
+    50,
+  );
+  if (!up) throw new Error(`line server did not start in ${ns.name}`);
+}
+
+/** Number of request lines in an access log (0 if it does not exist yet). */
+export async function countLines(path: string, match?: RegExp): Promise<number> {
+  const text = await readOr(path);
+  let count = 0;
+  for (const line of text.split("\n")) {
+    if (line.length > 0 && (!match || match.test(line))) count++;
+  }
+  return count;
+}
+
+async function readOr(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return "";
+  }
+}
+
+/** CPU seconds (user + system) used so far by a process, from /proc/PID/stat. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readOr(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const hz = 100;
+  return Number.isFinite(ticks) ? ticks / hz : NaN;
+}
+
+/** Resident memory (MiB) of a process, from /proc/PID/status. */
+export async function rssMiB(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readOr(`/proc/${pid}/status`));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Loss ratio as the seed defines it: (online - target) / online, 0 when nothing was sent. */
+export function lossRatio(online: number, target: number): number {
+  return online === 0 ? 0 : (online - target) / online;
+}
+
+/** Runs `ab` in a client namespace (bounded by count and time); returns its completed count. */
+export async function ab(
+  client: Netns,
+  url: string,
+  opts: { requests: number; concurrency?: number; keepAlive?: boolean; timeoutS?: number },
+): Promise<number> {
+  // -t implies -n 50000 unless -n comes after it.
+  const args = ["ab", "-q", "-s", "10", "-t", String(opts.timeoutS ?? 30)];
+  args.push("-n", String(opts.requests), "-c", String(opts.concurrency ?? 1));
+  if (opts.keepAlive) args.push("-k");
+  args.push(url);
+  const out = await client.exec(args, {
+    check: false,
+    timeoutMs: (opts.timeoutS ?? 30) * 1000 + 10_000,
+  });
+  const m = /Complete requests:\s+(\d+)/.exec(out.stdout);
+  if (!m) throw new Error(`ab failed: ${out.stderr || out.stdout}`);
+  return Number(m[1]);
+}
+
+/** Runs a shell command in `ns` and returns stdout (throws on failure). */
+export async function sh(ns: Netns, script: string, timeoutMs = 60_000): Promise<string> {
+  return (await ns.exec(["bash", "-c", script], { timeoutMs })).stdout;
+}
+
+export { run };
