@@ -1,0 +1,112 @@
+/**
+ * Engine counters. A plain, JSON-printable object; all counters are cumulative except
+ * `sessions.active` and `queued_bytes`. Loss counters (`lost.*`) count requests.
+ */
+
+/** Why a captured packet was not used. */
+export interface IgnoredStats {
+  /** Destination matches no transfer. */
+  no_transfer: number;
+  /** Pure ACK, window update or keep-alive probe (the engine makes its own ACKs). */
+  pure_ack: number;
+  /** FIN/RST/ACK of a connection the engine does not know. */
+  unknown_flow: number;
+  /** Connection not picked up because its SYN was not captured and `onlyComplete` is set. */
+  only_complete: number;
+  /** Bytes the engine already had (client retransmissions, overlaps, keep-alive probes). */
+  duplicate: number;
+  /** Client SYN retransmissions. */
+  syn_retransmit: number;
+}
+
+/** Requests that will never reach the target, by reason. */
+export interface LostStats {
+  capture_gap: number;
+  queue_overflow: number;
+  handshake_failure: number;
+  target_reset: number;
+  timeout: number;
+  port_conflict: number;
+  memory: number;
+}
+
+/** The counters of one engine. */
+export interface EngineStats {
+  captured: number;
+  ignored: IgnoredStats;
+  sampled_out: number;
+  sessions: { active: number; created: number; closed: number };
+  handshakes: {
+    sent: number;
+    established: number;
+    failed: number;
+    syn_retransmits: number;
+    synthesized: number;
+  };
+  /**
+   * A request is a run of client payload between two turns (same online ACK value).
+   * `sent`: its first byte went to the target; `answered`: the target acknowledged all of
+   * it and sent response bytes after it.
+   */
+  requests: { captured: number; sent: number; answered: number };
+  lost: LostStats;
+  replies: number;
+  resets: number;
+  retransmits: number;
+  fast_retransmits: number;
+  reconnects: number;
+  bytes: { captured: number; sent: number };
+  packets_sent: number;
+  queued_bytes: number;
+}
+
+/** All counters at zero. */
+export function emptyStats(): EngineStats {
+  return {
+    captured: 0,
+    ignored: {
+      no_transfer: 0,
+      pure_ack: 0,
+      unknown_flow: 0,
+      only_complete: 0,
+      duplicate: 0,
+      syn_retransmit: 0,
+    },
+    sampled_out: 0,
+    sessions: { active: 0, created: 0, closed: 0 },
+    handshakes: { sent: 0, established: 0, failed: 0, syn_retransmits: 0, synthesized: 0 },
+    requests: { captured: 0, sent: 0, answered: 0 },
+    lost: {
+      capture_gap: 0,
+      queue_overflow: 0,
+      handshake_failure: 0,
+      target_reset: 0,
+      timeout: 0,
+      port_conflict: 0,
+      memory: 0,
+    },
+    replies: 0,
+    resets: 0,
+    retransmits: 0,
+    fast_retransmits: 0,
+    reconnects: 0,
+    bytes: { captured: 0, sent: 0 },
+    packets_sent: 0,
+    queued_bytes: 0,
+  };
+}
+
+/** Why a session ended or lost requests (the keys of {@link LostStats} plus normal ends). */
+export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle" | "shutdown";
+
+/** A per-session log event. */
+export interface SessionEvent {
+  type: "open" | "established" | "reconnect" | "close" | "lost";
+  /** Rewritten client endpoint (as the target sees it). */
+  client: { addr: string; port: number };
+  target: { addr: string; port: number };
+  reason?: EndReason;
+  /** Requests lost with this event. */
+  requests?: number;
+  detail?: string;
+}
