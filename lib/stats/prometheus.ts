@@ -1,0 +1,129 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of a stats record, for `--metrics`.
+ *
+ * Every numeric field becomes a metric named `<program>_<path>`; counters get the `_total`
+ * suffix, fields listed as gauges do not. Objects whose keys are reasons (`lost`,
+ * `send_errors`, `ignored`) become one metric with a `reason` label. Each metric family has a
+ * `# HELP` and a `# TYPE` line.
+ */
+
+/** How to render one program's record. */
+export interface PrometheusSchema {
+  /** Metric name prefix, e.g. "tcpcopy". */
+  prefix: string;
+  /** Record keys that are not metrics (type, program, ts, ...). */
+  skip: ReadonlySet<string>;
+  /** Flattened paths (joined with "_") that are gauges rather than counters. */
+  gauges: ReadonlySet<string>;
+  /** Record keys whose object members are label values: key -> label name. */
+  labelled: Readonly<Record<string, string>>;
+  /** HELP text per flattened path; a generic text is used for the rest. */
+  help: Readonly<Record<string, string>>;
+}
+
+/** The schema of tcpcopy's stats record. */
+export const TCPCOPY_SCHEMA: PrometheusSchema = {
+  prefix: "tcpcopy",
+  skip: new Set(["type", "program", "ts", "final"]),
+  gauges: new Set([
+    "uptime_s",
+    "sessions_active",
+    "queued_bytes",
+    "intercept_servers",
+    "intercept_connected",
+    "process_rss_bytes",
+  ]),
+  labelled: { lost: "reason", send_errors: "reason", ignored: "reason" },
+  help: {
+    uptime_s: "Seconds since tcpcopy started.",
+    captured: "Packets delivered by the capture.",
+    kernel_drops: "Packets dropped by the kernel or interface before capture.",
+    parse_errors: "Captured packets that were not valid TCP over IPv4/IPv6.",
+    segments: "Client segments handed to the session engine.",
+    ignored: "Captured segments not used, by reason.",
+    sampled_out: "Connections left out by --sample or --gradual.",
+    sessions_active: "Sessions currently open.",
+    sessions_created: "Sessions created.",
+    sessions_closed: "Sessions ended.",
+    handshakes_sent: "SYNs sent to the target (captured or synthesised).",
+    handshakes_established: "Handshakes the target completed.",
+    handshakes_failed: "Handshakes that failed.",
+    handshakes_syn_retransmits: "SYN retransmissions to the target.",
+    handshakes_synthesized: "Connections picked up mid-stream with a synthesised SYN.",
+    requests_captured: "Client requests captured.",
+    requests_sent: "Client requests whose first byte was sent to the target.",
+    requests_answered: "Requests the target acknowledged in full and answered.",
+    lost: "Requests that will never reach the target, by reason.",
+    replies: "Reply headers the engine processed.",
+    resets: "RSTs sent to the target.",
+    retransmits: "Segments retransmitted to the target.",
+    fast_retransmits: "Fast retransmissions on duplicate ACKs.",
+    reconnects: "Sessions reconnected after a target reset or early close.",
+    bytes_captured: "Client payload bytes captured.",
+    bytes_sent: "Payload bytes sent to the target.",
+    packets_sent: "Packets sent to the target.",
+    queued_bytes: "Client bytes queued in sessions.",
+    send_errors: "Packets the kernel refused to send, by errno.",
+    intercept_servers: "Configured intercept servers.",
+    intercept_connected: "Tunnel connections to intercept currently up.",
+    intercept_replies: "Reply headers received from intercept.",
+    intercept_reply_errors: "Reply headers from intercept that did not parse.",
+    intercept_reconnects: "Tunnel connections re-established.",
+    process_rss_bytes: "Resident set size of the process.",
+    process_cpu_user_s: "User CPU seconds used by the process.",
+    process_cpu_system_s: "System CPU seconds used by the process.",
+  },
+};
+
+function sanitize(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_]/g, "_");
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
+
+/** Renders a record as Prometheus text; ends with a newline. */
+export function renderPrometheus(record: object, schema: PrometheusSchema): string {
+  const out: string[] = [];
+  const family = (path: string, samples: string[]) => {
+    const gauge = schema.gauges.has(path);
+    const name = `${schema.prefix}_${sanitize(path)}${gauge ? "" : "_total"}`;
+    const help = schema.help[path] ?? `tcpcopy ${path.replace(/_/g, " ")}.`;
+    out.push(`# HELP ${name} ${escapeHelp(help)}`);
+    out.push(`# TYPE ${name} ${gauge ? "gauge" : "counter"}`);
+    for (const s of samples) out.push(`${name}${s}`);
+  };
+  const walk = (obj: Record<string, unknown>, prefix: string) => {
+    for (const [key, value] of Object.entries(obj)) {
+      if (prefix === "" && schema.skip.has(key)) continue;
+      const path = prefix === "" ? key : `${prefix}_${key}`;
+      if (typeof value === "number") {
+        family(path, [` ${formatValue(value)}`]);
+      } else if (value !== null && typeof value === "object") {
+        const label = prefix === "" ? schema.labelled[key] : undefined;
+        if (label !== undefined) {
+          const samples = Object.entries(value as Record<string, unknown>)
+            .filter(([, v]) => typeof v === "number")
+            .map(([k, v]) => `{${label}="${escapeLabel(k)}"} ${formatValue(v as number)}`);
+          family(path, samples);
+        } else {
+          walk(value as Record<string, unknown>, path);
+        }
+      }
+    }
+  };
+  walk(record as Record<string, unknown>, "");
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,112 @@
+/**
+ * The tcpcopy stats record: one JSON-printable object built from the counters of the engine,
+ * the capture, the sender and the intercept tunnel. Printed as one line per interval (see
+ * json_lines.ts) and rendered for Prometheus (see prometheus.ts). Field names are documented
+ * in the README; keep them stable, tooling parses them with jq.
+ */
+import type { EngineStats } from "../engine/stats.ts";
+
+/** Capture-side counters (libpcap). */
+export interface CaptureCounters {
+  /** Packets the capture delivered. */
+  packets: number;
+  /** Packets the kernel dropped before we could read them (pcap_stats ps_drop). */
+  kernelDrops: number;
+  /** Packets the interface dropped (pcap_stats ps_ifdrop). */
+  ifDrops: number;
+  /** Captured packets that did not parse as TCP over IPv4/IPv6. */
+  parseErrors: number;
+}
+
+/** Send-side counters (raw IP socket or link-layer sender). */
+export interface SendCounters {
+  packets: number;
+  /** Per-packet send failures by errno name (EMSGSIZE, EPERM, ...); never fatal. */
+  errors: Record<string, number>;
+}
+
+/** Intercept tunnel counters. */
+export interface InterceptCounters {
+  /** Configured intercept servers (-s). */
+  servers: number;
+  /** Tunnel connections currently up. */
+  connected: number;
+  /** Reply headers received. */
+  replies: number;
+  /** Reply headers that did not parse. */
+  replyErrors: number;
+  /** Connections re-established after a loss. */
+  reconnects: number;
+}
+
+/** Process resource usage. */
+export interface ProcessCounters {
+  rssBytes: number;
+  cpuUserS: number;
+  cpuSystemS: number;
+}
+
+/** Everything a stats record is built from. */
+export interface TcpcopyCounters {
+  engine: EngineStats;
+  capture: CaptureCounters;
+  send: SendCounters;
+  intercept: InterceptCounters;
+  process: ProcessCounters;
+}
+
+/** One stats record (see the README for every field). */
+export type StatsRecord = ReturnType<typeof tcpcopyStatsRecord>;
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * Builds the record. `nowMs` is the wall-clock time (ms since the epoch) and `startMs` the
+ * process start on the same clock; `final` marks the last line printed at exit.
+ */
+export function tcpcopyStatsRecord(
+  c: TcpcopyCounters,
+  nowMs: number,
+  startMs: number,
+  final: boolean,
+) {
+  const e = c.engine;
+  return {
+    type: "stats" as const,
+    program: "tcpcopy" as const,
+    ts: new Date(nowMs).toISOString(),
+    uptime_s: round3((nowMs - startMs) / 1000),
+    final,
+    captured: c.capture.packets,
+    kernel_drops: c.capture.kernelDrops + c.capture.ifDrops,
+    parse_errors: c.capture.parseErrors,
+    segments: e.captured,
+    ignored: { ...e.ignored },
+    sampled_out: e.sampled_out,
+    sessions: { ...e.sessions },
+    handshakes: { ...e.handshakes },
+    requests: { ...e.requests },
+    lost: { ...e.lost },
+    replies: e.replies,
+    resets: e.resets,
+    retransmits: e.retransmits,
+    fast_retransmits: e.fast_retransmits,
+    reconnects: e.reconnects,
+    bytes: { ...e.bytes },
+    packets_sent: c.send.packets,
+    queued_bytes: e.queued_bytes,
+    send_errors: { ...c.send.errors },
+    intercept: {
+      servers: c.intercept.servers,
+      connected: c.intercept.connected,
+      replies: c.intercept.replies,
+      reply_errors: c.intercept.replyErrors,
+      reconnects: c.intercept.reconnects,
+    },
+    process: {
+      rss_bytes: c.process.rssBytes,
+      cpu_user_s: round3(c.process.cpuUserS),
+      cpu_system_s: round3(c.process.cpuSystemS),
+    },
+  };
+}
