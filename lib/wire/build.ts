@@ -1,0 +1,167 @@
+/**
+ * Building complete IPv4/IPv6 + TCP packets from a plain representation.
+ *
+ * @module
+ */
+
+import { parseIp } from "./addr.ts";
+import {
+  fillIpv4HeaderChecksum,
+  ipv4PseudoSum,
+  ipv6PseudoSum,
+  tcpChecksumWithPseudo,
+} from "./checksum.ts";
+import { IP_PROTO_TCP, IPV4_FLAG_DF, IPV4_MIN_HEADER_LEN } from "./ipv4.ts";
+import { IPV6_HEADER_LEN } from "./ipv6.ts";
+import { TCP_MIN_HEADER_LEN } from "./tcp.ts";
+import {
+  emitTcpOptions,
+  TCP_MAX_OPTIONS_LEN,
+  type TcpOptions,
+  tcpOptionsLength,
+} from "./tcp_options.ts";
+
+/** Everything needed to build one TCP packet. Addresses must be of the same family. */
+export interface TcpPacketRepr {
+  /** Source address text (IPv4 or IPv6). */
+  srcAddr: string;
+  /** Destination address text (same family as srcAddr). */
+  dstAddr: string;
+  srcPort: number;
+  dstPort: number;
+  /** Sequence number (unsigned 32-bit). */
+  seq: number;
+  /** Acknowledgment number (unsigned 32-bit). */
+  ack: number;
+  /** Flag byte (see TcpFlags). */
+  flags: number;
+  /** Window field (unscaled). */
+  window: number;
+  /** Urgent pointer (default 0). */
+  urgent?: number;
+  /** IPv4 identification (default 0; ignored for IPv6). */
+  ipId?: number;
+  /** IPv4 TTL / IPv6 hop limit (default 64). */
+  ttl?: number;
+  /** IPv4 "don't fragment" bit (default true). */
+  dontFragment?: boolean;
+  /** TCP options (default none). */
+  options?: TcpOptions;
+  /** TCP payload (default empty). */
+  payload?: Uint8Array;
+}
+
+const ADDR_CACHE_LIMIT = 4096;
+const addrCache = new Map<string, Uint8Array | null>();
+
+/** Binary form of address text, memoised (the same few addresses recur). */
+function addrBytes(text: string): Uint8Array | null {
+  let bytes = addrCache.get(text);
+  if (bytes === undefined) {
+    const parsed = parseIp(text);
+    bytes = typeof parsed === "string" ? null : parsed.bytes;
+    if (addrCache.size >= ADDR_CACHE_LIMIT) addrCache.clear();
+    addrCache.set(text, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * Size in bytes of the packet {@link buildTcpPacket} writes for `repr`, or -1
+ * when the addresses are invalid or of different families, or the options do
+ * not fit 40 bytes.
+ */
+export function tcpPacketLength(repr: TcpPacketRepr): number {
+  const src = addrBytes(repr.srcAddr);
+  const dst = addrBytes(repr.dstAddr);
+  if (src === null || dst === null || src.length !== dst.length) return -1;
+  const optLen = repr.options ? tcpOptionsLength(repr.options) : 0;
+  if (optLen > TCP_MAX_OPTIONS_LEN) return -1;
+  const ipLen = src.length === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
+  return ipLen + TCP_MIN_HEADER_LEN + optLen + (repr.payload?.length ?? 0);
+}
+
+/**
+ * Write an IPv4 (20-byte header, no options) or IPv6 (no extension headers)
+ * packet with TCP header, options and payload into `out` at `offset`, with a
+ * correct IPv4 header checksum and TCP checksum. Returns the number of bytes
+ * written, or 0 when `repr` is invalid (see {@link tcpPacketLength}), the packet
+ * exceeds 65,535 bytes, or `out` is too small; nothing is written then.
+ */
+export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0): number {
+  const length = tcpPacketLength(repr);
+  if (length < 0 || offset < 0 || offset + length > out.length) return 0;
+  const src = addrBytes(repr.srcAddr)!;
+  const dst = addrBytes(repr.dstAddr)!;
+  const v4 = src.length === 4;
+  const ipLen = v4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
+  if ((v4 ? length : length - IPV6_HEADER_LEN) > 0xffff) return 0;
+  const ttl = repr.ttl ?? 64;
+  const o = offset;
+  if (v4) {
+    out[o] = 0x45;
+    out[o + 1] = 0;
+    out[o + 2] = length >>> 8;
+    out[o + 3] = length;
+    const id = repr.ipId ?? 0;
+    out[o + 4] = id >>> 8;
+    out[o + 5] = id;
+    const frag = (repr.dontFragment ?? true) ? IPV4_FLAG_DF : 0;
+    out[o + 6] = frag >>> 8;
+    out[o + 7] = 0;
+    out[o + 8] = ttl;
+    out[o + 9] = IP_PROTO_TCP;
+    out[o + 10] = 0;
+    out[o + 11] = 0;
+    out.set(src, o + 12);
+    out.set(dst, o + 16);
+  } else {
+    const plen = length - IPV6_HEADER_LEN;
+    out[o] = 0x60;
+    out[o + 1] = 0;
+    out[o + 2] = 0;
+    out[o + 3] = 0;
+    out[o + 4] = plen >>> 8;
+    out[o + 5] = plen;
+    out[o + 6] = IP_PROTO_TCP;
+    out[o + 7] = ttl;
+    out.set(src, o + 8);
+    out.set(dst, o + 24);
+  }
+  const t = o + ipLen;
+  const optLen = repr.options ? emitTcpOptions(repr.options, out, t + TCP_MIN_HEADER_LEN) : 0;
+  if (optLen < 0) return 0;
+  const thl = TCP_MIN_HEADER_LEN + optLen;
+  out[t] = repr.srcPort >>> 8;
+  out[t + 1] = repr.srcPort;
+  out[t + 2] = repr.dstPort >>> 8;
+  out[t + 3] = repr.dstPort;
+  out[t + 4] = repr.seq >>> 24;
+  out[t + 5] = repr.seq >>> 16;
+  out[t + 6] = repr.seq >>> 8;
+  out[t + 7] = repr.seq;
+  out[t + 8] = repr.ack >>> 24;
+  out[t + 9] = repr.ack >>> 16;
+  out[t + 10] = repr.ack >>> 8;
+  out[t + 11] = repr.ack;
+  out[t + 12] = (thl >>> 2) << 4;
+  out[t + 13] = repr.flags;
+  out[t + 14] = repr.window >>> 8;
+  out[t + 15] = repr.window;
+  out[t + 16] = 0;
+  out[t + 17] = 0;
+  const urgent = repr.urgent ?? 0;
+  out[t + 18] = urgent >>> 8;
+  out[t + 19] = urgent;
+  if (repr.payload) out.set(repr.payload, t + thl);
+
+  const tcpLength = length - ipLen;
+  const pseudo = v4
+    ? ipv4PseudoSum(out, o, IP_PROTO_TCP, tcpLength)
+    : ipv6PseudoSum(out, o, IP_PROTO_TCP, tcpLength);
+  const csum = tcpChecksumWithPseudo(out, t, tcpLength, pseudo);
+  out[t + 16] = csum >>> 8;
+  out[t + 17] = csum;
+  if (v4) fillIpv4HeaderChecksum(out, o);
+  return length;
+}

@@ -1,0 +1,329 @@
+/**
+ * TCP options (RFC 9293 section 3.2, RFC 7323, RFC 2018): a plain representation,
+ * a parser, an emitter, and in-place edits used when replaying traffic.
+ *
+ * Option layout: kind 0 (End of Option List) and kind 1 (No-Operation) are one
+ * byte; every other option is `kind, length, data...` with `length` counting the
+ * two leading bytes.
+ *
+ * @module
+ */
+
+import { checksumUpdateSums, onesComplementSum } from "./checksum.ts";
+import type { WireError } from "./error.ts";
+import { TCP_MIN_HEADER_LEN } from "./tcp.ts";
+
+/** Option kinds. */
+export const TcpOptionKind = {
+  EOL: 0,
+  NOP: 1,
+  MSS: 2,
+  WSCALE: 3,
+  SACK_PERMITTED: 4,
+  SACK: 5,
+  TIMESTAMP: 8,
+} as const;
+
+/** Most option bytes a TCP header can carry (data offset 15). */
+export const TCP_MAX_OPTIONS_LEN = 40;
+
+/** TCP options in plain form. Absent options are `undefined` / `false` / empty. */
+export interface TcpOptions {
+  /** Maximum segment size (kind 2). */
+  mss?: number;
+  /** Window scale shift count (kind 3). */
+  wscale?: number;
+  /** SACK permitted (kind 4). */
+  sackPermitted: boolean;
+  /** SACK blocks `[left edge, right edge)` (kind 5). */
+  sackBlocks: [number, number][];
+  /** Timestamps (kind 8). */
+  timestamp?: { tsval: number; tsecr: number };
+  /** Options of any other kind, in order of appearance, data without kind/length. */
+  unknown: { kind: number; data: Uint8Array }[];
+}
+
+/** A fresh, empty {@link TcpOptions}. */
+export function emptyTcpOptions(): TcpOptions {
+  return { sackPermitted: false, sackBlocks: [], unknown: [] };
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+function setU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+/**
+ * Parse the option bytes `bytes[start..end)`. Parsing stops at EOL. A length
+ * below 2, an option running past `end`, or a known option with the wrong length
+ * gives `"bad_option"`. Unknown kinds are kept (data copied).
+ */
+export function parseTcpOptions(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): TcpOptions | WireError {
+  if (start < 0 || end > bytes.length || start > end) return "truncated";
+  const opts = emptyTcpOptions();
+  let i = start;
+  while (i < end) {
+    const kind = bytes[i];
+    if (kind === TcpOptionKind.EOL) break;
+    if (kind === TcpOptionKind.NOP) {
+      i++;
+      continue;
+    }
+    if (i + 2 > end) return "bad_option";
+    const len = bytes[i + 1];
+    if (len < 2 || i + len > end) return "bad_option";
+    switch (kind) {
+      case TcpOptionKind.MSS:
+        if (len !== 4) return "bad_option";
+        opts.mss = (bytes[i + 2] << 8) | bytes[i + 3];
+        break;
+      case TcpOptionKind.WSCALE:
+        if (len !== 3) return "bad_option";
+        opts.wscale = bytes[i + 2];
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        if (len !== 2) return "bad_option";
+        opts.sackPermitted = true;
+        break;
+      case TcpOptionKind.SACK:
+        if (len < 10 || (len - 2) % 8 !== 0) return "bad_option";
+        for (let b = i + 2; b < i + len; b += 8) {
+          opts.sackBlocks.push([u32(bytes, b), u32(bytes, b + 4)]);
+        }
+        break;
+      case TcpOptionKind.TIMESTAMP:
+        if (len !== 10) return "bad_option";
+        opts.timestamp = { tsval: u32(bytes, i + 2), tsecr: u32(bytes, i + 6) };
+        break;
+      default:
+        opts.unknown.push({ kind, data: bytes.slice(i + 2, i + len) });
+    }
+    i += len;
+  }
+  return opts;
+}
+
+/** Parse the options of the TCP header at `packet[tcpOffset..]` (data offset must be valid). */
+export function parseTcpHeaderOptions(
+  packet: Uint8Array,
+  tcpOffset: number,
+): TcpOptions | WireError {
+  if (tcpOffset < 0 || tcpOffset + TCP_MIN_HEADER_LEN > packet.length) return "truncated";
+  const hl = (packet[tcpOffset + 12] >> 4) << 2;
+  if (hl < TCP_MIN_HEADER_LEN) return "bad_tcp_offset";
+  if (tcpOffset + hl > packet.length) return "truncated";
+  return parseTcpOptions(packet, tcpOffset + TCP_MIN_HEADER_LEN, tcpOffset + hl);
+}
+
+/** Unpadded number of bytes {@link emitTcpOptions} writes before padding. */
+function rawLength(opts: TcpOptions): number {
+  let n = 0;
+  if (opts.mss !== undefined) n += 4;
+  if (opts.sackPermitted && opts.timestamp) n += 12;
+  else if (opts.sackPermitted) n += 4;
+  else if (opts.timestamp) n += 12;
+  if (opts.wscale !== undefined) n += 4;
+  if (opts.sackBlocks.length > 0) n += 4 + 8 * opts.sackBlocks.length;
+  for (const u of opts.unknown) n += 2 + u.data.length;
+  return n;
+}
+
+/** Length of the emitted options, padded to a multiple of 4 (may exceed 40: then emit fails). */
+export function tcpOptionsLength(opts: TcpOptions): number {
+  return (rawLength(opts) + 3) & ~3;
+}
+
+/**
+ * Write `opts` at `out[offset..]` in the layout Linux uses (MSS; SACK-permitted
+ * and timestamps; NOP + window scale; NOP NOP + SACK blocks; unknown options
+ * verbatim), padded to a multiple of 4 with EOL bytes. Returns the number of
+ * bytes written, or -1 when the options exceed 40 bytes, do not fit `out`, or a
+ * value is out of range (no bytes are written then).
+ */
+export function emitTcpOptions(opts: TcpOptions, out: Uint8Array, offset = 0): number {
+  const total = tcpOptionsLength(opts);
+  if (total > TCP_MAX_OPTIONS_LEN || offset < 0 || offset + total > out.length) return -1;
+  for (const u of opts.unknown) {
+    if (u.kind < 2 || u.kind > 255 || u.data.length > 38) return -1;
+  }
+  let i = offset;
+  if (opts.mss !== undefined) {
+    out[i++] = TcpOptionKind.MSS;
+    out[i++] = 4;
+    out[i++] = opts.mss >>> 8;
+    out[i++] = opts.mss;
+  }
+  if (opts.sackPermitted && opts.timestamp) {
+    out[i++] = TcpOptionKind.SACK_PERMITTED;
+    out[i++] = 2;
+  } else if (opts.sackPermitted || opts.timestamp) {
+    out[i++] = TcpOptionKind.NOP;
+    out[i++] = TcpOptionKind.NOP;
+    if (opts.sackPermitted) {
+      out[i++] = TcpOptionKind.SACK_PERMITTED;
+      out[i++] = 2;
+    }
+  }
+  if (opts.timestamp) {
+    out[i++] = TcpOptionKind.TIMESTAMP;
+    out[i++] = 10;
+    setU32(out, i, opts.timestamp.tsval);
+    setU32(out, i + 4, opts.timestamp.tsecr);
+    i += 8;
+  }
+  if (opts.wscale !== undefined) {
+    out[i++] = TcpOptionKind.NOP;
+    out[i++] = TcpOptionKind.WSCALE;
+    out[i++] = 3;
+    out[i++] = opts.wscale;
+  }
+  if (opts.sackBlocks.length > 0) {
+    out[i++] = TcpOptionKind.NOP;
+    out[i++] = TcpOptionKind.NOP;
+    out[i++] = TcpOptionKind.SACK;
+    out[i++] = 2 + 8 * opts.sackBlocks.length;
+    for (const [left, right] of opts.sackBlocks) {
+      setU32(out, i, left);
+      setU32(out, i + 4, right);
+      i += 8;
+    }
+  }
+  for (const u of opts.unknown) {
+    out[i++] = u.kind;
+    out[i++] = 2 + u.data.length;
+    out.set(u.data, i);
+    i += u.data.length;
+  }
+  while (i < offset + total) out[i++] = TcpOptionKind.EOL;
+  return total;
+}
+
+/**
+ * Offset of the first option of `kind` in the TCP header at `packet[tcpOffset..]`,
+ * or -1 when absent or the options are malformed before it.
+ */
+export function findTcpOption(packet: Uint8Array, tcpOffset: number, kind: number): number {
+  if (tcpOffset < 0 || tcpOffset + TCP_MIN_HEADER_LEN > packet.length) return -1;
+  let end = tcpOffset + ((packet[tcpOffset + 12] >> 4) << 2);
+  if (end > packet.length) end = packet.length;
+  let i = tcpOffset + TCP_MIN_HEADER_LEN;
+  while (i < end) {
+    const k = packet[i];
+    if (k === TcpOptionKind.EOL) return -1;
+    if (k === TcpOptionKind.NOP) {
+      i++;
+      continue;
+    }
+    if (i + 2 > end) return -1;
+    const len = packet[i + 1];
+    if (len < 2 || i + len > end) return -1;
+    if (k === kind) return i;
+    i += len;
+  }
+  return -1;
+}
+
+/**
+ * Overwrite `count` bytes at `packet[at..]` through `write`, then patch the TCP
+ * checksum at `tcpOffset + 16` incrementally over the word-aligned span.
+ */
+function patchWithChecksum(
+  packet: Uint8Array,
+  tcpOffset: number,
+  at: number,
+  count: number,
+  updateChecksum: boolean,
+  write: () => void,
+): void {
+  if (!updateChecksum) {
+    write();
+    return;
+  }
+  const start = at - ((at - tcpOffset) & 1);
+  const end = start + ((at + count - start + 1) & ~1);
+  const oldSum = onesComplementSum(packet, start, end);
+  write();
+  const newSum = onesComplementSum(packet, start, end);
+  const c = (packet[tcpOffset + 16] << 8) | packet[tcpOffset + 17];
+  const next = checksumUpdateSums(c, oldSum, newSum);
+  packet[tcpOffset + 16] = next >>> 8;
+  packet[tcpOffset + 17] = next;
+}
+
+/**
+ * Set TSecr of the timestamp option in place. Returns false (nothing changed)
+ * when the header has no well-formed timestamp option. With `updateChecksum`
+ * the TCP checksum is patched incrementally, so it stays correct if it was.
+ */
+export function rewriteTsecr(
+  packet: Uint8Array,
+  tcpOffset: number,
+  tsecr: number,
+  updateChecksum = false,
+): boolean {
+  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
+  if (at < 0 || packet[at + 1] !== 10) return false;
+  patchWithChecksum(
+    packet,
+    tcpOffset,
+    at + 6,
+    4,
+    updateChecksum,
+    () => setU32(packet, at + 6, tsecr),
+  );
+  return true;
+}
+
+/** Like {@link rewriteTsecr}, for TSval. */
+export function rewriteTsval(
+  packet: Uint8Array,
+  tcpOffset: number,
+  tsval: number,
+  updateChecksum = false,
+): boolean {
+  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
+  if (at < 0 || packet[at + 1] !== 10) return false;
+  patchWithChecksum(
+    packet,
+    tcpOffset,
+    at + 2,
+    4,
+    updateChecksum,
+    () => setU32(packet, at + 2, tsval),
+  );
+  return true;
+}
+
+/**
+ * Remove SACK blocks by overwriting every SACK option (kind 5) with NOP bytes,
+ * in place: the header length and all other options stay where they are, so no
+ * bytes move and the IP lengths stay valid. Returns the number of options
+ * replaced. With `updateChecksum` the TCP checksum is patched incrementally.
+ */
+export function stripSackBlocks(
+  packet: Uint8Array,
+  tcpOffset: number,
+  updateChecksum = false,
+): number {
+  let replaced = 0;
+  for (let guard = 0; guard < 20; guard++) {
+    const at = findTcpOption(packet, tcpOffset, TcpOptionKind.SACK);
+    if (at < 0) break;
+    const len = packet[at + 1];
+    patchWithChecksum(packet, tcpOffset, at, len, updateChecksum, () => {
+      packet.fill(TcpOptionKind.NOP, at, at + len);
+    });
+    replaced++;
+  }
+  return replaced;
+}

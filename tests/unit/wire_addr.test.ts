@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import {
+  canonicalIp,
+  formatIpv4,
+  formatIpv6,
+  ipv4ToU32,
+  isIpv4,
+  isIpv6,
+  parseIp,
+  u32ToIpv4,
+  writeIp,
+} from "../../lib/wire/addr.ts";
+
+function hex(s: string): Uint8Array {
+  return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
+}
+
+Deno.test("IPv4 parse/format round trip and u32 conversion", () => {
+  const r = parseIp("192.168.1.254");
+  assert.ok(typeof r !== "string");
+  assert.equal(r.family, 4);
+  assert.deepEqual([...r.bytes], [192, 168, 1, 254]);
+  assert.equal(formatIpv4(r.bytes, 0), "192.168.1.254");
+  assert.equal(ipv4ToU32(r.bytes), 0xc0a801fe);
+  assert.equal(u32ToIpv4(0xc0a801fe), "192.168.1.254");
+  assert.equal(u32ToIpv4(0), "0.0.0.0");
+  assert.equal(u32ToIpv4(0xffffffff), "255.255.255.255");
+  const buf = new Uint8Array([9, 9, 10, 0, 0, 1]);
+  assert.equal(formatIpv4(buf, 2), "10.0.0.1");
+});
+
+Deno.test("IPv4 text validation", () => {
+  for (
+    const bad of [
+      "",
+      "1.2.3",
+      "1.2.3.4.5",
+      "256.1.1.1",
+      "01.2.3.4",
+      "1..2.3",
+      "a.b.c.d",
+      " 1.2.3.4",
+      "1.2.3.4/24",
+    ]
+  ) {
+    assert.equal(parseIp(bad), "bad_address", bad);
+    assert.equal(isIpv4(bad), false, bad);
+  }
+  assert.ok(isIpv4("0.0.0.0"));
+  assert.ok(!isIpv6("1.2.3.4"));
+});
+
+Deno.test("IPv6 formatting follows RFC 5952", () => {
+  const cases: [string, string][] = [
+    ["20010db8000000000000000000000001", "2001:db8::1"],
+    ["00000000000000000000000000000000", "::"],
+    ["00000000000000000000000000000001", "::1"],
+    ["20010db8000000010001000100010001", "2001:db8:0:1:1:1:1:1"], // one zero word: no "::"
+    ["20010db8000000000001000000000001", "2001:db8::1:0:0:1"], // first of equal runs
+    ["20010db8000000000000000100000000", "2001:db8::1:0:0"],
+    ["fe800000000000000000000000000000", "fe80::"],
+    ["00000000000000000000ffffc0000201", "::ffff:192.0.2.1"],
+    ["2001DB8ABCD00120000000000000000".toLowerCase().padEnd(32, "0"), "2001:db8a:bcd0:120::"],
+  ];
+  for (const [h, text] of cases) {
+    assert.equal(formatIpv6(hex(h), 0), text);
+    const r = parseIp(text);
+    assert.ok(typeof r !== "string", text);
+    assert.equal(r.family, 6);
+    assert.deepEqual([...r.bytes], [...hex(h)], text);
+  }
+});
+
+Deno.test("IPv6 parsing accepts every valid spelling and rejects junk", () => {
+  assert.equal(canonicalIp("2001:DB8:0:0:0:0:0:1"), "2001:db8::1");
+  assert.equal(canonicalIp("2001:0db8::0001"), "2001:db8::1");
+  assert.equal(canonicalIp("::ffff:10.1.2.3"), "::ffff:10.1.2.3");
+  assert.equal(canonicalIp("0:0:0:0:0:ffff:a01:203"), "::ffff:10.1.2.3");
+  assert.equal(canonicalIp("1:2:3:4:5:6:7::"), "1:2:3:4:5:6:7:0");
+  assert.equal(canonicalIp("::2:3:4:5:6:7:8"), "0:2:3:4:5:6:7:8");
+  assert.equal(canonicalIp("64:ff9b::192.0.2.33"), "64:ff9b::c000:221");
+  for (
+    const bad of [
+      ":::",
+      "1::2::3",
+      "1:2:3:4:5:6:7:8:9",
+      "1:2:3:4:5:6:7",
+      "12345::",
+      "g::",
+      ":1::",
+      "1::2:",
+      "fe80::1%eth0",
+      "1:2:3:4:5:6:7::8",
+      "::1.2.3",
+      "1.2.3.4::",
+    ]
+  ) {
+    assert.equal(parseIp(bad), "bad_address", bad);
+    assert.equal(isIpv6(bad), false, bad);
+  }
+});
+
+Deno.test("writeIp writes both families and refuses junk or short buffers", () => {
+  const out = new Uint8Array(20);
+  assert.equal(writeIp("10.1.2.3", out, 1), 4);
+  assert.deepEqual([...out.subarray(1, 5)], [10, 1, 2, 3]);
+  assert.equal(writeIp("2001:db8::1", out, 4), 16);
+  assert.equal(formatIpv6(out, 4), "2001:db8::1");
+  assert.equal(writeIp("2001:db8::1", out, 5), 0);
+  assert.equal(writeIp("nope", out, 0), 0);
+});
+
+Deno.test("property: random IPv6 bytes survive format -> parse", () => {
+  let seed = 12345;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16;
+  for (let i = 0; i < 5000; i++) {
+    const b = new Uint8Array(16);
+    // Bias towards zero words so that "::" runs appear.
+    for (let w = 0; w < 8; w++) {
+      if (next() % 3 !== 0) continue;
+      b[2 * w] = next();
+      b[2 * w + 1] = next();
+    }
+    const text = formatIpv6(b, 0);
+    const r = parseIp(text);
+    assert.ok(typeof r !== "string", text);
+    assert.deepEqual([...r.bytes], [...b], text);
+    assert.equal(canonicalIp(text), text);
+    assert.ok(!/(^|:)0[0-9a-f]/.test(text.replace(/::ffff:.*/, "")), `leading zero in ${text}`);
+  }
+});
