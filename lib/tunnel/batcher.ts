@@ -151,6 +151,11 @@ export class ReplyBatcher {
     this.#used = 0;
   }
 
+  /** Records in the open (not yet closed) frame. */
+  get openRecords(): number {
+    return this.#records;
+  }
+
   /** True when closed frames wait for the writer. */
   get hasOutput(): boolean {
     return this.#queue.length > 0;

@@ -1,0 +1,334 @@
+/**
+ * tcpcopy side of the tunnel. Connects to one or more intercepts with `connections` TCP
+ * connections each (tcpcopy's `-C`, default 2), says hello (v6) and asks for extensions
+ * (harmless to a C intercept), registers routes round-robin over each intercept's
+ * connections, and hands every received reply to `onReply` as bytes starting at the IP
+ * header (plus the payload prefix when negotiated).
+ *
+ * Routes are spread over an intercept's connections by a hash of the tuple rather than a
+ * plain round-robin counter: the spread is as even, and a route's CLIENT_DEL then travels on
+ * the connection that owns the route (intercept only lets the owner delete it).
+ *
+ *   const t = await TunnelClient.connect({ servers: [{ hostname: "10.0.0.9" }], onReply });
+ *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
+ *   t.delRoute(...);                              // when the session ends
+ *   t.connected; t.counters; await t.close();
+ */
+import {
+  encodeExtHello,
+  encodeHeartbeat,
+  encodeHello,
+  encodeRoute,
+  type Endpoint,
+} from "./messages.ts";
+import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
+import { ServerStreamDecoder } from "./replies.ts";
+import { DEFAULT_TUNNEL_PORT } from "./server.ts";
+
+/** An intercept to connect to. */
+export interface InterceptAddress {
+  hostname: string;
+  port?: number;
+}
+
+/** Settings of a TunnelClient. */
+export interface TunnelClientOptions {
+  servers: InterceptAddress[];
+  /** Connections per intercept (1..11, like tcpcopy -C). */
+  connections?: number;
+  /** Capabilities to ask for; 0 = plain v6 (no extension hello at all). */
+  caps?: number;
+  /** Payload prefix bytes to ask for (with Cap.PAYLOAD_PREFIX). */
+  prefix?: number;
+  /** Reconnect with back-off when connections drop ("lonely" mode, tcpcopy -L). */
+  lonely?: boolean;
+  /** Receives each reply: bytes from the IP header; `server` indexes `servers`. */
+  onReply: (bytes: Uint8Array, server: number) => void;
+  /** Called when no connection is left and lonely mode is off. */
+  onAllDown?: () => void;
+  /** Log sink. */
+  log?: (line: string) => void;
+  /** Most unsent bytes per connection before route messages fail. */
+  maxQueuedBytes?: number;
+}
+
+/** Client counters (monotonic). */
+export interface ClientCounters {
+  replies: number;
+  routesAdded: number;
+  routesDeleted: number;
+  routeFailures: number;
+  reconnects: number;
+  protocolErrors: number;
+}
+
+class Link {
+  conn: Deno.TcpConn | undefined;
+  decoder = new ServerStreamDecoder();
+  caps = 0;
+  prefix = 0;
+  queue: Uint8Array[] = [];
+  queued = 0;
+  writing = false;
+  lastHeard = 0;
+  retryMs = 500;
+  constructor(readonly server: number) {}
+}
+
+/** The tunnel client. */
+export class TunnelClient {
+  readonly counters: ClientCounters = {
+    replies: 0,
+    routesAdded: 0,
+    routesDeleted: 0,
+    routeFailures: 0,
+    reconnects: 0,
+    protocolErrors: 0,
+  };
+  readonly #opts: Required<Omit<TunnelClientOptions, "onAllDown">> & TunnelClientOptions;
+  readonly #links: Link[][];
+  #closed = false;
+  #timer: ReturnType<typeof setInterval>;
+  #pending = new Set<Promise<void>>();
+  #retryTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  private constructor(opts: TunnelClientOptions) {
+    this.#opts = {
+      connections: 2,
+      caps: ALL_CAPS & ~Cap.PAYLOAD_PREFIX,
+      prefix: 0,
+      lonely: false,
+      log: (line: string) => console.error(line),
+      maxQueuedBytes: 1 << 20,
+      ...opts,
+    };
+    if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
+    const n = Math.max(1, Math.min(11, this.#opts.connections));
+    this.#links = opts.servers.map((_, s) => Array.from({ length: n }, () => new Link(s)));
+    this.#timer = setInterval(() => this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+  }
+
+  /**
+   * Connects every connection once. Rejects if nothing could be connected and lonely mode is
+   * off; in lonely mode the failed ones keep retrying in the background.
+   */
+  static async connect(opts: TunnelClientOptions): Promise<TunnelClient> {
+    const c = new TunnelClient(opts);
+    await Promise.all(c.#links.flat().map((l) => c.#open(l, false)));
+    if (c.connected === 0 && !c.#opts.lonely) {
+      await c.close();
+      const list = opts.servers.map((s) => `${s.hostname}:${s.port ?? DEFAULT_TUNNEL_PORT}`);
+      throw new Error(`cannot connect to any intercept (${list.join(", ")})`);
+    }
+    return c;
+  }
+
+  /** Open connections. */
+  get connected(): number {
+    return this.#links.flat().filter((l) => l.conn).length;
+  }
+
+  /** Capabilities granted per server (0 for a C intercept or while not yet acknowledged). */
+  capsOf(server: number): number {
+    const l = this.#links[server].find((l) => l.conn);
+    return l ? l.caps : 0;
+  }
+
+  /** Registers a route on every connected intercept; false if no intercept took it. */
+  addRoute(client: Endpoint, target: Endpoint): boolean {
+    const ok = this.#sendRoute("add", client, target);
+    if (ok) this.counters.routesAdded++;
+    else this.counters.routeFailures++;
+    return ok;
+  }
+
+  /** Deletes a route where the intercept supports it (extensions); false if none did. */
+  delRoute(client: Endpoint, target: Endpoint): boolean {
+    const ok = this.#sendRoute("del", client, target);
+    if (ok) this.counters.routesDeleted++;
+    return ok;
+  }
+
+  #sendRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): boolean {
+    let any = false;
+    const v6 = client.addr.length === 16;
+    const msg = encodeRoute(kind, client, target);
+    const start = spread(client, target);
+    for (const links of this.#links) {
+      for (let i = 0; i < links.length; i++) {
+        const l = links[(start + i) % links.length];
+        if (!l.conn) continue;
+        if (v6 && !(l.caps & Cap.IPV6)) continue;
+        if (kind === "del" && !(l.caps & Cap.ROUTE_DEL)) continue;
+        if (!this.#send(l, msg)) continue;
+        any = true;
+        break;
+      }
+    }
+    return any;
+  }
+
+  #send(l: Link, bytes: Uint8Array): boolean {
+    if (!l.conn || l.queued + bytes.length > this.#opts.maxQueuedBytes) return false;
+    l.queue.push(bytes);
+    l.queued += bytes.length;
+    if (!l.writing) this.#track(this.#flush(l));
+    return true;
+  }
+
+  #track(p: Promise<void>): void {
+    this.#pending.add(p);
+    p.finally(() => this.#pending.delete(p));
+  }
+
+  async #flush(l: Link): Promise<void> {
+    l.writing = true;
+    try {
+      while (l.queue.length && l.conn) {
+        const parts = l.queue;
+        l.queue = [];
+        const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        let at = 0;
+        for (const p of parts) {
+          out.set(p, at);
+          at += p.length;
+        }
+        for (let off = 0; off < out.length;) off += await l.conn.write(out.subarray(off));
+        l.queued -= out.length;
+      }
+    } catch (e) {
+      this.#drop(l, `write error: ${(e as Error).message}`);
+    } finally {
+      l.writing = false;
+    }
+  }
+
+  async #open(l: Link, retry: boolean): Promise<void> {
+    const s = this.#opts.servers[l.server];
+    const port = s.port ?? DEFAULT_TUNNEL_PORT;
+    try {
+      const conn = await Deno.connect({ hostname: s.hostname, port, transport: "tcp" });
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      conn.setNoDelay(true);
+      l.conn = conn;
+      l.decoder = new ServerStreamDecoder();
+      l.caps = 0;
+      l.prefix = 0;
+      l.queue = [];
+      l.queued = 0;
+      l.retryMs = 500;
+      l.lastHeard = performance.now();
+      if (retry) this.counters.reconnects++;
+      this.#send(l, encodeHello());
+      if (this.#opts.caps) {
+        l.decoder.expectAck = true;
+        this.#send(l, encodeExtHello(EXT_VERSION, this.#opts.caps, this.#opts.prefix));
+      }
+      this.#track(this.#read(l, conn));
+    } catch (e) {
+      if (!retry) {
+        this.#opts.log(`tunnel: cannot connect to ${s.hostname}:${port}: ${(e as Error).message}`);
+      }
+      this.#retry(l);
+    }
+  }
+
+  #retry(l: Link): void {
+    if (!this.#opts.lonely || this.#closed) return;
+    const ms = l.retryMs;
+    l.retryMs = Math.min(l.retryMs * 2, 12_000);
+    const t = setTimeout(() => {
+      this.#retryTimers.delete(t);
+      this.#track(this.#open(l, true));
+    }, ms);
+    this.#retryTimers.add(t);
+  }
+
+  async #read(l: Link, conn: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(65536);
+    let reason = "intercept closed the connection";
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        l.lastHeard = performance.now();
+        const { items, error } = l.decoder.push(buf.subarray(0, n));
+        for (const it of items) {
+          if (it.kind === "reply") {
+            this.counters.replies++;
+            this.#opts.onReply(it.bytes, l.server);
+          } else if (it.kind === "ext-ack") {
+            l.caps = it.caps;
+            l.prefix = it.prefix;
+          }
+        }
+        if (error) {
+          this.counters.protocolErrors++;
+          reason = `protocol error: ${error}`;
+          break;
+        }
+      }
+    } catch (e) {
+      reason = `read error: ${(e as Error).message}`;
+    }
+    if (l.conn === conn) this.#drop(l, reason);
+  }
+
+  #drop(l: Link, reason: string): void {
+    const conn = l.conn;
+    if (!conn) return;
+    l.conn = undefined;
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    if (this.#closed) return;
+    const s = this.#opts.servers[l.server];
+    this.#opts.log(
+      `tunnel: connection to ${s.hostname}:${s.port ?? DEFAULT_TUNNEL_PORT} lost: ${reason}`,
+    );
+    if (this.#opts.lonely) this.#retry(l);
+    else if (this.connected === 0) this.#opts.onAllDown?.();
+  }
+
+  #heartbeat(): void {
+    const now = performance.now();
+    for (const l of this.#links.flat()) {
+      if (!l.conn || !(l.caps & Cap.HEARTBEAT)) continue;
+      if (now - l.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) this.#drop(l, "heartbeat timeout");
+      else this.#send(l, encodeHeartbeat());
+    }
+  }
+
+  /** Closes every connection and stops reconnecting. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const t of this.#retryTimers) clearTimeout(t);
+    for (const l of this.#links.flat()) {
+      const c = l.conn;
+      l.conn = undefined;
+      try {
+        c?.close();
+      } catch { /* closed */ }
+    }
+    await Promise.allSettled([...this.#pending]);
+  }
+}
+
+/** Connection index seed for a tuple (FNV-1a over addresses and ports). */
+function spread(client: Endpoint, target: Endpoint): number {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => {
+    h = Math.imul(h ^ x, 0x01000193);
+  };
+  for (const b of client.addr) mix(b);
+  for (const b of target.addr) mix(b);
+  mix(client.port >> 8);
+  mix(client.port & 0xff);
+  mix(target.port >> 8);
+  mix(target.port & 0xff);
+  return h >>> 0;
+}

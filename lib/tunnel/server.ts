@@ -1,0 +1,319 @@
+/**
+ * Intercept side of the tunnel: a TCP listener (default port 36524) accepting any number of
+ * tcpcopy connections. Each connection says hello (v6), may negotiate extensions, then
+ * registers routes; `reply(pkt)` routes a captured reply to the connection that registered
+ * its 4-tuple. Writes are asynchronous with a bounded queue per connection, so a slow or
+ * dead tcpcopy never stalls the others. A peer sending garbage is disconnected with a
+ * logged reason.
+ */
+import { ReplyBatcher } from "./batcher.ts";
+import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
+import { ClientMessageDecoder } from "./messages.ts";
+import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
+import { encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
+import { routeKeyOf } from "./route_key.ts";
+
+/** The C original's tunnel port. */
+export const DEFAULT_TUNNEL_PORT = 36524;
+
+/** Settings of a TunnelServer. */
+export interface TunnelServerOptions {
+  /** Listen port (0 = any free port). */
+  port: number;
+  /** Bind address. */
+  hostname: string;
+  /** Largest payload prefix granted to a peer. */
+  maxPrefix: number;
+  /** Batch flush deadline. */
+  flushMs: number;
+  /** Records per batch (1..16). */
+  maxBatch: number;
+  /** Bound of each connection's unsent bytes. */
+  maxQueuedBytes: number;
+  /** Idle route expiry. */
+  routeTtlMs: number;
+  /** A connection that has not said hello within this time is closed. */
+  helloTimeoutMs: number;
+  /** Log sink (one line per call). */
+  log: (line: string) => void;
+  /** Clock in ms (injectable for tests). */
+  now: () => number;
+}
+
+/** Defaults: 0.0.0.0:36524, 128-byte prefix limit, 2 ms, 16 records, 1 MiB per connection. */
+export const DEFAULT_SERVER: TunnelServerOptions = {
+  port: DEFAULT_TUNNEL_PORT,
+  hostname: "0.0.0.0",
+  maxPrefix: 128,
+  flushMs: 2,
+  maxBatch: MAX_BATCH,
+  maxQueuedBytes: 1 << 20,
+  routeTtlMs: 660_000,
+  helloTimeoutMs: 10_000,
+  log: (line) => console.error(line),
+  now: () => performance.now(),
+};
+
+/** One accepted tunnel connection. */
+export class TunnelConnection {
+  readonly batcher: ReplyBatcher;
+  readonly decoder = new ClientMessageDecoder();
+  readonly remote: string;
+  helloed = false;
+  caps = 0;
+  prefix = 0;
+  lastHeard: number;
+  readonly openedAt: number;
+  writing = false;
+  closed = false;
+
+  constructor(readonly conn: Deno.TcpConn, opts: TunnelServerOptions) {
+    const a = conn.remoteAddr;
+    this.remote = `${a.hostname}:${a.port}`;
+    this.batcher = new ReplyBatcher({
+      flushMs: opts.flushMs,
+      maxRecords: opts.maxBatch,
+      maxQueuedBytes: opts.maxQueuedBytes,
+    });
+    this.lastHeard = this.openedAt = opts.now();
+  }
+}
+
+/** Server-wide counters (monotonic). */
+export interface ServerCounters {
+  accepted: number;
+  rejected: number;
+  bytesOut: number;
+  frames: number;
+  records: number;
+  writeErrors: number;
+  delIgnored: number;
+}
+
+/** The tunnel server. */
+export class TunnelServer {
+  readonly opts: TunnelServerOptions;
+  readonly dispatcher: Dispatcher<TunnelConnection>;
+  readonly counters: ServerCounters = {
+    accepted: 0,
+    rejected: 0,
+    bytesOut: 0,
+    frames: 0,
+    records: 0,
+    writeErrors: 0,
+    delIgnored: 0,
+  };
+  readonly #listener: Deno.TcpListener;
+  readonly #conns = new Set<TunnelConnection>();
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #houseTimer: ReturnType<typeof setInterval>;
+  #closing = false;
+  #accepting: Promise<void>;
+
+  private constructor(listener: Deno.TcpListener, opts: TunnelServerOptions) {
+    this.opts = opts;
+    this.#listener = listener;
+    const d: Partial<DispatchOptions> = {
+      routeTtlMs: opts.routeTtlMs,
+      delayPrefix: opts.maxPrefix,
+    };
+    this.dispatcher = new Dispatcher<TunnelConnection>(d);
+    this.#houseTimer = setInterval(() => this.#housekeeping(), 1000);
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** Starts listening; throws Deno errors (e.g. AddrInUse) to the caller. */
+  static listen(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
+    const o = { ...DEFAULT_SERVER, ...opts };
+    const l = Deno.listen({ port: o.port, hostname: o.hostname, transport: "tcp" });
+    return new TunnelServer(l, o);
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#listener.addr.port;
+  }
+
+  /** Connections that completed the hello. */
+  get peersConnected(): number {
+    return this.dispatcher.peers.size;
+  }
+
+  /** Frames and records sent so far, including closed connections. */
+  batchTotals(): { frames: number; records: number } {
+    let frames = this.counters.frames, records = this.counters.records;
+    for (const c of this.#conns) {
+      frames += c.batcher.frames;
+      records += c.batcher.records;
+    }
+    return { frames, records };
+  }
+
+  /** Routes one captured reply (bytes from the IP header). */
+  reply(pkt: Uint8Array): void {
+    const peer = this.dispatcher.reply(pkt, this.opts.now());
+    if (!peer) return;
+    if (peer.batcher.hasOutput) this.#write(peer);
+    else if (this.#flushTimer === undefined) this.#armFlush();
+  }
+
+  #armFlush(): void {
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      let open = false;
+      for (const p of this.dispatcher.tick(this.opts.now())) this.#write(p);
+      for (const p of this.dispatcher.peers) if (p.batcher.openRecords > 0) open = true;
+      if (open) this.#armFlush();
+    }, this.opts.flushMs);
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#closing) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closing) return;
+        this.opts.log(`tunnel: accept failed: ${(e as Error).message}`);
+        continue;
+      }
+      try {
+        conn.setNoDelay(true);
+      } catch { /* closed already */ }
+      this.counters.accepted++;
+      const c = new TunnelConnection(conn, this.opts);
+      this.#conns.add(c);
+      this.#readLoop(c);
+    }
+  }
+
+  async #readLoop(c: TunnelConnection): Promise<void> {
+    const buf = new Uint8Array(16384);
+    let reason = "peer closed the connection";
+    try {
+      for (;;) {
+        const n = await c.conn.read(buf);
+        if (n === null) break;
+        c.lastHeard = this.opts.now();
+        const err = this.#onBytes(c, buf.subarray(0, n));
+        if (err) {
+          reason = err;
+          this.counters.rejected++;
+          break;
+        }
+      }
+    } catch (e) {
+      if (!c.closed) reason = `read error: ${(e as Error).message}`;
+    }
+    this.#close(c, reason);
+  }
+
+  /** Handles bytes from a peer; returns a reason to disconnect it, if any. */
+  #onBytes(c: TunnelConnection, bytes: Uint8Array): string | undefined {
+    const { items, error } = c.decoder.push(bytes);
+    const now = this.opts.now();
+    for (const m of items) {
+      switch (m.kind) {
+        case "hello":
+          c.helloed = true;
+          this.dispatcher.addPeer(c);
+          this.opts.log(`tunnel: peer ${c.remote} connected (internal version ${m.version})`);
+          break;
+        case "ext-hello": {
+          if (c.caps !== 0 || c.decoder.extensions) return "second extension hello";
+          if (m.extVersion === 0) return "extension hello with version 0";
+          const g = grant(m, this.opts.maxPrefix);
+          c.caps = g.caps;
+          c.prefix = g.prefix;
+          c.batcher.addFrame(encodeExtAck(g.extVersion, g.caps, g.prefix));
+          c.batcher.reconfigure({ ext: true, prefix: g.prefix });
+          c.decoder.extensions = true;
+          this.opts.log(
+            `tunnel: peer ${c.remote} extensions v${g.extVersion} caps 0x${g.caps.toString(16)}` +
+              ` prefix ${g.prefix}`,
+          );
+          break;
+        }
+        case "add":
+          if (m.client.addr.length === 16 && !(c.caps & Cap.IPV6)) {
+            return "IPv6 route not negotiated";
+          }
+          this.dispatcher.addRoute(c, routeKeyOf(m.client, m.target), now);
+          break;
+        case "del":
+          if (c.caps & Cap.ROUTE_DEL) {
+            this.dispatcher.deleteRoute(c, routeKeyOf(m.client, m.target));
+          } else this.counters.delIgnored++;
+          break;
+        case "heartbeat":
+          if (!(c.caps & Cap.HEARTBEAT)) return "heartbeat not negotiated";
+          c.batcher.addFrame(encodeExtFrame(FrameKind.HEARTBEAT));
+          break;
+      }
+    }
+    if (c.batcher.hasOutput) this.#write(c);
+    else if (c.batcher.openRecords > 0 && this.#flushTimer === undefined) this.#armFlush();
+    return error;
+  }
+
+  async #write(c: TunnelConnection): Promise<void> {
+    if (c.writing || c.closed) return;
+    c.writing = true;
+    try {
+      for (let out = c.batcher.takeOutput(); out; out = c.batcher.takeOutput()) {
+        const len = out.length;
+        let off = 0;
+        while (off < len) off += await c.conn.write(out.subarray(off));
+        c.batcher.written(len);
+        this.counters.bytesOut += len;
+      }
+    } catch (e) {
+      this.counters.writeErrors++;
+      this.#close(c, `write error: ${(e as Error).message}`);
+    } finally {
+      c.writing = false;
+    }
+  }
+
+  #close(c: TunnelConnection, reason: string): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.#conns.delete(c);
+    const routes = this.dispatcher.routes.countOf(c);
+    this.dispatcher.removePeer(c);
+    this.counters.frames += c.batcher.frames;
+    this.counters.records += c.batcher.records;
+    try {
+      c.conn.close();
+    } catch { /* already closed */ }
+    if (!this.#closing) {
+      this.opts.log(`tunnel: peer ${c.remote} disconnected: ${reason} (${routes} routes removed)`);
+    }
+  }
+
+  #housekeeping(): void {
+    const now = this.opts.now();
+    this.dispatcher.tick(now);
+    for (const c of this.#conns) {
+      if (!c.helloed && now - c.openedAt > this.opts.helloTimeoutMs) {
+        this.counters.rejected++;
+        this.#close(c, "no hello");
+      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) {
+        this.#close(c, "heartbeat timeout");
+      } else if (c.batcher.hasOutput) this.#write(c);
+    }
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearInterval(this.#houseTimer);
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    try {
+      this.#listener.close();
+    } catch { /* closed */ }
+    for (const c of [...this.#conns]) this.#close(c, "server closing");
+    await this.#accepting;
+  }
+}
