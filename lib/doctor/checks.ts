@@ -1,0 +1,228 @@
+/**
+ * `tcpcopy doctor` / `intercept doctor`: the checks, as pure functions from host facts to
+ * verdicts. Each verdict says what was found and, when it fails, the exact fix.
+ *
+ * Most reports against the C tcpcopy are "the target receives nothing" (routing, rp_filter,
+ * ip_forward, iptables) or "traffic is missing" (GRO super-packets, small buffers): the checks
+ * below cover those causes.
+ *
+ * @module
+ */
+
+/** Outcome of one check. */
+export interface Verdict {
+  id: string;
+  status: "pass" | "warn" | "fail";
+  /** What was found, one line. */
+  summary: string;
+  /** The exact fix when status is not pass. */
+  fix?: string;
+}
+
+/** Which program the checks are for. */
+export type Role = "tcpcopy" | "intercept";
+
+/** Facts read from the host (see facts.ts); undefined = could not be read. */
+export interface HostFacts {
+  uid: number;
+  /** Effective capability mask (CapEff of /proc/self/status). */
+  capEff?: bigint;
+  /** Library name -> load error ("" when it loads). */
+  libraries: Record<string, string>;
+  /** Install advice per library name. */
+  libraryPackages: Record<string, string>;
+  /** Devices asked for (-i), with whether they exist. */
+  devices: Record<string, boolean>;
+  ipForward?: string;
+  /** rp_filter per interface name ("all", "default", devices). */
+  rpFilter: Record<string, string>;
+  /** GRO state per device ("on"/"off"), when ethtool is available. */
+  gro: Record<string, string>;
+  /** MTU per device. */
+  mtu: Record<string, number>;
+  /** `iptables -S OUTPUT` lines (intercept), undefined when iptables is missing. */
+  iptablesOutput?: string[];
+  /** Ports intercept protects (--port), to look for the NFQUEUE rules. */
+  ports: number[];
+  /** intercept endpoints tcpcopy must reach (-s), with the connect error ("" = reachable). */
+  intercepts: Record<string, string>;
+}
+
+const CAP_NET_ADMIN = 12n, CAP_NET_RAW = 13n;
+
+function hasCap(facts: HostFacts, cap: bigint): boolean {
+  return facts.uid === 0 || ((facts.capEff ?? 0n) >> cap & 1n) === 1n;
+}
+
+/** Privileges: root, or the capabilities each program needs. */
+export function checkPrivileges(role: Role, facts: HostFacts): Verdict {
+  const raw = hasCap(facts, CAP_NET_RAW), admin = hasCap(facts, CAP_NET_ADMIN);
+  const need = role === "intercept" ? raw && admin : raw;
+  if (need) {
+    return {
+      id: "privileges",
+      status: "pass",
+      summary: facts.uid === 0 ? "running as root" : "capabilities present",
+    };
+  }
+  return {
+    id: "privileges",
+    status: "fail",
+    summary: `uid ${facts.uid} without ${role === "intercept" ? "CAP_NET_ADMIN/" : ""}CAP_NET_RAW`,
+    fix: `run as root (sudo), or: sudo setcap cap_net_raw,cap_net_admin+ep ./${role}`,
+  };
+}
+
+/** Every library the program loads is present. */
+export function checkLibraries(facts: HostFacts): Verdict[] {
+  return Object.entries(facts.libraries).map(([name, error]) =>
+    error === "" ? { id: `library:${name}`, status: "pass", summary: `${name} loads` } : {
+      id: `library:${name}`,
+      status: "fail",
+      summary: `${name} does not load: ${error}`,
+      fix: `install ${facts.libraryPackages[name] ?? name}`,
+    }
+  );
+}
+
+/** Capture devices given with -i exist. */
+export function checkDevices(facts: HostFacts): Verdict[] {
+  return Object.entries(facts.devices).map(([dev, exists]) =>
+    exists ? { id: `device:${dev}`, status: "pass", summary: `device ${dev} exists` } : {
+      id: `device:${dev}`,
+      status: "fail",
+      summary: `device ${dev} does not exist`,
+      fix: "pick one from `ip -br link` (or use -i any)",
+    }
+  );
+}
+
+/**
+ * Reverse-path filtering. On the target, strict rp_filter (1) drops replicated packets whose
+ * client address is not routed back through the interface they arrive on.
+ */
+export function checkRpFilter(role: Role, facts: HostFacts): Verdict {
+  const strict = Object.entries(facts.rpFilter).filter(([, v]) => v === "1").map(([k]) => k);
+  if (role === "tcpcopy" || strict.length === 0) {
+    return { id: "rp_filter", status: "pass", summary: "rp_filter is not strict" };
+  }
+  return {
+    id: "rp_filter",
+    status: "warn",
+    summary: `strict rp_filter on ${strict.join(", ")}: replicated packets from client ` +
+      "addresses that are not routed back through the same interface are dropped",
+    fix: `sysctl -w ${strict.map((i) => `net.ipv4.conf.${i}.rp_filter=2`).join(" ")} ` +
+      "(loose), or route the client range (-c) back through the online host",
+  };
+}
+
+/** IP forwarding: an assistant host running intercept in pcap mode must not forward replies. */
+export function checkIpForward(role: Role, facts: HostFacts, assistant: boolean): Verdict {
+  if (role === "intercept" && assistant && facts.ipForward === "1") {
+    return {
+      id: "ip_forward",
+      status: "fail",
+      summary: "ip_forward=1 on the assistant host: the target's replies are forwarded to " +
+        "real clients, which answer them with RST",
+      fix: "sysctl -w net.ipv4.ip_forward=0",
+    };
+  }
+  return { id: "ip_forward", status: "pass", summary: `ip_forward=${facts.ipForward ?? "?"}` };
+}
+
+/** GRO/LRO make captured packets larger than the MTU; tcpcopy re-segments, but warns. */
+export function checkOffload(role: Role, facts: HostFacts): Verdict[] {
+  if (role !== "tcpcopy") return [];
+  return Object.entries(facts.gro).map(([dev, state]) =>
+    state === "on"
+      ? {
+        id: `gro:${dev}`,
+        status: "warn",
+        summary: `generic-receive-offload is on for ${dev}: captured packets can be larger ` +
+          `than the MTU (${facts.mtu[dev] ?? "?"}), tcpcopy re-segments them to the target MSS`,
+        fix: `ethtool -K ${dev} gro off (optional; removes the re-segmentation work)`,
+      }
+      : { id: `gro:${dev}`, status: "pass", summary: `GRO off on ${dev}` }
+  );
+}
+
+/** NFQUEUE rules: intercept installs them itself; a foreign rule on the same port conflicts. */
+export function checkQueueRules(facts: HostFacts): Verdict[] {
+  if (facts.iptablesOutput === undefined) {
+    return [{
+      id: "iptables",
+      status: "fail",
+      summary: "iptables is not available",
+      fix: "apt-get install iptables (intercept installs its NFQUEUE rules with it)",
+    }];
+  }
+  return facts.ports.map((port) => {
+    const rules = facts.iptablesOutput!.filter((l) =>
+      new RegExp(`--sport ${port}\\b`).test(l) && /-j (NFQUEUE|QUEUE|DROP)/.test(l)
+    );
+    const foreign = rules.filter((l) => !/tcpcopy-intercept/.test(l));
+    if (foreign.length > 0) {
+      return {
+        id: `nfqueue:${port}`,
+        status: "fail",
+        summary: `a rule not made by intercept already handles replies from port ${port}: ` +
+          foreign[0],
+        fix: `remove it: iptables ${foreign[0].replace(/^-A /, "-D ")}`,
+      };
+    }
+    return {
+      id: `nfqueue:${port}`,
+      status: "pass",
+      summary: rules.length > 0
+        ? `intercept's NFQUEUE rule for port ${port} is installed`
+        : `no conflicting rule for port ${port} (intercept installs its own at start)`,
+    };
+  });
+}
+
+/** The intercept servers given with -s accept TCP connections. */
+export function checkIntercepts(facts: HostFacts): Verdict[] {
+  return Object.entries(facts.intercepts).map(([addr, error]) =>
+    error === ""
+      ? {
+        id: `intercept:${addr}`,
+        status: "pass",
+        summary: `intercept ${addr} accepts connections`,
+      }
+      : {
+        id: `intercept:${addr}`,
+        status: "fail",
+        summary: `intercept ${addr} is not reachable: ${error}`,
+        fix: "start intercept there (intercept --port PORT), open TCP port 36524 in its " +
+          "firewall, and check the route from this host",
+      }
+  );
+}
+
+/** All checks for `role`, in the order a person would fix them. */
+export function runChecks(role: Role, facts: HostFacts, assistant = false): Verdict[] {
+  return [
+    checkPrivileges(role, facts),
+    ...checkLibraries(facts),
+    ...checkDevices(facts),
+    checkIpForward(role, facts, assistant),
+    checkRpFilter(role, facts),
+    ...checkOffload(role, facts),
+    ...(role === "intercept" && !assistant ? checkQueueRules(facts) : []),
+    ...(role === "tcpcopy" ? checkIntercepts(facts) : []),
+  ];
+}
+
+/** Text report: one line per check, the fix indented below failures and warnings. */
+export function formatReport(verdicts: Verdict[]): string {
+  const mark = { pass: "ok  ", warn: "WARN", fail: "FAIL" } as const;
+  const lines: string[] = [];
+  for (const v of verdicts) {
+    lines.push(`${mark[v.status]}  ${v.id}: ${v.summary}`);
+    if (v.fix && v.status !== "pass") lines.push(`      fix: ${v.fix}`);
+  }
+  const failed = verdicts.filter((v) => v.status === "fail").length;
+  const warned = verdicts.filter((v) => v.status === "warn").length;
+  lines.push(`${verdicts.length} checks: ${failed} failed, ${warned} warnings`);
+  return lines.join("\n");
+}

@@ -1,0 +1,24 @@
+/**
+ * The `doctor` subcommand shared by tcpcopy and intercept: gather facts, judge them, print a
+ * pass/fail line per check with the exact fix (or JSON with `--json`). Exit code 0 when no
+ * check failed, 1 otherwise.
+ *
+ * @module
+ */
+import { formatReport, type Role, runChecks } from "./checks.ts";
+import { type DoctorTargets, gatherFacts } from "./facts.ts";
+
+/** Runs the doctor for `role`; returns the exit code. */
+export async function runDoctor(
+  role: Role,
+  targets: DoctorTargets,
+  opts: { json?: boolean; assistant?: boolean } = {},
+): Promise<number> {
+  const verdicts = runChecks(role, await gatherFacts(role, targets), opts.assistant);
+  if (opts.json) {
+    console.log(JSON.stringify({ type: "doctor", program: role, checks: verdicts }));
+  } else {
+    console.log(formatReport(verdicts));
+  }
+  return verdicts.some((v) => v.status === "fail") ? 1 : 0;
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { formatReport, type HostFacts, runChecks } from "../../lib/doctor/checks.ts";
+
+function facts(over: Partial<HostFacts> = {}): HostFacts {
+  return {
+    uid: 0,
+    libraries: { "libpcap.so.0.8": "" },
+    libraryPackages: { "libpcap.so.0.8": "libpcap0.8" },
+    devices: {},
+    ipForward: "0",
+    rpFilter: { all: "0", default: "0" },
+    gro: {},
+    mtu: {},
+    ports: [],
+    intercepts: {},
+    ...over,
+  };
+}
+
+const byId = (role: "tcpcopy" | "intercept", f: HostFacts, assistant = false) =>
+  Object.fromEntries(runChecks(role, f, assistant).map((v) => [v.id, v]));
+
+Deno.test("doctor: root passes, an unprivileged user without capabilities fails with setcap", () => {
+  assert.equal(byId("tcpcopy", facts()).privileges.status, "pass");
+  const v = byId("tcpcopy", facts({ uid: 1000, capEff: 0n })).privileges;
+  assert.equal(v.status, "fail");
+  assert.match(v.fix!, /setcap cap_net_raw,cap_net_admin\+ep/);
+  // CAP_NET_RAW (bit 13) is enough for tcpcopy; intercept also needs CAP_NET_ADMIN (bit 12).
+  assert.equal(byId("tcpcopy", facts({ uid: 1000, capEff: 1n << 13n })).privileges.status, "pass");
+  assert.equal(
+    byId("intercept", facts({ uid: 1000, capEff: 1n << 13n })).privileges.status,
+    "fail",
+  );
+  assert.equal(
+    byId("intercept", facts({ uid: 1000, capEff: 3n << 12n })).privileges.status,
+    "pass",
+  );
+});
+
+Deno.test("doctor: a missing library names the package to install", () => {
+  const v = byId("tcpcopy", facts({ libraries: { "libpcap.so.0.8": "not found" } }))[
+    "library:libpcap.so.0.8"
+  ];
+  assert.equal(v.status, "fail");
+  assert.match(v.fix!, /install libpcap0\.8/);
+});
+
+Deno.test("doctor: strict rp_filter on the target warns, ip_forward on an assistant fails", () => {
+  const strict = facts({ rpFilter: { all: "1", default: "0", eth0: "1" } });
+  assert.equal(byId("intercept", strict).rp_filter.status, "warn");
+  assert.match(byId("intercept", strict).rp_filter.fix!, /all\.rp_filter=2.*eth0\.rp_filter=2/);
+  assert.equal(byId("tcpcopy", strict).rp_filter.status, "pass");
+  assert.equal(byId("intercept", facts({ ipForward: "1" }), true).ip_forward.status, "fail");
+  assert.equal(byId("intercept", facts({ ipForward: "1" }), false).ip_forward.status, "pass");
+});
+
+Deno.test("doctor: a foreign NFQUEUE rule on the port conflicts; intercept's own does not", () => {
+  const own = "-A OUTPUT -p tcp -m tcp --sport 80 -m comment --comment tcpcopy-intercept-1 " +
+    "-j NFQUEUE --queue-num 1";
+  const foreign = "-A OUTPUT -p tcp -m tcp --sport 80 -j DROP";
+  assert.equal(
+    byId("intercept", facts({ ports: [80], iptablesOutput: ["-P OUTPUT ACCEPT", own] }))[
+      "nfqueue:80"
+    ].status,
+    "pass",
+  );
+  const v = byId("intercept", facts({ ports: [80], iptablesOutput: [foreign] }))["nfqueue:80"];
+  assert.equal(v.status, "fail");
+  assert.equal(v.fix, "remove it: iptables -D OUTPUT -p tcp -m tcp --sport 80 -j DROP");
+  assert.equal(byId("intercept", facts({ ports: [80] })).iptables.status, "fail");
+});
+
+Deno.test("doctor: unreachable intercept, missing device and GRO are reported", () => {
+  const f = facts({
+    intercepts: { "10.0.0.2:36524": "Connection refused", "10.0.0.3:36524": "" },
+    devices: { eth9: false, eth0: true },
+    gro: { eth0: "on" },
+    mtu: { eth0: 1500 },
+  });
+  const v = byId("tcpcopy", f);
+  assert.equal(v["intercept:10.0.0.2:36524"].status, "fail");
+  assert.equal(v["intercept:10.0.0.3:36524"].status, "pass");
+  assert.equal(v["device:eth9"].status, "fail");
+  assert.equal(v["gro:eth0"].status, "warn");
+  const text = formatReport(runChecks("tcpcopy", f));
+  assert.match(text, /^FAIL {2}intercept:10\.0\.0\.2:36524: .*Connection refused$/m);
+  assert.match(text, /checks: 2 failed, 1 warnings$/);
+});
