@@ -1,8 +1,299 @@
-/** The live tcpcopy process: capture -> engine -> send, with the intercept tunnel. */
+/**
+ * The live tcpcopy process (the thin, impure edge around {@link Replicator}):
+ *
+ *   PcapCapture (-i, -F) --drain batch--> Replicator.onFrame --> Engine --> raw sender arena
+ *                                                                  |  ^         (flush per batch)
+ *                                     TunnelClient <--routeAdd/Del-+  +-- onReplyBytes <-- intercept
+ *
+ * One awaited wait per capture wake-up, then a synchronous drain; one flush per batch; one
+ * setTimeout for all engine timers; JSON stats lines on stdout; SIGINT/SIGTERM reset every
+ * session, print the final stats line and return 0.
+ */
 import type { TcpcopyConfig } from "../cli/config.ts";
+import { Engine } from "../engine/engine.ts";
+import { PcapCapture } from "../io/pcap.ts";
+import { RawIp6Sender, RawIpSender } from "../io/raw_send.ts";
+import type { PacketSender } from "../io/batch_sender.ts";
+import { IoError } from "../io/errors.ts";
+import { TunnelClient } from "../tunnel/client.ts";
+import { Logger } from "../stats/logger.ts";
+import { jsonLine, nextStatsDue } from "../stats/json_lines.ts";
+import { type TcpcopyCounters, tcpcopyStatsRecord } from "../stats/record.ts";
+import { renderPrometheus, TCPCOPY_SCHEMA } from "../stats/prometheus.ts";
+import { versionLine } from "../version.ts";
+import { engineConfigOf } from "./convert.ts";
+import { Replicator } from "./replicator.ts";
+import { DeadlineTimer } from "./timer.ts";
+import { fileSink, type LineSink, stdioSink } from "./output.ts";
 
-/** Runs tcpcopy until SIGINT/SIGTERM; resolves to the process exit code. */
-export function runTcpcopy(_config: TcpcopyConfig): Promise<number> {
-  console.error("tcpcopy: live replication is not wired in this build yet");
-  return Promise.resolve(1);
+/** Exit codes. */
+export const EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2;
+
+/** Packets drained per step before the clock is read again. */
+const DRAIN_STEP = 2048;
+
+/** User and system CPU seconds of this process (Linux /proc; zeros elsewhere). */
+function cpuSeconds(): { user: number; system: number } {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
+  } catch {
+    return { user: 0, system: 0 };
+  }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs tcpcopy until SIGINT/SIGTERM (or a fatal runtime problem); resolves to the exit code. */
+export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
+  let sink: LineSink;
+  try {
+    sink = config.logFile === null ? stdioSink("stderr") : fileSink(config.logFile);
+  } catch (e) {
+    console.error(`tcpcopy: cannot open log file ${config.logFile}: ${describe(e)}`);
+    return EXIT_RUNTIME;
+  }
+  const log = new Logger((line) => sink.write(line));
+  const fatal = (message: string, code = EXIT_RUNTIME): number => {
+    log.error(message);
+    if (config.logFile !== null) console.error(`tcpcopy: ${message}`);
+    return code;
+  };
+  const stdout = stdioSink("stdout");
+  const startMs = Date.now();
+  log.info(`${versionLine("tcpcopy")} starting`);
+  for (const t of config.transfers) {
+    log.info(`transfer ${t.onlineIp ?? "*"}:${t.onlinePort} -> ${t.targetIp}:${t.targetPort}`);
+  }
+  log.info(`capture on ${config.interfaces.join(",")} with filter: ${config.filter}`);
+
+  const senders: PacketSender[] = [];
+  const captures: PcapCapture[] = [];
+  let tunnel: TunnelClient | null = null;
+  const releaseAll = async () => {
+    for (const c of captures) c.close();
+    for (const s of senders) s.close();
+    if (tunnel !== null) await tunnel.close();
+    sink.close();
+  };
+
+  // 1. Senders (the first privileged step: fails fast without CAP_NET_RAW).
+  let v4: PacketSender | null = null, v6: PacketSender | null = null;
+  try {
+    if (config.outInterface !== null) {
+      await releaseAll();
+      return fatal("-o/--out-interface: link-layer send is not available in this build yet");
+    }
+    const maxPacket = Math.min(65535, Math.max(config.mtu, 1500));
+    if (config.transfers.some((t) => t.targetFamily === 4)) {
+      v4 = RawIpSender.open({ maxPacket });
+      senders.push(v4);
+    }
+    if (config.transfers.some((t) => t.targetFamily === 6)) {
+      v6 = RawIp6Sender.open({ maxPacket });
+      senders.push(v6);
+    }
+  } catch (e) {
+    await releaseAll();
+    return fatal(`cannot open the raw send socket: ${describe(e)}`);
+  }
+
+  const replicator = new Replicator({ v4, v6, log, now: Date.now });
+  const engine = new Engine(engineConfigOf(config), replicator, startMs);
+  replicator.attach(engine);
+
+  // 2. Captures (device and filter problems surface here).
+  try {
+    for (const device of config.interfaces) {
+      captures.push(PcapCapture.openLive({
+        device,
+        filter: config.filter,
+        snaplen: config.snaplen,
+        bufferSize: config.bufferMiB * 1024 * 1024,
+      }));
+    }
+  } catch (e) {
+    await releaseAll();
+    const userFilter = e instanceof IoError && e.kind === "filter" && !config.filterGenerated;
+    return fatal(`cannot capture: ${describe(e)}`, userFilter ? EXIT_USAGE : EXIT_RUNTIME);
+  }
+
+  // 3. The tunnel to intercept(s).
+  let stopping = false;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => resolveDone = r);
+  let flushQueued = false;
+  const timer = new DeadlineTimer(() => engine.nextDeadline(), () => {
+    if (stopping) return;
+    replicator.tick(Date.now());
+    replicator.flush();
+  });
+  const afterWork = () => {
+    replicator.flush();
+    timer.arm();
+  };
+  const onReply = (bytes: Uint8Array) => {
+    if (stopping) return;
+    replicator.onReplyBytes(bytes, Date.now());
+    if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(() => {
+        flushQueued = false;
+        if (!stopping) afterWork();
+      });
+    }
+  };
+  try {
+    tunnel = await TunnelClient.connect({
+      servers: config.intercepts.map((h) => ({ hostname: h.host, port: h.port })),
+      connections: config.connections,
+      lonely: config.lonely,
+      onReply,
+      onAllDown: () =>
+        void shutdown(EXIT_RUNTIME, "every intercept connection is gone (use -L to keep running)"),
+      log: (line) => log.warn(line),
+    });
+  } catch (e) {
+    await releaseAll();
+    return fatal(`${describe(e)}; is intercept running there? (use -L to start anyway)`);
+  }
+  replicator.setRoutes(tunnel);
+  log.info(`intercept connections up: ${tunnel.connected}`);
+
+  // 4. Stats.
+  const counters = (): TcpcopyCounters => {
+    let kernelDrops = 0, ifDrops = 0, sent = 0;
+    for (const c of captures) {
+      const s = c.stats();
+      kernelDrops += s.dropped;
+      ifDrops += s.ifDropped;
+    }
+    const errors: Record<string, number> = {};
+    for (const s of senders) {
+      sent += s.stats.sent;
+      for (const [k, n] of Object.entries(s.stats.errors)) errors[k] = (errors[k] ?? 0) + n;
+    }
+    const r = replicator.counters;
+    if (r.buildErrors > 0) errors.build = r.buildErrors;
+    if (r.noSender > 0) errors.no_sender = r.noSender;
+    const cpu = cpuSeconds();
+    return {
+      engine: engine.stats,
+      capture: {
+        packets: r.frames,
+        kernelDrops,
+        ifDrops,
+        parseErrors: r.parseErrors + r.truncated,
+      },
+      send: { packets: sent, errors },
+      intercept: {
+        servers: config.intercepts.length,
+        connected: tunnel?.connected ?? 0,
+        replies: tunnel?.counters.replies ?? 0,
+        replyErrors: r.replyErrors + (tunnel?.counters.protocolErrors ?? 0),
+        reconnects: tunnel?.counters.reconnects ?? 0,
+      },
+      process: {
+        rssBytes: Deno.memoryUsage().rss,
+        cpuUserS: cpu.user,
+        cpuSystemS: cpu.system,
+      },
+    };
+  };
+  const record = (final: boolean) => tcpcopyStatsRecord(counters(), Date.now(), startMs, final);
+  let statsTimer: ReturnType<typeof setTimeout> | undefined;
+  const scheduleStats = () => {
+    const due = nextStatsDue(startMs, Date.now(), config.statsIntervalS);
+    if (due === null) return;
+    statsTimer = setTimeout(() => {
+      if (stopping) return;
+      stdout.write(jsonLine(record(false)));
+      scheduleStats();
+    }, Math.max(1, due - Date.now()));
+  };
+  scheduleStats();
+
+  let metricsServer: Deno.HttpServer | null = null;
+  if (config.metrics !== null) {
+    try {
+      metricsServer = Deno.serve({
+        hostname: config.metrics.host,
+        port: config.metrics.port,
+        onListen: () =>
+          log.info(`metrics on http://${config.metrics!.host}:${config.metrics!.port}/metrics`),
+      }, (req) => {
+        if (new URL(req.url).pathname !== "/metrics") {
+          return new Response("not found\n", { status: 404 });
+        }
+        return new Response(renderPrometheus(record(false), TCPCOPY_SCHEMA), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      });
+    } catch (e) {
+      log.error(
+        `--metrics: cannot listen on ${config.metrics.host}:${config.metrics.port}: ${describe(e)}`,
+      );
+    }
+  }
+
+  // 5. Shutdown on signals.
+  const onSignal = (name: string) => () => void shutdown(EXIT_OK, `${name} received`);
+  const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
+  const onHup = () => log.info("SIGHUP ignored (use SIGINT or SIGTERM to stop)");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", onHup);
+
+  async function shutdown(code: number, why: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log[code === EXIT_OK ? "info" : "error"](`stopping: ${why}`);
+    for (const c of captures) c.stop();
+    timer.cancel();
+    if (statsTimer !== undefined) clearTimeout(statsTimer);
+    try {
+      engine.closeAll("shutdown", Date.now());
+      replicator.flush();
+    } catch (e) {
+      log.error(`while resetting sessions: ${describe(e)}`);
+    }
+    stdout.write(jsonLine(record(true)));
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGHUP", onHup);
+    const grace = new Promise<void>((r) => setTimeout(r, 500));
+    await Promise.race([
+      Promise.allSettled([releaseAll(), metricsServer?.shutdown()]),
+      grace,
+    ]);
+    resolveDone(code);
+  }
+
+  // 6. The capture loops: one awaited wait per wake-up, then a synchronous drain.
+  for (const cap of captures) {
+    (async () => {
+      const linkType = cap.linkType;
+      let now = Date.now();
+      const onPacket = (frame: Uint8Array, tsMicros: number) =>
+        replicator.onFrame(frame, linkType, tsMicros, now);
+      try {
+        while (!stopping) {
+          if (!(await cap.wait(1000)) || stopping) break;
+          let n: number;
+          do {
+            now = Date.now();
+            n = cap.drain(onPacket, DRAIN_STEP);
+          } while (n === DRAIN_STEP && !stopping);
+          if (!stopping) afterWork();
+        }
+      } catch (e) {
+        void shutdown(EXIT_RUNTIME, `capture on ${cap.device} failed: ${describe(e)}`);
+      }
+    })();
+  }
+  log.info("replicating");
+  return await done;
 }

@@ -1,0 +1,233 @@
+/**
+ * The data path of tcpcopy, free of I/O: captured frames -> lib/wire -> engine, engine
+ * output -> packets built in place in the sender's arena, routes -> the intercept tunnel,
+ * reply headers from the tunnel -> engine. The process edge (run.ts) owns the sockets, the
+ * capture handles and the event loop; everything here is driven by calls and testable with
+ * fakes.
+ */
+import type { EngineOutput } from "../engine/engine.ts";
+import type { Endpoint, OutSegment } from "../engine/segment.ts";
+import type { EngineStats, SessionEvent } from "../engine/stats.ts";
+import type { CapturedSegment, ReplySegment } from "../engine/segment.ts";
+import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../wire/packet.ts";
+import { buildTcpPacket, tcpPacketLength } from "../wire/build.ts";
+import { parseIp } from "../wire/addr.ts";
+import type { Logger } from "../stats/logger.ts";
+import { capturedSegmentOf, packetReprOf, replySegmentOf } from "./convert.ts";
+
+/** What the replicator needs of the session engine. */
+export interface EngineLike {
+  readonly stats: EngineStats;
+  onCaptured(seg: CapturedSegment, nowMs: number): void;
+  onReply(reply: ReplySegment, nowMs: number): void;
+  tick(nowMs: number): void;
+  nextDeadline(): number | undefined;
+  closeAll(reason?: string, nowMs?: number): void;
+}
+
+/** What the replicator needs of a packet sender (lib/io PacketSender). */
+export interface SenderLike {
+  slot(len: number): Uint8Array;
+  flush(): number;
+  readonly pending: number;
+}
+
+/** A route endpoint as the tunnel encodes it. */
+export interface RouteEndpoint {
+  addr: Uint8Array;
+  port: number;
+}
+
+/** What the replicator needs of the tunnel client. */
+export interface RouteSink {
+  addRoute(client: RouteEndpoint, target: RouteEndpoint): boolean;
+  delRoute(client: RouteEndpoint, target: RouteEndpoint): boolean;
+}
+
+/** Counters of the glue itself (the engine, capture and senders keep their own). */
+export interface ReplicatorCounters {
+  /** Frames handed in by the capture. */
+  frames: number;
+  /** Frames that were not TCP over IPv4/IPv6, or malformed. */
+  parseErrors: number;
+  /** Frames whose payload was cut by the snap length (skipped: replaying them would corrupt). */
+  truncated: number;
+  /** Reply headers handed in by the tunnel. */
+  replies: number;
+  /** Reply headers that did not parse. */
+  replyErrors: number;
+  /** Engine output the builder refused (bad addresses, options too long). */
+  buildErrors: number;
+  /** Engine output for an address family with no sender. */
+  noSender: number;
+  /** Routes no intercept accepted (none connected, or its queue full). */
+  routeFailures: number;
+}
+
+/** The replicator's collaborators. */
+export interface ReplicatorOptions {
+  /** Sender for IPv4 packets (null: IPv4 output is counted in noSender). */
+  v4: SenderLike | null;
+  /** Sender for IPv6 packets. */
+  v6: SenderLike | null;
+  /** Route registrations; may be set later with {@link Replicator.setRoutes}. */
+  routes?: RouteSink | null;
+  log: Logger;
+  /** Wall clock in ms since the epoch. */
+  now: () => number;
+}
+
+/** Wires capture, engine, senders and tunnel together. */
+export class Replicator implements EngineOutput {
+  readonly counters: ReplicatorCounters = {
+    frames: 0,
+    parseErrors: 0,
+    truncated: 0,
+    replies: 0,
+    replyErrors: 0,
+    buildErrors: 0,
+    noSender: 0,
+    routeFailures: 0,
+  };
+  #engine: EngineLike | null = null;
+  #routes: RouteSink | null;
+  readonly #parsed = new ParsedTcp();
+  readonly #reply = new ParsedTcp();
+  readonly #addrCache = new Map<string, Uint8Array>();
+
+  constructor(private readonly opts: ReplicatorOptions) {
+    this.#routes = opts.routes ?? null;
+  }
+
+  /** Connects the engine (it is built with this object as its output). */
+  attach(engine: EngineLike): void {
+    this.#engine = engine;
+  }
+
+  /** Sets (or replaces) the tunnel that receives route registrations. */
+  setRoutes(routes: RouteSink | null): void {
+    this.#routes = routes;
+  }
+
+  get engine(): EngineLike {
+    if (this.#engine === null) throw new Error("replicator: no engine attached");
+    return this.#engine;
+  }
+
+  /** One captured frame of link type `linkType`; `tsMicros` is its capture time. */
+  onFrame(frame: Uint8Array, linkType: number, tsMicros: number, nowMs: number): void {
+    this.counters.frames++;
+    const p = this.#parsed;
+    if (parseTcpPacket(frame, linkType, p) !== null) {
+      this.counters.parseErrors++;
+      return;
+    }
+    if (p.payloadTruncated) {
+      this.counters.truncated++;
+      return;
+    }
+    const seg = capturedSegmentOf(p, tsMicros / 1000);
+    if (seg === null) {
+      this.counters.parseErrors++;
+      return;
+    }
+    this.engine.onCaptured(seg, nowMs);
+  }
+
+  /** One reply header from the tunnel: bytes from the IP header on. */
+  onReplyBytes(bytes: Uint8Array, nowMs: number): void {
+    this.counters.replies++;
+    const p = this.#reply;
+    if (parseIpTcp(bytes, 0, p) !== null) {
+      this.counters.replyErrors++;
+      return;
+    }
+    const seg = replySegmentOf(p);
+    if (seg === null) {
+      this.counters.replyErrors++;
+      return;
+    }
+    this.engine.onReply(seg, nowMs);
+  }
+
+  /** Runs the engine's due timers. */
+  tick(nowMs: number): void {
+    this.engine.tick(nowMs);
+  }
+
+  /** Sends everything the engine produced since the last flush. */
+  flush(): void {
+    if (this.opts.v4 && this.opts.v4.pending > 0) this.opts.v4.flush();
+    if (this.opts.v6 && this.opts.v6.pending > 0) this.opts.v6.flush();
+  }
+
+  // EngineOutput
+
+  send(seg: OutSegment): void {
+    const sender = seg.dst.addr.includes(":") ? this.opts.v6 : this.opts.v4;
+    if (sender === null) {
+      this.counters.noSender++;
+      return;
+    }
+    const repr = packetReprOf(seg);
+    const len = tcpPacketLength(repr);
+    if (len < 0) {
+      this.counters.buildErrors++;
+      return;
+    }
+    let slot: Uint8Array;
+    try {
+      slot = sender.slot(len);
+    } catch {
+      this.counters.buildErrors++; // larger than the sender's slots
+      return;
+    }
+    if (buildTcpPacket(repr, slot) !== len) {
+      slot.fill(0); // the sender refuses a zero IP version: the slot is skipped, not sent
+      this.counters.buildErrors++;
+    }
+  }
+
+  routeAdd(client: Endpoint, target: Endpoint): void {
+    const r = this.#routes;
+    const c = this.#routeEndpoint(client), t = this.#routeEndpoint(target);
+    if (r === null || c === null || t === null || !r.addRoute(c, t)) {
+      this.counters.routeFailures++;
+      this.opts.log.limited(
+        "route",
+        "warn",
+        `no intercept took the route for ${client.addr}:${client.port}; ` +
+          `its replies cannot be seen`,
+      );
+    }
+  }
+
+  routeDel(client: Endpoint, target: Endpoint): void {
+    const c = this.#routeEndpoint(client), t = this.#routeEndpoint(target);
+    if (this.#routes !== null && c !== null && t !== null) this.#routes.delRoute(c, t);
+  }
+
+  event(e: SessionEvent): void {
+    if (e.type !== "lost") return;
+    this.opts.log.limited(
+      `lost-${e.reason ?? "unknown"}`,
+      "info",
+      `session ${e.client.addr}:${e.client.port} -> ${e.target.addr}:${e.target.port} lost ` +
+        `${e.requests ?? 0} request(s): ${e.reason ?? "unknown"}${
+          e.detail ? ` (${e.detail})` : ""
+        }`,
+    );
+  }
+
+  #routeEndpoint(e: Endpoint): RouteEndpoint | null {
+    let addr = this.#addrCache.get(e.addr);
+    if (addr === undefined) {
+      const parsed = parseIp(e.addr);
+      if (typeof parsed === "string") return null;
+      addr = parsed.bytes;
+      if (this.#addrCache.size > 65536) this.#addrCache.clear();
+      this.#addrCache.set(e.addr, addr);
+    }
+    return { addr, port: e.port };
+  }
+}

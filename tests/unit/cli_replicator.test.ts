@@ -1,0 +1,252 @@
+/**
+ * The tcpcopy data path (lib/tcpcopy/replicator.ts) with a fake engine, fake senders and a
+ * fake tunnel: bytes in, bytes out, no sockets.
+ */
+import assert from "node:assert/strict";
+import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
+import { DeadlineTimer } from "../../lib/tcpcopy/timer.ts";
+import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { Logger } from "../../lib/stats/logger.ts";
+import { emptyStats } from "../../lib/engine/stats.ts";
+import type { CapturedSegment, OutSegment, ReplySegment } from "../../lib/engine/segment.ts";
+import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
+import { LinkType } from "../../lib/wire/link.ts";
+
+class FakeSender {
+  slots: Uint8Array[] = [];
+  sent: Uint8Array[] = [];
+  get pending() {
+    return this.slots.length;
+  }
+  slot(len: number): Uint8Array {
+    const s = new Uint8Array(len);
+    this.slots.push(s);
+    return s;
+  }
+  flush(): number {
+    const n = this.slots.length;
+    this.sent.push(...this.slots);
+    this.slots = [];
+    return n;
+  }
+}
+
+/** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
+class EchoEngine {
+  stats = emptyStats();
+  captured: CapturedSegment[] = [];
+  replies: ReplySegment[] = [];
+  constructor(readonly out: Replicator) {}
+  onCaptured(seg: CapturedSegment, _now: number) {
+    this.captured.push({ ...seg, payload: seg.payload.slice() });
+    if (seg.flags & 2) this.out.routeAdd(seg.src, { addr: "10.0.0.2", port: 8080 });
+    const o: OutSegment = { ...seg, dst: { addr: "10.0.0.2", port: 8080 } };
+    this.out.send(o);
+  }
+  onReply(r: ReplySegment, _now: number) {
+    this.replies.push(r);
+  }
+  tick() {}
+  nextDeadline() {
+    return undefined;
+  }
+  closeAll() {}
+}
+
+function packet(opts: {
+  src?: string;
+  dst?: string;
+  flags?: number;
+  payload?: string;
+  options?: { mss?: number; timestamp?: { tsval: number; tsecr: number } };
+}): Uint8Array {
+  const repr = {
+    srcAddr: opts.src ?? "192.168.1.10",
+    dstAddr: opts.dst ?? "10.0.0.1",
+    srcPort: 40000,
+    dstPort: 80,
+    seq: 1000,
+    ack: 2000,
+    flags: opts.flags ?? 0x18,
+    window: 512,
+    options: { sackPermitted: false, sackBlocks: [], unknown: [], ...opts.options },
+    payload: new TextEncoder().encode(opts.payload ?? ""),
+  };
+  const out = new Uint8Array(tcpPacketLength(repr));
+  assert.equal(buildTcpPacket(repr, out), out.length);
+  return out;
+}
+
+function setup() {
+  const logLines: string[] = [];
+  const routes: [RouteEndpoint, RouteEndpoint][] = [];
+  const v4 = new FakeSender(), v6 = new FakeSender();
+  const r = new Replicator({
+    v4,
+    v6,
+    log: new Logger((l) => logLines.push(l), () => 0),
+    now: () => 0,
+    routes: {
+      addRoute: (c, t) => (routes.push([c, t]), true),
+      delRoute: () => true,
+    },
+  });
+  const engine = new EchoEngine(r);
+  r.attach(engine);
+  return { r, engine, v4, v6, routes, logLines };
+}
+
+Deno.test("captured frame -> engine segment -> packet built in the sender slot", () => {
+  const { r, engine, v4, routes } = setup();
+  const syn = packet({ flags: 0x02, options: { mss: 1460, timestamp: { tsval: 7, tsecr: 0 } } });
+  r.onFrame(syn, LinkType.RAW, 1_700_000_000_123_456, 5);
+  r.onFrame(packet({ payload: "GET / HTTP/1.1\r\n\r\n" }), LinkType.RAW, 0, 6);
+  assert.equal(engine.captured.length, 2);
+  const s = engine.captured[0];
+  assert.deepEqual(s.src, { addr: "192.168.1.10", port: 40000 });
+  assert.deepEqual(s.dst, { addr: "10.0.0.1", port: 80 });
+  assert.deepEqual(s.options, { mss: 1460, timestamp: { tsval: 7, tsecr: 0 } });
+  assert.equal(s.timeMs, 1_700_000_000_123.456);
+  assert.equal(new TextDecoder().decode(engine.captured[1].payload), "GET / HTTP/1.1\r\n\r\n");
+  assert.equal(routes.length, 1);
+  assert.deepEqual([...routes[0][0].addr], [192, 168, 1, 10]);
+  assert.deepEqual([...routes[0][1].addr], [10, 0, 0, 2]);
+  assert.equal(routes[0][1].port, 8080);
+
+  assert.equal(v4.pending, 2);
+  r.flush();
+  assert.equal(v4.sent.length, 2);
+  const p = new ParsedTcp();
+  assert.equal(parseIpTcp(v4.sent[1], 0, p), null);
+  assert.equal(p.dstAddr, "10.0.0.2");
+  assert.equal(p.dstPort, 8080);
+  assert.equal(new TextDecoder().decode(p.payload()), "GET / HTTP/1.1\r\n\r\n");
+  assert.equal(parseIpTcp(v4.sent[0], 0, p), null);
+  assert.equal(p.flags, 0x02);
+  assert.equal(p.tcpHeaderLength, 20 + 4 + 12); // MSS + NOP NOP TS
+});
+
+Deno.test("IPv6 output goes to the IPv6 sender", () => {
+  const { r, v4, v6 } = setup();
+  r.send({
+    src: { addr: "2001:db8::10", port: 1 },
+    dst: { addr: "2001:db8::2", port: 2 },
+    seq: 1,
+    ack: 2,
+    flags: 0x10,
+    window: 100,
+    options: {},
+    payload: new Uint8Array(3),
+  });
+  assert.equal(v4.pending, 0);
+  assert.equal(v6.pending, 1);
+  assert.equal(v6.slots[0][0] >> 4, 6);
+});
+
+Deno.test("garbage frames and replies are counted, never thrown", () => {
+  const { r, engine } = setup();
+  for (let i = 0; i < 300; i++) {
+    const junk = crypto.getRandomValues(new Uint8Array(i % 80));
+    r.onFrame(junk, LinkType.EN10MB, 0, 0);
+    r.onReplyBytes(junk, 0);
+  }
+  const truncated = packet({ payload: "0123456789" }).subarray(0, 45);
+  r.onFrame(truncated, LinkType.RAW, 0, 0);
+  assert.equal(r.counters.frames, 301);
+  assert.equal(r.counters.parseErrors + r.counters.truncated, 301 - engine.captured.length);
+  assert.ok(r.counters.truncated >= 1);
+  assert.equal(r.counters.replies, 300);
+  assert.equal(r.counters.replyErrors, 300 - engine.replies.length);
+});
+
+Deno.test("reply bytes -> ReplySegment with the payload length from the IP header", () => {
+  const { r, engine } = setup();
+  const full = packet({
+    src: "10.0.0.2",
+    dst: "192.168.1.10",
+    flags: 0x12,
+    payload: "x".repeat(100),
+  });
+  r.onReplyBytes(full.subarray(0, 40), 0); // header only, as intercept sends it
+  assert.equal(engine.replies.length, 1);
+  const rep = engine.replies[0];
+  assert.deepEqual(rep.src, { addr: "10.0.0.2", port: 40000 });
+  assert.equal(rep.flags, 0x12);
+  assert.equal(rep.payloadLength, 100);
+  assert.equal(rep.payloadPrefix, undefined);
+});
+
+Deno.test("a route no intercept takes is counted and logged once per burst", () => {
+  const logLines: string[] = [];
+  const r = new Replicator({
+    v4: new FakeSender(),
+    v6: null,
+    log: new Logger((l) => logLines.push(l), () => 0),
+    now: () => 0,
+    routes: { addRoute: () => false, delRoute: () => false },
+  });
+  for (let i = 0; i < 50; i++) {
+    r.routeAdd({ addr: "192.168.1.10", port: i + 1 }, { addr: "10.0.0.2", port: 80 });
+  }
+  assert.equal(r.counters.routeFailures, 50);
+  assert.ok(logLines.length <= 10 && logLines.length > 0);
+  r.send({
+    src: { addr: "2001:db8::10", port: 1 },
+    dst: { addr: "2001:db8::2", port: 2 },
+    seq: 1,
+    ack: 2,
+    flags: 0x10,
+    window: 100,
+    options: {},
+    payload: new Uint8Array(0),
+  });
+  assert.equal(r.counters.noSender, 1);
+});
+
+Deno.test("engine config: seconds become milliseconds, MiB become bytes", () => {
+  const cli = parseTcpcopyArgs([
+    "-x",
+    "10.0.0.1:80-10.0.0.2:8080,81-10.0.0.2:81",
+    "-s",
+    "10.0.0.3",
+    "-t",
+    "1.5",
+    "-m",
+    "64",
+    "-n",
+    "2",
+    "-c",
+    "10.9.0.1",
+  ]);
+  assert.equal(cli.kind, "run");
+  if (cli.kind !== "run") return;
+  const e = engineConfigOf(cli.config);
+  assert.deepEqual(e.transfers, [
+    { online: { addr: "10.0.0.1", port: 80 }, target: { addr: "10.0.0.2", port: 8080 } },
+    { online: { addr: "", port: 81 }, target: { addr: "10.0.0.2", port: 81 } },
+  ]);
+  assert.equal(e.sessionTimeoutMs, 1500);
+  assert.equal(e.keepaliveTimeoutMs, 121_500);
+  assert.equal(e.maxMemoryBytes, 64 * 1024 * 1024);
+  assert.equal(e.copies, 2);
+  assert.deepEqual(e.clientIps, ["10.9.0.1"]);
+});
+
+Deno.test("deadline timer: one pending timeout at the earliest deadline", async () => {
+  let deadline: number | undefined = Date.now() + 20;
+  let fired = 0;
+  const t = new DeadlineTimer(() => deadline, () => {
+    fired++;
+    deadline = fired < 3 ? Date.now() + 5 : undefined;
+  });
+  t.arm();
+  t.arm(); // same deadline: no second timeout
+  const until = Date.now() + 2000;
+  while (fired < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(fired, 3);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(fired, 3);
+  t.cancel();
+});
