@@ -55,9 +55,9 @@ export function checkIpv4(bytes: Uint8Array, offset: number): WireError | null {
   if (vi >> 4 !== 4) return "bad_ip_version";
   const hl = (vi & 0x0f) << 2;
   if (hl < IPV4_MIN_HEADER_LEN) return "bad_ihl";
-  if (offset + hl > bytes.length) return "truncated";
   const total = (bytes[offset + 2] << 8) | bytes[offset + 3];
   if (total < hl) return "bad_length";
+  if (offset + hl > bytes.length) return "truncated";
   return null;
 }
 

@@ -98,9 +98,9 @@ export function parseIpTcp(bytes: Uint8Array, offset: number, out: ParsedTcp): W
     if (offset + IPV4_MIN_HEADER_LEN > bytes.length) return "truncated";
     const hl = (bytes[offset] & 0x0f) << 2;
     if (hl < IPV4_MIN_HEADER_LEN) return "bad_ihl";
-    if (offset + hl > bytes.length) return "truncated";
     const total = (bytes[offset + 2] << 8) | bytes[offset + 3];
     if (total < hl) return "bad_length";
+    if (offset + hl > bytes.length) return "truncated";
     if (bytes[offset + 9] !== IP_PROTO_TCP) return "not_tcp";
     const frag = ((bytes[offset + 6] << 8) | bytes[offset + 7]) & 0x3fff;
     if ((frag & 0x1fff) !== 0) return "fragment";
