@@ -1,17 +1,30 @@
 /**
  * intercept: capture the target's replies, drop them, and stream their headers to tcpcopy.
- * Entry point; the tunnel protocol lives in lib/tunnel/.
+ * Entry point; the program lives in lib/intercept/, the tunnel protocol in lib/tunnel/.
  */
 import { versionLine } from "./lib/version.ts";
+import { HELP, parseInterceptArgs } from "./lib/intercept/options.ts";
+import { runIntercept } from "./lib/intercept/run.ts";
 
 /** Runs the program with its command-line arguments (build.sh entry files call this). */
-export function main(args: string[]): void {
-  if (args.includes("-v") || args.includes("--version")) {
-    console.log(versionLine("intercept"));
-    Deno.exit(0);
+export async function main(args: string[]): Promise<void> {
+  const parsed = parseInterceptArgs(args);
+  switch (parsed.action) {
+    case "help":
+      console.log(HELP);
+      Deno.exit(0);
+      break;
+    case "version":
+      console.log(versionLine("intercept"));
+      Deno.exit(0);
+      break;
+    case "error":
+      console.error(`intercept: ${parsed.message}`);
+      Deno.exit(2);
+      break;
+    case "run":
+      Deno.exit(await runIntercept(parsed.config));
   }
-  console.log("usage: intercept --port PORT | -i DEV -F FILTER");
-  Deno.exit(args.includes("-h") || args.includes("--help") ? 0 : 2);
 }
 
 if (import.meta.main) main(Deno.args);

@@ -1,0 +1,184 @@
+/**
+ * intercept's command line (node:util parseArgs) -> a validated configuration, or a one-line
+ * error naming the flag, the value and what is expected (the caller exits with code 2).
+ */
+import { parseArgs } from "node:util";
+import { parseIp } from "../wire/addr.ts";
+import { DEFAULT_TUNNEL_PORT } from "../tunnel/server.ts";
+
+/** Where replies are read from. */
+export type CaptureMode =
+  | { kind: "nfqueue"; ports: number[]; queueNum: number; queueMaxLen: number; pass: Uint8Array[] }
+  | { kind: "pcap"; device: string; filter: string };
+
+/** The validated configuration. */
+export interface InterceptConfig {
+  mode: CaptureMode;
+  tunnelPort: number;
+  bind: string;
+  logFile?: string;
+  statsIntervalS: number;
+  maxPrefix: number;
+  batch: number;
+  routeTtlS: number;
+}
+
+/** Outcome of parsing: run, print something and exit 0, or a usage error. */
+export type ParsedArgs =
+  | { action: "run"; config: InterceptConfig }
+  | { action: "help" | "version" }
+  | { action: "error"; message: string };
+
+/** Default NFQUEUE number (the tunnel port, so it rarely meets another user of queue 0). */
+export const DEFAULT_QUEUE_NUM = DEFAULT_TUNNEL_PORT;
+
+/** The --help text: every flag with an example. */
+export const HELP =
+  `intercept: capture the target's replies, drop them, and send their headers to tcpcopy.
+
+Usage (pick one capture mode):
+  intercept --port 8080[,8081] [-x IP,...]   on the target: NFQUEUE on the OUTPUT chain
+  intercept -i DEV -F FILTER                 on an assistant host: libpcap capture
+
+Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
+  --port PORTS          target ports whose replies are taken       --port 8080,8443
+  -x, --pass IPS        reply destinations let through (real users) -x 192.0.2.10,2001:db8::7
+  --queue-num N         NFQUEUE number 0..65535 (default ${DEFAULT_QUEUE_NUM})   --queue-num 7
+  --queue-maxlen N      kernel queue length (default 8192)         --queue-maxlen 65536
+Capture, pcap mode:
+  -i, --device DEV      capture device (default any)               -i eth0
+  -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
+Tunnel:
+  -p, --tunnel-port N   listen port for tcpcopy (default ${DEFAULT_TUNNEL_PORT})      -p 36524
+  -b, --bind ADDR       listen address (default 0.0.0.0)           -b 10.0.0.9
+  -n, --batch N         replies per tunnel write 1..16 (default 16) -n 8
+  --max-prefix N        payload bytes granted to our tcpcopy, 0..1024 (default 128)  --max-prefix 0
+  --route-ttl S         idle route expiry in seconds (default 660) --route-ttl 120
+Output:
+  -l, --log FILE        log file instead of stderr                 -l /var/log/intercept.log
+  --stats-interval S    JSON stats line on stdout every S s (default 5, 0 = only at exit)
+                                                                   --stats-interval 30
+  -v, --version         print the version                          -v
+  -h, --help            this text                                  -h
+`;
+
+const OPTIONS = {
+  port: { type: "string", multiple: true },
+  pass: { type: "string", short: "x", multiple: true },
+  "queue-num": { type: "string" },
+  "queue-maxlen": { type: "string" },
+  device: { type: "string", short: "i" },
+  filter: { type: "string", short: "F" },
+  "tunnel-port": { type: "string", short: "p" },
+  bind: { type: "string", short: "b" },
+  batch: { type: "string", short: "n" },
+  "max-prefix": { type: "string" },
+  "route-ttl": { type: "string" },
+  log: { type: "string", short: "l" },
+  "stats-interval": { type: "string" },
+  version: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+class UsageError extends Error {}
+
+function int(
+  flag: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+  def: number,
+): number {
+  if (value === undefined) return def;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${flag} ${JSON.stringify(value)}: expected an integer ${min}..${max}`);
+  }
+  return Number(value);
+}
+
+function list(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(",")).map((s) => s.trim());
+}
+
+/** Parses intercept's arguments. Never throws. */
+export function parseInterceptArgs(args: string[]): ParsedArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0].replace(/\. To specify a positional.*$/, "");
+    return { action: "error", message: `${msg} (see intercept --help)` };
+  }
+  const v = parsed.values;
+  if (v.help) return { action: "help" };
+  if (v.version) return { action: "version" };
+  try {
+    if (parsed.positionals.length) {
+      throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    }
+    const nfq = v.port !== undefined;
+    const pcap = v.device !== undefined || v.filter !== undefined;
+    if (nfq && pcap) {
+      throw new UsageError("--port (NFQUEUE mode) cannot be combined with -i/-F (pcap mode)");
+    }
+    if (!nfq && !pcap) {
+      throw new UsageError(
+        "no capture mode: give --port PORT (NFQUEUE on this host) or -F FILTER (pcap)",
+      );
+    }
+    let mode: CaptureMode;
+    if (nfq) {
+      const ports = list(v.port).map((p) => int("--port", p, 1, 65535, 0));
+      if (new Set(ports).size !== ports.length) {
+        throw new UsageError(`--port ${v.port}: duplicate port`);
+      }
+      const pass = list(v.pass).map((ip) => {
+        const a = parseIp(ip);
+        if (typeof a === "string") {
+          throw new UsageError(`-x ${JSON.stringify(ip)}: expected an IPv4 or IPv6 address`);
+        }
+        return a.bytes;
+      });
+      mode = {
+        kind: "nfqueue",
+        ports,
+        pass,
+        queueNum: int("--queue-num", v["queue-num"], 0, 65535, DEFAULT_QUEUE_NUM),
+        queueMaxLen: int("--queue-maxlen", v["queue-maxlen"], 1, 1 << 24, 8192),
+      };
+    } else {
+      if (v.pass) throw new UsageError("-x works in NFQUEUE mode (--port) only");
+      if (v["queue-num"] || v["queue-maxlen"]) {
+        throw new UsageError("--queue-* need --port (NFQUEUE mode)");
+      }
+      if (!v.filter) {
+        throw new UsageError(
+          `-F missing: pcap mode needs a filter, e.g. -F 'tcp and src port 8080'`,
+        );
+      }
+      if (v.device === "") throw new UsageError(`-i "": expected a device name, e.g. eth0 or any`);
+      mode = { kind: "pcap", device: v.device ?? "any", filter: v.filter };
+    }
+    const bind = v.bind ?? "0.0.0.0";
+    if (typeof parseIp(bind) === "string") {
+      throw new UsageError(`-b ${JSON.stringify(bind)}: expected an IPv4 or IPv6 address`);
+    }
+    if (v.log === "") throw new UsageError(`-l "": expected a file name`);
+    return {
+      action: "run",
+      config: {
+        mode,
+        bind,
+        tunnelPort: int("-p", v["tunnel-port"], 1, 65535, DEFAULT_TUNNEL_PORT),
+        logFile: v.log,
+        statsIntervalS: int("--stats-interval", v["stats-interval"], 0, 86400, 5),
+        maxPrefix: int("--max-prefix", v["max-prefix"], 0, 1024, 128),
+        batch: int("-n", v.batch, 1, 16, 16),
+        routeTtlS: int("--route-ttl", v["route-ttl"], 1, 86400 * 7, 660),
+      },
+    };
+  } catch (e) {
+    if (e instanceof UsageError) return { action: "error", message: e.message };
+    throw e;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * pcap mode (intercept on an assistant host): libpcap capture with the user's filter. The
+ * target routes replies for the client range to this host, which black-holes them
+ * (ip_forward=0); intercept only reads them, so no verdicts are given.
+ */
+import { PcapCapture } from "../io/pcap.ts";
+import { ipOffsetOf } from "../wire/link.ts";
+import type { ReplyHandler, ReplySource } from "./source.ts";
+import type { KernelCounters, VerdictCounters } from "./stats.ts";
+
+/** Headers plus the largest payload prefix a peer may be granted. */
+export function snaplenFor(maxPrefix: number): number {
+  return 20 /* SLL2/Ethernet+VLAN */ + 60 + 60 + maxPrefix;
+}
+
+/** A libpcap reply source. */
+export class PcapSource implements ReplySource {
+  notIp = 0;
+  readonly #cap: PcapCapture;
+  #stopped = false;
+
+  /** Opens the capture; throws IoError with a clear message (device, filter, privilege). */
+  constructor(device: string, filter: string, maxPrefix: number) {
+    this.#cap = PcapCapture.openLive({
+      device,
+      filter,
+      snaplen: snaplenFor(maxPrefix),
+      bufferSize: 16 << 20,
+      timeoutMs: 1,
+      drainBufferSize: 4 << 20,
+    });
+  }
+
+  async run(onReply: ReplyHandler): Promise<void> {
+    const cap = this.#cap;
+    const link = cap.linkType;
+    const handle = (frame: Uint8Array) => {
+      const off = ipOffsetOf(link, frame);
+      if (typeof off === "number") onReply(frame.subarray(off));
+      else this.notIp++;
+    };
+    while (!this.#stopped && await cap.wait(200)) cap.drain(handle);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#cap.stop();
+  }
+
+  close(): void {
+    this.#cap.close();
+  }
+
+  kernel(): KernelCounters {
+    const s = this.#cap.stats();
+    return { pcap_drops: s.dropped + s.ifDropped, nfq_queue_dropped: 0, nfq_user_dropped: 0 };
+  }
+
+  verdicts(): VerdictCounters {
+    return { accept: 0, drop: 0 };
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The intercept program: capture replies (NFQUEUE on this host, or libpcap on an assistant
+ * host), route each reply's headers to the tcpcopy that registered it, drop the reply (or
+ * accept it for pass-listed destinations), print stats, and clean up on SIGINT/SIGTERM.
+ */
+import { Logger } from "../stats/logger.ts";
+import { jsonLine } from "../stats/json_lines.ts";
+import { TunnelServer } from "../tunnel/server.ts";
+import type { InterceptConfig } from "./options.ts";
+import { PassList } from "./pass_list.ts";
+import { PcapSource } from "./pcap_source.ts";
+import { NfqueueRules } from "./rules.ts";
+import type { ReplySource } from "./source.ts";
+import { interceptStatsRecord } from "./stats.ts";
+
+/** Runs until a signal or a fatal error; returns the exit code. */
+export async function runIntercept(cfg: InterceptConfig): Promise<number> {
+  const startMs = Date.now();
+  let logFile: Deno.FsFile | undefined;
+  if (cfg.logFile) {
+    try {
+      logFile = Deno.openSync(cfg.logFile, { append: true, create: true });
+    } catch (e) {
+      console.error(`intercept: cannot open log file ${cfg.logFile}: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+  const enc = new TextEncoder();
+  const log = new Logger((line) => {
+    if (logFile) logFile.writeSync(enc.encode(line));
+    else Deno.stderr.writeSync(enc.encode(line));
+  });
+  const fatal = (msg: string) => {
+    log.error(msg);
+    if (logFile) console.error(`intercept: ${msg}`);
+    return 1;
+  };
+
+  let server: TunnelServer;
+  try {
+    server = TunnelServer.listen({
+      port: cfg.tunnelPort,
+      hostname: cfg.bind,
+      maxPrefix: cfg.maxPrefix,
+      maxBatch: cfg.batch,
+      routeTtlMs: cfg.routeTtlS * 1000,
+      log: (l) => log.info(l),
+    });
+  } catch (e) {
+    logFile?.close();
+    return fatal(
+      `cannot listen for tcpcopy on ${cfg.bind}:${cfg.tunnelPort}: ${(e as Error).message}`,
+    );
+  }
+
+  let source: ReplySource | undefined;
+  let rules: NfqueueRules | undefined;
+  let passed = 0;
+  const pass = new PassList(cfg.mode.kind === "nfqueue" ? cfg.mode.pass : []);
+  let code = 0;
+  const stopSignals: [Deno.Signal, () => void][] = [];
+  let statsTimer: ReturnType<typeof setInterval> | undefined;
+  const printStats = (final: boolean) => {
+    const rec = interceptStatsRecord(
+      {
+        dispatch: server.dispatcher.counters,
+        passed,
+        notIp: source?.notIp ?? 0,
+        peers: server.peersConnected,
+        routes: server.dispatcher.routes.size,
+        kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
+        verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
+        batches: server.batchTotals(),
+      },
+      Date.now(),
+      startMs,
+      final,
+    );
+    Deno.stdout.writeSync(enc.encode(jsonLine(rec)));
+  };
+
+  try {
+    if (cfg.mode.kind === "pcap") {
+      source = new PcapSource(cfg.mode.device, cfg.mode.filter, cfg.maxPrefix);
+      log.info(`capturing replies on ${cfg.mode.device} with filter "${cfg.mode.filter}"`);
+    } else {
+      const { openNfqueueSource } = await import("./nfqueue_source.ts");
+      source = openNfqueueSource(cfg.mode.queueNum, cfg.mode.queueMaxLen, cfg.maxPrefix);
+      rules = new NfqueueRules(cfg.mode.ports, cfg.mode.queueNum);
+      const err = await rules.install((w) => log.warn(w));
+      if (err) {
+        rules = undefined;
+        throw new Error(err);
+      }
+      log.info(
+        `NFQUEUE ${cfg.mode.queueNum}: replies from port(s) ${cfg.mode.ports.join(",")} ` +
+          `(${
+            rules.tools.join(" + ")
+          }, rule tag ${rules.tag}); pass-list: ${cfg.mode.pass.length} address(es)`,
+      );
+    }
+    log.info(`listening for tcpcopy on ${cfg.bind}:${server.port}`);
+    const src = source;
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as Deno.Signal[]) {
+      const h = () => {
+        log.info(`${sig} received, exiting`);
+        src.stop();
+      };
+      Deno.addSignalListener(sig, h);
+      stopSignals.push([sig, h]);
+    }
+    if (cfg.statsIntervalS > 0) {
+      statsTimer = setInterval(() => printStats(false), cfg.statsIntervalS * 1000);
+    }
+    await src.run((ip) => {
+      if (!pass.empty && pass.has(ip)) {
+        passed++;
+        return true;
+      }
+      server.reply(ip);
+      return false;
+    });
+  } catch (e) {
+    code = fatal((e as Error).message);
+  } finally {
+    if (statsTimer !== undefined) clearInterval(statsTimer);
+    for (const [sig, h] of stopSignals) Deno.removeSignalListener(sig, h);
+    if (rules) { for (const err of await rules.remove()) log.error(`rule removal failed: ${err}`); }
+    await server.close();
+    printStats(true);
+    try {
+      source?.close();
+    } catch { /* already closed */ }
+    logFile?.close();
+  }
+  return code;
+}
