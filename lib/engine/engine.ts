@@ -1,12 +1,28 @@
 /**
- * The session engine (skeleton: the API the glue code is written against).
+ * The session engine: turns captured client connections into emulated client sessions
+ * against the target.
+ *
+ * Per captured segment: match a transfer (-x), look up the original connection (flow),
+ * decide once per connection whether it is sampled (-r, -g) and how many copies it gets
+ * (-n, fractions by flow hash), allocate a collision-free rewritten client tuple per copy
+ * (-c, -f), then hand the segment to every copy's {@link Session}. Replies are matched on
+ * the exact rewritten 4-tuple. Pure and deterministic: time is always an argument, and the
+ * caller runs {@link Engine.tick} at {@link Engine.nextDeadline}.
  */
 
-import type { EngineConfig, ResolvedConfig } from "./config.ts";
+import { PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
+import type { EngineConfig, ResolvedConfig, Transfer } from "./config.ts";
 import { defaultConfig } from "./config.ts";
+import { hash32, unit } from "./hash.ts";
+import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
-import type { EngineStats, SessionEvent } from "./stats.ts";
+import { ACK, FIN, RST, SYN } from "./segment.ts";
+import { seqAdd, seqLe } from "./seq.ts";
+import type { SessionHost } from "./session.ts";
+import { Session } from "./session.ts";
+import type { EndReason, EngineStats, LostStats, SessionEvent } from "./stats.ts";
 import { emptyStats } from "./stats.ts";
+import type { Chunk } from "./stream.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
@@ -20,32 +36,412 @@ export interface EngineOutput {
   event?(e: SessionEvent): void;
 }
 
-/** Replays captured client connections against the target (pure; time is an argument). */
-export class Engine {
+/** One original client connection (before rewriting) and the sessions replaying it. */
+interface Flow {
+  key: string;
+  src: Endpoint;
+  dst: Endpoint;
+  hash: number;
+  synSeq: number | undefined;
+  sampledOut: boolean;
+  sessions: Session[];
+  /** (transfer, copy) pairs this connection is replayed as. */
+  replicas: Replica[];
+  clientClosed: boolean;
+  highSeq: number | undefined;
+  lastSeen: number;
+}
+
+interface Replica {
+  target: Endpoint;
+  copy: number;
+}
+
+/** What the engine remembers per session. */
+interface SessionTag {
+  flow: Flow;
+  replica: Replica;
+}
+
+/** How long a closed connection's record keeps late client packets from reopening it. */
+const TOMBSTONE_MS = 10_000;
+const NEVER = Number.POSITIVE_INFINITY;
+const EMPTY = new Uint8Array(0);
+const LOSS_REASONS = new Set<EndReason>([
+  "capture_gap",
+  "queue_overflow",
+  "handshake_failure",
+  "target_reset",
+  "timeout",
+  "port_conflict",
+  "memory",
+]);
+
+/** Replays captured client connections against the target; see the module comment. */
+export class Engine implements SessionHost {
   readonly config: ResolvedConfig;
   readonly stats: EngineStats = emptyStats();
+  private readonly flows = new Map<string, Flow>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly allocator: TupleAllocator;
+  private readonly timers = new TimerHeap<Session>();
+  private readonly sweep: { at: number; flow: Flow }[] = [];
+  private sweepHead = 0;
+  private now: number;
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
+    this.allocator = new TupleAllocator(this.config.tupleQuarantineMs);
+    this.now = startMs;
   }
 
-  /** A captured client->server segment. */
-  onCaptured(_seg: CapturedSegment, _nowMs: number): void {}
+  /** Same as {@link config} (the name sessions use). */
+  get cfg(): ResolvedConfig {
+    return this.config;
+  }
 
-  /** A reply header from the target. */
-  onReply(_reply: ReplySegment, _nowMs: number): void {}
+  /** Live sessions (for tests and diagnostics). */
+  get liveSessions(): ReadonlyMap<string, Session> {
+    return this.sessions;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Inputs
+
+  /** A captured client->server segment (original addresses). */
+  onCaptured(seg: CapturedSegment, nowMs: number): void {
+    this.now = nowMs;
+    const st = this.stats;
+    st.captured++;
+    const len = seg.payload.length;
+    st.bytes.captured += len;
+    const key = `${seg.src.addr}|${seg.src.port}|${seg.dst.addr}|${seg.dst.port}`;
+    let flow = this.flows.get(key);
+    const flags = seg.flags;
+    if ((flags & SYN) && !(flags & ACK)) {
+      if (flow && flow.synSeq === seg.seq) {
+        st.ignored.syn_retransmit++;
+        return;
+      }
+      if (flow) this.flows.delete(key); // source-port reuse: the old incarnation drains alone
+      flow = this.newFlow(key, seg, nowMs);
+      if (!flow) return;
+      flow.synSeq = seg.seq;
+    } else if (!flow) {
+      if (len === 0) {
+        if (flags & (FIN | RST)) st.ignored.unknown_flow++;
+        else st.ignored.pure_ack++;
+        return;
+      }
+      if (this.config.onlyComplete) {
+        st.ignored.only_complete++;
+        return;
+      }
+      flow = this.newFlow(key, seg, nowMs);
+      if (!flow) return;
+    }
+    flow.lastSeen = nowMs;
+    if (flow.sampledOut) {
+      if (flags & (FIN | RST)) this.flows.delete(key);
+      return;
+    }
+    if (flow.sessions.length === 0) {
+      // Every replay of this connection ended earlier (timeout, gap, ...): pick it up again
+      // with new client data, ignore anything else.
+      const end = seqAdd(seg.seq, len);
+      if (
+        flow.clientClosed || len === 0 ||
+        (flow.highSeq !== undefined && seqLe(end, flow.highSeq))
+      ) {
+        if (len === 0) st.ignored.pure_ack++;
+        else st.ignored.duplicate++;
+        return;
+      }
+      if (this.config.onlyComplete) {
+        st.ignored.only_complete++;
+        return;
+      }
+      for (const r of flow.replicas) this.openSession(flow, r, nowMs);
+    }
+    if (len > 0) {
+      const end = seqAdd(seg.seq, len);
+      if (flow.highSeq === undefined || seqLe(flow.highSeq, end)) flow.highSeq = end;
+    }
+    if (flags & (FIN | RST)) flow.clientClosed = true;
+    const data = len > 0 ? seg.payload.slice() : EMPTY;
+    const ss = flow.sessions;
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i];
+      s.onCaptured(seg, data, nowMs);
+      this.schedule(s);
+    }
+  }
+
+  /** A reply header from the target, as intercept saw it. */
+  onReply(reply: ReplySegment, nowMs: number): void {
+    this.now = nowMs;
+    this.stats.replies++;
+    const s = this.sessions.get(
+      tupleKey(reply.dst.addr, reply.dst.port, reply.src.addr, reply.src.port),
+    );
+    if (!s) {
+      this.stats.replies_unmatched++;
+      return;
+    }
+    s.onReply(reply, nowMs);
+    this.schedule(s);
+  }
 
   /** Run the timers that are due. */
-  tick(_nowMs: number): void {}
+  tick(nowMs: number): void {
+    this.now = nowMs;
+    const h = this.timers;
+    for (;;) {
+      const at = h.peek();
+      if (at === undefined || at > nowMs) break;
+      const s = h.peekItem()!;
+      h.pop();
+      if (s.ended || s.scheduledAt !== at) continue;
+      s.scheduledAt = NEVER;
+      s.onTimer(nowMs);
+      this.schedule(s);
+    }
+    this.sweepFlows(nowMs);
+  }
 
   /** Earliest pending timer, or undefined when none. */
   nextDeadline(): number | undefined {
-    return undefined;
+    const h = this.timers;
+    for (;;) {
+      const at = h.peek();
+      if (at === undefined) break;
+      const s = h.peekItem()!;
+      if (!s.ended && s.scheduledAt === at) break;
+      h.pop();
+    }
+    let t = h.peek() ?? NEVER;
+    if (this.sweepHead < this.sweep.length) t = Math.min(t, this.sweep[this.sweepHead].at);
+    return t === NEVER ? undefined : t;
   }
 
   /** Release every queued request now, ignoring turn-taking (end of an offline replay). */
-  drainAll(_nowMs: number): void {}
+  drainAll(nowMs: number): void {
+    this.now = nowMs;
+    for (const s of [...this.sessions.values()]) {
+      s.drain(nowMs);
+      this.schedule(s);
+    }
+  }
 
-  /** Reset every live session (shutdown). */
-  closeAll(_reason = "shutdown", _nowMs = this.startMs): void {}
+  /** Reset every live session (shutdown); nothing is counted as lost. */
+  closeAll(reason: EndReason = "shutdown", nowMs = this.now): void {
+    this.now = nowMs;
+    for (const s of [...this.sessions.values()]) s.end(reason, nowMs);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Flows, sampling, copies, allocation
+
+  private transfersFor(dst: Endpoint): Transfer[] {
+    const out: Transfer[] = [];
+    for (const t of this.config.transfers) {
+      const a = t.online.addr;
+      if (t.online.port !== dst.port) continue;
+      if (a === "" || a === "0.0.0.0" || a === "::" || a === dst.addr) out.push(t);
+    }
+    return out;
+  }
+
+  /** Share of connections replayed at `now` (percent), after --sample and --gradual. */
+  samplePercentAt(nowMs: number): number {
+    let pct = this.config.samplePercent;
+    if (this.config.gradual) pct = Math.min(pct, Math.floor((nowMs - this.startMs) / 1000) + 1);
+    return pct;
+  }
+
+  private newFlow(key: string, seg: CapturedSegment, now: number): Flow | undefined {
+    const transfers = this.transfersFor(seg.dst);
+    if (transfers.length === 0) {
+      this.stats.ignored.no_transfer++;
+      return undefined;
+    }
+    const cfg = this.config;
+    const h = hash32(key, cfg.seed);
+    const flow: Flow = {
+      key,
+      src: { ...seg.src },
+      dst: { ...seg.dst },
+      hash: h,
+      synSeq: undefined,
+      sampledOut: false,
+      sessions: [],
+      replicas: [],
+      clientClosed: false,
+      highSeq: undefined,
+      lastSeen: now,
+    };
+    this.flows.set(key, flow);
+    if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {
+      flow.sampledOut = true;
+      this.stats.sampled_out++;
+      this.retire(flow, now + cfg.keepaliveTimeoutMs);
+      return flow;
+    }
+    const whole = Math.floor(cfg.copies);
+    const n = whole + (unit(h, 2) < cfg.copies - whole ? 1 : 0);
+    for (const t of transfers) {
+      for (let i = 0; i < n; i++) flow.replicas.push({ target: t.target, copy: i });
+    }
+    for (const r of flow.replicas) this.openSession(flow, r, now);
+    return flow;
+  }
+
+  /** Client address for copy `copy` of a connection from `addr` (-c, same family only). */
+  private clientAddr(addr: string, copy: number): string {
+    const ips = this.config.clientIps;
+    if (ips.length === 0) return addr;
+    const v6 = addr.includes(":");
+    const same = ips.filter((ip) => ip.includes(":") === v6);
+    if (same.length === 0) return addr;
+    return same[(hash32(addr, this.config.seed) + copy) % same.length];
+  }
+
+  private openSession(flow: Flow, r: Replica, now: number): Session | undefined {
+    const cfg = this.config;
+    const addr = this.clientAddr(flow.src.addr, r.copy);
+    const base = flow.src.port;
+    const shifted = cfg.portShift !== 0 || r.copy !== 0;
+    const preferred = shifted
+      ? wrapPort(Math.max(base, PORT_MIN) + cfg.portShift * 2048 + r.copy * 1031)
+      : base;
+    const port = this.allocator.take(addr, preferred, r.target.addr, r.target.port, now);
+    if (port === undefined) {
+      this.stats.lost.port_conflict++;
+      this.emitEvent({
+        type: "lost",
+        client: { addr, port: preferred },
+        target: r.target,
+        reason: "port_conflict",
+        requests: 1,
+      });
+      return undefined;
+    }
+    const client = { addr, port };
+    const key = tupleKey(addr, port, r.target.addr, r.target.port);
+    const s = new Session(this, key, client, { ...r.target }, r.copy, now);
+    s.tag = { flow, replica: r } satisfies SessionTag;
+    this.sessions.set(key, s);
+    flow.sessions.push(s);
+    this.stats.sessions.created++;
+    this.stats.sessions.active++;
+    this.out.routeAdd(client, s.target);
+    this.emitEvent({ type: "open", client, target: s.target });
+    return s;
+  }
+
+  private retire(flow: Flow, at: number): void {
+    this.sweep.push({ at, flow });
+  }
+
+  private sweepFlows(now: number): void {
+    const q = this.sweep;
+    while (this.sweepHead < q.length && q[this.sweepHead].at <= now) {
+      const { flow } = q[this.sweepHead++];
+      if (this.flows.get(flow.key) !== flow || flow.sessions.length > 0) continue;
+      const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
+      if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen + ttl);
+      else this.flows.delete(flow.key);
+    }
+    if (this.sweepHead > 1024 && this.sweepHead * 2 > q.length) {
+      q.splice(0, this.sweepHead);
+      this.sweepHead = 0;
+    }
+  }
+
+  private schedule(s: Session): void {
+    if (s.ended) return;
+    const w = s.nextWake();
+    if (w < s.scheduledAt) {
+      s.scheduledAt = w;
+      this.timers.push(w, s);
+    }
+  }
+
+  private emitEvent(e: SessionEvent): void {
+    this.out.event?.(e);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // SessionHost
+
+  /** @internal */
+  send(seg: OutSegment): void {
+    this.stats.packets_sent++;
+    this.stats.bytes.sent += seg.payload.length;
+    this.out.send(seg);
+  }
+
+  /** @internal */
+  ended(s: Session, reason: EndReason, lost: number, now: number): void {
+    const st = this.stats;
+    this.sessions.delete(s.key);
+    this.allocator.release(s.key, now);
+    st.sessions.active--;
+    st.sessions.closed++;
+    if (reason === "handshake_failure") st.handshakes.failed++;
+    if (lost > 0 && LOSS_REASONS.has(reason)) st.lost[reason as keyof LostStats] += lost;
+    this.out.routeDel(s.client, s.target);
+    this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
+    const tag = s.tag as SessionTag;
+    const flow = tag.flow;
+    const i = flow.sessions.indexOf(s);
+    if (i >= 0) flow.sessions.splice(i, 1);
+    if (flow.sessions.length === 0 && this.flows.get(flow.key) === flow) {
+      this.retire(flow, now + (flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs));
+    }
+  }
+
+  /** @internal */
+  reconnected(s: Session, detail: string): void {
+    this.emitEvent({ type: "reconnect", client: s.client, target: s.target, detail });
+  }
+
+  /** @internal */
+  gap(s: Session, resume: Chunk[], lost: number, now: number): void {
+    this.stats.lost.capture_gap += lost;
+    const tag = s.tag as SessionTag;
+    const window = s.lastWindow;
+    s.end("capture_gap", now);
+    if (resume.length === 0 || tag.flow.clientClosed && resume.length === 0) return;
+    const flow = tag.flow;
+    const r = this.openSession(flow, tag.replica, now);
+    if (!r) return;
+    for (const c of resume) {
+      r.onCaptured(
+        {
+          src: flow.src,
+          dst: flow.dst,
+          seq: c.seq,
+          ack: c.ack,
+          flags: ACK,
+          window,
+          options: c.tsval !== undefined ? { timestamp: { tsval: c.tsval, tsecr: 0 } } : {},
+          payload: c.data,
+          ipId: c.ipId,
+          timeMs: now,
+        },
+        c.data,
+        now,
+      );
+    }
+    this.schedule(r);
+  }
+
+  /** @internal */
+  queued(s: Session, delta: number): void {
+    this.stats.queued_bytes += delta;
+    if (delta > 0 && this.stats.queued_bytes > this.config.maxMemoryBytes && !s.ended) {
+      s.end("memory", this.now);
+    }
+  }
 }

@@ -51,6 +51,8 @@ export interface EngineStats {
   requests: { captured: number; sent: number; answered: number };
   lost: LostStats;
   replies: number;
+  /** Replies for no live session (late segments of ended sessions, foreign traffic). */
+  replies_unmatched: number;
   resets: number;
   retransmits: number;
   fast_retransmits: number;
@@ -86,6 +88,7 @@ export function emptyStats(): EngineStats {
       memory: 0,
     },
     replies: 0,
+    replies_unmatched: 0,
     resets: 0,
     retransmits: 0,
     fast_retransmits: 0,

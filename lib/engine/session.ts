@@ -1,0 +1,994 @@
+/**
+ * One emulated client connection to the target: the client half of TCP in user space.
+ *
+ * Client sequence numbers are kept (a synthesised SYN starts at first data - 1); the only
+ * translation is the ACK space, learned from the target's reply headers. Requests are
+ * released by turn: the client's online ACK tells how many response bytes it had received
+ * before sending each request, and the next turn goes out once the target has sent as many
+ * since the previous turn (with idle / no-answer fallbacks when the target's answer is
+ * shorter or absent). Retransmission (RTO with back-off, fast retransmit), flow control,
+ * reconnection after an early target close, and every teardown releasing the target's
+ * socket are handled here. No I/O and no clock: the caller passes `now` and runs timers.
+ */
+
+import type { ResolvedConfig } from "./config.ts";
+import type {
+  CapturedSegment,
+  Endpoint,
+  OutSegment,
+  ReplySegment,
+  SegmentOptions,
+} from "./segment.ts";
+import { ACK, FIN, PSH, RST, SYN } from "./segment.ts";
+import { seqAdd, seqDiff, seqLe, seqLt, seqMax } from "./seq.ts";
+import type { EndReason, EngineStats } from "./stats.ts";
+import type { Chunk } from "./stream.ts";
+import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
+
+/** What a session needs from the engine that owns it. */
+export interface SessionHost {
+  readonly cfg: ResolvedConfig;
+  readonly stats: EngineStats;
+  send(seg: OutSegment): void;
+  /** The session is over; `lost` requests will never be answered. */
+  ended(s: Session, reason: EndReason, lost: number, now: number): void;
+  reconnected(s: Session, detail: string): void;
+  /**
+   * A capture gap was declared: `lost` requests vanished in it (besides the session's own
+   * unanswered ones) and `resume` holds the captured segments from the next request on.
+   */
+  gap(s: Session, resume: Chunk[], lost: number, now: number): void;
+  /** Queued byte count changed by `delta`. */
+  queued(s: Session, delta: number): void;
+}
+
+const CLOSED = 0, SYN_SENT = 1, ESTABLISHED = 2, ENDED = 3;
+const NEVER = Number.POSITIVE_INFINITY;
+/** Window we advertise at least (bytes), so the target is never stalled by a slow client. */
+const MIN_ADVERTISED = 16384;
+
+/** See the module comment. */
+export class Session {
+  state = CLOSED;
+  readonly stream: ClientStream;
+  /** Index in the stream's turns of the first turn not yet released. */
+  private relIdx = 0;
+  private sentIdx = 0;
+  private ansIdx = 0;
+  private chunkHint = 0;
+
+  // What the client negotiated online (real SYN only).
+  private synCaptured = false;
+  private clientIss = 0;
+  private clientWs: number | undefined;
+  private clientOpts: SegmentOptions = {};
+  private synWindow = 65535;
+  private synTimeMs = 0;
+  /** Online server's ISN + 1 as seen in the client's ACKs. */
+  private onlineBase: number | undefined;
+  /** The client's last advertised window (raw field). */
+  lastWindow = 65535;
+  private lastIpId: number | undefined;
+
+  // The connection to the target.
+  private synthesized = false;
+  private iss = 0;
+  private sndUna = 0;
+  private sndNxt = 0;
+  private sndMax = 0;
+  private sndWnd = 0;
+  private irs = 0;
+  private rcvNxt = 0;
+  private targetWs = 0;
+  private wsOk = false;
+  private tsOn = false;
+  private effMss = 536;
+  private lastTargetTsval = 0;
+  private lastTsvalSent = 0;
+  private lastTsAt = 0;
+  private finSent = false;
+  private finAcked = false;
+  private targetFin = false;
+  private rstSent = false;
+  private lastAckSent = 0;
+  private synSends = 0;
+
+  // Timers and their state.
+  private rto: number;
+  private rtoAt = NEVER;
+  private retries = 0;
+  private persistAt = NEVER;
+  private delackAt = NEVER;
+  private gateAt = NEVER;
+  private gapAt = NEVER;
+  private srtt = 0;
+  private rttvar = 0;
+  private rttSeq: number | undefined;
+  private rttSentAt = 0;
+  private dupAcks = 0;
+  private unacked = 0;
+  private lastReplyAt: number;
+  private lastReplyDataAt: number;
+  private lastAckAdvanceAt: number;
+  private lastClientAt: number;
+  private establishedAt = 0;
+  reconnects = 0;
+  /** Set by the engine's timer heap: the deadline this session is filed under. */
+  scheduledAt = NEVER;
+  /** Bytes this session counts against the global budget. */
+  queuedBytes = 0;
+  /** Opaque owner data for the engine (the flow and replica this session serves). */
+  tag: unknown = undefined;
+
+  constructor(
+    readonly host: SessionHost,
+    readonly key: string,
+    readonly client: Endpoint,
+    readonly target: Endpoint,
+    readonly copyIndex: number,
+    now: number,
+  ) {
+    this.rto = host.cfg.initialRtoMs;
+    this.lastReplyAt = now;
+    this.lastReplyDataAt = now;
+    this.lastAckAdvanceAt = now;
+    this.lastClientAt = now;
+    this.stream = new ClientStream(0);
+  }
+
+  /** The session is over (the engine forgets it). */
+  get ended(): boolean {
+    return this.state === ENDED;
+  }
+
+  /** Bytes of response the target has sent on this connection (its FIN counts one). */
+  get targetReceived(): number {
+    return this.state === ESTABLISHED ? seqDiff(this.rcvNxt, seqAdd(this.irs, 1)) : 0;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Client side: captured segments
+
+  /** A captured segment of this connection; `data` is the engine's copy of the payload. */
+  onCaptured(seg: CapturedSegment, data: Uint8Array, now: number): void {
+    if (this.state === ENDED) return;
+    const host = this.host;
+    this.lastClientAt = now;
+    this.lastWindow = seg.window;
+    if (seg.ipId !== undefined) this.lastIpId = seg.ipId;
+    const flags = seg.flags;
+    if (flags & SYN) {
+      if (!(flags & ACK) && this.state === CLOSED && !this.synCaptured) this.startReal(seg, now);
+      else host.stats.ignored.syn_retransmit++;
+      return;
+    }
+    if (!this.synCaptured && this.state === CLOSED && data.length === 0) {
+      host.stats.ignored.unknown_flow++;
+      return;
+    }
+    const hasAck = (flags & ACK) !== 0;
+    if (this.onlineBase === undefined && hasAck) this.onlineBase = seg.ack;
+    if (this.synCaptured && this.synTimeMs >= 0 && hasAck && seg.timeMs >= this.synTimeMs) {
+      // The client's first ACK after its SYN: one online round trip (kept for logs/pacing).
+      this.synTimeMs = -1;
+    }
+    const st = this.stream;
+    const ack = hasAck ? seg.ack : this.lastOnlineAck();
+    if (data.length > 0) {
+      if (!this.synCaptured && this.state === CLOSED) this.startSynthesized(seg.seq, now);
+      const before = st.bytes;
+      const r = st.add({
+        seq: seg.seq,
+        data,
+        ack,
+        tsval: seg.options.timestamp?.tsval,
+        ipId: seg.ipId,
+      });
+      if (r === DUPLICATE) host.stats.ignored.duplicate++;
+      this.account(st.bytes - before);
+      if (this.state === ENDED) return;
+      if (r === OUT_OF_ORDER && this.gapAt === NEVER) this.gapAt = now + host.cfg.gapTimeoutMs;
+    } else if (!(flags & (FIN | RST))) {
+      host.stats.ignored.pure_ack++;
+      return;
+    }
+    if (flags & FIN) st.fin(seqAdd(seg.seq, data.length), ack);
+    if (flags & RST) st.rst(seg.seq, ack);
+    if (!st.hasHole) this.gapAt = NEVER;
+    this.progress(now);
+  }
+
+  private lastOnlineAck(): number {
+    const st = this.stream;
+    return st.turns.length > st.turnHead ? st.turns[st.turns.length - 1].ack : this.onlineBase ?? 0;
+  }
+
+  private startReal(seg: CapturedSegment, now: number): void {
+    this.synCaptured = true;
+    this.clientIss = seg.seq;
+    this.clientWs = seg.options.wscale;
+    this.clientOpts = seg.options;
+    this.synWindow = seg.window;
+    this.synTimeMs = seg.timeMs;
+    this.stream.end = seqAdd(seg.seq, 1);
+    this.connect(seg.seq, false, now);
+  }
+
+  private startSynthesized(firstSeq: number, now: number): void {
+    this.synthesized = true;
+    this.host.stats.handshakes.synthesized++;
+    this.stream.end = firstSeq;
+    this.connect(seqAdd(firstSeq, -1), true, now);
+  }
+
+  /** Open a (new) connection to the target with ISN `iss`. */
+  private connect(iss: number, synthesized: boolean, now: number): void {
+    this.synthesized = synthesized;
+    this.iss = iss;
+    this.sndUna = this.sndNxt = this.sndMax = seqAdd(iss, 1);
+    this.state = SYN_SENT;
+    this.finSent =
+      this.finAcked =
+      this.targetFin =
+      this.rstSent =
+        false;
+    this.tsOn = this.wsOk = false;
+    this.synSends = 0;
+    this.retries = 0;
+    this.rto = this.host.cfg.initialRtoMs;
+    this.dupAcks = 0;
+    this.unacked = 0;
+    this.rttSeq = undefined;
+    this.delackAt = this.persistAt = this.gateAt = NEVER;
+    this.sendSyn(now);
+  }
+
+  private sendSyn(now: number): void {
+    const cfg = this.host.cfg;
+    const ceiling = cfg.mtu - this.headerBytes();
+    let options: SegmentOptions;
+    let window: number;
+    if (this.synthesized) {
+      options = { mss: Math.min(cfg.mss, ceiling) };
+      window = 65535;
+    } else {
+      const o = this.clientOpts;
+      options = { mss: Math.min(o.mss ?? cfg.mss, ceiling) };
+      if (o.wscale !== undefined) options.wscale = o.wscale;
+      if (o.sackPermitted) options.sackPermitted = true;
+      if (o.timestamp) {
+        options.timestamp = { tsval: o.timestamp.tsval, tsecr: 0 };
+        this.lastTsvalSent = o.timestamp.tsval;
+        this.lastTsAt = now;
+      }
+      window = this.synWindow;
+    }
+    this.synSends++;
+    if (this.synSends > 1) this.host.stats.handshakes.syn_retransmits++;
+    else this.host.stats.handshakes.sent++;
+    this.emit(SYN, this.iss, 0, window, options, EMPTY);
+    this.rtoAt = now + this.rto;
+  }
+
+  private headerBytes(): number {
+    return this.client.addr.includes(":") ? 60 : 40;
+  }
+
+  private account(delta: number): void {
+    if (delta === 0) return;
+    this.queuedBytes += delta;
+    this.host.queued(this, delta);
+    if (this.queuedBytes > this.host.cfg.maxSessionBytes && this.state !== ENDED) {
+      this.end("queue_overflow", this.lastClientAt);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Target side: reply headers
+
+  /** A reply header from the target on this session's tuple. */
+  onReply(r: ReplySegment, now: number): void {
+    if (this.state === ENDED) return;
+    const flags = r.flags;
+    this.lastReplyAt = now;
+    if (this.state === SYN_SENT) {
+      this.onReplyInSynSent(r, now);
+      return;
+    }
+    if (this.state !== ESTABLISHED) return;
+    if (flags & RST) {
+      this.onTargetReset(now);
+      return;
+    }
+    if (flags & SYN) {
+      // SYN-ACK retransmission: our handshake ACK was lost.
+      this.sendAck();
+      return;
+    }
+    const ts = r.options.timestamp;
+    if (this.tsOn && ts && seqLt(this.lastTargetTsval, ts.tsval)) this.lastTargetTsval = ts.tsval;
+    const wnd = this.wsOk ? r.window * (1 << this.targetWs) : r.window;
+    if (flags & ACK) this.onAck(r.ack, wnd, r.payloadLength === 0 && !(flags & FIN), now);
+    if (this.state !== ESTABLISHED) return;
+    const len = r.payloadLength;
+    let ackNow = false;
+    let force = false;
+    if (len > 0 || flags & FIN) {
+      const end = seqAdd(r.seq, len);
+      if (len > 0) {
+        if (seqLt(this.rcvNxt, end)) {
+          this.rcvNxt = end;
+          this.lastReplyDataAt = now;
+          this.unacked++;
+          if (this.unacked >= 2) ackNow = true;
+        } else force = true; // a retransmission: our ACK was lost
+      }
+      if (flags & FIN) {
+        ackNow = true;
+        if (!this.targetFin && seqLe(end, this.rcvNxt)) {
+          this.targetFin = true;
+          this.rcvNxt = seqAdd(this.rcvNxt, 1);
+          this.lastReplyDataAt = now;
+        }
+      }
+    }
+    this.progress(now);
+    if (this.state !== ESTABLISHED) return;
+    if (force || (ackNow && this.lastAckSent !== this.rcvNxt)) this.sendAck();
+    else if (this.unacked > 0 && this.delackAt === NEVER) {
+      this.delackAt = now + this.host.cfg.delayedAckMs;
+    }
+  }
+
+  private onReplyInSynSent(r: ReplySegment, now: number): void {
+    const flags = r.flags;
+    const expected = seqAdd(this.iss, 1);
+    if (flags & ACK && r.ack !== expected) {
+      // A segment of an older connection on this tuple (RFC 9293 §3.10.7.3): reset it so the
+      // target frees that socket, then try the SYN again.
+      if (!(flags & RST)) {
+        this.emit(RST, r.ack, 0, 0, {}, EMPTY);
+        this.host.stats.resets++;
+        this.sendSyn(now);
+      }
+      return;
+    }
+    if (flags & RST) {
+      if (flags & ACK) this.fail("handshake_failure", now, "connection refused");
+      return;
+    }
+    if (!(flags & SYN) || !(flags & ACK)) return;
+    const cfg = this.host.cfg;
+    this.irs = r.seq;
+    this.rcvNxt = seqAdd(r.seq, 1);
+    const o = r.options;
+    this.wsOk = !this.synthesized && this.clientWs !== undefined && o.wscale !== undefined;
+    this.targetWs = this.wsOk ? Math.min(o.wscale ?? 0, 14) : 0;
+    this.tsOn = !this.synthesized && this.clientOpts.timestamp !== undefined &&
+      o.timestamp !== undefined;
+    if (this.tsOn && o.timestamp) this.lastTargetTsval = o.timestamp.tsval;
+    this.effMss = Math.max(
+      64,
+      Math.min(o.mss ?? 536, cfg.mtu - this.headerBytes(), this.synthesized ? cfg.mss : 65535),
+    );
+    this.sndUna = this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
+    this.sndWnd = r.window;
+    this.state = ESTABLISHED;
+    this.establishedAt = now;
+    this.lastReplyDataAt = now;
+    this.lastAckAdvanceAt = now;
+    this.rtoAt = NEVER;
+    this.retries = 0;
+    this.rto = cfg.initialRtoMs;
+    if (this.synSends === 1) this.rttSample(now - (this.rttSentAt || now));
+    this.host.stats.handshakes.established++;
+    this.sendAck();
+    this.progress(now);
+  }
+
+  private onAck(ack: number, wnd: number, pure: boolean, now: number): void {
+    if (seqLt(this.sndMax, ack)) return; // acks something never sent: ignore
+    const oldWnd = this.sndWnd;
+    this.sndWnd = wnd;
+    if (seqLt(this.sndUna, ack)) {
+      if (this.rttSeq !== undefined && seqLe(this.rttSeq, ack)) {
+        this.rttSample(now - this.rttSentAt);
+        this.rttSeq = undefined;
+      }
+      this.sndUna = ack;
+      if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+      this.dupAcks = 0;
+      this.retries = 0;
+      this.rto = this.rtoEstimate();
+      this.lastAckAdvanceAt = now;
+      if (this.finSent && ack === seqAdd(this.stream.finSeq ?? 0, 1)) this.finAcked = true;
+      this.rtoAt = this.sndUna === this.sndMax ? NEVER : now + this.rto;
+      this.persistAt = NEVER;
+      this.markAnswered();
+      this.releaseAcked();
+    } else if (
+      ack === this.sndUna && pure && wnd === oldWnd && this.sndUna !== this.sndMax
+    ) {
+      this.dupAcks++;
+      if (this.dupAcks === 3) {
+        this.host.stats.fast_retransmits++;
+        this.retransmitFirst(now);
+      }
+    }
+    if (wnd > 0) this.persistAt = NEVER;
+  }
+
+  private rttSample(ms: number): void {
+    if (ms < 0) return;
+    if (this.srtt === 0) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+      this.srtt = 0.875 * this.srtt + 0.125 * ms;
+    }
+  }
+
+  private rtoEstimate(): number {
+    const cfg = this.host.cfg;
+    if (this.srtt === 0) return cfg.initialRtoMs;
+    return Math.min(cfg.maxRtoMs, Math.max(cfg.minRtoMs, this.srtt + 4 * this.rttvar));
+  }
+
+  /** Free client data no replay can need any more and count answered requests. */
+  private releaseAcked(): void {
+    const st = this.stream;
+    const keepFrom = st.turnStartOf(this.sndUna);
+    const freed = st.releaseBefore(keepFrom);
+    if (freed > 0) this.account(-freed);
+    // Turns entirely acked, released and accounted can go.
+    let i = st.turnHead;
+    while (
+      i < this.relIdx && i < this.ansIdx && i < this.sentIdx &&
+      seqLe(st.turns[i].end, this.sndUna) && i + 1 < st.turns.length
+    ) i++;
+    st.dropTurns(i);
+    const shift = st.compactTurns();
+    if (shift) {
+      this.relIdx -= shift;
+      this.sentIdx -= shift;
+      this.ansIdx -= shift;
+    }
+  }
+
+  private markAnswered(): void {
+    const st = this.stream;
+    const rcv = this.targetReceived;
+    while (this.ansIdx < this.relIdx) {
+      const t = st.turns[this.ansIdx];
+      if (t.kind !== DATA) {
+        this.ansIdx++;
+        continue;
+      }
+      if (!seqLe(t.end, this.sndUna) || rcv <= t.releaseRcv) break;
+      t.answered = true;
+      this.host.stats.requests.answered++;
+      this.ansIdx++;
+    }
+  }
+
+  private onTargetReset(now: number): void {
+    if (this.hasClientDataPending()) this.reconnect(now, "target reset");
+    else this.finish(now);
+  }
+
+  /** Captured client payload the target has not acknowledged yet. */
+  private hasClientDataPending(): boolean {
+    const st = this.stream;
+    return seqLt(this.sndUna, st.end) && seqDiff(st.end, this.sndUna) > 0 &&
+      this.hasDataAfter(this.sndUna);
+  }
+
+  private hasDataAfter(seq: number): boolean {
+    const st = this.stream;
+    for (let i = st.turns.length - 1; i >= st.turnHead; i--) {
+      const t = st.turns[i];
+      if (t.kind === DATA && seqLt(seq, t.end)) return true;
+      if (seqLe(t.end, seq)) break;
+    }
+    return st.ooo.length > 0;
+  }
+
+  /** Replay the rest of the stream on a new connection (target RST or early FIN). */
+  private reconnect(now: number, why: string): void {
+    const host = this.host;
+    if (this.reconnects >= host.cfg.maxReconnects) {
+      this.fail("target_reset", now, `${why}; reconnect limit reached`);
+      return;
+    }
+    this.reconnects++;
+    host.stats.reconnects++;
+    this.resetTarget();
+    const st = this.stream;
+    const resume = st.turnStartOf(this.sndUna);
+    // Turns wholly before the resume point are finished; the resumed turn goes first, at once.
+    let i = st.turnHead;
+    while (i < st.turns.length) {
+      const t = st.turns[i];
+      if (seqLt(resume, t.end) || (t.start === t.end && seqLe(resume, t.start))) break;
+      i++;
+    }
+    for (let k = i; k < st.turns.length; k++) {
+      const t = st.turns[k];
+      t.released = k === i;
+      t.releaseRcv = 0;
+      t.releaseAt = now;
+    }
+    this.relIdx = i < st.turns.length ? i + 1 : i;
+    this.sentIdx = Math.min(this.sentIdx, i);
+    this.ansIdx = Math.max(Math.min(this.ansIdx, this.relIdx), i);
+    const freed = st.releaseBefore(resume);
+    if (freed > 0) this.account(-freed);
+    this.chunkHint = st.head;
+    host.reconnected(this, why);
+    this.connect(seqAdd(resume, -1), true, now);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Pacing and sending
+
+  /** Release turns that are due and send what the window allows. */
+  private progress(now: number): void {
+    if (this.state !== ESTABLISHED) return;
+    this.release(now);
+    this.markAnswered();
+    if (this.state !== ESTABLISHED) return;
+    this.transmit(now);
+    if (this.state !== ESTABLISHED) return;
+    this.checkClose(now);
+  }
+
+  /** The release rule; see the module comment. */
+  private release(now: number): void {
+    const st = this.stream;
+    const cfg = this.host.cfg;
+    const rcv = this.targetReceived;
+    this.gateAt = NEVER;
+    while (this.relIdx < st.turns.length) {
+      const t = st.turns[this.relIdx];
+      const prev = this.relIdx > st.turnHead ? st.turns[this.relIdx - 1] : undefined;
+      const prevRcv = prev ? prev.releaseRcv : 0;
+      const prevAck = prev ? prev.ack : (this.onlineBase ?? t.ack);
+      const prevAt = prev ? prev.releaseAt : this.establishedAt;
+      const need = prevRcv + Math.max(0, seqDiff(t.ack, prevAck));
+      let go = cfg.noWait || rcv >= need;
+      if (!go) {
+        // Fallbacks apply once the previous request is fully with the target.
+        const prevDone = !prev || seqLe(prev.end, this.sndUna);
+        if (prevDone) {
+          const at = rcv > prevRcv
+            ? this.lastReplyDataAt + cfg.responseIdleMs
+            : Math.max(prevAt, this.lastAckAdvanceAt, this.lastReplyDataAt) + cfg.noAnswerMs;
+          if (now >= at) go = true;
+          else this.gateAt = at;
+        }
+      }
+      if (!go) break;
+      t.released = true;
+      t.releaseRcv = rcv;
+      t.releaseAt = now;
+      this.relIdx++;
+    }
+  }
+
+  /** Send released bytes within the target's window, then a due FIN or RST. */
+  private transmit(now: number): void {
+    const st = this.stream;
+    if (this.targetFin && this.hasUnsentReleasedData()) {
+      this.reconnect(now, "target closed early");
+      return;
+    }
+    const limit = this.relIdx < st.turns.length ? st.turns[this.relIdx].start : st.end;
+    let sent = false;
+    while (seqLt(this.sndNxt, limit)) {
+      const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      const room = this.sndWnd - inFlight;
+      if (room <= 0) {
+        if (this.sndWnd === 0 && this.sndUna === this.sndMax && this.persistAt === NEVER) {
+          this.persistAt = now + this.rto;
+        }
+        break;
+      }
+      const idx = st.chunkAt(this.sndNxt, this.chunkHint);
+      if (idx < 0) break;
+      this.chunkHint = idx;
+      const c = st.chunks[idx];
+      const off = seqDiff(this.sndNxt, c.seq);
+      const n = Math.min(c.data.length - off, this.effMss, room, seqDiff(limit, this.sndNxt));
+      this.sendData(c, off, n, now);
+      sent = true;
+    }
+    // Requests whose first byte is out.
+    while (this.sentIdx < this.relIdx) {
+      const t = st.turns[this.sentIdx];
+      if (t.kind === DATA && !seqLt(t.start, this.sndMax) && t.start !== t.end) break;
+      if (t.kind === DATA && !t.sent) {
+        t.sent = true;
+        this.host.stats.requests.sent++;
+      }
+      this.sentIdx++;
+    }
+    if (sent && this.unacked === 0) this.delackAt = NEVER;
+  }
+
+  /** Send at most one segment from `sndNxt` (after a retransmission timeout). */
+  private transmitOne(now: number): void {
+    const st = this.stream;
+    const limit = this.relIdx < st.turns.length ? st.turns[this.relIdx].start : st.end;
+    if (!seqLt(this.sndNxt, limit)) return;
+    const idx = st.chunkAt(this.sndNxt, st.head);
+    if (idx < 0) return;
+    const c = st.chunks[idx];
+    const off = seqDiff(this.sndNxt, c.seq);
+    const n = Math.min(c.data.length - off, this.effMss, seqDiff(limit, this.sndNxt));
+    this.sendData(c, off, n, now);
+  }
+
+  private hasUnsentReleasedData(): boolean {
+    const st = this.stream;
+    const limit = this.relIdx < st.turns.length ? st.turns[this.relIdx].start : st.end;
+    return seqLt(this.sndUna, limit) || (this.relIdx < st.turns.length &&
+      st.turns[this.relIdx].kind === DATA);
+  }
+
+  private sendData(c: Chunk, off: number, n: number, now: number): void {
+    const seq = seqAdd(c.seq, off);
+    const retrans = seqLt(seq, this.sndMax);
+    const last = off + n === c.data.length;
+    this.emit(
+      ACK | (last ? PSH : 0),
+      seq,
+      this.rcvNxt,
+      this.advertised(),
+      this.dataOptions(c.tsval, now),
+      off === 0 && n === c.data.length ? c.data : c.data.subarray(off, off + n),
+      c.ipId,
+    );
+    const end = seqAdd(seq, n);
+    if (retrans) this.host.stats.retransmits++;
+    else if (this.rttSeq === undefined) {
+      this.rttSeq = end;
+      this.rttSentAt = now;
+    }
+    if (retrans && this.rttSeq !== undefined && seqLe(seq, this.rttSeq)) this.rttSeq = undefined;
+    this.sndNxt = end;
+    if (seqLt(this.sndMax, end)) this.sndMax = end;
+    if (this.rtoAt === NEVER) this.rtoAt = now + this.rto;
+    this.unacked = 0;
+    this.delackAt = NEVER;
+  }
+
+  /** Forward the client's FIN or RST once due; finish when both directions are done. */
+  private checkClose(now: number): void {
+    const st = this.stream;
+    if (st.closed && this.relIdx === st.turns.length) {
+      const last = st.turns[st.turns.length - 1];
+      if (last.kind === CLOSE_RST) {
+        if (this.sndUna === last.start) {
+          this.emit(RST | ACK, last.start, this.rcvNxt, 0, {}, EMPTY);
+          this.rstSent = true;
+          this.host.stats.resets++;
+          this.end("client_reset", now, true);
+        }
+        return;
+      }
+      if (last.kind === CLOSE_FIN && this.sndNxt === last.start) {
+        if (this.finSent) this.host.stats.retransmits++;
+        this.emit(
+          FIN | ACK,
+          last.start,
+          this.rcvNxt,
+          this.advertised(),
+          this.dataOptions(undefined, now),
+          EMPTY,
+        );
+        this.finSent = true;
+        this.sndNxt = seqAdd(last.start, 1);
+        if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
+        if (this.rtoAt === NEVER) this.rtoAt = now + this.rto;
+        this.unacked = 0;
+        this.delackAt = NEVER;
+      }
+    }
+    if (this.finAcked && this.targetFin) this.finish(now);
+  }
+
+  /** Window value for the target: the client's, unscaled when scaling is not in effect. */
+  private advertised(): number {
+    const raw = this.lastWindow;
+    if (this.wsOk) {
+      const ws = this.clientWs ?? 0;
+      const floor = Math.ceil(MIN_ADVERTISED / (1 << ws));
+      return Math.min(65535, Math.max(raw, floor));
+    }
+    if (this.synthesized || this.clientWs === undefined) {
+      return this.synthesized ? 65535 : Math.max(raw, MIN_ADVERTISED);
+    }
+    return Math.min(65535, Math.max(raw * (1 << this.clientWs), MIN_ADVERTISED));
+  }
+
+  /** Options for a non-SYN segment: only timestamps, and only when negotiated. */
+  private dataOptions(clientTsval: number | undefined, now: number): SegmentOptions {
+    if (!this.tsOn) return NO_OPTIONS;
+    let v = clientTsval ?? seqAdd(this.lastTsvalSent, Math.max(0, Math.floor(now - this.lastTsAt)));
+    if (seqLt(v, this.lastTsvalSent)) v = this.lastTsvalSent;
+    if (v !== this.lastTsvalSent) {
+      this.lastTsvalSent = v;
+      this.lastTsAt = now;
+    }
+    return { timestamp: { tsval: v, tsecr: this.lastTargetTsval } };
+  }
+
+  private sendAck(): void {
+    if (this.state !== ESTABLISHED) return;
+    this.emit(
+      ACK,
+      this.sndNxt,
+      this.rcvNxt,
+      this.advertised(),
+      this.dataOptions(
+        undefined,
+        this.lastReplyAt,
+      ),
+      EMPTY,
+    );
+    this.unacked = 0;
+    this.delackAt = NEVER;
+  }
+
+  private emit(
+    flags: number,
+    seq: number,
+    ack: number,
+    window: number,
+    options: SegmentOptions,
+    payload: Uint8Array,
+    ipId?: number,
+  ): void {
+    const seg: OutSegment = {
+      src: this.client,
+      dst: this.target,
+      seq,
+      ack: flags & ACK ? ack : 0,
+      flags,
+      window,
+      options,
+      payload,
+    };
+    if (flags & ACK) this.lastAckSent = ack;
+    if (ipId !== undefined) seg.ipId = ipId;
+    else if (this.lastIpId !== undefined) {
+      this.lastIpId = (this.lastIpId + 1) & 0xffff;
+      seg.ipId = this.lastIpId;
+    }
+    this.host.send(seg);
+  }
+
+  private retransmitFirst(now: number): void {
+    const st = this.stream;
+    if (this.finSent && this.sndUna === st.finSeq) {
+      this.emit(
+        FIN | ACK,
+        this.sndUna,
+        this.rcvNxt,
+        this.advertised(),
+        this.dataOptions(
+          undefined,
+          now,
+        ),
+        EMPTY,
+      );
+      this.host.stats.retransmits++;
+      return;
+    }
+    const idx = st.chunkAt(this.sndUna, st.head);
+    if (idx < 0) return;
+    const c = st.chunks[idx];
+    const off = seqDiff(this.sndUna, c.seq);
+    const n = Math.min(c.data.length - off, this.effMss, Math.max(this.sndWnd, 1));
+    const saved = this.sndNxt;
+    this.sendData(c, off, n, now);
+    this.sndNxt = seqMax(saved, this.sndNxt);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Timers
+
+  /** Earliest timer of this session. */
+  nextWake(): number {
+    if (this.state === ENDED) return NEVER;
+    let t = this.rtoAt;
+    if (this.persistAt < t) t = this.persistAt;
+    if (this.delackAt < t) t = this.delackAt;
+    if (this.gateAt < t) t = this.gateAt;
+    if (this.gapAt < t) t = this.gapAt;
+    const idle = this.idleDeadline();
+    return idle < t ? idle : t;
+  }
+
+  private idleDeadline(): number {
+    const cfg = this.host.cfg;
+    if (this.hasWork()) {
+      return Math.max(this.lastReplyDataAt, this.lastAckAdvanceAt, this.lastClientAt) +
+        cfg.sessionTimeoutMs;
+    }
+    if (this.finAcked || this.targetFin) {
+      return Math.max(this.lastReplyAt, this.lastClientAt) + cfg.noAnswerMs;
+    }
+    return Math.max(this.lastReplyAt, this.lastClientAt) + cfg.keepaliveTimeoutMs;
+  }
+
+  /** Something is still expected from the target. */
+  private hasWork(): boolean {
+    if (this.state !== ESTABLISHED) return true;
+    const st = this.stream;
+    if (this.sndUna !== this.sndMax || this.relIdx < st.turns.length || st.ooo.length > 0) {
+      return true;
+    }
+    return this.ansIdx < this.relIdx && st.turns[this.ansIdx]?.kind === DATA;
+  }
+
+  /** Run due timers. */
+  onTimer(now: number): void {
+    if (this.state === ENDED) return;
+    const cfg = this.host.cfg;
+    if (now >= this.gapAt) {
+      this.gapAt = NEVER;
+      if (this.stream.hasHole) {
+        this.captureGap(now);
+        if (this.state === ENDED) return;
+      }
+    }
+    if (now >= this.rtoAt) {
+      this.rtoAt = NEVER;
+      this.retries++;
+      if (this.state === SYN_SENT) {
+        if (this.synSends >= cfg.synRetries) {
+          this.fail("handshake_failure", now, "no SYN-ACK");
+          return;
+        }
+        this.rto = Math.min(this.rto * 2, cfg.maxRtoMs);
+        this.sendSyn(now);
+      } else if (this.sndUna !== this.sndMax) {
+        if (this.retries > cfg.dataRetries) {
+          this.fail("timeout", now, "retransmission limit");
+          return;
+        }
+        this.rto = Math.min(this.rto * 2, cfg.maxRtoMs);
+        this.rttSeq = undefined;
+        // Go back to the first unacknowledged byte; the rest is resent as ACKs arrive.
+        this.sndNxt = this.sndUna;
+        this.chunkHint = this.stream.head;
+        const before = this.host.stats.retransmits;
+        this.transmitOne(now);
+        if (this.host.stats.retransmits === before) this.checkClose(now);
+        this.rtoAt = now + this.rto;
+      }
+    }
+    if (now >= this.persistAt) {
+      this.persistAt = NEVER;
+      if (this.state === ESTABLISHED && this.sndWnd === 0) {
+        // Zero-window probe: an old sequence number makes the target answer with its window.
+        this.emit(
+          ACK,
+          seqAdd(this.sndUna, -1),
+          this.rcvNxt,
+          this.advertised(),
+          this.dataOptions(
+            undefined,
+            now,
+          ),
+          EMPTY,
+        );
+        this.rto = Math.min(this.rto * 2, cfg.maxRtoMs);
+        this.persistAt = now + this.rto;
+      }
+    }
+    if (now >= this.delackAt) {
+      this.delackAt = NEVER;
+      if (this.unacked > 0) this.sendAck();
+    }
+    if (now >= this.gateAt) {
+      this.gateAt = NEVER;
+      this.progress(now);
+      if (this.state === ENDED) return;
+    }
+    if (now >= this.idleDeadline()) {
+      if (this.hasWork()) this.fail("timeout", now, "target silent");
+      else this.finish(now);
+    }
+  }
+
+  /**
+   * A hole in the captured stream did not fill in time: the online server got bytes the
+   * capture missed. Skipping them would corrupt the stream, so the session ends and the
+   * engine resumes on a new connection at the first request boundary visible after the hole
+   * (a segment whose online ACK moved on from its contiguous predecessor).
+   */
+  private captureGap(now: number): void {
+    const st = this.stream;
+    const o = st.ooo;
+    let k = 1;
+    while (
+      k < o.length &&
+      !(o[k].seq === seqAdd(o[k - 1].seq, o[k - 1].data.length) && seqLt(o[k - 1].ack, o[k].ack))
+    ) k++;
+    const resume = k < o.length ? o.slice(k) : [];
+    let lost = o.length > 0 && o[0].ack !== this.lastOnlineAck() ? 1 : 0;
+    for (let i = 1; i < Math.min(k, o.length); i++) if (o[i].ack !== o[i - 1].ack) lost++;
+    this.host.gap(this, resume, lost, now);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Teardown
+
+  /** Requests captured and not answered (lost if the session ends now). */
+  unansweredTurns(): number {
+    const st = this.stream;
+    let n = 0;
+    for (let i = Math.max(this.ansIdx, st.turnHead); i < st.turns.length; i++) {
+      const t = st.turns[i];
+      if (t.kind === DATA && !t.answered) n++;
+    }
+    return n;
+  }
+
+  private fail(reason: EndReason, now: number, _detail: string): void {
+    this.end(reason, now);
+  }
+
+  private finish(now: number): void {
+    this.end(this.stream.closed ? "closed" : "idle", now);
+  }
+
+  /** Send an RST so the target drops its socket (twice if it may expect either number). */
+  private resetTarget(): void {
+    if (this.state !== ESTABLISHED && this.state !== SYN_SENT) return;
+    if (this.state === SYN_SENT && this.synSends === 0) return;
+    const seq = this.state === SYN_SENT ? seqAdd(this.iss, 1) : this.sndUna;
+    this.emit(RST | ACK, seq, this.rcvNxt, 0, {}, EMPTY);
+    this.host.stats.resets++;
+    if (this.state === ESTABLISHED && this.sndNxt !== this.sndUna) {
+      this.emit(RST | ACK, this.sndNxt, this.rcvNxt, 0, {}, EMPTY);
+      this.host.stats.resets++;
+    }
+  }
+
+  /** End the session: release the target's socket and let the engine forget it. */
+  end(reason: EndReason, now: number, rstDone = false): void {
+    if (this.state === ENDED) return;
+    if (!rstDone && !this.rstSent) this.resetTarget();
+    const loss = reason === "closed" || reason === "client_reset" || reason === "idle" ||
+        reason === "shutdown"
+      ? 0
+      : this.unansweredTurns();
+    this.state = ENDED;
+    if (this.queuedBytes > 0) {
+      const q = this.queuedBytes;
+      this.queuedBytes = 0;
+      this.host.queued(this, -q);
+    }
+    this.host.ended(this, reason, loss, now);
+  }
+
+  /** Release every queued request now, ignoring the turn rule. */
+  drain(now: number): void {
+    const st = this.stream;
+    for (let i = this.relIdx; i < st.turns.length; i++) {
+      const t = st.turns[i];
+      t.released = true;
+      t.releaseRcv = this.targetReceived;
+      t.releaseAt = now;
+    }
+    this.relIdx = st.turns.length;
+    this.progress(now);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const NO_OPTIONS: SegmentOptions = Object.freeze({}) as SegmentOptions;

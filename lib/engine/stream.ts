@@ -1,0 +1,255 @@
+/**
+ * The captured client byte stream of one session, in the client's own sequence space.
+ *
+ * Segments are reassembled in order (retransmissions and overlaps trimmed, out-of-order
+ * segments held until the hole is filled) and grouped into turns: a turn is a run of
+ * client payload sent with the same online ACK value, i.e. without the client having
+ * received anything new from the online server in between. A client FIN or RST closes the
+ * stream as a zero-length turn of its own, so it is paced like a request.
+ */
+
+import { seqAdd, seqDiff, seqLe, seqLt } from "./seq.ts";
+
+/** A piece of captured client payload, contiguous with its neighbours once in order. */
+export interface Chunk {
+  seq: number;
+  data: Uint8Array;
+  /** The client's ACK (online server sequence space) when it sent this. */
+  ack: number;
+  tsval?: number;
+  ipId?: number;
+}
+
+/** Kind of a turn. */
+export const DATA = 0, CLOSE_FIN = 1, CLOSE_RST = 2;
+
+/** A request (or the client's FIN/RST) and its pacing state. */
+export interface Turn {
+  kind: number;
+  /** First and one-past-last client sequence number of the turn's payload. */
+  start: number;
+  end: number;
+  /** Online response bytes the client had received (online ACK) when it sent this. */
+  ack: number;
+  released: boolean;
+  /** Target response bytes received when the turn was released, and when. */
+  releaseRcv: number;
+  releaseAt: number;
+  sent: boolean;
+  answered: boolean;
+}
+
+/** Result of adding a captured segment to the stream. */
+export const ADDED = 0, DUPLICATE = 1, OUT_OF_ORDER = 2;
+
+/** Ordered client data plus its turns; see the module comment. */
+export class ClientStream {
+  /** In-order chunks from `chunks[head]` on; earlier entries are released. */
+  chunks: Chunk[] = [];
+  head = 0;
+  /** Segments beyond a hole, sorted by sequence number. */
+  ooo: Chunk[] = [];
+  /** One past the last in-order captured byte. */
+  end: number;
+  turns: Turn[] = [];
+  turnHead = 0;
+  /** Client FIN / RST position once captured (sequence number they occupy). */
+  finSeq: number | undefined;
+  finAck = 0;
+  rstSeq: number | undefined;
+  rstAck = 0;
+  closedTurnAdded = false;
+  /** Bytes held (in order and out of order). */
+  bytes = 0;
+  /** Number of data turns created (requests captured). */
+  requests = 0;
+
+  constructor(start: number) {
+    this.end = start;
+  }
+
+  /** Add a payload segment (a copy the stream may keep). */
+  add(c: Chunk): number {
+    const len = c.data.length;
+    const cEnd = seqAdd(c.seq, len);
+    if (seqLe(cEnd, this.end)) return DUPLICATE;
+    if (seqLt(c.seq, this.end)) {
+      c = { ...c, data: c.data.subarray(seqDiff(this.end, c.seq)), seq: this.end };
+    }
+    if (c.seq !== this.end) {
+      this.insertOoo(c);
+      return OUT_OF_ORDER;
+    }
+    this.append(c);
+    this.pullOoo();
+    this.maybeCloseTurn();
+    return ADDED;
+  }
+
+  /** Note the client's FIN at `seq` (after any payload of the same segment). */
+  fin(seq: number, ack: number): void {
+    if (this.finSeq !== undefined || this.rstSeq !== undefined) return;
+    this.finSeq = seq;
+    this.finAck = ack;
+    this.maybeCloseTurn();
+  }
+
+  /** Note the client's RST at `seq`. */
+  rst(seq: number, ack: number): void {
+    if (this.rstSeq !== undefined) return;
+    // An RST after the FIN still aborts: it replaces a FIN turn that was not added yet.
+    this.rstSeq = seqLt(seq, this.end) ? this.end : seq;
+    this.rstAck = ack;
+    if (!this.closedTurnAdded) this.finSeq = undefined;
+    this.maybeCloseTurn();
+  }
+
+  /** The stream is complete up to the client's FIN or RST. */
+  get closed(): boolean {
+    return this.closedTurnAdded;
+  }
+
+  /** First hole position if segments are waiting beyond one. */
+  get hasHole(): boolean {
+    return this.ooo.length > 0 ||
+      (this.finSeq !== undefined && !this.closedTurnAdded) ||
+      (this.rstSeq !== undefined && !this.closedTurnAdded);
+  }
+
+  /** Drop in-order chunks wholly before `seq` (the target has them and no replay needs them). */
+  releaseBefore(seq: number): number {
+    let freed = 0;
+    const cs = this.chunks;
+    while (this.head < cs.length) {
+      const c = cs[this.head];
+      if (seqLe(seqAdd(c.seq, c.data.length), seq)) {
+        freed += c.data.length;
+        cs[this.head] = undefined as unknown as Chunk;
+        this.head++;
+      } else break;
+    }
+    if (this.head > 256 && this.head * 2 > cs.length) {
+      this.chunks = cs.slice(this.head);
+      this.head = 0;
+    }
+    this.bytes -= freed;
+    return freed;
+  }
+
+  /** Drop turns before index `i` (their bookkeeping is finished). Returns how many went. */
+  dropTurns(i: number): number {
+    const n = i - this.turnHead;
+    if (n <= 0) return 0;
+    this.turnHead = i;
+    return n;
+  }
+
+  /** Compact the turn array; returns the shift to subtract from stored indices. */
+  compactTurns(): number {
+    if (this.turnHead < 256 || this.turnHead * 2 < this.turns.length) return 0;
+    const shift = this.turnHead;
+    this.turns = this.turns.slice(shift);
+    this.turnHead = 0;
+    return shift;
+  }
+
+  /** Index of the in-order chunk containing `seq`, from `hint` on, or -1. */
+  chunkAt(seq: number, hint: number): number {
+    const cs = this.chunks;
+    let i = hint < this.head ? this.head : hint;
+    if (i < cs.length && seqLt(seq, cs[i].seq)) i = this.head;
+    for (; i < cs.length; i++) {
+      const c = cs[i];
+      if (seqLe(c.seq, seq) && seqLt(seq, seqAdd(c.seq, c.data.length))) return i;
+    }
+    return -1;
+  }
+
+  /** Start of the turn that contains `seq` (for replays that resend whole requests). */
+  turnStartOf(seq: number): number {
+    for (let i = this.turns.length - 1; i >= this.turnHead; i--) {
+      const t = this.turns[i];
+      if (seqLe(t.start, seq)) return seqLt(seq, t.end) || t.start === t.end ? t.start : seq;
+    }
+    return seq;
+  }
+
+  private insertOoo(c: Chunk): void {
+    const o = this.ooo;
+    let i = o.length;
+    while (i > 0 && seqLt(c.seq, o[i - 1].seq)) i--;
+    if (i > 0) {
+      const p = o[i - 1];
+      if (p.seq === c.seq && p.data.length >= c.data.length) return; // exact duplicate
+    }
+    o.splice(i, 0, c);
+    this.bytes += c.data.length;
+  }
+
+  private pullOoo(): void {
+    const o = this.ooo;
+    while (o.length > 0) {
+      const c = o[0];
+      if (seqLt(this.end, c.seq)) break;
+      o.shift();
+      this.bytes -= c.data.length;
+      const cEnd = seqAdd(c.seq, c.data.length);
+      if (seqLe(cEnd, this.end)) continue;
+      const trimmed = c.seq === this.end
+        ? c
+        : { ...c, data: c.data.subarray(seqDiff(this.end, c.seq)), seq: this.end };
+      this.append(trimmed);
+    }
+  }
+
+  private append(c: Chunk): void {
+    this.chunks.push(c);
+    this.bytes += c.data.length;
+    const newEnd = seqAdd(c.seq, c.data.length);
+    const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;
+    if (last && last.kind === DATA && !seqLt(last.ack, c.ack)) {
+      last.end = newEnd;
+    } else {
+      this.turns.push({
+        kind: DATA,
+        start: c.seq,
+        end: newEnd,
+        ack: last && seqLt(c.ack, last.ack) ? last.ack : c.ack,
+        released: false,
+        releaseRcv: 0,
+        releaseAt: 0,
+        sent: false,
+        answered: false,
+      });
+      this.requests++;
+    }
+    this.end = newEnd;
+  }
+
+  private maybeCloseTurn(): void {
+    if (this.closedTurnAdded) return;
+    let kind: number, seq: number, ack: number;
+    if (this.rstSeq !== undefined && seqLe(this.rstSeq, this.end)) {
+      kind = CLOSE_RST;
+      seq = this.end;
+      ack = this.rstAck;
+    } else if (this.finSeq !== undefined && this.finSeq === this.end) {
+      kind = CLOSE_FIN;
+      seq = this.finSeq;
+      ack = this.finAck;
+    } else return;
+    const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;
+    this.turns.push({
+      kind,
+      start: seq,
+      end: seq,
+      ack: last && seqLt(ack, last.ack) ? last.ack : ack,
+      released: false,
+      releaseRcv: 0,
+      releaseAt: 0,
+      sent: false,
+      answered: false,
+    });
+    this.closedTurnAdded = true;
+  }
+}
