@@ -6,6 +6,8 @@ import { versionLine } from "./lib/version.ts";
 import { parseTcpcopyArgs } from "./lib/cli/parse.ts";
 import { renderHelp } from "./lib/cli/help.ts";
 import { runTcpcopy } from "./lib/tcpcopy/run.ts";
+import { parseDoctorArgs } from "./lib/cli/doctor_args.ts";
+import { runDoctor } from "./lib/doctor/doctor.ts";
 
 /**
  * Runs the program with its command-line arguments (build.sh entry files call this).
@@ -22,10 +24,16 @@ export async function main(args: string[]): Promise<void> {
       console.log(versionLine("tcpcopy"));
       Deno.exit(0);
       break;
-    case "doctor":
-      console.error("tcpcopy: doctor is not available in this version yet");
-      Deno.exit(2);
+    case "doctor": {
+      const req = parseDoctorArgs(cli.args);
+      if ("error" in req) {
+        console.error(req.error);
+        Deno.exit(2);
+      }
+      const { json, ...targets } = req;
+      Deno.exit(await runDoctor("tcpcopy", targets, { json }));
       break;
+    }
     case "error":
       console.error(cli.message);
       Deno.exit(cli.exitCode);

@@ -13,6 +13,8 @@ import type { TcpcopyConfig } from "../cli/config.ts";
 import { Engine } from "../engine/engine.ts";
 import { PcapCapture } from "../io/pcap.ts";
 import { RawIp6Sender, RawIpSender } from "../io/raw_send.ts";
+import { LinkSender } from "../io/link_send.ts";
+import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 import type { PacketSender } from "../io/batch_sender.ts";
 import { IoError } from "../io/errors.ts";
 import { TunnelClient } from "../tunnel/client.ts";
@@ -83,22 +85,35 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   // 1. Senders (the first privileged step: fails fast without CAP_NET_RAW).
   let v4: PacketSender | null = null, v6: PacketSender | null = null;
   try {
-    if (config.outInterface !== null) {
-      await releaseAll();
-      return fatal("-o/--out-interface: link-layer send is not available in this build yet");
-    }
     const maxPacket = Math.min(65535, Math.max(config.mtu, 1500));
-    if (config.transfers.some((t) => t.targetFamily === 4)) {
-      v4 = RawIpSender.open({ maxPacket });
-      senders.push(v4);
-    }
-    if (config.transfers.some((t) => t.targetFamily === 6)) {
-      v6 = RawIp6Sender.open({ maxPacket });
-      senders.push(v6);
+    if (config.outInterface !== null) {
+      // Link-layer send: one AF_PACKET sender carries both families to the next hop.
+      const t = config.transfers[0];
+      const nextHopMac = config.nextHopMac ?? t.nextHopMac!;
+      const link = LinkSender.open({
+        device: config.outInterface,
+        nextHopMac,
+        srcMac: t.sourceMac ?? undefined,
+        maxPacket,
+      });
+      senders.push(link);
+      v4 = v6 = link;
+      if (config.transfers.some((x) => (config.nextHopMac ?? x.nextHopMac) !== nextHopMac)) {
+        log.warn("-o: one next-hop MAC is used for every target (the first one given)");
+      }
+    } else {
+      if (config.transfers.some((t) => t.targetFamily === 4)) {
+        v4 = RawIpSender.open({ maxPacket });
+        senders.push(v4);
+      }
+      if (config.transfers.some((t) => t.targetFamily === 6)) {
+        v6 = RawIp6Sender.open({ maxPacket });
+        senders.push(v6);
+      }
     }
   } catch (e) {
     await releaseAll();
-    return fatal(`cannot open the raw send socket: ${describe(e)}`);
+    return fatal(`cannot open the send socket: ${describe(e)}`);
   }
 
   const replicator = new Replicator({ v4, v6, log, now: Date.now });
@@ -216,26 +231,17 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   };
   scheduleStats();
 
-  let metricsServer: Deno.HttpServer | null = null;
+  let metricsServer: MetricsServer | null = null;
   if (config.metrics !== null) {
+    const where = `${config.metrics.host}:${config.metrics.port}`;
     try {
-      metricsServer = Deno.serve({
-        hostname: config.metrics.host,
-        port: config.metrics.port,
-        onListen: () =>
-          log.info(`metrics on http://${config.metrics!.host}:${config.metrics!.port}/metrics`),
-      }, (req) => {
-        if (new URL(req.url).pathname !== "/metrics") {
-          return new Response("not found\n", { status: 404 });
-        }
-        return new Response(renderPrometheus(record(false), TCPCOPY_SCHEMA), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
-      });
-    } catch (e) {
-      log.error(
-        `--metrics: cannot listen on ${config.metrics.host}:${config.metrics.port}: ${describe(e)}`,
+      metricsServer = serveMetrics(
+        { hostname: config.metrics.host, port: config.metrics.port },
+        () => renderPrometheus(record(false), TCPCOPY_SCHEMA),
       );
+      log.info(`metrics on http://${where}/metrics`);
+    } catch (e) {
+      log.error(`--metrics: cannot listen on ${where}: ${describe(e)}`);
     }
   }
 
@@ -266,7 +272,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     Deno.removeSignalListener("SIGHUP", onHup);
     const grace = new Promise<void>((r) => setTimeout(r, 500));
     await Promise.race([
-      Promise.allSettled([releaseAll(), metricsServer?.shutdown()]),
+      Promise.allSettled([releaseAll(), metricsServer?.close()]),
       grace,
     ]);
     resolveDone(code);

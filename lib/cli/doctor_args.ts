@@ -1,0 +1,53 @@
+/**
+ * `tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...]`: the same transfer, intercept and
+ * device flags as a run, all optional, so the doctor checks exactly what a run would use.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_INTERCEPT_PORT } from "./config.ts";
+import { parseTransfers } from "./transfer.ts";
+import { parseHostPort } from "./endpoint.ts";
+
+/** What the doctor should look at. */
+export interface DoctorRequest {
+  json: boolean;
+  devices: string[];
+  ports: number[];
+  intercepts: { host: string; port: number }[];
+}
+
+/** Parses the doctor's arguments; an error is one line, as for a run. */
+export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { error: string } {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({
+      args: [...args],
+      options: {
+        json: { type: "boolean" },
+        transfer: { type: "string", short: "x", multiple: true },
+        intercept: { type: "string", short: "s", multiple: true },
+        interface: { type: "string", short: "i", multiple: true },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    const first = String((e as Error).message).split("\n")[0];
+    return { error: `tcpcopy doctor: ${first} (accepted: --json, -x, -s, -i)` };
+  }
+  const list = (k: string) =>
+    ((values[k] as string[] | undefined) ?? []).flatMap((s) => s.split(","));
+  const ports: number[] = [];
+  if (list("transfer").length > 0) {
+    const t = parseTransfers(list("transfer"));
+    if (!t.ok) return { error: `tcpcopy doctor: -x/--transfer: ${t.error}` };
+    for (const x of t.value) if (!ports.includes(x.onlinePort)) ports.push(x.onlinePort);
+  }
+  const intercepts: { host: string; port: number }[] = [];
+  for (const text of list("intercept")) {
+    const hp = parseHostPort(text.trim(), DEFAULT_INTERCEPT_PORT, true);
+    if (!hp.ok) return { error: `tcpcopy doctor: -s/--intercept '${text}': ${hp.error}` };
+    intercepts.push({ host: hp.value.host, port: hp.value.port });
+  }
+  const devices = list("interface").map((s) => s.trim()).filter((s) => s !== "");
+  return { json: values.json === true, devices, ports, intercepts };
+}
