@@ -177,6 +177,7 @@ export class Session {
     if (data.length > 0) {
       if (!this.synCaptured && this.state === CLOSED) this.startSynthesized(seg.seq, now);
       const before = st.bytes;
+      const reqs = st.requests;
       const r = st.add({
         seq: seg.seq,
         data,
@@ -185,6 +186,7 @@ export class Session {
         ipId: seg.ipId,
       });
       if (r === DUPLICATE) host.stats.ignored.duplicate++;
+      host.stats.requests.captured += st.requests - reqs;
       this.account(st.bytes - before);
       if (this.state === ENDED) return;
       if (r === OUT_OF_ORDER && this.gapAt === NEVER) this.gapAt = now + host.cfg.gapTimeoutMs;
