@@ -1,13 +1,58 @@
 /**
- * NFQUEUE mode (intercept on the target): placeholder until lib/io/nfqueue.ts lands.
+ * NFQUEUE mode (intercept on the target): the OUTPUT rules (rules.ts) queue every reply from
+ * the target ports; each one is read, routed, and DROPPED, or ACCEPTED when its destination
+ * is on the pass-list. The copy range covers the largest IP and TCP headers plus the biggest
+ * payload prefix a peer may be granted.
  */
-import type { ReplySource } from "./source.ts";
+import { NfQueue, Verdict } from "../io/nfqueue.ts";
+import type { ReplyHandler, ReplySource } from "./source.ts";
+import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
-/** Opens the NFQUEUE reply source. */
+/** An NFQUEUE reply source. */
+class NfqueueSource implements ReplySource {
+  notIp = 0;
+  #stopped = false;
+
+  constructor(readonly queue: NfQueue) {}
+
+  async run(onReply: ReplyHandler): Promise<void> {
+    const q = this.queue;
+    const handle = (_id: number, payload: Uint8Array) =>
+      onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
+    while (!this.#stopped && await q.wait(200)) q.drain(handle);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.queue.stop();
+  }
+
+  close(): void {
+    this.queue.close();
+  }
+
+  kernel(): KernelCounters {
+    const s = this.queue.stats();
+    return {
+      pcap_drops: 0,
+      nfq_queue_dropped: s.queueDropped ?? 0,
+      nfq_user_dropped: s.userDropped ?? 0,
+    };
+  }
+
+  verdicts(): VerdictCounters {
+    const s = this.queue.stats();
+    return { accept: s.accepted, drop: s.dropped };
+  }
+}
+
+/** Binds the queue; throws IoError with a clear message (privilege, queue busy, library). */
 export function openNfqueueSource(
-  _queueNum: number,
-  _maxLen: number,
-  _maxPrefix: number,
+  queueNum: number,
+  maxLen: number,
+  maxPrefix: number,
 ): ReplySource {
-  throw new Error("NFQUEUE mode is not available in this build yet (lib/io/nfqueue.ts missing)");
+  return new NfqueueSource(
+    NfQueue.open({ queue: queueNum, maxLen, copyRange: 60 + 60 + maxPrefix }),
+  );
 }
