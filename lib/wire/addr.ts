@@ -156,26 +156,65 @@ export function writeU32Ipv4(value: number, out: Uint8Array, offset = 0): void {
   out[offset + 3] = value;
 }
 
-const IPV4_CACHE_LIMIT = 8192;
-const ipv4Cache = new Map<number, string>();
+/*
+ * Formatting caches. The hot path turns the same few addresses into strings for
+ * every packet; a direct-mapped table (no Map hashing, no allocation on a hit)
+ * returns the string built last time for the same bytes.
+ */
+const V4_SLOTS = 4096;
+const v4Keys = new Int32Array(V4_SLOTS);
+const v4Texts: string[] = new Array<string>(V4_SLOTS).fill("");
+
+const V6_SLOTS = 1024;
+const v6Keys = new Int32Array(V6_SLOTS * 4);
+const v6Texts: string[] = new Array<string>(V6_SLOTS).fill("");
 
 /**
  * Dotted-quad text of the 4 bytes at `bytes[offset..]`.
  * Recently formatted addresses are cached, so the hot path does not build strings.
  */
 export function formatIpv4(bytes: Uint8Array, offset = 0): string {
-  const key = ipv4ToU32(bytes, offset);
-  let text = ipv4Cache.get(key);
-  if (text === undefined) {
-    if (ipv4Cache.size >= IPV4_CACHE_LIMIT) ipv4Cache.clear();
-    text = u32ToIpv4(key);
-    ipv4Cache.set(key, text);
-  }
+  const key = (bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |
+    bytes[offset + 3];
+  const slot = (key ^ (key >>> 12) ^ (key >>> 24)) & (V4_SLOTS - 1);
+  const cached = v4Texts[slot];
+  if (v4Keys[slot] === key && cached !== "") return cached;
+  const text = u32ToIpv4(key >>> 0);
+  v4Keys[slot] = key;
+  v4Texts[slot] = text;
   return text;
 }
 
-/** RFC 5952 text of the 16 bytes at `bytes[offset..]`. */
+/** RFC 5952 text of the 16 bytes at `bytes[offset..]`; cached like {@link formatIpv4}. */
 export function formatIpv6(bytes: Uint8Array, offset = 0): string {
+  const o = offset;
+  const k0 = (bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3];
+  const k1 = (bytes[o + 4] << 24) | (bytes[o + 5] << 16) | (bytes[o + 6] << 8) | bytes[o + 7];
+  const k2 = (bytes[o + 8] << 24) | (bytes[o + 9] << 16) | (bytes[o + 10] << 8) | bytes[o + 11];
+  const k3 = (bytes[o + 12] << 24) | (bytes[o + 13] << 16) | (bytes[o + 14] << 8) |
+    bytes[o + 15];
+  let h = k0 ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77) ^ Math.imul(k3, 0xc2b2ae3d);
+  h ^= h >>> 15;
+  const slot = h & (V6_SLOTS - 1);
+  const at = slot * 4;
+  const cached = v6Texts[slot];
+  if (
+    cached !== "" && v6Keys[at] === k0 && v6Keys[at + 1] === k1 && v6Keys[at + 2] === k2 &&
+    v6Keys[at + 3] === k3
+  ) {
+    return cached;
+  }
+  const text = ipv6Text(bytes, offset);
+  v6Keys[at] = k0;
+  v6Keys[at + 1] = k1;
+  v6Keys[at + 2] = k2;
+  v6Keys[at + 3] = k3;
+  v6Texts[slot] = text;
+  return text;
+}
+
+/** RFC 5952 text of the 16 bytes at `bytes[offset..]`, uncached. */
+function ipv6Text(bytes: Uint8Array, offset: number): string {
   const words = new Array<number>(8);
   for (let i = 0; i < 8; i++) words[i] = (bytes[offset + 2 * i] << 8) | bytes[offset + 2 * i + 1];
   // IPv4-mapped (::ffff:0:0/96): mixed notation, RFC 5952 section 5.

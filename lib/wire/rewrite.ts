@@ -39,8 +39,15 @@ export function rewriteIpv4AddressU32(
   value >>>= 0;
   if (old === value) return;
   writeU32Ipv4(value, packet, at);
-  patchU16(packet, ipOffset + 10, (c) => checksumUpdate32(c, old, value));
-  if (tcpOffset >= 0) patchU16(packet, tcpOffset + 16, (c) => checksumUpdate32(c, old, value));
+  const ipc = checksumUpdate32((packet[ipOffset + 10] << 8) | packet[ipOffset + 11], old, value);
+  packet[ipOffset + 10] = ipc >>> 8;
+  packet[ipOffset + 11] = ipc;
+  if (tcpOffset >= 0) {
+    const t = tcpOffset + 16;
+    const tc = checksumUpdate32((packet[t] << 8) | packet[t + 1], old, value);
+    packet[t] = tc >>> 8;
+    packet[t + 1] = tc;
+  }
 }
 
 /**

@@ -129,3 +129,24 @@ Deno.test("property: random IPv6 bytes survive format -> parse", () => {
     assert.ok(!/(^|:)0[0-9a-f]/.test(text.replace(/::ffff:.*/, "")), `leading zero in ${text}`);
   }
 });
+
+Deno.test("property: cached formatting never returns another address's text", () => {
+  let seed = 99;
+  const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  const b = new Uint8Array(16);
+  for (let i = 0; i < 50000; i++) {
+    // A small pool of values makes cache hits and slot collisions both frequent.
+    const v = i % 3 === 0 ? next() : (next() % 64) * 0x01010101;
+    b[0] = v >>> 24;
+    b[1] = (v >>> 16) & 255;
+    b[2] = (v >>> 8) & 255;
+    b[3] = v & 255;
+    assert.equal(formatIpv4(b, 0), `${b[0]}.${b[1]}.${b[2]}.${b[3]}`);
+    b[15] = v & 255;
+    b[8] = (v >>> 8) & 3;
+    const text = formatIpv6(b, 0);
+    const r = parseIp(text);
+    assert.ok(typeof r !== "string");
+    assert.deepEqual(r.bytes, b, text);
+  }
+});

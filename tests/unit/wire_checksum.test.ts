@@ -58,6 +58,24 @@ Deno.test("property: internetChecksum equals an independent reference on random 
   }
 });
 
+Deno.test("property: long ranges at every buffer alignment match the reference", () => {
+  const rnd = mulberry32(11);
+  const backing = new Uint8Array(4096);
+  for (let i = 0; i < 400; i++) {
+    for (let j = 0; j < backing.length; j++) backing[j] = rnd() * 256;
+    const viewOffset = Math.floor(rnd() * 8);
+    const view = backing.subarray(viewOffset);
+    const start = Math.floor(rnd() * 8);
+    const end = start + Math.floor(rnd() * 2000);
+    const ref = referenceChecksum([...view.subarray(start, end)]);
+    assert.equal(internetChecksum(view, start, end), ref, `view ${viewOffset} start ${start}`);
+    const initial = Math.floor(rnd() * 0x20000);
+    const folded = onesComplementSum(view, start, end, initial);
+    assert.ok(folded <= 0xffff);
+    assert.equal(folded % 0xffff, (0xffff - ref + initial) % 0xffff);
+  }
+});
+
 function randomPacket(rnd: () => number, v6: boolean, out: Uint8Array): number {
   const r32 = () => Math.floor(rnd() * 2 ** 32);
   const r16 = () => Math.floor(rnd() * 65536);
