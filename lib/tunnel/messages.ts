@@ -117,6 +117,7 @@ export interface DecodeResult<T> {
  */
 export class ClientMessageDecoder {
   #buf = new Uint8Array(CLIENT_MSG6_SIZE);
+  #dv = new DataView(this.#buf.buffer);
   #have = 0;
   #need = CLIENT_MSG_SIZE;
   #sawHello = false;
@@ -135,7 +136,7 @@ export class ClientMessageDecoder {
       this.#have += n;
       off += n;
       if (this.#have < this.#need) break;
-      const dv = new DataView(this.#buf.buffer);
+      const dv = this.#dv;
       const type = dv.getUint16(6);
       if (
         this.#need === CLIENT_MSG_SIZE &&
@@ -160,7 +161,6 @@ export class ClientMessageDecoder {
   }
 
   #decodeOne(dv: DataView, type: number): ClientMessage | string {
-    const b = this.#buf;
     if (!this.#sawHello) {
       if (dv.getUint32(0) !== 0 || dv.getUint16(4) !== 0) {
         return "client too old: first message is not a hello (pre-0.9 8-byte records?)";
@@ -173,19 +173,23 @@ export class ClientMessageDecoder {
     }
     switch (type) {
       case MsgType.CLIENT_ADD:
-      case MsgType.CLIENT_DEL:
+      case MsgType.CLIENT_DEL: {
+        const b = this.#buf.slice(0, CLIENT_MSG_SIZE); // one copy; addresses are views
         return {
           kind: type === MsgType.CLIENT_ADD ? "add" : "del",
-          client: { addr: b.slice(0, 4), port: dv.getUint16(4) },
-          target: { addr: b.slice(8, 12), port: dv.getUint16(12) },
+          client: { addr: b.subarray(0, 4), port: dv.getUint16(4) },
+          target: { addr: b.subarray(8, 12), port: dv.getUint16(12) },
         };
+      }
       case MsgType.CLIENT_ADD6:
-      case MsgType.CLIENT_DEL6:
+      case MsgType.CLIENT_DEL6: {
+        const b = this.#buf.slice(0, CLIENT_MSG6_SIZE);
         return {
           kind: type === MsgType.CLIENT_ADD6 ? "add" : "del",
-          client: { addr: b.slice(14, 30), port: dv.getUint16(4) },
-          target: { addr: b.slice(30, 46), port: dv.getUint16(12) },
+          client: { addr: b.subarray(14, 30), port: dv.getUint16(4) },
+          target: { addr: b.subarray(30, 46), port: dv.getUint16(12) },
         };
+      }
       case MsgType.EXT_HELLO:
         if (dv.getUint32(0) !== EXT_MAGIC) return "extension hello with a bad magic";
         return {

@@ -41,8 +41,7 @@ export const MAX_EXT_BODY = 0xffff;
  * `info` must come from inspectReply on `pkt` with family 4.
  */
 export function writeRecordV6(dst: Uint8Array, at: number, pkt: Uint8Array, info: ReplyInfo): void {
-  dst.fill(0, at, at + RECORD_SIZE);
-  dst.set(pkt.subarray(0, 20), at);
+  for (let i = 0; i < 20; i++) dst[at + i] = pkt[i];
   if (info.l4 > 20) {
     dst[at] = 0x45;
     const totLen = ((pkt[2] << 8) | pkt[3]) - (info.l4 - 20);
@@ -50,7 +49,9 @@ export function writeRecordV6(dst: Uint8Array, at: number, pkt: Uint8Array, info
     dst[at + 3] = totLen & 0xff;
   }
   const tcp = Math.min(info.tcpLen, MAX_TCP_IN_RECORD);
-  dst.set(pkt.subarray(info.l4, info.l4 + tcp), at + 20);
+  const l4 = info.l4, to = at + 20;
+  for (let i = 0; i < tcp; i++) dst[to + i] = pkt[l4 + i];
+  for (let i = 20 + tcp; i < RECORD_SIZE; i++) dst[at + i] = 0;
 }
 
 /** Bytes an extension record of this reply takes (without its u16 length). */
@@ -173,12 +174,13 @@ export class ServerStreamDecoder {
     if (n < 1 || n > MAX_BATCH) return `reply count ${n} out of range 1..${MAX_BATCH}`;
     const size = 2 + n * RECORD_SIZE;
     if (avail < size) return 0;
+    const frame = b.slice(off + 2, off + size); // one copy per frame, records are views
     for (let i = 0; i < n; i++) {
-      const r = off + 2 + i * RECORD_SIZE;
-      if (b[r] >> 4 !== 4) return `v6 record with IP version ${b[r] >> 4}`;
-      const tcpLen = Math.min((b[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
+      const r = i * RECORD_SIZE;
+      if (frame[r] >> 4 !== 4) return `v6 record with IP version ${frame[r] >> 4}`;
+      const tcpLen = Math.min((frame[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
       if (tcpLen < 20) return "v6 record with a TCP data offset below 5";
-      items.push({ kind: "reply", bytes: b.slice(r, r + 20 + tcpLen) });
+      items.push({ kind: "reply", bytes: frame.subarray(r, r + 20 + tcpLen) });
     }
     return size;
   }
@@ -212,11 +214,12 @@ export class ServerStreamDecoder {
         break;
       case FrameKind.REPLIES: {
         if (bodyLen === 0) return "empty reply frame";
-        for (let at = body; at < body + bodyLen;) {
-          if (at + 2 > body + bodyLen) return "reply record length cut by the frame end";
-          const len = (b[at] << 8) | b[at + 1];
-          if (len < 40 || at + 2 + len > body + bodyLen) return `reply record of ${len} bytes`;
-          items.push({ kind: "reply", bytes: b.slice(at + 2, at + 2 + len) });
+        const f = b.slice(body, body + bodyLen); // one copy per frame, records are views
+        for (let at = 0; at < bodyLen;) {
+          if (at + 2 > bodyLen) return "reply record length cut by the frame end";
+          const len = (f[at] << 8) | f[at + 1];
+          if (len < 40 || at + 2 + len > bodyLen) return `reply record of ${len} bytes`;
+          items.push({ kind: "reply", bytes: f.subarray(at + 2, at + 2 + len) });
           at += 2 + len;
         }
         break;
