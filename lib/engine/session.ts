@@ -458,6 +458,10 @@ export class Session {
     }
   }
 
+  /**
+   * A released request is answered when the target acknowledged all of it and sent response
+   * bytes after its release and before the next request's release.
+   */
   private markAnswered(): void {
     const st = this.stream;
     const rcv = this.targetReceived;
@@ -467,14 +471,21 @@ export class Session {
         this.ansIdx++;
         continue;
       }
-      if (!seqLe(t.end, this.sndUna) || rcv <= t.releaseRcv) break;
-      t.answered = true;
-      this.host.stats.requests.answered++;
+      if (!seqLe(t.end, this.sndUna)) break;
+      let j = this.ansIdx + 1;
+      while (j < this.relIdx && st.turns[j].kind !== DATA) j++;
+      const next = j < this.relIdx ? st.turns[j] : undefined;
+      const after = next ? next.releaseRcv : rcv;
+      if (after > t.releaseRcv) {
+        t.answered = true;
+        this.host.stats.requests.answered++;
+      } else if (!next) break;
       this.ansIdx++;
     }
   }
 
   private onTargetReset(now: number): void {
+    this.rstSent = true; // the target's socket is gone already
     if (this.hasClientDataPending()) this.reconnect(now, "target reset");
     else this.finish(now);
   }
@@ -505,7 +516,7 @@ export class Session {
     }
     this.reconnects++;
     host.stats.reconnects++;
-    this.resetTarget();
+    if (!this.rstSent) this.resetTarget();
     const st = this.stream;
     const resume = st.turnStartOf(this.sndUna);
     // Turns wholly before the resume point are finished; the resumed turn goes first, at once.

@@ -58,6 +58,9 @@ export interface AppRequest {
   answerEndAt?: number;
 }
 
+/** One simulated server connection (read-only for tests). */
+export type SimConn = Conn;
+
 interface Conn {
   key: string;
   client: Endpoint;
@@ -88,13 +91,14 @@ interface Conn {
   finSent: boolean;
   greeted: boolean;
   pendingAnswers: { at: number; id: number; len: number }[];
+  firstByteAt?: number;
 }
 
 /** The simulated server; feed it engine output with {@link receive}, run {@link tick}. */
 export class SimTarget {
   readonly conns = new Map<string, Conn>();
   /** Every connection ever accepted, in order, with its delivered byte stream. */
-  readonly accepted: Conn[] = [];
+  readonly accepted: SimConn[] = [];
   readonly requests: AppRequest[] = [];
   readonly b: Required<Omit<TargetBehaviour, "noAnswerIds" | "dropInbound">> & TargetBehaviour;
   inboundData = 0;
@@ -369,6 +373,7 @@ export class SimTarget {
         if (req && req.answeredAt === undefined) req.answeredAt = now;
         q.bytes -= n;
         c.responseBytes += n;
+        if (c.firstByteAt === undefined) c.firstByteAt = now;
         this.send(c, ACK | (q.bytes === 0 ? PSH : 0), c.sndNxt, n, now);
         c.sndNxt = u32(c.sndNxt + n);
         if (q.bytes === 0 && req) req.answerEndAt = now;
