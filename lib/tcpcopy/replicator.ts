@@ -10,7 +10,7 @@ import type { Endpoint, OutSegment } from "../engine/segment.ts";
 import type { EngineStats, SessionEvent } from "../engine/stats.ts";
 import type { CapturedSegment, ReplySegment } from "../engine/segment.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../wire/packet.ts";
-import { buildTcpPacket, tcpPacketLength } from "../wire/build.ts";
+import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
 import { parseIp } from "../wire/addr.ts";
 import type { Logger } from "../stats/logger.ts";
 import { capturedSegmentOf, packetReprOf, replySegmentOf } from "./convert.ts";
@@ -60,6 +60,8 @@ export interface ReplicatorCounters {
   buildErrors: number;
   /** Engine output for an address family with no sender. */
   noSender: number;
+  /** Engine segments larger than the MTU that were split before sending. */
+  split: number;
   /** Routes no intercept accepted (none connected, or its queue full). */
   routeFailures: number;
 }
@@ -75,6 +77,8 @@ export interface ReplicatorOptions {
   log: Logger;
   /** Wall clock in ms since the epoch. */
   now: () => number;
+  /** Largest IP packet to send (-M); larger engine output is split into several segments. */
+  mtu?: number;
 }
 
 /** Wires capture, engine, senders and tunnel together. */
@@ -87,6 +91,7 @@ export class Replicator implements EngineOutput {
     replyErrors: 0,
     buildErrors: 0,
     noSender: 0,
+    split: 0,
     routeFailures: 0,
   };
   #engine: EngineLike | null = null;
@@ -175,6 +180,32 @@ export class Replicator implements EngineOutput {
       this.counters.buildErrors++;
       return;
     }
+    const mtu = this.opts.mtu ?? 65535;
+    const payload = seg.payload;
+    const room = mtu - (len - payload.length);
+    if (len <= mtu || room <= 0) {
+      this.#emit(sender, repr, len);
+      return;
+    }
+    // Too big for the path (TCP options on top of a full MSS, or a coalesced capture): cut
+    // the payload into MTU-sized segments; FIN and PSH stay on the last one.
+    this.counters.split++;
+    const last = Math.ceil(payload.length / room) - 1;
+    for (let i = 0; i <= last; i++) {
+      const part = payload.subarray(i * room, Math.min(payload.length, (i + 1) * room));
+      const flags = i === last ? seg.flags : seg.flags & ~(0x01 | 0x08);
+      const piece = {
+        ...repr,
+        seq: (seg.seq + i * room) >>> 0,
+        flags,
+        ipId: seg.ipId === undefined ? undefined : (seg.ipId + i) & 0xffff,
+        payload: part,
+      };
+      this.#emit(sender, piece, len - payload.length + part.length);
+    }
+  }
+
+  #emit(sender: SenderLike, repr: TcpPacketRepr, len: number): void {
     let slot: Uint8Array;
     try {
       slot = sender.slot(len);

@@ -85,7 +85,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   // 1. Senders (the first privileged step: fails fast without CAP_NET_RAW).
   let v4: PacketSender | null = null, v6: PacketSender | null = null;
   try {
-    const maxPacket = Math.min(65535, Math.max(config.mtu, 1500));
+    const maxPacket = 65535; // the replicator keeps packets within -M; slots take any size
     if (config.outInterface !== null) {
       // Link-layer send: one AF_PACKET sender carries both families to the next hop.
       const t = config.transfers[0];
@@ -116,7 +116,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     return fatal(`cannot open the send socket: ${describe(e)}`);
   }
 
-  const replicator = new Replicator({ v4, v6, log, now: Date.now });
+  const replicator = new Replicator({ v4, v6, log, now: Date.now, mtu: config.mtu });
   const engine = new Engine(engineConfigOf(config), replicator, startMs);
   replicator.attach(engine);
 

@@ -250,3 +250,45 @@ Deno.test("deadline timer: one pending timeout at the earliest deadline", async 
   assert.equal(fired, 3);
   t.cancel();
 });
+
+Deno.test("segments larger than the MTU are split; FIN/PSH only on the last piece", () => {
+  const v4 = new FakeSender();
+  const r = new Replicator({
+    v4,
+    v6: null,
+    log: new Logger(() => {}, () => 0),
+    now: () => 0,
+    mtu: 1500,
+  });
+  const payload = Uint8Array.from({ length: 3000 }, (_, i) => i & 0xff);
+  r.send({
+    src: { addr: "192.168.1.10", port: 40000 },
+    dst: { addr: "10.0.0.2", port: 80 },
+    seq: 0xffffff00,
+    ack: 5,
+    flags: 0x19, // FIN PSH ACK
+    window: 100,
+    options: { timestamp: { tsval: 1, tsecr: 2 } },
+    payload,
+    ipId: 0xfffe,
+  });
+  r.flush();
+  assert.equal(r.counters.split, 1);
+  const p = new ParsedTcp();
+  const pieces = v4.sent.map((b) => {
+    assert.ok(b.length <= 1500, `packet of ${b.length} bytes`);
+    assert.equal(parseIpTcp(b, 0, p), null);
+    return { seq: p.seq, flags: p.flags, ipId: p.ipId, data: p.payload().slice() };
+  });
+  assert.equal(pieces.length, 3);
+  assert.deepEqual(pieces.map((x) => x.flags), [0x10, 0x10, 0x19]);
+  assert.deepEqual(pieces.map((x) => x.ipId), [0xfffe, 0xffff, 0]);
+  let seq = 0xffffff00;
+  const joined: number[] = [];
+  for (const x of pieces) {
+    assert.equal(x.seq, seq);
+    seq = (seq + x.data.length) >>> 0;
+    joined.push(...x.data);
+  }
+  assert.deepEqual(joined, [...payload]);
+});
