@@ -84,14 +84,16 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       source = new PcapSource(cfg.mode.device, cfg.mode.filter, cfg.maxPrefix);
       log.info(`capturing replies on ${cfg.mode.device} with filter "${cfg.mode.filter}"`);
     } else {
-      const { openNfqueueSource } = await import("./nfqueue_source.ts");
-      source = openNfqueueSource(cfg.mode.queueNum, cfg.mode.queueMaxLen, cfg.maxPrefix);
+      // rules first (a conflict is the clearer message); until the queue is bound the kernel
+      // drops what the rules queue, it never lets it through
       rules = new NfqueueRules(cfg.mode.ports, cfg.mode.queueNum);
       const err = await rules.install((w) => log.warn(w));
       if (err) {
         rules = undefined;
         throw new Error(err);
       }
+      const { openNfqueueSource } = await import("./nfqueue_source.ts");
+      source = openNfqueueSource(cfg.mode.queueNum, cfg.mode.queueMaxLen, cfg.maxPrefix);
       log.info(
         `NFQUEUE ${cfg.mode.queueNum}: replies from port(s) ${cfg.mode.ports.join(",")} ` +
           `(${
