@@ -68,7 +68,8 @@ export function parseNfqDatagram(
     } else {
       parsePacketMessage(dv, at, msgEnd, onPacket, counts);
     }
-    at += (msgLen + 3) & ~3;
+    if (msgLen >= end - at) return; // last message (or one claiming more than arrived)
+    at += msgLen + ((4 - (msgLen & 3)) & 3); // NLMSG_ALIGN, without 32-bit overflow
   }
 }
 

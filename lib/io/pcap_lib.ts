@@ -103,7 +103,7 @@ export const PcapStatus = {
 export const LinkType = {
   NULL: 0,
   EN10MB: 1,
-  RAW: 101,
+  RAW: 12, // DLT_RAW on Linux (written to files as LINKTYPE_RAW 101)
   LINUX_SLL: 113,
   LINUX_SLL2: 276,
 } as const;
