@@ -153,8 +153,10 @@ export function tcpOptionsLength(opts: TcpOptions): number {
 export function emitTcpOptions(opts: TcpOptions, out: Uint8Array, offset = 0): number {
   const total = tcpOptionsLength(opts);
   if (total > TCP_MAX_OPTIONS_LEN || offset < 0 || offset + total > out.length) return -1;
+  if (opts.mss !== undefined && !(opts.mss >= 0 && opts.mss <= 0xffff)) return -1;
+  if (opts.wscale !== undefined && !(opts.wscale >= 0 && opts.wscale <= 0xff)) return -1;
   for (const u of opts.unknown) {
-    if (u.kind < 2 || u.kind > 255 || u.data.length > 38) return -1;
+    if (!(u.kind >= 2 && u.kind <= 255) || u.data.length > 38) return -1;
   }
   let i = offset;
   if (opts.mss !== undefined) {

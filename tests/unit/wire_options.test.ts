@@ -103,6 +103,10 @@ Deno.test("emit refuses options beyond 40 bytes", () => {
   o.sackBlocks = o.sackBlocks.slice(0, 4);
   assert.equal(emitTcpOptions(o, out, 0), 36);
   assert.equal(emitTcpOptions(o, new Uint8Array(30), 0), -1);
+  assert.equal(emitTcpOptions({ ...emptyTcpOptions(), mss: 70000 }, out, 0), -1);
+  assert.equal(emitTcpOptions({ ...emptyTcpOptions(), wscale: 256 }, out, 0), -1);
+  const nop = { ...emptyTcpOptions(), unknown: [{ kind: 1, data: new Uint8Array(0) }] };
+  assert.equal(emitTcpOptions(nop, out, 0), -1);
 });
 
 /** A TCP header (no IP) with the given option bytes and a checksum over a fixed pseudo-sum. */
