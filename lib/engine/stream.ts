@@ -156,8 +156,8 @@ export class ClientStream {
   /** Index of the in-order chunk containing `seq`, from `hint` on, or -1. */
   chunkAt(seq: number, hint: number): number {
     const cs = this.chunks;
-    let i = hint < this.head ? this.head : hint;
-    if (i < cs.length && seqLt(seq, cs[i].seq)) i = this.head;
+    let i = hint < this.head || hint >= cs.length ? this.head : hint;
+    if (seqLt(seq, cs[i]?.seq ?? seq)) i = this.head;
     for (; i < cs.length; i++) {
       const c = cs[i];
       if (seqLe(c.seq, seq) && seqLt(seq, seqAdd(c.seq, c.data.length))) return i;
