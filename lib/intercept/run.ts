@@ -7,6 +7,7 @@ import { Logger } from "../stats/logger.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import type { InterceptConfig } from "./options.ts";
+import { openNfqueueSource } from "./nfqueue_source.ts";
 import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
 import { NfqueueRules } from "./rules.ts";
@@ -92,7 +93,6 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         rules = undefined;
         throw new Error(err);
       }
-      const { openNfqueueSource } = await import("./nfqueue_source.ts");
       source = openNfqueueSource(cfg.mode.queueNum, cfg.mode.queueMaxLen, cfg.maxPrefix);
       log.info(
         `NFQUEUE ${cfg.mode.queueNum}: replies from port(s) ${cfg.mode.ports.join(",")} ` +

@@ -50,6 +50,8 @@ export interface TunnelClientOptions {
   log?: (line: string) => void;
   /** Most unsent bytes per connection before route messages fail. */
   maxQueuedBytes?: number;
+  /** Heartbeat period when negotiated (protocol default 5 s; tests shorten it). */
+  heartbeatMs?: number;
 }
 
 /** Client counters (monotonic). */
@@ -100,12 +102,13 @@ export class TunnelClient {
       lonely: false,
       log: (line: string) => console.error(line),
       maxQueuedBytes: 1 << 20,
+      heartbeatMs: HEARTBEAT_INTERVAL_MS,
       ...opts,
     };
     if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
     const n = Math.max(1, Math.min(11, this.#opts.connections));
     this.#links = opts.servers.map((_, s) => Array.from({ length: n }, () => new Link(s)));
-    this.#timer = setInterval(() => this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+    this.#timer = setInterval(() => this.#heartbeat(), this.#opts.heartbeatMs);
   }
 
   /**
@@ -297,7 +300,7 @@ export class TunnelClient {
     const now = performance.now();
     for (const l of this.#links.flat()) {
       if (!l.conn || !(l.caps & Cap.HEARTBEAT)) continue;
-      if (now - l.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) this.#drop(l, "heartbeat timeout");
+      if (now - l.lastHeard > 3 * this.#opts.heartbeatMs) this.#drop(l, "heartbeat timeout");
       else this.#send(l, encodeHeartbeat());
     }
   }

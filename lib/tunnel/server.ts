@@ -34,6 +34,8 @@ export interface TunnelServerOptions {
   routeTtlMs: number;
   /** A connection that has not said hello within this time is closed. */
   helloTimeoutMs: number;
+  /** Heartbeat period of peers that negotiated heartbeats (silent 3 periods = dead). */
+  heartbeatMs: number;
   /** Log sink (one line per call). */
   log: (line: string) => void;
   /** Clock in ms (injectable for tests). */
@@ -50,6 +52,7 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   maxQueuedBytes: 1 << 20,
   routeTtlMs: 660_000,
   helloTimeoutMs: 10_000,
+  heartbeatMs: HEARTBEAT_INTERVAL_MS,
   log: (line) => console.error(line),
   now: () => performance.now(),
 };
@@ -118,7 +121,7 @@ export class TunnelServer {
       delayPrefix: opts.maxPrefix,
     };
     this.dispatcher = new Dispatcher<TunnelConnection>(d);
-    this.#houseTimer = setInterval(() => this.#housekeeping(), 1000);
+    this.#houseTimer = setInterval(() => this.#housekeeping(), Math.min(1000, opts.heartbeatMs));
     this.#accepting = this.#acceptLoop();
   }
 
@@ -298,7 +301,7 @@ export class TunnelServer {
       if (!c.helloed && now - c.openedAt > this.opts.helloTimeoutMs) {
         this.counters.rejected++;
         this.#close(c, "no hello");
-      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) {
+      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > 3 * this.opts.heartbeatMs) {
         this.#close(c, "heartbeat timeout");
       } else if (c.batcher.hasOutput) this.#write(c);
     }

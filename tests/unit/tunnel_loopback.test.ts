@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { TunnelServer } from "../../lib/tunnel/server.ts";
 import { TunnelClient } from "../../lib/tunnel/client.ts";
-import { encodeHello, encodeRoute } from "../../lib/tunnel/messages.ts";
-import { Cap } from "../../lib/tunnel/negotiation.ts";
+import { encodeExtHello, encodeHello, encodeRoute } from "../../lib/tunnel/messages.ts";
+import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
+import { encodeExtAck } from "../../lib/tunnel/replies.ts";
 import { F, segment } from "../../lib/tunnel/fixtures.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
@@ -266,5 +267,66 @@ Deno.test("client against a C-like intercept stays v6; lonely mode reconnects", 
     try {
       listener.close();
     } catch { /* closed */ }
+  }
+});
+
+Deno.test("heartbeats: a silent extension peer is dropped; a live one stays", async () => {
+  const logs: string[] = [];
+  const server = TunnelServer.listen({
+    port: 0,
+    hostname: "127.0.0.1",
+    log: (l) => logs.push(l),
+    heartbeatMs: 50,
+  });
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const live = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port: server.port }],
+    connections: 1,
+    heartbeatMs: 50,
+    onReply: () => {},
+    log: () => {},
+  });
+  try {
+    await silent.write(encodeHello());
+    await silent.write(encodeExtHello(EXT_VERSION, Cap.HEARTBEAT, 0));
+    await until(() => server.peersConnected === 2, 3000, "both peers");
+    await until(() => logs.some((l) => /heartbeat timeout/.test(l)), 3000, "silent peer dropped");
+    assert.equal(server.peersConnected, 1);
+    await new Promise((r) => setTimeout(r, 300)); // 6 periods: the live one keeps talking
+    assert.equal(server.peersConnected, 1);
+    assert.equal(live.connected, 1);
+  } finally {
+    silent.close();
+    await live.close();
+    await server.close();
+  }
+});
+
+Deno.test("heartbeats: the client drops an intercept that stops answering, then reconnects", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const c = await listener.accept();
+      conns.push(c);
+      await readExactly(c, 28); // hello + EXT_HELLO, then ack heartbeats and go silent
+      await c.write(encodeExtAck(EXT_VERSION, Cap.HEARTBEAT, 0));
+    }
+  })();
+  const client = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port: listener.addr.port }],
+    connections: 1,
+    lonely: true,
+    heartbeatMs: 50,
+    onReply: () => {},
+    log: () => {},
+  });
+  try {
+    await until(() => client.counters.reconnects === 1, 5000, "reconnect after heartbeat timeout");
+    await accepting;
+  } finally {
+    await client.close();
+    for (const c of conns) c.close();
+    listener.close();
   }
 });
