@@ -335,7 +335,7 @@ export class Engine implements SessionHost {
     this.stats.sessions.created++;
     this.stats.sessions.active++;
     this.out.routeAdd(client, s.target);
-    this.emitEvent({ type: "open", client, target: s.target });
+    if (this.out.event) this.emitEvent({ type: "open", client, target: s.target });
     return s;
   }
 
@@ -391,7 +391,9 @@ export class Engine implements SessionHost {
     if (reason === "handshake_failure") st.handshakes.failed++;
     if (lost > 0 && LOSS_REASONS.has(reason)) st.lost[reason as keyof LostStats] += lost;
     this.out.routeDel(s.client, s.target);
-    this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
+    if (this.out.event) {
+      this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
+    }
     const tag = s.tag as SessionTag;
     const flow = tag.flow;
     const i = flow.sessions.indexOf(s);
