@@ -80,7 +80,7 @@ export interface ReplicationOptions {
    * How intercept takes the target's replies: "nfqueue" (`--port`, drops them on the target)
    * or "pcap" (`-i any -F ...` on the target; the replies then die on the online host, which
    * does not forward: the assistant black-hole set-up). Default: $TCPCOPY_E2E_INTERCEPT or
-   * "pcap".
+   * "nfqueue".
    */
   interceptMode?: "nfqueue" | "pcap";
 }
@@ -99,7 +99,7 @@ export async function startReplication(
   }
   const ports = opts.line ? [HTTP_PORT, LINE_PORT] : [HTTP_PORT];
   const mode = opts.interceptMode ??
-    (Deno.env.get("TCPCOPY_E2E_INTERCEPT") === "nfqueue" ? "nfqueue" : "pcap");
+    (Deno.env.get("TCPCOPY_E2E_INTERCEPT") === "pcap" ? "pcap" : "nfqueue");
   const hosts = lab.targetIps.map((ip) => `src host ${ip}`).join(" or ");
   const filter = `tcp and (${ports.map((p) => `src port ${p}`).join(" or ")}) and (${hosts})`;
   const modeArgs = mode === "nfqueue" ? ["--port", ports.join(",")] : ["-i", "any", "-F", filter];

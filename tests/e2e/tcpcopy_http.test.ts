@@ -4,7 +4,7 @@
  * the two servers' access logs, as the seed does.
  */
 import assert from "node:assert/strict";
-import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
+import { denoEval, isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab, sh } from "../helpers/lab.ts";
 import {
   HTTP_PORT,
@@ -73,5 +73,61 @@ Deno.test({
       assert.ok(stop.stats.length >= 2, "periodic lines before the final one");
       assert.equal(stop.stats[0].final, false);
       assert.deepEqual(last.send_errors, {});
+    }),
+});
+
+/** A client that pipelines `n` GETs on one connection; prints how many answers it read. */
+function pipelineClient(host: string, n: number): string[] {
+  return denoEval(`
+const c = await Deno.connect({ hostname: "${host}", port: ${HTTP_PORT} });
+let reqs = "";
+for (let i = 0; i < ${n}; i++) reqs += "GET /pipe" + i + " HTTP/1.1\\r\\nHost: x\\r\\n" +
+  (i === ${n} - 1 ? "Connection: close\\r\\n" : "") + "\\r\\n";
+await c.write(new TextEncoder().encode(reqs));
+const buf = new Uint8Array(65536), dec = new TextDecoder();
+let got = "", answers = 0;
+const end = Date.now() + 10000;
+while (answers < ${n} && Date.now() < end) {
+  const k = await c.read(buf);
+  if (k === null) break;
+  got += dec.decode(buf.subarray(0, k));
+  answers = got.split("HTTP/1.1 200").length - 1;
+}
+console.log(answers);
+c.close();`);
+}
+
+Deno.test({
+  name: "tcpcopy e2e: pipelined requests and port-reuse bursts of short connections",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rep = await startReplication(env);
+      const on = rep.online[0];
+      const url = (path: string) => `http://${on.ip}:${HTTP_PORT}${path}`;
+
+      const piped = await on.client.exec(pipelineClient(on.ip, 20));
+      assert.equal(piped.stdout.trim(), "20");
+
+      // 100 source ports for 2,000 short connections: every port is reused ~20 times
+      await on.client.exec(["sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40099"]);
+      await on.client.exec(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
+      const burst = await ab(on.client, url("/burst"), { requests: 2000, concurrency: 8 });
+
+      const online = await served(on.accessLog);
+      const target = await settle(() => served(rep.targetLog), online);
+      const icpu = await interceptCpu(rep);
+      const stop = await stopTcpcopy(on.tcpcopy);
+      console.log(report("pipelined+port-reuse", online, target, online, {
+        tcpcopy: stop.cpuS,
+        intercept: icpu,
+      }));
+      console.log(`[stats] ${JSON.stringify(stop.stats.at(-1))}`);
+      assert.equal(await served(rep.targetLog, /GET \/pipe\d+ /), 20);
+      assert.equal(await served(rep.targetLog, /GET \/burst /), burst);
+      assert.equal(target, online, "loss ratio must be 0");
+      assert.equal(stop.code, 0);
     }),
 });
