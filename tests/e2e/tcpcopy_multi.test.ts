@@ -1,0 +1,102 @@
+/**
+ * tcpcopy end to end with several tcpcopy processes feeding one target:
+ * - two instances on one online host replicating the same traffic (-f keeps their source
+ *   ports apart), so intercept must route each reply to the right instance;
+ * - the seed's experiment at small scale: two online hosts, each with its own clients and
+ *   tcpcopy, one target that must serve the sum. Loss = (online1 + online2 - target) /
+ *   (online1 + online2), from the access logs.
+ */
+import assert from "node:assert/strict";
+import { isRoot, withNetns } from "../helpers/netns.ts";
+import { ab } from "../helpers/lab.ts";
+import {
+  HTTP_PORT,
+  interceptCpu,
+  report,
+  served,
+  settle,
+  startReplication,
+  startTcpcopy,
+  stopTcpcopy,
+} from "../../bench/e2e_lab.ts";
+
+Deno.test({
+  name: "tcpcopy e2e: two tcpcopy instances on one host feed one target (each request twice)",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rep = await startReplication(env, { deferTcpcopy: true });
+      const on = rep.online[0];
+      const a = await startTcpcopy(env, rep, 0, ["-f", "1"], "tcpcopy-a");
+      const b = await startTcpcopy(env, rep, 0, ["-f", "2"], "tcpcopy-b");
+      const url = `http://${on.ip}:${HTTP_PORT}`;
+      const short = await ab(on.client, `${url}/twice-short`, { requests: 500, concurrency: 4 });
+      const keep = await ab(on.client, `${url}/twice-keep`, {
+        requests: 1000,
+        concurrency: 4,
+        keepAlive: true,
+      });
+      const online = await served(on.accessLog);
+      assert.equal(online, short + keep);
+      const target = await settle(() => served(rep.targetLog), 2 * online);
+      const icpu = await interceptCpu(rep);
+      const sa = await stopTcpcopy(a), sb = await stopTcpcopy(b);
+      console.log(report("two instances, one host", 2 * online, target, 2 * online, {
+        tcpcopy: sa.cpuS + sb.cpuS,
+        intercept: icpu,
+      }));
+      assert.equal(await served(rep.targetLog, /GET \/twice-short /), 2 * short);
+      assert.equal(await served(rep.targetLog, /GET \/twice-keep /), 2 * keep);
+      assert.equal(target, 2 * online, "loss ratio must be 0");
+      assert.equal(sa.code, 0);
+      assert.equal(sb.code, 0);
+    }),
+});
+
+Deno.test({
+  name: "tcpcopy e2e: the seed's experiment, two online hosts replayed onto one target",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rep = await startReplication(env, { onlineHosts: 2 });
+      const runs = rep.online.map((h, i) =>
+        Promise.all([
+          ab(h.client, `http://${h.ip}:${HTTP_PORT}/seed${i}-short`, {
+            requests: 600,
+            concurrency: 4,
+          }),
+          ab(h.client, `http://${h.ip}:${HTTP_PORT}/seed${i}-keep`, {
+            requests: 1500,
+            concurrency: 4,
+            keepAlive: true,
+          }),
+        ])
+      );
+      await Promise.all(runs);
+      const online1 = await served(rep.online[0].accessLog);
+      const online2 = await served(rep.online[1].accessLog);
+      const sum = online1 + online2;
+      const target = await settle(() => served(rep.targetLog), sum);
+      const icpu = await interceptCpu(rep);
+      const stops = await Promise.all(rep.online.map((h) => stopTcpcopy(h.tcpcopy)));
+      const loss = (online1 + online2 - target) / (online1 + online2);
+      console.log(
+        `[seed] (online1 + online2 - target) / (online1 + online2) = ` +
+          `(${online1} + ${online2} - ${target}) / ${sum} = ${loss}`,
+      );
+      console.log(report("seed experiment", sum, target, sum, {
+        tcpcopy: stops[0].cpuS + stops[1].cpuS,
+        intercept: icpu,
+      }));
+      for (let i = 0; i < 2; i++) {
+        const mine = await served(rep.targetLog, new RegExp(`GET /seed${i}-`));
+        assert.equal(mine, i === 0 ? online1 : online2, `online host ${i + 1}`);
+        assert.equal(stops[i].code, 0);
+      }
+      assert.equal(loss, 0);
+    }),
+});
