@@ -60,6 +60,31 @@ function roleGen(device: string, rate: number, seconds: number): void {
   tx.close();
 }
 
+/** Drain regime: the ring is filled first (capturer idle), then emptied as fast as possible. */
+async function roleDrain(device: string, expect: number): Promise<void> {
+  const cap = PcapCapture.openLive({ device, filter: "tcp", bufferSize: 256 << 20 });
+  console.log("ready");
+  await Deno.stdin.read(new Uint8Array(16)); // "go": the generator has finished
+  let count = 0, bytes = 0;
+  const onPacket = (f: Uint8Array) => {
+    count++;
+    bytes += f[14 + 20 + 3];
+  };
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  while (count < expect && await cap.wait(300)) {
+    if (cap.drain(onPacket) === 0 && performance.now() - t0 > 3000) break;
+  }
+  const secs = (performance.now() - t0) / 1000, c = process.cpuUsage(c0);
+  console.log(JSON.stringify({
+    count,
+    pps: count / secs,
+    nsPerPacket: (c.user + c.system) * 1000 / count,
+    stats: cap.stats(),
+    touched: bytes > 0,
+  }));
+  cap.close();
+}
+
 /** Capturer: counts packets until `expect` seen or 1.5 s without traffic. */
 async function roleCap(device: string, expect: number, warm: number): Promise<void> {
   const cap = PcapCapture.openLive({ device, filter: "tcp", bufferSize: 64 << 20 });
@@ -191,6 +216,35 @@ async function main(): Promise<void> {
         "-",
       ]);
     }
+    // drain regime: 500 k packets queued in a 256 MiB ring first, then read at full speed
+    for (let rep = 0; rep < reps; rep++) {
+      const n = 500_000;
+      const cap = env.child(capNs.spawn(
+        ["taskset", "-c", "1", ...denoCmd(SELF, ["drain", ifB, String(n)])],
+        { stdout: "piped", stdin: "piped" },
+      ));
+      const reader = cap.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const st = { buf: "" };
+      if (await readLine(reader, st) !== "ready") throw new Error("capturer did not start");
+      const g = JSON.parse(
+        (await gen.exec(["taskset", "-c", "0", ...denoCmd(SELF, ["gen", ifA, "0", "0.5"])], {
+          timeoutMs: 60_000,
+        })).stdout,
+      );
+      const go = cap.stdin.getWriter();
+      await go.write(new TextEncoder().encode("go\n"));
+      await go.close();
+      const r = JSON.parse(await readLine(reader, st));
+      await cap.status;
+      rows.push([
+        `deno drain of a full ring (max rate), rep ${rep + 1}`,
+        `${Math.round(g.pps)} (burst)`,
+        `${r.count}/${g.sent}`,
+        `${r.stats.dropped}`,
+        r.nsPerPacket.toFixed(0),
+        `${Math.round(r.pps)} pps`,
+      ]);
+    }
   } finally {
     await env.run();
   }
@@ -206,5 +260,6 @@ if (import.meta.main) {
   const [role, ...a] = Deno.args;
   if (role === "gen") roleGen(a[0], Number(a[1]), Number(a[2]));
   else if (role === "cap") await roleCap(a[0], Number(a[1]), Number(a[2]));
+  else if (role === "drain") await roleDrain(a[0], Number(a[1]));
   else await main();
 }

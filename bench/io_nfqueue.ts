@@ -50,7 +50,7 @@ async function roleQueue(queue: number, count: number, prefill: boolean): Promis
     queue,
     copyRange: 128,
     maxLen: 65536,
-    rcvbuf: (prefill ? 256 : 8) << 20,
+    rcvbuf: (prefill ? 256 : 32) << 20,
   });
   let first = 0, last = 0, seen = 0, wakeups = 0, cpu0 = process.cpuUsage();
   const decide = (): Verdict => Verdict.DROP;
