@@ -136,8 +136,8 @@ async function main(): Promise<void> {
         })).stdout,
       );
       const go = consumer.stdin.getWriter();
-      await go.write(new TextEncoder().encode("go\n"));
-      await go.close();
+      if (prefill) await go.write(new TextEncoder().encode("go\n"));
+      await go.close().catch(() => {}); // a live consumer may already have exited
       for (;;) {
         const { value, done } = await out.read();
         if (value) buf += value;
