@@ -152,6 +152,16 @@ export async function startReplication(
   return rep;
 }
 
+/** The command line that runs tcpcopy from this checkout with `args`. */
+export function tcpcopyCmd(args: string[]): string[] {
+  return denoCmd(MAIN, args);
+}
+
+/** Reads a file, "" when it does not exist (yet). */
+export function readText(path: string): Promise<string> {
+  return readOr(path);
+}
+
 /** Starts tcpcopy on online host `i` (capturing on its client-side interface). */
 export async function startTcpcopy(
   env: Cleanup,
@@ -175,7 +185,7 @@ export async function startTcpcopy(
     "1",
     ...extra,
   ];
-  const t = startLogged(env, h.ns, denoCmd(MAIN, args), `${rep.lab.dir}/${name}`);
+  const t = startLogged(env, h.ns, tcpcopyCmd(args), `${rep.lab.dir}/${name}`);
   const up = await waitFor(async () => /\] replicating/.test(await readOr(t.err)), 20_000, 50);
   if (!up) throw new Error(`tcpcopy did not start: ${await readOr(t.err)}`);
   return t;
@@ -216,11 +226,14 @@ export interface Stopped {
   log: string;
 }
 
-/** Sends SIGINT to a started tcpcopy, waits (bounded) for it to exit and reads its output. */
-export async function stopTcpcopy(t: Started): Promise<Stopped> {
+/** Sends SIGINT (or `signal`) to a started tcpcopy, waits (bounded) for it to exit and reads its output. */
+export async function stopTcpcopy(
+  t: Started,
+  signal: Deno.Signal = "SIGINT",
+): Promise<Stopped> {
   const cpuS = await cpuSeconds(t.pid);
   const t0 = Date.now();
-  t.child.kill("SIGINT");
+  t.child.kill(signal);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const status = await Promise.race([
     t.child.status,
