@@ -1,0 +1,244 @@
+/**
+ * `sudo ./build.sh demo`: replicate a mixed workload end to end on a throw-away topology.
+ *
+ * Builds network namespaces (clients, an online server, a target server running intercept),
+ * starts real servers, runs tcpcopy and intercept from this checkout, drives short and
+ * keep-alive HTTP, a POST > 64 KiB and a server-speaks-first line protocol for `--seconds`,
+ * and prints a progress line, both programs' JSON stats lines, and a final summary: online vs
+ * target request counts (loss ratio, as in the seed's README), CPU and memory of both
+ * programs. Everything is torn down at the end, also on Ctrl-C.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Cleanup, isRoot, stopChild } from "../tests/helpers/netns.ts";
+import {
+  ab,
+  buildLab,
+  countLines,
+  cpuSeconds,
+  HTTP_PORT,
+  type Lab,
+  LINE_PORT,
+  lossRatio,
+  rssMiB,
+  sh,
+  startLineServer,
+  startNginx,
+} from "../tests/helpers/lab.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const enc = new TextEncoder();
+
+function usage(code: number): never {
+  console.log(`usage: sudo ./build.sh demo [--seconds N] [--online-hosts N]
+
+Builds a throw-away topology with network namespaces, replicates a mixed workload from the
+online server(s) to a target server with tcpcopy + intercept, prints both programs' JSON stats
+and a final loss summary, then removes everything.`);
+  Deno.exit(code);
+}
+
+interface Counts {
+  online: number;
+  target: number;
+}
+
+/** Counts requests in the online hosts' and the target's logs (HTTP access logs + line logs). */
+async function counts(lab: Lab): Promise<Counts> {
+  let online = 0;
+  for (let i = 0; i < lab.online.length; i++) {
+    online += await countLines(`${lab.dir}/online${i}/access.log`);
+    online += await countLines(`${lab.dir}/line-online${i}.log`);
+  }
+  const target = await countLines(`${lab.dir}/target/access.log`) +
+    await countLines(`${lab.dir}/line-target.log`);
+  return { online, target };
+}
+
+/** Forwards a child's stdout lines (JSON stats) to ours, prefixed with the program name. */
+async function pipeLines(stream: ReadableStream<Uint8Array>, name: string, sink: string[]) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    let at: number;
+    while ((at = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, at);
+      pending = pending.slice(at + 1);
+      sink.push(line);
+      await Deno.stdout.write(enc.encode(`\r\x1b[K[${name}] ${line}\n`));
+    }
+  }
+}
+
+async function workload(lab: Lab, untilMs: number, big: string): Promise<void> {
+  const lineClient = new URL("../tests/helpers/line_client.ts", import.meta.url).pathname;
+  const jobs = lab.online.map(async (on, i) => {
+    const url = `http://${on.ip}:${HTTP_PORT}`;
+    for (let round = 0; Date.now() < untilMs && round < 1000; round++) {
+      await ab(on.client, `${url}/short/${round}`, { requests: 200, concurrency: 4, timeoutS: 20 });
+      await ab(on.client, `${url}/keepalive/${round}`, {
+        requests: 500,
+        concurrency: 2,
+        keepAlive: true,
+        timeoutS: 20,
+      });
+      await sh(on.client, `curl -s -o /dev/null --data-binary @${big} ${url}/post/${round}`);
+      await on.client.exec([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        lineClient,
+        on.ip,
+        String(LINE_PORT),
+        "2",
+        "10",
+        `h${i}r${round}`,
+      ], { timeoutMs: 70_000 });
+    }
+  });
+  await Promise.all(jobs);
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      seconds: { type: "string", default: "20" },
+      "online-hosts": { type: "string", default: "1" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) usage(0);
+  const seconds = Number(values.seconds), hosts = Number(values["online-hosts"]);
+  if (!(seconds > 0 && seconds <= 600)) {
+    console.error(`demo: --seconds ${values.seconds}: expected a number of seconds in 1..600`);
+    Deno.exit(2);
+  }
+  if (!Number.isInteger(hosts) || hosts < 1 || hosts > 4) {
+    console.error(`demo: --online-hosts ${values["online-hosts"]}: expected 1..4`);
+    Deno.exit(2);
+  }
+  if (!isRoot()) {
+    console.error("demo: needs root (network namespaces, NFQUEUE): run sudo ./build.sh demo");
+    Deno.exit(1);
+  }
+
+  const env = new Cleanup();
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    console.error("\ndemo: interrupted, cleaning up");
+    env.run().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    console.error(`demo: building the topology (${hosts} online host(s), 1 target)`);
+    const lab = await buildLab(env, hosts);
+    for (let i = 0; i < hosts; i++) {
+      const on = lab.online[i];
+      await startNginx(env, on.ns, `${lab.dir}/online${i}`, on.ip);
+      await startLineServer(env, on.ns, on.ip, `${lab.dir}/line-online${i}.log`);
+    }
+    await startNginx(env, lab.target, `${lab.dir}/target`, lab.targetIp);
+    await startLineServer(env, lab.target, "0.0.0.0", `${lab.dir}/line-target.log`);
+
+    const stats: string[] = [];
+    const intercept = env.child(lab.target.spawn([
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${root}intercept.ts`,
+      "--port",
+      `${HTTP_PORT},${LINE_PORT}`,
+      "--stats-interval",
+      "5",
+    ], { stdout: "piped", stderr: "inherit" }));
+    const pumps = [pipeLines(intercept.stdout, "intercept", stats)];
+    await new Promise((r) => setTimeout(r, 1500)); // let intercept install its rules and listen
+    const tcpcopies = lab.online.map((on, i) => {
+      const target = lab.targetIps[i];
+      const child = env.child(on.ns.spawn([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        `${root}main.ts`,
+        "-x",
+        `${HTTP_PORT}-${target}:${HTTP_PORT},${LINE_PORT}-${target}:${LINE_PORT}`,
+        "-s",
+        target,
+        "-i",
+        on.clientSideIf,
+        "--stats-interval",
+        "5",
+      ], { stdout: "piped", stderr: "inherit" }));
+      pumps.push(pipeLines(child.stdout, `tcpcopy${hosts > 1 ? i + 1 : ""}`, stats));
+      return child;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const big = `${lab.dir}/post.bin`;
+    await Deno.writeFile(big, new Uint8Array(96 * 1024).fill(0x61));
+    const started = Date.now(), until = started + seconds * 1000;
+    const progress = setInterval(async () => {
+      const c = await counts(lab);
+      const s = ((Date.now() - started) / 1000).toFixed(0);
+      await Deno.stderr.write(
+        enc.encode(`\r\x1b[K${s}s  online requests ${c.online}  target requests ${c.target}`),
+      );
+    }, 1000);
+    try {
+      await workload(lab, until, big);
+    } finally {
+      clearInterval(progress);
+    }
+    await new Promise((r) => setTimeout(r, 3000)); // let the last replays finish
+
+    const cpu = {
+      tcpcopy: (await Promise.all(tcpcopies.map((c) => cpuSeconds(c.pid)))).reduce((a, b) => a + b),
+      intercept: await cpuSeconds(intercept.pid),
+    };
+    const mem = {
+      tcpcopy: Math.max(...await Promise.all(tcpcopies.map((c) => rssMiB(c.pid)))),
+      intercept: await rssMiB(intercept.pid),
+    };
+    for (const c of tcpcopies) await stopChild(c, 3000);
+    await stopChild(intercept, 3000);
+    await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 2000))]);
+
+    const c = await counts(lab);
+    const loss = lossRatio(c.online, c.target);
+    const summary = {
+      type: "demo_summary",
+      seconds,
+      online_hosts: hosts,
+      online_requests: c.online,
+      target_requests: c.target,
+      loss_ratio: Number(loss.toFixed(6)),
+      cpu_seconds: { tcpcopy: cpu.tcpcopy, intercept: cpu.intercept },
+      rss_mib: {
+        tcpcopy: Number(mem.tcpcopy.toFixed(1)),
+        intercept: Number(mem.intercept.toFixed(1)),
+      },
+    };
+    console.log(`\r\x1b[K${JSON.stringify(summary)}`);
+    console.error(
+      `demo: ${c.online} requests online, ${c.target} on the target, loss ratio ` +
+        `(online - target) / online = ${(loss * 100).toFixed(3)}%`,
+    );
+    if (!interrupted && c.online === 0) Deno.exitCode = 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    if (!interrupted) await env.run();
+  }
+}
+
+await main();
