@@ -162,7 +162,10 @@ export function readText(path: string): Promise<string> {
   return readOr(path);
 }
 
-/** Starts tcpcopy on online host `i` (capturing on its client-side interface). */
+/**
+ * Starts tcpcopy on online host `i`, capturing on its client-side interface unless `extra`
+ * has its own `-i`.
+ */
 export async function startTcpcopy(
   env: Cleanup,
   rep: Replication,
@@ -179,8 +182,7 @@ export async function startTcpcopy(
     transfers.join(","),
     "-s",
     target,
-    "-i",
-    h.clientSideIf,
+    ...(extra.includes("-i") ? [] : ["-i", h.clientSideIf]),
     "--stats-interval",
     "1",
     ...extra,

@@ -21,13 +21,14 @@ import {
 const LINE_CLIENT = new URL("../helpers/line_client.ts", import.meta.url).pathname;
 
 Deno.test({
-  name: "tcpcopy e2e: server-speaks-first line protocol, loss 0",
+  name: "tcpcopy e2e: server-speaks-first line protocol captured on -i any, loss 0",
   ignore: !isRoot(),
   sanitizeOps: false,
   sanitizeResources: false,
   fn: () =>
     withNetns(async (env) => {
-      const rep = await startReplication(env, { line: true });
+      // capture on every device (-i any: Linux cooked frames) for this one
+      const rep = await startReplication(env, { line: true, tcpcopyArgs: () => ["-i", "any"] });
       const on = rep.online[0];
       const r = await on.client.exec([
         Deno.execPath(),
