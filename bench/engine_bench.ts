@@ -1,17 +1,25 @@
 /**
  * Engine cost per packet on a realistic mix: keep-alive HTTP-like connections (10 requests
  * each) and short connections (1 request), replies produced by a minimal responder that
- * answers each request with 3 response segments. Each bench iteration replays the whole
- * workload; divide by the packet count printed below for the per-packet cost.
+ * answers each request with 3 response segments.
+ *
+ * Two figures:
+ *
+ * - "engine only": the exact sequence of engine inputs (captured segments, reply headers,
+ *   timer ticks) of one full run is recorded once, then replayed into a fresh engine whose
+ *   output is discarded. This is the engine's own cost; divide by the packet count printed
+ *   below (captured + replies) for the per-packet figure.
+ * - "with responder": the engine plus the bench's reply generator, as before.
  *
  *   deno bench -A bench/engine_bench.ts
  */
 
-import type { CapturedSegment, OutSegment, ReplySegment } from "../lib/engine/mod.ts";
+import type { CapturedSegment, EngineOutput, OutSegment, ReplySegment } from "../lib/engine/mod.ts";
 import { ACK, Engine, FIN, PSH, RST, SYN } from "../lib/engine/mod.ts";
 import { mergeTraces, onlineConnection } from "../tests/sim/online.ts";
 
 const server = { addr: "198.51.100.1", port: 80 };
+const transfers = [{ online: { addr: "", port: 80 }, target: { addr: "10.9.0.2", port: 8080 } }];
 
 function workload(keepAlive: number, short: number): CapturedSegment[] {
   const traces = [];
@@ -34,11 +42,26 @@ function workload(keepAlive: number, short: number): CapturedSegment[] {
   return mergeTraces(traces);
 }
 
-/** Replays `segs` through a fresh engine; returns [captured, replies] processed. */
-function replay(segs: CapturedSegment[]): [number, number] {
+/** One recorded engine input: a captured segment, a reply header or a timer tick. */
+type Input =
+  | { kind: "captured"; seg: CapturedSegment; now: number }
+  | { kind: "reply"; reply: ReplySegment; now: number }
+  | { kind: "tick"; now: number };
+
+interface Result {
+  captured: number;
+  replies: number;
+  sent: number;
+  answered: number;
+  inputs: Input[];
+}
+
+/** Replays `segs` through a fresh engine and the responder; optionally records the inputs. */
+function replay(segs: CapturedSegment[], record: boolean): Result {
   const pending: OutSegment[] = [];
+  const inputs: Input[] = [];
   const engine = new Engine(
-    { transfers: [{ online: { addr: "", port: 80 }, target: { addr: "10.9.0.2", port: 8080 } }] },
+    { transfers },
     { send: (s) => pending.push(s), routeAdd() {}, routeDel() {} },
     1000,
   );
@@ -46,6 +69,7 @@ function replay(segs: CapturedSegment[]): [number, number] {
   let replies = 0;
   const reply = (r: ReplySegment, now: number) => {
     replies++;
+    if (record) inputs.push({ kind: "reply", reply: r, now });
     engine.onReply(r, now);
   };
   const respond = (now: number) => {
@@ -85,26 +109,63 @@ function replay(segs: CapturedSegment[]): [number, number] {
     pending.length = 0;
   };
   for (const seg of segs) {
+    if (record) inputs.push({ kind: "captured", seg, now: seg.timeMs });
     engine.onCaptured(seg, seg.timeMs);
     respond(seg.timeMs);
     const d = engine.nextDeadline();
-    if (d !== undefined && d <= seg.timeMs) engine.tick(seg.timeMs);
+    if (d !== undefined && d <= seg.timeMs) {
+      if (record) inputs.push({ kind: "tick", now: seg.timeMs });
+      engine.tick(seg.timeMs);
+      respond(seg.timeMs);
+    }
   }
   engine.closeAll("shutdown", 1e9);
-  if (engine.stats.requests.answered < engine.stats.requests.captured * 0.99) {
-    throw new Error(`bench workload not replayed: ${JSON.stringify(engine.stats.requests)}`);
+  const st = engine.stats;
+  if (st.requests.answered < st.requests.captured * 0.99) {
+    throw new Error(`bench workload not replayed: ${JSON.stringify(st.requests)}`);
   }
-  return [segs.length, replies];
+  return {
+    captured: segs.length,
+    replies,
+    sent: st.packets_sent,
+    answered: st.requests.answered,
+    inputs,
+  };
+}
+
+const discard: EngineOutput = { send() {}, routeAdd() {}, routeDel() {} };
+
+/** Feeds recorded inputs to a fresh engine whose output goes nowhere. */
+function engineOnly(inputs: Input[]): Engine {
+  const engine = new Engine({ transfers }, discard, 1000);
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i];
+    if (x.kind === "captured") engine.onCaptured(x.seg, x.now);
+    else if (x.kind === "reply") engine.onReply(x.reply, x.now);
+    else engine.tick(x.now);
+  }
+  engine.closeAll("shutdown", 1e9);
+  return engine;
 }
 
 const mix = workload(200, 400);
-const [captured, replies] = replay(mix);
+const full = replay(mix, true);
+const packets = full.captured + full.replies;
+// The recording must drive the engine exactly as the live run did.
+const check = engineOnly(full.inputs).stats;
+if (check.packets_sent !== full.sent || check.requests.answered !== full.answered) {
+  throw new Error(
+    `recorded replay diverged: sent ${check.packets_sent}/${full.sent}, answered ${check.requests.answered}/${full.answered}`,
+  );
+}
 console.log(
-  `engine_bench workload: ${captured} captured + ${replies} replies = ${
-    captured + replies
-  } packets per iteration`,
+  `engine_bench workload: ${full.captured} captured + ${full.replies} replies = ${packets} packets per iteration; ${full.sent} packets sent; us/packet = time/iter / ${packets}`,
 );
 
-Deno.bench(`engine: keep-alive + short mix (${captured + replies} packets)`, () => {
-  replay(mix);
+Deno.bench(`engine only: recorded keep-alive + short mix (${packets} packets)`, () => {
+  engineOnly(full.inputs);
+});
+
+Deno.bench(`engine + responder: keep-alive + short mix (${packets} packets)`, () => {
+  replay(mix, false);
 });

@@ -7,6 +7,8 @@
  * share a rewritten tuple and the same input always gives the same mapping.
  */
 
+import { TupleMap } from "./tuple_map.ts";
+
 /** Key of a (client, target) tuple as used by the engine's session table. */
 export function tupleKey(cAddr: string, cPort: number, tAddr: string, tPort: number): string {
   return `${cAddr}|${cPort}|${tAddr}|${tPort}`;
@@ -23,25 +25,23 @@ export function wrapPort(p: number): number {
 
 /** See the module comment. */
 export class TupleAllocator {
-  /** Tuples held by live sessions. */
-  private live = new Set<string>();
-  /** Ended tuples and when they become free again. */
-  private quarantine = new Map<string, number>();
+  /** Tuples in use: Infinity while a live session holds one, else when it becomes free. */
+  private busyUntil = new TupleMap<number>();
+  private live = 0;
 
   constructor(readonly quarantineMs: number, readonly maxProbes = 4096) {}
 
   /** Number of tuples held by live sessions. */
   get size(): number {
-    return this.live.size;
+    return this.live;
   }
 
-  /** Whether a tuple can be taken at `now`. */
-  free(key: string, now: number): boolean {
-    if (this.live.has(key)) return false;
-    const until = this.quarantine.get(key);
+  /** Whether the tuple can be taken at `now`. */
+  free(addr: string, port: number, tAddr: string, tPort: number, now: number): boolean {
+    const until = this.busyUntil.get(addr, port, tAddr, tPort);
     if (until === undefined) return true;
     if (now >= until) {
-      this.quarantine.delete(key);
+      this.busyUntil.delete(addr, port, tAddr, tPort);
       return true;
     }
     return false;
@@ -53,9 +53,9 @@ export class TupleAllocator {
     | undefined {
     let p = preferred;
     for (let i = 0; i < this.maxProbes; i++) {
-      const key = tupleKey(addr, p, tAddr, tPort);
-      if (this.free(key, now)) {
-        this.live.add(key);
+      if (this.free(addr, p, tAddr, tPort, now)) {
+        this.busyUntil.set(addr, p, tAddr, tPort, Number.POSITIVE_INFINITY);
+        this.live++;
         return p;
       }
       p = wrapPort(p + 1);
@@ -63,9 +63,12 @@ export class TupleAllocator {
     return undefined;
   }
 
-  /** The session holding `key` ended. */
-  release(key: string, now: number): void {
-    this.live.delete(key);
-    if (this.quarantineMs > 0) this.quarantine.set(key, now + this.quarantineMs);
+  /** The session holding the tuple ended at `now`. */
+  release(addr: string, port: number, tAddr: string, tPort: number, now: number): void {
+    if (this.busyUntil.get(addr, port, tAddr, tPort) !== Number.POSITIVE_INFINITY) return;
+    this.live--;
+    if (this.quarantineMs > 0) {
+      this.busyUntil.set(addr, port, tAddr, tPort, now + this.quarantineMs);
+    } else this.busyUntil.delete(addr, port, tAddr, tPort);
   }
 }

@@ -23,6 +23,8 @@ import { Session } from "./session.ts";
 import type { EndReason, EngineStats, LostStats, SessionEvent } from "./stats.ts";
 import { emptyStats } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
+import { Slab } from "./slab.ts";
+import { TupleMap } from "./tuple_map.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
@@ -38,7 +40,6 @@ export interface EngineOutput {
 
 /** One original client connection (before rewriting) and the sessions replaying it. */
 interface Flow {
-  key: string;
   src: Endpoint;
   dst: Endpoint;
   hash: number;
@@ -50,6 +51,8 @@ interface Flow {
   clientClosed: boolean;
   highSeq: number | undefined;
   lastSeen: number;
+  /** Where this connection's payload copies live. */
+  slab: Slab;
 }
 
 interface Replica {
@@ -81,8 +84,10 @@ const LOSS_REASONS = new Set<EndReason>([
 export class Engine implements SessionHost {
   readonly config: ResolvedConfig;
   readonly stats: EngineStats = emptyStats();
-  private readonly flows = new Map<string, Flow>();
-  private readonly sessions = new Map<string, Session>();
+  /** Original connections by (client, server). */
+  private readonly flows = new TupleMap<Flow>();
+  /** Live sessions by rewritten (client, target) tuple. */
+  private readonly sessions = new TupleMap<Session>();
   private readonly allocator: TupleAllocator;
   private readonly timers = new TimerHeap<Session>();
   private readonly sweep: { at: number; flow: Flow }[] = [];
@@ -100,9 +105,11 @@ export class Engine implements SessionHost {
     return this.config;
   }
 
-  /** Live sessions (for tests and diagnostics). */
+  /** Live sessions by key (a snapshot, for tests and diagnostics). */
   get liveSessions(): ReadonlyMap<string, Session> {
-    return this.sessions;
+    const m = new Map<string, Session>();
+    for (const s of this.sessions.values()) m.set(s.key, s);
+    return m;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -115,16 +122,16 @@ export class Engine implements SessionHost {
     st.captured++;
     const len = seg.payload.length;
     st.bytes.captured += len;
-    const key = `${seg.src.addr}|${seg.src.port}|${seg.dst.addr}|${seg.dst.port}`;
-    let flow = this.flows.get(key);
+    const src = seg.src, dst = seg.dst;
+    let flow = this.flows.get(src.addr, src.port, dst.addr, dst.port);
     const flags = seg.flags;
     if ((flags & SYN) && !(flags & ACK)) {
       if (flow && flow.synSeq === seg.seq) {
         st.ignored.syn_retransmit++;
         return;
       }
-      if (flow) this.flows.delete(key); // source-port reuse: the old incarnation drains alone
-      flow = this.newFlow(key, seg, nowMs);
+      if (flow) this.forget(flow); // source-port reuse: the old incarnation drains alone
+      flow = this.newFlow(seg, nowMs);
       if (!flow) return;
       flow.synSeq = seg.seq;
     } else if (!flow) {
@@ -137,12 +144,12 @@ export class Engine implements SessionHost {
         st.ignored.only_complete++;
         return;
       }
-      flow = this.newFlow(key, seg, nowMs);
+      flow = this.newFlow(seg, nowMs);
       if (!flow) return;
     }
     flow.lastSeen = nowMs;
     if (flow.sampledOut) {
-      if (flags & (FIN | RST)) this.flows.delete(key);
+      if (flags & (FIN | RST)) this.forget(flow);
       return;
     }
     if (flow.sessions.length === 0) {
@@ -168,7 +175,7 @@ export class Engine implements SessionHost {
       if (flow.highSeq === undefined || seqLe(flow.highSeq, end)) flow.highSeq = end;
     }
     if (flags & (FIN | RST)) flow.clientClosed = true;
-    const data = len > 0 ? seg.payload.slice() : EMPTY;
+    const data = len > 0 ? flow.slab.copy(seg.payload) : EMPTY;
     const ss = flow.sessions;
     for (let i = 0; i < ss.length; i++) {
       const s = ss[i];
@@ -181,9 +188,8 @@ export class Engine implements SessionHost {
   onReply(reply: ReplySegment, nowMs: number): void {
     this.now = nowMs;
     this.stats.replies++;
-    const s = this.sessions.get(
-      tupleKey(reply.dst.addr, reply.dst.port, reply.src.addr, reply.src.port),
-    );
+    const c = reply.dst, t = reply.src;
+    const s = this.sessions.get(c.addr, c.port, t.addr, t.port);
     if (!s) {
       this.stats.replies_unmatched++;
       return;
@@ -259,16 +265,16 @@ export class Engine implements SessionHost {
     return pct;
   }
 
-  private newFlow(key: string, seg: CapturedSegment, now: number): Flow | undefined {
+  private newFlow(seg: CapturedSegment, now: number): Flow | undefined {
     const transfers = this.transfersFor(seg.dst);
     if (transfers.length === 0) {
       this.stats.ignored.no_transfer++;
       return undefined;
     }
     const cfg = this.config;
+    const key = tupleKey(seg.src.addr, seg.src.port, seg.dst.addr, seg.dst.port);
     const h = hash32(key, cfg.seed);
     const flow: Flow = {
-      key,
       src: { ...seg.src },
       dst: { ...seg.dst },
       hash: h,
@@ -279,8 +285,9 @@ export class Engine implements SessionHost {
       clientClosed: false,
       highSeq: undefined,
       lastSeen: now,
+      slab: new Slab(),
     };
-    this.flows.set(key, flow);
+    this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
     if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {
       flow.sampledOut = true;
       this.stats.sampled_out++;
@@ -330,7 +337,7 @@ export class Engine implements SessionHost {
     const key = tupleKey(addr, port, r.target.addr, r.target.port);
     const s = new Session(this, key, client, { ...r.target }, r.copy, now);
     s.tag = { flow, replica: r } satisfies SessionTag;
-    this.sessions.set(key, s);
+    this.sessions.set(addr, port, s.target.addr, s.target.port, s);
     flow.sessions.push(s);
     this.stats.sessions.created++;
     this.stats.sessions.active++;
@@ -347,15 +354,25 @@ export class Engine implements SessionHost {
     const q = this.sweep;
     while (this.sweepHead < q.length && q[this.sweepHead].at <= now) {
       const { flow } = q[this.sweepHead++];
-      if (this.flows.get(flow.key) !== flow || flow.sessions.length > 0) continue;
+      if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
       const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
       if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen + ttl);
-      else this.flows.delete(flow.key);
+      else this.forget(flow);
     }
     if (this.sweepHead > 1024 && this.sweepHead * 2 > q.length) {
       q.splice(0, this.sweepHead);
       this.sweepHead = 0;
     }
+  }
+
+  /** `flow` is the table's record for its connection (not an older incarnation). */
+  private isCurrent(flow: Flow): boolean {
+    return this.flows.get(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port) === flow;
+  }
+
+  /** Drop the table's record of `flow`'s connection. */
+  private forget(flow: Flow): void {
+    this.flows.delete(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port);
   }
 
   private schedule(s: Session): void {
@@ -384,8 +401,8 @@ export class Engine implements SessionHost {
   /** @internal */
   ended(s: Session, reason: EndReason, lost: number, now: number): void {
     const st = this.stats;
-    this.sessions.delete(s.key);
-    this.allocator.release(s.key, now);
+    this.sessions.delete(s.client.addr, s.client.port, s.target.addr, s.target.port);
+    this.allocator.release(s.client.addr, s.client.port, s.target.addr, s.target.port, now);
     st.sessions.active--;
     st.sessions.closed++;
     if (reason === "handshake_failure") st.handshakes.failed++;
@@ -398,7 +415,7 @@ export class Engine implements SessionHost {
     const flow = tag.flow;
     const i = flow.sessions.indexOf(s);
     if (i >= 0) flow.sessions.splice(i, 1);
-    if (flow.sessions.length === 0 && this.flows.get(flow.key) === flow) {
+    if (flow.sessions.length === 0 && this.isCurrent(flow)) {
       this.retire(flow, now + (flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs));
     }
   }

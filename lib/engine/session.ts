@@ -21,6 +21,7 @@ import type {
 } from "./segment.ts";
 import { ACK, FIN, PSH, RST, SYN } from "./segment.ts";
 import { seqAdd, seqDiff, seqLe, seqLt, seqMax } from "./seq.ts";
+import { view } from "./slab.ts";
 import type { EndReason, EngineStats } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
@@ -659,7 +660,7 @@ export class Session {
       this.rcvNxt,
       this.advertised(),
       this.dataOptions(c.tsval, now),
-      off === 0 && n === c.data.length ? c.data : c.data.subarray(off, off + n),
+      off === 0 && n === c.data.length ? c.data : view(c.data, off, off + n),
       c.ipId,
     );
     const end = seqAdd(seq, n);

@@ -8,6 +8,7 @@
  * stream as a zero-length turn of its own, so it is paced like a request.
  */
 
+import { view } from "./slab.ts";
 import { seqAdd, seqDiff, seqLe, seqLt } from "./seq.ts";
 
 /** A piece of captured client payload, contiguous with its neighbours once in order. */
@@ -74,7 +75,7 @@ export class ClientStream {
     const cEnd = seqAdd(c.seq, len);
     if (seqLe(cEnd, this.end)) return DUPLICATE;
     if (seqLt(c.seq, this.end)) {
-      c = { ...c, data: c.data.subarray(seqDiff(this.end, c.seq)), seq: this.end };
+      c = { ...c, data: view(c.data, seqDiff(this.end, c.seq), c.data.length), seq: this.end };
     }
     if (c.seq !== this.end) {
       this.insertOoo(c);
@@ -197,7 +198,7 @@ export class ClientStream {
       if (seqLe(cEnd, this.end)) continue;
       const trimmed = c.seq === this.end
         ? c
-        : { ...c, data: c.data.subarray(seqDiff(this.end, c.seq)), seq: this.end };
+        : { ...c, data: view(c.data, seqDiff(this.end, c.seq), c.data.length), seq: this.end };
       this.append(trimmed);
     }
   }

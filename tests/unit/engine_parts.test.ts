@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
+import { TupleAllocator, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, unit } from "../../lib/engine/hash.ts";
+import { Slab, SLAB_MAX, view } from "../../lib/engine/slab.ts";
+import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { ClientStream, CLOSE_FIN, DATA, DUPLICATE, OUT_OF_ORDER } from "../../lib/engine/stream.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -10,7 +12,9 @@ Deno.test("allocator: preferred tuple, deterministic probing, quarantine", () =>
   assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5000);
   assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5001);
   assert.equal(a.take("10.0.0.1", 5000, "t2", 80, 0), 5000); // other target: no conflict
-  a.release(tupleKey("10.0.0.1", 5000, "t", 80), 10);
+  a.release("10.0.0.1", 5000, "t", 80, 10);
+  a.release("10.0.0.1", 5000, "t", 80, 10); // a second release changes nothing
+  assert.equal(a.size, 2);
   assert.equal(a.take("10.0.0.1", 5000, "t", 80, 500), 5002); // still quarantined
   assert.equal(a.take("10.0.0.1", 5000, "t", 80, 1010), 5000);
   assert.equal(wrapPort(65536), 1024);
@@ -41,4 +45,51 @@ Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
   );
   assert.equal(text, "GET /a\nGET /b\nGET /c\n");
   assert.equal(s.requests, 2);
+});
+
+Deno.test("tuple map: exact 4-tuple match, chains, delete", () => {
+  const m = new TupleMap<string>();
+  m.set("10.0.0.1", 5000, "t", 80, "a");
+  m.set("10.0.0.1", 5000, "t", 81, "b"); // same client port, other server port
+  m.set("10.0.0.1", 5000, "u", 80, "c"); // same client port, other server address
+  m.set("10.0.0.2", 5000, "t", 80, "d");
+  assert.equal(m.size, 4);
+  assert.equal(m.get("10.0.0.1", 5000, "t", 80), "a");
+  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b");
+  assert.equal(m.get("10.0.0.1", 5000, "u", 80), "c");
+  assert.equal(m.get("10.0.0.1", 5001, "t", 80), undefined);
+  m.set("10.0.0.1", 5000, "t", 81, "b2");
+  assert.equal(m.size, 4);
+  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), true); // head of the chain
+  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), false);
+  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b2");
+  assert.equal(m.delete("10.0.0.1", 5000, "t", 80), true); // tail of the chain
+  assert.deepEqual([...m.values()].sort(), ["b2", "d"]);
+  assert.equal(m.delete("10.0.0.1", 5000, "t", 81), true);
+  assert.equal(m.delete("10.0.0.2", 5000, "t", 80), true);
+  assert.equal(m.size, 0);
+  assert.deepEqual([...m.values()], []);
+});
+
+Deno.test("slab: copies are stable, separate and exact; large payloads stand alone", () => {
+  const s = new Slab();
+  const src = new Uint8Array(3000);
+  const copies: Uint8Array[] = [];
+  const want: number[][] = [];
+  for (let i = 0; i < 40; i++) {
+    const n = 1 + ((i * 97) % 700);
+    src.fill(i, 0, n);
+    const c = s.copy(src.subarray(0, n));
+    copies.push(c);
+    want.push(Array.from({ length: n }, () => i));
+  }
+  src.fill(255); // the capture buffer is reused: copies must not change
+  for (let i = 0; i < copies.length; i++) assert.deepEqual(Array.from(copies[i]), want[i]);
+  const big = new Uint8Array(SLAB_MAX).fill(9);
+  const c = s.copy(big);
+  assert.equal(c.length, SLAB_MAX);
+  assert.equal(c.buffer.byteLength, SLAB_MAX); // a buffer of its own
+  const v = view(c, 10, 20);
+  assert.equal(v.length, 10);
+  assert.equal(v.byteOffset, 10);
 });
