@@ -17,7 +17,7 @@ import { hash32, unit } from "./hash.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "./segment.ts";
-import { seqAdd, seqLe } from "./seq.ts";
+import { seqAdd, seqLe } from "../wire/seq.ts";
 import type { SessionHost } from "./session.ts";
 import { Session } from "./session.ts";
 import type { EndReason, EngineStats, LostStats, SessionEvent } from "./stats.ts";

@@ -20,7 +20,7 @@ import type {
   SegmentOptions,
 } from "./segment.ts";
 import { ACK, FIN, PSH, RST, SYN } from "./segment.ts";
-import { seqAdd, seqDiff, seqLe, seqLt, seqMax } from "./seq.ts";
+import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { view } from "./slab.ts";
 import type { EndReason, EngineStats } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
@@ -144,7 +144,7 @@ export class Session {
 
   /** Bytes of response the target has sent on this connection (its FIN counts one). */
   get targetReceived(): number {
-    return this.state === ESTABLISHED ? seqDiff(this.rcvNxt, seqAdd(this.irs, 1)) : 0;
+    return this.state === ESTABLISHED ? seqSub(this.rcvNxt, seqAdd(this.irs, 1)) : 0;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -494,7 +494,7 @@ export class Session {
   /** Captured client payload the target has not acknowledged yet. */
   private hasClientDataPending(): boolean {
     const st = this.stream;
-    return seqLt(this.sndUna, st.end) && seqDiff(st.end, this.sndUna) > 0 &&
+    return seqLt(this.sndUna, st.end) && seqSub(st.end, this.sndUna) > 0 &&
       this.hasDataAfter(this.sndUna);
   }
 
@@ -569,7 +569,7 @@ export class Session {
       const prevRcv = prev ? prev.releaseRcv : 0;
       const prevAck = prev ? prev.ack : (this.onlineBase ?? t.ack);
       const prevAt = prev ? prev.releaseAt : this.establishedAt;
-      const need = prevRcv + Math.max(0, seqDiff(t.ack, prevAck));
+      const need = prevRcv + Math.max(0, seqSub(t.ack, prevAck));
       let go = cfg.noWait || rcv >= need;
       if (!go) {
         // Fallbacks apply once the previous request is fully with the target.
@@ -600,7 +600,7 @@ export class Session {
     const limit = this.relIdx < st.turns.length ? st.turns[this.relIdx].start : st.end;
     let sent = false;
     while (seqLt(this.sndNxt, limit)) {
-      const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      const inFlight = seqSub(this.sndNxt, this.sndUna);
       const room = this.sndWnd - inFlight;
       if (room <= 0) {
         if (this.sndWnd === 0 && this.sndUna === this.sndMax && this.persistAt === NEVER) {
@@ -612,8 +612,8 @@ export class Session {
       if (idx < 0) break;
       this.chunkHint = idx;
       const c = st.chunks[idx];
-      const off = seqDiff(this.sndNxt, c.seq);
-      const n = Math.min(c.data.length - off, this.effMss, room, seqDiff(limit, this.sndNxt));
+      const off = seqSub(this.sndNxt, c.seq);
+      const n = Math.min(c.data.length - off, this.effMss, room, seqSub(limit, this.sndNxt));
       this.sendData(c, off, n, now);
       sent = true;
     }
@@ -638,8 +638,8 @@ export class Session {
     const idx = st.chunkAt(this.sndNxt, st.head);
     if (idx < 0) return;
     const c = st.chunks[idx];
-    const off = seqDiff(this.sndNxt, c.seq);
-    const n = Math.min(c.data.length - off, this.effMss, seqDiff(limit, this.sndNxt));
+    const off = seqSub(this.sndNxt, c.seq);
+    const n = Math.min(c.data.length - off, this.effMss, seqSub(limit, this.sndNxt));
     this.sendData(c, off, n, now);
   }
 
@@ -803,7 +803,7 @@ export class Session {
     const idx = st.chunkAt(this.sndUna, st.head);
     if (idx < 0) return;
     const c = st.chunks[idx];
-    const off = seqDiff(this.sndUna, c.seq);
+    const off = seqSub(this.sndUna, c.seq);
     const n = Math.min(c.data.length - off, this.effMss, Math.max(this.sndWnd, 1));
     const saved = this.sndNxt;
     this.sendData(c, off, n, now);

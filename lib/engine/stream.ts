@@ -9,7 +9,7 @@
  */
 
 import { view } from "./slab.ts";
-import { seqAdd, seqDiff, seqLe, seqLt } from "./seq.ts";
+import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
 
 /** A piece of captured client payload, contiguous with its neighbours once in order. */
 export interface Chunk {
@@ -75,7 +75,7 @@ export class ClientStream {
     const cEnd = seqAdd(c.seq, len);
     if (seqLe(cEnd, this.end)) return DUPLICATE;
     if (seqLt(c.seq, this.end)) {
-      c = { ...c, data: view(c.data, seqDiff(this.end, c.seq), c.data.length), seq: this.end };
+      c = { ...c, data: view(c.data, seqSub(this.end, c.seq), c.data.length), seq: this.end };
     }
     if (c.seq !== this.end) {
       this.insertOoo(c);
@@ -198,7 +198,7 @@ export class ClientStream {
       if (seqLe(cEnd, this.end)) continue;
       const trimmed = c.seq === this.end
         ? c
-        : { ...c, data: view(c.data, seqDiff(this.end, c.seq), c.data.length), seq: this.end };
+        : { ...c, data: view(c.data, seqSub(this.end, c.seq), c.data.length), seq: this.end };
       this.append(trimmed);
     }
   }
