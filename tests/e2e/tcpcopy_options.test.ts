@@ -90,7 +90,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "tcpcopy e2e: intercept unreachable -> exit 1 with a clear line; with -L it keeps running",
+  name: "tcpcopy e2e: intercept lost or unreachable -> exit 1 with a clear line; -L keeps running",
   ignore: !isRoot(),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -98,11 +98,25 @@ Deno.test({
     withNetns(async (env) => {
       const rep = await startReplication(env, { deferTcpcopy: true });
       const h = rep.lab.online[0];
+
+      // intercept goes away under a running tcpcopy (no -L): exit 1 with a reason
+      const running = await startTcpcopy(env, rep, 0, [], "tcpcopy-orphan");
+      rep.intercept.child.kill("SIGTERM");
+      let t1: ReturnType<typeof setTimeout> | undefined;
+      const orphan = await Promise.race([
+        running.child.status,
+        new Promise<null>((r) => t1 = setTimeout(() => r(null), 15_000)),
+      ]);
+      clearTimeout(t1);
+      assert.ok(orphan !== null, "tcpcopy must stop when every intercept connection is gone");
+      assert.equal(orphan.code, 1);
+      assert.match(await readText(running.err), /every intercept connection is gone/);
+
       const args = [
         "-x",
         `${h.ip}:${HTTP_PORT}-${rep.lab.targetIp}:${HTTP_PORT}`,
         "-s",
-        `${rep.lab.targetIp}:36999`, // nothing listens there
+        rep.lab.targetIp, // intercept is gone: nothing listens on 36524 any more
         "-i",
         h.clientSideIf,
         "--stats-interval",
@@ -118,7 +132,7 @@ Deno.test({
       assert.ok(status !== null, "tcpcopy must give up when intercept is unreachable");
       assert.equal(status.code, 1);
       const err = await readText(plain.err);
-      assert.match(err, /\[error\] cannot connect to any intercept \(.*:36999\).*-L/);
+      assert.match(err, /\[error\] cannot connect to any intercept \(.*:36524\).*-L/);
 
       const lonely = startLogged(env, h.ns, tcpcopyCmd([...args, "-L"]), `${rep.lab.dir}/lonely`);
       assert.ok(
