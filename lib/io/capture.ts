@@ -1,0 +1,135 @@
+/**
+ * One way to open a live capture, whichever engine does the work:
+ *
+ * - "ring": {@link RingCapture}, an AF_PACKET TPACKET_V3 ring read straight from JS (Linux;
+ *   the default for live devices there);
+ * - "pcap": {@link PcapCapture}, libpcap's own capture (the fallback when the ring cannot be set
+ *   up, and the choice on other systems).
+ *
+ * Both deliver the same packets for the same options: with `direction: "in"` (the default) the
+ * pcap engine gets libpcap's `inbound` qualifier in front of the filter.
+ *
+ * ```ts
+ * const cap = openCapture({ device: "eth0", filter: "tcp dst port 80" });
+ * if (cap.fallbackReason) log.warn(`ring capture unavailable: ${cap.fallbackReason}`);
+ * while (await cap.wait()) cap.drain(onPacket);
+ * cap.close();
+ * ```
+ *
+ * @module
+ */
+
+import { IoError } from "./errors.ts";
+import { type CaptureStats, type LiveOptions, PcapCapture } from "./pcap.ts";
+import type { PacketHandler } from "./pcap_records.ts";
+import { type CaptureDirection, RingCapture } from "./ring.ts";
+
+export type { CaptureStats, LiveOptions } from "./pcap.ts";
+export type { PacketHandler } from "./pcap_records.ts";
+export type { CaptureDirection } from "./ring.ts";
+
+/** What {@link PcapCapture} and {@link RingCapture} have in common. */
+export interface Capture {
+  /** the device captured on */
+  readonly device: string;
+  /** DLT_* of the frames delivered (see lib/wire/link.ts) */
+  readonly linkType: number;
+  /** the most bytes kept per packet */
+  readonly snaplen: number;
+  /** resolves true when packets may be available, false once stopped */
+  wait(timeoutMs?: number): Promise<boolean>;
+  /** hands the packets available now (at most `max`) to `onPacket`; returns how many */
+  drain(onPacket: PacketHandler, max?: number): number;
+  /** kernel counters since the capture started */
+  stats(): CaptureStats;
+  /** ends a pending wait promptly; safe from signal handlers */
+  stop(): void;
+  /** releases everything; idempotent */
+  close(): void;
+}
+
+/** The capture engines. */
+export type CaptureEngine = "ring" | "pcap";
+
+/** Options of {@link openCapture}. */
+export interface CaptureOptions extends LiveOptions {
+  /** engine to use; unset: "ring" on Linux, falling back to "pcap" when the ring fails */
+  engine?: CaptureEngine;
+  /** "in": leave out packets this host sends (default); "inout": keep them */
+  direction?: CaptureDirection;
+}
+
+/** A capture plus how it was opened. */
+export interface OpenedCapture extends Capture {
+  /** the engine doing the work */
+  readonly engine: CaptureEngine;
+  /** why the ring was not used, when the default choice fell back to "pcap" */
+  readonly fallbackReason?: string;
+}
+
+/**
+ * Opens a live capture. An explicit `engine` is used as asked (its errors are thrown). Without
+ * one, Linux tries the ring first; when the ring fails for a reason libpcap might not share
+ * (kind "system" or "device", e.g. a kernel without TPACKET_V3 or a pseudo-device only libpcap
+ * knows) the pcap engine is tried and the ring's reason kept in `fallbackReason`. Filter,
+ * privilege, library and permission errors are thrown as they are: libpcap would fail alike.
+ */
+export function openCapture(opts: CaptureOptions): OpenedCapture {
+  const engine = opts.engine ?? (Deno.build.os === "linux" ? "ring" : "pcap");
+  if (engine === "pcap") return new Opened(openPcap(opts), "pcap");
+  try {
+    return new Opened(RingCapture.openLive(opts), "ring");
+  } catch (e) {
+    const retry = opts.engine === undefined && e instanceof IoError &&
+      (e.kind === "system" || e.kind === "device");
+    if (!retry) throw e;
+    return new Opened(openPcap(opts), "pcap", e.message);
+  }
+}
+
+/** PcapCapture with the direction expressed in the filter. */
+function openPcap(opts: CaptureOptions): PcapCapture {
+  const filter = opts.filter ?? "";
+  if ((opts.direction ?? "in") === "inout") return PcapCapture.openLive(opts);
+  try {
+    const inbound = filter.trim() === "" ? "inbound" : `inbound and (${filter})`;
+    return PcapCapture.openLive({ ...opts, filter: inbound });
+  } catch (e) {
+    // report a bad filter as the user wrote it, not with our qualifier around it
+    if (e instanceof IoError && e.kind === "filter") return PcapCapture.openLive(opts);
+    throw e;
+  }
+}
+
+/** A capture tagged with its engine; forwards every call (once per wake-up, not per packet). */
+class Opened implements OpenedCapture {
+  constructor(
+    readonly inner: Capture,
+    readonly engine: CaptureEngine,
+    readonly fallbackReason?: string,
+  ) {}
+  get device(): string {
+    return this.inner.device;
+  }
+  get linkType(): number {
+    return this.inner.linkType;
+  }
+  get snaplen(): number {
+    return this.inner.snaplen;
+  }
+  wait(timeoutMs?: number): Promise<boolean> {
+    return this.inner.wait(timeoutMs);
+  }
+  drain(onPacket: PacketHandler, max?: number): number {
+    return this.inner.drain(onPacket, max);
+  }
+  stats(): CaptureStats {
+    return this.inner.stats();
+  }
+  stop(): void {
+    this.inner.stop();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * The TPACKET_V3 receive ring as memory (pure, no I/O): the kernel's constants and struct
+ * offsets (linux/if_packet.h, x86_64/aarch64 little-endian) and {@link RingWalker}, which walks
+ * blocks and packets through one DataView and hands blocks back to the kernel.
+ *
+ * A ring is `blockCount` blocks of `blockSize` bytes. Each block starts with
+ * `struct tpacket_block_desc`; when the kernel retires a block (full, or `tp_retire_blk_tov` ms
+ * after its first packet) it sets `block_status` to TP_STATUS_USER. The packets follow as
+ * `struct tpacket3_hdr` + `struct sockaddr_ll` + frame, chained by `tp_next_offset`. Writing
+ * TP_STATUS_KERNEL (0) to `block_status` returns the block. The reader consumes blocks in ring
+ * order, as the kernel fills them.
+ *
+ * Reading `block_status` and the packet bytes without a memory barrier is fine on x86 (TSO);
+ * it is not guaranteed on weakly ordered CPUs.
+ *
+ * @module
+ */
+
+import type { PacketHandler } from "./pcap_records.ts";
+
+/** Socket-level constants of AF_PACKET rings (Linux). */
+export const Packet = {
+  SOL_PACKET: 263,
+  PACKET_ADD_MEMBERSHIP: 1,
+  PACKET_RX_RING: 5,
+  PACKET_STATISTICS: 6,
+  PACKET_VERSION: 10,
+  PACKET_IGNORE_OUTGOING: 23,
+  PACKET_MR_PROMISC: 1,
+  TPACKET_V3: 2,
+  /** htons(ETH_P_ALL) */
+  ETH_P_ALL_BE: 0x0300,
+  SOCK_DGRAM: 2,
+  SOL_SOCKET: 1,
+  SO_ATTACH_FILTER: 26,
+} as const;
+
+/** `sll_pkttype` values (linux/if_packet.h). */
+export const PacketType = {
+  HOST: 0,
+  BROADCAST: 1,
+  MULTICAST: 2,
+  OTHERHOST: 3,
+  OUTGOING: 4,
+} as const;
+
+/** TP_STATUS_KERNEL: the block belongs to the kernel. */
+export const TP_STATUS_KERNEL = 0;
+/** TP_STATUS_USER: the block is retired and ours to read. */
+export const TP_STATUS_USER = 1;
+
+/** Offsets in `struct tpacket_block_desc` (version, offset_to_priv, then tpacket_hdr_v1). */
+export const BlockDesc = {
+  BLOCK_STATUS: 8,
+  NUM_PKTS: 12,
+  OFFSET_TO_FIRST_PKT: 16,
+  BLK_LEN: 20,
+  /** size of the descriptor; packets start at or after it */
+  SIZE: 48,
+} as const;
+
+/** Offsets in `struct tpacket3_hdr`, and of `struct sockaddr_ll` after it. */
+export const Tp3Hdr = {
+  NEXT_OFFSET: 0,
+  SEC: 4,
+  NSEC: 8,
+  SNAPLEN: 12,
+  LEN: 16,
+  STATUS: 20,
+  MAC: 24,
+  NET: 26,
+  /** TPACKET_ALIGN(sizeof(struct tpacket3_hdr)): where sockaddr_ll starts */
+  SIZE: 48,
+  /** sockaddr_ll.sll_pkttype, relative to the packet header */
+  PKTTYPE: 48 + 10,
+} as const;
+
+/** Size of `struct tpacket_req3` (7 × u32). */
+export const TPACKET_REQ3_SIZE = 28;
+/** Size of `struct tpacket_stats_v3` (tp_packets, tp_drops, tp_freeze_q_cnt). */
+export const TPACKET_STATS_V3_SIZE = 12;
+/** Frame size given to the kernel (V3 ignores it for packing but checks it divides the block). */
+export const RING_FRAME_SIZE = 2048;
+
+/** Geometry of a ring: `blockCount` blocks of `blockSize` bytes each. */
+export interface RingGeometry {
+  blockSize: number;
+  blockCount: number;
+}
+
+/**
+ * The geometry for a total of about `bufferSize` bytes in blocks of `blockSize` (a multiple of
+ * the page size and of {@link RING_FRAME_SIZE}): at least 2 blocks.
+ */
+export function ringGeometry(bufferSize: number, blockSize = 256 << 10): RingGeometry {
+  return { blockSize, blockCount: Math.max(2, Math.floor(bufferSize / blockSize)) };
+}
+
+/**
+ * `struct tpacket_req3` for `geometry` with a block retire timeout of `retireMs`: the bytes to
+ * pass to `setsockopt(SOL_PACKET, PACKET_RX_RING)`.
+ */
+export function tpacketReq3(geometry: RingGeometry, retireMs: number): Uint8Array<ArrayBuffer> {
+  const { blockSize, blockCount } = geometry;
+  const req = new Uint32Array([
+    blockSize, // tp_block_size
+    blockCount, // tp_block_nr
+    RING_FRAME_SIZE, // tp_frame_size
+    (blockSize / RING_FRAME_SIZE) * blockCount, // tp_frame_nr
+    retireMs, // tp_retire_blk_tov
+    0, // tp_sizeof_priv
+    0, // tp_feature_req_word
+  ]);
+  return new Uint8Array(req.buffer);
+}
+
+/**
+ * Reads a ring in kernel fill order. {@link drain} may stop in the middle of a block (when
+ * `max` is reached); the next call continues there. A block is handed back as soon as its last
+ * packet has been passed on, so frames are only valid during the `onPacket` call.
+ *
+ * Blocks whose header or packet chain points outside the block are released without reading
+ * further (counted in {@link malformed}), never read out of bounds.
+ */
+export class RingWalker {
+  /** index of the block read next */
+  block = 0;
+  /** blocks with an impossible packet chain (should stay 0 with a real kernel) */
+  malformed = 0;
+  /** packets skipped as PACKET_OUTGOING */
+  skippedOutgoing = 0;
+  #left = 0; // packets left in the current block (0: block not opened yet)
+  #off = 0; // absolute offset of the next packet header in the current block
+
+  /**
+   * @param u8 the whole ring
+   * @param dv a DataView over the same bytes
+   * @param skipOutgoing drop frames whose sll_pkttype is PACKET_OUTGOING
+   */
+  constructor(
+    readonly u8: Uint8Array,
+    readonly dv: DataView,
+    readonly geometry: RingGeometry,
+    readonly skipOutgoing: boolean,
+  ) {}
+
+  /** True when the block at {@link block} is ours to read (a drain would find packets). */
+  ready(): boolean {
+    return this.#left > 0 ||
+      (this.dv.getUint32(this.block * this.geometry.blockSize + BlockDesc.BLOCK_STATUS, true) &
+          TP_STATUS_USER) !== 0;
+  }
+
+  /**
+   * Passes every packet available now (at most `max`) to `onPacket`, in arrival order; returns
+   * how many were passed. `tsMicros` comes from the packet's own kernel timestamp.
+   */
+  drain(onPacket: PacketHandler, max = Infinity): number {
+    const { u8, dv } = this;
+    const { blockSize, blockCount } = this.geometry;
+    let delivered = 0;
+    while (delivered < max) {
+      const base = this.block * blockSize;
+      if (this.#left === 0) {
+        if ((dv.getUint32(base + BlockDesc.BLOCK_STATUS, true) & TP_STATUS_USER) === 0) break;
+        const n = dv.getUint32(base + BlockDesc.NUM_PKTS, true);
+        const first = dv.getUint32(base + BlockDesc.OFFSET_TO_FIRST_PKT, true);
+        if (n === 0 || first < BlockDesc.SIZE || first >= blockSize) {
+          if (n !== 0) this.malformed++;
+          this.#release(base, blockCount);
+          continue;
+        }
+        this.#left = n;
+        this.#off = base + first;
+      }
+      const end = base + blockSize;
+      let off = this.#off, bad = false;
+      while (this.#left > 0 && delivered < max) {
+        if (off + Tp3Hdr.SIZE > end) {
+          bad = true;
+          break;
+        }
+        const start = off + dv.getUint16(off + Tp3Hdr.MAC, true);
+        const stop = start + dv.getUint32(off + Tp3Hdr.SNAPLEN, true);
+        if (stop > end) {
+          bad = true;
+          break;
+        }
+        const next = dv.getUint32(off + Tp3Hdr.NEXT_OFFSET, true);
+        this.#left--;
+        if (!this.skipOutgoing || u8[off + Tp3Hdr.PKTTYPE] !== PacketType.OUTGOING) {
+          const ts = dv.getUint32(off + Tp3Hdr.SEC, true) * 1e6 +
+            ((dv.getUint32(off + Tp3Hdr.NSEC, true) / 1000) | 0);
+          onPacket(u8.subarray(start, stop), ts, dv.getUint32(off + Tp3Hdr.LEN, true));
+          delivered++;
+        } else {
+          this.skippedOutgoing++;
+        }
+        if (this.#left > 0 && next === 0) {
+          bad = true;
+          break;
+        }
+        off += next;
+      }
+      this.#off = off;
+      if (!bad && this.#left > 0) break; // max reached: resume inside this block next time
+      if (bad) this.malformed++;
+      this.#release(base, blockCount);
+    }
+    return delivered;
+  }
+
+  #release(base: number, blockCount: number): void {
+    this.dv.setUint32(base + BlockDesc.BLOCK_STATUS, TP_STATUS_KERNEL, true);
+    this.#left = 0;
+    this.block = this.block + 1 === blockCount ? 0 : this.block + 1;
+  }
+}
