@@ -44,14 +44,19 @@ const client = await TunnelClient.connect({
 const t0 = Date.now();
 while (client.capsOf(0) === 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
 const caps = client.capsOf(0);
-if (!client.addRoute({ addr: ip4(cfg.client), port: cfg.cport }, { addr: ip4(cfg.target), port: cfg.tport })) throw new Error("addRoute failed");
-await new Promise((r) => setTimeout(r, cfg.routeDelayMs));
+const addRoute = () => {
+  if (!client.addRoute({ addr: ip4(cfg.client), port: cfg.cport }, { addr: ip4(cfg.target), port: cfg.tport })) throw new Error("addRoute failed");
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pkt = new Uint8Array(100);
 const n = buildTcpPacket({ srcAddr: cfg.client, dstAddr: cfg.target, srcPort: cfg.cport, dstPort: cfg.tport,
   seq: 123456789, ack: 0, flags: 0x02, window: 64240 }, pkt);
 const tx = RawIpSender.open();
+// routeDelayMs < 0: the SYN goes first and the route comes later (the delay queue's case)
+if (cfg.routeDelayMs >= 0) { addRoute(); await sleep(cfg.routeDelayMs); }
 tx.enqueue(pkt.subarray(0, n));
 tx.flush();
+if (cfg.routeDelayMs < 0) { await sleep(-cfg.routeDelayMs); addRoute(); }
 const t1 = Date.now();
 while (!replies.some((r) => r.flags & 0x02) && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 10));
 await new Promise((r) => setTimeout(r, 300));
@@ -118,7 +123,7 @@ async function waitListening(r: Running): Promise<void> {
 interface FinalStats {
   program: string;
   final: boolean;
-  replies: { forwarded: number; seen: number };
+  replies: { forwarded: number; seen: number; delayed: number };
   verdicts: { accept: number; drop: number };
   peers: { connected: number };
 }
@@ -225,21 +230,25 @@ Deno.test({
       await waitListening(ic);
       const rules = (await target.exec(["iptables", "-S", "OUTPUT"])).stdout;
       assert.match(rules, /tcpcopy-intercept-\d+-\w+/, "rule installed");
-      const r = await runPeer(peer, {
+      const base = {
         dev: pt.ifA,
         fakeNet: "10.77.9.0/24",
         intercept: "10.77.1.2",
         tunnelPort: 36524,
         target: "10.77.1.2",
         tport: TARGET_PORT,
-        client: "10.77.9.1",
-        cport: 40001,
-        routeDelayMs: 0,
-      });
-      assert.ok(r.replies.length >= 1, "SYN-ACK header arrived through the tunnel");
-      assert.equal(r.replies[0].flags, 0x12);
-      assert.equal(r.replies[0].dst, "10.77.9.1");
-      assert.equal(r.leaked, 0, "the real SYN-ACK never left the target namespace");
+      };
+      // two peers at once; the second registers its route 300 ms after its SYN went out
+      const [a, b] = await Promise.all([
+        runPeer(peer, { ...base, client: "10.77.9.1", cport: 40001, routeDelayMs: 0 }),
+        runPeer(peer, { ...base, client: "10.77.9.2", cport: 40002, routeDelayMs: -300 }),
+      ]);
+      for (const [r, ip] of [[a, "10.77.9.1"], [b, "10.77.9.2"]] as const) {
+        assert.ok(r.replies.length >= 1, `SYN-ACK header for ${ip} arrived through the tunnel`);
+        assert.equal(r.replies[0].flags, 0x12);
+        for (const rep of r.replies) assert.equal(rep.dst, ip, "only this peer's replies");
+        assert.equal(r.leaked, 0, "the real SYN-ACK never left the target namespace");
+      }
       // a real user on the pass-list still talks to the server through the shared port
       const real = await peer.exec([
         Deno.execPath(),
@@ -252,7 +261,8 @@ Deno.test({
       const stats = await stopAndStats(ic);
       assert.ok(stats.verdicts.accept >= 1, JSON.stringify(stats));
       assert.ok(stats.verdicts.drop >= 1, JSON.stringify(stats));
-      assert.ok(stats.replies.forwarded >= 1);
+      assert.ok(stats.replies.forwarded >= 2);
+      assert.ok(stats.replies.delayed >= 1, "the early SYN-ACK waited in the delay queue");
       const after = (await target.exec(["iptables", "-S", "OUTPUT"])).stdout;
       assert.doesNotMatch(after, /tcpcopy-intercept/, "rules removed after SIGTERM");
     }),
