@@ -24,34 +24,39 @@ const PEER = `
 const cfg = JSON.parse(Deno.args[0]);
 const root = ${JSON.stringify(ROOT.href)};
 const { TunnelClient } = await import(root + "lib/tunnel/client.ts");
-const { RawIpSender } = await import(root + "lib/io/raw_send.ts");
+const { RawIpSender, RawIp6Sender } = await import(root + "lib/io/raw_send.ts");
 const { PcapCapture } = await import(root + "lib/io/pcap.ts");
 const { buildTcpPacket } = await import(root + "lib/wire/build.ts");
-const ip4 = (s) => new Uint8Array(s.split(".").map(Number));
+const { parseIp, formatIp } = await import(root + "lib/wire/addr.ts");
+const ipBytes = (s) => parseIp(s).bytes;
+const v6 = cfg.client.includes(":");
 const cap = PcapCapture.openLive({ device: cfg.dev, filter: "tcp and src port " + cfg.tport + " and dst net " + cfg.fakeNet, timeoutMs: 5 });
 const replies = [];
 const client = await TunnelClient.connect({
   servers: [{ hostname: cfg.intercept, port: cfg.tunnelPort }],
   connections: 2,
   log: () => {},
-  onReply: (b) => replies.push({
-    dst: [...b.subarray(16, 20)].join("."),
-    sport: (b[20] << 8) | b[21],
-    dport: (b[22] << 8) | b[23],
-    flags: b[33],
-  }),
+  onReply: (b) => {
+    const six = b[0] >> 4 === 6, l4 = six ? 40 : (b[0] & 15) * 4;
+    replies.push({
+      dst: six ? formatIp(b, 24, 6) : formatIp(b, 16, 4),
+      sport: (b[l4] << 8) | b[l4 + 1],
+      dport: (b[l4 + 2] << 8) | b[l4 + 3],
+      flags: b[l4 + 13],
+    });
+  },
 });
 const t0 = Date.now();
 while (client.capsOf(0) === 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
 const caps = client.capsOf(0);
 const addRoute = () => {
-  if (!client.addRoute({ addr: ip4(cfg.client), port: cfg.cport }, { addr: ip4(cfg.target), port: cfg.tport })) throw new Error("addRoute failed");
+  if (!client.addRoute({ addr: ipBytes(cfg.client), port: cfg.cport }, { addr: ipBytes(cfg.target), port: cfg.tport })) throw new Error("addRoute failed");
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pkt = new Uint8Array(100);
 const n = buildTcpPacket({ srcAddr: cfg.client, dstAddr: cfg.target, srcPort: cfg.cport, dstPort: cfg.tport,
   seq: 123456789, ack: 0, flags: 0x02, window: 64240 }, pkt);
-const tx = RawIpSender.open();
+const tx = v6 ? RawIp6Sender.open() : RawIpSender.open();
 // routeDelayMs < 0: the SYN goes first and the route comes later (the delay queue's case)
 if (cfg.routeDelayMs >= 0) { addRoute(); await sleep(cfg.routeDelayMs); }
 tx.enqueue(pkt.subarray(0, n));
@@ -85,12 +90,12 @@ async function runPeer(ns: Netns, cfg: Record<string, unknown>): Promise<PeerRes
 }
 
 /** Starts a TCP server on the target that answers "hi\\n" and closes. */
-function startServer(env: Cleanup, ns: Netns): Deno.ChildProcess {
+function startServer(env: Cleanup, ns: Netns, hostname = "0.0.0.0"): Deno.ChildProcess {
   return env.child(ns.spawn([
     Deno.execPath(),
     "eval",
     "--quiet",
-    `const l = Deno.listen({ hostname: "0.0.0.0", port: ${TARGET_PORT} });
+    `const l = Deno.listen({ hostname: "${hostname}", port: ${TARGET_PORT} });
      for await (const c of l) { c.write(new TextEncoder().encode("hi\\n")).finally(() => c.close()); }`,
   ]));
 }
@@ -265,5 +270,53 @@ Deno.test({
       assert.ok(stats.replies.delayed >= 1, "the early SYN-ACK waited in the delay queue");
       const after = (await target.exec(["iptables", "-S", "OUTPUT"])).stdout;
       assert.doesNotMatch(after, /tcpcopy-intercept/, "rules removed after SIGTERM");
+    }),
+});
+
+async function enableIpv6(ns: Netns, dev: string, addr: string): Promise<void> {
+  for (const k of ["all", "default", dev]) {
+    await ns.exec(["sysctl", "-qw", `net.ipv6.conf.${k}.disable_ipv6=0`]);
+  }
+  await ns.exec(["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+}
+
+Deno.test({
+  name: "intercept NFQUEUE mode, IPv6: ip6tables rule, IPv6 route and record through the tunnel",
+  ignore: !isRoot(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const peer = await env.netns("6p"), target = await env.netns("6t");
+      const pt = await vethPair(peer, target, "10.77.1.1", "10.77.1.2");
+      await enableIpv6(peer, pt.ifA, "fd77::1/64");
+      await enableIpv6(target, pt.ifB, "fd77::2/64");
+      await target.exec(["ip", "-6", "route", "add", "fd77:9::/64", "via", "fd77::1"]);
+      startServer(env, target, "::");
+      const ic = startIntercept(env, target, ["--port", String(TARGET_PORT), "-b", "fd77::2"]);
+      await waitListening(ic);
+      const rules6 = (await target.exec(["ip6tables", "-S", "OUTPUT"])).stdout;
+      assert.match(rules6, /tcpcopy-intercept-\d+-\w+/, "ip6tables rule installed");
+      const r = await runPeer(peer, {
+        dev: pt.ifA,
+        fakeNet: "fd77:9::/64",
+        intercept: "fd77::2",
+        tunnelPort: 36524,
+        target: "fd77::2",
+        tport: TARGET_PORT,
+        client: "fd77:9::1",
+        cport: 40006,
+        routeDelayMs: 0,
+      });
+      assert.ok(r.caps & 1, "IPv6 capability negotiated");
+      assert.ok(r.replies.length >= 1, "IPv6 SYN-ACK header arrived through the tunnel");
+      assert.equal(r.replies[0].flags, 0x12);
+      assert.equal(r.replies[0].dst, "fd77:9::1");
+      assert.equal(r.replies[0].dport, 40006);
+      assert.equal(r.leaked, 0, "the real SYN-ACK never left the target namespace");
+      const stats = await stopAndStats(ic);
+      assert.ok(stats.replies.forwarded >= 1);
+      const after = (await target.exec(["ip6tables", "-S", "OUTPUT"])).stdout;
+      assert.doesNotMatch(after, /tcpcopy-intercept/, "IPv6 rules removed");
     }),
 });
