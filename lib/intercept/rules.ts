@@ -82,6 +82,34 @@ export function findConflict(
   return undefined;
 }
 
+/**
+ * The first rule of an `nft list ruleset` listing, in a chain hooked on output, that matches a
+ * TCP source port in `ports` or feeds queue `queueNum` (native nft rules that `iptables -S`
+ * does not show).
+ */
+export function findNftConflict(
+  ruleset: string,
+  ports: number[],
+  queueNum: number,
+): string | undefined {
+  let inOutput = false;
+  for (const raw of ruleset.split("\n")) {
+    const line = raw.trim();
+    if (line.startsWith("chain ")) inOutput = false;
+    else if (/^type \S+ hook output\b/.test(line)) inOutput = true;
+    else if (inOutput) {
+      const sport = line.match(/\b(?:tcp|th) sport (\{[^}]*\}|\S+)/);
+      if (sport) {
+        const specs = sport[1].replace(/[{}]/g, "").split(",").map((x) => x.trim()).filter(Boolean);
+        if (specs.some((x) => portMatches(x.replace("-", ":"), ports))) return line;
+      }
+      const q = line.match(/\bqueue\b.*?\b(?:num|to) (\d+)(?:-(\d+))?/);
+      if (q && queueNum >= Number(q[1]) && queueNum <= Number(q[2] ?? q[1])) return line;
+    }
+  }
+  return undefined;
+}
+
 function portMatches(spec: string, ports: number[]): boolean {
   const [lo, hi] = spec.replace(/^!/, "").split(":").map(Number);
   return ports.some((p) => p >= lo && p <= (hi ?? lo));
@@ -135,6 +163,14 @@ export class NfqueueRules {
           `remove it, or pick other --port/--queue-num values`;
       }
       usable.push(tool);
+    }
+    const nft = await this.run(["nft", "list", "ruleset"]);
+    if (nft.code === 0) {
+      const conflict = findNftConflict(nft.stdout, this.ports, this.queueNum);
+      if (conflict) {
+        return `nft ruleset already has a conflicting output rule: ${conflict}; ` +
+          `remove it, or pick other --port/--queue-num values`;
+      }
     }
     for (const tool of usable) {
       for (const port of this.ports) {

@@ -4,6 +4,7 @@ import { DEFAULT_QUEUE_NUM, parseInterceptArgs } from "../../lib/intercept/optio
 import {
   type CommandRunner,
   findConflict,
+  findNftConflict,
   NfqueueRules,
   ruleSpec,
 } from "../../lib/intercept/rules.ts";
@@ -187,4 +188,26 @@ Deno.test("stats record has the documented shape and derived averages", () => {
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });
   assert.deepEqual(back.verdicts, { accept: 8, drop: 9 });
   assert.deepEqual(back.batches, { count: 4, avg_size: 2.5 });
+});
+
+Deno.test("rules: native nft output rules conflict by sport (sets, ranges) and queue", () => {
+  const ruleset = `table inet custom {
+	chain in {
+		type filter hook input priority filter; policy accept;
+		tcp sport 8080 accept
+	}
+	chain out {
+		type filter hook output priority filter; policy accept;
+		tcp sport { 22, 8000-8100 } counter accept
+		meta l4proto udp queue num 3-5
+	}
+}`;
+  assert.equal(findNftConflict(ruleset, [8080], 1), "tcp sport { 22, 8000-8100 } counter accept");
+  assert.equal(findNftConflict(ruleset, [22], 1), "tcp sport { 22, 8000-8100 } counter accept");
+  assert.equal(findNftConflict(ruleset, [443], 4), "meta l4proto udp queue num 3-5");
+  assert.equal(
+    findNftConflict(ruleset, [443], 6),
+    undefined,
+    "input-chain rule and other queues ignored",
+  );
 });
