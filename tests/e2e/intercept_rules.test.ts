@@ -1,4 +1,5 @@
-// intercept's NFQUEUE rule handling (root, inside a private namespace): refusal on conflicts,
+// intercept's NFQUEUE rule handling (root, inside a private namespace): refusal on conflicts
+// (iptables and native nft),
 // a second intercept on the same queue refused, rules removed on SIGINT, usage errors exit 2.
 import assert from "node:assert/strict";
 import { denoCmd, isRoot, type Netns, stopChild, waitFor, withNetns } from "../helpers/netns.ts";
@@ -38,6 +39,44 @@ Deno.test({
         /conflicting rule: -A OUTPUT -p tcp -m tcp --sport 8080 -j ACCEPT/,
       );
       assert.equal(await outputRules(ns), before, "nothing added, nothing removed");
+
+      // a native nft rule (invisible to iptables -S) on another port is found as well
+      await ns.exec(["nft", "add", "table", "inet", "h5t"]);
+      await ns.exec([
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "h5t",
+        "out",
+        "{ type filter hook output priority 0; }",
+      ]);
+      await ns.exec([
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "h5t",
+        "out",
+        "tcp",
+        "sport",
+        "{ 8090, 9000-9100 }",
+        "accept",
+      ]);
+      const nftRefused = await runToEnd(ns, [
+        "--port",
+        "9050",
+        "-b",
+        "127.0.0.1",
+        "--stats-interval",
+        "0",
+      ]);
+      assert.equal(nftRefused.code, 1, nftRefused.stderr);
+      assert.match(
+        nftRefused.stderr,
+        /nft ruleset already has a conflicting output rule: tcp sport/,
+      );
+      assert.equal(await outputRules(ns), before);
 
       const child = ns.spawn(
         denoCmd(INTERCEPT, ["--port", "8081,8082", "-b", "127.0.0.1", "--queue-num", "9"]),
