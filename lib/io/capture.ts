@@ -6,8 +6,9 @@
  * - "pcap": {@link PcapCapture}, libpcap's own capture (the fallback when the ring cannot be set
  *   up, and the choice on other systems).
  *
- * Both deliver the same packets for the same options: with `direction: "in"` (the default) the
- * pcap engine gets libpcap's `inbound` qualifier in front of the filter.
+ * Both deliver the same frames for the same device and filter, with one difference: the ring
+ * leaves out packets this host sends (`direction: "in"`, the default), the pcap engine keeps
+ * them; `direction` on the result says which applies.
  *
  * ```ts
  * const cap = openCapture({ device: "eth0", filter: "tcp dst port 80" });
@@ -63,6 +64,8 @@ export interface CaptureOptions extends LiveOptions {
 export interface OpenedCapture extends Capture {
   /** the engine doing the work */
   readonly engine: CaptureEngine;
+  /** the packets delivered: "in" (received only) or "inout" (also those this host sent) */
+  readonly direction: CaptureDirection;
   /** why the ring was not used, when the default choice fell back to "pcap" */
   readonly fallbackReason?: string;
 }
@@ -76,29 +79,26 @@ export interface OpenedCapture extends Capture {
  */
 export function openCapture(opts: CaptureOptions): OpenedCapture {
   const engine = opts.engine ?? (Deno.build.os === "linux" ? "ring" : "pcap");
-  if (engine === "pcap") return new Opened(openPcap(opts), "pcap");
+  if (engine === "pcap") return new Opened(openPcap(opts), "pcap", "inout");
   try {
-    return new Opened(RingCapture.openLive(opts), "ring");
+    return new Opened(RingCapture.openLive(opts), "ring", opts.direction ?? "in");
   } catch (e) {
     const retry = opts.engine === undefined && e instanceof IoError &&
       (e.kind === "system" || e.kind === "device");
     if (!retry) throw e;
-    return new Opened(openPcap(opts), "pcap", e.message);
+    return new Opened(openPcap(opts), "pcap", "inout", e.message);
   }
 }
 
-/** PcapCapture with the direction expressed in the filter. */
+/**
+ * PcapCapture keeps both directions whatever `direction` says. libpcap's `inbound` qualifier
+ * is no substitute: it compiles to a kernel-only BPF extension (SKF_AD_PKTTYPE), and in our
+ * test only 1 of 5 inbound packets came through with it (libpcap seems to also run the filter
+ * in userland, where that load fails). `pcap_setdirection` would be the right call, but it
+ * needs the handle private to pcap.ts. {@link OpenedCapture.direction} reports "inout".
+ */
 function openPcap(opts: CaptureOptions): PcapCapture {
-  const filter = opts.filter ?? "";
-  if ((opts.direction ?? "in") === "inout") return PcapCapture.openLive(opts);
-  try {
-    const inbound = filter.trim() === "" ? "inbound" : `inbound and (${filter})`;
-    return PcapCapture.openLive({ ...opts, filter: inbound });
-  } catch (e) {
-    // report a bad filter as the user wrote it, not with our qualifier around it
-    if (e instanceof IoError && e.kind === "filter") return PcapCapture.openLive(opts);
-    throw e;
-  }
+  return PcapCapture.openLive(opts);
 }
 
 /** A capture tagged with its engine; forwards every call (once per wake-up, not per packet). */
@@ -106,6 +106,7 @@ class Opened implements OpenedCapture {
   constructor(
     readonly inner: Capture,
     readonly engine: CaptureEngine,
+    readonly direction: CaptureDirection,
     readonly fallbackReason?: string,
   ) {}
   get device(): string {
