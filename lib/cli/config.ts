@@ -21,7 +21,22 @@ export const DEFAULTS = {
   keepaliveExtraS: 120,
   maxMemoryMiB: 2048,
   statsIntervalS: 5,
+  accelerate: 1,
+  skipGapMs: 0,
+  repeat: 1,
 } as const;
+
+/** Offline replay (`--offline FILE` with `-a`, `-I`, `-T`). */
+export interface OfflineConfig {
+  /** The pcap or pcapng file replayed instead of a live capture. */
+  file: string;
+  /** Speed factor: recorded gaps are divided by it. */
+  accelerate: number;
+  /** Idle gaps longer than this many ms are collapsed; 0 keeps every gap. */
+  skipGapMs: number;
+  /** Passes over the file. */
+  repeat: number;
+}
 
 /** Everything `tcpcopy` needs to run, with defaults filled in. */
 export interface TcpcopyConfig {
@@ -61,4 +76,6 @@ export interface TcpcopyConfig {
   statsIntervalS: number;
   /** Where to serve Prometheus metrics (`--metrics`); null = off. */
   metrics: HostPort | null;
+  /** Replay a capture file instead of capturing live (`--offline`); null = live. */
+  offline: OfflineConfig | null;
 }

@@ -205,12 +205,35 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     long: "offline",
     arg: "FILE",
-    help: "Replay a capture file (not available yet).",
-    reserved: "offline replay",
+    help: "Replay a capture file (pcap or pcapng, e.g. from tcpdump -w) instead of capturing " +
+      "live: client packets to the -x online ports are replayed to the target, with their " +
+      "recorded timing; the program exits by itself when the file is done.",
+    example: "--offline /var/tmp/prod.pcap",
   },
-  { long: "accelerate", short: "a", arg: "N", help: "", reserved: "offline replay" },
-  { long: "interval", short: "I", arg: "MS", help: "", reserved: "offline replay" },
-  { long: "times", short: "T", arg: "N", help: "", reserved: "offline replay" },
+  {
+    long: "accelerate",
+    short: "a",
+    arg: "N",
+    help: "With --offline: replay N times faster than recorded (fractions allowed, 0.5 = half " +
+      "speed; default 1).",
+    example: "-a 10",
+  },
+  {
+    long: "skip-gap",
+    short: "I",
+    arg: "MS",
+    help: "With --offline: collapse idle gaps longer than MS milliseconds between replayed " +
+      "packets (default 0 = keep every gap).",
+    example: "-I 500",
+  },
+  {
+    long: "repeat",
+    short: "T",
+    arg: "N",
+    help: "With --offline: replay the file N times; each pass uses fresh client ports and " +
+      "sequence numbers (default 1).",
+    example: "-T 3",
+  },
 ];
 
 /** The `parseArgs` options object built from FLAGS. */

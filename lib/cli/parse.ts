@@ -3,7 +3,12 @@
  * flag, which value and what is expected. Pure: no I/O, never exits, never throws.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_INTERCEPT_PORT, DEFAULTS, type TcpcopyConfig } from "./config.ts";
+import {
+  DEFAULT_INTERCEPT_PORT,
+  DEFAULTS,
+  type OfflineConfig,
+  type TcpcopyConfig,
+} from "./config.ts";
 import { flagName, FLAGS, parseArgsOptions } from "./options.ts";
 import { parseTransfers, TRANSFER_SYNTAX } from "./transfer.ts";
 import { type HostPort, parseHostPort } from "./endpoint.ts";
@@ -172,6 +177,8 @@ function parseOrThrow(args: string[]): CliResult {
     metrics = hp.value;
   }
 
+  const offline = parseOffline(v, dec, int);
+
   const config: TcpcopyConfig = {
     transfers,
     intercepts,
@@ -205,9 +212,41 @@ function parseOrThrow(args: string[]): CliResult {
     logFile: str("log") ?? null,
     statsIntervalS: dec("stats-interval", DEFAULTS.statsIntervalS, 0, 86400),
     metrics,
+    offline,
   };
   if (config.logFile !== null && config.logFile.trim() === "") {
     bad("log", config.logFile, "expected a file path");
   }
   return { kind: "run", config };
+}
+
+/** Flags that only make sense for a live capture. */
+const LIVE_ONLY = ["interface", "filter", "buffer", "snaplen"];
+/** Flags that only make sense for an offline replay. */
+const OFFLINE_ONLY = ["accelerate", "skip-gap", "repeat"];
+
+/** `--offline FILE` with its timing flags, or null for a live capture. */
+function parseOffline(
+  v: Record<string, string | boolean | string[] | undefined>,
+  dec: (long: string, def: number, min: number, max: number, excl?: boolean) => number,
+  int: (long: string, def: number, min: number, max: number) => number,
+): OfflineConfig | null {
+  const file = v.offline as string | undefined;
+  if (file === undefined) {
+    const stray = OFFLINE_ONLY.find((long) => v[long] !== undefined);
+    if (stray) bad(stray, String(v[stray]), "only used with --offline FILE");
+    return null;
+  }
+  if (file.trim() === "") bad("offline", file, "expected the path of a pcap or pcapng file");
+  const live = LIVE_ONLY.find((long) => v[long] !== undefined);
+  if (live) {
+    const value = Array.isArray(v[live]) ? (v[live] as string[]).join(",") : String(v[live]);
+    bad(live, value, "not used with --offline (the file is the packet source)");
+  }
+  return {
+    file,
+    accelerate: dec("accelerate", DEFAULTS.accelerate, 0, 1_000_000, true),
+    skipGapMs: int("skip-gap", DEFAULTS.skipGapMs, 0, 86_400_000),
+    repeat: int("repeat", DEFAULTS.repeat, 1, 1_000_000),
+  };
 }

@@ -127,6 +127,19 @@ export class Replicator implements EngineOutput {
       this.counters.parseErrors++;
       return;
     }
+    this.#onTcp(p, tsMicros, nowMs);
+  }
+
+  /**
+   * One packet parsed by the caller (the offline source, which parses to filter and rewrite
+   * before replaying); `tsMicros` is its (scheduled) capture time.
+   */
+  onParsed(p: ParsedTcp, tsMicros: number, nowMs: number): void {
+    this.counters.frames++;
+    this.#onTcp(p, tsMicros, nowMs);
+  }
+
+  #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number): void {
     if (p.payloadTruncated) {
       this.counters.truncated++;
       return;

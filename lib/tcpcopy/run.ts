@@ -8,6 +8,10 @@
  * One awaited wait per capture wake-up, then a synchronous drain; one flush per batch; one
  * setTimeout for all engine timers; JSON stats lines on stdout; SIGINT/SIGTERM reset every
  * session, print the final stats line and return 0.
+ *
+ * With `--offline FILE` an {@link OfflineSource} replaces the captures: the file is checked
+ * before anything privileged, its client packets are injected when due on the wall clock, and
+ * the process ends by itself after the last pass (see offline.ts).
  */
 import type { TcpcopyConfig } from "../cli/config.ts";
 import { Engine } from "../engine/engine.ts";
@@ -27,6 +31,7 @@ import { engineConfigOf } from "./convert.ts";
 import { Replicator } from "./replicator.ts";
 import { DeadlineTimer } from "./timer.ts";
 import { fileSink, type LineSink, stdioSink } from "./output.ts";
+import { MAX_DRAIN_MS, OfflineSource } from "./offline.ts";
 
 /** Exit codes. */
 export const EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2;
@@ -45,6 +50,11 @@ function cpuSeconds(): { user: number; system: number } {
   }
 }
 
+/** An address as it is written before `:port` (IPv6 in brackets). */
+function bracketed(ip: string): string {
+  return ip.includes(":") ? `[${ip}]` : ip;
+}
+
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -58,7 +68,16 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     console.error(`tcpcopy: cannot open log file ${config.logFile}: ${describe(e)}`);
     return EXIT_RUNTIME;
   }
-  const log = new Logger((line) => sink.write(line));
+  // A progress line (offline replay on a terminal) is cleared before each log line.
+  let progressShown = false;
+  const clearProgress = () => {
+    if (progressShown) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+    progressShown = false;
+  };
+  const log = new Logger((line) => {
+    if (config.logFile === null) clearProgress();
+    sink.write(line);
+  });
   const fatal = (message: string, code = EXIT_RUNTIME): number => {
     log.error(message);
     if (config.logFile !== null) console.error(`tcpcopy: ${message}`);
@@ -70,13 +89,27 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   for (const t of config.transfers) {
     log.info(`transfer ${t.onlineIp ?? "*"}:${t.onlinePort} -> ${t.targetIp}:${t.targetPort}`);
   }
-  log.info(`capture on ${config.interfaces.join(",")} with filter: ${config.filter}`);
+
+  // 0. Offline: the file is checked first, so a bad one is reported before anything else.
+  let offline: OfflineSource | null = null;
+  if (config.offline !== null) {
+    const source = OfflineSource.open(config.offline);
+    if (typeof source === "string") {
+      sink.close();
+      return fatal(source, EXIT_USAGE);
+    }
+    offline = source;
+    log.info(offline.describe());
+  } else {
+    log.info(`capture on ${config.interfaces.join(",")} with filter: ${config.filter}`);
+  }
 
   const senders: PacketSender[] = [];
   const captures: PcapCapture[] = [];
   let tunnel: TunnelClient | null = null;
   const releaseAll = async () => {
     for (const c of captures) c.close();
+    offline?.close();
     for (const s of senders) s.close();
     if (tunnel !== null) await tunnel.close();
     sink.close();
@@ -122,7 +155,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
 
   // 2. Captures (device and filter problems surface here).
   try {
-    for (const device of config.interfaces) {
+    for (const device of offline === null ? config.interfaces : []) {
       captures.push(PcapCapture.openLive({
         device,
         filter: config.filter,
@@ -218,7 +251,10 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
       },
     };
   };
-  const record = (final: boolean) => tcpcopyStatsRecord(counters(), Date.now(), startMs, final);
+  const record = (final: boolean) => {
+    const r = tcpcopyStatsRecord(counters(), Date.now(), startMs, final);
+    return offline === null ? r : { ...r, offline: offline.stats() };
+  };
   let statsTimer: ReturnType<typeof setTimeout> | undefined;
   const scheduleStats = () => {
     const due = nextStatsDue(startMs, Date.now(), config.statsIntervalS);
@@ -257,6 +293,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     if (stopping) return;
     stopping = true;
     log[code === EXIT_OK ? "info" : "error"](`stopping: ${why}`);
+    if (code !== EXIT_OK && config.logFile !== null) console.error(`tcpcopy: ${why}`);
     for (const c of captures) c.stop();
     timer.cancel();
     if (statsTimer !== undefined) clearTimeout(statsTimer);
@@ -299,6 +336,33 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         void shutdown(EXIT_RUNTIME, `capture on ${cap.device} failed: ${describe(e)}`);
       }
     })();
+  }
+  // 7. Or the offline replay, which ends the process by itself.
+  if (offline !== null) {
+    const onTerminal = config.logFile === null && Deno.stderr.isTerminal();
+    offline.start({
+      transfers: engine.config.transfers,
+      transfersText: config.transfers.map((t) =>
+        `${t.onlineIp === null ? "" : `${bracketed(t.onlineIp)}:`}${t.onlinePort}-` +
+        `${bracketed(t.targetIp)}:${t.targetPort}`
+      ).join(","),
+      drainMs: Math.min(config.sessionTimeoutS * 1000, MAX_DRAIN_MS),
+      engineStats: () => engine.stats,
+      inject: (p, tsMicros, nowMs) => replicator.onParsed(p, tsMicros, nowMs),
+      flush: () => {
+        if (!stopping) afterWork();
+      },
+      stopped: () => stopping,
+      log,
+      progress: onTerminal
+        ? (line) => {
+          if (line === null) return clearProgress();
+          Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line}`));
+          progressShown = true;
+        }
+        : undefined,
+      finish: (code, why) => void shutdown(code, why),
+    });
   }
   log.info("replicating");
   return await done;

@@ -19,6 +19,8 @@ Deno.test("main: bad command lines print one line and exit 2", async () => {
       ["--bogus"],
       ["-x", "80-10.0.0.2:70000", "-s", "10.0.0.3"],
       ["-x", "80-10.0.0.2:80", "-s", "10.0.0.3", "-r", "0"],
+      ["-x", "80-10.0.0.2:80", "-s", "10.0.0.3", "--offline", "f.pcap", "-T", "x"],
+      ["-x", "80-10.0.0.2:80", "-s", "10.0.0.3", "-I", "100"],
     ]
   ) {
     const r = await tcpcopy(args);

@@ -125,7 +125,18 @@ Deno.test("usage errors: one line naming the flag, the value and what is expecte
     [[...BASE, "-o", "eth1"], /-o\/--out-interface 'eth1': link-layer send needs --next-hop-mac/],
     [[...BASE, "--next-hop-mac", "02:00:00:00:00:02"], /only used with -o/],
     [[...BASE, "-o", "eth1", "--next-hop-mac", "zz"], /--next-hop-mac 'zz'/],
-    [[...BASE, "--offline", "f.pcap"], /--offline: offline replay is not available/],
+    [[...BASE, "--offline", ""], /--offline '': expected the path of a pcap or pcapng file/],
+    [[...BASE, "--offline", "f.pcap", "-a", "0"], /-a\/--accelerate '0': expected a number > 0/],
+    [[...BASE, "--offline", "f.pcap", "-a", "x"], /-a\/--accelerate 'x'/],
+    [[...BASE, "--offline", "f.pcap", "--skip-gap=-5"], /-I\/--skip-gap .-5.: expected a whole/],
+    [[...BASE, "--offline", "f.pcap", "-I", "1.5"], /-I\/--skip-gap '1.5'/],
+    [[...BASE, "--offline", "f.pcap", "-T", "0"], /-T\/--repeat '0': expected a whole number/],
+    [[...BASE, "--offline", "f.pcap", "-i", "eth0"], /-i\/--interface 'eth0': not used with --/],
+    [[...BASE, "--offline", "f.pcap", "-F", "tcp"], /-F\/--filter 'tcp': not used with --off/],
+    [[...BASE, "-a", "10"], /-a\/--accelerate '10': only used with --offline FILE/],
+    [[...BASE, "-T", "3"], /-T\/--repeat '3': only used with --offline FILE/],
+    [[...BASE, "--interval", "3"], /unknown flag '--interval'/],
+    [[...BASE, "--times", "3"], /unknown flag '--times'/],
     [[...BASE, "-x"], /-x, --transfer <value>' argument missing/],
     [[...BASE, "-g=1"], /./],
     [[...BASE, "-F", " "], /-F\/--filter ' '/],
@@ -136,6 +147,29 @@ Deno.test("usage errors: one line naming the flag, the value and what is expecte
     assert.match(message, /^tcpcopy: /);
     assert.match(message, re, args.join(" "));
   }
+});
+
+Deno.test("offline flags: --offline FILE with -a, -I, -T; live capture when absent", () => {
+  assert.equal(run(BASE).offline, null);
+  assert.deepEqual(run([...BASE, "--offline", "/tmp/rec.pcap"]).offline, {
+    file: "/tmp/rec.pcap",
+    accelerate: DEFAULTS.accelerate,
+    skipGapMs: DEFAULTS.skipGapMs,
+    repeat: DEFAULTS.repeat,
+  });
+  const c = run([...BASE, "--offline", "rec.pcapng", "-a", "2.5", "-I", "500", "-T", "3"]);
+  assert.deepEqual(c.offline, { file: "rec.pcapng", accelerate: 2.5, skipGapMs: 500, repeat: 3 });
+  const long = run([
+    ...BASE,
+    "--offline=r.pcap",
+    "--accelerate",
+    "0.5",
+    "--skip-gap",
+    "0",
+    "--repeat",
+    "1",
+  ]);
+  assert.deepEqual(long.offline, { file: "r.pcap", accelerate: 0.5, skipGapMs: 0, repeat: 1 });
 });
 
 Deno.test("help, version and doctor are recognised", () => {
