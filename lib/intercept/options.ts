@@ -8,7 +8,15 @@ import { DEFAULT_TUNNEL_PORT } from "../tunnel/server.ts";
 
 /** Where replies are read from. */
 export type CaptureMode =
-  | { kind: "nfqueue"; ports: number[]; queueNum: number; queueMaxLen: number; pass: Uint8Array[] }
+  | {
+    kind: "nfqueue";
+    ports: number[];
+    queueNum: number;
+    queueMaxLen: number;
+    pass: Uint8Array[];
+    /** Wait this long after a wake-up before reading, to read more packets per wake-up. */
+    coalesceMs: number;
+  }
   | { kind: "pcap"; device: string; filter: string };
 
 /** The validated configuration. */
@@ -45,6 +53,8 @@ Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   -x, --pass IPS        reply destinations let through (real users) -x 192.0.2.10,2001:db8::7
   --queue-num N         NFQUEUE number 0..65535 (default ${DEFAULT_QUEUE_NUM})   --queue-num 7
   --queue-maxlen N      kernel queue length (default 8192)         --queue-maxlen 65536
+  --coalesce-ms N       wait N ms after a wake-up to batch reads, 0..10 (default 1,
+                        0 with -x so real users' replies are not held)  --coalesce-ms 0
 Capture, pcap mode:
   -i, --device DEV      capture device (default any)               -i eth0
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
@@ -67,6 +77,7 @@ const OPTIONS = {
   pass: { type: "string", short: "x", multiple: true },
   "queue-num": { type: "string" },
   "queue-maxlen": { type: "string" },
+  "coalesce-ms": { type: "string" },
   device: { type: "string", short: "i" },
   filter: { type: "string", short: "F" },
   "tunnel-port": { type: "string", short: "p" },
@@ -145,10 +156,11 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         pass,
         queueNum: int("--queue-num", v["queue-num"], 0, 65535, DEFAULT_QUEUE_NUM),
         queueMaxLen: int("--queue-maxlen", v["queue-maxlen"], 1, 1 << 24, 8192),
+        coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, pass.length ? 0 : 1),
       };
     } else {
       if (v.pass) throw new UsageError("-x works in NFQUEUE mode (--port) only");
-      if (v["queue-num"] || v["queue-maxlen"]) {
+      if (v["queue-num"] || v["queue-maxlen"] || v["coalesce-ms"]) {
         throw new UsageError("--queue-* need --port (NFQUEUE mode)");
       }
       if (!v.filter) {

@@ -93,7 +93,7 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         rules = undefined;
         throw new Error(err);
       }
-      source = openNfqueueSource(cfg.mode.queueNum, cfg.mode.queueMaxLen, cfg.maxPrefix);
+      source = openNfqueueSource(cfg.mode, cfg.maxPrefix);
       log.info(
         `NFQUEUE ${cfg.mode.queueNum}: replies from port(s) ${cfg.mode.ports.join(",")} ` +
           `(${

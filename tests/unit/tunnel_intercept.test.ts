@@ -31,6 +31,10 @@ Deno.test("options: both modes, defaults and C flags", () => {
   assert.deepEqual(a.config.mode.pass.map((b) => b.length), [4, 16]);
   assert.equal(a.config.tunnelPort, 4000);
   assert.equal(a.config.statsIntervalS, 5);
+  assert.equal(a.config.mode.coalesceMs, 0, "no holding back real users' replies");
+  const c = parseInterceptArgs(["--port", "80"]);
+  assert.ok(c.action === "run" && c.config.mode.kind === "nfqueue");
+  assert.equal(c.config.mode.coalesceMs, 1);
   const b = parseInterceptArgs([
     "-i",
     "eth0",
@@ -55,6 +59,7 @@ Deno.test("options: bad values name the flag, the value and what is expected", (
     [["--port", "80,http"], /--port "http"/],
     [["--port", "80", "-x", "1.2.3"], /-x "1\.2\.3": expected an IPv4 or IPv6 address/],
     [["--port", "80", "--queue-num", "70000"], /--queue-num "70000"/],
+    [["--port", "80", "--coalesce-ms", "11"], /--coalesce-ms "11": expected an integer 0\.\.10/],
     [["--port", "80", "-F", "tcp"], /cannot be combined/],
     [["-i", "eth0"], /-F missing/],
     [[], /no capture mode/],
