@@ -68,6 +68,8 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         passed,
         notIp: source?.notIp ?? 0,
         peers: server.peersConnected,
+        accepted: server.counters.accepted,
+        rejected: server.counters.rejected,
         routes: server.dispatcher.routes.size,
         kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
         verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
@@ -77,7 +79,9 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       startMs,
       final,
     );
-    Deno.stdout.writeSync(enc.encode(jsonLine(rec)));
+    try {
+      Deno.stdout.writeSync(enc.encode(jsonLine(rec)));
+    } catch { /* stdout closed: stats are best effort */ }
   };
 
   try {

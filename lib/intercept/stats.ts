@@ -25,6 +25,9 @@ export interface InterceptSnapshot {
   /** Captured frames that were not IP (pcap mode). */
   notIp: number;
   peers: number;
+  /** Tunnel connections accepted / closed for garbage since the start. */
+  accepted: number;
+  rejected: number;
   routes: number;
   kernel: KernelCounters;
   verdicts: VerdictCounters;
@@ -58,7 +61,7 @@ export function interceptStatsRecord(
       delayed_flushed: d.delayedFlushed,
       passed: s.passed,
     },
-    peers: { connected: s.peers },
+    peers: { connected: s.peers, accepted: s.accepted, rejected: s.rejected },
     routes: s.routes,
     kernel: { ...s.kernel },
     verdicts: { ...s.verdicts },

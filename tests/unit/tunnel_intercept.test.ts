@@ -188,7 +188,7 @@ Deno.test("stats record has the documented shape and derived averages", () => {
     [1, 0, 1, 0],
   );
   assert.equal(back.replies.malformed, 1);
-  assert.deepEqual(back.peers, { connected: 3 });
+  assert.deepEqual(back.peers, { connected: 3, accepted: 5, rejected: 1 });
   assert.equal(back.routes, 4);
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });
   assert.deepEqual(back.verdicts, { accept: 8, drop: 9 });
