@@ -164,6 +164,8 @@ Deno.test("stats record has the documented shape and derived averages", () => {
       passed: 2,
       notIp: 1,
       peers: 3,
+      accepted: 5,
+      rejected: 1,
       routes: 4,
       kernel: { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 },
       verdicts: { accept: 8, drop: 9 },
