@@ -1,8 +1,10 @@
 /**
- * Capture cost at a fixed offered rate: CPU ns per packet and kernel drops of PcapCapture
- * (wait + drain) next to `tcpdump -w /dev/null` as the C baseline.
+ * Capture cost at a fixed offered rate: CPU ns per packet and kernel drops of PcapCapture and
+ * RingCapture (wait + drain, same run, same traffic) next to `tcpdump -w /dev/null` as the C
+ * baseline.
  *
  *   sudo deno run -A bench/io_capture.ts [--rate 100000] [--seconds 3] [--reps 3]
+ *     [--engines pcap,ring]
  *
  * Builds two namespaces joined by a veth pair; a generator (LinkSender, pinned to CPU0) sends
  * 118-byte TCP frames to a MAC nobody owns (the receiver drops them cheaply, as PACKET_OTHERHOST)
@@ -15,6 +17,7 @@ import { parseArgs } from "node:util";
 import process from "node:process";
 import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { PcapCapture } from "../lib/io/pcap.ts";
+import { RingCapture } from "../lib/io/ring.ts";
 import { LinkSender } from "../lib/io/link_send.ts";
 import { loadLibc } from "../lib/io/libc.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../lib/wire/build.ts";
@@ -60,9 +63,17 @@ function roleGen(device: string, rate: number, seconds: number): void {
   tx.close();
 }
 
+type Engine = "pcap" | "ring";
+
+function openEngine(engine: Engine, device: string, bufferSize: number) {
+  return engine === "ring"
+    ? RingCapture.openLive({ device, filter: "tcp", bufferSize })
+    : PcapCapture.openLive({ device, filter: "tcp", bufferSize });
+}
+
 /** Drain regime: the ring is filled first (capturer idle), then emptied as fast as possible. */
-async function roleDrain(device: string, expect: number): Promise<void> {
-  const cap = PcapCapture.openLive({ device, filter: "tcp", bufferSize: 256 << 20 });
+async function roleDrain(engine: Engine, device: string, expect: number): Promise<void> {
+  const cap = openEngine(engine, device, 256 << 20);
   console.log("ready");
   await Deno.stdin.read(new Uint8Array(16)); // "go": the generator has finished
   let count = 0, bytes = 0;
@@ -86,8 +97,13 @@ async function roleDrain(device: string, expect: number): Promise<void> {
 }
 
 /** Capturer: counts packets until `expect` seen or 1.5 s without traffic. */
-async function roleCap(device: string, expect: number, warm: number): Promise<void> {
-  const cap = PcapCapture.openLive({ device, filter: "tcp", bufferSize: 64 << 20 });
+async function roleCap(
+  engine: Engine,
+  device: string,
+  expect: number,
+  warm: number,
+): Promise<void> {
+  const cap = openEngine(engine, device, 64 << 20);
   let count = 0, bytes = 0, wakeups = 0;
   let warmCpu = 0, warmCount = 0, last = performance.now();
   const onPacket = (f: Uint8Array) => {
@@ -144,6 +160,9 @@ async function readLine(reader: ReadableStreamDefaultReader<string>, state: { bu
   }
 }
 
+const ENGINE_NAME: Record<Engine, string> = { pcap: "PcapCapture", ring: "RingCapture" };
+let ENGINES: Engine[] = ["pcap", "ring"];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -151,8 +170,10 @@ async function main(): Promise<void> {
       rate: { type: "string", default: "100000" },
       seconds: { type: "string", default: "3" },
       reps: { type: "string", default: "3" },
+      engines: { type: "string", default: "pcap,ring" },
     },
   });
+  ENGINES = values.engines.split(",").filter((e): e is Engine => e === "pcap" || e === "ring");
   const rate = Number(values.rate), seconds = Number(values.seconds), reps = Number(values.reps);
   const total = Math.round(rate * seconds);
   const env = new Cleanup();
@@ -170,25 +191,31 @@ async function main(): Promise<void> {
         timeoutMs: 60_000,
       });
     for (let rep = 0; rep < reps; rep++) {
-      // Deno PcapCapture
-      const cap = env.child(capNs.spawn(
-        ["taskset", "-c", "1", ...denoCmd(SELF, ["cap", ifB, String(total), String(rate)])],
-        { stdout: "piped" },
-      ));
-      const reader = cap.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      const st = { buf: "" };
-      if (await readLine(reader, st) !== "ready") throw new Error("capturer did not start");
-      const g = JSON.parse((await runGen()).stdout);
-      const r = JSON.parse(await readLine(reader, st));
-      await cap.status;
-      rows.push([
-        `deno PcapCapture (wait+drain), rep ${rep + 1}`,
-        `${Math.round(g.pps)}`,
-        `${r.count}/${g.sent}`,
-        `${r.stats.dropped}`,
-        r.nsPerPacket.toFixed(0),
-        (r.count / r.wakeups).toFixed(0),
-      ]);
+      for (const engine of ENGINES) {
+        const cap = env.child(capNs.spawn(
+          [
+            "taskset",
+            "-c",
+            "1",
+            ...denoCmd(SELF, ["cap", engine, ifB, String(total), String(rate)]),
+          ],
+          { stdout: "piped" },
+        ));
+        const reader = cap.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        const st = { buf: "" };
+        if (await readLine(reader, st) !== "ready") throw new Error("capturer did not start");
+        const g = JSON.parse((await runGen()).stdout);
+        const r = JSON.parse(await readLine(reader, st));
+        await cap.status;
+        rows.push([
+          `deno ${ENGINE_NAME[engine]} (wait+drain), rep ${rep + 1}`,
+          `${Math.round(g.pps)}`,
+          `${r.count}/${g.sent}`,
+          `${r.stats.dropped}`,
+          r.nsPerPacket.toFixed(0),
+          (r.count / r.wakeups).toFixed(0),
+        ]);
+      }
       // C baseline: tcpdump -w /dev/null
       const td = env.child(capNs.spawn(
         ["taskset", "-c", "1", "tcpdump", "-i", ifB, "-B", "65536", "-n", "-w", "/dev/null", "tcp"],
@@ -218,32 +245,34 @@ async function main(): Promise<void> {
     }
     // drain regime: 500 k packets queued in a 256 MiB ring first, then read at full speed
     for (let rep = 0; rep < reps; rep++) {
-      const n = 500_000;
-      const cap = env.child(capNs.spawn(
-        ["taskset", "-c", "1", ...denoCmd(SELF, ["drain", ifB, String(n)])],
-        { stdout: "piped", stdin: "piped" },
-      ));
-      const reader = cap.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      const st = { buf: "" };
-      if (await readLine(reader, st) !== "ready") throw new Error("capturer did not start");
-      const g = JSON.parse(
-        (await gen.exec(["taskset", "-c", "0", ...denoCmd(SELF, ["gen", ifA, "0", "0.5"])], {
-          timeoutMs: 60_000,
-        })).stdout,
-      );
-      const go = cap.stdin.getWriter();
-      await go.write(new TextEncoder().encode("go\n"));
-      await go.close();
-      const r = JSON.parse(await readLine(reader, st));
-      await cap.status;
-      rows.push([
-        `deno drain of a full ring (max rate), rep ${rep + 1}`,
-        `${Math.round(g.pps)} (burst)`,
-        `${r.count}/${g.sent}`,
-        `${r.stats.dropped}`,
-        r.nsPerPacket.toFixed(0),
-        `${Math.round(r.pps)} pps`,
-      ]);
+      for (const engine of ENGINES) {
+        const n = 500_000;
+        const cap = env.child(capNs.spawn(
+          ["taskset", "-c", "1", ...denoCmd(SELF, ["drain", engine, ifB, String(n)])],
+          { stdout: "piped", stdin: "piped" },
+        ));
+        const reader = cap.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        const st = { buf: "" };
+        if (await readLine(reader, st) !== "ready") throw new Error("capturer did not start");
+        const g = JSON.parse(
+          (await gen.exec(["taskset", "-c", "0", ...denoCmd(SELF, ["gen", ifA, "0", "0.5"])], {
+            timeoutMs: 60_000,
+          })).stdout,
+        );
+        const go = cap.stdin.getWriter();
+        await go.write(new TextEncoder().encode("go\n"));
+        await go.close();
+        const r = JSON.parse(await readLine(reader, st));
+        await cap.status;
+        rows.push([
+          `deno ${ENGINE_NAME[engine]} drain of a full ring, rep ${rep + 1}`,
+          `${Math.round(g.pps)} (burst)`,
+          `${r.count}/${g.sent}`,
+          `${r.stats.dropped}`,
+          r.nsPerPacket.toFixed(0),
+          `${Math.round(r.pps)} pps`,
+        ]);
+      }
     }
   } finally {
     await env.run();
@@ -259,7 +288,7 @@ async function main(): Promise<void> {
 if (import.meta.main) {
   const [role, ...a] = Deno.args;
   if (role === "gen") roleGen(a[0], Number(a[1]), Number(a[2]));
-  else if (role === "cap") await roleCap(a[0], Number(a[1]), Number(a[2]));
-  else if (role === "drain") await roleDrain(a[0], Number(a[1]));
+  else if (role === "cap") await roleCap(a[0] as Engine, a[1], Number(a[2]), Number(a[3]));
+  else if (role === "drain") await roleDrain(a[0] as Engine, a[1], Number(a[2]));
   else await main();
 }
