@@ -112,16 +112,23 @@ export class TunnelClient {
   }
 
   /**
-   * Connects every connection once. Rejects if nothing could be connected and lonely mode is
-   * off; in lonely mode the failed ones keep retrying in the background.
+   * Connects every connection once and, when extensions are requested, waits up to
+   * `ackWaitMs` (default 500 ms) for the intercepts' answers, so that IPv6 routes can be
+   * registered right away (a C intercept never answers: it costs that wait once). Rejects if
+   * nothing could be connected and lonely mode is off; in lonely mode the failed ones keep
+   * retrying in the background.
    */
-  static async connect(opts: TunnelClientOptions): Promise<TunnelClient> {
+  static async connect(opts: TunnelClientOptions, ackWaitMs = 500): Promise<TunnelClient> {
     const c = new TunnelClient(opts);
     await Promise.all(c.#links.flat().map((l) => c.#open(l, false)));
     if (c.connected === 0 && !c.#opts.lonely) {
       await c.close();
       const list = opts.servers.map((s) => `${s.hostname}:${s.port ?? DEFAULT_TUNNEL_PORT}`);
       throw new Error(`cannot connect to any intercept (${list.join(", ")})`);
+    }
+    const end = performance.now() + (c.#opts.caps ? ackWaitMs : 0);
+    while (c.#links.flat().some((l) => l.conn && l.caps === 0) && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
     }
     return c;
   }
