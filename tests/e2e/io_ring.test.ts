@@ -36,6 +36,7 @@ const unhex = (s: string) => new Uint8Array(s.match(/../g)?.map((h) => parseInt(
 interface CaptureResult {
   engine: string;
   direction: string;
+  error: { kind: string; message: string } | null;
   frames: string[];
   linkType: number;
   stats: { received: number; dropped: number };
@@ -74,6 +75,12 @@ async function startCapture(env: Cleanup, ns: Netns, spec: CaptureSpec) {
   assert.equal(await nextLine(), "ready");
   return {
     child,
+    /** The role's report once it ended on its own. */
+    result: async (): Promise<CaptureResult> => {
+      const res = JSON.parse(await nextLine());
+      await child.status;
+      return res;
+    },
     /** Stops the role with SIGTERM (after the last block was retired) and returns its report. */
     stop: async (): Promise<CaptureResult & { signalToExitMs: number }> => {
       await new Promise((r) => setTimeout(r, 300)); // > 10 ms block timeout: all handed over
@@ -293,6 +300,22 @@ function lineReader(stream: ReadableStream<Uint8Array>) {
 }
 
 Deno.test({
+  name: "ring: the device going down ends the capture with a device error",
+  ignore: !isRoot(),
+  fn: () =>
+    withNetns(async (env) => {
+      const { b, ifB } = await twoHosts(env, "10.234.0.1", "10.234.0.2");
+      const cap = await startCapture(env, b, { engine: "ring", device: ifB, filter: "tcp" });
+      await b.exec(["ip", "link", "set", ifB, "down"]);
+      const t0 = performance.now();
+      const res = await cap.result();
+      assert.ok(performance.now() - t0 < 2000, "reported within 2 s");
+      assert.equal(res.error?.kind, "device");
+      assert.match(res.error?.message ?? "", new RegExp(`"${ifB}".*went down`));
+    }),
+});
+
+Deno.test({
   name: "errors: unknown device and bad filter (same kinds and wording as PcapCapture)",
   ignore: !isRoot(),
   fn: () => {
@@ -355,14 +378,21 @@ async function roleCapture(spec: CaptureSpec): Promise<void> {
   const frames: string[] = [];
   const deadline = performance.now() + 20_000;
   console.log("ready");
-  while (frames.length < count && performance.now() < deadline) {
-    if (!await cap.wait(deadline - performance.now())) break;
-    cap.drain((f) => frames.push(hex(f)), count - frames.length);
+  let error: { kind: string; message: string } | null = null;
+  try {
+    while (frames.length < count && performance.now() < deadline) {
+      if (!await cap.wait(deadline - performance.now())) break;
+      cap.drain((f) => frames.push(hex(f)), count - frames.length);
+    }
+  } catch (e) {
+    if (!(e instanceof IoError)) throw e;
+    error = { kind: e.kind, message: e.message };
   }
   const stopMs = stopAt === 0 ? 0 : performance.now() - stopAt;
   const report = {
     engine: cap.engine,
     direction: cap.direction,
+    error,
     frames,
     linkType: cap.linkType,
     stats: cap.stats(),
