@@ -144,7 +144,10 @@ export class TunnelClient {
     return l ? l.caps : 0;
   }
 
-  /** Registers a route on every connected intercept; false if no intercept took it. */
+  /**
+   * Registers a route on every connected intercept; false if no intercept took it (or the
+   * two endpoints are not both IPv4 or both IPv6).
+   */
   addRoute(client: Endpoint, target: Endpoint): boolean {
     const ok = this.#sendRoute("add", client, target);
     if (ok) this.counters.routesAdded++;
@@ -162,6 +165,8 @@ export class TunnelClient {
   #sendRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): boolean {
     let any = false;
     const v6 = client.addr.length === 16;
+    const len = client.addr.length;
+    if ((len !== 4 && len !== 16) || target.addr.length !== len) return false;
     const msg = encodeRoute(kind, client, target);
     const start = spread(client, target);
     for (const links of this.#links) {

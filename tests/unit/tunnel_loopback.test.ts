@@ -90,6 +90,8 @@ Deno.test("our client and server: extensions, two clients each get only their ow
     server.reply(segment({ src: t6, dst: c6, sport: 443, dport: 7000, flags: F.SYN | F.ACK }));
     await until(() => got[1].length === 4, 3000, "IPv6 reply");
     assert.equal(got[1][3][0] >> 4, 6);
+    assert.equal(clients[0].addRoute(ep(c6, 1), ep(T, 80)), false, "mixed families refused");
+    assert.equal(clients[0].counters.routeFailures, 1);
     // explicit deletion
     assert.ok(clients[0].delRoute(ep(C[0], 5000), ep(T, 80)));
     await until(() => server.dispatcher.routes.size === 6, 3000, "route deletion");
