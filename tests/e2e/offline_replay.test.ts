@@ -186,6 +186,9 @@ Deno.test({
           `[${name}] exit=${r.code} replay=${r.replayMs} ms target=${got.length} ` +
             `expected=${online.length * times} offline=${JSON.stringify(last.offline)}`,
         );
+        for (const l of r.log.split("\n")) {
+          if (/\] (offline replay of|sessions:|requests:)/.test(l)) console.log(`  ${l.slice(25)}`);
+        }
         assert.equal(r.code, 0, r.log);
         const want = Array.from({ length: times }, () => online).flat().sort();
         assert.deepEqual(got, want, `${name}: target requests differ from the online ones`);
