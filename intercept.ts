@@ -5,6 +5,7 @@
 import { versionLine } from "./lib/version.ts";
 import { HELP, parseInterceptArgs } from "./lib/intercept/options.ts";
 import { runIntercept } from "./lib/intercept/run.ts";
+import { runDoctor } from "./lib/doctor/doctor.ts";
 
 /** Runs the program with its command-line arguments (build.sh entry files call this). */
 export async function main(args: string[]): Promise<void> {
@@ -22,6 +23,16 @@ export async function main(args: string[]): Promise<void> {
       console.error(`intercept: ${parsed.message}`);
       Deno.exit(2);
       break;
+    case "doctor": {
+      const r = parsed.request;
+      const code = await runDoctor(
+        "intercept",
+        { devices: r.devices, ports: r.ports, intercepts: [] },
+        { json: r.json, assistant: r.assistant },
+      );
+      Deno.exit(code);
+      break;
+    }
     case "run":
       Deno.exit(await runIntercept(parsed.config));
   }

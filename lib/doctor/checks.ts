@@ -9,6 +9,8 @@
  * @module
  */
 
+import { findConflict, RULE_TAG_PREFIX } from "../intercept/rules.ts";
+
 /** Outcome of one check. */
 export interface Verdict {
   id: string;
@@ -146,7 +148,11 @@ export function checkOffload(role: Role, facts: HostFacts): Verdict[] {
   );
 }
 
-/** NFQUEUE rules: intercept installs them itself; a foreign rule on the same port conflicts. */
+/**
+ * NFQUEUE rules: intercept installs its own, tagged ones at start and refuses to start when
+ * another rule already handles replies from its port (the same test as intercept's own, see
+ * lib/intercept/rules.ts).
+ */
 export function checkQueueRules(facts: HostFacts): Verdict[] {
   if (facts.iptablesOutput === undefined) {
     return [{
@@ -156,25 +162,25 @@ export function checkQueueRules(facts: HostFacts): Verdict[] {
       fix: "apt-get install iptables (intercept installs its NFQUEUE rules with it)",
     }];
   }
+  const own = facts.iptablesOutput.filter((l) => l.includes(RULE_TAG_PREFIX));
+  const foreign = facts.iptablesOutput.filter((l) => !l.includes(RULE_TAG_PREFIX)).join("\n");
   return facts.ports.map((port) => {
-    const rules = facts.iptablesOutput!.filter((l) =>
-      new RegExp(`--sport ${port}\\b`).test(l) && /-j (NFQUEUE|QUEUE|DROP)/.test(l)
-    );
-    const foreign = rules.filter((l) => !/tcpcopy-intercept/.test(l));
-    if (foreign.length > 0) {
+    const conflict = findConflict(foreign, [port], -1);
+    if (conflict !== undefined) {
       return {
         id: `nfqueue:${port}`,
         status: "fail",
         summary: `a rule not made by intercept already handles replies from port ${port}: ` +
-          foreign[0],
-        fix: `remove it: iptables ${foreign[0].replace(/^-A /, "-D ")}`,
+          conflict,
+        fix: `remove it: iptables ${conflict.replace(/^-A /, "-D ")}`,
       };
     }
+    const running = findConflict(own.join("\n"), [port], -1) !== undefined;
     return {
       id: `nfqueue:${port}`,
       status: "pass",
-      summary: rules.length > 0
-        ? `intercept's NFQUEUE rule for port ${port} is installed`
+      summary: running
+        ? `intercept's NFQUEUE rule for port ${port} is installed (intercept is running)`
         : `no conflicting rule for port ${port} (intercept installs its own at start)`,
     };
   });

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { parseIp } from "../wire/addr.ts";
 import { DEFAULT_TUNNEL_PORT } from "../tunnel/server.ts";
+import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
 
 /** Where replies are read from. */
 export type CaptureMode =
@@ -29,12 +30,24 @@ export interface InterceptConfig {
   maxPrefix: number;
   batch: number;
   routeTtlS: number;
+  /** --metrics: serve Prometheus text on http://host:port/metrics. */
+  metrics?: MetricsAddress;
+}
+
+/** `intercept doctor`: what to check. */
+export interface DoctorRequest {
+  json: boolean;
+  ports: number[];
+  devices: string[];
+  /** pcap mode on an assistant host (-F given): ip_forward must be 0, no NFQUEUE rules. */
+  assistant: boolean;
 }
 
 /** Outcome of parsing: run, print something and exit 0, or a usage error. */
 export type ParsedArgs =
   | { action: "run"; config: InterceptConfig }
   | { action: "help" | "version" }
+  | { action: "doctor"; request: DoctorRequest }
   | { action: "error"; message: string };
 
 /** Default NFQUEUE number (the tunnel port, so it rarely meets another user of queue 0). */
@@ -47,6 +60,7 @@ export const HELP =
 Usage (pick one capture mode):
   intercept --port 8080[,8081] [-x IP,...]   on the target: NFQUEUE on the OUTPUT chain
   intercept -i DEV -F FILTER                 on an assistant host: libpcap capture
+  intercept doctor [--json] [--port P] [-i DEV -F FILTER]   check this host's set-up
 
 Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   --port PORTS          target ports whose replies are taken       --port 8080,8443
@@ -68,6 +82,8 @@ Output:
   -l, --log FILE        log file instead of stderr                 -l /var/log/intercept.log
   --stats-interval S    JSON stats line on stdout every S s (default 5, 0 = only at exit)
                                                                    --stats-interval 30
+  --metrics [HOST:]PORT Prometheus text on http://HOST:PORT/metrics (host default
+                        127.0.0.1)                                  --metrics 9121
   -v, --version         print the version                          -v
   -h, --help            this text                                  -h
 `;
@@ -87,6 +103,7 @@ const OPTIONS = {
   "route-ttl": { type: "string" },
   log: { type: "string", short: "l" },
   "stats-interval": { type: "string" },
+  metrics: { type: "string" },
   version: { type: "boolean", short: "v" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -111,8 +128,46 @@ function list(values: string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(",")).map((s) => s.trim());
 }
 
+/** Parses `intercept doctor ...`: the capture-mode flags of a run, all optional. */
+function parseDoctorArgs(args: string[]): ParsedArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        json: { type: "boolean" },
+        port: { type: "string", multiple: true },
+        device: { type: "string", short: "i" },
+        filter: { type: "string", short: "F" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0];
+    return { action: "error", message: `doctor: ${msg} (accepted: --json, --port, -i, -F)` };
+  }
+  const v = parsed.values;
+  try {
+    const ports = list(v.port).map((p) => int("--port", p, 1, 65535, 0));
+    return {
+      action: "doctor",
+      request: {
+        json: v.json === true,
+        ports,
+        devices: v.device ? [v.device] : [],
+        assistant: v.filter !== undefined || v.device !== undefined,
+      },
+    };
+  } catch (e) {
+    if (e instanceof UsageError) return { action: "error", message: `doctor: ${e.message}` };
+    throw e;
+  }
+}
+
 /** Parses intercept's arguments. Never throws. */
 export function parseInterceptArgs(args: string[]): ParsedArgs {
+  if (args[0] === "doctor") return parseDoctorArgs(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
@@ -176,6 +231,12 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
       throw new UsageError(`-b ${JSON.stringify(bind)}: expected an IPv4 or IPv6 address`);
     }
     if (v.log === "") throw new UsageError(`-l "": expected a file name`);
+    let metrics: MetricsAddress | undefined;
+    if (v.metrics !== undefined) {
+      const m = parseMetricsAddress(v.metrics);
+      if ("error" in m) throw new UsageError(m.error);
+      metrics = m;
+    }
     return {
       action: "run",
       config: {
@@ -187,6 +248,7 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         maxPrefix: int("--max-prefix", v["max-prefix"], 0, 1024, 128),
         batch: int("-n", v.batch, 1, 16, 16),
         routeTtlS: int("--route-ttl", v["route-ttl"], 1, 86400 * 7, 660),
+        metrics,
       },
     };
   } catch (e) {

@@ -12,7 +12,9 @@ import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
 import { NfqueueRules } from "./rules.ts";
 import type { ReplySource } from "./source.ts";
-import { interceptStatsRecord } from "./stats.ts";
+import { INTERCEPT_SCHEMA, interceptStatsRecord } from "./stats.ts";
+import { renderPrometheus } from "../stats/prometheus.ts";
+import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 
 /** Runs until a signal or a fatal error; returns the exit code. */
 export async function runIntercept(cfg: InterceptConfig): Promise<number> {
@@ -61,8 +63,8 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   let code = 0;
   const stopSignals: [Deno.Signal, () => void][] = [];
   let statsTimer: ReturnType<typeof setInterval> | undefined;
-  const printStats = (final: boolean) => {
-    const rec = interceptStatsRecord(
+  const record = (final: boolean) =>
+    interceptStatsRecord(
       {
         dispatch: server.dispatcher.counters,
         passed,
@@ -79,12 +81,18 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       startMs,
       final,
     );
+  const printStats = (final: boolean) => {
     try {
-      Deno.stdout.writeSync(enc.encode(jsonLine(rec)));
+      Deno.stdout.writeSync(enc.encode(jsonLine(record(final))));
     } catch { /* stdout closed: stats are best effort */ }
   };
 
+  let metrics: MetricsServer | undefined;
   try {
+    if (cfg.metrics) {
+      metrics = serveMetrics(cfg.metrics, () => renderPrometheus(record(false), INTERCEPT_SCHEMA));
+      log.info(`metrics on http://${cfg.metrics.hostname}:${metrics.port}/metrics`);
+    }
     if (cfg.mode.kind === "pcap") {
       source = new PcapSource(cfg.mode.device, cfg.mode.filter, cfg.maxPrefix);
       log.info(`capturing replies on ${cfg.mode.device} with filter "${cfg.mode.filter}"`);
@@ -130,6 +138,7 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     code = fatal((e as Error).message);
   } finally {
     if (statsTimer !== undefined) clearInterval(statsTimer);
+    await metrics?.close();
     for (const [sig, h] of stopSignals) Deno.removeSignalListener(sig, h);
     if (rules) { for (const err of await rules.remove()) log.error(`rule removal failed: ${err}`); }
     await server.close();

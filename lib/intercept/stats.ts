@@ -3,6 +3,7 @@
  * seconds and once at exit (`final: true`). Field names are stable; tooling parses them.
  */
 import type { DispatchCounters } from "../tunnel/dispatch.ts";
+import type { PrometheusSchema } from "../stats/prometheus.ts";
 
 /** Counters of the capture back-end. */
 export interface KernelCounters {
@@ -71,3 +72,33 @@ export function interceptStatsRecord(
     },
   };
 }
+
+/** How intercept's record is rendered for `--metrics` (see lib/stats/prometheus.ts). */
+export const INTERCEPT_SCHEMA: PrometheusSchema = {
+  prefix: "intercept",
+  skip: new Set(["type", "program", "ts", "final"]),
+  gauges: new Set(["uptime_s", "peers_connected", "routes", "batches_avg_size"]),
+  labelled: { verdicts: "verdict" },
+  help: {
+    uptime_s: "Seconds since intercept started.",
+    replies_seen: "Target replies captured.",
+    replies_forwarded: "Reply headers sent to a tcpcopy.",
+    replies_dropped_no_route: "Replies for which no tcpcopy registered a route.",
+    replies_dropped_queue_full: "Replies dropped because a tcpcopy's queue was full.",
+    replies_dropped_unsupported: "Replies a peer cannot receive (IPv6 to a C tcpcopy).",
+    replies_malformed: "Captured packets that were not valid IP/TCP.",
+    replies_delayed: "Replies held until their route was registered.",
+    replies_delayed_flushed: "Held replies sent once their route arrived.",
+    replies_passed: "Replies let through by the pass-list.",
+    peers_connected: "Tunnel connections currently up.",
+    peers_accepted: "Tunnel connections accepted.",
+    peers_rejected: "Tunnel connections closed for protocol errors.",
+    routes: "Routes currently registered.",
+    kernel_pcap_drops: "Packets dropped by the kernel before capture (pcap mode).",
+    kernel_nfq_queue_dropped: "Packets dropped because the NFQUEUE was full.",
+    kernel_nfq_user_dropped: "Packets dropped because the netlink socket buffer was full.",
+    verdicts: "NFQUEUE verdicts given, by verdict.",
+    batches_count: "Tunnel writes (batches of reply headers).",
+    batches_avg_size: "Average reply headers per tunnel write.",
+  },
+};

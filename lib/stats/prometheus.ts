@@ -100,7 +100,7 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
   const family = (path: string, samples: string[]) => {
     const gauge = schema.gauges.has(path);
     const name = `${schema.prefix}_${sanitize(path)}${gauge ? "" : "_total"}`;
-    const help = schema.help[path] ?? `tcpcopy ${path.replace(/_/g, " ")}.`;
+    const help = schema.help[path] ?? `${schema.prefix} ${path.replace(/_/g, " ")}.`;
     out.push(`# HELP ${name} ${escapeHelp(help)}`);
     out.push(`# TYPE ${name} ${gauge ? "gauge" : "counter"}`);
     for (const s of samples) out.push(`${name}${s}`);

@@ -58,6 +58,16 @@ Deno.test("doctor: a foreign NFQUEUE rule on the port conflicts; intercept's own
   const own = "-A OUTPUT -p tcp -m tcp --sport 80 -m comment --comment tcpcopy-intercept-1 " +
     "-j NFQUEUE --queue-num 1";
   const foreign = "-A OUTPUT -p tcp -m tcp --sport 80 -j DROP";
+  // Any rule on the port conflicts, as intercept itself judges it (even an ACCEPT).
+  const accept = "-A OUTPUT -p tcp -m tcp --sport 80 -j ACCEPT";
+  assert.equal(
+    byId("intercept", facts({ ports: [80], iptablesOutput: [accept] }))["nfqueue:80"].status,
+    "fail",
+  );
+  assert.equal(
+    byId("intercept", facts({ ports: [81], iptablesOutput: [accept] }))["nfqueue:81"].status,
+    "pass",
+  );
   assert.equal(
     byId("intercept", facts({ ports: [80], iptablesOutput: ["-P OUTPUT ACCEPT", own] }))[
       "nfqueue:80"

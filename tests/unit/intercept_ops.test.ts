@@ -1,0 +1,67 @@
+/** intercept's operator features: `doctor` arguments, --metrics, Prometheus rendering. */
+import assert from "node:assert/strict";
+import { parseInterceptArgs } from "../../lib/intercept/options.ts";
+import { INTERCEPT_SCHEMA, interceptStatsRecord } from "../../lib/intercept/stats.ts";
+import { renderPrometheus } from "../../lib/stats/prometheus.ts";
+import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
+
+Deno.test("intercept doctor: mode flags are optional; -F means an assistant host", () => {
+  const a = parseInterceptArgs(["doctor", "--port", "80,8080", "--json"]);
+  assert.deepEqual(a, {
+    action: "doctor",
+    request: { json: true, ports: [80, 8080], devices: [], assistant: false },
+  });
+  const b = parseInterceptArgs(["doctor", "-i", "eth0", "-F", "tcp and src port 80"]);
+  assert.ok(b.action === "doctor" && b.request.assistant && b.request.devices[0] === "eth0");
+  const c = parseInterceptArgs(["doctor", "--port", "70000"]);
+  assert.ok(c.action === "error");
+  assert.match(c.message, /^doctor: --port "70000": expected an integer 1\.\.65535$/);
+  const d = parseInterceptArgs(["doctor", "--bogus"]);
+  assert.ok(d.action === "error" && /accepted: --json, --port, -i, -F/.test(d.message));
+});
+
+Deno.test("intercept --metrics: address parsed, bad values are one line", () => {
+  const ok = parseInterceptArgs(["--port", "80", "--metrics", "0.0.0.0:9121"]);
+  assert.ok(ok.action === "run");
+  assert.deepEqual(ok.config.metrics, { hostname: "0.0.0.0", port: 9121 });
+  const none = parseInterceptArgs(["--port", "80"]);
+  assert.ok(none.action === "run" && none.config.metrics === undefined);
+  const bad = parseInterceptArgs(["--port", "80", "--metrics", "x:0"]);
+  assert.ok(bad.action === "error");
+  assert.match(bad.message, /^--metrics "x:0": expected \[host:\]port/);
+});
+
+Deno.test("intercept stats render as Prometheus counters and gauges with HELP lines", () => {
+  const dispatch = new Dispatcher();
+  const rec = interceptStatsRecord(
+    {
+      dispatch: dispatch.counters,
+      passed: 3,
+      notIp: 0,
+      peers: 2,
+      accepted: 4,
+      rejected: 1,
+      routes: 7,
+      kernel: { pcap_drops: 0, nfq_queue_dropped: 5, nfq_user_dropped: 0 },
+      verdicts: { accept: 3, drop: 11 },
+      batches: { frames: 4, records: 10 },
+    },
+    10_000,
+    0,
+    false,
+  );
+  const text = renderPrometheus(rec, INTERCEPT_SCHEMA);
+  assert.match(text, /^# HELP intercept_replies_passed_total Replies let through by the/m);
+  assert.match(text, /^# TYPE intercept_replies_passed_total counter$/m);
+  assert.match(text, /^intercept_replies_passed_total 3$/m);
+  assert.match(text, /^# TYPE intercept_peers_connected gauge$/m);
+  assert.match(text, /^intercept_peers_connected 2$/m);
+  assert.match(text, /^intercept_routes 7$/m);
+  assert.match(text, /^intercept_verdicts_total\{verdict="drop"\} 11$/m);
+  assert.match(text, /^intercept_kernel_nfq_queue_dropped_total 5$/m);
+  assert.match(text, /^intercept_batches_avg_size 2\.5$/m);
+  assert.doesNotMatch(text, /\bts\b|program|final/);
+  for (const line of text.trimEnd().split("\n")) {
+    assert.match(line, /^(# (HELP|TYPE) intercept_\w+ .+|intercept_\w+(\{[^}]*\})? [0-9.e+-]+)$/);
+  }
+});
