@@ -27,6 +27,8 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
   skip: new Set(["type", "program", "ts", "final"]),
   gauges: new Set([
     "uptime_s",
+    "offline_pass",
+    "offline_passes",
     "sessions_active",
     "queued_bytes",
     "intercept_servers",
