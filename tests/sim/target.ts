@@ -7,6 +7,10 @@
  * "\n"). Misbehaviour is configurable: greeting first, slow or short answers, RST in the
  * middle of a response, early FIN (keep-alive timeout), zero window, dropped segments.
  * The simulator only reorders nothing and never loses replies unless told to.
+ *
+ * With `http` set, the application speaks HTTP/1.x instead: a request is a header block up
+ * to an empty line plus `Content-Length` bytes of body (pipelining works), and the answer's
+ * length comes from `http.answerLength` (e.g. what the online server sent for that request).
  */
 
 import type { Endpoint, OutSegment, ReplySegment, SegmentOptions } from "../../lib/engine/mod.ts";
@@ -46,6 +50,17 @@ export interface TargetBehaviour {
   delayedAckMs?: number;
   /** ISN generator seed. */
   seed?: number;
+  /** Speak HTTP/1.x instead of the line protocol (see the module comment). */
+  http?: HttpBehaviour;
+}
+
+/** The HTTP application of the simulated target. */
+export interface HttpBehaviour {
+  /**
+   * Bytes to answer the `index`-th request (0-based) of connection `conn` ("addr|port" of the
+   * client) with; `head` is the request's header block. Default 200.
+   */
+  answerLength?: (conn: string, index: number, head: string) => number;
 }
 
 /** A request as the application received it. */
@@ -92,6 +107,8 @@ interface Conn {
   greeted: boolean;
   pendingAnswers: { at: number; id: number; len: number }[];
   firstByteAt?: number;
+  /** HTTP requests parsed on this connection. */
+  httpRequests: number;
 }
 
 /** The simulated server; feed it engine output with {@link receive}, run {@link tick}. */
@@ -100,7 +117,9 @@ export class SimTarget {
   /** Every connection ever accepted, in order, with its delivered byte stream. */
   readonly accepted: SimConn[] = [];
   readonly requests: AppRequest[] = [];
-  readonly b: Required<Omit<TargetBehaviour, "noAnswerIds" | "dropInbound">> & TargetBehaviour;
+  readonly b:
+    & Required<Omit<TargetBehaviour, "noAnswerIds" | "dropInbound" | "http">>
+    & TargetBehaviour;
   inboundData = 0;
   synsSeen = 0;
   resetsReceived = 0;
@@ -272,6 +291,7 @@ export class SimTarget {
       finSent: false,
       greeted: false,
       pendingAnswers: [],
+      httpRequests: 0,
     };
     this.conns.set(key, c);
     this.sendSynAck(c, now);
@@ -329,8 +349,9 @@ export class SimTarget {
       c.readPos += u.n;
       if (before === 0 && this.window(c) > 0) this.sendAckNow(c, now); // window update
     }
+    if (this.b.http) this.parseHttp(c, this.b.http, now);
     let nl: number;
-    while ((nl = c.lineBuf.indexOf("\n")) >= 0) {
+    while (!this.b.http && (nl = c.lineBuf.indexOf("\n")) >= 0) {
       const line = c.lineBuf.slice(0, nl);
       c.lineBuf = c.lineBuf.slice(nl + 1);
       const m = /^REQ (\d+) (\d+)/.exec(line);
@@ -350,6 +371,25 @@ export class SimTarget {
       }
     }
     this.flush(c, now);
+  }
+
+  /** Complete HTTP requests in the receive buffer become requests with answers. */
+  private parseHttp(c: Conn, http: HttpBehaviour, now: number): void {
+    for (;;) {
+      const end = c.lineBuf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = c.lineBuf.slice(0, end);
+      const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+      const total = end + 4 + (m ? Number(m[1]) : 0);
+      if (c.lineBuf.length < total) return;
+      c.lineBuf = c.lineBuf.slice(total);
+      const eol = head.indexOf("\r\n");
+      const id = this.requests.length;
+      this.requests.push({ conn: c.key, id, line: eol < 0 ? head : head.slice(0, eol), at: now });
+      const len = http.answerLength?.(c.key, c.httpRequests, head) ?? 200;
+      c.httpRequests++;
+      c.pendingAnswers.push({ at: now + this.b.answerDelayMs, id, len });
+    }
   }
 
   private flush(c: Conn, now: number): void {
