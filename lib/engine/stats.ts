@@ -44,9 +44,12 @@ export interface EngineStats {
     synthesized: number;
   };
   /**
-   * A request is a run of client payload between two turns (same online ACK value).
+   * A request is a turn: a run of in-order client payload sent with the same online ACK,
+   * i.e. without the client having received anything new from the online server in between
+   * (lib/engine/README.md, "What a request is"). Requests the client pipelined count once
+   * per batch; a request sent after part of the previous answer counts on its own.
    * `sent`: its first byte went to the target; `answered`: the target acknowledged all of
-   * it and sent response bytes after it.
+   * it and sent response bytes after it (before the next request was released).
    */
   requests: { captured: number; sent: number; answered: number };
   lost: LostStats;

@@ -272,6 +272,14 @@ export function verifyReplay(cases: ReplayCase[], sc: Scenario): void {
       );
     }
   }
+  // A request, for the engine's counters, is a turn (see lib/engine/README.md).
+  let turns = 0, answered = 0;
+  for (const c of cases) {
+    const t = onlineTurns(c.segments, c.conn.replies);
+    turns += t.turns;
+    answered += t.answered;
+  }
+  assert.deepEqual(st.requests, { captured: turns, sent: turns, answered });
   assert.equal(st.sessions.active, 0);
   assert.equal(st.queued_bytes, 0);
 }
@@ -291,4 +299,34 @@ export function pipelinedRequests(c: ReplayCase): Set<number> {
     if (ackAt(starts[i]) === ackAt(starts[i - 1])) out.add(i);
   }
   return out;
+}
+
+/**
+ * Turns of a recorded client stream, computed from the capture alone: runs of in-order
+ * client payload that carry the same online ACK (a pipelined batch is one turn, an HTTP
+ * request whose body followed an early answer is two). A turn was answered online when the
+ * server sent payload beyond the turn's ACK.
+ */
+export function onlineTurns(
+  segs: CapturedSegment[],
+  replies: CapturedSegment[],
+): { turns: number; answered: number } {
+  const data = segs.filter((s) => s.payload.length > 0);
+  if (data.length === 0) return { turns: 0, answered: 0 };
+  const ordered = [...data].sort((a, b) => (a.seq - b.seq) | 0);
+  const acks: number[] = [];
+  let next = ordered[0].seq;
+  for (const s of ordered) {
+    const end = (s.seq + s.payload.length) >>> 0;
+    if (((end - next) | 0) <= 0) continue; // retransmission
+    if (acks.length === 0 || ((s.ack - acks[acks.length - 1]) | 0) > 0) acks.push(s.ack);
+    next = end;
+  }
+  let answered = 0;
+  for (const a of acks) {
+    if (replies.some((r) => r.payload.length > 0 && ((r.seq + r.payload.length - a) | 0) > 0)) {
+      answered++;
+    }
+  }
+  return { turns: acks.length, answered };
 }

@@ -68,6 +68,38 @@ Deno.test("pipelined requests go out together, the next turn waits for all answe
   assert.equal(totalLost(sc), 0);
 });
 
+Deno.test("a request sent after part of the previous answer is a request of its own", () => {
+  // Online, the client sent request 2 once it had 100 bytes of answer 1: its ACK says so,
+  // so the two are separate requests (unlike a pipelined batch, which shares one ACK).
+  const ex = exchanges(3, 3000);
+  ex[0].pipelineWithNext = true;
+  const partly = (segs: CapturedSegment[]) =>
+    segs.map((x) => {
+      const line = new TextDecoder().decode(x.payload);
+      return line.startsWith("REQ 2 ") ? { ...x, ack: (x.ack + 100) >>> 0 } : x;
+    });
+  const { tr, sc, s } = run({ exchanges: ex }, {}, {}, partly);
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  assert.equal(s.requests.captured, 3);
+  assert.equal(s.requests.answered, 3);
+  const r = sc.target.requests;
+  // Request 2 waited for (part of) answer 1; request 3 for all of answer 2.
+  assert.ok(r[0].answeredAt !== undefined && r[1].at >= r[0].answeredAt);
+  assert.ok(r[2].at >= r[1].answerEndAt!);
+  assert.equal(totalLost(sc), 0);
+});
+
+Deno.test("a pipelined batch is one request: captured, sent and answered once", () => {
+  const ex = exchanges(4);
+  ex[0].pipelineWithNext = true;
+  ex[1].pipelineWithNext = true;
+  ex[2].pipelineWithNext = true;
+  const { tr, sc, s } = run({ exchanges: ex }, { answerDelayMs: 5 });
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  assert.equal(sc.target.requests.length, 4); // four application requests arrived...
+  assert.deepEqual(s.requests, { captured: 1, sent: 1, answered: 1 }); // ...as one turn
+});
+
 Deno.test("server speaks first: the request waits for the greeting", () => {
   const { tr, sc, s } = run({ greeting: 120 }, { greeting: 120, answerDelayMs: 0 });
   assert.deepEqual(sc.target.streams(), [tr.bytes]);
