@@ -176,7 +176,8 @@ export class Engine implements SessionHost {
     }
     if (flags & (FIN | RST)) flow.clientClosed = true;
     const data = len > 0 ? flow.slab.copy(seg.payload) : EMPTY;
-    const ss = flow.sessions;
+    // A session may end (and leave flow.sessions) while another one takes the segment.
+    const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
     for (let i = 0; i < ss.length; i++) {
       const s = ss[i];
       s.onCaptured(seg, data, nowMs);
@@ -457,10 +458,30 @@ export class Engine implements SessionHost {
   }
 
   /** @internal */
-  queued(s: Session, delta: number): void {
+  queued(_s: Session, delta: number): void {
     this.stats.queued_bytes += delta;
-    if (delta > 0 && this.stats.queued_bytes > this.config.maxMemoryBytes && !s.ended) {
-      s.end("memory", this.now);
+    if (delta > 0 && this.stats.queued_bytes > this.config.maxMemoryBytes) this.shed();
+  }
+
+  /**
+   * Over the global budget: end sessions (reason "memory") until the queued bytes fit again,
+   * always the one holding the most bytes, and among equals the one whose target has made
+   * no progress for the longest time. The session that happens to be growing is not
+   * singled out. One scan of the live sessions per victim; it only runs over the budget.
+   */
+  private shed(): void {
+    const st = this.stats;
+    while (st.queued_bytes > this.config.maxMemoryBytes) {
+      let victim: Session | undefined;
+      for (const s of this.sessions.values()) {
+        if (s.ended || s.queuedBytes === 0) continue;
+        if (
+          victim === undefined || s.queuedBytes > victim.queuedBytes ||
+          (s.queuedBytes === victim.queuedBytes && s.lastProgressAt < victim.lastProgressAt)
+        ) victim = s;
+      }
+      if (victim === undefined) return;
+      victim.end("memory", this.now);
     }
   }
 }

@@ -142,6 +142,11 @@ export class Session {
     return this.state === ENDED;
   }
 
+  /** Last time the target acknowledged client data or sent response bytes. */
+  get lastProgressAt(): number {
+    return Math.max(this.lastAckAdvanceAt, this.lastReplyDataAt);
+  }
+
   /** Bytes of response the target has sent on this connection (its FIN counts one). */
   get targetReceived(): number {
     return this.state === ESTABLISHED ? seqSub(this.rcvNxt, seqAdd(this.irs, 1)) : 0;

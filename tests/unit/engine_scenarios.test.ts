@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { CapturedSegment } from "../../lib/engine/mod.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { Exchange, OnlineConn } from "../sim/online.ts";
-import { onlineConnection } from "../sim/online.ts";
+import { mergeTraces, onlineConnection } from "../sim/online.ts";
 import type { TargetBehaviour } from "../sim/target.ts";
 
 const client = { addr: "192.0.2.10", port: 40000 };
@@ -321,4 +321,70 @@ Deno.test("per-session memory cap drops the session with a reason", () => {
   assert.ok(s.lost.queue_overflow >= 1, JSON.stringify(s.lost));
   assert.ok(sc.events.some((e) => e.reason === "queue_overflow"));
   assert.equal(s.queued_bytes, 0);
+});
+
+Deno.test("global memory cap sheds the session holding the most bytes, not the growing one", () => {
+  // A queues two large requests behind a slow answer; later B's small requests push the
+  // total over the budget. A is shed (reason "memory"), B is replayed in full.
+  const a = onlineConnection(conn({
+    client: { addr: "192.0.2.10", port: 40001 },
+    exchanges: exchanges(3, 100, { pad: 5000 }),
+  }));
+  const b = onlineConnection(conn({
+    client: { addr: "192.0.2.11", port: 40002 },
+    start: 1010,
+    exchanges: exchanges(3, 100, { pad: 500 }),
+  }));
+  const sc = new Scenario({ maxMemoryBytes: 10_300 }, { answerDelayMs: 5000 });
+  sc.feed(mergeTraces([a, b]));
+  sc.run(120_000);
+  const s = sc.engine.stats;
+  const shed = sc.events.filter((e) => e.reason === "memory");
+  assert.equal(shed.length, 1, JSON.stringify(sc.events));
+  assert.equal(shed[0].client.port, 40001);
+  assert.ok(s.lost.memory >= 1, JSON.stringify(s.lost));
+  const bConn = sc.target.accepted.filter((c) => c.client.port === 40002);
+  assert.equal(bConn.length, 1);
+  assert.equal(new TextDecoder().decode(new Uint8Array(bConn[0].stream)), b.bytes);
+  assert.equal(s.queued_bytes, 0);
+  assert.equal(s.sessions.active, 0);
+});
+
+Deno.test("global memory cap: among equal sessions the one stalled longest goes first", () => {
+  // Two connections queue the same number of bytes behind slow answers; the target last
+  // made progress on the first one earlier. A third, small connection overflows the budget.
+  const mk = (port: number, start: number, pad: number) =>
+    onlineConnection(conn({
+      client: { addr: "192.0.2.20", port },
+      start,
+      exchanges: exchanges(2, 100, { pad }),
+    }));
+  const one = mk(41001, 1000, 3000), two = mk(41002, 1005, 3000), three = mk(41003, 1020, 200);
+  const sc = new Scenario({ maxMemoryBytes: 6200 }, { answerDelayMs: 4000, delayedAckMs: 1 });
+  sc.feed(mergeTraces([one, two, three]));
+  sc.run(120_000);
+  const shed = sc.events.filter((e) => e.reason === "memory").map((e) => e.client.port);
+  assert.deepEqual(shed, [41001]);
+  const rest = sc.target.accepted.filter((c) => c.client.port !== 41001);
+  assert.deepEqual(
+    rest.map((c) => new TextDecoder().decode(new Uint8Array(c.stream))),
+    [two.bytes, three.bytes],
+  );
+  assert.equal(sc.engine.stats.queued_bytes, 0);
+});
+
+Deno.test("global memory cap with copies: shedding one copy mid-segment leaves the other whole", () => {
+  const tr = onlineConnection(conn({ exchanges: exchanges(3, 100, { pad: 3000 }) }));
+  // Each copy holds up to three 3 KB requests (the first until fully acknowledged, two more
+  // behind its slow answer): one copy fits in the budget, two do not.
+  const sc = new Scenario({ maxMemoryBytes: 10_000, copies: 2 }, { answerDelayMs: 2000 });
+  sc.feed(tr.segments);
+  sc.run(120_000);
+  const shed = sc.events.filter((e) => e.reason === "memory");
+  assert.equal(shed.length, 1, JSON.stringify(sc.events));
+  const kept = sc.target.accepted.filter((c) => c.client.port !== shed[0].client.port);
+  assert.equal(kept.length, 1);
+  assert.equal(new TextDecoder().decode(new Uint8Array(kept[0].stream)), tr.bytes);
+  assert.equal(sc.engine.stats.queued_bytes, 0);
+  assert.equal(sc.engine.stats.sessions.active, 0);
 });
