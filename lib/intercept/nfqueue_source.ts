@@ -5,7 +5,7 @@
  * payload prefix a peer may be granted.
  */
 import { NfQueue, Verdict } from "../io/nfqueue.ts";
-import type { ReplyHandler, ReplySource } from "./source.ts";
+import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
 /** An NFQUEUE reply source. */
@@ -15,7 +15,7 @@ class NfqueueSource implements ReplySource {
 
   constructor(readonly queue: NfQueue, readonly coalesceMs: number) {}
 
-  async run(onReply: ReplyHandler): Promise<void> {
+  async run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
     const q = this.queue;
     const handle = (_id: number, payload: Uint8Array) =>
       onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
@@ -23,7 +23,12 @@ class NfqueueSource implements ReplySource {
       // verdicts are DROP for everything routed: holding the first packet a moment costs
       // nothing and lets one wake-up (tens of µs in Deno) serve many packets
       if (this.coalesceMs > 0) await new Promise((r) => setTimeout(r, this.coalesceMs));
-      q.drain(handle);
+      cycle.begin();
+      try {
+        q.drain(handle);
+      } finally {
+        cycle.end();
+      }
     }
   }
 

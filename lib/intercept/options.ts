@@ -67,8 +67,8 @@ Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   -x, --pass IPS        reply destinations let through (real users) -x 192.0.2.10,2001:db8::7
   --queue-num N         NFQUEUE number 0..65535 (default ${DEFAULT_QUEUE_NUM})   --queue-num 7
   --queue-maxlen N      kernel queue length (default 8192)         --queue-maxlen 65536
-  --coalesce-ms N       wait N ms after a wake-up to batch reads, 0..10 (default 1,
-                        0 with -x so real users' replies are not held)  --coalesce-ms 0
+  --coalesce-ms N       wait N ms after a wake-up to read more packets per wake-up, 0..10
+                        (default 0: each reply's header is sent at once) --coalesce-ms 1
 Capture, pcap mode:
   -i, --device DEV      capture device (default any)               -i eth0
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
@@ -211,7 +211,7 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         pass,
         queueNum: int("--queue-num", v["queue-num"], 0, 65535, DEFAULT_QUEUE_NUM),
         queueMaxLen: int("--queue-maxlen", v["queue-maxlen"], 1, 1 << 24, 8192),
-        coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, pass.length ? 0 : 1),
+        coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, 0),
       };
     } else {
       if (v.pass) throw new UsageError("-x works in NFQUEUE mode (--port) only");

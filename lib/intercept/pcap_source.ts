@@ -5,7 +5,7 @@
  */
 import { PcapCapture } from "../io/pcap.ts";
 import { ipOffsetOf } from "../wire/link.ts";
-import type { ReplyHandler, ReplySource } from "./source.ts";
+import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
 /** Headers plus the largest payload prefix a peer may be granted. */
@@ -31,7 +31,7 @@ export class PcapSource implements ReplySource {
     });
   }
 
-  async run(onReply: ReplyHandler): Promise<void> {
+  async run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
     const cap = this.#cap;
     const link = cap.linkType;
     const handle = (frame: Uint8Array) => {
@@ -39,7 +39,14 @@ export class PcapSource implements ReplySource {
       if (typeof off === "number") onReply(frame.subarray(off));
       else this.notIp++;
     };
-    while (!this.#stopped && await cap.wait(200)) cap.drain(handle);
+    while (!this.#stopped && await cap.wait(200)) {
+      cycle.begin();
+      try {
+        cap.drain(handle);
+      } finally {
+        cycle.end();
+      }
+    }
   }
 
   stop(): void {

@@ -133,7 +133,7 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       }
       server.reply(ip);
       return false;
-    });
+    }, { begin: () => server.beginCycle(), end: () => server.endCycle() });
   } catch (e) {
     code = fatal((e as Error).message);
   } finally {

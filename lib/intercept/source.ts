@@ -8,10 +8,22 @@ import type { KernelCounters, VerdictCounters } from "./stats.ts";
 /** Handler of one captured reply; returns true to let the packet through (NFQUEUE only). */
 export type ReplyHandler = (ip: Uint8Array) => boolean;
 
+/**
+ * Brackets each drain of the capture queue (one wake-up): replies handled between `begin()`
+ * and `end()` may be held and written together at `end()`.
+ */
+export interface DrainCycle {
+  begin(): void;
+  end(): void;
+}
+
+/** A DrainCycle that does nothing. */
+export const NO_CYCLE: DrainCycle = { begin() {}, end() {} };
+
 /** A capture back-end. */
 export interface ReplySource {
   /** Reads replies until stop(); rejects on a capture failure. */
-  run(onReply: ReplyHandler): Promise<void>;
+  run(onReply: ReplyHandler, cycle?: DrainCycle): Promise<void>;
   /** Makes run() return soon; safe from a signal handler. */
   stop(): void;
   /** Releases native resources (after run() returned). */

@@ -5,6 +5,12 @@
  * its 4-tuple. Writes are asynchronous with a bounded queue per connection, so a slow or
  * dead tcpcopy never stalls the others. A peer sending garbage is disconnected with a
  * logged reason.
+ *
+ * Latency: the capture source brackets each drain of its queue with `beginCycle()` and
+ * `endCycle()`; at `endCycle()` every connection that got replies closes its open frame and
+ * starts one write. A drain at a high rate returns many packets, so frames stay full; at a
+ * low rate nothing is held back. The flush deadline (`flushMs`) only applies to replies
+ * routed outside a cycle.
  */
 import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
@@ -69,6 +75,8 @@ export class TunnelConnection {
   readonly openedAt: number;
   writing = false;
   closed = false;
+  /** Has replies routed in the current cycle (listed in the server's dirty list). */
+  dirty = false;
 
   constructor(readonly conn: Deno.TcpConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
@@ -109,6 +117,8 @@ export class TunnelServer {
   readonly #listener: Deno.TcpListener;
   readonly #conns = new Set<TunnelConnection>();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #inCycle = false;
+  readonly #dirty: TunnelConnection[] = [];
   #houseTimer: ReturnType<typeof setInterval>;
   #closing = false;
   #accepting: Promise<void>;
@@ -152,12 +162,41 @@ export class TunnelServer {
     return { frames, records };
   }
 
-  /** Routes one captured reply (bytes from the IP header). */
+  /**
+   * Routes one captured reply (bytes from the IP header). Inside a cycle it is written at
+   * `endCycle()`; outside one, when its frame fills up or at the flush deadline.
+   */
   reply(pkt: Uint8Array): void {
     const peer = this.dispatcher.reply(pkt, this.opts.now());
     if (!peer) return;
-    if (peer.batcher.hasOutput) this.#write(peer);
+    if (this.#inCycle) {
+      if (!peer.dirty) {
+        peer.dirty = true;
+        this.#dirty.push(peer);
+      }
+    } else if (peer.batcher.hasOutput) this.#write(peer);
     else if (this.#flushTimer === undefined) this.#armFlush();
+  }
+
+  /** Starts a capture cycle: replies routed until `endCycle()` are held, then written. */
+  beginCycle(): void {
+    this.#inCycle = true;
+  }
+
+  /**
+   * Ends a capture cycle: every connection that got replies since `beginCycle()` closes its
+   * open frame and starts one write (or adds to the write in flight).
+   */
+  endCycle(): void {
+    this.#inCycle = false;
+    const dirty = this.#dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const c = dirty[i];
+      c.dirty = false;
+      c.batcher.flush();
+      if (!c.writing) this.#write(c);
+    }
+    dirty.length = 0;
   }
 
   #armFlush(): void {
@@ -254,8 +293,9 @@ export class TunnelServer {
           break;
       }
     }
+    // delayed replies handed over by a CLIENT_ADD go out now: this read is their cycle
+    c.batcher.flush();
     if (c.batcher.hasOutput) this.#write(c);
-    else if (c.batcher.openRecords > 0 && this.#flushTimer === undefined) this.#armFlush();
     return error;
   }
 

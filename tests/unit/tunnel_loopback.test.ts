@@ -332,3 +332,66 @@ Deno.test("heartbeats: the client drops an intercept that stops answering, then 
     listener.close();
   }
 });
+
+Deno.test("capture cycles: replies are held until endCycle, then sent in frames of <= 16", async () => {
+  // a deadline far away: whatever arrives was sent by endCycle()
+  const server = TunnelServer.listen({
+    port: 0,
+    hostname: "127.0.0.1",
+    log: () => {},
+    flushMs: 60_000,
+  });
+  const peer = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await peer.write(encodeHello());
+    await peer.write(encodeRoute("add", ep([10, 0, 0, 1], 5000), ep(T, 80)));
+    await until(() => server.dispatcher.routes.size === 1, 3000, "route");
+    const N = 21;
+    server.beginCycle();
+    for (let i = 0; i < N; i++) {
+      server.reply(segment({ src: T, dst: [10, 0, 0, 1], sport: 80, dport: 5000, seq: 1000 + i }));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(server.counters.bytesOut, 0, "nothing written inside the cycle");
+    server.endCycle();
+    const frames = await readExactly(peer, 2 + 16 * 64 + 2 + 5 * 64);
+    assert.deepEqual([frames[0], frames[1]], [0, 16], "first frame full (C COMB_MAX_NUM)");
+    const second = 2 + 16 * 64;
+    assert.deepEqual([frames[second], frames[second + 1]], [0, N - 16], "rest in the second");
+    const seqs: number[] = [];
+    for (const [at, n] of [[2, 16], [second + 2, N - 16]]) {
+      for (let i = 0; i < n; i++) {
+        const r = new DataView(frames.buffer, at + i * 64);
+        seqs.push(r.getUint32(24));
+      }
+    }
+    assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => 1000 + i), "order kept");
+    assert.equal(server.batchTotals().records, N);
+  } finally {
+    peer.close();
+    await server.close();
+  }
+});
+
+Deno.test("outside a cycle a lone reply still goes out at the flush deadline", async () => {
+  const server = TunnelServer.listen({
+    port: 0,
+    hostname: "127.0.0.1",
+    log: () => {},
+    flushMs: 20,
+  });
+  const peer = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await peer.write(encodeHello());
+    await peer.write(encodeRoute("add", ep([10, 0, 0, 1], 5000), ep(T, 80)));
+    await until(() => server.dispatcher.routes.size === 1, 3000, "route");
+    server.reply(segment({ src: T, dst: [10, 0, 0, 1], sport: 80, dport: 5000, seq: 7 }));
+    assert.equal(server.counters.bytesOut, 0, "held for the deadline");
+    const frame = await readExactly(peer, 66);
+    assert.deepEqual([frame[0], frame[1]], [0, 1]);
+    assert.equal(new DataView(frame.buffer).getUint32(2 + 24), 7);
+  } finally {
+    peer.close();
+    await server.close();
+  }
+});
