@@ -162,10 +162,21 @@ console.log(
   `engine_bench workload: ${full.captured} captured + ${full.replies} replies = ${packets} packets per iteration; ${full.sent} packets sent; us/packet = time/iter / ${packets}`,
 );
 
-Deno.bench(`engine only: recorded keep-alive + short mix (${packets} packets)`, () => {
-  engineOnly(full.inputs);
+// Many iterations after a long warm-up: the VM is shared, single runs vary a lot.
+Deno.bench({
+  name: `engine only: recorded keep-alive + short mix (${packets} packets)`,
+  warmup: 30,
+  n: 150,
+  fn: () => {
+    engineOnly(full.inputs);
+  },
 });
 
-Deno.bench(`engine + responder: keep-alive + short mix (${packets} packets)`, () => {
-  replay(mix, false);
+Deno.bench({
+  name: `engine + responder: keep-alive + short mix (${packets} packets)`,
+  warmup: 30,
+  n: 150,
+  fn: () => {
+    replay(mix, false);
+  },
 });
