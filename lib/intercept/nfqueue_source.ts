@@ -8,6 +8,17 @@ import { NfQueue, Verdict } from "../io/nfqueue.ts";
 import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
+/** Packets in one drain that mean "busy": the next drain follows a sleep, not a poll. */
+export const BUSY_DRAIN = 4;
+
+/**
+ * How to wait before the next drain, given how many packets the last one returned: a sleep
+ * of `coalesceMs` when busy and coalescing is on, else -1 (poll: wake on the next packet).
+ */
+export function sleepBeforeDrain(lastDrained: number, coalesceMs: number): number {
+  return coalesceMs > 0 && lastDrained >= BUSY_DRAIN ? coalesceMs : -1;
+}
+
 /** An NFQUEUE reply source. */
 class NfqueueSource implements ReplySource {
   notIp = 0;
@@ -15,20 +26,29 @@ class NfqueueSource implements ReplySource {
 
   constructor(readonly queue: NfQueue, readonly coalesceMs: number) {}
 
+  /**
+   * Waits for packets and drains them, one cycle per drain. An awaited poll() costs a
+   * hand-off to a helper thread and back (the dearest part of a wake-up in Deno), so under
+   * load, when a drain returned at least {@link BUSY_DRAIN} packets, the next drain comes
+   * after a `coalesceMs` sleep instead, without polling; the first drain that finds fewer
+   * goes back to polling. A lone reply is never held.
+   */
   async run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
     const q = this.queue;
     const handle = (_id: number, payload: Uint8Array) =>
       onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
-    while (!this.#stopped && await q.wait(200)) {
-      // verdicts are DROP for everything routed: holding the first packet a moment costs
-      // nothing and lets one wake-up (tens of µs in Deno) serve many packets
-      if (this.coalesceMs > 0) await new Promise((r) => setTimeout(r, this.coalesceMs));
+    let sleepMs = -1;
+    while (!this.#stopped) {
+      if (sleepMs > 0) await new Promise((r) => setTimeout(r, sleepMs));
+      else if (!await q.wait(200)) break;
+      let n = 0;
       cycle.begin();
       try {
-        q.drain(handle);
+        n = q.drain(handle);
       } finally {
         cycle.end();
       }
+      sleepMs = sleepBeforeDrain(n, this.coalesceMs);
     }
   }
 

@@ -15,7 +15,7 @@ export type CaptureMode =
     queueNum: number;
     queueMaxLen: number;
     pass: Uint8Array[];
-    /** Wait this long after a wake-up before reading, to read more packets per wake-up. */
+    /** Under load, sleep this long between reads instead of polling (0 = always poll). */
     coalesceMs: number;
   }
   | { kind: "pcap"; device: string; filter: string };
@@ -67,8 +67,9 @@ Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   -x, --pass IPS        reply destinations let through (real users) -x 192.0.2.10,2001:db8::7
   --queue-num N         NFQUEUE number 0..65535 (default ${DEFAULT_QUEUE_NUM})   --queue-num 7
   --queue-maxlen N      kernel queue length (default 8192)         --queue-maxlen 65536
-  --coalesce-ms N       wait N ms after a wake-up to read more packets per wake-up, 0..10
-                        (default 0: each reply's header is sent at once) --coalesce-ms 1
+  --coalesce-ms N       under load (a read of 4+ replies) sleep N ms before the next read
+                        instead of polling: less CPU, up to N ms more delay, 0..10
+                        (default 0: every reply's header leaves at once) --coalesce-ms 1
 Capture, pcap mode:
   -i, --device DEV      capture device (default any)               -i eth0
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'

@@ -9,6 +9,7 @@ import {
   ruleSpec,
 } from "../../lib/intercept/rules.ts";
 import { PassList } from "../../lib/intercept/pass_list.ts";
+import { BUSY_DRAIN, sleepBeforeDrain } from "../../lib/intercept/nfqueue_source.ts";
 import { interceptStatsRecord } from "../../lib/intercept/stats.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
 import { segment } from "../../lib/tunnel/fixtures.ts";
@@ -220,4 +221,13 @@ Deno.test("rules: native nft output rules conflict by sport (sets, ranges) and q
     undefined,
     "input-chain rule and other queues ignored",
   );
+});
+
+Deno.test("NFQUEUE source: poll after a small drain; sleep only when busy and coalescing", () => {
+  assert.equal(sleepBeforeDrain(1, 0), -1, "default: always poll");
+  assert.equal(sleepBeforeDrain(500, 0), -1, "even when busy");
+  assert.equal(sleepBeforeDrain(0, 2), -1, "a lone or no reply is never held");
+  assert.equal(sleepBeforeDrain(BUSY_DRAIN - 1, 2), -1);
+  assert.equal(sleepBeforeDrain(BUSY_DRAIN, 2), 2);
+  assert.equal(sleepBeforeDrain(64, 1), 1);
 });
