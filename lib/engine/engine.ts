@@ -416,6 +416,7 @@ export class Engine implements SessionHost {
     const flow = tag.flow;
     const i = flow.sessions.indexOf(s);
     if (i >= 0) flow.sessions.splice(i, 1);
+    if (flow.sessions.length === 0) flow.slab.release();
     if (flow.sessions.length === 0 && this.isCurrent(flow)) {
       this.retire(flow, now + (flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs));
     }
@@ -458,9 +459,11 @@ export class Engine implements SessionHost {
   }
 
   /** @internal */
-  queued(_s: Session, delta: number): void {
+  queued(s: Session, delta: number): void {
     this.stats.queued_bytes += delta;
-    if (delta > 0 && this.stats.queued_bytes > this.config.maxMemoryBytes) this.shed();
+    if (delta > 0) {
+      if (this.stats.queued_bytes > this.config.maxMemoryBytes) this.shed();
+    } else if (s.queuedBytes === 0) (s.tag as SessionTag).flow.slab.trim();
   }
 
   /**

@@ -7,7 +7,9 @@
  * one original connection, so a view only keeps its own connection's bytes alive; they
  * start small (a short connection pays for one small buffer) and double up to
  * {@link SLAB_MAX} as the connection keeps sending. A payload too large for a slab gets a
- * buffer of its own.
+ * buffer of its own. The engine trims a connection's slab whenever it holds no queued bytes
+ * (an idle connection keeps at most {@link SLAB_MIN} bytes) and drops it when the last replay
+ * of the connection ends. Forgetting a buffer never invalidates the views handed out.
  *
  * Views are made with the `Uint8Array(buffer, offset, length)` constructor: in V8 it is
  * several times cheaper than `subarray`, which looks up the species constructor.
@@ -39,6 +41,23 @@ export class Slab {
     buf.set(src, at);
     this.off = at + n;
     return new Uint8Array(buf.buffer, at, n);
+  }
+
+  /** Forget a current buffer larger than {@link SLAB_MIN}; the next slabs start small again. */
+  trim(): void {
+    if (this.buf !== undefined && this.buf.length > SLAB_MIN) this.buf = undefined;
+    this.nextSize = SLAB_MIN;
+  }
+
+  /** Forget the current buffer. */
+  release(): void {
+    this.buf = undefined;
+    this.nextSize = SLAB_MIN;
+  }
+
+  /** Bytes of the current buffer (0 when there is none). */
+  get capacity(): number {
+    return this.buf?.length ?? 0;
   }
 }
 

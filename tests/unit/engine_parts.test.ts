@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TupleAllocator, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, unit } from "../../lib/engine/hash.ts";
-import { Slab, SLAB_MAX, view } from "../../lib/engine/slab.ts";
+import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { ClientStream, CLOSE_FIN, DATA, DUPLICATE, OUT_OF_ORDER } from "../../lib/engine/stream.ts";
 
@@ -92,4 +92,23 @@ Deno.test("slab: copies are stable, separate and exact; large payloads stand alo
   const v = view(c, 10, 20);
   assert.equal(v.length, 10);
   assert.equal(v.byteOffset, 10);
+});
+
+Deno.test("slab: trim keeps small buffers only, release forgets; views stay valid", () => {
+  const s = new Slab();
+  const a = s.copy(new Uint8Array(100).fill(1));
+  assert.equal(s.capacity, SLAB_MIN);
+  s.trim(); // small: kept
+  assert.equal(s.capacity, SLAB_MIN);
+  const big: Uint8Array[] = [];
+  for (let i = 0; i < 8; i++) big.push(s.copy(new Uint8Array(3000).fill(2 + i)));
+  assert.ok(s.capacity > SLAB_MIN, `${s.capacity}`);
+  s.trim();
+  assert.equal(s.capacity, 0);
+  s.copy(new Uint8Array(10).fill(9));
+  assert.equal(s.capacity, SLAB_MIN); // starts small again
+  s.release();
+  assert.equal(s.capacity, 0);
+  assert.ok(a.every((b) => b === 1));
+  big.forEach((v, i) => assert.ok(v.every((b) => b === 2 + i)));
 });
