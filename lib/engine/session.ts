@@ -375,9 +375,13 @@ export class Session {
     this.tsOn = !this.synthesized && this.clientOpts.timestamp !== undefined &&
       o.timestamp !== undefined;
     if (this.tsOn && o.timestamp) this.lastTargetTsval = o.timestamp.tsval;
+    // MSS counts payload only; options ride in it too (RFC 6691), so a segment with the
+    // timestamp option (12 bytes with its NOPs) carries 12 bytes less.
+    const optionBytes = this.tsOn ? 12 : 0;
     this.effMss = Math.max(
       64,
-      Math.min(o.mss ?? 536, cfg.mtu - this.headerBytes(), this.synthesized ? cfg.mss : 65535),
+      Math.min(o.mss ?? 536, cfg.mtu - this.headerBytes(), this.synthesized ? cfg.mss : 65535) -
+        optionBytes,
     );
     this.sndUna = this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
     this.sndWnd = r.window;

@@ -388,3 +388,21 @@ Deno.test("global memory cap with copies: shedding one copy mid-segment leaves t
   assert.equal(sc.engine.stats.queued_bytes, 0);
   assert.equal(sc.engine.stats.sessions.active, 0);
 });
+
+Deno.test("segments fit the MTU with TCP options: MSS minus timestamp bytes (GRO-sized capture)", () => {
+  // The online capture holds 9000-byte super-packets (GRO); the target negotiates MSS 1460
+  // and timestamps, so every data segment carries at most 1460 - 12 payload bytes.
+  const { tr, sc } = run({
+    mss: 9000,
+    timestamps: true,
+    exchanges: exchanges(3, 300, { pad: 20_000 }),
+  });
+  const data = sc.sent.filter((p) => p.payload.length > 0);
+  assert.ok(data.length > 3 * 13, "every request is split");
+  for (const p of data) {
+    assert.ok(p.options.timestamp !== undefined);
+    assert.ok(p.payload.length <= 1448, `payload ${p.payload.length} > 1448`);
+  }
+  assert.equal(sc.target.streams().join(""), tr.bytes);
+  assert.equal(totalLost(sc), 0);
+});
