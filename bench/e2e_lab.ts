@@ -152,9 +152,16 @@ export async function startReplication(
   return rep;
 }
 
-/** The command line that runs tcpcopy from this checkout with `args`. */
+/**
+ * The command line that runs tcpcopy from this checkout with `args`. Extra deno flags (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from $TCPCOPY_DENO_FLAGS, space separated;
+ * $TCPCOPY_MAIN runs another main.ts (e.g. an older tree, for before/after comparisons).
+ */
 export function tcpcopyCmd(args: string[]): string[] {
-  return denoCmd(MAIN, args);
+  const cmd = denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args);
+  const flags = (Deno.env.get("TCPCOPY_DENO_FLAGS") ?? "").split(" ").filter((f) => f !== "");
+  cmd.splice(2, 0, ...flags); // after "deno run"
+  return cmd;
 }
 
 /** Reads a file, "" when it does not exist (yet). */

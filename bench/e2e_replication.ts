@@ -5,14 +5,22 @@
  * logs, the wall time the target needed, and the CPU microseconds per request of tcpcopy and
  * intercept (deltas of /proc/PID/stat over the workload, start-up excluded).
  *
- *   sudo deno run -A bench/e2e_replication.ts [--scale 1]
+ *   sudo deno run -A bench/e2e_replication.ts [--scale 1] [--only paced,burst,single,parallel]
+ *
+ * `--only` picks workloads by the last part of their path; `--rounds N` runs the list N times
+ * against the same tcpcopy (later rounds show the cost once the JIT has warmed up). To profile tcpcopy, set
+ * TCPCOPY_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof": tcpcopy is stopped with SIGINT at
+ * the end, so the profile is written. `--keep DIR` copies tcpcopy's stdout and stderr there
+ * (e.g. for `--v8-flags=--trace-deopt` output). `--perf DIR` records each workload with
+ * `perf record -g` into DIR/<workload>.data (add `--v8-flags=--perf-basic-prof` to
+ * TCPCOPY_DENO_FLAGS for JS names).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { ab, cpuSeconds } from "../tests/helpers/lab.ts";
-import { HTTP_PORT, served, settle, startReplication } from "./e2e_lab.ts";
+import { HTTP_PORT, served, settle, startReplication, stopTcpcopy } from "./e2e_lab.ts";
 
 interface Workload {
   name: string;
@@ -33,16 +41,29 @@ export interface Row {
   clientReqPerS: number;
   targetDoneS: number;
   tcpcopyUsPerReq: number;
+  /** The system-time part of tcpcopyUsPerReq. */
+  tcpcopySysUsPerReq: number;
+  /** Context switches of all tcpcopy threads per request (a proxy for wake-ups). */
+  tcpcopySwitchesPerReq: number;
+  /** tcpcopy CPU µs per request by thread name. */
+  tcpcopyThreads: Record<string, number>;
   interceptUsPerReq: number;
   c: string;
 }
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { scale: { type: "string", default: "1" } },
+  options: {
+    scale: { type: "string", default: "1" },
+    only: { type: "string", default: "" },
+    keep: { type: "string", default: "" },
+    perf: { type: "string", default: "" },
+    rounds: { type: "string", default: "1" },
+  },
   strict: true,
 });
 const scale = Number(values.scale);
+const only = values.only === "" ? null : new Set(values.only.split(","));
 
 const WORKLOADS: Workload[] = [
   {
@@ -79,6 +100,47 @@ const WORKLOADS: Workload[] = [
   },
 ];
 
+/** CPU seconds and context switches of a process, in total and per thread name. */
+interface Load {
+  user: number;
+  sys: number;
+  switches: number;
+  /** CPU seconds by thread name ("deno" is the JS thread; live threads only). */
+  threads: Record<string, number>;
+}
+
+/** Reads {@link Load} of `pid` from /proc. */
+async function processLoad(pid: number): Promise<Load> {
+  const read = (path: string) => Deno.readTextFile(path).catch(() => "");
+  const fields = (stat: string) => stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const f = fields(await read(`/proc/${pid}/stat`));
+  let switches = 0;
+  const threads: Record<string, number> = {};
+  try {
+    for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
+      const dir = `/proc/${pid}/task/${t.name}`;
+      const status = await read(`${dir}/status`);
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
+        switches += Number(m[1]);
+      }
+      const stat = await read(`${dir}/stat`);
+      const name = /\((.*)\)/.exec(stat)?.[1] ?? "?";
+      const tf = fields(stat);
+      threads[name] = (threads[name] ?? 0) + (Number(tf[11]) + Number(tf[12])) / 100;
+    }
+  } catch { /* exited */ }
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, switches, threads };
+}
+
+/** Per-thread-name CPU µs per request between two loads. */
+function threadUs(a: Load, b: Load, requests: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.threads)) {
+    out[k] = Math.round((v - (a.threads[k] ?? 0)) / requests * 1e6);
+  }
+  return out;
+}
+
 async function main(): Promise<Row[]> {
   if (!isRoot()) {
     console.error("e2e_replication: needs root (network namespaces, raw sockets)");
@@ -88,11 +150,33 @@ async function main(): Promise<Row[]> {
     const rep = await startReplication(env);
     const on = rep.online[0];
     const rows: Row[] = [];
-    for (const w of WORKLOADS) {
+    const rounds = Math.max(1, Number(values.rounds) || 1);
+    for (const w of Array.from({ length: rounds }, () => WORKLOADS).flat()) {
+      if (only !== null && !only.has(w.path.slice(1))) continue;
       const requests = Math.max(100, Math.round(w.requests * scale));
       const before = await served(rep.targetLog);
       const onlineBefore = await served(on.accessLog);
+      const load0 = await processLoad(on.tcpcopy.pid);
       const cpu0 = await cpuSeconds(on.tcpcopy.pid), icpu0 = await cpuSeconds(rep.intercept.pid);
+      let perf: Deno.ChildProcess | null = null;
+      if (values.perf !== "") {
+        perf = new Deno.Command("perf", {
+          args: [
+            "record",
+            "-q",
+            "-F",
+            "1999",
+            "-g",
+            "-p",
+            String(on.tcpcopy.pid),
+            "-o",
+            `${values.perf}/${w.path.slice(1)}.data`,
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await new Promise((r) => setTimeout(r, 300));
+      }
       const t0 = Date.now();
       const done = await ab(on.client, `http://${on.ip}:${HTTP_PORT}${w.path}`, {
         requests,
@@ -111,6 +195,11 @@ async function main(): Promise<Row[]> {
       const targetDoneS = (Date.now() - t0) / 1000;
       const cpu = (await cpuSeconds(on.tcpcopy.pid)) - cpu0;
       const icpu = (await cpuSeconds(rep.intercept.pid)) - icpu0;
+      const load = await processLoad(on.tcpcopy.pid);
+      if (perf !== null) {
+        perf.kill("SIGINT");
+        await perf.status;
+      }
       const row: Row = {
         name: w.name,
         online,
@@ -119,11 +208,19 @@ async function main(): Promise<Row[]> {
         clientReqPerS: Math.round(done / clientS),
         targetDoneS: Math.round(targetDoneS * 10) / 10,
         tcpcopyUsPerReq: Math.round(cpu / online * 1e6),
+        tcpcopySysUsPerReq: Math.round((load.sys - load0.sys) / online * 1e6),
+        tcpcopySwitchesPerReq: Math.round((load.switches - load0.switches) / online * 100) / 100,
+        tcpcopyThreads: threadUs(load0, load, online),
         interceptUsPerReq: Math.round(icpu / online * 1e6),
         c: w.c,
       };
       console.error(JSON.stringify(row));
       rows.push(row);
+    }
+    await stopTcpcopy(on.tcpcopy); // SIGINT: a clean exit (and a profile, when asked for)
+    if (values.keep !== "") {
+      await Deno.copyFile(on.tcpcopy.out, `${values.keep}/tcpcopy.out`);
+      await Deno.copyFile(on.tcpcopy.err, `${values.keep}/tcpcopy.err`);
     }
     return rows;
   });
@@ -132,13 +229,14 @@ async function main(): Promise<Row[]> {
 if (import.meta.main) {
   const rows = await main();
   console.log(
-    "| workload | online | target | loss | client req/s | target done after | tcpcopy µs CPU/req | intercept µs CPU/req | C 1.3 (issue) |",
+    "| workload | online | target | loss | client req/s | target done after | tcpcopy µs CPU/req (sys) | tcpcopy switches/req | intercept µs CPU/req | C 1.3 (issue) |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
       `| ${r.name} | ${r.online} | ${r.target} | ${(r.loss * 100).toFixed(2)}% | ` +
-        `${r.clientReqPerS} | ${r.targetDoneS} s | ${r.tcpcopyUsPerReq} | ` +
+        `${r.clientReqPerS} | ${r.targetDoneS} s | ${r.tcpcopyUsPerReq} (${r.tcpcopySysUsPerReq}) | ` +
+        `${r.tcpcopySwitchesPerReq} | ` +
         `${r.interceptUsPerReq} | ${r.c} |`,
     );
   }

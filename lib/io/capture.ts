@@ -6,9 +6,10 @@
  * - "pcap": {@link PcapCapture}, libpcap's own capture (the fallback when the ring cannot be set
  *   up, and the choice on other systems).
  *
- * Both deliver the same frames for the same device and filter, with one difference: the ring
- * leaves out packets this host sends (`direction: "in"`, the default), the pcap engine keeps
- * them; `direction` on the result says which applies.
+ * Both deliver the same frames for the same device and filter. The default choice leaves out
+ * packets this host sends (`direction: "in"`): the ring with PACKET_IGNORE_OUTGOING, the pcap
+ * fallback with `pcap_setdirection`. An explicitly chosen "pcap" engine keeps libpcap's own
+ * behaviour (both directions). `direction` on the result says which applies.
  *
  * ```ts
  * const cap = openCapture({ device: "eth0", filter: "tcp dst port 80" });
@@ -79,26 +80,18 @@ export interface OpenedCapture extends Capture {
  */
 export function openCapture(opts: CaptureOptions): OpenedCapture {
   const engine = opts.engine ?? (Deno.build.os === "linux" ? "ring" : "pcap");
-  if (engine === "pcap") return new Opened(openPcap(opts), "pcap", "inout");
+  if (engine === "pcap") {
+    return new Opened(PcapCapture.openLive({ ...opts, direction: "inout" }), "pcap", "inout");
+  }
   try {
     return new Opened(RingCapture.openLive(opts), "ring", opts.direction ?? "in");
   } catch (e) {
     const retry = opts.engine === undefined && e instanceof IoError &&
       (e.kind === "system" || e.kind === "device");
     if (!retry) throw e;
-    return new Opened(openPcap(opts), "pcap", "inout", e.message);
+    const pcap = PcapCapture.openLive({ ...opts, direction: opts.direction ?? "in" });
+    return new Opened(pcap, "pcap", pcap.direction, e.message);
   }
-}
-
-/**
- * PcapCapture keeps both directions whatever `direction` says. libpcap's `inbound` qualifier
- * is no substitute: it compiles to a kernel-only BPF extension (SKF_AD_PKTTYPE), and in our
- * test only 1 of 5 inbound packets came through with it (libpcap seems to also run the filter
- * in userland, where that load fails). `pcap_setdirection` would be the right call, but it
- * needs the handle private to pcap.ts. {@link OpenedCapture.direction} reports "inout".
- */
-function openPcap(opts: CaptureOptions): PcapCapture {
-  return PcapCapture.openLive(opts);
 }
 
 /** A capture tagged with its engine; forwards every call (once per wake-up, not per packet). */

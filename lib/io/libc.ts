@@ -61,6 +61,10 @@ export const LIBC_SYMBOLS = {
   ftell: { parameters: ["pointer"], result: "i64" },
   // int fseek(FILE *stream, long offset, int whence);
   fseek: { parameters: ["pointer", "i64", "i32"], result: "i32" },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  // int munmap(void *addr, size_t length);
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // void *dlopen(const char *filename, int flags);
   dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
   // void *dlsym(void *handle, const char *symbol);
@@ -92,6 +96,15 @@ export function errno(): number {
   }
   return errnoView.getInt32(0);
 }
+
+/** mmap protection and flags, and its failure value. */
+export const Mmap = {
+  PROT_READ: 1,
+  PROT_WRITE: 2,
+  MAP_SHARED: 1,
+  /** (void *)-1 */
+  MAP_FAILED: 0xffff_ffff_ffff_ffffn,
+} as const;
 
 /** Linux errno numbers used by lib/io. */
 export const Errno = {

@@ -20,6 +20,7 @@ import {
   ERRBUF_SIZE,
   loadPcap,
   type Pcap,
+  PcapDirection,
   pcapDumpAddress,
   pcapError,
   PcapStatus,
@@ -48,6 +49,11 @@ export interface LiveOptions {
   timeoutMs?: number;
   /** size of the in-memory savefile that one drain step fills (16 MiB) */
   drainBufferSize?: number;
+  /**
+   * "in": leave out packets this host sends (`pcap_setdirection(PCAP_D_IN)`); "inout": keep
+   * them. PcapCapture keeps both unless told otherwise; see {@link PcapCapture.direction}.
+   */
+  direction?: "in" | "inout";
 }
 
 /** Capture counters (pcap_stats). */
@@ -69,6 +75,13 @@ export class PcapCapture {
   readonly linkType: number;
   /** effective snaplen */
   readonly snaplen: number;
+  /**
+   * The packets delivered: "in" when `direction: "in"` was asked for and libpcap accepted it,
+   * else "inout" (also the packets this host sends).
+   */
+  readonly direction: "in" | "inout";
+  /** Why libpcap refused `direction: "in"` (its message), when it did. */
+  readonly directionError?: string;
   readonly #P: Pcap;
   readonly #p: Deno.PointerObject;
   readonly #waiter: FdWaiter;
@@ -85,8 +98,11 @@ export class PcapCapture {
     P: Pcap,
     p: Deno.PointerObject,
     drainBufferSize: number,
+    direction: { delivered: "in" | "inout"; error?: string },
   ) {
     const C = loadLibc();
+    this.direction = direction.delivered;
+    if (direction.error !== undefined) this.directionError = direction.error;
     this.#P = P;
     this.#p = p;
     this.linkType = P.pcap_datalink(p);
@@ -126,13 +142,16 @@ export class PcapCapture {
       const rc = P.pcap_activate(p);
       if (rc < 0) throw activationError(rc, opts.device, p);
       if (opts.filter !== undefined && opts.filter !== "") setFilter(P, p, opts.filter);
+      const direction = opts.direction === "in"
+        ? setDirectionIn(P, p)
+        : { delivered: "inout" as const };
       if (P.pcap_setnonblock(p, 1, errbuf) < 0) {
         throw new IoError("system", `pcap_setnonblock: ${fromCstr(errbuf)}`);
       }
       if (P.pcap_get_selectable_fd(p) < 0) {
         throw new IoError("device", `"${opts.device}" has no selectable descriptor`);
       }
-      return new PcapCapture(opts.device, P, p, opts.drainBufferSize ?? 16 << 20);
+      return new PcapCapture(opts.device, P, p, opts.drainBufferSize ?? 16 << 20, direction);
     } catch (e) {
       P.pcap_close(p);
       throw e;
@@ -221,6 +240,19 @@ function activationError(rc: number, device: string, p: Deno.PointerObject): IoE
     default:
       return new IoError("system", `cannot capture on "${device}": ${detail}`);
   }
+}
+
+/**
+ * Asks libpcap to deliver received packets only. On Linux it drops the packets the socket
+ * marks PACKET_OUTGOING in userland; a device or platform without support refuses, and the
+ * capture then keeps both directions (reported, never fatal).
+ */
+function setDirectionIn(
+  P: Pcap,
+  p: Deno.PointerObject,
+): { delivered: "in" | "inout"; error?: string } {
+  if (P.pcap_setdirection(p, PcapDirection.IN) === 0) return { delivered: "in" };
+  return { delivered: "inout", error: `pcap_setdirection: ${pcapError(p)}` };
 }
 
 function setFilter(P: Pcap, p: Deno.PointerObject, filter: string): void {

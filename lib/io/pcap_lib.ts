@@ -33,6 +33,8 @@ export const PCAP_SYMBOLS = {
   pcap_setfilter: { parameters: ["pointer", "buffer"], result: "i32" },
   // void pcap_freecode(struct bpf_program *fp);
   pcap_freecode: { parameters: ["buffer"], result: "void" },
+  // int pcap_setdirection(pcap_t *p, pcap_direction_t d);
+  pcap_setdirection: { parameters: ["pointer", "i32"], result: "i32" },
   // int pcap_setnonblock(pcap_t *p, int nonblock, char *errbuf);
   pcap_setnonblock: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   // int pcap_get_selectable_fd(pcap_t *p);
@@ -98,6 +100,9 @@ export const PcapStatus = {
   PROMISC_PERM_DENIED: -11,
   TSTAMP_PRECISION_NOTSUP: -12,
 } as const;
+
+/** pcap_direction_t (pcap/pcap.h). */
+export const PcapDirection = { INOUT: 0, IN: 1, OUT: 2 } as const;
 
 /** Data link types seen by tcpcopy (DLT_*). */
 export const LinkType = {

@@ -20,12 +20,11 @@
  */
 
 import { IoError } from "./errors.ts";
-import { cstr, describeErrno, Errno, errno, loadLibc, NativeMemory } from "./libc.ts";
+import { cstr, describeErrno, Errno, errno, loadLibc, Mmap, NativeMemory } from "./libc.ts";
 import { LinkType, loadPcap, pcapError } from "./pcap_lib.ts";
 import type { CaptureStats, LiveOptions } from "./pcap.ts";
 import type { PacketHandler } from "./pcap_records.ts";
 import { FdWaiter, POLL_SLICE_MS } from "./readiness.ts";
-import { loadRingLibc, Mmap } from "./ring_libc.ts";
 import {
   Packet,
   type RingGeometry,
@@ -116,7 +115,7 @@ export class RingCapture {
    * the ring, e.g. ENOMEM for a large `bufferSize`), "ffi-permission".
    */
   static openLive(opts: RingOptions): RingCapture {
-    const C = loadLibc(), R = loadRingLibc();
+    const C = loadLibc();
     const P = loadPcap(); // fails early (kind "library") when the filter compiler is missing
     const device = opts.device;
     const any = device === "any";
@@ -164,7 +163,7 @@ export class RingCapture {
           `cannot set up a ${size} byte capture ring on "${device}": ${describeErrno(e)}${hint}`,
         );
       }
-      const addr = R.mmap(
+      const addr = C.mmap(
         null,
         BigInt(size),
         Mmap.PROT_READ | Mmap.PROT_WRITE,
@@ -204,7 +203,7 @@ export class RingCapture {
         retireMs,
       );
     } catch (e) {
-      if (ring !== null) R.munmap(ring, BigInt(size));
+      if (ring !== null) C.munmap(ring, BigInt(size));
       if (fd >= 0) C.close(fd);
       throw e;
     }
@@ -293,7 +292,7 @@ export class RingCapture {
     this.stop();
     this.#closed = true;
     const size = BigInt(this.geometry.blockSize * this.geometry.blockCount);
-    loadRingLibc().munmap(this.#ring, size);
+    loadLibc().munmap(this.#ring, size);
     this.#probe.free();
     const fd = this.#fd;
     this.#waiter.close().then(() => loadLibc().close(fd));

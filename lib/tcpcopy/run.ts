@@ -1,13 +1,16 @@
 /**
  * The live tcpcopy process (the thin, impure edge around {@link Replicator}):
  *
- *   PcapCapture (-i, -F) --drain batch--> Replicator.onFrame --> Engine --> raw sender arena
- *                                                                  |  ^         (flush per batch)
- *                                     TunnelClient <--routeAdd/Del-+  +-- onReplyBytes <-- intercept
+ *   capture (-i, -F) --drain batch--> Replicator.onFrame --> Engine --> raw sender arena
+ *                                                              |  ^         (flush per batch)
+ *                                 TunnelClient <--routeAdd/Del-+  +-- onReplyBytes <-- intercept
  *
- * One awaited wait per capture wake-up, then a synchronous drain; one flush per batch; one
- * setTimeout for all engine timers; JSON stats lines on stdout; SIGINT/SIGTERM reset every
- * session, print the final stats line and return 0.
+ * The capture is `openCapture`'s: a TPACKET_V3 ring read straight from JS, or libpcap when the
+ * ring cannot be set up; received packets only (this host's own sends are left out).
+ * One awaited wait per capture wake-up, then a synchronous drain; one flush per drain and one
+ * per tunnel read; one setTimeout for all engine timers, moved only when the earliest deadline
+ * comes earlier; JSON stats lines on stdout; SIGINT/SIGTERM reset every session, print the
+ * final stats line and return 0.
  *
  * With `--offline FILE` an {@link OfflineSource} replaces the captures: the file is checked
  * before anything privileged, its client packets are injected when due on the wall clock, and
@@ -15,7 +18,7 @@
  */
 import type { TcpcopyConfig } from "../cli/config.ts";
 import { Engine } from "../engine/engine.ts";
-import { PcapCapture } from "../io/pcap.ts";
+import { openCapture, type OpenedCapture } from "../io/capture.ts";
 import { RawIp6Sender, RawIpSender } from "../io/raw_send.ts";
 import { LinkSender } from "../io/link_send.ts";
 import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
@@ -105,7 +108,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   }
 
   const senders: PacketSender[] = [];
-  const captures: PcapCapture[] = [];
+  const captures: OpenedCapture[] = [];
   let tunnel: TunnelClient | null = null;
   const releaseAll = async () => {
     for (const c of captures) c.close();
@@ -156,12 +159,22 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   // 2. Captures (device and filter problems surface here).
   try {
     for (const device of offline === null ? config.interfaces : []) {
-      captures.push(PcapCapture.openLive({
+      const cap = openCapture({
         device,
         filter: config.filter,
         snaplen: config.snaplen,
         bufferSize: config.bufferMiB * 1024 * 1024,
-      }));
+        direction: "in",
+      });
+      captures.push(cap);
+      if (cap.fallbackReason !== undefined) {
+        log.warn(`capture on ${device}: no packet ring (${cap.fallbackReason}); using libpcap`);
+      }
+      log.info(
+        `capture on ${device}: ${cap.engine}, ${
+          cap.direction === "in" ? "received packets only" : "both directions"
+        }`,
+      );
     }
   } catch (e) {
     await releaseAll();
@@ -183,15 +196,18 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     replicator.flush();
     timer.arm();
   };
+  // The tunnel hands over the records of one read synchronously, one call each: the engine
+  // takes them at once, the packets they release go out in one flush after the last record.
+  const flushReplies = () => {
+    flushQueued = false;
+    if (!stopping) afterWork();
+  };
   const onReply = (bytes: Uint8Array) => {
     if (stopping) return;
     replicator.onReplyBytes(bytes, Date.now());
     if (!flushQueued) {
       flushQueued = true;
-      queueMicrotask(() => {
-        flushQueued = false;
-        if (!stopping) afterWork();
-      });
+      queueMicrotask(flushReplies);
     }
   };
   try {

@@ -1,12 +1,16 @@
 /**
- * One timer for the whole engine: armed at the engine's earliest deadline, re-armed after
- * every batch of work. Never more than one pending setTimeout.
+ * One timer for the whole engine: a single setTimeout aimed at the engine's earliest deadline.
+ *
+ * Deadlines mostly move later (every reply pushes a session's idle timeout forward), so the
+ * timer is moved only when the earliest deadline comes *earlier* than the pending timeout.
+ * A timeout that finds nothing due costs one wake-up; re-arming after every batch of work
+ * would cost a clearTimeout and a setTimeout per batch instead.
  */
 
-/** Keeps a single setTimeout pointed at `deadline()`. */
+/** Keeps a single setTimeout at or before `deadline()`. */
 export class DeadlineTimer {
   #id: ReturnType<typeof setTimeout> | undefined;
-  #at: number | undefined;
+  #at = Infinity;
 
   /**
    * @param deadline the earliest pending deadline (ms, same clock as `now`) or undefined
@@ -19,26 +23,35 @@ export class DeadlineTimer {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Points the timer at the current earliest deadline (cheap when unchanged). */
+  /** The time the pending timeout is aimed at (Infinity when none is pending). */
+  get armedAt(): number {
+    return this.#at;
+  }
+
+  /**
+   * Makes sure a timeout is pending no later than the earliest deadline. Cheap when the
+   * deadline did not come earlier: nothing is cancelled or created then.
+   */
   arm(): void {
     const at = this.deadline();
-    if (at === this.#at && this.#id !== undefined) return;
-    this.cancel();
-    if (at === undefined) return;
+    if (at === undefined || at >= this.#at) return;
+    if (this.#id !== undefined) clearTimeout(this.#id);
     this.#at = at;
     // at least 1 ms: a deadline the engine keeps in the past must not spin the loop
-    this.#id = setTimeout(() => {
-      this.#id = undefined;
-      this.#at = undefined;
-      this.fire();
-      this.arm();
-    }, Math.max(1, at - this.now()));
+    this.#id = setTimeout(this.#onTimeout, Math.max(1, at - this.now()));
   }
+
+  #onTimeout = (): void => {
+    this.#id = undefined;
+    this.#at = Infinity;
+    this.fire();
+    this.arm();
+  };
 
   /** Clears the pending timeout, if any. */
   cancel(): void {
     if (this.#id !== undefined) clearTimeout(this.#id);
     this.#id = undefined;
-    this.#at = undefined;
+    this.#at = Infinity;
   }
 }
