@@ -8,8 +8,13 @@ import { NfQueue, Verdict } from "../io/nfqueue.ts";
 import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
-/** Packets in one drain that mean "busy": the next drain follows a sleep, not a poll. */
-export const BUSY_DRAIN = 4;
+/**
+ * Packets in one drain that mean "busy": the next drain follows a sleep, not a poll. Above
+ * the replies a few closed-loop flows have in flight (10 busy keep-alive connections, whose
+ * replay speed is bound by this latency, never reach it) and below what an open-loop load of
+ * short connections piles up per wake-up.
+ */
+export const BUSY_DRAIN = 12;
 
 /**
  * How to wait before the next drain, given how many packets the last one returned: a sleep

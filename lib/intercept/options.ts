@@ -67,9 +67,9 @@ Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   -x, --pass IPS        reply destinations let through (real users) -x 192.0.2.10,2001:db8::7
   --queue-num N         NFQUEUE number 0..65535 (default ${DEFAULT_QUEUE_NUM})   --queue-num 7
   --queue-maxlen N      kernel queue length (default 8192)         --queue-maxlen 65536
-  --coalesce-ms N       under load (a read of 4+ replies) sleep N ms before the next read
-                        instead of polling: less CPU, up to N ms more delay, 0..10
-                        (default 0: every reply's header leaves at once) --coalesce-ms 1
+  --coalesce-ms N       under load (a read of 12+ replies) sleep N ms before the next read
+                        instead of polling: less CPU, up to N ms more delay, 0..10; a lone
+                        reply is never held (default 1, 0 with -x)  --coalesce-ms 0
 Capture, pcap mode:
   -i, --device DEV      capture device (default any)               -i eth0
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
@@ -212,7 +212,7 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         pass,
         queueNum: int("--queue-num", v["queue-num"], 0, 65535, DEFAULT_QUEUE_NUM),
         queueMaxLen: int("--queue-maxlen", v["queue-maxlen"], 1, 1 << 24, 8192),
-        coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, 0),
+        coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, pass.length ? 0 : 1),
       };
     } else {
       if (v.pass) throw new UsageError("-x works in NFQUEUE mode (--port) only");

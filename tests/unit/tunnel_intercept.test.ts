@@ -35,7 +35,7 @@ Deno.test("options: both modes, defaults and C flags", () => {
   assert.equal(a.config.mode.coalesceMs, 0, "no holding back real users' replies");
   const c = parseInterceptArgs(["--port", "80"]);
   assert.ok(c.action === "run" && c.config.mode.kind === "nfqueue");
-  assert.equal(c.config.mode.coalesceMs, 0, "replies are not held by default either");
+  assert.equal(c.config.mode.coalesceMs, 1, "only under load, see sleepBeforeDrain");
   const d = parseInterceptArgs(["--port", "80", "--coalesce-ms", "2"]);
   assert.ok(d.action === "run" && d.config.mode.kind === "nfqueue");
   assert.equal(d.config.mode.coalesceMs, 2);
