@@ -13,6 +13,8 @@ export interface DoctorRequest {
   devices: string[];
   ports: number[];
   intercepts: { host: string; port: number }[];
+  /** Targets of -x, for the send-path probe (when -s is given too). */
+  probeTargets: { addr: string; port: number }[];
 }
 
 /** Parses the doctor's arguments; an error is one line, as for a run. */
@@ -37,10 +39,16 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
   const list = (k: string) =>
     ((values[k] as string[] | undefined) ?? []).flatMap((s) => s.split(","));
   const ports: number[] = [];
+  const probeTargets: { addr: string; port: number }[] = [];
   if (list("transfer").length > 0) {
     const t = parseTransfers(list("transfer"));
     if (!t.ok) return { error: `tcpcopy doctor: -x/--transfer: ${t.error}` };
-    for (const x of t.value) if (!ports.includes(x.onlinePort)) ports.push(x.onlinePort);
+    for (const x of t.value) {
+      if (!ports.includes(x.onlinePort)) ports.push(x.onlinePort);
+      if (!probeTargets.some((p) => p.addr === x.targetIp && p.port === x.targetPort)) {
+        probeTargets.push({ addr: x.targetIp, port: x.targetPort });
+      }
+    }
   }
   const intercepts: { host: string; port: number }[] = [];
   for (const text of list("intercept")) {
@@ -49,5 +57,5 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
     intercepts.push({ host: hp.value.host, port: hp.value.port });
   }
   const devices = list("interface").map((s) => s.trim()).filter((s) => s !== "");
-  return { json: values.json === true, devices, ports, intercepts };
+  return { json: values.json === true, devices, ports, intercepts, probeTargets };
 }

@@ -7,6 +7,7 @@
  */
 import { formatReport, type Role, runChecks } from "./checks.ts";
 import { type DoctorTargets, gatherFacts } from "./facts.ts";
+import { probeSendPath } from "./probe.ts";
 
 /** Runs the doctor for `role`; returns the exit code. */
 export async function runDoctor(
@@ -15,6 +16,15 @@ export async function runDoctor(
   opts: { json?: boolean; assistant?: boolean } = {},
 ): Promise<number> {
   const verdicts = runChecks(role, await gatherFacts(role, targets), opts.assistant);
+  // The send-path probe needs the privileges and a reachable intercept: skip it otherwise.
+  const blocked = verdicts.some((v) =>
+    v.status === "fail" && (v.id === "privileges" || v.id.startsWith("intercept:"))
+  );
+  if (role === "tcpcopy" && !blocked && targets.intercepts.length > 0) {
+    for (const target of targets.probeTargets ?? []) {
+      verdicts.push(await probeSendPath({ target, intercepts: targets.intercepts }));
+    }
+  }
   if (opts.json) {
     console.log(JSON.stringify({ type: "doctor", program: role, checks: verdicts }));
   } else {

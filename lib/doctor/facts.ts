@@ -25,6 +25,8 @@ export interface DoctorTargets {
   ports: number[];
   /** "host:port" of intercept servers (tcpcopy). */
   intercepts: { host: string; port: number }[];
+  /** Targets to send a probe SYN to (tcpcopy, with intercepts given). */
+  probeTargets?: { addr: string; port: number }[];
 }
 
 async function readText(path: string): Promise<string | undefined> {

@@ -1,0 +1,143 @@
+/**
+ * The send-path probe of `tcpcopy doctor -x ... -s ...`: one SYN, counted on both ends.
+ *
+ * It registers a route for a probe client with every intercept, sends one SYN from that client
+ * to the target through the same raw IP socket tcpcopy uses, and waits for the target's answer
+ * to come back through intercept. A SYN-ACK (or RST: port closed) proves the whole path: the
+ * packet left this host, reached the target, the target answered, and intercept captured the
+ * answer and routed it here. The half-open connection is released with an RST.
+ *
+ * @module
+ */
+import { RawIpSender } from "../io/raw_send.ts";
+import { TunnelClient } from "../tunnel/client.ts";
+import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
+import { ParsedTcp, parseIpTcp } from "../wire/packet.ts";
+import { parseIp } from "../wire/addr.ts";
+import { TcpFlags } from "../wire/tcp.ts";
+import type { Verdict } from "./checks.ts";
+
+/** What to probe. */
+export interface ProbeRequest {
+  target: { addr: string; port: number };
+  intercepts: { host: string; port: number }[];
+  /** Probe client address; default: this host's source address towards the target. */
+  clientAddr?: string;
+  timeoutMs?: number;
+}
+
+/** The source address the kernel picks towards `target` (`ip route get`). */
+export async function sourceAddressFor(target: string): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("ip", {
+      args: ["route", "get", target],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return /\bsrc (\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends one probe SYN and judges what came back. Never throws. */
+export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
+  const id = `probe:${req.target.addr}:${req.target.port}`;
+  const fail = (summary: string, fix: string): Verdict => ({ id, status: "fail", summary, fix });
+  if (req.target.addr.includes(":")) {
+    return { id, status: "warn", summary: "the probe supports IPv4 targets only" };
+  }
+  const src = req.clientAddr ?? await sourceAddressFor(req.target.addr);
+  if (!src) return fail(`no route to ${req.target.addr}`, `ip route get ${req.target.addr}`);
+  const client = { addr: src, port: 40000 + Math.floor(Math.random() * 20000) };
+  const iss = Math.floor(Math.random() * 0xffffffff) >>> 0;
+  const parsed = new ParsedTcp();
+  let answer: { flags: number; ms: number } | undefined;
+  const started = performance.now();
+  let tunnel: TunnelClient | undefined;
+  let sender: RawIpSender | undefined;
+  try {
+    tunnel = await TunnelClient.connect({
+      servers: req.intercepts.map((i) => ({ hostname: i.host, port: i.port })),
+      connections: 1,
+      onReply: (bytes) => {
+        if (parseIpTcp(bytes, 0, parsed) !== null) return;
+        if (parsed.dstAddr !== client.addr || parsed.dstPort !== client.port) return;
+        answer ??= { flags: parsed.flags, ms: performance.now() - started };
+      },
+    });
+    if (tunnel.connected === 0) {
+      return fail(
+        "no intercept accepted the tunnel connection",
+        "start intercept on the target (intercept --port PORT) and check -s",
+      );
+    }
+    const route = [client, req.target].map(({ addr, port }) => {
+      const ip = parseIp(addr);
+      return { addr: typeof ip === "string" ? new Uint8Array(4) : ip.bytes, port };
+    });
+    tunnel.addRoute(route[0], route[1]);
+    await new Promise((r) => setTimeout(r, 50)); // let the route reach intercept first
+    sender = RawIpSender.open();
+    const send = (repr: TcpPacketRepr) => {
+      buildTcpPacket(repr, sender!.slot(tcpPacketLength(repr)));
+      sender!.flush();
+    };
+    const base = {
+      srcAddr: client.addr,
+      dstAddr: req.target.addr,
+      srcPort: client.port,
+      dstPort: req.target.port,
+      window: 65535,
+    };
+    send({
+      ...base,
+      seq: iss,
+      ack: 0,
+      flags: TcpFlags.SYN,
+      options: { mss: 1460, sackPermitted: false, sackBlocks: [], unknown: [] },
+    });
+    const deadline = started + (req.timeoutMs ?? 2000);
+    while (answer === undefined && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (answer !== undefined && (answer.flags & TcpFlags.RST) === 0) {
+      send({ ...base, seq: (iss + 1) >>> 0, ack: 0, flags: TcpFlags.RST });
+    }
+    const errors = Object.entries(sender.stats.errors);
+    if (errors.length > 0) {
+      return fail(
+        `the kernel refused the probe SYN: ${errors.map(([k, v]) => `${k} x${v}`).join(", ")}`,
+        "EPERM: an OUTPUT rule on this host; ENETUNREACH: no route to the target; or send " +
+          "at the link layer with -o DEV --next-hop-mac MAC",
+      );
+    }
+    tunnel.delRoute(route[0], route[1]);
+  } catch (e) {
+    return fail(`probe failed: ${e instanceof Error ? e.message : String(e)}`, "run as root");
+  } finally {
+    sender?.close();
+    await tunnel?.close();
+  }
+  if (answer === undefined) {
+    return fail(
+      `probe SYN ${client.addr}:${client.port} -> ${req.target.addr}:${req.target.port} sent, ` +
+        `no answer came back through intercept within ${req.timeoutMs ?? 2000} ms`,
+      "on the target: is the SYN seen (tcpdump -ni any port " + req.target.port +
+        ")? If not, this host's routing/iptables/conntrack or anti-spoofing on the way drops " +
+        "it (try -o DEV, or -c with a routed range). If it is, intercept does not get the " +
+        "reply: intercept --port " + req.target.port + " on the target, or route the client " +
+        "range to the assistant host",
+    );
+  }
+  const what = answer.flags & TcpFlags.RST ? "RST (port closed on the target)" : "SYN-ACK";
+  return {
+    id,
+    status: answer.flags & TcpFlags.RST ? "warn" : "pass",
+    summary: `probe SYN answered: ${what} came back through intercept in ` +
+      `${answer.ms.toFixed(1)} ms`,
+    fix: answer.flags & TcpFlags.RST
+      ? `start the server on ${req.target.addr}:${req.target.port}`
+      : undefined,
+  };
+}
