@@ -4,11 +4,20 @@
  * when intercept does not see the replies.
  */
 import assert from "node:assert/strict";
-import { denoCmd, isRoot, waitFor, withNetns } from "../helpers/netns.ts";
-import { buildLab, HTTP_PORT, startNginx } from "../helpers/lab.ts";
+import { type Cleanup, denoCmd, isRoot, waitFor, withNetns } from "../helpers/netns.ts";
+import { buildLab, HTTP_PORT, type Lab, startNginx } from "../helpers/lab.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 const INTERCEPT = new URL("../../intercept.ts", import.meta.url);
+
+/** Starts intercept on the target for `port` and waits until its tunnel port accepts. */
+async function startIntercept(env: Cleanup, lab: Lab, port: string): Promise<void> {
+  env.child(lab.target.spawn(denoCmd(INTERCEPT, ["--port", port, "--stats-interval", "0"])));
+  const on = lab.online[0];
+  const up = () =>
+    on.ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIp}/36524`], { check: false });
+  assert.ok(await waitFor(async () => (await up()).code === 0, 15_000, 100));
+}
 
 Deno.test({
   name: "doctor probe: a SYN answered through intercept passes; replies intercept misses fail",
@@ -36,18 +45,7 @@ Deno.test({
         );
 
       // intercept takes port 8081 only: the SYN-ACK of port 80 never reaches it.
-      env.child(lab.target.spawn(denoCmd(INTERCEPT, ["--port", "8081", "--stats-interval", "0"])));
-      assert.ok(
-        await waitFor(
-          async () =>
-            (await on.ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIp}/36524`], {
-              check: false,
-            }))
-              .code === 0,
-          15_000,
-          100,
-        ),
-      );
+      await startIntercept(env, lab, "8081");
       const missed = await doctor(HTTP_PORT);
       assert.equal(missed.code, 1, missed.stderr);
       const m = probeOf(missed.stdout, HTTP_PORT);
@@ -70,18 +68,7 @@ Deno.test({
       const lab = await buildLab(env, 1);
       const on = lab.online[0];
       await startNginx(env, lab.target, `${lab.dir}/target`, lab.targetIp);
-      env.child(lab.target.spawn(denoCmd(INTERCEPT, ["--port", "80", "--stats-interval", "0"])));
-      assert.ok(
-        await waitFor(
-          async () =>
-            (await on.ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIp}/36524`], {
-              check: false,
-            }))
-              .code === 0,
-          15_000,
-          100,
-        ),
-      );
+      await startIntercept(env, lab, "80");
       const out = await on.ns.exec(
         denoCmd(MAIN, ["doctor", "-x", `80-${lab.targetIp}:80`, "-s", lab.targetIp]),
         { check: false, timeoutMs: 30_000 },
