@@ -13,7 +13,8 @@
  * the end, so the profile is written. `--keep DIR` copies tcpcopy's stdout and stderr there
  * (e.g. for `--v8-flags=--trace-deopt` output). `--perf DIR` records each workload with
  * `perf record -g` into DIR/<workload>.data (add `--v8-flags=--perf-basic-prof` to
- * TCPCOPY_DENO_FLAGS for JS names).
+ * TCPCOPY_DENO_FLAGS for JS names); `--perf-cmd "trace -s"` runs another perf command instead
+ * (its text output goes to DIR/<workload>.txt).
  *
  * @module
  */
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     keep: { type: "string", default: "" },
     perf: { type: "string", default: "" },
     rounds: { type: "string", default: "1" },
+    "perf-cmd": { type: "string", default: "" },
   },
   strict: true,
 });
@@ -162,15 +164,13 @@ async function main(): Promise<Row[]> {
       if (values.perf !== "") {
         perf = new Deno.Command("perf", {
           args: [
-            "record",
-            "-q",
-            "-F",
-            "1999",
-            "-g",
+            ...(values["perf-cmd"] === ""
+              ? ["record", "-q", "-F", "1999", "-g"]
+              : values["perf-cmd"].split(" ")),
             "-p",
             String(on.tcpcopy.pid),
             "-o",
-            `${values.perf}/${w.path.slice(1)}.data`,
+            `${values.perf}/${w.path.slice(1)}.${values["perf-cmd"] === "" ? "data" : "txt"}`,
           ],
           stdout: "null",
           stderr: "null",

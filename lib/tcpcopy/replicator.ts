@@ -13,7 +13,13 @@ import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../wire/packet.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
 import { parseIp } from "../wire/addr.ts";
 import type { Logger } from "../stats/logger.ts";
-import { capturedSegmentOf, packetReprOf, replySegmentOf } from "./convert.ts";
+import {
+  capturedSegmentOf,
+  emptyPacketRepr,
+  emptyReplySegment,
+  fillPacketRepr,
+  readReplySegment,
+} from "./convert.ts";
 
 /** What the replicator needs of the session engine. */
 export interface EngineLike {
@@ -98,6 +104,11 @@ export class Replicator implements EngineOutput {
   #routes: RouteSink | null;
   readonly #parsed = new ParsedTcp();
   readonly #reply = new ParsedTcp();
+  // Reused for every reply and every packet built: the engine keeps nothing of a reply, and
+  // lib/wire keeps nothing of a packet description (fewer objects per packet, one shape each).
+  readonly #replySeg = emptyReplySegment();
+  readonly #replyTs = { tsval: 0, tsecr: 0 };
+  readonly #repr = emptyPacketRepr();
   readonly #addrCache = new Map<string, Uint8Array>();
 
   constructor(private readonly opts: ReplicatorOptions) {
@@ -160,8 +171,8 @@ export class Replicator implements EngineOutput {
       this.counters.replyErrors++;
       return;
     }
-    const seg = replySegmentOf(p);
-    if (seg === null) {
+    const seg = this.#replySeg;
+    if (!readReplySegment(p, seg, this.#replyTs)) {
       this.counters.replyErrors++;
       return;
     }
@@ -187,7 +198,7 @@ export class Replicator implements EngineOutput {
       this.counters.noSender++;
       return;
     }
-    const repr = packetReprOf(seg);
+    const repr = fillPacketRepr(seg, this.#repr);
     const len = tcpPacketLength(repr);
     if (len < 0) {
       this.counters.buildErrors++;

@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
 import { DeadlineTimer } from "../../lib/tcpcopy/timer.ts";
-import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
+import {
+  emptySegmentOptions,
+  engineConfigOf,
+  readSegmentOptions,
+} from "../../lib/tcpcopy/convert.ts";
+import { parseTcpHeaderOptions } from "../../lib/wire/tcp_options.ts";
 import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { emptyStats } from "../../lib/engine/stats.ts";
@@ -46,7 +51,7 @@ class EchoEngine {
     this.out.send(o);
   }
   onReply(r: ReplySegment, _now: number) {
-    this.replies.push(r);
+    this.replies.push(structuredClone(r)); // the replicator reuses one reply object
   }
   tick() {}
   nextDeadline() {
@@ -107,7 +112,14 @@ Deno.test("captured frame -> engine segment -> packet built in the sender slot",
   const s = engine.captured[0];
   assert.deepEqual(s.src, { addr: "192.168.1.10", port: 40000 });
   assert.deepEqual(s.dst, { addr: "10.0.0.1", port: 80 });
-  assert.deepEqual(s.options, { mss: 1460, timestamp: { tsval: 7, tsecr: 0 } });
+  // every options object has all four fields (one shape for the engine)
+  assert.deepEqual(s.options, {
+    mss: 1460,
+    wscale: undefined,
+    sackPermitted: false,
+    timestamp: { tsval: 7, tsecr: 0 },
+  });
+  assert.notEqual(engine.captured[1].options, s.options, "captured options are fresh objects");
   assert.equal(s.timeMs, 1_700_000_000_123.456);
   assert.equal(new TextDecoder().decode(engine.captured[1].payload), "GET / HTTP/1.1\r\n\r\n");
   assert.equal(routes.length, 1);
@@ -176,6 +188,92 @@ Deno.test("reply bytes -> ReplySegment with the payload length from the IP heade
   assert.equal(rep.flags, 0x12);
   assert.equal(rep.payloadLength, 100);
   assert.equal(rep.payloadPrefix, undefined);
+});
+
+Deno.test("replies share one segment object: each reply's own values reach the engine", () => {
+  const { r, engine } = setup();
+  const withTs = packet({
+    src: "10.0.0.2",
+    dst: "192.168.1.10",
+    flags: 0x12,
+    options: { mss: 1400, timestamp: { tsval: 11, tsecr: 22 } },
+  });
+  const plain = packet({ src: "10.0.0.3", dst: "192.168.1.11", flags: 0x10, payload: "abc" });
+  r.onReplyBytes(withTs, 0);
+  r.onReplyBytes(plain.subarray(0, 40), 0);
+  r.onReplyBytes(withTs, 0);
+  assert.equal(engine.replies.length, 3);
+  const [a, b, c] = engine.replies;
+  assert.equal(a.options.mss, 1400);
+  assert.deepEqual(a.options.timestamp, { tsval: 11, tsecr: 22 });
+  assert.deepEqual(b.src, { addr: "10.0.0.3", port: 40000 });
+  assert.deepEqual(b.dst, { addr: "192.168.1.11", port: 80 });
+  assert.equal(b.flags, 0x10);
+  assert.equal(b.payloadLength, 3);
+  assert.equal(b.options.mss, undefined, "no MSS left over from the previous reply");
+  assert.equal(b.options.timestamp, undefined, "no timestamp left over from the previous reply");
+  assert.deepEqual(c, a);
+});
+
+Deno.test("the option reader agrees with lib/wire's parser on random and malformed options", () => {
+  // a TCP header (at offset 20 after a fake IP header) with `opts` as its option bytes
+  const header = (opts: Uint8Array): ParsedTcp => {
+    const p = new ParsedTcp();
+    const bytes = new Uint8Array(20 + 20 + opts.length);
+    bytes[20 + 12] = ((20 + opts.length) / 4) << 4;
+    bytes.set(opts, 40);
+    p.bytes = bytes;
+    p.tcpOffset = 20;
+    p.tcpHeaderLength = 20 + opts.length;
+    return p;
+  };
+  // option pieces, glued at random, sometimes with a byte flipped
+  const pieces = [
+    [2, 4, 5, 0xb4], // MSS 1460
+    [3, 3, 7], // window scale
+    [4, 2], // SACK permitted
+    [8, 10, 1, 2, 3, 4, 5, 6, 7, 8], // timestamps
+    [5, 10, 0, 0, 0, 1, 0, 0, 0, 2], // one SACK block
+    [1], // NOP
+    [0], // EOL
+    [30, 4, 9, 9], // unknown kind
+    // malformed: wrong lengths for known kinds, a length below 2
+    [5, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0],
+    [2, 3, 5],
+    [3, 4, 7, 0],
+    [4, 3, 0],
+    [8, 9, 1, 2, 3, 4, 5, 6, 7],
+    [30, 1],
+  ];
+  let seed = 12345;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let malformed = 0, checked = 0;
+  for (let round = 0; round < 3000; round++) {
+    const bytes: number[] = [];
+    while (bytes.length < 40 && rnd(6) !== 0) bytes.push(...pieces[rnd(pieces.length)]);
+    if (bytes.length > 40) bytes.length = 40;
+    if (rnd(3) === 0 && bytes.length > 0) bytes[rnd(bytes.length)] = rnd(256);
+    while (bytes.length % 4 !== 0) bytes.push(rnd(4) === 0 ? rnd(256) : 0);
+    const p = header(Uint8Array.from(bytes));
+    const wire = parseTcpHeaderOptions(p.bytes, p.tcpOffset);
+    const out = emptySegmentOptions();
+    const ok = readSegmentOptions(p, out, { tsval: 0, tsecr: 0 });
+    checked++;
+    if (typeof wire === "string") {
+      malformed++;
+      assert.equal(ok, false, `[${bytes}]: lib/wire says ${wire}`);
+      continue;
+    }
+    assert.equal(ok, true, `[${bytes}]: lib/wire accepts them`);
+    assert.equal(out.mss, wire.mss, `[${bytes}] mss`);
+    assert.equal(out.wscale, wire.wscale, `[${bytes}] wscale`);
+    assert.equal(out.sackPermitted, wire.sackPermitted, `[${bytes}] sackPermitted`);
+    assert.deepEqual(out.timestamp, wire.timestamp, `[${bytes}] timestamp`);
+  }
+  assert.ok(malformed > 100 && checked - malformed > 100, `${malformed} of ${checked} malformed`);
 });
 
 Deno.test("a route no intercept takes is counted and logged once per burst", () => {
