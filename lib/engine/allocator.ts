@@ -5,6 +5,11 @@
  * preferred port (original port, shifted by --port-shift and the copy index) is taken when
  * free; otherwise ports are probed upwards deterministically, so two live originals never
  * share a rewritten tuple and the same input always gives the same mapping.
+ *
+ * One allocator only knows its own process. Several tcpcopy instances replaying the same
+ * clients to one target are kept apart by port lanes: with a port shift `f`, every port an
+ * instance uses (preferred or probed) lies in lane `f mod PORT_LANES`, so instances with
+ * different lanes can never pick the same tuple, whatever their clients do.
  */
 
 import { TupleMap } from "./tuple_map.ts";
@@ -17,10 +22,37 @@ export function tupleKey(cAddr: string, cPort: number, tAddr: string, tPort: num
 /** Lowest and highest port used for rewritten clients. */
 export const PORT_MIN = 1024, PORT_MAX = 65535;
 
+const SPAN = PORT_MAX - PORT_MIN + 1;
+
 /** Map `p` into [PORT_MIN, PORT_MAX] (ports below 1024 stay as they are when unshifted). */
 export function wrapPort(p: number): number {
-  const span = PORT_MAX - PORT_MIN + 1;
-  return PORT_MIN + ((((p - PORT_MIN) % span) + span) % span);
+  return PORT_MIN + ((((p - PORT_MIN) % SPAN) + SPAN) % SPAN);
+}
+
+/**
+ * Number of port lanes. Lane `l` holds the ports with `(port - PORT_MIN) mod PORT_LANES = l`
+ * (8064 ports each); the span is a multiple of it, so wrapping keeps a port in its lane.
+ */
+export const PORT_LANES = 8;
+
+/** Ports of one lane. */
+export const LANE_PORTS = SPAN / PORT_LANES;
+
+/** The lane of a rewritten port. */
+export function laneOf(port: number): number {
+  return (port - PORT_MIN) % PORT_LANES;
+}
+
+/**
+ * Preferred rewritten port of a client port for port shift `shift` (non-zero) and copy
+ * `copy`: the shifted position (`port + shift * 2048 + copy * 1031`, as the C original
+ * shifts) taken as a slot number in lane `shift mod PORT_LANES`. Neighbouring client ports
+ * get neighbouring slots; ports LANE_PORTS apart share one and the allocator probes on.
+ */
+export function lanePort(port: number, shift: number, copy: number): number {
+  const pos = Math.max(port, PORT_MIN) - PORT_MIN + shift * 2048 + copy * 1031;
+  const slot = pos % LANE_PORTS;
+  return PORT_MIN + slot * PORT_LANES + (shift % PORT_LANES);
 }
 
 /** See the module comment. */
@@ -47,10 +79,18 @@ export class TupleAllocator {
     return false;
   }
 
-  /** Take a port for (addr -> target) near `preferred`; undefined when none is free. */
-  take(addr: string, preferred: number, tAddr: string, tPort: number, now: number):
-    | number
-    | undefined {
+  /**
+   * Take a port for (addr -> target) at `preferred` or the next free one `step` apart
+   * (`PORT_LANES` keeps the probe in the preferred port's lane); undefined when none is free.
+   */
+  take(
+    addr: string,
+    preferred: number,
+    tAddr: string,
+    tPort: number,
+    now: number,
+    step = 1,
+  ): number | undefined {
     let p = preferred;
     for (let i = 0; i < this.maxProbes; i++) {
       if (this.free(addr, p, tAddr, tPort, now)) {
@@ -58,7 +98,7 @@ export class TupleAllocator {
         this.live++;
         return p;
       }
-      p = wrapPort(p + 1);
+      p = wrapPort(p + step);
     }
     return undefined;
   }

@@ -10,7 +10,7 @@
  * caller runs {@link Engine.tick} at {@link Engine.nextDeadline}.
  */
 
-import { PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
+import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
 import type { EngineConfig, ResolvedConfig, Transfer } from "./config.ts";
 import { defaultConfig } from "./config.ts";
 import { hash32, unit } from "./hash.ts";
@@ -78,6 +78,7 @@ const LOSS_REASONS = new Set<EndReason>([
   "timeout",
   "port_conflict",
   "memory",
+  "shutdown",
 ]);
 
 /** Replays captured client connections against the target; see the module comment. */
@@ -240,7 +241,10 @@ export class Engine implements SessionHost {
     }
   }
 
-  /** Reset every live session (shutdown); nothing is counted as lost. */
+  /**
+   * Reset every live session (shutdown). Requests not answered by then are counted as lost
+   * (`lost.shutdown`): stopping tcpcopy early is a loss like any other, just an expected one.
+   */
   closeAll(reason: EndReason = "shutdown", nowMs = this.now): void {
     this.now = nowMs;
     for (const s of [...this.sessions.values()]) s.end(reason, nowMs);
@@ -318,11 +322,14 @@ export class Engine implements SessionHost {
     const cfg = this.config;
     const addr = this.clientAddr(flow.src.addr, r.copy);
     const base = flow.src.port;
-    const shifted = cfg.portShift !== 0 || r.copy !== 0;
-    const preferred = shifted
-      ? wrapPort(Math.max(base, PORT_MIN) + cfg.portShift * 2048 + r.copy * 1031)
-      : base;
-    const port = this.allocator.take(addr, preferred, r.target.addr, r.target.port, now);
+    // A port shift confines this instance to its port lane (see allocator.ts); copies of an
+    // unshifted instance spread over the whole range.
+    let preferred = base, step = 1;
+    if (cfg.portShift !== 0) {
+      preferred = lanePort(base, cfg.portShift, r.copy);
+      step = PORT_LANES;
+    } else if (r.copy !== 0) preferred = wrapPort(Math.max(base, PORT_MIN) + r.copy * 1031);
+    const port = this.allocator.take(addr, preferred, r.target.addr, r.target.port, now, step);
     if (port === undefined) {
       this.stats.lost.port_conflict++;
       this.emitEvent({
@@ -420,6 +427,11 @@ export class Engine implements SessionHost {
     if (flow.sessions.length === 0 && this.isCurrent(flow)) {
       this.retire(flow, now + (flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs));
     }
+  }
+
+  /** @internal */
+  announce(s: Session): void {
+    this.out.routeAdd(s.client, s.target);
   }
 
   /** @internal */

@@ -41,6 +41,11 @@ export interface SessionHost {
   gap(s: Session, resume: Chunk[], lost: number, now: number): void;
   /** Queued byte count changed by `delta`. */
   queued(s: Session, delta: number): void;
+  /**
+   * Register the session's route again, right before a repeated SYN: a route lost or taken
+   * over on the way (and a SYN-ACK parked in intercept's delay queue) is restored.
+   */
+  announce(s: Session): void;
 }
 
 const CLOSED = 0, SYN_SENT = 1, ESTABLISHED = 2, ENDED = 3;
@@ -272,8 +277,10 @@ export class Session {
       window = this.synWindow;
     }
     this.synSends++;
-    if (this.synSends > 1) this.host.stats.handshakes.syn_retransmits++;
-    else this.host.stats.handshakes.sent++;
+    if (this.synSends > 1) {
+      this.host.stats.handshakes.syn_retransmits++;
+      this.host.announce(this);
+    } else this.host.stats.handshakes.sent++;
     this.emit(SYN, this.iss, 0, window, options, EMPTY);
     this.rtoAt = now + this.rto;
   }
@@ -986,8 +993,9 @@ export class Session {
   end(reason: EndReason, now: number, rstDone = false): void {
     if (this.state === ENDED) return;
     if (!rstDone && !this.rstSent) this.resetTarget();
-    const loss = reason === "closed" || reason === "client_reset" || reason === "idle" ||
-        reason === "shutdown"
+    // Closed, reset by the client or idle: every request reached the target. Any other end
+    // (shutdown included) loses the requests not answered yet.
+    const loss = reason === "closed" || reason === "client_reset" || reason === "idle"
       ? 0
       : this.unansweredTurns();
     this.state = ENDED;

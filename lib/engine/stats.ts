@@ -28,6 +28,8 @@ export interface LostStats {
   timeout: number;
   port_conflict: number;
   memory: number;
+  /** Requests not answered yet when tcpcopy stopped (never sent, or sent without answer). */
+  shutdown: number;
 }
 
 /** The counters of one engine. */
@@ -89,6 +91,7 @@ export function emptyStats(): EngineStats {
       timeout: 0,
       port_conflict: 0,
       memory: 0,
+      shutdown: 0,
     },
     replies: 0,
     replies_unmatched: 0,
@@ -103,7 +106,7 @@ export function emptyStats(): EngineStats {
 }
 
 /** Why a session ended or lost requests (the keys of {@link LostStats} plus normal ends). */
-export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle" | "shutdown";
+export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle";
 
 /** A per-session log event. */
 export interface SessionEvent {
