@@ -1,7 +1,9 @@
 /**
  * tcpcopy end to end with several tcpcopy processes feeding one target:
- * - two instances on one online host replicating the same traffic (-f keeps their source
- *   ports apart), so intercept must route each reply to the right instance;
+ * - two instances on one online host replicating the same traffic (-f 1 and -f 2 put their
+ *   source ports in different lanes, so their tuples never meet), so intercept must route
+ *   each reply to the right instance; each instance's final stats must account for every
+ *   request (target = captured - lost for the two together, and nothing lost);
  * - the seed's experiment at small scale: two online hosts, each with its own clients and
  *   tcpcopy, one target that must serve the sum. Loss = (online1 + online2 - target) /
  *   (online1 + online2), from the access logs.
@@ -17,8 +19,52 @@ import {
   settle,
   startReplication,
   startTcpcopy,
+  type Stopped,
   stopTcpcopy,
 } from "../../bench/e2e_lab.ts";
+
+/** The request counters of tcpcopy's final JSON stats line. */
+interface Final {
+  captured: number;
+  sent: number;
+  answered: number;
+  lost: number;
+  lostBy: Record<string, number>;
+  handshakes: number;
+  established: number;
+  synRetransmits: number;
+  resets: number;
+  retransmits: number;
+}
+
+function finalStats(s: Stopped): Final {
+  const last = s.stats.findLast((l) => l.final === true) ?? s.stats.at(-1);
+  assert.ok(last, `no stats line from tcpcopy: ${s.log}`);
+  const j = last as {
+    requests: { captured: number; sent: number; answered: number };
+    lost: Record<string, number>;
+    handshakes: { sent: number; established: number; syn_retransmits: number };
+    resets: number;
+    retransmits: number;
+  };
+  const lostBy = Object.fromEntries(Object.entries(j.lost).filter(([, n]) => n > 0));
+  return {
+    ...j.requests,
+    lost: Object.values(j.lost).reduce((a, b) => a + b, 0),
+    lostBy,
+    handshakes: j.handshakes.sent,
+    established: j.handshakes.established,
+    synRetransmits: j.handshakes.syn_retransmits,
+    resets: j.resets,
+    retransmits: j.retransmits,
+  };
+}
+
+function summary(f: Final): string {
+  return `requests captured=${f.captured} sent=${f.sent} answered=${f.answered} ` +
+    `lost=${f.lost} ${JSON.stringify(f.lostBy)} handshakes=${f.established}/${f.handshakes} ` +
+    `syn_retransmits=${f.synRetransmits} resets=${f.resets} retransmits=${f.retransmits}`;
+}
 
 Deno.test({
   name: "tcpcopy e2e: two tcpcopy instances on one host feed one target (each request twice)",
@@ -47,6 +93,20 @@ Deno.test({
         tcpcopy: sa.cpuS + sb.cpuS,
         intercept: icpu,
       }));
+      const fa = finalStats(sa), fb = finalStats(sb);
+      for (const [name, s] of [["A (-f 1)", fa], ["B (-f 2)", fb]] as const) {
+        console.log(`[two instances] ${name}: ${summary(s)}`);
+      }
+      // No silent loss: what the target served is what the instances captured minus what
+      // they counted as lost, and here nothing is lost.
+      assert.equal(target, fa.captured - fa.lost + fb.captured - fb.lost, "silent loss");
+      for (const s of [fa, fb]) {
+        assert.equal(s.captured, online, summary(s));
+        assert.equal(s.lost, 0, summary(s));
+        assert.equal(s.sent, s.captured, summary(s));
+        assert.equal(s.answered, s.captured, summary(s));
+        assert.equal(s.established, s.handshakes, summary(s));
+      }
       assert.equal(await served(rep.targetLog, /GET \/twice-short /), 2 * short);
       assert.equal(await served(rep.targetLog, /GET \/twice-keep /), 2 * keep);
       assert.equal(target, 2 * online, "loss ratio must be 0");
