@@ -64,6 +64,7 @@ export function interceptStatsRecord(
     },
     peers: { connected: s.peers, accepted: s.accepted, rejected: s.rejected },
     routes: s.routes,
+    routes_contested: d.routesContested,
     kernel: { ...s.kernel },
     verdicts: { ...s.verdicts },
     batches: {
@@ -94,6 +95,8 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     peers_accepted: "Tunnel connections accepted.",
     peers_rejected: "Tunnel connections closed for protocol errors.",
     routes: "Routes currently registered.",
+    routes_contested:
+      "Routes registered while another tcpcopy still held them (instances sharing tuples).",
     kernel_pcap_drops: "Packets dropped by the kernel before capture (pcap mode).",
     kernel_nfq_queue_dropped: "Packets dropped because the NFQUEUE was full.",
     kernel_nfq_user_dropped: "Packets dropped because the netlink socket buffer was full.",

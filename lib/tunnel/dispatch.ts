@@ -12,6 +12,8 @@ import { RouteTable } from "./routing.ts";
 /** A tunnel connection as the dispatcher sees it. */
 export interface TunnelPeer {
   readonly batcher: ReplyBatcher;
+  /** The peer deletes its routes when its sessions end (negotiated CLIENT_DEL). */
+  readonly deletesRoutes?: boolean;
 }
 
 /** Counters of the dispatcher (monotonic). */
@@ -26,6 +28,12 @@ export interface DispatchCounters {
   delayedFlushed: number;
   routesAdded: number;
   routesDeleted: number;
+  /**
+   * CLIENT_ADDs that took a route from another connection that still held it and deletes
+   * its routes when done: two tcpcopy instances replaying onto the same client tuple at once
+   * (the replies of one of them now go to the other).
+   */
+  routesContested: number;
 }
 
 /** Settings of the dispatcher. */
@@ -58,6 +66,7 @@ export class Dispatcher<P extends TunnelPeer> {
     delayedFlushed: 0,
     routesAdded: 0,
     routesDeleted: 0,
+    routesContested: 0,
   };
   readonly opts: DispatchOptions;
   readonly #info = newReplyInfo();
@@ -118,15 +127,25 @@ export class Dispatcher<P extends TunnelPeer> {
     return r === "queued";
   }
 
-  /** CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. */
-  addRoute(peer: P, key: string, now: number): void {
-    this.routes.set(key, peer, now);
+  /**
+   * CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. The last
+   * registration wins, as in the C intercept; taking a route another CLIENT_DEL-speaking
+   * connection still holds is counted (`routesContested`) and returns that connection.
+   */
+  addRoute(peer: P, key: string, now: number): P | undefined {
+    const was = this.routes.set(key, peer, now);
     this.counters.routesAdded++;
+    let contested: P | undefined;
+    if (was !== undefined && was.deletesRoutes && this.#peers.has(was)) {
+      this.counters.routesContested++;
+      contested = was;
+    }
     for (const pkt of this.delay.take(key, now)) {
       if (inspectReply(pkt, this.#info) === undefined && this.#enqueue(peer, pkt, now)) {
         this.counters.delayedFlushed++;
       }
     }
+    return contested;
   }
 
   /** CLIENT_DEL from `peer` (only its own routes). */

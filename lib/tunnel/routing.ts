@@ -28,8 +28,8 @@ export class RouteTable<P> {
     return this.#routes.size;
   }
 
-  /** Registers (or moves) `key` to `peer`. */
-  set(key: string, peer: P, now: number): void {
+  /** Registers (or moves) `key` to `peer`; returns the previous owner when it was another. */
+  set(key: string, peer: P, now: number): P | undefined {
     const old = this.#routes.get(key);
     if (old) {
       this.#unindex(key, old.peer);
@@ -39,6 +39,7 @@ export class RouteTable<P> {
     let keys = this.#byPeer.get(peer);
     if (!keys) this.#byPeer.set(peer, keys = new Set());
     keys.add(key);
+    return old && old.peer !== peer ? old.peer : undefined;
   }
 
   /** The connection for `key`, refreshing its idle timer; undefined when unrouted. */

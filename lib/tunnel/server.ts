@@ -14,10 +14,11 @@
  */
 import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
-import { ClientMessageDecoder } from "./messages.ts";
+import { ClientMessageDecoder, type Endpoint } from "./messages.ts";
 import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
 import { routeKeyOf } from "./route_key.ts";
+import { formatIpv4, formatIpv6 } from "../wire/addr.ts";
 
 /** The C original's tunnel port. */
 export const DEFAULT_TUNNEL_PORT = 36524;
@@ -77,6 +78,11 @@ export class TunnelConnection {
   closed = false;
   /** Has replies routed in the current cycle (listed in the server's dirty list). */
   dirty = false;
+
+  /** The peer negotiated CLIENT_DEL: it deletes its routes when its sessions end. */
+  get deletesRoutes(): boolean {
+    return (this.caps & Cap.ROUTE_DEL) !== 0;
+  }
 
   constructor(readonly conn: Deno.TcpConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
@@ -199,6 +205,21 @@ export class TunnelServer {
     dirty.length = 0;
   }
 
+  /**
+   * Logs a contested route (see DispatchCounters.routesContested): the first one, then
+   * every 1000th, since one cause usually contests many routes.
+   */
+  #contested(c: TunnelConnection, client: Endpoint): void {
+    const n = this.dispatcher.counters.routesContested;
+    if (n !== 1 && n % 1000 !== 0) return;
+    const addr = client.addr.length === 4 ? formatIpv4(client.addr) : formatIpv6(client.addr);
+    this.opts.log(
+      `tunnel: peer ${c.remote} registered ${addr}:${client.port} while another tcpcopy ` +
+        `still held it (${n} so far): two instances replay onto the same client tuples; ` +
+        `give each a different -f (lanes are -f mod 8) or its own -c addresses`,
+    );
+  }
+
   #armFlush(): void {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
@@ -280,7 +301,9 @@ export class TunnelServer {
           if (m.client.addr.length === 16 && !(c.caps & Cap.IPV6)) {
             return "IPv6 route not negotiated";
           }
-          this.dispatcher.addRoute(c, routeKeyOf(m.client, m.target), now);
+          if (this.dispatcher.addRoute(c, routeKeyOf(m.client, m.target), now)) {
+            this.#contested(c, m.client);
+          }
           break;
         case "del":
           if (c.caps & Cap.ROUTE_DEL) {

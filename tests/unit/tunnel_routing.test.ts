@@ -104,7 +104,7 @@ Deno.test("delay queue: bounded per key and in keys, expires, taken once", () =>
 
 class Peer {
   batcher = new ReplyBatcher({ flushMs: 2 });
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, readonly deletesRoutes = false) {}
 }
 
 function records(p: Peer): Uint8Array[] {
@@ -182,4 +182,25 @@ Deno.test("dispatcher: tick flushes due batches and expires idle routes", () => 
   assert.deepEqual(d.tick(2), [a]);
   d.tick(2000);
   assert.equal(d.routes.size, 0);
+});
+
+Deno.test("dispatcher: a route taken from a live CLIENT_DEL peer is contested, not from a C peer", () => {
+  const d = new Dispatcher<Peer>();
+  const a = new Peer("a", true), b = new Peer("b", true), c = new Peer("c");
+  for (const p of [a, b, c]) d.addPeer(p);
+  const k1 = routeKeyOf(ep(C1, 7000), ep(T, 80)), k2 = routeKeyOf(ep(C1, 7001), ep(T, 80));
+  assert.equal(d.addRoute(a, k1, 0), undefined);
+  assert.equal(d.addRoute(a, k1, 1), undefined, "its own route again");
+  assert.equal(d.addRoute(b, k1, 2), a, "b took a's live route");
+  assert.equal(d.counters.routesContested, 1);
+  const r = segment({ src: T, dst: C1, sport: 80, dport: 7000, flags: F.ACK });
+  assert.equal(d.reply(r, 3), b, "the last registration wins, as in the C intercept");
+  assert.equal(d.deleteRoute(a, k1), false, "a cannot delete b's route");
+  // A C tcpcopy never deletes its routes: taking one of its old routes is routine.
+  d.addRoute(c, k2, 4);
+  assert.equal(d.addRoute(a, k2, 5), undefined);
+  // A peer that left no longer holds anything.
+  d.removePeer(b);
+  assert.equal(d.addRoute(a, k1, 6), undefined);
+  assert.equal(d.counters.routesContested, 1);
 });
