@@ -73,6 +73,8 @@ Deno.test({
       assert.ok(stop.stats.length >= 2, "periodic lines before the final one");
       assert.equal(stop.stats[0].final, false);
       assert.deepEqual(last.send_errors, {});
+      // the live capture is the packet ring, received packets only
+      assert.match(stop.log, /capture on \S+: ring, received packets only/);
     }),
 });
 
