@@ -242,8 +242,9 @@ export class Engine implements SessionHost {
   }
 
   /**
-   * Reset every live session (shutdown). Requests not answered by then are counted as lost
-   * (`lost.shutdown`): stopping tcpcopy early is a loss like any other, just an expected one.
+   * Reset every live session (shutdown). Requests not sent by then are counted as lost
+   * (`lost.shutdown`); requests sent and not answered yet are not (the target may have
+   * served them, their answers still on the way).
    */
   closeAll(reason: EndReason = "shutdown", nowMs = this.now): void {
     this.now = nowMs;

@@ -968,6 +968,22 @@ export class Session {
     return n;
   }
 
+  /**
+   * Requests not yet wholly sent to the target (never sent, or cut short): at a shutdown
+   * these certainly never arrive. Requests sent but not answered yet may still have been
+   * served; their answers can be on the way.
+   */
+  unsentTurns(): number {
+    const st = this.stream;
+    const sent = this.state === ESTABLISHED ? this.sndMax : undefined;
+    let n = 0;
+    for (let i = Math.max(this.ansIdx, st.turnHead); i < st.turns.length; i++) {
+      const t = st.turns[i];
+      if (t.kind === DATA && !t.answered && (sent === undefined || !seqLe(t.end, sent))) n++;
+    }
+    return n;
+  }
+
   private fail(reason: EndReason, now: number, _detail: string): void {
     this.end(reason, now);
   }
@@ -993,10 +1009,12 @@ export class Session {
   end(reason: EndReason, now: number, rstDone = false): void {
     if (this.state === ENDED) return;
     if (!rstDone && !this.rstSent) this.resetTarget();
-    // Closed, reset by the client or idle: every request reached the target. Any other end
-    // (shutdown included) loses the requests not answered yet.
+    // Closed, reset by the client or idle: every request reached the target. A shutdown
+    // loses the requests not sent yet; any other end, the requests not answered yet.
     const loss = reason === "closed" || reason === "client_reset" || reason === "idle"
       ? 0
+      : reason === "shutdown"
+      ? this.unsentTurns()
       : this.unansweredTurns();
     this.state = ENDED;
     if (this.queuedBytes > 0) {

@@ -28,7 +28,7 @@ export interface LostStats {
   timeout: number;
   port_conflict: number;
   memory: number;
-  /** Requests not answered yet when tcpcopy stopped (never sent, or sent without answer). */
+  /** Requests not (wholly) sent yet when tcpcopy stopped. */
   shutdown: number;
 }
 
