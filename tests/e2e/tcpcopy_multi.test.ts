@@ -9,14 +9,16 @@
  *   (online1 + online2), from the access logs.
  */
 import assert from "node:assert/strict";
-import { isRoot, withNetns } from "../helpers/netns.ts";
+import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab } from "../helpers/lab.ts";
 import {
   HTTP_PORT,
   interceptCpu,
+  readText,
   report,
   served,
   settle,
+  type Started,
   startReplication,
   startTcpcopy,
   type Stopped,
@@ -60,6 +62,13 @@ function finalStats(s: Stopped): Final {
   };
 }
 
+/** The instance's latest periodic stats line shows no live session. */
+async function idle(t: Started): Promise<boolean> {
+  const lines = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{"));
+  const last = lines.length > 0 ? JSON.parse(lines[lines.length - 1]) : undefined;
+  return last?.sessions?.active === 0;
+}
+
 function summary(f: Final): string {
   return `requests captured=${f.captured} sent=${f.sent} answered=${f.answered} ` +
     `lost=${f.lost} ${JSON.stringify(f.lostBy)} handshakes=${f.established}/${f.handshakes} ` +
@@ -87,6 +96,9 @@ Deno.test({
       const online = await served(on.accessLog);
       assert.equal(online, short + keep);
       const target = await settle(() => served(rep.targetLog), 2 * online);
+      // Stop once both instances say every session ended (bounded): answers still on their
+      // way back are not counted as answered.
+      await waitFor(async () => (await idle(a)) && (await idle(b)), 5000, 200);
       const icpu = await interceptCpu(rep);
       const sa = await stopTcpcopy(a), sb = await stopTcpcopy(b);
       console.log(report("two instances, one host", 2 * online, target, 2 * online, {
