@@ -95,8 +95,9 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "port-shift",
     short: "f",
     arg: "N",
-    help: "Shift rewritten source ports by N so that several tcpcopy instances feeding one " +
-      "target never collide (0..1023, default 0).",
+    help: "Put rewritten source ports in lane N mod 8 so that several tcpcopy instances " +
+      "sharing client addresses and a target never collide: give each a different -f (1..8 " +
+      "are eight distinct lanes; 0..1023, default 0 = original ports, one instance only).",
     example: "-f 2",
   },
   {
