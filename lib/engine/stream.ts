@@ -166,13 +166,22 @@ export class ClientStream {
     return -1;
   }
 
-  /** Start of the turn that contains `seq` (for replays that resend whole requests). */
+  /**
+   * Start of the turn that contains `seq` (for replays that resend whole requests). Turns are
+   * ordered by start, so the last turn starting at or before `seq` is found by binary search:
+   * this runs on every ACK, and a lagging replay can hold thousands of turns.
+   */
   turnStartOf(seq: number): number {
-    for (let i = this.turns.length - 1; i >= this.turnHead; i--) {
-      const t = this.turns[i];
-      if (seqLe(t.start, seq)) return seqLt(seq, t.end) || t.start === t.end ? t.start : seq;
+    const ts = this.turns;
+    let lo = this.turnHead, hi = ts.length; // answer: the last i in [lo, hi) with start <= seq
+    if (lo >= hi || !seqLe(ts[lo].start, seq)) return seq;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLe(ts[mid].start, seq)) lo = mid;
+      else hi = mid;
     }
-    return seq;
+    const t = ts[lo];
+    return seqLt(seq, t.end) || t.start === t.end ? t.start : seq;
   }
 
   private insertOoo(c: Chunk): void {

@@ -112,3 +112,31 @@ Deno.test("slab: trim keeps small buffers only, release forgets; views stay vali
   assert.ok(a.every((b) => b === 1));
   big.forEach((v, i) => assert.ok(v.every((b) => b === 2 + i)));
 });
+
+Deno.test("stream: turnStartOf finds the turn holding a sequence number, across wrap-around", () => {
+  // Reference: the last turn starting at or before seq, by a linear scan.
+  const reference = (s: ClientStream, seq: number) => {
+    for (let i = s.turns.length - 1; i >= s.turnHead; i--) {
+      const t = s.turns[i];
+      const le = ((seq - t.start) | 0) >= 0;
+      if (le) return ((seq - t.end) | 0) < 0 || t.start === t.end ? t.start : seq;
+    }
+    return seq;
+  };
+  for (const start of [101, 0xffffff00]) {
+    const s = new ClientStream(start);
+    let seq = start, ack = 1;
+    for (let i = 0; i < 200; i++) {
+      const len = 1 + (i * 7919) % 300;
+      s.add({ seq, data: new Uint8Array(len), ack });
+      seq = (seq + len) >>> 0;
+      ack += 10; // a new online ACK: every segment is a new turn
+    }
+    s.turnHead = 17;
+    const first = s.turns[17].start;
+    for (let k = -5; k < 40_000; k += 37) {
+      const q = (first + k) >>> 0;
+      assert.equal(s.turnStartOf(q), reference(s, q), `seq ${q}`);
+    }
+  }
+});
