@@ -90,7 +90,10 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const startMs = Date.now();
   log.info(`${versionLine("tcpcopy")} starting`);
   for (const t of config.transfers) {
-    log.info(`transfer ${t.onlineIp ?? "*"}:${t.onlinePort} -> ${t.targetIp}:${t.targetPort}`);
+    log.info(
+      `transfer ${t.onlineIp === null ? "*" : bracketed(t.onlineIp)}:${t.onlinePort} -> ` +
+        `${bracketed(t.targetIp)}:${t.targetPort}`,
+    );
   }
 
   // 0. Offline: the file is checked first, so a bad one is reported before anything else.

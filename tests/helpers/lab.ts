@@ -13,6 +13,10 @@
  * client addresses pass reverse-path checks; intercept drops the replies before they leave.
  * Used by the end-to-end tests and by `./build.sh demo`.
  *
+ * With `{ ipv6: true }` the lab is dual-stack: IPv6 stays enabled in every namespace and each
+ * link also gets ULA addresses (`fd00:N:i::1/64` ... mirroring the IPv4 plan, no duplicate
+ * address detection, so they work at once), with the same routes.
+ *
  * @module
  */
 import { Cleanup, Netns, run, vethPair, waitFor } from "./netns.ts";
@@ -34,6 +38,10 @@ export interface OnlineHost {
   clientSideIf: string;
   /** The online host's address on the link towards the target. */
   uplinkIp: string;
+  /** IPv6 counterparts of `ip`, `clientIp`, `uplinkIp` (dual-stack labs only). */
+  ip6?: string;
+  clientIp6?: string;
+  uplinkIp6?: string;
 }
 
 /** The lab: online hosts, one target, and the folder with every server's logs. */
@@ -44,43 +52,93 @@ export interface Lab {
   targetIp: string;
   /** Target address per online host link. */
   targetIps: string[];
+  /** IPv6 counterparts of `targetIp` and `targetIps` (dual-stack labs only). */
+  targetIp6?: string;
+  targetIp6s?: string[];
   dir: string;
+}
+
+/** Options of {@link buildLab}. */
+export interface LabOptions {
+  /** Dual-stack: IPv6 enabled and ULA addresses next to the IPv4 ones. */
+  ipv6?: boolean;
 }
 
 /** Second octet shared by a lab's subnets (10.N.x.y), distinct per lab in one process. */
 let nextNet = 100 + Math.floor(Math.random() * 100);
 
+/** Adds an IPv6 address without duplicate address detection (usable at once). */
+async function addIp6(ns: Netns, dev: string, cidr: string): Promise<void> {
+  await ns.exec(["ip", "-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+}
+
 /**
- * Builds the namespaces and links of a lab with `onlineHosts` online hosts. Everything is torn
- * down by `env`.
+ * Builds the namespaces and links of a lab with `onlineHosts` online hosts (dual-stack with
+ * `opts.ipv6`). Everything is torn down by `env`.
  */
-export async function buildLab(env: Cleanup, onlineHosts = 1): Promise<Lab> {
+export async function buildLab(
+  env: Cleanup,
+  onlineHosts = 1,
+  opts: LabOptions = {},
+): Promise<Lab> {
   const n = nextNet++ % 250;
+  const v6 = opts.ipv6 === true;
+  const nsOpts = { ipv6: v6 };
+  const net6 = `fd00:${n.toString(16)}`;
   const dir = await Deno.makeTempDir({ prefix: "tcpcopy-lab-" });
   env.defer(() => Deno.remove(dir, { recursive: true }));
-  const target = await env.netns("tgt");
+  const target = await env.netns("tgt", nsOpts);
   const online: OnlineHost[] = [];
-  const targetIps: string[] = [];
+  const targetIps: string[] = [], targetIp6s: string[] = [];
   for (let i = 1; i <= onlineHosts; i++) {
-    const ns = await env.netns(`on${i}`);
-    const client = await env.netns(`cl${i}`);
+    const ns = await env.netns(`on${i}`, nsOpts);
+    const client = await env.netns(`cl${i}`, nsOpts);
     const ip = `10.${n}.${i}.1`, clientIp = `10.${n}.${i}.2`;
-    const { ifA } = await vethPair(ns, client, ip, clientIp);
+    const { ifA, ifB } = await vethPair(ns, client, ip, clientIp);
     const uplinkIp = `10.${n}.${10 * i}.1`, targetIp = `10.${n}.${10 * i}.2`;
-    await vethPair(ns, target, uplinkIp, targetIp);
+    const up = await vethPair(ns, target, uplinkIp, targetIp);
     await client.exec(["ip", "route", "add", "default", "via", ip]);
     // Replies to this host's clients go back through this online host (where they die, if
     // intercept did not drop them first).
     await target.exec(["ip", "route", "add", `10.${n}.${i}.0/24`, "via", uplinkIp]);
     await ns.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-    online.push({ ns, client, ip, clientIp, clientSideIf: ifA, uplinkIp });
+    const host: OnlineHost = { ns, client, ip, clientIp, clientSideIf: ifA, uplinkIp };
     targetIps.push(targetIp);
+    if (v6) {
+      host.ip6 = `${net6}:${i}::1`;
+      host.clientIp6 = `${net6}:${i}::2`;
+      host.uplinkIp6 = `${net6}:${10 * i}::1`;
+      const targetIp6 = `${net6}:${10 * i}::2`;
+      await addIp6(ns, ifA, `${host.ip6}/64`);
+      await addIp6(client, ifB, `${host.clientIp6}/64`);
+      await addIp6(ns, up.ifA, `${host.uplinkIp6}/64`);
+      await addIp6(target, up.ifB, `${targetIp6}/64`);
+      await client.exec(["ip", "-6", "route", "add", "default", "via", host.ip6]);
+      await target.exec(["ip", "-6", "route", "add", `${net6}:${i}::/64`, "via", host.uplinkIp6]);
+      await ns.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]);
+      targetIp6s.push(targetIp6);
+    }
+    online.push(host);
   }
-  return { online, target, targetIp: targetIps[0], targetIps, dir };
+  const lab: Lab = { online, target, targetIp: targetIps[0], targetIps, dir };
+  if (v6) {
+    lab.targetIp6 = targetIp6s[0];
+    lab.targetIp6s = targetIp6s;
+  }
+  return lab;
 }
 
-/** The nginx configuration of one lab host: `return 200` for every request, with an access log. */
-export function nginxConfig(dir: string, port = HTTP_PORT): string {
+/** An address as written before `:port` or in a URL (IPv6 in brackets). */
+export function hostPart(ip: string): string {
+  return ip.includes(":") ? `[${ip}]` : ip;
+}
+
+/**
+ * The nginx configuration of one lab host: `return 200` for every request, with an access log;
+ * with `ipv6` it listens on `[::]:port` too.
+ */
+export function nginxConfig(dir: string, port = HTTP_PORT, ipv6 = false): string {
+  const listen6 = ipv6 ? `\n    listen [::]:${port} backlog=4096;` : "";
   return `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -98,7 +156,7 @@ http {
   client_max_body_size 16m;
   client_body_buffer_size 1m;
   server {
-    listen ${port} backlog=4096;
+    listen ${port} backlog=4096;${listen6}
     location / { return 200 "ok $request_method $request_uri\\n"; }
   }
 }
@@ -107,12 +165,19 @@ http {
 
 /**
  * Starts nginx in `ns` with its own folder `${lab.dir}/${name}`, waits until it accepts
- * connections and returns the path of its access log.
+ * connections on `ip` and returns the path of its access log. It also listens on IPv6 when
+ * `ipv6` is true (the default when `ip` is an IPv6 address).
  */
-export async function startNginx(env: Cleanup, ns: Netns, dir: string, ip: string) {
+export async function startNginx(
+  env: Cleanup,
+  ns: Netns,
+  dir: string,
+  ip: string,
+  ipv6 = ip.includes(":"),
+) {
   await Deno.mkdir(dir, { recursive: true });
   const conf = `${dir}/nginx.conf`;
-  await Deno.writeTextFile(conf, nginxConfig(dir));
+  await Deno.writeTextFile(conf, nginxConfig(dir, HTTP_PORT, ipv6));
   env.child(ns.spawn(["nginx", "-c", conf, "-e", `${dir}/error.log`], { stderr: "null" }));
   const up = await waitFor(
     async () =>

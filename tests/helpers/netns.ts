@@ -136,6 +136,12 @@ export async function stopChild(child: Deno.ChildProcess, graceMs = 1000): Promi
   }
 }
 
+/** Options of {@link Netns.create}. */
+export interface NetnsOptions {
+  /** Keep IPv6 enabled (default: disabled, so links carry no IPv6 chatter). */
+  ipv6?: boolean;
+}
+
 /** A network namespace owned by one test. */
 export class Netns {
   readonly #children = new Set<Deno.ChildProcess>();
@@ -143,14 +149,27 @@ export class Netns {
 
   private constructor(readonly name: string) {}
 
-  /** Creates a namespace named `uniqueName(prefix)` with `lo` up and IPv6 disabled (quiet links). */
-  static async create(prefix: string): Promise<Netns> {
+  /**
+   * Creates a namespace named `uniqueName(prefix)` with `lo` up and IPv6 disabled (quiet
+   * links), unless `opts.ipv6`: then IPv6 stays on, without router solicitations or duplicate
+   * address detection (addresses are usable at once, links stay quiet).
+   */
+  static async create(prefix: string, opts: NetnsOptions = {}): Promise<Netns> {
     const ns = new Netns(uniqueName(prefix));
     await run(["ip", "netns", "add", ns.name]);
     try {
       await ns.exec(["ip", "link", "set", "lo", "up"]);
-      await ns.exec(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], { check: false });
-      await ns.exec(["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"], { check: false });
+      const sysctls = opts.ipv6
+        ? [
+          "net.ipv6.conf.all.accept_dad=0",
+          "net.ipv6.conf.default.accept_dad=0",
+          "net.ipv6.conf.all.router_solicitations=0",
+          "net.ipv6.conf.default.router_solicitations=0",
+          "net.ipv6.conf.all.disable_ipv6=0",
+          "net.ipv6.conf.default.disable_ipv6=0",
+        ]
+        : ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"];
+      for (const kv of sysctls) await ns.exec(["sysctl", "-qw", kv], { check: false });
     } catch (e) {
       await ns.destroy();
       throw e;
@@ -239,8 +258,8 @@ export class Cleanup {
   }
 
   /** Creates a namespace that is destroyed at clean-up time. */
-  async netns(prefix: string): Promise<Netns> {
-    const ns = await Netns.create(prefix);
+  async netns(prefix: string, opts: NetnsOptions = {}): Promise<Netns> {
+    const ns = await Netns.create(prefix, opts);
     this.defer(() => ns.destroy());
     return ns;
   }

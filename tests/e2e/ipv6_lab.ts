@@ -1,0 +1,111 @@
+/**
+ * The IPv6 replication set-up shared by tests/e2e/ipv6_*.test.ts: a dual-stack lab
+ * (tests/helpers/lab.ts with `ipv6: true`), nginx listening on IPv4 and `[::]:80` on the
+ * online host and the target, intercept in NFQUEUE mode (`--port 80`: iptables and ip6tables
+ * rules) on the target, and tcpcopy on the online host replicating
+ * `[online6]:80-[target6]:80`. The tunnel to intercept runs over IPv4 or IPv6, as asked.
+ * Every process is started in its own namespace and stopped by PID.
+ *
+ * @module
+ */
+import { type Cleanup, denoCmd, waitFor } from "../helpers/netns.ts";
+import {
+  buildLab,
+  hostPart,
+  HTTP_PORT,
+  type Lab,
+  type OnlineHost,
+  startNginx,
+} from "../helpers/lab.ts";
+import { readText, type Started, startLogged, tcpcopyCmd } from "../../bench/e2e_lab.ts";
+
+const INTERCEPT = new URL("../../intercept.ts", import.meta.url).pathname;
+const TUNNEL_PORT = 36524;
+
+/** A running IPv6 replication. */
+export interface Replication6 {
+  lab: Lab;
+  /** The online host (with its IPv6 addresses set). */
+  on: Required<OnlineHost>;
+  /** Target address over IPv6 (what `-x` names). */
+  target6: string;
+  /** Access logs of the online host's nginx and the target's. */
+  onlineLog: string;
+  targetLog: string;
+  intercept: Started;
+  tcpcopy: Started;
+  /** `http://[online6]:80${path}`. */
+  url(path: string): string;
+}
+
+/** Options of {@link startReplication6}. */
+export interface Replication6Options {
+  /** Address family of the tunnel (tcpcopy's `-s`); default 4. */
+  tunnel?: 4 | 6;
+  /** Extra tcpcopy flags. */
+  tcpcopyArgs?: string[];
+}
+
+/** Builds the dual-stack lab, starts both nginx, intercept and tcpcopy. */
+export async function startReplication6(
+  env: Cleanup,
+  opts: Replication6Options = {},
+): Promise<Replication6> {
+  const lab = await buildLab(env, 1, { ipv6: true });
+  const on = lab.online[0] as Required<OnlineHost>;
+  const target6 = lab.targetIp6!;
+  const targetLog = await startNginx(env, lab.target, `${lab.dir}/target`, target6);
+  const onlineLog = await startNginx(env, on.ns, `${lab.dir}/online`, on.ip6);
+  const tunnel6 = opts.tunnel === 6;
+  const intercept = startLogged(
+    env,
+    lab.target,
+    denoCmd(INTERCEPT, [
+      "--port",
+      String(HTTP_PORT),
+      "--stats-interval",
+      "0",
+      ...(tunnel6 ? ["-b", "::"] : []),
+    ]),
+    `${lab.dir}/intercept`,
+  );
+  const tunnelAddr = tunnel6 ? target6 : lab.targetIp;
+  const listening = await waitFor(
+    async () =>
+      (await on.ns.exec(
+        ["bash", "-c", `exec 3<>/dev/tcp/${tunnelAddr}/${TUNNEL_PORT}`],
+        { check: false },
+      )).code === 0,
+    20_000,
+    100,
+  );
+  if (!listening) throw new Error(`intercept did not start: ${await readText(intercept.err)}`);
+  const args = [
+    "-x",
+    `[${on.ip6}]:${HTTP_PORT}-[${target6}]:${HTTP_PORT}`,
+    "-s",
+    hostPart(tunnelAddr),
+    "-i",
+    on.clientSideIf,
+    "--stats-interval",
+    "1",
+    ...(opts.tcpcopyArgs ?? []),
+  ];
+  const tcpcopy = startLogged(env, on.ns, tcpcopyCmd(args), `${lab.dir}/tcpcopy`);
+  const up = await waitFor(
+    async () => /\] replicating/.test(await readText(tcpcopy.err)),
+    20_000,
+    50,
+  );
+  if (!up) throw new Error(`tcpcopy did not start: ${await readText(tcpcopy.err)}`);
+  return {
+    lab,
+    on,
+    target6,
+    onlineLog,
+    targetLog,
+    intercept,
+    tcpcopy,
+    url: (path) => `http://${hostPart(on.ip6)}:${HTTP_PORT}${path}`,
+  };
+}
