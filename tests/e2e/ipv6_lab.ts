@@ -44,6 +44,8 @@ export interface Replication6Options {
   tunnel?: 4 | 6;
   /** Extra tcpcopy flags. */
   tcpcopyArgs?: string[];
+  /** Rewrites the extra flags once the lab's addresses are known. */
+  rewriteArgs?: (args: string[], rep: { on: Required<OnlineHost>; target6: string }) => string[];
 }
 
 /** Builds the dual-stack lab, starts both nginx, intercept and tcpcopy. */
@@ -89,7 +91,7 @@ export async function startReplication6(
     on.clientSideIf,
     "--stats-interval",
     "1",
-    ...(opts.tcpcopyArgs ?? []),
+    ...(opts.rewriteArgs?.(opts.tcpcopyArgs ?? [], { on, target6 }) ?? opts.tcpcopyArgs ?? []),
   ];
   const tcpcopy = startLogged(env, on.ns, tcpcopyCmd(args), `${lab.dir}/tcpcopy`);
   const up = await waitFor(
