@@ -64,17 +64,19 @@ export class LinkSender extends BatchSender implements PacketSender {
     src: Uint8Array,
     opts: BatchOptions,
   ) {
-    super(fd, ETH_HLEN, SOCKADDR_LL, true, opts);
+    super(fd, ETH_HLEN, SOCKADDR_LL, false, opts);
     this.srcMac = formatMac(src);
     const { u8, dv } = this.mem;
-    // one shared struct sockaddr_ll: family, protocol (BE), ifindex, hatype, pkttype, halen, addr
-    const n = this.namesOff;
-    dv.setUint16(n, Sock.AF_PACKET, true);
-    dv.setUint16(n + 2, ETH_P_IP, false);
-    dv.setInt32(n + 4, ifindex, true);
-    u8[n + 11] = 6;
-    u8.set(dst, n + 12);
-    for (let i = 0; i < this.batch; i++) { // the constant part of every Ethernet header
+    for (let i = 0; i < this.batch; i++) {
+      // struct sockaddr_ll per packet: family, protocol (BE, set per packet: the kernel takes
+      // it as the frame's protocol), ifindex, hatype, pkttype, halen, addr
+      const n = this.namesOff + i * SOCKADDR_LL;
+      dv.setUint16(n, Sock.AF_PACKET, true);
+      dv.setUint16(n + 2, ETH_P_IP, false);
+      dv.setInt32(n + 4, ifindex, true);
+      u8[n + 11] = 6;
+      u8.set(dst, n + 12);
+      // the constant part of every Ethernet header
       const f = this.slotsOff + i * this.slotSize;
       u8.set(dst, f);
       u8.set(src, f + 6);
@@ -117,14 +119,17 @@ export class LinkSender extends BatchSender implements PacketSender {
     }
   }
 
-  protected prepare(_i: number, off: number, len: number): number {
+  protected prepare(i: number, off: number, len: number): number {
     const u8 = this.mem.u8;
     if (len < 20) return Errno.EINVAL;
     const version = u8[off] >> 4;
     const type = version === 4 ? ETH_P_IP : version === 6 ? ETH_P_IPV6 : 0;
     if (type === 0) return Errno.EINVAL;
-    u8[off - 2] = type >> 8;
+    u8[off - 2] = type >> 8; // EtherType
     u8[off - 1] = type & 0xff;
+    const name = this.namesOff + i * SOCKADDR_LL + 2; // sll_protocol
+    u8[name] = type >> 8;
+    u8[name + 1] = type & 0xff;
     return 0;
   }
 

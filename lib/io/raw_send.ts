@@ -56,8 +56,11 @@ export class RawIpSender extends BatchSender implements PacketSender {
 
 /**
  * Sends complete IPv6 packets (header first). Same interface as {@link RawIpSender}; the socket
- * is `AF_INET6/SOCK_RAW/IPPROTO_RAW`, which implies IPV6_HDRINCL on Linux >= 4.5.
- * Not yet exercised by the test suite (IPv6 replication has not landed).
+ * is `AF_INET6/SOCK_RAW/IPPROTO_RAW`, which implies IPV6_HDRINCL on Linux >= 4.5. Unlike IPv4,
+ * the kernel fills in nothing: the payload length and the TCP checksum must be right (lib/wire
+ * builds both). The destination name carries no scope id, so link-local targets are not
+ * reachable this way (use global or ULA addresses). Packets larger than the route's MTU are
+ * refused with EMSGSIZE (no fragmentation).
  */
 export class RawIp6Sender extends BatchSender implements PacketSender {
   private constructor(fd: number, opts: RawSendOptions) {

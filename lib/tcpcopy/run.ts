@@ -137,6 +137,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
       });
       senders.push(link);
       v4 = v6 = link;
+      log.info(`send: link layer on ${config.outInterface} to next hop ${nextHopMac}`);
       if (config.transfers.some((x) => (config.nextHopMac ?? x.nextHopMac) !== nextHopMac)) {
         log.warn("-o: one next-hop MAC is used for every target (the first one given)");
       }
@@ -149,6 +150,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         v6 = RawIp6Sender.open({ maxPacket });
         senders.push(v6);
       }
+      log.info(`send: raw ${[v4 && "IPv4", v6 && "IPv6"].filter(Boolean).join(" + ")} socket`);
     }
   } catch (e) {
     await releaseAll();

@@ -9,7 +9,7 @@ import { isRoot, type Netns, withNetns } from "../helpers/netns.ts";
 import { ab, sh } from "../helpers/lab.ts";
 import { report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
 import { cpuSeconds } from "../helpers/lab.ts";
-import { startReplication6 } from "./ipv6_lab.ts";
+import { deviceOf6, startReplication6 } from "./ipv6_lab.ts";
 
 /**
  * Counts, in `ns` (before routing, so also packets it will not forward), TCP packets from
@@ -87,11 +87,50 @@ Deno.test({
       const requests = last.requests as { captured: number; sent: number; answered: number };
       assert.ok(requests.sent >= online, JSON.stringify(last));
       assert.equal(requests.answered, requests.sent);
+      assert.match(stop.log, /send: raw IPv6 socket/);
       // IPv6 endpoints are logged in brackets
       assert.match(stop.log, /transfer \[fd00:[0-9a-f:]+\]:80 -> \[fd00:[0-9a-f:]+\]:80/);
       // intercept took every reply: the online host never saw one, though it did see the target
       const seen = await counters();
       assert.equal(seen.replies, 0, "a target reply leaked to the online host");
       assert.ok(seen.all > 0, "the counter sees the target's other IPv6 packets");
+    }),
+});
+
+Deno.test({
+  name: "ipv6 e2e: link-layer send (-o) carries IPv6 frames to the next hop, loss 0",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rep = await startReplication6(env, {
+        tcpcopyArgs: async (lab, on) => {
+          const uplink = await deviceOf6(on.ns, on.uplinkIp6);
+          const target = await deviceOf6(lab.target, lab.targetIp6!);
+          return ["-o", uplink.dev, "--next-hop-mac", target.mac];
+        },
+      });
+      const short = await ab(rep.on.client, rep.url("/link-short"), {
+        requests: 300,
+        concurrency: 4,
+      });
+      const keep = await ab(rep.on.client, rep.url("/link-keep"), {
+        requests: 600,
+        concurrency: 4,
+        keepAlive: true,
+      });
+      const online = await served(rep.onlineLog);
+      assert.equal(online, short + keep);
+      const target = await settle(() => served(rep.targetLog), online);
+      const stop = await stopTcpcopy(rep.tcpcopy);
+      console.log(report("ipv6 link-layer send", online, target, online, {
+        tcpcopy: stop.cpuS,
+        intercept: await cpuSeconds(rep.intercept.pid),
+      }));
+      assert.equal(target, online, "loss ratio must be 0");
+      assert.equal(stop.code, 0, stop.log);
+      assert.deepEqual(stop.stats.at(-1)!.send_errors, {});
+      assert.match(stop.log, /send: link layer on \S+ to next hop [0-9a-f:]{17}/);
     }),
 });

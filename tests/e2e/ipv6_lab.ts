@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type Cleanup, denoCmd, waitFor } from "../helpers/netns.ts";
+import { type Cleanup, denoCmd, type Netns, waitFor } from "../helpers/netns.ts";
 import {
   buildLab,
   hostPart,
@@ -42,10 +42,8 @@ export interface Replication6 {
 export interface Replication6Options {
   /** Address family of the tunnel (tcpcopy's `-s`); default 4. */
   tunnel?: 4 | 6;
-  /** Extra tcpcopy flags. */
-  tcpcopyArgs?: string[];
-  /** Rewrites the extra flags once the lab's addresses are known. */
-  rewriteArgs?: (args: string[], rep: { on: Required<OnlineHost>; target6: string }) => string[];
+  /** Extra tcpcopy flags, or a function that makes them once the lab is built. */
+  tcpcopyArgs?: string[] | ((lab: Lab, on: Required<OnlineHost>) => Promise<string[]>);
 }
 
 /** Builds the dual-stack lab, starts both nginx, intercept and tcpcopy. */
@@ -91,7 +89,9 @@ export async function startReplication6(
     on.clientSideIf,
     "--stats-interval",
     "1",
-    ...(opts.rewriteArgs?.(opts.tcpcopyArgs ?? [], { on, target6 }) ?? opts.tcpcopyArgs ?? []),
+    ...(typeof opts.tcpcopyArgs === "function"
+      ? await opts.tcpcopyArgs(lab, on)
+      : opts.tcpcopyArgs ?? []),
   ];
   const tcpcopy = startLogged(env, on.ns, tcpcopyCmd(args), `${lab.dir}/tcpcopy`);
   const up = await waitFor(
@@ -110,4 +110,13 @@ export async function startReplication6(
     tcpcopy,
     url: (path) => `http://${hostPart(on.ip6)}:${HTTP_PORT}${path}`,
   };
+}
+
+/** The device of `ns` that holds the IPv6 address `ip`, and its MAC address. */
+export async function deviceOf6(ns: Netns, ip: string): Promise<{ dev: string; mac: string }> {
+  const out = await ns.exec(["ip", "-o", "-6", "addr", "show", "to", `${ip}/128`]);
+  const dev = out.stdout.trim().split(/\s+/)[1];
+  if (!dev) throw new Error(`no device with ${ip} in ${ns.name}`);
+  const mac = (await ns.exec(["cat", `/sys/class/net/${dev}/address`])).stdout.trim();
+  return { dev, mac };
 }

@@ -21,9 +21,8 @@ Deno.test({
       // the range fd00:N:1::100..1ff lies inside it.
       const rep = await startReplication6(env, {
         tunnel: 6,
-        tcpcopyArgs: ["-c", "RANGE", "-n", "2"],
-        rewriteArgs: (args, r) =>
-          args.map((a) => a === "RANGE" ? r.on.ip6.replace(/::1$/, "::100/120") : a),
+        tcpcopyArgs: (_lab, on) =>
+          Promise.resolve(["-c", on.ip6.replace(/::1$/, "::100/120"), "-n", "2"]),
       });
       const short = await ab(rep.on.client, rep.url("/short"), { requests: 400, concurrency: 8 });
       const keep = await ab(rep.on.client, rep.url("/keep"), {
