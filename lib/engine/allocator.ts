@@ -60,12 +60,26 @@ export class TupleAllocator {
   /** Tuples in use: Infinity while a live session holds one, else when it becomes free. */
   private busyUntil = new TupleMap<number>();
   private live = 0;
+  /** Quarantined tuples in release order, so expired ones are forgotten without a probe. */
+  private quarantine: {
+    until: number;
+    addr: string;
+    port: number;
+    tAddr: string;
+    tPort: number;
+  }[] = [];
+  private quarantineHead = 0;
 
   constructor(readonly quarantineMs: number, readonly maxProbes = 4096) {}
 
   /** Number of tuples held by live sessions. */
   get size(): number {
     return this.live;
+  }
+
+  /** Tuples tracked: held by live sessions or still quarantined. */
+  get tracked(): number {
+    return this.busyUntil.size;
   }
 
   /** Whether the tuple can be taken at `now`. */
@@ -91,6 +105,7 @@ export class TupleAllocator {
     now: number,
     step = 1,
   ): number | undefined {
+    this.expire(now);
     let p = preferred;
     for (let i = 0; i < this.maxProbes; i++) {
       if (this.free(addr, p, tAddr, tPort, now)) {
@@ -108,7 +123,28 @@ export class TupleAllocator {
     if (this.busyUntil.get(addr, port, tAddr, tPort) !== Number.POSITIVE_INFINITY) return;
     this.live--;
     if (this.quarantineMs > 0) {
-      this.busyUntil.set(addr, port, tAddr, tPort, now + this.quarantineMs);
+      const until = now + this.quarantineMs;
+      this.busyUntil.set(addr, port, tAddr, tPort, until);
+      this.quarantine.push({ until, addr, port, tAddr, tPort });
+      this.expire(now);
     } else this.busyUntil.delete(addr, port, tAddr, tPort);
+  }
+
+  /** Forget quarantined tuples whose quarantine is over (oldest releases first). */
+  private expire(now: number): void {
+    const q = this.quarantine;
+    let h = this.quarantineHead;
+    while (h < q.length && q[h].until <= now) {
+      const e = q[h++];
+      // Only if the tuple was not taken again (then it is held, or has a later release).
+      if (this.busyUntil.get(e.addr, e.port, e.tAddr, e.tPort) === e.until) {
+        this.busyUntil.delete(e.addr, e.port, e.tAddr, e.tPort);
+      }
+    }
+    if (h > 1024 && h * 2 > q.length) {
+      q.splice(0, h);
+      h = 0;
+    }
+    this.quarantineHead = h;
   }
 }

@@ -69,6 +69,8 @@ interface SessionTag {
 /** How long a closed connection's record keeps late client packets from reopening it. */
 const TOMBSTONE_MS = 10_000;
 const NEVER = Number.POSITIVE_INFINITY;
+/** Stale timer entries tolerated beyond twice the live sessions before the heap is swept. */
+const STALE_TIMERS = 1024;
 const EMPTY = new Uint8Array(0);
 const LOSS_REASONS = new Set<EndReason>([
   "capture_gap",
@@ -80,6 +82,11 @@ const LOSS_REASONS = new Set<EndReason>([
   "memory",
   "shutdown",
 ]);
+
+/** A heap entry that is still a session's current deadline. */
+function isCurrentTimer(at: number, s: Session): boolean {
+  return !s.ended && s.scheduledAt === at;
+}
 
 /** Replays captured client connections against the target; see the module comment. */
 export class Engine implements SessionHost {
@@ -113,12 +120,27 @@ export class Engine implements SessionHost {
     return m;
   }
 
+  /** Original connections remembered (live, sampled out, or tombstones), for diagnostics. */
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  /** Entries in the timer heap, stale ones included (for diagnostics and tests). */
+  get timerEntries(): number {
+    return this.timers.size;
+  }
+
+  /** Tuples the allocator tracks (held or quarantined), for diagnostics and tests. */
+  get tuplesTracked(): number {
+    return this.allocator.tracked;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Inputs
 
   /** A captured client->server segment (original addresses). */
   onCaptured(seg: CapturedSegment, nowMs: number): void {
-    this.now = nowMs;
+    nowMs = this.clock(nowMs);
     const st = this.stats;
     st.captured++;
     const len = seg.payload.length;
@@ -170,6 +192,7 @@ export class Engine implements SessionHost {
         return;
       }
       for (const r of flow.replicas) this.openSession(flow, r, nowMs);
+      if (flow.sessions.length === 0) return; // port conflict again: nothing takes the bytes
     }
     if (len > 0) {
       const end = seqAdd(seg.seq, len);
@@ -188,7 +211,7 @@ export class Engine implements SessionHost {
 
   /** A reply header from the target, as intercept saw it. */
   onReply(reply: ReplySegment, nowMs: number): void {
-    this.now = nowMs;
+    nowMs = this.clock(nowMs);
     this.stats.replies++;
     const c = reply.dst, t = reply.src;
     const s = this.sessions.get(c.addr, c.port, t.addr, t.port);
@@ -202,7 +225,7 @@ export class Engine implements SessionHost {
 
   /** Run the timers that are due. */
   tick(nowMs: number): void {
-    this.now = nowMs;
+    nowMs = this.clock(nowMs);
     const h = this.timers;
     for (;;) {
       const at = h.peek();
@@ -234,7 +257,7 @@ export class Engine implements SessionHost {
 
   /** Release every queued request now, ignoring turn-taking (end of an offline replay). */
   drainAll(nowMs: number): void {
-    this.now = nowMs;
+    nowMs = this.clock(nowMs);
     for (const s of [...this.sessions.values()]) {
       s.drain(nowMs);
       this.schedule(s);
@@ -247,8 +270,17 @@ export class Engine implements SessionHost {
    * served them, their answers still on the way).
    */
   closeAll(reason: EndReason = "shutdown", nowMs = this.now): void {
-    this.now = nowMs;
+    nowMs = this.clock(nowMs);
     for (const s of [...this.sessions.values()]) s.end(reason, nowMs);
+  }
+
+  /**
+   * Adopt the caller's time. A non-finite value (NaN from a broken timestamp, Infinity)
+   * would give sessions deadlines that never fire; the last good time is used instead.
+   */
+  private clock(nowMs: number): number {
+    if (Number.isFinite(nowMs)) this.now = nowMs;
+    return this.now;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -302,10 +334,19 @@ export class Engine implements SessionHost {
     }
     const whole = Math.floor(cfg.copies);
     const n = whole + (unit(h, 2) < cfg.copies - whole ? 1 : 0);
+    if (n === 0) {
+      // -n below 1: this connection gets no copy, like a sampled-out one.
+      flow.sampledOut = true;
+      this.stats.sampled_out++;
+      this.retire(flow, now + cfg.keepaliveTimeoutMs);
+      return flow;
+    }
     for (const t of transfers) {
       for (let i = 0; i < n; i++) flow.replicas.push({ target: t.target, copy: i });
     }
     for (const r of flow.replicas) this.openSession(flow, r, now);
+    // No session could be opened (port conflict): the record must still expire.
+    if (flow.sessions.length === 0) this.retire(flow, now + cfg.keepaliveTimeoutMs);
     return flow;
   }
 
@@ -389,7 +430,12 @@ export class Engine implements SessionHost {
     const w = s.nextWake();
     if (w < s.scheduledAt) {
       s.scheduledAt = w;
-      this.timers.push(w, s);
+      const h = this.timers;
+      h.push(w, s);
+      // Entries of ended or rescheduled sessions stay until their deadline; far ones (the
+      // keep-alive timeout) would keep thousands of dead sessions alive. Drop them when they
+      // outnumber the live sessions.
+      if (h.size > 2 * this.sessions.size + STALE_TIMERS) h.retain(isCurrentTimer);
     }
   }
 

@@ -1,0 +1,161 @@
+/**
+ * Everything the engine keeps for the life of the process must be bounded: flow records,
+ * timer entries, allocator tuples. These tests replay traffic and then look at what is
+ * left once every connection is over.
+ */
+
+import assert from "node:assert/strict";
+import type { CapturedSegment, EngineConfig } from "../../lib/engine/mod.ts";
+import { ACK, Engine, FIN, PSH, SYN } from "../../lib/engine/mod.ts";
+import { TupleAllocator } from "../../lib/engine/allocator.ts";
+import { Scenario } from "../sim/harness.ts";
+import type { OnlineTrace } from "../sim/online.ts";
+import { mergeTraces, onlineConnection } from "../sim/online.ts";
+
+const server = { addr: "198.51.100.1", port: 80 };
+const TARGET = { addr: "10.9.0.2", port: 8080 };
+
+function shortConns(n: number, gapMs = 2, thinkMs = 0): OnlineTrace[] {
+  return Array.from({ length: n }, (_, i) =>
+    onlineConnection({
+      client: { addr: `192.0.2.${1 + (i % 200)}`, port: 20000 + i },
+      server,
+      clientIsn: (100_000 + i * 7919) >>> 0,
+      serverIsn: 9000 + i,
+      start: 1000 + i * gapMs,
+      rttMs: 1,
+      exchanges: [{ id: i, responseLength: 200, thinkMs }],
+    }));
+}
+
+const SHORT_TIMERS: Omit<EngineConfig, "transfers"> = {
+  sessionTimeoutMs: 20_000,
+  keepaliveTimeoutMs: 30_000,
+};
+
+Deno.test("bounds: with -n 0.5 the connections that get no copy are forgotten", () => {
+  const traces = shortConns(400);
+  const sc = new Scenario({ ...SHORT_TIMERS, copies: 0.5 });
+  sc.feed(mergeTraces(traces));
+  sc.run(10_000);
+  const e = sc.engine;
+  assert.ok(e.stats.sessions.created > 100 && e.stats.sessions.created < 300);
+  assert.equal(e.stats.sessions.active, 0);
+  // Long after every connection ended (tombstone and keep-alive timeouts passed).
+  sc.run(200_000);
+  e.tick(200_000);
+  assert.equal(e.flowCount, 0, "flow records left");
+  // Every connection is either replayed or counted as left out.
+  assert.equal(e.stats.sessions.created + e.stats.sampled_out, 400);
+});
+
+/** A SYN (and nothing else) from `src`. */
+function syn(src: { addr: string; port: number }, seq: number, t: number): CapturedSegment {
+  return {
+    src,
+    dst: server,
+    seq,
+    ack: 0,
+    flags: SYN,
+    window: 64240,
+    options: { mss: 1460 },
+    payload: new Uint8Array(0),
+    timeMs: t,
+  };
+}
+
+Deno.test("bounds: connections refused for a port conflict are forgotten", () => {
+  const sent: unknown[] = [];
+  const t0 = 1000;
+  const e = new Engine(
+    {
+      transfers: [{ online: { addr: "", port: 80 }, target: TARGET }],
+      clientIps: ["10.1.2.1"],
+      ...SHORT_TIMERS,
+      synRetries: 2,
+    },
+    { send: (s) => sent.push(s), routeAdd() {}, routeDel() {} },
+    t0,
+  );
+  // 4200 clients with the same source port, all rewritten to one address: past the
+  // allocator's 4096 probes every new one is a port conflict.
+  for (let i = 0; i < 4200; i++) {
+    const src = { addr: `192.0.${2 + (i >> 8)}.${i & 255}`, port: 33333 };
+    e.onCaptured(syn(src, i * 1000, t0), t0);
+  }
+  assert.ok(e.stats.lost.port_conflict > 0);
+  assert.equal(e.stats.sessions.created + e.stats.lost.port_conflict, 4200);
+  for (let t = t0; t <= 300_000; t += 1000) e.tick(t);
+  assert.equal(e.stats.sessions.active, 0);
+  assert.equal(e.flowCount, 0, "flow records left");
+  assert.equal(e.tuplesTracked, 0, "allocator tuples left");
+});
+
+Deno.test("bounds: ended sessions do not pile up in the timer heap", () => {
+  // 4000 short connections, one per ms, each one idle (keep-alive deadline armed) for 300 ms
+  // between its answer and its FIN: their far deadlines must not keep dead sessions around.
+  const traces = shortConns(4000, 1, 300);
+  const sc = new Scenario(SHORT_TIMERS);
+  sc.feed(mergeTraces(traces));
+  sc.run(4_000);
+  const e = sc.engine;
+  assert.ok(e.stats.sessions.closed > 2500, `closed ${e.stats.sessions.closed}`);
+  assert.ok(e.stats.sessions.active > 100, `active ${e.stats.sessions.active}`);
+  assert.ok(
+    e.timerEntries <= 2 * e.stats.sessions.active + 1024,
+    `timer entries ${e.timerEntries} with ${e.stats.sessions.active} live sessions`,
+  );
+});
+
+Deno.test("bounds: a quarantined tuple is forgotten once its quarantine is over", () => {
+  const a = new TupleAllocator(1000);
+  for (let p = 2000; p < 5000; p++) {
+    assert.equal(a.take("10.1.2.1", p, "10.9.0.2", 80, 0), p);
+    a.release("10.1.2.1", p, "10.9.0.2", 80, 10);
+  }
+  assert.equal(a.size, 0);
+  // Quarantined: the same port is not handed out again at once.
+  assert.equal(a.take("10.1.2.1", 2000, "10.9.0.2", 80, 500), 5000);
+  a.release("10.1.2.1", 5000, "10.9.0.2", 80, 500);
+  // Long after: another tuple is taken; the expired quarantine entries are gone.
+  assert.equal(a.take("10.1.2.9", 5000, "10.9.0.2", 80, 60_000), 5000);
+  assert.ok(a.tracked <= 2, `tuples tracked: ${a.tracked}`);
+});
+
+Deno.test("bounds: a non-finite clock value does not leave a session without timers", () => {
+  const e = new Engine(
+    { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], ...SHORT_TIMERS },
+    { send() {}, routeAdd() {}, routeDel() {} },
+    1000,
+  );
+  const src = { addr: "192.0.2.1", port: 40000 };
+  const data: CapturedSegment = {
+    src,
+    dst: server,
+    seq: 5000,
+    ack: 77,
+    flags: ACK | PSH,
+    window: 500,
+    options: {},
+    payload: new Uint8Array(100),
+    timeMs: 1000,
+  };
+  e.onCaptured(data, Number.NaN);
+  e.onCaptured({ ...data, seq: 5100, flags: ACK | FIN, payload: new Uint8Array(0) }, Infinity);
+  e.onReply({
+    src: TARGET,
+    dst: src,
+    seq: 1,
+    ack: 1,
+    flags: ACK,
+    window: 100,
+    options: {},
+    payloadLength: 0,
+  }, Number.NaN);
+  assert.equal(e.stats.sessions.active, 1);
+  const d = e.nextDeadline();
+  assert.ok(d !== undefined && Number.isFinite(d), `next deadline ${d}`);
+  for (let t = 1000; t <= 200_000; t += 500) e.tick(t);
+  assert.equal(e.stats.sessions.active, 0);
+  assert.equal(e.stats.lost.handshake_failure, 1);
+});
