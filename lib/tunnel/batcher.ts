@@ -62,6 +62,8 @@ export class ReplyBatcher {
   records = 0;
   /** Records dropped because the queue was full. */
   droppedFull = 0;
+  /** Ready-made frames (heartbeat answers) dropped because the queue was full. */
+  framesDropped = 0;
 
   constructor(opts: Partial<BatcherOptions> = {}) {
     this.opts = { ...DEFAULT_BATCHER, ...opts };
@@ -115,11 +117,20 @@ export class ReplyBatcher {
     return "queued";
   }
 
-  /** Queues a ready-made frame (ack, heartbeat) after closing the open one. */
-  addFrame(frame: Uint8Array): void {
+  /**
+   * Queues a ready-made frame (ack, heartbeat) after closing the open one; false (and
+   * counted) when it would exceed the queue bound, like a record: a peer that sends
+   * heartbeats and never reads must not grow the queue.
+   */
+  addFrame(frame: Uint8Array): boolean {
     this.flush();
+    if (this.queuedBytes + frame.length > this.opts.maxQueuedBytes) {
+      this.framesDropped++;
+      return false;
+    }
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
+    return true;
   }
 
   /** Closes the open frame if its deadline has passed; true if something was closed. */

@@ -7,7 +7,7 @@
 import type { ReplyBatcher } from "./batcher.ts";
 import { DEFAULT_DELAY_LIMITS, DelayQueue, type DelayQueueLimits } from "./delay_queue.ts";
 import { inspectReply, newReplyInfo, TCP_RST, TCP_SYN } from "./reply_packet.ts";
-import { RouteTable } from "./routing.ts";
+import { DEFAULT_MAX_ROUTES, RouteTable } from "./routing.ts";
 
 /** A tunnel connection as the dispatcher sees it. */
 export interface TunnelPeer {
@@ -39,6 +39,8 @@ export interface DispatchCounters {
 /** Settings of the dispatcher. */
 export interface DispatchOptions {
   routeTtlMs: number;
+  /** Most routes held; a registration over it evicts an old unused route. */
+  maxRoutes: number;
   delay: DelayQueueLimits;
   /** Payload bytes kept with a delayed reply (the largest prefix any peer may get). */
   delayPrefix: number;
@@ -47,6 +49,7 @@ export interface DispatchOptions {
 /** Defaults: routes idle for 11 minutes expire (tcpcopy's session timeout is 10). */
 export const DEFAULT_DISPATCH: DispatchOptions = {
   routeTtlMs: 660_000,
+  maxRoutes: DEFAULT_MAX_ROUTES,
   delay: DEFAULT_DELAY_LIMITS,
   delayPrefix: 0,
 };
@@ -74,7 +77,7 @@ export class Dispatcher<P extends TunnelPeer> {
 
   constructor(opts: Partial<DispatchOptions> = {}) {
     this.opts = { ...DEFAULT_DISPATCH, ...opts };
-    this.routes = new RouteTable<P>(this.opts.routeTtlMs);
+    this.routes = new RouteTable<P>(this.opts.routeTtlMs, this.opts.maxRoutes);
     this.delay = new DelayQueue(this.opts.delay);
   }
 

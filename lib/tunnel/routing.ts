@@ -6,7 +6,17 @@
  *
  * Expiry is amortised O(1): the Map's insertion order is kept sorted by `placed`, a lookup
  * only stamps `seen`, and the sweep stops at the first entry placed within the TTL.
+ *
+ * The table holds at most `maxRoutes` routes, whatever peers register (a C tcpcopy never
+ * deletes its routes; a broken or hostile peer may register millions). A new route over the
+ * cap evicts the oldest registration that no reply used since it was placed (looking at a
+ * few of the oldest; a used one moves to the back, as the sweep would move it).
  */
+
+/** Default cap of the route table (about 200 bytes a route: some 200 MB when full). */
+export const DEFAULT_MAX_ROUTES = 1_000_000;
+/** Oldest routes looked at for one eviction before the oldest is taken regardless. */
+const EVICT_LOOKS = 16;
 
 interface Route<P> {
   peer: P;
@@ -20,8 +30,10 @@ export class RouteTable<P> {
   #byPeer = new Map<P, Set<string>>();
   /** Routes removed by idle expiry so far. */
   expired = 0;
+  /** Routes removed to make room for a new one (table full). */
+  evicted = 0;
 
-  constructor(readonly ttlMs: number) {}
+  constructor(readonly ttlMs: number, readonly maxRoutes = DEFAULT_MAX_ROUTES) {}
 
   /** Number of routes. */
   get size(): number {
@@ -34,7 +46,7 @@ export class RouteTable<P> {
     if (old) {
       this.#unindex(key, old.peer);
       this.#routes.delete(key);
-    }
+    } else if (this.#routes.size >= this.maxRoutes) this.#evictOne(now);
     this.#routes.set(key, { peer, placed: now, seen: now });
     let keys = this.#byPeer.get(peer);
     if (!keys) this.#byPeer.set(peer, keys = new Set());
@@ -93,6 +105,23 @@ export class RouteTable<P> {
     }
     this.expired += n;
     return n;
+  }
+
+  /** Makes room for one route: see the module comment. */
+  #evictOne(now: number): void {
+    const routes = this.#routes;
+    for (let tries = 0; routes.size > 0; tries++) {
+      const [key, r] = routes.entries().next().value!;
+      if (tries < EVICT_LOOKS && r.seen > r.placed) {
+        routes.delete(key);
+        r.placed = now;
+        routes.set(key, r);
+        continue;
+      }
+      this.#remove(key, r);
+      this.evicted++;
+      return;
+    }
   }
 
   #remove(key: string, r: Route<P>): void {

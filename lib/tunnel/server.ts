@@ -41,6 +41,12 @@ export interface TunnelServerOptions {
   routeTtlMs: number;
   /** A connection that has not said hello within this time is closed. */
   helloTimeoutMs: number;
+  /**
+   * Most tunnel connections at once (each holds a read buffer and a batcher); connections
+   * beyond it are closed at once and counted (`rejected`), so a connection flood costs no
+   * memory. Legitimate use is a few tcpcopy instances times `-C` (at most 16).
+   */
+  maxConnections: number;
   /** Heartbeat period of peers that negotiated heartbeats (silent 3 periods = dead). */
   heartbeatMs: number;
   /** Log sink (one line per call). */
@@ -59,6 +65,7 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   maxQueuedBytes: 1 << 20,
   routeTtlMs: 660_000,
   helloTimeoutMs: 10_000,
+  maxConnections: 1024,
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   log: (line) => console.error(line),
   now: () => performance.now(),
@@ -127,6 +134,7 @@ export class TunnelServer {
   readonly #dirty: TunnelConnection[] = [];
   #houseTimer: ReturnType<typeof setInterval>;
   #closing = false;
+  #overLimit = 0;
   #accepting: Promise<void>;
 
   private constructor(listener: Deno.TcpListener, opts: TunnelServerOptions) {
@@ -238,6 +246,20 @@ export class TunnelServer {
       } catch (e) {
         if (this.#closing) return;
         this.opts.log(`tunnel: accept failed: ${(e as Error).message}`);
+        continue;
+      }
+      if (this.#conns.size >= this.opts.maxConnections) {
+        this.counters.rejected++;
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+        const n = ++this.#overLimit;
+        if (n === 1 || n % 1000 === 0) {
+          this.opts.log(
+            `tunnel: connection refused: ${this.opts.maxConnections} connections open ` +
+              `(${n} refused so far)`,
+          );
+        }
         continue;
       }
       try {
