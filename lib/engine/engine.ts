@@ -291,6 +291,8 @@ export class Engine implements SessionHost {
     for (const t of this.config.transfers) {
       const a = t.online.addr;
       if (t.online.port !== dst.port) continue;
+      // a connection is replayed within its address family (no IPv4 client to an IPv6 target)
+      if (t.target.addr.includes(":") !== dst.addr.includes(":")) continue;
       if (a === "" || a === "0.0.0.0" || a === "::" || a === dst.addr) out.push(t);
     }
     return out;
