@@ -42,6 +42,8 @@ export interface Replication6 {
 export interface Replication6Options {
   /** Address family of the tunnel (tcpcopy's `-s`); default 4. */
   tunnel?: 4 | 6;
+  /** `-x 80-[target6]:80` (any local address) instead of naming the online IPv6 address. */
+  anyOnlineAddress?: boolean;
   /** Extra tcpcopy flags, or a function that makes them once the lab is built. */
   tcpcopyArgs?: string[] | ((lab: Lab, on: Required<OnlineHost>) => Promise<string[]>);
 }
@@ -82,7 +84,7 @@ export async function startReplication6(
   if (!listening) throw new Error(`intercept did not start: ${await readText(intercept.err)}`);
   const args = [
     "-x",
-    `[${on.ip6}]:${HTTP_PORT}-[${target6}]:${HTTP_PORT}`,
+    `${opts.anyOnlineAddress ? "" : `[${on.ip6}]:`}${HTTP_PORT}-[${target6}]:${HTTP_PORT}`,
     "-s",
     hostPart(tunnelAddr),
     "-i",

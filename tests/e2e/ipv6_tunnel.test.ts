@@ -2,7 +2,9 @@
  * IPv6 replication with the tunnel to intercept over IPv6 too (`intercept -b ::`, tcpcopy
  * `-s [target6]`), and `-c` rewriting client addresses into an IPv6 range, with `-n 2`: the target must serve
  * every request twice, from two addresses of that range (one per copy), none from the real
- * client, with loss 0.
+ * client, with loss 0. The transfer names no online address (`-x 80-[target6]:80`), so the
+ * IPv4 requests the dual-stack online host also serves are captured too: they must not be
+ * replayed (an IPv4 connection cannot go to an IPv6 target), nor break anything.
  */
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
@@ -21,6 +23,7 @@ Deno.test({
       // the range fd00:N:1::100..1ff lies inside it.
       const rep = await startReplication6(env, {
         tunnel: 6,
+        anyOnlineAddress: true,
         tcpcopyArgs: (_lab, on) =>
           Promise.resolve(["-c", on.ip6.replace(/::1$/, "::100/120"), "-n", "2"]),
       });
@@ -30,8 +33,10 @@ Deno.test({
         concurrency: 4,
         keepAlive: true,
       });
-      const online = await served(rep.onlineLog);
+      const v4 = await ab(rep.on.client, `http://${rep.on.ip}/v4`, { requests: 50 });
+      const online = await served(rep.onlineLog, /GET \/(short|keep) /);
       assert.equal(online, short + keep);
+      assert.equal(await served(rep.onlineLog, /GET \/v4 /), v4);
       const expected = 2 * online;
       const target = await settle(() => served(rep.targetLog), expected);
       const icpu = await cpuSeconds(rep.intercept.pid);
@@ -43,6 +48,7 @@ Deno.test({
       assert.equal(await served(rep.targetLog, /GET \/short /), 2 * short);
       assert.equal(await served(rep.targetLog, /GET \/keep /), 2 * keep);
       assert.equal(target, expected, "loss ratio must be 0");
+      assert.equal(await served(rep.targetLog, /GET \/v4 /), 0, "IPv4 requests are not replayed");
 
       // every replicated request came from the -c range, none from the real client
       const prefix = rep.on.ip6.replace(/::1$/, "::1");
@@ -65,5 +71,8 @@ Deno.test({
       assert.equal(stop.code, 0, stop.log);
       assert.deepEqual(last.send_errors, {});
       assert.equal((last.intercept as { reply_errors: number }).reply_errors, 0);
+      const lost = last.lost as Record<string, number>;
+      assert.ok(Object.values(lost).every((n) => n === 0), JSON.stringify(lost));
+      assert.ok((last.ignored as { no_transfer: number }).no_transfer >= v4, "IPv4 ignored");
     }),
 });
