@@ -13,6 +13,7 @@
 import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
 import type { EngineConfig, ResolvedConfig, Transfer } from "./config.ts";
 import { defaultConfig } from "./config.ts";
+import { DeadlineQueue } from "./deadline_queue.ts";
 import { hash32, unit } from "./hash.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
@@ -98,8 +99,9 @@ export class Engine implements SessionHost {
   private readonly sessions = new TupleMap<Session>();
   private readonly allocator: TupleAllocator;
   private readonly timers = new TimerHeap<Session>();
-  private readonly sweep: { at: number; flow: Flow }[] = [];
-  private sweepHead = 0;
+  /** Flows without sessions, by when to look at them again: closed ones, and the others. */
+  private readonly tombstones = new DeadlineQueue<Flow>();
+  private readonly idleFlows = new DeadlineQueue<Flow>();
   private now: number;
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
@@ -251,7 +253,7 @@ export class Engine implements SessionHost {
       h.pop();
     }
     let t = h.peek() ?? NEVER;
-    if (this.sweepHead < this.sweep.length) t = Math.min(t, this.sweep[this.sweepHead].at);
+    t = Math.min(t, this.tombstones.peek() ?? NEVER, this.idleFlows.peek() ?? NEVER);
     return t === NEVER ? undefined : t;
   }
 
@@ -331,7 +333,7 @@ export class Engine implements SessionHost {
     if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {
       flow.sampledOut = true;
       this.stats.sampled_out++;
-      this.retire(flow, now + cfg.keepaliveTimeoutMs);
+      this.retire(flow, now);
       return flow;
     }
     const whole = Math.floor(cfg.copies);
@@ -340,7 +342,7 @@ export class Engine implements SessionHost {
       // -n below 1: this connection gets no copy, like a sampled-out one.
       flow.sampledOut = true;
       this.stats.sampled_out++;
-      this.retire(flow, now + cfg.keepaliveTimeoutMs);
+      this.retire(flow, now);
       return flow;
     }
     for (const t of transfers) {
@@ -348,7 +350,7 @@ export class Engine implements SessionHost {
     }
     for (const r of flow.replicas) this.openSession(flow, r, now);
     // No session could be opened (port conflict): the record must still expire.
-    if (flow.sessions.length === 0) this.retire(flow, now + cfg.keepaliveTimeoutMs);
+    if (flow.sessions.length === 0) this.retire(flow, now);
     return flow;
   }
 
@@ -398,22 +400,20 @@ export class Engine implements SessionHost {
     return s;
   }
 
-  private retire(flow: Flow, at: number): void {
-    this.sweep.push({ at, flow });
+  /** Look at `flow` again once its record may go (its sessions all ended at `now`). */
+  private retire(flow: Flow, now: number): void {
+    if (flow.clientClosed) this.tombstones.push(now + TOMBSTONE_MS, flow);
+    else this.idleFlows.push(now + this.config.keepaliveTimeoutMs, flow);
   }
 
   private sweepFlows(now: number): void {
-    const q = this.sweep;
-    while (this.sweepHead < q.length && q[this.sweepHead].at <= now) {
-      const { flow } = q[this.sweepHead++];
-      if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
-      const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
-      if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen + ttl);
-      else this.forget(flow);
-    }
-    if (this.sweepHead > 1024 && this.sweepHead * 2 > q.length) {
-      q.splice(0, this.sweepHead);
-      this.sweepHead = 0;
+    for (const q of [this.tombstones, this.idleFlows]) {
+      for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
+        if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
+        const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
+        if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen);
+        else this.forget(flow);
+      }
     }
   }
 
@@ -474,7 +474,7 @@ export class Engine implements SessionHost {
     if (i >= 0) flow.sessions.splice(i, 1);
     if (flow.sessions.length === 0) flow.slab.release();
     if (flow.sessions.length === 0 && this.isCurrent(flow)) {
-      this.retire(flow, now + (flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs));
+      this.retire(flow, now);
     }
   }
 

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { CapturedSegment, EngineConfig } from "../../lib/engine/mod.ts";
-import { ACK, Engine, FIN, PSH, SYN } from "../../lib/engine/mod.ts";
+import { ACK, Engine, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
 import { TupleAllocator } from "../../lib/engine/allocator.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { OnlineTrace } from "../sim/online.ts";
@@ -158,4 +158,46 @@ Deno.test("bounds: a non-finite clock value does not leave a session without tim
   for (let t = 1000; t <= 200_000; t += 500) e.tick(t);
   assert.equal(e.stats.sessions.active, 0);
   assert.equal(e.stats.lost.handshake_failure, 1);
+});
+
+Deno.test("bounds: closed connections are forgotten after the short tombstone even behind long ones", () => {
+  // One connection that is never closed (its record lives for the keep-alive timeout), then
+  // 500 short connections that close: theirs must go after the 10 s tombstone, not wait for
+  // the first one's keep-alive deadline.
+  const e = new Engine(
+    {
+      transfers: [{ online: { addr: "", port: 80 }, target: TARGET }],
+      ...SHORT_TIMERS,
+      synRetries: 1,
+    },
+    { send() {}, routeAdd() {}, routeDel() {} },
+    1000,
+  );
+  const data = (
+    src: { addr: string; port: number },
+    flags: number,
+    t: number,
+  ): CapturedSegment => ({
+    src,
+    dst: server,
+    seq: 100,
+    ack: 5,
+    flags,
+    window: 500,
+    options: {},
+    payload: new Uint8Array(flags & (FIN | RST) ? 0 : 10),
+    timeMs: t,
+  });
+  e.onCaptured(data({ addr: "192.0.2.1", port: 1 }, ACK | PSH, 30_000), 30_000);
+  e.tick(35_000); // its session ended (no SYN-ACK), the record stays for the keep-alive timeout
+  assert.equal(e.stats.sessions.active, 0);
+  for (let i = 0; i < 500; i++) {
+    const src = { addr: "192.0.2.2", port: 2000 + i };
+    e.onCaptured(syn(src, 99, 40_000), 40_000);
+    e.onCaptured(data(src, ACK | RST, 40_001), 40_001);
+  }
+  assert.equal(e.flowCount, 501);
+  for (let t = 40_000; t <= 60_000; t += 1000) e.tick(t);
+  assert.equal(e.stats.sessions.active, 0);
+  assert.equal(e.flowCount, 1, "closed connections' records left after their tombstone");
 });
