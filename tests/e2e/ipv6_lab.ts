@@ -14,7 +14,9 @@ import {
   hostPart,
   HTTP_PORT,
   type Lab,
+  LINE_PORT,
   type OnlineHost,
+  startLineServer,
   startNginx,
 } from "../helpers/lab.ts";
 import { readText, type Started, startLogged, tcpcopyCmd } from "../../bench/e2e_lab.ts";
@@ -32,6 +34,9 @@ export interface Replication6 {
   /** Access logs of the online host's nginx and the target's. */
   onlineLog: string;
   targetLog: string;
+  /** Logs of the line servers (with `line`), else null. */
+  onlineLineLog: string | null;
+  targetLineLog: string | null;
   intercept: Started;
   tcpcopy: Started;
   /** `http://[online6]:80${path}`. */
@@ -42,6 +47,14 @@ export interface Replication6 {
 export interface Replication6Options {
   /** Address family of the tunnel (tcpcopy's `-s`); default 4. */
   tunnel?: 4 | 6;
+  /** Also replicate the server-speaks-first line protocol (port LINE_PORT). */
+  line?: boolean;
+  /**
+   * How intercept takes the target's replies: "nfqueue" (`--port`, default) or "pcap"
+   * (`-i any -F 'ip6 and ...'`: the replies then die on the online host, which does not
+   * forward, as on an assistant host).
+   */
+  interceptMode?: "nfqueue" | "pcap";
   /** `-x 80-[target6]:80` (any local address) instead of naming the online IPv6 address. */
   anyOnlineAddress?: boolean;
   /** Extra tcpcopy flags, or a function that makes them once the lab is built. */
@@ -58,17 +71,23 @@ export async function startReplication6(
   const target6 = lab.targetIp6!;
   const targetLog = await startNginx(env, lab.target, `${lab.dir}/target`, target6);
   const onlineLog = await startNginx(env, on.ns, `${lab.dir}/online`, on.ip6);
+  let onlineLineLog: string | null = null, targetLineLog: string | null = null;
+  if (opts.line) {
+    targetLineLog = `${lab.dir}/line-target.log`;
+    onlineLineLog = `${lab.dir}/line-online.log`;
+    await startLineServer(env, lab.target, target6, targetLineLog);
+    await startLineServer(env, on.ns, on.ip6, onlineLineLog);
+  }
+  const ports = opts.line ? [HTTP_PORT, LINE_PORT] : [HTTP_PORT];
+  const sports = ports.map((p) => `src port ${p}`).join(" or ");
+  const modeArgs = opts.interceptMode === "pcap"
+    ? ["-i", "any", "-F", `ip6 and tcp and (${sports}) and src host ${target6}`]
+    : ["--port", ports.join(",")];
   const tunnel6 = opts.tunnel === 6;
   const intercept = startLogged(
     env,
     lab.target,
-    denoCmd(INTERCEPT, [
-      "--port",
-      String(HTTP_PORT),
-      "--stats-interval",
-      "0",
-      ...(tunnel6 ? ["-b", "::"] : []),
-    ]),
+    denoCmd(INTERCEPT, [...modeArgs, "--stats-interval", "0", ...(tunnel6 ? ["-b", "::"] : [])]),
     `${lab.dir}/intercept`,
   );
   const tunnelAddr = tunnel6 ? target6 : lab.targetIp;
@@ -82,9 +101,10 @@ export async function startReplication6(
     100,
   );
   if (!listening) throw new Error(`intercept did not start: ${await readText(intercept.err)}`);
+  const online = opts.anyOnlineAddress ? "" : `[${on.ip6}]:`;
   const args = [
     "-x",
-    `${opts.anyOnlineAddress ? "" : `[${on.ip6}]:`}${HTTP_PORT}-[${target6}]:${HTTP_PORT}`,
+    ports.map((p) => `${online}${p}-[${target6}]:${p}`).join(","),
     "-s",
     hostPart(tunnelAddr),
     "-i",
@@ -108,6 +128,8 @@ export async function startReplication6(
     target6,
     onlineLog,
     targetLog,
+    onlineLineLog,
+    targetLineLog,
     intercept,
     tcpcopy,
     url: (path) => `http://${hostPart(on.ip6)}:${HTTP_PORT}${path}`,

@@ -1,0 +1,69 @@
+/**
+ * IPv6 replication with intercept in pcap mode (the assistant-host deployment: intercept
+ * only reads the target's replies with a libpcap filter, the online host black-holes them),
+ * and a server-speaks-first line protocol next to HTTP: the greeting comes from the target
+ * first, through the tunnel, before the replayed client speaks. Loss 0 for both.
+ */
+import assert from "node:assert/strict";
+import { isRoot, withNetns } from "../helpers/netns.ts";
+import { ab, countLines, cpuSeconds, LINE_PORT } from "../helpers/lab.ts";
+import { readText, report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
+import { startReplication6 } from "./ipv6_lab.ts";
+
+const LINE_CLIENT = new URL("../helpers/line_client.ts", import.meta.url).pathname;
+
+Deno.test({
+  name: "ipv6 e2e: intercept in pcap mode, HTTP and a server-speaks-first protocol, loss 0",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rep = await startReplication6(env, { interceptMode: "pcap", line: true });
+      const lines = await rep.on.client.exec([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        LINE_CLIENT,
+        rep.on.ip6,
+        String(LINE_PORT),
+        "10",
+        "20",
+        "g",
+      ], { timeoutMs: 30_000 });
+      assert.equal(lines.stdout.trim(), "200");
+      const short = await ab(rep.on.client, rep.url("/short"), { requests: 300, concurrency: 4 });
+      const keep = await ab(rep.on.client, rep.url("/keep"), {
+        requests: 600,
+        concurrency: 4,
+        keepAlive: true,
+      });
+      const onlineLines = await countLines(rep.onlineLineLog!, /^REQ g-/);
+      assert.equal(onlineLines, 200);
+      const online = await served(rep.onlineLog);
+      assert.equal(online, short + keep);
+      const target = await settle(() => served(rep.targetLog), online);
+      const targetLines = await settle(
+        () => countLines(rep.targetLineLog!, /^REQ g-/),
+        onlineLines,
+      );
+      const icpu = await cpuSeconds(rep.intercept.pid);
+      const stop = await stopTcpcopy(rep.tcpcopy);
+      console.log(report("ipv6 pcap intercept, HTTP", online, target, online, {
+        tcpcopy: stop.cpuS,
+        intercept: icpu,
+      }));
+      console.log(
+        report("ipv6 pcap intercept, server-speaks-first", onlineLines, targetLines, onlineLines, {
+          tcpcopy: stop.cpuS,
+          intercept: icpu,
+        }),
+      );
+      assert.equal(target, online, "HTTP loss ratio must be 0");
+      assert.equal(targetLines, onlineLines, "line protocol loss ratio must be 0");
+      assert.match(await readText(rep.intercept.err), /capturing replies on any with filter "ip6/);
+      assert.equal(stop.code, 0, stop.log);
+      assert.deepEqual(stop.stats.at(-1)!.send_errors, {});
+    }),
+});
