@@ -41,6 +41,16 @@ export interface EngineConfig {
   maxMemoryBytes?: number;
   /** Per-session budget of queued client bytes. */
   maxSessionBytes?: number;
+  /**
+   * Most live sessions (each costs some 4-6 KB besides its queued bytes); a connection that
+   * would open one more is not replayed (`lost.session_limit`).
+   */
+  maxSessions?: number;
+  /**
+   * Most connection records (live, sampled out, or remembered after their sessions ended);
+   * at the cap the oldest remembered ones are forgotten early.
+   */
+  maxFlows?: number;
   /** Seed for flow hashing (sampling, copies, allocation) and synthesised values. */
   seed?: number;
   /** Fallback: release the next request this long after the target's answer went quiet. */
@@ -86,6 +96,8 @@ export function defaultConfig(partial: EngineConfig): ResolvedConfig {
     noWait: partial.noWait ?? false,
     maxMemoryBytes: partial.maxMemoryBytes ?? 512 * 1024 * 1024,
     maxSessionBytes: partial.maxSessionBytes ?? 16 * 1024 * 1024,
+    maxSessions: partial.maxSessions ?? 200_000,
+    maxFlows: partial.maxFlows ?? 1_000_000,
     seed: partial.seed ?? 0x7c0c,
     responseIdleMs: partial.responseIdleMs ?? 200,
     noAnswerMs: partial.noAnswerMs ?? 3000,

@@ -81,6 +81,7 @@ const LOSS_REASONS = new Set<EndReason>([
   "timeout",
   "port_conflict",
   "memory",
+  "session_limit",
   "shutdown",
 ]);
 
@@ -314,6 +315,10 @@ export class Engine implements SessionHost {
       return undefined;
     }
     const cfg = this.config;
+    if (this.flows.size >= cfg.maxFlows && !this.forgetOldest()) {
+      this.stats.lost.session_limit++;
+      return undefined;
+    }
     const key = tupleKey(seg.src.addr, seg.src.port, seg.dst.addr, seg.dst.port);
     const h = hash32(key, cfg.seed);
     const flow: Flow = {
@@ -349,8 +354,12 @@ export class Engine implements SessionHost {
       for (let i = 0; i < n; i++) flow.replicas.push({ target: t.target, copy: i });
     }
     for (const r of flow.replicas) this.openSession(flow, r, now);
-    // No session could be opened (port conflict): the record must still expire.
-    if (flow.sessions.length === 0) this.retire(flow, now);
+    // No session could be opened (port conflict, session limit), counted once above: the
+    // connection is left alone like a sampled-out one, and its record still expires.
+    if (flow.sessions.length === 0) {
+      flow.sampledOut = true;
+      this.retire(flow, now);
+    }
     return flow;
   }
 
@@ -375,6 +384,17 @@ export class Engine implements SessionHost {
       preferred = lanePort(base, cfg.portShift, r.copy);
       step = PORT_LANES;
     } else if (r.copy !== 0) preferred = wrapPort(Math.max(base, PORT_MIN) + r.copy * 1031);
+    if (this.sessions.size >= cfg.maxSessions) {
+      this.stats.lost.session_limit++;
+      this.emitEvent({
+        type: "lost",
+        client: { addr, port: preferred },
+        target: r.target,
+        reason: "session_limit",
+        requests: 1,
+      });
+      return undefined;
+    }
     const port = this.allocator.take(addr, preferred, r.target.addr, r.target.port, now, step);
     if (port === undefined) {
       this.stats.lost.port_conflict++;
@@ -415,6 +435,21 @@ export class Engine implements SessionHost {
         else this.forget(flow);
       }
     }
+  }
+
+  /**
+   * The flow table is full: forget the remembered connection (no live session) due soonest,
+   * closed ones first. False when every record has live sessions.
+   */
+  private forgetOldest(): boolean {
+    for (const q of [this.tombstones, this.idleFlows]) {
+      for (let flow = q.popDue(NEVER); flow !== undefined; flow = q.popDue(NEVER)) {
+        if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
+        this.forget(flow);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** `flow` is the table's record for its connection (not an older incarnation). */

@@ -28,6 +28,8 @@ export interface LostStats {
   timeout: number;
   port_conflict: number;
   memory: number;
+  /** Connections not replayed because `maxSessions` sessions (or `maxFlows` records) were live. */
+  session_limit: number;
   /** Requests not (wholly) sent yet when tcpcopy stopped. */
   shutdown: number;
 }
@@ -91,6 +93,7 @@ export function emptyStats(): EngineStats {
       timeout: 0,
       port_conflict: 0,
       memory: 0,
+      session_limit: 0,
       shutdown: 0,
     },
     replies: 0,

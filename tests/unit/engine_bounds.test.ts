@@ -201,3 +201,60 @@ Deno.test("bounds: closed connections are forgotten after the short tombstone ev
   assert.equal(e.stats.sessions.active, 0);
   assert.equal(e.flowCount, 1, "closed connections' records left after their tombstone");
 });
+
+Deno.test("bounds: sessions are capped; connections over the cap are counted, later ones replay again", () => {
+  const opened: string[] = [];
+  const e = new Engine(
+    {
+      transfers: [{ online: { addr: "", port: 80 }, target: TARGET }],
+      ...SHORT_TIMERS,
+      synRetries: 1,
+      maxSessions: 100,
+    },
+    { send() {}, routeAdd: (c) => opened.push(`${c.addr}:${c.port}`), routeDel() {} },
+    1000,
+  );
+  // A SYN flood against a silent target: 150 connections at once.
+  for (let i = 0; i < 150; i++) {
+    e.onCaptured(syn({ addr: "192.0.2.7", port: 3000 + i }, i, 1000), 1000);
+  }
+  assert.equal(e.stats.sessions.active, 100);
+  assert.equal(e.stats.lost.session_limit, 50);
+  assert.equal(opened.length, 100);
+  // A refused connection is counted once, not once per segment.
+  for (let k = 0; k < 3; k++) {
+    const d = { ...syn({ addr: "192.0.2.7", port: 3149 }, 150 + k * 10, 1000), flags: ACK | PSH };
+    e.onCaptured({ ...d, payload: new Uint8Array(10) }, 1000);
+  }
+  assert.equal(e.stats.lost.session_limit, 50);
+  // Their handshakes fail; new connections get sessions again.
+  for (let t = 1000; t <= 5000; t += 100) e.tick(t);
+  assert.equal(e.stats.sessions.active, 0);
+  e.onCaptured(syn({ addr: "192.0.2.8", port: 4000 }, 1, 5000), 5000);
+  assert.equal(e.stats.sessions.active, 1);
+  assert.equal(e.stats.lost.session_limit, 50);
+});
+
+Deno.test("bounds: at the flow cap remembered connections are forgotten early, live ones replay", () => {
+  const e = new Engine(
+    {
+      transfers: [{ online: { addr: "", port: 80 }, target: TARGET }],
+      ...SHORT_TIMERS,
+      synRetries: 1,
+      maxFlows: 120,
+    },
+    { send() {}, routeAdd() {}, routeDel() {} },
+    1000,
+  );
+  // 500 connections that end at once (SYN, client RST, failed handshake): remembered.
+  for (let i = 0; i < 500; i++) {
+    const src = { addr: "192.0.2.9", port: 5000 + i };
+    const t = 1000 + i * 10;
+    e.onCaptured(syn(src, 7, t), t);
+    e.onCaptured({ ...syn(src, 8, t), flags: ACK | RST }, t);
+    e.tick(t);
+    assert.ok(e.flowCount <= 120, `flows ${e.flowCount} at connection ${i}`);
+  }
+  assert.equal(e.stats.sessions.created, 500);
+  assert.equal(e.stats.lost.session_limit, 0);
+});

@@ -119,6 +119,8 @@ function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): R
     tupleQuarantineMs: r() < 0.5 ? 1000 : 0,
     noWait: r() < 0.2,
     onlyComplete: r() < 0.1,
+    maxSessions: r() < 0.3 ? 8 : 200_000,
+    maxFlows: r() < 0.3 ? 10 : 1_000_000,
     seed,
     ...extra,
   };
