@@ -103,7 +103,10 @@ export class Engine implements SessionHost {
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
+  /** Engine time (ms): the caller's clock plus `skew`, never decreasing. */
   private now: number;
+  /** Backward steps of the caller's clock absorbed so far (see `clock`). */
+  private skew = 0;
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
@@ -255,7 +258,7 @@ export class Engine implements SessionHost {
     }
     let t = h.peek() ?? NEVER;
     t = Math.min(t, this.tombstones.peek() ?? NEVER, this.idleFlows.peek() ?? NEVER);
-    return t === NEVER ? undefined : t;
+    return t === NEVER ? undefined : t - this.skew; // on the caller's clock
   }
 
   /** Release every queued request now, ignoring turn-taking (end of an offline replay). */
@@ -272,18 +275,27 @@ export class Engine implements SessionHost {
    * (`lost.shutdown`); requests sent and not answered yet are not (the target may have
    * served them, their answers still on the way).
    */
-  closeAll(reason: EndReason = "shutdown", nowMs = this.now): void {
-    nowMs = this.clock(nowMs);
+  closeAll(reason: EndReason = "shutdown", nowMs?: number): void {
+    nowMs = nowMs === undefined ? this.now : this.clock(nowMs);
     for (const s of [...this.sessions.values()]) s.end(reason, nowMs);
   }
 
   /**
-   * Adopt the caller's time. A non-finite value (NaN from a broken timestamp, Infinity)
-   * would give sessions deadlines that never fire; the last good time is used instead.
+   * Adopt the caller's time as engine time. A non-finite value (NaN from a broken
+   * timestamp, Infinity) would give sessions deadlines that never fire: the last good time
+   * is used instead. Engine time never runs backwards: when the caller's clock steps back
+   * (a wall clock set back by NTP or by hand), the step is absorbed into an offset, so
+   * timers keep their distances instead of stalling for the size of the step.
    */
   private clock(nowMs: number): number {
-    if (Number.isFinite(nowMs)) this.now = nowMs;
-    return this.now;
+    if (!Number.isFinite(nowMs)) return this.now;
+    let t = nowMs + this.skew;
+    if (t < this.now) {
+      this.skew += this.now - t;
+      t = this.now;
+    }
+    this.now = t;
+    return t;
   }
 
   // ---------------------------------------------------------------------------------------

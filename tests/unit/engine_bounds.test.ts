@@ -258,3 +258,29 @@ Deno.test("bounds: at the flow cap remembered connections are forgotten early, l
   assert.equal(e.stats.sessions.created, 500);
   assert.equal(e.stats.lost.session_limit, 0);
 });
+
+Deno.test("bounds: a clock stepped back an hour does not stall the timers", () => {
+  const sent: { flags: number; at: number }[] = [];
+  let now = 10_000_000;
+  const e = new Engine(
+    { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], ...SHORT_TIMERS },
+    { send: (s) => sent.push({ flags: s.flags, at: now }), routeAdd() {}, routeDel() {} },
+    now,
+  );
+  e.onCaptured(syn({ addr: "192.0.2.1", port: 40000 }, 1, now), now);
+  assert.equal(sent.length, 1); // the SYN
+  const first = e.nextDeadline()!;
+  assert.equal(first, now + 1000); // initial RTO, on the caller's clock
+  now -= 3_600_000; // the wall clock is set back an hour
+  e.tick(now);
+  assert.equal(sent.length, 1);
+  // The deadline keeps its distance on the caller's (stepped) clock...
+  const d = e.nextDeadline()!;
+  assert.ok(d <= now + 1000, `next deadline ${d - now} ms away after the step`);
+  // ...and the SYN is retransmitted about one RTO later, not an hour later.
+  now = d;
+  e.tick(now);
+  assert.equal(sent.length, 2);
+  assert.equal(sent[1].flags & SYN, SYN);
+  assert.equal(e.stats.handshakes.syn_retransmits, 1);
+});
