@@ -2,11 +2,12 @@
  * IPv6 replication with intercept in pcap mode (the assistant-host deployment: intercept
  * only reads the target's replies with a libpcap filter, the online host black-holes them),
  * and a server-speaks-first line protocol next to HTTP: the greeting comes from the target
- * first, through the tunnel, before the replayed client speaks. Loss 0 for both.
+ * first, through the tunnel, before the replayed client speaks. Loss 0 for both. And in
+ * NFQUEUE mode, the pass-list (`-x`) lets replies to a real IPv6 user of the target through.
  */
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
-import { ab, countLines, cpuSeconds, LINE_PORT } from "../helpers/lab.ts";
+import { ab, countLines, cpuSeconds, hostPart, LINE_PORT } from "../helpers/lab.ts";
 import { readText, report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
 import { startReplication6 } from "./ipv6_lab.ts";
 
@@ -65,5 +66,51 @@ Deno.test({
       assert.match(await readText(rep.intercept.err), /capturing replies on any with filter "ip6/);
       assert.equal(stop.code, 0, stop.log);
       assert.deepEqual(stop.stats.at(-1)!.send_errors, {});
+    }),
+});
+
+Deno.test({
+  name: "ipv6 e2e: intercept's pass-list lets replies to a real IPv6 user through",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      // the online host's uplink address is a "real user" of the target; its client-side
+      // address is not (replies to it are routed the same way, and must be dropped)
+      const rep = await startReplication6(env, {
+        interceptArgs: (_lab, on) => ["-x", on.uplinkIp6],
+      });
+      const url = `http://${hostPart(rep.target6)}/real`;
+      const curl = (from: string) =>
+        rep.on.ns.exec(
+          [
+            "curl",
+            "-6",
+            "-s",
+            "-m",
+            "2",
+            "--interface",
+            from,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+          ],
+          { check: false },
+        );
+      const real = await curl(rep.on.uplinkIp6);
+      assert.equal(real.stdout, "200", "the pass-listed user gets its answer");
+      const other = await curl(rep.on.ip6);
+      assert.notEqual(other.code, 0, "replies to an address not on the pass-list are dropped");
+      assert.notEqual(other.stdout, "200");
+      // the replicated traffic still works next to it
+      const short = await ab(rep.on.client, rep.url("/short"), { requests: 100 });
+      const target = await settle(() => served(rep.targetLog, /GET \/short /), short);
+      assert.equal(target, short, "loss ratio must be 0");
+      await stopTcpcopy(rep.tcpcopy);
+      const log = await readText(rep.intercept.err);
+      assert.match(log, /pass-list: 1 address\(es\)/);
     }),
 });

@@ -55,6 +55,8 @@ export interface Replication6Options {
    * forward, as on an assistant host).
    */
   interceptMode?: "nfqueue" | "pcap";
+  /** Extra intercept flags, made once the lab is built. */
+  interceptArgs?: (lab: Lab, on: Required<OnlineHost>) => string[];
   /** `-x 80-[target6]:80` (any local address) instead of naming the online IPv6 address. */
   anyOnlineAddress?: boolean;
   /** Extra tcpcopy flags, or a function that makes them once the lab is built. */
@@ -87,7 +89,13 @@ export async function startReplication6(
   const intercept = startLogged(
     env,
     lab.target,
-    denoCmd(INTERCEPT, [...modeArgs, "--stats-interval", "0", ...(tunnel6 ? ["-b", "::"] : [])]),
+    denoCmd(INTERCEPT, [
+      ...modeArgs,
+      "--stats-interval",
+      "0",
+      ...(tunnel6 ? ["-b", "::"] : []),
+      ...(opts.interceptArgs?.(lab, on) ?? []),
+    ]),
     `${lab.dir}/intercept`,
   );
   const tunnelAddr = tunnel6 ? target6 : lab.targetIp;
