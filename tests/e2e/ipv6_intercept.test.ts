@@ -6,7 +6,7 @@
  * NFQUEUE mode, the pass-list (`-x`) lets replies to a real IPv6 user of the target through.
  */
 import assert from "node:assert/strict";
-import { isRoot, withNetns } from "../helpers/netns.ts";
+import { isRoot, stopChild, withNetns } from "../helpers/netns.ts";
 import { ab, countLines, cpuSeconds, hostPart, LINE_PORT } from "../helpers/lab.ts";
 import { readText, report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
 import { startReplication6 } from "./ipv6_lab.ts";
@@ -112,5 +112,11 @@ Deno.test({
       await stopTcpcopy(rep.tcpcopy);
       const log = await readText(rep.intercept.err);
       assert.match(log, /pass-list: 1 address\(es\)/);
+      // the ip6tables rule is intercept's own, and gone after SIGTERM
+      const rules = async () =>
+        (await rep.lab.target.exec(["ip6tables", "-w", "-S", "OUTPUT"])).stdout;
+      assert.match(await rules(), /--sport 80 .*tcpcopy-intercept-\d+-\w+.*-j NFQUEUE/);
+      await stopChild(rep.intercept.child, 3000);
+      assert.doesNotMatch(await rules(), /tcpcopy-intercept/);
     }),
 });
