@@ -1,6 +1,7 @@
 /**
  * IPv6 replication with intercept in pcap mode (the assistant-host deployment: intercept
  * only reads the target's replies with a libpcap filter, the online host black-holes them),
+ * tcpcopy capturing on `-i any`,
  * and a server-speaks-first line protocol next to HTTP: the greeting comes from the target
  * first, through the tunnel, before the replayed client speaks. Loss 0 for both. And in
  * NFQUEUE mode, the pass-list (`-x`) lets replies to a real IPv6 user of the target through.
@@ -20,7 +21,12 @@ Deno.test({
   sanitizeResources: false,
   fn: () =>
     withNetns(async (env) => {
-      const rep = await startReplication6(env, { interceptMode: "pcap", line: true });
+      // tcpcopy captures on every device here (-i any: Linux cooked frames carrying IPv6)
+      const rep = await startReplication6(env, {
+        interceptMode: "pcap",
+        line: true,
+        tcpcopyArgs: ["-i", "any"],
+      });
       const lines = await rep.on.client.exec([
         Deno.execPath(),
         "run",
@@ -64,6 +70,7 @@ Deno.test({
       assert.equal(target, online, "HTTP loss ratio must be 0");
       assert.equal(targetLines, onlineLines, "line protocol loss ratio must be 0");
       assert.match(await readText(rep.intercept.err), /capturing replies on any with filter "ip6/);
+      assert.match(stop.log, /capture on any: /);
       assert.equal(stop.code, 0, stop.log);
       assert.deepEqual(stop.stats.at(-1)!.send_errors, {});
     }),

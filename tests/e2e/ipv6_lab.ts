@@ -59,7 +59,10 @@ export interface Replication6Options {
   interceptArgs?: (lab: Lab, on: Required<OnlineHost>) => string[];
   /** `-x 80-[target6]:80` (any local address) instead of naming the online IPv6 address. */
   anyOnlineAddress?: boolean;
-  /** Extra tcpcopy flags, or a function that makes them once the lab is built. */
+  /**
+   * Extra tcpcopy flags, or a function that makes them once the lab is built. Capture is on
+   * the online host's client-side veth unless they contain `-i`.
+   */
   tcpcopyArgs?: string[] | ((lab: Lab, on: Required<OnlineHost>) => Promise<string[]>);
 }
 
@@ -110,18 +113,19 @@ export async function startReplication6(
   );
   if (!listening) throw new Error(`intercept did not start: ${await readText(intercept.err)}`);
   const online = opts.anyOnlineAddress ? "" : `[${on.ip6}]:`;
+  const extra = typeof opts.tcpcopyArgs === "function"
+    ? await opts.tcpcopyArgs(lab, on)
+    : opts.tcpcopyArgs ?? [];
   const args = [
     "-x",
     ports.map((p) => `${online}${p}-[${target6}]:${p}`).join(","),
     "-s",
     hostPart(tunnelAddr),
-    "-i",
-    on.clientSideIf,
+    // capture on the client-side veth unless the extra flags name a device
+    ...(extra.includes("-i") ? [] : ["-i", on.clientSideIf]),
     "--stats-interval",
     "1",
-    ...(typeof opts.tcpcopyArgs === "function"
-      ? await opts.tcpcopyArgs(lab, on)
-      : opts.tcpcopyArgs ?? []),
+    ...extra,
   ];
   const tcpcopy = startLogged(env, on.ns, tcpcopyCmd(args), `${lab.dir}/tcpcopy`);
   const up = await waitFor(
