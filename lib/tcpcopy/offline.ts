@@ -46,6 +46,8 @@ export interface OfflineHooks {
   /** Flush the senders and re-arm the engine timer. */
   flush(): void;
   stopped(): boolean;
+  /** The engine's clock (monotonic ms); also paces the replay. Default Date.now. */
+  now?: () => number;
   log: Logger;
   /** Shows (or with null clears) the progress line; absent when stderr is not a terminal. */
   progress?: (line: string | null) => void;
@@ -107,7 +109,8 @@ export class OfflineSource {
   /** Starts replaying; ends the process through `hooks.finish` when done. */
   start(hooks: OfflineHooks): void {
     const c = this.config;
-    const startMs = Date.now();
+    const now = hooks.now ?? Date.now;
+    const startMs = now();
     const feed = this.#feed = new OfflineFeed(
       hooks.transfers,
       { accelerate: c.accelerate, skipGapMs: c.skipGapMs },
@@ -123,7 +126,7 @@ export class OfflineSource {
         if (typeof r !== "string") this.#reader = r;
         return r;
       },
-      now: Date.now,
+      now,
       sleep,
       stopped: hooks.stopped,
       warn: (line) => hooks.log.warn(line),
@@ -132,7 +135,7 @@ export class OfflineSource {
     if (hooks.progress) {
       const show = hooks.progress;
       progressTimer = setInterval(
-        () => show(progressLine(this.state(), pump.fraction, Date.now() - startMs)),
+        () => show(progressLine(this.state(), pump.fraction, now() - startMs)),
         PROGRESS_MS,
       );
     }
@@ -164,15 +167,16 @@ export class OfflineSource {
 
   /** Waits until no session has work outstanding (or none is left), at most the drain time. */
   async #drain(hooks: OfflineHooks): Promise<void> {
-    const end = Date.now() + hooks.drainMs;
+    const now = hooks.now ?? Date.now;
+    const end = now() + hooks.drainMs;
     let quietSince: number | undefined;
-    while (!hooks.stopped() && Date.now() < end) {
+    while (!hooks.stopped() && now() < end) {
       const e = hooks.engineStats();
       const settled = e.sessions.active === 0 ||
         (unfinishedRequests(e) === 0 && e.queued_bytes === 0);
       if (!settled) quietSince = undefined;
-      else if (quietSince === undefined) quietSince = Date.now();
-      else if (Date.now() - quietSince >= SETTLE_MS) return;
+      else if (quietSince === undefined) quietSince = now();
+      else if (now() - quietSince >= SETTLE_MS) return;
       await sleep(DRAIN_POLL_MS);
     }
   }

@@ -88,6 +88,10 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   };
   const stdout = stdioSink("stdout");
   const startMs = Date.now();
+  // The engine's clock: monotonic, anchored at the start's wall time. A wall-clock step (NTP)
+  // must not make every session look silent for an hour, or freeze its timers.
+  const perfStart = performance.now();
+  const clock = () => startMs + (performance.now() - perfStart);
   log.info(`${versionLine("tcpcopy")} starting`);
   for (const t of config.transfers) {
     log.info(
@@ -157,7 +161,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     return fatal(`cannot open the send socket: ${describe(e)}`);
   }
 
-  const replicator = new Replicator({ v4, v6, log, now: Date.now, mtu: config.mtu });
+  const replicator = new Replicator({ v4, v6, log, now: clock, mtu: config.mtu });
   const engine = new Engine(engineConfigOf(config), replicator, startMs);
   replicator.attach(engine);
 
@@ -194,9 +198,9 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   let flushQueued = false;
   const timer = new DeadlineTimer(() => engine.nextDeadline(), () => {
     if (stopping) return;
-    replicator.tick(Date.now());
+    replicator.tick(clock());
     replicator.flush();
-  });
+  }, clock);
   const afterWork = () => {
     replicator.flush();
     timer.arm();
@@ -209,7 +213,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   };
   const onReply = (bytes: Uint8Array) => {
     if (stopping) return;
-    replicator.onReplyBytes(bytes, Date.now());
+    replicator.onReplyBytes(bytes, clock());
     if (!flushQueued) {
       flushQueued = true;
       queueMicrotask(flushReplies);
@@ -319,7 +323,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     timer.cancel();
     if (statsTimer !== undefined) clearTimeout(statsTimer);
     try {
-      engine.closeAll("shutdown", Date.now());
+      engine.closeAll("shutdown", clock());
       replicator.flush();
     } catch (e) {
       log.error(`while resetting sessions: ${describe(e)}`);
@@ -340,7 +344,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   for (const cap of captures) {
     (async () => {
       const linkType = cap.linkType;
-      let now = Date.now();
+      let now = clock();
       const onPacket = (frame: Uint8Array, tsMicros: number) =>
         replicator.onFrame(frame, linkType, tsMicros, now);
       try {
@@ -348,7 +352,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
           if (!(await cap.wait(1000)) || stopping) break;
           let n: number;
           do {
-            now = Date.now();
+            now = clock();
             n = cap.drain(onPacket, DRAIN_STEP);
           } while (n === DRAIN_STEP && !stopping);
           if (!stopping) afterWork();
@@ -374,6 +378,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         if (!stopping) afterWork();
       },
       stopped: () => stopping,
+      now: clock,
       log,
       progress: onTerminal
         ? (line) => {
