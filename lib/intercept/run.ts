@@ -73,6 +73,7 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         accepted: server.counters.accepted,
         rejected: server.counters.rejected,
         routes: server.dispatcher.routes.size,
+        routesEvicted: server.dispatcher.routes.evicted,
         kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
         verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
         batches: server.batchTotals(),

@@ -30,9 +30,11 @@ export interface InterceptSnapshot {
   accepted: number;
   rejected: number;
   routes: number;
+  /** Routes evicted because the table was full. */
+  routesEvicted: number;
   kernel: KernelCounters;
   verdicts: VerdictCounters;
-  batches: { frames: number; records: number };
+  batches: { frames: number; records: number; dropped: number };
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -65,11 +67,13 @@ export function interceptStatsRecord(
     peers: { connected: s.peers, accepted: s.accepted, rejected: s.rejected },
     routes: s.routes,
     routes_contested: d.routesContested,
+    routes_evicted: s.routesEvicted,
     kernel: { ...s.kernel },
     verdicts: { ...s.verdicts },
     batches: {
       count: s.batches.frames,
       avg_size: s.batches.frames ? round3(s.batches.records / s.batches.frames) : 0,
+      dropped_queue_full: s.batches.dropped,
     },
   };
 }
@@ -93,8 +97,10 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     replies_passed: "Replies let through by the pass-list.",
     peers_connected: "Tunnel connections currently up.",
     peers_accepted: "Tunnel connections accepted.",
-    peers_rejected: "Tunnel connections closed for protocol errors.",
+    peers_rejected: "Tunnel connections closed for protocol errors or over the connection limit.",
     routes: "Routes currently registered.",
+    routes_evicted: "Routes evicted because the route table was full.",
+    batches_dropped_queue_full: "Tunnel frames dropped because a tcpcopy's queue was full.",
     routes_contested:
       "Routes registered while another tcpcopy still held them (instances sharing tuples).",
     kernel_pcap_drops: "Packets dropped by the kernel before capture (pcap mode).",

@@ -110,6 +110,8 @@ export interface ServerCounters {
   bytesOut: number;
   frames: number;
   records: number;
+  /** Frames dropped because a peer's output queue was full (closed connections). */
+  framesDropped: number;
   writeErrors: number;
   delIgnored: number;
 }
@@ -124,6 +126,7 @@ export class TunnelServer {
     bytesOut: 0,
     frames: 0,
     records: 0,
+    framesDropped: 0,
     writeErrors: 0,
     delIgnored: 0,
   };
@@ -167,13 +170,15 @@ export class TunnelServer {
   }
 
   /** Frames and records sent so far, including closed connections. */
-  batchTotals(): { frames: number; records: number } {
+  batchTotals(): { frames: number; records: number; dropped: number } {
     let frames = this.counters.frames, records = this.counters.records;
+    let dropped = this.counters.framesDropped;
     for (const c of this.#conns) {
       frames += c.batcher.frames;
       records += c.batcher.records;
+      dropped += c.batcher.framesDropped;
     }
-    return { frames, records };
+    return { frames, records, dropped };
   }
 
   /**
@@ -371,6 +376,7 @@ export class TunnelServer {
     this.dispatcher.removePeer(c);
     this.counters.frames += c.batcher.frames;
     this.counters.records += c.batcher.records;
+    this.counters.framesDropped += c.batcher.framesDropped;
     try {
       c.conn.close();
     } catch { /* already closed */ }

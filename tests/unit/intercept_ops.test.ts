@@ -42,9 +42,10 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
       accepted: 4,
       rejected: 1,
       routes: 7,
+      routesEvicted: 2,
       kernel: { pcap_drops: 0, nfq_queue_dropped: 5, nfq_user_dropped: 0 },
       verdicts: { accept: 3, drop: 11 },
-      batches: { frames: 4, records: 10 },
+      batches: { frames: 4, records: 10, dropped: 1 },
     },
     10_000,
     0,
@@ -60,6 +61,8 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
   assert.match(text, /^intercept_verdicts_total\{verdict="drop"\} 11$/m);
   assert.match(text, /^intercept_kernel_nfq_queue_dropped_total 5$/m);
   assert.match(text, /^intercept_batches_avg_size 2\.5$/m);
+  assert.match(text, /^intercept_routes_evicted_total 2$/m);
+  assert.match(text, /^intercept_batches_dropped_queue_full_total 1$/m);
   assert.doesNotMatch(text, /\bts\b|program|final/);
   for (const line of text.trimEnd().split("\n")) {
     assert.match(line, /^(# (HELP|TYPE) intercept_\w+ .+|intercept_\w+(\{[^}]*\})? [0-9.e+-]+)$/);

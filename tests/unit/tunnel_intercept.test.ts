@@ -171,9 +171,10 @@ Deno.test("stats record has the documented shape and derived averages", () => {
       accepted: 5,
       rejected: 1,
       routes: 4,
+      routesEvicted: 0,
       kernel: { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 },
       verdicts: { accept: 8, drop: 9 },
-      batches: { frames: 4, records: 10 },
+      batches: { frames: 4, records: 10, dropped: 1 },
     },
     Date.parse("2026-01-01T00:00:10Z"),
     Date.parse("2026-01-01T00:00:00Z"),
@@ -196,9 +197,10 @@ Deno.test("stats record has the documented shape and derived averages", () => {
   assert.equal(back.replies.malformed, 1);
   assert.deepEqual(back.peers, { connected: 3, accepted: 5, rejected: 1 });
   assert.equal(back.routes, 4);
+  assert.equal(back.routes_evicted, 0);
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });
   assert.deepEqual(back.verdicts, { accept: 8, drop: 9 });
-  assert.deepEqual(back.batches, { count: 4, avg_size: 2.5 });
+  assert.deepEqual(back.batches, { count: 4, avg_size: 2.5, dropped_queue_full: 1 });
 });
 
 Deno.test("rules: native nft output rules conflict by sport (sets, ranges) and queue", () => {
