@@ -25,6 +25,11 @@ import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation
 import { ServerStreamDecoder } from "./replies.ts";
 import { DEFAULT_TUNNEL_PORT } from "./server.ts";
 
+/** `host:port`, with an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** An intercept to connect to. */
 export interface InterceptAddress {
   hostname: string;
@@ -123,7 +128,7 @@ export class TunnelClient {
     await Promise.all(c.#links.flat().map((l) => c.#open(l, false)));
     if (c.connected === 0 && !c.#opts.lonely) {
       await c.close();
-      const list = opts.servers.map((s) => `${s.hostname}:${s.port ?? DEFAULT_TUNNEL_PORT}`);
+      const list = opts.servers.map((s) => hostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT));
       throw new Error(`cannot connect to any intercept (${list.join(", ")})`);
     }
     const end = performance.now() + (c.#opts.caps ? ackWaitMs : 0);
@@ -245,7 +250,9 @@ export class TunnelClient {
       this.#track(this.#read(l, conn));
     } catch (e) {
       if (!retry) {
-        this.#opts.log(`tunnel: cannot connect to ${s.hostname}:${port}: ${(e as Error).message}`);
+        this.#opts.log(
+          `tunnel: cannot connect to ${hostPort(s.hostname, port)}: ${(e as Error).message}`,
+        );
       }
       this.#retry(l);
     }
@@ -302,7 +309,9 @@ export class TunnelClient {
     if (this.#closed) return;
     const s = this.#opts.servers[l.server];
     this.#opts.log(
-      `tunnel: connection to ${s.hostname}:${s.port ?? DEFAULT_TUNNEL_PORT} lost: ${reason}`,
+      `tunnel: connection to ${
+        hostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)
+      } lost: ${reason}`,
     );
     if (this.#opts.lonely) this.#retry(l);
     else if (this.connected === 0) this.#opts.onAllDown?.();

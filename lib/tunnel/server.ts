@@ -93,7 +93,7 @@ export class TunnelConnection {
 
   constructor(readonly conn: Deno.TcpConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
-    this.remote = `${a.hostname}:${a.port}`;
+    this.remote = `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
     this.batcher = new ReplyBatcher({
       flushMs: opts.flushMs,
       maxRecords: opts.maxBatch,
