@@ -66,7 +66,7 @@ Deno.test({
       // the tunnel ran over IPv6 with the IPv6 extension negotiated
       const ilog = await readText(rep.intercept.err);
       assert.match(ilog, /listening for tcpcopy on :::36524/);
-      assert.match(ilog, /peer fd00:[0-9a-f:]+ connected/);
+      assert.match(ilog, /peer \[fd00:[0-9a-f:]+\]:\d+ connected/);
       const last = stop.stats.at(-1)!;
       assert.equal(stop.code, 0, stop.log);
       assert.deepEqual(last.send_errors, {});
