@@ -262,6 +262,27 @@ function patchWithChecksum(
   packet[tcpOffset + 17] = next;
 }
 
+/** Writes one 32-bit field of the timestamp option (2 = TSval, 6 = TSecr); see rewriteTsecr. */
+function rewriteTimestampField(
+  packet: Uint8Array,
+  tcpOffset: number,
+  field: 2 | 6,
+  value: number,
+  updateChecksum: boolean,
+): boolean {
+  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
+  if (at < 0 || packet[at + 1] !== 10) return false;
+  patchWithChecksum(
+    packet,
+    tcpOffset,
+    at + field,
+    4,
+    updateChecksum,
+    () => setU32(packet, at + field, value),
+  );
+  return true;
+}
+
 /**
  * Set TSecr of the timestamp option in place. Returns false (nothing changed)
  * when the header has no well-formed timestamp option. With `updateChecksum`
@@ -273,17 +294,7 @@ export function rewriteTsecr(
   tsecr: number,
   updateChecksum = false,
 ): boolean {
-  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
-  if (at < 0 || packet[at + 1] !== 10) return false;
-  patchWithChecksum(
-    packet,
-    tcpOffset,
-    at + 6,
-    4,
-    updateChecksum,
-    () => setU32(packet, at + 6, tsecr),
-  );
-  return true;
+  return rewriteTimestampField(packet, tcpOffset, 6, tsecr, updateChecksum);
 }
 
 /** Like {@link rewriteTsecr}, for TSval. */
@@ -293,17 +304,7 @@ export function rewriteTsval(
   tsval: number,
   updateChecksum = false,
 ): boolean {
-  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
-  if (at < 0 || packet[at + 1] !== 10) return false;
-  patchWithChecksum(
-    packet,
-    tcpOffset,
-    at + 2,
-    4,
-    updateChecksum,
-    () => setU32(packet, at + 2, tsval),
-  );
-  return true;
+  return rewriteTimestampField(packet, tcpOffset, 2, tsval, updateChecksum);
 }
 
 /**
