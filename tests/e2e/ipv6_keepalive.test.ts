@@ -5,31 +5,10 @@
  * must be 0.
  */
 import assert from "node:assert/strict";
-import { denoEval, isRoot, withNetns } from "../helpers/netns.ts";
-import { ab, cpuSeconds, HTTP_PORT } from "../helpers/lab.ts";
+import { isRoot, withNetns } from "../helpers/netns.ts";
+import { ab, cpuSeconds, pipelineClient } from "../helpers/lab.ts";
 import { report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
 import { startReplication6 } from "./ipv6_lab.ts";
-
-/** A client that pipelines `n` GETs on one connection to `host`; prints the answers read. */
-function pipelineClient(host: string, n: number): string[] {
-  return denoEval(`
-const c = await Deno.connect({ hostname: "${host}", port: ${HTTP_PORT} });
-let reqs = "";
-for (let i = 0; i < ${n}; i++) reqs += "GET /pipe" + i + " HTTP/1.1\\r\\nHost: x\\r\\n" +
-  (i === ${n} - 1 ? "Connection: close\\r\\n" : "") + "\\r\\n";
-await c.write(new TextEncoder().encode(reqs));
-const buf = new Uint8Array(65536), dec = new TextDecoder();
-let got = "", answers = 0;
-const end = Date.now() + 10000;
-while (answers < ${n} && Date.now() < end) {
-  const k = await c.read(buf);
-  if (k === null) break;
-  got += dec.decode(buf.subarray(0, k));
-  answers = got.split("HTTP/1.1 200").length - 1;
-}
-console.log(answers);
-c.close();`);
-}
 
 Deno.test({
   name: "ipv6 e2e: one keep-alive connection back to back, pipelining, port-reuse bursts",

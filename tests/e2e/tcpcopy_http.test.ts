@@ -4,8 +4,8 @@
  * the two servers' access logs, as the seed does.
  */
 import assert from "node:assert/strict";
-import { denoEval, isRoot, waitFor, withNetns } from "../helpers/netns.ts";
-import { ab, sh } from "../helpers/lab.ts";
+import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
+import { ab, pipelineClient, sh } from "../helpers/lab.ts";
 import {
   HTTP_PORT,
   interceptCpu,
@@ -77,27 +77,6 @@ Deno.test({
       assert.match(stop.log, /capture on \S+: ring, received packets only/);
     }),
 });
-
-/** A client that pipelines `n` GETs on one connection; prints how many answers it read. */
-function pipelineClient(host: string, n: number): string[] {
-  return denoEval(`
-const c = await Deno.connect({ hostname: "${host}", port: ${HTTP_PORT} });
-let reqs = "";
-for (let i = 0; i < ${n}; i++) reqs += "GET /pipe" + i + " HTTP/1.1\\r\\nHost: x\\r\\n" +
-  (i === ${n} - 1 ? "Connection: close\\r\\n" : "") + "\\r\\n";
-await c.write(new TextEncoder().encode(reqs));
-const buf = new Uint8Array(65536), dec = new TextDecoder();
-let got = "", answers = 0;
-const end = Date.now() + 10000;
-while (answers < ${n} && Date.now() < end) {
-  const k = await c.read(buf);
-  if (k === null) break;
-  got += dec.decode(buf.subarray(0, k));
-  answers = got.split("HTTP/1.1 200").length - 1;
-}
-console.log(answers);
-c.close();`);
-}
 
 Deno.test({
   name: "tcpcopy e2e: pipelined requests and port-reuse bursts of short connections",

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { Cleanup, Netns, run, vethPair, waitFor } from "./netns.ts";
+import { Cleanup, denoEval, Netns, run, vethPair, waitFor } from "./netns.ts";
 
 /** Port of the HTTP server on every host of the lab. */
 export const HTTP_PORT = 80;
@@ -272,3 +272,27 @@ export async function sh(ns: Netns, script: string, timeoutMs = 60_000): Promise
 }
 
 export { run };
+
+/**
+ * The command line of a client that pipelines `n` GETs (`/pipe0`..) on one connection to `host`
+ * (IPv4 or IPv6) and prints how many answers it read (bounded to 10 s).
+ */
+export function pipelineClient(host: string, n: number): string[] {
+  return denoEval(`
+const c = await Deno.connect({ hostname: "${host}", port: ${HTTP_PORT} });
+let reqs = "";
+for (let i = 0; i < ${n}; i++) reqs += "GET /pipe" + i + " HTTP/1.1\\r\\nHost: x\\r\\n" +
+  (i === ${n} - 1 ? "Connection: close\\r\\n" : "") + "\\r\\n";
+await c.write(new TextEncoder().encode(reqs));
+const buf = new Uint8Array(65536), dec = new TextDecoder();
+let got = "", answers = 0;
+const end = Date.now() + 10000;
+while (answers < ${n} && Date.now() < end) {
+  const k = await c.read(buf);
+  if (k === null) break;
+  got += dec.decode(buf.subarray(0, k));
+  answers = got.split("HTTP/1.1 200").length - 1;
+}
+console.log(answers);
+c.close();`);
+}
