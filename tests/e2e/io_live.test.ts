@@ -12,6 +12,7 @@ import {
   denoCmd,
   denoEval,
   isRoot,
+  lineReader,
   Netns,
   stopChild,
   vethPair,
@@ -105,21 +106,7 @@ async function startCapture(
     denoCmd(SELF, ["capture", device, filter, String(count)]),
     { stdout: "piped" },
   ));
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await lines.read();
-      if (done) return buffered;
-      buffered += value;
-    }
-  };
+  const nextLine = lineReader(child.stdout);
   assert.equal(await nextLine(), "ready");
   return {
     child,

@@ -13,6 +13,7 @@ import {
   denoCmd,
   denoEval,
   isRoot,
+  lineReader,
   Netns,
   stopChild,
   vethPair,
@@ -36,25 +37,6 @@ interface QueueReport {
   userDropped?: number;
 }
 
-/** Reads lines from a child's stdout. */
-function lineReader(child: Deno.ChildProcess) {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return async (): Promise<string> => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await reader.read();
-      if (done) return buffered;
-      buffered += value;
-    }
-  };
-}
-
 /** Two namespaces; in `b` the NFQUEUE rule for replies from PORT and the queue consumer. */
 async function setUp(env: Cleanup, mode: string) {
   const a = await env.netns("qa"), b = await env.netns("qb");
@@ -76,7 +58,7 @@ async function setUp(env: Cleanup, mode: string) {
   const consumer = env.child(
     b.spawn(denoCmd(SELF, ["queue", String(queue), mode]), { stdout: "piped" }),
   );
-  const next = lineReader(consumer);
+  const next = lineReader(consumer.stdout);
   assert.equal(await next(), "ready");
   const dir = await Deno.makeTempDir({ prefix: "io_nfq" });
   env.defer(() => Deno.remove(dir, { recursive: true }));
@@ -132,7 +114,7 @@ async function startEchoServer(env: Cleanup, ns: Netns) {
       }`),
     { stdout: "piped" },
   ));
-  assert.equal(await lineReader(server)(), "ready");
+  assert.equal(await lineReader(server.stdout)(), "ready");
 }
 
 const CLIENT = `const timer = setTimeout(() => { console.log("timeout"); Deno.exit(0); }, 1500);

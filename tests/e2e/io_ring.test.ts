@@ -14,6 +14,7 @@ import {
   denoCmd,
   denoEval,
   isRoot,
+  lineReader,
   Netns,
   vethPair,
   withNetns,
@@ -57,21 +58,7 @@ async function startCapture(env: Cleanup, ns: Netns, spec: CaptureSpec) {
   const child = env.child(ns.spawn(denoCmd(SELF, ["capture", JSON.stringify(spec)]), {
     stdout: "piped",
   }));
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await lines.read();
-      if (done) return buffered;
-      buffered += value;
-    }
-  };
+  const nextLine = lineReader(child.stdout);
   assert.equal(await nextLine(), "ready");
   return {
     child,
@@ -260,16 +247,16 @@ Deno.test({
         assert.equal(JSON.parse(gen.stdout).sent, n);
         await go.write(new TextEncoder().encode("go\n"));
       };
-      assert.equal(await lines.next(), "ready");
+      assert.equal(await lines(), "ready");
       const burst = 20_000;
       await flood(burst); // while the role does not read: a 512 KiB ring holds ~2 300 frames
-      const r1 = JSON.parse(await lines.next());
+      const r1 = JSON.parse(await lines());
       assert.ok(r1.first.dropped > burst / 2, `dropped ${r1.first.dropped}`);
       assert.equal(r1.first.received, burst, "received counts the dropped packets too");
       assert.equal(r1.drained + r1.first.dropped, burst, "every packet either read or dropped");
       assert.deepEqual(r1.again, r1.first, "a second read keeps the totals");
       await flood(100); // fits: no new drops
-      const r2 = JSON.parse(await lines.next());
+      const r2 = JSON.parse(await lines());
       assert.equal(r2.drained, 100);
       assert.equal(r2.stats.received, burst + 100);
       assert.equal(r2.stats.dropped, r1.first.dropped);
@@ -277,27 +264,6 @@ Deno.test({
       await child.status;
     }),
 });
-
-/** Reads a byte stream line by line. */
-function lineReader(stream: ReadableStream<Uint8Array>) {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return {
-    async next(): Promise<string> {
-      for (;;) {
-        const nl = buffered.indexOf("\n");
-        if (nl >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          return line;
-        }
-        const { value, done } = await reader.read();
-        if (done) return buffered;
-        buffered += value;
-      }
-    },
-  };
-}
 
 Deno.test({
   name: "ring: the device going down ends the capture with a device error",
@@ -416,11 +382,11 @@ async function roleOverflow(device: string): Promise<void> {
     return drained;
   };
   console.log("ready");
-  assert.equal(await stdin.next(), "go"); // the burst is over
+  assert.equal(await stdin(), "go"); // the burst is over
   const drained = await drainAll();
   const first = cap.stats(), again = cap.stats();
   console.log(JSON.stringify({ drained, first, again }));
-  assert.equal(await stdin.next(), "go"); // 100 more were sent
+  assert.equal(await stdin(), "go"); // 100 more were sent
   console.log(JSON.stringify({ drained: await drainAll(), stats: cap.stats() }));
   cap.close();
 }

@@ -308,3 +308,25 @@ export async function waitFor(
   }
   return await cond();
 }
+
+/**
+ * Reads a byte stream (a child's stdout, stdin) line by line: each call resolves with the next
+ * line without its newline, or, once the stream has ended, with what is left (possibly "").
+ */
+export function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  return async () => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await reader.read();
+      if (done) return buffered;
+      buffered += value;
+    }
+  };
+}
