@@ -3,6 +3,7 @@
  * fake tunnel: bytes in, bytes out, no sockets.
  */
 import assert from "node:assert/strict";
+import { FakeSender } from "../helpers/fake_sender.ts";
 import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
 import { DeadlineTimer } from "../../lib/tcpcopy/timer.ts";
 import {
@@ -18,25 +19,6 @@ import type { CapturedSegment, OutSegment, ReplySegment } from "../../lib/engine
 import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
-
-class FakeSender {
-  slots: Uint8Array[] = [];
-  sent: Uint8Array[] = [];
-  get pending() {
-    return this.slots.length;
-  }
-  slot(len: number): Uint8Array {
-    const s = new Uint8Array(len);
-    this.slots.push(s);
-    return s;
-  }
-  flush(): number {
-    const n = this.slots.length;
-    this.sent.push(...this.slots);
-    this.slots = [];
-    return n;
-  }
-}
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {

@@ -5,6 +5,7 @@
  * the MTU, and captured IPv4 connections never replayed to an IPv6-only target.
  */
 import assert from "node:assert/strict";
+import { FakeSender } from "../helpers/fake_sender.ts";
 import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
@@ -17,25 +18,6 @@ import { LinkType } from "../../lib/wire/link.ts";
 import type { TcpOptions } from "../../lib/wire/tcp_options.ts";
 
 const CLIENT = "fd00:1::2", ONLINE = "fd00:1::1", TARGET = "fd00:10::2";
-
-class FakeSender {
-  slots: Uint8Array[] = [];
-  sent: Uint8Array[] = [];
-  get pending() {
-    return this.slots.length;
-  }
-  slot(len: number): Uint8Array {
-    const s = new Uint8Array(len);
-    this.slots.push(s);
-    return s;
-  }
-  flush(): number {
-    const n = this.slots.length;
-    this.sent.push(...this.slots);
-    this.slots = [];
-    return n;
-  }
-}
 
 type PacketSpec = Partial<Omit<TcpPacketRepr, "options">> & {
   srcAddr: string;
