@@ -20,8 +20,8 @@ export interface SegmentOptions {
   timestamp?: { tsval: number; tsecr: number };
 }
 
-/** A client->server TCP segment as captured on the online host (original addresses). */
-export interface CapturedSegment {
+/** The TCP header fields every segment the engine sees or makes carries. */
+export interface SegmentHeader {
   src: Endpoint;
   dst: Endpoint;
   seq: number;
@@ -29,6 +29,10 @@ export interface CapturedSegment {
   flags: number;
   window: number;
   options: SegmentOptions;
+}
+
+/** A client->server TCP segment as captured on the online host (original addresses). */
+export interface CapturedSegment extends SegmentHeader {
   /** May be a view into a reused capture buffer: the engine copies what it keeps. */
   payload: Uint8Array;
   ipId?: number;
@@ -37,29 +41,17 @@ export interface CapturedSegment {
 }
 
 /** Header of a reply the target sent, as received through intercept. */
-export interface ReplySegment {
+export interface ReplySegment extends SegmentHeader {
   /** The target. */
   src: Endpoint;
   /** The emulated client. */
   dst: Endpoint;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  options: SegmentOptions;
   payloadLength: number;
   payloadPrefix?: Uint8Array;
 }
 
 /** A packet the engine wants sent to the target (the glue builds the bytes). */
-export interface OutSegment {
-  src: Endpoint;
-  dst: Endpoint;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  options: SegmentOptions;
+export interface OutSegment extends SegmentHeader {
   payload: Uint8Array;
   ipId?: number;
 }
