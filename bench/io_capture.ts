@@ -21,6 +21,7 @@ import { RingCapture } from "../lib/io/ring.ts";
 import { LinkSender } from "../lib/io/link_send.ts";
 import { loadLibc } from "../lib/io/libc.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../lib/wire/build.ts";
+import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
@@ -278,11 +279,7 @@ async function main(): Promise<void> {
     await env.run();
   }
   const head = ["config", "offered pps", "captured", "kernel drops", "CPU ns/pkt", "pkts/wake"];
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(width[i])).join(" | ") + " |";
-  console.log(line(head));
-  console.log(line(width.map((w) => "-".repeat(w))));
-  for (const r of rows) console.log(line(r));
+  printTable(head, rows);
 }
 
 if (import.meta.main) {

@@ -19,6 +19,7 @@ import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { NfQueue, Verdict } from "../lib/io/nfqueue.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
 import { buildTcpPacket, type TcpPacketRepr } from "../lib/wire/build.ts";
+import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
@@ -174,11 +175,7 @@ async function main(): Promise<void> {
     "queue/user dropped",
     "sender pps",
   ];
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(width[i])).join(" | ") + " |";
-  console.log(line(head));
-  console.log(line(width.map((w) => "-".repeat(w))));
-  for (const r of rows) console.log(line(r));
+  printTable(head, rows);
 }
 
 if (import.meta.main) {

@@ -17,6 +17,7 @@ import { RawIpSender } from "../lib/io/raw_send.ts";
 import { LinkSender } from "../lib/io/link_send.ts";
 import type { PacketSender } from "../lib/io/batch_sender.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../lib/wire/build.ts";
+import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const SINK = "10.221.0.3"; // in the peer's subnet, owned by nobody
@@ -202,11 +203,7 @@ async function main(): Promise<void> {
     await env.run();
   }
   const head = ["config", "pps", "CPU ns/pkt", "arrived/sent", "syscalls", "errors"];
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(width[i])).join(" | ") + " |";
-  console.log(line(head));
-  console.log(line(width.map((w) => "-".repeat(w))));
-  for (const r of rows) console.log(line(r));
+  printTable(head, rows);
 }
 
 if (import.meta.main) {
