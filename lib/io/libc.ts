@@ -47,6 +47,12 @@ export const LIBC_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  // int eventfd(unsigned int initval, int flags);
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count);
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // ssize_t write(int fd, const void *buf, size_t count);
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags);
   sendmmsg: { parameters: ["i32", "pointer", "u32", "i32"], result: "i32" },
   // int recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *t);
@@ -69,6 +75,22 @@ export const LIBC_SYMBOLS = {
   dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
   // void *dlsym(void *handle, const char *symbol);
   dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // int connect(int fd, const struct sockaddr *addr, socklen_t len);
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int listen(int fd, int backlog);
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  // int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  // int getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int getpeername(int fd, struct sockaddr *addr, socklen_t *len);
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // ssize_t recv(int fd, void *buf, size_t len, int flags);
+  // Result declared i32: callers pass len < 2^31, so the low 32 bits (eax / w0) hold the whole
+  // value, -1 included, and no BigInt is allocated per call as an isize result would be.
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  // ssize_t send(int fd, const void *buf, size_t len, int flags);   (i32 result: as recv)
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libc. */
@@ -133,12 +155,17 @@ export const Errno = {
   EADDRNOTAVAIL: 99,
   ENETDOWN: 100,
   ENETUNREACH: 101,
+  ECONNABORTED: 103,
+  ECONNRESET: 104,
   ENOBUFS: 105,
+  EISCONN: 106,
   ENOTCONN: 107,
   ETIMEDOUT: 110,
   ECONNREFUSED: 111,
   EHOSTDOWN: 112,
   EHOSTUNREACH: 113,
+  EALREADY: 114,
+  EINPROGRESS: 115,
 } as const;
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(

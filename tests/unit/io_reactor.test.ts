@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { loadLibc } from "../../lib/io/libc.ts";
+import { PollEvents, Reactor, type Watch } from "../../lib/io/reactor.ts";
+
+const EFD_NONBLOCK = 0o4000;
+
+/** A nonblocking eventfd: readable while its counter is non-zero. */
+function eventfd(): { fd: number; signal(): void; drain(): void; close(): void } {
+  const libc = loadLibc();
+  const fd = libc.eventfd(0, EFD_NONBLOCK);
+  assert.ok(fd >= 0);
+  const one = new BigUint64Array([1n]), buf = new Uint8Array(8);
+  return {
+    fd,
+    signal: () => void libc.write(fd, one, 8n),
+    drain: () => void libc.read(fd, buf, 8n),
+    close: () => void libc.close(fd),
+  };
+}
+
+Deno.test("reactor: a descriptor made ready from Deno's side wakes an idle loop", async () => {
+  const r = new Reactor();
+  const e = eventfd();
+  let w: Watch | undefined;
+  try {
+    let calls = 0;
+    const got = new Promise<number>((resolve) => {
+      w = r.watch(e.fd, PollEvents.IN, (revents) => {
+        e.drain();
+        calls++;
+        resolve(revents);
+      });
+    });
+    assert.equal(r.watching, 1);
+    setTimeout(() => e.signal(), 50);
+    const t0 = performance.now();
+    const revents = await got;
+    assert.ok(revents & PollEvents.IN);
+    assert.equal(calls, 1);
+    assert.ok(performance.now() - t0 < 1000, "woken by the event, not by the idle timeout");
+  } finally {
+    w?.remove();
+    await r.settled();
+    e.close();
+  }
+});
+
+Deno.test("reactor: removing the last watch ends the loop; settled() resolves", async () => {
+  const r = new Reactor();
+  const e = eventfd();
+  const w = r.watch(e.fd, PollEvents.IN, () => {});
+  await new Promise((res) => setTimeout(res, 30));
+  assert.equal(r.running, true);
+  w.remove();
+  await r.settled();
+  assert.equal(r.running, false);
+  e.close();
+});
+
+Deno.test("reactor: timers fire in order, re-arm, cancel; sleep resolves", async () => {
+  const r = new Reactor();
+  const order: string[] = [];
+  const a = r.timer(() => order.push("a"));
+  const b = r.timer(() => order.push("b"));
+  const c = r.timer(() => order.push("c"));
+  let again = 0;
+  const d = r.timer(() => {
+    order.push("d");
+    if (++again < 3) d.armIn(5);
+  });
+  b.armIn(40);
+  a.armIn(10);
+  c.armIn(20);
+  c.cancel();
+  d.armIn(60);
+  const t0 = performance.now();
+  await r.sleep(100);
+  assert.ok(performance.now() - t0 >= 99);
+  assert.deepEqual(order, ["a", "b", "d", "d", "d"]);
+  assert.equal(c.armed, false);
+  await r.settled();
+});
+
+Deno.test("reactor: afterEvents runs once per round, after the handlers", async () => {
+  const r = new Reactor();
+  const e1 = eventfd(), e2 = eventfd();
+  const seen: string[] = [];
+  const w1 = r.watch(e1.fd, PollEvents.IN, () => {
+    e1.drain();
+    seen.push("1");
+  });
+  const w2 = r.watch(e2.fd, PollEvents.IN, () => {
+    e2.drain();
+    seen.push("2");
+  });
+  const off = r.afterEvents(() => {
+    if (seen.length && seen.at(-1) !== "after") seen.push("after");
+  });
+  await new Promise((res) => setTimeout(res, 20));
+  e1.signal();
+  e2.signal();
+  await r.sleep(30);
+  assert.deepEqual(seen.toSorted(), ["1", "2", "after"]);
+  assert.equal(seen.at(-1), "after");
+  off();
+  w1.remove();
+  w2.remove();
+  await r.settled();
+  e1.close();
+  e2.close();
+});
+
+Deno.test("reactor: a busy loop still lets Deno timers run (yields)", async () => {
+  const r = new Reactor({ yieldEveryMs: 20 });
+  const e = eventfd();
+  e.signal(); // never drained: always readable, the loop never idles
+  let spins = 0;
+  const w = r.watch(e.fd, PollEvents.IN, () => spins++);
+  try {
+    const t0 = performance.now();
+    await new Promise((res) => setTimeout(res, 10));
+    const late = performance.now() - t0;
+    assert.ok(late < 500, `a 10 ms Deno timer fired after ${late.toFixed(0)} ms`);
+    assert.ok(spins > 10, `handler ran ${spins} times`);
+    assert.ok(r.counters.syncPolls > 10);
+  } finally {
+    w.remove();
+    await r.settled();
+    e.close();
+  }
+});
+
+Deno.test("reactor: a throwing handler is reported and the loop goes on", async () => {
+  const errors: unknown[] = [];
+  const r = new Reactor({ onError: (e) => errors.push(e) });
+  const e = eventfd();
+  let calls = 0;
+  const w = r.watch(e.fd, PollEvents.IN, () => {
+    e.drain();
+    if (++calls === 1) throw new Error("boom");
+  });
+  try {
+    e.signal();
+    await r.sleep(20);
+    e.signal();
+    await r.sleep(20);
+    assert.equal(calls, 2);
+    assert.equal(errors.length, 1);
+    assert.match(String(errors[0]), /boom/);
+  } finally {
+    w.remove();
+    await r.settled();
+    e.close();
+  }
+});
+
+Deno.test("reactor: setEvents switches between IN and OUT", async () => {
+  const r = new Reactor();
+  const e = eventfd(); // an eventfd is always writable
+  let outs = 0, ins = 0;
+  const w = r.watch(e.fd, PollEvents.IN, (rev) => {
+    if (rev & PollEvents.OUT) {
+      outs++;
+      w.setEvents(PollEvents.IN);
+      e.signal();
+    } else if (rev & PollEvents.IN) {
+      ins++;
+      e.drain();
+    }
+  });
+  try {
+    await r.sleep(10);
+    assert.equal(outs, 0);
+    w.setEvents(PollEvents.IN | PollEvents.OUT);
+    await r.sleep(20);
+    assert.equal(outs, 1);
+    assert.equal(ins, 1);
+  } finally {
+    w.remove();
+    await r.settled();
+    e.close();
+  }
+});
