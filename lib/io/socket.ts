@@ -24,6 +24,14 @@ export const Sock = {
   SO_RCVBUFFORCE: 33,
   SOL_NETLINK: 270,
   NETLINK_NO_ENOBUFS: 5,
+  SOCK_STREAM: 1,
+  SOCK_NONBLOCK: 0o4000,
+  IPPROTO_TCP: 6,
+  SOL_TCP: 6,
+  TCP_NODELAY: 1,
+  SO_REUSEADDR: 2,
+  SO_ERROR: 4,
+  MSG_NOSIGNAL: 0x4000,
 } as const;
 
 /** socket(2) or an {@link IoError} that says which privilege is missing. */
