@@ -14,7 +14,7 @@
  * (e.g. for `--v8-flags=--trace-deopt` output). `--perf DIR` records each workload with
  * `perf record -g` into DIR/<workload>.data (add `--v8-flags=--perf-basic-prof` to
  * TCPCOPY_DENO_FLAGS for JS names); `--perf-cmd "trace -s"` runs another perf command instead
- * (its text output goes to DIR/<workload>.txt).
+ * (its text output goes to DIR/<workload>.txt); `--perf-of intercept` records intercept instead.
  *
  * @module
  */
@@ -61,6 +61,7 @@ const { values } = parseArgs({
     perf: { type: "string", default: "" },
     rounds: { type: "string", default: "1" },
     "perf-cmd": { type: "string", default: "" },
+    "perf-of": { type: "string", default: "tcpcopy" },
   },
   strict: true,
 });
@@ -168,7 +169,7 @@ async function main(): Promise<Row[]> {
               ? ["record", "-q", "-F", "1999", "-g"]
               : values["perf-cmd"].split(" ")),
             "-p",
-            String(on.tcpcopy.pid),
+            String(values["perf-of"] === "intercept" ? rep.intercept.pid : on.tcpcopy.pid),
             "-o",
             `${values.perf}/${w.path.slice(1)}.${values["perf-cmd"] === "" ? "data" : "txt"}`,
           ],

@@ -5,6 +5,7 @@
  * payload prefix a peer may be granted.
  */
 import { NfQueue, Verdict } from "../io/nfqueue.ts";
+import { sharedReactor } from "../io/reactor.ts";
 import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
@@ -44,7 +45,7 @@ class NfqueueSource implements ReplySource {
       onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
     let sleepMs = -1;
     while (!this.#stopped) {
-      if (sleepMs > 0) await new Promise((r) => setTimeout(r, sleepMs));
+      if (sleepMs > 0) await sharedReactor().sleep(sleepMs);
       else if (!await q.wait(200)) break;
       let n = 0;
       cycle.begin();

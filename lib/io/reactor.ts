@@ -5,23 +5,27 @@
  * Why not Deno's event loop: an awaited FFI poll() runs on a helper thread and hands its
  * result back to the JS thread, three thread hand-offs per wake-up; a TCP read through Deno is
  * cheaper but still goes through the runtime's reactor and a promise. Measured here with a
- * one-byte ping-pong: ~70 µs CPU per wake-up with an awaited poll(), ~40 µs with Deno.TcpConn,
- * ~18 µs with a poll() called synchronously on the JS thread. The reactor therefore blocks the
- * JS thread in poll() while there is work, and gives Deno's event loop (signals, stats timers,
- * the metrics server, child processes) its turn in two ways:
+ * ping-pong over loopback, CPU per round trip: ~80 µs with an awaited poll(), ~44 µs with
+ * Deno.TcpConn, ~43 µs with this reactor driving promises, ~28 µs with this reactor calling
+ * handlers (the hot paths do that), ~25 µs for bare send/poll/recv calls.
  *
- * - busy: after at most {@link YIELD_EVERY_MS} of synchronous work, one awaited poll() with a
- *   zero timeout, during which the event loop runs;
- * - idle: when a whole synchronous slice passed without events or due timers, the wait goes on
- *   as an awaited poll() (no CPU, the event loop runs freely) until an event or a timer.
+ * So the reactor blocks the JS thread in poll() while there is work, runs the handlers of the
+ * ready descriptors and the due timers synchronously, then:
  *
- * Between two rounds the loop awaits a resolved promise, so promise chains resolved by the
- * handlers (a connect finishing, a sleep ending) advance at once.
+ * - gives promise chains the handlers resolved {@link MICROTASK_STEPS} microtask steps (a
+ *   waiter's continuation needs one or two);
+ * - busy: every {@link YIELD_EVERY_MS}, takes one macrotask turn (setImmediate), so that every
+ *   pending promise chain runs to its end and Deno's event loop (signals, stats timers, the
+ *   metrics server, child processes) gets its turn;
+ * - idle: when a whole {@link YIELD_EVERY_MS} slice passed without events or due timers, the
+ *   wait goes on as an awaited poll() (no CPU, the event loop runs freely) until an event or a
+ *   timer.
  *
- * The loop starts by itself when the first descriptor or timer is registered and ends when
- * none is left; {@link Reactor.settled} resolves then. Code running on Deno's side while the
- * reactor waits (a signal handler, a stats timer) may register, change or remove descriptors
- * and arm timers: an eventfd in the poll set wakes the wait so the change applies at once.
+ * The loop starts by itself when a descriptor awaits events or a timer is armed, and ends
+ * when neither is left (a watch with no events keeps no loop alive); {@link Reactor.settled}
+ * resolves then. Code running on Deno's side while the reactor waits (a signal handler, a
+ * stats timer) may register, change or remove descriptors and arm timers: an eventfd in the
+ * poll set wakes the wait so the change applies at once.
  *
  *   const r = sharedReactor();
  *   const w = r.watch(fd, PollEvents.IN, (revents) => drain());
@@ -32,6 +36,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { Errno, errno, loadLibc, NativeMemory } from "./libc.ts";
 
 /** poll(2) event bits. */
@@ -44,8 +49,10 @@ export const PollEvents = {
   NVAL: 0x020,
 } as const;
 
-/** Longest stretch of synchronous work before Deno's event loop gets a turn. */
+/** Longest stretch of synchronous work (or of blocking in poll()) before Deno's event loop runs. */
 export const YIELD_EVERY_MS = 20;
+/** Microtask steps given to promise chains after each round (see the loop). */
+const MICROTASK_STEPS = 4;
 /** Longest single idle wait (an armed timer or an event ends it sooner). */
 export const IDLE_WAIT_MS = 1000;
 
@@ -72,8 +79,9 @@ export class Watch {
   /** Changes the awaited events (e.g. add {@link PollEvents.OUT} while output is pending). */
   setEvents(events: number): void {
     if (!this.active || events === this.events) return;
+    const before = this.events;
     this.events = events;
-    this.reactor.eventsChanged(this);
+    this.reactor.eventsChanged(this, before);
   }
 
   /** Stops watching; the descriptor itself is the caller's to close. Idempotent. */
@@ -120,7 +128,7 @@ export class ReactorTimer {
 export interface ReactorOptions {
   /** Clock in ms (default performance.now). */
   now: () => number;
-  /** Longest synchronous stretch before Deno's event loop runs. */
+  /** Longest synchronous stretch (work or a blocking poll()) before Deno's event loop runs. */
   yieldEveryMs: number;
   /** Longest single idle wait. */
   idleWaitMs: number;
@@ -154,6 +162,8 @@ export class Reactor {
   };
   readonly #opts: ReactorOptions;
   readonly #watches = new Set<Watch>();
+  /** Watches awaiting at least one event (a watch with no events keeps no loop alive). */
+  #interested = 0;
   readonly #timers = new Set<ReactorTimer>();
   readonly #hooks: (() => void)[] = [];
   /** Poll set: slot 0 is the wake-up eventfd, then one slot per watch. */
@@ -186,6 +196,7 @@ export class Reactor {
   watch(fd: number, events: number, handler: ReadyHandler): Watch {
     const w = new Watch(this, fd, events, handler);
     this.#watches.add(w);
+    if (events !== 0) this.#interested++;
     this.#changed();
     return w;
   }
@@ -225,17 +236,21 @@ export class Reactor {
   }
 
   /** @internal */
-  eventsChanged(w: Watch): void {
-    if (this.#awaiting || w.slot < 0 || this.#dirty) {
+  eventsChanged(w: Watch, before: number): void {
+    if ((before === 0) !== (w.events === 0)) this.#interested += w.events === 0 ? -1 : 1;
+    if (!this.#running || this.#awaiting || w.slot < 0 || this.#dirty) {
       this.#changed();
     } else {
-      this.#pollfds!.dv.setInt16(w.slot * POLLFD_SIZE + 4, w.events, true);
+      const dv = this.#pollfds!.dv, at = w.slot * POLLFD_SIZE;
+      dv.setInt32(at, w.events === 0 ? -1 : w.fd, true);
+      dv.setInt16(at + 4, w.events, true);
     }
   }
 
   /** @internal */
   removed(w: Watch): void {
     this.#watches.delete(w);
+    if (w.events !== 0) this.#interested--;
     this.#changed();
   }
 
@@ -262,7 +277,7 @@ export class Reactor {
   }
 
   #start(): void {
-    if (this.#running || (this.#watches.size === 0 && this.#timers.size === 0)) return;
+    if (this.#running || !this.#busy()) return;
     this.#running = true;
     this.#settled = new Promise((r) => this.#resolveSettled = r);
     this.#loop().catch((e) => this.#opts.onError(e));
@@ -287,11 +302,17 @@ export class Reactor {
       w.slot = i;
       this.#slots.push(w);
       const at = i * POLLFD_SIZE;
-      dv.setInt32(at, w.fd, true);
+      // poll() skips negative fds: a watch with no events is not even checked for errors
+      dv.setInt32(at, w.events === 0 ? -1 : w.fd, true);
       dv.setInt16(at + 4, w.events, true);
       dv.setInt16(at + 6, 0, true);
       i++;
     }
+  }
+
+  /** Something to wait for: an interested watch or an armed timer. */
+  #busy(): boolean {
+    return this.#interested > 0 || this.#timers.size > 0;
   }
 
   #nextTimerAt(): number {
@@ -304,41 +325,44 @@ export class Reactor {
     await null; // let the code that registered the first descriptor finish first
     const libc = loadLibc();
     const { yieldEveryMs, idleWaitMs } = this.#opts;
+    let lastYield = this.now();
     if (this.#wakeFd < 0) {
       this.#wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       this.#dirty = true;
     }
-    let lastYield = this.now();
     try {
-      while (this.#watches.size > 0 || this.#timers.size > 0) {
+      while (this.#busy()) {
         if (this.#dirty) this.#rebuild();
         const pfd = this.#pollfds!;
         const count = BigInt(this.#slots.length);
         const start = this.now();
         const timerIn = this.#nextTimerAt() - start;
-        let ready: number;
-        if (start - lastYield >= yieldEveryMs) {
-          ready = await this.#awaitPoll(pfd, count, 0);
+        // block at most until the next timer or until Deno's event loop is due its turn
+        const slice = Math.min(timerIn, Math.max(0, yieldEveryMs - (start - lastYield)));
+        let ready = libc.poll(pfd.pointer, count, slice <= 0 ? 0 : Math.ceil(slice));
+        this.counters.syncPolls++;
+        if (ready < 0 && errno() !== Errno.EINTR) {
+          throw new Error(`poll() failed: errno ${errno()}`);
+        }
+        if (ready <= 0 && timerIn > slice && !this.#dirty) {
           lastYield = this.now();
-        } else {
-          const slice = Math.min(timerIn, yieldEveryMs - (start - lastYield));
-          ready = libc.poll(pfd.pointer, count, slice <= 0 ? 0 : Math.ceil(slice));
-          this.counters.syncPolls++;
-          if (ready < 0 && errno() !== Errno.EINTR) {
-            throw new Error(`poll() failed: errno ${errno()}`);
-          }
-          if (ready === 0 && timerIn > slice && !this.#dirty) {
-            // idle for a whole slice: wait on, with Deno's event loop running meanwhile
-            const left = this.#nextTimerAt() - this.now();
-            const wait = Math.max(0, Math.ceil(Math.min(idleWaitMs, left)));
-            ready = await this.#awaitPoll(pfd, count, wait);
-            lastYield = this.now();
-          }
+          // idle for a whole slice: wait on, with Deno's event loop running meanwhile
+          const left = this.#nextTimerAt() - this.now();
+          const wait = Math.max(0, Math.ceil(Math.min(idleWaitMs, left)));
+          ready = await this.#awaitPoll(pfd, count, wait);
         }
         if (ready > 0) this.#dispatch(pfd);
         this.#fireTimers();
         for (let i = 0; i < this.#hooks.length; i++) this.#guard(this.#hooks[i]);
-        await null; // promise chains resolved by the handlers advance now
+        // promise chains the handlers resolved advance a few steps (a waiter's continuation
+        // is one or two); longer chains finish at the next turn of Deno's event loop
+        for (let i = 0; i < MICROTASK_STEPS; i++) await null;
+        if (this.now() - lastYield >= yieldEveryMs) {
+          // busy for a while: one macrotask turn, so every pending chain runs to its end and
+          // Deno's event loop (signals, timers, the metrics server) gets its turn
+          await new Promise(setImmediate);
+          lastYield = this.now();
+        }
       }
     } finally {
       this.#running = false;
@@ -351,7 +375,7 @@ export class Reactor {
       this.#wakeFd = -1;
       this.#resolveSettled();
       // something registered while the loop was ending
-      if (this.#watches.size > 0 || this.#timers.size > 0) this.#start();
+      if (this.#busy()) this.#start();
     }
   }
 

@@ -1,28 +1,45 @@
 /**
- * Waiting for a file descriptor to become readable without blocking the JS thread, and
- * without a promise per packet: one awaited `poll()` per wake-up, in slices of at most
- * {@link POLL_SLICE_MS} so that {@link FdWaiter.stop} ends a pending wait promptly.
+ * Waiting for a file descriptor to become ready without blocking: the descriptor is watched
+ * by the reactor (reactor.ts), whose synchronous poll() resolves the waiter's promise; the
+ * caller's continuation runs in the same reactor round. One promise per wake-up, no thread
+ * hand-off. Between two waits the watch asks for no events, so a descriptor that stays
+ * readable while its owner is busy elsewhere does not spin the loop.
+ *
+ *   const w = new FdWaiter(fd);
+ *   while (await w.wait()) drain();
  *
  * @module
  */
 
-import { loadLibc, NativeMemory } from "./libc.ts";
+import {
+  PollEvents,
+  type Reactor,
+  type ReactorTimer,
+  sharedReactor,
+  type Watch,
+} from "./reactor.ts";
 
-/** Longest single poll(): bounds how long stop() takes to end a pending wait. */
+/** Kept for callers that bounded their waits by it: stop() now ends a wait at once. */
 export const POLL_SLICE_MS = 100;
 
-const POLLIN = 0x001;
-
-/** Awaits readability of one fd; stoppable. */
+/** Awaits readiness of one fd; stoppable. */
 export class FdWaiter {
-  readonly #pollfd = new NativeMemory(8); // struct pollfd { int fd; short events; short revents; }
+  readonly #watch: Watch;
+  readonly #timer: ReactorTimer;
+  #resolve: ((ready: boolean) => void) | null = null;
   #stopped = false;
-  #pending: Promise<unknown> | null = null;
-  #freed = false;
 
-  constructor(readonly fd: number) {
-    this.#pollfd.dv.setInt32(0, fd, true);
-    this.#pollfd.dv.setInt16(4, POLLIN, true);
+  /**
+   * @param fd the descriptor (the caller keeps owning it)
+   * @param events what {@link wait} waits for by default (readable)
+   */
+  constructor(
+    readonly fd: number,
+    readonly events: number = PollEvents.IN,
+    reactor: Reactor = sharedReactor(),
+  ) {
+    this.#watch = reactor.watch(fd, 0, this.#onReady);
+    this.#timer = reactor.timer(() => this.#settle(true));
   }
 
   /** True once {@link stop} was called. */
@@ -31,55 +48,39 @@ export class FdWaiter {
   }
 
   /**
-   * Resolves `true` when the fd is readable (or `timeoutMs` elapsed: draining then finds
-   * nothing), `false` once stopped. Only one wait may be pending at a time.
+   * Resolves `true` when the fd is ready for `events` (or `timeoutMs` elapsed: draining then
+   * finds nothing), `false` once stopped. Only one wait may be pending at a time.
    */
-  async wait(timeoutMs = Infinity): Promise<boolean> {
-    if (this.#pending !== null) throw new Error("FdWaiter.wait: a wait is already pending");
-    const end = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
-    const poll = loadLibc().poll_async;
-    while (!this.#stopped) {
-      const left = end - performance.now();
-      if (left <= 0) return true;
-      const slice = Math.max(0, Math.min(POLL_SLICE_MS, Math.ceil(left)));
-      const call = poll(this.#pollfd.pointer, 1n, slice);
-      this.#pending = call;
-      let ready: number;
-      try {
-        ready = await call;
-      } finally {
-        this.#pending = null;
-        if (this.#stopped) this.#release();
-      }
-      if (this.#stopped) return false;
-      if (ready > 0) return true;
-      // 0: slice timed out; -1: EINTR or similar, retry until the deadline
-    }
-    return false;
+  wait(timeoutMs = Infinity, events = this.events): Promise<boolean> {
+    if (this.#resolve !== null) throw new Error("FdWaiter.wait: a wait is already pending");
+    if (this.#stopped) return Promise.resolve(false);
+    const p = new Promise<boolean>((r) => this.#resolve = r);
+    this.#watch.setEvents(events);
+    if (timeoutMs !== Infinity) this.#timer.armIn(Math.max(0, timeoutMs));
+    return p;
   }
 
-  /** Ends any pending wait within {@link POLL_SLICE_MS}; later waits return false at once. */
+  #onReady = (): void => this.#settle(true);
+
+  #settle(ready: boolean): void {
+    const resolve = this.#resolve;
+    if (resolve === null) return;
+    this.#resolve = null;
+    this.#watch.setEvents(0);
+    this.#timer.cancel();
+    resolve(ready && !this.#stopped);
+  }
+
+  /** Ends any pending wait (it resolves false); later waits return false at once. */
   stop(): void {
     this.#stopped = true;
+    this.#settle(false);
   }
 
-  /**
-   * Stops and frees the pollfd (deferred until a pending poll returns). Resolves when the
-   * pending poll, if any, has returned, so the caller may then close the fd itself.
-   */
+  /** Stops and stops watching; the caller may close the fd once this resolved. */
   close(): Promise<void> {
-    this.#stopped = true;
-    if (this.#pending === null) {
-      this.#release();
-      return Promise.resolve();
-    }
-    return this.#pending.then(() => this.#release(), () => this.#release());
-  }
-
-  #release(): void {
-    if (!this.#freed && this.#pending === null) {
-      this.#freed = true;
-      this.#pollfd.free();
-    }
+    this.stop();
+    this.#watch.remove();
+    return Promise.resolve();
   }
 }

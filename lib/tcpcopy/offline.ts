@@ -24,6 +24,7 @@ import {
 } from "../offline/report.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import { linkTypeName } from "../wire/link.ts";
+import { sharedReactor } from "../io/reactor.ts";
 
 /** Longest wait for outstanding sessions after the last packet. */
 export const MAX_DRAIN_MS = 30_000;
@@ -32,7 +33,8 @@ const SETTLE_MS = 300;
 /** Poll period of the drain and of the progress line. */
 const DRAIN_POLL_MS = 50, PROGRESS_MS = 1000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Sleeps on the reactor: precise while the loop is busy with replies (a Deno timer is not). */
+const sleep = (ms: number) => sharedReactor().sleep(ms);
 
 /** What the offline source drives and reports to (owned by the process edge). */
 export interface OfflineHooks {

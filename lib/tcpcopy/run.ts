@@ -195,29 +195,23 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   let stopping = false;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => resolveDone = r);
-  let flushQueued = false;
   const timer = new DeadlineTimer(() => engine.nextDeadline(), () => {
     if (stopping) return;
     replicator.tick(clock());
     replicator.flush();
   }, clock);
   const afterWork = () => {
+    tunnel?.flush(); // the routes first: intercept should know a tuple before its reply
     replicator.flush();
     timer.arm();
   };
   // The tunnel hands over the records of one read synchronously, one call each: the engine
   // takes them at once, the packets they release go out in one flush after the last record.
-  const flushReplies = () => {
-    flushQueued = false;
-    if (!stopping) afterWork();
-  };
   const onReply = (bytes: Uint8Array) => {
-    if (stopping) return;
-    replicator.onReplyBytes(bytes, clock());
-    if (!flushQueued) {
-      flushQueued = true;
-      queueMicrotask(flushReplies);
-    }
+    if (!stopping) replicator.onReplyBytes(bytes, clock());
+  };
+  const onReadDone = () => {
+    if (!stopping) afterWork();
   };
   try {
     tunnel = await TunnelClient.connect({
@@ -225,6 +219,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
       connections: config.connections,
       lonely: config.lonely,
       onReply,
+      onReadDone,
       onAllDown: () =>
         void shutdown(EXIT_RUNTIME, "every intercept connection is gone (use -L to keep running)"),
       log: (line) => log.warn(line),

@@ -1,16 +1,18 @@
 /**
- * One timer for the whole engine: a single setTimeout aimed at the engine's earliest deadline.
+ * One timer for the whole engine: a single reactor timer aimed at the engine's earliest
+ * deadline. It fires from the reactor loop (lib/io/reactor.ts), so an RTO or a paced send is
+ * not held back while the loop is busy with packets, as a Deno setTimeout would be.
  *
  * Deadlines mostly move later (every reply pushes a session's idle timeout forward), so the
- * timer is moved only when the earliest deadline comes *earlier* than the pending timeout.
- * A timeout that finds nothing due costs one wake-up; re-arming after every batch of work
- * would cost a clearTimeout and a setTimeout per batch instead.
+ * timer is moved only when the earliest deadline comes *earlier* than the pending one; a
+ * timeout that finds nothing due costs one loop round.
  */
+import { type Reactor, sharedReactor } from "../io/reactor.ts";
 
-/** Keeps a single setTimeout at or before `deadline()`. */
+/** Keeps a single timer at or before `deadline()`. */
 export class DeadlineTimer {
-  #id: ReturnType<typeof setTimeout> | undefined;
   #at = Infinity;
+  readonly #timer;
 
   /**
    * @param deadline the earliest pending deadline (ms, same clock as `now`) or undefined
@@ -21,7 +23,10 @@ export class DeadlineTimer {
     private readonly deadline: () => number | undefined,
     private readonly fire: () => void,
     private readonly now: () => number = Date.now,
-  ) {}
+    reactor: Reactor = sharedReactor(),
+  ) {
+    this.#timer = reactor.timer(this.#onTimeout);
+  }
 
   /** The time the pending timeout is aimed at (Infinity when none is pending). */
   get armedAt(): number {
@@ -30,19 +35,17 @@ export class DeadlineTimer {
 
   /**
    * Makes sure a timeout is pending no later than the earliest deadline. Cheap when the
-   * deadline did not come earlier: nothing is cancelled or created then.
+   * deadline did not come earlier: nothing is moved then.
    */
   arm(): void {
     const at = this.deadline();
     if (at === undefined || at >= this.#at) return;
-    if (this.#id !== undefined) clearTimeout(this.#id);
     this.#at = at;
     // at least 1 ms: a deadline the engine keeps in the past must not spin the loop
-    this.#id = setTimeout(this.#onTimeout, Math.max(1, at - this.now()));
+    this.#timer.armIn(Math.max(1, at - this.now()));
   }
 
   #onTimeout = (): void => {
-    this.#id = undefined;
     this.#at = Infinity;
     this.fire();
     this.arm();
@@ -50,8 +53,7 @@ export class DeadlineTimer {
 
   /** Clears the pending timeout, if any. */
   cancel(): void {
-    if (this.#id !== undefined) clearTimeout(this.#id);
-    this.#id = undefined;
+    this.#timer.cancel();
     this.#at = Infinity;
   }
 }

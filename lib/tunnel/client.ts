@@ -24,6 +24,7 @@ import {
 import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { ServerStreamDecoder } from "./replies.ts";
 import { DEFAULT_TUNNEL_PORT } from "./server.ts";
+import { connectTcp, type ReactorConn } from "../io/stream.ts";
 
 /** `host:port`, with an IPv6 host in brackets. */
 function hostPort(host: string, port: number): string {
@@ -49,6 +50,11 @@ export interface TunnelClientOptions {
   lonely?: boolean;
   /** Receives each reply: bytes from the IP header; `server` indexes `servers`. */
   onReply: (bytes: Uint8Array, server: number) => void;
+  /**
+   * Called after the replies of one read were handed to `onReply` (one call per read, so
+   * the caller can flush what they released in one go).
+   */
+  onReadDone?: () => void;
   /** Called when no connection is left and lonely mode is off. */
   onAllDown?: () => void;
   /** Log sink. */
@@ -70,7 +76,7 @@ export interface ClientCounters {
 }
 
 class Link {
-  conn: Deno.TcpConn | undefined;
+  conn: ReactorConn | undefined;
   decoder = new ServerStreamDecoder();
   caps = 0;
   prefix = 0;
@@ -92,7 +98,9 @@ export class TunnelClient {
     reconnects: 0,
     protocolErrors: 0,
   };
-  readonly #opts: Required<Omit<TunnelClientOptions, "onAllDown">> & TunnelClientOptions;
+  readonly #opts:
+    & Required<Omit<TunnelClientOptions, "onAllDown" | "onReadDone">>
+    & TunnelClientOptions;
   readonly #links: Link[][];
   #closed = false;
   #timer: ReturnType<typeof setInterval>;
@@ -192,8 +200,64 @@ export class TunnelClient {
     if (!l.conn || l.queued + bytes.length > this.#opts.maxQueuedBytes) return false;
     l.queue.push(bytes);
     l.queued += bytes.length;
-    if (!l.writing) this.#track(this.#flush(l));
+    if (!l.writing && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushAll);
+    }
     return true;
+  }
+
+  /**
+   * Sends every queued message now. Messages queued in one stretch of work (the routes of a
+   * capture drain) go out together, in one syscall per connection, at the latest in a
+   * microtask; tcpcopy calls this before it sends the packets those routes belong to.
+   */
+  flush(): void {
+    for (const links of this.#links) for (const l of links) if (l.queue.length) this.#flush(l);
+  }
+
+  #flushQueued = false;
+  #flushAll = (): void => {
+    this.#flushQueued = false;
+    this.flush();
+  };
+
+  /**
+   * Writes the link's queue now, as far as the send buffer takes it (the route messages of one
+   * reactor round go out in one syscall when they were queued together); the rest goes out
+   * when the socket is writable again.
+   */
+  #flush(l: Link): void {
+    const conn = l.conn;
+    if (!conn || l.writing) return;
+    try {
+      while (l.queue.length) {
+        let out: Uint8Array;
+        if (l.queue.length === 1) out = l.queue[0];
+        else {
+          out = new Uint8Array(l.queue.reduce((n, p) => n + p.length, 0));
+          let at = 0;
+          for (const p of l.queue) {
+            out.set(p, at);
+            at += p.length;
+          }
+        }
+        const n = conn.send(out);
+        l.queued -= n;
+        if (n < out.length) {
+          l.queue = [out.subarray(n)];
+          l.writing = true;
+          conn.whenWritable(() => {
+            l.writing = false;
+            if (l.conn === conn) this.#flush(l);
+          });
+          return;
+        }
+        l.queue = [];
+      }
+    } catch (e) {
+      this.#drop(l, `write error: ${(e as Error).message}`);
+    }
   }
 
   #track(p: Promise<void>): void {
@@ -201,33 +265,11 @@ export class TunnelClient {
     p.finally(() => this.#pending.delete(p));
   }
 
-  async #flush(l: Link): Promise<void> {
-    l.writing = true;
-    try {
-      while (l.queue.length && l.conn) {
-        const parts = l.queue;
-        l.queue = [];
-        const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          out.set(p, at);
-          at += p.length;
-        }
-        for (let off = 0; off < out.length;) off += await l.conn.write(out.subarray(off));
-        l.queued -= out.length;
-      }
-    } catch (e) {
-      this.#drop(l, `write error: ${(e as Error).message}`);
-    } finally {
-      l.writing = false;
-    }
-  }
-
   async #open(l: Link, retry: boolean): Promise<void> {
     const s = this.#opts.servers[l.server];
     const port = s.port ?? DEFAULT_TUNNEL_PORT;
     try {
-      const conn = await Deno.connect({ hostname: s.hostname, port, transport: "tcp" });
+      const conn = await connectTcp(s.hostname, port);
       if (this.#closed) {
         conn.close();
         return;
@@ -247,7 +289,7 @@ export class TunnelClient {
         l.decoder.expectAck = true;
         this.#send(l, encodeExtHello(EXT_VERSION, this.#opts.caps, this.#opts.prefix));
       }
-      this.#track(this.#read(l, conn));
+      this.#read(l, conn);
     } catch (e) {
       if (!retry) {
         this.#opts.log(
@@ -269,34 +311,30 @@ export class TunnelClient {
     this.#retryTimers.add(t);
   }
 
-  async #read(l: Link, conn: Deno.TcpConn): Promise<void> {
-    const buf = new Uint8Array(65536);
-    let reason = "intercept closed the connection";
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        l.lastHeard = performance.now();
-        const { items, error } = l.decoder.push(buf.subarray(0, n));
-        for (const it of items) {
-          if (it.kind === "reply") {
-            this.counters.replies++;
-            this.#opts.onReply(it.bytes, l.server);
-          } else if (it.kind === "ext-ack") {
-            l.caps = it.caps;
-            l.prefix = it.prefix;
-          }
-        }
-        if (error) {
-          this.counters.protocolErrors++;
-          reason = `protocol error: ${error}`;
-          break;
+  #read(l: Link, conn: ReactorConn): void {
+    conn.startReading(new Uint8Array(65536), (chunk) => {
+      if (l.conn !== conn) return;
+      l.lastHeard = performance.now();
+      const { items, error } = l.decoder.push(chunk);
+      for (const it of items) {
+        if (it.kind === "reply") {
+          this.counters.replies++;
+          this.#opts.onReply(it.bytes, l.server);
+        } else if (it.kind === "ext-ack") {
+          l.caps = it.caps;
+          l.prefix = it.prefix;
         }
       }
-    } catch (e) {
-      reason = `read error: ${(e as Error).message}`;
-    }
-    if (l.conn === conn) this.#drop(l, reason);
+      this.#opts.onReadDone?.();
+      if (error) {
+        this.counters.protocolErrors++;
+        this.#drop(l, `protocol error: ${error}`);
+      }
+    }, (error) => {
+      if (l.conn === conn) {
+        this.#drop(l, error === null ? "intercept closed the connection" : `read error: ${error}`);
+      }
+    });
   }
 
   #drop(l: Link, reason: string): void {

@@ -19,6 +19,8 @@ import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
 import { routeKeyOf } from "./route_key.ts";
 import { formatIpv4, formatIpv6 } from "../wire/addr.ts";
+import { type ReactorConn, ReactorListener } from "../io/stream.ts";
+import { sharedReactor } from "../io/reactor.ts";
 
 /** The C original's tunnel port. */
 export const DEFAULT_TUNNEL_PORT = 36524;
@@ -81,7 +83,11 @@ export class TunnelConnection {
   prefix = 0;
   lastHeard: number;
   readonly openedAt: number;
+  /** Waiting for the socket to take the rest of {@link out}. */
   writing = false;
+  /** Output taken from the batcher and not fully sent, and how much of it went. */
+  out: Uint8Array | null = null;
+  outAt = 0;
   closed = false;
   /** Has replies routed in the current cycle (listed in the server's dirty list). */
   dirty = false;
@@ -91,7 +97,7 @@ export class TunnelConnection {
     return (this.caps & Cap.ROUTE_DEL) !== 0;
   }
 
-  constructor(readonly conn: Deno.TcpConn, opts: TunnelServerOptions) {
+  constructor(readonly conn: ReactorConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
     this.remote = `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
     this.batcher = new ReplyBatcher({
@@ -130,17 +136,19 @@ export class TunnelServer {
     writeErrors: 0,
     delIgnored: 0,
   };
-  readonly #listener: Deno.TcpListener;
+  readonly #listener: ReactorListener;
   readonly #conns = new Set<TunnelConnection>();
-  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Flush deadline of replies routed outside a cycle (a reactor timer: 2 ms matters). */
+  readonly #flushTimer = sharedReactor().timer(() => this.#onFlushDeadline());
   #inCycle = false;
   readonly #dirty: TunnelConnection[] = [];
   #houseTimer: ReturnType<typeof setInterval>;
   #closing = false;
   #overLimit = 0;
-  #accepting: Promise<void>;
+  /** One read buffer for every connection: reads are handled synchronously, one at a time. */
+  readonly #readBuf = new Uint8Array(16384);
 
-  private constructor(listener: Deno.TcpListener, opts: TunnelServerOptions) {
+  private constructor(listener: ReactorListener, opts: TunnelServerOptions) {
     this.opts = opts;
     this.#listener = listener;
     const d: Partial<DispatchOptions> = {
@@ -149,13 +157,16 @@ export class TunnelServer {
     };
     this.dispatcher = new Dispatcher<TunnelConnection>(d);
     this.#houseTimer = setInterval(() => this.#housekeeping(), Math.min(1000, opts.heartbeatMs));
-    this.#accepting = this.#acceptLoop();
+    listener.startAccepting(
+      (conn) => this.#onConnection(conn),
+      (e) => this.opts.log(`tunnel: accept failed: ${e.message}`),
+    );
   }
 
-  /** Starts listening; throws Deno errors (e.g. AddrInUse) to the caller. */
+  /** Starts listening; throws an IoError naming the errno (e.g. EADDRINUSE) to the caller. */
   static listen(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
     const o = { ...DEFAULT_SERVER, ...opts };
-    const l = Deno.listen({ port: o.port, hostname: o.hostname, transport: "tcp" });
+    const l = ReactorListener.listen(o.hostname, o.port);
     return new TunnelServer(l, o);
   }
 
@@ -194,7 +205,7 @@ export class TunnelServer {
         this.#dirty.push(peer);
       }
     } else if (peer.batcher.hasOutput) this.#write(peer);
-    else if (this.#flushTimer === undefined) this.#armFlush();
+    else if (!this.#flushTimer.armed) this.#flushTimer.armIn(this.opts.flushMs);
   }
 
   /** Starts a capture cycle: replies routed until `endCycle()` are held, then written. */
@@ -233,69 +244,47 @@ export class TunnelServer {
     );
   }
 
-  #armFlush(): void {
-    this.#flushTimer = setTimeout(() => {
-      this.#flushTimer = undefined;
-      let open = false;
-      for (const p of this.dispatcher.tick(this.opts.now())) this.#write(p);
-      for (const p of this.dispatcher.peers) if (p.batcher.openRecords > 0) open = true;
-      if (open) this.#armFlush();
-    }, this.opts.flushMs);
+  #onFlushDeadline(): void {
+    let open = false;
+    for (const p of this.dispatcher.tick(this.opts.now())) this.#write(p);
+    for (const p of this.dispatcher.peers) if (p.batcher.openRecords > 0) open = true;
+    if (open) this.#flushTimer.armIn(this.opts.flushMs);
   }
 
-  async #acceptLoop(): Promise<void> {
-    while (!this.#closing) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (e) {
-        if (this.#closing) return;
-        this.opts.log(`tunnel: accept failed: ${(e as Error).message}`);
-        continue;
-      }
-      if (this.#conns.size >= this.opts.maxConnections) {
-        this.counters.rejected++;
-        try {
-          conn.close();
-        } catch { /* closed already */ }
-        const n = ++this.#overLimit;
-        if (n === 1 || n % 1000 === 0) {
-          this.opts.log(
-            `tunnel: connection refused: ${this.opts.maxConnections} connections open ` +
-              `(${n} refused so far)`,
-          );
-        }
-        continue;
-      }
-      try {
-        conn.setNoDelay(true);
-      } catch { /* closed already */ }
-      this.counters.accepted++;
-      const c = new TunnelConnection(conn, this.opts);
-      this.#conns.add(c);
-      this.#readLoop(c);
+  #onConnection(conn: ReactorConn): void {
+    if (this.#closing) {
+      conn.close();
+      return;
     }
-  }
-
-  async #readLoop(c: TunnelConnection): Promise<void> {
-    const buf = new Uint8Array(16384);
-    let reason = "peer closed the connection";
+    if (this.#conns.size >= this.opts.maxConnections) {
+      this.counters.rejected++;
+      conn.close();
+      const n = ++this.#overLimit;
+      if (n === 1 || n % 1000 === 0) {
+        this.opts.log(
+          `tunnel: connection refused: ${this.opts.maxConnections} connections open ` +
+            `(${n} refused so far)`,
+        );
+      }
+      return;
+    }
     try {
-      for (;;) {
-        const n = await c.conn.read(buf);
-        if (n === null) break;
-        c.lastHeard = this.opts.now();
-        const err = this.#onBytes(c, buf.subarray(0, n));
-        if (err) {
-          reason = err;
-          this.counters.rejected++;
-          break;
-        }
+      conn.setNoDelay(true);
+    } catch { /* closed already */ }
+    this.counters.accepted++;
+    const c = new TunnelConnection(conn, this.opts);
+    this.#conns.add(c);
+    conn.startReading(this.#readBuf, (bytes) => {
+      if (c.closed) return;
+      c.lastHeard = this.opts.now();
+      const err = this.#onBytes(c, bytes);
+      if (err) {
+        this.counters.rejected++;
+        this.#close(c, err);
       }
-    } catch (e) {
-      if (!c.closed) reason = `read error: ${(e as Error).message}`;
-    }
-    this.#close(c, reason);
+    }, (error) => {
+      this.#close(c, error === null ? "peer closed the connection" : `read error: ${error}`);
+    });
   }
 
   /** Handles bytes from a peer; returns a reason to disconnect it, if any. */
@@ -349,22 +338,38 @@ export class TunnelServer {
     return error;
   }
 
-  async #write(c: TunnelConnection): Promise<void> {
+  /**
+   * Writes the connection's pending output now, as far as the send buffer takes it; the rest
+   * goes out when the socket is writable again (the batcher's bound caps what piles up).
+   */
+  #write(c: TunnelConnection): void {
     if (c.writing || c.closed) return;
-    c.writing = true;
     try {
-      for (let out = c.batcher.takeOutput(); out; out = c.batcher.takeOutput()) {
-        const len = out.length;
-        let off = 0;
-        while (off < len) off += await c.conn.write(out.subarray(off));
-        c.batcher.written(len);
-        this.counters.bytesOut += len;
+      for (;;) {
+        if (c.out === null) {
+          const next = c.batcher.takeOutput();
+          if (next === undefined) return;
+          c.out = next;
+          c.outAt = 0;
+        }
+        const out = c.out;
+        const n = c.conn.send(out.subarray(c.outAt));
+        c.outAt += n;
+        if (c.outAt < out.length) {
+          c.writing = true;
+          c.conn.whenWritable(() => {
+            c.writing = false;
+            this.#write(c);
+          });
+          return;
+        }
+        c.out = null;
+        c.batcher.written(out.length);
+        this.counters.bytesOut += out.length;
       }
     } catch (e) {
       this.counters.writeErrors++;
       this.#close(c, `write error: ${(e as Error).message}`);
-    } finally {
-      c.writing = false;
     }
   }
 
@@ -403,11 +408,11 @@ export class TunnelServer {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#houseTimer);
-    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer.cancel();
     try {
       this.#listener.close();
     } catch { /* closed */ }
     for (const c of [...this.#conns]) this.#close(c, "server closing");
-    await this.#accepting;
+    await Promise.resolve();
   }
 }

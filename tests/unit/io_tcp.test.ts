@@ -398,10 +398,15 @@ Deno.test("tcp: interop with Deno.connect and Deno.listen", async () => {
   }
 });
 
-function openFds(): number {
-  let n = 0;
-  for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
-  return n;
+/** What each open fd of this process refers to ("socket:[12345]" for a socket). */
+function openFileLinks(): Set<string> {
+  const links = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      links.add(Deno.readLinkSync(`/proc/self/fd/${e.name}`));
+    } catch { /* closed meanwhile (the directory's own fd) */ }
+  }
+  return links;
 }
 
 Deno.test("tcp: close is idempotent, closed sockets refuse I/O, and no fd leaks", async () => {
@@ -411,14 +416,19 @@ Deno.test("tcp: close is idempotent, closed sockets refuse I/O, and no fd leaks"
   warm.client.close();
   warm.server.close();
 
+  // other test files may run in this process at the same time (deno test --parallel), so the
+  // check follows our own sockets by inode rather than counting the process's descriptors
   const v6 = hasIpv6Loopback();
-  const before = openFds();
+  const ours: string[] = [];
   for (let i = 0; i < 20; i++) {
     const { server, client, peer } = await connectedPair(i % 2 || !v6 ? "127.0.0.1" : "::1");
     await writeAll(client, new Uint8Array([i]));
     assert.deepEqual(await readExactly(peer, 1), new Uint8Array([i]));
     for (const s of [peer, client, server]) {
       assert.equal(s.isOpen, true);
+      const link = Deno.readLinkSync(`/proc/self/fd/${s.fd}`);
+      assert.match(link, /^socket:\[\d+\]$/);
+      ours.push(link);
       s.close();
       s.close();
       assert.equal(s.isOpen, false);
@@ -432,6 +442,8 @@ Deno.test("tcp: close is idempotent, closed sockets refuse I/O, and no fd leaks"
   for (let i = 0; i < 10; i++) {
     assert.throws(() => TcpSocket.listen("127.0.0.1", busy.localAddr().port), IoError);
   }
+  ours.push(Deno.readLinkSync(`/proc/self/fd/${busy.fd}`));
   busy.close();
-  assert.equal(openFds(), before);
+  const still = openFileLinks();
+  assert.deepEqual(ours.filter((l) => still.has(l)), [], "sockets left open");
 });
