@@ -106,7 +106,7 @@ export async function startReplication(
   const intercept = startLogged(
     env,
     lab.target,
-    denoCmd(INTERCEPT, [...modeArgs, "--stats-interval", "0"]),
+    interceptCmd([...modeArgs, "--stats-interval", "0"]),
     `${lab.dir}/intercept`,
   );
   const online: OnlineSide[] = [];
@@ -160,6 +160,14 @@ export async function startReplication(
 export function tcpcopyCmd(args: string[]): string[] {
   const cmd = denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args);
   const flags = (Deno.env.get("TCPCOPY_DENO_FLAGS") ?? "").split(" ").filter((f) => f !== "");
+  cmd.splice(2, 0, ...flags); // after "deno run"
+  return cmd;
+}
+
+/** The intercept command line; extra deno flags come from $INTERCEPT_DENO_FLAGS. */
+export function interceptCmd(args: string[]): string[] {
+  const cmd = denoCmd(INTERCEPT, args);
+  const flags = (Deno.env.get("INTERCEPT_DENO_FLAGS") ?? "").split(" ").filter((f) => f !== "");
   cmd.splice(2, 0, ...flags); // after "deno run"
   return cmd;
 }

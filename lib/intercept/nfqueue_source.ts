@@ -5,7 +5,7 @@
  * payload prefix a peer may be granted.
  */
 import { NfQueue, Verdict } from "../io/nfqueue.ts";
-import { sharedReactor } from "../io/reactor.ts";
+import { PollEvents, sharedReactor } from "../io/reactor.ts";
 import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
@@ -29,38 +29,59 @@ export function sleepBeforeDrain(lastDrained: number, coalesceMs: number): numbe
 class NfqueueSource implements ReplySource {
   notIp = 0;
   #stopped = false;
+  #finish: (() => void) | null = null;
 
   constructor(readonly queue: NfQueue, readonly coalesceMs: number) {}
 
   /**
-   * Waits for packets and drains them, one cycle per drain. An awaited poll() costs a
-   * hand-off to a helper thread and back (the dearest part of a wake-up in Deno), so under
-   * load, when a drain returned at least {@link BUSY_DRAIN} packets, the next drain comes
-   * after a `coalesceMs` sleep instead, without polling; the first drain that finds fewer
-   * goes back to polling. A lone reply is never held.
+   * Drains the queue from the reactor, one cycle per drain, straight from the round that saw
+   * the socket readable (no promise per wake-up). Under load, when a drain returned at least
+   * {@link BUSY_DRAIN} packets, the socket is left unwatched for `coalesceMs` and drained by a
+   * timer instead; the first drain that finds fewer goes back to watching. A lone reply is
+   * never held. Resolves after stop(); rejects when the queue fails.
    */
-  async run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
+  run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
     const q = this.queue;
+    const reactor = sharedReactor();
     const handle = (_id: number, payload: Uint8Array) =>
       onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
-    let sleepMs = -1;
-    while (!this.#stopped) {
-      if (sleepMs > 0) await sharedReactor().sleep(sleepMs);
-      else if (!await q.wait(200)) break;
-      let n = 0;
-      cycle.begin();
-      try {
-        n = q.drain(handle);
-      } finally {
-        cycle.end();
-      }
-      sleepMs = sleepBeforeDrain(n, this.coalesceMs);
-    }
+    return new Promise<void>((resolve, reject) => {
+      if (this.#stopped) return resolve();
+      const drain = () => {
+        let n = 0;
+        cycle.begin();
+        try {
+          n = q.drain(handle);
+        } catch (e) {
+          finish();
+          reject(e);
+          return;
+        } finally {
+          cycle.end();
+        }
+        if (sleepBeforeDrain(n, this.coalesceMs) > 0) {
+          watch.setEvents(0);
+          timer.armIn(this.coalesceMs);
+        } else watch.setEvents(PollEvents.IN);
+      };
+      const watch = reactor.watch(q.fd, PollEvents.IN, drain);
+      const timer = reactor.timer(drain);
+      const finish = () => {
+        watch.remove();
+        timer.cancel();
+        this.#finish = null;
+      };
+      this.#finish = () => {
+        finish();
+        resolve();
+      };
+    });
   }
 
   stop(): void {
     this.#stopped = true;
     this.queue.stop();
+    this.#finish?.();
   }
 
   close(): void {

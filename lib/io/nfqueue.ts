@@ -238,6 +238,11 @@ export class NfQueue {
     }
   }
 
+  /** The netlink socket, for callers that poll() it themselves (e.g. through the reactor). */
+  get fd(): number {
+    return this.#fd;
+  }
+
   /**
    * Resolves `true` when packets may be waiting (or `timeoutMs` elapsed), `false` once
    * {@link stop} was called; a pending wait ends within ~100 ms of stop().

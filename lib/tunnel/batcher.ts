@@ -4,8 +4,9 @@
  * Records are written straight into an open frame (v6 combined frame, or an extension
  * REPLIES frame). A frame is closed when it holds `maxRecords` records or when its first
  * record is `flushMs` old (checked by `flushDue`, which the server calls from a timer).
- * Closed frames wait in a queue until the writer takes them; the queue plus the open frame
- * never exceed `maxQueuedBytes`. A record that would exceed it is dropped and counted, so a
+ * Closed frames are copied into one output buffer (no allocation per frame) and wait there
+ * until the writer takes them; what is taken stays in place until `written()`. The queue
+ * plus the open frame never exceed `maxQueuedBytes`. A record that would exceed it is dropped and counted, so a
  * slow or dead tcpcopy costs memory up to that bound and never stalls anybody else.
  */
 import type { ReplyInfo } from "./reply_packet.ts";
@@ -53,9 +54,11 @@ export class ReplyBatcher {
   #used = 0;
   #records = 0;
   #openedAt = 0;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #inFlight = 0;
+  /** Output buffer: [#outStart, #takenEnd) taken by the writer, [#takenEnd, #outEnd) queued. */
+  #out = new Uint8Array(16384);
+  #outStart = 0;
+  #takenEnd = 0;
+  #outEnd = 0;
   /** Frames closed so far. */
   frames = 0;
   /** Records placed into frames. */
@@ -87,7 +90,25 @@ export class ReplyBatcher {
 
   /** Bytes not yet written: the write in flight, closed frames and the open one. */
   get queuedBytes(): number {
-    return this.#inFlight + this.#queuedBytes + this.#used;
+    return this.#outEnd - this.#outStart + this.#used;
+  }
+
+  /** Appends closed-frame bytes to the output buffer, growing it when needed. */
+  #append(bytes: Uint8Array): void {
+    const need = this.#outEnd + bytes.length;
+    if (need > this.#out.length) {
+      // the taken part keeps its old buffer (the writer may still hold a view of it)
+      let size = this.#out.length;
+      while (size < need - this.#outStart) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.#out.subarray(this.#outStart, this.#outEnd));
+      this.#outEnd -= this.#outStart;
+      this.#takenEnd -= this.#outStart;
+      this.#outStart = 0;
+      this.#out = grown;
+    }
+    this.#out.set(bytes, this.#outEnd);
+    this.#outEnd += bytes.length;
   }
 
   /** Adds one reply (`info` from inspectReply on `pkt`). */
@@ -128,8 +149,7 @@ export class ReplyBatcher {
       this.framesDropped++;
       return false;
     }
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
+    this.#append(frame);
     return true;
   }
 
@@ -143,7 +163,7 @@ export class ReplyBatcher {
   /** Closes the open frame now. */
   flush(): void {
     if (this.#records === 0) return;
-    const f = this.#frame.slice(0, this.#used);
+    const f = this.#frame;
     if (this.opts.ext) {
       const body = this.#used - EXT_HEADER_SIZE;
       f[0] = FrameKind.REPLIES;
@@ -154,8 +174,7 @@ export class ReplyBatcher {
       f[0] = this.#records >> 8;
       f[1] = this.#records & 0xff;
     }
-    this.#queue.push(f);
-    this.#queuedBytes += f.length;
+    this.#append(f.subarray(0, this.#used));
     this.frames++;
     this.records += this.#records;
     this.#records = 0;
@@ -169,7 +188,7 @@ export class ReplyBatcher {
 
   /** True when closed frames wait for the writer. */
   get hasOutput(): boolean {
-    return this.#queue.length > 0;
+    return this.#outEnd > this.#takenEnd;
   }
 
   /**
@@ -177,25 +196,15 @@ export class ReplyBatcher {
    * bytes still count against the bound until `written()` is called.
    */
   takeOutput(): Uint8Array | undefined {
-    if (this.#queue.length === 0) return undefined;
-    let out: Uint8Array;
-    if (this.#queue.length === 1) out = this.#queue[0];
-    else {
-      out = new Uint8Array(this.#queuedBytes);
-      let at = 0;
-      for (const f of this.#queue) {
-        out.set(f, at);
-        at += f.length;
-      }
-    }
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.#inFlight += out.length;
+    if (this.#outEnd === this.#takenEnd) return undefined;
+    const out = this.#out.subarray(this.#takenEnd, this.#outEnd);
+    this.#takenEnd = this.#outEnd;
     return out;
   }
 
   /** Reports that `n` bytes taken with takeOutput reached the socket. */
   written(n: number): void {
-    this.#inFlight = Math.max(0, this.#inFlight - n);
+    this.#outStart = Math.min(this.#takenEnd, this.#outStart + n);
+    if (this.#outStart === this.#outEnd) this.#outStart = this.#takenEnd = this.#outEnd = 0;
   }
 }

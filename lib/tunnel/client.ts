@@ -48,7 +48,10 @@ export interface TunnelClientOptions {
   prefix?: number;
   /** Reconnect with back-off when connections drop ("lonely" mode, tcpcopy -L). */
   lonely?: boolean;
-  /** Receives each reply: bytes from the IP header; `server` indexes `servers`. */
+  /**
+   * Receives each reply: bytes from the IP header, valid only during the call (a view into
+   * the read buffer: copy what you keep); `server` indexes `servers`.
+   */
   onReply: (bytes: Uint8Array, server: number) => void;
   /**
    * Called after the replies of one read were handed to `onReply` (one call per read, so
@@ -315,16 +318,15 @@ export class TunnelClient {
     conn.startReading(new Uint8Array(65536), (chunk) => {
       if (l.conn !== conn) return;
       l.lastHeard = performance.now();
-      const { items, error } = l.decoder.push(chunk);
-      for (const it of items) {
-        if (it.kind === "reply") {
-          this.counters.replies++;
-          this.#opts.onReply(it.bytes, l.server);
-        } else if (it.kind === "ext-ack") {
+      const error = l.decoder.feed(chunk, (bytes) => {
+        this.counters.replies++;
+        this.#opts.onReply(bytes, l.server);
+      }, (it) => {
+        if (it.kind === "ext-ack") {
           l.caps = it.caps;
           l.prefix = it.prefix;
         }
-      }
+      });
       this.#opts.onReadDone?.();
       if (error) {
         this.counters.protocolErrors++;

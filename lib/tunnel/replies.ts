@@ -133,21 +133,52 @@ export class ServerStreamDecoder {
   /** Feeds a chunk; returns every complete item and the first fatal error, if any. */
   push(chunk: Uint8Array): DecodeResult<ServerItem> {
     const items: ServerItem[] = [];
-    if (this.#error) return { items, error: this.#error };
+    // the items outlive the call: reply records are views into a copy of their frame
+    const error = this.#decode(
+      chunk,
+      (bytes) => items.push({ kind: "reply", bytes }),
+      (item) => items.push(item),
+      true,
+    );
+    return error === undefined ? { items } : { items, error };
+  }
+
+  /**
+   * Feeds a chunk and hands each reply record to `onReply` as it is decoded, as a view into
+   * the decoder's buffer that is valid only during the call (no copy: the hot path), and
+   * every other item to `onControl`. Returns the first fatal error, if any.
+   */
+  feed(
+    chunk: Uint8Array,
+    onReply: (bytes: Uint8Array) => void,
+    onControl: (item: ServerItem) => void,
+  ): string | undefined {
+    return this.#decode(chunk, onReply, onControl, false);
+  }
+
+  #decode(
+    chunk: Uint8Array,
+    onReply: (bytes: Uint8Array) => void,
+    onControl: (item: ServerItem) => void,
+    copy: boolean,
+  ): string | undefined {
+    if (this.#error) return this.#error;
     this.#append(chunk);
     let off = 0;
     for (;;) {
-      const used = this.#ext ? this.#extFrame(off, items) : this.#v6Frame(off, items);
+      const used = this.#ext
+        ? this.#extFrame(off, onReply, onControl, copy)
+        : this.#v6Frame(off, onReply, onControl, copy);
       if (typeof used === "string") {
         this.#error = used;
-        return { items, error: used };
+        return used;
       }
       if (used === 0) break;
       off += used;
     }
     this.#buf.copyWithin(0, off, this.#len);
     this.#len -= off;
-    return { items };
+    return undefined;
   }
 
   #append(chunk: Uint8Array): void {
@@ -161,12 +192,17 @@ export class ServerStreamDecoder {
   }
 
   /** Parses one v6 frame at `off`; returns bytes used, 0 if incomplete, or an error. */
-  #v6Frame(off: number, items: ServerItem[]): number | string {
+  #v6Frame(
+    off: number,
+    onReply: (bytes: Uint8Array) => void,
+    onControl: (item: ServerItem) => void,
+    copy: boolean,
+  ): number | string {
     const b = this.#buf;
     const avail = this.#len - off;
     if (avail < 2) return 0;
     if (this.expectAck && b[off] === FrameKind.EXT_ACK && b[off + 1] === 0) {
-      const used = this.#extFrame(off, items);
+      const used = this.#extFrame(off, onReply, onControl, copy);
       if (typeof used === "number" && used > 0) this.#ext = true;
       return used;
     }
@@ -174,19 +210,29 @@ export class ServerStreamDecoder {
     if (n < 1 || n > MAX_BATCH) return `reply count ${n} out of range 1..${MAX_BATCH}`;
     const size = 2 + n * RECORD_SIZE;
     if (avail < size) return 0;
-    const frame = b.slice(off + 2, off + size); // one copy per frame, records are views
+    // records are views: into a copy of the frame, or into the buffer during the call
+    const frame = copy ? b.slice(off + 2, off + size) : b.subarray(off + 2, off + size);
     for (let i = 0; i < n; i++) {
       const r = i * RECORD_SIZE;
       if (frame[r] >> 4 !== 4) return `v6 record with IP version ${frame[r] >> 4}`;
       const tcpLen = Math.min((frame[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
       if (tcpLen < 20) return "v6 record with a TCP data offset below 5";
-      items.push({ kind: "reply", bytes: frame.subarray(r, r + 20 + tcpLen) });
+    }
+    for (let i = 0; i < n; i++) {
+      const r = i * RECORD_SIZE;
+      const tcpLen = Math.min((frame[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
+      onReply(frame.subarray(r, r + 20 + tcpLen));
     }
     return size;
   }
 
   /** Parses one extension frame at `off`. */
-  #extFrame(off: number, items: ServerItem[]): number | string {
+  #extFrame(
+    off: number,
+    onReply: (bytes: Uint8Array) => void,
+    onControl: (item: ServerItem) => void,
+    copy: boolean,
+  ): number | string {
     const b = this.#buf;
     const avail = this.#len - off;
     if (avail < EXT_HEADER_SIZE) return 0;
@@ -200,7 +246,7 @@ export class ServerStreamDecoder {
         if (this.#ext) return "second extension ack";
         if (bodyLen !== 8) return `extension ack of ${bodyLen} bytes`;
         const dv = new DataView(b.buffer, b.byteOffset + body, 8);
-        items.push({
+        onControl({
           kind: "ext-ack",
           extVersion: dv.getUint16(0),
           caps: dv.getUint32(2),
@@ -210,16 +256,21 @@ export class ServerStreamDecoder {
       }
       case FrameKind.HEARTBEAT:
         if (bodyLen !== 0) return `heartbeat of ${bodyLen} bytes`;
-        items.push({ kind: "heartbeat" });
+        onControl({ kind: "heartbeat" });
         break;
       case FrameKind.REPLIES: {
         if (bodyLen === 0) return "empty reply frame";
-        const f = b.slice(body, body + bodyLen); // one copy per frame, records are views
+        const f = copy ? b.slice(body, body + bodyLen) : b.subarray(body, body + bodyLen);
+        // the whole frame is checked first: a bad frame delivers none of its records
         for (let at = 0; at < bodyLen;) {
           if (at + 2 > bodyLen) return "reply record length cut by the frame end";
           const len = (f[at] << 8) | f[at + 1];
           if (len < 40 || at + 2 + len > bodyLen) return `reply record of ${len} bytes`;
-          items.push({ kind: "reply", bytes: f.subarray(at + 2, at + 2 + len) });
+          at += 2 + len;
+        }
+        for (let at = 0; at < bodyLen;) {
+          const len = (f[at] << 8) | f[at + 1];
+          onReply(f.subarray(at + 2, at + 2 + len));
           at += 2 + len;
         }
         break;

@@ -51,7 +51,7 @@ Deno.test("our client and server: extensions, two clients each get only their ow
           connections: 2,
           caps: Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX,
           prefix: 16,
-          onReply: (b) => got[i].push(b),
+          onReply: (b) => got[i].push(b.slice()),
           log: () => {},
         }),
       );
@@ -138,7 +138,7 @@ Deno.test("garbage peers are disconnected with a reason; others keep working", a
   const good = await TunnelClient.connect({
     servers: [{ hostname: "127.0.0.1", port: server.port }],
     connections: 1,
-    onReply: (b) => got.push(b),
+    onReply: (b) => got.push(b.slice()),
     log: () => {},
   });
   const bad: Deno.Conn[] = [];
@@ -233,7 +233,7 @@ Deno.test("client against a C-like intercept stays v6; lonely mode reconnects", 
     servers: [{ hostname: "127.0.0.1", port }],
     connections: 1,
     lonely: true,
-    onReply: (b) => got.push(b),
+    onReply: (b) => got.push(b.slice()),
     log: () => {},
   });
   let server: TunnelServer | undefined;
