@@ -20,6 +20,7 @@ import { TunnelClient } from "../lib/tunnel/client.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
 import { buildTcpPacket } from "../lib/wire/build.ts";
 import { writeIp } from "../lib/wire/addr.ts";
+import { sharedReactor } from "../lib/io/reactor.ts";
 
 /** Configuration passed as the only argument (JSON). */
 export interface PeerConfig {
@@ -110,7 +111,8 @@ async function main(cfg: PeerConfig): Promise<void> {
     sentAt[port] = performance.now();
     tx.enqueue(pkt.subarray(0, n));
   };
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // reactor timers: the tunnel's reactor keeps Deno's own timers waiting up to 20 ms when busy
+  const sleep = (ms: number) => sharedReactor().sleep(ms);
   const FIRST = 10000, PORTS = 50000;
   const register = async (count: number) => {
     for (let i = 0; i < Math.min(count, PORTS); i++) {
@@ -127,12 +129,15 @@ async function main(cfg: PeerConfig): Promise<void> {
       const got = new Promise<void>((r) => waiter = r);
       send(portOf(i));
       tx.flush();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const ok = await Promise.race([
-        got.then(() => true),
-        new Promise<boolean>((r) => timer = setTimeout(() => r(false), 200)),
-      ]);
-      clearTimeout(timer);
+      const timer = sharedReactor().timer(() => {
+        const w = waiter;
+        waiter = undefined;
+        w?.();
+      });
+      timer.armIn(200);
+      let ok = false;
+      await got.then(() => ok = timer.armed);
+      timer.cancel();
       if (!ok) lost++;
     }
     return lost;
