@@ -361,3 +361,72 @@ Deno.test("batcher: flush at 16 records or the deadline, bounded queue counts dr
   assert.equal(b.frames, 2);
   assert.equal(b.records, 17);
 });
+
+Deno.test("server stream decoder: feed() hands out the same records as push(), in place", () => {
+  const b = new ReplyBatcher();
+  const info = newReplyInfo();
+  const pkts = Array.from(
+    { length: 40 },
+    (_, i) => segment({ src: T, dst: C, sport: 80, dport: 1000 + i, seq: i * 7 }),
+  );
+  for (const p of pkts) {
+    inspectReply(p, info);
+    assert.equal(b.add(p, info, 0), "queued");
+  }
+  b.flush();
+  const stream = b.takeOutput()!.slice();
+  const viaPush = new ServerStreamDecoder().push(stream).items.map((i) =>
+    i.kind === "reply" ? [...i.bytes] : []
+  );
+  // feed in uneven chunks: records cut across reads come out once they are complete
+  const dec = new ServerStreamDecoder();
+  const viaFeed: number[][] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  for (let at = 0; at < stream.length; at += 97) {
+    const error = dec.feed(stream.subarray(at, at + 97), (bytes) => {
+      buffers.add(bytes.buffer);
+      viaFeed.push([...bytes]);
+    }, () => assert.fail("no control items in this stream"));
+    assert.equal(error, undefined);
+  }
+  assert.equal(viaFeed.length, 40);
+  assert.deepEqual(viaFeed, viaPush);
+  assert.equal(buffers.size, 1, "records of 3 frames are views into one buffer: no copies");
+  assert.ok(!buffers.has(stream.buffer));
+  for (let i = 0; i < 40; i++) assert.equal((viaFeed[i][22] << 8) | viaFeed[i][23], 1000 + i);
+  // a bad frame is an error and delivers none of its records
+  const bad = new Uint8Array([0, 2, ...stream.subarray(2, 2 + 64), ...new Uint8Array(64)]);
+  let delivered = 0;
+  const error = new ServerStreamDecoder().feed(bad, () => delivered++, () => {});
+  assert.match(error ?? "", /IP version 0/);
+  assert.equal(delivered, 0);
+});
+
+Deno.test("batcher: taken output stays intact while more frames arrive and the buffer grows", () => {
+  const info = newReplyInfo();
+  const b = new ReplyBatcher({ maxRecords: 1, maxQueuedBytes: 1 << 20 });
+  const add = (i: number) => {
+    const p = segment({ src: T, dst: C, sport: 80, dport: i });
+    inspectReply(p, info);
+    assert.equal(b.add(p, info, 0), "queued");
+  };
+  add(1);
+  const first = b.takeOutput()!;
+  const firstCopy = first.slice();
+  // far more than the initial 16 KiB buffer: it grows while `first` is still being written
+  for (let i = 2; i < 600; i++) add(i);
+  assert.deepEqual([...first], [...firstCopy], "the taken bytes did not move or change");
+  assert.equal(b.queuedBytes, 599 * 66);
+  const rest = b.takeOutput()!;
+  assert.equal(rest.length, 598 * 66);
+  assert.equal(b.takeOutput(), undefined);
+  assert.equal((rest[2 + 22] << 8) | rest[2 + 23], 2, "the next frame follows the taken one");
+  b.written(first.length);
+  b.written(rest.length - 10);
+  assert.equal(b.queuedBytes, 10, "a partial write leaves its tail counted");
+  b.written(10);
+  assert.equal(b.queuedBytes, 0);
+  add(700);
+  const again = b.takeOutput()!;
+  assert.equal((again[2 + 22] << 8) | again[2 + 23], 700, "the buffer is reused from the start");
+});
