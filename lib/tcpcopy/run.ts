@@ -7,9 +7,10 @@
  *
  * The capture is `openCapture`'s: a TPACKET_V3 ring read straight from JS, or libpcap when the
  * ring cannot be set up; received packets only (this host's own sends are left out).
- * One awaited wait per capture wake-up, then a synchronous drain; one flush per drain and one
- * per tunnel read; one setTimeout for all engine timers, moved only when the earliest deadline
- * comes earlier; JSON stats lines on stdout; SIGINT/SIGTERM reset every session, print the
+ * Everything on the hot path runs on the reactor (lib/io/reactor.ts): one wait per capture
+ * wake-up, then a synchronous drain; tunnel reads handed over straight from the poll round;
+ * one flush per drain and one per round of tunnel reads; one reactor timer for all engine
+ * timers, moved only when the earliest deadline comes earlier; JSON stats lines on stdout; SIGINT/SIGTERM reset every session, print the
  * final stats line and return 0.
  *
  * With `--offline FILE` an {@link OfflineSource} replaces the captures: the file is checked
@@ -24,6 +25,7 @@ import { LinkSender } from "../io/link_send.ts";
 import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 import type { PacketSender } from "../io/batch_sender.ts";
 import { IoError } from "../io/errors.ts";
+import { sharedReactor } from "../io/reactor.ts";
 import { TunnelClient } from "../tunnel/client.ts";
 import { Logger } from "../stats/logger.ts";
 import { jsonLine, nextStatsDue } from "../stats/json_lines.ts";
@@ -210,9 +212,16 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const onReply = (bytes: Uint8Array) => {
     if (!stopping) replicator.onReplyBytes(bytes, clock());
   };
+  // the replies of every tunnel read of one reactor round: one flush after the last read
+  let repliesPending = false;
   const onReadDone = () => {
-    if (!stopping) afterWork();
+    repliesPending = true;
   };
+  const removeFlushHook = sharedReactor().afterEvents(() => {
+    if (!repliesPending) return;
+    repliesPending = false;
+    if (!stopping) afterWork();
+  });
   try {
     tunnel = await TunnelClient.connect({
       servers: config.intercepts.map((h) => ({ hostname: h.host, port: h.port })),
@@ -225,6 +234,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
       log: (line) => log.warn(line),
     });
   } catch (e) {
+    removeFlushHook();
     await releaseAll();
     return fatal(`${describe(e)}; is intercept running there? (use -L to start anyway)`);
   }
@@ -316,6 +326,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     if (code !== EXIT_OK && config.logFile !== null) console.error(`tcpcopy: ${why}`);
     for (const c of captures) c.stop();
     timer.cancel();
+    removeFlushHook();
     if (statsTimer !== undefined) clearTimeout(statsTimer);
     try {
       engine.closeAll("shutdown", clock());
