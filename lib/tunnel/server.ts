@@ -2,9 +2,11 @@
  * Intercept side of the tunnel: a TCP listener (default port 36524) accepting any number of
  * tcpcopy connections. Each connection says hello (v6), may negotiate extensions, then
  * registers routes; `reply(pkt)` routes a captured reply to the connection that registered
- * its 4-tuple. Writes are asynchronous with a bounded queue per connection, so a slow or
- * dead tcpcopy never stalls the others. A peer sending garbage is disconnected with a
- * logged reason.
+ * its 4-tuple. Connections live on the reactor (lib/io/stream.ts): reads are handled in the
+ * poll round that saw them, writes go out synchronously as far as the send buffer takes them,
+ * the rest when the socket is writable again, within a bounded queue per connection, so a
+ * slow or dead tcpcopy never stalls the others. A peer sending garbage is disconnected with
+ * a logged reason.
  *
  * Latency: the capture source brackets each drain of its queue with `beginCycle()` and
  * `endCycle()`; at `endCycle()` every connection that got replies closes its open frame and
