@@ -245,7 +245,7 @@ export class NfQueue {
 
   /**
    * Resolves `true` when packets may be waiting (or `timeoutMs` elapsed), `false` once
-   * {@link stop} was called; a pending wait ends within ~100 ms of stop().
+   * {@link stop} was called; stop() ends a pending wait at once.
    */
   wait(timeoutMs = Infinity): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);

@@ -161,7 +161,7 @@ export class PcapCapture {
   /**
    * Waits until packets may be available. Resolves `true` when the ring has data (or
    * `timeoutMs` elapsed: a drain then finds nothing), `false` once {@link stop} was called.
-   * A pending wait ends within ~100 ms of stop().
+   * stop() ends a pending wait at once.
    */
   wait(timeoutMs = Infinity): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);

@@ -213,7 +213,7 @@ export class RingCapture {
   /**
    * Waits until packets may be available. Resolves `true` when a block is ready (or
    * `timeoutMs` elapsed: a drain then finds nothing), `false` once {@link stop} was called.
-   * A pending wait ends within ~100 ms of stop(). Returns at once when packets are waiting;
+   * stop() ends a pending wait within one retire period. Returns at once when packets are waiting;
    * right after a busy wake-up it first sleeps one block retire period on a JS timer.
    */
   async wait(timeoutMs = Infinity): Promise<boolean> {
