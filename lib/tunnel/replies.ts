@@ -156,6 +156,12 @@ export class ServerStreamDecoder {
     return this.#decode(chunk, onReply, onControl, false);
   }
 
+  /** Where the decode in progress delivers (set by push/feed for the length of one call). */
+  #onReply: (bytes: Uint8Array) => void = () => {};
+  #onControl: (item: ServerItem) => void = () => {};
+  /** Records outlive the call (push): each frame is copied before its records are cut. */
+  #copy = false;
+
   #decode(
     chunk: Uint8Array,
     onReply: (bytes: Uint8Array) => void,
@@ -163,12 +169,13 @@ export class ServerStreamDecoder {
     copy: boolean,
   ): string | undefined {
     if (this.#error) return this.#error;
+    this.#onReply = onReply;
+    this.#onControl = onControl;
+    this.#copy = copy;
     this.#append(chunk);
     let off = 0;
     for (;;) {
-      const used = this.#ext
-        ? this.#extFrame(off, onReply, onControl, copy)
-        : this.#v6Frame(off, onReply, onControl, copy);
+      const used = this.#ext ? this.#extFrame(off) : this.#v6Frame(off);
       if (typeof used === "string") {
         this.#error = used;
         return used;
@@ -192,17 +199,12 @@ export class ServerStreamDecoder {
   }
 
   /** Parses one v6 frame at `off`; returns bytes used, 0 if incomplete, or an error. */
-  #v6Frame(
-    off: number,
-    onReply: (bytes: Uint8Array) => void,
-    onControl: (item: ServerItem) => void,
-    copy: boolean,
-  ): number | string {
+  #v6Frame(off: number): number | string {
     const b = this.#buf;
     const avail = this.#len - off;
     if (avail < 2) return 0;
     if (this.expectAck && b[off] === FrameKind.EXT_ACK && b[off + 1] === 0) {
-      const used = this.#extFrame(off, onReply, onControl, copy);
+      const used = this.#extFrame(off);
       if (typeof used === "number" && used > 0) this.#ext = true;
       return used;
     }
@@ -211,7 +213,7 @@ export class ServerStreamDecoder {
     const size = 2 + n * RECORD_SIZE;
     if (avail < size) return 0;
     // records are views: into a copy of the frame, or into the buffer during the call
-    const frame = copy ? b.slice(off + 2, off + size) : b.subarray(off + 2, off + size);
+    const frame = this.#copy ? b.slice(off + 2, off + size) : b.subarray(off + 2, off + size);
     for (let i = 0; i < n; i++) {
       const r = i * RECORD_SIZE;
       if (frame[r] >> 4 !== 4) return `v6 record with IP version ${frame[r] >> 4}`;
@@ -221,18 +223,13 @@ export class ServerStreamDecoder {
     for (let i = 0; i < n; i++) {
       const r = i * RECORD_SIZE;
       const tcpLen = Math.min((frame[r + 32] >> 4) * 4, MAX_TCP_IN_RECORD);
-      onReply(frame.subarray(r, r + 20 + tcpLen));
+      this.#onReply(frame.subarray(r, r + 20 + tcpLen));
     }
     return size;
   }
 
   /** Parses one extension frame at `off`. */
-  #extFrame(
-    off: number,
-    onReply: (bytes: Uint8Array) => void,
-    onControl: (item: ServerItem) => void,
-    copy: boolean,
-  ): number | string {
+  #extFrame(off: number): number | string {
     const b = this.#buf;
     const avail = this.#len - off;
     if (avail < EXT_HEADER_SIZE) return 0;
@@ -246,7 +243,7 @@ export class ServerStreamDecoder {
         if (this.#ext) return "second extension ack";
         if (bodyLen !== 8) return `extension ack of ${bodyLen} bytes`;
         const dv = new DataView(b.buffer, b.byteOffset + body, 8);
-        onControl({
+        this.#onControl({
           kind: "ext-ack",
           extVersion: dv.getUint16(0),
           caps: dv.getUint32(2),
@@ -256,11 +253,11 @@ export class ServerStreamDecoder {
       }
       case FrameKind.HEARTBEAT:
         if (bodyLen !== 0) return `heartbeat of ${bodyLen} bytes`;
-        onControl({ kind: "heartbeat" });
+        this.#onControl({ kind: "heartbeat" });
         break;
       case FrameKind.REPLIES: {
         if (bodyLen === 0) return "empty reply frame";
-        const f = copy ? b.slice(body, body + bodyLen) : b.subarray(body, body + bodyLen);
+        const f = this.#copy ? b.slice(body, body + bodyLen) : b.subarray(body, body + bodyLen);
         // the whole frame is checked first: a bad frame delivers none of its records
         for (let at = 0; at < bodyLen;) {
           if (at + 2 > bodyLen) return "reply record length cut by the frame end";
@@ -270,7 +267,7 @@ export class ServerStreamDecoder {
         }
         for (let at = 0; at < bodyLen;) {
           const len = (f[at] << 8) | f[at + 1];
-          onReply(f.subarray(at + 2, at + 2 + len));
+          this.#onReply(f.subarray(at + 2, at + 2 + len));
           at += 2 + len;
         }
         break;
