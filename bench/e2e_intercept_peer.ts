@@ -111,7 +111,7 @@ async function main(cfg: PeerConfig): Promise<void> {
     sentAt[port] = performance.now();
     tx.enqueue(pkt.subarray(0, n));
   };
-  // reactor timers: the tunnel's reactor keeps Deno's own timers waiting up to 20 ms when busy
+  // reactor timers: the tunnel's reactor keeps Deno's own timers waiting up to 10 ms when busy
   const sleep = (ms: number) => sharedReactor().sleep(ms);
   const FIRST = 10000, PORTS = 50000;
   const register = async (count: number) => {

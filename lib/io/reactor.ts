@@ -14,9 +14,10 @@
  *
  * - gives promise chains the handlers resolved {@link MICROTASK_STEPS} microtask steps (a
  *   waiter's continuation needs one or two);
- * - busy: every {@link YIELD_EVERY_MS}, takes one macrotask turn (setImmediate), so that every
- *   pending promise chain runs to its end and Deno's event loop (signals, stats timers, the
- *   metrics server, child processes) gets its turn;
+ * - busy: every {@link YIELD_EVERY_MS}, makes one round's poll() an awaited one (zero
+ *   timeout): Deno's event loop then parks once, which is when it serves its own I/O (signals,
+ *   the metrics server; a setImmediate turn would not), fires its timers, and every pending
+ *   promise chain runs to its end;
  * - idle: when a whole {@link YIELD_EVERY_MS} slice passed without events or due timers, the
  *   wait goes on as an awaited poll() (no CPU, the event loop runs freely) until an event or a
  *   timer.
@@ -36,7 +37,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { Errno, errno, loadLibc, NativeMemory } from "./libc.ts";
 
 /** poll(2) event bits. */
@@ -50,7 +50,7 @@ export const PollEvents = {
 } as const;
 
 /** Longest stretch of synchronous work (or of blocking in poll()) before Deno's event loop runs. */
-export const YIELD_EVERY_MS = 20;
+export const YIELD_EVERY_MS = 10;
 /** Microtask steps given to promise chains after each round (see the loop). */
 const MICROTASK_STEPS = 4;
 /** Longest single idle wait (an armed timer or an event ends it sooner). */
@@ -337,32 +337,35 @@ export class Reactor {
         const count = BigInt(this.#slots.length);
         const start = this.now();
         const timerIn = this.#nextTimerAt() - start;
-        // block at most until the next timer or until Deno's event loop is due its turn
-        const slice = Math.min(timerIn, Math.max(0, yieldEveryMs - (start - lastYield)));
-        let ready = libc.poll(pfd.pointer, count, slice <= 0 ? 0 : Math.ceil(slice));
-        this.counters.syncPolls++;
-        if (ready < 0 && errno() !== Errno.EINTR) {
-          throw new Error(`poll() failed: errno ${errno()}`);
-        }
-        if (ready <= 0 && timerIn > slice && !this.#dirty) {
+        let ready: number;
+        if (start - lastYield >= yieldEveryMs) {
+          // busy for a while: this round's poll() is awaited (zero timeout), so Deno's event
+          // loop parks once: its own I/O (signals, the metrics server) is served, every
+          // pending promise chain runs to its end, timers fire
+          ready = await this.#awaitPoll(pfd, count, 0);
           lastYield = this.now();
-          // idle for a whole slice: wait on, with Deno's event loop running meanwhile
-          const left = this.#nextTimerAt() - this.now();
-          const wait = Math.max(0, Math.ceil(Math.min(idleWaitMs, left)));
-          ready = await this.#awaitPoll(pfd, count, wait);
+        } else {
+          // block at most until the next timer or until Deno's event loop is due its turn
+          const slice = Math.min(timerIn, yieldEveryMs - (start - lastYield));
+          ready = libc.poll(pfd.pointer, count, slice <= 0 ? 0 : Math.ceil(slice));
+          this.counters.syncPolls++;
+          if (ready < 0 && errno() !== Errno.EINTR) {
+            throw new Error(`poll() failed: errno ${errno()}`);
+          }
+          if (ready <= 0 && timerIn > slice && !this.#dirty) {
+            // idle for a whole slice: wait on, with Deno's event loop running meanwhile
+            const left = this.#nextTimerAt() - this.now();
+            const wait = Math.max(0, Math.ceil(Math.min(idleWaitMs, left)));
+            ready = await this.#awaitPoll(pfd, count, wait);
+            lastYield = this.now();
+          }
         }
         if (ready > 0) this.#dispatch(pfd);
         this.#fireTimers();
         for (let i = 0; i < this.#hooks.length; i++) this.#guard(this.#hooks[i]);
         // promise chains the handlers resolved advance a few steps (a waiter's continuation
-        // is one or two); longer chains finish at the next turn of Deno's event loop
+        // is one or two); longer chains finish at the next awaited poll()
         for (let i = 0; i < MICROTASK_STEPS; i++) await null;
-        if (this.now() - lastYield >= yieldEveryMs) {
-          // busy for a while: one macrotask turn, so every pending chain runs to its end and
-          // Deno's event loop (signals, timers, the metrics server) gets its turn
-          await new Promise(setImmediate);
-          lastYield = this.now();
-        }
       }
     } finally {
       this.#running = false;
