@@ -15,6 +15,7 @@
  * `perf record -g` into DIR/<workload>.data (add `--v8-flags=--perf-basic-prof` to
  * TCPCOPY_DENO_FLAGS for JS names); `--perf-cmd "trace -s"` runs another perf command instead
  * (its text output goes to DIR/<workload>.txt); `--perf-of intercept` records intercept instead.
+ * `--tcpcopy "-C 1"` passes extra flags to tcpcopy.
  *
  * @module
  */
@@ -62,6 +63,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "1" },
     "perf-cmd": { type: "string", default: "" },
     "perf-of": { type: "string", default: "tcpcopy" },
+    tcpcopy: { type: "string", default: "" },
   },
   strict: true,
 });
@@ -150,7 +152,8 @@ async function main(): Promise<Row[]> {
     Deno.exit(1);
   }
   return await withNetns(async (env) => {
-    const rep = await startReplication(env);
+    const extra = values.tcpcopy.split(" ").filter((a) => a !== "");
+    const rep = await startReplication(env, { tcpcopyArgs: () => extra });
     const on = rep.online[0];
     const rows: Row[] = [];
     const rounds = Math.max(1, Number(values.rounds) || 1);
