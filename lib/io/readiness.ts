@@ -19,9 +19,6 @@ import {
   type Watch,
 } from "./reactor.ts";
 
-/** Kept for callers that bounded their waits by it: stop() now ends a wait at once. */
-export const POLL_SLICE_MS = 100;
-
 /** Awaits readiness of one fd; stoppable. */
 export class FdWaiter {
   readonly #watch: Watch;
@@ -31,7 +28,7 @@ export class FdWaiter {
 
   /**
    * @param fd the descriptor (the caller keeps owning it)
-   * @param events what {@link wait} waits for by default (readable)
+   * @param events what {@link wait} waits for (readable by default)
    */
   constructor(
     readonly fd: number,
@@ -39,7 +36,7 @@ export class FdWaiter {
     reactor: Reactor = sharedReactor(),
   ) {
     this.#watch = reactor.watch(fd, 0, this.#onReady);
-    this.#timer = reactor.timer(() => this.#settle(true));
+    this.#timer = reactor.timer(this.#onReady); // a timeout: draining then finds nothing
   }
 
   /** True once {@link stop} was called. */
@@ -51,11 +48,11 @@ export class FdWaiter {
    * Resolves `true` when the fd is ready for `events` (or `timeoutMs` elapsed: draining then
    * finds nothing), `false` once stopped. Only one wait may be pending at a time.
    */
-  wait(timeoutMs = Infinity, events = this.events): Promise<boolean> {
+  wait(timeoutMs = Infinity): Promise<boolean> {
     if (this.#resolve !== null) throw new Error("FdWaiter.wait: a wait is already pending");
     if (this.#stopped) return Promise.resolve(false);
     const p = new Promise<boolean>((r) => this.#resolve = r);
-    this.#watch.setEvents(events);
+    this.#watch.setEvents(this.events);
     if (timeoutMs !== Infinity) this.#timer.armIn(Math.max(0, timeoutMs));
     return p;
   }

@@ -24,7 +24,7 @@ import { cstr, describeErrno, Errno, errno, loadLibc, Mmap, NativeMemory } from 
 import { LinkType, loadPcap, pcapError } from "./pcap_lib.ts";
 import type { CaptureStats, LiveOptions } from "./pcap.ts";
 import type { PacketHandler } from "./pcap_records.ts";
-import { FdWaiter, POLL_SLICE_MS } from "./readiness.ts";
+import { FdWaiter } from "./readiness.ts";
 import { sharedReactor } from "./reactor.ts";
 import {
   Packet,
@@ -56,6 +56,8 @@ const SIOCGIFFLAGS = 0x8913n, SIOCGIFHWADDR = 0x8927n, IFF_UP = 1;
 const ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 const POLLERR = 0x008, POLLHUP = 0x010, POLLNVAL = 0x020;
 const SO_ERROR = 4;
+/** Longest sleep after a busy wake-up (the retire timeout may be set up to 10 s). */
+export const MAX_NAP_MS = 100;
 
 /** A live capture on one device through a TPACKET_V3 ring. */
 export class RingCapture {
@@ -78,7 +80,7 @@ export class RingCapture {
   #error: IoError | null = null;
   #closed = false;
   #busy = false; // the last wait found a block: expect the next one within a retire period
-  readonly #napMs: number; // min(retire timeout, POLL_SLICE_MS)
+  readonly #napMs: number; // min(retire timeout, MAX_NAP_MS)
 
   private constructor(
     readonly device: string,
@@ -91,7 +93,7 @@ export class RingCapture {
     retireMs: number,
   ) {
     this.#fd = fd;
-    this.#napMs = Math.min(retireMs, POLL_SLICE_MS);
+    this.#napMs = Math.min(retireMs, MAX_NAP_MS);
     this.#ring = ring;
     this.geometry = geometry;
     this.linkType = linkType;
@@ -213,8 +215,9 @@ export class RingCapture {
   /**
    * Waits until packets may be available. Resolves `true` when a block is ready (or
    * `timeoutMs` elapsed: a drain then finds nothing), `false` once {@link stop} was called.
-   * stop() ends a pending wait within one retire period. Returns at once when packets are waiting;
-   * right after a busy wake-up it first sleeps one block retire period on a JS timer.
+   * stop() ends a pending wait within one nap (at most {@link MAX_NAP_MS}). Returns at once
+   * when packets are waiting; right after a busy wake-up it first sleeps one block retire
+   * period on a reactor timer.
    */
   async wait(timeoutMs = Infinity): Promise<boolean> {
     if (this.#closed || this.#waiter.stopped) return false;

@@ -2,17 +2,13 @@
  * TCP streams on the reactor, shaped like the parts of `Deno.TcpConn` and `Deno.TcpListener`
  * the tunnel uses (`read`, `write`, `close`, `setNoDelay`, `remoteAddr`; `accept`, `addr`).
  *
- * Two ways to use a connection:
+ * The tunnel's hot path is callback-driven: {@link ReactorConn.startReading} hands every chunk
+ * read to a handler straight from the reactor round that saw the socket readable, and
+ * {@link ReactorConn.send} writes synchronously, with {@link ReactorConn.whenWritable} to resume
+ * after a full send buffer. No promise per read or write: measured with a ping-pong here, ~28 µs
+ * CPU per round trip, against ~43 µs through promises (and ~44 µs through Deno.TcpConn).
  *
- * - the hot path (the tunnel) is callback-driven: {@link ReactorConn.startReading} hands every
- *   chunk read to a handler straight from the reactor round that saw the socket readable, and
- *   {@link ReactorConn.send} writes synchronously, with {@link ReactorConn.whenWritable} to
- *   resume after a full send buffer. No promise per read or write: measured with a ping-pong
- *   here, ~28 µs CPU per round trip, against ~43 µs through promises (and ~44 µs through
- *   Deno.TcpConn);
- * - `read()`/`write()` return promises, like Deno.TcpConn, for code off the hot path.
- *
- * Either way the descriptor is poll()ed together with the capture and NFQUEUE descriptors.
+ * The descriptor is poll()ed together with the capture and NFQUEUE descriptors.
  *
  * @module
  */
@@ -23,7 +19,7 @@ import { FdWaiter } from "./readiness.ts";
 import { type SocketAddress, TcpSocket } from "./tcp.ts";
 import { parseIp } from "../wire/addr.ts";
 
-/** Raised by reads and writes on a stream closed locally. */
+/** Raised by writes on a stream closed locally, and by a connect ended early. */
 export class StreamClosed extends Error {
   constructor() {
     super("connection closed");
@@ -35,7 +31,6 @@ export class StreamClosed extends Error {
 export class ReactorConn {
   readonly remoteAddr: SocketAddress;
   readonly #sock: TcpSocket;
-  readonly #readable: FdWaiter;
   readonly #writable: FdWaiter;
   #reading: Watch | null = null;
   #closed = false;
@@ -43,7 +38,6 @@ export class ReactorConn {
   constructor(sock: TcpSocket) {
     this.#sock = sock;
     this.remoteAddr = sock.remoteAddr();
-    this.#readable = new FdWaiter(sock.fd, PollEvents.IN);
     this.#writable = new FdWaiter(sock.fd, PollEvents.OUT);
   }
 
@@ -53,35 +47,10 @@ export class ReactorConn {
   }
 
   /**
-   * Reads into `buf`: bytes read, or null at the end of the stream. Rejects with a
-   * {@link StreamClosed} once closed here, with a TcpError on a reset.
-   */
-  async read(buf: Uint8Array): Promise<number | null> {
-    for (;;) {
-      if (this.#closed) throw new StreamClosed();
-      const n = this.#sock.read(buf);
-      if (n > 0) return n;
-      if (n === 0) return null;
-      if (!await this.#readable.wait()) throw new StreamClosed();
-    }
-  }
-
-  /** Writes some of `bytes` (at least one byte): how many went out. */
-  async write(bytes: Uint8Array): Promise<number> {
-    if (bytes.length === 0) return 0;
-    for (;;) {
-      if (this.#closed) throw new StreamClosed();
-      const n = this.#sock.write(bytes);
-      if (n > 0) return n;
-      if (!await this.#writable.wait()) throw new StreamClosed();
-    }
-  }
-
-  /**
    * Reads from the reactor: on every readable round, reads until the socket is drained and
    * hands each chunk (a view into `buf`, valid during the call) to `onData`; at the end of the
    * stream or on an error calls `onEnd` once, with null or the error's message, and stops.
-   * Not combined with {@link read}. Closing the connection stops it without calling `onEnd`.
+   * Closing the connection stops it without calling `onEnd`.
    */
   startReading(
     buf: Uint8Array,
@@ -133,12 +102,11 @@ export class ReactorConn {
     this.#sock.setNoDelay(on);
   }
 
-  /** Closes the socket; pending reads and writes reject with {@link StreamClosed}. */
+  /** Closes the socket; reading stops, a pending whenWritable() never calls back. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#reading?.remove();
-    void this.#readable.close();
     void this.#writable.close();
     this.#sock.close();
   }
@@ -148,14 +116,12 @@ export class ReactorConn {
 export class ReactorListener {
   readonly addr: SocketAddress;
   readonly #sock: TcpSocket;
-  readonly #ready: FdWaiter;
   #accepting: Watch | null = null;
   #closed = false;
 
   private constructor(sock: TcpSocket) {
     this.#sock = sock;
     this.addr = sock.localAddr();
-    this.#ready = new FdWaiter(sock.fd, PollEvents.IN);
   }
 
   /** Listens on an IP literal ("0.0.0.0", "::", "127.0.0.1"); throws IoError (EADDRINUSE...). */
@@ -163,20 +129,9 @@ export class ReactorListener {
     return new ReactorListener(TcpSocket.listen(hostname, port));
   }
 
-  /** The next connection; rejects with {@link StreamClosed} once closed. */
-  async accept(): Promise<ReactorConn> {
-    for (;;) {
-      if (this.#closed) throw new StreamClosed();
-      const s = this.#sock.accept();
-      if (s !== null) return new ReactorConn(s);
-      if (!await this.#ready.wait()) throw new StreamClosed();
-    }
-  }
-
   /**
    * Accepts from the reactor: every pending connection goes to `onConnection`; a failing
-   * accept (EMFILE...) goes to `onError` and accepting goes on. Not combined with
-   * {@link accept}.
+   * accept (EMFILE...) goes to `onError` and accepting goes on.
    */
   startAccepting(onConnection: (c: ReactorConn) => void, onError: (e: Error) => void): void {
     if (this.#closed) return;
@@ -200,12 +155,11 @@ export class ReactorListener {
     });
   }
 
-  /** Stops listening; a pending accept rejects. */
+  /** Stops listening. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#accepting?.remove();
-    void this.#ready.close();
     this.#sock.close();
   }
 }

@@ -10,8 +10,8 @@
  * Everything on the hot path runs on the reactor (lib/io/reactor.ts): one wait per capture
  * wake-up, then a synchronous drain; tunnel reads handed over straight from the poll round;
  * one flush per drain and one per round of tunnel reads; one reactor timer for all engine
- * timers, moved only when the earliest deadline comes earlier; JSON stats lines on stdout; SIGINT/SIGTERM reset every session, print the
- * final stats line and return 0.
+ * timers, moved only when the earliest deadline comes earlier. JSON stats lines on stdout;
+ * SIGINT/SIGTERM reset every session, print the final stats line and return 0.
  *
  * With `--offline FILE` an {@link OfflineSource} replaces the captures: the file is checked
  * before anything privileged, its client packets are injected when due on the wall clock, and

@@ -109,6 +109,8 @@ export class TunnelClient {
   #timer: ReturnType<typeof setInterval>;
   #pending = new Set<Promise<void>>();
   #retryTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** A microtask will flush the queued messages (see {@link flush}). */
+  #flushQueued = false;
 
   private constructor(opts: TunnelClientOptions) {
     this.#opts = {
@@ -219,7 +221,6 @@ export class TunnelClient {
     for (const links of this.#links) for (const l of links) if (l.queue.length) this.#flush(l);
   }
 
-  #flushQueued = false;
   #flushAll = (): void => {
     this.#flushQueued = false;
     this.flush();
