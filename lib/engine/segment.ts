@@ -5,6 +5,7 @@
  * headers (lib/wire) into these objects and builds packets from {@link OutSegment}s.
  * Sequence and acknowledgement numbers are unsigned 32-bit values.
  */
+import { formatHostPort } from "../wire/addr.ts";
 
 /** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
 export interface Endpoint {
@@ -61,7 +62,7 @@ export const FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32;
 
 /** Endpoint as "addr:port" text (IPv6 in brackets), for keys and logs. */
 export function endpointText(e: Endpoint): string {
-  return e.addr.includes(":") ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`;
+  return formatHostPort(e.addr, e.port);
 }
 
 /** Flags as the usual letters ("SA", "FPA", ...), for logs and test messages. */

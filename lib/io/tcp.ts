@@ -15,7 +15,7 @@
  * @module
  */
 
-import { formatIpv4, formatIpv6, parseIp } from "../wire/addr.ts";
+import { formatHostPort, formatIpv4, formatIpv6, parseIp } from "../wire/addr.ts";
 import { IoError } from "./errors.ts";
 import { describeErrno, Errno, errno, errnoName, loadLibc } from "./libc.ts";
 import { setIntOption, Sock } from "./socket.ts";
@@ -59,11 +59,6 @@ function sizeArg(len: number): bigint {
 /** sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6). */
 const SOCKADDR_IN_LEN = 16;
 const SOCKADDR_IN6_LEN = 28;
-
-/** "127.0.0.1:80" or "[::1]:80". */
-function formatEndpoint(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
 
 /**
  * The sockaddr for `hostname`:`port` (network order port, little-endian family). Throws a
@@ -140,7 +135,7 @@ export class TcpSocket {
    * names the address and the errno ("EADDRINUSE (Address already in use)").
    */
   static listen(hostname: string, port: number, backlog = 128): TcpSocket {
-    const what = `cannot listen on ${formatEndpoint(hostname, port)}`;
+    const what = `cannot listen on ${formatHostPort(hostname, port)}`;
     const sa = encodeSockaddr(hostname, port);
     const libc = loadLibc();
     const fd = openStream(sa.length === SOCKADDR_IN_LEN ? Sock.AF_INET : Sock.AF_INET6, what);
@@ -156,7 +151,7 @@ export class TcpSocket {
    * connect finished; then call connectError(). Throws IoError on immediate failure.
    */
   static connect(hostname: string, port: number): TcpSocket {
-    const what = `cannot connect to ${formatEndpoint(hostname, port)}`;
+    const what = `cannot connect to ${formatHostPort(hostname, port)}`;
     const sa = encodeSockaddr(hostname, port);
     const fd = openStream(sa.length === SOCKADDR_IN_LEN ? Sock.AF_INET : Sock.AF_INET6, what);
     if (loadLibc().connect(fd, sa, sa.length) !== 0) {

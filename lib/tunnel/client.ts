@@ -25,11 +25,7 @@ import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation
 import { ServerStreamDecoder } from "./replies.ts";
 import { DEFAULT_TUNNEL_PORT } from "./server.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
-
-/** `host:port`, with an IPv6 host in brackets. */
-function hostPort(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
-}
+import { formatHostPort } from "../wire/addr.ts";
 
 /** An intercept to connect to. */
 export interface InterceptAddress {
@@ -141,7 +137,9 @@ export class TunnelClient {
     await Promise.all(c.#links.flat().map((l) => c.#open(l, false)));
     if (c.connected === 0 && !c.#opts.lonely) {
       await c.close();
-      const list = opts.servers.map((s) => hostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT));
+      const list = opts.servers.map((s) =>
+        formatHostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)
+      );
       throw new Error(`cannot connect to any intercept (${list.join(", ")})`);
     }
     const end = performance.now() + (c.#opts.caps ? ackWaitMs : 0);
@@ -297,7 +295,7 @@ export class TunnelClient {
     } catch (e) {
       if (!retry) {
         this.#opts.log(
-          `tunnel: cannot connect to ${hostPort(s.hostname, port)}: ${(e as Error).message}`,
+          `tunnel: cannot connect to ${formatHostPort(s.hostname, port)}: ${(e as Error).message}`,
         );
       }
       this.#retry(l);
@@ -351,7 +349,7 @@ export class TunnelClient {
     const s = this.#opts.servers[l.server];
     this.#opts.log(
       `tunnel: connection to ${
-        hostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)
+        formatHostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)
       } lost: ${reason}`,
     );
     if (this.#opts.lonely) this.#retry(l);

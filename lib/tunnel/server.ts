@@ -20,7 +20,7 @@ import { ClientMessageDecoder, type Endpoint } from "./messages.ts";
 import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
 import { routeKeyOf } from "./route_key.ts";
-import { formatIpv4, formatIpv6 } from "../wire/addr.ts";
+import { formatHostPort, formatIpv4, formatIpv6 } from "../wire/addr.ts";
 import { type ReactorConn, ReactorListener } from "../io/stream.ts";
 import { sharedReactor } from "../io/reactor.ts";
 
@@ -101,7 +101,7 @@ export class TunnelConnection {
 
   constructor(readonly conn: ReactorConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
-    this.remote = `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
+    this.remote = formatHostPort(a.hostname, a.port);
     this.batcher = new ReplyBatcher({
       flushMs: opts.flushMs,
       maxRecords: opts.maxBatch,

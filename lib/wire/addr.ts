@@ -255,6 +255,11 @@ function ipv6Text(bytes: Uint8Array, offset: number): string {
   return text;
 }
 
+/** "10.0.0.1:80", or "[2001:db8::1]:80" for an IPv6 host. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** Canonical text of an address in binary form (4 or 16 bytes). */
 export function formatIp(bytes: Uint8Array, offset = 0, family: 4 | 6 = 4): string {
   return family === 4 ? formatIpv4(bytes, offset) : formatIpv6(bytes, offset);
