@@ -5,7 +5,6 @@
  * headers (lib/wire) into these objects and builds packets from {@link OutSegment}s.
  * Sequence and acknowledgement numbers are unsigned 32-bit values.
  */
-import { formatHostPort } from "../wire/addr.ts";
 
 /** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
 export interface Endpoint {
@@ -59,11 +58,6 @@ export interface OutSegment extends SegmentHeader {
 
 /** TCP header flag bits (RFC 9293 §3.1). */
 export const FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32;
-
-/** Endpoint as "addr:port" text (IPv6 in brackets), for keys and logs. */
-export function endpointText(e: Endpoint): string {
-  return formatHostPort(e.addr, e.port);
-}
 
 /** Flags as the usual letters ("SA", "FPA", ...), for logs and test messages. */
 export function flagsText(flags: number): string {
