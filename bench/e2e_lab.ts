@@ -158,17 +158,18 @@ export async function startReplication(
  * $TCPCOPY_MAIN runs another main.ts (e.g. an older tree, for before/after comparisons).
  */
 export function tcpcopyCmd(args: string[]): string[] {
-  const cmd = denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args);
-  const flags = (Deno.env.get("TCPCOPY_DENO_FLAGS") ?? "").split(" ").filter((f) => f !== "");
-  cmd.splice(2, 0, ...flags); // after "deno run"
-  return cmd;
+  return withDenoFlags(denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args), "TCPCOPY_DENO_FLAGS");
 }
 
 /** The intercept command line; extra deno flags come from $INTERCEPT_DENO_FLAGS. */
 export function interceptCmd(args: string[]): string[] {
-  const cmd = denoCmd(INTERCEPT, args);
-  const flags = (Deno.env.get("INTERCEPT_DENO_FLAGS") ?? "").split(" ").filter((f) => f !== "");
-  cmd.splice(2, 0, ...flags); // after "deno run"
+  return withDenoFlags(denoCmd(INTERCEPT, args), "INTERCEPT_DENO_FLAGS");
+}
+
+/** Inserts the space-separated deno flags of $`envVar` after "deno run" in `cmd`. */
+function withDenoFlags(cmd: string[], envVar: string): string[] {
+  const flags = (Deno.env.get(envVar) ?? "").split(" ").filter((f) => f !== "");
+  cmd.splice(2, 0, ...flags);
   return cmd;
 }
 
