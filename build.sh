@@ -5,6 +5,8 @@
 #   ./build.sh test       run the whole test suite (end-to-end tests need root)
 #   ./build.sh check      fmt --check, lint, type-check
 #   ./build.sh bench      micro benchmarks (deno bench)
+#   ./build.sh setup [demo|test|tcpcopy|intercept] [--check]
+#                         install the missing system packages (root), or list them
 #   ./build.sh deno ARGS  run the project's deno with ARGS
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -104,13 +106,19 @@ cmd_test() {
   return "$status"
 }
 
+# Installs the system packages `$1` (demo, test) needs, or stops with the list (tools/setup.ts).
+run_setup() {
+  "$DENO" run -A --quiet tools/setup.ts "$1" || exit 1
+}
+
 find_deno
 case "${1:-build}" in
 build) cmd_build ;;
-test) shift; cmd_test "$@" ;;
+test) shift; run_setup test; cmd_test "$@" ;;
 check) "$DENO" task check ;;
 bench) shift; "$DENO" bench -A "$@" bench/ ;;
 deno) shift; exec "$DENO" "$@" ;;
-demo) shift; exec "$DENO" run -A tools/demo.ts "$@" ;;
-*) echo "usage: ./build.sh [build|test|check|bench|demo|deno ARGS]" >&2; exit 2 ;;
+demo) shift; run_setup demo; exec "$DENO" run -A tools/demo.ts "$@" ;;
+setup) shift; exec "$DENO" run -A --quiet tools/setup.ts "$@" ;;
+*) echo "usage: ./build.sh [build|test|check|bench|demo|setup|deno ARGS]" >&2; exit 2 ;;
 esac

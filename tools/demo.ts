@@ -3,14 +3,19 @@
  *
  * Builds network namespaces (clients, an online server, a target server running intercept),
  * starts real servers, runs tcpcopy and intercept from this checkout, drives short and
- * keep-alive HTTP, a POST > 64 KiB and a server-speaks-first line protocol for `--seconds`,
- * and prints a progress line, both programs' JSON stats lines, and a final summary: online vs
- * target request counts (loss ratio, as in the seed's README), CPU and memory of both
- * programs. Everything is torn down at the end, also on Ctrl-C.
+ * keep-alive HTTP, a POST > 64 KiB and a server-speaks-first line protocol for `--seconds`.
+ * stdout carries JSON lines only (both programs' stats lines, each with a `source` key, then a
+ * final `demo_summary`: online vs target request counts, the loss ratio as in the seed's README,
+ * CPU and memory of both programs), so `./build.sh demo | jq` works. Progress goes to stderr:
+ * a line rewritten in place on a terminal, a plain line every 5 s otherwise. Everything is torn
+ * down at the end, also on Ctrl-C.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { requirementsFor } from "../lib/setup/packages.ts";
+import { planSetup } from "../lib/setup/plan.ts";
+import { detectManager, missing } from "../lib/setup/probe.ts";
 import { Cleanup, isRoot, stopChild } from "../tests/helpers/netns.ts";
 import {
   ab,
@@ -29,6 +34,9 @@ import {
 
 const root = new URL("../", import.meta.url).pathname;
 const enc = new TextEncoder();
+/** Progress is rewritten in place only on a terminal; piped, a plain line at 1 s, then every 5 s. */
+const ttyProgress = Deno.stderr.isTerminal();
+const PLAIN_PROGRESS_EVERY_S = 5;
 
 function usage(code: number): never {
   console.log(`usage: sudo ./build.sh demo [--seconds N] [--online-hosts N]
@@ -56,7 +64,15 @@ async function counts(lab: Lab): Promise<Counts> {
   return { online, target };
 }
 
-/** Forwards a child's stdout lines (JSON stats) to ours, prefixed with the program name. */
+/** Clears the progress line on a terminal before other output lands on it. */
+async function clearProgress(): Promise<void> {
+  if (ttyProgress) await Deno.stderr.write(enc.encode("\r\x1b[K"));
+}
+
+/**
+ * Forwards a child's stdout lines (JSON stats) to ours as JSON with a `source` key first (the
+ * program, numbered when there are several online hosts); anything else goes to stderr.
+ */
 async function pipeLines(stream: ReadableStream<Uint8Array>, name: string, sink: string[]) {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let pending = "";
@@ -69,7 +85,16 @@ async function pipeLines(stream: ReadableStream<Uint8Array>, name: string, sink:
       const line = pending.slice(0, at);
       pending = pending.slice(at + 1);
       sink.push(line);
-      await Deno.stdout.write(enc.encode(`\r\x1b[K[${name}] ${line}\n`));
+      await clearProgress();
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch { /* not JSON */ }
+      if (record !== null && typeof record === "object" && !Array.isArray(record)) {
+        await Deno.stdout.write(enc.encode(`${JSON.stringify({ source: name, ...record })}\n`));
+      } else {
+        await Deno.stderr.write(enc.encode(`[${name}] ${line}\n`));
+      }
     }
   }
 }
@@ -125,6 +150,17 @@ async function main() {
   }
   if (!isRoot()) {
     console.error("demo: needs root (network namespaces, NFQUEUE): run sudo ./build.sh demo");
+    Deno.exit(1);
+  }
+  const plan = planSetup({
+    missing: missing(requirementsFor(["demo"])),
+    purposes: ["demo"],
+    root: true,
+    manager: detectManager(),
+    checkOnly: true,
+  });
+  if (plan.action !== "ok") {
+    console.error(`demo: ${plan.line} (sudo ./build.sh demo installs them itself)`);
     Deno.exit(1);
   }
 
@@ -189,17 +225,20 @@ async function main() {
     const big = `${lab.dir}/post.bin`;
     await Deno.writeFile(big, new Uint8Array(96 * 1024).fill(0x61));
     const started = Date.now(), until = started + seconds * 1000;
+    let ticks = 0;
     const progress = setInterval(async () => {
+      ticks++;
+      if (!ttyProgress && ticks !== 1 && ticks % PLAIN_PROGRESS_EVERY_S !== 0) return;
       const c = await counts(lab);
       const s = ((Date.now() - started) / 1000).toFixed(0);
-      await Deno.stderr.write(
-        enc.encode(`\r\x1b[K${s}s  online requests ${c.online}  target requests ${c.target}`),
-      );
+      const text = `${s}s  online requests ${c.online}  target requests ${c.target}`;
+      await Deno.stderr.write(enc.encode(ttyProgress ? `\r\x1b[K${text}` : `demo: ${text}\n`));
     }, 1000);
     try {
       await workload(lab, () => interrupted || Date.now() >= until, big);
     } finally {
       clearInterval(progress);
+      await clearProgress();
     }
     if (interrupted) throw new Error("interrupted");
     await new Promise((r) => setTimeout(r, 3000)); // let the last replays finish
@@ -231,7 +270,7 @@ async function main() {
         intercept: Number(mem.intercept.toFixed(1)),
       },
     };
-    console.log(`\r\x1b[K${JSON.stringify(summary)}`);
+    console.log(JSON.stringify(summary));
     console.error(
       `demo: ${c.online} requests online, ${c.target} on the target, loss ratio ` +
         `(online - target) / online = ${(loss * 100).toFixed(3)}%`,
@@ -251,4 +290,10 @@ async function main() {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  // One line, no stack trace: the helpers' errors say what failed and how to fix it.
+  console.error(`demo: ${e instanceof Error ? e.message : String(e)}`);
+  Deno.exit(1);
+}

@@ -10,6 +10,7 @@
  */
 
 import { findConflict, RULE_TAG_PREFIX } from "../intercept/rules.ts";
+import { packageAdvice, type Purpose, requirement, requirementsFor } from "../setup/packages.ts";
 
 /** Outcome of one check. */
 export interface Verdict {
@@ -33,6 +34,8 @@ export interface HostFacts {
   libraries: Record<string, string>;
   /** Install advice per library name. */
   libraryPackages: Record<string, string>;
+  /** Program name -> found on PATH (the programs of lib/setup/packages.ts the role runs). */
+  programs: Record<string, boolean>;
   /** Devices asked for (-i), with whether they exist. */
   devices: Record<string, boolean>;
   ipForward?: string;
@@ -75,9 +78,21 @@ export function checkPrivileges(role: Role, facts: HostFacts): Verdict {
   };
 }
 
-/** Every library the program loads is present. */
-export function checkLibraries(facts: HostFacts): Verdict[] {
-  return Object.entries(facts.libraries).map(([name, error]) =>
+/** What `role` needs from lib/setup/packages.ts (intercept: NFQUEUE mode, or pcap mode). */
+export function rolePurposes(role: Role, assistant: boolean): Purpose[] {
+  if (role === "tcpcopy") return ["tcpcopy"];
+  return assistant ? ["intercept-pcap"] : ["intercept"];
+}
+
+function neededBy(role: Role, assistant: boolean): Set<string> {
+  return new Set(requirementsFor(rolePurposes(role, assistant)).map((r) => r.name));
+}
+
+/** Every library the program loads in this mode is present. */
+export function checkLibraries(role: Role, facts: HostFacts, assistant = false): Verdict[] {
+  const needed = neededBy(role, assistant);
+  const libraries = Object.entries(facts.libraries).filter(([name]) => needed.has(name));
+  return libraries.map(([name, error]) =>
     error === "" ? { id: `library:${name}`, status: "pass", summary: `${name} loads` } : {
       id: `library:${name}`,
       status: "fail",
@@ -85,6 +100,25 @@ export function checkLibraries(facts: HostFacts): Verdict[] {
       fix: `install ${facts.libraryPackages[name] ?? name}`,
     }
   );
+}
+
+/**
+ * Every program the role runs in this mode is on PATH: missing ones fail, or warn when the
+ * program does without them (e.g. ethtool for the GRO check).
+ */
+export function checkPrograms(role: Role, facts: HostFacts, assistant = false): Verdict[] {
+  const needed = neededBy(role, assistant);
+  const programs = Object.entries(facts.programs).filter(([name]) => needed.has(name));
+  return programs.map(([name, found]): Verdict => {
+    const r = requirement(name);
+    if (found) return { id: `program:${name}`, status: "pass", summary: `${name} found` };
+    return {
+      id: `program:${name}`,
+      status: r?.optional ? "warn" : "fail",
+      summary: `${name} is not installed (${r?.why ?? "needed"})`,
+      fix: `install ${packageAdvice(name)}`,
+    };
+  });
 }
 
 /** Capture devices given with -i exist. */
@@ -159,7 +193,7 @@ export function checkQueueRules(facts: HostFacts): Verdict[] {
       id: "iptables",
       status: "fail",
       summary: "iptables is not available",
-      fix: "apt-get install iptables (intercept installs its NFQUEUE rules with it)",
+      fix: `install ${packageAdvice("iptables")} (intercept installs its NFQUEUE rules with it)`,
     }];
   }
   const own = facts.iptablesOutput.filter((l) => l.includes(RULE_TAG_PREFIX));
@@ -209,7 +243,8 @@ export function checkIntercepts(facts: HostFacts): Verdict[] {
 export function runChecks(role: Role, facts: HostFacts, assistant = false): Verdict[] {
   return [
     checkPrivileges(role, facts),
-    ...checkLibraries(facts),
+    ...checkLibraries(role, facts, assistant),
+    ...checkPrograms(role, facts, assistant),
     ...checkDevices(facts),
     checkIpForward(role, facts, assistant),
     checkRpFilter(role, facts),

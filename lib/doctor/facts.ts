@@ -1,23 +1,12 @@
 /**
  * Reads the host facts the doctor checks judge (see checks.ts): /proc and /sys files, library
- * loading, `ethtool -k`, `iptables -S OUTPUT`, TCP connects to intercept. Nothing is changed.
+ * loading and programs on PATH (the list in lib/setup/packages.ts), `ethtool -k`, `iptables -S OUTPUT`, TCP connects to intercept. Nothing is changed.
  *
  * @module
  */
-import { openLibrary } from "../io/library.ts";
-import { PCAP_LIBRARY } from "../io/pcap_lib.ts";
-import type { HostFacts, Role } from "./checks.ts";
-
-const NFQ_LIBRARY = {
-  soname: "libnetfilter_queue.so.1",
-  envVar: "TCPCOPY_LIBNFQ",
-  packages: "libnetfilter-queue1 (Debian/Ubuntu) / libnetfilter_queue (RPM)",
-};
-const LIBC_LIBRARY = {
-  soname: "libc.so.6",
-  envVar: "TCPCOPY_LIBC",
-  packages: "libc6 (Debian) / glibc (RPM)",
-};
+import { packageAdvice, requirementsFor } from "../setup/packages.ts";
+import { findProgram, libraryError } from "../setup/probe.ts";
+import { type HostFacts, type Role, rolePurposes } from "./checks.ts";
 
 /** What the doctor was asked to look at. */
 export interface DoctorTargets {
@@ -46,15 +35,6 @@ async function command(cmd: string, args: string[]): Promise<string | undefined>
   }
 }
 
-function libraryError(spec: typeof NFQ_LIBRARY): string {
-  try {
-    openLibrary(spec, {}).close();
-    return "";
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
 async function connectError(host: string, port: number): Promise<string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -77,18 +57,14 @@ async function connectError(host: string, port: number): Promise<string> {
 export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<HostFacts> {
   const status = await readText("/proc/self/status") ?? "";
   const capHex = /CapEff:\s+([0-9a-f]+)/.exec(status)?.[1];
-  const libs = role === "tcpcopy"
-    ? { [PCAP_LIBRARY.soname]: PCAP_LIBRARY, [LIBC_LIBRARY.soname]: LIBC_LIBRARY }
-    : {
-      [PCAP_LIBRARY.soname]: PCAP_LIBRARY,
-      [NFQ_LIBRARY.soname]: NFQ_LIBRARY,
-      [LIBC_LIBRARY.soname]: LIBC_LIBRARY,
-    };
+  // Both of intercept's modes: the checks keep what the mode asked about needs.
+  const needed = requirementsFor([...rolePurposes(role, false), ...rolePurposes(role, true)]);
   const facts: HostFacts = {
     uid: Deno.uid() ?? -1,
     capEff: capHex === undefined ? undefined : BigInt(`0x${capHex}`),
     libraries: {},
     libraryPackages: {},
+    programs: {},
     devices: {},
     ipForward: await readText("/proc/sys/net/ipv4/ip_forward"),
     rpFilter: {},
@@ -97,9 +73,13 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
     ports: targets.ports,
     intercepts: {},
   };
-  for (const [name, spec] of Object.entries(libs)) {
-    facts.libraries[name] = libraryError(spec);
-    facts.libraryPackages[name] = spec.packages;
+  for (const r of needed) {
+    if (r.kind === "library") {
+      facts.libraries[r.name] = libraryError(r.name);
+      facts.libraryPackages[r.name] = packageAdvice(r.name);
+    } else {
+      facts.programs[r.name] = findProgram(r.name) !== undefined;
+    }
   }
   const devices = targets.devices.filter((d) => d !== "any");
   for (const dev of devices) {

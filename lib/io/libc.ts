@@ -11,6 +11,7 @@
  */
 
 import { openLibrary } from "./library.ts";
+import { librarySpec } from "../setup/packages.ts";
 
 /** The libc functions used by lib/io (C prototype above each entry). */
 export const LIBC_SYMBOLS = {
@@ -102,11 +103,7 @@ let errnoView: Deno.UnsafePointerView | undefined;
 /** Loads libc once (TCPCOPY_LIBC overrides "libc.so.6"). */
 export function loadLibc(): Libc {
   if (libc === undefined) {
-    libc = openLibrary({
-      soname: "libc.so.6",
-      envVar: "TCPCOPY_LIBC",
-      packages: "libc6 (Debian) / glibc (RPM)",
-    }, LIBC_SYMBOLS).symbols;
+    libc = openLibrary(librarySpec("libc.so.6"), LIBC_SYMBOLS).symbols;
   }
   return libc;
 }

@@ -20,6 +20,7 @@ import { openLibrary } from "./library.ts";
 import { type NfqParseCounts, parseNfqDatagram } from "./nfq_netlink.ts";
 import { FdWaiter } from "./readiness.ts";
 import { setBufferSize, setIntOption, Sock } from "./socket.ts";
+import { librarySpec } from "../setup/packages.ts";
 
 /** libnetfilter_queue functions used here (C prototype above each entry). */
 export const NFQ_SYMBOLS = {
@@ -63,11 +64,7 @@ type Nfq = Deno.DynamicLibrary<typeof NFQ_SYMBOLS>["symbols"];
 let nfq: Nfq | undefined;
 
 function loadNfq(): Nfq {
-  nfq ??= openLibrary({
-    soname: "libnetfilter_queue.so.1",
-    envVar: "TCPCOPY_LIBNFQ",
-    packages: "libnetfilter-queue1 (Debian/Ubuntu) / libnetfilter_queue (RPM)",
-  }, NFQ_SYMBOLS).symbols;
+  nfq ??= openLibrary(librarySpec("libnetfilter_queue.so.1"), NFQ_SYMBOLS).symbols;
   return nfq;
 }
 

@@ -7,6 +7,7 @@
 
 import { cstr, loadLibc } from "./libc.ts";
 import { libraryPath, type LibrarySpec, openLibrary } from "./library.ts";
+import { librarySpec } from "../setup/packages.ts";
 
 /** libpcap functions used by lib/io (C prototype above each entry). */
 export const PCAP_SYMBOLS = {
@@ -79,11 +80,7 @@ export const PCAP_SYMBOLS = {
 export type Pcap = Deno.DynamicLibrary<typeof PCAP_SYMBOLS>["symbols"];
 
 /** Where libpcap comes from. */
-export const PCAP_LIBRARY: LibrarySpec = {
-  soname: "libpcap.so.0.8",
-  envVar: "TCPCOPY_LIBPCAP",
-  packages: "libpcap0.8 (Debian/Ubuntu) / libpcap (RPM)",
-};
+export const PCAP_LIBRARY: LibrarySpec = librarySpec("libpcap.so.0.8");
 
 /** libpcap status codes (pcap/pcap.h). */
 export const PcapStatus = {

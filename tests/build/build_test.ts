@@ -8,6 +8,27 @@ import { ab, buildLab, countLines, HTTP_PORT, startNginx } from "../helpers/lab.
 
 const root = new URL("../../", import.meta.url).pathname;
 
+/**
+ * What a user's own `./build.sh` sees of the network set-up, passed through the cleared
+ * environment: certificate stores and proxies (deno bundle fetches its esbuild package).
+ */
+const NETWORK_VARS = [
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "NODE_EXTRA_CA_CERTS",
+  "NPM_CONFIG_REGISTRY",
+  ...["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"].flatMap((v) => [v, v.toLowerCase()]),
+];
+
+/** The variables of {@link NETWORK_VARS} that are set here. */
+function networkEnv(from: Record<string, string> = Deno.env.toObject()) {
+  return Object.fromEntries(
+    NETWORK_VARS.filter((v) => from[v] !== undefined).map((v) => [v, from[v]]),
+  );
+}
+
 async function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string) {
   const out = await new Deno.Command(cmd, { args, env, cwd, clearEnv: true, stdin: "null" })
     .output();
@@ -25,6 +46,7 @@ Deno.test({
     try {
       const denoDir = Deno.execPath().replace(/\/[^/]+$/, "");
       const build = await run("bash", [`${root}build.sh`, "build"], {
+        ...networkEnv(),
         PATH: `${denoDir}:/usr/bin:/bin`,
         HOME: Deno.env.get("HOME") ?? "/root",
         DIST: dist,

@@ -37,15 +37,23 @@ Deno.test({
     const stdout = new TextDecoder().decode(out.stdout);
     const stderr = new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, stderr.slice(-2000));
-    assert.match(stdout, /\[tcpcopy\] \{"type":"stats","program":"tcpcopy"/);
-    assert.match(stdout, /\[intercept\] \{"type":"stats","program":"intercept"/);
-    const line = stdout.split("\n").find((l) => l.includes('"type":"demo_summary"'))!;
-    const summary = JSON.parse(line.slice(line.indexOf("{")));
+    // Piped, stdout is JSON lines only (what jq reads), no terminal control characters.
+    assert.ok(!stdout.includes("\r") && !stdout.includes("\x1b"), "no terminal control on stdout");
+    const records = stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(records.some((r) => r.source === "tcpcopy" && r.program === "tcpcopy"));
+    assert.ok(records.some((r) => r.source === "intercept" && r.type === "stats"));
+    const summary = records.at(-1);
+    assert.equal(summary.type, "demo_summary");
     assert.ok(summary.online_requests > 100, `online requests: ${summary.online_requests}`);
     assert.equal(summary.target_requests, summary.online_requests);
     assert.equal(summary.loss_ratio, 0);
     assert.ok(summary.cpu_seconds.tcpcopy > 0 && summary.rss_mib.intercept > 0);
-    assert.match(stderr, /online requests \d+ +target requests \d+/, "progress line");
+    assert.match(
+      stderr,
+      /^demo: \d+s +online requests \d+ +target requests \d+$/m,
+      "progress line",
+    );
+    assert.ok(!stderr.includes("\x1b"), "no line clearing when stderr is not a terminal");
     assert.deepEqual(await namespacesOf(demo.pid), []);
   },
 });

@@ -18,6 +18,9 @@
  * @module
  */
 
+import { packageAdvice, requirement } from "../../lib/setup/packages.ts";
+import { findProgram } from "../../lib/setup/probe.ts";
+
 const issued = new Set<string>();
 
 /**
@@ -82,8 +85,51 @@ export interface SpawnOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * The external programs `cmd` runs: the first word, and the program behind the wrappers
+ * `ip netns exec NS` and `taskset -c CPUS`. Paths (this Deno, a built binary) are not programs.
+ */
+export function programsOf(cmd: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < cmd.length;) {
+    const name = cmd[i];
+    if (name === undefined || name.includes("/")) break;
+    out.push(name);
+    if (name === "ip" && cmd[i + 1] === "netns" && cmd[i + 2] === "exec") i += 4;
+    else if (name === "taskset") i += cmd[i + 1]?.startsWith("-") ? 3 : 2;
+    else break;
+  }
+  return out;
+}
+
+const present = new Set<string>();
+
+/**
+ * Throws one clear line when `cmd` runs a program that lib/setup/packages.ts does not list (add
+ * it there: build.sh and CI install from that list) or that is not installed.
+ */
+export function requirePrograms(cmd: readonly string[]): void {
+  for (const name of programsOf(cmd)) {
+    if (present.has(name)) continue;
+    if (requirement(name)?.kind !== "program") {
+      throw new Error(
+        `${name}: a test runs it but lib/setup/packages.ts does not list it: add the ` +
+          "package that provides it there (build.sh and CI install from that list)",
+      );
+    }
+    if (findProgram(name) === undefined) {
+      throw new Error(
+        `${name} is not installed: install ${packageAdvice(name)}, or run ` +
+          "sudo ./build.sh test, which installs what the tests need",
+      );
+    }
+    present.add(name);
+  }
+}
+
 /** Runs a command to completion (bounded in time), capturing its output. */
 export async function run(cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  requirePrograms(cmd);
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: opts.stdin === undefined ? "null" : "piped",
@@ -193,6 +239,7 @@ export class Netns {
    */
   spawn(cmd: string[], opts: SpawnOptions = {}): Deno.ChildProcess {
     const wrapped = this.wrap(cmd);
+    requirePrograms(wrapped);
     const child = new Deno.Command(wrapped[0], {
       args: wrapped.slice(1),
       stdin: opts.stdin ?? "null",

@@ -6,6 +6,7 @@ function facts(over: Partial<HostFacts> = {}): HostFacts {
     uid: 0,
     libraries: { "libpcap.so.0.8": "" },
     libraryPackages: { "libpcap.so.0.8": "libpcap0.8" },
+    programs: {},
     devices: {},
     ipForward: "0",
     rpFilter: { all: "0", default: "0" },
@@ -95,4 +96,27 @@ Deno.test("doctor: unreachable intercept, missing device and GRO are reported", 
   const text = formatReport(runChecks("tcpcopy", f));
   assert.match(text, /^FAIL {2}intercept:10\.0\.0\.2:36524: .*Connection refused$/m);
   assert.match(text, /checks: 2 failed, 1 warnings$/);
+});
+
+Deno.test("doctor: programs from the package list: missing ones fail, optional ones warn", () => {
+  const f = facts({ programs: { iptables: false, ip6tables: true, nft: false, ethtool: false } });
+  const intercept = byId("intercept", f);
+  assert.equal(intercept["program:iptables"].status, "fail");
+  assert.match(intercept["program:iptables"].fix!, /install iptables \(Debian\/Ubuntu\)/);
+  assert.equal(intercept["program:ip6tables"].status, "pass");
+  assert.equal(intercept["program:nft"].status, "warn", "intercept works without nft");
+  assert.equal(intercept["program:ethtool"], undefined, "ethtool is tcpcopy's");
+  assert.equal(byId("intercept", f, true)["program:iptables"], undefined, "pcap mode: no rules");
+  assert.equal(byId("tcpcopy", f)["program:ethtool"].status, "warn");
+  assert.equal(byId("tcpcopy", f)["program:iptables"], undefined);
+});
+
+Deno.test("doctor: intercept's libraries follow its mode (NFQUEUE or pcap)", () => {
+  const f = facts({
+    libraries: { "libpcap.so.0.8": "gone", "libnetfilter_queue.so.1": "", "libc.so.6": "" },
+  });
+  assert.equal(byId("intercept", f)["library:libpcap.so.0.8"], undefined);
+  assert.equal(byId("intercept", f)["library:libnetfilter_queue.so.1"].status, "pass");
+  assert.equal(byId("intercept", f, true)["library:libpcap.so.0.8"].status, "fail");
+  assert.equal(byId("tcpcopy", f)["library:libpcap.so.0.8"].status, "fail");
 });
