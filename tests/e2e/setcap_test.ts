@@ -9,6 +9,32 @@ import { isRoot, run } from "../helpers/netns.ts";
 const root = new URL("../../", import.meta.url).pathname;
 const NOBODY = "65534";
 
+async function copyTree(from: string, to: string): Promise<void> {
+  if ((await Deno.stat(from)).isDirectory) {
+    await Deno.mkdir(to);
+    await Deno.chmod(to, 0o755);
+    for await (const e of Deno.readDir(from)) {
+      await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    }
+  } else {
+    await Deno.copyFile(from, to);
+    await Deno.chmod(to, 0o644);
+  }
+}
+
+/**
+ * main.ts and lib/ copied into `dir`, readable by everyone (the user runs them; a checkout under
+ * /root, mode 0700, is not readable by them). Returns the copy's root, with a trailing slash.
+ */
+async function publicCopy(dir: string): Promise<string> {
+  const src = `${dir}/src`;
+  await Deno.mkdir(src);
+  await Deno.chmod(src, 0o755);
+  await copyTree(`${root}main.ts`, `${src}/main.ts`);
+  await copyTree(`${root}lib`, `${src}/lib`);
+  return `${src}/`;
+}
+
 Deno.test({
   name:
     "setcap: an unprivileged user with cap_net_raw,cap_net_admin captures; without, a clear fix",
@@ -17,6 +43,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "tcpcopy-setcap-" });
     try {
       await Deno.chmod(dir, 0o755);
+      const src = await publicCopy(dir);
       const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
       await Deno.copyFile(Deno.execPath(), withCaps);
       await Deno.copyFile(Deno.execPath(), without);
@@ -45,7 +72,7 @@ Deno.test({
         "run",
         "-A",
         "--no-lock",
-        `${root}main.ts`,
+        `${src}main.ts`,
         "doctor",
       ]);
       assert.match(
@@ -57,7 +84,7 @@ Deno.test({
         "run",
         "-A",
         "--no-lock",
-        `${root}main.ts`,
+        `${src}main.ts`,
         "doctor",
       ]);
       assert.equal(doctorPlain.code, 1);
@@ -67,7 +94,7 @@ Deno.test({
       // A real capture needs CAP_NET_RAW: it opens with the capabilities, and without them the
       // error names what is missing.
       const probe = `
-        import { openCapture } from "${root}lib/io/capture.ts";
+        import { openCapture } from "${src}lib/io/capture.ts";
         try {
           const c = openCapture({ device: "lo", filter: "tcp port 9" });
           console.log("opened " + c.engine);
