@@ -59,6 +59,11 @@ export interface CaptureOptions extends LiveOptions {
   engine?: CaptureEngine;
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
+  /**
+   * The ring starts at `bufferSize` and doubles up to this many bytes as it fills (see
+   * RingCapture); libpcap, when used instead, gets this size from the start.
+   */
+  maxBufferSize?: number;
 }
 
 /** A capture plus how it was opened. */
@@ -81,7 +86,8 @@ export interface OpenedCapture extends Capture {
 export function openCapture(opts: CaptureOptions): OpenedCapture {
   const engine = opts.engine ?? (Deno.build.os === "linux" ? "ring" : "pcap");
   if (engine === "pcap") {
-    return new Opened(PcapCapture.openLive({ ...opts, direction: "inout" }), "pcap", "inout");
+    const pcapOpts = { ...opts, bufferSize: opts.maxBufferSize ?? opts.bufferSize };
+    return new Opened(PcapCapture.openLive({ ...pcapOpts, direction: "inout" }), "pcap", "inout");
   }
   try {
     return new Opened(RingCapture.openLive(opts), "ring", opts.direction ?? "in");
@@ -89,7 +95,11 @@ export function openCapture(opts: CaptureOptions): OpenedCapture {
     const retry = opts.engine === undefined && e instanceof IoError &&
       (e.kind === "system" || e.kind === "device");
     if (!retry) throw e;
-    const pcap = PcapCapture.openLive({ ...opts, direction: opts.direction ?? "in" });
+    const pcap = PcapCapture.openLive({
+      ...opts,
+      bufferSize: opts.maxBufferSize ?? opts.bufferSize,
+      direction: opts.direction ?? "in",
+    });
     return new Opened(pcap, "pcap", pcap.direction, e.message);
   }
 }

@@ -64,6 +64,8 @@ export interface CaptureStats {
   dropped: number;
   /** packets dropped by the interface or driver */
   ifDropped: number;
+  /** the kernel buffer's size now, bytes (rings that grow report it) */
+  bufferBytes?: number;
 }
 
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;

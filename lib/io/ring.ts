@@ -39,16 +39,25 @@ import { openSocket, Sock } from "./socket.ts";
 /** Which packets to keep: received only (default), or received and sent by this host. */
 export type CaptureDirection = "in" | "inout";
 
-/** Options of {@link RingCapture.openLive}: those of PcapCapture, plus the direction. */
+/** Options of {@link RingCapture.openLive}: those of PcapCapture, plus direction and growth. */
 export interface RingOptions extends LiveOptions {
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
+  /**
+   * The ring starts at `bufferSize` and doubles, up to this many bytes, when a wake-up finds a
+   * quarter of it waiting or the kernel dropped packets (default: `bufferSize`, a fixed ring).
+   */
+  maxBufferSize?: number;
 }
 
 /** Counters of a ring capture, cumulative since it was opened. */
 export interface RingStats extends CaptureStats {
   /** times the kernel found the ring full and froze it (tp_freeze_q_cnt) */
   freezes: number;
+  /** the ring's size now, bytes */
+  bufferBytes: number;
+  /** times the ring grew */
+  grows: number;
 }
 
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;
@@ -58,57 +67,108 @@ const POLLERR = 0x008, POLLHUP = 0x010, POLLNVAL = 0x020;
 const SO_ERROR = 4;
 /** Longest sleep after a busy wake-up (the retire timeout may be set up to 10 s). */
 export const MAX_NAP_MS = 100;
+/** Grow when a wake-up finds at least 1/GROW_FILL of the ring's blocks waiting. */
+const GROW_FILL = 4;
+/** A ring replaced by a larger one is closed after this many retire periods without packets. */
+const QUIET_PERIODS = 3;
 
-/** A live capture on one device through a TPACKET_V3 ring. */
-export class RingCapture {
-  /** DLT_* of the frames delivered: EN10MB (1) or RAW (12). */
-  readonly linkType: number;
-  /** the most bytes kept per packet */
-  readonly snaplen: number;
-  /** the ring's blocks */
-  readonly geometry: RingGeometry;
-  readonly #fd: number;
-  readonly #ring: Deno.PointerObject;
-  readonly #walker: RingWalker;
-  readonly #waiter: FdWaiter;
-  readonly #probe = new NativeMemory(8); // struct pollfd for a 0 ms poll after a wake-up
-  readonly #statBuf = new Uint32Array(3);
-  readonly #statLen = new Uint32Array(1);
-  #received = 0;
-  #dropped = 0;
-  #freezes = 0;
-  #error: IoError | null = null;
-  #closed = false;
-  #busy = false; // the last wait found a block: expect the next one within a retire period
-  readonly #napMs: number; // min(retire timeout, MAX_NAP_MS)
+/** How every socket of one capture is set up (the first one decides the link type). */
+interface RingSetup {
+  device: string;
+  any: boolean;
+  ifindex: number;
+  dgram: boolean;
+  snaplen: number;
+  retireMs: number;
+  filter: string;
+  promisc: boolean;
+  direction: CaptureDirection;
+}
 
-  private constructor(
-    readonly device: string,
-    fd: number,
-    ring: Deno.PointerObject,
-    geometry: RingGeometry,
-    linkType: number,
-    snaplen: number,
+/** One AF_PACKET socket with its mapped ring, walker and reactor watch. */
+class RingSocket {
+  readonly walker: RingWalker;
+  readonly waiter: FdWaiter;
+  readonly probe = new NativeMemory(8); // struct pollfd for a 0 ms poll after a wake-up
+
+  constructor(
+    readonly fd: number,
+    readonly ring: Deno.PointerObject,
+    readonly geometry: RingGeometry,
     skipOutgoing: boolean,
-    retireMs: number,
   ) {
-    this.#fd = fd;
-    this.#napMs = Math.min(retireMs, MAX_NAP_MS);
-    this.#ring = ring;
-    this.geometry = geometry;
-    this.linkType = linkType;
-    this.snaplen = snaplen;
-    const size = geometry.blockSize * geometry.blockCount;
-    const buffer = Deno.UnsafePointerView.getArrayBuffer(ring, size);
-    this.#walker = new RingWalker(
+    const buffer = Deno.UnsafePointerView.getArrayBuffer(ring, this.size);
+    this.walker = new RingWalker(
       new Uint8Array(buffer),
       new DataView(buffer),
       geometry,
       skipOutgoing,
     );
-    this.#waiter = new FdWaiter(fd);
-    this.#probe.dv.setInt32(0, fd, true);
-    this.#probe.dv.setInt16(4, 1, true); // POLLIN
+    this.waiter = new FdWaiter(fd);
+    this.probe.dv.setInt32(0, fd, true);
+    this.probe.dv.setInt16(4, 1, true); // POLLIN
+  }
+
+  get size(): number {
+    return this.geometry.blockSize * this.geometry.blockCount;
+  }
+
+  /** Unmaps the ring and closes the socket once a pending poll returned. */
+  close(): void {
+    this.waiter.stop();
+    loadLibc().munmap(this.ring, BigInt(this.size));
+    this.probe.free();
+    const fd = this.fd;
+    this.waiter.close().then(() => loadLibc().close(fd));
+  }
+}
+
+/**
+ * A live capture on one device through a TPACKET_V3 ring. With `maxBufferSize` the ring starts
+ * small and grows: a larger ring is opened on a second socket, the old one gets a filter that
+ * takes nothing more, and it is drained before the new one (packets stay in arrival order; the
+ * few that both rings saw in the switch-over look like retransmissions) and then closed.
+ */
+export class RingCapture {
+  /** DLT_* of the frames delivered: EN10MB (1) or RAW (12). */
+  readonly linkType: number;
+  /** the most bytes kept per packet */
+  readonly snaplen: number;
+  readonly #setup: RingSetup;
+  #maxBytes: number;
+  #sock: RingSocket;
+  #old: RingSocket | null = null; // replaced by a larger ring: drained first, then closed
+  #oldQuietSince = 0;
+  readonly #statBuf = new Uint32Array(3);
+  readonly #statLen = new Uint32Array(1);
+  #received = 0;
+  #dropped = 0;
+  #freezes = 0;
+  #grows = 0;
+  #growSoon = false; // the kernel dropped packets: grow at the next wake-up
+  #error: IoError | null = null;
+  #closed = false;
+  #stopped = false;
+  #busy = false; // the last wait found a block: expect the next one within a retire period
+  readonly #napMs: number; // min(retire timeout, MAX_NAP_MS)
+
+  private constructor(setup: RingSetup, sock: RingSocket, maxBytes: number) {
+    this.#setup = setup;
+    this.#sock = sock;
+    this.#maxBytes = maxBytes;
+    this.#napMs = Math.min(setup.retireMs, MAX_NAP_MS);
+    this.linkType = setup.dgram ? LinkType.RAW : LinkType.EN10MB;
+    this.snaplen = setup.snaplen;
+  }
+
+  /** the device captured on */
+  get device(): string {
+    return this.#setup.device;
+  }
+
+  /** the ring's blocks now */
+  get geometry(): RingGeometry {
+    return this.#sock.geometry;
   }
 
   /**
@@ -119,97 +179,32 @@ export class RingCapture {
    */
   static openLive(opts: RingOptions): RingCapture {
     const C = loadLibc();
-    const P = loadPcap(); // fails early (kind "library") when the filter compiler is missing
+    loadPcap(); // fails early (kind "library") when the filter compiler is missing
     const device = opts.device;
     const any = device === "any";
-    const snaplen = clampInt(opts.snaplen ?? 65535, 64, 262144);
-    const geometry = ringGeometry(clampInt(opts.bufferSize ?? 64 << 20, 1 << 16, 2 ** 31 - 1));
-    const retireMs = clampInt(opts.timeoutMs ?? 10, 1, 10_000);
-    const what = `an AF_PACKET capture socket on "${device}"`;
-
-    let ifindex = 0, dgram = any;
+    const bytes = clampInt(opts.bufferSize ?? 64 << 20, 1 << 16, 2 ** 31 - 1);
+    const setup: RingSetup = {
+      device,
+      any,
+      ifindex: 0,
+      dgram: any,
+      snaplen: clampInt(opts.snaplen ?? 65535, 64, 262144),
+      retireMs: clampInt(opts.timeoutMs ?? 10, 1, 10_000),
+      filter: opts.filter ?? "",
+      promisc: opts.promisc ?? false,
+      direction: opts.direction ?? "in",
+    };
     if (!any) {
-      ifindex = device.length === 0 || device.length > 15 ? 0 : C.if_nametoindex(cstr(device));
-      if (ifindex === 0) {
+      setup.ifindex = device.length === 0 || device.length > 15
+        ? 0
+        : C.if_nametoindex(cstr(device));
+      if (setup.ifindex === 0) {
         throw new IoError("device", `cannot capture on "${device}": no such network device`);
       }
     }
-    // protocol 0: the socket receives nothing until bind(), after the ring and filter are set
-    let fd = openSocket(Sock.AF_PACKET, any ? Packet.SOCK_DGRAM : Sock.SOCK_RAW, 0, what);
-    let ring: Deno.PointerObject | null = null;
-    const size = geometry.blockSize * geometry.blockCount;
-    try {
-      if (!any) {
-        const { up, hatype } = interfaceInfo(fd, device);
-        if (!up) throw new IoError("device", `cannot capture on "${device}": the device is down`);
-        dgram = hatype !== ARPHRD_ETHER && hatype !== ARPHRD_LOOPBACK;
-        if (dgram) {
-          C.close(fd);
-          fd = -1;
-          fd = openSocket(Sock.AF_PACKET, Packet.SOCK_DGRAM, 0, what);
-        }
-      }
-      const linkType = dgram ? LinkType.RAW : LinkType.EN10MB;
-      must(fd, Packet.SOL_PACKET, Packet.PACKET_VERSION, int32(Packet.TPACKET_V3), "TPACKET_V3");
-      let skipOutgoing = false;
-      if ((opts.direction ?? "in") === "in") {
-        const ignore = int32(1);
-        skipOutgoing =
-          C.setsockopt(fd, Packet.SOL_PACKET, Packet.PACKET_IGNORE_OUTGOING, ignore, 4) !== 0;
-      }
-      const req = tpacketReq3(geometry, retireMs);
-      if (C.setsockopt(fd, Packet.SOL_PACKET, Packet.PACKET_RX_RING, req, req.length) !== 0) {
-        const e = errno();
-        const hint = e === Errno.ENOMEM ? "; try a smaller buffer size" : "";
-        throw new IoError(
-          "system",
-          `cannot set up a ${size} byte capture ring on "${device}": ${describeErrno(e)}${hint}`,
-        );
-      }
-      const addr = C.mmap(
-        null,
-        BigInt(size),
-        Mmap.PROT_READ | Mmap.PROT_WRITE,
-        Mmap.MAP_SHARED,
-        fd,
-        0n,
-      );
-      if (addr === null || BigInt(Deno.UnsafePointer.value(addr)) === Mmap.MAP_FAILED) {
-        throw new IoError("system", `cannot map the capture ring: ${describeErrno(errno())}`);
-      }
-      ring = addr;
-      attachFilter(P, fd, linkType, snaplen, opts.filter ?? "");
-      if (opts.promisc && !any) {
-        const mreq = new DataView(new ArrayBuffer(16)); // struct packet_mreq
-        mreq.setInt32(0, ifindex, true);
-        mreq.setUint16(4, Packet.PACKET_MR_PROMISC, true);
-        const bytes = new Uint8Array(mreq.buffer);
-        must(fd, Packet.SOL_PACKET, Packet.PACKET_ADD_MEMBERSHIP, bytes, "promiscuous mode");
-      }
-      const sll = new DataView(new ArrayBuffer(20)); // struct sockaddr_ll
-      sll.setUint16(0, Sock.AF_PACKET, true);
-      sll.setUint16(2, Packet.ETH_P_ALL_BE, true);
-      sll.setInt32(4, ifindex, true);
-      if (C.bind(fd, new Uint8Array(sll.buffer), 20) !== 0) {
-        const e = errno();
-        const kind = e === Errno.ENODEV || e === Errno.ENETDOWN ? "device" : "system";
-        throw new IoError(kind, `cannot capture on "${device}": bind: ${describeErrno(e)}`);
-      }
-      return new RingCapture(
-        device,
-        fd,
-        ring,
-        geometry,
-        linkType,
-        snaplen,
-        skipOutgoing,
-        retireMs,
-      );
-    } catch (e) {
-      if (ring !== null) C.munmap(ring, BigInt(size));
-      if (fd >= 0) C.close(fd);
-      throw e;
-    }
+    const sock = openRingSocket(setup, ringGeometry(bytes), true);
+    const max = clampInt(opts.maxBufferSize ?? bytes, sock.size, 2 ** 31 - 1);
+    return new RingCapture(setup, sock, max);
   }
 
   /**
@@ -220,8 +215,14 @@ export class RingCapture {
    * period on a reactor timer.
    */
   async wait(timeoutMs = Infinity): Promise<boolean> {
-    if (this.#closed || this.#waiter.stopped) return false;
-    if (this.#walker.ready() || this.#error !== null) return true;
+    if (this.#closed || this.#stopped) return false;
+    if (this.#old !== null) {
+      if (this.#old.walker.ready()) return true;
+      timeoutMs = Math.min(timeoutMs, this.#napMs); // a drain decides when the old ring is done
+    }
+    const sock = this.#sock;
+    if (this.#error !== null) return true;
+    if (sock.walker.ready()) return this.#woke(sock);
     if (this.#busy && timeoutMs >= this.#napMs) {
       // a block was ready at the last wake-up: under steady traffic the next one is retired
       // within one retire period, so one timer wake-up replaces a poll() wake-up per block
@@ -229,15 +230,47 @@ export class RingCapture {
       // go back to poll().
       this.#busy = false;
       await sharedReactor().sleep(this.#napMs);
-      if (this.#closed || this.#waiter.stopped) return false;
-      if (this.#walker.ready()) return (this.#busy = true);
+      if (this.#closed || this.#stopped) return false;
+      if (sock.walker.ready()) return this.#woke(sock);
       timeoutMs -= this.#napMs;
     }
-    if (!await this.#waiter.wait(timeoutMs)) return false;
-    if (this.#closed) return false;
-    if (this.#walker.ready()) this.#busy = true;
-    else this.#checkSocketError();
+    if (!await sock.waiter.wait(timeoutMs)) return false;
+    if (this.#closed || this.#stopped) return false;
+    if (sock.walker.ready()) return this.#woke(sock);
+    this.#checkSocketError();
     return true;
+  }
+
+  /** A wake-up that found packets: note it, and grow the ring if it is filling up. */
+  #woke(sock: RingSocket): true {
+    this.#busy = true;
+    if (sock !== this.#sock || this.#old !== null || sock.size >= this.#maxBytes) return true;
+    if (this.#growSoon || sock.walker.readyBlocks() * GROW_FILL >= sock.geometry.blockCount) {
+      this.#grow();
+    }
+    return true;
+  }
+
+  /** Opens a ring twice the size (at most the maximum) and retires the current one. */
+  #grow(): void {
+    this.#growSoon = false;
+    const old = this.#sock;
+    let fresh: RingSocket;
+    try {
+      fresh = openRingSocket(this.#setup, ringGeometry(Math.min(this.#maxBytes, old.size * 2)));
+    } catch {
+      this.#maxBytes = old.size; // e.g. ENOMEM: keep the ring we have, stop trying
+      return;
+    }
+    if (!acceptNothing(old.fd)) {
+      fresh.close(); // both would keep capturing (duplicates): stay with the old ring
+      this.#maxBytes = old.size;
+      return;
+    }
+    this.#old = old;
+    this.#oldQuietSince = 0;
+    this.#sock = fresh;
+    this.#grows++;
   }
 
   /**
@@ -253,7 +286,30 @@ export class RingCapture {
       this.#error = null;
       throw e;
     }
-    return this.#walker.drain(onPacket, max);
+    const old = this.#old;
+    if (old !== null) {
+      // The old ring's last block is handed over by the kernel's retire timer: until the old
+      // ring is closed, the new one (later packets) waits, so the order stays that of arrival.
+      const n = old.walker.drain(onPacket, max);
+      if (!this.#retiredWhenQuiet(old, n)) return n;
+    }
+    return this.#sock.walker.drain(onPacket, max);
+  }
+
+  /**
+   * Closes a replaced ring once nothing can come out of it any more (no ready block, none being
+   * filled), or after a few retire periods without packets; true when closed. A packet that
+   * still lands in it after that is also in the new ring, which was bound first.
+   */
+  #retiredWhenQuiet(old: RingSocket, delivered: number): boolean {
+    const now = performance.now();
+    if (delivered > 0 || this.#oldQuietSince === 0) this.#oldQuietSince = now;
+    const quiet = now - this.#oldQuietSince > QUIET_PERIODS * this.#setup.retireMs;
+    if (old.walker.pending() && !quiet) return false;
+    this.#readStats(old);
+    old.close();
+    this.#old = null;
+    return true;
   }
 
   /**
@@ -262,19 +318,9 @@ export class RingCapture {
    */
   stats(): RingStats {
     if (!this.#closed) {
-      this.#statLen[0] = TPACKET_STATS_V3_SIZE;
-      const s = this.#statBuf;
-      const rc = loadLibc().getsockopt(
-        this.#fd,
-        Packet.SOL_PACKET,
-        Packet.PACKET_STATISTICS,
-        new Uint8Array(s.buffer),
-        new Uint8Array(this.#statLen.buffer),
-      );
-      if (rc === 0) { // the kernel resets its counters on every read: accumulate
-        this.#received += s[0];
-        this.#dropped += s[1];
-        this.#freezes += s[2];
+      if (this.#old !== null) this.#readStats(this.#old);
+      if (this.#readStats(this.#sock) > 0 && this.#sock.size < this.#maxBytes) {
+        this.#growSoon = true;
       }
     }
     return {
@@ -282,12 +328,34 @@ export class RingCapture {
       dropped: this.#dropped,
       ifDropped: 0,
       freezes: this.#freezes,
+      bufferBytes: this.#sock.size,
+      grows: this.#grows,
     };
+  }
+
+  /** Adds the kernel's counters of `sock` (reset by every read); returns the new drops. */
+  #readStats(sock: RingSocket): number {
+    this.#statLen[0] = TPACKET_STATS_V3_SIZE;
+    const s = this.#statBuf;
+    const rc = loadLibc().getsockopt(
+      sock.fd,
+      Packet.SOL_PACKET,
+      Packet.PACKET_STATISTICS,
+      new Uint8Array(s.buffer),
+      new Uint8Array(this.#statLen.buffer),
+    );
+    if (rc !== 0) return 0;
+    this.#received += s[0];
+    this.#dropped += s[1];
+    this.#freezes += s[2];
+    return s[1];
   }
 
   /** Makes a pending and any later {@link wait} resolve `false`; safe from signal handlers. */
   stop(): void {
-    this.#waiter.stop();
+    this.#stopped = true;
+    this.#sock.waiter.stop();
+    this.#old?.waiter.stop();
   }
 
   /** Stops and releases everything (the socket once a pending poll returned). Idempotent. */
@@ -296,21 +364,20 @@ export class RingCapture {
     this.stats(); // keep the last counters readable after close
     this.stop();
     this.#closed = true;
-    const size = BigInt(this.geometry.blockSize * this.geometry.blockCount);
-    loadLibc().munmap(this.#ring, size);
-    this.#probe.free();
-    const fd = this.#fd;
-    this.#waiter.close().then(() => loadLibc().close(fd));
+    this.#old?.close();
+    this.#old = null;
+    this.#sock.close();
   }
 
   /** After a wake-up without a ready block: turns a socket error (POLLERR) into #error. */
   #checkSocketError(): void {
     const C = loadLibc();
-    if (C.poll(this.#probe.pointer, 1n, 0) <= 0) return;
-    const revents = this.#probe.dv.getInt16(6, true);
+    const sock = this.#sock;
+    if (C.poll(sock.probe.pointer, 1n, 0) <= 0) return;
+    const revents = sock.probe.dv.getInt16(6, true);
     if ((revents & (POLLERR | POLLHUP | POLLNVAL)) === 0) return;
     const v = new Int32Array(1), len = new Uint32Array([4]);
-    C.getsockopt(this.#fd, Sock.SOL_SOCKET, SO_ERROR, v, len); // reading clears it
+    C.getsockopt(sock.fd, Sock.SOL_SOCKET, SO_ERROR, v, len); // reading clears it
     const e = v[0];
     const why = e === Errno.ENETDOWN
       ? "the device went down"
@@ -320,6 +387,101 @@ export class RingCapture {
       ? `socket reported poll events 0x${revents.toString(16)}`
       : describeErrno(e);
     this.#error = new IoError("device", `capture on "${this.device}" failed: ${why}`);
+  }
+}
+
+/**
+ * Opens one socket of a capture with a ring of `geometry`, filter attached and bound (it
+ * captures from then on). `first`: also checks the device and decides `setup.dgram`.
+ */
+function openRingSocket(setup: RingSetup, geometry: RingGeometry, first = false): RingSocket {
+  const C = loadLibc();
+  const { device, any } = setup;
+  const what = `an AF_PACKET capture socket on "${device}"`;
+  // protocol 0: the socket receives nothing until bind(), after the ring and filter are set
+  let fd = openSocket(Sock.AF_PACKET, setup.dgram ? Packet.SOCK_DGRAM : Sock.SOCK_RAW, 0, what);
+  let ring: Deno.PointerObject | null = null;
+  const size = geometry.blockSize * geometry.blockCount;
+  try {
+    if (first && !any) {
+      const { up, hatype } = interfaceInfo(fd, device);
+      if (!up) throw new IoError("device", `cannot capture on "${device}": the device is down`);
+      setup.dgram = hatype !== ARPHRD_ETHER && hatype !== ARPHRD_LOOPBACK;
+      if (setup.dgram) {
+        C.close(fd);
+        fd = -1;
+        fd = openSocket(Sock.AF_PACKET, Packet.SOCK_DGRAM, 0, what);
+      }
+    }
+    const linkType = setup.dgram ? LinkType.RAW : LinkType.EN10MB;
+    must(fd, Packet.SOL_PACKET, Packet.PACKET_VERSION, int32(Packet.TPACKET_V3), "TPACKET_V3");
+    let skipOutgoing = false;
+    if (setup.direction === "in") {
+      const ignore = int32(1);
+      skipOutgoing =
+        C.setsockopt(fd, Packet.SOL_PACKET, Packet.PACKET_IGNORE_OUTGOING, ignore, 4) !== 0;
+    }
+    const req = tpacketReq3(geometry, setup.retireMs);
+    if (C.setsockopt(fd, Packet.SOL_PACKET, Packet.PACKET_RX_RING, req, req.length) !== 0) {
+      const e = errno();
+      const hint = e === Errno.ENOMEM ? "; try a smaller buffer size" : "";
+      throw new IoError(
+        "system",
+        `cannot set up a ${size} byte capture ring on "${device}": ${describeErrno(e)}${hint}`,
+      );
+    }
+    const addr = C.mmap(
+      null,
+      BigInt(size),
+      Mmap.PROT_READ | Mmap.PROT_WRITE,
+      Mmap.MAP_SHARED,
+      fd,
+      0n,
+    );
+    if (addr === null || BigInt(Deno.UnsafePointer.value(addr)) === Mmap.MAP_FAILED) {
+      throw new IoError("system", `cannot map the capture ring: ${describeErrno(errno())}`);
+    }
+    ring = addr;
+    attachFilter(loadPcap(), fd, linkType, setup.snaplen, setup.filter);
+    if (setup.promisc && !any) {
+      const mreq = new DataView(new ArrayBuffer(16)); // struct packet_mreq
+      mreq.setInt32(0, setup.ifindex, true);
+      mreq.setUint16(4, Packet.PACKET_MR_PROMISC, true);
+      const bytes = new Uint8Array(mreq.buffer);
+      must(fd, Packet.SOL_PACKET, Packet.PACKET_ADD_MEMBERSHIP, bytes, "promiscuous mode");
+    }
+    const sll = new DataView(new ArrayBuffer(20)); // struct sockaddr_ll
+    sll.setUint16(0, Sock.AF_PACKET, true);
+    sll.setUint16(2, Packet.ETH_P_ALL_BE, true);
+    sll.setInt32(4, setup.ifindex, true);
+    if (C.bind(fd, new Uint8Array(sll.buffer), 20) !== 0) {
+      const e = errno();
+      const kind = e === Errno.ENODEV || e === Errno.ENETDOWN ? "device" : "system";
+      throw new IoError(kind, `cannot capture on "${device}": bind: ${describeErrno(e)}`);
+    }
+    return new RingSocket(fd, ring, geometry, skipOutgoing);
+  } catch (e) {
+    if (ring !== null) C.munmap(ring, BigInt(size));
+    if (fd >= 0) C.close(fd);
+    throw e;
+  }
+}
+
+/**
+ * Replaces the socket's filter with one that accepts nothing (`ret #0`): the ring keeps what
+ * it holds and takes no more. The kernel copies the program, so the instruction is freed here.
+ */
+function acceptNothing(fd: number): boolean {
+  const insn = new NativeMemory(8); // struct sock_filter {u16 code; u8 jt; u8 jf; u32 k}
+  try {
+    insn.dv.setUint16(0, 0x06, true); // BPF_RET | BPF_K, k = 0: keep 0 bytes
+    const prog = new DataView(new ArrayBuffer(16)); // struct sock_fprog {u16 len; ptr filter}
+    prog.setUint16(0, 1, true);
+    prog.setBigUint64(8, insn.address, true);
+    const bytes = new Uint8Array(prog.buffer);
+    return loadLibc().setsockopt(fd, Sock.SOL_SOCKET, Packet.SO_ATTACH_FILTER, bytes, 16) === 0;
+  } finally {
+    insn.free();
   }
 }
 

@@ -152,6 +152,33 @@ export class RingWalker {
   }
 
   /**
+   * True while packets may still come out of this ring: a block is ready, or the block the
+   * kernel fills next already holds packets (its retire timer hands it over).
+   */
+  pending(): boolean {
+    if (this.ready()) return true;
+    const base = this.block * this.geometry.blockSize;
+    return this.dv.getUint32(base + BlockDesc.NUM_PKTS, true) !== 0;
+  }
+
+  /**
+   * How many blocks, from {@link block} on in fill order, are ours to read: how full the ring
+   * is right now (the kernel fills blocks in order, so the first kernel-owned block ends it).
+   */
+  readyBlocks(): number {
+    const { blockSize, blockCount } = this.geometry;
+    let n = 0;
+    for (let b = this.block; n < blockCount; b = b + 1 === blockCount ? 0 : b + 1, n++) {
+      if (
+        (this.dv.getUint32(b * blockSize + BlockDesc.BLOCK_STATUS, true) & TP_STATUS_USER) === 0
+      ) {
+        break;
+      }
+    }
+    return n;
+  }
+
+  /**
    * Passes every packet available now (at most `max`) to `onPacket`, in arrival order; returns
    * how many were passed. `tsMicros` comes from the packet's own kernel timestamp.
    */

@@ -16,6 +16,8 @@ export interface CaptureCounters {
   ifDrops: number;
   /** Captured packets that did not parse as TCP over IPv4/IPv6. */
   parseErrors: number;
+  /** Bytes of kernel capture rings now (they start small and grow up to -B). */
+  bufferBytes: number;
 }
 
 /** Send-side counters (raw IP socket or link-layer sender). */
@@ -80,6 +82,7 @@ export function tcpcopyStatsRecord(
     captured: c.capture.packets,
     kernel_drops: c.capture.kernelDrops + c.capture.ifDrops,
     parse_errors: c.capture.parseErrors,
+    capture_buffer_bytes: c.capture.bufferBytes,
     segments: e.captured,
     ignored: { ...e.ignored },
     sampled_out: e.sampled_out,

@@ -43,6 +43,12 @@ export const EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2;
 
 /** Packets drained per step before the clock is read again. */
 const DRAIN_STEP = 2048;
+/**
+ * A capture ring starts at this many MiB (or -B, when smaller) and doubles up to -B as it fills:
+ * the kernel maps the whole ring into the process, so a 64 MiB ring is 64 MiB of RSS from the
+ * first packet on.
+ */
+const FIRST_RING_MIB = 8;
 
 /** User and system CPU seconds of this process (Linux /proc; zeros elsewhere). */
 function cpuSeconds(): { user: number; system: number } {
@@ -174,7 +180,8 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         device,
         filter: config.filter,
         snaplen: config.snaplen,
-        bufferSize: config.bufferMiB * 1024 * 1024,
+        bufferSize: Math.min(config.bufferMiB, FIRST_RING_MIB) * 1024 * 1024,
+        maxBufferSize: config.bufferMiB * 1024 * 1024,
         direction: "in",
       });
       captures.push(cap);
@@ -243,11 +250,12 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
 
   // 4. Stats.
   const counters = (): TcpcopyCounters => {
-    let kernelDrops = 0, ifDrops = 0, sent = 0;
+    let kernelDrops = 0, ifDrops = 0, sent = 0, bufferBytes = 0;
     for (const c of captures) {
       const s = c.stats();
       kernelDrops += s.dropped;
       ifDrops += s.ifDropped;
+      bufferBytes += s.bufferBytes ?? config.bufferMiB * 1024 * 1024;
     }
     const errors: Record<string, number> = {};
     for (const s of senders) {
@@ -265,6 +273,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         kernelDrops,
         ifDrops,
         parseErrors: r.parseErrors + r.truncated,
+        bufferBytes,
       },
       send: { packets: sent, errors },
       intercept: {

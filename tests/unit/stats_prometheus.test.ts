@@ -12,7 +12,7 @@ function sampleRecord() {
   return tcpcopyStatsRecord(
     {
       engine,
-      capture: { packets: 100, kernelDrops: 1, ifDrops: 0, parseErrors: 0 },
+      capture: { packets: 100, kernelDrops: 1, ifDrops: 0, parseErrors: 0, bufferBytes: 8 << 20 },
       send: { packets: 90, errors: { EMSGSIZE: 4, 'we"ird\\': 1 } },
       intercept: { servers: 1, connected: 2, replies: 50, replyErrors: 0, reconnects: 0 },
       process: { rssBytes: 4096, cpuUserS: 1.5, cpuSystemS: 0.25 },

@@ -14,7 +14,7 @@ function counters(): TcpcopyCounters {
   engine.retransmits = 6;
   return {
     engine,
-    capture: { packets: 42, kernelDrops: 2, ifDrops: 1, parseErrors: 4 },
+    capture: { packets: 42, kernelDrops: 2, ifDrops: 1, parseErrors: 4, bufferBytes: 8 << 20 },
     send: { packets: 40, errors: { EMSGSIZE: 2 } },
     intercept: { servers: 1, connected: 2, replies: 30, replyErrors: 0, reconnects: 1 },
     process: { rssBytes: 1 << 20, cpuUserS: 1.23456, cpuSystemS: 0.5 },
@@ -31,6 +31,7 @@ Deno.test("stats record carries every source under its documented name", () => {
   assert.equal(r.final, false);
   assert.equal(r.captured, 42);
   assert.equal(r.kernel_drops, 3);
+  assert.equal(r.capture_buffer_bytes, 8 << 20);
   assert.equal(r.parse_errors, 4);
   assert.equal(r.segments, 7);
   assert.deepEqual(r.sessions, { active: 2, created: 5, closed: 3 });
