@@ -33,6 +33,8 @@ export interface HostFacts {
   libraries: Record<string, string>;
   /** Install advice per library name. */
   libraryPackages: Record<string, string>;
+  /** Advice that replaces the install advice, e.g. for an override refused under setcap. */
+  libraryFixes?: Record<string, string>;
   /** Devices asked for (-i), with whether they exist. */
   devices: Record<string, boolean>;
   ipForward?: string;
@@ -82,7 +84,7 @@ export function checkLibraries(facts: HostFacts): Verdict[] {
       id: `library:${name}`,
       status: "fail",
       summary: `${name} does not load: ${error}`,
-      fix: `install ${facts.libraryPackages[name] ?? name}`,
+      fix: facts.libraryFixes?.[name] ?? `install ${facts.libraryPackages[name] ?? name}`,
     }
   );
 }

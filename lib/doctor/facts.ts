@@ -4,20 +4,11 @@
  *
  * @module
  */
-import { openLibrary } from "../io/library.ts";
+import { LIBC_LIBRARY } from "../io/libc.ts";
+import { libraryPath, type LibrarySpec, openLibrary } from "../io/library.ts";
+import { NFQ_LIBRARY } from "../io/nfqueue.ts";
 import { PCAP_LIBRARY } from "../io/pcap_lib.ts";
 import type { HostFacts, Role } from "./checks.ts";
-
-const NFQ_LIBRARY = {
-  soname: "libnetfilter_queue.so.1",
-  envVar: "TCPCOPY_LIBNFQ",
-  packages: "libnetfilter-queue1 (Debian/Ubuntu) / libnetfilter_queue (RPM)",
-};
-const LIBC_LIBRARY = {
-  soname: "libc.so.6",
-  envVar: "TCPCOPY_LIBC",
-  packages: "libc6 (Debian) / glibc (RPM)",
-};
 
 /** What the doctor was asked to look at. */
 export interface DoctorTargets {
@@ -46,7 +37,17 @@ async function command(cmd: string, args: string[]): Promise<string | undefined>
   }
 }
 
-function libraryError(spec: typeof NFQ_LIBRARY): string {
+/** Advice when `spec`'s override is refused (raised privileges), else undefined. */
+function overrideFix(spec: LibrarySpec): string | undefined {
+  try {
+    libraryPath(spec);
+    return undefined;
+  } catch {
+    return `unset ${spec.envVar}, or install the library root-owned and not group/other-writable`;
+  }
+}
+
+function libraryError(spec: LibrarySpec): string {
   try {
     openLibrary(spec, {}).close();
     return "";
@@ -100,6 +101,8 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
   for (const [name, spec] of Object.entries(libs)) {
     facts.libraries[name] = libraryError(spec);
     facts.libraryPackages[name] = spec.packages;
+    const fix = overrideFix(spec);
+    if (fix !== undefined) (facts.libraryFixes ??= {})[name] = fix;
   }
   const devices = targets.devices.filter((d) => d !== "any");
   for (const dev of devices) {

@@ -7,7 +7,7 @@
 
 /** What went wrong, coarsely. */
 export type IoErrorKind =
-  | "library" // a shared library is missing or lacks a symbol
+  | "library" // a shared library is missing, lacks a symbol, or its override was refused
   | "ffi-permission" // Deno was started without --allow-ffi (or --allow-read/--allow-env)
   | "privilege" // the kernel refused: needs root or a capability
   | "device" // no such network device / device down

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { openLibrary } from "./library.ts";
+import { type LibrarySpec, openLibrary } from "./library.ts";
 
 /** The libc functions used by lib/io (C prototype above each entry). */
 export const LIBC_SYMBOLS = {
@@ -99,15 +99,16 @@ export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 let libc: Libc | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
+/** Where libc comes from. */
+export const LIBC_LIBRARY: LibrarySpec = {
+  soname: "libc.so.6",
+  envVar: "TCPCOPY_LIBC",
+  packages: "libc6 (Debian) / glibc (RPM)",
+};
+
 /** Loads libc once (TCPCOPY_LIBC overrides "libc.so.6"). */
 export function loadLibc(): Libc {
-  if (libc === undefined) {
-    libc = openLibrary({
-      soname: "libc.so.6",
-      envVar: "TCPCOPY_LIBC",
-      packages: "libc6 (Debian) / glibc (RPM)",
-    }, LIBC_SYMBOLS).symbols;
-  }
+  libc ??= openLibrary(LIBC_LIBRARY, LIBC_SYMBOLS).symbols;
   return libc;
 }
 
