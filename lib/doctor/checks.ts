@@ -73,7 +73,8 @@ export function checkPrivileges(role: Role, facts: HostFacts): Verdict {
     id: "privileges",
     status: "fail",
     summary: `uid ${facts.uid} without ${role === "intercept" ? "CAP_NET_ADMIN/" : ""}CAP_NET_RAW`,
-    fix: `run as root (sudo), or: sudo setcap cap_net_raw,cap_net_admin+ep ./${role}`,
+    fix: `run as root (sudo), or: sudo setcap cap_net_raw,cap_net_admin+ep ./${role} ` +
+      "(a deno compile build, never the deno runtime), or systemd AmbientCapabilities=",
   };
 }
 
