@@ -227,6 +227,28 @@ Deno.test({
         });
       });
 
+      await t.step("ambient capabilities reach the program through the launcher", async () => {
+        // systemd's User= + AmbientCapabilities= (README): sh, then the runtime, keep them.
+        const out = await run("setpriv", [
+          `--reuid=${NOBODY}`,
+          `--regid=${NOBODY}`,
+          "--clear-groups",
+          "--inh-caps=+net_raw,+net_admin",
+          "--ambient-caps=+net_raw,+net_admin",
+          "env",
+          "-i",
+          `PATH=${PATH}`,
+          `HOME=${tmp}/nobody-home`,
+          launcher,
+          "doctor",
+        ], {});
+        assert.match(
+          out.stdout,
+          /^ok {4}privileges: capabilities present$/m,
+          out.stdout + out.stderr,
+        );
+      });
+
       await t.step(
         "without HOME, a user's cache under TMPDIR planted by another is refused",
         async () => {

@@ -164,6 +164,31 @@ Deno.test({
       for (const soname of Object.values(SONAME)) {
         assert.match(libLine(plain.stdout, soname), /^ok /, plain.stdout + plain.stderr);
       }
+      // Ambient capabilities (systemd User= + AmbientCapabilities=) are the caller's own: the
+      // plain runtime gets them, and the user's overrides still load.
+      const ambient = await run([
+        "setpriv",
+        `--reuid=${NOBODY}`,
+        `--regid=${NOBODY}`,
+        "--clear-groups",
+        "--inh-caps=+net_raw,+net_admin",
+        "--ambient-caps=+net_raw,+net_admin",
+        "env",
+        `HOME=${dir}/home`,
+        `DENO_DIR=${dir}/home/deno`,
+        "DENO_NO_UPDATE_CHECK=1",
+        ...overrides(places.user),
+        without,
+        "run",
+        "-A",
+        "--no-lock",
+        `${root}intercept.ts`,
+        "doctor",
+      ], { check: false, timeoutMs: 60_000 });
+      assert.match(ambient.stdout, /^ok {4}privileges: capabilities present$/m, ambient.stdout);
+      for (const soname of Object.values(SONAME)) {
+        assert.match(libLine(ambient.stdout, soname), /^ok /, ambient.stdout + ambient.stderr);
+      }
       // With raised capabilities, each user-owned override is refused, naming variable and path.
       const attacked = await doctor(withCaps, overrides(places.user));
       for (const [v, soname] of Object.entries(SONAME)) {
