@@ -273,23 +273,21 @@ Deno.test({
       );
 
       await t.step("root without HOME uses /var/cache/tcpcopy-deno, never /tmp", async () => {
+        // The host's own cache: remove only this build's version directory (its name is in the
+        // stub), and the base only if this test created it, so parallel runs do not collide.
         const varBase = "/var/cache/tcpcopy-deno";
-        const existed = await Deno.lstat(varBase).then(() => true, () => false);
-        const before = new Set<string>();
-        if (existed) { for await (const e of Deno.readDir(varBase)) before.add(e.name); }
+        const stub = new TextDecoder().decode((await Deno.readFile(launcher)).subarray(0, 4096));
+        const ours = `${varBase}/${/ v=(tcpcopy-[0-9a-f]{16}) /.exec(stub)![1]}`;
+        const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+        const baseExisted = await exists(varBase), oursExisted = await exists(ours);
         try {
           assertWorks(await version(launcher, { TMPDIR: `${tmp}/tmpdir` }));
           assert.deepEqual(await statOf(varBase), { uid: 0, mode: 0o700 });
+          assert.ok(await exists(`${ours}/deno`), `unpacked into ${ours}`);
           await assert.rejects(Deno.stat(`${tmp}/tmpdir/tcpcopy-deno-0`), Deno.errors.NotFound);
         } finally {
-          if (!existed) await Deno.remove(varBase, { recursive: true }).catch(() => {});
-          else {
-            for await (const e of Deno.readDir(varBase)) {
-              if (!before.has(e.name)) {
-                await Deno.remove(`${varBase}/${e.name}`, { recursive: true });
-              }
-            }
-          }
+          if (!oursExisted) await Deno.remove(ours, { recursive: true }).catch(() => {});
+          if (!baseExisted) await Deno.remove(varBase).catch(() => {}); // only when empty
         }
       });
     } finally {
