@@ -66,8 +66,8 @@ build_launcher() {
 # The launcher's sh text with @PLACEHOLDERS@ (see build_launcher). Cache directory: the first of
 # $XDG_CACHE_HOME/tcpcopy-deno, $HOME/.cache/tcpcopy-deno, /var/cache/tcpcopy-deno (root without
 # HOME), ${TMPDIR:-/tmp}/tcpcopy-deno-UID (others without HOME); it must be a real directory owned
-# by the caller with mode 0700, in a parent owned by the caller or root that others cannot write
-# to (unless sticky). The payload is unpacked into a fresh directory inside it, checked, then
+# by the caller with mode 0700, below directories owned by the caller or root that others cannot
+# write to (unless sticky). The payload is unpacked into a fresh directory inside it, checked, then
 # renamed into place; both files are checked again before every exec.
 launcher_stub() {
   cat <<'STUB'
@@ -85,12 +85,22 @@ elif [ -n "${HOME:-}" ]; then b=$HOME/.cache/tcpcopy-deno
 elif [ "$u" = 0 ]; then b=/var/cache/tcpcopy-deno
 else b=${TMPDIR:-/tmp}/tcpcopy-deno-$u; fi
 case $b in /*) ;; *) die "cache directory $b is not an absolute path (set HOME or XDG_CACHE_HOME)" ;; esac
-p=${b%/*}; [ -n "$p" ] || p=/
 modeowner() { ls -ldn "$@" 2>/dev/null | { read -r m x o r; echo "$m $o"; }; }
+# Every existing directory above the cache: the caller's or root's, not writable by others unless
+# sticky (so nobody else can rename it away between the checks and the exec). Checked before
+# anything is created: root with another user's HOME (sudo without -H) writes nothing there.
+p=${b%/*}; [ -n "$p" ] || p=/
+d=$p
+while :; do
+  if [ -e "$d" ]; then
+    mo=$(modeowner -L "$d")
+    [ "${mo#* }" = "$u" ] || [ "${mo#* }" = 0 ] || die "refusing cache directory $b: $d is owned by uid ${mo#* }, not by the caller (uid $u) or root (sudo: use -H or set XDG_CACHE_HOME)"
+    case ${mo% *} in ?????w*|????????w*) case ${mo% *} in ?????????[tT]*) ;; *) die "refusing cache directory $b: $d has mode ${mo% *}, writable by group or others" ;; esac ;; esac
+  fi
+  [ "$d" = / ] && break
+  d=${d%/*}; [ -n "$d" ] || d=/
+done
 [ -d "$p" ] || (umask 077 && mkdir -p "$p") || die "cannot create $p"
-mo=$(modeowner -L "$p")
-[ "${mo#* }" = "$u" ] || [ "${mo#* }" = 0 ] || die "refusing cache directory $b: its parent is owned by uid ${mo#* }, not by uid $u or root"
-case ${mo% *} in ?????w*|????????w*) case ${mo% *} in ?????????[tT]*) ;; *) die "refusing cache directory $b: its parent has mode ${mo% *}, writable by group or others" ;; esac ;; esac
 [ -e "$b" ] || [ -L "$b" ] || mkdir -m 700 "$b" 2>/dev/null
 [ ! -L "$b" ] || die "refusing cache directory $b: it is a symbolic link"
 [ -d "$b" ] || die "refusing cache directory $b: not a directory"

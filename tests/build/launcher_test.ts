@@ -182,9 +182,25 @@ Deno.test({
         await Deno.chmod(`${openHome}/.cache`, 0o777);
         assertRefused(
           await version(launcher, { HOME: openHome }),
-          /refusing cache directory .*open-home\/\.cache\/tcpcopy-deno: its parent has mode drwxrwxrwx, writable by group or others$/,
+          /refusing cache directory .*open-home\/\.cache\/tcpcopy-deno: .*open-home\/\.cache has mode drwxrwxrwx, writable by group or others$/,
         );
         await assert.rejects(Deno.stat(`${openHome}/.cache/tcpcopy-deno`), Deno.errors.NotFound);
+      });
+
+      await t.step("root with a user's HOME (sudo without -H) writes nothing there", async () => {
+        // alice's HOME without a .cache yet: root must not create one in it, whose owner alice
+        // could rename away and replace while root checks and execs.
+        const userHome = `${tmp}/alice`;
+        await Deno.mkdir(userHome, { mode: 0o700 });
+        await Deno.chown(userHome, NOBODY, NOBODY);
+        assertRefused(
+          await version(launcher, { HOME: userHome }),
+          new RegExp(
+            `refusing cache directory ${userHome}/\\.cache/tcpcopy-deno: ${userHome} is owned by ` +
+              `uid ${NOBODY}, not by the caller \\(uid 0\\) or root \\(sudo: use -H`,
+          ),
+        );
+        await assert.rejects(Deno.lstat(`${userHome}/.cache`), Deno.errors.NotFound);
       });
 
       await t.step("a launcher whose payload was swapped is refused at unpack", async () => {
