@@ -43,41 +43,107 @@ write_entry() {
   printf 'import "./%s.info.js";\nimport { main } from "%s";\nawait main(Deno.args);\n' "$name" "$ROOT/$src" >"$DIST/.build/$name.entry.ts"
 }
 
-# Self-contained fallback: a sh launcher + tar.gz(deno runtime, bundled program).
+# Self-contained fallback: a POSIX sh launcher + tar.gz(deno runtime, bundled program). The stub
+# (launcher_stub) embeds the SHA-256 of both files and checks them before every exec.
 build_launcher() {
-  local name=$1 out=$DIST/$name work hash
+  local name=$1 out=$DIST/$name work hash deno_sum app_sum stub lines
   "$DENO" bundle --quiet -o "$DIST/.build/$name.js" "$DIST/.build/$name.entry.ts"
   work=$(mktemp -d)
   cp "$DENO" "$work/deno"
   cp "$DIST/.build/$name.js" "$work/app.js"
+  deno_sum=$(sha256sum <"$work/deno" | cut -d' ' -f1)
+  app_sum=$(sha256sum <"$work/app.js" | cut -d' ' -f1)
   tar -C "$work" -czf "$DIST/.build/$name.tgz" deno app.js
   rm -rf "$work"
   hash=$(sha256sum "$DIST/.build/$name.tgz" | cut -c1-16)
-  cat >"$out" <<STUB
-#!/bin/sh
-# $name (tcpcopy for Deno): self-extracting launcher. The payload after line 11 is a tar.gz
-# of the Deno runtime and the bundled program, unpacked once into a per-user cache.
-C="\${XDG_CACHE_HOME:-\${HOME:-/tmp}/.cache}/tcpcopy-deno/$name-$hash"
-if [ ! -x "\$C/deno" ]; then
-  mkdir -p "\$C.tmp.\$\$" 2>/dev/null || { C="\${TMPDIR:-/tmp}/tcpcopy-deno-\$(id -u)/$name-$hash"; mkdir -p "\$C.tmp.\$\$"; }
-  tail -n +12 "\$0" | tar -xzf - -C "\$C.tmp.\$\$" || { echo "$name: cannot unpack runtime into \$C" >&2; exit 1; }
-  mkdir -p "\$(dirname "\$C")" && mv "\$C.tmp.\$\$" "\$C" 2>/dev/null || rm -rf "\$C.tmp.\$\$"
-fi
-DENO_NO_UPDATE_CHECK=1 DENO_DIR="\$C/cache" exec "\$C/deno" run --quiet --no-config --no-lock --cached-only -A "\$C/app.js" "\$@"
-exit 1
-STUB
+  stub=$DIST/.build/$name.stub
+  launcher_stub >"$stub"
+  lines=$(wc -l <"$stub")
+  sed -e "s|@NAME@|$name|g" -e "s|@VERSION@|$name-$hash|g" -e "s|@DENO_SHA256@|$deno_sum|g" \
+    -e "s|@APP_SHA256@|$app_sum|g" -e "s|@PAYLOAD_LINE@|$((lines + 1))|g" "$stub" >"$out"
   cat "$DIST/.build/$name.tgz" >>"$out"
   chmod +x "$out"
+}
+
+# The launcher's sh text with @PLACEHOLDERS@ (see build_launcher). Cache directory: the first of
+# $XDG_CACHE_HOME/tcpcopy-deno, $HOME/.cache/tcpcopy-deno, /var/cache/tcpcopy-deno (root without
+# HOME), ${TMPDIR:-/tmp}/tcpcopy-deno-UID (others without HOME); it must be a real directory owned
+# by the caller with mode 0700, below directories owned by the caller or root that others cannot
+# write to (unless sticky). The payload is unpacked into a fresh directory inside it, checked, then
+# renamed into place; both files are checked again before every exec.
+launcher_stub() {
+  cat <<'STUB'
+#!/bin/sh
+# @NAME@ (tcpcopy for Deno): self-extracting launcher. Lines @PAYLOAD_LINE@ to the end are a tar.gz
+# of the Deno runtime and the bundled program, unpacked once into a private cache directory
+# (owned by the caller, mode 0700); both files are checked against the SHA-256 sums below before
+# every run. Root without HOME uses /var/cache/tcpcopy-deno, never /tmp.
+n=@NAME@ v=@VERSION@ sd=@DENO_SHA256@ sa=@APP_SHA256@
+die() { echo "$n: $*" >&2; exit 1; }
+command -v sha256sum >/dev/null 2>&1 || die "sha256sum (coreutils) is needed to check the runtime"
+u=$(id -u) || die "cannot find the caller's uid (id -u)"
+if [ -n "${XDG_CACHE_HOME:-}" ]; then b=$XDG_CACHE_HOME/tcpcopy-deno
+elif [ -n "${HOME:-}" ]; then b=$HOME/.cache/tcpcopy-deno
+elif [ "$u" = 0 ]; then b=/var/cache/tcpcopy-deno
+else b=${TMPDIR:-/tmp}/tcpcopy-deno-$u; fi
+case $b in /*) ;; *) die "cache directory $b is not an absolute path (set HOME or XDG_CACHE_HOME)" ;; esac
+modeowner() { ls -ldn "$@" 2>/dev/null | { read -r m x o r; echo "$m $o"; }; }
+# Every existing directory above the cache: the caller's or root's, not writable by others unless
+# sticky (so nobody else can rename it away between the checks and the exec). Checked before
+# anything is created: root with another user's HOME (sudo without -H) writes nothing there.
+p=${b%/*}; [ -n "$p" ] || p=/
+d=$p
+while :; do
+  if [ -e "$d" ]; then
+    mo=$(modeowner -L "$d")
+    [ "${mo#* }" = "$u" ] || [ "${mo#* }" = 0 ] || die "refusing cache directory $b: $d is owned by uid ${mo#* }, not by the caller (uid $u) or root (sudo: use -H or set XDG_CACHE_HOME)"
+    case ${mo% *} in ?????w*|????????w*) case ${mo% *} in ?????????[tT]*) ;; *) die "refusing cache directory $b: $d has mode ${mo% *}, writable by group or others" ;; esac ;; esac
+  fi
+  [ "$d" = / ] && break
+  d=${d%/*}; [ -n "$d" ] || d=/
+done
+[ -d "$p" ] || (umask 077 && mkdir -p "$p") || die "cannot create $p"
+[ -e "$b" ] || [ -L "$b" ] || mkdir -m 700 "$b" 2>/dev/null
+[ ! -L "$b" ] || die "refusing cache directory $b: it is a symbolic link"
+[ -d "$b" ] || die "refusing cache directory $b: not a directory"
+mo=$(modeowner "$b")
+[ "${mo#* }" = "$u" ] || die "refusing cache directory $b: owned by uid ${mo#* }, not by the caller (uid $u); remove it"
+case ${mo% *} in drwx------*) ;; *) die "refusing cache directory $b: mode ${mo% *}, expected drwx------ (0700); chmod 700 it" ;; esac
+# SHA-256 of $1 is $2? openssl (SHA-NI, ~4x faster on the 95 MB runtime) when present, and
+# sha256sum before saying no, so a missing or odd openssl can never pass or fail a file alone.
+ossl() { command -v openssl >/dev/null 2>&1 && s=$(openssl dgst -sha256 -r <"$1" 2>/dev/null) && echo "${s%% *}"; }
+is() { [ "$(ossl "$1")" = "$2" ] || { s=$(sha256sum <"$1" 2>/dev/null) && [ "${s%% *}" = "$2" ]; }; }
+check() { # dir, what to say
+  is "$1/deno" "$sd" || die "refusing to run $1/deno: its SHA-256 is not the one built into this launcher ($2)"
+  is "$1/app.js" "$sa" || die "refusing to run $1/app.js: its SHA-256 is not the one built into this launcher ($2)"
+}
+c=$b/$v
+if [ ! -e "$c" ] && [ ! -L "$c" ]; then
+  t=$b/.$v.$$
+  rm -rf "$t" && mkdir "$t" || die "cannot create $t"
+  tail -n +@PAYLOAD_LINE@ "$0" | tar -xzf - -C "$t" || { rm -rf "$t"; die "cannot unpack the runtime into $t"; }
+  (check "$t" "this launcher file is damaged or was modified") || { rm -rf "$t"; exit 1; }
+  if [ -e "$c" ] || [ -L "$c" ]; then rm -rf "$t"; else mv "$t" "$c" || die "cannot rename $t to $c"; fi
+fi
+check "$c" "the cache was modified: remove $c to unpack it again"
+DENO_NO_UPDATE_CHECK=1 DENO_DIR="$c/cache" exec "$c/deno" run --quiet --no-config --no-lock --cached-only --no-code-cache -A "$c/app.js" "$@"
+exit 1
+STUB
 }
 
 build_one() {
   local name=$1 src=$2
   write_entry "$name" "$src"
   rm -f "$DIST/$name"
-  if NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A -o "$DIST/$name" "$DIST/.build/$name.entry.ts" >"$DIST/.build/$name.compile.log" 2>&1; then
+  # --no-code-cache: a compiled executable would otherwise load (and write) a V8 code cache at
+  # ${TMPDIR:-/tmp}/deno-compile-<name>.cache, a file another local user can plant for root or a
+  # setcap'ed copy to deserialize. BUILD_LAUNCHER=1 skips deno compile (tests of the launcher).
+  if [ "${BUILD_LAUNCHER:-}" != 1 ] &&
+    NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A --no-code-cache -o "$DIST/$name" "$DIST/.build/$name.entry.ts" >"$DIST/.build/$name.compile.log" 2>&1; then
     echo "built $DIST/$name: deno compile executable${DENORT_BIN:+ (runtime from DENORT_BIN)}"
   else
-    echo "note: deno compile did not work here ($(grep -m1 -oE 'dns error|error sending request|Permission denied|No such file' "$DIST/.build/$name.compile.log" | head -n1 || echo 'see log'); set DENORT_BIN to a denort runtime): $DIST/.build/$name.compile.log" >&2
+    [ "${BUILD_LAUNCHER:-}" = 1 ] && echo "note: BUILD_LAUNCHER=1: building the launcher" >&2 ||
+      echo "note: deno compile did not work here ($(grep -m1 -oE 'dns error|error sending request|Permission denied|No such file' "$DIST/.build/$name.compile.log" | head -n1 || echo 'see log'); set DENORT_BIN to a denort runtime): $DIST/.build/$name.compile.log" >&2
     build_launcher "$name"
     echo "built $DIST/$name: self-extracting launcher (deno bundle + Deno runtime), $(du -h "$DIST/$name" | cut -f1)"
   fi

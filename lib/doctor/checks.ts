@@ -36,6 +36,8 @@ export interface HostFacts {
   libraryPackages: Record<string, string>;
   /** Program name -> found on PATH (the programs of lib/setup/packages.ts the role runs). */
   programs: Record<string, boolean>;
+  /** Advice that replaces the install advice, e.g. for an override refused under setcap. */
+  libraryFixes?: Record<string, string>;
   /** Devices asked for (-i), with whether they exist. */
   devices: Record<string, boolean>;
   ipForward?: string;
@@ -74,7 +76,8 @@ export function checkPrivileges(role: Role, facts: HostFacts): Verdict {
     id: "privileges",
     status: "fail",
     summary: `uid ${facts.uid} without ${role === "intercept" ? "CAP_NET_ADMIN/" : ""}CAP_NET_RAW`,
-    fix: `run as root (sudo), or: sudo setcap cap_net_raw,cap_net_admin+ep ./${role}`,
+    fix: `run as root (sudo), or: sudo setcap cap_net_raw,cap_net_admin+ep ./${role} ` +
+      "(a deno compile build, never the deno runtime), or systemd AmbientCapabilities=",
   };
 }
 
@@ -97,7 +100,7 @@ export function checkLibraries(role: Role, facts: HostFacts, assistant = false):
       id: `library:${name}`,
       status: "fail",
       summary: `${name} does not load: ${error}`,
-      fix: `install ${facts.libraryPackages[name] ?? name}`,
+      fix: facts.libraryFixes?.[name] ?? `install ${facts.libraryPackages[name] ?? name}`,
     }
   );
 }

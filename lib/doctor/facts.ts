@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { packageAdvice, requirementsFor } from "../setup/packages.ts";
+import { libraryPath } from "../io/library.ts";
+import { librarySpec, packageAdvice, requirementsFor } from "../setup/packages.ts";
 import { findProgram, libraryError } from "../setup/probe.ts";
 import { type HostFacts, type Role, rolePurposes } from "./checks.ts";
 
@@ -32,6 +33,17 @@ async function command(cmd: string, args: string[]): Promise<string | undefined>
     return out.success ? new TextDecoder().decode(out.stdout) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Advice when `soname`'s override is refused (raised privileges), else undefined. */
+function overrideFix(soname: string): string | undefined {
+  const spec = librarySpec(soname);
+  try {
+    libraryPath(spec);
+    return undefined;
+  } catch {
+    return `unset ${spec.envVar}, or install the library root-owned and not group/other-writable`;
   }
 }
 
@@ -77,6 +89,8 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
     if (r.kind === "library") {
       facts.libraries[r.name] = libraryError(r.name);
       facts.libraryPackages[r.name] = packageAdvice(r.name);
+      const fix = overrideFix(r.name);
+      if (fix !== undefined) (facts.libraryFixes ??= {})[r.name] = fix;
     } else {
       facts.programs[r.name] = findProgram(r.name) !== undefined;
     }

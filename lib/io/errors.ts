@@ -7,7 +7,7 @@
 
 /** What went wrong, coarsely. */
 export type IoErrorKind =
-  | "library" // a shared library is missing or lacks a symbol
+  | "library" // a shared library is missing, lacks a symbol, or its override was refused
   | "ffi-permission" // Deno was started without --allow-ffi (or --allow-read/--allow-env)
   | "privilege" // the kernel refused: needs root or a capability
   | "device" // no such network device / device down
@@ -31,6 +31,9 @@ export function isDenoPermissionError(e: unknown): boolean {
       /Requires \S+ access|--allow-/.test(e.message));
 }
 
-/** The hint appended to errors caused by missing raw-socket privileges. */
+/**
+ * The hint appended to errors caused by missing raw-socket privileges. It never suggests setcap
+ * on the Deno runtime: that would give the capabilities to every script run with it.
+ */
 export const PRIVILEGE_HINT =
-  "needs root or CAP_NET_RAW + CAP_NET_ADMIN (e.g. sudo setcap cap_net_raw,cap_net_admin+ep $(which deno))";
+  "needs root or CAP_NET_RAW + CAP_NET_ADMIN (setcap on the built executable or systemd AmbientCapabilities=, never on the deno runtime; see README)";

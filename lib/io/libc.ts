@@ -10,7 +10,7 @@
  * @module
  */
 
-import { openLibrary } from "./library.ts";
+import { type LibrarySpec, openLibrary } from "./library.ts";
 import { librarySpec } from "../setup/packages.ts";
 
 /** The libc functions used by lib/io (C prototype above each entry). */
@@ -100,11 +100,12 @@ export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 let libc: Libc | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
+/** Where libc comes from. */
+export const LIBC_LIBRARY: LibrarySpec = librarySpec("libc.so.6");
+
 /** Loads libc once (TCPCOPY_LIBC overrides "libc.so.6"). */
 export function loadLibc(): Libc {
-  if (libc === undefined) {
-    libc = openLibrary(librarySpec("libc.so.6"), LIBC_SYMBOLS).symbols;
-  }
+  libc ??= openLibrary(LIBC_LIBRARY, LIBC_SYMBOLS).symbols;
   return libc;
 }
 

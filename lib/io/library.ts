@@ -1,11 +1,15 @@
 /**
  * Loading a system library through `Deno.dlopen` with an environment override for its path and
- * an error that names the package to install.
+ * an error that names the package to install. With raised privileges (setcap, setuid) an
+ * override is only used when it passes library_override.ts; otherwise loading fails with a line
+ * that names the variable, the path and the reason.
  *
  * @module
  */
 
 import { IoError, isDenoPermissionError } from "./errors.ts";
+import { inspectPath, judgeOverride } from "./library_override.ts";
+import { judgePrivilege, readPrivilegeFacts } from "./privilege.ts";
 
 /** How to find and describe one system library. */
 export interface LibrarySpec {
@@ -17,15 +21,26 @@ export interface LibrarySpec {
   packages: string;
 }
 
-/** The path to load: the env override when set (and readable), else the soname. */
+/**
+ * The path to load: the env override when set (and readable) and allowed, else the soname.
+ * Throws {@link IoError} kind `library` when a raised process refuses the override.
+ */
 export function libraryPath(spec: LibrarySpec): string {
+  let override: string | undefined;
   try {
-    const override = Deno.env.get(spec.envVar);
-    if (override) return override;
+    override = Deno.env.get(spec.envVar);
   } catch {
     // no --allow-env: the override cannot be read, use the default soname
   }
-  return spec.soname;
+  if (!override) return spec.soname;
+  const verdict = judgeOverride(
+    spec.envVar,
+    override,
+    judgePrivilege(readPrivilegeFacts()),
+    () => inspectPath(override),
+  );
+  if (verdict.kind === "refuse") throw new IoError("library", verdict.message);
+  return verdict.path;
 }
 
 /** Opens `spec` with `symbols`; throws {@link IoError} with install / permission advice. */

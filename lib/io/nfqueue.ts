@@ -16,7 +16,7 @@
 
 import { IoError, PRIVILEGE_HINT } from "./errors.ts";
 import { describeErrno, Errno, errno, loadLibc, NativeMemory } from "./libc.ts";
-import { openLibrary } from "./library.ts";
+import { type LibrarySpec, openLibrary } from "./library.ts";
 import { type NfqParseCounts, parseNfqDatagram } from "./nfq_netlink.ts";
 import { FdWaiter } from "./readiness.ts";
 import { setBufferSize, setIntOption, Sock } from "./socket.ts";
@@ -63,8 +63,11 @@ type Nfq = Deno.DynamicLibrary<typeof NFQ_SYMBOLS>["symbols"];
 
 let nfq: Nfq | undefined;
 
+/** Where libnetfilter_queue comes from. */
+export const NFQ_LIBRARY: LibrarySpec = librarySpec("libnetfilter_queue.so.1");
+
 function loadNfq(): Nfq {
-  nfq ??= openLibrary(librarySpec("libnetfilter_queue.so.1"), NFQ_SYMBOLS).symbols;
+  nfq ??= openLibrary(NFQ_LIBRARY, NFQ_SYMBOLS).symbols;
   return nfq;
 }
 

@@ -179,6 +179,22 @@ export const REQUIREMENTS: readonly Requirement[] = [
   },
   {
     kind: "program",
+    name: "sh",
+    apt: ["dash"],
+    rpm: "bash",
+    why: "test scripts, the self-extracting launcher",
+    needs: ["e2e-tests"],
+  },
+  {
+    kind: "program",
+    name: "tar",
+    apt: ["tar"],
+    rpm: "tar",
+    why: "the launcher test (the launcher unpacks itself with it)",
+    needs: ["e2e-tests"],
+  },
+  {
+    kind: "program",
     name: "head",
     apt: ["coreutils"],
     rpm: "coreutils",

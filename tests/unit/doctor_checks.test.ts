@@ -46,6 +46,15 @@ Deno.test("doctor: a missing library names the package to install", () => {
   assert.match(v.fix!, /install libpcap0\.8/);
 });
 
+Deno.test("doctor: an override refused under setcap advises to unset it, not to install", () => {
+  const v = byId("tcpcopy", {
+    ...facts({ libraries: { "libpcap.so.0.8": "TCPCOPY_LIBPCAP=/x refused: ..." } }),
+    libraryFixes: { "libpcap.so.0.8": "unset TCPCOPY_LIBPCAP, or ..." },
+  })["library:libpcap.so.0.8"];
+  assert.equal(v.status, "fail");
+  assert.match(v.fix!, /^unset TCPCOPY_LIBPCAP/);
+});
+
 Deno.test("doctor: strict rp_filter on the target warns, ip_forward on an assistant fails", () => {
   const strict = facts({ rpFilter: { all: "1", default: "0", eth0: "1" } });
   assert.equal(byId("intercept", strict).rp_filter.status, "warn");
