@@ -7,6 +7,7 @@
 import { openLibrary } from "../io/library.ts";
 import { PCAP_LIBRARY } from "../io/pcap_lib.ts";
 import type { HostFacts, Role } from "./checks.ts";
+import { classifyTagged, readOwnerFacts } from "../intercept/rules.ts";
 
 const NFQ_LIBRARY = {
   soname: "libnetfilter_queue.so.1",
@@ -119,6 +120,12 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
   if (role === "intercept") {
     const rules = await command("iptables", ["-w", "-S", "OUTPUT"]);
     facts.iptablesOutput = rules === undefined ? undefined : rules.split("\n").filter(Boolean);
+    if (rules !== undefined) {
+      facts.staleRules = {};
+      for (const r of classifyTagged(rules, readOwnerFacts, Deno.pid).stale) {
+        facts.staleRules[r.line] = r.why;
+      }
+    }
   }
   for (const { host, port } of targets.intercepts) {
     facts.intercepts[`${host}:${port}`] = await connectError(host, port);

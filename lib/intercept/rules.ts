@@ -230,18 +230,24 @@ export function findConflict(
 /**
  * The first rule of an `nft list ruleset` listing, in a chain hooked on output, that matches a
  * TCP source port in `ports` or feeds queue `queueNum` (native nft rules that `iptables -S`
- * does not show).
+ * does not show). The OUTPUT chains of `table ip filter` / `table ip6 filter` are skipped:
+ * they are what iptables-nft and ip6tables-nft manage, already judged from `iptables -S` (where
+ * intercept's own tagged rules are told apart; nft does not print their comment).
  */
 export function findNftConflict(
   ruleset: string,
   ports: number[],
   queueNum: number,
 ): string | undefined {
-  let inOutput = false;
+  let inOutput = false, iptablesTable = false, iptablesChain = false;
   for (const raw of ruleset.split("\n")) {
     const line = raw.trim();
-    if (line.startsWith("chain ")) inOutput = false;
-    else if (/^type \S+ hook output\b/.test(line)) inOutput = true;
+    const table = /^table (\S+) (\S+) \{/.exec(line);
+    if (table) iptablesTable = (table[1] === "ip" || table[1] === "ip6") && table[2] === "filter";
+    if (line.startsWith("chain ")) {
+      inOutput = false;
+      iptablesChain = iptablesTable && /^chain OUTPUT \{/.test(line);
+    } else if (/^type \S+ hook output\b/.test(line)) inOutput = !iptablesChain;
     else if (inOutput) {
       const sport = line.match(/\b(?:tcp|th) sport (\{[^}]*\}|\S+)/);
       if (sport) {

@@ -242,3 +242,27 @@ Deno.test("NFQUEUE source: poll after a small drain; sleep only when busy and co
   assert.equal(sleepBeforeDrain(BUSY_DRAIN, 2), 2);
   assert.equal(sleepBeforeDrain(64, 1), 1);
 });
+
+Deno.test("rules: nft duplicates of iptables-nft's own OUTPUT chains are left to iptables -S", () => {
+  // what `nft list ruleset` prints for rules iptables-nft made (comments are not shown)
+  const ruleset = `table ip filter {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		oifname != "lo" tcp sport 80  counter packets 0 bytes 0 queue num 7
+	}
+}
+table ip6 filter {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		oifname != "lo" tcp sport 80  counter packets 0 bytes 0 queue num 7
+	}
+}
+table inet mine {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		tcp sport 443 drop
+	}
+}`;
+  assert.equal(findNftConflict(ruleset, [80], 7), undefined);
+  assert.equal(findNftConflict(ruleset, [443], 7), "tcp sport 443 drop", "native nft still seen");
+});
