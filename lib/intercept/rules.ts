@@ -66,10 +66,15 @@ export function parseRuleTag(text: string): RuleTag | undefined {
   return m[2] === undefined ? { pid } : { pid, startTicks: Number(m[2]) };
 }
 
-/** A tag for the process `pid` started at `startTicks`. */
-export function ruleTag(pid = Deno.pid, startTicks = processStartTicks(pid) ?? 0): string {
+/**
+ * A tag for the process `pid` started at `startTicks`; without a start time (no /proc) the
+ * older `PID-RAND` form, judged by the command line alone (never by a made-up start time).
+ */
+export function ruleTag(pid = Deno.pid, startTicks = processStartTicks(pid)): string {
   const rand = Math.floor(Math.random() * 36 ** 6).toString(36);
-  return `${RULE_TAG_PREFIX}-${pid}-${startTicks}-${rand}`;
+  return startTicks === undefined
+    ? `${RULE_TAG_PREFIX}-${pid}-${rand}`
+    : `${RULE_TAG_PREFIX}-${pid}-${startTicks}-${rand}`;
 }
 
 /** The comment of an `iptables -S` line (our tags have no spaces; quotes are stripped). */

@@ -117,6 +117,59 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     } catch { /* stdout closed: stats are best effort */ }
   };
 
+  // Signals are handled from here on, also while the rules go in: a SIGTERM during the start
+  // never kills the process between installing the rules and removing them.
+  const requestStop = (sig: Deno.Signal) => {
+    // while starting there is nothing to drain yet
+    const drain = source === undefined ? 0 : cfg.drainSeconds;
+    const { next, action } = onStopRequest(phase, drain);
+    const from = phase;
+    phase = next;
+    switch (action) {
+      case "drain":
+        log.info(
+          `${sig} received: draining for ${drain} s (no new tcpcopy peers, replies still ` +
+            `dropped), then the rules go; ${sig} again stops at once`,
+        );
+        server.stopAccepting();
+        drainTimer = setTimeout(() => {
+          log.info("drain over, exiting");
+          phase = "stopping";
+          source?.stop();
+        }, drain * 1000);
+        break;
+      case "stop":
+        clearTimeout(drainTimer);
+        log.info(
+          from === "draining"
+            ? `${sig} received again: drain ended early, exiting`
+            : `${sig} received, exiting`,
+        );
+        source?.stop();
+        break;
+      case "none":
+        break;
+      default: {
+        const never: never = action;
+        throw new Error(`unknown action ${never}`);
+      }
+    }
+  };
+  const onHup = () => {
+    if (!logFile) return log.info("SIGHUP: no log file to reopen (logging to stderr)");
+    const err = logFile.reopen();
+    if (err) {
+      log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
+    } else log.info("SIGHUP: log file reopened");
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const h = () => requestStop(sig);
+    Deno.addSignalListener(sig, h);
+    stopSignals.push([sig, h]);
+  }
+  Deno.addSignalListener("SIGHUP", onHup);
+  stopSignals.push(["SIGHUP", onHup]);
+
   let metrics: MetricsServer | undefined;
   try {
     if (cfg.metrics) {
@@ -157,53 +210,8 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     }
     log.info(`listening for tcpcopy on ${cfg.bind}:${server.port}`);
     const src = source;
-    for (const sig of ["SIGINT", "SIGTERM"] as Deno.Signal[]) {
-      const h = () => {
-        const { next, action } = onStopRequest(phase, cfg.drainSeconds);
-        const from = phase;
-        phase = next;
-        switch (action) {
-          case "drain":
-            log.info(
-              `${sig} received: draining for ${cfg.drainSeconds} s (no new tcpcopy peers, ` +
-                `replies still dropped), then the rules go; ${sig} again stops at once`,
-            );
-            server.stopAccepting();
-            drainTimer = setTimeout(() => {
-              log.info("drain over, exiting");
-              phase = "stopping";
-              src.stop();
-            }, cfg.drainSeconds * 1000);
-            break;
-          case "stop":
-            clearTimeout(drainTimer);
-            log.info(
-              from === "draining"
-                ? `${sig} received again: drain ended early, exiting`
-                : `${sig} received, exiting`,
-            );
-            src.stop();
-            break;
-          case "none":
-            break;
-          default: {
-            const never: never = action;
-            throw new Error(`unknown action ${never}`);
-          }
-        }
-      };
-      Deno.addSignalListener(sig, h);
-      stopSignals.push([sig, h]);
-    }
-    const onHup = () => {
-      if (!logFile) return log.info("SIGHUP: no log file to reopen (logging to stderr)");
-      const err = logFile.reopen();
-      if (err) {
-        log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
-      } else log.info("SIGHUP: log file reopened");
-    };
-    Deno.addSignalListener("SIGHUP", onHup);
-    stopSignals.push(["SIGHUP", onHup]);
+    // a signal came while starting (phase is set by the handlers): run() returns at once
+    if ((phase as LifecyclePhase) === "stopping") src.stop();
     if (cfg.statsIntervalS > 0) {
       statsTimer = setInterval(() => printStats(false), cfg.statsIntervalS * 1000);
     }

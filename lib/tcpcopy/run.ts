@@ -87,6 +87,18 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     if (config.logFile === null) clearProgress();
     sink.write(line);
   });
+  // SIGHUP (logrotate): reopen the log file; without -l there is nothing to reopen
+  const onHup = () => {
+    if (sink.reopen === undefined) {
+      log.info("SIGHUP: no log file to reopen (use SIGINT or SIGTERM to stop)");
+      return;
+    }
+    const err = sink.reopen();
+    if (err) {
+      log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
+    } else log.info("SIGHUP: log file reopened");
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
   const fatal = (message: string, code = EXIT_RUNTIME): number => {
     log.error(message);
     if (config.logFile !== null) console.error(`tcpcopy: ${message}`);
@@ -124,6 +136,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const captures: OpenedCapture[] = [];
   let tunnel: TunnelClient | null = null;
   const releaseAll = async () => {
+    Deno.removeSignalListener("SIGHUP", onHup);
     for (const c of captures) c.close();
     offline?.close();
     for (const s of senders) s.close();
@@ -318,20 +331,8 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   // 5. Shutdown on signals.
   const onSignal = (name: string) => () => void shutdown(EXIT_OK, `${name} received`);
   const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
-  // SIGHUP (logrotate): reopen the log file; without -l there is nothing to reopen
-  const onHup = () => {
-    if (sink.reopen === undefined) {
-      log.info("SIGHUP: no log file to reopen (use SIGINT or SIGTERM to stop)");
-      return;
-    }
-    const err = sink.reopen();
-    if (err) {
-      log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
-    } else log.info("SIGHUP: log file reopened");
-  };
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGHUP", onHup);
 
   async function shutdown(code: number, why: string): Promise<void> {
     if (stopping) return;
@@ -351,7 +352,6 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     stdout.write(jsonLine(record(true)));
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGHUP", onHup);
     const grace = new Promise<void>((r) => setTimeout(r, 500));
     await Promise.race([
       Promise.allSettled([releaseAll(), metricsServer?.close()]),

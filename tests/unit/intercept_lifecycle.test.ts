@@ -33,6 +33,11 @@ Deno.test("rule tags: pid and start time parsed; older tags and foreign comments
   const t = ruleTag(31337, 555);
   assert.match(t, /^tcpcopy-intercept-31337-555-[0-9a-z]+$/);
   assert.deepEqual(parseRuleTag(t), { pid: 31337, startTicks: 555 });
+  assert.deepEqual(
+    parseRuleTag(ruleTag(2 ** 22 + 7, undefined)),
+    { pid: 2 ** 22 + 7 },
+    "no /proc: PID-RAND",
+  );
   assert.deepEqual(parseRuleTag(ruleTag()), {
     pid: Deno.pid,
     startTicks: parseRuleTag(ruleTag())!.startTicks,
