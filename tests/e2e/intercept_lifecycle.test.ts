@@ -345,3 +345,47 @@ Deno.test({
       assert.doesNotMatch(await rules(target), /tcpcopy-intercept/, "refused before any rule");
     }),
 });
+
+Deno.test({
+  name: "lifecycle: an uncaught error or unhandled rejection in intercept still removes the rules",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const { target, peer, tip } = await targetAndPeer(env, 65);
+      const lib = new URL("../../lib/intercept/", import.meta.url).href;
+      for (
+        const [bug, want] of [
+          ["setTimeout(() => { throw new Error('injected bug'); }, 1500);", /uncaught error/],
+          [
+            "setTimeout(() => { Promise.reject(new Error('injected bug')); }, 1500);",
+            /unhandled rejection/,
+          ],
+        ] as const
+      ) {
+        // the real runIntercept in a process where a bug fires once the rules are in
+        const code = `import { runIntercept } from "${lib}run.ts";
+import { parseInterceptArgs } from "${lib}options.ts";
+const p = parseInterceptArgs(["--port", "${LINE_PORT}", "-b", "127.0.0.1", "--stats-interval", "0"]);
+if (p.action !== "run") throw new Error("bad args");
+${bug}
+Deno.exit(await runIntercept(p.config));`;
+        const child = target.spawn([Deno.execPath(), "eval", "--quiet", code], {
+          stdout: "null",
+          stderr: "piped",
+        });
+        env.defer(() => stopChild(child, 500));
+        const err = collect(child.stderr);
+        assert.ok(await waitFor(async () => owners(await rules(target)).length > 0, 15_000, 50));
+        assert.equal(await banner(peer, tip), "", "the port is taken while it runs");
+        const status = await child.status;
+        assert.equal(status.code, 1, err());
+        assert.match(err(), want);
+        assert.match(err(), /injected bug; NFQUEUE rules removed/);
+        assert.doesNotMatch(await rules(target), /tcpcopy-intercept/, "no rule left behind");
+        assert.doesNotMatch(await rules(target, "ip6tables"), /tcpcopy-intercept/);
+        assert.equal(await banner(peer, tip), "HELLO", "the port answers again");
+      }
+    }),
+});
