@@ -186,8 +186,8 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "log",
     short: "l",
     arg: "FILE",
-    help: "Write the log to FILE instead of stderr (created 0640; a symlink is refused, " +
-      "exit 2; SIGHUP reopens it for logrotate).",
+    help:
+      "Write the log to FILE instead of stderr (created 0640, a symlink refused; SIGHUP reopens).",
     example: "-l /var/log/tcpcopy.log",
   },
   {
