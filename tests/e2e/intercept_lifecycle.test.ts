@@ -389,3 +389,66 @@ Deno.exit(await runIntercept(p.config));`;
       }
     }),
 });
+
+Deno.test({
+  name: "lifecycle: a rule whose pid was reused by another program is stale, not a live owner",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const { target } = await targetAndPeer(env, 66);
+      // a live process that is not intercept holds the pid named in the tag, and a second tag
+      // names that pid with another start time (pid reuse after a crash)
+      const other = target.spawn(["sleep", "60"]);
+      env.defer(() => stopChild(other));
+      const start = (await Deno.readTextFile(`/proc/${other.pid}/stat`)).split(") ")[1]
+        .split(" ")[19];
+      const add = (port: number, tag: string) =>
+        target.exec([
+          "iptables",
+          "-w",
+          "-I",
+          "OUTPUT",
+          "!",
+          "-o",
+          "lo",
+          "-p",
+          "tcp",
+          "--sport",
+          String(port),
+          "-m",
+          "comment",
+          "--comment",
+          tag,
+          "-j",
+          "NFQUEUE",
+          "--queue-num",
+          "36524",
+        ]);
+      await add(LINE_PORT, `tcpcopy-intercept-${other.pid}-${start}-aaaa`);
+      await add(LINE_PORT, `tcpcopy-intercept-${other.pid}-${Number(start) + 1}-bbbb`);
+      const ic = await startIntercept(env, target, [
+        "--port",
+        String(LINE_PORT),
+        "-b",
+        "127.0.0.1",
+        "--stats-interval",
+        "0",
+        "--drain-seconds",
+        "0",
+      ]);
+      assert.match(
+        ic.err(),
+        /replaced a stale iptables rule \(pid \d+ now runs "sleep 60", not intercept\)/,
+      );
+      assert.match(ic.err(), /replaced a stale iptables rule \(pid \d+ was reused/);
+      assert.deepEqual(owners(await rules(target)), [ic.child.pid], "only the new rule is left");
+      ic.child.kill("SIGTERM");
+      const status = await ic.child.status;
+      assert.equal(status.code, 0);
+      const final = statsLines(ic.out()).at(-1) as { rules: { stale_replaced: number } };
+      assert.equal(final.rules.stale_replaced, 2);
+      assert.doesNotMatch(await rules(target), /tcpcopy-intercept/);
+    }),
+});
