@@ -34,7 +34,10 @@ async function queued(ns: Netns): Promise<number> {
     .reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0);
 }
 
-/** Counts target replies that reach the online host on their way to the real clients. */
+/**
+ * Counts packets from the target that reach the online host on their way to the real clients
+ * (any protocol: the target sends nothing else to those addresses).
+ */
 async function leakCounter(rep: Replication): Promise<() => Promise<number>> {
   const on = rep.online[0];
   const clientNet = on.clientIp.replace(/\.\d+$/, ".0/24");
@@ -49,10 +52,6 @@ async function leakCounter(rep: Replication): Promise<() => Promise<number>> {
     rep.lab.targetIp,
     "-d",
     clientNet,
-    "-p",
-    "tcp",
-    "--sport",
-    String(HTTP_PORT),
     "-m",
     "comment",
     "--comment",
@@ -66,6 +65,19 @@ async function leakCounter(rep: Replication): Promise<() => Promise<number>> {
     assert.ok(line, out);
     return Number(line.trim().split(/\s+/)[0]);
   };
+}
+
+/**
+ * The control: a SYN from the target to a client address (a connect that cannot complete) is
+ * counted, so the counter can fail.
+ */
+async function controlPing(rep: Replication, leaked: () => Promise<number>): Promise<void> {
+  const before = await leaked();
+  await rep.lab.target.exec(
+    ["timeout", "1", "bash", "-c", `exec 3<>/dev/tcp/${rep.online[0].clientIp}/9`],
+    { check: false },
+  );
+  assert.ok(await leaked() > before, "the leak counter sees target -> client packets");
 }
 
 Deno.test({
@@ -152,6 +164,7 @@ Deno.test({
         assert.deepEqual(await owners(target, tool), [again.pid], `${tool}: one rule, the new one`);
       }
       assert.equal(await leaked(), 0, "no reply reached a client address, also during the gap");
+      await controlPing(rep, leaked);
       console.log(
         `[kill -9] restart -> listening ${listenMs} ms; restart -> replication resumed ` +
           `${resumed - tStart} ms (kill -> resumed ${resumed - tKill} ms, of which the test ` +
@@ -168,7 +181,7 @@ Deno.test({
   fn: () =>
     withNetns(async (env) => {
       const rep = await startReplication(env, {
-        interceptArgs: ["--drain-seconds", "3", "--stats-interval", "1"],
+        interceptArgs: ["--drain-seconds", "4", "--stats-interval", "1"],
       });
       const on = rep.online[0], target = rep.lab.target;
       const leaked = await leakCounter(rep);
@@ -183,8 +196,9 @@ Deno.test({
 
       const tSig = Date.now();
       rep.intercept.child.kill("SIGTERM");
-      // tcpcopy is stopped a second later (it resets its sessions on the target)
-      const tcStop = new Promise((r) => setTimeout(r, 1000)).then(() =>
+      // tcpcopy is stopped 2 s later (it resets its sessions on the target): replication goes
+      // on during the first half of the drain
+      const tcStop = new Promise((r) => setTimeout(r, 2000)).then(() =>
         stopTcpcopy(on.tcpcopy, "SIGTERM")
       );
       let duringDrain = -1, rulesGoneMs = -1;
@@ -205,9 +219,9 @@ Deno.test({
 
       const log = await readText(rep.intercept.err);
       assert.equal(code, 0, log);
-      assert.match(log, /SIGTERM received: draining for 3 s/);
+      assert.match(log, /SIGTERM received: draining for 4 s/);
       assert.match(log, /drain over, exiting/);
-      assert.ok(rulesGoneMs >= 2500 && rulesGoneMs < 6000, `rules gone after ${rulesGoneMs} ms`);
+      assert.ok(rulesGoneMs >= 3500 && rulesGoneMs < 7000, `rules gone after ${rulesGoneMs} ms`);
       assert.deepEqual(await owners(target, "ip6tables"), []);
       const stats = (await readText(rep.intercept.out)).split("\n").filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as { draining: boolean; verdicts: { drop: number } });
@@ -223,5 +237,6 @@ Deno.test({
           `tcpcopy exit ${tc.code}`,
       );
       assert.equal(afterExit, 0, "tcpcopy had reset its sessions: nothing leaks after either");
+      await controlPing(rep, leaked);
     }),
 });
