@@ -80,9 +80,11 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   const stopSignals: [Deno.Signal, () => void][] = [];
   // One handler for the exit paths a bug can take: the rules go even then.
   const removeGuard = installExitGuard((path, detail) => {
+    const had = rules?.count ?? 0;
     const errors = rules?.removeSync() ?? [];
     log.error(
-      `${path}${detail ? `: ${detail}` : ""}; NFQUEUE rules removed` +
+      `${path}${detail ? `: ${detail}` : ""}; ` +
+        (had === 0 ? "no NFQUEUE rules to remove" : "NFQUEUE rules removed") +
         (errors.length ? ` except: ${errors.join("; ")}` : ""),
     );
     if (logFile) console.error(`intercept: ${path}${detail ? `: ${detail}` : ""}`);
