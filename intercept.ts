@@ -6,6 +6,7 @@ import { versionLine } from "./lib/version.ts";
 import { HELP, parseInterceptArgs } from "./lib/intercept/options.ts";
 import { runIntercept } from "./lib/intercept/run.ts";
 import { runDoctor } from "./lib/doctor/doctor.ts";
+import { cleanupRules } from "./lib/intercept/rules.ts";
 
 /** Runs the program with its command-line arguments (build.sh entry files call this). */
 export async function main(args: string[]): Promise<void> {
@@ -31,6 +32,20 @@ export async function main(args: string[]): Promise<void> {
         { json: r.json, assistant: r.assistant },
       );
       Deno.exit(code);
+      break;
+    }
+    case "cleanup": {
+      // systemd ExecStopPost=: removes what a crashed/killed intercept left; exit 0 when done,
+      // also when there was nothing to remove
+      const rep = await cleanupRules({ all: parsed.all });
+      for (const r of rep.removed) console.log(`removed: ${r}`);
+      for (const r of rep.kept) console.log(`kept (owner running; --all removes it): ${r}`);
+      for (const n of rep.notes) console.log(`note: ${n}`);
+      if (rep.removed.length === 0 && rep.errors.length === 0) {
+        console.log("no stale intercept rules found");
+      }
+      for (const e of rep.errors) console.error(`intercept: cleanup: ${e}`);
+      Deno.exit(rep.errors.length ? 1 : 0);
       break;
     }
     case "run":

@@ -54,6 +54,8 @@ async function once(extra: string[]): Promise<string[]> {
         targetIp,
         "--stats-interval",
         "0",
+        "--drain-seconds",
+        "0",
         ...extra,
       ]),
       { stdout: "piped", stderr: "piped" },

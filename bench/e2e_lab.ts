@@ -83,6 +83,8 @@ export interface ReplicationOptions {
    * "nfqueue".
    */
   interceptMode?: "nfqueue" | "pcap";
+  /** Extra intercept flags (after the defaults, so they win, e.g. `--drain-seconds 3`). */
+  interceptArgs?: string[];
 }
 
 /** Builds the lab, starts the servers and intercept, then tcpcopy on every online host. */
@@ -106,7 +108,15 @@ export async function startReplication(
   const intercept = startLogged(
     env,
     lab.target,
-    interceptCmd([...modeArgs, "--stats-interval", "0"]),
+    // no drain on SIGTERM: tests stop intercept at the end (the drain has its own tests)
+    interceptCmd([
+      ...modeArgs,
+      "--stats-interval",
+      "0",
+      "--drain-seconds",
+      "0",
+      ...opts.interceptArgs ?? [],
+    ]),
     `${lab.dir}/intercept`,
   );
   const online: OnlineSide[] = [];

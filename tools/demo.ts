@@ -197,6 +197,8 @@ async function main() {
       `${HTTP_PORT},${LINE_PORT}`,
       "--stats-interval",
       "5",
+      "--drain-seconds",
+      "1",
     ], { stdout: "piped", stderr: "inherit" }));
     const pumps = [pipeLines(intercept.stdout, "intercept", stats)];
     await new Promise((r) => setTimeout(r, 1500)); // let intercept install its rules and listen

@@ -186,7 +186,8 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "log",
     short: "l",
     arg: "FILE",
-    help: "Write the log to FILE instead of stderr.",
+    help:
+      "Write the log to FILE instead of stderr (created 0640, a symlink refused; SIGHUP reopens).",
     example: "-l /var/log/tcpcopy.log",
   },
   {

@@ -49,6 +49,8 @@ export interface HostFacts {
   mtu: Record<string, number>;
   /** `iptables -S OUTPUT` lines (intercept), undefined when iptables is missing. */
   iptablesOutput?: string[];
+  /** intercept's tagged lines whose owner is gone -> why (see judgeOwner in rules.ts). */
+  staleRules?: Record<string, string>;
   /** Ports intercept protects (--port), to look for the NFQUEUE rules. */
   ports: number[];
   /** intercept endpoints tcpcopy must reach (-s), with the connect error ("" = reachable). */
@@ -212,12 +214,33 @@ export function checkQueueRules(facts: HostFacts): Verdict[] {
         fix: `remove it: iptables ${conflict.replace(/^-A /, "-D ")}`,
       };
     }
-    const running = findConflict(own.join("\n"), [port], -1) !== undefined;
+    const mine = own.filter((l) => findConflict(l, [port], -1) !== undefined);
+    const stale = mine.find((l) => facts.staleRules?.[l] !== undefined);
+    if (stale !== undefined) {
+      return {
+        id: `nfqueue:${port}`,
+        status: "warn",
+        summary: `a stale intercept rule blocks replies from port ${port} ` +
+          `(${facts.staleRules![stale]}; fail-closed): ${stale}`,
+        fix: "intercept cleanup (or start intercept again: it replaces the stale rule)",
+      };
+    }
+    if (mine.some((l) => /\s--queue-bypass\b/.test(l))) {
+      return {
+        id: `nfqueue:${port}`,
+        status: "warn",
+        summary: `intercept runs FAIL-OPEN for port ${port} (--fail-open, --queue-bypass): ` +
+          `if it stops, the target's replies reach the real clients`,
+        fix: "restart intercept without --fail-open to fail closed (replies dropped while " +
+          "it is gone)",
+      };
+    }
     return {
       id: `nfqueue:${port}`,
       status: "pass",
-      summary: running
-        ? `intercept's NFQUEUE rule for port ${port} is installed (intercept is running)`
+      summary: mine.length > 0
+        ? `intercept's NFQUEUE rule for port ${port} is installed (intercept is running, ` +
+          `fail-closed)`
         : `no conflicting rule for port ${port} (intercept installs its own at start)`,
     };
   });

@@ -8,6 +8,7 @@ import { libraryPath } from "../io/library.ts";
 import { librarySpec, packageAdvice, requirementsFor } from "../setup/packages.ts";
 import { findProgram, libraryError } from "../setup/probe.ts";
 import { type HostFacts, type Role, rolePurposes } from "./checks.ts";
+import { classifyTagged, readOwnerFacts } from "../intercept/rules.ts";
 
 /** What the doctor was asked to look at. */
 export interface DoctorTargets {
@@ -113,6 +114,12 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
   if (role === "intercept") {
     const rules = await command("iptables", ["-w", "-S", "OUTPUT"]);
     facts.iptablesOutput = rules === undefined ? undefined : rules.split("\n").filter(Boolean);
+    if (rules !== undefined) {
+      facts.staleRules = {};
+      for (const r of classifyTagged(rules, readOwnerFacts, Deno.pid).stale) {
+        facts.staleRules[r.line] = r.why;
+      }
+    }
   }
   for (const { host, port } of targets.intercepts) {
     facts.intercepts[`${host}:${port}`] = await connectError(host, port);

@@ -17,6 +17,11 @@ export type CaptureMode =
     pass: Uint8Array[];
     /** Under load, sleep this long between reads instead of polling (0 = always poll). */
     coalesceMs: number;
+    /**
+     * --fail-open: the rules carry `--queue-bypass`, so replies flow (reach real clients)
+     * while no intercept reads the queue. Default false: they are dropped (fail-closed).
+     */
+    failOpen: boolean;
   }
   | { kind: "pcap"; device: string; filter: string };
 
@@ -32,7 +37,15 @@ export interface InterceptConfig {
   routeTtlS: number;
   /** --metrics: serve Prometheus text on http://host:port/metrics. */
   metrics?: MetricsAddress;
+  /**
+   * --drain-seconds: after SIGTERM/SIGINT, keep dropping (and forwarding) replies this long
+   * before the rules go (0 = none; default 5 in NFQUEUE mode, 0 in pcap mode).
+   */
+  drainSeconds: number;
 }
+
+/** Default --drain-seconds in NFQUEUE mode. */
+export const DEFAULT_DRAIN_SECONDS = 5;
 
 /** `intercept doctor`: what to check. */
 export interface DoctorRequest {
@@ -48,6 +61,7 @@ export type ParsedArgs =
   | { action: "run"; config: InterceptConfig }
   | { action: "help" | "version" }
   | { action: "doctor"; request: DoctorRequest }
+  | { action: "cleanup"; all: boolean }
   | { action: "error"; message: string };
 
 /** Default NFQUEUE number (the tunnel port, so it rarely meets another user of queue 0). */
@@ -61,6 +75,9 @@ Usage (pick one capture mode):
   intercept --port 8080[,8081] [-x IP,...]   on the target: NFQUEUE on the OUTPUT chain
   intercept -i DEV -F FILTER                 on an assistant host: libpcap capture
   intercept doctor [--json] [--port P] [-i DEV -F FILTER]   check this host's set-up
+  intercept cleanup [--all]   remove the NFQUEUE rules left by intercepts that are gone (all
+                              tagged rules with --all), in iptables and ip6tables; prints each
+                              one; exit 0 also when there was none (systemd ExecStopPost=)
 
 Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   --port PORTS          target ports whose replies are taken       --port 8080,8443
@@ -70,6 +87,15 @@ Capture, NFQUEUE mode (installs and removes its own iptables/ip6tables rules):
   --coalesce-ms N       under load (a read of 12+ replies) sleep N ms before the next read
                         instead of polling: less CPU, up to N ms more delay, 0..10; a lone
                         reply is never held (default 1, 0 with -x)  --coalesce-ms 0
+  --fail-open           rules with --queue-bypass: while no intercept reads the queue
+                        (crash, kill -9, stopped), replies reach the real clients instead
+                        of being dropped. Default: fail-closed (the port's replies are
+                        dropped until intercept runs again or "intercept cleanup")
+                                                                   --fail-open
+  --drain-seconds N     on SIGTERM/SIGINT: stop accepting tcpcopy peers, keep dropping
+                        replies N s while tcpcopy resets its sessions, then remove the
+                        rules; a second signal ends the drain (0..3600, default ${DEFAULT_DRAIN_SECONDS},
+                        0 in pcap mode)                             --drain-seconds 10
 Capture, pcap mode:
   -i, --device DEV      capture device (default any)               -i eth0
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
@@ -80,7 +106,8 @@ Tunnel:
   --max-prefix N        payload bytes granted to our tcpcopy, 0..1024 (default 128)  --max-prefix 0
   --route-ttl S         idle route expiry in seconds (default 660) --route-ttl 120
 Output:
-  -l, --log FILE        log file instead of stderr                 -l /var/log/intercept.log
+  -l, --log FILE        log file instead of stderr, created 0640; a symlink is refused;
+                        SIGHUP reopens it (logrotate)              -l /var/log/intercept.log
   --stats-interval S    JSON stats line on stdout every S s (default 5, 0 = only at exit)
                                                                    --stats-interval 30
   --metrics [HOST:]PORT Prometheus text on http://HOST:PORT/metrics (host default
@@ -95,6 +122,8 @@ const OPTIONS = {
   "queue-num": { type: "string" },
   "queue-maxlen": { type: "string" },
   "coalesce-ms": { type: "string" },
+  "fail-open": { type: "boolean" },
+  "drain-seconds": { type: "string" },
   device: { type: "string", short: "i" },
   filter: { type: "string", short: "F" },
   "tunnel-port": { type: "string", short: "p" },
@@ -166,9 +195,26 @@ function parseDoctorArgs(args: string[]): ParsedArgs {
   }
 }
 
+/** Parses `intercept cleanup [--all]`. */
+function parseCleanupArgs(args: string[]): ParsedArgs {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: { all: { type: "boolean" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    return { action: "cleanup", all: values.all === true };
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0];
+    return { action: "error", message: `cleanup: ${msg} (accepted: --all)` };
+  }
+}
+
 /** Parses intercept's arguments. Never throws. */
 export function parseInterceptArgs(args: string[]): ParsedArgs {
   if (args[0] === "doctor") return parseDoctorArgs(args.slice(1));
+  if (args[0] === "cleanup") return parseCleanupArgs(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
@@ -213,11 +259,17 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         queueNum: int("--queue-num", v["queue-num"], 0, 65535, DEFAULT_QUEUE_NUM),
         queueMaxLen: int("--queue-maxlen", v["queue-maxlen"], 1, 1 << 24, 8192),
         coalesceMs: int("--coalesce-ms", v["coalesce-ms"], 0, 10, pass.length ? 0 : 1),
+        failOpen: v["fail-open"] === true,
       };
     } else {
       if (v.pass) throw new UsageError("-x works in NFQUEUE mode (--port) only");
       if (v["queue-num"] || v["queue-maxlen"] || v["coalesce-ms"]) {
         throw new UsageError("--queue-* need --port (NFQUEUE mode)");
+      }
+      if (v["fail-open"]) {
+        throw new UsageError(
+          "--fail-open works in NFQUEUE mode (--port) only: pcap mode installs no rules",
+        );
       }
       if (!v.filter) {
         throw new UsageError(
@@ -250,6 +302,13 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         batch: int("-n", v.batch, 1, 16, 16),
         routeTtlS: int("--route-ttl", v["route-ttl"], 1, 86400 * 7, 660),
         metrics,
+        drainSeconds: int(
+          "--drain-seconds",
+          v["drain-seconds"],
+          0,
+          3600,
+          mode.kind === "nfqueue" ? DEFAULT_DRAIN_SECONDS : 0,
+        ),
       },
     };
   } catch (e) {

@@ -2,6 +2,11 @@
  * The intercept program: capture replies (NFQUEUE on this host, or libpcap on an assistant
  * host), route each reply's headers to the tcpcopy that registered it, drop the reply (or
  * accept it for pass-listed destinations), print stats, and clean up on SIGINT/SIGTERM.
+ *
+ * Lifecycle: stale rules of a dead intercept are replaced at start (rules.ts); the first
+ * SIGTERM/SIGINT drains for --drain-seconds (no new peers, replies still dropped), a second
+ * one ends the drain (lifecycle.ts); the rules are removed on every exit path the process can
+ * catch, uncaught errors and rejections included (exit_guard.ts); SIGHUP reopens the log.
  */
 import { Logger } from "../stats/logger.ts";
 import { jsonLine } from "../stats/json_lines.ts";
@@ -11,6 +16,9 @@ import { openNfqueueSource } from "./nfqueue_source.ts";
 import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
 import { NfqueueRules } from "./rules.ts";
+import { installExitGuard } from "./exit_guard.ts";
+import { type LifecyclePhase, onStopRequest } from "./lifecycle.ts";
+import { LogFileSink } from "../stats/log_file.ts";
 import type { ReplySource } from "./source.ts";
 import { INTERCEPT_SCHEMA, interceptStatsRecord } from "./stats.ts";
 import { renderPrometheus } from "../stats/prometheus.ts";
@@ -19,19 +27,24 @@ import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 /** Runs until a signal or a fatal error; returns the exit code. */
 export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   const startMs = Date.now();
-  let logFile: Deno.FsFile | undefined;
+  let logFile: LogFileSink | undefined;
   if (cfg.logFile) {
-    try {
-      logFile = Deno.openSync(cfg.logFile, { append: true, create: true });
-    } catch (e) {
-      console.error(`intercept: cannot open log file ${cfg.logFile}: ${(e as Error).message}`);
-      return 1;
+    const opened = LogFileSink.open(cfg.logFile);
+    if (!(opened instanceof LogFileSink)) {
+      // a symlink is a refused value of -l (exit 2); an I/O failure is a runtime problem
+      console.error(`intercept: -l/--log: cannot open log file: ${opened.message}`);
+      return opened.kind === "symlink" ? 2 : 1;
     }
+    logFile = opened;
   }
   const enc = new TextEncoder();
   const log = new Logger((line) => {
-    if (logFile) logFile.writeSync(enc.encode(line));
-    else Deno.stderr.writeSync(enc.encode(line));
+    if (logFile) logFile.write(line);
+    else {
+      try {
+        Deno.stderr.writeSync(enc.encode(line));
+      } catch { /* stderr closed: the log is best effort */ }
+    }
   });
   const fatal = (msg: string) => {
     log.error(msg);
@@ -61,7 +74,21 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   let passed = 0;
   const pass = new PassList(cfg.mode.kind === "nfqueue" ? cfg.mode.pass : []);
   let code = 0;
+  let phase: LifecyclePhase = "running";
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  const failOpen = cfg.mode.kind === "nfqueue" && cfg.mode.failOpen;
   const stopSignals: [Deno.Signal, () => void][] = [];
+  // One handler for the exit paths a bug can take: the rules go even then.
+  const removeGuard = installExitGuard((path, detail) => {
+    const had = rules?.count ?? 0;
+    const errors = rules?.removeSync() ?? [];
+    log.error(
+      `${path}${detail ? `: ${detail}` : ""}; ` +
+        (had === 0 ? "no NFQUEUE rules to remove" : "NFQUEUE rules removed") +
+        (errors.length ? ` except: ${errors.join("; ")}` : ""),
+    );
+    if (logFile) console.error(`intercept: ${path}${detail ? `: ${detail}` : ""}`);
+  });
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   const record = (final: boolean) =>
     interceptStatsRecord(
@@ -77,6 +104,10 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
         verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
         batches: server.batchTotals(),
+        failOpen,
+        draining: phase === "draining",
+        rulesInstalled: rules?.count ?? 0,
+        staleRulesReplaced: rules?.staleReplaced ?? 0,
       },
       Date.now(),
       startMs,
@@ -87,6 +118,59 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       Deno.stdout.writeSync(enc.encode(jsonLine(record(final))));
     } catch { /* stdout closed: stats are best effort */ }
   };
+
+  // Signals are handled from here on, also while the rules go in: a SIGTERM during the start
+  // never kills the process between installing the rules and removing them.
+  const requestStop = (sig: Deno.Signal) => {
+    // while starting there is nothing to drain yet
+    const drain = source === undefined ? 0 : cfg.drainSeconds;
+    const { next, action } = onStopRequest(phase, drain);
+    const from = phase;
+    phase = next;
+    switch (action) {
+      case "drain":
+        log.info(
+          `${sig} received: draining for ${drain} s (no new tcpcopy peers, replies still ` +
+            `dropped), then the rules go; ${sig} again stops at once`,
+        );
+        server.stopAccepting();
+        drainTimer = setTimeout(() => {
+          log.info("drain over, exiting");
+          phase = "stopping";
+          source?.stop();
+        }, drain * 1000);
+        break;
+      case "stop":
+        clearTimeout(drainTimer);
+        log.info(
+          from === "draining"
+            ? `${sig} received again: drain ended early, exiting`
+            : `${sig} received, exiting`,
+        );
+        source?.stop();
+        break;
+      case "none":
+        break;
+      default: {
+        const never: never = action;
+        throw new Error(`unknown action ${never}`);
+      }
+    }
+  };
+  const onHup = () => {
+    if (!logFile) return log.info("SIGHUP: no log file to reopen (logging to stderr)");
+    const err = logFile.reopen();
+    if (err) {
+      log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
+    } else log.info("SIGHUP: log file reopened");
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const h = () => requestStop(sig);
+    Deno.addSignalListener(sig, h);
+    stopSignals.push([sig, h]);
+  }
+  Deno.addSignalListener("SIGHUP", onHup);
+  stopSignals.push(["SIGHUP", onHup]);
 
   let metrics: MetricsServer | undefined;
   try {
@@ -100,8 +184,14 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     } else {
       // rules first (a conflict is the clearer message); until the queue is bound the kernel
       // drops what the rules queue, it never lets it through
-      rules = new NfqueueRules(cfg.mode.ports, cfg.mode.queueNum);
-      const err = await rules.install((w) => log.warn(w));
+      rules = new NfqueueRules(
+        cfg.mode.ports,
+        cfg.mode.queueNum,
+        undefined,
+        undefined,
+        cfg.mode.failOpen,
+      );
+      const err = await rules.install({ warn: (w) => log.warn(w), info: (i) => log.info(i) });
       if (err) {
         rules = undefined;
         throw new Error(err);
@@ -111,19 +201,19 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         `NFQUEUE ${cfg.mode.queueNum}: replies from port(s) ${cfg.mode.ports.join(",")} ` +
           `(${
             rules.tools.join(" + ")
-          }, rule tag ${rules.tag}); pass-list: ${cfg.mode.pass.length} address(es)`,
+          }, rule tag ${rules.tag}, loopback not queued); pass-list: ${cfg.mode.pass.length} ` +
+          `address(es); ${
+            cfg.mode.failOpen
+              ? "FAIL-OPEN (--fail-open: --queue-bypass, if intercept is gone the replies " +
+                "reach the real clients)"
+              : "fail-closed (if intercept is gone the replies are dropped)"
+          }; drain ${cfg.drainSeconds} s on SIGTERM/SIGINT`,
       );
     }
     log.info(`listening for tcpcopy on ${cfg.bind}:${server.port}`);
     const src = source;
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as Deno.Signal[]) {
-      const h = () => {
-        log.info(`${sig} received, exiting`);
-        src.stop();
-      };
-      Deno.addSignalListener(sig, h);
-      stopSignals.push([sig, h]);
-    }
+    // a signal came while starting (phase is set by the handlers): run() returns at once
+    if ((phase as LifecyclePhase) === "stopping") src.stop();
     if (cfg.statsIntervalS > 0) {
       statsTimer = setInterval(() => printStats(false), cfg.statsIntervalS * 1000);
     }
@@ -138,6 +228,8 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   } catch (e) {
     code = fatal((e as Error).message);
   } finally {
+    clearTimeout(drainTimer);
+    phase = "stopping";
     if (statsTimer !== undefined) clearInterval(statsTimer);
     await metrics?.close();
     for (const [sig, h] of stopSignals) Deno.removeSignalListener(sig, h);
@@ -147,6 +239,7 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     try {
       source?.close();
     } catch { /* already closed */ }
+    removeGuard();
     logFile?.close();
   }
   return code;

@@ -35,6 +35,14 @@ export interface InterceptSnapshot {
   kernel: KernelCounters;
   verdicts: VerdictCounters;
   batches: { frames: number; records: number; dropped: number };
+  /** --fail-open: the rules let replies through while no intercept reads the queue. */
+  failOpen: boolean;
+  /** Between the first SIGTERM/SIGINT and the end of --drain-seconds. */
+  draining: boolean;
+  /** NFQUEUE rules installed now (iptables + ip6tables, one per port each). */
+  rulesInstalled: number;
+  /** Stale rules of a dead intercept replaced at start. */
+  staleRulesReplaced: number;
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -75,6 +83,9 @@ export function interceptStatsRecord(
       avg_size: s.batches.frames ? round3(s.batches.records / s.batches.frames) : 0,
       dropped_queue_full: s.batches.dropped,
     },
+    fail_open: s.failOpen,
+    draining: s.draining,
+    rules: { installed: s.rulesInstalled, stale_replaced: s.staleRulesReplaced },
   };
 }
 
@@ -82,7 +93,15 @@ export function interceptStatsRecord(
 export const INTERCEPT_SCHEMA: PrometheusSchema = {
   prefix: "intercept",
   skip: new Set(["type", "program", "ts", "final"]),
-  gauges: new Set(["uptime_s", "peers_connected", "routes", "batches_avg_size"]),
+  gauges: new Set([
+    "uptime_s",
+    "peers_connected",
+    "routes",
+    "batches_avg_size",
+    "rules_installed",
+    "fail_open",
+    "draining",
+  ]),
   labelled: { verdicts: "verdict" },
   help: {
     uptime_s: "Seconds since intercept started.",
@@ -109,5 +128,9 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     verdicts: "NFQUEUE verdicts given, by verdict.",
     batches_count: "Tunnel writes (batches of reply headers).",
     batches_avg_size: "Average reply headers per tunnel write.",
+    fail_open: "1 when started with --fail-open (replies flow while intercept is gone).",
+    draining: "1 between SIGTERM/SIGINT and the end of --drain-seconds.",
+    rules_installed: "NFQUEUE rules installed now (iptables and ip6tables).",
+    rules_stale_replaced: "Stale rules of a dead intercept replaced at start.",
   },
 };

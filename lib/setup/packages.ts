@@ -195,6 +195,14 @@ export const REQUIREMENTS: readonly Requirement[] = [
   },
   {
     kind: "program",
+    name: "timeout",
+    apt: ["coreutils"],
+    rpm: "coreutils",
+    why: "test scripts",
+    needs: ["e2e-tests"],
+  },
+  {
+    kind: "program",
     name: "head",
     apt: ["coreutils"],
     rpm: "coreutils",

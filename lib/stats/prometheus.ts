@@ -115,6 +115,8 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
       const path = prefix === "" ? key : `${prefix}_${key}`;
       if (typeof value === "number") {
         family(path, [` ${formatValue(value)}`]);
+      } else if (typeof value === "boolean" && schema.gauges.has(path)) {
+        family(path, [` ${value ? 1 : 0}`]); // a flag shown as a 0/1 gauge
       } else if (value !== null && typeof value === "object") {
         const label = prefix === "" ? schema.labelled[key] : undefined;
         if (label !== undefined) {

@@ -1,4 +1,5 @@
 /** Blocking line writers for stdout, stderr and log files (small lines, written whole). */
+import { LogFileSink, type LogOpenError } from "../stats/log_file.ts";
 
 const encoder = new TextEncoder();
 
@@ -6,6 +7,8 @@ const encoder = new TextEncoder();
 export interface LineSink {
   write(line: string): void;
   close(): void;
+  /** Log files: open the path again (SIGHUP); the reason when that failed. */
+  reopen?(): LogOpenError | undefined;
 }
 
 function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
@@ -26,20 +29,16 @@ export function stdioSink(stream: "stdout" | "stderr"): LineSink {
   };
 }
 
-/** A sink appending to `path` (created if missing). Throws when the file cannot be opened. */
-export function fileSink(path: string): LineSink {
-  const file = Deno.openSync(path, { append: true, create: true });
-  let open = true;
+/**
+ * A sink appending to `path` (created 0640 if missing, a symlink refused; see
+ * lib/stats/log_file.ts) that SIGHUP can reopen. Returns the sink or why it could not open.
+ */
+export function fileSink(path: string): LineSink | LogOpenError {
+  const sink = LogFileSink.open(path);
+  if (!(sink instanceof LogFileSink)) return sink;
   return {
-    write(line) {
-      if (!open) return;
-      try {
-        writeAll(file, encoder.encode(line));
-      } catch { /* disk full or similar: drop the line */ }
-    },
-    close() {
-      if (open) file.close();
-      open = false;
-    },
+    write: (line) => sink.write(line),
+    reopen: () => sink.reopen(),
+    close: () => sink.close(),
   };
 }

@@ -73,11 +73,15 @@ function describe(e: unknown): string {
 /** Runs tcpcopy until SIGINT/SIGTERM (or a fatal runtime problem); resolves to the exit code. */
 export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   let sink: LineSink;
-  try {
-    sink = config.logFile === null ? stdioSink("stderr") : fileSink(config.logFile);
-  } catch (e) {
-    console.error(`tcpcopy: cannot open log file ${config.logFile}: ${describe(e)}`);
-    return EXIT_RUNTIME;
+  if (config.logFile === null) sink = stdioSink("stderr");
+  else {
+    const opened = fileSink(config.logFile);
+    if ("kind" in opened) {
+      // a symlink is a refused value of -l (exit 2); an I/O failure is a runtime problem
+      console.error(`tcpcopy: -l/--log: cannot open log file: ${opened.message}`);
+      return opened.kind === "symlink" ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    sink = opened;
   }
   // A progress line (offline replay on a terminal) is cleared before each log line.
   let progressShown = false;
@@ -89,6 +93,18 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     if (config.logFile === null) clearProgress();
     sink.write(line);
   });
+  // SIGHUP (logrotate): reopen the log file; without -l there is nothing to reopen
+  const onHup = () => {
+    if (sink.reopen === undefined) {
+      log.info("SIGHUP: no log file to reopen (use SIGINT or SIGTERM to stop)");
+      return;
+    }
+    const err = sink.reopen();
+    if (err) {
+      log.error(`SIGHUP: cannot reopen the log file, still writing the old one: ${err.message}`);
+    } else log.info("SIGHUP: log file reopened");
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
   const fatal = (message: string, code = EXIT_RUNTIME): number => {
     log.error(message);
     if (config.logFile !== null) console.error(`tcpcopy: ${message}`);
@@ -126,6 +142,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const captures: OpenedCapture[] = [];
   let tunnel: TunnelClient | null = null;
   const releaseAll = async () => {
+    Deno.removeSignalListener("SIGHUP", onHup);
     for (const c of captures) c.close();
     offline?.close();
     for (const s of senders) s.close();
@@ -323,10 +340,8 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   // 5. Shutdown on signals.
   const onSignal = (name: string) => () => void shutdown(EXIT_OK, `${name} received`);
   const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
-  const onHup = () => log.info("SIGHUP ignored (use SIGINT or SIGTERM to stop)");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGHUP", onHup);
 
   async function shutdown(code: number, why: string): Promise<void> {
     if (stopping) return;
@@ -346,7 +361,6 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     stdout.write(jsonLine(record(true)));
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGHUP", onHup);
     const grace = new Promise<void>((r) => setTimeout(r, 500));
     await Promise.race([
       Promise.allSettled([releaseAll(), metricsServer?.close()]),

@@ -405,6 +405,13 @@ export class TunnelServer {
     }
   }
 
+  /** Stops accepting new connections; the ones up stay (intercept's drain on SIGTERM). */
+  stopAccepting(): void {
+    try {
+      this.#listener.close();
+    } catch { /* closed */ }
+  }
+
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
     if (this.#closing) return;

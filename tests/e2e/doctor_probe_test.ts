@@ -12,7 +12,14 @@ const INTERCEPT = new URL("../../intercept.ts", import.meta.url);
 
 /** Starts intercept on the target for `port` and waits until its tunnel port accepts. */
 async function startIntercept(env: Cleanup, lab: Lab, port: string): Promise<void> {
-  env.child(lab.target.spawn(denoCmd(INTERCEPT, ["--port", port, "--stats-interval", "0"])));
+  env.child(lab.target.spawn(denoCmd(INTERCEPT, [
+    "--port",
+    port,
+    "--stats-interval",
+    "0",
+    "--drain-seconds",
+    "0",
+  ])));
   const on = lab.online[0];
   const up = () =>
     on.ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIp}/36524`], { check: false });

@@ -108,7 +108,11 @@ interface Running {
 }
 
 function startIntercept(env: Cleanup, ns: Netns, args: string[]): Running {
-  const child = ns.spawn(denoCmd(INTERCEPT, args), { stdout: "piped", stderr: "piped" });
+  // no drain on SIGTERM here (tests/e2e/intercept_lifecycle.test.ts covers it)
+  const child = ns.spawn(denoCmd(INTERCEPT, [...args, "--drain-seconds", "0"]), {
+    stdout: "piped",
+    stderr: "piped",
+  });
   env.defer(() => stopChild(child));
   const stdout = new Response(child.stdout).text();
   let err = "";

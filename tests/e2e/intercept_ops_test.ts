@@ -20,6 +20,8 @@ Deno.test({
           "127.0.0.1:9121",
           "--stats-interval",
           "0",
+          "--drain-seconds",
+          "0",
         ]),
         { stdout: "piped", stderr: "piped" },
       ));

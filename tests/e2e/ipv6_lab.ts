@@ -96,6 +96,8 @@ export async function startReplication6(
       ...modeArgs,
       "--stats-interval",
       "0",
+      "--drain-seconds",
+      "0", // tests stop intercept at the end; the drain has its own tests
       ...(tunnel6 ? ["-b", "::"] : []),
       ...(opts.interceptArgs?.(lab, on) ?? []),
     ]),

@@ -90,6 +90,34 @@ Deno.test("doctor: a foreign NFQUEUE rule on the port conflicts; intercept's own
   assert.equal(byId("intercept", facts({ ports: [80] })).iptables.status, "fail");
 });
 
+Deno.test("doctor: a stale intercept rule and a fail-open one are warnings with the fix", () => {
+  const tag = "tcpcopy-intercept-4242-100-ab";
+  const rule = `-A OUTPUT ! -o lo -p tcp -m tcp --sport 80 -m comment --comment ${tag} ` +
+    "-j NFQUEUE --queue-num 36524";
+  const stale = byId(
+    "intercept",
+    facts({
+      ports: [80],
+      iptablesOutput: [rule],
+      staleRules: { [rule]: "owner pid 4242 is not running" },
+    }),
+  )["nfqueue:80"];
+  assert.equal(stale.status, "warn");
+  assert.match(stale.summary, /stale intercept rule .*owner pid 4242 is not running/);
+  assert.match(stale.fix!, /^intercept cleanup/);
+  const open = byId(
+    "intercept",
+    facts({ ports: [80], iptablesOutput: [`${rule} --queue-bypass`], staleRules: {} }),
+  )["nfqueue:80"];
+  assert.equal(open.status, "warn");
+  assert.match(open.summary, /FAIL-OPEN for port 80/);
+  const closed = byId("intercept", facts({ ports: [80], iptablesOutput: [rule], staleRules: {} }))[
+    "nfqueue:80"
+  ];
+  assert.equal(closed.status, "pass");
+  assert.match(closed.summary, /running, fail-closed/);
+});
+
 Deno.test("doctor: unreachable intercept, missing device and GRO are reported", () => {
   const f = facts({
     intercepts: { "10.0.0.2:36524": "Connection refused", "10.0.0.3:36524": "" },

@@ -46,6 +46,10 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
       kernel: { pcap_drops: 0, nfq_queue_dropped: 5, nfq_user_dropped: 0 },
       verdicts: { accept: 3, drop: 11 },
       batches: { frames: 4, records: 10, dropped: 1 },
+      failOpen: true,
+      draining: false,
+      rulesInstalled: 2,
+      staleRulesReplaced: 1,
     },
     10_000,
     0,
@@ -63,6 +67,11 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
   assert.match(text, /^intercept_batches_avg_size 2\.5$/m);
   assert.match(text, /^intercept_routes_evicted_total 2$/m);
   assert.match(text, /^intercept_batches_dropped_queue_full_total 1$/m);
+  assert.match(text, /^# TYPE intercept_fail_open gauge$/m);
+  assert.match(text, /^intercept_fail_open 1$/m);
+  assert.match(text, /^intercept_draining 0$/m);
+  assert.match(text, /^intercept_rules_installed 2$/m);
+  assert.match(text, /^intercept_rules_stale_replaced_total 1$/m);
   assert.doesNotMatch(text, /\bts\b|program|final/);
   for (const line of text.trimEnd().split("\n")) {
     assert.match(line, /^(# (HELP|TYPE) intercept_\w+ .+|intercept_\w+(\{[^}]*\})? [0-9.e+-]+)$/);

@@ -136,9 +136,11 @@ Deno.test("rules: installs tagged rules, removes exactly those, refuses conflict
   output =
     "-A OUTPUT -p tcp -m tcp --sport 8080 -m comment --comment tcpcopy-intercept-77-x -j NFQUEUE --queue-num 5\n";
   calls.length = 0;
-  const err = await new NfqueueRules([8080], 5, "t", run).install(() => {});
+  // pid 77 runs intercept (injected facts): its rule still refuses the start
+  const alive = () => ({ alive: true, cmdline: "/usr/local/bin/intercept --port 8080" });
+  const err = await new NfqueueRules([8080], 5, "t", run, false, alive, 1).install(() => {});
   assert.match(err!, /conflicting rule/);
-  assert.match(err!, /did not exit cleanly; remove it with: iptables -D OUTPUT -p tcp/);
+  assert.match(err!, /owned by the running intercept pid 77/);
   assert.equal(calls.filter((c) => c[2] === "-I").length, 0, "nothing installed");
 });
 
@@ -175,6 +177,10 @@ Deno.test("stats record has the documented shape and derived averages", () => {
       kernel: { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 },
       verdicts: { accept: 8, drop: 9 },
       batches: { frames: 4, records: 10, dropped: 1 },
+      failOpen: true,
+      draining: false,
+      rulesInstalled: 2,
+      staleRulesReplaced: 1,
     },
     Date.parse("2026-01-01T00:00:10Z"),
     Date.parse("2026-01-01T00:00:00Z"),
@@ -201,6 +207,9 @@ Deno.test("stats record has the documented shape and derived averages", () => {
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });
   assert.deepEqual(back.verdicts, { accept: 8, drop: 9 });
   assert.deepEqual(back.batches, { count: 4, avg_size: 2.5, dropped_queue_full: 1 });
+  assert.equal(back.fail_open, true);
+  assert.equal(back.draining, false);
+  assert.deepEqual(back.rules, { installed: 2, stale_replaced: 1 });
 });
 
 Deno.test("rules: native nft output rules conflict by sport (sets, ranges) and queue", () => {
@@ -232,4 +241,28 @@ Deno.test("NFQUEUE source: poll after a small drain; sleep only when busy and co
   assert.equal(sleepBeforeDrain(BUSY_DRAIN - 1, 2), -1);
   assert.equal(sleepBeforeDrain(BUSY_DRAIN, 2), 2);
   assert.equal(sleepBeforeDrain(64, 1), 1);
+});
+
+Deno.test("rules: nft duplicates of iptables-nft's own OUTPUT chains are left to iptables -S", () => {
+  // what `nft list ruleset` prints for rules iptables-nft made (comments are not shown)
+  const ruleset = `table ip filter {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		oifname != "lo" tcp sport 80  counter packets 0 bytes 0 queue num 7
+	}
+}
+table ip6 filter {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		oifname != "lo" tcp sport 80  counter packets 0 bytes 0 queue num 7
+	}
+}
+table inet mine {
+	chain OUTPUT {
+		type filter hook output priority filter; policy accept;
+		tcp sport 443 drop
+	}
+}`;
+  assert.equal(findNftConflict(ruleset, [80], 7), undefined);
+  assert.equal(findNftConflict(ruleset, [443], 7), "tcp sport 443 drop", "native nft still seen");
 });
