@@ -10,6 +10,8 @@
  * replies are dropped, never leaked. `--fail-open` adds `--queue-bypass`: the kernel then lets
  * replies through when no intercept is bound to the queue (an explicit, visible choice).
  */
+import { packageAdvice } from "../setup/packages.ts";
+
 /** Runs a command; injectable for tests. */
 export type CommandRunner = (
   cmd: string[],
@@ -27,9 +29,23 @@ export const runCommand: CommandRunner = async (cmd) => {
     const dec = new TextDecoder();
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   } catch (e) {
-    return { code: 127, stdout: "", stderr: (e as Error).message };
+    const why = e instanceof Deno.errors.NotFound
+      ? `${cmd[0]} is not installed: install ${packageAdvice(cmd[0])}`
+      : (e as Error).message;
+    return { code: NOT_RUN, stdout: "", stderr: why };
   }
 };
+
+/** Exit code of a command that could not be started (as a shell reports it). */
+const NOT_RUN = 127;
+
+/** Why `tool -S OUTPUT` failed, with what to do: install it, or run as root. */
+function unusable(tool: string, ls: { code: number; stderr: string }): string {
+  const why = ls.stderr.trim().split("\n")[0];
+  return ls.code === NOT_RUN
+    ? why
+    : `cannot read the OUTPUT chain with ${tool}: ${why} (root needed)`;
+}
 
 /** Runs a command synchronously (exit paths where no promise will settle any more). */
 export type SyncCommandRunner = (cmd: string[]) => { code: number; stderr: string };
@@ -344,11 +360,8 @@ export class NfqueueRules {
     for (const tool of ["iptables", "ip6tables"]) {
       const ls = await this.run([tool, "-w", "-S", "OUTPUT"]);
       if (ls.code !== 0) {
-        const why = ls.stderr.trim().split("\n")[0];
-        if (tool === "iptables") {
-          return `cannot read the OUTPUT chain with iptables: ${why} (root needed; install iptables)`;
-        }
-        n.warn(`ip6tables unusable (${why}): IPv6 replies are not intercepted`);
+        if (tool === "iptables") return unusable(tool, ls);
+        n.warn(`ip6tables unusable (${unusable(tool, ls)}): IPv6 replies are not intercepted`);
         continue;
       }
       const { stale } = classifyTagged(ls.stdout, this.probe, this.selfPid);
@@ -456,10 +469,8 @@ export async function cleanupRules(
   for (const tool of ["iptables", "ip6tables"]) {
     const ls = await run([tool, "-w", "-S", "OUTPUT"]);
     if (ls.code !== 0) {
-      const why = ls.stderr.trim().split("\n")[0];
-      if (tool === "iptables") {
-        rep.errors.push(`cannot read the OUTPUT chain with iptables: ${why} (root needed)`);
-      } else rep.notes.push(`ip6tables unusable (${why}): nothing to remove there`);
+      if (tool === "iptables") rep.errors.push(unusable(tool, ls));
+      else rep.notes.push(`ip6tables unusable (${unusable(tool, ls)}): nothing to remove there`);
       continue;
     }
     const { live, stale } = classifyTagged(ls.stdout, probe, selfPid);

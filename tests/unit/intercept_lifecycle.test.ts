@@ -14,6 +14,7 @@ import {
   ruleComment,
   ruleSpec,
   ruleTag,
+  runCommand,
   taggedRules,
 } from "../../lib/intercept/rules.ts";
 import { onStopRequest } from "../../lib/intercept/lifecycle.ts";
@@ -334,4 +335,23 @@ ${how}`;
     assert.equal(text.match(/CLEANUP/g)?.length, 1, "once");
     assert.notEqual(out.code, 0);
   }
+});
+
+Deno.test("a missing iptables is named with the package that provides it, in one line", async () => {
+  const nowhere = "tcpcopy-no-such-program-x"; // a name no package provides
+  const missing = await runCommand([nowhere, "-S"]);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /^tcpcopy-no-such-program-x is not installed: install /);
+  const gone: CommandRunner = (cmd) =>
+    Promise.resolve({
+      code: 127,
+      stdout: "",
+      stderr: `${cmd[0]} is not installed: install iptables (Debian/Ubuntu) / iptables (RPM)`,
+    });
+  const r = new NfqueueRules([80], 36524, "x", gone, false, probeOf([]), 5);
+  const error = await r.install(() => {});
+  assert.equal(
+    error,
+    "iptables is not installed: install iptables (Debian/Ubuntu) / iptables (RPM)",
+  );
 });
