@@ -1,8 +1,13 @@
 /**
  * Route table of intercept: exact 4-tuple key (see route_key.ts) -> the tunnel connection
- * that registered it last. Routes expire after `ttlMs` without a registration or a reply;
- * they are deleted on CLIENT_DEL (only by the connection that owns them) and when their
- * connection closes. Pure: the caller passes the current time.
+ * that registered it. Every route also has an owner (`ownerOf(connection)`: the tcpcopy
+ * instance, see dispatch.ts); the dispatcher refuses a live route to another owner. Routes
+ * expire after `ttlMs` without a registration or a reply; they are deleted on CLIENT_DEL
+ * (only by the connection that holds them) and when their connection closes. Pure: the
+ * caller passes the current time.
+ *
+ * Each owner holds at most `maxPerOwner` routes: a new route over its quota evicts that
+ * owner's own oldest registration (`overQuota`), never another owner's route.
  *
  * Expiry is amortised O(1): the Map's insertion order is kept sorted by `placed`, a lookup
  * only stamps `seen`, and the sweep stops at the first entry placed within the TTL.
@@ -24,34 +29,64 @@ interface Route<P> {
   seen: number;
 }
 
+/** Default quota of routes per owner (a tcpcopy instance, or one C tcpcopy connection). */
+export const DEFAULT_MAX_PEER_ROUTES = 250_000;
+
 /** The route table. `P` is the connection type (compared by identity). */
 export class RouteTable<P> {
   #routes = new Map<string, Route<P>>();
-  #byPeer = new Map<P, Set<string>>();
+  /** Keys of each owner, oldest registration first. */
+  #byOwner = new Map<unknown, Set<string>>();
   /** Routes removed by idle expiry so far. */
   expired = 0;
   /** Routes removed to make room for a new one (table full). */
   evicted = 0;
+  /** Routes an owner lost to its own newer ones (over its quota). */
+  overQuota = 0;
 
-  constructor(readonly ttlMs: number, readonly maxRoutes = DEFAULT_MAX_ROUTES) {}
+  constructor(
+    readonly ttlMs: number,
+    readonly maxRoutes = DEFAULT_MAX_ROUTES,
+    readonly maxPerOwner = DEFAULT_MAX_PEER_ROUTES,
+    readonly ownerOf: (peer: P) => unknown = (p) => p,
+  ) {}
 
   /** Number of routes. */
   get size(): number {
     return this.#routes.size;
   }
 
-  /** Registers (or moves) `key` to `peer`; returns the previous owner when it was another. */
+  /**
+   * Registers (or moves) `key` to `peer`; returns the connection that held it before when it
+   * was another. The caller decides whether another owner's route may be taken (see peek).
+   */
   set(key: string, peer: P, now: number): P | undefined {
     const old = this.#routes.get(key);
     if (old) {
       this.#unindex(key, old.peer);
       this.#routes.delete(key);
     } else if (this.#routes.size >= this.maxRoutes) this.#evictOne(now);
+    const owner = this.ownerOf(peer);
+    let keys = this.#byOwner.get(owner);
+    if (!keys) this.#byOwner.set(owner, keys = new Set());
+    else if (!old && keys.size >= this.maxPerOwner) {
+      const oldest = keys.values().next().value!;
+      const r = this.#routes.get(oldest);
+      if (r) this.#remove(oldest, r);
+      else keys.delete(oldest);
+      this.overQuota++;
+      if (keys.size === 0) this.#byOwner.set(owner, keys);
+    }
     this.#routes.set(key, { peer, placed: now, seen: now });
-    let keys = this.#byPeer.get(peer);
-    if (!keys) this.#byPeer.set(peer, keys = new Set());
     keys.add(key);
     return old && old.peer !== peer ? old.peer : undefined;
+  }
+
+  /** The connection holding a live (unexpired) `key`, without refreshing it. */
+  peek(key: string, now: number): P | undefined {
+    const r = this.#routes.get(key);
+    if (!r || now - r.seen >= this.ttlMs) return undefined;
+    return r.peer;
   }
 
   /** The connection for `key`, refreshing its idle timer; undefined when unrouted. */
@@ -75,18 +110,31 @@ export class RouteTable<P> {
     return true;
   }
 
-  /** Deletes every route of `peer` (its connection closed); returns how many. */
+  /** Deletes every route `peer` holds (its connection closed); returns how many. */
   deletePeer(peer: P): number {
-    const keys = this.#byPeer.get(peer);
+    const owner = this.ownerOf(peer);
+    const keys = this.#byOwner.get(owner);
     if (!keys) return 0;
-    for (const k of keys) this.#routes.delete(k);
-    this.#byPeer.delete(peer);
-    return keys.size;
+    if (owner === peer) {
+      for (const k of keys) this.#routes.delete(k);
+      this.#byOwner.delete(owner);
+      return keys.size;
+    }
+    let n = 0;
+    for (const k of keys) {
+      const r = this.#routes.get(k);
+      if (r && r.peer !== peer) continue;
+      this.#routes.delete(k);
+      keys.delete(k);
+      n++;
+    }
+    if (keys.size === 0) this.#byOwner.delete(owner);
+    return n;
   }
 
-  /** Number of routes owned by `peer`. */
+  /** Number of routes of the owner of `peer`. */
   countOf(peer: P): number {
-    return this.#byPeer.get(peer)?.size ?? 0;
+    return this.#byOwner.get(this.ownerOf(peer))?.size ?? 0;
   }
 
   /** Removes routes idle for `ttlMs` or longer; returns how many. */
@@ -130,9 +178,10 @@ export class RouteTable<P> {
   }
 
   #unindex(key: string, peer: P): void {
-    const keys = this.#byPeer.get(peer);
+    const owner = this.ownerOf(peer);
+    const keys = this.#byOwner.get(owner);
     if (!keys) return;
     keys.delete(key);
-    if (keys.size === 0) this.#byPeer.delete(peer);
+    if (keys.size === 0) this.#byOwner.delete(owner);
   }
 }

@@ -184,23 +184,46 @@ Deno.test("dispatcher: tick flushes due batches and expires idle routes", () => 
   assert.equal(d.routes.size, 0);
 });
 
-Deno.test("dispatcher: a route taken from a live CLIENT_DEL peer is contested, not from a C peer", () => {
+Deno.test("dispatcher: another owner's live route is refused and counted, not taken", () => {
   const d = new Dispatcher<Peer>();
   const a = new Peer("a", true), b = new Peer("b", true), c = new Peer("c");
   for (const p of [a, b, c]) d.addPeer(p);
   const k1 = routeKeyOf(ep(C1, 7000), ep(T, 80)), k2 = routeKeyOf(ep(C1, 7001), ep(T, 80));
   assert.equal(d.addRoute(a, k1, 0), undefined);
   assert.equal(d.addRoute(a, k1, 1), undefined, "its own route again");
-  assert.equal(d.addRoute(b, k1, 2), a, "b took a's live route");
+  assert.equal(d.addRoute(b, k1, 2), a, "b's registration refused: a holds the route");
   assert.equal(d.counters.routesContested, 1);
   const r = segment({ src: T, dst: C1, sport: 80, dport: 7000, flags: F.ACK });
-  assert.equal(d.reply(r, 3), b, "the last registration wins, as in the C intercept");
-  assert.equal(d.deleteRoute(a, k1), false, "a cannot delete b's route");
-  // A C tcpcopy never deletes its routes: taking one of its old routes is routine.
+  assert.equal(d.reply(r, 3), a, "the owner keeps its replies");
+  assert.equal(d.deleteRoute(b, k1), false, "b cannot delete a's route");
+  // A C tcpcopy's routes are its own too (owner = its connection).
   d.addRoute(c, k2, 4);
-  assert.equal(d.addRoute(a, k2, 5), undefined);
+  assert.equal(d.addRoute(a, k2, 5), c);
+  assert.equal(d.counters.routesContested, 2);
   // A peer that left no longer holds anything.
-  d.removePeer(b);
-  assert.equal(d.addRoute(a, k1, 6), undefined);
-  assert.equal(d.counters.routesContested, 1);
+  d.removePeer(a);
+  assert.equal(d.addRoute(b, k1, 6), undefined);
+  assert.equal(d.reply(r, 7), b);
+  // An expired route is free again.
+  assert.equal(d.addRoute(a, k2, 4 + d.opts.routeTtlMs), undefined);
+});
+
+Deno.test("dispatcher: connections of one owner share its routes; the quota evicts its own", () => {
+  const owner = { id: "instance" };
+  const mk = (name: string, o?: object) => Object.assign(new Peer(name, true), { owner: o });
+  const a1 = mk("a1", owner), a2 = mk("a2", owner), x = mk("x");
+  const d = new Dispatcher<Peer>({ maxPeerRoutes: 10 });
+  for (const p of [a1, a2, x]) d.addPeer(p);
+  const k = (p: number) => routeKeyOf(ep(C1, p), ep(T, 80));
+  assert.equal(d.addRoute(a1, k(1), 0), undefined);
+  assert.equal(d.addRoute(a2, k(1), 1), undefined, "same instance, other connection: moved");
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 1 }), 2), a2);
+  assert.equal(d.counters.routesContested, 0);
+  for (let p = 100; p < 200; p++) d.addRoute(x, k(p), 3);
+  assert.equal(d.routes.countOf(x), 10, "x holds its quota, no more");
+  assert.equal(d.routes.overQuota, 90);
+  assert.equal(d.routes.countOf(a1), 1, "the other owner's route survived x's flood");
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 199 }), 4), x, "newest kept");
+  d.removePeer(a2);
+  assert.equal(d.routes.countOf(a1), 0, "a2's connection took its routes along");
 });
