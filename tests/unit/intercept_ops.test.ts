@@ -9,8 +9,13 @@ Deno.test("intercept doctor: mode flags are optional; -F means an assistant host
   const a = parseInterceptArgs(["doctor", "--port", "80,8080", "--json"]);
   assert.deepEqual(a, {
     action: "doctor",
-    request: { json: true, ports: [80, 8080], devices: [], assistant: false },
+    request: { json: true, allow: [], ports: [80, 8080], devices: [], assistant: false },
   });
+  const s = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/8", "--secret-file", "/x"]);
+  assert.ok(s.action === "doctor");
+  assert.deepEqual([s.request.allow, s.request.secretFile], [["10.0.0.0/8"], "/x"]);
+  const bad = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/33"]);
+  assert.ok(bad.action === "error" && /--allow "10.0.0.0\/33".*prefix length/.test(bad.message));
   const b = parseInterceptArgs(["doctor", "-i", "eth0", "-F", "tcp and src port 80"]);
   assert.ok(b.action === "doctor" && b.request.assistant && b.request.devices[0] === "eth0");
   const c = parseInterceptArgs(["doctor", "--port", "70000"]);
@@ -43,6 +48,18 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
       rejected: 1,
       routes: 7,
       routesEvicted: 2,
+      routesOverQuota: 6,
+      security: { auth: "none", allow: "any" },
+      access: {
+        refusedAllow: 1,
+        refusedPerIp: 2,
+        authOk: 3,
+        authFailed: 4,
+        authRequired: 5,
+        idleClosed: 6,
+        protocolErrors: 7,
+        logSuppressed: 8,
+      },
       kernel: { pcap_drops: 0, nfq_queue_dropped: 5, nfq_user_dropped: 0 },
       verdicts: { accept: 3, drop: 11 },
       batches: { frames: 4, records: 10, dropped: 1 },
