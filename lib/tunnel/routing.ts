@@ -29,6 +29,39 @@ interface Route<P> {
   seen: number;
 }
 
+/**
+ * The keys of one owner, and their registration order for the quota: `order[head..]` holds
+ * keys oldest first, with stale entries (deleted keys) skipped lazily. A Set's first entry
+ * is not used for this: after many deletions at its front, reaching it costs a scan of the
+ * holes (measured: 1M registrations over a 250,000 quota took 94 s that way, 1 s this way).
+ */
+class OwnerKeys {
+  readonly keys = new Set<string>();
+  order: string[] = [];
+  head = 0;
+
+  add(key: string): void {
+    this.keys.add(key);
+    this.order.push(key);
+    // deleted and re-added keys leave stale entries: rebuild before they dominate
+    if (this.order.length - this.head > 2 * this.keys.size + 1024) {
+      this.order = [...this.keys];
+      this.head = 0;
+    }
+  }
+
+  /** The oldest key still held (approximately: a re-added key keeps its old place). */
+  oldest(): string | undefined {
+    const order = this.order;
+    while (this.head < order.length && !this.keys.has(order[this.head])) this.head++;
+    if (this.head > 1024 && this.head * 2 > order.length) {
+      this.order = order.slice(this.head);
+      this.head = 0;
+    }
+    return this.order[this.head];
+  }
+}
+
 /** Default quota of routes per owner (a tcpcopy instance, or one C tcpcopy connection). */
 export const DEFAULT_MAX_PEER_ROUTES = 250_000;
 
@@ -36,7 +69,7 @@ export const DEFAULT_MAX_PEER_ROUTES = 250_000;
 export class RouteTable<P> {
   #routes = new Map<string, Route<P>>();
   /** Keys of each owner, oldest registration first. */
-  #byOwner = new Map<unknown, Set<string>>();
+  #byOwner = new Map<unknown, OwnerKeys>();
   /** Routes removed by idle expiry so far. */
   expired = 0;
   /** Routes removed to make room for a new one (table full). */
@@ -67,18 +100,18 @@ export class RouteTable<P> {
       this.#routes.delete(key);
     } else if (this.#routes.size >= this.maxRoutes) this.#evictOne(now);
     const owner = this.ownerOf(peer);
-    let keys = this.#byOwner.get(owner);
-    if (!keys) this.#byOwner.set(owner, keys = new Set());
-    else if (!old && keys.size >= this.maxPerOwner) {
-      const oldest = keys.values().next().value!;
+    let ok = this.#byOwner.get(owner);
+    if (!ok) this.#byOwner.set(owner, ok = new OwnerKeys());
+    else if (!old && ok.keys.size >= this.maxPerOwner) {
+      const oldest = ok.oldest()!;
       const r = this.#routes.get(oldest);
       if (r) this.#remove(oldest, r);
-      else keys.delete(oldest);
+      else ok.keys.delete(oldest);
       this.overQuota++;
-      if (keys.size === 0) this.#byOwner.set(owner, keys);
+      if (ok.keys.size === 0) this.#byOwner.set(owner, ok);
     }
     this.#routes.set(key, { peer, placed: now, seen: now });
-    keys.add(key);
+    ok.add(key);
     return old && old.peer !== peer ? old.peer : undefined;
   }
 
@@ -113,7 +146,7 @@ export class RouteTable<P> {
   /** Deletes every route `peer` holds (its connection closed); returns how many. */
   deletePeer(peer: P): number {
     const owner = this.ownerOf(peer);
-    const keys = this.#byOwner.get(owner);
+    const keys = this.#byOwner.get(owner)?.keys;
     if (!keys) return 0;
     if (owner === peer) {
       for (const k of keys) this.#routes.delete(k);
@@ -134,7 +167,7 @@ export class RouteTable<P> {
 
   /** Number of routes of the owner of `peer`. */
   countOf(peer: P): number {
-    return this.#byOwner.get(this.ownerOf(peer))?.size ?? 0;
+    return this.#byOwner.get(this.ownerOf(peer))?.keys.size ?? 0;
   }
 
   /** Removes routes idle for `ttlMs` or longer; returns how many. */
@@ -179,9 +212,9 @@ export class RouteTable<P> {
 
   #unindex(key: string, peer: P): void {
     const owner = this.ownerOf(peer);
-    const keys = this.#byOwner.get(owner);
-    if (!keys) return;
-    keys.delete(key);
-    if (keys.size === 0) this.#byOwner.delete(owner);
+    const ok = this.#byOwner.get(owner);
+    if (!ok) return;
+    ok.keys.delete(key);
+    if (ok.keys.size === 0) this.#byOwner.delete(owner);
   }
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { formatReport, type HostFacts, runChecks } from "../../lib/doctor/checks.ts";
+import {
+  checkTunnelSecurity,
+  formatReport,
+  type HostFacts,
+  runChecks,
+} from "../../lib/doctor/checks.ts";
+import { securityWarning } from "../../lib/intercept/run.ts";
+import { AllowList } from "../../lib/tunnel/access.ts";
 
 function facts(over: Partial<HostFacts> = {}): HostFacts {
   return {
@@ -95,4 +102,22 @@ Deno.test("doctor: unreachable intercept, missing device and GRO are reported", 
   const text = formatReport(runChecks("tcpcopy", f));
   assert.match(text, /^FAIL {2}intercept:10\.0\.0\.2:36524: .*Connection refused$/m);
   assert.match(text, /checks: 2 failed, 1 warnings$/);
+});
+
+Deno.test("doctor: an open tunnel warns, a protected one passes, a bad secret file fails", () => {
+  assert.equal(checkTunnelSecurity({ allow: 0 }).status, "warn");
+  assert.match(checkTunnelSecurity({ allow: 0 }).summary, /no --allow and no --secret-file/);
+  assert.equal(checkTunnelSecurity({ allow: 2 }).status, "pass");
+  assert.equal(checkTunnelSecurity({ allow: 0, secretFile: "/s" }).status, "pass");
+  const bad = checkTunnelSecurity({ allow: 0, secretFile: "/s", secretError: "mode 644" });
+  assert.equal(bad.status, "fail");
+  assert.equal(
+    securityWarning({ allow: new AllowList([]), bind: "0.0.0.0", tunnelPort: 36524 }, false)
+      ?.startsWith("tunnel open to anyone who reaches 0.0.0.0:36524"),
+    true,
+  );
+  assert.equal(
+    securityWarning({ allow: new AllowList([]), bind: "0.0.0.0", tunnelPort: 1 }, true),
+    undefined,
+  );
 });

@@ -23,6 +23,11 @@ import { AllowList } from "../../lib/tunnel/access.ts";
 import { EventLog } from "../../lib/tunnel/event_log.ts";
 import { readSecretFile } from "../../lib/tunnel/secret_file.ts";
 
+/** Writes every byte (Deno.Conn.write may take only part of a buffer). */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const T = [10, 0, 0, 2], C = [10, 0, 0, 1];
 const enc = new TextEncoder();
@@ -102,10 +107,10 @@ Deno.test("adversary: route hijack is refused and counted; the real tcpcopy keep
       for (let p = 0; p < 4; p++) assert.ok(client.addRoute(ep(C, 40000 + p), ep(T, 8080)));
       await until(() => s.dispatcher.routes.size === 4, 3000, "routes");
       // the attacker asks for extensions and a prefix, then registers the same tuples
-      await attacker.write(encodeHello());
-      await attacker.write(encodeExtHello(EXT_VERSION, Cap.PAYLOAD_PREFIX, 128));
+      await writeAll(attacker, encodeHello());
+      await writeAll(attacker, encodeExtHello(EXT_VERSION, Cap.PAYLOAD_PREFIX, 128));
       for (let p = 0; p < 4; p++) {
-        await attacker.write(encodeRoute("add", ep(C, 40000 + p), ep(T, 8080)));
+        await writeAll(attacker, encodeRoute("add", ep(C, 40000 + p), ep(T, 8080)));
       }
       const payload = enc.encode("HTTP/1.1 200 OK\r\nSet-Cookie: session=secret\r\n\r\n");
       const replies = () => {
@@ -186,10 +191,10 @@ Deno.test("adversary: a wrong secret is refused both ways; a replayed AUTH messa
     const id = randomBytes(16), nonce = randomBytes(32), proof = randomBytes(32);
     for (let i = 0; i < 2; i++) {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
-      await c.write(encodeHello());
-      await c.write(encodeExtHello(EXT_VERSION, Cap.AUTH | Cap.PAYLOAD_PREFIX, 128));
+      await writeAll(c, encodeHello());
+      await writeAll(c, encodeExtHello(EXT_VERSION, Cap.AUTH | Cap.PAYLOAD_PREFIX, 128));
       await new Promise((r) => setTimeout(r, 20));
-      await c.write(encodeAuth(id, nonce, proof));
+      await writeAll(c, encodeAuth(id, nonce, proof));
       const r = await drain(c);
       assert.ok(r.closed);
       assert.equal(r.bytes[0], FrameKind.CHALLENGE, "got a challenge, then the door");
@@ -212,8 +217,8 @@ Deno.test("adversary: --allow without a secret lets a C-style peer (no extension
   const unlisted = server({ allow: AllowList.parse(["10.0.0.0/8"]) as AllowList });
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port: listed.port });
-    await c.write(encodeHello());
-    await c.write(encodeRoute("add", ep(C, 5000), ep(T, 80)));
+    await writeAll(c, encodeHello());
+    await writeAll(c, encodeRoute("add", ep(C, 5000), ep(T, 80)));
     await until(() => listed.dispatcher.routes.size === 1, 3000, "C peer's route");
     listed.reply(segment({ src: T, dst: C, sport: 80, dport: 5000, flags: F.SYN | F.ACK }));
     const frame = new Uint8Array(66);
@@ -245,17 +250,17 @@ Deno.test("adversary: with a secret, a listed C peer needs no auth; an unlisted 
   });
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
-    await c.write(encodeHello());
-    await c.write(encodeRoute("add", ep(C, 5000), ep(T, 80)));
+    await writeAll(c, encodeHello());
+    await writeAll(c, encodeRoute("add", ep(C, 5000), ep(T, 80)));
     await until(() => s.dispatcher.routes.size === 1, 3000, "listed C peer's route");
     const u = await Deno.connect({ hostname: "::1", port: s.port });
-    await u.write(encodeHello());
-    await u.write(encodeRoute("add", ep(C, 5001), ep(T, 80)));
+    await writeAll(u, encodeHello());
+    await writeAll(u, encodeRoute("add", ep(C, 5001), ep(T, 80)));
     assert.ok((await drain(u)).closed);
     assert.equal(s.counters.authRequired, 1);
     // an unlisted peer that says hello and then nothing is closed by the idle timeout
     const quiet = await Deno.connect({ hostname: "::1", port: s.port });
-    await quiet.write(encodeHello());
+    await writeAll(quiet, encodeHello());
     assert.ok((await drain(quiet, 3000)).closed);
     assert.equal(s.counters.idleClosed, 1);
     assert.equal(s.dispatcher.routes.size, 1);
@@ -311,7 +316,7 @@ Deno.test("adversary: a flood of CLIENT_ADDs from one peer stays within its quot
   try {
     client.addRoute(ep(C, 7), ep(T, 80));
     await until(() => s.dispatcher.routes.size === 1);
-    await a.write(encodeHello());
+    await writeAll(a, encodeHello());
     const batch = new Uint8Array(14 * 1000);
     for (let round = 0; round < 100; round++) {
       for (let i = 0; i < 1000; i++) {
@@ -321,7 +326,7 @@ Deno.test("adversary: a flood of CLIENT_ADDs from one peer stays within its quot
           i * 14,
         );
       }
-      await a.write(batch);
+      await writeAll(a, batch);
     }
     await until(
       () => s.dispatcher.counters.routesAdded + s.dispatcher.counters.routesContested >= 100_001,
@@ -345,12 +350,12 @@ Deno.test("adversary: a peer that never reads keeps a bounded queue; the others 
   const client = await realClient(s.port, got);
   const lazy = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
   try {
-    await lazy.write(encodeHello());
-    await lazy.write(encodeExtHello(EXT_VERSION, Cap.HEARTBEAT, 0));
-    await lazy.write(encodeRoute("add", ep([10, 7, 7, 7], 1), ep(T, 80)));
+    await writeAll(lazy, encodeHello());
+    await writeAll(lazy, encodeExtHello(EXT_VERSION, Cap.HEARTBEAT, 0));
+    await writeAll(lazy, encodeRoute("add", ep([10, 7, 7, 7], 1), ep(T, 80)));
     client.addRoute(ep(C, 9), ep(T, 80));
     await until(() => s.dispatcher.routes.size === 2);
-    for (let i = 0; i < 1000; i++) await lazy.write(encodeHeartbeat()).catch(() => {});
+    for (let i = 0; i < 1000; i++) await writeAll(lazy, encodeHeartbeat()).catch(() => {});
     const big = new Uint8Array(1400);
     for (let round = 0; round < 50; round++) {
       s.beginCycle();
@@ -394,7 +399,7 @@ Deno.test("adversary: garbage frames are counted and the connection closed", asy
     ];
     for (const g of garbage) {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
-      await c.write(g);
+      await writeAll(c, g);
       assert.ok((await drain(c)).closed);
     }
     assert.equal(s.counters.protocolErrors, 3);
