@@ -23,7 +23,9 @@ export async function runDoctor(
   );
   if (role === "tcpcopy" && !blocked && targets.intercepts.length > 0) {
     for (const target of targets.probeTargets ?? []) {
-      verdicts.push(await probeSendPath({ target, intercepts: targets.intercepts }));
+      verdicts.push(
+        await probeSendPath({ target, intercepts: targets.intercepts, secret: targets.secret }),
+      );
     }
   }
   if (opts.json) {
