@@ -83,6 +83,8 @@ export interface ReplicationOptions {
    * "nfqueue".
    */
   interceptMode?: "nfqueue" | "pcap";
+  /** Extra intercept flags (after the defaults, so they win). */
+  interceptArgs?: string[];
 }
 
 /** Builds the lab, starts the servers and intercept, then tcpcopy on every online host. */
@@ -106,7 +108,7 @@ export async function startReplication(
   const intercept = startLogged(
     env,
     lab.target,
-    interceptCmd([...modeArgs, "--stats-interval", "0"]),
+    interceptCmd([...modeArgs, "--stats-interval", "0", ...(opts.interceptArgs ?? [])]),
     `${lab.dir}/intercept`,
   );
   const online: OnlineSide[] = [];

@@ -19,6 +19,8 @@ export interface TunnelPeer {
    * peers, several connections) or, when absent, the connection itself.
    */
   readonly owner?: unknown;
+  /** The peer proved the shared secret: its registrations outrank unauthenticated ones. */
+  readonly authenticated?: boolean;
 }
 
 /** Counters of the dispatcher (monotonic). */
@@ -38,6 +40,11 @@ export interface DispatchCounters {
    * attempt, or two tcpcopy instances replaying onto the same client tuple at once).
    */
   routesContested: number;
+  /**
+   * CLIENT_ADDs of an authenticated peer that took a live route from an unauthenticated one
+   * (a tuple pre-registered by a peer let in by the allow-list, or before a secret was set).
+   */
+  routesReclaimed: number;
 }
 
 /** Settings of the dispatcher. */
@@ -77,6 +84,7 @@ export class Dispatcher<P extends TunnelPeer> {
     routesAdded: 0,
     routesDeleted: 0,
     routesContested: 0,
+    routesReclaimed: 0,
   };
   readonly opts: DispatchOptions;
   readonly #info = newReplyInfo();
@@ -146,13 +154,17 @@ export class Dispatcher<P extends TunnelPeer> {
    * CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. A live route
    * of another owner is not taken (unlike the C intercept, where the last registration won):
    * the registration is refused, counted (`routesContested`) and the holder is returned.
-   * The same owner may move its route to another of its connections.
+   * The same owner may move its route to another of its connections, and an authenticated
+   * peer takes a route from an unauthenticated one (counted as `routesReclaimed`).
    */
   addRoute(peer: P, key: string, now: number): P | undefined {
     const held = this.routes.peek(key, now);
     if (held !== undefined && (held.owner ?? held) !== (peer.owner ?? peer)) {
-      this.counters.routesContested++;
-      return held;
+      if (!peer.authenticated || held.authenticated) {
+        this.counters.routesContested++;
+        return held;
+      }
+      this.counters.routesReclaimed++;
     }
     this.routes.set(key, peer, now);
     this.counters.routesAdded++;

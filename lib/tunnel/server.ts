@@ -155,6 +155,11 @@ export class TunnelConnection {
     return (this.caps & Cap.ROUTE_DEL) !== 0;
   }
 
+  /** Passed the challenge-response (its routes outrank unauthenticated peers'). */
+  get authenticated(): boolean {
+    return this.auth === "ok";
+  }
+
   /** Hello done, no challenge pending, authenticated when required: may register routes. */
   get ready(): boolean {
     return this.helloed && (this.auth === "ok" || (this.auth === "none" && !this.needsAuth));

@@ -227,3 +227,23 @@ Deno.test("dispatcher: connections of one owner share its routes; the quota evic
   d.removePeer(a2);
   assert.equal(d.routes.countOf(a1), 0, "a2's connection took its routes along");
 });
+
+Deno.test("dispatcher: an authenticated peer reclaims a tuple an unauthenticated one pre-registered", () => {
+  const d = new Dispatcher<Peer>();
+  const stranger = new Peer("c"), other = new Peer("d");
+  const ours = Object.assign(new Peer("ours", true), { authenticated: true, owner: { id: "x" } });
+  const theirs = Object.assign(new Peer("theirs", true), {
+    authenticated: true,
+    owner: { id: "y" },
+  });
+  for (const p of [stranger, other, ours, theirs]) d.addPeer(p);
+  const k = routeKeyOf(ep(C1, 9000), ep(T, 80));
+  d.addRoute(stranger, k, 0);
+  assert.equal(d.addRoute(other, k, 1), stranger, "unauthenticated: first come");
+  assert.equal(d.addRoute(ours, k, 2), undefined, "authenticated takes it");
+  assert.equal(d.counters.routesReclaimed, 1);
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 9000 }), 3), ours);
+  assert.equal(d.addRoute(stranger, k, 4), ours, "and keeps it");
+  assert.equal(d.addRoute(theirs, k, 5), ours, "against another authenticated instance too");
+  assert.equal(d.counters.routesContested, 3);
+});
