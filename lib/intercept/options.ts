@@ -102,7 +102,8 @@ Tunnel:
   --max-conns-per-ip N  tunnel connections at once from one address (default ${DEFAULT_SERVER.maxPerIp})
                                                                    --max-conns-per-ip 16
   --max-peer-routes N   routes one tcpcopy may hold; over it its own oldest route goes
-                        (default ${DEFAULT_SERVER.maxPeerRoutes})                --max-peer-routes 100000
+                        (default ${DEFAULT_SERVER.maxPeerRoutes})
+                                                                   --max-peer-routes 100000
   --idle-timeout S      close a connection without hello/authentication after S s, or a
                         heartbeat peer silent for S s (2..3 heartbeats; default ${
     DEFAULT_SERVER.idleTimeoutMs / 1000
