@@ -247,3 +247,56 @@ Deno.test("dispatcher: an authenticated peer reclaims a tuple an unauthenticated
   assert.equal(d.addRoute(theirs, k, 5), ours, "against another authenticated instance too");
   assert.equal(d.counters.routesContested, 3);
 });
+
+Deno.test("route table: expiry, eviction and deletion agree with a simple model (seeded)", () => {
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const ttl = 50;
+  const t = new RouteTable<string>(ttl, 30, 12);
+  // the model: routes alive (seen within the TTL); the table may only have evicted some
+  const model = new Map<string, { peer: string; seen: number }>();
+  let now = 0;
+  for (let step = 0; step < 20_000; step++) {
+    now += rnd(3);
+    const key = `k${rnd(400)}`, peer = `p${rnd(4)}`;
+    switch (rnd(5)) {
+      case 0:
+      case 1:
+        t.set(key, peer, now);
+        model.set(key, { peer, seen: now });
+        break;
+      case 2: {
+        const got = t.get(key, now);
+        const m = model.get(key);
+        const alive = m !== undefined && now - m.seen < ttl;
+        assert.equal(got, alive ? m.peer : undefined, `step ${step}: ${key}`);
+        if (alive) m.seen = now;
+        break;
+      }
+      case 3:
+        if (t.delete(key, peer) && model.has(key)) {
+          assert.equal(model.get(key)!.peer, peer);
+          model.delete(key);
+        }
+        break;
+      case 4:
+        t.expire(now);
+        break;
+    }
+    for (const [k, m] of model) {
+      const held = t.peek(k, now);
+      if (now - m.seen >= ttl) {
+        assert.equal(held, undefined, `step ${step}: ${k} expired`);
+        model.delete(k);
+      } else if (held === undefined) model.delete(k); // evicted (cap or quota)
+      else assert.equal(held, m.peer, `step ${step}: ${k}`);
+    }
+    assert.ok(t.size <= 30);
+    for (let p = 0; p < 4; p++) assert.ok(t.countOf(`p${p}`) <= 12);
+  }
+  assert.ok(t.evicted + t.overQuota > 0, "the caps were exercised");
+  assert.ok(t.expired > 0, "expiry was exercised");
+});
