@@ -2,10 +2,10 @@
  * The tunnel server's footprint under attack, measured in a separate intercept-side process
  * (a TunnelServer on 127.0.0.1, nothing else), with plain sockets as the attacker:
  *
- *   deno run -A bench/tunnel_adversary.ts [--adds 1000000] [--idle 2000]
+ *   deno run -A bench/tunnel_adversary.ts [--adds 1000000] [--peers 1] [--idle 2000]
  *
- * 1. route flood: one peer sends hello + `--adds` CLIENT_ADDs (14 bytes each) for distinct
- *    tuples; the server's routes, RSS and heap are sampled before and after (default quota
+ * 1. route flood: `--peers` connections (one by default) each send hello + `--adds`
+ *    CLIENT_ADDs (14 bytes each) for distinct tuples; the server's routes, RSS and heap are sampled before and after (default quota
  *    250,000 routes per owner).
  * 2. idle sockets: `--idle` sockets connect and say nothing (per-address cap lifted to model
  *    as many addresses, 1024 connections at most); the time until the idle timeout (default
@@ -136,31 +136,37 @@ class LineSplitter extends TransformStream<string, string> {
   }
 }
 
-async function routeFlood(adds: number): Promise<void> {
+async function routeFlood(adds: number, peers: number): Promise<void> {
   const srv = new ServerProcess(32);
   await srv.start();
   try {
     const before = await srv.next();
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
-    await writeAll(c, encodeHello());
+    const conns: Deno.Conn[] = [];
+    for (let p = 0; p < peers; p++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: srv.port }));
+      await writeAll(conns[p], encodeHello());
+    }
     const target = { addr: new Uint8Array([10, 0, 0, 2]), port: 80 };
     const batch = new Uint8Array(14 * 10_000);
     const t0 = performance.now();
     for (let sent = 0; sent < adds; sent += 10_000) {
-      for (let i = 0; i < 10_000; i++) {
-        const n = sent + i;
-        const client = {
-          addr: new Uint8Array([10, 9, (n >> 16) & 255, (n >> 8) & 255]),
-          port: 1 + (n & 255),
-        };
-        batch.set(encodeRoute("add", client, target), i * 14);
+      for (let p = 0; p < peers; p++) {
+        for (let i = 0; i < 10_000; i++) {
+          const n = sent + i;
+          const client = {
+            addr: new Uint8Array([10, 10 + p, (n >> 16) & 255, (n >> 8) & 255]),
+            port: 1 + (n & 255),
+          };
+          batch.set(encodeRoute("add", client, target), i * 14);
+        }
+        await writeAll(conns[p], batch);
       }
-      await writeAll(c, batch);
     }
+    const total = adds * peers;
     let peak = before.rssMiB;
     await srv.until((s) => {
       peak = Math.max(peak, s.rssMiB);
-      return s.routesAdded >= adds;
+      return s.routesAdded >= total;
     }, 120_000);
     const ms0 = performance.now() - t0;
     // past the next full GC
@@ -173,14 +179,16 @@ async function routeFlood(adds: number): Promise<void> {
       log: () => {},
     });
     console.log(
-      `route flood: ${adds} CLIENT_ADDs (${(adds * 14 / 1e6).toFixed(1)} MB) in ${
+      `route flood: ${peers} peer(s) x ${adds} CLIENT_ADDs (${
+        (total * 14 / 1e6).toFixed(1)
+      } MB) in ${
         (ms / 1000).toFixed(1)
       } s: routes ${after.routes} (over quota ${after.overQuota}), RSS ${before.rssMiB} -> ` +
         `${after.rssMiB} MiB (peak ${peak}), heap ${before.heapMiB} -> ${after.heapMiB} MiB; ` +
         `a real tcpcopy then connects: ${real.connected} connections`,
     );
     await real.close();
-    c.close();
+    for (const c of conns) c.close();
   } finally {
     await srv.stop();
   }
@@ -250,12 +258,13 @@ if (import.meta.main) {
       "max-per-ip": { type: "string" },
       adds: { type: "string" },
       idle: { type: "string" },
+      peers: { type: "string" },
     },
   });
   if (values.role === "server") roleServer(Number(values["max-per-ip"] ?? 32));
   else {
-    await routeFlood(Number(values.adds ?? 1_000_000));
-    await idleSockets(Number(values.idle ?? 2000));
+    await routeFlood(Number(values.adds ?? 1_000_000), Number(values.peers ?? 1));
+    if (Number(values.idle ?? 2000) > 0) await idleSockets(Number(values.idle ?? 2000));
     Deno.exit(0);
   }
 }
