@@ -265,7 +265,9 @@ export class TunnelServer {
   /** Starts listening; throws an IoError naming the errno (e.g. EADDRINUSE) to the caller. */
   static listen(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
     const o = { ...DEFAULT_SERVER, ...opts };
-    const l = ReactorListener.listen(o.hostname, o.port);
+    // a deep accept queue: a burst of strangers' connects must not drop a real tcpcopy's SYN
+    // (the kernel would retry it only a second later); each is refused at accept anyway
+    const l = ReactorListener.listen(o.hostname, o.port, 1024);
     return new TunnelServer(l, o);
   }
 
