@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { TunnelServer, type TunnelServerOptions } from "../../lib/tunnel/server.ts";
 import { TunnelClient } from "../../lib/tunnel/client.ts";
 import {
+  ClientMessageDecoder,
   encodeAuth,
   encodeExtHello,
   encodeHeartbeat,
@@ -16,9 +17,15 @@ import {
   encodeRoute,
 } from "../../lib/tunnel/messages.ts";
 import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
-import { FrameKind } from "../../lib/tunnel/replies.ts";
+import { encodeChallenge, FrameKind, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
 import { F, segment } from "../../lib/tunnel/fixtures.ts";
-import { importSecret, randomBytes } from "../../lib/tunnel/auth.ts";
+import {
+  clientProof,
+  importSecret,
+  randomBytes,
+  serverProof,
+  timingSafeEqual,
+} from "../../lib/tunnel/auth.ts";
 import { AllowList } from "../../lib/tunnel/access.ts";
 import { EventLog } from "../../lib/tunnel/event_log.ts";
 import { readSecretFile } from "../../lib/tunnel/secret_file.ts";
@@ -447,4 +454,57 @@ Deno.test("secret file: owner-only regular file, no symlink, at least 16 bytes; 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("auth: proofs bind the direction, both nonces, the instance id and the request", async () => {
+  const key = await importSecret(SECRET);
+  const t = {
+    serverNonce: randomBytes(32),
+    clientNonce: randomBytes(32),
+    instanceId: randomBytes(16),
+    request: { extVersion: 1, caps: Cap.AUTH | Cap.IPV6, prefix: 0 },
+  };
+  const base = await clientProof(key, t);
+  assert.equal(base.length, 32);
+  assert.ok(timingSafeEqual(base, await clientProof(key, t)), "deterministic");
+  const granted = { extVersion: 1, caps: Cap.AUTH, prefix: 0 };
+  assert.ok(!timingSafeEqual(base, await serverProof(key, t, granted)), "no reflection");
+  for (
+    const changed of [
+      { ...t, serverNonce: randomBytes(32) },
+      { ...t, clientNonce: randomBytes(32) },
+      { ...t, instanceId: randomBytes(16) },
+      { ...t, request: { ...t.request, prefix: 128 } },
+    ]
+  ) {
+    assert.ok(!timingSafeEqual(base, await clientProof(key, changed)));
+  }
+  const other = await importSecret(enc.encode("another secret, also 32 bytes..."));
+  assert.ok(!timingSafeEqual(base, await clientProof(other, t)));
+  assert.ok(
+    !timingSafeEqual(
+      await serverProof(key, t, granted),
+      await serverProof(key, t, { ...granted, prefix: 128 }),
+    ),
+    "the grant is bound",
+  );
+  assert.equal(timingSafeEqual(new Uint8Array(3), new Uint8Array(4)), false);
+  // codec: AUTH decodes only after a challenge, CHALLENGE only where an ack may come
+  const d = new ClientMessageDecoder();
+  const auth = encodeAuth(t.instanceId, t.clientNonce, base);
+  assert.equal(d.push(encodeHello()).items.length, 1);
+  assert.match(d.push(auth).error!, /unexpected auth message/);
+  const d2 = new ClientMessageDecoder();
+  d2.push(encodeHello());
+  d2.authExpected = true;
+  const { items } = d2.push(auth);
+  assert.equal(items.length, 1);
+  const m = items[0];
+  assert.ok(m.kind === "auth");
+  assert.deepEqual([...m.proof], [...base]);
+  const s = new ServerStreamDecoder();
+  s.expectAck = true;
+  const got = s.push(encodeChallenge(t.serverNonce));
+  assert.deepEqual(got.items, [{ kind: "challenge", nonce: t.serverNonce }]);
+  assert.match(s.push(encodeChallenge(t.serverNonce)).error!, /unexpected challenge/);
 });
