@@ -37,6 +37,9 @@ import { formatHostPort, formatIpv4, formatIpv6 } from "../wire/addr.ts";
 import { type ReactorConn, ReactorListener } from "../io/stream.ts";
 import { sharedReactor } from "../io/reactor.ts";
 
+/** Our heartbeat answer (the same bytes every time). */
+const HEARTBEAT_FRAME = encodeExtFrame(FrameKind.HEARTBEAT);
+
 /** The C original's tunnel port. */
 export const DEFAULT_TUNNEL_PORT = 36524;
 
@@ -202,6 +205,8 @@ export interface ServerCounters {
   authFailed: number;
   /** Closed because authentication was required and not attempted. */
   authRequired: number;
+  /** Heartbeats not answered because output was already waiting for the peer. */
+  heartbeatsCoalesced: number;
 }
 
 /** The tunnel server. */
@@ -224,6 +229,7 @@ export class TunnelServer {
     authOk: 0,
     authFailed: 0,
     authRequired: 0,
+    heartbeatsCoalesced: 0,
   };
   /** Peer events, rate-limited. */
   readonly events: EventLog;
@@ -475,7 +481,10 @@ export class TunnelServer {
           break;
         case "heartbeat":
           if (!(c.caps & Cap.HEARTBEAT)) return "heartbeat not negotiated";
-          c.batcher.addFrame(encodeExtFrame(FrameKind.HEARTBEAT));
+          // answered only when nothing is waiting to go out: pending bytes tell the peer we
+          // are alive anyway, and a peer that sends heartbeats and never reads queues nothing
+          if (c.batcher.queuedBytes === 0) c.batcher.addFrame(HEARTBEAT_FRAME);
+          else this.counters.heartbeatsCoalesced++;
           break;
       }
     }

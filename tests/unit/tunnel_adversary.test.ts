@@ -508,3 +508,26 @@ Deno.test("auth: proofs bind the direction, both nonces, the instance id and the
   assert.deepEqual(got.items, [{ kind: "challenge", nonce: t.serverNonce }]);
   assert.match(s.push(encodeChallenge(t.serverNonce)).error!, /unexpected challenge/);
 });
+
+Deno.test("adversary: heartbeats from a peer that never reads are answered only while nothing waits", async () => {
+  const s = server({});
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+  try {
+    await writeAll(c, encodeHello());
+    await writeAll(c, encodeExtHello(EXT_VERSION, Cap.HEARTBEAT, 0));
+    await until(() => s.peersConnected === 1);
+    await new Promise((r) => setTimeout(r, 50)); // the ack is out: heartbeats are allowed now
+    const batch = new Uint8Array(14 * 10_000);
+    for (let i = 0; i < 10_000; i++) batch.set(encodeHeartbeat(), i * 14);
+    for (let k = 0; k < 100 && s.counters.heartbeatsCoalesced === 0; k++) {
+      await writeAll(c, batch);
+    }
+    assert.ok(s.counters.heartbeatsCoalesced > 0, "the kernel buffer filled, answers stopped");
+    const peer = [...s.dispatcher.peers][0];
+    assert.ok(peer.batcher.queuedBytes <= 4, `queued ${peer.batcher.queuedBytes} bytes`);
+    assert.equal(s.connectionsOpen, 1, "a heartbeating peer is not idle");
+  } finally {
+    closeQuietly(c);
+    await s.close();
+  }
+});
