@@ -7,6 +7,8 @@ import { HELP, parseInterceptArgs } from "./lib/intercept/options.ts";
 import { runIntercept } from "./lib/intercept/run.ts";
 import { runDoctor } from "./lib/doctor/doctor.ts";
 import { cleanupRules } from "./lib/intercept/rules.ts";
+import { checkTunnelSecurity } from "./lib/doctor/checks.ts";
+import { readSecretFile } from "./lib/tunnel/secret_file.ts";
 
 /** Runs the program with its command-line arguments (build.sh entry files call this). */
 export async function main(args: string[]): Promise<void> {
@@ -26,10 +28,17 @@ export async function main(args: string[]): Promise<void> {
       break;
     case "doctor": {
       const r = parsed.request;
+      const secret = r.secretFile === undefined ? undefined : readSecretFile(r.secretFile);
+      const security = checkTunnelSecurity({
+        allow: r.allow.length,
+        secretFile: r.secretFile,
+        secretError: secret && !secret.ok ? secret.error : undefined,
+      });
+      if (secret?.ok) secret.secret.fill(0);
       const code = await runDoctor(
         "intercept",
         { devices: r.devices, ports: r.ports, intercepts: [] },
-        { json: r.json, assistant: r.assistant },
+        { json: r.json, assistant: r.assistant, extra: [security] },
       );
       Deno.exit(code);
       break;

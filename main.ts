@@ -8,6 +8,8 @@ import { renderHelp } from "./lib/cli/help.ts";
 import { runTcpcopy } from "./lib/tcpcopy/run.ts";
 import { parseDoctorArgs } from "./lib/cli/doctor_args.ts";
 import { runDoctor } from "./lib/doctor/doctor.ts";
+import { readSecretFile } from "./lib/tunnel/secret_file.ts";
+import { importSecret } from "./lib/tunnel/auth.ts";
 
 /**
  * Runs the program with its command-line arguments (build.sh entry files call this).
@@ -30,8 +32,17 @@ export async function main(args: string[]): Promise<void> {
         console.error(req.error);
         Deno.exit(2);
       }
-      const { json, ...targets } = req;
-      Deno.exit(await runDoctor("tcpcopy", targets, { json }));
+      const { json, secretFile, ...targets } = req;
+      let secret: CryptoKey | undefined;
+      if (secretFile !== undefined) {
+        const r = readSecretFile(secretFile);
+        if (!r.ok) {
+          console.error(`tcpcopy doctor: ${r.error}`);
+          Deno.exit(2);
+        }
+        secret = await importSecret(r.secret);
+      }
+      Deno.exit(await runDoctor("tcpcopy", { ...targets, secret }, { json }));
       break;
     }
     case "error":

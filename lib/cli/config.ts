@@ -44,6 +44,8 @@ export interface TcpcopyConfig {
   intercepts: HostPort[];
   /** Tunnel connections per intercept server. */
   connections: number;
+  /** The tunnel's shared secret file (`--secret-file`); null = no authentication. */
+  secretFile: string | null;
   /** Capture devices; `["any"]` = all. */
   interfaces: string[];
   /** BPF capture filter (given with `-F` or generated from the transfers). */

@@ -1,5 +1,5 @@
 /**
- * `tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...]`: the same transfer, intercept and
+ * `tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...] [--secret-file FILE]`: the same transfer, intercept and
  * device flags as a run, all optional, so the doctor checks exactly what a run would use.
  */
 import { parseArgs } from "node:util";
@@ -15,6 +15,8 @@ export interface DoctorRequest {
   intercepts: { host: string; port: number }[];
   /** Targets of -x, for the send-path probe (when -s is given too). */
   probeTargets: { addr: string; port: number }[];
+  /** --secret-file: the probe authenticates to intercept as a run would. */
+  secretFile?: string;
 }
 
 /** Parses the doctor's arguments; an error is one line, as for a run. */
@@ -28,13 +30,14 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
         transfer: { type: "string", short: "x", multiple: true },
         intercept: { type: "string", short: "s", multiple: true },
         interface: { type: "string", short: "i", multiple: true },
+        "secret-file": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
     }).values;
   } catch (e) {
     const first = String((e as Error).message).split("\n")[0];
-    return { error: `tcpcopy doctor: ${first} (accepted: --json, -x, -s, -i)` };
+    return { error: `tcpcopy doctor: ${first} (accepted: --json, -x, -s, -i, --secret-file)` };
   }
   const list = (k: string) =>
     ((values[k] as string[] | undefined) ?? []).flatMap((s) => s.split(","));
@@ -57,5 +60,13 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
     intercepts.push({ host: hp.value.host, port: hp.value.port });
   }
   const devices = list("interface").map((s) => s.trim()).filter((s) => s !== "");
-  return { json: values.json === true, devices, ports, intercepts, probeTargets };
+  const secretFile = values["secret-file"] as string | undefined;
+  return {
+    json: values.json === true,
+    devices,
+    ports,
+    intercepts,
+    probeTargets,
+    ...(secretFile !== undefined ? { secretFile } : {}),
+  };
 }

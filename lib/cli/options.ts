@@ -45,6 +45,15 @@ export const FLAGS: readonly FlagSpec[] = [
     example: "-C 4",
   },
   {
+    long: "secret-file",
+    arg: "FILE",
+    help: "Shared secret for the tunnel, the same file as intercept's --secret-file (a " +
+      "regular file readable by its owner only, mode 0600; at least 16 bytes). Every " +
+      "connection then proves it knows the secret and checks that intercept does; an " +
+      "intercept that does not authenticate (a C intercept, no secret there) is not used.",
+    example: "--secret-file /etc/tcpcopy/secret",
+  },
+  {
     long: "interface",
     short: "i",
     arg: "DEV[,DEV]",

@@ -178,11 +178,16 @@ function parseOrThrow(args: string[]): CliResult {
   }
 
   const offline = parseOffline(v, dec, int);
+  const secretFile = str("secret-file") ?? null;
+  if (secretFile !== null && secretFile.trim() === "") {
+    bad("secret-file", secretFile, "expected the path of a file holding the shared secret");
+  }
 
   const config: TcpcopyConfig = {
     transfers,
     intercepts,
     connections: int("connections", DEFAULTS.connections, 1, 16),
+    secretFile,
     interfaces: interfaces.length > 0 ? interfaces : [DEFAULTS.interface],
     filter: filterText ?? buildCaptureFilter(transfers),
     filterGenerated: filterText === undefined,

@@ -265,6 +265,43 @@ export function checkIntercepts(facts: HostFacts): Verdict[] {
   );
 }
 
+/**
+ * intercept's tunnel protection (`intercept doctor --allow ... --secret-file ...`, the same
+ * flags as the run): warn when neither is given (anyone who reaches the port may register
+ * routes and read reply headers), fail when the secret file would be refused at start.
+ */
+export function checkTunnelSecurity(
+  t: { allow: number; secretFile?: string; secretError?: string },
+): Verdict {
+  if (t.secretError) {
+    return {
+      id: "tunnel:security",
+      status: "fail",
+      summary: t.secretError,
+      fix: "chmod 600 the secret file (a regular file, not a symlink) with at least 16 bytes",
+    };
+  }
+  if (t.secretFile === undefined && t.allow === 0) {
+    return {
+      id: "tunnel:security",
+      status: "warn",
+      summary: "no --allow and no --secret-file: any host that reaches the tunnel port may " +
+        "register routes and read the target's reply headers",
+      fix: "run intercept with --allow TCPCOPY_HOST/32 and/or --secret-file FILE (the same " +
+        'file on tcpcopy); see README "Security model"',
+    };
+  }
+  const parts = [
+    t.secretFile !== undefined ? "shared secret" : "",
+    t.allow ? `allow-list of ${t.allow}` : "",
+  ].filter((x) => x !== "");
+  return {
+    id: "tunnel:security",
+    status: "pass",
+    summary: `tunnel protected: ${parts.join(" + ")}`,
+  };
+}
+
 /** All checks for `role`, in the order a person would fix them. */
 export function runChecks(role: Role, facts: HostFacts, assistant = false): Verdict[] {
   return [

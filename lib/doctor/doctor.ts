@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { formatReport, type Role, runChecks } from "./checks.ts";
+import { formatReport, type Role, runChecks, type Verdict } from "./checks.ts";
 import { type DoctorTargets, gatherFacts } from "./facts.ts";
 import { probeSendPath } from "./probe.ts";
 
@@ -13,16 +13,19 @@ import { probeSendPath } from "./probe.ts";
 export async function runDoctor(
   role: Role,
   targets: DoctorTargets,
-  opts: { json?: boolean; assistant?: boolean } = {},
+  opts: { json?: boolean; assistant?: boolean; extra?: Verdict[] } = {},
 ): Promise<number> {
   const verdicts = runChecks(role, await gatherFacts(role, targets), opts.assistant);
+  verdicts.push(...(opts.extra ?? []));
   // The send-path probe needs the privileges and a reachable intercept: skip it otherwise.
   const blocked = verdicts.some((v) =>
     v.status === "fail" && (v.id === "privileges" || v.id.startsWith("intercept:"))
   );
   if (role === "tcpcopy" && !blocked && targets.intercepts.length > 0) {
     for (const target of targets.probeTargets ?? []) {
-      verdicts.push(await probeSendPath({ target, intercepts: targets.intercepts }));
+      verdicts.push(
+        await probeSendPath({ target, intercepts: targets.intercepts, secret: targets.secret }),
+      );
     }
   }
   if (opts.json) {

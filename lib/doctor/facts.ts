@@ -18,6 +18,8 @@ export interface DoctorTargets {
   intercepts: { host: string; port: number }[];
   /** Targets to send a probe SYN to (tcpcopy, with intercepts given). */
   probeTargets?: { addr: string; port: number }[];
+  /** The tunnel's shared secret (tcpcopy doctor --secret-file), for the probe. */
+  secret?: CryptoKey;
 }
 
 async function readText(path: string): Promise<string | undefined> {

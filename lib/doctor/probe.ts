@@ -24,6 +24,8 @@ export interface ProbeRequest {
   /** Probe client address; default: this host's source address towards the target. */
   clientAddr?: string;
   timeoutMs?: number;
+  /** The tunnel's shared secret (an intercept with --secret-file refuses the probe without). */
+  secret?: CryptoKey;
 }
 
 /** The source address the kernel picks towards `target` (`ip route get`). */
@@ -60,6 +62,7 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
     tunnel = await TunnelClient.connect({
       servers: req.intercepts.map((i) => ({ hostname: i.host, port: i.port })),
       connections: 1,
+      secret: req.secret,
       onReply: (bytes) => {
         if (parseIpTcp(bytes, 0, parsed) !== null) return;
         if (parsed.dstAddr !== client.addr || parsed.dstPort !== client.port) return;

@@ -4,7 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { parseIp } from "../wire/addr.ts";
-import { DEFAULT_TUNNEL_PORT } from "../tunnel/server.ts";
+import { DEFAULT_SERVER, DEFAULT_TUNNEL_PORT } from "../tunnel/server.ts";
+import { AllowList } from "../tunnel/access.ts";
 import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
 
 /** Where replies are read from. */
@@ -35,6 +36,16 @@ export interface InterceptConfig {
   maxPrefix: number;
   batch: number;
   routeTtlS: number;
+  /** --allow: networks that may connect (empty = any). */
+  allow: AllowList;
+  /** --secret-file: the shared secret's file (read and checked at start). */
+  secretFile?: string;
+  /** --max-conns-per-ip. */
+  maxConnsPerIp: number;
+  /** --max-peer-routes. */
+  maxPeerRoutes: number;
+  /** --idle-timeout, seconds. */
+  idleTimeoutS: number;
   /** --metrics: serve Prometheus text on http://host:port/metrics. */
   metrics?: MetricsAddress;
   /**
@@ -50,6 +61,9 @@ export const DEFAULT_DRAIN_SECONDS = 5;
 /** `intercept doctor`: what to check. */
 export interface DoctorRequest {
   json: boolean;
+  /** The tunnel's protection as the run would have it (--allow, --secret-file). */
+  allow: string[];
+  secretFile?: string;
   ports: number[];
   devices: string[];
   /** pcap mode on an assistant host (-F given): ip_forward must be 0, no NFQUEUE rules. */
@@ -74,7 +88,8 @@ export const HELP =
 Usage (pick one capture mode):
   intercept --port 8080[,8081] [-x IP,...]   on the target: NFQUEUE on the OUTPUT chain
   intercept -i DEV -F FILTER                 on an assistant host: libpcap capture
-  intercept doctor [--json] [--port P] [-i DEV -F FILTER]   check this host's set-up
+  intercept doctor [--json] [--port P] [-i DEV -F FILTER] [--allow CIDRS] [--secret-file FILE]
+                                             check this host's set-up
   intercept cleanup [--all]   remove the NFQUEUE rules left by intercepts that are gone (all
                               tagged rules with --all), in iptables and ip6tables; prints each
                               one; exit 0 also when there was none (systemd ExecStopPost=)
@@ -101,9 +116,28 @@ Capture, pcap mode:
   -F, --filter FILTER   BPF filter for the replies (required)      -F 'tcp and src port 8080'
 Tunnel:
   -p, --tunnel-port N   listen port for tcpcopy (default ${DEFAULT_TUNNEL_PORT})      -p 36524
-  -b, --bind ADDR       listen address (default 0.0.0.0)           -b 10.0.0.9
+  -b, --bind ADDR       listen address (default 0.0.0.0 = every address)  -b 10.0.0.9
+  --allow CIDRS         only these networks may connect (checked at accept); with
+                        --secret-file they may connect without authenticating (C tcpcopy)
+                                                                   --allow 10.0.0.5/32,10.1.0.0/24
+  --secret-file FILE    shared secret (mode 0600, not a symlink; the same file on tcpcopy):
+                        peers not on --allow must pass a challenge-response (HMAC-SHA256)
+                                                                   --secret-file /etc/tcpcopy/secret
+                        With neither --allow nor --secret-file anyone who reaches the port may
+                        register routes and read reply headers: intercept warns at start.
+  --max-conns-per-ip N  tunnel connections at once from one address (default ${DEFAULT_SERVER.maxPerIp})
+                                                                   --max-conns-per-ip 16
+  --max-peer-routes N   routes one tcpcopy may hold; over it its own oldest route goes
+                        (default ${DEFAULT_SERVER.maxPeerRoutes})
+                                                                   --max-peer-routes 100000
+  --idle-timeout S      close a connection without hello/authentication after S s, or a
+                        heartbeat peer silent for S s (2..3 heartbeats; default ${
+    DEFAULT_SERVER.idleTimeoutMs / 1000
+  })
+                                                                   --idle-timeout 5
   -n, --batch N         replies per tunnel write 1..16 (default 16) -n 8
-  --max-prefix N        payload bytes granted to our tcpcopy, 0..1024 (default 128)  --max-prefix 0
+  --max-prefix N        payload bytes granted to an authenticated tcpcopy that asks, 0..1024
+                        (default 128; 0 for every unauthenticated peer)  --max-prefix 0
   --route-ttl S         idle route expiry in seconds (default 660) --route-ttl 120
 Output:
   -l, --log FILE        log file instead of stderr, created 0640; a symlink is refused;
@@ -128,6 +162,11 @@ const OPTIONS = {
   filter: { type: "string", short: "F" },
   "tunnel-port": { type: "string", short: "p" },
   bind: { type: "string", short: "b" },
+  allow: { type: "string", multiple: true },
+  "secret-file": { type: "string" },
+  "max-conns-per-ip": { type: "string" },
+  "max-peer-routes": { type: "string" },
+  "idle-timeout": { type: "string" },
   batch: { type: "string", short: "n" },
   "max-prefix": { type: "string" },
   "route-ttl": { type: "string" },
@@ -158,6 +197,25 @@ function list(values: string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(",")).map((s) => s.trim());
 }
 
+function parseAllow(values: string[] | undefined): AllowList {
+  if (values === undefined) return new AllowList([]);
+  const a = AllowList.parse(values);
+  if (typeof a === "string") {
+    throw new UsageError(
+      `--allow ${JSON.stringify(values.join(","))}: ${a}; expected CIDR[,CIDR...], ` +
+        `e.g. 10.0.0.5/32,2001:db8::/64`,
+    );
+  }
+  return a;
+}
+
+function secretFileArg(value: string | undefined): string | undefined {
+  if (value !== undefined && value.trim() === "") {
+    throw new UsageError(`--secret-file "": expected the path of a file holding the secret`);
+  }
+  return value;
+}
+
 /** Parses `intercept doctor ...`: the capture-mode flags of a run, all optional. */
 function parseDoctorArgs(args: string[]): ParsedArgs {
   let parsed;
@@ -169,21 +227,29 @@ function parseDoctorArgs(args: string[]): ParsedArgs {
         port: { type: "string", multiple: true },
         device: { type: "string", short: "i" },
         filter: { type: "string", short: "F" },
+        allow: { type: "string", multiple: true },
+        "secret-file": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
     });
   } catch (e) {
     const msg = (e as Error).message.split("\n")[0];
-    return { action: "error", message: `doctor: ${msg} (accepted: --json, --port, -i, -F)` };
+    return {
+      action: "error",
+      message: `doctor: ${msg} (accepted: --json, --port, -i, -F, --allow, --secret-file)`,
+    };
   }
   const v = parsed.values;
   try {
     const ports = list(v.port).map((p) => int("--port", p, 1, 65535, 0));
+    const allow = parseAllow(v.allow);
     return {
       action: "doctor",
       request: {
         json: v.json === true,
+        allow: allow.cidrs.length ? list(v.allow) : [],
+        ...(v["secret-file"] !== undefined ? { secretFile: secretFileArg(v["secret-file"]) } : {}),
         ports,
         devices: v.device ? [v.device] : [],
         assistant: v.filter !== undefined || v.device !== undefined,
@@ -301,6 +367,29 @@ export function parseInterceptArgs(args: string[]): ParsedArgs {
         maxPrefix: int("--max-prefix", v["max-prefix"], 0, 1024, 128),
         batch: int("-n", v.batch, 1, 16, 16),
         routeTtlS: int("--route-ttl", v["route-ttl"], 1, 86400 * 7, 660),
+        allow: parseAllow(v.allow),
+        secretFile: secretFileArg(v["secret-file"]),
+        maxConnsPerIp: int(
+          "--max-conns-per-ip",
+          v["max-conns-per-ip"],
+          1,
+          1024,
+          DEFAULT_SERVER.maxPerIp,
+        ),
+        maxPeerRoutes: int(
+          "--max-peer-routes",
+          v["max-peer-routes"],
+          1,
+          1_000_000,
+          DEFAULT_SERVER.maxPeerRoutes,
+        ),
+        idleTimeoutS: int(
+          "--idle-timeout",
+          v["idle-timeout"],
+          1,
+          3600,
+          DEFAULT_SERVER.idleTimeoutMs / 1000,
+        ),
         metrics,
         drainSeconds: int(
           "--drain-seconds",

@@ -11,6 +11,8 @@
 import { Logger } from "../stats/logger.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
+import { readSecretFile } from "../tunnel/secret_file.ts";
+import { importSecret } from "../tunnel/auth.ts";
 import type { InterceptConfig } from "./options.ts";
 import { openNfqueueSource } from "./nfqueue_source.ts";
 import { PassList } from "./pass_list.ts";
@@ -24,9 +26,19 @@ import { INTERCEPT_SCHEMA, interceptStatsRecord } from "./stats.ts";
 import { renderPrometheus } from "../stats/prometheus.ts";
 import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 
-/** Runs until a signal or a fatal error; returns the exit code. */
+/** Runs until a signal or a fatal error; returns the exit code (2 for a bad secret file). */
 export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   const startMs = Date.now();
+  let secret: CryptoKey | undefined;
+  if (cfg.secretFile !== undefined) {
+    const r = readSecretFile(cfg.secretFile);
+    if (!r.ok) {
+      console.error(`intercept: ${r.error}`);
+      return 2;
+    }
+    secret = await importSecret(r.secret);
+    r.secret.fill(0);
+  }
   let logFile: LogFileSink | undefined;
   if (cfg.logFile) {
     const opened = LogFileSink.open(cfg.logFile);
@@ -60,6 +72,11 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       maxPrefix: cfg.maxPrefix,
       maxBatch: cfg.batch,
       routeTtlMs: cfg.routeTtlS * 1000,
+      allow: cfg.allow,
+      secret,
+      maxPerIp: cfg.maxConnsPerIp,
+      maxPeerRoutes: cfg.maxPeerRoutes,
+      idleTimeoutMs: cfg.idleTimeoutS * 1000,
       log: (l) => log.info(l),
     });
   } catch (e) {
@@ -101,6 +118,9 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
         rejected: server.counters.rejected,
         routes: server.dispatcher.routes.size,
         routesEvicted: server.dispatcher.routes.evicted,
+        routesOverQuota: server.dispatcher.routes.overQuota,
+        security: server.security,
+        access: { ...server.counters, logSuppressed: server.events.suppressedTotal },
         kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
         verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
         batches: server.batchTotals(),
@@ -211,6 +231,8 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
       );
     }
     log.info(`listening for tcpcopy on ${cfg.bind}:${server.port}`);
+    const warning = securityWarning(cfg, secret !== undefined);
+    if (warning) log.warn(warning);
     const src = source;
     // a signal came while starting (phase is set by the handlers): run() returns at once
     if ((phase as LifecyclePhase) === "stopping") src.stop();
@@ -243,4 +265,18 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
     logFile?.close();
   }
   return code;
+}
+
+/**
+ * The start-up warning when the tunnel is open to anyone (no --allow, no --secret-file), or
+ * undefined. The same sentence is the doctor's warn verdict.
+ */
+export function securityWarning(
+  cfg: { allow: { empty: boolean }; bind: string; tunnelPort: number },
+  hasSecret: boolean,
+): string | undefined {
+  if (hasSecret || !cfg.allow.empty) return undefined;
+  return `tunnel open to anyone who reaches ${cfg.bind}:${cfg.tunnelPort}: no --allow and no ` +
+    `--secret-file, so any host may register routes and read reply headers; ` +
+    `give --allow TCPCOPY_HOST/32 and/or --secret-file FILE (see README "Security model")`;
 }

@@ -32,6 +32,22 @@ export interface InterceptSnapshot {
   routes: number;
   /** Routes evicted because the table was full. */
   routesEvicted: number;
+  /** Routes an owner lost to its own newer ones (per-peer quota). */
+  routesOverQuota: number;
+  /** What protects the tunnel (README "Security model"). */
+  security: { auth: "secret" | "none"; allow: "any" | "list" };
+  /** Tunnel access counters (lib/tunnel/server.ts ServerCounters). */
+  access: {
+    refusedAllow: number;
+    refusedPerIp: number;
+    authOk: number;
+    authFailed: number;
+    authRequired: number;
+    idleClosed: number;
+    protocolErrors: number;
+    /** Peer event log lines not written one by one (rate limit). */
+    logSuppressed: number;
+  };
   kernel: KernelCounters;
   verdicts: VerdictCounters;
   batches: { frames: number; records: number; dropped: number };
@@ -72,10 +88,25 @@ export function interceptStatsRecord(
       delayed_flushed: d.delayedFlushed,
       passed: s.passed,
     },
-    peers: { connected: s.peers, accepted: s.accepted, rejected: s.rejected },
+    security: { ...s.security },
+    peers: {
+      connected: s.peers,
+      accepted: s.accepted,
+      rejected: s.rejected,
+      refused_allow: s.access.refusedAllow,
+      refused_per_ip: s.access.refusedPerIp,
+      auth_ok: s.access.authOk,
+      auth_failed: s.access.authFailed,
+      auth_required: s.access.authRequired,
+      idle_closed: s.access.idleClosed,
+      protocol_errors: s.access.protocolErrors,
+      log_suppressed: s.access.logSuppressed,
+    },
     routes: s.routes,
     routes_contested: d.routesContested,
+    routes_reclaimed: d.routesReclaimed,
     routes_evicted: s.routesEvicted,
+    routes_over_quota: s.routesOverQuota,
     kernel: { ...s.kernel },
     verdicts: { ...s.verdicts },
     batches: {
@@ -116,12 +147,23 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     replies_passed: "Replies let through by the pass-list.",
     peers_connected: "Tunnel connections currently up.",
     peers_accepted: "Tunnel connections accepted.",
-    peers_rejected: "Tunnel connections closed for protocol errors or over the connection limit.",
+    peers_rejected:
+      "Tunnel connections refused or closed (allow-list, caps, protocol errors, auth, idle).",
+    peers_refused_allow: "Tunnel connections refused at accept: address not in --allow.",
+    peers_refused_per_ip: "Tunnel connections refused at accept: --max-conns-per-ip reached.",
+    peers_auth_ok: "Tunnel peers that passed the shared-secret challenge.",
+    peers_auth_failed: "Tunnel peers that failed the shared-secret challenge.",
+    peers_auth_required: "Tunnel peers closed for not authenticating (not on --allow).",
+    peers_idle_closed: "Tunnel connections closed by --idle-timeout.",
+    peers_protocol_errors: "Tunnel connections closed for malformed or out-of-order messages.",
+    peers_log_suppressed: "Peer event log lines only counted (log rate limit).",
+    routes_reclaimed: "Routes an authenticated tcpcopy took from an unauthenticated peer.",
+    routes_over_quota: "Routes a tcpcopy lost to its own newer ones (--max-peer-routes).",
     routes: "Routes currently registered.",
     routes_evicted: "Routes evicted because the route table was full.",
     batches_dropped_queue_full: "Tunnel frames dropped because a tcpcopy's queue was full.",
     routes_contested:
-      "Routes registered while another tcpcopy still held them (instances sharing tuples).",
+      "Route registrations refused: another tcpcopy held the tuple (hijack or shared tuples).",
     kernel_pcap_drops: "Packets dropped by the kernel before capture (pcap mode).",
     kernel_nfq_queue_dropped: "Packets dropped because the NFQUEUE was full.",
     kernel_nfq_user_dropped: "Packets dropped because the netlink socket buffer was full.",

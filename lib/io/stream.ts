@@ -124,9 +124,12 @@ export class ReactorListener {
     this.addr = sock.localAddr();
   }
 
-  /** Listens on an IP literal ("0.0.0.0", "::", "127.0.0.1"); throws IoError (EADDRINUSE...). */
-  static listen(hostname: string, port: number): ReactorListener {
-    return new ReactorListener(TcpSocket.listen(hostname, port));
+  /**
+   * Listens on an IP literal ("0.0.0.0", "::", "127.0.0.1"); throws IoError (EADDRINUSE...).
+   * `backlog`: completed handshakes the kernel queues before accept (capped by somaxconn).
+   */
+  static listen(hostname: string, port: number, backlog = 128): ReactorListener {
+    return new ReactorListener(TcpSocket.listen(hostname, port, backlog));
   }
 
   /**

@@ -17,6 +17,8 @@
  * before anything privileged, its client packets are injected when due on the wall clock, and
  * the process ends by itself after the last pass (see offline.ts).
  */
+import { readSecretFile } from "../tunnel/secret_file.ts";
+import { importSecret } from "../tunnel/auth.ts";
 import type { TcpcopyConfig } from "../cli/config.ts";
 import { Engine } from "../engine/engine.ts";
 import { openCapture, type OpenedCapture } from "../io/capture.ts";
@@ -72,6 +74,16 @@ function describe(e: unknown): string {
 
 /** Runs tcpcopy until SIGINT/SIGTERM (or a fatal runtime problem); resolves to the exit code. */
 export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
+  let secret: CryptoKey | undefined;
+  if (config.secretFile !== null) {
+    const r = readSecretFile(config.secretFile);
+    if (!r.ok) {
+      console.error(`tcpcopy: ${r.error}`);
+      return EXIT_USAGE;
+    }
+    secret = await importSecret(r.secret);
+    r.secret.fill(0);
+  }
   let sink: LineSink;
   if (config.logFile === null) sink = stdioSink("stderr");
   else {
@@ -251,6 +263,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
       servers: config.intercepts.map((h) => ({ hostname: h.host, port: h.port })),
       connections: config.connections,
       lonely: config.lonely,
+      secret,
       onReply,
       onReadDone,
       onAllDown: () =>

@@ -13,8 +13,16 @@
  *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
  *   t.delRoute(...);                              // when the session ends
  *   t.connected; t.counters; await t.close();
+ *
+ * With a shared secret (`secret`, tcpcopy --secret-file) every connection asks for Cap.AUTH,
+ * answers intercept's challenge with this instance's id and proof (auth.ts) and checks
+ * intercept's proof in the EXT_ACK; a connection is used for routes only once both proofs
+ * passed, and one whose intercept does not authenticate (a C intercept, no secret there, a
+ * wrong secret) is closed with a logged reason. The instance id is the same on every
+ * connection of this client: intercept lets any of them update the instance's routes.
  */
 import {
+  encodeAuth,
   encodeExtHello,
   encodeHeartbeat,
   encodeHello,
@@ -23,6 +31,14 @@ import {
 } from "./messages.ts";
 import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { ServerStreamDecoder } from "./replies.ts";
+import {
+  clientProof,
+  INSTANCE_ID_SIZE,
+  NONCE_SIZE,
+  randomBytes,
+  serverProof,
+  timingSafeEqual,
+} from "./auth.ts";
 import { DEFAULT_TUNNEL_PORT } from "./server.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
 import { formatHostPort } from "../wire/addr.ts";
@@ -62,6 +78,10 @@ export interface TunnelClientOptions {
   maxQueuedBytes?: number;
   /** Heartbeat period when negotiated (protocol default 5 s; tests shorten it). */
   heartbeatMs?: number;
+  /** The shared secret as an HMAC key (auth.ts): every connection must authenticate. */
+  secret?: CryptoKey;
+  /** This instance's id in the AUTH message (default: random per client). */
+  instanceId?: Uint8Array;
 }
 
 /** Client counters (monotonic). */
@@ -72,6 +92,8 @@ export interface ClientCounters {
   routeFailures: number;
   reconnects: number;
   protocolErrors: number;
+  /** Connections closed because the intercept did not authenticate. */
+  authFailures: number;
 }
 
 class Link {
@@ -83,7 +105,13 @@ class Link {
   queued = 0;
   writing = false;
   lastHeard = 0;
+  openedAt = 0;
   retryMs = 500;
+  /** Both proofs passed (only meaningful with a secret). */
+  authed = false;
+  /** The client nonce and the challenge it answered. */
+  nonce: Uint8Array | undefined;
+  serverNonce: Uint8Array | undefined;
   constructor(readonly server: number) {}
 }
 
@@ -96,12 +124,17 @@ export class TunnelClient {
     routeFailures: 0,
     reconnects: 0,
     protocolErrors: 0,
+    authFailures: 0,
   };
+  /** This instance's id (sent in the AUTH message with a secret). */
+  readonly instanceId: Uint8Array;
   readonly #opts:
-    & Required<Omit<TunnelClientOptions, "onAllDown" | "onReadDone">>
+    & Required<Omit<TunnelClientOptions, "onAllDown" | "onReadDone" | "secret" | "instanceId">>
     & TunnelClientOptions;
   readonly #links: Link[][];
   #closed = false;
+  /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
+  #connecting = true;
   #timer: ReturnType<typeof setInterval>;
   #pending = new Set<Promise<void>>();
   #retryTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -120,6 +153,9 @@ export class TunnelClient {
       ...opts,
     };
     if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
+    if (opts.secret) this.#opts.caps |= Cap.AUTH;
+    else this.#opts.caps &= ~Cap.AUTH;
+    this.instanceId = opts.instanceId ?? randomBytes(INSTANCE_ID_SIZE);
     const n = Math.max(1, Math.min(11, this.#opts.connections));
     this.#links = opts.servers.map((_, s) => Array.from({ length: n }, () => new Link(s)));
     this.#timer = setInterval(() => this.#heartbeat(), this.#opts.heartbeatMs);
@@ -135,23 +171,42 @@ export class TunnelClient {
   static async connect(opts: TunnelClientOptions, ackWaitMs = 500): Promise<TunnelClient> {
     const c = new TunnelClient(opts);
     await Promise.all(c.#links.flat().map((l) => c.#open(l, false)));
-    if (c.connected === 0 && !c.#opts.lonely) {
+    if (c.#links.flat().every((l) => !l.conn) && !c.#opts.lonely) {
       await c.close();
       const list = opts.servers.map((s) =>
         formatHostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)
       );
       throw new Error(`cannot connect to any intercept (${list.join(", ")})`);
     }
-    const end = performance.now() + (c.#opts.caps ? ackWaitMs : 0);
-    while (c.#links.flat().some((l) => l.conn && l.caps === 0) && performance.now() < end) {
+    const secret = opts.secret !== undefined;
+    const end = performance.now() + (c.#opts.caps ? (secret ? ackWaitMs * 4 : ackWaitMs) : 0);
+    const waiting = (l: Link) => l.conn && (secret ? !l.authed : l.caps === 0);
+    while (c.#links.flat().some(waiting) && performance.now() < end) {
       await new Promise((r) => setTimeout(r, 5));
     }
+    if (secret) {
+      for (const l of c.#links.flat()) {
+        if (waiting(l)) {
+          c.#authFailed(l, "no authenticated answer (a C intercept, or none of ours?)");
+        }
+      }
+      if (c.connected === 0 && !c.#opts.lonely) {
+        await c.close();
+        throw new Error("cannot authenticate to any intercept (is --secret-file the same there?)");
+      }
+    }
+    c.#connecting = false;
+    if (c.connected === 0 && !c.#opts.lonely) queueMicrotask(() => c.#opts.onAllDown?.());
     return c;
   }
 
-  /** Open connections. */
+  /** Open connections usable for routes (authenticated when a secret is set). */
   get connected(): number {
-    return this.#links.flat().filter((l) => l.conn).length;
+    return this.#links.flat().filter((l) => this.#usable(l)).length;
+  }
+
+  #usable(l: Link): boolean {
+    return l.conn !== undefined && (this.#opts.secret === undefined || l.authed);
   }
 
   /** Capabilities granted per server (0 for a C intercept or while not yet acknowledged). */
@@ -188,7 +243,7 @@ export class TunnelClient {
     for (const links of this.#links) {
       for (let i = 0; i < links.length; i++) {
         const l = links[(start + i) % links.length];
-        if (!l.conn) continue;
+        if (!this.#usable(l)) continue;
         if (v6 && !(l.caps & Cap.IPV6)) continue;
         if (kind === "del" && !(l.caps & Cap.ROUTE_DEL)) continue;
         if (!this.#send(l, msg)) continue;
@@ -284,7 +339,9 @@ export class TunnelClient {
       l.queue = [];
       l.queued = 0;
       l.retryMs = 500;
-      l.lastHeard = performance.now();
+      l.authed = false;
+      l.nonce = l.serverNonce = undefined;
+      l.lastHeard = l.openedAt = performance.now();
       if (retry) this.counters.reconnects++;
       this.#send(l, encodeHello());
       if (this.#opts.caps) {
@@ -321,9 +378,13 @@ export class TunnelClient {
         this.counters.replies++;
         this.#opts.onReply(bytes, l.server);
       }, (it) => {
-        if (it.kind === "ext-ack") {
-          l.caps = it.caps;
-          l.prefix = it.prefix;
+        if (it.kind === "challenge") void this.#answer(l, conn, it.nonce);
+        else if (it.kind === "ext-ack") {
+          if (this.#opts.secret) void this.#checkAck(l, conn, it);
+          else {
+            l.caps = it.caps;
+            l.prefix = it.prefix;
+          }
         }
       });
       this.#opts.onReadDone?.();
@@ -336,6 +397,50 @@ export class TunnelClient {
         this.#drop(l, error === null ? "intercept closed the connection" : `read error: ${error}`);
       }
     });
+  }
+
+  #transcript(l: Link) {
+    return {
+      serverNonce: l.serverNonce!,
+      clientNonce: l.nonce!,
+      instanceId: this.instanceId,
+      request: { extVersion: EXT_VERSION, caps: this.#opts.caps, prefix: this.#opts.prefix },
+    };
+  }
+
+  /** Answers intercept's challenge with the AUTH message. */
+  async #answer(l: Link, conn: ReactorConn, serverNonce: Uint8Array): Promise<void> {
+    if (!this.#opts.secret) return this.#authFailed(l, "challenge without a secret set here");
+    l.serverNonce = serverNonce;
+    l.nonce = randomBytes(NONCE_SIZE);
+    const proof = await clientProof(this.#opts.secret, this.#transcript(l));
+    if (l.conn !== conn) return;
+    this.#send(l, encodeAuth(this.instanceId, l.nonce, proof));
+  }
+
+  /** With a secret: the EXT_ACK must grant Cap.AUTH and carry intercept's valid proof. */
+  async #checkAck(
+    l: Link,
+    conn: ReactorConn,
+    ack: { extVersion: number; caps: number; prefix: number; proof?: Uint8Array },
+  ): Promise<void> {
+    const key = this.#opts.secret!;
+    if (!(ack.caps & Cap.AUTH) || !ack.proof || !l.serverNonce) {
+      return this.#authFailed(l, "intercept does not authenticate (no --secret-file there?)");
+    }
+    const want = await serverProof(key, this.#transcript(l), ack);
+    if (l.conn !== conn) return;
+    if (!timingSafeEqual(want, ack.proof)) {
+      return this.#authFailed(l, "intercept's proof is wrong (a different secret?)");
+    }
+    l.caps = ack.caps;
+    l.prefix = ack.prefix;
+    l.authed = true;
+  }
+
+  #authFailed(l: Link, reason: string): void {
+    this.counters.authFailures++;
+    this.#drop(l, reason);
   }
 
   #drop(l: Link, reason: string): void {
@@ -353,12 +458,16 @@ export class TunnelClient {
       } lost: ${reason}`,
     );
     if (this.#opts.lonely) this.#retry(l);
-    else if (this.connected === 0) this.#opts.onAllDown?.();
+    else if (this.connected === 0 && !this.#connecting) this.#opts.onAllDown?.();
   }
 
   #heartbeat(): void {
     const now = performance.now();
     for (const l of this.#links.flat()) {
+      if (l.conn && this.#opts.secret && !l.authed && now - l.openedAt > 5000) {
+        this.#authFailed(l, "no authenticated answer");
+        continue;
+      }
       if (!l.conn || !(l.caps & Cap.HEARTBEAT)) continue;
       if (now - l.lastHeard > 3 * this.#opts.heartbeatMs) this.#drop(l, "heartbeat timeout");
       else this.#send(l, encodeHeartbeat());

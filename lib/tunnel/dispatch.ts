@@ -7,13 +7,20 @@
 import type { ReplyBatcher } from "./batcher.ts";
 import { DEFAULT_DELAY_LIMITS, DelayQueue, type DelayQueueLimits } from "./delay_queue.ts";
 import { inspectReply, newReplyInfo, TCP_RST, TCP_SYN } from "./reply_packet.ts";
-import { DEFAULT_MAX_ROUTES, RouteTable } from "./routing.ts";
+import { DEFAULT_MAX_PEER_ROUTES, DEFAULT_MAX_ROUTES, RouteTable } from "./routing.ts";
 
 /** A tunnel connection as the dispatcher sees it. */
 export interface TunnelPeer {
   readonly batcher: ReplyBatcher;
   /** The peer deletes its routes when its sessions end (negotiated CLIENT_DEL). */
   readonly deletesRoutes?: boolean;
+  /**
+   * Who owns the routes this connection registers: the tcpcopy instance (authenticated
+   * peers, several connections) or, when absent, the connection itself.
+   */
+  readonly owner?: unknown;
+  /** The peer proved the shared secret: its registrations outrank unauthenticated ones. */
+  readonly authenticated?: boolean;
 }
 
 /** Counters of the dispatcher (monotonic). */
@@ -29,11 +36,15 @@ export interface DispatchCounters {
   routesAdded: number;
   routesDeleted: number;
   /**
-   * CLIENT_ADDs that took a route from another connection that still held it and deletes
-   * its routes when done: two tcpcopy instances replaying onto the same client tuple at once
-   * (the replies of one of them now go to the other).
+   * CLIENT_ADDs refused because another owner held the tuple's live route (a hijack
+   * attempt, or two tcpcopy instances replaying onto the same client tuple at once).
    */
   routesContested: number;
+  /**
+   * CLIENT_ADDs of an authenticated peer that took a live route from an unauthenticated one
+   * (a tuple pre-registered by a peer let in by the allow-list, or before a secret was set).
+   */
+  routesReclaimed: number;
 }
 
 /** Settings of the dispatcher. */
@@ -41,6 +52,8 @@ export interface DispatchOptions {
   routeTtlMs: number;
   /** Most routes held; a registration over it evicts an old unused route. */
   maxRoutes: number;
+  /** Most routes of one owner; a registration over it evicts the owner's oldest. */
+  maxPeerRoutes: number;
   delay: DelayQueueLimits;
   /** Payload bytes kept with a delayed reply (the largest prefix any peer may get). */
   delayPrefix: number;
@@ -50,6 +63,7 @@ export interface DispatchOptions {
 export const DEFAULT_DISPATCH: DispatchOptions = {
   routeTtlMs: 660_000,
   maxRoutes: DEFAULT_MAX_ROUTES,
+  maxPeerRoutes: DEFAULT_MAX_PEER_ROUTES,
   delay: DEFAULT_DELAY_LIMITS,
   delayPrefix: 0,
 };
@@ -70,6 +84,7 @@ export class Dispatcher<P extends TunnelPeer> {
     routesAdded: 0,
     routesDeleted: 0,
     routesContested: 0,
+    routesReclaimed: 0,
   };
   readonly opts: DispatchOptions;
   readonly #info = newReplyInfo();
@@ -77,7 +92,12 @@ export class Dispatcher<P extends TunnelPeer> {
 
   constructor(opts: Partial<DispatchOptions> = {}) {
     this.opts = { ...DEFAULT_DISPATCH, ...opts };
-    this.routes = new RouteTable<P>(this.opts.routeTtlMs, this.opts.maxRoutes);
+    this.routes = new RouteTable<P>(
+      this.opts.routeTtlMs,
+      this.opts.maxRoutes,
+      this.opts.maxPeerRoutes,
+      (p) => p.owner ?? p,
+    );
     this.delay = new DelayQueue(this.opts.delay);
   }
 
@@ -131,24 +151,29 @@ export class Dispatcher<P extends TunnelPeer> {
   }
 
   /**
-   * CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. The last
-   * registration wins, as in the C intercept; taking a route another CLIENT_DEL-speaking
-   * connection still holds is counted (`routesContested`) and returns that connection.
+   * CLIENT_ADD from `peer`: (re)route `key` to it and hand over delayed replies. A live route
+   * of another owner is not taken (unlike the C intercept, where the last registration won):
+   * the registration is refused, counted (`routesContested`) and the holder is returned.
+   * The same owner may move its route to another of its connections, and an authenticated
+   * peer takes a route from an unauthenticated one (counted as `routesReclaimed`).
    */
   addRoute(peer: P, key: string, now: number): P | undefined {
-    const was = this.routes.set(key, peer, now);
-    this.counters.routesAdded++;
-    let contested: P | undefined;
-    if (was !== undefined && was.deletesRoutes && this.#peers.has(was)) {
-      this.counters.routesContested++;
-      contested = was;
+    const held = this.routes.peek(key, now);
+    if (held !== undefined && (held.owner ?? held) !== (peer.owner ?? peer)) {
+      if (!peer.authenticated || held.authenticated) {
+        this.counters.routesContested++;
+        return held;
+      }
+      this.counters.routesReclaimed++;
     }
+    this.routes.set(key, peer, now);
+    this.counters.routesAdded++;
     for (const pkt of this.delay.take(key, now)) {
       if (inspectReply(pkt, this.#info) === undefined && this.#enqueue(peer, pkt, now)) {
         this.counters.delayedFlushed++;
       }
     }
-    return contested;
+    return undefined;
   }
 
   /** CLIENT_DEL from `peer` (only its own routes). */

@@ -16,6 +16,9 @@
  *   HEARTBEAT  type 0x5448: all other fields zero.
  *   ADD6/DEL6  type 0x5436/0x5437: 46 bytes = the 14-byte message (IPv4 fields zero, ports
  *              set) followed by the 16-byte client address and the 16-byte target address.
+ *   AUTH       type 0x5441: 94 bytes = the 14-byte message (other fields zero), then the
+ *              16-byte instance id, the 32-byte client nonce and the 32-byte proof (auth.ts);
+ *              only accepted right after intercept sent its challenge.
  */
 
 /** The C tunnel's internal version, sent as the hello's type. */
@@ -24,6 +27,8 @@ export const INTERNAL_VERSION = 6;
 export const CLIENT_MSG_SIZE = 14;
 /** Size of an IPv6 route message (extension). */
 export const CLIENT_MSG6_SIZE = 46;
+/** Size of the AUTH message (extension). */
+export const AUTH_MSG_SIZE = 94;
 
 /** Message type codes (the big-endian u16 at offset 6). */
 export const MsgType = {
@@ -34,6 +39,7 @@ export const MsgType = {
   HEARTBEAT: 0x5448,
   CLIENT_ADD6: 0x5436,
   CLIENT_DEL6: 0x5437,
+  AUTH: 0x5441,
 } as const;
 
 /** Magic carried in the clt_ip field of EXT_HELLO ("TCPX"). */
@@ -50,7 +56,8 @@ export type ClientMessage =
   | { kind: "hello"; version: number }
   | { kind: "add" | "del"; client: Endpoint; target: Endpoint }
   | { kind: "ext-hello"; extVersion: number; caps: number; prefix: number }
-  | { kind: "heartbeat" };
+  | { kind: "heartbeat" }
+  | { kind: "auth"; instanceId: Uint8Array; clientNonce: Uint8Array; proof: Uint8Array };
 
 function header(type: number): Uint8Array {
   const b = new Uint8Array(CLIENT_MSG_SIZE);
@@ -98,6 +105,23 @@ export function encodeExtHello(extVersion: number, caps: number, prefix: number)
   return b;
 }
 
+/** AUTH (extension): instance id (16), client nonce (32), proof (32). */
+export function encodeAuth(
+  instanceId: Uint8Array,
+  clientNonce: Uint8Array,
+  proof: Uint8Array,
+): Uint8Array {
+  if (instanceId.length !== 16 || clientNonce.length !== 32 || proof.length !== 32) {
+    throw new RangeError("auth message: id 16, nonce 32 and proof 32 bytes");
+  }
+  const b = new Uint8Array(AUTH_MSG_SIZE);
+  new DataView(b.buffer).setUint16(6, MsgType.AUTH);
+  b.set(instanceId, 14);
+  b.set(clientNonce, 30);
+  b.set(proof, 62);
+  return b;
+}
+
 /** HEARTBEAT (extension). */
 export function encodeHeartbeat(): Uint8Array {
   return header(MsgType.HEARTBEAT);
@@ -116,7 +140,7 @@ export interface DecodeResult<T> {
  * decoder stays failed: the connection must be closed.
  */
 export class ClientMessageDecoder {
-  #buf = new Uint8Array(CLIENT_MSG6_SIZE);
+  #buf = new Uint8Array(AUTH_MSG_SIZE);
   #dv = new DataView(this.#buf.buffer);
   #have = 0;
   #need = CLIENT_MSG_SIZE;
@@ -124,6 +148,8 @@ export class ClientMessageDecoder {
   #error: string | undefined;
   /** Set by the server once extensions are negotiated for this connection. */
   extensions = false;
+  /** Set by the server while it waits for the AUTH message (after its challenge). */
+  authExpected = false;
 
   /** Feeds a chunk; returns every complete message and the first fatal error, if any. */
   push(chunk: Uint8Array): DecodeResult<ClientMessage> {
@@ -144,6 +170,12 @@ export class ClientMessageDecoder {
       ) {
         if (!this.extensions) return this.#fail(items, "IPv6 route message before extensions");
         this.#need = CLIENT_MSG6_SIZE;
+        continue;
+      }
+      if (this.#need === CLIENT_MSG_SIZE && type === MsgType.AUTH) {
+        if (!this.authExpected) return this.#fail(items, "unexpected auth message");
+        this.authExpected = false;
+        this.#need = AUTH_MSG_SIZE;
         continue;
       }
       const msg = this.#decodeOne(dv, type);
@@ -198,6 +230,15 @@ export class ClientMessageDecoder {
           caps: dv.getUint32(8),
           prefix: dv.getUint16(12),
         };
+      case MsgType.AUTH: {
+        const b = this.#buf.slice(0, AUTH_MSG_SIZE);
+        return {
+          kind: "auth",
+          instanceId: b.subarray(14, 30),
+          clientNonce: b.subarray(30, 62),
+          proof: b.subarray(62, 94),
+        };
+      }
       case MsgType.HEARTBEAT:
         if (!this.extensions) return "heartbeat before extensions";
         return { kind: "heartbeat" };

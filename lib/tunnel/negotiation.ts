@@ -23,23 +23,35 @@ export const Cap = {
   ROUTE_DEL: 2,
   /** HEARTBEAT messages both ways. */
   HEARTBEAT: 4,
-  /** Reply records carry up to `prefix` payload bytes. */
+  /** Reply records carry up to `prefix` payload bytes (granted to authenticated peers only). */
   PAYLOAD_PREFIX: 8,
+  /** Challenge-response over the shared secret (auth.ts) before the EXT_ACK. */
+  AUTH: 16,
 } as const;
 
 /** Every capability this code implements. */
-export const ALL_CAPS = Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX;
+export const ALL_CAPS = Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX |
+  Cap.AUTH;
 
 /** Heartbeat period when negotiated; a peer silent for 3 periods is considered dead. */
 export const HEARTBEAT_INTERVAL_MS = 5000;
 
-/** What the server grants: a version it speaks, the shared caps and the prefix limit. */
+/**
+ * What the server grants: a version it speaks, the shared caps and the prefix limit.
+ * `authenticated` says whether the peer passed the challenge: only then are Cap.AUTH and a
+ * payload prefix granted (a stranger never gets payload bytes).
+ */
 export function grant(
   requested: { extVersion: number; caps: number; prefix: number },
   maxPrefix: number,
+  authenticated = false,
 ): { extVersion: number; caps: number; prefix: number } {
   const extVersion = Math.min(requested.extVersion, EXT_VERSION);
   let caps = requested.caps & ALL_CAPS;
+  if (!authenticated) {
+    caps &= ~Cap.AUTH;
+    maxPrefix = 0;
+  }
   const prefix = caps & Cap.PAYLOAD_PREFIX ? Math.min(requested.prefix, maxPrefix) : 0;
   if (prefix === 0) caps &= ~Cap.PAYLOAD_PREFIX;
   return { extVersion, caps, prefix };

@@ -15,7 +15,10 @@
  *                        (IPv4 header with options, or the 40-byte IPv6 header) through the
  *                        TCP header, then the first min(prefix, payload) payload bytes.
  *   kind 0xE2 HEARTBEAT: empty body.
- *   kind 0xE3 EXT_ACK:   u16 extension version, u32 granted caps, u16 granted prefix bytes.
+ *   kind 0xE3 EXT_ACK:   u16 extension version, u32 granted caps, u16 granted prefix bytes,
+ *                        then the 32-byte server proof when Cap.AUTH was granted (auth.ts).
+ *   kind 0xE4 CHALLENGE: the 32-byte server nonce (sent instead of the EXT_ACK to a peer that
+ *                        asked for Cap.AUTH; the EXT_ACK follows its AUTH message).
  * A first byte >= 0xE1 can never start a v6 frame (its count is at most 16), so a client
  * that asked for extensions tells an EXT_ACK from a v6 frame by its first two bytes.
  */
@@ -30,7 +33,12 @@ export const MAX_BATCH = 16;
 export const MAX_TCP_IN_RECORD = 44;
 
 /** Extension frame kinds. */
-export const FrameKind = { REPLIES: 0xe1, HEARTBEAT: 0xe2, EXT_ACK: 0xe3 } as const;
+export const FrameKind = {
+  REPLIES: 0xe1,
+  HEARTBEAT: 0xe2,
+  EXT_ACK: 0xe3,
+  CHALLENGE: 0xe4,
+} as const;
 /** Size of an extension frame header. */
 export const EXT_HEADER_SIZE = 4;
 /** Largest body of one extension frame. */
@@ -95,20 +103,32 @@ export function encodeExtFrame(kind: number, body: Uint8Array = new Uint8Array(0
   return out;
 }
 
-/** EXT_ACK frame. */
-export function encodeExtAck(extVersion: number, caps: number, prefix: number): Uint8Array {
-  const body = new Uint8Array(8);
+/** EXT_ACK frame (with the server proof after the 8 bytes when authenticated). */
+export function encodeExtAck(
+  extVersion: number,
+  caps: number,
+  prefix: number,
+  proof?: Uint8Array,
+): Uint8Array {
+  const body = new Uint8Array(8 + (proof?.length ?? 0));
   const dv = new DataView(body.buffer);
   dv.setUint16(0, extVersion);
   dv.setUint32(2, caps >>> 0);
   dv.setUint16(6, prefix);
+  if (proof) body.set(proof, 8);
   return encodeExtFrame(FrameKind.EXT_ACK, body);
+}
+
+/** CHALLENGE frame: the server nonce. */
+export function encodeChallenge(nonce: Uint8Array): Uint8Array {
+  return encodeExtFrame(FrameKind.CHALLENGE, nonce);
 }
 
 /** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
 export type ServerItem =
   | { kind: "reply"; bytes: Uint8Array }
-  | { kind: "ext-ack"; extVersion: number; caps: number; prefix: number }
+  | { kind: "ext-ack"; extVersion: number; caps: number; prefix: number; proof?: Uint8Array }
+  | { kind: "challenge"; nonce: Uint8Array }
   | { kind: "heartbeat" };
 
 /**
@@ -122,6 +142,7 @@ export class ServerStreamDecoder {
   #len = 0;
   #ext = false;
   #error: string | undefined;
+  #challenged = false;
   /** True when an EXT_ACK may arrive (we sent EXT_HELLO on this connection). */
   expectAck = false;
 
@@ -208,6 +229,9 @@ export class ServerStreamDecoder {
       if (typeof used === "number" && used > 0) this.#ext = true;
       return used;
     }
+    if (this.expectAck && b[off] === FrameKind.CHALLENGE && b[off + 1] === 0) {
+      return this.#extFrame(off);
+    }
     const n = (b[off] << 8) | b[off + 1];
     if (n < 1 || n > MAX_BATCH) return `reply count ${n} out of range 1..${MAX_BATCH}`;
     const size = 2 + n * RECORD_SIZE;
@@ -241,14 +265,22 @@ export class ServerStreamDecoder {
     switch (kind) {
       case FrameKind.EXT_ACK: {
         if (this.#ext) return "second extension ack";
-        if (bodyLen !== 8) return `extension ack of ${bodyLen} bytes`;
+        if (bodyLen !== 8 && bodyLen !== 40) return `extension ack of ${bodyLen} bytes`;
         const dv = new DataView(b.buffer, b.byteOffset + body, 8);
         this.#onControl({
           kind: "ext-ack",
           extVersion: dv.getUint16(0),
           caps: dv.getUint32(2),
           prefix: dv.getUint16(6),
+          ...(bodyLen === 40 ? { proof: b.slice(body + 8, body + 40) } : {}),
         });
+        break;
+      }
+      case FrameKind.CHALLENGE: {
+        if (this.#ext || this.#challenged) return "unexpected challenge";
+        if (bodyLen !== 32) return `challenge of ${bodyLen} bytes`;
+        this.#challenged = true;
+        this.#onControl({ kind: "challenge", nonce: b.slice(body, body + 32) });
         break;
       }
       case FrameKind.HEARTBEAT:

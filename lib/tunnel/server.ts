@@ -8,6 +8,15 @@
  * slow or dead tcpcopy never stalls the others. A peer sending garbage is disconnected with
  * a logged reason.
  *
+ * Access control (see README.md "Security model"): the peer's address is checked against the
+ * allow-list and the per-address connection cap right after accept(), before anything is
+ * allocated for it. With a shared secret, a peer that is not on the allow-list must pass the
+ * challenge-response (auth.ts) before it may register routes. A connection that has not
+ * completed its hello (and authentication) within the idle timeout, or that negotiated
+ * heartbeats and went silent, is closed. Routes belong to their owner (dispatch.ts): an
+ * authenticated tcpcopy instance (its id is in the AUTH message) or else the connection.
+ * Peer events are logged through a rate limit (event_log.ts).
+ *
  * Latency: the capture source brackets each drain of its queue with `beginCycle()` and
  * `endCycle()`; at `endCycle()` every connection that got replies closes its open frame and
  * starts one write. A drain at a high rate returns many packets, so frames stay full; at a
@@ -18,11 +27,18 @@ import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
 import { ClientMessageDecoder, type Endpoint } from "./messages.ts";
 import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
-import { encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
+import { encodeChallenge, encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
+import { AllowList } from "./access.ts";
+import { clientProof, NONCE_SIZE, randomBytes, serverProof, timingSafeEqual } from "./auth.ts";
+import { EventLog } from "./event_log.ts";
+import { DEFAULT_MAX_PEER_ROUTES } from "./routing.ts";
 import { routeKeyOf } from "./route_key.ts";
 import { formatHostPort, formatIpv4, formatIpv6 } from "../wire/addr.ts";
 import { type ReactorConn, ReactorListener } from "../io/stream.ts";
 import { sharedReactor } from "../io/reactor.ts";
+
+/** Our heartbeat answer (the same bytes every time). */
+const HEARTBEAT_FRAME = encodeExtFrame(FrameKind.HEARTBEAT);
 
 /** The C original's tunnel port. */
 export const DEFAULT_TUNNEL_PORT = 36524;
@@ -43,8 +59,22 @@ export interface TunnelServerOptions {
   maxQueuedBytes: number;
   /** Idle route expiry. */
   routeTtlMs: number;
-  /** A connection that has not said hello within this time is closed. */
-  helloTimeoutMs: number;
+  /**
+   * Idle timeout: a connection that has not completed its hello (and authentication) within
+   * this time is closed, and so is a peer that negotiated heartbeats and sent nothing for
+   * this long (at most 3 and at least 2 heartbeat periods: 15 s with the defaults).
+   */
+  idleTimeoutMs: number;
+  /** Addresses that may connect (empty = any; see the module comment). */
+  allow: AllowList;
+  /** The shared secret as an HMAC key (auth.ts); undefined = no authentication. */
+  secret?: CryptoKey;
+  /** Most connections open at once from one source address. */
+  maxPerIp: number;
+  /** Most routes of one owner (tcpcopy instance or C connection). */
+  maxPeerRoutes: number;
+  /** Peer event lines per 10 s before they are only counted (event_log.ts). */
+  logBurst: number;
   /**
    * Most tunnel connections at once (each holds a read buffer and a batcher); connections
    * beyond it are closed at once and counted (`rejected`), so a connection flood costs no
@@ -59,7 +89,11 @@ export interface TunnelServerOptions {
   now: () => number;
 }
 
-/** Defaults: 0.0.0.0:36524, 128-byte prefix limit, 2 ms, 16 records, 1 MiB per connection. */
+/**
+ * Defaults: 0.0.0.0:36524, 128-byte prefix limit (authenticated peers only), 2 ms, 16 records,
+ * 1 MiB per connection, 15 s idle timeout, 32 connections per address, 250,000 routes per
+ * owner, no allow-list and no secret.
+ */
 export const DEFAULT_SERVER: TunnelServerOptions = {
   port: DEFAULT_TUNNEL_PORT,
   hostname: "0.0.0.0",
@@ -68,18 +102,43 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   maxBatch: MAX_BATCH,
   maxQueuedBytes: 1 << 20,
   routeTtlMs: 660_000,
-  helloTimeoutMs: 10_000,
+  idleTimeoutMs: 15_000,
+  allow: new AllowList([]),
+  maxPerIp: 32,
+  maxPeerRoutes: DEFAULT_MAX_PEER_ROUTES,
+  logBurst: 10,
   maxConnections: 1024,
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   log: (line) => console.error(line),
   now: () => performance.now(),
 };
 
+/** Where a connection stands with authentication. */
+export type AuthState = "none" | "challenged" | "verifying" | "ok";
+
+/** The owner of an authenticated tcpcopy instance's routes (shared by its connections). */
+export interface InstanceOwner {
+  readonly id: string;
+  connections: number;
+}
+
 /** One accepted tunnel connection. */
 export class TunnelConnection {
   readonly batcher: ReplyBatcher;
   readonly decoder = new ClientMessageDecoder();
   readonly remote: string;
+  /** The peer's address (per-address cap). */
+  readonly host: string;
+  /** The address is on the allow-list. */
+  listed = false;
+  /** A secret is configured and the address is not on the allow-list. */
+  needsAuth = false;
+  auth: AuthState = "none";
+  /** The challenge sent and the extension hello it answers. */
+  nonce: Uint8Array | undefined;
+  request: { extVersion: number; caps: number; prefix: number } | undefined;
+  /** Set once authenticated: the instance owning this connection's routes. */
+  owner: InstanceOwner | undefined;
   helloed = false;
   caps = 0;
   prefix = 0;
@@ -99,8 +158,19 @@ export class TunnelConnection {
     return (this.caps & Cap.ROUTE_DEL) !== 0;
   }
 
+  /** Passed the challenge-response (its routes outrank unauthenticated peers'). */
+  get authenticated(): boolean {
+    return this.auth === "ok";
+  }
+
+  /** Hello done, no challenge pending, authenticated when required: may register routes. */
+  get ready(): boolean {
+    return this.helloed && (this.auth === "ok" || (this.auth === "none" && !this.needsAuth));
+  }
+
   constructor(readonly conn: ReactorConn, opts: TunnelServerOptions) {
     const a = conn.remoteAddr;
+    this.host = a.hostname;
     this.remote = formatHostPort(a.hostname, a.port);
     this.batcher = new ReplyBatcher({
       flushMs: opts.flushMs,
@@ -122,6 +192,21 @@ export interface ServerCounters {
   framesDropped: number;
   writeErrors: number;
   delIgnored: number;
+  /** Refused at accept: address not on the allow-list. */
+  refusedAllow: number;
+  /** Refused at accept: too many connections from that address. */
+  refusedPerIp: number;
+  /** Closed for a protocol error (garbage, messages out of order). */
+  protocolErrors: number;
+  /** Closed by the idle timeout (no hello/authentication, or silent). */
+  idleClosed: number;
+  /** Peers that passed the challenge-response / failed it. */
+  authOk: number;
+  authFailed: number;
+  /** Closed because authentication was required and not attempted. */
+  authRequired: number;
+  /** Heartbeats not answered because output was already waiting for the peer. */
+  heartbeatsCoalesced: number;
 }
 
 /** The tunnel server. */
@@ -137,8 +222,22 @@ export class TunnelServer {
     framesDropped: 0,
     writeErrors: 0,
     delIgnored: 0,
+    refusedAllow: 0,
+    refusedPerIp: 0,
+    protocolErrors: 0,
+    idleClosed: 0,
+    authOk: 0,
+    authFailed: 0,
+    authRequired: 0,
+    heartbeatsCoalesced: 0,
   };
+  /** Peer events, rate-limited. */
+  readonly events: EventLog;
   readonly #listener: ReactorListener;
+  /** Open connections per source address. */
+  readonly #perIp = new Map<string, number>();
+  /** Authenticated instances by id. */
+  readonly #owners = new Map<string, InstanceOwner>();
   readonly #conns = new Set<TunnelConnection>();
   /** Flush deadline of replies routed outside a cycle (a reactor timer: 2 ms matters). */
   readonly #flushTimer = sharedReactor().timer(() => this.#onFlushDeadline());
@@ -153,12 +252,16 @@ export class TunnelServer {
   private constructor(listener: ReactorListener, opts: TunnelServerOptions) {
     this.opts = opts;
     this.#listener = listener;
+    this.events = new EventLog(opts.log, { burst: opts.logBurst });
     const d: Partial<DispatchOptions> = {
       routeTtlMs: opts.routeTtlMs,
-      delayPrefix: opts.maxPrefix,
+      maxPeerRoutes: opts.maxPeerRoutes,
+      // only authenticated peers get payload bytes: without a secret, keep none
+      delayPrefix: opts.secret ? opts.maxPrefix : 0,
     };
     this.dispatcher = new Dispatcher<TunnelConnection>(d);
-    this.#houseTimer = setInterval(() => this.#housekeeping(), Math.min(1000, opts.heartbeatMs));
+    const houseMs = Math.max(50, Math.min(1000, opts.heartbeatMs, opts.idleTimeoutMs / 4));
+    this.#houseTimer = setInterval(() => this.#housekeeping(), houseMs);
     listener.startAccepting(
       (conn) => this.#onConnection(conn),
       (e) => this.opts.log(`tunnel: accept failed: ${e.message}`),
@@ -168,7 +271,9 @@ export class TunnelServer {
   /** Starts listening; throws an IoError naming the errno (e.g. EADDRINUSE) to the caller. */
   static listen(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
     const o = { ...DEFAULT_SERVER, ...opts };
-    const l = ReactorListener.listen(o.hostname, o.port);
+    // a deep accept queue: a burst of strangers' connects must not drop a real tcpcopy's SYN
+    // (the kernel would retry it only a second later); each is refused at accept anyway
+    const l = ReactorListener.listen(o.hostname, o.port, 1024);
     return new TunnelServer(l, o);
   }
 
@@ -180,6 +285,19 @@ export class TunnelServer {
   /** Connections that completed the hello. */
   get peersConnected(): number {
     return this.dispatcher.peers.size;
+  }
+
+  /** Tunnel connections open (including those still in their hello or authentication). */
+  get connectionsOpen(): number {
+    return this.#conns.size;
+  }
+
+  /** What protects the tunnel, for stats and the start-up log. */
+  get security(): { auth: "secret" | "none"; allow: "any" | "list" } {
+    return {
+      auth: this.opts.secret ? "secret" : "none",
+      allow: this.opts.allow.empty ? "any" : "list",
+    };
   }
 
   /** Frames and records sent so far, including closed connections. */
@@ -232,17 +350,17 @@ export class TunnelServer {
   }
 
   /**
-   * Logs a contested route (see DispatchCounters.routesContested): the first one, then
-   * every 1000th, since one cause usually contests many routes.
+   * Logs a refused route (see DispatchCounters.routesContested): the first one, then every
+   * 1000th, since one cause usually contests many routes.
    */
-  #contested(c: TunnelConnection, client: Endpoint): void {
+  #contested(c: TunnelConnection, client: Endpoint, holder: TunnelConnection): void {
     const n = this.dispatcher.counters.routesContested;
     if (n !== 1 && n % 1000 !== 0) return;
     const addr = client.addr.length === 4 ? formatIpv4(client.addr) : formatIpv6(client.addr);
     this.opts.log(
-      `tunnel: peer ${c.remote} registered ${addr}:${client.port} while another tcpcopy ` +
-        `still held it (${n} so far): two instances replay onto the same client tuples; ` +
-        `give each a different -f (lanes are -f mod 8) or its own -c addresses`,
+      `tunnel: peer ${c.remote} registered ${addr}:${client.port} while peer ${holder.remote} ` +
+        `held it: refused (${n} so far); a hijack attempt, or two tcpcopy instances replaying ` +
+        `onto the same client tuples (give each a different -f or its own -c addresses)`,
     );
   }
 
@@ -258,16 +376,27 @@ export class TunnelServer {
       conn.close();
       return;
     }
-    if (this.#conns.size >= this.opts.maxConnections) {
+    const now = this.opts.now();
+    const host = conn.remoteAddr.hostname;
+    const o = this.opts;
+    const listed = !o.allow.empty && o.allow.has(host);
+    let refused: string | undefined;
+    if (!o.allow.empty && !listed && !o.secret) {
+      this.counters.refusedAllow++;
+      refused = "not in --allow";
+    } else if ((this.#perIp.get(host) ?? 0) >= o.maxPerIp) {
+      this.counters.refusedPerIp++;
+      refused = `${o.maxPerIp} connections from this address already (--max-conns-per-ip)`;
+    } else if (this.#conns.size >= o.maxConnections) {
+      this.#overLimit++;
+      refused = `${o.maxConnections} connections open`;
+    }
+    if (refused !== undefined) {
       this.counters.rejected++;
-      conn.close();
-      const n = ++this.#overLimit;
-      if (n === 1 || n % 1000 === 0) {
-        this.opts.log(
-          `tunnel: connection refused: ${this.opts.maxConnections} connections open ` +
-            `(${n} refused so far)`,
-        );
-      }
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      this.events.note("refused", `tunnel: connection refused from ${host}: ${refused}`, now);
       return;
     }
     try {
@@ -275,6 +404,9 @@ export class TunnelServer {
     } catch { /* closed already */ }
     this.counters.accepted++;
     const c = new TunnelConnection(conn, this.opts);
+    c.listed = listed;
+    c.needsAuth = o.secret !== undefined && !listed;
+    this.#perIp.set(host, (this.#perIp.get(host) ?? 0) + 1);
     this.#conns.add(c);
     conn.startReading(this.#readBuf, (bytes) => {
       if (c.closed) return;
@@ -282,6 +414,8 @@ export class TunnelServer {
       const err = this.#onBytes(c, bytes);
       if (err) {
         this.counters.rejected++;
+        if (err.startsWith("authentication required")) this.counters.authRequired++;
+        else this.counters.protocolErrors++;
         this.#close(c, err);
       }
     }, (error) => {
@@ -294,35 +428,52 @@ export class TunnelServer {
     const { items, error } = c.decoder.push(bytes);
     const now = this.opts.now();
     for (const m of items) {
+      if (c.closed) return undefined;
+      if (m.kind !== "hello" && m.kind !== "ext-hello" && m.kind !== "auth" && !c.ready) {
+        return c.auth === "none"
+          ? "authentication required (not on --allow; give tcpcopy --secret-file)"
+          : "message before authentication completed";
+      }
       switch (m.kind) {
         case "hello":
           c.helloed = true;
           this.dispatcher.addPeer(c);
-          this.opts.log(`tunnel: peer ${c.remote} connected (internal version ${m.version})`);
-          break;
-        case "ext-hello": {
-          if (c.caps !== 0 || c.decoder.extensions) return "second extension hello";
-          if (m.extVersion === 0) return "extension hello with version 0";
-          const g = grant(m, this.opts.maxPrefix);
-          c.caps = g.caps;
-          c.prefix = g.prefix;
-          c.batcher.addFrame(encodeExtAck(g.extVersion, g.caps, g.prefix));
-          c.batcher.reconfigure({ ext: true, prefix: g.prefix });
-          c.decoder.extensions = true;
-          this.opts.log(
-            `tunnel: peer ${c.remote} extensions v${g.extVersion} caps 0x${g.caps.toString(16)}` +
-              ` prefix ${g.prefix}`,
+          this.events.note(
+            "connected",
+            `tunnel: peer ${c.remote} connected (internal version ${m.version})`,
+            now,
           );
           break;
+        case "ext-hello": {
+          if (c.caps !== 0 || c.decoder.extensions || c.auth !== "none") {
+            return "second extension hello";
+          }
+          if (m.extVersion === 0) return "extension hello with version 0";
+          if (m.caps & Cap.AUTH && this.opts.secret) {
+            c.auth = "challenged";
+            c.nonce = randomBytes(NONCE_SIZE);
+            c.request = { extVersion: m.extVersion, caps: m.caps, prefix: m.prefix };
+            c.decoder.authExpected = true;
+            c.batcher.addFrame(encodeChallenge(c.nonce));
+            break;
+          }
+          if (c.needsAuth) return "authentication required (the peer did not ask for it)";
+          this.#ack(c, grant(m, this.opts.maxPrefix, false));
+          break;
         }
-        case "add":
+        case "auth":
+          if (c.auth !== "challenged") return "unexpected auth message";
+          c.auth = "verifying";
+          void this.#verify(c, m.instanceId, m.clientNonce, m.proof);
+          break;
+        case "add": {
           if (m.client.addr.length === 16 && !(c.caps & Cap.IPV6)) {
             return "IPv6 route not negotiated";
           }
-          if (this.dispatcher.addRoute(c, routeKeyOf(m.client, m.target), now)) {
-            this.#contested(c, m.client);
-          }
+          const holder = this.dispatcher.addRoute(c, routeKeyOf(m.client, m.target), now);
+          if (holder) this.#contested(c, m.client, holder);
           break;
+        }
         case "del":
           if (c.caps & Cap.ROUTE_DEL) {
             this.dispatcher.deleteRoute(c, routeKeyOf(m.client, m.target));
@@ -330,7 +481,10 @@ export class TunnelServer {
           break;
         case "heartbeat":
           if (!(c.caps & Cap.HEARTBEAT)) return "heartbeat not negotiated";
-          c.batcher.addFrame(encodeExtFrame(FrameKind.HEARTBEAT));
+          // answered only when nothing is waiting to go out: pending bytes tell the peer we
+          // are alive anyway, and a peer that sends heartbeats and never reads queues nothing
+          if (c.batcher.queuedBytes === 0) c.batcher.addFrame(HEARTBEAT_FRAME);
+          else this.counters.heartbeatsCoalesced++;
           break;
       }
     }
@@ -338,6 +492,62 @@ export class TunnelServer {
     c.batcher.flush();
     if (c.batcher.hasOutput) this.#write(c);
     return error;
+  }
+
+  /** Sends the EXT_ACK (with the server proof when authenticated) and switches framing. */
+  #ack(
+    c: TunnelConnection,
+    g: { extVersion: number; caps: number; prefix: number },
+    proof?: Uint8Array,
+  ): void {
+    c.caps = g.caps;
+    c.prefix = g.prefix;
+    c.batcher.addFrame(encodeExtAck(g.extVersion, g.caps, g.prefix, proof));
+    c.batcher.reconfigure({ ext: true, prefix: g.prefix });
+    c.decoder.extensions = true;
+    this.events.note(
+      "extensions",
+      `tunnel: peer ${c.remote} extensions v${g.extVersion} caps 0x${g.caps.toString(16)}` +
+        ` prefix ${g.prefix}${c.auth === "ok" ? ` authenticated as ${c.owner?.id}` : ""}`,
+      this.opts.now(),
+    );
+  }
+
+  /** Checks the AUTH message's proof (WebCrypto is asynchronous) and answers. */
+  async #verify(
+    c: TunnelConnection,
+    instanceId: Uint8Array,
+    clientNonce: Uint8Array,
+    proof: Uint8Array,
+  ): Promise<void> {
+    const key = this.opts.secret!;
+    const t = { serverNonce: c.nonce!, clientNonce, instanceId, request: c.request! };
+    const g = grant(c.request!, this.opts.maxPrefix, true);
+    let ok = false;
+    let answer: Uint8Array | undefined;
+    try {
+      ok = timingSafeEqual(await clientProof(key, t), proof);
+      if (ok) answer = await serverProof(key, t, g);
+    } catch {
+      ok = false;
+    }
+    if (c.closed || this.#closing) return;
+    if (!ok || !answer) {
+      this.counters.authFailed++;
+      this.counters.rejected++;
+      this.#close(c, "authentication failed (wrong secret?)", "auth-failed");
+      return;
+    }
+    this.counters.authOk++;
+    c.auth = "ok";
+    const id = Array.from(instanceId, (b) => b.toString(16).padStart(2, "0")).join("");
+    let owner = this.#owners.get(id);
+    if (!owner) this.#owners.set(id, owner = { id, connections: 0 });
+    owner.connections++;
+    c.owner = owner;
+    this.#ack(c, g, answer);
+    c.batcher.flush();
+    this.#write(c);
   }
 
   /**
@@ -375,12 +585,17 @@ export class TunnelServer {
     }
   }
 
-  #close(c: TunnelConnection, reason: string): void {
+  #close(c: TunnelConnection, reason: string, kind = "disconnected"): void {
     if (c.closed) return;
     c.closed = true;
     this.#conns.delete(c);
-    const routes = this.dispatcher.routes.countOf(c);
+    const n = (this.#perIp.get(c.host) ?? 1) - 1;
+    if (n > 0) this.#perIp.set(c.host, n);
+    else this.#perIp.delete(c.host);
+    const before = this.dispatcher.counters.routesDeleted;
     this.dispatcher.removePeer(c);
+    const routes = this.dispatcher.counters.routesDeleted - before;
+    if (c.owner && --c.owner.connections === 0) this.#owners.delete(c.owner.id);
     this.counters.frames += c.batcher.frames;
     this.counters.records += c.batcher.records;
     this.counters.framesDropped += c.batcher.framesDropped;
@@ -388,21 +603,31 @@ export class TunnelServer {
       c.conn.close();
     } catch { /* already closed */ }
     if (!this.#closing) {
-      this.opts.log(`tunnel: peer ${c.remote} disconnected: ${reason} (${routes} routes removed)`);
+      this.events.note(
+        kind,
+        `tunnel: peer ${c.remote} disconnected: ${reason} (${routes} routes removed)`,
+        this.opts.now(),
+      );
     }
   }
 
   #housekeeping(): void {
     const now = this.opts.now();
     this.dispatcher.tick(now);
+    const idle = this.opts.idleTimeoutMs;
+    const hb = this.opts.heartbeatMs;
+    const silent = Math.max(2 * hb, Math.min(idle, 3 * hb));
     for (const c of this.#conns) {
-      if (!c.helloed && now - c.openedAt > this.opts.helloTimeoutMs) {
+      if (!c.ready && now - c.openedAt > idle) {
         this.counters.rejected++;
-        this.#close(c, "no hello");
-      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > 3 * this.opts.heartbeatMs) {
-        this.#close(c, "heartbeat timeout");
+        this.counters.idleClosed++;
+        this.#close(c, c.helloed ? "no authentication in time" : "no hello in time", "idle");
+      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > silent) {
+        this.counters.idleClosed++;
+        this.#close(c, "heartbeat timeout", "idle");
       } else if (c.batcher.hasOutput) this.#write(c);
     }
+    this.events.tick(now);
   }
 
   /** Stops accepting new connections; the ones up stay (intercept's drain on SIGTERM). */
@@ -422,6 +647,7 @@ export class TunnelServer {
       this.#listener.close();
     } catch { /* closed */ }
     for (const c of [...this.#conns]) this.#close(c, "server closing");
+    this.events.flush();
     await Promise.resolve();
   }
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { formatReport, type HostFacts, runChecks } from "../../lib/doctor/checks.ts";
+import {
+  checkTunnelSecurity,
+  formatReport,
+  type HostFacts,
+  runChecks,
+} from "../../lib/doctor/checks.ts";
+import { securityWarning } from "../../lib/intercept/run.ts";
+import { AllowList } from "../../lib/tunnel/access.ts";
 
 function facts(over: Partial<HostFacts> = {}): HostFacts {
   return {
@@ -156,4 +163,22 @@ Deno.test("doctor: intercept's libraries follow its mode (NFQUEUE or pcap)", () 
   assert.equal(byId("intercept", f)["library:libnetfilter_queue.so.1"].status, "pass");
   assert.equal(byId("intercept", f, true)["library:libpcap.so.0.8"].status, "fail");
   assert.equal(byId("tcpcopy", f)["library:libpcap.so.0.8"].status, "fail");
+});
+
+Deno.test("doctor: an open tunnel warns, a protected one passes, a bad secret file fails", () => {
+  assert.equal(checkTunnelSecurity({ allow: 0 }).status, "warn");
+  assert.match(checkTunnelSecurity({ allow: 0 }).summary, /no --allow and no --secret-file/);
+  assert.equal(checkTunnelSecurity({ allow: 2 }).status, "pass");
+  assert.equal(checkTunnelSecurity({ allow: 0, secretFile: "/s" }).status, "pass");
+  const bad = checkTunnelSecurity({ allow: 0, secretFile: "/s", secretError: "mode 644" });
+  assert.equal(bad.status, "fail");
+  assert.equal(
+    securityWarning({ allow: new AllowList([]), bind: "0.0.0.0", tunnelPort: 36524 }, false)
+      ?.startsWith("tunnel open to anyone who reaches 0.0.0.0:36524"),
+    true,
+  );
+  assert.equal(
+    securityWarning({ allow: new AllowList([]), bind: "0.0.0.0", tunnelPort: 1 }, true),
+    undefined,
+  );
 });

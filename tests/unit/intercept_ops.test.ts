@@ -9,8 +9,13 @@ Deno.test("intercept doctor: mode flags are optional; -F means an assistant host
   const a = parseInterceptArgs(["doctor", "--port", "80,8080", "--json"]);
   assert.deepEqual(a, {
     action: "doctor",
-    request: { json: true, ports: [80, 8080], devices: [], assistant: false },
+    request: { json: true, allow: [], ports: [80, 8080], devices: [], assistant: false },
   });
+  const s = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/8", "--secret-file", "/x"]);
+  assert.ok(s.action === "doctor");
+  assert.deepEqual([s.request.allow, s.request.secretFile], [["10.0.0.0/8"], "/x"]);
+  const bad = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/33"]);
+  assert.ok(bad.action === "error" && /--allow "10.0.0.0\/33".*prefix length/.test(bad.message));
   const b = parseInterceptArgs(["doctor", "-i", "eth0", "-F", "tcp and src port 80"]);
   assert.ok(b.action === "doctor" && b.request.assistant && b.request.devices[0] === "eth0");
   const c = parseInterceptArgs(["doctor", "--port", "70000"]);
@@ -43,6 +48,18 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
       rejected: 1,
       routes: 7,
       routesEvicted: 2,
+      routesOverQuota: 6,
+      security: { auth: "none", allow: "any" },
+      access: {
+        refusedAllow: 1,
+        refusedPerIp: 2,
+        authOk: 3,
+        authFailed: 4,
+        authRequired: 5,
+        idleClosed: 6,
+        protocolErrors: 7,
+        logSuppressed: 8,
+      },
       kernel: { pcap_drops: 0, nfq_queue_dropped: 5, nfq_user_dropped: 0 },
       verdicts: { accept: 3, drop: 11 },
       batches: { frames: 4, records: 10, dropped: 1 },
@@ -75,5 +92,59 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
   assert.doesNotMatch(text, /\bts\b|program|final/);
   for (const line of text.trimEnd().split("\n")) {
     assert.match(line, /^(# (HELP|TYPE) intercept_\w+ .+|intercept_\w+(\{[^}]*\})? [0-9.e+-]+)$/);
+  }
+});
+
+Deno.test("intercept tunnel flags: defaults, values, one-line errors", () => {
+  const d = parseInterceptArgs(["--port", "80"]);
+  assert.ok(d.action === "run");
+  assert.equal(d.config.allow.empty, true);
+  assert.equal(d.config.secretFile, undefined);
+  assert.deepEqual(
+    [d.config.maxConnsPerIp, d.config.maxPeerRoutes, d.config.idleTimeoutS, d.config.bind],
+    [32, 250_000, 15, "0.0.0.0"],
+  );
+  const v = parseInterceptArgs([
+    "--port=80",
+    "-b",
+    "10.0.0.9",
+    "--allow",
+    "10.0.0.5/32,2001:db8::/64",
+    "--allow",
+    "192.0.2.1",
+    "--secret-file",
+    "/etc/tcpcopy/secret",
+    "--max-conns-per-ip",
+    "8",
+    "--max-peer-routes",
+    "1000",
+    "--idle-timeout",
+    "5",
+  ]);
+  assert.ok(v.action === "run");
+  assert.equal(v.config.allow.cidrs.length, 3);
+  assert.ok(v.config.allow.has("10.0.0.5") && !v.config.allow.has("10.0.0.6"));
+  assert.ok(v.config.allow.has("2001:db8::1") && v.config.allow.has("::ffff:192.0.2.1"));
+  assert.deepEqual(
+    [v.config.bind, v.config.secretFile, v.config.maxConnsPerIp, v.config.maxPeerRoutes],
+    ["10.0.0.9", "/etc/tcpcopy/secret", 8, 1000],
+  );
+  assert.equal(v.config.idleTimeoutS, 5);
+  for (
+    const [args, re] of [
+      [["--allow", "10.0.0.0/40"], /^--allow "10.0.0.0\/40": .*prefix length/],
+      [["--allow", "host.example"], /^--allow "host.example": .*not an IPv4 or IPv6 address/],
+      [["--allow", "10.0.0.1,"], /^--allow "10.0.0.1,": empty entry/],
+      [["--max-conns-per-ip", "0"], /^--max-conns-per-ip "0": expected an integer 1\.\.1024$/],
+      [["--max-peer-routes", "x"], /^--max-peer-routes "x": expected an integer/],
+      [["--idle-timeout", "0"], /^--idle-timeout "0": expected an integer 1\.\.3600$/],
+      [["--secret-file", ""], /^--secret-file "": expected the path/],
+      [["-b", "nowhere"], /^-b "nowhere": expected an IPv4 or IPv6 address$/],
+    ] as const
+  ) {
+    const r = parseInterceptArgs(["--port", "80", ...args]);
+    assert.ok(r.action === "error", args.join(" "));
+    assert.match(r.message, re);
+    assert.equal(r.message.includes("\n"), false);
   }
 });

@@ -301,7 +301,13 @@ Deno.test("extension: ack switches framing; records keep IPv6 headers and a payl
     payload,
     captured: 5,
   });
-  const g = grant({ extVersion: 9, caps: Cap.IPV6 | Cap.PAYLOAD_PREFIX | 0x100, prefix: 12 }, 8);
+  const ask = { extVersion: 9, caps: Cap.IPV6 | Cap.PAYLOAD_PREFIX | 0x100, prefix: 12 };
+  assert.deepEqual(
+    grant(ask, 8),
+    { extVersion: EXT_VERSION, caps: Cap.IPV6, prefix: 0 },
+    "stranger",
+  );
+  const g = grant(ask, 8, true);
   assert.deepEqual(g, { extVersion: EXT_VERSION, caps: Cap.IPV6 | Cap.PAYLOAD_PREFIX, prefix: 8 });
 
   const b = new ReplyBatcher();

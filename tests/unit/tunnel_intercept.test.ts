@@ -174,6 +174,18 @@ Deno.test("stats record has the documented shape and derived averages", () => {
       rejected: 1,
       routes: 4,
       routesEvicted: 0,
+      routesOverQuota: 6,
+      security: { auth: "none", allow: "any" },
+      access: {
+        refusedAllow: 1,
+        refusedPerIp: 2,
+        authOk: 3,
+        authFailed: 4,
+        authRequired: 5,
+        idleClosed: 6,
+        protocolErrors: 7,
+        logSuppressed: 8,
+      },
       kernel: { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 },
       verdicts: { accept: 8, drop: 9 },
       batches: { frames: 4, records: 10, dropped: 1 },
@@ -201,7 +213,21 @@ Deno.test("stats record has the documented shape and derived averages", () => {
     [1, 0, 1, 0],
   );
   assert.equal(back.replies.malformed, 1);
-  assert.deepEqual(back.peers, { connected: 3, accepted: 5, rejected: 1 });
+  assert.deepEqual(back.peers, {
+    connected: 3,
+    accepted: 5,
+    rejected: 1,
+    refused_allow: 1,
+    refused_per_ip: 2,
+    auth_ok: 3,
+    auth_failed: 4,
+    auth_required: 5,
+    idle_closed: 6,
+    protocol_errors: 7,
+    log_suppressed: 8,
+  });
+  assert.deepEqual(back.security, { auth: "none", allow: "any" });
+  assert.equal(back.routes_over_quota, 6);
   assert.equal(back.routes, 4);
   assert.equal(back.routes_evicted, 0);
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });

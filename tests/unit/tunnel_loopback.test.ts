@@ -6,6 +6,7 @@ import { encodeExtHello, encodeHello, encodeRoute } from "../../lib/tunnel/messa
 import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
 import { encodeExtAck } from "../../lib/tunnel/replies.ts";
 import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { importSecret } from "../../lib/tunnel/auth.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const T = [10, 0, 0, 2];
@@ -40,7 +41,8 @@ async function readExactly(conn: Deno.Conn, n: number, ms = 3000): Promise<Uint8
 }
 
 Deno.test("our client and server: extensions, two clients each get only their own replies", async () => {
-  const server = quietServer();
+  const secret = await importSecret(new TextEncoder().encode("a shared secret of 32 bytes....."));
+  const server = TunnelServer.listen({ port: 0, hostname: "127.0.0.1", log: () => {}, secret });
   const got: Uint8Array[][] = [[], []];
   const clients: TunnelClient[] = [];
   try {
@@ -51,6 +53,7 @@ Deno.test("our client and server: extensions, two clients each get only their ow
           connections: 2,
           caps: Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX,
           prefix: 16,
+          secret,
           onReply: (b) => got[i].push(b.slice()),
           log: () => {},
         }),
@@ -59,7 +62,7 @@ Deno.test("our client and server: extensions, two clients each get only their ow
     assert.ok(clients.every((c) => c.capsOf(0) !== 0), "connect() waited for the acks");
     assert.equal(
       clients[0].capsOf(0),
-      Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX,
+      Cap.IPV6 | Cap.ROUTE_DEL | Cap.HEARTBEAT | Cap.PAYLOAD_PREFIX | Cap.AUTH,
     );
     assert.equal(server.peersConnected, 4);
     const C = [[10, 0, 0, 1], [10, 0, 0, 3]];

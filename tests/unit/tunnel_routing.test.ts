@@ -184,23 +184,119 @@ Deno.test("dispatcher: tick flushes due batches and expires idle routes", () => 
   assert.equal(d.routes.size, 0);
 });
 
-Deno.test("dispatcher: a route taken from a live CLIENT_DEL peer is contested, not from a C peer", () => {
+Deno.test("dispatcher: another owner's live route is refused and counted, not taken", () => {
   const d = new Dispatcher<Peer>();
   const a = new Peer("a", true), b = new Peer("b", true), c = new Peer("c");
   for (const p of [a, b, c]) d.addPeer(p);
   const k1 = routeKeyOf(ep(C1, 7000), ep(T, 80)), k2 = routeKeyOf(ep(C1, 7001), ep(T, 80));
   assert.equal(d.addRoute(a, k1, 0), undefined);
   assert.equal(d.addRoute(a, k1, 1), undefined, "its own route again");
-  assert.equal(d.addRoute(b, k1, 2), a, "b took a's live route");
+  assert.equal(d.addRoute(b, k1, 2), a, "b's registration refused: a holds the route");
   assert.equal(d.counters.routesContested, 1);
   const r = segment({ src: T, dst: C1, sport: 80, dport: 7000, flags: F.ACK });
-  assert.equal(d.reply(r, 3), b, "the last registration wins, as in the C intercept");
-  assert.equal(d.deleteRoute(a, k1), false, "a cannot delete b's route");
-  // A C tcpcopy never deletes its routes: taking one of its old routes is routine.
+  assert.equal(d.reply(r, 3), a, "the owner keeps its replies");
+  assert.equal(d.deleteRoute(b, k1), false, "b cannot delete a's route");
+  // A C tcpcopy's routes are its own too (owner = its connection).
   d.addRoute(c, k2, 4);
-  assert.equal(d.addRoute(a, k2, 5), undefined);
+  assert.equal(d.addRoute(a, k2, 5), c);
+  assert.equal(d.counters.routesContested, 2);
   // A peer that left no longer holds anything.
-  d.removePeer(b);
-  assert.equal(d.addRoute(a, k1, 6), undefined);
-  assert.equal(d.counters.routesContested, 1);
+  d.removePeer(a);
+  assert.equal(d.addRoute(b, k1, 6), undefined);
+  assert.equal(d.reply(r, 7), b);
+  // An expired route is free again.
+  assert.equal(d.addRoute(a, k2, 4 + d.opts.routeTtlMs), undefined);
+});
+
+Deno.test("dispatcher: connections of one owner share its routes; the quota evicts its own", () => {
+  const owner = { id: "instance" };
+  const mk = (name: string, o?: object) => Object.assign(new Peer(name, true), { owner: o });
+  const a1 = mk("a1", owner), a2 = mk("a2", owner), x = mk("x");
+  const d = new Dispatcher<Peer>({ maxPeerRoutes: 10 });
+  for (const p of [a1, a2, x]) d.addPeer(p);
+  const k = (p: number) => routeKeyOf(ep(C1, p), ep(T, 80));
+  assert.equal(d.addRoute(a1, k(1), 0), undefined);
+  assert.equal(d.addRoute(a2, k(1), 1), undefined, "same instance, other connection: moved");
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 1 }), 2), a2);
+  assert.equal(d.counters.routesContested, 0);
+  for (let p = 100; p < 200; p++) d.addRoute(x, k(p), 3);
+  assert.equal(d.routes.countOf(x), 10, "x holds its quota, no more");
+  assert.equal(d.routes.overQuota, 90);
+  assert.equal(d.routes.countOf(a1), 1, "the other owner's route survived x's flood");
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 199 }), 4), x, "newest kept");
+  d.removePeer(a2);
+  assert.equal(d.routes.countOf(a1), 0, "a2's connection took its routes along");
+});
+
+Deno.test("dispatcher: an authenticated peer reclaims a tuple an unauthenticated one pre-registered", () => {
+  const d = new Dispatcher<Peer>();
+  const stranger = new Peer("c"), other = new Peer("d");
+  const ours = Object.assign(new Peer("ours", true), { authenticated: true, owner: { id: "x" } });
+  const theirs = Object.assign(new Peer("theirs", true), {
+    authenticated: true,
+    owner: { id: "y" },
+  });
+  for (const p of [stranger, other, ours, theirs]) d.addPeer(p);
+  const k = routeKeyOf(ep(C1, 9000), ep(T, 80));
+  d.addRoute(stranger, k, 0);
+  assert.equal(d.addRoute(other, k, 1), stranger, "unauthenticated: first come");
+  assert.equal(d.addRoute(ours, k, 2), undefined, "authenticated takes it");
+  assert.equal(d.counters.routesReclaimed, 1);
+  assert.equal(d.reply(segment({ src: T, dst: C1, sport: 80, dport: 9000 }), 3), ours);
+  assert.equal(d.addRoute(stranger, k, 4), ours, "and keeps it");
+  assert.equal(d.addRoute(theirs, k, 5), ours, "against another authenticated instance too");
+  assert.equal(d.counters.routesContested, 3);
+});
+
+Deno.test("route table: expiry, eviction and deletion agree with a simple model (seeded)", () => {
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const ttl = 50;
+  const t = new RouteTable<string>(ttl, 30, 12);
+  // the model: routes alive (seen within the TTL); the table may only have evicted some
+  const model = new Map<string, { peer: string; seen: number }>();
+  let now = 0;
+  for (let step = 0; step < 20_000; step++) {
+    now += rnd(3);
+    const key = `k${rnd(400)}`, peer = `p${rnd(4)}`;
+    switch (rnd(5)) {
+      case 0:
+      case 1:
+        t.set(key, peer, now);
+        model.set(key, { peer, seen: now });
+        break;
+      case 2: {
+        const got = t.get(key, now);
+        const m = model.get(key);
+        const alive = m !== undefined && now - m.seen < ttl;
+        assert.equal(got, alive ? m.peer : undefined, `step ${step}: ${key}`);
+        if (alive) m.seen = now;
+        break;
+      }
+      case 3:
+        if (t.delete(key, peer) && model.has(key)) {
+          assert.equal(model.get(key)!.peer, peer);
+          model.delete(key);
+        }
+        break;
+      case 4:
+        t.expire(now);
+        break;
+    }
+    for (const [k, m] of model) {
+      const held = t.peek(k, now);
+      if (now - m.seen >= ttl) {
+        assert.equal(held, undefined, `step ${step}: ${k} expired`);
+        model.delete(k);
+      } else if (held === undefined) model.delete(k); // evicted (cap or quota)
+      else assert.equal(held, m.peer, `step ${step}: ${k}`);
+    }
+    assert.ok(t.size <= 30);
+    for (let p = 0; p < 4; p++) assert.ok(t.countOf(`p${p}`) <= 12);
+  }
+  assert.ok(t.evicted + t.overQuota > 0, "the caps were exercised");
+  assert.ok(t.expired > 0, "expiry was exercised");
 });
