@@ -37,6 +37,8 @@ export interface InterceptCounters {
   replyErrors: number;
   /** Connections re-established after a loss. */
   reconnects: number;
+  /** Live sessions' routes registered again after a connection came back or was lost. */
+  routesResent: number;
 }
 
 /** Process resource usage. */
@@ -94,7 +96,9 @@ export function tcpcopyStatsRecord(
     reconnects: e.reconnects,
     bytes: { ...e.bytes },
     packets_sent: c.send.packets,
+    rate_limited_packets: e.rate_limited_packets,
     queued_bytes: e.queued_bytes,
+    footprint_bytes: e.footprint_bytes,
     send_errors: { ...c.send.errors },
     intercept: {
       servers: c.intercept.servers,
@@ -102,6 +106,7 @@ export function tcpcopyStatsRecord(
       replies: c.intercept.replies,
       reply_errors: c.intercept.replyErrors,
       reconnects: c.intercept.reconnects,
+      routes_resent: c.intercept.routesResent,
     },
     process: {
       rss_bytes: c.process.rssBytes,

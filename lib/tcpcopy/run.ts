@@ -273,6 +273,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         replies: tunnel?.counters.replies ?? 0,
         replyErrors: r.replyErrors + (tunnel?.counters.protocolErrors ?? 0),
         reconnects: tunnel?.counters.reconnects ?? 0,
+        routesResent: tunnel?.counters.routesResent ?? 0,
       },
       process: {
         rssBytes: Deno.memoryUsage().rss,

@@ -6,8 +6,12 @@
  * header (plus the payload prefix when negotiated).
  *
  * Routes are spread over an intercept's connections by a hash of the tuple rather than a
- * plain round-robin counter: the spread is as even, and a route's CLIENT_DEL then travels on
- * the connection that owns the route (intercept only lets the owner delete it).
+ * plain round-robin counter: the spread is as even. The client remembers which connection of
+ * each intercept holds each live route, so its CLIENT_DEL travels on the connection that owns
+ * it (intercept only lets the owner delete it). When a connection is lost, intercept forgets
+ * its routes: they are registered again on the intercept's other connections (after a short
+ * pause, so that intercept has seen the close) or, when none is left, on the first connection
+ * that comes back (`-L`), so established sessions continue (`routesResent`).
  *
  *   const t = await TunnelClient.connect({ servers: [{ hostname: "10.0.0.9" }], onReply });
  *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
@@ -62,6 +66,8 @@ export interface TunnelClientOptions {
   maxQueuedBytes?: number;
   /** Heartbeat period when negotiated (protocol default 5 s; tests shorten it). */
   heartbeatMs?: number;
+  /** Pause before a lost connection's routes move to the intercept's other connections. */
+  moveDelayMs?: number;
 }
 
 /** Client counters (monotonic). */
@@ -72,6 +78,21 @@ export interface ClientCounters {
   routeFailures: number;
   reconnects: number;
   protocolErrors: number;
+  /** Live routes registered again after a connection came back or was lost. */
+  routesResent: number;
+}
+
+/** A live route and the connection index holding it on each intercept (-1: none yet). */
+interface RouteEntry {
+  client: Endpoint;
+  target: Endpoint;
+  holders: Int8Array;
+}
+
+/** Map key of a route (the bytes of both endpoints). */
+function routeKey(client: Endpoint, target: Endpoint): string {
+  return String.fromCharCode(...client.addr, client.port >> 8, client.port & 255, ...target.addr) +
+    String.fromCharCode(target.port >> 8, target.port & 255);
 }
 
 class Link {
@@ -84,7 +105,9 @@ class Link {
   writing = false;
   lastHeard = 0;
   retryMs = 500;
-  constructor(readonly server: number) {}
+  /** Routes may be registered on it (hello sent, extensions answered or given up on). */
+  ready = false;
+  constructor(readonly server: number, readonly index: number) {}
 }
 
 /** The tunnel client. */
@@ -96,6 +119,7 @@ export class TunnelClient {
     routeFailures: 0,
     reconnects: 0,
     protocolErrors: 0,
+    routesResent: 0,
   };
   readonly #opts:
     & Required<Omit<TunnelClientOptions, "onAllDown" | "onReadDone">>
@@ -105,6 +129,8 @@ export class TunnelClient {
   #timer: ReturnType<typeof setInterval>;
   #pending = new Set<Promise<void>>();
   #retryTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Live routes (added, not deleted yet) and who holds them. */
+  readonly #routes = new Map<string, RouteEntry>();
   /** A microtask will flush the queued messages (see {@link flush}). */
   #flushQueued = false;
 
@@ -117,11 +143,12 @@ export class TunnelClient {
       log: (line: string) => console.error(line),
       maxQueuedBytes: 1 << 20,
       heartbeatMs: HEARTBEAT_INTERVAL_MS,
+      moveDelayMs: 250,
       ...opts,
     };
     if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
     const n = Math.max(1, Math.min(11, this.#opts.connections));
-    this.#links = opts.servers.map((_, s) => Array.from({ length: n }, () => new Link(s)));
+    this.#links = opts.servers.map((_, s) => Array.from({ length: n }, (_, i) => new Link(s, i)));
     this.#timer = setInterval(() => this.#heartbeat(), this.#opts.heartbeatMs);
   }
 
@@ -146,7 +173,24 @@ export class TunnelClient {
     while (c.#links.flat().some((l) => l.conn && l.caps === 0) && performance.now() < end) {
       await new Promise((r) => setTimeout(r, 5));
     }
+    for (const l of c.#links.flat()) if (l.conn) c.#ready(l);
     return c;
+  }
+
+  /** Live routes remembered (added and not deleted). */
+  get routes(): number {
+    return this.#routes.size;
+  }
+
+  /**
+   * Whether a route of this family can be registered now: some intercept connection is up
+   * (and, for IPv6, has the extension). tcpcopy opens no new session otherwise.
+   */
+  canRoute(v6: boolean): boolean {
+    for (const links of this.#links) {
+      for (const l of links) if (l.conn && l.ready && (!v6 || l.caps & Cap.IPV6)) return true;
+    }
+    return false;
   }
 
   /** Open connections. */
@@ -165,42 +209,95 @@ export class TunnelClient {
    * two endpoints are not both IPv4 or both IPv6).
    */
   addRoute(client: Endpoint, target: Endpoint): boolean {
-    const ok = this.#sendRoute("add", client, target);
-    if (ok) this.counters.routesAdded++;
+    const len = client.addr.length;
+    if ((len !== 4 && len !== 16) || target.addr.length !== len) {
+      this.counters.routeFailures++;
+      return false;
+    }
+    const key = routeKey(client, target);
+    let r = this.#routes.get(key);
+    if (r === undefined) {
+      r = {
+        client: { addr: client.addr.slice(), port: client.port },
+        target: { addr: target.addr.slice(), port: target.port },
+        holders: new Int8Array(this.#links.length).fill(-1),
+      };
+      this.#routes.set(key, r);
+    }
+    const msg = encodeRoute("add", r.client, r.target);
+    let any = false;
+    for (let s = 0; s < this.#links.length; s++) {
+      if (this.#register(r, s, msg, false)) any = true;
+    }
+    if (any) this.counters.routesAdded++;
     else this.counters.routeFailures++;
-    return ok;
+    return any;
+  }
+
+  /**
+   * Registers `r` on intercept `s`: on the connection holding it when that one is up, else on
+   * the first ready connection from the tuple's spread. `force` ignores the queue bound (a
+   * re-registration of live routes: bounded by the live sessions).
+   */
+  #register(r: RouteEntry, s: number, msg: Uint8Array, force: boolean): boolean {
+    const links = this.#links[s];
+    const v6 = r.client.addr.length === 16;
+    const held = r.holders[s];
+    const order = held >= 0 && links[held].conn && links[held].ready ? [links[held]] : Array.from(
+      { length: links.length },
+      (_, i) => links[(spread(r.client, r.target) + i) % links.length],
+    );
+    for (const l of order) {
+      if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
+      if (!this.#send(l, msg, force)) continue;
+      r.holders[s] = l.index;
+      return true;
+    }
+    return false;
   }
 
   /** Deletes a route where the intercept supports it (extensions); false if none did. */
   delRoute(client: Endpoint, target: Endpoint): boolean {
-    const ok = this.#sendRoute("del", client, target);
-    if (ok) this.counters.routesDeleted++;
-    return ok;
-  }
-
-  #sendRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): boolean {
+    const key = routeKey(client, target);
+    const r = this.#routes.get(key);
+    if (r === undefined) return false;
+    this.#routes.delete(key);
+    const msg = encodeRoute("del", r.client, r.target);
     let any = false;
-    const v6 = client.addr.length === 16;
-    const len = client.addr.length;
-    if ((len !== 4 && len !== 16) || target.addr.length !== len) return false;
-    const msg = encodeRoute(kind, client, target);
-    const start = spread(client, target);
-    for (const links of this.#links) {
-      for (let i = 0; i < links.length; i++) {
-        const l = links[(start + i) % links.length];
-        if (!l.conn) continue;
-        if (v6 && !(l.caps & Cap.IPV6)) continue;
-        if (kind === "del" && !(l.caps & Cap.ROUTE_DEL)) continue;
-        if (!this.#send(l, msg)) continue;
-        any = true;
-        break;
-      }
+    for (let s = 0; s < this.#links.length; s++) {
+      const i = r.holders[s];
+      if (i < 0) continue;
+      const l = this.#links[s][i];
+      if (!l.conn || !(l.caps & Cap.ROUTE_DEL)) continue;
+      if (this.#send(l, msg)) any = true;
     }
+    if (any) this.counters.routesDeleted++;
     return any;
   }
 
-  #send(l: Link, bytes: Uint8Array): boolean {
-    if (!l.conn || l.queued + bytes.length > this.#opts.maxQueuedBytes) return false;
+  /**
+   * Registers again, on intercept `s`, every live route no connection of it holds (its
+   * connection was lost, or it could not be registered then).
+   */
+  #resync(s: number): void {
+    if (this.#closed) return;
+    for (const r of this.#routes.values()) {
+      if (r.holders[s] >= 0) continue;
+      if (this.#register(r, s, encodeRoute("add", r.client, r.target), true)) {
+        this.counters.routesResent++;
+      }
+    }
+  }
+
+  /** `l` may carry routes from now on: register the routes its intercept is missing. */
+  #ready(l: Link): void {
+    if (l.ready || !l.conn) return;
+    l.ready = true;
+    this.#resync(l.server);
+  }
+
+  #send(l: Link, bytes: Uint8Array, force = false): boolean {
+    if (!l.conn || (!force && l.queued + bytes.length > this.#opts.maxQueuedBytes)) return false;
     l.queue.push(bytes);
     l.queued += bytes.length;
     if (!l.writing && !this.#flushQueued) {
@@ -284,6 +381,7 @@ export class TunnelClient {
       l.queue = [];
       l.queued = 0;
       l.retryMs = 500;
+      l.ready = false;
       l.lastHeard = performance.now();
       if (retry) this.counters.reconnects++;
       this.#send(l, encodeHello());
@@ -292,6 +390,12 @@ export class TunnelClient {
         this.#send(l, encodeExtHello(EXT_VERSION, this.#opts.caps, this.#opts.prefix));
       }
       this.#read(l, conn);
+      // A reconnection is ready once the extensions are answered (routes of both families
+      // can go), or after the wait a C intercept that never answers costs.
+      if (retry) {
+        if (!this.#opts.caps) this.#ready(l);
+        else this.#later(500, () => l.conn === conn && this.#ready(l));
+      }
     } catch (e) {
       if (!retry) {
         this.#opts.log(
@@ -300,6 +404,15 @@ export class TunnelClient {
       }
       this.#retry(l);
     }
+  }
+
+  /** Runs `fn` after `ms` unless the client is closed by then. */
+  #later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#retryTimers.delete(t);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#retryTimers.add(t);
   }
 
   #retry(l: Link): void {
@@ -324,6 +437,7 @@ export class TunnelClient {
         if (it.kind === "ext-ack") {
           l.caps = it.caps;
           l.prefix = it.prefix;
+          this.#ready(l);
         }
       });
       this.#opts.onReadDone?.();
@@ -342,6 +456,12 @@ export class TunnelClient {
     const conn = l.conn;
     if (!conn) return;
     l.conn = undefined;
+    l.ready = false;
+    // intercept forgets the routes of a closed connection: nobody holds them any more.
+    for (const r of this.#routes.values()) {
+      if (r.holders[l.server] === l.index) r.holders[l.server] = -1;
+    }
+    if (!this.#closed) this.#later(this.#opts.moveDelayMs, () => this.#resync(l.server));
     try {
       conn.close();
     } catch { /* closed */ }

@@ -1,0 +1,102 @@
+/**
+ * The memory budget (`-m`): a per-object cost model of what tcpcopy keeps, the limits derived
+ * from a budget, and the order in which sessions that carry no data are given up to make room.
+ *
+ * Footprint = live sessions × {@link SESSION_COST} + connection records × {@link FLOW_COST} +
+ * queued client payload bytes. The costs are measured, not guessed: `bench/syn_flood.ts` fills
+ * the tables with spoofed SYNs and prints the process's RSS next to the accounted footprint;
+ * the constants are that RSS per object (heap objects, map entries, timer entries, the
+ * tunnel's route entry, with the garbage collector's slack), rounded up. Change them only
+ * with new figures from that bench.
+ */
+
+/**
+ * Bytes one live session costs besides its queued payload: the Session object with its stream
+ * and turn bookkeeping, its tuple-map and allocator entries, timer-heap entries, its entry in
+ * {@link OpenOrder}, and the route the tunnel client remembers for it.
+ */
+export const SESSION_COST = 4096;
+
+/**
+ * Bytes one connection record costs (live, sampled out, or remembered after its sessions
+ * ended): the Flow object, its slab object, its tuple-map entry and its deadline-queue entry.
+ */
+export const FLOW_COST = 768;
+
+/**
+ * Part of `-m` set aside for what does not grow with traffic: the Deno runtime and the program
+ * itself, the sender arenas and the tunnel buffers (measured: 35-45 MiB RSS idle).
+ */
+export const RUNTIME_RESERVE = 48 * 1024 * 1024;
+
+/** The engine's share of a process budget of `maxMemoryBytes` (`-m`). */
+export function engineBudgetOf(maxMemoryBytes: number): number {
+  return Math.max(Math.floor(maxMemoryBytes / 2), maxMemoryBytes - RUNTIME_RESERVE);
+}
+
+/** Default `--max-sessions` for an engine budget: sessions may take half of it. */
+export function defaultMaxSessions(budgetBytes: number): number {
+  return Math.max(1, Math.floor(budgetBytes / 2 / (SESSION_COST + FLOW_COST)));
+}
+
+/**
+ * Default `--max-flows` for an engine budget: records may take a quarter of it, and never fewer
+ * than the sessions they carry.
+ */
+export function defaultMaxFlows(budgetBytes: number): number {
+  return Math.max(defaultMaxSessions(budgetBytes), Math.floor(budgetBytes / 4 / FLOW_COST));
+}
+
+/** Accounted footprint of `sessions` live sessions, `flows` records and `queued` bytes. */
+export function footprintOf(sessions: number, flows: number, queued: number): number {
+  return sessions * SESSION_COST + flows * FLOW_COST + queued;
+}
+
+/**
+ * Sessions in the order they were opened, for eviction: the oldest one that is still live and
+ * whose connection never carried a byte of payload (a SYN flood's, a half-open probe's) is
+ * the first to go when a new session needs room. Entries are dropped lazily; the queue is
+ * compacted when stale entries outnumber the live sessions, so it stays bounded by them.
+ */
+export class OpenOrder<T> {
+  #q: (T | undefined)[] = [];
+  #head = 0;
+
+  constructor(private readonly evictable: (item: T) => boolean) {}
+
+  /** Entries held, stale ones included (for tests). */
+  get size(): number {
+    return this.#q.length - this.#head;
+  }
+
+  /** Remember `item` as opened now; `live` is the number of live items (for compaction). */
+  push(item: T, live: number): void {
+    this.#q.push(item);
+    if (this.size > 2 * live + 1024) {
+      this.#q = this.#q.slice(this.#head).filter((x) => x !== undefined && this.evictable(x));
+      this.#head = 0;
+    }
+  }
+
+  /** Remove and return the oldest evictable item, or undefined when there is none. */
+  take(): T | undefined {
+    const q = this.#q;
+    while (this.#head < q.length) {
+      const x = q[this.#head];
+      q[this.#head++] = undefined;
+      if (x !== undefined && this.evictable(x)) {
+        this.#trim();
+        return x;
+      }
+    }
+    this.#trim();
+    return undefined;
+  }
+
+  #trim(): void {
+    if (this.#head > 1024 && this.#head * 2 > this.#q.length) {
+      this.#q = this.#q.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
