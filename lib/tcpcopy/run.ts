@@ -65,7 +65,10 @@ function describe(e: unknown): string {
 }
 
 /** Runs tcpcopy until SIGINT/SIGTERM (or a fatal runtime problem); resolves to the exit code. */
-export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
+export async function runTcpcopy(
+  config: TcpcopyConfig,
+  selfTargets: readonly string[] = [],
+): Promise<number> {
   let sink: LineSink;
   try {
     sink = config.logFile === null ? stdioSink("stderr") : fileSink(config.logFile);
@@ -95,6 +98,12 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const perfStart = performance.now();
   const clock = () => startMs + (performance.now() - perfStart);
   log.info(`${versionLine("tcpcopy")} starting`);
+  if (selfTargets.length > 0) {
+    log.warn(
+      `--allow-self-target: target ${selfTargets.join(", ")} is an address of this host; ` +
+        `replay goes to this (production) host`,
+    );
+  }
   for (const t of config.transfers) {
     log.info(
       `transfer ${t.onlineIp === null ? "*" : bracketed(t.onlineIp)}:${t.onlinePort} -> ` +
