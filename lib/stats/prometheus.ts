@@ -70,6 +70,8 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     footprint_bytes: "Accounted memory footprint: sessions, connection records, queued bytes.",
     rate_limited_packets: "Packets held back by --max-pps/--max-mbps (retransmitted later).",
     send_errors: "Packets the kernel refused to send, by errno.",
+    send_wait_ms: "Milliseconds spent waiting for room in a full send queue (bounded).",
+    send_stalled_drops: "Packets dropped because the send wait budget was spent.",
     intercept_servers: "Configured intercept servers.",
     intercept_connected: "Tunnel connections to intercept currently up.",
     intercept_replies: "Reply headers received from intercept.",

@@ -23,6 +23,10 @@ export interface SendCounters {
   packets: number;
   /** Per-packet send failures by errno name (EMSGSIZE, EPERM, ...); never fatal. */
   errors: Record<string, number>;
+  /** Milliseconds spent waiting for room in a full send queue (bounded per 100 ms). */
+  waitedMs?: number;
+  /** Packets dropped because that wait budget was spent (also in `errors`). */
+  stalledDrops?: number;
 }
 
 /** Intercept tunnel counters. */
@@ -100,6 +104,8 @@ export function tcpcopyStatsRecord(
     queued_bytes: e.queued_bytes,
     footprint_bytes: e.footprint_bytes,
     send_errors: { ...c.send.errors },
+    send_wait_ms: round3(c.send.waitedMs ?? 0),
+    send_stalled_drops: c.send.stalledDrops ?? 0,
     intercept: {
       servers: c.intercept.servers,
       connected: c.intercept.connected,

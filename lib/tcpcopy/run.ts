@@ -252,7 +252,7 @@ export async function runTcpcopy(
 
   // 4. Stats.
   const counters = (): TcpcopyCounters => {
-    let kernelDrops = 0, ifDrops = 0, sent = 0;
+    let kernelDrops = 0, ifDrops = 0, sent = 0, waitedMs = 0, stalledDrops = 0;
     for (const c of captures) {
       const s = c.stats();
       kernelDrops += s.dropped;
@@ -261,6 +261,8 @@ export async function runTcpcopy(
     const errors: Record<string, number> = {};
     for (const s of senders) {
       sent += s.stats.sent;
+      waitedMs += s.stats.waitedMs;
+      stalledDrops += s.stats.stalledDrops;
       for (const [k, n] of Object.entries(s.stats.errors)) errors[k] = (errors[k] ?? 0) + n;
     }
     const r = replicator.counters;
@@ -275,7 +277,7 @@ export async function runTcpcopy(
         ifDrops,
         parseErrors: r.parseErrors + r.truncated,
       },
-      send: { packets: sent, errors },
+      send: { packets: sent, errors, waitedMs, stalledDrops },
       intercept: {
         servers: config.intercepts.length,
         connected: tunnel?.connected ?? 0,
