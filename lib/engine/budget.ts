@@ -24,14 +24,29 @@ export const SESSION_COST = 4096;
 export const FLOW_COST = 768;
 
 /**
- * Part of `-m` set aside for what does not grow with traffic: the Deno runtime and the program
- * itself, the sender arenas and the tunnel buffers (measured: 35-45 MiB RSS idle).
+ * Part of `-m` set aside for what does not grow with the tables: the Deno runtime and the
+ * program (40 MiB RSS idle), the sender arenas and tunnel buffers, and what the garbage
+ * collector holds under heavy churn regardless of the live set (a full young generation and
+ * pooled pages: ~150 MiB in `bench/syn_flood.ts`).
  */
-export const RUNTIME_RESERVE = 48 * 1024 * 1024;
+export const RUNTIME_RESERVE = 192 * 1024 * 1024;
 
-/** The engine's share of a process budget of `maxMemoryBytes` (`-m`). */
+/**
+ * Resident memory per byte of live objects under churn: V8 lets the heap grow to a few times
+ * the live set between full collections and keeps freed pages for a while. Measured with
+ * `bench/syn_flood.ts` (a million sessions created and evicted within 10 s): the process's
+ * peak RSS grows by 6.6 bytes per accounted byte; 7 is used.
+ */
+export const GC_HEADROOM = 7;
+
+/**
+ * The engine's share of a process budget of `maxMemoryBytes` (`-m`): what is left after the
+ * runtime's reserve, divided by the GC headroom (for a small `-m`, a sixteenth of it).
+ */
 export function engineBudgetOf(maxMemoryBytes: number): number {
-  return Math.max(Math.floor(maxMemoryBytes / 2), maxMemoryBytes - RUNTIME_RESERVE);
+  return Math.floor(
+    Math.max(maxMemoryBytes / (2 * GC_HEADROOM), (maxMemoryBytes - RUNTIME_RESERVE) / GC_HEADROOM),
+  );
 }
 
 /** Default `--max-sessions` for an engine budget: sessions may take half of it. */

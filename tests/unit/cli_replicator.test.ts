@@ -310,11 +310,12 @@ Deno.test("engine config: seconds become milliseconds, MiB become bytes", () => 
   ]);
   assert.equal(e.sessionTimeoutMs, 1500);
   assert.equal(e.keepaliveTimeoutMs, 121_500);
-  // -m is the whole process: the engine gets it less the runtime's reserve (at least half)
-  assert.equal(e.maxMemoryBytes, 32 * 1024 * 1024);
-  assert.equal(e.memoryBudgetBytes, 32 * 1024 * 1024);
-  assert.equal(e.maxSessions, defaultMaxSessions(32 * 1024 * 1024));
-  assert.equal(e.maxFlows, defaultMaxFlows(32 * 1024 * 1024));
+  // -m is the whole process: the engine gets (m - 192 MiB) / 7, at least m / 14
+  const budget = Math.floor(64 * 1024 * 1024 / 14);
+  assert.equal(e.maxMemoryBytes, budget);
+  assert.equal(e.memoryBudgetBytes, budget);
+  assert.equal(e.maxSessions, defaultMaxSessions(budget));
+  assert.equal(e.maxFlows, defaultMaxFlows(budget));
   assert.equal(e.maxPps, 0);
   assert.equal(e.copies, 2);
   assert.deepEqual(e.clientIps, ["10.9.0.1"]);
