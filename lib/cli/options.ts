@@ -165,7 +165,7 @@ export const FLAGS: readonly FlagSpec[] = [
     short: "m",
     arg: "MiB",
     help: "Memory budget of the whole process (sessions, connection records, queued bytes, " +
-      "runtime; the -B capture ring comes on top); the engine gets (MiB - 192) / 7 of it. " +
+      "runtime; the -B capture ring comes on top); the engine gets (MiB - 256) / 5 of it. " +
       "Sessions that never carried data make room first, then the largest queues are shed; " +
       "tcpcopy never exits for memory (default 2048, at least 16).",
     example: "-m 512",
@@ -175,7 +175,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     help: "Most live sessions; beyond it a new connection replaces the oldest session that " +
       "never carried data, or is not replayed (lost.session_limit). Default from -m: " +
-      "about 15.4 per MiB above 192, e.g. 28,579 for -m 2048.",
+      "about 21.6 per MiB above 256, e.g. 38,631 for -m 2048.",
     example: "--max-sessions 50000",
   },
   {
@@ -183,7 +183,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     help: "Most connection records (live, left out, or remembered after their sessions " +
       "ended); the oldest remembered ones are forgotten at the cap. Default from -m: " +
-      "about 48.8 per MiB above 192, e.g. 90,502 for -m 2048.",
+      "about 68.3 per MiB above 256, e.g. 122,333 for -m 2048.",
     example: "--max-flows 200000",
   },
   {

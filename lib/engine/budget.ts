@@ -27,21 +27,22 @@ export const FLOW_COST = 768;
  * Part of `-m` set aside for what does not grow with the tables: the Deno runtime and the
  * program (40 MiB RSS idle), the sender arenas and tunnel buffers, and what the garbage
  * collector holds under heavy churn regardless of the live set (a full young generation and
- * pooled pages: ~150 MiB in `bench/syn_flood.ts`).
+ * pages kept after collections: 200-300 MiB in `bench/syn_flood.ts`, see GC_HEADROOM).
  */
-export const RUNTIME_RESERVE = 192 * 1024 * 1024;
+export const RUNTIME_RESERVE = 256 * 1024 * 1024;
 
 /**
  * Resident memory per byte of live objects under churn: V8 lets the heap grow to a few times
  * the live set between full collections and keeps freed pages for a while. Measured with
- * `bench/syn_flood.ts` (a million sessions created and evicted within 10 s): the process's
- * peak RSS grows by 6.6 bytes per accounted byte; 7 is used.
+ * `bench/syn_flood.ts` (a million sessions created and evicted within 10 s): peak RSS ≈
+ * 300 MiB + 3.8 × the accounted footprint. With this headroom and RUNTIME_RESERVE the peak
+ * stayed at 60-79 % of `-m` for `-m` 512, 1024 and 2048 (README, "Memory budget").
  */
-export const GC_HEADROOM = 7;
+export const GC_HEADROOM = 5;
 
 /**
  * The engine's share of a process budget of `maxMemoryBytes` (`-m`): what is left after the
- * runtime's reserve, divided by the GC headroom (for a small `-m`, a sixteenth of it).
+ * runtime's reserve, divided by the GC headroom (for a small `-m`, a tenth of it).
  */
 export function engineBudgetOf(maxMemoryBytes: number): number {
   return Math.floor(

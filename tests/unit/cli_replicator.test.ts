@@ -310,8 +310,8 @@ Deno.test("engine config: seconds become milliseconds, MiB become bytes", () => 
   ]);
   assert.equal(e.sessionTimeoutMs, 1500);
   assert.equal(e.keepaliveTimeoutMs, 121_500);
-  // -m is the whole process: the engine gets (m - 192 MiB) / 7, at least m / 14
-  const budget = Math.floor(64 * 1024 * 1024 / 14);
+  // -m is the whole process: the engine gets (m - 256 MiB) / 5, at least m / 10
+  const budget = Math.floor(64 * 1024 * 1024 / 10);
   assert.equal(e.maxMemoryBytes, budget);
   assert.equal(e.memoryBudgetBytes, budget);
   assert.equal(e.maxSessions, defaultMaxSessions(budget));

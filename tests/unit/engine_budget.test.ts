@@ -214,8 +214,8 @@ Deno.test("budget: at the cap, sessions with data are kept; a new data-less one 
 
 Deno.test("budget: derived limits, cost model and the eviction queue stay bounded", () => {
   const b = engineBudgetOf(2048 * 1048576);
-  assert.equal(b, Math.floor((2048 - 192) * 1048576 / 7), "(-m less the reserve) / headroom");
-  assert.equal(engineBudgetOf(64 * 1048576), Math.floor(64 * 1048576 / 14), "small -m: m / 14");
+  assert.equal(b, Math.floor((2048 - 256) * 1048576 / 5), "(-m less the reserve) / headroom");
+  assert.equal(engineBudgetOf(64 * 1048576), Math.floor(64 * 1048576 / 10), "small -m: m / 10");
   const s = defaultMaxSessions(b), f = defaultMaxFlows(b);
   assert.ok(s * (SESSION_COST + FLOW_COST) <= b / 2);
   assert.ok(f * FLOW_COST <= b / 4 + FLOW_COST && f >= s);
