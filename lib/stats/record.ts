@@ -59,6 +59,8 @@ export interface TcpcopyCounters {
   send: SendCounters;
   intercept: InterceptCounters;
   process: ProcessCounters;
+  /** A target is an address of this host, accepted with `--allow-self-target` (unsafe). */
+  selfTarget?: boolean;
 }
 
 /** One stats record (see the README for every field). */
@@ -114,6 +116,7 @@ export function tcpcopyStatsRecord(
       reconnects: c.intercept.reconnects,
       routes_resent: c.intercept.routesResent,
     },
+    self_target: c.selfTarget ?? false,
     process: {
       rss_bytes: c.process.rssBytes,
       cpu_user_s: round3(c.process.cpuUserS),

@@ -286,6 +286,7 @@ export async function runTcpcopy(
         reconnects: tunnel?.counters.reconnects ?? 0,
         routesResent: tunnel?.counters.routesResent ?? 0,
       },
+      selfTarget: selfTargets.length > 0,
       process: {
         rssBytes: Deno.memoryUsage().rss,
         cpuUserS: cpu.user,

@@ -57,6 +57,11 @@ Deno.test("stats record carries every source under its documented name", () => {
     routes_resent: 0,
   });
   assert.equal(r.process.cpu_user_s, 1.235);
+  assert.equal(r.self_target, false);
+  assert.equal(
+    tcpcopyStatsRecord({ ...counters(), selfTarget: true }, start, start, false).self_target,
+    true,
+  );
 });
 
 Deno.test("the record is a snapshot: later counter changes do not leak into it", () => {
