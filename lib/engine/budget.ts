@@ -13,7 +13,8 @@
 /**
  * Bytes one live session costs besides its queued payload: the Session object with its stream
  * and turn bookkeeping, its tuple-map and allocator entries, timer-heap entries, its entry in
- * {@link OpenOrder}, and the route the tunnel client remembers for it.
+ * {@link OpenOrder} (together ~2.3 KB of heap in `bench/syn_flood.ts`), and the route the tunnel
+ * client remembers for it (~800 bytes measured with 100,000 routes).
  */
 export const SESSION_COST = 4096;
 
