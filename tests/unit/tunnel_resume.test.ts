@@ -135,3 +135,60 @@ Deno.test("no intercept: no new session is opened, counted as lost.no_intercept"
   assert.equal(e.stats.sessions.created, 1);
   assert.equal(v4.sent.length, 1);
 });
+
+Deno.test("resume: engine + replicator + tunnel: a live session's route survives an intercept restart", async () => {
+  const s1 = listen();
+  const port = s1.port;
+  let s2: TunnelServer | undefined;
+  const v4 = new FakeSender();
+  const r = new Replicator({ v4, v6: null, log: new Logger(() => {}, () => 0), now: () => 0 });
+  const e = new Engine(
+    { transfers: [{ online: { addr: "", port: 80 }, target: { addr: "10.0.0.2", port: 80 } }] },
+    r,
+    0,
+  );
+  r.attach(e);
+  const client = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port }],
+    connections: 1,
+    lonely: true,
+    onReply: () => {},
+    log: () => {},
+  });
+  r.setRoutes(client);
+  const syn = (port: number) => ({
+    src: { addr: "192.0.2.1", port },
+    dst: { addr: "10.0.0.1", port: 80 },
+    seq: 1,
+    ack: 0,
+    flags: SYN,
+    window: 1000,
+    options: {},
+    payload: new Uint8Array(0),
+    timeMs: 0,
+  });
+  try {
+    e.onCaptured(syn(1000), 0);
+    client.flush();
+    r.flush();
+    await until(() => s1.dispatcher.routes.size === 1, 5000, "route registered");
+    await s1.close();
+    await until(() => client.connected === 0, 5000, "intercept gone");
+    e.onCaptured(syn(1001), 1);
+    r.flush();
+    assert.equal(e.stats.lost.no_intercept, 1, "no new session while no intercept is up");
+    assert.equal(e.stats.sessions.active, 1, "the live one stays");
+    assert.equal(v4.sent.length, 1, "only the first SYN went out");
+    s2 = listen(port);
+    await until(() => s2!.dispatcher.routes.size === 1, 8000, "live route re-registered");
+    assert.equal(client.counters.routesResent, 1);
+    e.onCaptured(syn(1002), 2);
+    client.flush();
+    r.flush();
+    await until(() => s2!.dispatcher.routes.size === 2, 5000, "new sessions again");
+  } finally {
+    await client.close();
+    await s1.close();
+    await s2?.close();
+  }
+});
