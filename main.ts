@@ -10,6 +10,7 @@ import { parseDoctorArgs } from "./lib/cli/doctor_args.ts";
 import { runDoctor } from "./lib/doctor/doctor.ts";
 import { readSecretFile } from "./lib/tunnel/secret_file.ts";
 import { importSecret } from "./lib/tunnel/auth.ts";
+import { localAddresses, selfTargetError, selfTargets } from "./lib/tcpcopy/self_target.ts";
 
 /**
  * Runs the program with its command-line arguments (build.sh entry files call this).
@@ -49,8 +50,16 @@ export async function main(args: string[]): Promise<void> {
       console.error(cli.message);
       Deno.exit(cli.exitCode);
       break;
-    case "run":
-      Deno.exit(await runTcpcopy(cli.config));
+    case "run": {
+      // A target that is this host: replay would hit production (unless explicitly allowed).
+      const self = selfTargets(cli.config.transfers.map((t) => t.targetIp), localAddresses());
+      const refusal = selfTargetError(self);
+      if (refusal !== null && !cli.config.allowSelfTarget) {
+        console.error(refusal);
+        Deno.exit(2);
+      }
+      Deno.exit(await runTcpcopy(cli.config, self));
+    }
   }
 }
 

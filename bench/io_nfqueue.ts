@@ -34,7 +34,12 @@ function roleSend(count: number): void {
     flags: 0x14,
     window: 0,
   };
-  const tx = RawIpSender.open({ sndbuf: 64 << 20, maxPacket: 2048, retryBudgetMs: 1000 });
+  const tx = RawIpSender.open({
+    sndbuf: 64 << 20,
+    maxPacket: 2048,
+    retryBudgetMs: 1000,
+    stallBudgetMs: 1000,
+  });
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
     repr.seq = i;

@@ -69,6 +69,16 @@ export interface TcpcopyConfig {
   noWait: boolean;
   lonely: boolean;
   maxMemoryMiB: number;
+  /** `--max-sessions`; null = derived from -m (see lib/engine/budget.ts). */
+  maxSessions: number | null;
+  /** `--max-flows`; null = derived from -m. */
+  maxFlows: number | null;
+  /** `--max-pps`: egress packets per second, 0 = no limit. */
+  maxPps: number;
+  /** `--max-mbps`: egress megabits per second, 0 = no limit. */
+  maxMbps: number;
+  /** `--allow-self-target`: a target address of this host is accepted (with a warning). */
+  allowSelfTarget: boolean;
   /** Link-layer send device (`-o`); null = raw IP socket. */
   outInterface: string | null;
   /** Next-hop MAC for link-layer send (`--next-hop-mac`, or per transfer with `@mac`). */

@@ -173,9 +173,47 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "max-memory",
     short: "m",
     arg: "MiB",
-    help: "Memory budget for sessions; sessions are shed to stay within it, tcpcopy never " +
-      "exits for memory (default 2048).",
+    help: "Memory budget of the whole process (sessions, connection records, queued bytes, " +
+      "runtime; the -B capture ring comes on top); the engine gets (MiB - 256) / 5 of it. " +
+      "Sessions that never carried data make room first, then the largest queues are shed; " +
+      "tcpcopy never exits for memory (default 2048, at least 16).",
     example: "-m 512",
+  },
+  {
+    long: "max-sessions",
+    arg: "N",
+    help: "Most live sessions; beyond it a new connection replaces the oldest session that " +
+      "never carried data, or is not replayed (lost.session_limit). Default from -m: " +
+      "about 21.6 per MiB above 256, e.g. 38,631 for -m 2048.",
+    example: "--max-sessions 50000",
+  },
+  {
+    long: "max-flows",
+    arg: "N",
+    help: "Most connection records (live, left out, or remembered after their sessions " +
+      "ended); the oldest remembered ones are forgotten at the cap. Default from -m: " +
+      "about 68.3 per MiB above 256, e.g. 122,333 for -m 2048.",
+    example: "--max-flows 200000",
+  },
+  {
+    long: "max-pps",
+    arg: "N",
+    help: "Egress limit: packets per second sent to the target(s). Over it new connections " +
+      "are not replayed (lost.rate_limited) and packets wait for a retransmission " +
+      "(rate_limited_packets) (default 0 = no limit).",
+    example: "--max-pps 20000",
+  },
+  {
+    long: "max-mbps",
+    arg: "N",
+    help: "Egress limit in megabits per second, like --max-pps (default 0 = no limit).",
+    example: "--max-mbps 200",
+  },
+  {
+    long: "allow-self-target",
+    help: "Accept a target address that belongs to this host (replay would hit production); " +
+      "refused by default with exit code 2. Logged as a warning.",
+    example: "--allow-self-target",
   },
   {
     long: "out-interface",

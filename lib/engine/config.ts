@@ -4,6 +4,7 @@
  */
 
 import type { Endpoint } from "./segment.ts";
+import { defaultMaxFlows, defaultMaxSessions } from "./budget.ts";
 
 /** One `-x` entry: traffic to `online` is replayed to `target`. */
 export interface Transfer {
@@ -42,15 +43,28 @@ export interface EngineConfig {
   /** Per-session budget of queued client bytes. */
   maxSessionBytes?: number;
   /**
-   * Most live sessions (each costs some 4-6 KB besides its queued bytes); a connection that
-   * would open one more is not replayed (`lost.session_limit`).
+   * The whole accounted footprint (`-m` less the runtime's reserve, see budget.ts): sessions ×
+   * SESSION_COST + records × FLOW_COST + queued bytes. Above it sessions are shed; a new
+   * session or record that does not fit takes the place of one that never carried data, or
+   * is not opened. Default: no limit beyond `maxSessions`, `maxFlows` and `maxMemoryBytes`.
+   */
+  memoryBudgetBytes?: number;
+  /**
+   * Most live sessions (`--max-sessions`); at the cap a new connection takes the place of the
+   * oldest session whose connection never carried data (SYN floods, half-open probes), or is
+   * not replayed (`lost.session_limit`). Default: half of `memoryBudgetBytes` (200,000 without).
    */
   maxSessions?: number;
   /**
-   * Most connection records (live, sampled out, or remembered after their sessions ended);
-   * at the cap the oldest remembered ones are forgotten early.
+   * Most connection records (`--max-flows`: live, sampled out, or remembered after their
+   * sessions ended); at the cap the oldest remembered ones are forgotten early. Default: a
+   * quarter of `memoryBudgetBytes` (1,000,000 without).
    */
   maxFlows?: number;
+  /** `--max-pps`: packets per second sent to the target(s); 0 = no limit. */
+  maxPps?: number;
+  /** `--max-mbps`: megabits per second sent to the target(s); 0 = no limit. */
+  maxMbps?: number;
   /** Seed for flow hashing (sampling, copies, allocation) and synthesised values. */
   seed?: number;
   /** Fallback: release the next request this long after the target's answer went quiet. */
@@ -96,8 +110,13 @@ export function defaultConfig(partial: EngineConfig): ResolvedConfig {
     noWait: partial.noWait ?? false,
     maxMemoryBytes: partial.maxMemoryBytes ?? 512 * 1024 * 1024,
     maxSessionBytes: partial.maxSessionBytes ?? 16 * 1024 * 1024,
-    maxSessions: partial.maxSessions ?? 200_000,
-    maxFlows: partial.maxFlows ?? 1_000_000,
+    memoryBudgetBytes: partial.memoryBudgetBytes ?? Number.POSITIVE_INFINITY,
+    maxSessions: partial.maxSessions ??
+      (partial.memoryBudgetBytes ? defaultMaxSessions(partial.memoryBudgetBytes) : 200_000),
+    maxFlows: partial.maxFlows ??
+      (partial.memoryBudgetBytes ? defaultMaxFlows(partial.memoryBudgetBytes) : 1_000_000),
+    maxPps: partial.maxPps ?? 0,
+    maxMbps: partial.maxMbps ?? 0,
     seed: partial.seed ?? 0x7c0c,
     responseIdleMs: partial.responseIdleMs ?? 200,
     noAnswerMs: partial.noAnswerMs ?? 3000,

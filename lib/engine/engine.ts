@@ -26,6 +26,8 @@ import { emptyStats } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { Slab } from "./slab.ts";
 import { TupleMap } from "./tuple_map.ts";
+import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
+import { EgressLimit } from "./rate_limit.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
@@ -37,6 +39,12 @@ export interface EngineOutput {
   routeDel(client: Endpoint, target: Endpoint): void;
   /** Optional per-session events (open, close with reason, losses). */
   event?(e: SessionEvent): void;
+  /**
+   * Whether a route to `target` can be registered now (an intercept is connected that takes
+   * it). When false no new session is opened (`lost.no_intercept`): its replies would reach
+   * nobody. Absent: always.
+   */
+  canRoute?(target: Endpoint): boolean;
 }
 
 /** One original client connection (before rewriting) and the sessions replaying it. */
@@ -83,7 +91,17 @@ const LOSS_REASONS = new Set<EndReason>([
   "memory",
   "session_limit",
   "shutdown",
+  "no_intercept",
+  "rate_limited",
 ]);
+
+/** Bytes of IP and TCP headers counted per packet against `--max-mbps`. */
+const HEADER_ESTIMATE = 52;
+
+/** A live session whose connection never carried a byte of payload (may be evicted). */
+function isEvictable(s: Session): boolean {
+  return !s.ended && (s.tag as SessionTag).flow.highSeq === undefined;
+}
 
 /** A heap entry that is still a session's current deadline. */
 function isCurrentTimer(at: number, s: Session): boolean {
@@ -107,11 +125,35 @@ export class Engine implements SessionHost {
   private now: number;
   /** Backward steps of the caller's clock absorbed so far (see `clock`). */
   private skew = 0;
+  /** Sessions by opening time; the oldest that never carried data is evicted first. */
+  private readonly openOrder = new OpenOrder<Session>(isEvictable);
+  private readonly egress: EgressLimit;
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
     this.allocator = new TupleAllocator(this.config.tupleQuarantineMs);
     this.now = startMs;
+    this.egress = new EgressLimit(this.config.maxPps, this.config.maxMbps, startMs);
+  }
+
+  /** Recomputes `stats.footprint_bytes` (after any change of sessions, records, queued bytes). */
+  private account(): number {
+    const st = this.stats;
+    return st.footprint_bytes = footprintOf(this.sessions.size, this.flows.size, st.queued_bytes);
+  }
+
+  /** Whether `extra` more bytes of structures fit in the memory budget. */
+  private fits(extra: number): boolean {
+    return this.stats.footprint_bytes + extra <= this.config.memoryBudgetBytes;
+  }
+
+  /** Ends the oldest session that never carried data, to make room; false if there is none. */
+  private evictOne(): boolean {
+    const s = this.openOrder.take();
+    if (s === undefined) return false;
+    this.stats.sessions.evicted++;
+    s.end("evicted", this.now);
+    return true;
   }
 
   /** Same as {@link config} (the name sessions use). */
@@ -327,7 +369,8 @@ export class Engine implements SessionHost {
       return undefined;
     }
     const cfg = this.config;
-    if (this.flows.size >= cfg.maxFlows && !this.forgetOldest()) {
+    while (this.flows.size >= cfg.maxFlows || !this.fits(FLOW_COST)) {
+      if (this.forgetOldest() || (!this.fits(FLOW_COST) && this.evictOne())) continue;
       this.stats.lost.session_limit++;
       return undefined;
     }
@@ -347,6 +390,7 @@ export class Engine implements SessionHost {
       slab: new Slab(),
     };
     this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
+    this.account();
     if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {
       flow.sampledOut = true;
       this.stats.sampled_out++;
@@ -396,13 +440,14 @@ export class Engine implements SessionHost {
       preferred = lanePort(base, cfg.portShift, r.copy);
       step = PORT_LANES;
     } else if (r.copy !== 0) preferred = wrapPort(Math.max(base, PORT_MIN) + r.copy * 1031);
-    if (this.sessions.size >= cfg.maxSessions) {
-      this.stats.lost.session_limit++;
+    const refused = this.refusal(r.target, now);
+    if (refused !== undefined) {
+      this.stats.lost[refused]++;
       this.emitEvent({
         type: "lost",
         client: { addr, port: preferred },
         target: r.target,
-        reason: "session_limit",
+        reason: refused,
         requests: 1,
       });
       return undefined;
@@ -425,11 +470,30 @@ export class Engine implements SessionHost {
     s.tag = { flow, replica: r } satisfies SessionTag;
     this.sessions.set(addr, port, s.target.addr, s.target.port, s);
     flow.sessions.push(s);
+    this.openOrder.push(s, this.sessions.size);
     this.stats.sessions.created++;
     this.stats.sessions.active++;
+    this.account();
     this.out.routeAdd(client, s.target);
     if (this.out.event) this.emitEvent({ type: "open", client, target: s.target });
     return s;
+  }
+
+  /**
+   * Why a new session to `target` may not open now, or undefined when it may: no intercept
+   * to route its replies, the egress limit spent, or no room (at the session cap or over the
+   * budget, after evicting sessions that never carried data).
+   */
+  private refusal(
+    target: Endpoint,
+    now: number,
+  ): "no_intercept" | "rate_limited" | "session_limit" | undefined {
+    if (this.out.canRoute !== undefined && !this.out.canRoute(target)) return "no_intercept";
+    if (this.egress.active && !this.egress.hasRoom(now)) return "rate_limited";
+    while (this.sessions.size >= this.config.maxSessions || !this.fits(SESSION_COST)) {
+      if (!this.evictOne()) return "session_limit";
+    }
+    return undefined;
   }
 
   /** Look at `flow` again once its record may go (its sessions all ended at `now`). */
@@ -472,6 +536,7 @@ export class Engine implements SessionHost {
   /** Drop the table's record of `flow`'s connection. */
   private forget(flow: Flow): void {
     this.flows.delete(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port);
+    this.account();
   }
 
   private schedule(s: Session): void {
@@ -497,6 +562,14 @@ export class Engine implements SessionHost {
 
   /** @internal */
   send(seg: OutSegment): void {
+    if (this.egress.active) {
+      const bytes = seg.payload.length + HEADER_ESTIMATE;
+      if (seg.flags & RST) this.egress.force(bytes, this.now);
+      else if (!this.egress.take(bytes, this.now)) {
+        this.stats.rate_limited_packets++;
+        return;
+      }
+    }
     this.stats.packets_sent++;
     this.stats.bytes.sent += seg.payload.length;
     this.out.send(seg);
@@ -509,6 +582,7 @@ export class Engine implements SessionHost {
     this.allocator.release(s.client.addr, s.client.port, s.target.addr, s.target.port, now);
     st.sessions.active--;
     st.sessions.closed++;
+    this.account();
     if (reason === "handshake_failure") st.handshakes.failed++;
     if (lost > 0 && LOSS_REASONS.has(reason)) st.lost[reason as keyof LostStats] += lost;
     this.out.routeDel(s.client, s.target);
@@ -569,9 +643,15 @@ export class Engine implements SessionHost {
   /** @internal */
   queued(s: Session, delta: number): void {
     this.stats.queued_bytes += delta;
+    this.account();
     if (delta > 0) {
-      if (this.stats.queued_bytes > this.config.maxMemoryBytes) this.shed();
+      if (this.overBudget()) this.shed();
     } else if (s.queuedBytes === 0) (s.tag as SessionTag).flow.slab.trim();
+  }
+
+  private overBudget(): boolean {
+    return this.stats.queued_bytes > this.config.maxMemoryBytes ||
+      this.stats.footprint_bytes > this.config.memoryBudgetBytes;
   }
 
   /**
@@ -581,8 +661,9 @@ export class Engine implements SessionHost {
    * singled out. One scan of the live sessions per victim; it only runs over the budget.
    */
   private shed(): void {
-    const st = this.stats;
-    while (st.queued_bytes > this.config.maxMemoryBytes) {
+    while (this.overBudget()) {
+      // Sessions that never carried data go first: they cost room and hold no request.
+      if (this.stats.footprint_bytes > this.config.memoryBudgetBytes && this.evictOne()) continue;
       let victim: Session | undefined;
       for (const s of this.sessions.values()) {
         if (s.ended || s.queuedBytes === 0) continue;

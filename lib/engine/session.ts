@@ -1011,7 +1011,8 @@ export class Session {
     if (!rstDone && !this.rstSent) this.resetTarget();
     // Closed, reset by the client or idle: every request reached the target. A shutdown
     // loses the requests not sent yet; any other end, the requests not answered yet.
-    const loss = reason === "closed" || reason === "client_reset" || reason === "idle"
+    const loss = reason === "closed" || reason === "client_reset" || reason === "idle" ||
+        reason === "evicted"
       ? 0
       : reason === "shutdown"
       ? this.unsentTurns()

@@ -32,6 +32,10 @@ export interface LostStats {
   session_limit: number;
   /** Requests not (wholly) sent yet when tcpcopy stopped. */
   shutdown: number;
+  /** Connections not replayed because no intercept was connected (nobody would route replies). */
+  no_intercept: number;
+  /** Connections not replayed because the egress limit (`--max-pps`, `--max-mbps`) was spent. */
+  rate_limited: number;
 }
 
 /** The counters of one engine. */
@@ -39,7 +43,11 @@ export interface EngineStats {
   captured: number;
   ignored: IgnoredStats;
   sampled_out: number;
-  sessions: { active: number; created: number; closed: number };
+  /**
+   * `evicted`: sessions whose connection never carried data, ended to make room for a new one
+   * at the session cap or over the memory budget (no request lost).
+   */
+  sessions: { active: number; created: number; closed: number; evicted: number };
   handshakes: {
     sent: number;
     established: number;
@@ -66,7 +74,11 @@ export interface EngineStats {
   reconnects: number;
   bytes: { captured: number; sent: number };
   packets_sent: number;
+  /** Packets not sent because of the egress limit (the session retransmits them later). */
+  rate_limited_packets: number;
   queued_bytes: number;
+  /** Accounted footprint now: sessions, connection records and queued bytes (budget.ts). */
+  footprint_bytes: number;
 }
 
 /** All counters at zero. */
@@ -82,7 +94,7 @@ export function emptyStats(): EngineStats {
       syn_retransmit: 0,
     },
     sampled_out: 0,
-    sessions: { active: 0, created: 0, closed: 0 },
+    sessions: { active: 0, created: 0, closed: 0, evicted: 0 },
     handshakes: { sent: 0, established: 0, failed: 0, syn_retransmits: 0, synthesized: 0 },
     requests: { captured: 0, sent: 0, answered: 0 },
     lost: {
@@ -95,6 +107,8 @@ export function emptyStats(): EngineStats {
       memory: 0,
       session_limit: 0,
       shutdown: 0,
+      no_intercept: 0,
+      rate_limited: 0,
     },
     replies: 0,
     replies_unmatched: 0,
@@ -104,12 +118,14 @@ export function emptyStats(): EngineStats {
     reconnects: 0,
     bytes: { captured: 0, sent: 0 },
     packets_sent: 0,
+    rate_limited_packets: 0,
     queued_bytes: 0,
+    footprint_bytes: 0,
   };
 }
 
 /** Why a session ended or lost requests (the keys of {@link LostStats} plus normal ends). */
-export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle";
+export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle" | "evicted";
 
 /** A per-session log event. */
 export interface SessionEvent {

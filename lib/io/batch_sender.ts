@@ -14,7 +14,10 @@
  * Packets are written in place ({@link BatchSender.slot}) or copied in
  * ({@link BatchSender.enqueue}); a full batch is flushed automatically. Per-packet errors are
  * counted by errno name and the packet is skipped; EAGAIN/ENOBUFS retry the unsent tail within a
- * bounded time budget. Nothing here throws for a packet.
+ * bounded time budget: at most `retryBudgetMs` per flush and `stallBudgetMs` per 100 ms window
+ * over all flushes, so a full NIC queue never holds the capture loop for longer than a few ms;
+ * past the budget the tail is dropped at once (counted by errno, and in `stats.stalledDrops`).
+ * Nothing here throws for a packet.
  *
  * @module
  */
@@ -31,6 +34,10 @@ export interface SendStats {
   syscalls: number;
   /** EAGAIN/ENOBUFS/EINTR retries */
   retries: number;
+  /** Milliseconds spent waiting for room in the socket or device queue (bounded, see module). */
+  waitedMs: number;
+  /** Packets dropped because the wait budget was spent (also counted in `errors`). */
+  stalledDrops: number;
 }
 
 /** What every packet sender offers (raw IPv4, raw IPv6, link layer). */
@@ -58,9 +65,14 @@ export interface BatchOptions {
   batch?: number;
   /** largest packet, excluding headroom (default 65535) */
   maxPacket?: number;
-  /** milliseconds a flush may spend retrying EAGAIN/ENOBUFS before dropping the tail (50) */
+  /** milliseconds a flush may spend retrying EAGAIN/ENOBUFS before dropping the tail (2) */
   retryBudgetMs?: number;
+  /** milliseconds all flushes of one 100 ms window may spend waiting, together (5) */
+  stallBudgetMs?: number;
 }
+
+/** Length of the window {@link BatchOptions.stallBudgetMs} applies to. */
+const STALL_WINDOW_MS = 100;
 
 const MMSGHDR = 64, IOVEC = 16;
 const MSG_DONTWAIT = 0x40;
@@ -71,7 +83,14 @@ const POLLOUT = 0x004;
  * in {@link prepare} and own the socket lifetime through {@link closeSocket}.
  */
 export abstract class BatchSender implements PacketSender {
-  readonly stats: SendStats = { sent: 0, errors: {}, syscalls: 0, retries: 0 };
+  readonly stats: SendStats = {
+    sent: 0,
+    errors: {},
+    syscalls: 0,
+    retries: 0,
+    waitedMs: 0,
+    stalledDrops: 0,
+  };
   protected readonly mem: NativeMemory;
   protected readonly batch: number;
   protected readonly slotSize: number;
@@ -81,6 +100,10 @@ export abstract class BatchSender implements PacketSender {
   readonly #pfdOff: number;
   readonly #hdrPtrs: Deno.PointerObject[] = [];
   readonly #retryBudgetMs: number;
+  readonly #stallBudgetMs: number;
+  /** Start of the current stall window and the time waited in it. */
+  #windowStart = 0;
+  #windowWaited = 0;
   readonly #lens: Int32Array;
   readonly #pfdPtr: Deno.PointerObject;
   #count = 0;
@@ -102,7 +125,8 @@ export abstract class BatchSender implements PacketSender {
     this.batch = Math.max(1, Math.min(1024, Math.floor(opts.batch ?? 64)));
     this.maxPacket = Math.max(20, Math.min(65535, Math.floor(opts.maxPacket ?? 65535)));
     this.slotSize = (headroom + this.maxPacket + 15) & ~15;
-    this.#retryBudgetMs = opts.retryBudgetMs ?? 50;
+    this.#retryBudgetMs = opts.retryBudgetMs ?? 2;
+    this.#stallBudgetMs = opts.stallBudgetMs ?? 5;
     const b = this.batch;
     const iovOff = b * MMSGHDR;
     this.namesOff = iovOff + b * IOVEC;
@@ -200,15 +224,17 @@ export abstract class BatchSender implements PacketSender {
       const e = r < 0 ? errno() : Errno.EAGAIN;
       if (e === Errno.EAGAIN || e === Errno.ENOBUFS || e === Errno.EINTR) {
         const now = performance.now();
-        if (deadline === 0) deadline = now + this.#retryBudgetMs;
+        if (deadline === 0) deadline = now + this.#waitAllowance(now);
         if (now < deadline) {
           this.stats.retries++;
           // wait for room: POLLOUT on the socket (EAGAIN) or just a 1 ms pause (ENOBUFS)
           if (e === Errno.EAGAIN) C.poll(this.#pfdPtr, 1n, Math.max(1, Math.ceil(deadline - now)));
           else C.poll(null, 0n, 1);
+          this.#waited(performance.now() - now);
           continue;
         }
         this.#countError(e, to - i); // budget exhausted: drop the tail
+        this.stats.stalledDrops += to - i;
         break;
       }
       this.#countError(e, 1); // this packet is refused: skip it, send the rest
@@ -216,6 +242,20 @@ export abstract class BatchSender implements PacketSender {
     }
     this.stats.sent += sent;
     return sent;
+  }
+
+  /** How long this flush may still wait at `now`: its own budget, within the window's. */
+  #waitAllowance(now: number): number {
+    if (now - this.#windowStart >= STALL_WINDOW_MS) {
+      this.#windowStart = now;
+      this.#windowWaited = 0;
+    }
+    return Math.max(0, Math.min(this.#retryBudgetMs, this.#stallBudgetMs - this.#windowWaited));
+  }
+
+  #waited(ms: number): void {
+    this.#windowWaited += ms;
+    this.stats.waitedMs += ms;
   }
 
   #countError(e: number, n: number): void {

@@ -25,6 +25,10 @@ export interface SendCounters {
   packets: number;
   /** Per-packet send failures by errno name (EMSGSIZE, EPERM, ...); never fatal. */
   errors: Record<string, number>;
+  /** Milliseconds spent waiting for room in a full send queue (bounded per 100 ms). */
+  waitedMs?: number;
+  /** Packets dropped because that wait budget was spent (also in `errors`). */
+  stalledDrops?: number;
 }
 
 /** Intercept tunnel counters. */
@@ -39,6 +43,8 @@ export interface InterceptCounters {
   replyErrors: number;
   /** Connections re-established after a loss. */
   reconnects: number;
+  /** Live sessions' routes registered again after a connection came back or was lost. */
+  routesResent: number;
 }
 
 /** Process resource usage. */
@@ -55,6 +61,8 @@ export interface TcpcopyCounters {
   send: SendCounters;
   intercept: InterceptCounters;
   process: ProcessCounters;
+  /** A target is an address of this host, accepted with `--allow-self-target` (unsafe). */
+  selfTarget?: boolean;
 }
 
 /** One stats record (see the README for every field). */
@@ -97,15 +105,21 @@ export function tcpcopyStatsRecord(
     reconnects: e.reconnects,
     bytes: { ...e.bytes },
     packets_sent: c.send.packets,
+    rate_limited_packets: e.rate_limited_packets,
     queued_bytes: e.queued_bytes,
+    footprint_bytes: e.footprint_bytes,
     send_errors: { ...c.send.errors },
+    send_wait_ms: round3(c.send.waitedMs ?? 0),
+    send_stalled_drops: c.send.stalledDrops ?? 0,
     intercept: {
       servers: c.intercept.servers,
       connected: c.intercept.connected,
       replies: c.intercept.replies,
       reply_errors: c.intercept.replyErrors,
       reconnects: c.intercept.reconnects,
+      routes_resent: c.intercept.routesResent,
     },
+    self_target: c.selfTarget ?? false,
     process: {
       rss_bytes: c.process.rssBytes,
       cpu_user_s: round3(c.process.cpuUserS),

@@ -4,6 +4,7 @@
  */
 import type { TcpcopyConfig } from "../cli/config.ts";
 import type { EngineConfig } from "../engine/config.ts";
+import { defaultMaxFlows, defaultMaxSessions, engineBudgetOf } from "../engine/budget.ts";
 import type {
   CapturedSegment,
   OutSegment,
@@ -15,6 +16,7 @@ import type { TcpPacketRepr } from "../wire/build.ts";
 
 /** The engine's configuration for a command line. Durations become milliseconds. */
 export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
+  const budget = engineBudgetOf(c.maxMemoryMiB * 1024 * 1024);
   return {
     transfers: c.transfers.map((t) => ({
       online: { addr: t.onlineIp ?? "", port: t.onlinePort },
@@ -31,7 +33,12 @@ export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
     keepaliveTimeoutMs: Math.round(c.keepaliveTimeoutS * 1000),
     onlyComplete: c.onlyComplete,
     noWait: c.noWait,
-    maxMemoryBytes: c.maxMemoryMiB * 1024 * 1024,
+    maxMemoryBytes: budget,
+    memoryBudgetBytes: budget,
+    maxSessions: c.maxSessions ?? defaultMaxSessions(budget),
+    maxFlows: c.maxFlows ?? defaultMaxFlows(budget),
+    maxPps: c.maxPps,
+    maxMbps: c.maxMbps,
   };
 }
 

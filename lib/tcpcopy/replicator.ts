@@ -48,6 +48,8 @@ export interface RouteEndpoint {
 export interface RouteSink {
   addRoute(client: RouteEndpoint, target: RouteEndpoint): boolean;
   delRoute(client: RouteEndpoint, target: RouteEndpoint): boolean;
+  /** Whether a route of this family can be registered now (absent: always). */
+  canRoute?(v6: boolean): boolean;
 }
 
 /** Counters of the glue itself (the engine, capture and senders keep their own). */
@@ -255,6 +257,15 @@ export class Replicator implements EngineOutput {
           `its replies cannot be seen`,
       );
     }
+  }
+
+  /**
+   * No new session while no intercept could route its replies (they would reach the real
+   * client addresses instead). Without a tunnel set (tests of the glue alone) always true.
+   */
+  canRoute(target: Endpoint): boolean {
+    const r = this.#routes;
+    return r === null || r.canRoute === undefined || r.canRoute(target.addr.includes(":"));
   }
 
   routeDel(client: Endpoint, target: Endpoint): void {

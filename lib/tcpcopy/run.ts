@@ -73,7 +73,10 @@ function describe(e: unknown): string {
 }
 
 /** Runs tcpcopy until SIGINT/SIGTERM (or a fatal runtime problem); resolves to the exit code. */
-export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
+export async function runTcpcopy(
+  config: TcpcopyConfig,
+  selfTargets: readonly string[] = [],
+): Promise<number> {
   let secret: CryptoKey | undefined;
   if (config.secretFile !== null) {
     const r = readSecretFile(config.secretFile);
@@ -129,6 +132,12 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
   const perfStart = performance.now();
   const clock = () => startMs + (performance.now() - perfStart);
   log.info(`${versionLine("tcpcopy")} starting`);
+  if (selfTargets.length > 0) {
+    log.warn(
+      `--allow-self-target: target ${selfTargets.join(", ")} is an address of this host; ` +
+        `replay goes to this (production) host`,
+    );
+  }
   for (const t of config.transfers) {
     log.info(
       `transfer ${t.onlineIp === null ? "*" : bracketed(t.onlineIp)}:${t.onlinePort} -> ` +
@@ -280,7 +289,7 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
 
   // 4. Stats.
   const counters = (): TcpcopyCounters => {
-    let kernelDrops = 0, ifDrops = 0, sent = 0, bufferBytes = 0;
+    let kernelDrops = 0, ifDrops = 0, sent = 0, bufferBytes = 0, waitedMs = 0, stalledDrops = 0;
     for (const c of captures) {
       const s = c.stats();
       kernelDrops += s.dropped;
@@ -290,6 +299,8 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
     const errors: Record<string, number> = {};
     for (const s of senders) {
       sent += s.stats.sent;
+      waitedMs += s.stats.waitedMs;
+      stalledDrops += s.stats.stalledDrops;
       for (const [k, n] of Object.entries(s.stats.errors)) errors[k] = (errors[k] ?? 0) + n;
     }
     const r = replicator.counters;
@@ -305,14 +316,16 @@ export async function runTcpcopy(config: TcpcopyConfig): Promise<number> {
         parseErrors: r.parseErrors + r.truncated,
         bufferBytes,
       },
-      send: { packets: sent, errors },
+      send: { packets: sent, errors, waitedMs, stalledDrops },
       intercept: {
         servers: config.intercepts.length,
         connected: tunnel?.connected ?? 0,
         replies: tunnel?.counters.replies ?? 0,
         replyErrors: r.replyErrors + (tunnel?.counters.protocolErrors ?? 0),
         reconnects: tunnel?.counters.reconnects ?? 0,
+        routesResent: tunnel?.counters.routesResent ?? 0,
       },
+      selfTarget: selfTargets.length > 0,
       process: {
         rssBytes: Deno.memoryUsage().rss,
         cpuUserS: cpu.user,

@@ -6,13 +6,12 @@
  * header (plus the payload prefix when negotiated).
  *
  * Routes are spread over an intercept's connections by a hash of the tuple rather than a
- * plain round-robin counter: the spread is as even, and a route's CLIENT_DEL then travels on
- * the connection that owns the route (intercept only lets the owner delete it).
- *
- *   const t = await TunnelClient.connect({ servers: [{ hostname: "10.0.0.9" }], onReply });
- *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
- *   t.delRoute(...);                              // when the session ends
- *   t.connected; t.counters; await t.close();
+ * plain round-robin counter: the spread is as even. The client remembers which connection of
+ * each intercept holds each live route, so its CLIENT_DEL travels on the connection that owns
+ * it (intercept only lets the owner delete it). When a connection is lost, intercept forgets
+ * its routes: they are registered again on the intercept's other connections (after a short
+ * pause, so that intercept has seen the close) or, when none is left, on the first connection
+ * that comes back (`-L`), so established sessions continue (`routesResent`).
  *
  * With a shared secret (`secret`, tcpcopy --secret-file) every connection asks for Cap.AUTH,
  * answers intercept's challenge with this instance's id and proof (auth.ts) and checks
@@ -20,6 +19,11 @@
  * passed, and one whose intercept does not authenticate (a C intercept, no secret there, a
  * wrong secret) is closed with a logged reason. The instance id is the same on every
  * connection of this client: intercept lets any of them update the instance's routes.
+ *
+ *   const t = await TunnelClient.connect({ servers: [{ hostname: "10.0.0.9" }], onReply });
+ *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
+ *   t.delRoute(...);                              // when the session ends
+ *   t.connected; t.counters; await t.close();
  */
 import {
   encodeAuth,
@@ -78,6 +82,8 @@ export interface TunnelClientOptions {
   maxQueuedBytes?: number;
   /** Heartbeat period when negotiated (protocol default 5 s; tests shorten it). */
   heartbeatMs?: number;
+  /** Pause before a lost connection's routes move to the intercept's other connections. */
+  moveDelayMs?: number;
   /** The shared secret as an HMAC key (auth.ts): every connection must authenticate. */
   secret?: CryptoKey;
   /** This instance's id in the AUTH message (default: random per client). */
@@ -92,8 +98,23 @@ export interface ClientCounters {
   routeFailures: number;
   reconnects: number;
   protocolErrors: number;
+  /** Live routes registered again after a connection came back or was lost. */
+  routesResent: number;
   /** Connections closed because the intercept did not authenticate. */
   authFailures: number;
+}
+
+/** A live route and the connection index holding it on each intercept (-1: none yet). */
+interface RouteEntry {
+  client: Endpoint;
+  target: Endpoint;
+  holders: Int8Array;
+}
+
+/** Map key of a route (the bytes of both endpoints). */
+function routeKey(client: Endpoint, target: Endpoint): string {
+  return String.fromCharCode(...client.addr, client.port >> 8, client.port & 255, ...target.addr) +
+    String.fromCharCode(target.port >> 8, target.port & 255);
 }
 
 class Link {
@@ -112,7 +133,9 @@ class Link {
   /** The client nonce and the challenge it answered. */
   nonce: Uint8Array | undefined;
   serverNonce: Uint8Array | undefined;
-  constructor(readonly server: number) {}
+  /** Routes may be registered on it (hello sent, extensions answered or given up on). */
+  ready = false;
+  constructor(readonly server: number, readonly index: number) {}
 }
 
 /** The tunnel client. */
@@ -124,6 +147,7 @@ export class TunnelClient {
     routeFailures: 0,
     reconnects: 0,
     protocolErrors: 0,
+    routesResent: 0,
     authFailures: 0,
   };
   /** This instance's id (sent in the AUTH message with a secret). */
@@ -133,13 +157,15 @@ export class TunnelClient {
     & TunnelClientOptions;
   readonly #links: Link[][];
   #closed = false;
-  /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
-  #connecting = true;
   #timer: ReturnType<typeof setInterval>;
   #pending = new Set<Promise<void>>();
   #retryTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Live routes (added, not deleted yet) and who holds them. */
+  readonly #routes = new Map<string, RouteEntry>();
   /** A microtask will flush the queued messages (see {@link flush}). */
   #flushQueued = false;
+  /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
+  #connecting = true;
 
   private constructor(opts: TunnelClientOptions) {
     this.#opts = {
@@ -150,6 +176,7 @@ export class TunnelClient {
       log: (line: string) => console.error(line),
       maxQueuedBytes: 1 << 20,
       heartbeatMs: HEARTBEAT_INTERVAL_MS,
+      moveDelayMs: 250,
       ...opts,
     };
     if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
@@ -157,7 +184,7 @@ export class TunnelClient {
     else this.#opts.caps &= ~Cap.AUTH;
     this.instanceId = opts.instanceId ?? randomBytes(INSTANCE_ID_SIZE);
     const n = Math.max(1, Math.min(11, this.#opts.connections));
-    this.#links = opts.servers.map((_, s) => Array.from({ length: n }, () => new Link(s)));
+    this.#links = opts.servers.map((_, s) => Array.from({ length: n }, (_, i) => new Link(s, i)));
     this.#timer = setInterval(() => this.#heartbeat(), this.#opts.heartbeatMs);
   }
 
@@ -195,18 +222,36 @@ export class TunnelClient {
         throw new Error("cannot authenticate to any intercept (is --secret-file the same there?)");
       }
     }
+    for (const l of c.#links.flat()) if (l.conn) c.#ready(l);
     c.#connecting = false;
     if (c.connected === 0 && !c.#opts.lonely) queueMicrotask(() => c.#opts.onAllDown?.());
     return c;
   }
 
-  /** Open connections usable for routes (authenticated when a secret is set). */
-  get connected(): number {
-    return this.#links.flat().filter((l) => this.#usable(l)).length;
+  /** Live routes remembered (added and not deleted). */
+  get routes(): number {
+    return this.#routes.size;
   }
 
-  #usable(l: Link): boolean {
-    return l.conn !== undefined && (this.#opts.secret === undefined || l.authed);
+  /**
+   * Whether a route of this family can be registered now: some intercept connection is up
+   * (and, for IPv6, has the extension). tcpcopy opens no new session otherwise.
+   */
+  canRoute(v6: boolean): boolean {
+    for (const links of this.#links) {
+      for (const l of links) if (l.conn && l.ready && (!v6 || l.caps & Cap.IPV6)) return true;
+    }
+    return false;
+  }
+
+  /** Open connections usable for routes (authenticated when a secret is set). */
+  get connected(): number {
+    return this.#links.flat().filter((l) => l.conn && this.#authOk(l)).length;
+  }
+
+  /** No secret, or both proofs passed on `l`. */
+  #authOk(l: Link): boolean {
+    return this.#opts.secret === undefined || l.authed;
   }
 
   /** Capabilities granted per server (0 for a C intercept or while not yet acknowledged). */
@@ -220,42 +265,95 @@ export class TunnelClient {
    * two endpoints are not both IPv4 or both IPv6).
    */
   addRoute(client: Endpoint, target: Endpoint): boolean {
-    const ok = this.#sendRoute("add", client, target);
-    if (ok) this.counters.routesAdded++;
+    const len = client.addr.length;
+    if ((len !== 4 && len !== 16) || target.addr.length !== len) {
+      this.counters.routeFailures++;
+      return false;
+    }
+    const key = routeKey(client, target);
+    let r = this.#routes.get(key);
+    if (r === undefined) {
+      r = {
+        client: { addr: client.addr.slice(), port: client.port },
+        target: { addr: target.addr.slice(), port: target.port },
+        holders: new Int8Array(this.#links.length).fill(-1),
+      };
+      this.#routes.set(key, r);
+    }
+    const msg = encodeRoute("add", r.client, r.target);
+    let any = false;
+    for (let s = 0; s < this.#links.length; s++) {
+      if (this.#register(r, s, msg, false)) any = true;
+    }
+    if (any) this.counters.routesAdded++;
     else this.counters.routeFailures++;
-    return ok;
+    return any;
+  }
+
+  /**
+   * Registers `r` on intercept `s`: on the connection holding it when that one is up, else on
+   * the first ready connection from the tuple's spread. `force` ignores the queue bound (a
+   * re-registration of live routes: bounded by the live sessions).
+   */
+  #register(r: RouteEntry, s: number, msg: Uint8Array, force: boolean): boolean {
+    const links = this.#links[s];
+    const v6 = r.client.addr.length === 16;
+    const held = r.holders[s];
+    const order = held >= 0 && links[held].conn && links[held].ready ? [links[held]] : Array.from(
+      { length: links.length },
+      (_, i) => links[(spread(r.client, r.target) + i) % links.length],
+    );
+    for (const l of order) {
+      if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
+      if (!this.#send(l, msg, force)) continue;
+      r.holders[s] = l.index;
+      return true;
+    }
+    return false;
   }
 
   /** Deletes a route where the intercept supports it (extensions); false if none did. */
   delRoute(client: Endpoint, target: Endpoint): boolean {
-    const ok = this.#sendRoute("del", client, target);
-    if (ok) this.counters.routesDeleted++;
-    return ok;
-  }
-
-  #sendRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): boolean {
+    const key = routeKey(client, target);
+    const r = this.#routes.get(key);
+    if (r === undefined) return false;
+    this.#routes.delete(key);
+    const msg = encodeRoute("del", r.client, r.target);
     let any = false;
-    const v6 = client.addr.length === 16;
-    const len = client.addr.length;
-    if ((len !== 4 && len !== 16) || target.addr.length !== len) return false;
-    const msg = encodeRoute(kind, client, target);
-    const start = spread(client, target);
-    for (const links of this.#links) {
-      for (let i = 0; i < links.length; i++) {
-        const l = links[(start + i) % links.length];
-        if (!this.#usable(l)) continue;
-        if (v6 && !(l.caps & Cap.IPV6)) continue;
-        if (kind === "del" && !(l.caps & Cap.ROUTE_DEL)) continue;
-        if (!this.#send(l, msg)) continue;
-        any = true;
-        break;
-      }
+    for (let s = 0; s < this.#links.length; s++) {
+      const i = r.holders[s];
+      if (i < 0) continue;
+      const l = this.#links[s][i];
+      if (!l.conn || !(l.caps & Cap.ROUTE_DEL)) continue;
+      if (this.#send(l, msg)) any = true;
     }
+    if (any) this.counters.routesDeleted++;
     return any;
   }
 
-  #send(l: Link, bytes: Uint8Array): boolean {
-    if (!l.conn || l.queued + bytes.length > this.#opts.maxQueuedBytes) return false;
+  /**
+   * Registers again, on intercept `s`, every live route no connection of it holds (its
+   * connection was lost, or it could not be registered then).
+   */
+  #resync(s: number): void {
+    if (this.#closed) return;
+    for (const r of this.#routes.values()) {
+      if (r.holders[s] >= 0) continue;
+      if (this.#register(r, s, encodeRoute("add", r.client, r.target), true)) {
+        this.counters.routesResent++;
+      }
+    }
+  }
+
+  /** `l` may carry routes from now on: register the routes its intercept is missing. */
+  #ready(l: Link): void {
+    if (l.ready || !l.conn || !this.#authOk(l)) return;
+    l.ready = true;
+    this.#resync(l.server);
+  }
+
+  #send(l: Link, bytes: Uint8Array, force = false): boolean {
+    if (!l.conn || (!force && l.queued + bytes.length > this.#opts.maxQueuedBytes)) return false;
     l.queue.push(bytes);
     l.queued += bytes.length;
     if (!l.writing && !this.#flushQueued) {
@@ -339,6 +437,7 @@ export class TunnelClient {
       l.queue = [];
       l.queued = 0;
       l.retryMs = 500;
+      l.ready = false;
       l.authed = false;
       l.nonce = l.serverNonce = undefined;
       l.lastHeard = l.openedAt = performance.now();
@@ -349,6 +448,12 @@ export class TunnelClient {
         this.#send(l, encodeExtHello(EXT_VERSION, this.#opts.caps, this.#opts.prefix));
       }
       this.#read(l, conn);
+      // A reconnection is ready once the extensions are answered (routes of both families
+      // can go), or after the wait a C intercept that never answers costs.
+      if (retry) {
+        if (!this.#opts.caps) this.#ready(l);
+        else this.#later(500, () => l.conn === conn && this.#ready(l));
+      }
     } catch (e) {
       if (!retry) {
         this.#opts.log(
@@ -357,6 +462,15 @@ export class TunnelClient {
       }
       this.#retry(l);
     }
+  }
+
+  /** Runs `fn` after `ms` unless the client is closed by then. */
+  #later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#retryTimers.delete(t);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#retryTimers.add(t);
   }
 
   #retry(l: Link): void {
@@ -384,6 +498,7 @@ export class TunnelClient {
           else {
             l.caps = it.caps;
             l.prefix = it.prefix;
+            this.#ready(l);
           }
         }
       });
@@ -436,6 +551,7 @@ export class TunnelClient {
     l.caps = ack.caps;
     l.prefix = ack.prefix;
     l.authed = true;
+    this.#ready(l);
   }
 
   #authFailed(l: Link, reason: string): void {
@@ -447,6 +563,12 @@ export class TunnelClient {
     const conn = l.conn;
     if (!conn) return;
     l.conn = undefined;
+    l.ready = false;
+    // intercept forgets the routes of a closed connection: nobody holds them any more.
+    for (const r of this.#routes.values()) {
+      if (r.holders[l.server] === l.index) r.holders[l.server] = -1;
+    }
+    if (!this.#closed) this.#later(this.#opts.moveDelayMs, () => this.#resync(l.server));
     try {
       conn.close();
     } catch { /* closed */ }

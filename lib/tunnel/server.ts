@@ -630,6 +630,11 @@ export class TunnelServer {
     this.events.tick(now);
   }
 
+  /** Closes one tunnel connection as if it had failed: its routes go with it (logged). */
+  disconnect(c: TunnelConnection, reason: string): void {
+    this.#close(c, reason);
+  }
+
   /** Stops accepting new connections; the ones up stay (intercept's drain on SIGTERM). */
   stopAccepting(): void {
     try {

@@ -300,6 +300,8 @@ Deno.test({
           tlog,
           "--stats-interval",
           "0",
+          // tcpcopy runs on the target host here: only its log file matters
+          "--allow-self-target",
         ]),
         { stdout: "null", stderr: "piped" },
       );
@@ -333,7 +335,15 @@ Deno.test({
       for (
         const cmd of [
           denoCmd(INTERCEPT, ["--port", "7071", "-l", `${dir}/link.log`]),
-          denoCmd(MAIN, ["-x", `80-${tip}:80`, "-s", "127.0.0.1", "-l", `${dir}/link.log`]),
+          denoCmd(MAIN, [
+            "-x",
+            `80-${tip}:80`,
+            "-s",
+            "127.0.0.1",
+            "-l",
+            `${dir}/link.log`,
+            "--allow-self-target",
+          ]),
         ]
       ) {
         const r = await target.exec(cmd, { check: false, timeoutMs: 20_000 });

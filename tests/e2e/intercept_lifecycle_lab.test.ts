@@ -100,13 +100,23 @@ Deno.test({
       const tKill = Date.now();
       rep.intercept.child.kill("SIGKILL");
       await rep.intercept.child.status;
-      // while intercept is gone, traffic goes on; the stale rule keeps the replies in
+      // while intercept is gone, traffic goes on online; tcpcopy opens no session without an
+      // intercept (lost.no_intercept), and the stale rule still keeps the target's answers in:
+      // a connection attempt from the online host gets no SYN-ACK.
       const queuedBefore = await queued(target);
       const gap = await ab(on.client, url("/gap"), { requests: 50, concurrency: 2 });
       assert.equal(gap, 50);
+      const probe = await on.ns.exec([
+        "timeout",
+        "2",
+        "bash",
+        "-c",
+        `exec 3<>/dev/tcp/${rep.lab.targetIp}/${HTTP_PORT}`,
+      ], { check: false });
+      assert.notEqual(probe.code, 0, "the target's SYN-ACK must not get out");
       assert.ok(
         await waitFor(async () => await queued(target) > queuedBefore, 3000, 50),
-        "the target answered replicated SYNs during the gap; the stale rule took them",
+        "the stale rule took the target's answers",
       );
       assert.deepEqual(await owners(target, "iptables"), [oldPid], "stale rule still there");
 

@@ -19,6 +19,7 @@ import type { CapturedSegment, OutSegment, ReplySegment } from "../../lib/engine
 import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
+import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts";
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {
@@ -309,7 +310,13 @@ Deno.test("engine config: seconds become milliseconds, MiB become bytes", () => 
   ]);
   assert.equal(e.sessionTimeoutMs, 1500);
   assert.equal(e.keepaliveTimeoutMs, 121_500);
-  assert.equal(e.maxMemoryBytes, 64 * 1024 * 1024);
+  // -m is the whole process: the engine gets (m - 256 MiB) / 5, at least m / 10
+  const budget = Math.floor(64 * 1024 * 1024 / 10);
+  assert.equal(e.maxMemoryBytes, budget);
+  assert.equal(e.memoryBudgetBytes, budget);
+  assert.equal(e.maxSessions, defaultMaxSessions(budget));
+  assert.equal(e.maxFlows, defaultMaxFlows(budget));
+  assert.equal(e.maxPps, 0);
   assert.equal(e.copies, 2);
   assert.deepEqual(e.clientIps, ["10.9.0.1"]);
 });

@@ -214,16 +214,21 @@ Deno.test("bounds: sessions are capped; connections over the cap are counted, la
     { send() {}, routeAdd: (c) => opened.push(`${c.addr}:${c.port}`), routeDel() {} },
     1000,
   );
-  // A SYN flood against a silent target: 150 connections at once.
+  // 150 connections at once against a silent target, each with a request: none may make
+  // room for another (only sessions that never carried data are evicted).
   for (let i = 0; i < 150; i++) {
-    e.onCaptured(syn({ addr: "192.0.2.7", port: 3000 + i }, i, 1000), 1000);
+    const src = { addr: "192.0.2.7", port: 3000 + i };
+    e.onCaptured(syn(src, i, 1000), 1000);
+    const d = { ...syn(src, i + 1, 1000), flags: ACK | PSH, payload: new Uint8Array(10) };
+    e.onCaptured(d, 1000);
   }
   assert.equal(e.stats.sessions.active, 100);
   assert.equal(e.stats.lost.session_limit, 50);
+  assert.equal(e.stats.sessions.evicted, 0);
   assert.equal(opened.length, 100);
   // A refused connection is counted once, not once per segment.
   for (let k = 0; k < 3; k++) {
-    const d = { ...syn({ addr: "192.0.2.7", port: 3149 }, 150 + k * 10, 1000), flags: ACK | PSH };
+    const d = { ...syn({ addr: "192.0.2.7", port: 3149 }, 160 + k * 10, 1000), flags: ACK | PSH };
     e.onCaptured({ ...d, payload: new Uint8Array(10) }, 1000);
   }
   assert.equal(e.stats.lost.session_limit, 50);

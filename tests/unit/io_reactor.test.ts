@@ -128,7 +128,9 @@ Deno.test("reactor: a busy loop still lets Deno timers run (yields)", async () =
     const t0 = performance.now();
     await new Promise((res) => setTimeout(res, 10));
     const late = performance.now() - t0;
-    assert.ok(late < 500, `a 10 ms Deno timer fired after ${late.toFixed(0)} ms`);
+    // Without yields the timer would never fire while the loop spins; the bound is generous
+    // because the parallel suite (a 1M-SYN engine test among others) can starve this process.
+    assert.ok(late < 5000, `a 10 ms Deno timer fired after ${late.toFixed(0)} ms`);
     assert.ok(spins > 10, `handler ran ${spins} times`);
     assert.ok(r.counters.syncPolls > 10);
   } finally {

@@ -6,7 +6,7 @@ import { jsonLine, nextStatsDue } from "../../lib/stats/json_lines.ts";
 function counters(): TcpcopyCounters {
   const engine = emptyStats();
   engine.captured = 7;
-  engine.sessions = { active: 2, created: 5, closed: 3 };
+  engine.sessions = { active: 2, created: 5, closed: 3, evicted: 0 };
   engine.requests = { captured: 11, sent: 10, answered: 9 };
   engine.lost.timeout = 1;
   engine.handshakes.established = 4;
@@ -16,7 +16,14 @@ function counters(): TcpcopyCounters {
     engine,
     capture: { packets: 42, kernelDrops: 2, ifDrops: 1, parseErrors: 4, bufferBytes: 8 << 20 },
     send: { packets: 40, errors: { EMSGSIZE: 2 } },
-    intercept: { servers: 1, connected: 2, replies: 30, replyErrors: 0, reconnects: 1 },
+    intercept: {
+      servers: 1,
+      connected: 2,
+      replies: 30,
+      replyErrors: 0,
+      reconnects: 1,
+      routesResent: 0,
+    },
     process: { rssBytes: 1 << 20, cpuUserS: 1.23456, cpuSystemS: 0.5 },
   };
 }
@@ -34,7 +41,7 @@ Deno.test("stats record carries every source under its documented name", () => {
   assert.equal(r.capture_buffer_bytes, 8 << 20);
   assert.equal(r.parse_errors, 4);
   assert.equal(r.segments, 7);
-  assert.deepEqual(r.sessions, { active: 2, created: 5, closed: 3 });
+  assert.deepEqual(r.sessions, { active: 2, created: 5, closed: 3, evicted: 0 });
   assert.deepEqual(r.requests, { captured: 11, sent: 10, answered: 9 });
   assert.equal(r.lost.timeout, 1);
   assert.equal(r.handshakes.established, 4);
@@ -48,8 +55,14 @@ Deno.test("stats record carries every source under its documented name", () => {
     replies: 30,
     reply_errors: 0,
     reconnects: 1,
+    routes_resent: 0,
   });
   assert.equal(r.process.cpu_user_s, 1.235);
+  assert.equal(r.self_target, false);
+  assert.equal(
+    tcpcopyStatsRecord({ ...counters(), selfTarget: true }, start, start, false).self_target,
+    true,
+  );
 });
 
 Deno.test("the record is a snapshot: later counter changes do not leak into it", () => {

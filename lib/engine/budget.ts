@@ -1,0 +1,119 @@
+/**
+ * The memory budget (`-m`): a per-object cost model of what tcpcopy keeps, the limits derived
+ * from a budget, and the order in which sessions that carry no data are given up to make room.
+ *
+ * Footprint = live sessions × {@link SESSION_COST} + connection records × {@link FLOW_COST} +
+ * queued client payload bytes. The costs are measured, not guessed: `bench/syn_flood.ts` fills
+ * the tables with spoofed SYNs and prints the process's RSS next to the accounted footprint;
+ * the constants are that RSS per object (heap objects, map entries, timer entries, the
+ * tunnel's route entry, with the garbage collector's slack), rounded up. Change them only
+ * with new figures from that bench.
+ */
+
+/**
+ * Bytes one live session costs besides its queued payload: the Session object with its stream
+ * and turn bookkeeping, its tuple-map and allocator entries, timer-heap entries, its entry in
+ * {@link OpenOrder} (together ~2.3 KB of heap in `bench/syn_flood.ts`), and the route the tunnel
+ * client remembers for it (~800 bytes measured with 100,000 routes).
+ */
+export const SESSION_COST = 4096;
+
+/**
+ * Bytes one connection record costs (live, sampled out, or remembered after its sessions
+ * ended): the Flow object, its slab object, its tuple-map entry and its deadline-queue entry.
+ */
+export const FLOW_COST = 768;
+
+/**
+ * Part of `-m` set aside for what does not grow with the tables: the Deno runtime and the
+ * program (40 MiB RSS idle), the sender arenas and tunnel buffers, and what the garbage
+ * collector holds under heavy churn regardless of the live set (a full young generation and
+ * pages kept after collections: 200-300 MiB in `bench/syn_flood.ts`, see GC_HEADROOM).
+ */
+export const RUNTIME_RESERVE = 256 * 1024 * 1024;
+
+/**
+ * Resident memory per byte of live objects under churn: V8 lets the heap grow to a few times
+ * the live set between full collections and keeps freed pages for a while. Measured with
+ * `bench/syn_flood.ts` (a million sessions created and evicted within 10 s): peak RSS ≈
+ * 300 MiB + 3.8 × the accounted footprint. With this headroom and RUNTIME_RESERVE the peak
+ * stayed at 60-79 % of `-m` for `-m` 512, 1024 and 2048 (README, "Memory budget").
+ */
+export const GC_HEADROOM = 5;
+
+/**
+ * The engine's share of a process budget of `maxMemoryBytes` (`-m`): what is left after the
+ * runtime's reserve, divided by the GC headroom (for a small `-m`, a tenth of it).
+ */
+export function engineBudgetOf(maxMemoryBytes: number): number {
+  return Math.floor(
+    Math.max(maxMemoryBytes / (2 * GC_HEADROOM), (maxMemoryBytes - RUNTIME_RESERVE) / GC_HEADROOM),
+  );
+}
+
+/** Default `--max-sessions` for an engine budget: sessions may take half of it. */
+export function defaultMaxSessions(budgetBytes: number): number {
+  return Math.max(1, Math.floor(budgetBytes / 2 / (SESSION_COST + FLOW_COST)));
+}
+
+/**
+ * Default `--max-flows` for an engine budget: records may take a quarter of it, and never fewer
+ * than the sessions they carry.
+ */
+export function defaultMaxFlows(budgetBytes: number): number {
+  return Math.max(defaultMaxSessions(budgetBytes), Math.floor(budgetBytes / 4 / FLOW_COST));
+}
+
+/** Accounted footprint of `sessions` live sessions, `flows` records and `queued` bytes. */
+export function footprintOf(sessions: number, flows: number, queued: number): number {
+  return sessions * SESSION_COST + flows * FLOW_COST + queued;
+}
+
+/**
+ * Sessions in the order they were opened, for eviction: the oldest one that is still live and
+ * whose connection never carried a byte of payload (a SYN flood's, a half-open probe's) is
+ * the first to go when a new session needs room. Entries are dropped lazily; the queue is
+ * compacted when stale entries outnumber the live sessions, so it stays bounded by them.
+ */
+export class OpenOrder<T> {
+  #q: (T | undefined)[] = [];
+  #head = 0;
+
+  constructor(private readonly evictable: (item: T) => boolean) {}
+
+  /** Entries held, stale ones included (for tests). */
+  get size(): number {
+    return this.#q.length - this.#head;
+  }
+
+  /** Remember `item` as opened now; `live` is the number of live items (for compaction). */
+  push(item: T, live: number): void {
+    this.#q.push(item);
+    if (this.size > 2 * live + 1024) {
+      this.#q = this.#q.slice(this.#head).filter((x) => x !== undefined && this.evictable(x));
+      this.#head = 0;
+    }
+  }
+
+  /** Remove and return the oldest evictable item, or undefined when there is none. */
+  take(): T | undefined {
+    const q = this.#q;
+    while (this.#head < q.length) {
+      const x = q[this.#head];
+      q[this.#head++] = undefined;
+      if (x !== undefined && this.evictable(x)) {
+        this.#trim();
+        return x;
+      }
+    }
+    this.#trim();
+    return undefined;
+  }
+
+  #trim(): void {
+    if (this.#head > 1024 && this.#head * 2 > this.#q.length) {
+      this.#q = this.#q.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
