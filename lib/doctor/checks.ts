@@ -53,6 +53,8 @@ export interface HostFacts {
   staleRules?: Record<string, string>;
   /** Ports intercept protects (--port), to look for the NFQUEUE rules. */
   ports: number[];
+  /** tcpcopy: the -x targets that are addresses of this host (replay would hit production). */
+  selfTargets?: string[];
   /** intercept endpoints tcpcopy must reach (-s), with the connect error ("" = reachable). */
   intercepts: Record<string, string>;
 }
@@ -246,6 +248,22 @@ export function checkQueueRules(facts: HostFacts): Verdict[] {
   });
 }
 
+/** No -x target is this host: tcpcopy refuses that at start (replay would hit production). */
+export function checkSelfTargets(facts: HostFacts): Verdict[] {
+  if (facts.selfTargets === undefined) return [];
+  if (facts.selfTargets.length === 0) {
+    return [{ id: "self_target", status: "pass", summary: "no target is an address of this host" }];
+  }
+  return [{
+    id: "self_target",
+    status: "fail",
+    summary: `target ${facts.selfTargets.join(", ")} is an address of this host: replay would ` +
+      "hit production (tcpcopy refuses to start)",
+    fix:
+      "give the test server's address in -x; --allow-self-target only if this host is a test host",
+  }];
+}
+
 /** The intercept servers given with -s accept TCP connections. */
 export function checkIntercepts(facts: HostFacts): Verdict[] {
   return Object.entries(facts.intercepts).map(([addr, error]) =>
@@ -313,6 +331,7 @@ export function runChecks(role: Role, facts: HostFacts, assistant = false): Verd
     checkRpFilter(role, facts),
     ...checkOffload(role, facts),
     ...(role === "intercept" && !assistant ? checkQueueRules(facts) : []),
+    ...(role === "tcpcopy" ? checkSelfTargets(facts) : []),
     ...(role === "tcpcopy" ? checkIntercepts(facts) : []),
   ];
 }

@@ -8,6 +8,7 @@ import { libraryPath } from "../io/library.ts";
 import { librarySpec, packageAdvice, requirementsFor } from "../setup/packages.ts";
 import { findProgram, libraryError } from "../setup/probe.ts";
 import { type HostFacts, type Role, rolePurposes } from "./checks.ts";
+import { localAddresses, selfTargets } from "../tcpcopy/self_target.ts";
 import { classifyTagged, readOwnerFacts } from "../intercept/rules.ts";
 
 /** What the doctor was asked to look at. */
@@ -122,6 +123,9 @@ export async function gatherFacts(role: Role, targets: DoctorTargets): Promise<H
         facts.staleRules[r.line] = r.why;
       }
     }
+  }
+  if (role === "tcpcopy" && targets.probeTargets !== undefined) {
+    facts.selfTargets = selfTargets(targets.probeTargets.map((t) => t.addr), localAddresses());
   }
   for (const { host, port } of targets.intercepts) {
     facts.intercepts[`${host}:${port}`] = await connectError(host, port);

@@ -182,3 +182,12 @@ Deno.test("doctor: an open tunnel warns, a protected one passes, a bad secret fi
     undefined,
   );
 });
+
+Deno.test("doctor: a -x target that is this host fails; none is checked without -x", () => {
+  assert.equal(byId("tcpcopy", facts())["self_target"], undefined);
+  assert.equal(byId("tcpcopy", facts({ selfTargets: [] }))["self_target"].status, "pass");
+  const v = byId("tcpcopy", facts({ selfTargets: ["127.0.0.1"] }))["self_target"];
+  assert.equal(v.status, "fail");
+  assert.match(v.summary, /127\.0\.0\.1 is an address of this host/);
+  assert.equal(byId("intercept", facts({ selfTargets: ["127.0.0.1"] }))["self_target"], undefined);
+});
