@@ -5,29 +5,9 @@
 import assert from "node:assert/strict";
 import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab, buildLab, countLines, HTTP_PORT, startNginx } from "../helpers/lab.ts";
+import { networkEnv } from "../helpers/network_env.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-
-/**
- * What a user's own `./build.sh` sees of the network set-up, passed through the cleared
- * environment: certificate stores and proxies (deno bundle fetches its esbuild package).
- */
-const NETWORK_VARS = [
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-  "DENO_CERT",
-  "DENO_TLS_CA_STORE",
-  "NODE_EXTRA_CA_CERTS",
-  "NPM_CONFIG_REGISTRY",
-  ...["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"].flatMap((v) => [v, v.toLowerCase()]),
-];
-
-/** The variables of {@link NETWORK_VARS} that are set here. */
-function networkEnv(from: Record<string, string> = Deno.env.toObject()) {
-  return Object.fromEntries(
-    NETWORK_VARS.filter((v) => from[v] !== undefined).map((v) => [v, from[v]]),
-  );
-}
 
 async function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string) {
   const out = await new Deno.Command(cmd, { args, env, cwd, clearEnv: true, stdin: "null" })

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { isRoot } from "../helpers/netns.ts";
+import { networkEnv } from "../helpers/network_env.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const NOBODY = 65534;
@@ -81,6 +82,7 @@ Deno.test({
       const dist = `${tmp}/dist`;
       const denoDir = Deno.execPath().replace(/\/[^/]+$/, "");
       const build = await run("bash", [`${root}build.sh`, "build"], {
+        ...networkEnv(),
         PATH: `${denoDir}:${PATH}`,
         HOME: Deno.env.get("HOME") ?? "/root",
         DIST: dist,

@@ -13,6 +13,7 @@ import {
 } from "../../lib/setup/packages.ts";
 import { planSetup } from "../../lib/setup/plan.ts";
 import { programsOf, requirePrograms } from "../helpers/netns.ts";
+import { networkEnv } from "../helpers/network_env.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -179,4 +180,26 @@ Deno.test("packages: the set-up plan installs as root, or stops with one line na
       /no apt-get, dnf or yum here: .*nginx \(nginx-light or nginx \/ RPM nginx\)/,
     );
   }
+});
+
+Deno.test("build tests pass the machine's certificate and proxy settings to build.sh", () => {
+  const env = networkEnv({
+    SSL_CERT_FILE: "/etc/ssl/certs/ca.pem",
+    https_proxy: "http://proxy:3128",
+    HOME: "/root",
+    SECRET_TOKEN: "x",
+  });
+  assert.deepEqual(env, {
+    SSL_CERT_FILE: "/etc/ssl/certs/ca.pem",
+    https_proxy: "http://proxy:3128",
+  });
+  // every test that runs build.sh with a cleared environment passes them on
+  let checked = 0;
+  for (const file of tsFiles(`${root}tests`)) {
+    const text = Deno.readTextFileSync(file);
+    if (!text.includes("clearEnv: true") || !text.includes("build.sh")) continue;
+    checked++;
+    assert.match(text, /\.\.\.networkEnv\(\)/, `${file} clears the environment for build.sh`);
+  }
+  assert.ok(checked >= 2, "the build and launcher tests run build.sh with a cleared environment");
 });
