@@ -423,11 +423,14 @@ async function roleCapture(spec: CaptureSpec): Promise<void> {
 async function roleOverflow(device: string): Promise<void> {
   const cap = RingCapture.openLive({ device, filter: "tcp dst port 7431", bufferSize: 512 << 10 });
   const stdin = lineReader(Deno.stdin.readable);
+  // Until 300 ms pass without a packet: a wake-up can find nothing yet (the last partly filled
+  // block is handed over by the kernel's retire timer), so one empty drain does not end it.
   const drainAll = async () => {
-    let drained = 0;
+    let drained = 0, quietSince = performance.now();
     const deadline = performance.now() + 5000;
-    while (performance.now() < deadline && await cap.wait(300)) {
-      if (cap.drain(() => drained++) === 0) break;
+    while (performance.now() < deadline && performance.now() - quietSince < 300) {
+      if (!await cap.wait(50)) break;
+      if (cap.drain(() => drained++) > 0) quietSince = performance.now();
     }
     return drained;
   };
