@@ -9,7 +9,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type PackageManager, type Purpose, requirementsFor } from "../lib/setup/packages.ts";
+import {
+  installCommand,
+  type PackageManager,
+  type Purpose,
+  requirementsFor,
+} from "../lib/setup/packages.ts";
 import { planSetup } from "../lib/setup/plan.ts";
 import { detectManager, missing } from "../lib/setup/probe.ts";
 
@@ -124,7 +129,8 @@ async function main(): Promise<number> {
         const why = failed ?? `still missing after the install: ${still.map((r) => r.name)}`;
         console.error(
           `${PREFIX}: could not install ${plan.packages.join(" ")} (${why}); ` +
-            `install them by hand, then run the command again`,
+            `install them by hand (${installCommand(plan.manager, plan.packages)}), then ` +
+            "run the command again",
         );
         return 1;
       }
