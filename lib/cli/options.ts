@@ -73,7 +73,8 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "buffer",
     short: "B",
     arg: "MiB",
-    help: "Kernel capture buffer size in MiB (default 64; small buffers drop packets).",
+    help: "Largest kernel capture ring in MiB (default 64): the ring starts at 8 MiB (or this, " +
+      "when smaller) and doubles when it fills or the kernel drops packets.",
     example: "-B 128",
   },
   {
