@@ -3,7 +3,7 @@
  * Entry point; the program lives in lib/intercept/, the tunnel protocol in lib/tunnel/.
  */
 import { versionLine } from "./lib/version.ts";
-import { HELP, parseInterceptArgs } from "./lib/intercept/options.ts";
+import { HELP, parseInterceptArgs } from "./lib/cli/intercept.ts";
 import { runIntercept } from "./lib/intercept/run.ts";
 import { runDoctor } from "./lib/doctor/doctor.ts";
 import { cleanupRules } from "./lib/intercept/rules.ts";
@@ -13,7 +13,7 @@ import { readSecretFile } from "./lib/tunnel/secret_file.ts";
 /** Runs the program with its command-line arguments (build.sh entry files call this). */
 export async function main(args: string[]): Promise<void> {
   const parsed = parseInterceptArgs(args);
-  switch (parsed.action) {
+  switch (parsed.kind) {
     case "help":
       console.log(HELP);
       Deno.exit(0);

@@ -3,12 +3,8 @@
  * flag, which value and what is expected. Pure: no I/O, never exits, never throws.
  */
 import { parseArgs } from "node:util";
-import {
-  DEFAULT_INTERCEPT_PORT,
-  DEFAULTS,
-  type OfflineConfig,
-  type TcpcopyConfig,
-} from "./config.ts";
+import { DEFAULTS, type OfflineConfig, type TcpcopyConfig } from "./config.ts";
+import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
 import { flagName, FLAGS, parseArgsOptions } from "./options.ts";
 import { parseTransfers, TRANSFER_SYNTAX } from "./transfer.ts";
 import { type HostPort, parseHostPort } from "./endpoint.ts";
@@ -109,7 +105,7 @@ function parseOrThrow(args: string[]): CliResult {
   const intercepts: HostPort[] = [];
   for (const item of interceptText.flatMap((s) => s.split(","))) {
     const text = item.trim();
-    const hp = parseHostPort(text, DEFAULT_INTERCEPT_PORT, true);
+    const hp = parseHostPort(text, DEFAULT_TUNNEL_PORT, true);
     if (!hp.ok) bad("intercept", text, `${hp.error}; expected host[:port], e.g. 10.0.0.3:36524`);
     intercepts.push(hp.value);
   }

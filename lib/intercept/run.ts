@@ -13,7 +13,7 @@ import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import { readSecretFile } from "../tunnel/secret_file.ts";
 import { importSecret } from "../tunnel/auth.ts";
-import type { InterceptConfig } from "./options.ts";
+import type { InterceptConfig } from "../cli/intercept.ts";
 import { openNfqueueSource } from "./nfqueue_source.ts";
 import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
