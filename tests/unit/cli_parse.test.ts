@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { DEFAULTS } from "../../lib/cli/config.ts";
 import { renderHelp } from "../../lib/cli/help.ts";
 import { FLAGS } from "../../lib/cli/options.ts";
