@@ -120,16 +120,9 @@ class TcpcopyProcess {
   /** The start sequence; resolves to the exit code once the process has stopped. */
   async run(secret: CryptoKey | undefined): Promise<number> {
     this.logStart();
-    if (!this.openOffline()) {
-      this.plog.sink.close();
-      return this.#failed;
-    }
-    if (!await this.step(() => openSenders(this.config, this.log, this.senders), "send")) {
-      return this.#failed;
-    }
-    this.createEngine();
-    if (!await this.step(() => this.openCaptures(), "capture")) return this.#failed;
-    if (!await this.connectTunnel(secret)) return this.#failed;
+    const started = this.openOffline() && await this.openSenders() && this.createEngine() &&
+      await this.openCaptures() && await this.connectTunnel(secret);
+    if (!started) return this.#failed;
     this.startStats();
     this.startMetrics();
     this.handleStop();
@@ -139,7 +132,15 @@ class TcpcopyProcess {
     return await this.done.promise;
   }
 
+  /** The exit code of a failed start step. */
   #failed = EXIT_RUNTIME;
+
+  /** A start step failed: close what is open, log the one fatal line; false. */
+  async #fail(message: string, code: number = EXIT_RUNTIME): Promise<false> {
+    await this.releaseAll();
+    this.#failed = fatal(this.plog, message, code);
+    return false;
+  }
 
   /** The version, a self-target warning and the transfers. */
   logStart(): void {
@@ -178,33 +179,18 @@ class TcpcopyProcess {
     return true;
   }
 
-  /**
-   * Runs a privileged start step; on failure releases what is open, logs the fatal line and
-   * returns false (the exit code is in #failed).
-   */
-  async step(open: () => void, what: "send" | "capture"): Promise<boolean> {
+  /** The senders: the first privileged step (fails fast without CAP_NET_RAW). */
+  async openSenders(): Promise<boolean> {
     try {
-      open();
+      openSenders(this.config, this.log, this.senders);
       return true;
     } catch (e) {
-      await this.releaseAll();
-      if (what === "send") {
-        this.#failed = fatal(this.plog, `cannot open the send socket: ${describe(e)}`);
-      } else {
-        const userFilter = e instanceof IoError && e.kind === "filter" &&
-          !this.config.filterGenerated;
-        this.#failed = fatal(
-          this.plog,
-          `cannot capture: ${describe(e)}`,
-          userFilter ? EXIT_USAGE : EXIT_RUNTIME,
-        );
-      }
-      return false;
+      return await this.#fail(`cannot open the send socket: ${describe(e)}`);
     }
   }
 
   /** The replicator and engine, and the one reactor timer for the engine's deadlines. */
-  createEngine(): void {
+  createEngine(): true {
     const { v4, v6 } = this.senders;
     this.replicator = new Replicator({
       v4,
@@ -220,11 +206,26 @@ class TcpcopyProcess {
       this.replicator.tick(this.clock());
       this.replicator.flush();
     }, this.clock);
+    return true;
   }
 
-  /** Captures (device and filter problems surface here); none for an offline replay. */
-  openCaptures(): void {
-    if (this.offline === null) openCaptures(this.config, this.log, this.captures);
+  /**
+   * Captures (device and filter problems surface here; a bad `-F` is a usage error, a bad
+   * generated filter is not); none for an offline replay.
+   */
+  async openCaptures(): Promise<boolean> {
+    if (this.offline !== null) return true;
+    try {
+      openCaptures(this.config, this.log, this.captures);
+      return true;
+    } catch (e) {
+      const userFilter = e instanceof IoError && e.kind === "filter" &&
+        !this.config.filterGenerated;
+      return await this.#fail(
+        `cannot capture: ${describe(e)}`,
+        userFilter ? EXIT_USAGE : EXIT_RUNTIME,
+      );
+    }
   }
 
   /** After a drain or a round of tunnel reads: routes out, packets out, timer re-armed. */
@@ -268,12 +269,9 @@ class TcpcopyProcess {
       });
     } catch (e) {
       this.#removeFlushHook();
-      await this.releaseAll();
-      this.#failed = fatal(
-        this.plog,
+      return await this.#fail(
         `${describe(e)}; is intercept running there? (use -L to start anyway)`,
       );
-      return false;
     }
     this.replicator.setRoutes(this.tunnel);
     this.log.info(`intercept connections up: ${this.tunnel.connected}`);
