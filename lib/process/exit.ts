@@ -17,3 +17,8 @@ export type ExitCode = typeof EXIT_OK | typeof EXIT_RUNTIME | typeof EXIT_USAGE;
 export function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** `text` on one line (line breaks become spaces), as the log writes it. */
+export function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, " ");
+}

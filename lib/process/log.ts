@@ -5,7 +5,7 @@
  */
 import { Logger } from "../stats/logger.ts";
 import { fileSink, type LineSink, stdioSink } from "./output.ts";
-import { EXIT_RUNTIME, EXIT_USAGE } from "./exit.ts";
+import { EXIT_RUNTIME, EXIT_USAGE, oneLine } from "./exit.ts";
 
 /** A program's log: the sink and the logger writing to it. */
 export interface ProcessLog {
@@ -66,6 +66,6 @@ export function reopenLog(p: ProcessLog, stderrNote: string): void {
  */
 export function fatal(p: ProcessLog, message: string, code: number = EXIT_RUNTIME): number {
   p.log.error(message);
-  if (p.toFile) console.error(`${p.program}: ${message}`);
+  if (p.toFile) console.error(`${p.program}: ${oneLine(message)}`);
   return code;
 }

@@ -3,7 +3,7 @@
  * code. An error nothing below caught ends the process with one line and exit code 1, never a
  * stack trace; Deno.exit still fires `unload`, so intercept's exit guard removes its rules.
  */
-import { describe, EXIT_RUNTIME } from "./exit.ts";
+import { describe, EXIT_RUNTIME, oneLine } from "./exit.ts";
 
 /** Runs `body` and exits with the code it resolves to (1 with one line when it throws). */
 export async function exitWith(program: string, body: () => Promise<number>): Promise<never> {
@@ -11,7 +11,7 @@ export async function exitWith(program: string, body: () => Promise<number>): Pr
   try {
     code = await body();
   } catch (e) {
-    console.error(`${program}: ${describe(e)}`);
+    console.error(`${program}: ${oneLine(describe(e))}`);
     code = EXIT_RUNTIME;
   }
   Deno.exit(code);
