@@ -1,6 +1,6 @@
 /**
  * The intercept flag table: the single source for `parseArgs` options and the `--help` text
- * (the same shape as tcpcopy's options.ts). Each flag's help lines are kept as they are shown,
+ * (the same shape as tcpcopy's tcpcopy_flags.ts). Each flag's help lines are kept as they are shown,
  * example included: the help text is a contract, compared line by line with its earlier form.
  */
 import {

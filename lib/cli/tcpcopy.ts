@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULTS, type OfflineConfig, type TcpcopyConfig } from "./config.ts";
 import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
-import { flagName, FLAGS, parseArgsOptions } from "./options.ts";
+import { flagName, FLAGS, parseArgsOptions, renderHelp } from "./tcpcopy_flags.ts";
 import { parseTransfers, type Transfer, TRANSFER_SYNTAX } from "./transfer.ts";
 import { type HostPort, parseHostPort } from "./endpoint.ts";
 import { parseClientIps } from "./client_ip.ts";
@@ -13,7 +13,6 @@ import { buildCaptureFilter } from "./filter.ts";
 import { parseMac } from "./mac.ts";
 import { parseDecimalInRange, parseIntInRange } from "./number.ts";
 import type { Parsed } from "./result.ts";
-import { renderHelp } from "./help.ts";
 import { EXIT_USAGE } from "../process/exit.ts";
 
 /** What the command line asks for. */
@@ -26,7 +25,7 @@ export type CliResult =
 
 /** Exit code for a bad command line (lib/process/exit.ts). */
 export { EXIT_USAGE };
-/** The help text, generated from the flag table (help.ts). */
+/** The help text, generated from the flag table (tcpcopy_flags.ts). */
 export { renderHelp };
 
 class UsageError {
