@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Engine } from "../lib/engine/engine.ts";
 import type { OutSegment, ReplySegment } from "../lib/engine/segment.ts";
 import { ACK, PSH, SYN } from "../lib/engine/segment.ts";
-import { parseTcpcopyArgs } from "../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../lib/cli/tcpcopy.ts";
 import { engineConfigOf } from "../lib/tcpcopy/convert.ts";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Logger } from "../lib/stats/logger.ts";

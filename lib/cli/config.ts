@@ -2,9 +2,6 @@
 import type { Transfer } from "./transfer.ts";
 import type { HostPort } from "./endpoint.ts";
 
-/** Default intercept tunnel port (the C original's SERVER_PORT). */
-export const DEFAULT_INTERCEPT_PORT = 36524;
-
 /** Defaults of every optional setting. */
 export const DEFAULTS = {
   connections: 2,

@@ -3,7 +3,7 @@
  * device flags as a run, all optional, so the doctor checks exactly what a run would use.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_INTERCEPT_PORT } from "./config.ts";
+import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
 import { parseTransfers } from "./transfer.ts";
 import { parseHostPort } from "./endpoint.ts";
 
@@ -55,7 +55,7 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
   }
   const intercepts: { host: string; port: number }[] = [];
   for (const text of list("intercept")) {
-    const hp = parseHostPort(text.trim(), DEFAULT_INTERCEPT_PORT, true);
+    const hp = parseHostPort(text.trim(), DEFAULT_TUNNEL_PORT, true);
     if (!hp.ok) return { error: `tcpcopy doctor: -s/--intercept '${text}': ${hp.error}` };
     intercepts.push({ host: hp.value.host, port: hp.value.port });
   }

@@ -42,20 +42,46 @@ export async function sourceAddressFor(target: string): Promise<string | undefin
   }
 }
 
+/** The probe client, its first sequence number and what came back. */
+interface Probe {
+  id: string;
+  client: { addr: string; port: number };
+  iss: number;
+  started: number;
+  answer?: { flags: number; ms: number };
+}
+
+/** A failed check with its fix. */
+function failed(id: string, summary: string, fix: string): Verdict {
+  return { id, status: "fail", summary, fix };
+}
+
 /** Sends one probe SYN and judges what came back. Never throws. */
 export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
   const id = `probe:${req.target.addr}:${req.target.port}`;
-  const fail = (summary: string, fix: string): Verdict => ({ id, status: "fail", summary, fix });
   if (req.target.addr.includes(":")) {
     return { id, status: "warn", summary: "the probe supports IPv4 targets only" };
   }
   const src = req.clientAddr ?? await sourceAddressFor(req.target.addr);
-  if (!src) return fail(`no route to ${req.target.addr}`, `ip route get ${req.target.addr}`);
-  const client = { addr: src, port: 40000 + Math.floor(Math.random() * 20000) };
-  const iss = Math.floor(Math.random() * 0xffffffff) >>> 0;
+  if (!src) return failed(id, `no route to ${req.target.addr}`, `ip route get ${req.target.addr}`);
+  const probe: Probe = {
+    id,
+    client: { addr: src, port: 40000 + Math.floor(Math.random() * 20000) },
+    iss: Math.floor(Math.random() * 0xffffffff) >>> 0,
+    started: performance.now(),
+  };
+  const problem = await runProbe(req, probe);
+  if (problem !== undefined) return problem;
+  return judgeAnswer(req, probe);
+}
+
+/**
+ * Connects the tunnel, registers the probe route, sends the SYN and waits for the answer (in
+ * `probe.answer`); a verdict when the probe could not be made, undefined when it was.
+ */
+async function runProbe(req: ProbeRequest, probe: Probe): Promise<Verdict | undefined> {
+  const { id, client } = probe;
   const parsed = new ParsedTcp();
-  let answer: { flags: number; ms: number } | undefined;
-  const started = performance.now();
   let tunnel: TunnelClient | undefined;
   let sender: RawIpSender | undefined;
   try {
@@ -66,11 +92,12 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
       onReply: (bytes) => {
         if (parseIpTcp(bytes, 0, parsed) !== null) return;
         if (parsed.dstAddr !== client.addr || parsed.dstPort !== client.port) return;
-        answer ??= { flags: parsed.flags, ms: performance.now() - started };
+        probe.answer ??= { flags: parsed.flags, ms: performance.now() - probe.started };
       },
     });
     if (tunnel.connected === 0) {
-      return fail(
+      return failed(
+        id,
         "no intercept accepted the tunnel connection",
         "start intercept on the target (intercept --port PORT) and check -s",
       );
@@ -82,34 +109,11 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
     tunnel.addRoute(route[0], route[1]);
     await new Promise((r) => setTimeout(r, 50)); // let the route reach intercept first
     sender = RawIpSender.open();
-    const send = (repr: TcpPacketRepr) => {
-      buildTcpPacket(repr, sender!.slot(tcpPacketLength(repr)));
-      sender!.flush();
-    };
-    const base = {
-      srcAddr: client.addr,
-      dstAddr: req.target.addr,
-      srcPort: client.port,
-      dstPort: req.target.port,
-      window: 65535,
-    };
-    send({
-      ...base,
-      seq: iss,
-      ack: 0,
-      flags: TcpFlags.SYN,
-      options: { mss: 1460, sackPermitted: false, sackBlocks: [], unknown: [] },
-    });
-    const deadline = started + (req.timeoutMs ?? 2000);
-    while (answer === undefined && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    if (answer !== undefined && (answer.flags & TcpFlags.RST) === 0) {
-      send({ ...base, seq: (iss + 1) >>> 0, ack: 0, flags: TcpFlags.RST });
-    }
+    await sendSyn(req, probe, sender);
     const errors = Object.entries(sender.stats.errors);
     if (errors.length > 0) {
-      return fail(
+      return failed(
+        id,
         `the kernel refused the probe SYN: ${errors.map(([k, v]) => `${k} x${v}`).join(", ")}`,
         "EPERM: an OUTPUT rule on this host; ENETUNREACH: no route to the target; or send " +
           "at the link layer with -o DEV --next-hop-mac MAC",
@@ -117,13 +121,49 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
     }
     tunnel.delRoute(route[0], route[1]);
   } catch (e) {
-    return fail(`probe failed: ${e instanceof Error ? e.message : String(e)}`, "run as root");
+    return failed(id, `probe failed: ${e instanceof Error ? e.message : String(e)}`, "run as root");
   } finally {
     sender?.close();
     await tunnel?.close();
   }
+  return undefined;
+}
+
+/** The SYN, the wait for its answer, and an RST that releases a half-open connection. */
+async function sendSyn(req: ProbeRequest, probe: Probe, sender: RawIpSender): Promise<void> {
+  const send = (repr: TcpPacketRepr) => {
+    buildTcpPacket(repr, sender.slot(tcpPacketLength(repr)));
+    sender.flush();
+  };
+  const base = {
+    srcAddr: probe.client.addr,
+    dstAddr: req.target.addr,
+    srcPort: probe.client.port,
+    dstPort: req.target.port,
+    window: 65535,
+  };
+  send({
+    ...base,
+    seq: probe.iss,
+    ack: 0,
+    flags: TcpFlags.SYN,
+    options: { mss: 1460, sackPermitted: false, sackBlocks: [], unknown: [] },
+  });
+  const deadline = probe.started + (req.timeoutMs ?? 2000);
+  while (probe.answer === undefined && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  if (probe.answer !== undefined && (probe.answer.flags & TcpFlags.RST) === 0) {
+    send({ ...base, seq: (probe.iss + 1) >>> 0, ack: 0, flags: TcpFlags.RST });
+  }
+}
+
+/** The verdict on what came back: SYN-ACK pass, RST warn, nothing fail. */
+function judgeAnswer(req: ProbeRequest, probe: Probe): Verdict {
+  const { id, client, answer } = probe;
   if (answer === undefined) {
-    return fail(
+    return failed(
+      id,
       `probe SYN ${client.addr}:${client.port} -> ${req.target.addr}:${req.target.port} sent, ` +
         `no answer came back through intercept within ${req.timeoutMs ?? 2000} ms`,
       "on the target: is the SYN seen (tcpdump -ni any port " + req.target.port +

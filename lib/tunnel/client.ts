@@ -43,7 +43,7 @@ import {
   serverProof,
   timingSafeEqual,
 } from "./auth.ts";
-import { DEFAULT_TUNNEL_PORT } from "./server.ts";
+import { DEFAULT_TUNNEL_PORT } from "./defaults.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
 import { formatHostPort } from "../wire/addr.ts";
 

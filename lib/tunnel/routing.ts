@@ -22,6 +22,7 @@
  * cap evicts the oldest registration that no reply used since it was placed (looking at a
  * few of the oldest; a used one moves to the back, as the sweep would move it).
  */
+import { DEFAULT_MAX_PEER_ROUTES } from "./defaults.ts";
 
 /** Default cap of the route table (about 200 bytes a route: some 200 MB when full). */
 export const DEFAULT_MAX_ROUTES = 1_000_000;
@@ -70,7 +71,7 @@ class OwnerKeys {
 }
 
 /** Default quota of routes per owner (a tcpcopy instance, or one C tcpcopy connection). */
-export const DEFAULT_MAX_PEER_ROUTES = 250_000;
+export { DEFAULT_MAX_PEER_ROUTES };
 
 /** The route table. `P` is the connection type (compared by identity). */
 export class RouteTable<P> {

@@ -31,7 +31,12 @@ import { encodeChallenge, encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } f
 import { AllowList } from "./access.ts";
 import { clientProof, NONCE_SIZE, randomBytes, serverProof, timingSafeEqual } from "./auth.ts";
 import { EventLog } from "./event_log.ts";
-import { DEFAULT_MAX_PEER_ROUTES } from "./routing.ts";
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_PEER_ROUTES,
+  DEFAULT_MAX_PER_IP,
+  DEFAULT_TUNNEL_PORT,
+} from "./defaults.ts";
 import { routeKeyOf } from "./route_key.ts";
 import { formatHostPort, formatIpv4, formatIpv6 } from "../wire/addr.ts";
 import { type ReactorConn, ReactorListener } from "../io/stream.ts";
@@ -40,8 +45,8 @@ import { sharedReactor } from "../io/reactor.ts";
 /** Our heartbeat answer (the same bytes every time). */
 const HEARTBEAT_FRAME = encodeExtFrame(FrameKind.HEARTBEAT);
 
-/** The C original's tunnel port. */
-export const DEFAULT_TUNNEL_PORT = 36524;
+/** The C original's tunnel port (defaults.ts, so command lines need not load this module). */
+export { DEFAULT_TUNNEL_PORT };
 
 /** Settings of a TunnelServer. */
 export interface TunnelServerOptions {
@@ -102,9 +107,9 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   maxBatch: MAX_BATCH,
   maxQueuedBytes: 1 << 20,
   routeTtlMs: 660_000,
-  idleTimeoutMs: 15_000,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   allow: new AllowList([]),
-  maxPerIp: 32,
+  maxPerIp: DEFAULT_MAX_PER_IP,
   maxPeerRoutes: DEFAULT_MAX_PEER_ROUTES,
   logBurst: 10,
   maxConnections: 1024,

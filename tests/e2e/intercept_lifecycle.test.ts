@@ -376,9 +376,9 @@ Deno.test({
       ) {
         // the real runIntercept in a process where a bug fires once the rules are in
         const code = `import { runIntercept } from "${lib}run.ts";
-import { parseInterceptArgs } from "${lib}options.ts";
+import { parseInterceptArgs } from "${lib}../cli/intercept.ts";
 const p = parseInterceptArgs(["--port", "${LINE_PORT}", "-b", "127.0.0.1", "--stats-interval", "0"]);
-if (p.action !== "run") throw new Error("bad args");
+if (p.kind !== "run") throw new Error("bad args");
 ${bug}
 Deno.exit(await runIntercept(p.config));`;
         const child = target.spawn([Deno.execPath(), "eval", "--quiet", code], {

@@ -1,6 +1,6 @@
 /** The budget and egress flags (issue 12, item 6/7) on the command line. */
 import assert from "node:assert/strict";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 
 const BASE = ["-x", "80-10.0.0.2:8080", "-s", "10.0.0.2"];

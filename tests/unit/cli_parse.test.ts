@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { DEFAULTS } from "../../lib/cli/config.ts";
-import { renderHelp } from "../../lib/cli/help.ts";
-import { FLAGS } from "../../lib/cli/options.ts";
+import { renderHelp } from "../../lib/cli/tcpcopy.ts";
+import { FLAGS } from "../../lib/cli/tcpcopy_flags.ts";
 
 const BASE = ["-x", "80-10.0.0.2:8080", "-s", "10.0.0.3"];
 

@@ -12,7 +12,7 @@ import {
   readSegmentOptions,
 } from "../../lib/tcpcopy/convert.ts";
 import { parseTcpHeaderOptions } from "../../lib/wire/tcp_options.ts";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { emptyStats } from "../../lib/engine/stats.ts";
 import type { CapturedSegment, OutSegment, ReplySegment } from "../../lib/engine/segment.ts";

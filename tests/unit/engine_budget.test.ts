@@ -18,7 +18,7 @@ import {
   SESSION_COST,
 } from "../../lib/engine/budget.ts";
 import { EgressLimit } from "../../lib/engine/rate_limit.ts";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";

@@ -2,7 +2,7 @@
 // rule specs (loopback skipped, --queue-bypass only with --fail-open), stale-rule replacement
 // and `intercept cleanup` against a fake iptables, the stop sequence, the new flags, log files.
 import assert from "node:assert/strict";
-import { parseInterceptArgs } from "../../lib/intercept/options.ts";
+import { parseInterceptArgs } from "../../lib/cli/intercept.ts";
 import {
   cleanupRules,
   type CommandRunner,
@@ -245,24 +245,24 @@ Deno.test("stop sequence: drain first, a second signal stops, then nothing", () 
 
 Deno.test("options: --drain-seconds, --fail-open, cleanup", () => {
   const a = parseInterceptArgs(["--port", "80"]);
-  assert.ok(a.action === "run" && a.config.mode.kind === "nfqueue");
+  assert.ok(a.kind === "run" && a.config.mode.kind === "nfqueue");
   assert.equal(a.config.drainSeconds, 5);
   assert.equal(a.config.mode.failOpen, false, "fail-closed by default");
   const b = parseInterceptArgs(["--port", "80", "--drain-seconds", "0", "--fail-open"]);
-  assert.ok(b.action === "run" && b.config.mode.kind === "nfqueue");
+  assert.ok(b.kind === "run" && b.config.mode.kind === "nfqueue");
   assert.equal(b.config.drainSeconds, 0);
   assert.equal(b.config.mode.failOpen, true);
   const p = parseInterceptArgs(["-F", "tcp"]);
-  assert.ok(p.action === "run" && p.config.drainSeconds === 0, "pcap mode drops nothing");
+  assert.ok(p.kind === "run" && p.config.drainSeconds === 0, "pcap mode drops nothing");
   const bad = parseInterceptArgs(["--port", "80", "--drain-seconds", "soon"]);
-  assert.ok(bad.action === "error");
+  assert.ok(bad.kind === "error");
   assert.equal(bad.message, '--drain-seconds "soon": expected an integer 0..3600');
   const fo = parseInterceptArgs(["-F", "tcp", "--fail-open"]);
-  assert.ok(fo.action === "error" && /--fail-open works in NFQUEUE mode/.test(fo.message));
-  assert.deepEqual(parseInterceptArgs(["cleanup"]), { action: "cleanup", all: false });
-  assert.deepEqual(parseInterceptArgs(["cleanup", "--all"]), { action: "cleanup", all: true });
+  assert.ok(fo.kind === "error" && /--fail-open works in NFQUEUE mode/.test(fo.message));
+  assert.deepEqual(parseInterceptArgs(["cleanup"]), { kind: "cleanup", all: false });
+  assert.deepEqual(parseInterceptArgs(["cleanup", "--all"]), { kind: "cleanup", all: true });
   const c = parseInterceptArgs(["cleanup", "--port", "80"]);
-  assert.ok(c.action === "error" && /^cleanup: .*accepted: --all/.test(c.message));
+  assert.ok(c.kind === "error" && /^cleanup: .*accepted: --all/.test(c.message));
 });
 
 Deno.test("log files: created 0640, a symlink refused, reopened after a rename", () => {

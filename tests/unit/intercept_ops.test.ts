@@ -1,6 +1,6 @@
 /** intercept's operator features: `doctor` arguments, --metrics, Prometheus rendering. */
 import assert from "node:assert/strict";
-import { parseInterceptArgs } from "../../lib/intercept/options.ts";
+import { parseInterceptArgs } from "../../lib/cli/intercept.ts";
 import { INTERCEPT_SCHEMA, interceptStatsRecord } from "../../lib/intercept/stats.ts";
 import { renderPrometheus } from "../../lib/stats/prometheus.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
@@ -8,31 +8,31 @@ import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
 Deno.test("intercept doctor: mode flags are optional; -F means an assistant host", () => {
   const a = parseInterceptArgs(["doctor", "--port", "80,8080", "--json"]);
   assert.deepEqual(a, {
-    action: "doctor",
+    kind: "doctor",
     request: { json: true, allow: [], ports: [80, 8080], devices: [], assistant: false },
   });
   const s = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/8", "--secret-file", "/x"]);
-  assert.ok(s.action === "doctor");
+  assert.ok(s.kind === "doctor");
   assert.deepEqual([s.request.allow, s.request.secretFile], [["10.0.0.0/8"], "/x"]);
   const bad = parseInterceptArgs(["doctor", "--allow", "10.0.0.0/33"]);
-  assert.ok(bad.action === "error" && /--allow "10.0.0.0\/33".*prefix length/.test(bad.message));
+  assert.ok(bad.kind === "error" && /--allow "10.0.0.0\/33".*prefix length/.test(bad.message));
   const b = parseInterceptArgs(["doctor", "-i", "eth0", "-F", "tcp and src port 80"]);
-  assert.ok(b.action === "doctor" && b.request.assistant && b.request.devices[0] === "eth0");
+  assert.ok(b.kind === "doctor" && b.request.assistant && b.request.devices[0] === "eth0");
   const c = parseInterceptArgs(["doctor", "--port", "70000"]);
-  assert.ok(c.action === "error");
+  assert.ok(c.kind === "error");
   assert.match(c.message, /^doctor: --port "70000": expected an integer 1\.\.65535$/);
   const d = parseInterceptArgs(["doctor", "--bogus"]);
-  assert.ok(d.action === "error" && /accepted: --json, --port, -i, -F/.test(d.message));
+  assert.ok(d.kind === "error" && /accepted: --json, --port, -i, -F/.test(d.message));
 });
 
 Deno.test("intercept --metrics: address parsed, bad values are one line", () => {
   const ok = parseInterceptArgs(["--port", "80", "--metrics", "0.0.0.0:9121"]);
-  assert.ok(ok.action === "run");
+  assert.ok(ok.kind === "run");
   assert.deepEqual(ok.config.metrics, { hostname: "0.0.0.0", port: 9121 });
   const none = parseInterceptArgs(["--port", "80"]);
-  assert.ok(none.action === "run" && none.config.metrics === undefined);
+  assert.ok(none.kind === "run" && none.config.metrics === undefined);
   const bad = parseInterceptArgs(["--port", "80", "--metrics", "x:0"]);
-  assert.ok(bad.action === "error");
+  assert.ok(bad.kind === "error");
   assert.match(bad.message, /^--metrics "x:0": expected \[host:\]port/);
 });
 
@@ -97,7 +97,7 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
 
 Deno.test("intercept tunnel flags: defaults, values, one-line errors", () => {
   const d = parseInterceptArgs(["--port", "80"]);
-  assert.ok(d.action === "run");
+  assert.ok(d.kind === "run");
   assert.equal(d.config.allow.empty, true);
   assert.equal(d.config.secretFile, undefined);
   assert.deepEqual(
@@ -121,7 +121,7 @@ Deno.test("intercept tunnel flags: defaults, values, one-line errors", () => {
     "--idle-timeout",
     "5",
   ]);
-  assert.ok(v.action === "run");
+  assert.ok(v.kind === "run");
   assert.equal(v.config.allow.cidrs.length, 3);
   assert.ok(v.config.allow.has("10.0.0.5") && !v.config.allow.has("10.0.0.6"));
   assert.ok(v.config.allow.has("2001:db8::1") && v.config.allow.has("::ffff:192.0.2.1"));
@@ -143,7 +143,7 @@ Deno.test("intercept tunnel flags: defaults, values, one-line errors", () => {
     ] as const
   ) {
     const r = parseInterceptArgs(["--port", "80", ...args]);
-    assert.ok(r.action === "error", args.join(" "));
+    assert.ok(r.kind === "error", args.join(" "));
     assert.match(r.message, re);
     assert.equal(r.message.includes("\n"), false);
   }

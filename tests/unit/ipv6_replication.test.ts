@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { FakeSender } from "../helpers/fake_sender.ts";
 import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
-import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { Engine } from "../../lib/engine/engine.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../../lib/wire/build.ts";

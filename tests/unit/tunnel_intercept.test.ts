@@ -1,6 +1,6 @@
 // intercept program parts that need no root: options, rule bookkeeping, pass-list, stats.
 import assert from "node:assert/strict";
-import { DEFAULT_QUEUE_NUM, parseInterceptArgs } from "../../lib/intercept/options.ts";
+import { DEFAULT_QUEUE_NUM, parseInterceptArgs } from "../../lib/cli/intercept.ts";
 import {
   type CommandRunner,
   findConflict,
@@ -25,8 +25,8 @@ Deno.test("options: both modes, defaults and C flags", () => {
     "-p",
     "4000",
   ]);
-  assert.equal(a.action, "run");
-  assert.ok(a.action === "run" && a.config.mode.kind === "nfqueue");
+  assert.equal(a.kind, "run");
+  assert.ok(a.kind === "run" && a.config.mode.kind === "nfqueue");
   assert.deepEqual(a.config.mode.ports, [8080, 8081]);
   assert.equal(a.config.mode.queueNum, DEFAULT_QUEUE_NUM);
   assert.deepEqual(a.config.mode.pass.map((b) => b.length), [4, 16]);
@@ -34,10 +34,10 @@ Deno.test("options: both modes, defaults and C flags", () => {
   assert.equal(a.config.statsIntervalS, 5);
   assert.equal(a.config.mode.coalesceMs, 0, "no holding back real users' replies");
   const c = parseInterceptArgs(["--port", "80"]);
-  assert.ok(c.action === "run" && c.config.mode.kind === "nfqueue");
+  assert.ok(c.kind === "run" && c.config.mode.kind === "nfqueue");
   assert.equal(c.config.mode.coalesceMs, 1, "only under load, see sleepBeforeDrain");
   const d = parseInterceptArgs(["--port", "80", "--coalesce-ms", "2"]);
-  assert.ok(d.action === "run" && d.config.mode.kind === "nfqueue");
+  assert.ok(d.kind === "run" && d.config.mode.kind === "nfqueue");
   assert.equal(d.config.mode.coalesceMs, 2);
   const b = parseInterceptArgs([
     "-i",
@@ -49,12 +49,12 @@ Deno.test("options: both modes, defaults and C flags", () => {
     "-l",
     "/tmp/x",
   ]);
-  assert.ok(b.action === "run" && b.config.mode.kind === "pcap");
+  assert.ok(b.kind === "run" && b.config.mode.kind === "pcap");
   assert.equal(b.config.mode.device, "eth0");
   assert.equal(b.config.bind, "10.0.0.9");
   assert.equal(b.config.tunnelPort, 36524);
-  assert.equal(parseInterceptArgs(["-h"]).action, "help");
-  assert.equal(parseInterceptArgs(["--version"]).action, "version");
+  assert.equal(parseInterceptArgs(["-h"]).kind, "help");
+  assert.equal(parseInterceptArgs(["--version"]).kind, "version");
 });
 
 Deno.test("options: bad values name the flag, the value and what is expected", () => {
@@ -75,8 +75,8 @@ Deno.test("options: bad values name the flag, the value and what is expected", (
   ];
   for (const [args, re] of cases) {
     const r = parseInterceptArgs(args);
-    assert.equal(r.action, "error", args.join(" "));
-    assert.ok(r.action === "error");
+    assert.equal(r.kind, "error", args.join(" "));
+    assert.ok(r.kind === "error");
     assert.match(r.message, re);
     assert.doesNotMatch(r.message, /\n/);
   }

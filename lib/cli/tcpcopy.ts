@@ -3,20 +3,17 @@
  * flag, which value and what is expected. Pure: no I/O, never exits, never throws.
  */
 import { parseArgs } from "node:util";
-import {
-  DEFAULT_INTERCEPT_PORT,
-  DEFAULTS,
-  type OfflineConfig,
-  type TcpcopyConfig,
-} from "./config.ts";
-import { flagName, FLAGS, parseArgsOptions } from "./options.ts";
-import { parseTransfers, TRANSFER_SYNTAX } from "./transfer.ts";
+import { DEFAULTS, type OfflineConfig, type TcpcopyConfig } from "./config.ts";
+import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
+import { flagName, FLAGS, parseArgsOptions, renderHelp } from "./tcpcopy_flags.ts";
+import { parseTransfers, type Transfer, TRANSFER_SYNTAX } from "./transfer.ts";
 import { type HostPort, parseHostPort } from "./endpoint.ts";
 import { parseClientIps } from "./client_ip.ts";
 import { buildCaptureFilter } from "./filter.ts";
 import { parseMac } from "./mac.ts";
 import { parseDecimalInRange, parseIntInRange } from "./number.ts";
 import type { Parsed } from "./result.ts";
+import { EXIT_USAGE } from "../process/exit.ts";
 
 /** What the command line asks for. */
 export type CliResult =
@@ -26,8 +23,10 @@ export type CliResult =
   | { kind: "doctor"; args: string[] }
   | { kind: "error"; message: string; exitCode: 2 };
 
-/** Exit code for a bad command line. */
-export const EXIT_USAGE = 2;
+/** Exit code for a bad command line (lib/process/exit.ts). */
+export { EXIT_USAGE };
+/** The help text, generated from the flag table (tcpcopy_flags.ts). */
+export { renderHelp };
 
 class UsageError {
   constructor(readonly message: string) {}
@@ -85,7 +84,7 @@ function parseOrThrow(args: string[]): CliResult {
     strict: true,
     allowPositionals: false,
   });
-  const v = values as Record<string, string | boolean | string[] | undefined>;
+  const v = values as Values;
   if (v.help) return { kind: "help" };
   if (v.version) return { kind: "version" };
   for (const f of FLAGS) {
@@ -93,62 +92,156 @@ function parseOrThrow(args: string[]): CliResult {
       usage(`${flagName(f.long)}: ${f.reserved} is not available in this version`);
     }
   }
-  const str = (long: string): string | undefined => v[long] as string | undefined;
-  const list = (long: string): string[] => (v[long] as string[] | undefined) ?? [];
+  return { kind: "run", config: configOf(reader(v)) };
+}
 
-  const transferText = list("transfer");
+/** The values `parseArgs` returns. */
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** Typed access to the parsed values; numbers checked against their range (or a usage error). */
+interface Reader {
+  v: Values;
+  str(long: string): string | undefined;
+  list(long: string): string[];
+  int(long: string, def: number, min: number, max: number): number;
+  dec(long: string, def: number, min: number, max: number, excl?: boolean): number;
+}
+
+function reader(v: Values): Reader {
+  const str = (long: string): string | undefined => v[long] as string | undefined;
+  return {
+    v,
+    str,
+    list: (long) => (v[long] as string[] | undefined) ?? [],
+    int: (long, def, min, max) => {
+      const text = str(long);
+      return text === undefined ? def : need(long, text, parseIntInRange(text, min, max));
+    },
+    dec: (long, def, min, max, excl = false) => {
+      const text = str(long);
+      return text === undefined ? def : need(long, text, parseDecimalInRange(text, min, max, excl));
+    },
+  };
+}
+
+/**
+ * The whole configuration, flag group by flag group. The groups are checked in this order (the
+ * first bad flag is the one reported), then the numbers in the order of the literal.
+ */
+function configOf(r: Reader): TcpcopyConfig {
+  const transfers = transfersOf(r);
+  const intercepts = interceptsOf(r);
+  const filterText = r.str("filter");
+  const interfaces = interfacesOf(r, filterText);
+  const clientIps = clientIpsOf(r, transfers);
+  const sessionTimeoutS = r.dec("session-timeout", DEFAULTS.sessionTimeoutS, 0, 604800, true);
+  const { outInterface, nextHopMac } = sendPathOf(r, transfers);
+  const metrics = metricsOf(r);
+  const offline = parseOffline(r.v, r.dec, r.int);
+  const secretFile = secretFileOf(r);
+  const config: TcpcopyConfig = {
+    transfers,
+    intercepts,
+    connections: r.int("connections", DEFAULTS.connections, 1, 16),
+    secretFile,
+    interfaces,
+    filter: filterText ?? buildCaptureFilter(transfers),
+    filterGenerated: filterText === undefined,
+    bufferMiB: r.int("buffer", DEFAULTS.bufferMiB, 1, 4096),
+    snaplen: r.int("snaplen", DEFAULTS.snaplen, 96, 262144),
+    clientIps,
+    copies: r.dec("copies", DEFAULTS.copies, 0, 1023, true),
+    portShift: r.int("port-shift", DEFAULTS.portShift, 0, 1023),
+    samplePct: r.dec("sample", DEFAULTS.samplePct, 1, 100),
+    gradual: r.v.gradual === true,
+    mtu: r.int("mtu", DEFAULTS.mtu, 576, 65535),
+    mss: r.int("mss", DEFAULTS.mss, 88, 65495),
+    sessionTimeoutS,
+    keepaliveTimeoutS: r.dec(
+      "keepalive-timeout",
+      sessionTimeoutS + DEFAULTS.keepaliveExtraS,
+      0,
+      604800,
+      true,
+    ),
+    onlyComplete: r.v["only-complete"] === true,
+    noWait: r.v["no-wait"] === true,
+    lonely: r.v.lonely === true,
+    ...budgetOf(r),
+    allowSelfTarget: r.v["allow-self-target"] === true,
+    outInterface,
+    nextHopMac,
+    logFile: r.str("log") ?? null,
+    statsIntervalS: r.dec("stats-interval", DEFAULTS.statsIntervalS, 0, 86400),
+    metrics,
+    offline,
+  };
+  if (config.logFile !== null && config.logFile.trim() === "") {
+    bad("log", config.logFile, "expected a file path");
+  }
+  return config;
+}
+
+/** -x: required, at least one transfer. */
+function transfersOf(r: Reader): Transfer[] {
+  const transferText = r.list("transfer");
   if (transferText.length === 0) {
     usage(`missing required flag -x/--transfer; expected ${TRANSFER_SYNTAX}`);
   }
-  const transfers = need("transfer", transferText.join(","), parseTransfers(transferText));
+  return need("transfer", transferText.join(","), parseTransfers(transferText));
+}
 
-  const interceptText = list("intercept");
+/** -s: required, 1..32 intercept servers, port 36524 by default. */
+function interceptsOf(r: Reader): HostPort[] {
+  const interceptText = r.list("intercept");
   if (interceptText.length === 0) {
     usage(`missing required flag -s/--intercept; expected host[:port][,...] (e.g. -s 10.0.0.3)`);
   }
   const intercepts: HostPort[] = [];
   for (const item of interceptText.flatMap((s) => s.split(","))) {
     const text = item.trim();
-    const hp = parseHostPort(text, DEFAULT_INTERCEPT_PORT, true);
+    const hp = parseHostPort(text, DEFAULT_TUNNEL_PORT, true);
     if (!hp.ok) bad("intercept", text, `${hp.error}; expected host[:port], e.g. 10.0.0.3:36524`);
     intercepts.push(hp.value);
   }
   if (intercepts.length > 32) bad("intercept", interceptText.join(","), "at most 32 servers");
+  return intercepts;
+}
 
-  const int = (long: string, def: number, min: number, max: number): number => {
-    const text = str(long);
-    return text === undefined ? def : need(long, text, parseIntInRange(text, min, max));
-  };
-  const dec = (long: string, def: number, min: number, max: number, excl = false): number => {
-    const text = str(long);
-    return text === undefined ? def : need(long, text, parseDecimalInRange(text, min, max, excl));
-  };
-
-  const interfaces = list("interface").flatMap((s) => s.split(",")).map((s) => s.trim());
+/** -i devices (checked after -x and -s, as before) and a non-empty -F. */
+function interfacesOf(r: Reader, filterText: string | undefined): string[] {
+  const interfaces = r.list("interface").flatMap((s) => s.split(",")).map((s) => s.trim());
   for (const dev of interfaces) {
     if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(dev)) {
       bad("interface", dev, "expected a device name such as eth0 or any");
     }
   }
-
-  const filterText = str("filter");
   if (filterText !== undefined && filterText.trim() === "") {
     bad("filter", filterText, "expected a non-empty BPF expression");
   }
+  return interfaces.length > 0 ? interfaces : [DEFAULTS.interface];
+}
 
+/** -c: client address rewriting (never onto a target address). */
+function clientIpsOf(r: Reader, transfers: readonly Transfer[]) {
   const targetIps = new Set(transfers.map((t) => t.targetIp));
-  const clientText = list("client-ip");
-  const clientIps = clientText.length === 0
+  const clientText = r.list("client-ip");
+  return clientText.length === 0
     ? []
     : need("client-ip", clientText.join(","), parseClientIps(clientText, targetIps));
+}
 
-  const sessionTimeoutS = dec("session-timeout", DEFAULTS.sessionTimeoutS, 0, 604800, true);
-  const outInterface = str("out-interface") ?? null;
+/** -o and --next-hop-mac: link-layer send needs a next-hop MAC for every target. */
+function sendPathOf(
+  r: Reader,
+  transfers: readonly Transfer[],
+): { outInterface: string | null; nextHopMac: string | null } {
+  const outInterface = r.str("out-interface") ?? null;
   if (outInterface !== null && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(outInterface)) {
     bad("out-interface", outInterface, "expected a device name such as eth1");
   }
   let nextHopMac: string | null = null;
-  const macText = str("next-hop-mac");
+  const macText = r.str("next-hop-mac");
   if (macText !== undefined) {
     nextHopMac = parseMac(macText);
     if (nextHopMac === null) bad("next-hop-mac", macText, "expected a MAC like 02:00:00:00:00:02");
@@ -167,67 +260,39 @@ function parseOrThrow(args: string[]): CliResult {
       );
     }
   }
+  return { outInterface, nextHopMac };
+}
 
-  let metrics: HostPort | null = null;
-  const metricsText = str("metrics");
-  if (metricsText !== undefined) {
-    const text = /^[0-9]+$/.test(metricsText) ? `127.0.0.1:${metricsText}` : metricsText;
-    const hp = parseHostPort(text, null, true);
-    if (!hp.ok) bad("metrics", metricsText, `${hp.error}; expected [host:]port, e.g. 9120`);
-    metrics = hp.value;
-  }
+/** --metrics [host:]port (a bare port listens on 127.0.0.1). */
+function metricsOf(r: Reader): HostPort | null {
+  const metricsText = r.str("metrics");
+  if (metricsText === undefined) return null;
+  const text = /^[0-9]+$/.test(metricsText) ? `127.0.0.1:${metricsText}` : metricsText;
+  const hp = parseHostPort(text, null, true);
+  if (!hp.ok) bad("metrics", metricsText, `${hp.error}; expected [host:]port, e.g. 9120`);
+  return hp.value;
+}
 
-  const offline = parseOffline(v, dec, int);
-  const secretFile = str("secret-file") ?? null;
+/** --secret-file: a non-empty path (read at start). */
+function secretFileOf(r: Reader): string | null {
+  const secretFile = r.str("secret-file") ?? null;
   if (secretFile !== null && secretFile.trim() === "") {
     bad("secret-file", secretFile, "expected the path of a file holding the shared secret");
   }
+  return secretFile;
+}
 
-  const config: TcpcopyConfig = {
-    transfers,
-    intercepts,
-    connections: int("connections", DEFAULTS.connections, 1, 16),
-    secretFile,
-    interfaces: interfaces.length > 0 ? interfaces : [DEFAULTS.interface],
-    filter: filterText ?? buildCaptureFilter(transfers),
-    filterGenerated: filterText === undefined,
-    bufferMiB: int("buffer", DEFAULTS.bufferMiB, 1, 4096),
-    snaplen: int("snaplen", DEFAULTS.snaplen, 96, 262144),
-    clientIps,
-    copies: dec("copies", DEFAULTS.copies, 0, 1023, true),
-    portShift: int("port-shift", DEFAULTS.portShift, 0, 1023),
-    samplePct: dec("sample", DEFAULTS.samplePct, 1, 100),
-    gradual: v.gradual === true,
-    mtu: int("mtu", DEFAULTS.mtu, 576, 65535),
-    mss: int("mss", DEFAULTS.mss, 88, 65495),
-    sessionTimeoutS,
-    keepaliveTimeoutS: dec(
-      "keepalive-timeout",
-      sessionTimeoutS + DEFAULTS.keepaliveExtraS,
-      0,
-      604800,
-      true,
-    ),
-    onlyComplete: v["only-complete"] === true,
-    noWait: v["no-wait"] === true,
-    lonely: v.lonely === true,
-    maxMemoryMiB: int("max-memory", DEFAULTS.maxMemoryMiB, 16, 1048576),
-    maxSessions: str("max-sessions") === undefined ? null : int("max-sessions", 0, 1, 10_000_000),
-    maxFlows: str("max-flows") === undefined ? null : int("max-flows", 0, 1, 100_000_000),
-    maxPps: int("max-pps", 0, 0, 100_000_000),
-    maxMbps: dec("max-mbps", 0, 0, 1_000_000),
-    allowSelfTarget: v["allow-self-target"] === true,
-    outInterface,
-    nextHopMac,
-    logFile: str("log") ?? null,
-    statsIntervalS: dec("stats-interval", DEFAULTS.statsIntervalS, 0, 86400),
-    metrics,
-    offline,
+/** The resource budget: -m, --max-sessions, --max-flows, --max-pps, --max-mbps. */
+function budgetOf(r: Reader) {
+  return {
+    maxMemoryMiB: r.int("max-memory", DEFAULTS.maxMemoryMiB, 16, 1048576),
+    maxSessions: r.str("max-sessions") === undefined
+      ? null
+      : r.int("max-sessions", 0, 1, 10_000_000),
+    maxFlows: r.str("max-flows") === undefined ? null : r.int("max-flows", 0, 1, 100_000_000),
+    maxPps: r.int("max-pps", 0, 0, 100_000_000),
+    maxMbps: r.dec("max-mbps", 0, 0, 1_000_000),
   };
-  if (config.logFile !== null && config.logFile.trim() === "") {
-    bad("log", config.logFile, "expected a file path");
-  }
-  return { kind: "run", config };
 }
 
 /** Flags that only make sense for a live capture. */
@@ -237,7 +302,7 @@ const OFFLINE_ONLY = ["accelerate", "skip-gap", "repeat"];
 
 /** `--offline FILE` with its timing flags, or null for a live capture. */
 function parseOffline(
-  v: Record<string, string | boolean | string[] | undefined>,
+  v: Values,
   dec: (long: string, def: number, min: number, max: number, excl?: boolean) => number,
   int: (long: string, def: number, min: number, max: number) => number,
 ): OfflineConfig | null {

@@ -1,0 +1,77 @@
+/**
+ * tcpcopy's live captures (`-i`, `-F`): `openCapture`'s TPACKET_V3 ring read straight from JS,
+ * or libpcap when the ring cannot be set up; received packets only. Each capture runs one loop:
+ * one awaited wait per wake-up, then a synchronous drain in steps.
+ */
+import type { TcpcopyConfig } from "../cli/config.ts";
+import { openCapture, type OpenedCapture } from "../io/capture.ts";
+import type { Logger } from "../stats/logger.ts";
+import { describe } from "../process/exit.ts";
+
+/** Packets drained per step before the clock is read again. */
+const DRAIN_STEP = 2048;
+/**
+ * A capture ring starts at this many MiB (or -B, when smaller) and doubles up to -B as it fills:
+ * the kernel maps the whole ring into the process, so a 64 MiB ring is 64 MiB of RSS from the
+ * first packet on.
+ */
+const FIRST_RING_MIB = 8;
+
+/**
+ * Opens a capture per `-i` device into `out` (so the caller closes what was opened when a later
+ * one throws); throws on a device or filter problem.
+ */
+export function openCaptures(config: TcpcopyConfig, log: Logger, out: OpenedCapture[]): void {
+  for (const device of config.interfaces) {
+    const cap = openCapture({
+      device,
+      filter: config.filter,
+      snaplen: config.snaplen,
+      bufferSize: Math.min(config.bufferMiB, FIRST_RING_MIB) * 1024 * 1024,
+      maxBufferSize: config.bufferMiB * 1024 * 1024,
+      direction: "in",
+    });
+    out.push(cap);
+    if (cap.fallbackReason !== undefined) {
+      log.warn(`capture on ${device}: no packet ring (${cap.fallbackReason}); using libpcap`);
+    }
+    log.info(
+      `capture on ${device}: ${cap.engine}, ${
+        cap.direction === "in" ? "received packets only" : "both directions"
+      }`,
+    );
+  }
+}
+
+/** What a capture loop feeds and asks. */
+export interface CaptureLoopHooks {
+  /** One captured frame, with the clock read before its drain step. */
+  onFrame(frame: Uint8Array, linkType: number, tsMicros: number, now: number): void;
+  /** After each wake-up's drain (flushes, re-arms the timer). */
+  afterDrain(): void;
+  stopping(): boolean;
+  now(): number;
+  /** The loop failed: the process stops with this reason. */
+  failed(why: string): void;
+}
+
+/** Runs one capture's loop until stopping (not awaited by the caller). */
+export async function runCaptureLoop(cap: OpenedCapture, h: CaptureLoopHooks): Promise<void> {
+  const linkType = cap.linkType;
+  let now = h.now();
+  const onPacket = (frame: Uint8Array, tsMicros: number) =>
+    h.onFrame(frame, linkType, tsMicros, now);
+  try {
+    while (!h.stopping()) {
+      if (!(await cap.wait(1000)) || h.stopping()) break;
+      let n: number;
+      do {
+        now = h.now();
+        n = cap.drain(onPacket, DRAIN_STEP);
+      } while (n === DRAIN_STEP && !h.stopping());
+      if (!h.stopping()) h.afterDrain();
+    }
+  } catch (e) {
+    h.failed(`capture on ${cap.device} failed: ${describe(e)}`);
+  }
+}
