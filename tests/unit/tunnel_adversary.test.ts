@@ -18,7 +18,7 @@ import {
 } from "../../lib/tunnel/messages.ts";
 import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
 import { encodeChallenge, FrameKind, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import {
   clientProof,
   importSecret,

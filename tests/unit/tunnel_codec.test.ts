@@ -18,7 +18,7 @@ import {
 } from "../../lib/tunnel/replies.ts";
 import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
 import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { Cap, EXT_VERSION, grant } from "../../lib/tunnel/negotiation.ts";
 
 const C = [10, 0, 0, 1];

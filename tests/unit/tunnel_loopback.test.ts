@@ -5,7 +5,7 @@ import { TunnelClient } from "../../lib/tunnel/client.ts";
 import { encodeExtHello, encodeHello, encodeRoute } from "../../lib/tunnel/messages.ts";
 import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
 import { encodeExtAck } from "../../lib/tunnel/replies.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { importSecret } from "../../lib/tunnel/auth.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });

@@ -5,7 +5,7 @@ import { routeKeyOf } from "../../lib/tunnel/route_key.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
 import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
 import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const C1 = [10, 0, 0, 1], C2 = [10, 0, 0, 3], T = [10, 0, 0, 2];
