@@ -20,6 +20,7 @@ import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {
@@ -228,11 +229,7 @@ Deno.test("the option reader agrees with lib/wire's parser on random and malform
     [8, 9, 1, 2, 3, 4, 5, 6, 7],
     [30, 1],
   ];
-  let seed = 12345;
-  const rnd = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return (seed >>> 8) % n;
-  };
+  const rnd = randomInt(mulberry32(12345));
   let malformed = 0, checked = 0;
   for (let round = 0; round < 3000; round++) {
     const bytes: number[] = [];

@@ -9,6 +9,7 @@ import { IoError } from "../../lib/io/errors.ts";
 import { Errno, loadLibc, NativeMemory } from "../../lib/io/libc.ts";
 import { Sock } from "../../lib/io/socket.ts";
 import { decodeSockaddr, encodeSockaddr, TcpError, TcpSocket } from "../../lib/io/tcp.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 const POLLIN = 0x1;
 const POLLOUT = 0x4;
@@ -92,13 +93,8 @@ async function within<T>(p: Promise<T>, ms = 5000): Promise<T> {
 /** Deterministic pseudo-random bytes. */
 function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
+  const byte = randomInt(mulberry32(seed));
+  for (let i = 0; i < n; i++) b[i] = byte(256);
   return b;
 }
 
