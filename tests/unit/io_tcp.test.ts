@@ -164,19 +164,20 @@ async function roundTrip(host: string): Promise<void> {
 Deno.test("tcp: IPv4 loopback connect, accept, bytes both ways, EAGAIN and end of stream", () =>
   roundTrip("127.0.0.1"));
 
-Deno.test("tcp: IPv6 ::1 the same (runs whenever ::1 is configured)", async () => {
-  if (!hasIpv6Loopback()) {
-    console.warn("SKIPPED: ::1 is not configured on this host, IPv6 round trip not tested");
-    return;
-  }
-  await roundTrip("::1");
+// Ignored (reported as such by deno test) on a host without ::1: there is nothing to connect to.
+const NO_IPV6_LOOPBACK = !hasIpv6Loopback();
+
+Deno.test({
+  name: "tcp: IPv6 ::1 the same (ignored when ::1 is not configured on this host)",
+  ignore: NO_IPV6_LOOPBACK,
+  fn: () => roundTrip("::1"),
 });
 
-Deno.test("tcp: a dual-stack :: listener sees an IPv4 client as ::ffff:127.0.0.1", async () => {
-  if (!hasIpv6Loopback()) {
-    console.warn("SKIPPED: no IPv6 on this host");
-    return;
-  }
+Deno.test({
+  name:
+    "tcp: a dual-stack :: listener sees an IPv4 client as ::ffff:127.0.0.1 (ignored without IPv6)",
+  ignore: NO_IPV6_LOOPBACK,
+}, async () => {
   const server = TcpSocket.listen("::", 0);
   const client = TcpSocket.connect("127.0.0.1", server.localAddr().port);
   try {
