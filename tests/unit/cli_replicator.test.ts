@@ -327,7 +327,9 @@ Deno.test("deadline timer: one pending timeout at the earliest deadline", async 
   });
   t.arm();
   t.arm(); // same deadline: no second timeout
-  const until = Date.now() + 2000;
+  // "Eventually": three deadlines of 20 + 5 + 5 ms; 10 s leaves room for a loaded runner and
+  // the loop ends as soon as the third fires. A timer that never re-arms still fails here.
+  const until = Date.now() + 10_000;
   while (fired < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   assert.equal(fired, 3);
   await new Promise((r) => setTimeout(r, 30));
