@@ -7,18 +7,10 @@ import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
 import { encodeExtAck } from "../../lib/tunnel/replies.ts";
 import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { importSecret } from "../../lib/tunnel/auth.ts";
+import { until } from "../helpers/until.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const T = [10, 0, 0, 2];
-
-/** Waits until `cond()` holds, polling, for at most `ms`. */
-async function until(cond: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function quietServer(logs: string[] = []) {
   return TunnelServer.listen({ port: 0, hostname: "127.0.0.1", log: (l) => logs.push(l) });
