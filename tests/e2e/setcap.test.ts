@@ -58,6 +58,25 @@ async function publicCopy(dir: string): Promise<string> {
   return `${src}/`;
 }
 
+/**
+ * Sets up `dir` (made readable by everyone) for both tests: a public copy of the sources, two
+ * copies of this runtime, `deno-caps` with cap_net_raw,cap_net_admin+ep and `deno-plain`
+ * without, and a HOME user nobody can write to (`dir/home`, 0777).
+ */
+async function twoRuntimes(dir: string) {
+  await Deno.chmod(dir, 0o755);
+  const src = await publicCopy(dir);
+  const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
+  for (const f of [withCaps, without]) {
+    await Deno.copyFile(Deno.execPath(), f);
+    await Deno.chmod(f, 0o755);
+  }
+  await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
+  await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
+  await Deno.chmod(`${dir}/home`, 0o777);
+  return { src, withCaps, without };
+}
+
 Deno.test({
   name:
     "setcap: an unprivileged user with cap_net_raw,cap_net_admin captures; without, a clear fix",
@@ -65,16 +84,7 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "tcpcopy-setcap-" });
     try {
-      await Deno.chmod(dir, 0o755);
-      const src = await publicCopy(dir);
-      const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
-      await Deno.copyFile(Deno.execPath(), withCaps);
-      await Deno.copyFile(Deno.execPath(), without);
-      await Deno.chmod(withCaps, 0o755);
-      await Deno.chmod(without, 0o755);
-      await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
-      await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
-      await Deno.chmod(`${dir}/home`, 0o777);
+      const { src, withCaps, without } = await twoRuntimes(dir);
 
       const nobody = (deno: string, args: string[]) => denoAsNobody(dir, deno, args);
 
@@ -150,16 +160,7 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "tcpcopy-setcap-lib-" });
     try {
-      await Deno.chmod(dir, 0o755);
-      const src = await publicCopy(dir);
-      const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
-      for (const f of [withCaps, without]) {
-        await Deno.copyFile(Deno.execPath(), f);
-        await Deno.chmod(f, 0o755);
-      }
-      await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
-      await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
-      await Deno.chmod(`${dir}/home`, 0o777);
+      const { src, withCaps, without } = await twoRuntimes(dir);
 
       // Three places for copies of the real libraries: owned by the user (the attack), root-owned
       // 0755 in root-owned 0755 directories (accepted), root-owned files in a 0777 directory.
