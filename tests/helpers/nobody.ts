@@ -20,7 +20,9 @@ export type NobodyCaps =
 
 /** The `setpriv` command line that runs what follows it as nobody, with no supplementary groups. */
 export function asNobody(caps: NobodyCaps): string[] {
-  return ["setpriv", ...setprivArgs(caps)];
+  // an `argv = [...]` array, the form tests/unit/setup_packages.test.ts finds programs in
+  const argv = ["setpriv", ...setprivArgs(caps)];
+  return argv;
 }
 
 /** {@link asNobody} without the program name: `setpriv`'s arguments. */
