@@ -1,6 +1,6 @@
 /**
  * End-to-end replication benchmark (root): the workloads the C tcpcopy 1.3 was measured with,
- * run through the lab of bench/e2e_lab.ts (real nginx, ab, intercept in NFQUEUE mode). For each
+ * run through the lab of tests/helpers/replication.ts (real nginx, ab, intercept in NFQUEUE mode). For each
  * workload it prints requests served online and by the target, the loss ratio from the access
  * logs, the wall time the target needed, and the CPU microseconds per request of tcpcopy and
  * intercept (deltas of /proc/PID/stat over the workload, start-up excluded).
@@ -22,7 +22,13 @@
 import { parseArgs } from "node:util";
 import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { ab, cpuSeconds } from "../tests/helpers/lab.ts";
-import { HTTP_PORT, served, settle, startReplication, stopTcpcopy } from "./e2e_lab.ts";
+import {
+  HTTP_PORT,
+  served,
+  settle,
+  startReplication,
+  stopTcpcopy,
+} from "../tests/helpers/replication.ts";
 
 interface Workload {
   name: string;

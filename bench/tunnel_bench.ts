@@ -6,7 +6,7 @@ import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { routeKeyOf } from "../lib/tunnel/route_key.ts";
 import { ClientMessageDecoder, encodeHello, encodeRoute } from "../lib/tunnel/messages.ts";
 import { ServerStreamDecoder } from "../lib/tunnel/replies.ts";
-import { F, segment } from "../lib/tunnel/fixtures.ts";
+import { F, segment } from "../tests/helpers/tunnel_fixtures.ts";
 
 const ROUTES = 10_000;
 const T = [10, 0, 0, 2];

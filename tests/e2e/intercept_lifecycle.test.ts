@@ -17,6 +17,7 @@ import {
   withNetns,
 } from "../helpers/netns.ts";
 import { LINE_PORT, startLineServer } from "../helpers/lab.ts";
+import { ruleSpec } from "../../lib/intercept/rules.ts";
 
 const INTERCEPT = new URL("../../intercept.ts", import.meta.url);
 const MAIN = new URL("../../main.ts", import.meta.url);
@@ -415,27 +416,7 @@ Deno.test({
       const start = (await Deno.readTextFile(`/proc/${other.pid}/stat`)).split(") ")[1]
         .split(" ")[19];
       const add = (port: number, tag: string) =>
-        target.exec([
-          "iptables",
-          "-w",
-          "-I",
-          "OUTPUT",
-          "!",
-          "-o",
-          "lo",
-          "-p",
-          "tcp",
-          "--sport",
-          String(port),
-          "-m",
-          "comment",
-          "--comment",
-          tag,
-          "-j",
-          "NFQUEUE",
-          "--queue-num",
-          "36524",
-        ]);
+        target.exec(["iptables", "-w", "-I", "OUTPUT", ...ruleSpec(port, 36524, tag)]);
       await add(LINE_PORT, `tcpcopy-intercept-${other.pid}-${start}-aaaa`);
       await add(LINE_PORT, `tcpcopy-intercept-${other.pid}-${Number(start) + 1}-bbbb`);
       const ic = await startIntercept(env, target, [

@@ -18,7 +18,7 @@ import {
   startLogged,
   startReplication,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 const TAG_RE = /tcpcopy-intercept-(\d+)-\d+-[0-9a-z]+/g;
 

@@ -230,24 +230,43 @@ Deno.test({
     }),
 });
 
+/**
+ * Two hosts on a veth, the ring role `role` capturing on the second (answers "ready" first) and
+ * the flood role sending from the first. `go` writes a "go" line to the role; `end` closes its
+ * stdin and waits for it to exit.
+ */
+async function startRingRole(env: Cleanup, role: "overflow" | "grow") {
+  const { a, b, ifA, ifB } = await twoHosts(env, "10.233.0.1", "10.233.0.2");
+  const child = env.child(b.spawn(denoCmd(SELF, [role, ifB]), { stdout: "piped", stdin: "piped" }));
+  const lines = lineReader(child.stdout);
+  const stdin = child.stdin.getWriter();
+  assert.equal(await lines(), "ready");
+  return {
+    lines,
+    /** Sends `n` frames from the first host (the flood role) and checks they all left. */
+    flood: async (n: number) => {
+      const gen = await a.exec(denoCmd(SELF, ["flood", ifA, String(n)]));
+      assert.equal(JSON.parse(gen.stdout).sent, n);
+    },
+    go: () => stdin.write(new TextEncoder().encode("go\n")),
+    end: async () => {
+      await stdin.close();
+      await child.status;
+    },
+  };
+}
+
 Deno.test({
   name: "ring: kernel drops are counted (cumulative) when the ring overflows; no drops otherwise",
   ignore: !isRoot(),
   fn: () =>
     withNetns(async (env) => {
-      const { a, b, ifA, ifB } = await twoHosts(env, "10.233.0.1", "10.233.0.2");
-      const child = env.child(b.spawn(denoCmd(SELF, ["overflow", ifB]), {
-        stdout: "piped",
-        stdin: "piped",
-      }));
-      const lines = lineReader(child.stdout);
-      const go = child.stdin.getWriter();
+      const role = await startRingRole(env, "overflow");
+      const { lines } = role;
       const flood = async (n: number) => {
-        const gen = await a.exec(denoCmd(SELF, ["flood", ifA, String(n)]));
-        assert.equal(JSON.parse(gen.stdout).sent, n);
-        await go.write(new TextEncoder().encode("go\n"));
+        await role.flood(n);
+        await role.go();
       };
-      assert.equal(await lines(), "ready");
       const burst = 20_000;
       await flood(burst); // while the role does not read: a 512 KiB ring holds ~2 300 frames
       const r1 = JSON.parse(await lines());
@@ -260,8 +279,7 @@ Deno.test({
       assert.equal(r2.drained, 100);
       assert.equal(r2.stats.received, burst + 100);
       assert.equal(r2.stats.dropped, r1.first.dropped);
-      await go.close();
-      await child.status;
+      await role.end();
     }),
 });
 
@@ -270,22 +288,12 @@ Deno.test({
   ignore: !isRoot(),
   fn: () =>
     withNetns(async (env) => {
-      const { a, b, ifA, ifB } = await twoHosts(env, "10.233.0.1", "10.233.0.2");
-      const child = env.child(b.spawn(denoCmd(SELF, ["grow", ifB]), {
-        stdout: "piped",
-        stdin: "piped",
-      }));
-      const lines = lineReader(child.stdout);
-      const go = child.stdin.getWriter();
-      const flood = async (n: number) => {
-        const gen = await a.exec(denoCmd(SELF, ["flood", ifA, String(n)]));
-        assert.equal(JSON.parse(gen.stdout).sent, n);
-      };
-      assert.equal(await lines(), "ready");
+      const role = await startRingRole(env, "grow");
+      const { lines, flood } = role;
       // 1. A burst fills half of a 1 MiB ring (4 blocks) while nobody reads: the next wake-up
       //    grows it to 2 MiB; the old ring is drained first, then closed.
       await flood(1200);
-      await go.write(new TextEncoder().encode("go\n"));
+      await role.go();
       const r1 = JSON.parse(await lines());
       assert.equal(r1.stats.dropped, 0);
       assert.equal(r1.stats.grows, 1, JSON.stringify(r1.stats));
@@ -295,11 +303,11 @@ Deno.test({
       assert.equal(r1.inversions, 0, "arrival order kept across the two rings");
       // 2. Read while a larger burst arrives: the ring grows under traffic up to its 4 MiB
       //    maximum; every packet is read once or counted as dropped, order kept.
-      await go.write(new TextEncoder().encode("go\n"));
+      await role.go();
       assert.equal(await lines(), "reading");
       const n = 40_000;
       await flood(n);
-      await go.write(new TextEncoder().encode("go\n"));
+      await role.go();
       const r2 = JSON.parse(await lines());
       assert.equal(r2.stats.grows, 2, "grew again, to its maximum");
       assert.ok(r2.stats.bufferBytes <= 4 << 20);
@@ -310,8 +318,7 @@ Deno.test({
       assert.ok(r2.duplicates <= 256, `duplicates: ${r2.duplicates}`);
       assert.ok(r2.unique <= n);
       assert.ok(r2.unique + r2.stats.dropped >= n, JSON.stringify({ ...r2, seqs: undefined }));
-      await go.close();
-      await child.status;
+      await role.end();
     }),
 });
 
@@ -419,21 +426,32 @@ async function roleCapture(spec: CaptureSpec): Promise<void> {
   Deno.exit(0);
 }
 
+/**
+ * Drains `cap` into `onFrame` until 300 ms pass without a packet (or `maxMs` in all): a wake-up
+ * can find nothing yet (the last partly filled block is handed over by the kernel's retire
+ * timer), so one empty drain does not end it. Returns how many frames came.
+ */
+async function drainUntilQuiet(
+  cap: RingCapture,
+  onFrame: (f: Uint8Array) => void,
+  maxMs: number,
+): Promise<number> {
+  let drained = 0, quietSince = performance.now();
+  const deadline = performance.now() + maxMs;
+  while (performance.now() < deadline && performance.now() - quietSince < 300) {
+    if (!await cap.wait(50)) break;
+    const n = cap.drain(onFrame);
+    drained += n;
+    if (n > 0) quietSince = performance.now();
+  }
+  return drained;
+}
+
 /** Small ring, not read while a burst arrives; after each "go" line: drain, report stats. */
 async function roleOverflow(device: string): Promise<void> {
   const cap = RingCapture.openLive({ device, filter: "tcp dst port 7431", bufferSize: 512 << 10 });
   const stdin = lineReader(Deno.stdin.readable);
-  // Until 300 ms pass without a packet: a wake-up can find nothing yet (the last partly filled
-  // block is handed over by the kernel's retire timer), so one empty drain does not end it.
-  const drainAll = async () => {
-    let drained = 0, quietSince = performance.now();
-    const deadline = performance.now() + 5000;
-    while (performance.now() < deadline && performance.now() - quietSince < 300) {
-      if (!await cap.wait(50)) break;
-      if (cap.drain(() => drained++) > 0) quietSince = performance.now();
-    }
-    return drained;
-  };
+  const drainAll = () => drainUntilQuiet(cap, () => {}, 5000);
   console.log("ready");
   assert.equal(await stdin(), "go"); // the burst is over
   const drained = await drainAll();
@@ -468,14 +486,6 @@ async function roleGrow(device: string): Promise<void> {
     last = seq;
     seen.add(seq);
   };
-  const drainUntilQuiet = async () => {
-    const deadline = performance.now() + 10_000;
-    let quietSince = performance.now();
-    while (performance.now() < deadline && performance.now() - quietSince < 300) {
-      if (!await cap.wait(50)) break;
-      if (cap.drain(onFrame) > 0) quietSince = performance.now();
-    }
-  };
   const report = () => {
     const stats = cap.stats();
     console.log(JSON.stringify({ delivered, unique: seen.size, inversions, duplicates, stats }));
@@ -485,7 +495,7 @@ async function roleGrow(device: string): Promise<void> {
   };
   console.log("ready");
   assert.equal(await stdin(), "go"); // a burst came while we did not read
-  await drainUntilQuiet();
+  await drainUntilQuiet(cap, onFrame, 10_000);
   report();
   assert.equal(await stdin(), "go"); // read while the next burst comes
   const more = stdin();
@@ -496,7 +506,7 @@ async function roleGrow(device: string): Promise<void> {
   while (!done && performance.now() < deadline) {
     if (await cap.wait(50)) cap.drain(onFrame);
   }
-  await drainUntilQuiet();
+  await drainUntilQuiet(cap, onFrame, 10_000);
   report();
   cap.close();
 }

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { isRoot, type Netns, withNetns } from "../helpers/netns.ts";
 import { ab, sh } from "../helpers/lab.ts";
-import { report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
+import { report, served, settle, stopTcpcopy } from "../helpers/replication.ts";
 import { cpuSeconds } from "../helpers/lab.ts";
-import { deviceOf6, startReplication6 } from "./ipv6_lab.ts";
+import { deviceOf6, startReplication6 } from "../helpers/replication_ipv6.ts";
 
 /**
  * Counts, in `ns` (before routing, so also packets it will not forward), TCP packets from

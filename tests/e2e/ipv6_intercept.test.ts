@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { isRoot, stopChild, withNetns } from "../helpers/netns.ts";
 import { ab, countLines, cpuSeconds, hostPart, LINE_PORT } from "../helpers/lab.ts";
-import { readText, report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
-import { startReplication6 } from "./ipv6_lab.ts";
+import { readText, report, served, settle, stopTcpcopy } from "../helpers/replication.ts";
+import { startReplication6 } from "../helpers/replication_ipv6.ts";
 
 const LINE_CLIENT = new URL("../helpers/line_client.ts", import.meta.url).pathname;
 

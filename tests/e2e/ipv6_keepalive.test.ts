@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
 import { ab, cpuSeconds, pipelineClient } from "../helpers/lab.ts";
-import { report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
-import { startReplication6 } from "./ipv6_lab.ts";
+import { report, served, settle, stopTcpcopy } from "../helpers/replication.ts";
+import { startReplication6 } from "../helpers/replication_ipv6.ts";
 
 Deno.test({
   name: "ipv6 e2e: one keep-alive connection back to back, pipelining, port-reuse bursts",

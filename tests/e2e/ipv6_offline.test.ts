@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab, HTTP_PORT } from "../helpers/lab.ts";
-import { readText, startLogged, stopTcpcopy, tcpcopyCmd } from "../../bench/e2e_lab.ts";
-import { startReplication6 } from "./ipv6_lab.ts";
+import { readText, startLogged, stopTcpcopy, tcpcopyCmd } from "../helpers/replication.ts";
+import { startReplication6 } from "../helpers/replication_ipv6.ts";
 
 /** The quoted requests of the access log lines whose client address is `addr`, sorted. */
 async function requests(log: string, addr: string): Promise<string[]> {

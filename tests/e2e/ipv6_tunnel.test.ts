@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
 import { ab, cpuSeconds } from "../helpers/lab.ts";
-import { readText, report, served, settle, stopTcpcopy } from "../../bench/e2e_lab.ts";
-import { startReplication6 } from "./ipv6_lab.ts";
+import { readText, report, served, settle, stopTcpcopy } from "../helpers/replication.ts";
+import { startReplication6 } from "../helpers/replication_ipv6.ts";
 
 Deno.test({
   name: "ipv6 e2e: tunnel over IPv6, -c with an IPv6 client range and -n 2, loss 0",

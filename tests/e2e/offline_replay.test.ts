@@ -20,7 +20,7 @@ import {
   startLogged,
   startReplication,
   tcpcopyCmd,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 import { PcapFile } from "../../lib/io/pcap_file.ts";
 
 /** The quoted request of each access log line whose client address is `addr`. */

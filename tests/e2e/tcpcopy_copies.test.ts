@@ -17,7 +17,7 @@ import {
   startReplication,
   startTcpcopy,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 import type { Cleanup } from "../helpers/netns.ts";
 
 /** Runs one phase: tcpcopy with `flags`, `requests` short connections to /`name`. */

@@ -14,7 +14,7 @@ import {
   settle,
   startReplication,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 Deno.test({
   name: "tcpcopy e2e: short and keep-alive HTTP requests reach the target with loss 0",

@@ -16,7 +16,7 @@ import {
   settle,
   startReplication,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 Deno.test({
   name: "tcpcopy e2e: 10,000 requests on one keep-alive connection, then 10 parallel ones",

@@ -23,7 +23,7 @@ import {
   startTcpcopy,
   type Stopped,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 /** The request counters of tcpcopy's final JSON stats line. */
 interface Final {

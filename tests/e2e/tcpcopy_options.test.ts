@@ -18,7 +18,7 @@ import {
   startTcpcopy,
   stopTcpcopy,
   tcpcopyCmd,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 /** The interface of `ns` that holds `ip`. */
 async function deviceOf(ns: Netns, ip: string): Promise<string> {

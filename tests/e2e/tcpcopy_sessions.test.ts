@@ -16,7 +16,7 @@ import {
   startReplication,
   startTcpcopy,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 const LINE_CLIENT = new URL("../helpers/line_client.ts", import.meta.url).pathname;
 

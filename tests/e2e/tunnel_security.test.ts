@@ -16,7 +16,7 @@ import {
   settle,
   startReplication,
   stopTcpcopy,
-} from "../../bench/e2e_lab.ts";
+} from "../helpers/replication.ts";
 
 const ATTACKER = new URL("../helpers/tunnel_attacker.ts", import.meta.url);
 

@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
+import { runProgram } from "../helpers/program.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-async function tcpcopy(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const p = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: p.code, out: dec.decode(p.stdout), err: dec.decode(p.stderr) };
-}
+const tcpcopy = (args: string[]) => runProgram("tcpcopy", args);
 
 Deno.test("main: bad command lines print one line and exit 2", async () => {
   for (
@@ -43,15 +34,7 @@ Deno.test("main: --help and --version exit 0 on stdout", async () => {
 
 Deno.test("main and intercept: a group-readable, symlinked or missing --secret-file is one line, exit 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "secret-cli" });
-  const INTERCEPT = new URL("../../intercept.ts", import.meta.url).pathname;
-  const intercept = async (args: string[]) => {
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", INTERCEPT, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: p.code, err: new TextDecoder().decode(p.stderr) };
-  };
+  const intercept = (args: string[]) => runProgram("intercept", args);
   try {
     const f = `${dir}/secret`;
     await Deno.writeTextFile(f, "0123456789abcdef0123456789\n");

@@ -20,6 +20,7 @@ import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {
@@ -228,11 +229,7 @@ Deno.test("the option reader agrees with lib/wire's parser on random and malform
     [8, 9, 1, 2, 3, 4, 5, 6, 7],
     [30, 1],
   ];
-  let seed = 12345;
-  const rnd = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return (seed >>> 8) % n;
-  };
+  const rnd = randomInt(mulberry32(12345));
   let malformed = 0, checked = 0;
   for (let round = 0; round < 3000; round++) {
     const bytes: number[] = [];
@@ -330,7 +327,9 @@ Deno.test("deadline timer: one pending timeout at the earliest deadline", async 
   });
   t.arm();
   t.arm(); // same deadline: no second timeout
-  const until = Date.now() + 2000;
+  // "Eventually": three deadlines of 20 + 5 + 5 ms; 10 s leaves room for a loaded runner and
+  // the loop ends as soon as the third fires. A timer that never re-arms still fails here.
+  const until = Date.now() + 10_000;
   while (fired < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   assert.equal(fired, 3);
   await new Promise((r) => setTimeout(r, 30));

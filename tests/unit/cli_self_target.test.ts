@@ -7,6 +7,7 @@ import {
   selfTargetError,
   selfTargets,
 } from "../../lib/tcpcopy/self_target.ts";
+import { runProgram } from "../helpers/program.ts";
 
 const FIB = `Main:
   +-- 0.0.0.0/0 3 0 5
@@ -53,17 +54,8 @@ Deno.test("self target: the decision with injected local addresses", () => {
   assert.match(selfTargetError(["10.0.2.15"])!, /^tcpcopy: .*10\.0\.2\.15.*--allow-self-target$/);
 });
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
 Deno.test("self target: the command line refuses it with one line and exit 2", async () => {
-  const run = async (args: string[]) => {
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: p.code, err: new TextDecoder().decode(p.stderr) };
-  };
+  const run = (args: string[]) => runProgram("tcpcopy", args);
   const r = await run(["-x", "80-127.0.0.1:8080", "-s", "127.0.0.1:1"]);
   assert.equal(r.code, 2);
   assert.equal(r.err.trimEnd().split("\n").length, 1, r.err);

@@ -18,108 +18,24 @@ import {
   SESSION_COST,
 } from "../../lib/engine/budget.ts";
 import { EgressLimit } from "../../lib/engine/rate_limit.ts";
-import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
-import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
-import { Replicator } from "../../lib/tcpcopy/replicator.ts";
-import { Logger } from "../../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
-import { LinkType } from "../../lib/wire/link.ts";
+import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../helpers/syn_flood.ts";
 
-const TARGET = { addr: "10.0.0.2", port: 8080 };
-
-function frame(src: string, port: number, flags: number, seq: number, payload = ""): Uint8Array {
-  const repr = {
-    srcAddr: src,
-    dstAddr: "10.0.0.1",
-    srcPort: port,
-    dstPort: 80,
-    seq,
-    ack: flags & ACK ? 7001 : 0,
-    flags,
-    window: 64240,
-    options: { sackPermitted: false, sackBlocks: [], unknown: [], mss: 1460 },
-    payload: new TextEncoder().encode(payload),
-  };
-  const b = new Uint8Array(tcpPacketLength(repr));
-  assert.equal(buildTcpPacket(repr, b), b.length);
-  return b;
-}
-
-/** Replicator + engine from a tcpcopy command line, a sender that keeps nothing, fake clock. */
-function rig(flags: string[]) {
-  const cli = parseTcpcopyArgs(["-x", "80-10.0.0.2:8080", "-s", "10.0.0.2", ...flags]);
-  assert.equal(cli.kind, "run");
-  if (cli.kind !== "run") throw new Error("unreachable");
-  let now = 1_000_000;
-  const buf = new Uint8Array(65536);
-  let sent = 0;
-  const sender = {
-    pending: 0,
-    slot(len: number) {
-      this.pending++;
-      sent++;
-      return buf.subarray(0, len);
-    },
-    flush() {
-      const n = this.pending;
-      this.pending = 0;
-      return n;
-    },
-  };
-  const replicator = new Replicator({
-    v4: sender,
-    v6: null,
-    log: new Logger(() => {}),
-    now: () => now,
-    routes: { addRoute: () => true, delRoute: () => true },
-  });
-  /** What the engine sent for the real clients (192.0.2.0/24). */
-  const real: OutSegment[] = [];
-  const out = {
-    send(seg: OutSegment) {
-      replicator.send(seg);
-      if (seg.src.addr.startsWith("192.0.2.")) real.push(seg);
-    },
-    routeAdd: (c: OutSegment["src"], t: OutSegment["dst"]) => replicator.routeAdd(c, t),
-    routeDel: (c: OutSegment["src"], t: OutSegment["dst"]) => replicator.routeDel(c, t),
-  };
-  const engine = new Engine(engineConfigOf(cli.config), out, now);
-  replicator.attach(engine);
-  return {
-    engine,
-    replicator,
-    real,
-    budget: engineBudgetOf(cli.config.maxMemoryMiB * 1048576),
-    sent: () => sent,
-    now: () => now,
-    advance: (ms: number) => now += ms,
-  };
-}
+const TARGET = FLOOD_TARGET;
 
 Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections replicate in full", () => {
-  const r = rig(["-m", "64"]);
-  const { engine, replicator } = r;
-  const tpl = frame("11.0.0.1", 1024, SYN, 1);
-  let x = 0x2545f491;
-  const rand = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
+  /** What the engine sent for the real clients (192.0.2.0/24). */
+  const real: OutSegment[] = [];
+  const r = floodRig(["-m", "64"], (seg) => {
+    if (seg.src.addr.startsWith("192.0.2.")) real.push(seg);
+  });
+  const { engine } = r;
+  const budget = engineBudgetOf(r.config.maxMemoryMiB * 1048576);
+  const syns = new SpoofedSyns(0x2545f491);
   let maxFootprint = 0, realDone = 0;
   const REAL_EVERY = 20_000;
   for (let i = 0; i < 1_000_000; i++) {
     r.advance(0.01); // 100,000 SYNs per second
-    const a = rand();
-    tpl[12] = 11 + (a & 63);
-    tpl[13] = (a >>> 8) & 255;
-    tpl[14] = (a >>> 16) & 255;
-    tpl[15] = rand() & 255;
-    const p = 1024 + (rand() % 64000);
-    tpl[20] = p >> 8;
-    tpl[21] = p & 255;
-    replicator.onFrame(tpl, LinkType.RAW, r.now() * 1000, r.now());
+    r.feed(syns.next());
     if ((i & 1023) === 0) engine.tick(r.now());
     maxFootprint = Math.max(maxFootprint, engine.stats.footprint_bytes);
     if (i % REAL_EVERY !== REAL_EVERY / 2) continue;
@@ -127,8 +43,8 @@ Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections r
     // — with 500 spoofed SYNs arriving between each of its steps.
     const port = 30000 + realDone;
     const client = "192.0.2.1";
-    replicator.onFrame(frame(client, port, SYN, 7000), LinkType.RAW, r.now() * 1000, r.now());
-    const syn = r.real.at(-1)!;
+    r.feed(clientFrame(client, port, SYN, 7000));
+    const syn = real.at(-1)!;
     assert.equal(syn.flags & SYN, SYN, "the real client's SYN went to the target");
     const reply = (flags: number, seq: number, ack: number, len = 0): ReplySegment => ({
       src: TARGET,
@@ -140,33 +56,25 @@ Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections r
       options: {},
       payloadLength: len,
     });
-    for (let k = 0; k < 500; k++) {
-      tpl[15] = rand() & 255;
-      replicator.onFrame(tpl, LinkType.RAW, r.now() * 1000, r.now());
-    }
+    for (let k = 0; k < 500; k++) r.feed(syns.next());
     engine.onReply(reply(SYN | ACK, 5000, 7001), r.now());
     const req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    replicator.onFrame(
-      frame(client, port, ACK | PSH, 7001, req),
-      LinkType.RAW,
-      r.now() * 1000,
-      r.now(),
-    );
-    const data = r.real.at(-1)!;
+    r.feed(clientFrame(client, port, ACK | PSH, 7001, req));
+    const data = real.at(-1)!;
     assert.equal(data.payload.length, req.length, "the real request reached the target");
     engine.onReply(reply(ACK | PSH, 5001, 7001 + req.length, 100), r.now());
     realDone++;
   }
   engine.tick(r.now());
   const st = engine.stats;
-  assert.ok(maxFootprint <= r.budget, `footprint ${maxFootprint} over the budget ${r.budget}`);
-  assert.ok(r.budget < 64 * 1048576 / 8);
+  assert.ok(maxFootprint <= budget, `footprint ${maxFootprint} over the budget ${budget}`);
+  assert.ok(budget < 64 * 1048576 / 8);
   assert.equal(realDone, 50);
   assert.equal(st.requests.answered, 50, "every real request answered");
   assert.equal(st.lost.session_limit, 0);
   assert.ok(st.sessions.evicted > 900_000, `evicted ${st.sessions.evicted}`);
-  assert.ok(st.sessions.active <= defaultMaxSessions(r.budget));
-  assert.ok(engine.flowCount <= defaultMaxFlows(r.budget));
+  assert.ok(st.sessions.active <= defaultMaxSessions(budget));
+  assert.ok(engine.flowCount <= defaultMaxFlows(budget));
   assert.equal(
     st.footprint_bytes,
     footprintOf(st.sessions.active, engine.flowCount, st.queued_bytes),

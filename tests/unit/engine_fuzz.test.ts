@@ -16,18 +16,7 @@ import type {
   SessionEvent,
 } from "../../lib/engine/mod.ts";
 import { ACK, Engine, FIN, PSH, RST, SYN, URG } from "../../lib/engine/mod.ts";
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/prng.ts";
 
 const TARGET = { addr: "10.9.0.2", port: 8080 };
 const SERVER = { addr: "198.51.100.1", port: 80 };
@@ -104,7 +93,7 @@ function randomFlags(r: () => number): number {
 
 /** One fuzz run of `steps` steps with seed `seed`. */
 function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): Run {
-  const r = prng(seed);
+  const r = mulberry32(seed);
   const memory = 96 * 1024;
   const cfg: EngineConfig = {
     transfers: [{ online: { addr: "", port: SERVER.port }, target: TARGET }],

@@ -15,6 +15,7 @@ import {
   TP_STATUS_USER,
   tpacketReq3,
 } from "../../lib/io/ring_layout.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 
 interface FakePacket {
   bytes: Uint8Array;
@@ -151,8 +152,7 @@ Deno.test("walker: malformed blocks are released without reading past them", () 
 });
 
 Deno.test("walker: random ring contents never throw and frames stay inside their block", () => {
-  let seed = 12345;
-  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rand = mulberry32(12345);
   for (let round = 0; round < 300; round++) {
     const { u8, dv } = fakeRing();
     for (let i = 0; i < u8.length; i++) u8[i] = rand() < 0.7 ? 0 : (rand() * 256) | 0;

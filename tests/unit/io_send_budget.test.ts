@@ -53,8 +53,10 @@ Deno.test("send budget: a full queue costs a few ms per window, the rest is drop
     assert.ok(s.stats.stalledDrops > 10_000, `dropped ${s.stats.stalledDrops}`);
     assert.equal(s.stats.sent + s.stats.stalledDrops, 200 * 64);
     assert.equal(s.stats.errors.EAGAIN, s.stats.stalledDrops);
-    // Budgets: 2 ms per flush (poll granularity adds up to a ms or two), 5 ms per 100 ms.
-    assert.ok(longest < 20, `longest flush ${longest.toFixed(1)} ms`);
+    // Budgets: 2 ms per flush, 5 ms per 100 ms (measured by the sender, checked exactly below).
+    // The wall-clock bound on one flush is an "eventually" bound for a loaded runner: nobody
+    // reads rx, so a flush that ignored its budget would wait for ever, not 250 ms.
+    assert.ok(longest < 250, `longest flush ${longest.toFixed(1)} ms`);
     assert.ok(s.stats.waitedMs <= 5 * (Math.ceil(total / 100) + 1) + 10, `${s.stats.waitedMs} ms`);
   } finally {
     s.close();

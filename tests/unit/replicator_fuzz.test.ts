@@ -12,6 +12,7 @@ import { Logger } from "../../lib/stats/logger.ts";
 import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 
 const TARGETS = new Set(["10.0.0.2:8080", "10.0.0.3:81", "[2001:db8::2]:8080"]);
 
@@ -49,19 +50,9 @@ class CheckingSender {
   }
 }
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("fuzz: mutated frames through replicator and engine; output only to the targets", () => {
   for (const seed of [1, 2, 3, 4]) {
-    const r = rng(seed * 7919);
+    const r = mulberry32(seed * 7919);
     const int = (n: number) => Math.floor(r() * n);
     const pick = <T>(a: readonly T[]): T => a[int(a.length)];
     let now = 1_000_000;

@@ -18,7 +18,7 @@ import {
 } from "../../lib/tunnel/messages.ts";
 import { Cap, EXT_VERSION } from "../../lib/tunnel/negotiation.ts";
 import { encodeChallenge, FrameKind, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import {
   clientProof,
   importSecret,
@@ -29,6 +29,7 @@ import {
 import { AllowList } from "../../lib/tunnel/access.ts";
 import { EventLog } from "../../lib/tunnel/event_log.ts";
 import { readSecretFile } from "../../lib/tunnel/secret_file.ts";
+import { until } from "../helpers/until.ts";
 
 /** Writes every byte (Deno.Conn.write may take only part of a buffer). */
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -39,14 +40,6 @@ const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const T = [10, 0, 0, 2], C = [10, 0, 0, 1];
 const enc = new TextEncoder();
 const SECRET = enc.encode("correct horse battery staple 42!");
-
-async function until(cond: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function server(opts: Partial<TunnelServerOptions> = {}, logs: string[] = []): TunnelServer {
   return TunnelServer.listen({ port: 0, hostname: "127.0.0.1", log: (l) => logs.push(l), ...opts });

@@ -11,17 +11,7 @@ import { encodeExtFrame, FrameKind, ServerStreamDecoder } from "../../lib/tunnel
 import { ClientMessageDecoder, encodeHello } from "../../lib/tunnel/messages.ts";
 import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
 import { TunnelServer } from "../../lib/tunnel/server.ts";
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/prng.ts";
 
 Deno.test("tunnel bounds: a peer registering routes without end cannot grow the table past its cap", () => {
   const t = new RouteTable<string>(660_000, 1000);
@@ -70,7 +60,7 @@ Deno.test("tunnel bounds: heartbeat answers to a peer that never reads stay with
 });
 
 Deno.test("tunnel bounds: decoders and the reply inspector fed random bytes never throw", () => {
-  const r = prng(7);
+  const r = mulberry32(7);
   const info = newReplyInfo();
   for (let round = 0; round < 3000; round++) {
     const n = Math.floor(r() * 400);

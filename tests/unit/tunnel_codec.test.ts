@@ -18,8 +18,9 @@ import {
 } from "../../lib/tunnel/replies.ts";
 import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
 import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { Cap, EXT_VERSION, grant } from "../../lib/tunnel/negotiation.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const C = [10, 0, 0, 1];
 const T = [10, 0, 0, 2];
@@ -37,16 +38,6 @@ function feedByteByByte<T>(
     error = r.error;
   }
   return { items, error };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 Deno.test("hello and CLIENT_ADD/DEL match the C v6 bytes", () => {

@@ -12,7 +12,7 @@ import { PassList } from "../../lib/intercept/pass_list.ts";
 import { BUSY_DRAIN, sleepBeforeDrain } from "../../lib/intercept/nfqueue_source.ts";
 import { interceptStatsRecord } from "../../lib/intercept/stats.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
-import { segment } from "../../lib/tunnel/fixtures.ts";
+import { segment } from "../helpers/tunnel_fixtures.ts";
 
 Deno.test("options: both modes, defaults and C flags", () => {
   const a = parseInterceptArgs([

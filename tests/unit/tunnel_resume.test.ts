@@ -11,17 +11,23 @@ import { SYN } from "../../lib/engine/segment.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { FakeSender } from "../helpers/fake_sender.ts";
+import { until } from "../helpers/until.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const T = [10, 0, 0, 2];
 
-async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** A captured SYN from 192.0.2.1:`port` to the online server 10.0.0.1:80, at time 0. */
+const syn = (port: number) => ({
+  src: { addr: "192.0.2.1", port },
+  dst: { addr: "10.0.0.1", port: 80 },
+  seq: 1,
+  ack: 0,
+  flags: SYN,
+  window: 1000,
+  options: {},
+  payload: new Uint8Array(0),
+  timeMs: 0,
+});
 
 const listen = (port = 0) => TunnelServer.listen({ port, hostname: "127.0.0.1", log: () => {} });
 
@@ -43,7 +49,7 @@ Deno.test("resume: an intercept that comes back gets every live route again", as
     const C6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
     const T6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02];
     for (let p = 45; p < 50; p++) assert.ok(client.addRoute(ep(C6, 4000 + p), ep(T6, 80)));
-    await until(() => a.dispatcher.routes.size === 50 && b.dispatcher.routes.size === 50);
+    await until(() => a.dispatcher.routes.size === 50 && b.dispatcher.routes.size === 50, 5000);
     await b.close();
     await until(() => client.connected === 2, 5000, "B's connections noticed gone");
     // Sessions end while B is away; others start (A takes them at once).
@@ -61,7 +67,7 @@ Deno.test("resume: an intercept that comes back gets every live route again", as
     for (let p = 10; p < 45; p++) client.delRoute(ep([10, 0, 0, 1], 4000 + p), ep(T, 80));
     for (let p = 45; p < 50; p++) client.delRoute(ep(C6, 4000 + p), ep(T6, 80));
     client.delRoute(ep([10, 0, 0, 1], 5000), ep(T, 80));
-    await until(() => b2!.dispatcher.routes.size === 0 && a.dispatcher.routes.size === 0);
+    await until(() => b2!.dispatcher.routes.size === 0 && a.dispatcher.routes.size === 0, 5000);
     assert.equal(client.routes, 0);
   } finally {
     await client.close();
@@ -81,7 +87,7 @@ Deno.test("resume: a lost connection's routes move to the intercept's other conn
   });
   try {
     for (let p = 0; p < 40; p++) assert.ok(client.addRoute(ep([10, 0, 0, 1], 4000 + p), ep(T, 80)));
-    await until(() => s.dispatcher.routes.size === 40);
+    await until(() => s.dispatcher.routes.size === 40, 5000);
     // intercept closes one of the two connections (and forgets its routes).
     s.disconnect([...s.dispatcher.peers][0], "test");
     await until(() => client.connected === 1, 5000, "one connection lost");
@@ -112,17 +118,6 @@ Deno.test("no intercept: no new session is opened, counted as lost.no_intercept"
     0,
   );
   r.attach(e);
-  const syn = (port: number) => ({
-    src: { addr: "192.0.2.1", port },
-    dst: { addr: "10.0.0.1", port: 80 },
-    seq: 1,
-    ack: 0,
-    flags: SYN,
-    window: 1000,
-    options: {},
-    payload: new Uint8Array(0),
-    timeMs: 0,
-  });
   e.onCaptured(syn(1000), 0);
   r.flush();
   assert.equal(e.stats.lost.no_intercept, 1);
@@ -155,17 +150,6 @@ Deno.test("resume: engine + replicator + tunnel: a live session's route survives
     log: () => {},
   });
   r.setRoutes(client);
-  const syn = (port: number) => ({
-    src: { addr: "192.0.2.1", port },
-    dst: { addr: "10.0.0.1", port: 80 },
-    seq: 1,
-    ack: 0,
-    flags: SYN,
-    window: 1000,
-    options: {},
-    payload: new Uint8Array(0),
-    timeMs: 0,
-  });
   try {
     e.onCaptured(syn(1000), 0);
     client.flush();

@@ -5,7 +5,8 @@ import { routeKeyOf } from "../../lib/tunnel/route_key.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
 import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
 import { inspectReply, newReplyInfo } from "../../lib/tunnel/reply_packet.ts";
-import { F, segment } from "../../lib/tunnel/fixtures.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
 const C1 = [10, 0, 0, 1], C2 = [10, 0, 0, 3], T = [10, 0, 0, 2];
@@ -249,11 +250,7 @@ Deno.test("dispatcher: an authenticated peer reclaims a tuple an unauthenticated
 });
 
 Deno.test("route table: expiry, eviction and deletion agree with a simple model (seeded)", () => {
-  let seed = 7;
-  const rnd = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return (seed >>> 8) % n;
-  };
+  const rnd = randomInt(mulberry32(7));
   const ttl = 50;
   const t = new RouteTable<string>(ttl, 30, 12);
   // the model: routes alive (seen within the TTL); the table may only have evicted some

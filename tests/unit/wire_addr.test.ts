@@ -10,6 +10,7 @@ import {
   u32ToIpv4,
   writeIp,
 } from "../../lib/wire/addr.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 function hex(s: string): Uint8Array {
   return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -111,8 +112,7 @@ Deno.test("writeIp writes both families and refuses junk or short buffers", () =
 });
 
 Deno.test("property: random IPv6 bytes survive format -> parse", () => {
-  let seed = 12345;
-  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16;
+  const next = randomInt(mulberry32(12345)).bind(null, 0x10000);
   for (let i = 0; i < 5000; i++) {
     const b = new Uint8Array(16);
     // Bias towards zero words so that "::" runs appear.
@@ -131,8 +131,7 @@ Deno.test("property: random IPv6 bytes survive format -> parse", () => {
 });
 
 Deno.test("property: cached formatting never returns another address's text", () => {
-  let seed = 99;
-  const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  const next = randomInt(mulberry32(99)).bind(null, 2 ** 32);
   const b = new Uint8Array(16);
   for (let i = 0; i < 50000; i++) {
     // A small pool of values makes cache hits and slot collisions both frequent.

@@ -16,15 +16,7 @@ import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { rewriteAddress, rewriteIpv4AddressU32 } from "../../lib/wire/rewrite.ts";
 import { TcpHeader } from "../../lib/wire/tcp.ts";
 import { rewriteTsecr, rewriteTsval, stripSackBlocks } from "../../lib/wire/tcp_options.ts";
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/prng.ts";
 
 /** Textbook RFC 1071 sum, written independently of lib/wire: pairs of bytes, then fold. */
 function referenceChecksum(bytes: number[]): number {

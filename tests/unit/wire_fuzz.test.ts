@@ -11,15 +11,7 @@ import { WIRE_ERRORS } from "../../lib/wire/error.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
 import { parseTcpHeaderOptions, parseTcpOptions } from "../../lib/wire/tcp_options.ts";
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/prng.ts";
 
 /** A Uint8Array stand-in that records reads outside [0, length). */
 function guarded(bytes: Uint8Array, oob: number[]): Uint8Array {

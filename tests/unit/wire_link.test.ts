@@ -10,6 +10,7 @@ import { Ipv6Packet, Ipv6Walk } from "../../lib/wire/ipv6.ts";
 import { ipOffsetOf, LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
 import { ACK, SYN, TcpHeader } from "../../lib/wire/tcp.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const repr = (src: string, dst: string, payload = 10): TcpPacketRepr => ({
   srcAddr: src,
@@ -32,17 +33,6 @@ function build(r: TcpPacketRepr): Uint8Array {
 
 const V4 = build(repr("192.0.2.1", "198.51.100.2"));
 const V6 = build(repr("2001:db8::10", "2001:db8:1::20"));
-
-function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const len = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(len);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 const MACS = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
 const ethType = (v6: boolean) => (v6 ? [0x86, 0xdd] : [0x08, 0x00]);

@@ -13,18 +13,10 @@ import {
   type TcpOptions,
   tcpOptionsLength,
 } from "../../lib/wire/tcp_options.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 
 function hex(s: string): Uint8Array {
   return Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // A Linux SYN's options: MSS 1460, SACK-permitted, TS, NOP, WS 7.

@@ -11,6 +11,7 @@ import { LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
 import { ACK, FIN, PSH, RST, SYN } from "../../lib/wire/tcp.ts";
 import { parseTcpHeaderOptions, type TcpOptions } from "../../lib/wire/tcp_options.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 
 function hex(s: string): Uint8Array {
   return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -18,15 +19,6 @@ function hex(s: string): Uint8Array {
 
 function toHex(b: Uint8Array): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // Computed independently with Python's struct module + a textbook RFC 1071 sum

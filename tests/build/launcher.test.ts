@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { isRoot } from "../helpers/netns.ts";
 import { networkEnv } from "../helpers/network_env.ts";
+import { NOBODY, setprivArgs } from "../helpers/nobody.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-const NOBODY = 65534;
 
 interface Result {
   code: number;
@@ -32,9 +32,7 @@ const version = (launcher: string, env: Record<string, string>) =>
 /** The same as user nobody (setpriv), HOME etc. given in `env`. */
 const versionAsNobody = (launcher: string, env: Record<string, string>) =>
   run("setpriv", [
-    `--reuid=${NOBODY}`,
-    `--regid=${NOBODY}`,
-    "--clear-groups",
+    ...setprivArgs("default"),
     "env",
     "-i",
     `PATH=${PATH}`,
@@ -248,11 +246,7 @@ Deno.test({
       await t.step("ambient capabilities reach the program through the launcher", async () => {
         // systemd's User= + AmbientCapabilities= (README): sh, then the runtime, keep them.
         const out = await run("setpriv", [
-          `--reuid=${NOBODY}`,
-          `--regid=${NOBODY}`,
-          "--clear-groups",
-          "--inh-caps=+net_raw,+net_admin",
-          "--ambient-caps=+net_raw,+net_admin",
+          ...setprivArgs("ambient-net"),
           "env",
           "-i",
           `PATH=${PATH}`,

@@ -5,9 +5,31 @@
  */
 import assert from "node:assert/strict";
 import { isRoot, run } from "../helpers/netns.ts";
+import { asNobody, NOBODY, type NobodyCaps } from "../helpers/nobody.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-const NOBODY = "65534";
+
+/**
+ * Runs `deno args` as nobody with a HOME and DENO_DIR under `dir` and the extra `env`
+ * assignments; never throws on a non-zero exit.
+ */
+function denoAsNobody(
+  dir: string,
+  deno: string,
+  args: string[],
+  opts: { env?: string[]; caps?: NobodyCaps } = {},
+) {
+  return run([
+    ...asNobody(opts.caps ?? "none"),
+    "env",
+    `HOME=${dir}/home`,
+    `DENO_DIR=${dir}/home/deno`,
+    "DENO_NO_UPDATE_CHECK=1",
+    ...opts.env ?? [],
+    deno,
+    ...args,
+  ], { check: false, timeoutMs: 60_000 });
+}
 
 async function copyTree(from: string, to: string): Promise<void> {
   if ((await Deno.stat(from)).isDirectory) {
@@ -36,6 +58,25 @@ async function publicCopy(dir: string): Promise<string> {
   return `${src}/`;
 }
 
+/**
+ * Sets up `dir` (made readable by everyone) for both tests: a public copy of the sources, two
+ * copies of this runtime, `deno-caps` with cap_net_raw,cap_net_admin+ep and `deno-plain`
+ * without, and a HOME user nobody can write to (`dir/home`, 0777).
+ */
+async function twoRuntimes(dir: string) {
+  await Deno.chmod(dir, 0o755);
+  const src = await publicCopy(dir);
+  const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
+  for (const f of [withCaps, without]) {
+    await Deno.copyFile(Deno.execPath(), f);
+    await Deno.chmod(f, 0o755);
+  }
+  await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
+  await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
+  await Deno.chmod(`${dir}/home`, 0o777);
+  return { src, withCaps, without };
+}
+
 Deno.test({
   name:
     "setcap: an unprivileged user with cap_net_raw,cap_net_admin captures; without, a clear fix",
@@ -43,33 +84,11 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "tcpcopy-setcap-" });
     try {
-      await Deno.chmod(dir, 0o755);
-      const src = await publicCopy(dir);
-      const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
-      await Deno.copyFile(Deno.execPath(), withCaps);
-      await Deno.copyFile(Deno.execPath(), without);
-      await Deno.chmod(withCaps, 0o755);
-      await Deno.chmod(without, 0o755);
-      await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
-      await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
-      await Deno.chmod(`${dir}/home`, 0o777);
+      const { src, withCaps, without } = await twoRuntimes(dir);
 
-      const asNobody = (deno: string, args: string[]) =>
-        run([
-          "setpriv",
-          `--reuid=${NOBODY}`,
-          `--regid=${NOBODY}`,
-          "--clear-groups",
-          "--inh-caps=-all",
-          "env",
-          `HOME=${dir}/home`,
-          `DENO_DIR=${dir}/home/deno`,
-          "DENO_NO_UPDATE_CHECK=1",
-          deno,
-          ...args,
-        ], { check: false, timeoutMs: 60_000 });
+      const nobody = (deno: string, args: string[]) => denoAsNobody(dir, deno, args);
 
-      const doctorCaps = await asNobody(withCaps, [
+      const doctorCaps = await nobody(withCaps, [
         "run",
         "-A",
         "--no-lock",
@@ -81,7 +100,7 @@ Deno.test({
         /^ok {4}privileges: capabilities present$/m,
         doctorCaps.stderr,
       );
-      const doctorPlain = await asNobody(without, [
+      const doctorPlain = await nobody(without, [
         "run",
         "-A",
         "--no-lock",
@@ -101,9 +120,9 @@ Deno.test({
           console.log("opened " + c.engine);
           c.close();
         } catch (e) { console.log("error: " + e.message); }`;
-      const capCaps = await asNobody(withCaps, ["eval", probe]);
+      const capCaps = await nobody(withCaps, ["eval", probe]);
       assert.match(capCaps.stdout, /^opened (ring|pcap)$/m, capCaps.stdout + capCaps.stderr);
-      const capPlain = await asNobody(without, ["eval", probe]);
+      const capPlain = await nobody(without, ["eval", probe]);
       assert.match(
         capPlain.stdout,
         /^error: .*(CAP_NET_RAW|root)/m,
@@ -141,16 +160,7 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "tcpcopy-setcap-lib-" });
     try {
-      await Deno.chmod(dir, 0o755);
-      const src = await publicCopy(dir);
-      const withCaps = `${dir}/deno-caps`, without = `${dir}/deno-plain`;
-      for (const f of [withCaps, without]) {
-        await Deno.copyFile(Deno.execPath(), f);
-        await Deno.chmod(f, 0o755);
-      }
-      await run(["setcap", "cap_net_raw,cap_net_admin+ep", withCaps]);
-      await Deno.mkdir(`${dir}/home`, { mode: 0o777 });
-      await Deno.chmod(`${dir}/home`, 0o777);
+      const { src, withCaps, without } = await twoRuntimes(dir);
 
       // Three places for copies of the real libraries: owned by the user (the attack), root-owned
       // 0755 in root-owned 0755 directories (accepted), root-owned files in a 0777 directory.
@@ -162,32 +172,19 @@ Deno.test({
         for (const [v, src] of Object.entries(libs)) {
           await Deno.copyFile(src, `${p}/${SONAME[v]}`);
           await Deno.chmod(`${p}/${SONAME[v]}`, 0o755);
-          if (kind === "user") await Deno.chown(`${p}/${SONAME[v]}`, +NOBODY, +NOBODY);
+          if (kind === "user") await Deno.chown(`${p}/${SONAME[v]}`, NOBODY, NOBODY);
         }
-        if (kind === "user") await Deno.chown(p, +NOBODY, +NOBODY);
+        if (kind === "user") await Deno.chown(p, NOBODY, NOBODY);
       }
       const overrides = (p: string) => Object.keys(libs).map((v) => `${v}=${p}/${SONAME[v]}`);
 
-      const asNobody = (deno: string, env: string[], args: string[]) =>
-        run([
-          "setpriv",
-          `--reuid=${NOBODY}`,
-          `--regid=${NOBODY}`,
-          "--clear-groups",
-          "--inh-caps=-all",
-          "env",
-          `HOME=${dir}/home`,
-          `DENO_DIR=${dir}/home/deno`,
-          "DENO_NO_UPDATE_CHECK=1",
-          ...env,
-          deno,
-          ...args,
-        ], { check: false, timeoutMs: 60_000 });
+      const nobody = (deno: string, env: string[], args: string[]) =>
+        denoAsNobody(dir, deno, args, { env });
       // tcpcopy's doctor judges libc and libpcap, intercept's (NFQUEUE mode) libnetfilter_queue.
       const doctor = async (deno: string, env: string[]) => {
         const outs = await Promise.all(
           ["main.ts", "intercept.ts"].map((program) =>
-            asNobody(deno, env, ["run", "-A", "--no-lock", `${src}${program}`, "doctor"])
+            nobody(deno, env, ["run", "-A", "--no-lock", `${src}${program}`, "doctor"])
           ),
         );
         return {
@@ -205,27 +202,14 @@ Deno.test({
       }
       // Ambient capabilities (systemd User= + AmbientCapabilities=) are the caller's own: the
       // plain runtime gets them, and the user's overrides still load.
-      const ambientOuts = await Promise.all(["main.ts", "intercept.ts"].map((program) =>
-        run([
-          "setpriv",
-          `--reuid=${NOBODY}`,
-          `--regid=${NOBODY}`,
-          "--clear-groups",
-          "--inh-caps=+net_raw,+net_admin",
-          "--ambient-caps=+net_raw,+net_admin",
-          "env",
-          `HOME=${dir}/home`,
-          `DENO_DIR=${dir}/home/deno`,
-          "DENO_NO_UPDATE_CHECK=1",
-          ...overrides(places.user),
-          without,
-          "run",
-          "-A",
-          "--no-lock",
-          `${src}${program}`,
-          "doctor",
-        ], { check: false, timeoutMs: 60_000 })
-      ));
+      const ambientOuts = await Promise.all(
+        ["main.ts", "intercept.ts"].map((program) =>
+          denoAsNobody(dir, without, ["run", "-A", "--no-lock", `${src}${program}`, "doctor"], {
+            env: overrides(places.user),
+            caps: "ambient-net",
+          })
+        ),
+      );
       const ambient = {
         stdout: ambientOuts.map((o) => o.stdout).join("\n"),
         stderr: ambientOuts.map((o) => o.stderr).join("\n"),
@@ -261,7 +245,7 @@ Deno.test({
       const probe = `
         import { loadPcap } from "${src}lib/io/pcap_lib.ts";
         try { loadPcap(); console.log("loaded"); } catch (e) { console.log("error: " + e.message); }`;
-      const relative = await asNobody(withCaps, ["TCPCOPY_LIBPCAP=user/libpcap.so.0.8"], [
+      const relative = await nobody(withCaps, ["TCPCOPY_LIBPCAP=user/libpcap.so.0.8"], [
         "eval",
         probe,
       ]);
@@ -270,7 +254,7 @@ Deno.test({
         /^error: TCPCOPY_LIBPCAP=user\/libpcap\.so\.0\.8 refused: .*not an absolute path/m,
         relative.stdout + relative.stderr,
       );
-      const direct = await asNobody(withCaps, [`TCPCOPY_LIBPCAP=${places.user}/libpcap.so.0.8`], [
+      const direct = await nobody(withCaps, [`TCPCOPY_LIBPCAP=${places.user}/libpcap.so.0.8`], [
         "eval",
         probe,
       ]);

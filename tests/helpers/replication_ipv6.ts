@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type Cleanup, denoCmd, type Netns, waitFor } from "../helpers/netns.ts";
+import { type Cleanup, denoCmd, type Netns, waitFor } from "./netns.ts";
 import {
   buildLab,
   hostPart,
@@ -18,8 +18,8 @@ import {
   type OnlineHost,
   startLineServer,
   startNginx,
-} from "../helpers/lab.ts";
-import { readText, type Started, startLogged, tcpcopyCmd } from "../../bench/e2e_lab.ts";
+} from "./lab.ts";
+import { readText, type Started, startLogged, tcpcopyCmd } from "./replication.ts";
 
 const INTERCEPT = new URL("../../intercept.ts", import.meta.url).pathname;
 const TUNNEL_PORT = 36524;

@@ -1,5 +1,5 @@
 /**
- * Replication harness shared by the tcpcopy end-to-end tests (tests/e2e/tcpcopy_*.test.ts)
+ * Replication harness shared by the tcpcopy end-to-end tests (tests/e2e/*.test.ts)
  * and the end-to-end benchmark (bench/e2e_replication.ts): a lab from tests/helpers/lab.ts
  * with nginx (and optionally the line server) on every host, intercept in NFQUEUE mode on the
  * target, and tcpcopy from this checkout on each online host. Every process is started in its
@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Cleanup, denoCmd, type Netns, waitFor } from "../tests/helpers/netns.ts";
+import { type Cleanup, denoCmd, type Netns, waitFor } from "./netns.ts";
 import {
   buildLab,
   countLines,
@@ -17,9 +17,9 @@ import {
   LINE_PORT,
   startLineServer,
   startNginx,
-} from "../tests/helpers/lab.ts";
+} from "./lab.ts";
 
-const ROOT = new URL("../", import.meta.url);
+const ROOT = new URL("../../", import.meta.url);
 const MAIN = new URL("main.ts", ROOT).pathname;
 const INTERCEPT = new URL("intercept.ts", ROOT).pathname;
 

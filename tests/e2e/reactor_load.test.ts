@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
 import { ab, sh } from "../helpers/lab.ts";
-import { HTTP_PORT, startReplication, startTcpcopy, stopTcpcopy } from "../../bench/e2e_lab.ts";
+import { HTTP_PORT, startReplication, startTcpcopy, stopTcpcopy } from "../helpers/replication.ts";
 
 Deno.test({
   name: "reactor under load: --metrics answers, stats lines keep coming, SIGTERM is prompt",
