@@ -14,12 +14,12 @@
 import { parseArgs } from "node:util";
 import { Engine } from "../lib/engine/engine.ts";
 import type { OutSegment, ReplySegment } from "../lib/engine/segment.ts";
-import { ACK, PSH, SYN } from "../lib/engine/segment.ts";
+import { ACK, PSH, SYN } from "../lib/wire/tcp.ts";
 import { parseTcpcopyArgs } from "../lib/cli/parse.ts";
 import { engineConfigOf } from "../lib/tcpcopy/convert.ts";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Logger } from "../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
 import { LinkType } from "../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp } from "../lib/wire/packet.ts";
 
@@ -105,8 +105,10 @@ replicator.attach(engine);
 
 function frame(src: number, port: number, flags: number, seq: number, payload = ""): Uint8Array {
   const repr = {
-    srcAddr: `${src >>> 24}.${(src >> 16) & 255}.${(src >> 8) & 255}.${src & 255}`,
-    dstAddr: "10.0.0.1",
+    ...addressPair(
+      `${src >>> 24}.${(src >> 16) & 255}.${(src >> 8) & 255}.${src & 255}`,
+      "10.0.0.1",
+    ),
     srcPort: port,
     dstPort: 80,
     seq,

@@ -65,7 +65,7 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
       secret: req.secret,
       onReply: (bytes) => {
         if (parseIpTcp(bytes, 0, parsed) !== null) return;
-        if (parsed.dstAddr !== client.addr || parsed.dstPort !== client.port) return;
+        if (parsed.dstText() !== client.addr || parsed.dstPort !== client.port) return;
         answer ??= { flags: parsed.flags, ms: performance.now() - started };
       },
     });
@@ -87,8 +87,9 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
       sender!.flush();
     };
     const base = {
-      srcAddr: client.addr,
-      dstAddr: req.target.addr,
+      family: 4 as const,
+      srcAddr: route[0].addr,
+      dstAddr: route[1].addr,
       srcPort: client.port,
       dstPort: req.target.port,
       window: 65535,

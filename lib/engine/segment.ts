@@ -3,7 +3,7 @@
  *
  * The engine never sees bytes on the wire: the glue parses captured packets and reply
  * headers (lib/wire) into these objects and builds packets from {@link OutSegment}s.
- * Sequence and acknowledgement numbers are unsigned 32-bit values.
+ * Sequence and acknowledgement numbers are unsigned 32-bit values. Flag bits: lib/wire/tcp.ts.
  */
 
 /** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
@@ -54,19 +54,4 @@ export interface ReplySegment extends SegmentHeader {
 export interface OutSegment extends SegmentHeader {
   payload: Uint8Array;
   ipId?: number;
-}
-
-/** TCP header flag bits (RFC 9293 §3.1). */
-export const FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32;
-
-/** Flags as the usual letters ("SA", "FPA", ...), for logs and test messages. */
-export function flagsText(flags: number): string {
-  let s = "";
-  if (flags & SYN) s += "S";
-  if (flags & FIN) s += "F";
-  if (flags & RST) s += "R";
-  if (flags & PSH) s += "P";
-  if (flags & ACK) s += "A";
-  if (flags & URG) s += "U";
-  return s || ".";
 }

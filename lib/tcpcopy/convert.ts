@@ -13,6 +13,7 @@ import type {
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
+import type { IpAddress } from "../wire/addr.ts";
 
 /** The engine's configuration for a command line. Durations become milliseconds. */
 export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
@@ -124,8 +125,8 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
   const options = segmentOptionsOf(p);
   if (options === null) return null;
   return {
-    src: { addr: p.srcAddr, port: p.srcPort },
-    dst: { addr: p.dstAddr, port: p.dstPort },
+    src: { addr: p.srcText(), port: p.srcPort },
+    dst: { addr: p.dstText(), port: p.dstPort },
     seq: p.seq,
     ack: p.ack,
     flags: p.flags,
@@ -135,16 +136,6 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
     ipId: p.family === 4 ? p.ipId : undefined,
     timeMs,
   };
-}
-
-/**
- * A reply header from intercept (payload length from the IP header). Bytes after the TCP
- * header are not passed on as a payload prefix: C v6 records are zero padded to 64 bytes, and
- * tcpcopy does not ask intercept for payload prefixes.
- */
-export function replySegmentOf(p: ParsedTcp): ReplySegment | null {
-  const seg = emptyReplySegment();
-  return readReplySegment(p, seg, { tsval: 0, tsecr: 0 }) ? seg : null;
 }
 
 /** A reply segment to fill with {@link readReplySegment} (one shape for every reply). */
@@ -164,7 +155,9 @@ export function emptyReplySegment(): ReplySegment {
 /**
  * Fills `seg` (from {@link emptyReplySegment}, reused reply after reply: the engine reads a
  * reply and keeps nothing of it) from the reply header `p`, its timestamps into `ts`; false
- * when its options are malformed.
+ * when its options are malformed. The payload length comes from the IP header; bytes after
+ * the TCP header are not passed on as a payload prefix (C v6 records are zero padded to 64
+ * bytes, and tcpcopy does not ask intercept for payload prefixes).
  */
 export function readReplySegment(
   p: ParsedTcp,
@@ -172,9 +165,9 @@ export function readReplySegment(
   ts: { tsval: number; tsecr: number },
 ): boolean {
   if (!readSegmentOptions(p, seg.options, ts)) return false;
-  seg.src.addr = p.srcAddr;
+  seg.src.addr = p.srcText();
   seg.src.port = p.srcPort;
-  seg.dst.addr = p.dstAddr;
+  seg.dst.addr = p.dstText();
   seg.dst.port = p.dstPort;
   seg.seq = p.seq;
   seg.ack = p.ack;
@@ -184,19 +177,16 @@ export function readReplySegment(
   return true;
 }
 
+const NO_ADDRESS = new Uint8Array(0);
 const NO_SACK_BLOCKS: [number, number][] = [];
 const NO_UNKNOWN: { kind: number; data: Uint8Array }[] = [];
-
-/** The packet description lib/wire builds for an engine output segment (a fresh object). */
-export function packetReprOf(s: OutSegment): TcpPacketRepr {
-  return fillPacketRepr(s, emptyPacketRepr());
-}
 
 /** A packet description to fill with {@link fillPacketRepr}. */
 export function emptyPacketRepr(): TcpPacketRepr {
   return {
-    srcAddr: "",
-    dstAddr: "",
+    family: 4,
+    srcAddr: NO_ADDRESS,
+    dstAddr: NO_ADDRESS,
     srcPort: 0,
     dstPort: 0,
     seq: 0,
@@ -217,18 +207,25 @@ export function emptyPacketRepr(): TcpPacketRepr {
 }
 
 /**
- * Describes the engine output segment `s` in `repr` (from {@link emptyPacketRepr}; reused
- * packet after packet: lib/wire builds the bytes and keeps nothing). Returns `repr`.
+ * Describes the engine output segment `s` from `src` to `dst` (its addresses in binary form,
+ * one family) in `repr` (from {@link emptyPacketRepr}; reused packet after packet: lib/wire
+ * builds the bytes and keeps nothing). Returns `repr`.
  */
-export function fillPacketRepr(s: OutSegment, repr: TcpPacketRepr): TcpPacketRepr {
+export function fillPacketRepr(
+  s: OutSegment,
+  src: IpAddress,
+  dst: IpAddress,
+  repr: TcpPacketRepr,
+): TcpPacketRepr {
   const o = s.options;
   const options = repr.options!;
   options.mss = o.mss;
   options.wscale = o.wscale;
   options.sackPermitted = o.sackPermitted === true;
   options.timestamp = o.timestamp;
-  repr.srcAddr = s.src.addr;
-  repr.dstAddr = s.dst.addr;
+  repr.family = dst.family;
+  repr.srcAddr = src.bytes;
+  repr.dstAddr = dst.bytes;
   repr.srcPort = s.src.port;
   repr.dstPort = s.dst.port;
   repr.seq = s.seq;

@@ -131,12 +131,6 @@ export function isIpv6(text: string): boolean {
     typeof parseIp(text) !== "string";
 }
 
-/** Address family of canonical or non-canonical text: 4, 6, or 0 when invalid. */
-export function ipFamily(text: string): 0 | 4 | 6 {
-  const parsed = parseIp(text);
-  return typeof parsed === "string" ? 0 : parsed.family;
-}
-
 /** Four bytes at `bytes[offset..]` as a big-endian unsigned 32-bit integer. */
 export function ipv4ToU32(bytes: Uint8Array, offset = 0): number {
   return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |

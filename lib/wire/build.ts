@@ -5,6 +5,7 @@
  */
 
 import { parseIp } from "./addr.ts";
+import type { TcpRepr } from "./packet.ts";
 import {
   fillIpv4HeaderChecksum,
   ipv4PseudoSum,
@@ -21,28 +22,8 @@ import {
   tcpOptionsLength,
 } from "./tcp_options.ts";
 
-/** Everything needed to build one TCP packet. Addresses must be of the same family. */
-export interface TcpPacketRepr {
-  /** Source address text (IPv4 or IPv6). */
-  srcAddr: string;
-  /** Destination address text (same family as srcAddr). */
-  dstAddr: string;
-  srcPort: number;
-  dstPort: number;
-  /** Sequence number (unsigned 32-bit). */
-  seq: number;
-  /** Acknowledgment number (unsigned 32-bit). */
-  ack: number;
-  /** Flag byte (see TcpFlags). */
-  flags: number;
-  /** Window field (unscaled). */
-  window: number;
-  /** Urgent pointer (default 0). */
-  urgent?: number;
-  /** IPv4 identification (default 0; ignored for IPv6). */
-  ipId?: number;
-  /** IPv4 TTL / IPv6 hop limit (default 64). */
-  ttl?: number;
+/** Everything needed to build one TCP packet: the header fields plus options and payload. */
+export interface TcpPacketRepr extends TcpRepr {
   /** IPv4 "don't fragment" bit (default true). */
   dontFragment?: boolean;
   /** TCP options (default none). */
@@ -51,33 +32,39 @@ export interface TcpPacketRepr {
   payload?: Uint8Array;
 }
 
-const ADDR_CACHE_LIMIT = 4096;
-const addrCache = new Map<string, Uint8Array | null>();
+/** True when both addresses have the length of `repr.family`. */
+function addressesFit(repr: TcpRepr): boolean {
+  const n = repr.family === 4 ? 4 : repr.family === 6 ? 16 : -1;
+  return repr.srcAddr.length === n && repr.dstAddr.length === n;
+}
 
-/** Binary form of address text, memoised (the same few addresses recur). */
-function addrBytes(text: string): Uint8Array | null {
-  let bytes = addrCache.get(text);
-  if (bytes === undefined) {
-    const parsed = parseIp(text);
-    bytes = typeof parsed === "string" ? null : parsed.bytes;
-    if (addrCache.size >= ADDR_CACHE_LIMIT) addrCache.clear();
-    addrCache.set(text, bytes);
+/**
+ * The family and binary addresses of two address literals, for packets described in text
+ * (tools, probes, tests): `{ ...addressPair("10.0.0.1", "10.0.0.2"), srcPort, ... }`. Throws a
+ * TypeError when either is not an address or their families differ (never use it on network
+ * input; the hot path carries bytes from the parser).
+ */
+export function addressPair(
+  src: string,
+  dst: string,
+): { family: 4 | 6; srcAddr: Uint8Array; dstAddr: Uint8Array } {
+  const s = parseIp(src), d = parseIp(dst);
+  if (typeof s === "string" || typeof d === "string" || s.family !== d.family) {
+    throw new TypeError(`not two IP addresses of one family: "${src}", "${dst}"`);
   }
-  return bytes;
+  return { family: s.family, srcAddr: s.bytes, dstAddr: d.bytes };
 }
 
 /**
  * Size in bytes of the packet {@link buildTcpPacket} writes for `repr`, or -1
- * when the addresses are invalid or of different families, or the options do
+ * when the addresses do not match the family, or the options do
  * not fit 40 bytes.
  */
 export function tcpPacketLength(repr: TcpPacketRepr): number {
-  const src = addrBytes(repr.srcAddr);
-  const dst = addrBytes(repr.dstAddr);
-  if (src === null || dst === null || src.length !== dst.length) return -1;
+  if (!addressesFit(repr)) return -1;
   const optLen = repr.options ? tcpOptionsLength(repr.options) : 0;
   if (optLen > TCP_MAX_OPTIONS_LEN) return -1;
-  const ipLen = src.length === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
+  const ipLen = repr.family === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
   return ipLen + TCP_MIN_HEADER_LEN + optLen + (repr.payload?.length ?? 0);
 }
 
@@ -91,9 +78,7 @@ export function tcpPacketLength(repr: TcpPacketRepr): number {
 export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0): number {
   const length = tcpPacketLength(repr);
   if (length < 0 || offset < 0 || offset + length > out.length) return 0;
-  const src = addrBytes(repr.srcAddr)!;
-  const dst = addrBytes(repr.dstAddr)!;
-  const v4 = src.length === 4;
+  const v4 = repr.family === 4;
   const ipLen = v4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
   if ((v4 ? length : length - IPV6_HEADER_LEN) > 0xffff) return 0;
   const ttl = repr.ttl ?? 64;
@@ -113,8 +98,8 @@ export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0)
     out[o + 9] = IP_PROTO_TCP;
     out[o + 10] = 0;
     out[o + 11] = 0;
-    out.set(src, o + 12);
-    out.set(dst, o + 16);
+    out.set(repr.srcAddr, o + 12);
+    out.set(repr.dstAddr, o + 16);
   } else {
     const plen = length - IPV6_HEADER_LEN;
     out[o] = 0x60;
@@ -125,8 +110,8 @@ export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0)
     out[o + 5] = plen;
     out[o + 6] = IP_PROTO_TCP;
     out[o + 7] = ttl;
-    out.set(src, o + 8);
-    out.set(dst, o + 24);
+    out.set(repr.srcAddr, o + 8);
+    out.set(repr.dstAddr, o + 24);
   }
   const t = o + ipLen;
   const optLen = repr.options ? emitTcpOptions(repr.options, out, t + TCP_MIN_HEADER_LEN) : 0;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Engine } from "../../lib/engine/engine.ts";
 import type { OutSegment, ReplySegment } from "../../lib/engine/segment.ts";
-import { ACK, PSH, RST, SYN } from "../../lib/engine/segment.ts";
+import { ACK, PSH, RST, SYN } from "../../lib/wire/tcp.ts";
 import {
   defaultMaxFlows,
   defaultMaxSessions,
@@ -22,15 +22,14 @@ import { parseTcpcopyArgs } from "../../lib/cli/parse.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 
 const TARGET = { addr: "10.0.0.2", port: 8080 };
 
 function frame(src: string, port: number, flags: number, seq: number, payload = ""): Uint8Array {
   const repr = {
-    srcAddr: src,
-    dstAddr: "10.0.0.1",
+    ...addressPair(src, "10.0.0.1"),
     srcPort: port,
     dstPort: 80,
     seq,
