@@ -5,6 +5,7 @@
  * headers (lib/wire) into these objects and builds packets from {@link OutSegment}s.
  * Sequence and acknowledgement numbers are unsigned 32-bit values. Flag bits: lib/wire/tcp.ts.
  */
+import type { TcpOptionFields } from "../wire/tcp_options.ts";
 
 /** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
 export interface Endpoint {
@@ -12,13 +13,8 @@ export interface Endpoint {
   port: number;
 }
 
-/** The TCP options the engine understands; anything else is dropped. */
-export interface SegmentOptions {
-  mss?: number;
-  wscale?: number;
-  sackPermitted?: boolean;
-  timestamp?: { tsval: number; tsecr: number };
-}
+/** The TCP options the engine understands (lib/wire's hot-path set); anything else is dropped. */
+export type SegmentOptions = TcpOptionFields;
 
 /** The TCP header fields every segment the engine sees or makes carries. */
 export interface SegmentHeader {

@@ -12,6 +12,8 @@ import type {
   SegmentOptions,
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
+import { TCP_MIN_HEADER_LEN } from "../wire/tcp.ts";
+import { readTcpOptionFields } from "../wire/tcp_options.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
 import type { IpAddress } from "../wire/addr.ts";
 
@@ -44,63 +46,18 @@ export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
 }
 
 /**
- * Reads the options the engine understands (MSS, window scale, SACK permitted, timestamps)
- * of the TCP header `p` describes into `out`, in place: every field is set (undefined or
- * false when absent), so every options object has the same shape. `ts` receives the
- * timestamps when present. The rules are lib/wire's (`parseTcpOptions`): parsing stops at
- * EOL; a length below 2, an option running past the header, or a known option of the wrong
- * length makes the options malformed (false is returned, `out` is then unspecified). SACK
- * blocks and unknown kinds are skipped: the engine does not use them.
+ * Reads the options the engine understands (MSS, window scale, SACK permitted, timestamps) of
+ * the TCP header `p` describes into `out`, in place (lib/wire's `readTcpOptionFields`: every
+ * field set, timestamps into `ts`); false when they are malformed (the packet is then counted
+ * and skipped).
  */
 export function readSegmentOptions(
   p: ParsedTcp,
   out: SegmentOptions,
   ts: { tsval: number; tsecr: number },
 ): boolean {
-  out.mss = undefined;
-  out.wscale = undefined;
-  out.sackPermitted = false;
-  out.timestamp = undefined;
-  const b = p.bytes;
-  const end = p.tcpOffset + p.tcpHeaderLength;
-  if (end > b.length) return false;
-  let i = p.tcpOffset + 20;
-  while (i < end) {
-    const kind = b[i];
-    if (kind === 0) break; // EOL
-    if (kind === 1) { // NOP
-      i++;
-      continue;
-    }
-    if (i + 2 > end) return false;
-    const len = b[i + 1];
-    if (len < 2 || i + len > end) return false;
-    switch (kind) {
-      case 2: // MSS
-        if (len !== 4) return false;
-        out.mss = (b[i + 2] << 8) | b[i + 3];
-        break;
-      case 3: // window scale
-        if (len !== 3) return false;
-        out.wscale = b[i + 2];
-        break;
-      case 4: // SACK permitted
-        if (len !== 2) return false;
-        out.sackPermitted = true;
-        break;
-      case 5: // SACK blocks
-        if (len < 10 || (len - 2) % 8 !== 0) return false;
-        break;
-      case 8: // timestamps
-        if (len !== 10) return false;
-        ts.tsval = ((b[i + 2] << 24) | (b[i + 3] << 16) | (b[i + 4] << 8) | b[i + 5]) >>> 0;
-        ts.tsecr = ((b[i + 6] << 24) | (b[i + 7] << 16) | (b[i + 8] << 8) | b[i + 9]) >>> 0;
-        out.timestamp = ts;
-        break;
-    }
-    i += len;
-  }
-  return true;
+  const start = p.tcpOffset + TCP_MIN_HEADER_LEN;
+  return readTcpOptionFields(p.bytes, start, p.tcpOffset + p.tcpHeaderLength, out, ts) === null;
 }
 
 /** Options with every field present and nothing set (one shape for all segments). */

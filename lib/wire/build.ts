@@ -81,42 +81,62 @@ export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0)
   const v4 = repr.family === 4;
   const ipLen = v4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
   if ((v4 ? length : length - IPV6_HEADER_LEN) > 0xffff) return 0;
-  const ttl = repr.ttl ?? 64;
-  const o = offset;
-  if (v4) {
-    out[o] = 0x45;
-    out[o + 1] = 0;
-    out[o + 2] = length >>> 8;
-    out[o + 3] = length;
-    const id = repr.ipId ?? 0;
-    out[o + 4] = id >>> 8;
-    out[o + 5] = id;
-    const frag = (repr.dontFragment ?? true) ? IPV4_FLAG_DF : 0;
-    out[o + 6] = frag >>> 8;
-    out[o + 7] = 0;
-    out[o + 8] = ttl;
-    out[o + 9] = IP_PROTO_TCP;
-    out[o + 10] = 0;
-    out[o + 11] = 0;
-    out.set(repr.srcAddr, o + 12);
-    out.set(repr.dstAddr, o + 16);
-  } else {
-    const plen = length - IPV6_HEADER_LEN;
-    out[o] = 0x60;
-    out[o + 1] = 0;
-    out[o + 2] = 0;
-    out[o + 3] = 0;
-    out[o + 4] = plen >>> 8;
-    out[o + 5] = plen;
-    out[o + 6] = IP_PROTO_TCP;
-    out[o + 7] = ttl;
-    out.set(repr.srcAddr, o + 8);
-    out.set(repr.dstAddr, o + 24);
-  }
-  const t = o + ipLen;
+  const o = offset, t = o + ipLen;
+  if (v4) emitIpv4Header(repr, out, o, length);
+  else emitIpv6Header(repr, out, o, length - IPV6_HEADER_LEN);
   const optLen = repr.options ? emitTcpOptions(repr.options, out, t + TCP_MIN_HEADER_LEN) : 0;
   if (optLen < 0) return 0;
   const thl = TCP_MIN_HEADER_LEN + optLen;
+  emitTcpHeader(repr, out, t, thl);
+  if (repr.payload) out.set(repr.payload, t + thl);
+
+  const tcpLength = length - ipLen;
+  const pseudo = v4
+    ? ipv4PseudoSum(out, o, IP_PROTO_TCP, tcpLength)
+    : ipv6PseudoSum(out, o, IP_PROTO_TCP, tcpLength);
+  const csum = tcpChecksumWithPseudo(out, t, tcpLength, pseudo);
+  out[t + 16] = csum >>> 8;
+  out[t + 17] = csum;
+  if (v4) fillIpv4HeaderChecksum(out, o);
+  return length;
+}
+
+/** A 20-byte IPv4 header at `out[o..]` (checksum left 0: filled last). */
+function emitIpv4Header(repr: TcpPacketRepr, out: Uint8Array, o: number, length: number): void {
+  out[o] = 0x45;
+  out[o + 1] = 0;
+  out[o + 2] = length >>> 8;
+  out[o + 3] = length;
+  const id = repr.ipId ?? 0;
+  out[o + 4] = id >>> 8;
+  out[o + 5] = id;
+  const frag = (repr.dontFragment ?? true) ? IPV4_FLAG_DF : 0;
+  out[o + 6] = frag >>> 8;
+  out[o + 7] = 0;
+  out[o + 8] = repr.ttl ?? 64;
+  out[o + 9] = IP_PROTO_TCP;
+  out[o + 10] = 0;
+  out[o + 11] = 0;
+  out.set(repr.srcAddr, o + 12);
+  out.set(repr.dstAddr, o + 16);
+}
+
+/** A 40-byte IPv6 header at `out[o..]` announcing `plen` payload bytes. */
+function emitIpv6Header(repr: TcpPacketRepr, out: Uint8Array, o: number, plen: number): void {
+  out[o] = 0x60;
+  out[o + 1] = 0;
+  out[o + 2] = 0;
+  out[o + 3] = 0;
+  out[o + 4] = plen >>> 8;
+  out[o + 5] = plen;
+  out[o + 6] = IP_PROTO_TCP;
+  out[o + 7] = repr.ttl ?? 64;
+  out.set(repr.srcAddr, o + 8);
+  out.set(repr.dstAddr, o + 24);
+}
+
+/** The fixed TCP header at `out[t..]` with header length `thl` (checksum left 0). */
+function emitTcpHeader(repr: TcpPacketRepr, out: Uint8Array, t: number, thl: number): void {
   out[t] = repr.srcPort >>> 8;
   out[t + 1] = repr.srcPort;
   out[t + 2] = repr.dstPort >>> 8;
@@ -138,15 +158,4 @@ export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0)
   const urgent = repr.urgent ?? 0;
   out[t + 18] = urgent >>> 8;
   out[t + 19] = urgent;
-  if (repr.payload) out.set(repr.payload, t + thl);
-
-  const tcpLength = length - ipLen;
-  const pseudo = v4
-    ? ipv4PseudoSum(out, o, IP_PROTO_TCP, tcpLength)
-    : ipv6PseudoSum(out, o, IP_PROTO_TCP, tcpLength);
-  const csum = tcpChecksumWithPseudo(out, t, tcpLength, pseudo);
-  out[t + 16] = csum >>> 8;
-  out[t + 17] = csum;
-  if (v4) fillIpv4HeaderChecksum(out, o);
-  return length;
 }
