@@ -12,8 +12,6 @@ import type {
   SegmentOptions,
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
-import { TCP_MIN_HEADER_LEN } from "../wire/tcp.ts";
-import { readTcpOptionFields } from "../wire/tcp_options.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
 import type { IpAddress } from "../wire/addr.ts";
 
@@ -45,33 +43,9 @@ export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
   };
 }
 
-/**
- * Reads the options the engine understands (MSS, window scale, SACK permitted, timestamps) of
- * the TCP header `p` describes into `out`, in place (lib/wire's `readTcpOptionFields`: every
- * field set, timestamps into `ts`); false when they are malformed (the packet is then counted
- * and skipped).
- */
-export function readSegmentOptions(
-  p: ParsedTcp,
-  out: SegmentOptions,
-  ts: { tsval: number; tsecr: number },
-): boolean {
-  const start = p.tcpOffset + TCP_MIN_HEADER_LEN;
-  return readTcpOptionFields(p.bytes, start, p.tcpOffset + p.tcpHeaderLength, out, ts) === null;
-}
-
 /** Options with every field present and nothing set (one shape for all segments). */
 export function emptySegmentOptions(): SegmentOptions {
   return { mss: undefined, wscale: undefined, sackPermitted: false, timestamp: undefined };
-}
-
-/**
- * The options of the TCP header `p` describes, in the engine's form (a fresh object, every
- * field present); null when they are malformed (the packet is then counted and skipped).
- */
-export function segmentOptionsOf(p: ParsedTcp): SegmentOptions | null {
-  const out = emptySegmentOptions();
-  return readSegmentOptions(p, out, { tsval: 0, tsecr: 0 }) ? out : null;
 }
 
 /**
@@ -79,8 +53,8 @@ export function segmentOptionsOf(p: ParsedTcp): SegmentOptions | null {
  * copies what it keeps); null when the TCP options are malformed.
  */
 export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment | null {
-  const options = segmentOptionsOf(p);
-  if (options === null) return null;
+  const options = emptySegmentOptions(); // a fresh object: the engine may keep a SYN's options
+  if (p.readOptions(options, { tsval: 0, tsecr: 0 }) !== null) return null;
   return {
     src: { addr: p.srcText(), port: p.srcPort },
     dst: { addr: p.dstText(), port: p.dstPort },
@@ -121,7 +95,7 @@ export function readReplySegment(
   seg: ReplySegment,
   ts: { tsval: number; tsecr: number },
 ): boolean {
-  if (!readSegmentOptions(p, seg.options, ts)) return false;
+  if (p.readOptions(seg.options, ts) !== null) return false;
   seg.src.addr = p.srcText();
   seg.src.port = p.srcPort;
   seg.dst.addr = p.dstText();

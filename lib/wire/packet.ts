@@ -22,7 +22,8 @@ import type { WireError } from "./error.ts";
 import { checkIpv4, IP_PROTO_TCP, Ipv4Field } from "./ipv4.ts";
 import { checkIpv6, IPV6_HEADER_LEN, Ipv6Field, Ipv6Walk, walkIpv6Extensions } from "./ipv6.ts";
 import { ipOffsetOf } from "./link.ts";
-import { checkTcp, TcpField } from "./tcp.ts";
+import { checkTcp, TCP_MIN_HEADER_LEN, TcpField } from "./tcp.ts";
+import { readTcpOptionFields, type TcpOptionFields } from "./tcp_options.ts";
 
 /** IP and TCP header fields of one packet, as parsed or to be built. */
 export interface TcpRepr {
@@ -106,6 +107,15 @@ export class ParsedTcp implements TcpRepr {
   /** The payload bytes present in the buffer (a view, not a copy). */
   payload(): Uint8Array {
     return this.bytes.subarray(this.payloadOffset, this.payloadOffset + this.capturedPayloadLength);
+  }
+
+  /**
+   * Reads this header's options into `out` in place (every field set; see
+   * `readTcpOptionFields`), the timestamps into `ts`; an error when they are malformed.
+   */
+  readOptions(out: TcpOptionFields, ts: { tsval: number; tsecr: number }): WireError | null {
+    const start = this.tcpOffset + TCP_MIN_HEADER_LEN;
+    return readTcpOptionFields(this.bytes, start, this.tcpOffset + this.tcpHeaderLength, out, ts);
   }
 
   /** Source address as canonical text (cached per address): for logs and the engine's keys. */
