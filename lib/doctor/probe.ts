@@ -11,7 +11,7 @@
  */
 import { RawIpSender } from "../io/raw_send.ts";
 import { TunnelClient } from "../tunnel/client.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../wire/packet.ts";
 import { parseIp } from "../wire/addr.ts";
 import { TcpFlags } from "../wire/tcp.ts";
@@ -87,9 +87,7 @@ export async function probeSendPath(req: ProbeRequest): Promise<Verdict> {
       sender!.flush();
     };
     const base = {
-      family: 4 as const,
-      srcAddr: route[0].addr,
-      dstAddr: route[1].addr,
+      ...addressPair(client.addr, req.target.addr), // throws on a bad address: "probe failed"
       srcPort: client.port,
       dstPort: req.target.port,
       window: 65535,
