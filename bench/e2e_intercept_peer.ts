@@ -18,7 +18,7 @@
  */
 import { TunnelClient } from "../lib/tunnel/client.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
-import { buildTcpPacket } from "../lib/wire/build.ts";
+import { addressPair, buildTcpPacket } from "../lib/wire/build.ts";
 import { writeIp } from "../lib/wire/addr.ts";
 import { sharedReactor } from "../lib/io/reactor.ts";
 
@@ -99,8 +99,7 @@ async function main(cfg: PeerConfig): Promise<void> {
   let seq = 1;
   const send = (port: number) => {
     const n = buildTcpPacket({
-      srcAddr: cfg.self,
-      dstAddr: cfg.target,
+      ...addressPair(cfg.self, cfg.target),
       srcPort: port,
       dstPort: cfg.tport,
       seq: seq = (seq * 69069 + 1) >>> 0,

@@ -8,7 +8,7 @@ import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Logger } from "../lib/stats/logger.ts";
 import { emptyStats } from "../lib/engine/stats.ts";
 import type { OutSegment } from "../lib/engine/segment.ts";
-import { buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
 import { LinkType } from "../lib/wire/link.ts";
 
 const slotBuf = new Uint8Array(2048);
@@ -29,8 +29,7 @@ r.attach({
 
 const ts = { tsval: 123456, tsecr: 654321 };
 const repr = {
-  srcAddr: "192.168.1.10",
-  dstAddr: "10.0.0.1",
+  ...addressPair("192.168.1.10", "10.0.0.1"),
   srcPort: 40000,
   dstPort: 80,
   seq: 1000,

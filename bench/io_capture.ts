@@ -20,14 +20,18 @@ import { PcapCapture } from "../lib/io/pcap.ts";
 import { RingCapture } from "../lib/io/ring.ts";
 import { LinkSender } from "../lib/io/link_send.ts";
 import { loadLibc } from "../lib/io/libc.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../lib/wire/build.ts";
+import {
+  addressPair,
+  buildTcpPacket,
+  tcpPacketLength,
+  type TcpPacketRepr,
+} from "../lib/wire/build.ts";
 import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
 const FRAME: TcpPacketRepr = {
-  srcAddr: "10.220.0.1",
-  dstAddr: "10.220.0.2",
+  ...addressPair("10.220.0.1", "10.220.0.2"),
   srcPort: 40000,
   dstPort: 8080,
   seq: 1,

@@ -18,15 +18,14 @@ import process from "node:process";
 import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { NfQueue, Verdict } from "../lib/io/nfqueue.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
-import { buildTcpPacket, type TcpPacketRepr } from "../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, type TcpPacketRepr } from "../lib/wire/build.ts";
 import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
 function roleSend(count: number): void {
   const repr: TcpPacketRepr = {
-    srcAddr: "10.222.0.2",
-    dstAddr: "10.222.0.1",
+    ...addressPair("10.222.0.2", "10.222.0.1"),
     srcPort: 8080,
     dstPort: 40000,
     seq: 1,

@@ -16,7 +16,12 @@ import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
 import { LinkSender } from "../lib/io/link_send.ts";
 import type { PacketSender } from "../lib/io/batch_sender.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../lib/wire/build.ts";
+import {
+  addressPair,
+  buildTcpPacket,
+  tcpPacketLength,
+  type TcpPacketRepr,
+} from "../lib/wire/build.ts";
 import { printTable } from "./table.ts";
 
 const SELF = new URL(import.meta.url).pathname;
@@ -25,8 +30,7 @@ const SINK_MAC = "02:00:00:00:00:99";
 
 function roleSend(kind: string, device: string, batch: number, count: number): void {
   const repr: TcpPacketRepr = {
-    srcAddr: "10.221.0.1",
-    dstAddr: SINK,
+    ...addressPair("10.221.0.1", SINK),
     srcPort: 40000,
     dstPort: 8080,
     seq: 1,
@@ -151,8 +155,7 @@ async function main(): Promise<void> {
     const baseline = await buildBaseline(dir);
     const template = new Uint8Array(104);
     buildTcpPacket({
-      srcAddr: "10.221.0.1",
-      dstAddr: SINK,
+      ...addressPair("10.221.0.1", SINK),
       srcPort: 40000,
       dstPort: 8080,
       seq: 1,

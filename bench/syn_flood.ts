@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import type { ReplySegment } from "../lib/engine/segment.ts";
-import { ACK, PSH, SYN } from "../lib/engine/segment.ts";
+import { ACK, PSH, SYN } from "../lib/wire/tcp.ts";
 import { ParsedTcp, parseIpTcp } from "../lib/wire/packet.ts";
 import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../tests/helpers/syn_flood.ts";
 

@@ -11,7 +11,7 @@
  */
 import { RawIpSender } from "../io/raw_send.ts";
 import { TunnelClient } from "../tunnel/client.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../wire/packet.ts";
 import { parseIp } from "../wire/addr.ts";
 import { TcpFlags } from "../wire/tcp.ts";
@@ -91,7 +91,7 @@ async function runProbe(req: ProbeRequest, probe: Probe): Promise<Verdict | unde
       secret: req.secret,
       onReply: (bytes) => {
         if (parseIpTcp(bytes, 0, parsed) !== null) return;
-        if (parsed.dstAddr !== client.addr || parsed.dstPort !== client.port) return;
+        if (parsed.dstText() !== client.addr || parsed.dstPort !== client.port) return;
         probe.answer ??= { flags: parsed.flags, ms: performance.now() - probe.started };
       },
     });
@@ -136,8 +136,7 @@ async function sendSyn(req: ProbeRequest, probe: Probe, sender: RawIpSender): Pr
     sender.flush();
   };
   const base = {
-    srcAddr: probe.client.addr,
-    dstAddr: req.target.addr,
+    ...addressPair(probe.client.addr, req.target.addr), // throws on a bad address: "probe failed"
     srcPort: probe.client.port,
     dstPort: req.target.port,
     window: 65535,

@@ -17,7 +17,7 @@ import { DeadlineQueue } from "./deadline_queue.ts";
 import { hash32, unit } from "./hash.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
-import { ACK, FIN, RST, SYN } from "./segment.ts";
+import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe } from "../wire/seq.ts";
 import type { SessionHost } from "./session.ts";
 import { Session } from "./session.ts";

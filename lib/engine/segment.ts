@@ -3,8 +3,9 @@
  *
  * The engine never sees bytes on the wire: the glue parses captured packets and reply
  * headers (lib/wire) into these objects and builds packets from {@link OutSegment}s.
- * Sequence and acknowledgement numbers are unsigned 32-bit values.
+ * Sequence and acknowledgement numbers are unsigned 32-bit values. Flag bits: lib/wire/tcp.ts.
  */
+import type { TcpOptionFields } from "../wire/tcp_options.ts";
 
 /** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
 export interface Endpoint {
@@ -12,13 +13,8 @@ export interface Endpoint {
   port: number;
 }
 
-/** The TCP options the engine understands; anything else is dropped. */
-export interface SegmentOptions {
-  mss?: number;
-  wscale?: number;
-  sackPermitted?: boolean;
-  timestamp?: { tsval: number; tsecr: number };
-}
+/** The TCP options the engine understands (lib/wire's hot-path set); anything else is dropped. */
+export type SegmentOptions = TcpOptionFields;
 
 /** The TCP header fields every segment the engine sees or makes carries. */
 export interface SegmentHeader {
@@ -54,19 +50,4 @@ export interface ReplySegment extends SegmentHeader {
 export interface OutSegment extends SegmentHeader {
   payload: Uint8Array;
   ipId?: number;
-}
-
-/** TCP header flag bits (RFC 9293 §3.1). */
-export const FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32;
-
-/** Flags as the usual letters ("SA", "FPA", ...), for logs and test messages. */
-export function flagsText(flags: number): string {
-  let s = "";
-  if (flags & SYN) s += "S";
-  if (flags & FIN) s += "F";
-  if (flags & RST) s += "R";
-  if (flags & PSH) s += "P";
-  if (flags & ACK) s += "A";
-  if (flags & URG) s += "U";
-  return s || ".";
 }

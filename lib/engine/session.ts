@@ -19,7 +19,7 @@ import type {
   ReplySegment,
   SegmentOptions,
 } from "./segment.ts";
-import { ACK, FIN, PSH, RST, SYN } from "./segment.ts";
+import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { view } from "./slab.ts";
 import type { EndReason, EngineStats } from "./stats.ts";

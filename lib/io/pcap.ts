@@ -30,7 +30,7 @@ import { forEachRecord, type PacketHandler } from "./pcap_records.ts";
 import { FdWaiter } from "./readiness.ts";
 
 export { PcapFile, type PcapRecord, PcapWriter } from "./pcap_file.ts";
-export { LinkType } from "./pcap_lib.ts";
+export { LinkType } from "../wire/link.ts";
 export type { PacketHandler } from "./pcap_records.ts";
 
 /** Options of {@link PcapCapture.openLive}. */

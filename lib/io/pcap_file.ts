@@ -8,7 +8,8 @@
 
 import { IoError } from "./errors.ts";
 import { cstr, fromCstr } from "./libc.ts";
-import { ERRBUF_SIZE, LinkType, loadPcap, type Pcap, pcapError, PcapStatus } from "./pcap_lib.ts";
+import { LinkType } from "../wire/link.ts";
+import { ERRBUF_SIZE, loadPcap, type Pcap, pcapError, PcapStatus } from "./pcap_lib.ts";
 
 /** One savefile record; `data` is a fresh copy owned by the caller. */
 export interface PcapRecord {

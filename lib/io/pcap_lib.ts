@@ -101,15 +101,6 @@ export const PcapStatus = {
 /** pcap_direction_t (pcap/pcap.h). */
 export const PcapDirection = { INOUT: 0, IN: 1, OUT: 2 } as const;
 
-/** Data link types seen by tcpcopy (DLT_*). */
-export const LinkType = {
-  NULL: 0,
-  EN10MB: 1,
-  RAW: 12, // DLT_RAW on Linux (written to files as LINKTYPE_RAW 101)
-  LINUX_SLL: 113,
-  LINUX_SLL2: 276,
-} as const;
-
 /** PCAP_ERRBUF_SIZE */
 export const ERRBUF_SIZE = 256;
 
@@ -146,10 +137,4 @@ export function pcapError(p: Deno.PointerObject): string {
 export function pcapStatusText(status: number): string {
   const s = loadPcap().pcap_statustostr(status);
   return s === null ? `libpcap status ${status}` : Deno.UnsafePointerView.getCString(s);
-}
-
-/** The libpcap version string, e.g. "libpcap version 1.10.3 (with TPACKET_V3)". */
-export function pcapVersion(): string {
-  const s = loadPcap().pcap_lib_version();
-  return s === null ? "unknown" : Deno.UnsafePointerView.getCString(s);
 }

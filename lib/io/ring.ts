@@ -21,7 +21,8 @@
 
 import { IoError } from "./errors.ts";
 import { cstr, describeErrno, Errno, errno, loadLibc, Mmap, NativeMemory } from "./libc.ts";
-import { LinkType, loadPcap, pcapError } from "./pcap_lib.ts";
+import { LinkType } from "../wire/link.ts";
+import { loadPcap, pcapError } from "./pcap_lib.ts";
 import type { CaptureStats, LiveOptions } from "./pcap.ts";
 import type { PacketHandler } from "./pcap_records.ts";
 import { FdWaiter } from "./readiness.ts";

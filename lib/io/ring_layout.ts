@@ -75,8 +75,6 @@ export const Tp3Hdr = {
   PKTTYPE: 48 + 10,
 } as const;
 
-/** Size of `struct tpacket_req3` (7 × u32). */
-export const TPACKET_REQ3_SIZE = 28;
 /** Size of `struct tpacket_stats_v3` (tp_packets, tp_drops, tp_freeze_q_cnt). */
 export const TPACKET_STATS_V3_SIZE = 12;
 /** Frame size given to the kernel (V3 ignores it for packing but checks it divides the block). */

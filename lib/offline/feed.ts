@@ -62,7 +62,7 @@ export class OfflineFeed {
       this.counters.notTcp++;
       return null;
     }
-    if (!this.#matches(out.dstAddr, out.dstPort)) {
+    if (!this.#matches(out.dstText(), out.dstPort)) {
       if (this.#otherPorts.size < MAX_PORTS || this.#otherPorts.has(out.dstPort)) {
         this.#otherPorts.set(out.dstPort, (this.#otherPorts.get(out.dstPort) ?? 0) + 1);
       }
@@ -70,7 +70,7 @@ export class OfflineFeed {
     }
     this.counters.packetsMatched++;
     if (this.pass === 0 && this.#flows.size < MAX_FLOWS) {
-      const key = `${out.srcAddr}|${out.srcPort}|${out.dstAddr}|${out.dstPort}`;
+      const key = `${out.srcText()}|${out.srcPort}|${out.dstText()}|${out.dstPort}`;
       if (!this.#flows.has(key)) {
         this.#flows.add(key);
         this.counters.connections++;

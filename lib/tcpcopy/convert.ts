@@ -13,6 +13,7 @@ import type {
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
+import type { IpAddress } from "../wire/addr.ts";
 
 /** The engine's configuration for a command line. Durations become milliseconds. */
 export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
@@ -42,78 +43,9 @@ export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
   };
 }
 
-/**
- * Reads the options the engine understands (MSS, window scale, SACK permitted, timestamps)
- * of the TCP header `p` describes into `out`, in place: every field is set (undefined or
- * false when absent), so every options object has the same shape. `ts` receives the
- * timestamps when present. The rules are lib/wire's (`parseTcpOptions`): parsing stops at
- * EOL; a length below 2, an option running past the header, or a known option of the wrong
- * length makes the options malformed (false is returned, `out` is then unspecified). SACK
- * blocks and unknown kinds are skipped: the engine does not use them.
- */
-export function readSegmentOptions(
-  p: ParsedTcp,
-  out: SegmentOptions,
-  ts: { tsval: number; tsecr: number },
-): boolean {
-  out.mss = undefined;
-  out.wscale = undefined;
-  out.sackPermitted = false;
-  out.timestamp = undefined;
-  const b = p.bytes;
-  const end = p.tcpOffset + p.tcpHeaderLength;
-  if (end > b.length) return false;
-  let i = p.tcpOffset + 20;
-  while (i < end) {
-    const kind = b[i];
-    if (kind === 0) break; // EOL
-    if (kind === 1) { // NOP
-      i++;
-      continue;
-    }
-    if (i + 2 > end) return false;
-    const len = b[i + 1];
-    if (len < 2 || i + len > end) return false;
-    switch (kind) {
-      case 2: // MSS
-        if (len !== 4) return false;
-        out.mss = (b[i + 2] << 8) | b[i + 3];
-        break;
-      case 3: // window scale
-        if (len !== 3) return false;
-        out.wscale = b[i + 2];
-        break;
-      case 4: // SACK permitted
-        if (len !== 2) return false;
-        out.sackPermitted = true;
-        break;
-      case 5: // SACK blocks
-        if (len < 10 || (len - 2) % 8 !== 0) return false;
-        break;
-      case 8: // timestamps
-        if (len !== 10) return false;
-        ts.tsval = ((b[i + 2] << 24) | (b[i + 3] << 16) | (b[i + 4] << 8) | b[i + 5]) >>> 0;
-        ts.tsecr = ((b[i + 6] << 24) | (b[i + 7] << 16) | (b[i + 8] << 8) | b[i + 9]) >>> 0;
-        out.timestamp = ts;
-        break;
-    }
-    i += len;
-  }
-  return true;
-}
-
 /** Options with every field present and nothing set (one shape for all segments). */
 export function emptySegmentOptions(): SegmentOptions {
   return { mss: undefined, wscale: undefined, sackPermitted: false, timestamp: undefined };
-}
-
-/**
- * The options of the TCP header `p` describes, in the engine's form (a fresh object, every
- * field present); null when they are malformed (the packet is then counted and skipped).
- */
-export function segmentOptionsOf(p: ParsedTcp): SegmentOptions | null {
-  const out = emptySegmentOptions();
-  return readSegmentOptions(p, out, { tsval: 0, tsecr: 0 }) ? out : null;
 }
 
 /**
@@ -121,11 +53,11 @@ export function segmentOptionsOf(p: ParsedTcp): SegmentOptions | null {
  * copies what it keeps); null when the TCP options are malformed.
  */
 export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment | null {
-  const options = segmentOptionsOf(p);
-  if (options === null) return null;
+  const options = emptySegmentOptions(); // a fresh object: the engine may keep a SYN's options
+  if (p.readOptions(options, { tsval: 0, tsecr: 0 }) !== null) return null;
   return {
-    src: { addr: p.srcAddr, port: p.srcPort },
-    dst: { addr: p.dstAddr, port: p.dstPort },
+    src: { addr: p.srcText(), port: p.srcPort },
+    dst: { addr: p.dstText(), port: p.dstPort },
     seq: p.seq,
     ack: p.ack,
     flags: p.flags,
@@ -135,16 +67,6 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
     ipId: p.family === 4 ? p.ipId : undefined,
     timeMs,
   };
-}
-
-/**
- * A reply header from intercept (payload length from the IP header). Bytes after the TCP
- * header are not passed on as a payload prefix: C v6 records are zero padded to 64 bytes, and
- * tcpcopy does not ask intercept for payload prefixes.
- */
-export function replySegmentOf(p: ParsedTcp): ReplySegment | null {
-  const seg = emptyReplySegment();
-  return readReplySegment(p, seg, { tsval: 0, tsecr: 0 }) ? seg : null;
 }
 
 /** A reply segment to fill with {@link readReplySegment} (one shape for every reply). */
@@ -164,17 +86,19 @@ export function emptyReplySegment(): ReplySegment {
 /**
  * Fills `seg` (from {@link emptyReplySegment}, reused reply after reply: the engine reads a
  * reply and keeps nothing of it) from the reply header `p`, its timestamps into `ts`; false
- * when its options are malformed.
+ * when its options are malformed. The payload length comes from the IP header; bytes after
+ * the TCP header are not passed on as a payload prefix (C v6 records are zero padded to 64
+ * bytes, and tcpcopy does not ask intercept for payload prefixes).
  */
 export function readReplySegment(
   p: ParsedTcp,
   seg: ReplySegment,
   ts: { tsval: number; tsecr: number },
 ): boolean {
-  if (!readSegmentOptions(p, seg.options, ts)) return false;
-  seg.src.addr = p.srcAddr;
+  if (p.readOptions(seg.options, ts) !== null) return false;
+  seg.src.addr = p.srcText();
   seg.src.port = p.srcPort;
-  seg.dst.addr = p.dstAddr;
+  seg.dst.addr = p.dstText();
   seg.dst.port = p.dstPort;
   seg.seq = p.seq;
   seg.ack = p.ack;
@@ -184,19 +108,16 @@ export function readReplySegment(
   return true;
 }
 
+const NO_ADDRESS = new Uint8Array(0);
 const NO_SACK_BLOCKS: [number, number][] = [];
 const NO_UNKNOWN: { kind: number; data: Uint8Array }[] = [];
-
-/** The packet description lib/wire builds for an engine output segment (a fresh object). */
-export function packetReprOf(s: OutSegment): TcpPacketRepr {
-  return fillPacketRepr(s, emptyPacketRepr());
-}
 
 /** A packet description to fill with {@link fillPacketRepr}. */
 export function emptyPacketRepr(): TcpPacketRepr {
   return {
-    srcAddr: "",
-    dstAddr: "",
+    family: 4,
+    srcAddr: NO_ADDRESS,
+    dstAddr: NO_ADDRESS,
     srcPort: 0,
     dstPort: 0,
     seq: 0,
@@ -217,18 +138,25 @@ export function emptyPacketRepr(): TcpPacketRepr {
 }
 
 /**
- * Describes the engine output segment `s` in `repr` (from {@link emptyPacketRepr}; reused
- * packet after packet: lib/wire builds the bytes and keeps nothing). Returns `repr`.
+ * Describes the engine output segment `s` from `src` to `dst` (its addresses in binary form,
+ * one family) in `repr` (from {@link emptyPacketRepr}; reused packet after packet: lib/wire
+ * builds the bytes and keeps nothing). Returns `repr`.
  */
-export function fillPacketRepr(s: OutSegment, repr: TcpPacketRepr): TcpPacketRepr {
+export function fillPacketRepr(
+  s: OutSegment,
+  src: IpAddress,
+  dst: IpAddress,
+  repr: TcpPacketRepr,
+): TcpPacketRepr {
   const o = s.options;
   const options = repr.options!;
   options.mss = o.mss;
   options.wscale = o.wscale;
   options.sackPermitted = o.sackPermitted === true;
   options.timestamp = o.timestamp;
-  repr.srcAddr = s.src.addr;
-  repr.dstAddr = s.dst.addr;
+  repr.family = dst.family;
+  repr.srcAddr = src.bytes;
+  repr.dstAddr = dst.bytes;
   repr.srcPort = s.src.port;
   repr.dstPort = s.dst.port;
   repr.seq = s.seq;

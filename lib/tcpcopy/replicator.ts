@@ -11,8 +11,9 @@ import type { EngineStats, SessionEvent } from "../engine/stats.ts";
 import type { CapturedSegment, ReplySegment } from "../engine/segment.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../wire/packet.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
-import { parseIp } from "../wire/addr.ts";
+import { type IpAddress, parseIp } from "../wire/addr.ts";
 import type { Logger } from "../stats/logger.ts";
+import { FIN, PSH } from "../wire/tcp.ts";
 import {
   capturedSegmentOf,
   emptyPacketRepr,
@@ -20,6 +21,8 @@ import {
   fillPacketRepr,
   readReplySegment,
 } from "./convert.ts";
+
+const ADDR_CACHE_LIMIT = 65536;
 
 /** What the replicator needs of the session engine. */
 export interface EngineLike {
@@ -111,7 +114,9 @@ export class Replicator implements EngineOutput {
   readonly #replySeg = emptyReplySegment();
   readonly #replyTs = { tsval: 0, tsecr: 0 };
   readonly #repr = emptyPacketRepr();
-  readonly #addrCache = new Map<string, Uint8Array>();
+  // The engine keys sessions by address text; packets and routes need the bytes. One cache
+  // for both (the same few addresses recur), cleared when it grows past ADDR_CACHE_LIMIT.
+  readonly #addrCache = new Map<string, IpAddress | null>();
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
@@ -195,12 +200,17 @@ export class Replicator implements EngineOutput {
   // EngineOutput
 
   send(seg: OutSegment): void {
-    const sender = seg.dst.addr.includes(":") ? this.opts.v6 : this.opts.v4;
+    const src = this.#addr(seg.src.addr), dst = this.#addr(seg.dst.addr);
+    if (src === null || dst === null || src.family !== dst.family) {
+      this.counters.buildErrors++;
+      return;
+    }
+    const sender = dst.family === 6 ? this.opts.v6 : this.opts.v4;
     if (sender === null) {
       this.counters.noSender++;
       return;
     }
-    const repr = fillPacketRepr(seg, this.#repr);
+    const repr = fillPacketRepr(seg, src, dst, this.#repr);
     const len = tcpPacketLength(repr);
     if (len < 0) {
       this.counters.buildErrors++;
@@ -219,7 +229,7 @@ export class Replicator implements EngineOutput {
     const last = Math.ceil(payload.length / room) - 1;
     for (let i = 0; i <= last; i++) {
       const part = payload.subarray(i * room, Math.min(payload.length, (i + 1) * room));
-      const flags = i === last ? seg.flags : seg.flags & ~(0x01 | 0x08);
+      const flags = i === last ? seg.flags : seg.flags & ~(FIN | PSH);
       const piece = {
         ...repr,
         seq: (seg.seq + i * room) >>> 0,
@@ -265,7 +275,8 @@ export class Replicator implements EngineOutput {
    */
   canRoute(target: Endpoint): boolean {
     const r = this.#routes;
-    return r === null || r.canRoute === undefined || r.canRoute(target.addr.includes(":"));
+    return r === null || r.canRoute === undefined ||
+      r.canRoute(this.#addr(target.addr)?.family === 6);
   }
 
   routeDel(client: Endpoint, target: Endpoint): void {
@@ -286,14 +297,19 @@ export class Replicator implements EngineOutput {
   }
 
   #routeEndpoint(e: Endpoint): RouteEndpoint | null {
-    let addr = this.#addrCache.get(e.addr);
+    const addr = this.#addr(e.addr);
+    return addr === null ? null : { addr: addr.bytes, port: e.port };
+  }
+
+  /** The binary form of engine address text (null when it is not an address), cached. */
+  #addr(text: string): IpAddress | null {
+    let addr = this.#addrCache.get(text);
     if (addr === undefined) {
-      const parsed = parseIp(e.addr);
-      if (typeof parsed === "string") return null;
-      addr = parsed.bytes;
-      if (this.#addrCache.size > 65536) this.#addrCache.clear();
-      this.#addrCache.set(e.addr, addr);
+      const parsed = parseIp(text);
+      addr = typeof parsed === "string" ? null : parsed;
+      if (this.#addrCache.size >= ADDR_CACHE_LIMIT) this.#addrCache.clear();
+      this.#addrCache.set(text, addr);
     }
-    return { addr, port: e.port };
+    return addr;
   }
 }

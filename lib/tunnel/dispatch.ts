@@ -6,7 +6,8 @@
  */
 import type { ReplyBatcher } from "./batcher.ts";
 import { DEFAULT_DELAY_LIMITS, DelayQueue, type DelayQueueLimits } from "./delay_queue.ts";
-import { inspectReply, newReplyInfo, TCP_RST, TCP_SYN } from "./reply_packet.ts";
+import { inspectReply, newReplyInfo } from "./reply_packet.ts";
+import { RST, SYN } from "../wire/tcp.ts";
 import { DEFAULT_MAX_PEER_ROUTES, DEFAULT_MAX_ROUTES, RouteTable } from "./routing.ts";
 
 /** A tunnel connection as the dispatcher sees it. */
@@ -128,7 +129,7 @@ export class Dispatcher<P extends TunnelPeer> {
     }
     const peer = this.routes.get(info.key, now);
     if (peer === undefined) {
-      if (info.flags & (TCP_SYN | TCP_RST)) {
+      if (info.flags & (SYN | RST)) {
         const keep = info.l4 + info.tcpLen + Math.min(info.capturedPayload, this.opts.delayPrefix);
         if (this.delay.add(info.key, pkt.slice(0, keep), now)) {
           c.delayed++;

@@ -1,14 +1,17 @@
 /**
  * The few header fields the tunnel needs from a captured reply (bytes starting at the IP
  * header): family, where the TCP header sits, its length, the payload length and the route
- * key. Deliberately tiny: the tunnel never interprets anything else.
+ * key. The parsing is lib/wire's (`parseIpTcp`, the parser tcpcopy uses on the other side):
+ * IPv4 options and IPv6 extension headers are accepted alike on both ends.
  */
+import type { WireError } from "../wire/error.ts";
+import { ParsedTcp, parseIpTcp } from "../wire/packet.ts";
 import { routeKey4, routeKey6 } from "./route_key.ts";
 
 /** What the tunnel knows about one captured reply; reused by the caller (no allocation). */
 export interface ReplyInfo {
   family: 4 | 6;
-  /** Offset of the TCP header (IPv4: ihl*4, IPv6: 40). */
+  /** Offset of the TCP header (IPv4: ihl*4, IPv6: 40 + extension headers). */
   l4: number;
   /** TCP header length in bytes (doff*4). */
   tcpLen: number;
@@ -27,49 +30,23 @@ export function newReplyInfo(): ReplyInfo {
   return { family: 4, l4: 0, tcpLen: 0, payloadLen: 0, capturedPayload: 0, flags: 0, key: "" };
 }
 
-/** TCP flag bits used by the delay queue. */
-export const TCP_SYN = 0x02;
-/** TCP RST flag. */
-export const TCP_RST = 0x04;
+const parsed = new ParsedTcp();
 
 /**
- * Fills `out` from a reply packet. Returns undefined on success or a short reason for
+ * Fills `out` from a reply packet. Returns undefined on success or the lib/wire reason for
  * packets that are not a well-formed IPv4/IPv6 TCP segment (counted by the caller).
  */
-export function inspectReply(p: Uint8Array, out: ReplyInfo): string | undefined {
-  if (p.length < 1) return "empty packet";
-  const version = p[0] >> 4;
-  let l4: number, ipPayloadEnd: number;
-  if (version === 4) {
-    const ihl = (p[0] & 0x0f) * 4;
-    if (ihl < 20 || p.length < ihl + 20) return "truncated IPv4/TCP header";
-    if (p[9] !== 6) return "not TCP";
-    l4 = ihl;
-    ipPayloadEnd = (p[2] << 8) | p[3];
-    if (ipPayloadEnd < ihl + 20) return "IPv4 total length too small";
-    out.family = 4;
-    out.key = routeKey4(p, 16, port(p, ihl + 2), p, 12, port(p, ihl));
-  } else if (version === 6) {
-    if (p.length < 60) return "truncated IPv6/TCP header";
-    if (p[6] !== 6) return "IPv6 next header is not TCP";
-    l4 = 40;
-    ipPayloadEnd = 40 + ((p[4] << 8) | p[5]);
-    out.family = 6;
-    out.key = routeKey6(p, 24, port(p, 42), p, 8, port(p, 40));
-  } else {
-    return `IP version ${version}`;
-  }
-  const tcpLen = (p[l4 + 12] >> 4) * 4;
-  if (tcpLen < 20 || ipPayloadEnd < l4 + tcpLen) return "bad TCP data offset";
-  if (p.length < l4 + tcpLen) return "truncated TCP options";
-  out.l4 = l4;
-  out.tcpLen = tcpLen;
-  out.flags = p[l4 + 13];
-  out.payloadLen = ipPayloadEnd - l4 - tcpLen;
-  out.capturedPayload = Math.max(0, Math.min(out.payloadLen, p.length - l4 - tcpLen));
+export function inspectReply(p: Uint8Array, out: ReplyInfo): WireError | undefined {
+  const err = parseIpTcp(p, 0, parsed);
+  if (err !== null) return err;
+  out.family = parsed.family;
+  out.key = parsed.family === 4
+    ? routeKey4(parsed.dstAddr, 0, parsed.dstPort, parsed.srcAddr, 0, parsed.srcPort)
+    : routeKey6(parsed.dstAddr, 0, parsed.dstPort, parsed.srcAddr, 0, parsed.srcPort);
+  out.l4 = parsed.tcpOffset;
+  out.tcpLen = parsed.tcpHeaderLength;
+  out.flags = parsed.flags;
+  out.payloadLen = parsed.payloadLength;
+  out.capturedPayload = parsed.capturedPayloadLength;
   return undefined;
-}
-
-function port(p: Uint8Array, at: number): number {
-  return (p[at] << 8) | p[at + 1];
 }

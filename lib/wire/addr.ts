@@ -1,10 +1,12 @@
 /**
  * IPv4 and IPv6 addresses.
  *
- * At API level an address is its canonical text: dotted quad for IPv4
- * ("10.0.0.1") and RFC 5952 form for IPv6 ("2001:db8::1", lower case, longest
- * zero run compressed, IPv4-mapped addresses as "::ffff:192.0.2.1"). Canonical
- * strings compare with `===` and work as `Map` keys for both families.
+ * Packets carry addresses as bytes plus a family (`TcpRepr`, packet.ts); text is
+ * for the edges (command lines, logs, the engine's map keys), always canonical:
+ * dotted quad for IPv4 ("10.0.0.1") and RFC 5952 form for IPv6 ("2001:db8::1",
+ * lower case, longest zero run compressed, IPv4-mapped addresses as
+ * "::ffff:192.0.2.1"). Canonical strings compare with `===` and work as `Map`
+ * keys for both families.
  *
  * @module
  */
@@ -129,12 +131,6 @@ export function isIpv4(text: string): boolean {
 export function isIpv6(text: string): boolean {
   return typeof text === "string" && text.includes(":") &&
     typeof parseIp(text) !== "string";
-}
-
-/** Address family of canonical or non-canonical text: 4, 6, or 0 when invalid. */
-export function ipFamily(text: string): 0 | 4 | 6 {
-  const parsed = parseIp(text);
-  return typeof parsed === "string" ? 0 : parsed.family;
 }
 
 /** Four bytes at `bytes[offset..]` as a big-endian unsigned 32-bit integer. */

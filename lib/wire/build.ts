@@ -5,6 +5,7 @@
  */
 
 import { parseIp } from "./addr.ts";
+import type { TcpRepr } from "./packet.ts";
 import {
   fillIpv4HeaderChecksum,
   ipv4PseudoSum,
@@ -21,28 +22,8 @@ import {
   tcpOptionsLength,
 } from "./tcp_options.ts";
 
-/** Everything needed to build one TCP packet. Addresses must be of the same family. */
-export interface TcpPacketRepr {
-  /** Source address text (IPv4 or IPv6). */
-  srcAddr: string;
-  /** Destination address text (same family as srcAddr). */
-  dstAddr: string;
-  srcPort: number;
-  dstPort: number;
-  /** Sequence number (unsigned 32-bit). */
-  seq: number;
-  /** Acknowledgment number (unsigned 32-bit). */
-  ack: number;
-  /** Flag byte (see TcpFlags). */
-  flags: number;
-  /** Window field (unscaled). */
-  window: number;
-  /** Urgent pointer (default 0). */
-  urgent?: number;
-  /** IPv4 identification (default 0; ignored for IPv6). */
-  ipId?: number;
-  /** IPv4 TTL / IPv6 hop limit (default 64). */
-  ttl?: number;
+/** Everything needed to build one TCP packet: the header fields plus options and payload. */
+export interface TcpPacketRepr extends TcpRepr {
   /** IPv4 "don't fragment" bit (default true). */
   dontFragment?: boolean;
   /** TCP options (default none). */
@@ -51,33 +32,39 @@ export interface TcpPacketRepr {
   payload?: Uint8Array;
 }
 
-const ADDR_CACHE_LIMIT = 4096;
-const addrCache = new Map<string, Uint8Array | null>();
+/** True when both addresses have the length of `repr.family`. */
+function addressesFit(repr: TcpRepr): boolean {
+  const n = repr.family === 4 ? 4 : repr.family === 6 ? 16 : -1;
+  return repr.srcAddr.length === n && repr.dstAddr.length === n;
+}
 
-/** Binary form of address text, memoised (the same few addresses recur). */
-function addrBytes(text: string): Uint8Array | null {
-  let bytes = addrCache.get(text);
-  if (bytes === undefined) {
-    const parsed = parseIp(text);
-    bytes = typeof parsed === "string" ? null : parsed.bytes;
-    if (addrCache.size >= ADDR_CACHE_LIMIT) addrCache.clear();
-    addrCache.set(text, bytes);
+/**
+ * The family and binary addresses of two address literals, for packets described in text
+ * (tools, probes, tests): `{ ...addressPair("10.0.0.1", "10.0.0.2"), srcPort, ... }`. Throws a
+ * TypeError when either is not an address or their families differ (never use it on network
+ * input; the hot path carries bytes from the parser).
+ */
+export function addressPair(
+  src: string,
+  dst: string,
+): { family: 4 | 6; srcAddr: Uint8Array; dstAddr: Uint8Array } {
+  const s = parseIp(src), d = parseIp(dst);
+  if (typeof s === "string" || typeof d === "string" || s.family !== d.family) {
+    throw new TypeError(`not two IP addresses of one family: "${src}", "${dst}"`);
   }
-  return bytes;
+  return { family: s.family, srcAddr: s.bytes, dstAddr: d.bytes };
 }
 
 /**
  * Size in bytes of the packet {@link buildTcpPacket} writes for `repr`, or -1
- * when the addresses are invalid or of different families, or the options do
+ * when the addresses do not match the family, or the options do
  * not fit 40 bytes.
  */
 export function tcpPacketLength(repr: TcpPacketRepr): number {
-  const src = addrBytes(repr.srcAddr);
-  const dst = addrBytes(repr.dstAddr);
-  if (src === null || dst === null || src.length !== dst.length) return -1;
+  if (!addressesFit(repr)) return -1;
   const optLen = repr.options ? tcpOptionsLength(repr.options) : 0;
   if (optLen > TCP_MAX_OPTIONS_LEN) return -1;
-  const ipLen = src.length === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
+  const ipLen = repr.family === 4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
   return ipLen + TCP_MIN_HEADER_LEN + optLen + (repr.payload?.length ?? 0);
 }
 
@@ -91,47 +78,65 @@ export function tcpPacketLength(repr: TcpPacketRepr): number {
 export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0): number {
   const length = tcpPacketLength(repr);
   if (length < 0 || offset < 0 || offset + length > out.length) return 0;
-  const src = addrBytes(repr.srcAddr)!;
-  const dst = addrBytes(repr.dstAddr)!;
-  const v4 = src.length === 4;
+  const v4 = repr.family === 4;
   const ipLen = v4 ? IPV4_MIN_HEADER_LEN : IPV6_HEADER_LEN;
   if ((v4 ? length : length - IPV6_HEADER_LEN) > 0xffff) return 0;
-  const ttl = repr.ttl ?? 64;
-  const o = offset;
-  if (v4) {
-    out[o] = 0x45;
-    out[o + 1] = 0;
-    out[o + 2] = length >>> 8;
-    out[o + 3] = length;
-    const id = repr.ipId ?? 0;
-    out[o + 4] = id >>> 8;
-    out[o + 5] = id;
-    const frag = (repr.dontFragment ?? true) ? IPV4_FLAG_DF : 0;
-    out[o + 6] = frag >>> 8;
-    out[o + 7] = 0;
-    out[o + 8] = ttl;
-    out[o + 9] = IP_PROTO_TCP;
-    out[o + 10] = 0;
-    out[o + 11] = 0;
-    out.set(src, o + 12);
-    out.set(dst, o + 16);
-  } else {
-    const plen = length - IPV6_HEADER_LEN;
-    out[o] = 0x60;
-    out[o + 1] = 0;
-    out[o + 2] = 0;
-    out[o + 3] = 0;
-    out[o + 4] = plen >>> 8;
-    out[o + 5] = plen;
-    out[o + 6] = IP_PROTO_TCP;
-    out[o + 7] = ttl;
-    out.set(src, o + 8);
-    out.set(dst, o + 24);
-  }
-  const t = o + ipLen;
+  const o = offset, t = o + ipLen;
+  if (v4) emitIpv4Header(repr, out, o, length);
+  else emitIpv6Header(repr, out, o, length - IPV6_HEADER_LEN);
   const optLen = repr.options ? emitTcpOptions(repr.options, out, t + TCP_MIN_HEADER_LEN) : 0;
   if (optLen < 0) return 0;
   const thl = TCP_MIN_HEADER_LEN + optLen;
+  emitTcpHeader(repr, out, t, thl);
+  if (repr.payload) out.set(repr.payload, t + thl);
+
+  const tcpLength = length - ipLen;
+  const pseudo = v4
+    ? ipv4PseudoSum(out, o, IP_PROTO_TCP, tcpLength)
+    : ipv6PseudoSum(out, o, IP_PROTO_TCP, tcpLength);
+  const csum = tcpChecksumWithPseudo(out, t, tcpLength, pseudo);
+  out[t + 16] = csum >>> 8;
+  out[t + 17] = csum;
+  if (v4) fillIpv4HeaderChecksum(out, o);
+  return length;
+}
+
+/** A 20-byte IPv4 header at `out[o..]` (checksum left 0: filled last). */
+function emitIpv4Header(repr: TcpPacketRepr, out: Uint8Array, o: number, length: number): void {
+  out[o] = 0x45;
+  out[o + 1] = 0;
+  out[o + 2] = length >>> 8;
+  out[o + 3] = length;
+  const id = repr.ipId ?? 0;
+  out[o + 4] = id >>> 8;
+  out[o + 5] = id;
+  const frag = (repr.dontFragment ?? true) ? IPV4_FLAG_DF : 0;
+  out[o + 6] = frag >>> 8;
+  out[o + 7] = 0;
+  out[o + 8] = repr.ttl ?? 64;
+  out[o + 9] = IP_PROTO_TCP;
+  out[o + 10] = 0;
+  out[o + 11] = 0;
+  out.set(repr.srcAddr, o + 12);
+  out.set(repr.dstAddr, o + 16);
+}
+
+/** A 40-byte IPv6 header at `out[o..]` announcing `plen` payload bytes. */
+function emitIpv6Header(repr: TcpPacketRepr, out: Uint8Array, o: number, plen: number): void {
+  out[o] = 0x60;
+  out[o + 1] = 0;
+  out[o + 2] = 0;
+  out[o + 3] = 0;
+  out[o + 4] = plen >>> 8;
+  out[o + 5] = plen;
+  out[o + 6] = IP_PROTO_TCP;
+  out[o + 7] = repr.ttl ?? 64;
+  out.set(repr.srcAddr, o + 8);
+  out.set(repr.dstAddr, o + 24);
+}
+
+/** The fixed TCP header at `out[t..]` with header length `thl` (checksum left 0). */
+function emitTcpHeader(repr: TcpPacketRepr, out: Uint8Array, t: number, thl: number): void {
   out[t] = repr.srcPort >>> 8;
   out[t + 1] = repr.srcPort;
   out[t + 2] = repr.dstPort >>> 8;
@@ -153,15 +158,4 @@ export function buildTcpPacket(repr: TcpPacketRepr, out: Uint8Array, offset = 0)
   const urgent = repr.urgent ?? 0;
   out[t + 18] = urgent >>> 8;
   out[t + 19] = urgent;
-  if (repr.payload) out.set(repr.payload, t + thl);
-
-  const tcpLength = length - ipLen;
-  const pseudo = v4
-    ? ipv4PseudoSum(out, o, IP_PROTO_TCP, tcpLength)
-    : ipv6PseudoSum(out, o, IP_PROTO_TCP, tcpLength);
-  const csum = tcpChecksumWithPseudo(out, t, tcpLength, pseudo);
-  out[t + 16] = csum >>> 8;
-  out[t + 17] = csum;
-  if (v4) fillIpv4HeaderChecksum(out, o);
-  return length;
 }

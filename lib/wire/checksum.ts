@@ -1,5 +1,5 @@
 /**
- * The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+ * The Internet checksum (RFC 1071): full sums, the IPv4 header and TCP with its pseudo-header.
  *
  * Sums are 16-bit one's-complement sums of big-endian words; an odd trailing
  * byte is padded with a zero byte. Every function clamps its range to the buffer,
@@ -225,77 +225,4 @@ export function fillTcpChecksum(packet: Uint8Array, ipOffset: number, tcpOffset 
   packet[tcpOffset + 16] = c >>> 8;
   packet[tcpOffset + 17] = c;
   return c;
-}
-
-/**
- * RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered data
- * changed from `oldWord` to `newWord`: HC' = ~(~HC + ~m + m').
- */
-export function checksumUpdate16(oldCsum: number, oldWord: number, newWord: number): number {
-  let sum = (~oldCsum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-/** {@link checksumUpdate16} for an aligned 32-bit field (two words), e.g. seq or ack. */
-export function checksumUpdate32(oldCsum: number, oldValue: number, newValue: number): number {
-  let sum = (~oldCsum & 0xffff) +
-    (~(oldValue >>> 16) & 0xffff) + (~oldValue & 0xffff) +
-    ((newValue >>> 16) & 0xffff) + (newValue & 0xffff);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-/**
- * {@link checksumUpdate16} for `length` bytes (even) that changed from
- * `oldBytes[oldOffset..]` to `newBytes[newOffset..]`, word-aligned in the covered data.
- */
-export function checksumUpdateBytes(
-  oldCsum: number,
-  oldBytes: Uint8Array,
-  oldOffset: number,
-  newBytes: Uint8Array,
-  newOffset: number,
-  length: number,
-): number {
-  let sum = ~oldCsum & 0xffff;
-  for (let i = 0; i + 1 < length; i += 2) {
-    sum += (~((oldBytes[oldOffset + i] << 8) | oldBytes[oldOffset + i + 1]) & 0xffff) +
-      ((newBytes[newOffset + i] << 8) | newBytes[newOffset + i + 1]);
-  }
-  return ~fold(sum) & 0xffff;
-}
-
-/**
- * New checksum after an address (4 bytes for IPv4, 16 for IPv6) covered by it
- * changed from `oldAddr` to `newAddr`. Use it for the IPv4 header checksum and for
- * the TCP checksum (the addresses are in the pseudo-header).
- */
-export function checksumUpdateAddress(
-  oldCsum: number,
-  oldAddr: Uint8Array,
-  newAddr: Uint8Array,
-): number {
-  return checksumUpdateBytes(
-    oldCsum,
-    oldAddr,
-    0,
-    newAddr,
-    0,
-    Math.min(oldAddr.length, newAddr.length),
-  );
-}
-
-/**
- * RFC 1624 eqn. 3 for a whole span: `oldSum` and `newSum` are the folded
- * one's-complement sums (see {@link onesComplementSum}) of a word-aligned span of
- * the covered data before and after it changed.
- */
-export function checksumUpdateSums(oldCsum: number, oldSum: number, newSum: number): number {
-  let sum = (~oldCsum & 0xffff) + (~oldSum & 0xffff) + (newSum & 0xffff);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }

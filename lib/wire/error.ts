@@ -49,8 +49,3 @@ export const WIRE_ERRORS: readonly WireError[] = [
   "bad_option",
   "bad_address",
 ];
-
-/** True when `value` is a {@link WireError} (all error values are strings). */
-export function isWireError(value: unknown): value is WireError {
-  return typeof value === "string";
-}

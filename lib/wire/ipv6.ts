@@ -1,5 +1,5 @@
 /**
- * IPv6 header (RFC 8200) as a view over a `Uint8Array`, and the walk over
+ * IPv6 header (RFC 8200): field offsets, the header check, and the walk over
  * extension headers to the upper-layer protocol.
  *
  * ```
@@ -12,7 +12,6 @@
  * @module
  */
 
-import { formatIpv6 } from "./addr.ts";
 import type { WireError } from "./error.ts";
 
 /** Size of the fixed IPv6 header. */
@@ -123,67 +122,4 @@ export function walkIpv6Extensions(
     at += len;
   }
   return "bad_ext_header";
-}
-
-/** A view of an IPv6 header at `bytes[offset..]`. Call {@link Ipv6Packet.check} first. */
-export class Ipv6Packet {
-  constructor(public bytes: Uint8Array, public offset = 0) {}
-
-  /** {@link checkIpv6} for this view. */
-  check(): WireError | null {
-    return checkIpv6(this.bytes, this.offset);
-  }
-
-  /** IP version (6 for a valid header). */
-  get version(): number {
-    return this.bytes[this.offset] >> 4;
-  }
-  /** Traffic class byte. */
-  get trafficClass(): number {
-    return ((this.bytes[this.offset] & 0x0f) << 4) | (this.bytes[this.offset + 1] >> 4);
-  }
-  /** 20-bit flow label. */
-  get flowLabel(): number {
-    return ((this.bytes[this.offset + 1] & 0x0f) << 16) | (this.bytes[this.offset + 2] << 8) |
-      this.bytes[this.offset + 3];
-  }
-  /** Length of everything after the fixed header, in bytes. */
-  get payloadLength(): number {
-    return (this.bytes[this.offset + 4] << 8) | this.bytes[this.offset + 5];
-  }
-  set payloadLength(value: number) {
-    this.bytes[this.offset + 4] = value >>> 8;
-    this.bytes[this.offset + 5] = value;
-  }
-  /** Total length (40 + payload length), for symmetry with IPv4. */
-  get totalLength(): number {
-    return IPV6_HEADER_LEN + this.payloadLength;
-  }
-  /** Next header number of the fixed header. */
-  get nextHeader(): number {
-    return this.bytes[this.offset + Ipv6Field.NEXT_HEADER];
-  }
-  /** Hop limit. */
-  get hopLimit(): number {
-    return this.bytes[this.offset + Ipv6Field.HOP_LIMIT];
-  }
-  set hopLimit(value: number) {
-    this.bytes[this.offset + Ipv6Field.HOP_LIMIT] = value;
-  }
-  /** Source address in RFC 5952 text. */
-  get srcAddr(): string {
-    return formatIpv6(this.bytes, this.offset + Ipv6Field.SRC);
-  }
-  /** Destination address in RFC 5952 text. */
-  get dstAddr(): string {
-    return formatIpv6(this.bytes, this.offset + Ipv6Field.DST);
-  }
-  /** Walk the extension headers into `out` (see {@link walkIpv6Extensions}). */
-  walk(out: Ipv6Walk = new Ipv6Walk()): WireError | null {
-    return walkIpv6Extensions(this.bytes, this.offset, out);
-  }
-  /** The whole packet (40 + payload length) lies inside the buffer. */
-  get isComplete(): boolean {
-    return this.offset + this.totalLength <= this.bytes.length;
-  }
 }

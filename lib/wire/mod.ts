@@ -17,4 +17,3 @@ export * from "./tcp.ts";
 export * from "./tcp_options.ts";
 export * from "./packet.ts";
 export * from "./build.ts";
-export * from "./rewrite.ts";

@@ -1,10 +1,14 @@
 /**
- * The one-call parser of the hot path: link layer, IPv4 or IPv6, TCP header.
+ * The one IP/TCP packet model: {@link TcpRepr} is what a parse yields and what an emit
+ * (build.ts) takes; {@link ParsedTcp} is the parse output, {@link parseIpTcp} /
+ * {@link parseTcpPacket} the parser of the hot path (tcpcopy captures, intercept replies,
+ * offline files).
  *
- * `parseTcpPacket` fills a caller-owned {@link ParsedTcp} (allocate once, reuse
- * for every packet) and returns `null`, or returns a {@link WireError} reason
- * code. It reads header fields straight from the frame; nothing is copied.
- * Addresses come out as canonical strings (IPv4 strings are cached).
+ * `parseTcpPacket` fills a caller-owned {@link ParsedTcp} (allocate once, reuse for every
+ * packet) and returns `null`, or returns a {@link WireError} reason code. Headers are
+ * validated by the per-header checks (`checkIpv4`, `checkIpv6` + `walkIpv6Extensions`,
+ * `checkTcp`) and read through their field tables. Addresses are bytes plus a family; text
+ * only on request (`srcText()`, `dstText()`) for the edges that need it.
  *
  * A capture cut by a snap length still parses when every header is present:
  * `payloadLength` is then the true length from the IP header and
@@ -13,19 +17,52 @@
  * @module
  */
 
-import { formatIpv4, formatIpv6 } from "./addr.ts";
+import { formatIp } from "./addr.ts";
 import type { WireError } from "./error.ts";
-import { IP_PROTO_TCP, IPV4_MIN_HEADER_LEN } from "./ipv4.ts";
-import { IPV6_HEADER_LEN, Ipv6Walk, walkIpv6Extensions } from "./ipv6.ts";
+import { checkIpv4, IP_PROTO_TCP, Ipv4Field } from "./ipv4.ts";
+import { checkIpv6, IPV6_HEADER_LEN, Ipv6Field, Ipv6Walk, walkIpv6Extensions } from "./ipv6.ts";
 import { ipOffsetOf } from "./link.ts";
-import { TCP_MIN_HEADER_LEN } from "./tcp.ts";
+import { checkTcp, TCP_MIN_HEADER_LEN, TcpField } from "./tcp.ts";
+import { readTcpOptionFields, type TcpOptionFields } from "./tcp_options.ts";
 
-/** Header fields of one IP/TCP packet; reusable across calls. */
-export class ParsedTcp {
+/** IP and TCP header fields of one packet, as parsed or to be built. */
+export interface TcpRepr {
+  /** IP version: 4 or 6. */
+  family: 4 | 6;
+  /** Source address: 4 bytes (IPv4) or 16 (IPv6). */
+  srcAddr: Uint8Array;
+  /** Destination address, same family. */
+  dstAddr: Uint8Array;
+  srcPort: number;
+  dstPort: number;
+  /** Sequence number (unsigned 32-bit). */
+  seq: number;
+  /** Acknowledgment number (unsigned 32-bit). */
+  ack: number;
+  /** Flag byte (see TcpFlags). */
+  flags: number;
+  /** Window field (unscaled). */
+  window: number;
+  /** Urgent pointer (emit default 0). */
+  urgent?: number;
+  /** IPv4 identification (emit default 0; ignored for IPv6). */
+  ipId?: number;
+  /** IPv4 TTL / IPv6 hop limit (emit default 64). */
+  ttl?: number;
+}
+
+/** Header fields of one IP/TCP packet; reusable across calls (nothing allocated per parse). */
+export class ParsedTcp implements TcpRepr {
   /** The buffer that was parsed (the caller's, not a copy). */
   bytes: Uint8Array = new Uint8Array(0);
   /** IP version: 4 or 6. */
   family: 4 | 6 = 4;
+  readonly #addr4 = [new Uint8Array(4), new Uint8Array(4)];
+  readonly #addr6 = [new Uint8Array(16), new Uint8Array(16)];
+  /** Source address bytes (owned by this object, overwritten by the next parse). */
+  srcAddr: Uint8Array = this.#addr4[0];
+  /** Destination address bytes (owned by this object, overwritten by the next parse). */
+  dstAddr: Uint8Array = this.#addr4[1];
   /** Offset of the IP header in `bytes`. */
   ipOffset = 0;
   /** IP header length in bytes; for IPv6 including extension headers (= tcpOffset - ipOffset). */
@@ -44,10 +81,6 @@ export class ParsedTcp {
   payloadTruncated = false;
   /** IP datagram length: IPv4 total length, or 40 + IPv6 payload length. */
   totalLength = 0;
-  /** Source address, canonical text. */
-  srcAddr = "";
-  /** Destination address, canonical text. */
-  dstAddr = "";
   /** TCP source port. */
   srcPort = 0;
   /** TCP destination port. */
@@ -76,14 +109,77 @@ export class ParsedTcp {
     return this.bytes.subarray(this.payloadOffset, this.payloadOffset + this.capturedPayloadLength);
   }
 
-  /** Copy every field of `other` into this object. */
-  copyFrom(other: ParsedTcp): this {
-    Object.assign(this, other);
-    return this;
+  /**
+   * Reads this header's options into `out` in place (every field set; see
+   * `readTcpOptionFields`), the timestamps into `ts`; an error when they are malformed.
+   */
+  readOptions(out: TcpOptionFields, ts: { tsval: number; tsecr: number }): WireError | null {
+    const start = this.tcpOffset + TCP_MIN_HEADER_LEN;
+    return readTcpOptionFields(this.bytes, start, this.tcpOffset + this.tcpHeaderLength, out, ts);
+  }
+
+  /** Source address as canonical text (cached per address): for logs and the engine's keys. */
+  srcText(): string {
+    return formatIp(this.srcAddr, 0, this.family);
+  }
+
+  /** Destination address as canonical text (cached per address). */
+  dstText(): string {
+    return formatIp(this.dstAddr, 0, this.family);
+  }
+
+  /** Selects the address buffers of `family` and copies both addresses from `bytes`. */
+  setAddresses(family: 4 | 6, bytes: Uint8Array, srcAt: number, dstAt: number): void {
+    const pair = family === 4 ? this.#addr4 : this.#addr6;
+    const src = pair[0], dst = pair[1];
+    for (let i = 0; i < src.length; i++) {
+      src[i] = bytes[srcAt + i];
+      dst[i] = bytes[dstAt + i];
+    }
+    this.family = family;
+    this.srcAddr = src;
+    this.dstAddr = dst;
   }
 }
 
 const walk = new Ipv6Walk();
+
+function u16(b: Uint8Array, at: number): number {
+  return (b[at] << 8) | b[at + 1];
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+/** IPv4 header at `offset` into `out`; the TCP header offset, or an error. */
+function parseIpv4(bytes: Uint8Array, offset: number, out: ParsedTcp): number | WireError {
+  const err = checkIpv4(bytes, offset);
+  if (err !== null) return err;
+  if (bytes[offset + Ipv4Field.PROTOCOL] !== IP_PROTO_TCP) return "not_tcp";
+  const frag = u16(bytes, offset + Ipv4Field.FLAGS_FRAG) & 0x3fff;
+  if ((frag & 0x1fff) !== 0) return "fragment";
+  out.isFragment = frag !== 0;
+  out.ipId = u16(bytes, offset + Ipv4Field.ID);
+  out.ttl = bytes[offset + Ipv4Field.TTL];
+  out.totalLength = u16(bytes, offset + Ipv4Field.TOTAL_LENGTH);
+  out.setAddresses(4, bytes, offset + Ipv4Field.SRC, offset + Ipv4Field.DST);
+  return offset + ((bytes[offset] & 0x0f) << 2);
+}
+
+/** IPv6 header and extension headers at `offset` into `out`; the TCP header offset, or an error. */
+function parseIpv6(bytes: Uint8Array, offset: number, out: ParsedTcp): number | WireError {
+  const err = checkIpv6(bytes, offset) ?? walkIpv6Extensions(bytes, offset, walk);
+  if (err !== null) return err;
+  if (walk.fragmentOffset !== 0) return "fragment";
+  if (walk.protocol !== IP_PROTO_TCP) return "not_tcp";
+  out.isFragment = walk.isFragment;
+  out.ipId = 0;
+  out.ttl = bytes[offset + Ipv6Field.HOP_LIMIT];
+  out.totalLength = IPV6_HEADER_LEN + u16(bytes, offset + Ipv6Field.PAYLOAD_LENGTH);
+  out.setAddresses(6, bytes, offset + Ipv6Field.SRC, offset + Ipv6Field.DST);
+  return walk.offset;
+}
 
 /**
  * Parse an IPv4 or IPv6 packet carrying TCP that starts at `bytes[offset]`
@@ -92,78 +188,34 @@ const walk = new Ipv6Walk();
 export function parseIpTcp(bytes: Uint8Array, offset: number, out: ParsedTcp): WireError | null {
   if (offset < 0 || offset >= bytes.length) return "truncated";
   const version = bytes[offset] >> 4;
-  let tcpOffset: number;
-  let end: number;
-  if (version === 4) {
-    if (offset + IPV4_MIN_HEADER_LEN > bytes.length) return "truncated";
-    const hl = (bytes[offset] & 0x0f) << 2;
-    if (hl < IPV4_MIN_HEADER_LEN) return "bad_ihl";
-    const total = (bytes[offset + 2] << 8) | bytes[offset + 3];
-    if (total < hl) return "bad_length";
-    if (offset + hl > bytes.length) return "truncated";
-    if (bytes[offset + 9] !== IP_PROTO_TCP) return "not_tcp";
-    const frag = ((bytes[offset + 6] << 8) | bytes[offset + 7]) & 0x3fff;
-    if ((frag & 0x1fff) !== 0) return "fragment";
-    tcpOffset = offset + hl;
-    end = offset + total;
-    out.family = 4;
-    out.isFragment = frag !== 0;
-    out.ipId = (bytes[offset + 4] << 8) | bytes[offset + 5];
-    out.ttl = bytes[offset + 8];
-    out.totalLength = total;
-  } else if (version === 6) {
-    if (offset + IPV6_HEADER_LEN > bytes.length) return "truncated";
-    const plen = (bytes[offset + 4] << 8) | bytes[offset + 5];
-    if (plen === 0) return "bad_length";
-    const err = walkIpv6Extensions(bytes, offset, walk);
-    if (err !== null) return err;
-    if (walk.fragmentOffset !== 0) return "fragment";
-    if (walk.protocol !== IP_PROTO_TCP) return "not_tcp";
-    tcpOffset = walk.offset;
-    end = offset + IPV6_HEADER_LEN + plen;
-    out.family = 6;
-    out.isFragment = walk.isFragment;
-    out.ipId = 0;
-    out.ttl = bytes[offset + 7];
-    out.totalLength = IPV6_HEADER_LEN + plen;
-  } else {
-    return "bad_ip_version";
-  }
-  if (tcpOffset + TCP_MIN_HEADER_LEN > end) return "bad_tcp_offset";
-  if (tcpOffset + TCP_MIN_HEADER_LEN > bytes.length) return "truncated";
-  const thl = (bytes[tcpOffset + 12] >> 4) << 2;
-  if (thl < TCP_MIN_HEADER_LEN || tcpOffset + thl > end) return "bad_tcp_offset";
-  if (tcpOffset + thl > bytes.length) return "truncated";
-
-  const payloadOffset = tcpOffset + thl;
-  const available = (end < bytes.length ? end : bytes.length) - payloadOffset;
+  const t = version === 4
+    ? parseIpv4(bytes, offset, out)
+    : version === 6
+    ? parseIpv6(bytes, offset, out)
+    : "bad_ip_version";
+  if (typeof t === "string") return t;
+  const end = offset + out.totalLength;
+  const err = checkTcp(bytes, t, end);
+  if (err !== null) return err;
+  const thl = (bytes[t + TcpField.DATA_OFFSET] >> 4) << 2;
+  const payloadOffset = t + thl;
   out.bytes = bytes;
   out.ipOffset = offset;
-  out.ipHeaderLength = tcpOffset - offset;
-  out.tcpOffset = tcpOffset;
+  out.ipHeaderLength = t - offset;
+  out.tcpOffset = t;
   out.tcpHeaderLength = thl;
   out.payloadOffset = payloadOffset;
   out.payloadLength = end - payloadOffset;
-  out.capturedPayloadLength = available;
+  out.capturedPayloadLength = (end < bytes.length ? end : bytes.length) - payloadOffset;
   out.payloadTruncated = end > bytes.length;
-  if (version === 4) {
-    out.srcAddr = formatIpv4(bytes, offset + 12);
-    out.dstAddr = formatIpv4(bytes, offset + 16);
-  } else {
-    out.srcAddr = formatIpv6(bytes, offset + 8);
-    out.dstAddr = formatIpv6(bytes, offset + 24);
-  }
-  const t = tcpOffset;
-  out.srcPort = (bytes[t] << 8) | bytes[t + 1];
-  out.dstPort = (bytes[t + 2] << 8) | bytes[t + 3];
-  out.seq = ((bytes[t + 4] << 24) | (bytes[t + 5] << 16) | (bytes[t + 6] << 8) | bytes[t + 7]) >>>
-    0;
-  out.ack = ((bytes[t + 8] << 24) | (bytes[t + 9] << 16) | (bytes[t + 10] << 8) |
-    bytes[t + 11]) >>> 0;
-  out.flags = bytes[t + 13];
-  out.window = (bytes[t + 14] << 8) | bytes[t + 15];
-  out.checksum = (bytes[t + 16] << 8) | bytes[t + 17];
-  out.urgent = (bytes[t + 18] << 8) | bytes[t + 19];
+  out.srcPort = u16(bytes, t + TcpField.SRC_PORT);
+  out.dstPort = u16(bytes, t + TcpField.DST_PORT);
+  out.seq = u32(bytes, t + TcpField.SEQ);
+  out.ack = u32(bytes, t + TcpField.ACK);
+  out.flags = bytes[t + TcpField.FLAGS];
+  out.window = u16(bytes, t + TcpField.WINDOW);
+  out.checksum = u16(bytes, t + TcpField.CHECKSUM);
+  out.urgent = u16(bytes, t + TcpField.URGENT);
   return null;
 }
 

@@ -1,5 +1,5 @@
 /**
- * TCP header (RFC 9293) as a view over a `Uint8Array`.
+ * TCP header (RFC 9293): field offsets, flag bits and the header check the parser uses.
  *
  * ```
  * |          Source Port          |       Destination Port        |
@@ -11,13 +11,9 @@
  * |                    Options                    |    Padding    |
  * ```
  *
- * Setters for the fields tcpcopy rewrites take an optional `updateChecksum`
- * flag that patches the stored checksum incrementally (RFC 1624).
- *
  * @module
  */
 
-import { checksumUpdate16, checksumUpdate32 } from "./checksum.ts";
 import type { WireError } from "./error.ts";
 
 /** Size of a TCP header without options. */
@@ -68,20 +64,6 @@ export const TcpField = {
   OPTIONS: 20,
 } as const;
 
-/** Short text of a flag byte, e.g. "SA" for SYN+ACK (tcpdump letters, "." for ACK). */
-export function formatTcpFlags(flags: number): string {
-  let s = "";
-  if (flags & FIN) s += "F";
-  if (flags & SYN) s += "S";
-  if (flags & RST) s += "R";
-  if (flags & PSH) s += "P";
-  if (flags & URG) s += "U";
-  if (flags & ECE) s += "E";
-  if (flags & CWR) s += "W";
-  if (flags & ACK) s += ".";
-  return s === "" ? "none" : s;
-}
-
 /**
  * Validate the TCP header at `bytes[offset..]` against the end of the segment
  * (`end`, from the IP length): the fixed header and the options must fit.
@@ -93,124 +75,4 @@ export function checkTcp(bytes: Uint8Array, offset: number, end: number): WireEr
   if (hl < TCP_MIN_HEADER_LEN || offset + hl > end) return "bad_tcp_offset";
   if (offset + hl > bytes.length) return "truncated";
   return null;
-}
-
-function u16(b: Uint8Array, at: number): number {
-  return (b[at] << 8) | b[at + 1];
-}
-
-function u32(b: Uint8Array, at: number): number {
-  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-}
-
-function setU16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 8;
-  b[at + 1] = v;
-}
-
-function setU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = v >>> 16;
-  b[at + 2] = v >>> 8;
-  b[at + 3] = v;
-}
-
-/** A view of a TCP header at `bytes[offset..]`. Validate with {@link checkTcp} first. */
-export class TcpHeader {
-  constructor(public bytes: Uint8Array, public offset = 0) {}
-
-  /** Source port. */
-  get srcPort(): number {
-    return u16(this.bytes, this.offset + TcpField.SRC_PORT);
-  }
-  /** Destination port. */
-  get dstPort(): number {
-    return u16(this.bytes, this.offset + TcpField.DST_PORT);
-  }
-  /** Sequence number. */
-  get seq(): number {
-    return u32(this.bytes, this.offset + TcpField.SEQ);
-  }
-  /** Acknowledgment number. */
-  get ack(): number {
-    return u32(this.bytes, this.offset + TcpField.ACK);
-  }
-  /** Data offset in 32-bit words. */
-  get dataOffset(): number {
-    return this.bytes[this.offset + TcpField.DATA_OFFSET] >> 4;
-  }
-  /** Header length in bytes (data offset * 4). */
-  get headerLength(): number {
-    return (this.bytes[this.offset + TcpField.DATA_OFFSET] >> 4) << 2;
-  }
-  /** Flag byte (see {@link TcpFlags}). */
-  get flags(): number {
-    return this.bytes[this.offset + TcpField.FLAGS];
-  }
-  /** Receive window (unscaled). */
-  get window(): number {
-    return u16(this.bytes, this.offset + TcpField.WINDOW);
-  }
-  /** Checksum as stored (the setter stores as given, no recomputation). */
-  get checksum(): number {
-    return u16(this.bytes, this.offset + TcpField.CHECKSUM);
-  }
-  set checksum(value: number) {
-    setU16(this.bytes, this.offset + TcpField.CHECKSUM, value);
-  }
-  /** Urgent pointer. */
-  get urgent(): number {
-    return u16(this.bytes, this.offset + TcpField.URGENT);
-  }
-  /** True when every bit of `mask` is set in the flags. */
-  has(mask: number): boolean {
-    return (this.bytes[this.offset + TcpField.FLAGS] & mask) === mask;
-  }
-
-  private set16(at: number, value: number, updateChecksum: boolean): void {
-    const p = this.offset + at;
-    if (updateChecksum) {
-      this.checksum = checksumUpdate16(this.checksum, u16(this.bytes, p), value & 0xffff);
-    }
-    setU16(this.bytes, p, value);
-  }
-
-  private set32(at: number, value: number, updateChecksum: boolean): void {
-    const p = this.offset + at;
-    if (updateChecksum) {
-      this.checksum = checksumUpdate32(this.checksum, u32(this.bytes, p), value >>> 0);
-    }
-    setU32(this.bytes, p, value);
-  }
-
-  /** Set the source port; patch the checksum when `updateChecksum`. */
-  setSrcPort(port: number, updateChecksum = false): void {
-    this.set16(TcpField.SRC_PORT, port, updateChecksum);
-  }
-  /** Set the destination port; patch the checksum when `updateChecksum`. */
-  setDstPort(port: number, updateChecksum = false): void {
-    this.set16(TcpField.DST_PORT, port, updateChecksum);
-  }
-  /** Set the sequence number; patch the checksum when `updateChecksum`. */
-  setSeq(seq: number, updateChecksum = false): void {
-    this.set32(TcpField.SEQ, seq, updateChecksum);
-  }
-  /** Set the acknowledgment number; patch the checksum when `updateChecksum`. */
-  setAck(ack: number, updateChecksum = false): void {
-    this.set32(TcpField.ACK, ack, updateChecksum);
-  }
-  /** Set the window; patch the checksum when `updateChecksum`. */
-  setWindow(window: number, updateChecksum = false): void {
-    this.set16(TcpField.WINDOW, window, updateChecksum);
-  }
-  /** Set the flag byte; patch the checksum when `updateChecksum`. */
-  setFlags(flags: number, updateChecksum = false): void {
-    const p = this.offset + TcpField.DATA_OFFSET;
-    const word = (this.bytes[p] << 8) | (flags & 0xff);
-    this.set16(TcpField.DATA_OFFSET, word, updateChecksum);
-  }
-  /** Set the checksum. */
-  setChecksum(checksum: number): void {
-    this.checksum = checksum;
-  }
 }

@@ -1,6 +1,6 @@
 /**
  * TCP options (RFC 9293 section 3.2, RFC 7323, RFC 2018): a plain representation,
- * a parser, an emitter, and in-place edits used when replaying traffic.
+ * one walker behind the hot-path reader and the full parser, and the emitter.
  *
  * Option layout: kind 0 (End of Option List) and kind 1 (No-Operation) are one
  * byte; every other option is `kind, length, data...` with `length` counting the
@@ -9,7 +9,6 @@
  * @module
  */
 
-import { checksumUpdateSums, onesComplementSum } from "./checksum.ts";
 import type { WireError } from "./error.ts";
 import { TCP_MIN_HEADER_LEN } from "./tcp.ts";
 
@@ -59,18 +58,30 @@ function setU32(b: Uint8Array, at: number, v: number): void {
   b[at + 3] = v;
 }
 
+/** The options the hot path reads (the engine's view): set in place, nothing allocated. */
+export interface TcpOptionFields {
+  mss?: number;
+  wscale?: number;
+  sackPermitted?: boolean;
+  timestamp?: { tsval: number; tsecr: number };
+}
+
 /**
- * Parse the option bytes `bytes[start..end)`. Parsing stops at EOL. A length
- * below 2, an option running past `end`, or a known option with the wrong length
- * gives `"bad_option"`. Unknown kinds are kept (data copied).
+ * The one option walker. Reads `bytes[start..end)` into `out` (only the options present are
+ * set; the timestamps go into `ts`, which becomes `out.timestamp`); when `full` is given, SACK
+ * blocks and unknown kinds are collected into it (data copied), otherwise skipped. Parsing
+ * stops at EOL. A length below 2, an option running past `end`, or a known option with the
+ * wrong length gives `"bad_option"`.
  */
-export function parseTcpOptions(
+function walkTcpOptions(
   bytes: Uint8Array,
   start: number,
   end: number,
-): TcpOptions | WireError {
+  out: TcpOptionFields,
+  ts: { tsval: number; tsecr: number },
+  full: TcpOptions | null,
+): WireError | null {
   if (start < 0 || end > bytes.length || start > end) return "truncated";
-  const opts = emptyTcpOptions();
   let i = start;
   while (i < end) {
     const kind = bytes[i];
@@ -85,32 +96,69 @@ export function parseTcpOptions(
     switch (kind) {
       case TcpOptionKind.MSS:
         if (len !== 4) return "bad_option";
-        opts.mss = (bytes[i + 2] << 8) | bytes[i + 3];
+        out.mss = (bytes[i + 2] << 8) | bytes[i + 3];
         break;
       case TcpOptionKind.WSCALE:
         if (len !== 3) return "bad_option";
-        opts.wscale = bytes[i + 2];
+        out.wscale = bytes[i + 2];
         break;
       case TcpOptionKind.SACK_PERMITTED:
         if (len !== 2) return "bad_option";
-        opts.sackPermitted = true;
+        out.sackPermitted = true;
         break;
       case TcpOptionKind.SACK:
         if (len < 10 || (len - 2) % 8 !== 0) return "bad_option";
-        for (let b = i + 2; b < i + len; b += 8) {
-          opts.sackBlocks.push([u32(bytes, b), u32(bytes, b + 4)]);
+        for (let b = i + 2; full !== null && b < i + len; b += 8) {
+          full.sackBlocks.push([u32(bytes, b), u32(bytes, b + 4)]);
         }
         break;
       case TcpOptionKind.TIMESTAMP:
         if (len !== 10) return "bad_option";
-        opts.timestamp = { tsval: u32(bytes, i + 2), tsecr: u32(bytes, i + 6) };
+        ts.tsval = u32(bytes, i + 2);
+        ts.tsecr = u32(bytes, i + 6);
+        out.timestamp = ts;
         break;
       default:
-        opts.unknown.push({ kind, data: bytes.slice(i + 2, i + len) });
+        full?.unknown.push({ kind, data: bytes.slice(i + 2, i + len) });
     }
     i += len;
   }
-  return opts;
+  return null;
+}
+
+/**
+ * The hot path's option reader: every field of `out` is set (undefined or false when absent,
+ * so every options object keeps one shape), the timestamps into `ts` (reused). SACK blocks
+ * and unknown kinds are checked and skipped. Rules and errors as {@link parseTcpOptions}; on
+ * an error `out` is unspecified.
+ */
+export function readTcpOptionFields(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  out: TcpOptionFields,
+  ts: { tsval: number; tsecr: number },
+): WireError | null {
+  out.mss = undefined;
+  out.wscale = undefined;
+  out.sackPermitted = false;
+  out.timestamp = undefined;
+  return walkTcpOptions(bytes, start, end, out, ts, null);
+}
+
+/**
+ * Parse the option bytes `bytes[start..end)` into a fresh {@link TcpOptions} (absent options
+ * are left out). Parsing stops at EOL. A length below 2, an option running past `end`, or a
+ * known option with the wrong length gives `"bad_option"`. Unknown kinds are kept (data
+ * copied).
+ */
+export function parseTcpOptions(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): TcpOptions | WireError {
+  const opts = emptyTcpOptions();
+  return walkTcpOptions(bytes, start, end, opts, { tsval: 0, tsecr: 0 }, opts) ?? opts;
 }
 
 /** Parse the options of the TCP header at `packet[tcpOffset..]` (data offset must be valid). */
@@ -208,125 +256,4 @@ export function emitTcpOptions(opts: TcpOptions, out: Uint8Array, offset = 0): n
   }
   while (i < offset + total) out[i++] = TcpOptionKind.EOL;
   return total;
-}
-
-/**
- * Offset of the first option of `kind` in the TCP header at `packet[tcpOffset..]`,
- * or -1 when absent or the options are malformed before it.
- */
-export function findTcpOption(packet: Uint8Array, tcpOffset: number, kind: number): number {
-  if (tcpOffset < 0 || tcpOffset + TCP_MIN_HEADER_LEN > packet.length) return -1;
-  let end = tcpOffset + ((packet[tcpOffset + 12] >> 4) << 2);
-  if (end > packet.length) end = packet.length;
-  let i = tcpOffset + TCP_MIN_HEADER_LEN;
-  while (i < end) {
-    const k = packet[i];
-    if (k === TcpOptionKind.EOL) return -1;
-    if (k === TcpOptionKind.NOP) {
-      i++;
-      continue;
-    }
-    if (i + 2 > end) return -1;
-    const len = packet[i + 1];
-    if (len < 2 || i + len > end) return -1;
-    if (k === kind) return i;
-    i += len;
-  }
-  return -1;
-}
-
-/**
- * Overwrite `count` bytes at `packet[at..]` through `write`, then patch the TCP
- * checksum at `tcpOffset + 16` incrementally over the word-aligned span.
- */
-function patchWithChecksum(
-  packet: Uint8Array,
-  tcpOffset: number,
-  at: number,
-  count: number,
-  updateChecksum: boolean,
-  write: () => void,
-): void {
-  if (!updateChecksum) {
-    write();
-    return;
-  }
-  const start = at - ((at - tcpOffset) & 1);
-  const end = start + ((at + count - start + 1) & ~1);
-  const oldSum = onesComplementSum(packet, start, end);
-  write();
-  const newSum = onesComplementSum(packet, start, end);
-  const c = (packet[tcpOffset + 16] << 8) | packet[tcpOffset + 17];
-  const next = checksumUpdateSums(c, oldSum, newSum);
-  packet[tcpOffset + 16] = next >>> 8;
-  packet[tcpOffset + 17] = next;
-}
-
-/** Writes one 32-bit field of the timestamp option (2 = TSval, 6 = TSecr); see rewriteTsecr. */
-function rewriteTimestampField(
-  packet: Uint8Array,
-  tcpOffset: number,
-  field: 2 | 6,
-  value: number,
-  updateChecksum: boolean,
-): boolean {
-  const at = findTcpOption(packet, tcpOffset, TcpOptionKind.TIMESTAMP);
-  if (at < 0 || packet[at + 1] !== 10) return false;
-  patchWithChecksum(
-    packet,
-    tcpOffset,
-    at + field,
-    4,
-    updateChecksum,
-    () => setU32(packet, at + field, value),
-  );
-  return true;
-}
-
-/**
- * Set TSecr of the timestamp option in place. Returns false (nothing changed)
- * when the header has no well-formed timestamp option. With `updateChecksum`
- * the TCP checksum is patched incrementally, so it stays correct if it was.
- */
-export function rewriteTsecr(
-  packet: Uint8Array,
-  tcpOffset: number,
-  tsecr: number,
-  updateChecksum = false,
-): boolean {
-  return rewriteTimestampField(packet, tcpOffset, 6, tsecr, updateChecksum);
-}
-
-/** Like {@link rewriteTsecr}, for TSval. */
-export function rewriteTsval(
-  packet: Uint8Array,
-  tcpOffset: number,
-  tsval: number,
-  updateChecksum = false,
-): boolean {
-  return rewriteTimestampField(packet, tcpOffset, 2, tsval, updateChecksum);
-}
-
-/**
- * Remove SACK blocks by overwriting every SACK option (kind 5) with NOP bytes,
- * in place: the header length and all other options stay where they are, so no
- * bytes move and the IP lengths stay valid. Returns the number of options
- * replaced. With `updateChecksum` the TCP checksum is patched incrementally.
- */
-export function stripSackBlocks(
-  packet: Uint8Array,
-  tcpOffset: number,
-  updateChecksum = false,
-): number {
-  let replaced = 0;
-  for (let guard = 0; guard < 20; guard++) {
-    const at = findTcpOption(packet, tcpOffset, TcpOptionKind.SACK);
-    if (at < 0) break;
-    const len = packet[at + 1];
-    patchWithChecksum(packet, tcpOffset, at, len, updateChecksum, () => {
-      packet.fill(TcpOptionKind.NOP, at, at + len);
-    });
-    replaced++;
-  }
-  return replaced;
 }

@@ -26,7 +26,7 @@ const root = ${JSON.stringify(ROOT.href)};
 const { TunnelClient } = await import(root + "lib/tunnel/client.ts");
 const { RawIpSender, RawIp6Sender } = await import(root + "lib/io/raw_send.ts");
 const { PcapCapture } = await import(root + "lib/io/pcap.ts");
-const { buildTcpPacket } = await import(root + "lib/wire/build.ts");
+const { addressPair, buildTcpPacket } = await import(root + "lib/wire/build.ts");
 const { parseIp, formatIp } = await import(root + "lib/wire/addr.ts");
 const ipBytes = (s) => parseIp(s).bytes;
 const v6 = cfg.client.includes(":");
@@ -54,7 +54,7 @@ const addRoute = () => {
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pkt = new Uint8Array(100);
-const n = buildTcpPacket({ srcAddr: cfg.client, dstAddr: cfg.target, srcPort: cfg.cport, dstPort: cfg.tport,
+const n = buildTcpPacket({ ...addressPair(cfg.client, cfg.target), srcPort: cfg.cport, dstPort: cfg.tport,
   seq: 123456789, ack: 0, flags: 0x02, window: 64240 }, pkt);
 const tx = v6 ? RawIp6Sender.open() : RawIpSender.open();
 // routeDelayMs < 0: the SYN goes first and the route comes later (the delay queue's case)

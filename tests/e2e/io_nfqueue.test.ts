@@ -22,7 +22,12 @@ import {
 import { NfQueue, Verdict } from "../../lib/io/nfqueue.ts";
 import { PcapFile } from "../../lib/io/pcap.ts";
 import { RawIpSender } from "../../lib/io/raw_send.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../../lib/wire/build.ts";
+import {
+  addressPair,
+  buildTcpPacket,
+  tcpPacketLength,
+  type TcpPacketRepr,
+} from "../../lib/wire/build.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const PORT = 7400;
@@ -208,8 +213,7 @@ function roleSend(count: number): void {
   const tx = RawIpSender.open();
   for (let i = 1; i <= count; i++) {
     const repr: TcpPacketRepr = {
-      srcAddr: "10.214.0.2",
-      dstAddr: "10.214.0.1",
+      ...addressPair("10.214.0.2", "10.214.0.1"),
       srcPort: PORT,
       dstPort: 40000,
       seq: i,

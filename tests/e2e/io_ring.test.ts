@@ -24,7 +24,12 @@ import { type CaptureEngine, openCapture } from "../../lib/io/capture.ts";
 import { IoError } from "../../lib/io/errors.ts";
 import { LinkSender } from "../../lib/io/link_send.ts";
 import { ParsedTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../../lib/wire/build.ts";
+import {
+  addressPair,
+  buildTcpPacket,
+  tcpPacketLength,
+  type TcpPacketRepr,
+} from "../../lib/wire/build.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
@@ -88,7 +93,7 @@ function parseAll(res: CaptureResult) {
     assert.equal(err, null, `frame ${h.slice(0, 40)}... does not parse`);
     return {
       family: out.family,
-      src: `${out.srcAddr}:${out.srcPort}`,
+      src: `${out.srcText()}:${out.srcPort}`,
       sport: out.srcPort,
       dport: out.dstPort,
       text: new TextDecoder().decode(out.payload()),
@@ -512,8 +517,7 @@ async function roleGrow(device: string): Promise<void> {
 }
 
 const FRAME: TcpPacketRepr = {
-  srcAddr: "10.233.0.1",
-  dstAddr: "10.233.0.2",
+  ...addressPair("10.233.0.1", "10.233.0.2"),
   srcPort: 40000,
   dstPort: 7431,
   seq: 1,

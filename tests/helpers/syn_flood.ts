@@ -7,13 +7,14 @@
  *
  * @module
  */
-import { ACK, type OutSegment, SYN } from "../../lib/engine/segment.ts";
+import type { OutSegment } from "../../lib/engine/segment.ts";
+import { ACK, SYN } from "../../lib/wire/tcp.ts";
 import { Engine } from "../../lib/engine/engine.ts";
 import { type CliResult, parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { mulberry32 } from "./prng.ts";
 
@@ -96,8 +97,7 @@ export function clientFrame(
   payload = "",
 ): Uint8Array {
   const repr = {
-    srcAddr: src,
-    dstAddr: "10.0.0.1",
+    ...addressPair(src, "10.0.0.1"),
     srcPort: port,
     dstPort: 80,
     seq,

@@ -6,17 +6,13 @@ import assert from "node:assert/strict";
 import { FakeSender } from "../helpers/fake_sender.ts";
 import { Replicator, type RouteEndpoint } from "../../lib/tcpcopy/replicator.ts";
 import { DeadlineTimer } from "../../lib/tcpcopy/timer.ts";
-import {
-  emptySegmentOptions,
-  engineConfigOf,
-  readSegmentOptions,
-} from "../../lib/tcpcopy/convert.ts";
+import { emptySegmentOptions, engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { parseTcpHeaderOptions } from "../../lib/wire/tcp_options.ts";
 import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { emptyStats } from "../../lib/engine/stats.ts";
 import type { CapturedSegment, OutSegment, ReplySegment } from "../../lib/engine/segment.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts";
@@ -52,8 +48,7 @@ function packet(opts: {
   options?: { mss?: number; timestamp?: { tsval: number; tsecr: number } };
 }): Uint8Array {
   const repr = {
-    srcAddr: opts.src ?? "192.168.1.10",
-    dstAddr: opts.dst ?? "10.0.0.1",
+    ...addressPair(opts.src ?? "192.168.1.10", opts.dst ?? "10.0.0.1"),
     srcPort: 40000,
     dstPort: 80,
     seq: 1000,
@@ -116,7 +111,7 @@ Deno.test("captured frame -> engine segment -> packet built in the sender slot",
   assert.equal(v4.sent.length, 2);
   const p = new ParsedTcp();
   assert.equal(parseIpTcp(v4.sent[1], 0, p), null);
-  assert.equal(p.dstAddr, "10.0.0.2");
+  assert.equal(p.dstText(), "10.0.0.2");
   assert.equal(p.dstPort, 8080);
   assert.equal(new TextDecoder().decode(p.payload()), "GET / HTTP/1.1\r\n\r\n");
   assert.equal(parseIpTcp(v4.sent[0], 0, p), null);
@@ -240,7 +235,7 @@ Deno.test("the option reader agrees with lib/wire's parser on random and malform
     const p = header(Uint8Array.from(bytes));
     const wire = parseTcpHeaderOptions(p.bytes, p.tcpOffset);
     const out = emptySegmentOptions();
-    const ok = readSegmentOptions(p, out, { tsval: 0, tsecr: 0 });
+    const ok = p.readOptions(out, { tsval: 0, tsecr: 0 }) === null;
     checked++;
     if (typeof wire === "string") {
       malformed++;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Engine } from "../../lib/engine/engine.ts";
 import type { OutSegment, ReplySegment } from "../../lib/engine/segment.ts";
-import { ACK, PSH, RST, SYN } from "../../lib/engine/segment.ts";
+import { ACK, PSH, RST, SYN } from "../../lib/wire/tcp.ts";
 import {
   defaultMaxFlows,
   defaultMaxSessions,

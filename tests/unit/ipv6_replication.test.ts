@@ -11,7 +11,12 @@ import { engineConfigOf } from "../../lib/tcpcopy/convert.ts";
 import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { Engine } from "../../lib/engine/engine.ts";
 import { Logger } from "../../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../../lib/wire/build.ts";
+import {
+  addressPair,
+  buildTcpPacket,
+  tcpPacketLength,
+  type TcpPacketRepr,
+} from "../../lib/wire/build.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { tcpChecksumIpv6 } from "../../lib/wire/checksum.ts";
 import { LinkType } from "../../lib/wire/link.ts";
@@ -20,8 +25,9 @@ import type { TcpOptions } from "../../lib/wire/tcp_options.ts";
 const CLIENT = "fd00:1::2", ONLINE = "fd00:1::1", TARGET = "fd00:10::2";
 
 type PacketSpec = Partial<Omit<TcpPacketRepr, "options">> & {
-  srcAddr: string;
-  dstAddr: string;
+  family: 4 | 6;
+  srcAddr: Uint8Array;
+  dstAddr: Uint8Array;
   options?: Partial<TcpOptions>;
 };
 
@@ -75,8 +81,7 @@ Deno.test("ipv6: captured IPv6 connection is replayed as IPv6 packets with IPv6 
   const ts = { tsval: 500, tsecr: 0 };
   r.onFrame(
     packet({
-      srcAddr: CLIENT,
-      dstAddr: ONLINE,
+      ...addressPair(CLIENT, ONLINE),
       flags: 0x02,
       seq: 999,
       options: { mss: 1440, wscale: 7, sackPermitted: true, timestamp: ts },
@@ -89,8 +94,8 @@ Deno.test("ipv6: captured IPv6 connection is replayed as IPv6 packets with IPv6 
   assert.equal(v4.sent.length, 0, "nothing on the IPv4 sender");
   assert.equal(v6.sent.length, 1);
   const syn = parseSent(v6.sent[0]);
-  assert.equal(syn.srcAddr, CLIENT);
-  assert.equal(syn.dstAddr, TARGET);
+  assert.equal(syn.srcText(), CLIENT);
+  assert.equal(syn.dstText(), TARGET);
   assert.equal(syn.flags & 0x12, 0x02);
   // the route names both endpoints with 16-byte addresses
   assert.equal(routes.length, 1);
@@ -102,8 +107,7 @@ Deno.test("ipv6: captured IPv6 connection is replayed as IPv6 packets with IPv6 
   const iss = 77_000;
   r.onReplyBytes(
     packet({
-      srcAddr: TARGET,
-      dstAddr: CLIENT,
+      ...addressPair(TARGET, CLIENT),
       srcPort: 80,
       dstPort: syn.srcPort,
       seq: iss,
@@ -117,8 +121,7 @@ Deno.test("ipv6: captured IPv6 connection is replayed as IPv6 packets with IPv6 
   const body = new Uint8Array(1428).map((_, i) => 65 + (i % 26));
   r.onFrame(
     packet({
-      srcAddr: CLIENT,
-      dstAddr: ONLINE,
+      ...addressPair(CLIENT, ONLINE),
       seq: 1000,
       ack: 5000,
       flags: 0x18,
@@ -145,7 +148,7 @@ Deno.test("ipv6: captured IPv6 connection is replayed as IPv6 packets with IPv6 
 Deno.test("ipv6: a smaller -M splits payloads so that 60-byte headers still fit", () => {
   const { r, v6 } = setup(`[${ONLINE}]:80-[${TARGET}]:80`, 1280);
   r.onFrame(
-    packet({ srcAddr: CLIENT, dstAddr: ONLINE, flags: 0x02, seq: 999, options: { mss: 1440 } }),
+    packet({ ...addressPair(CLIENT, ONLINE), flags: 0x02, seq: 999, options: { mss: 1440 } }),
     LinkType.RAW,
     0,
     0,
@@ -154,8 +157,7 @@ Deno.test("ipv6: a smaller -M splits payloads so that 60-byte headers still fit"
   const syn = parseSent(v6.sent[0]);
   r.onReplyBytes(
     packet({
-      srcAddr: TARGET,
-      dstAddr: CLIENT,
+      ...addressPair(TARGET, CLIENT),
       srcPort: 80,
       dstPort: syn.srcPort,
       seq: 1,
@@ -167,7 +169,7 @@ Deno.test("ipv6: a smaller -M splits payloads so that 60-byte headers still fit"
   );
   const body = new Uint8Array(1440).fill(0x62);
   r.onFrame(
-    packet({ srcAddr: CLIENT, dstAddr: ONLINE, seq: 1000, flags: 0x18, payload: body }),
+    packet({ ...addressPair(CLIENT, ONLINE), seq: 1000, flags: 0x18, payload: body }),
     LinkType.RAW,
     0,
     2,
@@ -182,7 +184,7 @@ Deno.test("ipv6: a smaller -M splits payloads so that 60-byte headers still fit"
 Deno.test("ipv6: an IPv4 connection on the port of an IPv6-only transfer is not replayed", () => {
   const { r, engine, v4, v6, routes } = setup(`80-[${TARGET}]:80`);
   r.onFrame(
-    packet({ srcAddr: "10.1.1.2", dstAddr: "10.1.1.1", flags: 0x02, options: { mss: 1460 } }),
+    packet({ ...addressPair("10.1.1.2", "10.1.1.1"), flags: 0x02, options: { mss: 1460 } }),
     LinkType.RAW,
     0,
     0,
@@ -195,7 +197,7 @@ Deno.test("ipv6: an IPv4 connection on the port of an IPv6-only transfer is not 
   assert.equal(engine.stats.ignored.no_transfer, 1);
   // while an IPv6 connection on that port is
   r.onFrame(
-    packet({ srcAddr: CLIENT, dstAddr: ONLINE, flags: 0x02, options: { mss: 1440 } }),
+    packet({ ...addressPair(CLIENT, ONLINE), flags: 0x02, options: { mss: 1440 } }),
     LinkType.RAW,
     0,
     1,

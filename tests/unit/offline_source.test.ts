@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { pcapng } from "../helpers/pcapng.ts";
 import { PcapWriter } from "../../lib/io/pcap_file.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import type { ParsedTcp } from "../../lib/wire/packet.ts";
 import { OfflineFeed } from "../../lib/offline/feed.ts";
@@ -44,8 +44,7 @@ interface Pkt {
 
 function ipPacket(p: Pkt): Uint8Array {
   const repr = {
-    srcAddr: p.src,
-    dstAddr: p.dst,
+    ...addressPair(p.src, p.dst),
     srcPort: p.sport,
     dstPort: p.dport,
     seq: p.seq,

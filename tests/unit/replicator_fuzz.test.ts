@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Engine } from "../../lib/engine/engine.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
-import { buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { mulberry32 } from "../helpers/prng.ts";
@@ -37,9 +37,9 @@ class CheckingSender {
         this.bad.push(`unparsable packet built: ${err}`);
         continue;
       }
-      const dst = this.#p.dstAddr.includes(":")
-        ? `[${this.#p.dstAddr}]:${this.#p.dstPort}`
-        : `${this.#p.dstAddr}:${this.#p.dstPort}`;
+      const dst = this.#p.family === 6
+        ? `[${this.#p.dstText()}]:${this.#p.dstPort}`
+        : `${this.#p.dstText()}:${this.#p.dstPort}`;
       if (!TARGETS.has(dst)) this.bad.push(`packet to ${dst}`);
       this.sent++;
     }
@@ -97,8 +97,7 @@ Deno.test("fuzz: mutated frames through replicator and engine; output only to th
       const payload = new Uint8Array(r() < 0.5 ? 0 : int(r() < 0.9 ? 300 : 3000));
       for (let i = 0; i < payload.length; i++) payload[i] = int(256);
       const repr = {
-        srcAddr: pick(clients.filter(fam)),
-        dstAddr: pick(servers.filter(fam)),
+        ...addressPair(pick(clients.filter(fam)), pick(servers.filter(fam))),
         srcPort: pick([40000, 40001, 40002, int(65536)]),
         dstPort: pick([80, 81, 80, int(65536)]),
         seq: pick([1000, 1001, 1000 + int(5000), int(2 ** 32)]),

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { TunnelServer } from "../../lib/tunnel/server.ts";
 import { TunnelClient } from "../../lib/tunnel/client.ts";
 import { Engine } from "../../lib/engine/engine.ts";
-import { SYN } from "../../lib/engine/segment.ts";
+import { SYN } from "../../lib/wire/tcp.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
 import { FakeSender } from "../helpers/fake_sender.ts";

@@ -33,17 +33,37 @@ Deno.test("route key: exact tuple, no collisions between close tuples; replies m
 Deno.test("inspectReply: malformed packets are reasons, not throws", () => {
   const info = newReplyInfo();
   const good = segment({ src: T, dst: C1, sport: 1, dport: 2 });
-  assert.match(inspectReply(new Uint8Array(0), info)!, /empty/);
-  assert.match(inspectReply(good.subarray(0, 30), info)!, /truncated/);
+  assert.equal(inspectReply(new Uint8Array(0), info), "truncated");
+  assert.equal(inspectReply(good.subarray(0, 30), info), "truncated");
   const udp = good.slice();
   udp[9] = 17;
-  assert.match(inspectReply(udp, info)!, /not TCP/);
+  assert.equal(inspectReply(udp, info), "not_tcp");
   const badOff = good.slice();
   badOff[32] = 0x20;
-  assert.match(inspectReply(badOff, info)!, /data offset/);
+  assert.equal(inspectReply(badOff, info), "bad_tcp_offset");
   const v5 = good.slice();
   v5[0] = 0x55;
-  assert.match(inspectReply(v5, info)!, /version 5/);
+  assert.equal(inspectReply(v5, info), "bad_ip_version");
+});
+
+Deno.test("inspectReply: an IPv6 reply with an extension header routes like one without", () => {
+  const v6c = new Array(16).fill(0).map((_, i) => i), v6t = new Array(16).fill(9);
+  const plain = segment({ src: v6t, dst: v6c, sport: 443, dport: 5000 });
+  // the same reply with an 8-byte destination options header between IPv6 and TCP
+  const ext = new Uint8Array(plain.length + 8);
+  ext.set(plain.subarray(0, 40));
+  ext.set(plain.subarray(40), 48);
+  ext[6] = 60; // next header: destination options
+  ext[40] = 6; // ... then TCP
+  const plen = ((plain[4] << 8) | plain[5]) + 8;
+  ext[4] = plen >> 8;
+  ext[5] = plen & 0xff;
+  const a = newReplyInfo(), b = newReplyInfo();
+  assert.equal(inspectReply(plain, a), undefined);
+  assert.equal(inspectReply(ext, b), undefined);
+  assert.equal(b.key, a.key);
+  assert.equal(b.l4, 48);
+  assert.deepEqual([b.tcpLen, b.payloadLen, b.flags], [a.tcpLen, a.payloadLen, a.flags]);
 });
 
 Deno.test("route table: exact tuple, two peers, move, delete only by owner, peer removal", () => {

@@ -5,7 +5,7 @@
  * a Proxy that records every out-of-range index).
  */
 import assert from "node:assert/strict";
-import { buildTcpPacket, type TcpPacketRepr } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, type TcpPacketRepr } from "../../lib/wire/build.ts";
 import { fillTcpChecksum, tcpChecksumIpv6 } from "../../lib/wire/checksum.ts";
 import { WIRE_ERRORS } from "../../lib/wire/error.ts";
 import { LinkType } from "../../lib/wire/link.ts";
@@ -97,8 +97,7 @@ function frameFor(linkType: number, ip: Uint8Array, v6: boolean): Uint8Array {
 function validIp(rnd: () => number, v6: boolean): Uint8Array {
   const r32 = () => Math.floor(rnd() * 2 ** 32);
   const repr: TcpPacketRepr = {
-    srcAddr: v6 ? "fd00::1" : "10.1.1.1",
-    dstAddr: v6 ? "fd00::2" : "10.1.1.2",
+    ...addressPair(v6 ? "fd00::1" : "10.1.1.1", v6 ? "fd00::2" : "10.1.1.2"),
     srcPort: 1000,
     dstPort: 2000,
     seq: r32(),

@@ -1,20 +1,19 @@
 import assert from "node:assert/strict";
-import { buildTcpPacket, type TcpPacketRepr } from "../../lib/wire/build.ts";
+import { addressPair, buildTcpPacket, type TcpPacketRepr } from "../../lib/wire/build.ts";
 import {
   fillIpv4HeaderChecksum,
   tcpChecksumIpv4,
   tcpChecksumIpv6,
 } from "../../lib/wire/checksum.ts";
-import { Ipv4Packet } from "../../lib/wire/ipv4.ts";
-import { Ipv6Packet, Ipv6Walk } from "../../lib/wire/ipv6.ts";
+import { checkIpv4 } from "../../lib/wire/ipv4.ts";
+import { checkIpv6, Ipv6Walk, walkIpv6Extensions } from "../../lib/wire/ipv6.ts";
 import { ipOffsetOf, LinkType } from "../../lib/wire/link.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
-import { ACK, SYN, TcpHeader } from "../../lib/wire/tcp.ts";
+import { ACK, checkTcp, SYN } from "../../lib/wire/tcp.ts";
 import { concat } from "../helpers/bytes.ts";
 
 const repr = (src: string, dst: string, payload = 10): TcpPacketRepr => ({
-  srcAddr: src,
-  dstAddr: dst,
+  ...addressPair(src, dst),
   srcPort: 40000,
   dstPort: 8080,
   seq: 1,
@@ -89,8 +88,8 @@ Deno.test("every link type yields the IP offset and the same parse", () => {
       assert.equal(p.dstPort, 8080);
       assert.equal(p.flags, SYN | ACK);
       assert.equal(p.payloadLength, 10);
-      assert.equal(p.srcAddr, v6 ? "2001:db8::10" : "192.0.2.1");
-      assert.equal(p.dstAddr, v6 ? "2001:db8:1::20" : "198.51.100.2");
+      assert.equal(p.srcText(), v6 ? "2001:db8::10" : "192.0.2.1");
+      assert.equal(p.dstText(), v6 ? "2001:db8:1::20" : "198.51.100.2");
     }
   }
 });
@@ -110,22 +109,18 @@ Deno.test("non-IP frames, unknown link types and cut link headers are errors", (
   assert.equal(parseTcpPacket(arp, LinkType.EN10MB, p), "not_ip");
 });
 
-Deno.test("IPv4 views and error codes", () => {
-  const v = new Ipv4Packet(V4.slice(), 0);
-  assert.equal(v.check(), null);
-  assert.equal(v.version, 4);
-  assert.equal(v.ihl, 5);
-  assert.equal(v.headerLength, 20);
-  assert.equal(v.totalLength, V4.length);
-  assert.equal(v.id, 77);
-  assert.ok(v.dontFragment && !v.moreFragments && !v.isFragment);
-  assert.equal(v.ttl, 64);
-  assert.equal(v.protocol, 6);
-  assert.equal(v.srcAddr, "192.0.2.1");
-  assert.equal(v.dstU32, 0xc6336402);
-  assert.ok(v.isComplete);
-
+Deno.test("IPv4 fields and error codes", () => {
   const p = new ParsedTcp();
+  assert.equal(checkIpv4(V4, 0), null);
+  assert.equal(parseIpTcp(V4, 0, p), null);
+  assert.equal(p.family, 4);
+  assert.equal(p.ipHeaderLength, 20);
+  assert.equal(p.totalLength, V4.length);
+  assert.equal(p.ipId, 77);
+  assert.ok(!p.isFragment && !p.payloadTruncated);
+  assert.equal(p.ttl, 64);
+  assert.equal(p.srcText(), "192.0.2.1");
+  assert.deepEqual([...p.dstAddr], [0xc6, 0x33, 0x64, 0x02]);
   const mutate = (f: (b: Uint8Array) => void) => {
     const b = V4.slice();
     f(b);
@@ -205,7 +200,7 @@ Deno.test("IPv6 extension headers are walked to TCP", () => {
     // The pseudo-header length is the upper-layer length: the checksum still verifies.
     assert.equal(tcpChecksumIpv6(b, 0), p.checksum, name);
     const walk = new Ipv6Walk();
-    assert.equal(new Ipv6Packet(b, 0).walk(walk), null);
+    assert.equal(walkIpv6Extensions(b, 0, walk), null);
     assert.equal(walk.offset, tcpOffset);
   }
 });
@@ -226,14 +221,14 @@ Deno.test("IPv6 error codes", () => {
   zero[4] = 0;
   zero[5] = 0;
   assert.equal(parseIpTcp(zero, 0, p), "bad_length");
-  const v = new Ipv6Packet(V6, 0);
-  assert.equal(v.check(), null);
-  assert.equal(v.version, 6);
-  assert.equal(v.payloadLength, V6.length - 40);
-  assert.equal(v.nextHeader, 6);
-  assert.equal(v.hopLimit, 64);
-  assert.equal(v.srcAddr, "2001:db8::10");
-  const tcp = new TcpHeader(V6, 40);
-  assert.equal(tcp.dataOffset, 7); // MSS + NOP NOP SACK-permitted
-  assert.ok(tcp.has(SYN | ACK));
+  assert.equal(checkIpv6(V6, 0), null);
+  assert.equal(parseIpTcp(V6, 0, p), null);
+  assert.equal(p.family, 6);
+  assert.equal(p.totalLength, V6.length);
+  assert.equal(p.ttl, 64);
+  assert.equal(p.srcText(), "2001:db8::10");
+  assert.equal(p.tcpHeaderLength, 28); // MSS + NOP NOP SACK-permitted
+  assert.equal(p.flags, SYN | ACK);
+  assert.equal(checkTcp(V6, 40, V6.length), null);
+  assert.equal(checkTcp(V6, 40, 40 + 27), "bad_tcp_offset");
 });

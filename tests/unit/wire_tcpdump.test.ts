@@ -62,7 +62,7 @@ Deno.test("tcpdump reference: fields and options as tcpdump decoded them", () =>
   const p = new ParsedTcp();
   assert.equal(parseTcpPacket(V4_SYN, LinkType.EN10MB, p), null);
   assert.deepEqual(
-    [p.srcAddr, p.srcPort, p.dstAddr, p.dstPort, p.seq, p.window, p.flags, p.ipId, p.ttl],
+    [p.srcText(), p.srcPort, p.dstText(), p.dstPort, p.seq, p.window, p.flags, p.ipId, p.ttl],
     ["127.0.0.1", 58322, "127.0.0.1", 9, 4046680410, 65495, SYN, 21863, 64],
   );
   assert.deepEqual(parseTcpHeaderOptions(V4_SYN, p.tcpOffset), {
@@ -78,7 +78,7 @@ Deno.test("tcpdump reference: fields and options as tcpdump decoded them", () =>
 
   assert.equal(parseTcpPacket(V6_SYN, LinkType.EN10MB, p), null);
   assert.deepEqual(
-    [p.family, p.srcAddr, p.srcPort, p.dstAddr, p.dstPort, p.seq, p.ttl],
+    [p.family, p.srcText(), p.srcPort, p.dstText(), p.dstPort, p.seq, p.ttl],
     [6, "::1", 40496, "::1", 9, 1938736821, 64],
   );
   const o = parseTcpHeaderOptions(V6_SYN, p.tcpOffset);
