@@ -25,7 +25,12 @@
  */
 import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
-import { ClientMessageDecoder, type Endpoint } from "./messages.ts";
+import {
+  type ClientMessage,
+  ClientMessageDecoder,
+  type ClientMessageKind,
+  type Endpoint,
+} from "./messages.ts";
 import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { encodeChallenge, encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
 import { AllowList } from "./access.ts";
@@ -112,6 +117,24 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   log: (line) => console.error(line),
   now: () => performance.now(),
 };
+
+/** Messages a connection may send before it is ready (hello and authentication done). */
+function allowedBeforeReady(kind: ClientMessageKind): boolean {
+  switch (kind) {
+    case "hello":
+    case "ext-hello":
+    case "auth":
+      return true;
+    case "add":
+    case "del":
+    case "heartbeat":
+      return false;
+    default: {
+      const never: never = kind;
+      return never; // unreachable: refuse
+    }
+  }
+}
 
 /** Where a connection stands with authentication. */
 export type AuthState = "none" | "challenged" | "verifying" | "ok";
@@ -429,7 +452,7 @@ export class TunnelServer {
     const now = this.opts.now();
     for (const m of items) {
       if (c.closed) return undefined;
-      if (m.kind !== "hello" && m.kind !== "ext-hello" && m.kind !== "auth" && !c.ready) {
+      if (!c.ready && !allowedBeforeReady(m.kind)) {
         return c.auth === "none"
           ? "authentication required (not on --allow; give tcpcopy --secret-file)"
           : "message before authentication completed";
@@ -486,6 +509,10 @@ export class TunnelServer {
           if (c.batcher.queuedBytes === 0) c.batcher.addFrame(HEARTBEAT_FRAME);
           else this.counters.heartbeatsCoalesced++;
           break;
+        default: {
+          const never: never = m;
+          return `unknown message ${(never as ClientMessage).kind}`;
+        }
       }
     }
     // delayed replies handed over by a CLIENT_ADD go out now: this read is their cycle
