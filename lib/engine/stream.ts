@@ -49,11 +49,11 @@ export interface Turn {
 }
 
 /** Result of adding a captured segment to the stream (numeric: once per captured segment). */
-export const AddResult = { ADDED: 0, DUPLICATE: 1, OUT_OF_ORDER: 2 } as const;
-/** One of the {@link AddResult} codes. */
-export type AddResult = (typeof AddResult)[keyof typeof AddResult];
-/** The add results by name (`AddResult.ADDED` …). */
-export const { ADDED, DUPLICATE, OUT_OF_ORDER } = AddResult;
+export const StreamAdd = { ADDED: 0, DUPLICATE: 1, OUT_OF_ORDER: 2 } as const;
+/** One of the {@link StreamAdd} codes. */
+export type StreamAdd = (typeof StreamAdd)[keyof typeof StreamAdd];
+/** The add results by name (`StreamAdd.ADDED` …). */
+export const { ADDED, DUPLICATE, OUT_OF_ORDER } = StreamAdd;
 
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
@@ -82,7 +82,7 @@ export class ClientStream {
   }
 
   /** Add a payload segment (a copy the stream may keep). */
-  add(c: Chunk): AddResult {
+  add(c: Chunk): StreamAdd {
     const len = c.data.length;
     const cEnd = seqAdd(c.seq, len);
     if (seqLe(cEnd, this.end)) return DUPLICATE;

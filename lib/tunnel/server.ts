@@ -130,14 +130,42 @@ function allowedBeforeReady(kind: ClientMessageKind): boolean {
     case "heartbeat":
       return false;
     default: {
-      const never: never = kind;
-      return never; // unreachable: refuse
+      const never: never = kind; // a new message kind does not compile until handled above
+      void never;
+      return false;
     }
   }
 }
 
+/** Kinds of peer events in the rate-limited log (the counts in its summary line). */
+export type PeerEvent =
+  | "refused"
+  | "connected"
+  | "extensions"
+  | "disconnected"
+  | "idle"
+  | "auth-failed";
+
 /** Where a connection stands with authentication. */
 export type AuthState = "none" | "challenged" | "verifying" | "ok";
+
+/** Authentication lets the connection register routes (or is not required of it). */
+function authDone(auth: AuthState, needsAuth: boolean): boolean {
+  switch (auth) {
+    case "ok":
+      return true;
+    case "none":
+      return !needsAuth;
+    case "challenged":
+    case "verifying":
+      return false;
+    default: {
+      const never: never = auth; // a new state does not compile until handled above
+      void never;
+      return false;
+    }
+  }
+}
 
 /** The owner of an authenticated tcpcopy instance's routes (shared by its connections). */
 export interface InstanceOwner {
@@ -188,7 +216,7 @@ export class TunnelConnection {
 
   /** Hello done, no challenge pending, authenticated when required: may register routes. */
   get ready(): boolean {
-    return this.helloed && (this.auth === "ok" || (this.auth === "none" && !this.needsAuth));
+    return this.helloed && authDone(this.auth, this.needsAuth);
   }
 
   constructor(readonly conn: ReactorConn, opts: TunnelServerOptions) {
@@ -255,7 +283,7 @@ export class TunnelServer {
     heartbeatsCoalesced: 0,
   };
   /** Peer events, rate-limited. */
-  readonly events: EventLog;
+  readonly events: EventLog<PeerEvent>;
   readonly #listener: ReactorListener;
   /** Open connections per source address. */
   readonly #perIp = new Map<string, number>();
@@ -275,7 +303,7 @@ export class TunnelServer {
   private constructor(listener: ReactorListener, opts: TunnelServerOptions) {
     this.opts = opts;
     this.#listener = listener;
-    this.events = new EventLog(opts.log, { burst: opts.logBurst });
+    this.events = new EventLog<PeerEvent>(opts.log, { burst: opts.logBurst });
     const d: Partial<DispatchOptions> = {
       routeTtlMs: opts.routeTtlMs,
       maxPeerRoutes: opts.maxPeerRoutes,
@@ -612,7 +640,7 @@ export class TunnelServer {
     }
   }
 
-  #close(c: TunnelConnection, reason: string, kind = "disconnected"): void {
+  #close(c: TunnelConnection, reason: string, kind: PeerEvent = "disconnected"): void {
     if (c.closed) return;
     c.closed = true;
     this.#conns.delete(c);

@@ -5,6 +5,7 @@ import {
   encodeHeartbeat,
   encodeHello,
   encodeRoute,
+  isMsgType,
   MsgType,
 } from "../../lib/tunnel/messages.ts";
 import {
@@ -12,6 +13,7 @@ import {
   encodeExtAck,
   encodeExtFrame,
   FrameKind,
+  isFrameKind,
   RECORD_SIZE,
   ServerStreamDecoder,
   writeRecordV6,
@@ -440,4 +442,11 @@ Deno.test("batcher: taken output stays intact while more frames arrive and the b
   add(700);
   const again = b.takeOutput()!;
   assert.equal((again[2 + 22] << 8) | again[2 + 23], 700, "the buffer is reused from the start");
+});
+
+Deno.test("message and frame kinds: the guards accept exactly the table's codes", () => {
+  for (const t of Object.values(MsgType)) assert.ok(isMsgType(t), `type ${t}`);
+  for (const t of [0, 3, 5, 7, 0x5400, 0xffff]) assert.equal(isMsgType(t), false, `type ${t}`);
+  for (const k of Object.values(FrameKind)) assert.ok(isFrameKind(k), `kind ${k}`);
+  for (const k of [0, 16, 0xe0, 0xe5, 0xff]) assert.equal(isFrameKind(k), false, `kind ${k}`);
 });
