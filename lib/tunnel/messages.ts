@@ -182,19 +182,13 @@ export class ClientMessageDecoder {
       if (this.#have < this.#need) break;
       const dv = this.#dv;
       const type = dv.getUint16(6);
-      if (
-        this.#need === CLIENT_MSG_SIZE &&
-        (type === MsgType.CLIENT_ADD6 || type === MsgType.CLIENT_DEL6)
-      ) {
-        if (!this.extensions) return this.#fail(items, "IPv6 route message before extensions");
-        this.#need = CLIENT_MSG6_SIZE;
-        continue;
-      }
-      if (this.#need === CLIENT_MSG_SIZE && type === MsgType.AUTH) {
-        if (!this.authExpected) return this.#fail(items, "unexpected auth message");
-        this.authExpected = false;
-        this.#need = AUTH_MSG_SIZE;
-        continue;
+      if (this.#need === CLIENT_MSG_SIZE && isMsgType(type)) {
+        const size = this.#sizeOf(type);
+        if (typeof size === "string") return this.#fail(items, size);
+        if (size !== CLIENT_MSG_SIZE) {
+          this.#need = size; // the rest follows
+          continue;
+        }
       }
       const msg = this.#decodeOne(dv, type);
       this.#have = 0;
@@ -203,6 +197,32 @@ export class ClientMessageDecoder {
       items.push(msg);
     }
     return { items };
+  }
+
+  /**
+   * Whole size of a message of this type, known from its first 14 bytes, or why it may not
+   * come now (a longer message is only accepted in the state that allows it).
+   */
+  #sizeOf(type: MsgType): number | string {
+    switch (type) {
+      case MsgType.HELLO:
+      case MsgType.CLIENT_ADD:
+      case MsgType.CLIENT_DEL:
+      case MsgType.EXT_HELLO:
+      case MsgType.HEARTBEAT:
+        return CLIENT_MSG_SIZE;
+      case MsgType.CLIENT_ADD6:
+      case MsgType.CLIENT_DEL6:
+        return this.extensions ? CLIENT_MSG6_SIZE : "IPv6 route message before extensions";
+      case MsgType.AUTH:
+        if (!this.authExpected) return "unexpected auth message";
+        this.authExpected = false;
+        return AUTH_MSG_SIZE;
+      default: {
+        const never: never = type;
+        return `unknown message type ${never}`;
+      }
+    }
   }
 
   #fail(items: ClientMessage[], reason: string): DecodeResult<ClientMessage> {
