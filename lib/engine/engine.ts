@@ -21,8 +21,8 @@ import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe } from "../wire/seq.ts";
 import type { SessionHost } from "./session.ts";
 import { Session } from "./session.ts";
-import type { EndReason, EngineStats, LostStats, SessionEvent } from "./stats.ts";
-import { emptyStats } from "./stats.ts";
+import type { EndReason, EngineStats, SessionEvent } from "./stats.ts";
+import { emptyStats, isLossReason } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { Slab } from "./slab.ts";
 import { TupleMap } from "./tuple_map.ts";
@@ -81,19 +81,6 @@ const NEVER = Number.POSITIVE_INFINITY;
 /** Stale timer entries tolerated beyond twice the live sessions before the heap is swept. */
 const STALE_TIMERS = 1024;
 const EMPTY = new Uint8Array(0);
-const LOSS_REASONS = new Set<EndReason>([
-  "capture_gap",
-  "queue_overflow",
-  "handshake_failure",
-  "target_reset",
-  "timeout",
-  "port_conflict",
-  "memory",
-  "session_limit",
-  "shutdown",
-  "no_intercept",
-  "rate_limited",
-]);
 
 /** Bytes of IP and TCP headers counted per packet against `--max-mbps`. */
 const HEADER_ESTIMATE = 52;
@@ -584,7 +571,7 @@ export class Engine implements SessionHost {
     st.sessions.closed++;
     this.account();
     if (reason === "handshake_failure") st.handshakes.failed++;
-    if (lost > 0 && LOSS_REASONS.has(reason)) st.lost[reason as keyof LostStats] += lost;
+    if (lost > 0 && isLossReason(reason)) st.lost[reason] += lost;
     this.out.routeDel(s.client, s.target);
     if (this.out.event) {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });

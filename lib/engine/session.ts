@@ -22,7 +22,7 @@ import type {
 import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { view } from "./slab.ts";
-import type { EndReason, EngineStats } from "./stats.ts";
+import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
 
@@ -48,14 +48,24 @@ export interface SessionHost {
   announce(s: Session): void;
 }
 
-const CLOSED = 0, SYN_SENT = 1, ESTABLISHED = 2, ENDED = 3;
+/**
+ * Where a session stands (see the state machine in README.md). Numeric codes from one table
+ * (read on every segment); switches over it end in a `never` check. The state changes in
+ * three places only: `connect()` (→ SYN_SENT), `onReplyInSynSent()` (→ ESTABLISHED) and
+ * `end()` (→ ENDED); outside this file it is read-only ({@link Session.state}).
+ */
+export const SessionState = { CLOSED: 0, SYN_SENT: 1, ESTABLISHED: 2, ENDED: 3 } as const;
+/** One of the {@link SessionState} codes. */
+export type SessionState = (typeof SessionState)[keyof typeof SessionState];
+const { CLOSED, SYN_SENT, ESTABLISHED, ENDED } = SessionState;
 const NEVER = Number.POSITIVE_INFINITY;
 /** Window we advertise at least (bytes), so the target is never stalled by a slow client. */
 const MIN_ADVERTISED = 16384;
 
 /** See the module comment. */
 export class Session {
-  state = CLOSED;
+  /** The current state; assigned only in `connect()`, `onReplyInSynSent()` and `end()`. */
+  private phase: SessionState = CLOSED;
   readonly stream: ClientStream;
   /** Index in the stream's turns of the first turn not yet released. */
   private relIdx = 0;
@@ -142,9 +152,14 @@ export class Session {
     this.stream = new ClientStream(0);
   }
 
+  /** Where the session stands (read-only: the session changes it itself). */
+  get state(): SessionState {
+    return this.phase;
+  }
+
   /** The session is over (the engine forgets it). */
   get ended(): boolean {
-    return this.state === ENDED;
+    return this.phase === ENDED;
   }
 
   /** Last time the target acknowledged client data or sent response bytes. */
@@ -154,7 +169,7 @@ export class Session {
 
   /** Bytes of response the target has sent on this connection (its FIN counts one). */
   get targetReceived(): number {
-    return this.state === ESTABLISHED ? seqSub(this.rcvNxt, seqAdd(this.irs, 1)) : 0;
+    return this.phase === ESTABLISHED ? seqSub(this.rcvNxt, seqAdd(this.irs, 1)) : 0;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -162,18 +177,18 @@ export class Session {
 
   /** A captured segment of this connection; `data` is the engine's copy of the payload. */
   onCaptured(seg: CapturedSegment, data: Uint8Array, now: number): void {
-    if (this.state === ENDED) return;
+    if (this.phase === ENDED) return;
     const host = this.host;
     this.lastClientAt = now;
     this.lastWindow = seg.window;
     if (seg.ipId !== undefined) this.lastIpId = seg.ipId;
     const flags = seg.flags;
     if (flags & SYN) {
-      if (!(flags & ACK) && this.state === CLOSED && !this.synCaptured) this.startReal(seg, now);
+      if (!(flags & ACK) && this.phase === CLOSED && !this.synCaptured) this.startReal(seg, now);
       else host.stats.ignored.syn_retransmit++;
       return;
     }
-    if (!this.synCaptured && this.state === CLOSED && data.length === 0) {
+    if (!this.synCaptured && this.phase === CLOSED && data.length === 0) {
       host.stats.ignored.unknown_flow++;
       return;
     }
@@ -186,7 +201,7 @@ export class Session {
     const st = this.stream;
     const ack = hasAck ? seg.ack : this.lastOnlineAck();
     if (data.length > 0) {
-      if (!this.synCaptured && this.state === CLOSED) this.startSynthesized(seg.seq, now);
+      if (!this.synCaptured && this.phase === CLOSED) this.startSynthesized(seg.seq, now);
       const before = st.bytes;
       const reqs = st.requests;
       const r = st.add({
@@ -199,7 +214,7 @@ export class Session {
       if (r === DUPLICATE) host.stats.ignored.duplicate++;
       host.stats.requests.captured += st.requests - reqs;
       this.account(st.bytes - before);
-      if (this.state === ENDED) return;
+      if (this.ended) return;
       if (r === OUT_OF_ORDER && this.gapAt === NEVER) this.gapAt = now + host.cfg.gapTimeoutMs;
     } else if (!(flags & (FIN | RST))) {
       host.stats.ignored.pure_ack++;
@@ -239,7 +254,7 @@ export class Session {
     this.synthesized = synthesized;
     this.iss = iss;
     this.sndUna = this.sndNxt = this.sndMax = seqAdd(iss, 1);
-    this.state = SYN_SENT;
+    this.phase = SYN_SENT;
     this.finSent =
       this.finAcked =
       this.targetFin =
@@ -293,7 +308,7 @@ export class Session {
     if (delta === 0) return;
     this.queuedBytes += delta;
     this.host.queued(this, delta);
-    if (this.queuedBytes > this.host.cfg.maxSessionBytes && this.state !== ENDED) {
+    if (this.queuedBytes > this.host.cfg.maxSessionBytes && this.phase !== ENDED) {
       this.end("queue_overflow", this.lastClientAt);
     }
   }
@@ -303,14 +318,23 @@ export class Session {
 
   /** A reply header from the target on this session's tuple. */
   onReply(r: ReplySegment, now: number): void {
-    if (this.state === ENDED) return;
+    switch (this.phase) {
+      case ENDED:
+        return;
+      case CLOSED:
+        this.lastReplyAt = now;
+        return;
+      case SYN_SENT:
+        this.lastReplyAt = now;
+        this.onReplyInSynSent(r, now);
+        return;
+      case ESTABLISHED:
+        break;
+      default:
+        return unreachable("session state", this.phase);
+    }
     const flags = r.flags;
     this.lastReplyAt = now;
-    if (this.state === SYN_SENT) {
-      this.onReplyInSynSent(r, now);
-      return;
-    }
-    if (this.state !== ESTABLISHED) return;
     if (flags & RST) {
       this.onTargetReset(now);
       return;
@@ -324,7 +348,7 @@ export class Session {
     if (this.tsOn && ts && seqLt(this.lastTargetTsval, ts.tsval)) this.lastTargetTsval = ts.tsval;
     const wnd = this.wsOk ? r.window * (1 << this.targetWs) : r.window;
     if (flags & ACK) this.onAck(r.ack, wnd, r.payloadLength === 0 && !(flags & FIN), now);
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     const len = r.payloadLength;
     let ackNow = false;
     let force = false;
@@ -348,7 +372,7 @@ export class Session {
       }
     }
     this.progress(now);
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     if (force || (ackNow && this.lastAckSent !== this.rcvNxt)) this.sendAck();
     else if (this.unacked > 0 && this.delackAt === NEVER) {
       this.delackAt = now + this.host.cfg.delayedAckMs;
@@ -392,7 +416,7 @@ export class Session {
     );
     this.sndUna = this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
     this.sndWnd = r.window;
-    this.state = ESTABLISHED;
+    this.phase = ESTABLISHED;
     this.establishedAt = now;
     this.lastReplyDataAt = now;
     this.lastAckAdvanceAt = now;
@@ -564,12 +588,12 @@ export class Session {
 
   /** Release turns that are due and send what the window allows. */
   private progress(now: number): void {
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     this.release(now);
     this.markAnswered();
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     this.transmit(now);
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     this.checkClose(now);
   }
 
@@ -698,34 +722,44 @@ export class Session {
     const st = this.stream;
     if (st.closed && this.relIdx === st.turns.length) {
       const last = st.turns[st.turns.length - 1];
-      if (last.kind === CLOSE_RST) {
-        if (this.sndUna === last.start) {
-          this.emit(RST | ACK, last.start, this.rcvNxt, 0, {}, EMPTY);
-          this.rstSent = true;
-          this.host.stats.resets++;
-          this.end("client_reset", now, true);
-        }
-        return;
-      }
-      if (last.kind === CLOSE_FIN && this.sndNxt === last.start) {
-        if (this.finSent) this.host.stats.retransmits++;
-        this.emit(
-          FIN | ACK,
-          last.start,
-          this.rcvNxt,
-          this.advertised(),
-          this.dataOptions(undefined, now),
-          EMPTY,
-        );
-        this.finSent = true;
-        this.sndNxt = seqAdd(last.start, 1);
-        if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
-        if (this.rtoAt === NEVER) this.rtoAt = now + this.rto;
-        this.unacked = 0;
-        this.delackAt = NEVER;
+      switch (last.kind) {
+        case CLOSE_RST:
+          if (this.sndUna === last.start) {
+            this.emit(RST | ACK, last.start, this.rcvNxt, 0, {}, EMPTY);
+            this.rstSent = true;
+            this.host.stats.resets++;
+            this.end("client_reset", now, true);
+          }
+          return;
+        case CLOSE_FIN:
+          if (this.sndNxt === last.start) this.sendFin(last.start, now);
+          break;
+        case DATA:
+          break; // not closed yet: the stream's close turn is always its last
+        default:
+          return unreachable("turn kind", last.kind);
       }
     }
     if (this.finAcked && this.targetFin) this.finish(now);
+  }
+
+  /** Send (or resend) the client's FIN at `seq`, after every byte of the stream. */
+  private sendFin(seq: number, now: number): void {
+    if (this.finSent) this.host.stats.retransmits++;
+    this.emit(
+      FIN | ACK,
+      seq,
+      this.rcvNxt,
+      this.advertised(),
+      this.dataOptions(undefined, now),
+      EMPTY,
+    );
+    this.finSent = true;
+    this.sndNxt = seqAdd(seq, 1);
+    if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
+    if (this.rtoAt === NEVER) this.rtoAt = now + this.rto;
+    this.unacked = 0;
+    this.delackAt = NEVER;
   }
 
   /** Window value for the target: the client's, unscaled when scaling is not in effect. */
@@ -755,7 +789,7 @@ export class Session {
   }
 
   private sendAck(): void {
-    if (this.state !== ESTABLISHED) return;
+    if (this.phase !== ESTABLISHED) return;
     this.emit(
       ACK,
       this.sndNxt,
@@ -831,7 +865,7 @@ export class Session {
 
   /** Earliest timer of this session. */
   nextWake(): number {
-    if (this.state === ENDED) return NEVER;
+    if (this.phase === ENDED) return NEVER;
     let t = this.rtoAt;
     if (this.persistAt < t) t = this.persistAt;
     if (this.delackAt < t) t = this.delackAt;
@@ -855,7 +889,7 @@ export class Session {
 
   /** Something is still expected from the target. */
   private hasWork(): boolean {
-    if (this.state !== ESTABLISHED) return true;
+    if (this.phase !== ESTABLISHED) return true;
     const st = this.stream;
     if (this.sndUna !== this.sndMax || this.relIdx < st.turns.length || st.ooo.length > 0) {
       return true;
@@ -865,19 +899,19 @@ export class Session {
 
   /** Run due timers. */
   onTimer(now: number): void {
-    if (this.state === ENDED) return;
+    if (this.phase === ENDED) return;
     const cfg = this.host.cfg;
     if (now >= this.gapAt) {
       this.gapAt = NEVER;
       if (this.stream.hasHole) {
         this.captureGap(now);
-        if (this.state === ENDED) return;
+        if (this.ended) return;
       }
     }
     if (now >= this.rtoAt) {
       this.rtoAt = NEVER;
       this.retries++;
-      if (this.state === SYN_SENT) {
+      if (this.phase === SYN_SENT) {
         if (this.synSends >= cfg.synRetries) {
           this.fail("handshake_failure", now, "no SYN-ACK");
           return;
@@ -902,7 +936,7 @@ export class Session {
     }
     if (now >= this.persistAt) {
       this.persistAt = NEVER;
-      if (this.state === ESTABLISHED && this.sndWnd === 0) {
+      if (this.phase === ESTABLISHED && this.sndWnd === 0) {
         // Zero-window probe: an old sequence number makes the target answer with its window.
         this.emit(
           ACK,
@@ -926,7 +960,7 @@ export class Session {
     if (now >= this.gateAt) {
       this.gateAt = NEVER;
       this.progress(now);
-      if (this.state === ENDED) return;
+      if (this.ended) return;
     }
     if (now >= this.idleDeadline()) {
       if (this.hasWork()) this.fail("timeout", now, "target silent");
@@ -975,7 +1009,7 @@ export class Session {
    */
   unsentTurns(): number {
     const st = this.stream;
-    const sent = this.state === ESTABLISHED ? this.sndMax : undefined;
+    const sent = this.phase === ESTABLISHED ? this.sndMax : undefined;
     let n = 0;
     for (let i = Math.max(this.ansIdx, st.turnHead); i < st.turns.length; i++) {
       const t = st.turns[i];
@@ -994,30 +1028,41 @@ export class Session {
 
   /** Send an RST so the target drops its socket (twice if it may expect either number). */
   private resetTarget(): void {
-    if (this.state !== ESTABLISHED && this.state !== SYN_SENT) return;
-    if (this.state === SYN_SENT && this.synSends === 0) return;
-    const seq = this.state === SYN_SENT ? seqAdd(this.iss, 1) : this.sndUna;
-    this.emit(RST | ACK, seq, this.rcvNxt, 0, {}, EMPTY);
-    this.host.stats.resets++;
-    if (this.state === ESTABLISHED && this.sndNxt !== this.sndUna) {
-      this.emit(RST | ACK, this.sndNxt, this.rcvNxt, 0, {}, EMPTY);
-      this.host.stats.resets++;
+    switch (this.phase) {
+      case CLOSED:
+      case ENDED:
+        return; // no socket on the target (any more)
+      case SYN_SENT:
+        if (this.synSends === 0) return;
+        this.emit(RST | ACK, seqAdd(this.iss, 1), this.rcvNxt, 0, {}, EMPTY);
+        this.host.stats.resets++;
+        return;
+      case ESTABLISHED:
+        this.emit(RST | ACK, this.sndUna, this.rcvNxt, 0, {}, EMPTY);
+        this.host.stats.resets++;
+        if (this.sndNxt !== this.sndUna) {
+          this.emit(RST | ACK, this.sndNxt, this.rcvNxt, 0, {}, EMPTY);
+          this.host.stats.resets++;
+        }
+        return;
+      default:
+        return unreachable("session state", this.phase);
     }
   }
 
   /** End the session: release the target's socket and let the engine forget it. */
   end(reason: EndReason, now: number, rstDone = false): void {
-    if (this.state === ENDED) return;
+    if (this.phase === ENDED) return;
     if (!rstDone && !this.rstSent) this.resetTarget();
     // Closed, reset by the client or idle: every request reached the target. A shutdown
     // loses the requests not sent yet; any other end, the requests not answered yet.
-    const loss = reason === "closed" || reason === "client_reset" || reason === "idle" ||
-        reason === "evicted"
+    const rule = lossRule(reason);
+    const loss = rule === "none"
       ? 0
-      : reason === "shutdown"
+      : rule === "unsent"
       ? this.unsentTurns()
       : this.unansweredTurns();
-    this.state = ENDED;
+    this.phase = ENDED;
     if (this.queuedBytes > 0) {
       const q = this.queuedBytes;
       this.queuedBytes = 0;
@@ -1038,6 +1083,15 @@ export class Session {
     this.relIdx = st.turns.length;
     this.progress(now);
   }
+}
+
+/**
+ * The `default` of a switch over a union: `value` is `never` once every case is handled, so a
+ * new state or kind does not compile until each switch handles it. Kept out of line so the
+ * hot switches stay small.
+ */
+function unreachable(what: string, value: never): never {
+  throw new Error(`unknown ${what} ${value}`);
 }
 
 const EMPTY = new Uint8Array(0);

@@ -127,6 +127,49 @@ export function emptyStats(): EngineStats {
 /** Why a session ended or lost requests (the keys of {@link LostStats} plus normal ends). */
 export type EndReason = keyof LostStats | "closed" | "client_reset" | "idle" | "evicted";
 
+/**
+ * Which of a session's requests an end loses: none (every request reached the target),
+ * those not wholly sent yet (a shutdown: the ones sent may still be served), or those not
+ * answered yet (any other failure).
+ */
+export type LossRule = "none" | "unsent" | "unanswered";
+
+/** The {@link LossRule} of an end reason; a new reason does not compile until it is here. */
+export function lossRule(reason: EndReason): LossRule {
+  switch (reason) {
+    case "closed":
+    case "client_reset":
+    case "idle":
+    case "evicted":
+      return "none";
+    case "shutdown":
+      return "unsent";
+    case "capture_gap":
+    case "queue_overflow":
+    case "handshake_failure":
+    case "target_reset":
+    case "timeout":
+    case "port_conflict":
+    case "memory":
+    case "session_limit":
+    case "no_intercept":
+    case "rate_limited":
+      return "unanswered";
+    default: {
+      const never: never = reason;
+      throw new Error(`unknown end reason ${never}`);
+    }
+  }
+}
+
+/**
+ * The reason has a `lost.*` counter: every reason but the normal ends, which are exactly the
+ * reasons whose {@link lossRule} is "none".
+ */
+export function isLossReason(reason: EndReason): reason is keyof LostStats {
+  return lossRule(reason) !== "none";
+}
+
 /** A per-session log event. */
 export interface SessionEvent {
   type: "open" | "established" | "reconnect" | "close" | "lost";

@@ -21,12 +21,20 @@ export interface Chunk {
   ipId?: number;
 }
 
-/** Kind of a turn. */
-export const DATA = 0, CLOSE_FIN = 1, CLOSE_RST = 2;
+/**
+ * Kind of a turn. Numeric codes (turns are compared on every send), one table, one union:
+ * a switch over {@link TurnKind} ends in a `never` check, so a new kind does not compile
+ * until every switch handles it.
+ */
+export const TurnKind = { DATA: 0, CLOSE_FIN: 1, CLOSE_RST: 2 } as const;
+/** One of the {@link TurnKind} codes. */
+export type TurnKind = (typeof TurnKind)[keyof typeof TurnKind];
+/** The turn kinds by name (`TurnKind.DATA` …). */
+export const { DATA, CLOSE_FIN, CLOSE_RST } = TurnKind;
 
 /** A request (or the client's FIN/RST) and its pacing state. */
 export interface Turn {
-  kind: number;
+  kind: TurnKind;
   /** First and one-past-last client sequence number of the turn's payload. */
   start: number;
   end: number;
@@ -40,8 +48,12 @@ export interface Turn {
   answered: boolean;
 }
 
-/** Result of adding a captured segment to the stream. */
-export const ADDED = 0, DUPLICATE = 1, OUT_OF_ORDER = 2;
+/** Result of adding a captured segment to the stream (numeric: once per captured segment). */
+export const StreamAdd = { ADDED: 0, DUPLICATE: 1, OUT_OF_ORDER: 2 } as const;
+/** One of the {@link StreamAdd} codes. */
+export type StreamAdd = (typeof StreamAdd)[keyof typeof StreamAdd];
+/** The add results by name (`StreamAdd.ADDED` …). */
+export const { ADDED, DUPLICATE, OUT_OF_ORDER } = StreamAdd;
 
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
@@ -70,7 +82,7 @@ export class ClientStream {
   }
 
   /** Add a payload segment (a copy the stream may keep). */
-  add(c: Chunk): number {
+  add(c: Chunk): StreamAdd {
     const len = c.data.length;
     const cEnd = seqAdd(c.seq, len);
     if (seqLe(cEnd, this.end)) return DUPLICATE;
@@ -238,7 +250,7 @@ export class ClientStream {
 
   private maybeCloseTurn(): void {
     if (this.closedTurnAdded) return;
-    let kind: number, seq: number, ack: number;
+    let kind: TurnKind, seq: number, ack: number;
     if (this.rstSeq !== undefined && seqLe(this.rstSeq, this.end)) {
       kind = CLOSE_RST;
       seq = this.end;

@@ -116,11 +116,18 @@ export class ReplayReader {
       const msg = (e instanceof Error ? e.message : String(e))
         .replace(/^corrupt savefile "[^"]*": /, "");
       const f = this.#pos.failure(msg);
-      if (f.kind === "truncated") {
-        this.truncatedRecords++;
-        this.warning = `${this.path}: ${f.message} (skipped)`;
-      } else {
-        this.error = `${this.path}: ${f.message}`;
+      switch (f.kind) {
+        case "truncated":
+          this.truncatedRecords++;
+          this.warning = `${this.path}: ${f.message} (skipped)`;
+          break;
+        case "corrupt":
+          this.error = `${this.path}: ${f.message}`;
+          break;
+        default: {
+          const never: never = f.kind;
+          this.error = `${this.path}: ${never}`;
+        }
       }
       this.#pos.offset = this.size;
       this.#file.close();

@@ -66,10 +66,16 @@ export function checkLinkType(linkType: number): string | null {
     `raw IP and loopback captures are)`;
 }
 
+/**
+ * How a read that libpcap refused ended: "truncated", the file ends inside the last record
+ * (counted and skipped); "corrupt", the replay stops with an error.
+ */
+export type ReadFailureKind = "truncated" | "corrupt";
+
 /** How a read that libpcap refused ended. */
 export interface ReadFailure {
-  /** "truncated": the file ends inside the last record (counted and skipped). */
-  kind: "truncated" | "corrupt";
+  /** See {@link ReadFailureKind}; the reader's switch over it is never-checked. */
+  kind: ReadFailureKind;
   /** One line: which record, where, and libpcap's words. */
   message: string;
 }

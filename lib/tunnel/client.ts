@@ -34,7 +34,7 @@ import {
   type Endpoint,
 } from "./messages.ts";
 import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
-import { ServerStreamDecoder } from "./replies.ts";
+import { type ControlItem, ServerStreamDecoder } from "./replies.ts";
 import {
   clientProof,
   INSTANCE_ID_SIZE,
@@ -491,17 +491,7 @@ export class TunnelClient {
       const error = l.decoder.feed(chunk, (bytes) => {
         this.counters.replies++;
         this.#opts.onReply(bytes, l.server);
-      }, (it) => {
-        if (it.kind === "challenge") void this.#answer(l, conn, it.nonce);
-        else if (it.kind === "ext-ack") {
-          if (this.#opts.secret) void this.#checkAck(l, conn, it);
-          else {
-            l.caps = it.caps;
-            l.prefix = it.prefix;
-            this.#ready(l);
-          }
-        }
-      });
+      }, (it) => this.#control(l, conn, it));
       this.#opts.onReadDone?.();
       if (error) {
         this.counters.protocolErrors++;
@@ -512,6 +502,29 @@ export class TunnelClient {
         this.#drop(l, error === null ? "intercept closed the connection" : `read error: ${error}`);
       }
     });
+  }
+
+  /** An item from intercept other than a reply. */
+  #control(l: Link, conn: ReactorConn, it: ControlItem): void {
+    switch (it.kind) {
+      case "challenge":
+        void this.#answer(l, conn, it.nonce);
+        break;
+      case "ext-ack":
+        if (this.#opts.secret) void this.#checkAck(l, conn, it);
+        else {
+          l.caps = it.caps;
+          l.prefix = it.prefix;
+          this.#ready(l);
+        }
+        break;
+      case "heartbeat":
+        break; // hearing anything is proof of life: lastHeard was set by the read
+      default: {
+        const never: never = it;
+        this.#drop(l, `protocol error: unknown item ${(never as ControlItem).kind}`);
+      }
+    }
   }
 
   #transcript(l: Link) {

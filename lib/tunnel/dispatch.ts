@@ -145,10 +145,21 @@ export class Dispatcher<P extends TunnelPeer> {
 
   #enqueue(peer: P, pkt: Uint8Array, now: number): boolean {
     const r = peer.batcher.add(pkt, this.#info, now);
-    if (r === "queued") this.counters.forwarded++;
-    else if (r === "dropped-full") this.counters.droppedQueueFull++;
-    else this.counters.droppedUnsupported++;
-    return r === "queued";
+    switch (r) {
+      case "queued":
+        this.counters.forwarded++;
+        return true;
+      case "dropped-full":
+        this.counters.droppedQueueFull++;
+        return false;
+      case "unsupported":
+        this.counters.droppedUnsupported++;
+        return false;
+      default: {
+        const never: never = r;
+        throw new Error(`unknown batcher result ${never}`);
+      }
+    }
   }
 
   /**

@@ -16,12 +16,12 @@ export interface EventLogOptions {
 /** Defaults: 10 lines per 10 s, then one summary line per 10 s. */
 export const DEFAULT_EVENT_LOG: EventLogOptions = { intervalMs: 10_000, burst: 10 };
 
-/** The rate-limited log. */
-export class EventLog {
+/** The rate-limited log; `K` names the event kinds (the server's `PeerEvent`). */
+export class EventLog<K extends string = string> {
   readonly opts: EventLogOptions;
   #start = -Infinity;
   #lines = 0;
-  #suppressed = new Map<string, number>();
+  #suppressed = new Map<K, number>();
   /** Lines not logged so far (all intervals). */
   suppressedTotal = 0;
 
@@ -33,7 +33,7 @@ export class EventLog {
   }
 
   /** One event of `kind`; `line` is logged unless this interval's burst is used up. */
-  note(kind: string, line: string, now: number): void {
+  note(kind: K, line: string, now: number): void {
     this.tick(now);
     if (this.#lines < this.opts.burst) {
       this.#lines++;

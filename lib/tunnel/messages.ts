@@ -30,7 +30,11 @@ export const CLIENT_MSG6_SIZE = 46;
 /** Size of the AUTH message (extension). */
 export const AUTH_MSG_SIZE = 94;
 
-/** Message type codes (the big-endian u16 at offset 6). */
+/**
+ * Message type codes (the big-endian u16 at offset 6). To add a message type, see "Where to
+ * add a tunnel message type" in README.md: the decoder's switch does not compile until it
+ * handles every code here.
+ */
 export const MsgType = {
   CLIENT_ADD: 1,
   CLIENT_DEL: 2,
@@ -41,6 +45,15 @@ export const MsgType = {
   CLIENT_DEL6: 0x5437,
   AUTH: 0x5441,
 } as const;
+/** One of the {@link MsgType} codes. */
+export type MsgType = (typeof MsgType)[keyof typeof MsgType];
+
+const MSG_TYPES: ReadonlySet<number> = new Set(Object.values(MsgType));
+
+/** The u16 read from the wire is a known message type. */
+export function isMsgType(type: number): type is MsgType {
+  return MSG_TYPES.has(type);
+}
 
 /** Magic carried in the clt_ip field of EXT_HELLO ("TCPX"). */
 export const EXT_MAGIC = 0x54435058;
@@ -51,13 +64,18 @@ export interface Endpoint {
   port: number;
 }
 
-/** A decoded client message. */
+/** What a route message does. */
+export type RouteOp = "add" | "del";
+
+/** A decoded client message (the server's `#onBytes` switch handles every kind). */
 export type ClientMessage =
   | { kind: "hello"; version: number }
-  | { kind: "add" | "del"; client: Endpoint; target: Endpoint }
+  | { kind: RouteOp; client: Endpoint; target: Endpoint }
   | { kind: "ext-hello"; extVersion: number; caps: number; prefix: number }
   | { kind: "heartbeat" }
   | { kind: "auth"; instanceId: Uint8Array; clientNonce: Uint8Array; proof: Uint8Array };
+/** The kinds of {@link ClientMessage}. */
+export type ClientMessageKind = ClientMessage["kind"];
 
 function header(type: number): Uint8Array {
   const b = new Uint8Array(CLIENT_MSG_SIZE);
@@ -71,7 +89,7 @@ export function encodeHello(version = INTERNAL_VERSION): Uint8Array {
 }
 
 /** CLIENT_ADD / CLIENT_DEL, IPv4 (14 bytes) or IPv6 (46 bytes, extension). */
-export function encodeRoute(kind: "add" | "del", client: Endpoint, target: Endpoint): Uint8Array {
+export function encodeRoute(kind: RouteOp, client: Endpoint, target: Endpoint): Uint8Array {
   const v6 = client.addr.length === 16;
   if (client.addr.length !== target.addr.length || (!v6 && client.addr.length !== 4)) {
     throw new RangeError("route endpoints must both be IPv4 or both IPv6");
@@ -164,19 +182,13 @@ export class ClientMessageDecoder {
       if (this.#have < this.#need) break;
       const dv = this.#dv;
       const type = dv.getUint16(6);
-      if (
-        this.#need === CLIENT_MSG_SIZE &&
-        (type === MsgType.CLIENT_ADD6 || type === MsgType.CLIENT_DEL6)
-      ) {
-        if (!this.extensions) return this.#fail(items, "IPv6 route message before extensions");
-        this.#need = CLIENT_MSG6_SIZE;
-        continue;
-      }
-      if (this.#need === CLIENT_MSG_SIZE && type === MsgType.AUTH) {
-        if (!this.authExpected) return this.#fail(items, "unexpected auth message");
-        this.authExpected = false;
-        this.#need = AUTH_MSG_SIZE;
-        continue;
+      if (this.#need === CLIENT_MSG_SIZE && isMsgType(type)) {
+        const size = this.#sizeOf(type);
+        if (typeof size === "string") return this.#fail(items, size);
+        if (size !== CLIENT_MSG_SIZE) {
+          this.#need = size; // the rest follows
+          continue;
+        }
       }
       const msg = this.#decodeOne(dv, type);
       this.#have = 0;
@@ -185,6 +197,32 @@ export class ClientMessageDecoder {
       items.push(msg);
     }
     return { items };
+  }
+
+  /**
+   * Whole size of a message of this type, known from its first 14 bytes, or why it may not
+   * come now (a longer message is only accepted in the state that allows it).
+   */
+  #sizeOf(type: MsgType): number | string {
+    switch (type) {
+      case MsgType.HELLO:
+      case MsgType.CLIENT_ADD:
+      case MsgType.CLIENT_DEL:
+      case MsgType.EXT_HELLO:
+      case MsgType.HEARTBEAT:
+        return CLIENT_MSG_SIZE;
+      case MsgType.CLIENT_ADD6:
+      case MsgType.CLIENT_DEL6:
+        return this.extensions ? CLIENT_MSG6_SIZE : "IPv6 route message before extensions";
+      case MsgType.AUTH:
+        if (!this.authExpected) return "unexpected auth message";
+        this.authExpected = false;
+        return AUTH_MSG_SIZE;
+      default: {
+        const never: never = type;
+        return `unknown message type ${never}`;
+      }
+    }
   }
 
   #fail(items: ClientMessage[], reason: string): DecodeResult<ClientMessage> {
@@ -203,6 +241,7 @@ export class ClientMessageDecoder {
       this.#sawHello = true;
       return { kind: "hello", version: type };
     }
+    if (!isMsgType(type)) return `unknown message type ${type}`;
     switch (type) {
       case MsgType.CLIENT_ADD:
       case MsgType.CLIENT_DEL: {
@@ -242,10 +281,12 @@ export class ClientMessageDecoder {
       case MsgType.HEARTBEAT:
         if (!this.extensions) return "heartbeat before extensions";
         return { kind: "heartbeat" };
-      case INTERNAL_VERSION:
+      case MsgType.HELLO:
         return "second hello on one connection";
-      default:
-        return `unknown message type ${type}`;
+      default: {
+        const never: never = type;
+        return `unknown message type ${never}`;
+      }
     }
   }
 }

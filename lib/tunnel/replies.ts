@@ -32,13 +32,25 @@ export const MAX_BATCH = 16;
 /** Most TCP header bytes a v6 record carries. */
 export const MAX_TCP_IN_RECORD = 44;
 
-/** Extension frame kinds. */
+/**
+ * Extension frame kinds (the first byte). The decoder's switch does not compile until it
+ * handles every kind here (see "Where to add a tunnel message type" in README.md).
+ */
 export const FrameKind = {
   REPLIES: 0xe1,
   HEARTBEAT: 0xe2,
   EXT_ACK: 0xe3,
   CHALLENGE: 0xe4,
 } as const;
+/** One of the {@link FrameKind} codes. */
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+const FRAME_KINDS: ReadonlySet<number> = new Set(Object.values(FrameKind));
+
+/** The byte read from the wire is a known extension frame kind. */
+export function isFrameKind(kind: number): kind is FrameKind {
+  return FRAME_KINDS.has(kind);
+}
 /** Size of an extension frame header. */
 export const EXT_HEADER_SIZE = 4;
 /** Largest body of one extension frame. */
@@ -93,7 +105,7 @@ export function encodeCombined(records: Uint8Array[]): Uint8Array {
 }
 
 /** An extension frame of the given kind and body. */
-export function encodeExtFrame(kind: number, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function encodeExtFrame(kind: FrameKind, body: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (body.length > MAX_EXT_BODY) throw new RangeError("extension frame body too long");
   const out = new Uint8Array(EXT_HEADER_SIZE + body.length);
   out[0] = kind;
@@ -124,12 +136,13 @@ export function encodeChallenge(nonce: Uint8Array): Uint8Array {
   return encodeExtFrame(FrameKind.CHALLENGE, nonce);
 }
 
-/** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
-export type ServerItem =
-  | { kind: "reply"; bytes: Uint8Array }
+/** A decoded intercept -> tcpcopy item other than a reply (the client's control switch). */
+export type ControlItem =
   | { kind: "ext-ack"; extVersion: number; caps: number; prefix: number; proof?: Uint8Array }
   | { kind: "challenge"; nonce: Uint8Array }
   | { kind: "heartbeat" };
+/** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
+export type ServerItem = { kind: "reply"; bytes: Uint8Array } | ControlItem;
 
 /**
  * Incremental decoder of the intercept -> tcpcopy stream (client side). Starts in v6 mode;
@@ -172,21 +185,21 @@ export class ServerStreamDecoder {
   feed(
     chunk: Uint8Array,
     onReply: (bytes: Uint8Array) => void,
-    onControl: (item: ServerItem) => void,
+    onControl: (item: ControlItem) => void,
   ): string | undefined {
     return this.#decode(chunk, onReply, onControl, false);
   }
 
   /** Where the decode in progress delivers (set by push/feed for the length of one call). */
   #onReply: (bytes: Uint8Array) => void = () => {};
-  #onControl: (item: ServerItem) => void = () => {};
+  #onControl: (item: ControlItem) => void = () => {};
   /** Records outlive the call (push): each frame is copied before its records are cut. */
   #copy = false;
 
   #decode(
     chunk: Uint8Array,
     onReply: (bytes: Uint8Array) => void,
-    onControl: (item: ServerItem) => void,
+    onControl: (item: ControlItem) => void,
     copy: boolean,
   ): string | undefined {
     if (this.#error) return this.#error;
@@ -262,6 +275,7 @@ export class ServerStreamDecoder {
     if (b[off + 1] !== 0) return `extension frame with reserved byte ${b[off + 1]}`;
     if (avail < EXT_HEADER_SIZE + bodyLen) return 0;
     const body = off + EXT_HEADER_SIZE;
+    if (!isFrameKind(kind)) return `unknown frame kind 0x${kind.toString(16)}`;
     switch (kind) {
       case FrameKind.EXT_ACK: {
         if (this.#ext) return "second extension ack";
@@ -304,8 +318,10 @@ export class ServerStreamDecoder {
         }
         break;
       }
-      default:
-        return `unknown frame kind 0x${kind.toString(16)}`;
+      default: {
+        const never: never = kind;
+        return `unknown frame kind 0x${(never as number).toString(16)}`;
+      }
     }
     return EXT_HEADER_SIZE + bodyLen;
   }

@@ -25,7 +25,12 @@
  */
 import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
-import { ClientMessageDecoder, type Endpoint } from "./messages.ts";
+import {
+  type ClientMessage,
+  ClientMessageDecoder,
+  type ClientMessageKind,
+  type Endpoint,
+} from "./messages.ts";
 import { Cap, grant, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { encodeChallenge, encodeExtAck, encodeExtFrame, FrameKind, MAX_BATCH } from "./replies.ts";
 import { AllowList } from "./access.ts";
@@ -118,8 +123,54 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   now: () => performance.now(),
 };
 
+/** Messages a connection may send before it is ready (hello and authentication done). */
+function allowedBeforeReady(kind: ClientMessageKind): boolean {
+  switch (kind) {
+    case "hello":
+    case "ext-hello":
+    case "auth":
+      return true;
+    case "add":
+    case "del":
+    case "heartbeat":
+      return false;
+    default: {
+      const never: never = kind; // a new message kind does not compile until handled above
+      void never;
+      return false;
+    }
+  }
+}
+
+/** Kinds of peer events in the rate-limited log (the counts in its summary line). */
+export type PeerEvent =
+  | "refused"
+  | "connected"
+  | "extensions"
+  | "disconnected"
+  | "idle"
+  | "auth-failed";
+
 /** Where a connection stands with authentication. */
 export type AuthState = "none" | "challenged" | "verifying" | "ok";
+
+/** Authentication lets the connection register routes (or is not required of it). */
+function authDone(auth: AuthState, needsAuth: boolean): boolean {
+  switch (auth) {
+    case "ok":
+      return true;
+    case "none":
+      return !needsAuth;
+    case "challenged":
+    case "verifying":
+      return false;
+    default: {
+      const never: never = auth; // a new state does not compile until handled above
+      void never;
+      return false;
+    }
+  }
+}
 
 /** The owner of an authenticated tcpcopy instance's routes (shared by its connections). */
 export interface InstanceOwner {
@@ -170,7 +221,7 @@ export class TunnelConnection {
 
   /** Hello done, no challenge pending, authenticated when required: may register routes. */
   get ready(): boolean {
-    return this.helloed && (this.auth === "ok" || (this.auth === "none" && !this.needsAuth));
+    return this.helloed && authDone(this.auth, this.needsAuth);
   }
 
   constructor(readonly conn: ReactorConn, opts: TunnelServerOptions) {
@@ -237,7 +288,7 @@ export class TunnelServer {
     heartbeatsCoalesced: 0,
   };
   /** Peer events, rate-limited. */
-  readonly events: EventLog;
+  readonly events: EventLog<PeerEvent>;
   readonly #listener: ReactorListener;
   /** Open connections per source address. */
   readonly #perIp = new Map<string, number>();
@@ -257,7 +308,7 @@ export class TunnelServer {
   private constructor(listener: ReactorListener, opts: TunnelServerOptions) {
     this.opts = opts;
     this.#listener = listener;
-    this.events = new EventLog(opts.log, { burst: opts.logBurst });
+    this.events = new EventLog<PeerEvent>(opts.log, { burst: opts.logBurst });
     const d: Partial<DispatchOptions> = {
       routeTtlMs: opts.routeTtlMs,
       maxPeerRoutes: opts.maxPeerRoutes,
@@ -434,7 +485,7 @@ export class TunnelServer {
     const now = this.opts.now();
     for (const m of items) {
       if (c.closed) return undefined;
-      if (m.kind !== "hello" && m.kind !== "ext-hello" && m.kind !== "auth" && !c.ready) {
+      if (!c.ready && !allowedBeforeReady(m.kind)) {
         return c.auth === "none"
           ? "authentication required (not on --allow; give tcpcopy --secret-file)"
           : "message before authentication completed";
@@ -491,6 +542,10 @@ export class TunnelServer {
           if (c.batcher.queuedBytes === 0) c.batcher.addFrame(HEARTBEAT_FRAME);
           else this.counters.heartbeatsCoalesced++;
           break;
+        default: {
+          const never: never = m;
+          return `unknown message ${(never as ClientMessage).kind}`;
+        }
       }
     }
     // delayed replies handed over by a CLIENT_ADD go out now: this read is their cycle
@@ -590,7 +645,7 @@ export class TunnelServer {
     }
   }
 
-  #close(c: TunnelConnection, reason: string, kind = "disconnected"): void {
+  #close(c: TunnelConnection, reason: string, kind: PeerEvent = "disconnected"): void {
     if (c.closed) return;
     c.closed = true;
     this.#conns.delete(c);

@@ -3,6 +3,13 @@ import { TupleAllocator, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
+import {
+  emptyStats,
+  type EndReason,
+  isLossReason,
+  lossRule,
+  type LostStats,
+} from "../../lib/engine/stats.ts";
 import { ClientStream, CLOSE_FIN, DATA, DUPLICATE, OUT_OF_ORDER } from "../../lib/engine/stream.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -139,4 +146,19 @@ Deno.test("stream: turnStartOf finds the turn holding a sequence number, across 
       assert.equal(s.turnStartOf(q), reference(s, q), `seq ${q}`);
     }
   }
+});
+
+Deno.test("end reasons: every lost.* counter is a loss reason, the normal ends are not", () => {
+  const lossKeys = Object.keys(emptyStats().lost) as (keyof LostStats)[];
+  for (const k of lossKeys) {
+    assert.ok(isLossReason(k), k);
+    assert.notEqual(lossRule(k), "none", k);
+  }
+  const normal: EndReason[] = ["closed", "client_reset", "idle", "evicted"];
+  for (const r of normal) {
+    assert.equal(isLossReason(r), false, r);
+    assert.equal(lossRule(r), "none", r);
+  }
+  assert.equal(lossRule("shutdown"), "unsent"); // requests sent may still be served
+  assert.equal(lossRule("timeout"), "unanswered");
 });
