@@ -3,7 +3,7 @@
  * `host:port`. IPv6 addresses that carry a port must be written in brackets.
  */
 import { fail, ok, type Parsed } from "./result.ts";
-import { type IpAddress, parseIpAddress } from "./ip.ts";
+import { parseIpAddress } from "./ip.ts";
 
 /** A host (canonical IP text, or a DNS name where allowed) and a port. */
 export interface HostPort {
@@ -38,12 +38,6 @@ export function splitHostPort(text: string): { host: string; port: string | null
     return { host: text.slice(0, i), port: text.slice(i + 1) };
   }
   return { host: text, port: null }; // a bare IPv6 address: no port possible
-}
-
-/** Parses an IP literal, accepting IPv6 with or without brackets; null when it is not one. */
-export function parseIpLiteral(text: string): IpAddress | null {
-  const inner = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  return parseIpAddress(inner);
 }
 
 const DNS_NAME =

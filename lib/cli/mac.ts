@@ -1,14 +1,8 @@
 /** Ethernet MAC addresses as typed by users (`aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`). */
+import { formatMac, parseMac as macOf } from "../wire/addr.ts";
 
-/** Parses a MAC address into lowercase colon form, or null. */
+/** Parses a MAC address into lowercase colon form, or null (lib/wire/addr.ts parses it). */
 export function parseMac(text: string): string | null {
-  const parts = text.split(/[:-]/);
-  if (parts.length !== 6) return null;
-  if (!parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return null;
-  return parts.join(":").toLowerCase();
-}
-
-/** Converts a canonical MAC string into its six bytes. */
-export function macBytes(mac: string): Uint8Array {
-  return Uint8Array.from(mac.split(":").map((p) => parseInt(p, 16)));
+  const bytes = macOf(text);
+  return bytes === null ? null : formatMac(bytes);
 }

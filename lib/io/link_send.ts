@@ -11,6 +11,7 @@ import { type BatchOptions, BatchSender, type PacketSender } from "./batch_sende
 import { IoError } from "./errors.ts";
 import { cstr, describeErrno, Errno, errno, loadLibc } from "./libc.ts";
 import { openSocket, setBufferSize, Sock } from "./socket.ts";
+import { formatMac, parseMac } from "../wire/addr.ts";
 
 /** Options of {@link LinkSender.open}. */
 export interface LinkSendOptions extends BatchOptions {
@@ -27,18 +28,6 @@ export interface LinkSendOptions extends BatchOptions {
 const ETH_HLEN = 14, SOCKADDR_LL = 20;
 const ETH_P_IP = 0x0800, ETH_P_IPV6 = 0x86dd;
 const SIOCGIFHWADDR = 0x8927n;
-
-/** Parses "aa:bb:cc:dd:ee:ff" (or "-" separated) into 6 bytes; null when malformed. */
-export function parseMac(text: string): Uint8Array | null {
-  const parts = text.trim().split(/[:-]/);
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) return null;
-  return new Uint8Array(parts.map((p) => parseInt(p, 16)));
-}
-
-/** Formats 6 bytes as "aa:bb:cc:dd:ee:ff". */
-export function formatMac(mac: Uint8Array): string {
-  return [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
-}
 
 function macBytes(mac: string | Uint8Array, what: string): Uint8Array {
   const bytes = typeof mac === "string" ? parseMac(mac) : mac.length === 6 ? mac : null;

@@ -42,14 +42,10 @@ import { MAX_DRAIN_MS, OfflineSource } from "./offline.ts";
 import { openSenders, type Senders } from "./senders.ts";
 import { openCaptures, runCaptureLoop } from "./captures.ts";
 import { tcpcopyCounters } from "./counters.ts";
+import { formatHostPort } from "../wire/addr.ts";
 
 /** Exit codes (lib/process/exit.ts). */
 export { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE };
-
-/** An address as it is written before `:port` (IPv6 in brackets). */
-function bracketed(ip: string): string {
-  return ip.includes(":") ? `[${ip}]` : ip;
-}
 
 /** The offline replay's progress line on a terminal, cleared before each log line. */
 class ProgressLine {
@@ -154,8 +150,8 @@ class TcpcopyProcess {
     }
     for (const t of config.transfers) {
       log.info(
-        `transfer ${t.onlineIp === null ? "*" : bracketed(t.onlineIp)}:${t.onlinePort} -> ` +
-          `${bracketed(t.targetIp)}:${t.targetPort}`,
+        `transfer ${formatHostPort(t.onlineIp ?? "*", t.onlinePort)} -> ` +
+          formatHostPort(t.targetIp, t.targetPort),
       );
     }
   }
@@ -347,8 +343,8 @@ class TcpcopyProcess {
     offline.start({
       transfers: this.engine.config.transfers,
       transfersText: config.transfers.map((t) =>
-        `${t.onlineIp === null ? "" : `${bracketed(t.onlineIp)}:`}${t.onlinePort}-` +
-        `${bracketed(t.targetIp)}:${t.targetPort}`
+        `${t.onlineIp === null ? t.onlinePort : formatHostPort(t.onlineIp, t.onlinePort)}-` +
+        formatHostPort(t.targetIp, t.targetPort)
       ).join(","),
       drainMs: Math.min(config.sessionTimeoutS * 1000, MAX_DRAIN_MS),
       engineStats: () => this.engine.stats,

@@ -272,3 +272,23 @@ export function writeIp(text: string, out: Uint8Array, offset = 0): 0 | 4 | 16 {
   out.set(parsed.bytes, offset);
   return parsed.family === 4 ? 4 : 16;
 }
+
+/**
+ * An Ethernet MAC address as written (`aa:bb:cc:dd:ee:ff` or with `-`; one or two hex digits
+ * per byte) as its six bytes, or null.
+ *
+ * @example
+ * ```ts
+ * parseMac("02:AB:0c:d:ee:ff"); // Uint8Array [2, 171, 12, 13, 238, 255]
+ * ```
+ */
+export function parseMac(text: string): Uint8Array | null {
+  const parts = text.trim().split(/[:-]/);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) return null;
+  return new Uint8Array(parts.map((p) => parseInt(p, 16)));
+}
+
+/** Six bytes as "aa:bb:cc:dd:ee:ff". */
+export function formatMac(mac: Uint8Array): string {
+  return [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}

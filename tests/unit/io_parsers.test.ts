@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { forEachRecord } from "../../lib/io/pcap_records.ts";
 import { type NfqParseCounts, parseNfqDatagram } from "../../lib/io/nfq_netlink.ts";
 import { kernelQueueStats } from "../../lib/io/nfqueue.ts";
-import { formatMac, parseMac } from "../../lib/io/link_send.ts";
+import { formatMac, parseMac } from "../../lib/wire/addr.ts";
 import { Errno, errnoName } from "../../lib/io/libc.ts";
 
 /** Savefile records in host (little-endian) order. */
