@@ -36,6 +36,8 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     "intercept_servers",
     "intercept_connected",
     "process_rss_bytes",
+    "process_heap_bytes",
+    "process_external_bytes",
   ]),
   labelled: { lost: "reason", send_errors: "reason", ignored: "reason" },
   help: {
@@ -82,6 +84,8 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     intercept_routes_resent: "Live sessions' routes registered again after a tunnel connection " +
       "came back or was lost.",
     process_rss_bytes: "Resident set size of the process.",
+    process_heap_bytes: "V8 heap in use (sessions, records, tables).",
+    process_external_bytes: "Memory held by JS objects outside the heap (buffers).",
     process_cpu_user_s: "User CPU seconds used by the process.",
     process_cpu_system_s: "System CPU seconds used by the process.",
   },

@@ -50,6 +50,10 @@ export interface InterceptCounters {
 /** Process resource usage. */
 export interface ProcessCounters {
   rssBytes: number;
+  /** V8 heap in use (JS objects: sessions, records, tables). */
+  heapBytes: number;
+  /** Memory outside the JS heap held by JS objects (ArrayBuffers: rings, queues, buffers). */
+  externalBytes: number;
   cpuUserS: number;
   cpuSystemS: number;
 }
@@ -122,6 +126,8 @@ export function tcpcopyStatsRecord(
     self_target: c.selfTarget ?? false,
     process: {
       rss_bytes: c.process.rssBytes,
+      heap_bytes: c.process.heapBytes,
+      external_bytes: c.process.externalBytes,
       cpu_user_s: round3(c.process.cpuUserS),
       cpu_system_s: round3(c.process.cpuSystemS),
     },

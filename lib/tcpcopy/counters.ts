@@ -53,7 +53,7 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
   const r = p.replicator.counters;
   if (r.buildErrors > 0) errors.build = r.buildErrors;
   if (r.noSender > 0) errors.no_sender = r.noSender;
-  const cpu = cpuSeconds();
+  const cpu = cpuSeconds(), mem = Deno.memoryUsage();
   return {
     engine: p.engine.stats,
     capture: {
@@ -74,7 +74,9 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
     },
     selfTarget: p.selfTarget,
     process: {
-      rssBytes: Deno.memoryUsage().rss,
+      rssBytes: mem.rss,
+      heapBytes: mem.heapUsed,
+      externalBytes: mem.external,
       cpuUserS: cpu.user,
       cpuSystemS: cpu.system,
     },

@@ -22,7 +22,13 @@ function sampleRecord() {
         reconnects: 0,
         routesResent: 0,
       },
-      process: { rssBytes: 4096, cpuUserS: 1.5, cpuSystemS: 0.25 },
+      process: {
+        rssBytes: 4096,
+        heapBytes: 2048,
+        externalBytes: 1024,
+        cpuUserS: 1.5,
+        cpuSystemS: 0.25,
+      },
     },
     10_000,
     0,
@@ -68,6 +74,8 @@ Deno.test("prometheus: valid exposition text with the record's values", () => {
   assert.equal(s.get('tcpcopy_lost_total{reason="capture_gap"}'), 2);
   assert.equal(s.get('tcpcopy_lost_total{reason="timeout"}'), 0);
   assert.equal(s.get('tcpcopy_send_errors_total{reason="EMSGSIZE"}'), 4);
+  assert.equal(s.get("tcpcopy_process_heap_bytes"), 2048);
+  assert.equal(s.get("tcpcopy_process_external_bytes"), 1024);
   assert.equal(s.get('tcpcopy_send_errors_total{reason="we\\"ird\\\\"}'), 1);
   assert.equal(s.get("tcpcopy_intercept_connected"), 2);
   assert.equal(s.get("tcpcopy_uptime_s"), 10);

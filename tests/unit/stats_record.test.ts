@@ -24,7 +24,13 @@ function counters(): TcpcopyCounters {
       reconnects: 1,
       routesResent: 0,
     },
-    process: { rssBytes: 1 << 20, cpuUserS: 1.23456, cpuSystemS: 0.5 },
+    process: {
+      rssBytes: 1 << 20,
+      heapBytes: 1 << 19,
+      externalBytes: 1 << 18,
+      cpuUserS: 1.23456,
+      cpuSystemS: 0.5,
+    },
   };
 }
 
@@ -58,6 +64,8 @@ Deno.test("stats record carries every source under its documented name", () => {
     routes_resent: 0,
   });
   assert.equal(r.process.cpu_user_s, 1.235);
+  assert.equal(r.process.heap_bytes, 1 << 19);
+  assert.equal(r.process.external_bytes, 1 << 18);
   assert.equal(r.self_target, false);
   assert.equal(
     tcpcopyStatsRecord({ ...counters(), selfTarget: true }, start, start, false).self_target,
