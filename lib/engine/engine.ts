@@ -10,11 +10,11 @@
  * caller runs {@link Engine.tick} at {@link Engine.nextDeadline}.
  */
 
-import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
+import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, wrapPort } from "./allocator.ts";
 import type { EngineConfig, ResolvedConfig, Transfer } from "./config.ts";
 import { defaultConfig } from "./config.ts";
 import { DeadlineQueue } from "./deadline_queue.ts";
-import { hash32, unit } from "./hash.ts";
+import { hash32, hashTuple, unit } from "./hash.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
@@ -85,6 +85,11 @@ const EMPTY = new Uint8Array(0);
 /** Bytes of IP and TCP headers counted per packet against `--max-mbps`. */
 const HEADER_ESTIMATE = 52;
 
+/** Whether canonical address text is IPv6 (decided once per connection, never per packet). */
+function isV6Text(addr: string): boolean {
+  return addr.includes(":");
+}
+
 /** A live session whose connection never carried a byte of payload (may be evicted). */
 function isEvictable(s: Session): boolean {
   return !s.ended && (s.tag as SessionTag).flow.highSeq === undefined;
@@ -115,9 +120,18 @@ export class Engine implements SessionHost {
   /** Sessions by opening time; the oldest that never carried data is evicted first. */
   private readonly openOrder = new OpenOrder<Session>(isEvictable);
   private readonly egress: EgressLimit;
+  /** The -c pool split by family, in the configured order (for the client-address choice). */
+  private readonly clientPool4: readonly string[];
+  private readonly clientPool6: readonly string[];
+  /** Per transfer (same index): whether its target is IPv6. */
+  private readonly targetV6: readonly boolean[];
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
+    const ips = this.config.clientIps;
+    this.clientPool4 = ips.filter((ip) => !isV6Text(ip));
+    this.clientPool6 = ips.filter(isV6Text);
+    this.targetV6 = this.config.transfers.map((t) => isV6Text(t.target.addr));
     this.allocator = new TupleAllocator(this.config.tupleQuarantineMs);
     this.now = startMs;
     this.egress = new EgressLimit(this.config.maxPps, this.config.maxMbps, startMs);
@@ -332,11 +346,15 @@ export class Engine implements SessionHost {
 
   private transfersFor(dst: Endpoint): Transfer[] {
     const out: Transfer[] = [];
-    for (const t of this.config.transfers) {
+    const transfers = this.config.transfers;
+    let v6: boolean | undefined;
+    for (let i = 0; i < transfers.length; i++) {
+      const t = transfers[i];
       const a = t.online.addr;
       if (t.online.port !== dst.port) continue;
       // a connection is replayed within its address family (no IPv4 client to an IPv6 target)
-      if (t.target.addr.includes(":") !== dst.addr.includes(":")) continue;
+      v6 ??= isV6Text(dst.addr);
+      if (this.targetV6[i] !== v6) continue;
       if (a === "" || a === "0.0.0.0" || a === "::" || a === dst.addr) out.push(t);
     }
     return out;
@@ -361,8 +379,7 @@ export class Engine implements SessionHost {
       this.stats.lost.session_limit++;
       return undefined;
     }
-    const key = tupleKey(seg.src.addr, seg.src.port, seg.dst.addr, seg.dst.port);
-    const h = hash32(key, cfg.seed);
+    const h = hashTuple(seg.src.addr, seg.src.port, seg.dst.addr, seg.dst.port, cfg.seed);
     const flow: Flow = {
       src: { ...seg.src },
       dst: { ...seg.dst },
@@ -408,10 +425,8 @@ export class Engine implements SessionHost {
 
   /** Client address for copy `copy` of a connection from `addr` (-c, same family only). */
   private clientAddr(addr: string, copy: number): string {
-    const ips = this.config.clientIps;
-    if (ips.length === 0) return addr;
-    const v6 = addr.includes(":");
-    const same = ips.filter((ip) => ip.includes(":") === v6);
+    if (this.config.clientIps.length === 0) return addr;
+    const same = isV6Text(addr) ? this.clientPool6 : this.clientPool4;
     if (same.length === 0) return addr;
     return same[(hash32(addr, this.config.seed) + copy) % same.length];
   }
@@ -452,8 +467,7 @@ export class Engine implements SessionHost {
       return undefined;
     }
     const client = { addr, port };
-    const key = tupleKey(addr, port, r.target.addr, r.target.port);
-    const s = new Session(this, key, client, { ...r.target }, r.copy, now);
+    const s = new Session(this, client, { ...r.target }, r.copy, now);
     s.tag = { flow, replica: r } satisfies SessionTag;
     this.sessions.set(addr, port, s.target.addr, s.target.port, s);
     flow.sessions.push(s);

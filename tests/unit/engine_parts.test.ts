@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { TupleAllocator, wrapPort } from "../../lib/engine/allocator.ts";
-import { hash32, unit } from "../../lib/engine/hash.ts";
+import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
+import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import {
@@ -34,6 +34,22 @@ Deno.test("hash: deterministic, seed-dependent, roughly uniform", () => {
   let below = 0;
   for (let i = 0; i < 10000; i++) if (unit(hash32(`c${i}`, 1), 2) < 0.5) below++;
   assert.ok(below > 4700 && below < 5300, `${below}`);
+});
+
+Deno.test("hash: hashTuple equals hash32 of the tuple key (the flow hash is unchanged)", () => {
+  const addrs = ["10.0.0.1", "192.168.100.254", "2001:db8::1", "::", ""];
+  const ports = [0, 1, 9, 10, 80, 99, 100, 1000, 9999, 10000, 12345, 65535];
+  for (const a of addrs) {
+    for (const b of addrs) {
+      for (const ap of ports) {
+        for (const bp of [0, 10, 8080, 65535]) {
+          for (const seed of [0, 0x7c0c, 0xffffffff]) {
+            assert.equal(hashTuple(a, ap, b, bp, seed), hash32(tupleKey(a, ap, b, bp), seed));
+          }
+        }
+      }
+    }
+  }
 });
 
 Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
