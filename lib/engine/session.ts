@@ -12,6 +12,7 @@
  */
 
 import { tupleKey } from "./allocator.ts";
+import { addrText } from "./endpoint.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type {
   CapturedSegment,
@@ -146,7 +147,7 @@ export class Session {
     readonly copyIndex: number,
     now: number,
   ) {
-    this.ipHeaderBytes = client.addr.includes(":") ? 60 : 40;
+    this.ipHeaderBytes = client.family === 6 ? 60 : 40;
     this.rto = host.cfg.initialRtoMs;
     this.lastReplyAt = now;
     this.lastReplyDataAt = now;
@@ -157,7 +158,8 @@ export class Session {
 
   /** The rewritten tuple as text (`client|port|target|port`), for diagnostics: built on request. */
   get key(): string {
-    return tupleKey(this.client.addr, this.client.port, this.target.addr, this.target.port);
+    const c = this.client, t = this.target;
+    return tupleKey(addrText(c), c.port, addrText(t), t.port);
   }
 
   /** Where the session stands (read-only: the session changes it itself). */

@@ -3,6 +3,7 @@ import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.t
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
+import { ip } from "../helpers/endpoints.ts";
 import {
   emptyStats,
   type EndReason,
@@ -16,14 +17,14 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("allocator: preferred tuple, deterministic probing, quarantine", () => {
   const a = new TupleAllocator(1000);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5000);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5001);
-  assert.equal(a.take("10.0.0.1", 5000, "t2", 80, 0), 5000); // other target: no conflict
-  a.release("10.0.0.1", 5000, "t", 80, 10);
-  a.release("10.0.0.1", 5000, "t", 80, 10); // a second release changes nothing
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 0), 5000);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 0), 5001);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.4"), 80, 0), 5000); // other target: no conflict
+  a.release(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 10);
+  a.release(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 10); // a second release changes nothing
   assert.equal(a.size, 2);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 500), 5002); // still quarantined
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 1010), 5000);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 500), 5002); // still quarantined
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 1010), 5000);
   assert.equal(wrapPort(65536), 1024);
   assert.equal(wrapPort(65535), 65535);
 });
@@ -52,6 +53,26 @@ Deno.test("hash: hashTuple equals hash32 of the tuple key (the flow hash is unch
   }
 });
 
+Deno.test("tuple map: IPv6 tuples, and IPv4 and IPv6 kept apart", () => {
+  const m = new TupleMap<string>();
+  const c6 = ip("2001:db8::10"), t6 = ip("2001:db8::2");
+  m.set(c6, 5000, t6, 80, "a");
+  m.set(ip("2001:db8::10"), 5000, ip("2001:db8::3"), 80, "b"); // other server, same chain
+  m.set(ip("2001:db8::11"), 5000, t6, 80, "c");
+  m.set(ip("0.0.0.0"), 5000, ip("0.0.0.0"), 80, "v4"); // IPv4 zeros are not ::
+  m.set(ip("::"), 5000, ip("::"), 80, "v6");
+  assert.equal(m.size, 5);
+  assert.equal(m.get(ip("2001:db8::10"), 5000, ip("2001:db8::2"), 80), "a"); // equal bytes
+  assert.equal(m.get(c6, 5000, ip("2001:db8::3"), 80), "b");
+  assert.equal(m.get(c6, 5001, t6, 80), undefined);
+  assert.equal(m.get(c6, 5000, t6, 81), undefined);
+  assert.equal(m.get(ip("0.0.0.0"), 5000, ip("0.0.0.0"), 80), "v4");
+  assert.equal(m.get(ip("::"), 5000, ip("::"), 80), "v6");
+  assert.equal(m.delete(c6, 5000, t6, 80), true);
+  assert.equal(m.get(c6, 5000, ip("2001:db8::3"), 80), "b");
+  assert.deepEqual([...m.values()].sort(), ["b", "c", "v4", "v6"]);
+});
+
 Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
   const s = new ClientStream(101);
   assert.equal(s.add({ seq: 101, data: bytes("GET /a\n"), ack: 9 }), 0);
@@ -72,24 +93,24 @@ Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
 
 Deno.test("tuple map: exact 4-tuple match, chains, delete", () => {
   const m = new TupleMap<string>();
-  m.set("10.0.0.1", 5000, "t", 80, "a");
-  m.set("10.0.0.1", 5000, "t", 81, "b"); // same client port, other server port
-  m.set("10.0.0.1", 5000, "u", 80, "c"); // same client port, other server address
-  m.set("10.0.0.2", 5000, "t", 80, "d");
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, "a");
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81, "b"); // same client port, other server port
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80, "c"); // same client port, other server address
+  m.set(ip("10.0.0.2"), 5000, ip("10.9.0.1"), 80, "d");
   assert.equal(m.size, 4);
-  assert.equal(m.get("10.0.0.1", 5000, "t", 80), "a");
-  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b");
-  assert.equal(m.get("10.0.0.1", 5000, "u", 80), "c");
-  assert.equal(m.get("10.0.0.1", 5001, "t", 80), undefined);
-  m.set("10.0.0.1", 5000, "t", 81, "b2");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80), "a");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), "b");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), "c");
+  assert.equal(m.get(ip("10.0.0.1"), 5001, ip("10.9.0.1"), 80), undefined);
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81, "b2");
   assert.equal(m.size, 4);
-  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), true); // head of the chain
-  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), false);
-  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b2");
-  assert.equal(m.delete("10.0.0.1", 5000, "t", 80), true); // tail of the chain
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), true); // head of the chain
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), false);
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), "b2");
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80), true); // tail of the chain
   assert.deepEqual([...m.values()].sort(), ["b2", "d"]);
-  assert.equal(m.delete("10.0.0.1", 5000, "t", 81), true);
-  assert.equal(m.delete("10.0.0.2", 5000, "t", 80), true);
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), true);
+  assert.equal(m.delete(ip("10.0.0.2"), 5000, ip("10.9.0.1"), 80), true);
   assert.equal(m.size, 0);
   assert.deepEqual([...m.values()], []);
 });
