@@ -29,7 +29,49 @@ export function sameAddr(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** A copy of `e` that owns its address bytes (segment endpoints may be reused buffers). */
+const SLOTS = 4096; // a power of two
+const slotKeys = new Int32Array(SLOTS * 4);
+const slotAddrs: (Uint8Array | undefined)[] = new Array(SLOTS).fill(undefined);
+
+function i32(a: Uint8Array, at: number): number {
+  return (a[at] << 24) | (a[at + 1] << 16) | (a[at + 2] << 8) | a[at + 3];
+}
+
+/**
+ * Stable bytes equal to `addr` (4 or 16 bytes): recently seen addresses share one array, so
+ * a new connection from a known client allocates none. The result is shared: never change
+ * it. Anything else (not 4 or 16 bytes) is copied.
+ */
+export function internAddr(addr: Uint8Array): Uint8Array {
+  const n = addr.length;
+  if (n !== 4 && n !== 16) return addr.slice();
+  const k0 = i32(addr, 0);
+  const k1 = n === 16 ? i32(addr, 4) : 0;
+  const k2 = n === 16 ? i32(addr, 8) : 0;
+  const k3 = n === 16 ? i32(addr, 12) : 0;
+  let h = k0 ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77) ^ Math.imul(k3, 0xc2b2ae3d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  const slot = h & (SLOTS - 1), at = slot * 4;
+  const cached = slotAddrs[slot];
+  if (
+    cached !== undefined && cached.length === n && slotKeys[at] === k0 &&
+    slotKeys[at + 1] === k1 && slotKeys[at + 2] === k2 && slotKeys[at + 3] === k3
+  ) return cached;
+  const own = addr.slice();
+  slotKeys[at] = k0;
+  slotKeys[at + 1] = k1;
+  slotKeys[at + 2] = k2;
+  slotKeys[at + 3] = k3;
+  slotAddrs[slot] = own;
+  return own;
+}
+
+/**
+ * `e` with address bytes the caller may keep (segment endpoints may point into reused
+ * buffers); the bytes come from {@link internAddr} and are shared: never change them.
+ */
 export function ownEndpoint(e: Endpoint): Endpoint {
-  return { addr: e.addr.slice(), family: e.family, port: e.port };
+  return { addr: internAddr(e.addr), family: e.family, port: e.port };
 }

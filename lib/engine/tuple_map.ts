@@ -3,11 +3,13 @@
  * bytes, without a key string per lookup for IPv4.
  *
  * The hot path looks up one connection per packet. The near end selects a chain: for IPv4
- * its address and port as one number (`address * 65536 + port`, below 2^48) in a map keyed
- * by numbers, nothing allocated; for IPv6 a 9-code-unit string (address halves and port, as
- * lib/tunnel/route_key.ts builds route keys) in a second map. A chain holds the (far address,
- * far port) pairs and has one element unless one client port talks to several servers; an
- * IPv4 far address is compared as a number, an IPv6 one byte by byte.
+ * a 32-bit number mixed from its address and port under a per-process secret (a small
+ * integer key: nothing allocated, and peers cannot aim many tuples at one hash bucket), for
+ * IPv6 a 9-code-unit string (address halves and port, as lib/tunnel/route_key.ts builds
+ * route keys; V8 hashes strings with a secret seed). A chain holds the tuples whose near end
+ * maps to its key, compared field by field: IPv4 addresses as numbers, IPv6 ones byte by
+ * byte. It has one element unless one client port talks to several servers (or two IPv4
+ * near ends share a mixed key, which the comparison tells apart).
  *
  * Stored address bytes are referenced, not copied: callers pass bytes they never change.
  */
@@ -15,21 +17,30 @@
 import { sameAddr } from "./endpoint.ts";
 
 interface Entry<V> {
-  /** The far address as a number (IPv4), or -1 (IPv6: compare `far`). */
-  farKey: number;
-  far: Uint8Array;
+  /** The near IPv4 address as a signed 32-bit number (0 for IPv6: the key is exact). */
+  nearNum: number;
+  nearPort: number;
+  /** The far IPv4 address as a signed 32-bit number (0 for IPv6). */
+  farNum: number;
+  /** The far IPv6 address, undefined for IPv4. */
+  far6: Uint8Array | undefined;
   farPort: number;
   value: V;
   next: Entry<V> | undefined;
 }
 
-function u32(a: Uint8Array): number {
-  return ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) >>> 0;
+/** Secret mixed into the IPv4 keys, drawn once per process. */
+const SEED = crypto.getRandomValues(new Int32Array(2));
+
+/** Four address bytes as a signed 32-bit number (a small integer in V8, not a heap number). */
+function i32(a: Uint8Array): number {
+  return (a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3];
 }
 
-/** Key of an IPv4 near end: address and port in one safe integer. */
-function nearKey4(addr: Uint8Array, port: number): number {
-  return u32(addr) * 65536 + port;
+/** Key of an IPv4 near end (address as from {@link i32}): a signed 32-bit number. */
+function nearKey4(addr: number, port: number): number {
+  const h = Math.imul(addr ^ SEED[0], 0x9e3779b1) ^ Math.imul(port ^ SEED[1], 0x85ebca77);
+  return h ^ (h >>> 15);
 }
 
 /** Key of an IPv6 near end: eight 16-bit address halves and the port. */
@@ -47,12 +58,18 @@ function nearKey6(a: Uint8Array, port: number): string {
   );
 }
 
-function farKeyOf(far: Uint8Array): number {
-  return far.length === 4 ? u32(far) : -1;
-}
-
-function matches<V>(e: Entry<V>, farKey: number, far: Uint8Array, farPort: number): boolean {
-  return e.farPort === farPort && e.farKey === farKey && (farKey !== -1 || sameAddr(e.far, far));
+function matches<V>(
+  e: Entry<V>,
+  nearNum: number,
+  nearPort: number,
+  far: Uint8Array,
+  farNum: number,
+  farPort: number,
+): boolean {
+  if (e.farPort !== farPort || e.nearPort !== nearPort || e.nearNum !== nearNum) return false;
+  if (e.farNum !== farNum) return false;
+  const f6 = e.far6;
+  return far.length === 4 ? f6 === undefined : f6 !== undefined && sameAddr(f6, far);
 }
 
 /** See the module comment. */
@@ -62,56 +79,56 @@ export class TupleMap<V> {
   /** Number of entries. */
   size = 0;
 
-  private head(near: Uint8Array, nearPort: number): Entry<V> | undefined {
-    return near.length === 4
-      ? this.v4.get(nearKey4(near, nearPort))
-      : this.v6.get(nearKey6(near, nearPort));
-  }
-
-  private setHead(near: Uint8Array, nearPort: number, e: Entry<V> | undefined): void {
-    if (near.length === 4) {
-      const k = nearKey4(near, nearPort);
-      if (e === undefined) this.v4.delete(k);
-      else this.v4.set(k, e);
-    } else {
-      const k = nearKey6(near, nearPort);
-      if (e === undefined) this.v6.delete(k);
-      else this.v6.set(k, e);
-    }
-  }
-
   /** The value stored for the tuple, or undefined. */
   get(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number): V | undefined {
-    const fk = farKeyOf(far);
-    for (let e = this.head(near, nearPort); e !== undefined; e = e.next) {
-      if (matches(e, fk, far, farPort)) return e.value;
+    const n = near.length === 4 ? i32(near) : 0;
+    const f = far.length === 4 ? i32(far) : 0;
+    let e = near.length === 4
+      ? this.v4.get(nearKey4(n, nearPort))
+      : this.v6.get(nearKey6(near, nearPort));
+    for (; e !== undefined; e = e.next) {
+      if (matches(e, n, nearPort, far, f, farPort)) return e.value;
     }
     return undefined;
   }
 
   /** Store `value` for the tuple (replacing any previous value); the bytes are kept. */
   set(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number, value: V): void {
-    const fk = farKeyOf(far);
-    const head = this.head(near, nearPort);
+    const v4 = near.length === 4;
+    const n = v4 ? i32(near) : 0;
+    const f = far.length === 4 ? i32(far) : 0;
+    const k4 = v4 ? nearKey4(n, nearPort) : 0;
+    const k6 = v4 ? "" : nearKey6(near, nearPort);
+    const head = v4 ? this.v4.get(k4) : this.v6.get(k6);
     for (let e = head; e !== undefined; e = e.next) {
-      if (matches(e, fk, far, farPort)) {
+      if (matches(e, n, nearPort, far, f, farPort)) {
         e.value = value;
         return;
       }
     }
-    this.setHead(near, nearPort, { farKey: fk, far, farPort, value, next: head });
+    const far6 = far.length === 4 ? undefined : far;
+    const e: Entry<V> = { nearNum: n, nearPort, farNum: f, far6, farPort, value, next: head };
+    if (v4) this.v4.set(k4, e);
+    else this.v6.set(k6, e);
     this.size++;
   }
 
   /** Remove the tuple; returns whether it was present. */
   delete(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number): boolean {
-    const fk = farKeyOf(far);
-    const head = this.head(near, nearPort);
+    const v4 = near.length === 4;
+    const n = v4 ? i32(near) : 0;
+    const f = far.length === 4 ? i32(far) : 0;
+    const k4 = v4 ? nearKey4(n, nearPort) : 0;
+    const k6 = v4 ? "" : nearKey6(near, nearPort);
     let prev: Entry<V> | undefined;
-    for (let e = head; e !== undefined; prev = e, e = e.next) {
-      if (!matches(e, fk, far, farPort)) continue;
+    for (let e = v4 ? this.v4.get(k4) : this.v6.get(k6); e !== undefined; prev = e, e = e.next) {
+      if (!matches(e, n, nearPort, far, f, farPort)) continue;
       if (prev !== undefined) prev.next = e.next;
-      else this.setHead(near, nearPort, e.next);
+      else if (v4) {
+        if (e.next !== undefined) this.v4.set(k4, e.next);
+        else this.v4.delete(k4);
+      } else if (e.next !== undefined) this.v6.set(k6, e.next);
+      else this.v6.delete(k6);
       this.size--;
       return true;
     }
@@ -120,10 +137,11 @@ export class TupleMap<V> {
 
   /** Every stored value (in no particular order). */
   *values(): IterableIterator<V> {
-    for (const m of [this.v4, this.v6] as Map<unknown, Entry<V>>[]) {
-      for (const head of m.values()) {
-        for (let e: Entry<V> | undefined = head; e !== undefined; e = e.next) yield e.value;
-      }
+    for (const head of this.v4.values()) {
+      for (let e: Entry<V> | undefined = head; e !== undefined; e = e.next) yield e.value;
+    }
+    for (const head of this.v6.values()) {
+      for (let e: Entry<V> | undefined = head; e !== undefined; e = e.next) yield e.value;
     }
   }
 }

@@ -4,6 +4,7 @@ import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { ip } from "../helpers/endpoints.ts";
+import { internAddr } from "../../lib/engine/endpoint.ts";
 import {
   emptyStats,
   type EndReason,
@@ -198,4 +199,45 @@ Deno.test("end reasons: every lost.* counter is a loss reason, the normal ends a
   }
   assert.equal(lossRule("shutdown"), "unsent"); // requests sent may still be served
   assert.equal(lossRule("timeout"), "unanswered");
+});
+
+Deno.test("tuple map: many IPv4 tuples, one port or one address, all found and removed", () => {
+  const m = new TupleMap<number>();
+  const t = ip("10.9.0.1");
+  const near = (i: number) => ip(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  const addrs = Array.from({ length: 3000 }, (_, i) => near(i));
+  for (let i = 0; i < 3000; i++) m.set(addrs[i], 40000, t, 80, i); // one port, many addresses
+  for (let p = 0; p < 3000; p++) m.set(addrs[0], p, t, 80, -p - 1); // one address, many ports
+  assert.equal(m.size, 6000);
+  for (let i = 1; i < 3000; i++) assert.equal(m.get(near(i), 40000, t, 80), i);
+  for (let p = 0; p < 3000; p++) assert.equal(m.get(addrs[0], p, t, 80), -p - 1);
+  assert.equal(m.get(addrs[0], 40000, t, 80), 0);
+  assert.equal(m.get(addrs[0], 40000, t, 81), undefined);
+  assert.equal(m.get(ip("11.0.0.0"), 40000, t, 80), undefined);
+  for (let i = 0; i < 3000; i++) assert.equal(m.delete(addrs[i], 40000, t, 80), true);
+  for (let p = 0; p < 3000; p++) assert.equal(m.delete(addrs[0], p, t, 80), true);
+  assert.equal(m.size, 0);
+  assert.deepEqual([...m.values()], []);
+});
+
+Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recurring address", () => {
+  const buf = ip("192.0.2.7");
+  const a = internAddr(buf);
+  assert.notEqual(a, buf);
+  assert.deepEqual([...a], [192, 0, 2, 7]);
+  buf[3] = 8; // the parser reuses its buffer for the next packet
+  assert.deepEqual([...a], [192, 0, 2, 7]);
+  const b = internAddr(buf);
+  assert.deepEqual([...b], [192, 0, 2, 8]);
+  assert.equal(internAddr(ip("192.0.2.7")), a);
+  const v6 = internAddr(ip("2001:db8::7"));
+  assert.deepEqual(v6, ip("2001:db8::7"));
+  assert.equal(internAddr(ip("2001:db8::7")), v6);
+  // A zero IPv4 address and a zero IPv6 address are different addresses.
+  assert.equal(internAddr(ip("0.0.0.0")).length, 4);
+  assert.equal(internAddr(ip("::")).length, 16);
+  for (let i = 0; i < 20_000; i++) {
+    const x = ip(`10.${i >> 8 & 255}.${i & 255}.1`);
+    assert.deepEqual(internAddr(x), x);
+  }
 });
