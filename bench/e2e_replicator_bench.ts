@@ -8,6 +8,7 @@ import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Logger } from "../lib/stats/logger.ts";
 import { emptyStats } from "../lib/engine/stats.ts";
 import type { OutSegment } from "../lib/engine/segment.ts";
+import { endpointOf } from "../lib/engine/endpoint.ts";
 import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
 import { LinkType } from "../lib/wire/link.ts";
 
@@ -47,8 +48,8 @@ frame.set(ip, 14);
 const reply = ip.subarray(0, 52); // header only, as intercept sends it
 
 const out: OutSegment = {
-  src: { addr: "192.168.1.10", port: 40000 },
-  dst: { addr: "10.0.0.2", port: 80 },
+  src: endpointOf("192.168.1.10", 40000),
+  dst: endpointOf("10.0.0.2", 80),
   seq: 1000,
   ack: 2000,
   flags: 0x18,

@@ -15,7 +15,7 @@
  */
 
 import type { CapturedSegment, EngineOutput, OutSegment, ReplySegment } from "../lib/engine/mod.ts";
-import { ACK, Engine, FIN, PSH, RST, SYN } from "../lib/engine/mod.ts";
+import { ACK, addrText, Engine, FIN, PSH, RST, SYN } from "../lib/engine/mod.ts";
 import { mergeTraces, onlineConnection } from "../tests/sim/online.ts";
 
 const server = { addr: "198.51.100.1", port: 80 };
@@ -75,7 +75,7 @@ function replay(segs: CapturedSegment[], record: boolean): Result {
   const respond = (now: number) => {
     for (let n = 0; n < pending.length; n++) {
       const s = pending[n];
-      const k = `${s.src.addr}|${s.src.port}`;
+      const k = `${addrText(s.src)}|${s.src.port}`;
       const base = { src: s.dst, dst: s.src, window: 512, options: {}, payloadLength: 0 };
       if (s.flags & SYN) {
         const i = (s.seq ^ 0x5bd1e995) >>> 0;

@@ -13,6 +13,8 @@
  */
 import { parseArgs } from "node:util";
 import type { ReplySegment } from "../lib/engine/segment.ts";
+import { addrText } from "../lib/engine/endpoint.ts";
+import { ep } from "../tests/helpers/endpoints.ts";
 import { ACK, PSH, SYN } from "../lib/wire/tcp.ts";
 import { ParsedTcp, parseIpTcp } from "../lib/wire/packet.ts";
 import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../tests/helpers/syn_flood.ts";
@@ -32,6 +34,7 @@ const REAL_EVERY = Number(values["real-every"]);
 const SETTLE_MS = Number(values.settle);
 const REAL_CLIENT = "192.0.2.1";
 
+const TARGET = ep(FLOOD_TARGET);
 const parsed = new ParsedTcp();
 /** Real clients' rewritten ports whose packets the mini target answers. */
 const realPorts = new Set<number>();
@@ -39,11 +42,11 @@ const answered = { requests: 0 };
 const pendingReplies: ReplySegment[] = [];
 // The mini target: looks at every packet built (the last one) right after the engine's send.
 const rig = floodRig(positionals, (seg) => {
-  if (seg.src.addr !== REAL_CLIENT || !realPorts.has(seg.src.port)) return;
+  if (addrText(seg.src) !== REAL_CLIENT || !realPorts.has(seg.src.port)) return;
   if (parseIpTcp(rig.lastPacket(), 0, parsed) !== null) return;
   const len = seg.payload.length;
   const base = {
-    src: FLOOD_TARGET,
+    src: TARGET,
     dst: { ...seg.src },
     window: 65535,
     options: {},

@@ -1,5 +1,6 @@
 /**
  * Collision-free choice of rewritten client tuples (client address, port) per target.
+ * Addresses are bytes (4 or 16) the caller never changes; they are kept, not copied.
  *
  * A tuple is in use while a session holds it and for a quarantine after it ended. The
  * preferred port (original port, shifted by --port-shift and the copy index) is taken when
@@ -14,7 +15,7 @@
 
 import { TupleMap } from "./tuple_map.ts";
 
-/** Key of a (client, target) tuple as used by the engine's session table. */
+/** Text of a (client, target) tuple (`Session.key`, diagnostics; the tables key by bytes). */
 export function tupleKey(cAddr: string, cPort: number, tAddr: string, tPort: number): string {
   return `${cAddr}|${cPort}|${tAddr}|${tPort}`;
 }
@@ -63,9 +64,9 @@ export class TupleAllocator {
   /** Quarantined tuples in release order, so expired ones are forgotten without a probe. */
   private quarantine: {
     until: number;
-    addr: string;
+    addr: Uint8Array;
     port: number;
-    tAddr: string;
+    tAddr: Uint8Array;
     tPort: number;
   }[] = [];
   private quarantineHead = 0;
@@ -83,7 +84,7 @@ export class TupleAllocator {
   }
 
   /** Whether the tuple can be taken at `now`. */
-  free(addr: string, port: number, tAddr: string, tPort: number, now: number): boolean {
+  free(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number, now: number): boolean {
     const until = this.busyUntil.get(addr, port, tAddr, tPort);
     if (until === undefined) return true;
     if (now >= until) {
@@ -98,9 +99,9 @@ export class TupleAllocator {
    * (`PORT_LANES` keeps the probe in the preferred port's lane); undefined when none is free.
    */
   take(
-    addr: string,
+    addr: Uint8Array,
     preferred: number,
-    tAddr: string,
+    tAddr: Uint8Array,
     tPort: number,
     now: number,
     step = 1,
@@ -119,7 +120,7 @@ export class TupleAllocator {
   }
 
   /** The session holding the tuple ended at `now`. */
-  release(addr: string, port: number, tAddr: string, tPort: number, now: number): void {
+  release(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number, now: number): void {
     if (this.busyUntil.get(addr, port, tAddr, tPort) !== Number.POSITIVE_INFINITY) return;
     this.live--;
     if (this.quarantineMs > 0) {

@@ -3,14 +3,22 @@
  * and timers of the emulated client TCP. All durations are milliseconds.
  */
 
-import type { Endpoint } from "./segment.ts";
 import { defaultMaxFlows, defaultMaxSessions } from "./budget.ts";
 
-/** One `-x` entry: traffic to `online` is replayed to `target`. */
+/** An address as text (canonical IPv4 or IPv6) and a port, as the command line gives it. */
+export interface TextEndpoint {
+  addr: string;
+  port: number;
+}
+
+/**
+ * One `-x` entry: traffic to `online` is replayed to `target`. The engine turns the text into
+ * address bytes once, at start.
+ */
 export interface Transfer {
   /** `addr` "" / "0.0.0.0" / "::" matches any local address. */
-  online: Endpoint;
-  target: Endpoint;
+  online: TextEndpoint;
+  target: TextEndpoint;
 }
 
 /** User-facing configuration (command-line level); see {@link defaultConfig}. */

@@ -10,11 +10,12 @@
  * caller runs {@link Engine.tick} at {@link Engine.nextDeadline}.
  */
 
-import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, tupleKey, wrapPort } from "./allocator.ts";
-import type { EngineConfig, ResolvedConfig, Transfer } from "./config.ts";
+import { lanePort, PORT_LANES, PORT_MIN, TupleAllocator, wrapPort } from "./allocator.ts";
+import type { EngineConfig, ResolvedConfig } from "./config.ts";
 import { defaultConfig } from "./config.ts";
 import { DeadlineQueue } from "./deadline_queue.ts";
-import { hash32, unit } from "./hash.ts";
+import { hash32, hashTuple, unit } from "./hash.ts";
+import { addrText, endpointOf, ownEndpoint, sameAddr } from "./endpoint.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
@@ -69,6 +70,21 @@ interface Replica {
   copy: number;
 }
 
+/** A `-x` entry with its addresses in bytes (resolved once, at start). */
+interface Route {
+  /** Empty: any local address ("", "0.0.0.0", "::"). */
+  online: Uint8Array;
+  onlinePort: number;
+  target: Endpoint;
+}
+
+const ANY = new Uint8Array(0);
+
+/** The bytes an online address matches: ANY for the wildcards. */
+function onlineAddrOf(text: string): Uint8Array {
+  return text === "" || text === "0.0.0.0" || text === "::" ? ANY : endpointOf(text, 0).addr;
+}
+
 /** What the engine remembers per session. */
 interface SessionTag {
   flow: Flow;
@@ -115,9 +131,22 @@ export class Engine implements SessionHost {
   /** Sessions by opening time; the oldest that never carried data is evicted first. */
   private readonly openOrder = new OpenOrder<Session>(isEvictable);
   private readonly egress: EgressLimit;
+  /** The -c pool split by family, in the configured order (for the client-address choice). */
+  private readonly clientPool4: readonly Uint8Array[];
+  private readonly clientPool6: readonly Uint8Array[];
+  /** The transfers (-x) with address bytes. */
+  private readonly routes: readonly Route[];
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
+    const ips = this.config.clientIps.map((ip) => endpointOf(ip, 0));
+    this.clientPool4 = ips.filter((e) => e.family === 4).map((e) => e.addr);
+    this.clientPool6 = ips.filter((e) => e.family === 6).map((e) => e.addr);
+    this.routes = this.config.transfers.map((t) => ({
+      online: onlineAddrOf(t.online.addr),
+      onlinePort: t.online.port,
+      target: endpointOf(t.target.addr, t.target.port),
+    }));
     this.allocator = new TupleAllocator(this.config.tupleQuarantineMs);
     this.now = startMs;
     this.egress = new EgressLimit(this.config.maxPps, this.config.maxMbps, startMs);
@@ -330,14 +359,13 @@ export class Engine implements SessionHost {
   // ---------------------------------------------------------------------------------------
   // Flows, sampling, copies, allocation
 
-  private transfersFor(dst: Endpoint): Transfer[] {
-    const out: Transfer[] = [];
-    for (const t of this.config.transfers) {
-      const a = t.online.addr;
-      if (t.online.port !== dst.port) continue;
+  private transfersFor(dst: Endpoint): Route[] {
+    const out: Route[] = [];
+    for (const t of this.routes) {
+      if (t.onlinePort !== dst.port) continue;
       // a connection is replayed within its address family (no IPv4 client to an IPv6 target)
-      if (t.target.addr.includes(":") !== dst.addr.includes(":")) continue;
-      if (a === "" || a === "0.0.0.0" || a === "::" || a === dst.addr) out.push(t);
+      if (t.target.family !== dst.family) continue;
+      if (t.online.length === 0 || sameAddr(t.online, dst.addr)) out.push(t);
     }
     return out;
   }
@@ -361,11 +389,12 @@ export class Engine implements SessionHost {
       this.stats.lost.session_limit++;
       return undefined;
     }
-    const key = tupleKey(seg.src.addr, seg.src.port, seg.dst.addr, seg.dst.port);
-    const h = hash32(key, cfg.seed);
+    // The flow hash of the address text (cached per address by lib/wire), as before.
+    const src = seg.src, dst = seg.dst;
+    const h = hashTuple(addrText(src), src.port, addrText(dst), dst.port, cfg.seed);
     const flow: Flow = {
-      src: { ...seg.src },
-      dst: { ...seg.dst },
+      src: ownEndpoint(src),
+      dst: ownEndpoint(dst),
       hash: h,
       synSeq: undefined,
       sampledOut: false,
@@ -407,18 +436,16 @@ export class Engine implements SessionHost {
   }
 
   /** Client address for copy `copy` of a connection from `addr` (-c, same family only). */
-  private clientAddr(addr: string, copy: number): string {
-    const ips = this.config.clientIps;
-    if (ips.length === 0) return addr;
-    const v6 = addr.includes(":");
-    const same = ips.filter((ip) => ip.includes(":") === v6);
-    if (same.length === 0) return addr;
-    return same[(hash32(addr, this.config.seed) + copy) % same.length];
+  private clientAddr(src: Endpoint, copy: number): Uint8Array {
+    const same = src.family === 6 ? this.clientPool6 : this.clientPool4;
+    if (same.length === 0) return src.addr;
+    return same[(hash32(addrText(src), this.config.seed) + copy) % same.length];
   }
 
   private openSession(flow: Flow, r: Replica, now: number): Session | undefined {
     const cfg = this.config;
-    const addr = this.clientAddr(flow.src.addr, r.copy);
+    const addr = this.clientAddr(flow.src, r.copy);
+    const family = flow.src.family;
     const base = flow.src.port;
     // A port shift confines this instance to its port lane (see allocator.ts); copies of an
     // unshifted instance spread over the whole range.
@@ -432,7 +459,7 @@ export class Engine implements SessionHost {
       this.stats.lost[refused]++;
       this.emitEvent({
         type: "lost",
-        client: { addr, port: preferred },
+        client: { addr, family, port: preferred },
         target: r.target,
         reason: refused,
         requests: 1,
@@ -444,16 +471,15 @@ export class Engine implements SessionHost {
       this.stats.lost.port_conflict++;
       this.emitEvent({
         type: "lost",
-        client: { addr, port: preferred },
+        client: { addr, family, port: preferred },
         target: r.target,
         reason: "port_conflict",
         requests: 1,
       });
       return undefined;
     }
-    const client = { addr, port };
-    const key = tupleKey(addr, port, r.target.addr, r.target.port);
-    const s = new Session(this, key, client, { ...r.target }, r.copy, now);
+    const client: Endpoint = { addr, family, port };
+    const s = new Session(this, client, r.target, r.copy, now);
     s.tag = { flow, replica: r } satisfies SessionTag;
     this.sessions.set(addr, port, s.target.addr, s.target.port, s);
     flow.sessions.push(s);

@@ -5,11 +5,49 @@
 
 /** Hash of `text` under `seed`, an unsigned 32-bit integer. */
 export function hash32(text: string, seed: number): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
+  return mix32(fnvText((0x811c9dc5 ^ seed) >>> 0, text));
+}
+
+/** FNV-1a step over the characters of `text`. */
+function fnvText(h: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  return h;
+}
+
+/** FNV-1a step over the decimal digits of `n` (a non-negative integer), as `String(n)`. */
+function fnvDecimal(h: number, n: number): number {
+  let div = 1;
+  while (div * 10 <= n) div *= 10;
+  for (; div >= 1; div /= 10) {
+    h ^= 48 + (Math.floor(n / div) % 10);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
+}
+
+const BAR = 124; // "|"
+
+/**
+ * Same value as `hash32(tupleKey(a, aPort, b, bPort), seed)` (a connection's flow hash),
+ * without building the key string: one hash per new connection, nothing allocated.
+ */
+export function hashTuple(
+  a: string,
+  aPort: number,
+  b: string,
+  bPort: number,
+  seed: number,
+): number {
+  let h = fnvText((0x811c9dc5 ^ seed) >>> 0, a);
+  h = Math.imul(h ^ BAR, 0x01000193);
+  h = fnvDecimal(h, aPort);
+  h = Math.imul(h ^ BAR, 0x01000193);
+  h = fnvText(h, b);
+  h = Math.imul(h ^ BAR, 0x01000193);
+  h = fnvDecimal(h, bPort);
   return mix32(h);
 }
 

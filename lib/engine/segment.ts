@@ -7,9 +7,14 @@
  */
 import type { TcpOptionFields } from "../wire/tcp_options.ts";
 
-/** One end of a TCP connection; `addr` is canonical IPv4 or IPv6 text. */
+/**
+ * One end of a TCP connection: address bytes (4 for IPv4, 16 for IPv6, network order) and
+ * their family. In captured and reply segments the bytes may belong to the parser (reused
+ * for the next packet): the engine copies what it keeps. Text: `endpoint.ts`, at the edges.
+ */
 export interface Endpoint {
-  addr: string;
+  addr: Uint8Array;
+  family: 4 | 6;
   port: number;
 }
 

@@ -11,6 +11,8 @@
  * socket are handled here. No I/O and no clock: the caller passes `now` and runs timers.
  */
 
+import { tupleKey } from "./allocator.ts";
+import { addrText } from "./endpoint.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type {
   CapturedSegment,
@@ -133,23 +135,31 @@ export class Session {
   scheduledAt = NEVER;
   /** Bytes this session counts against the global budget. */
   queuedBytes = 0;
+  /** IP + TCP header bytes of this session's family (40 for IPv4, 60 for IPv6). */
+  private readonly ipHeaderBytes: number;
   /** Opaque owner data for the engine (the flow and replica this session serves). */
   tag: unknown = undefined;
 
   constructor(
     readonly host: SessionHost,
-    readonly key: string,
     readonly client: Endpoint,
     readonly target: Endpoint,
     readonly copyIndex: number,
     now: number,
   ) {
+    this.ipHeaderBytes = client.family === 6 ? 60 : 40;
     this.rto = host.cfg.initialRtoMs;
     this.lastReplyAt = now;
     this.lastReplyDataAt = now;
     this.lastAckAdvanceAt = now;
     this.lastClientAt = now;
     this.stream = new ClientStream(0);
+  }
+
+  /** The rewritten tuple as text (`client|port|target|port`), for diagnostics: built on request. */
+  get key(): string {
+    const c = this.client, t = this.target;
+    return tupleKey(addrText(c), c.port, addrText(t), t.port);
   }
 
   /** Where the session stands (read-only: the session changes it itself). */
@@ -301,7 +311,7 @@ export class Session {
   }
 
   private headerBytes(): number {
-    return this.client.addr.includes(":") ? 60 : 40;
+    return this.ipHeaderBytes;
   }
 
   private account(delta: number): void {

@@ -3,6 +3,8 @@
  * `sessions.active` and `queued_bytes`. Loss counters (`lost.*`) count requests.
  */
 
+import type { Endpoint } from "./segment.ts";
+
 /** Why a captured packet was not used. */
 export interface IgnoredStats {
   /** Destination matches no transfer. */
@@ -174,8 +176,8 @@ export function isLossReason(reason: EndReason): reason is keyof LostStats {
 export interface SessionEvent {
   type: "open" | "established" | "reconnect" | "close" | "lost";
   /** Rewritten client endpoint (as the target sees it). */
-  client: { addr: string; port: number };
-  target: { addr: string; port: number };
+  client: Endpoint;
+  target: Endpoint;
   reason?: EndReason;
   /** Requests lost with this event. */
   requests?: number;

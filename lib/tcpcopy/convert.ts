@@ -13,7 +13,8 @@ import type {
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
-import type { IpAddress } from "../wire/addr.ts";
+
+const NO_ADDRESS = new Uint8Array(0);
 
 /** The engine's configuration for a command line. Durations become milliseconds. */
 export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
@@ -56,8 +57,9 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
   const options = emptySegmentOptions(); // a fresh object: the engine may keep a SYN's options
   if (p.readOptions(options, { tsval: 0, tsecr: 0 }) !== null) return null;
   return {
-    src: { addr: p.srcText(), port: p.srcPort },
-    dst: { addr: p.dstText(), port: p.dstPort },
+    // the parser's address buffers, overwritten by the next parse: the engine copies them
+    src: { addr: p.srcAddr, family: p.family, port: p.srcPort },
+    dst: { addr: p.dstAddr, family: p.family, port: p.dstPort },
     seq: p.seq,
     ack: p.ack,
     flags: p.flags,
@@ -72,8 +74,8 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
 /** A reply segment to fill with {@link readReplySegment} (one shape for every reply). */
 export function emptyReplySegment(): ReplySegment {
   return {
-    src: { addr: "", port: 0 },
-    dst: { addr: "", port: 0 },
+    src: { addr: NO_ADDRESS, family: 4, port: 0 },
+    dst: { addr: NO_ADDRESS, family: 4, port: 0 },
     seq: 0,
     ack: 0,
     flags: 0,
@@ -96,9 +98,11 @@ export function readReplySegment(
   ts: { tsval: number; tsecr: number },
 ): boolean {
   if (p.readOptions(seg.options, ts) !== null) return false;
-  seg.src.addr = p.srcText();
+  seg.src.addr = p.srcAddr;
+  seg.src.family = p.family;
   seg.src.port = p.srcPort;
-  seg.dst.addr = p.dstText();
+  seg.dst.addr = p.dstAddr;
+  seg.dst.family = p.family;
   seg.dst.port = p.dstPort;
   seg.seq = p.seq;
   seg.ack = p.ack;
@@ -108,7 +112,6 @@ export function readReplySegment(
   return true;
 }
 
-const NO_ADDRESS = new Uint8Array(0);
 const NO_SACK_BLOCKS: [number, number][] = [];
 const NO_UNKNOWN: { kind: number; data: Uint8Array }[] = [];
 
@@ -138,25 +141,20 @@ export function emptyPacketRepr(): TcpPacketRepr {
 }
 
 /**
- * Describes the engine output segment `s` from `src` to `dst` (its addresses in binary form,
- * one family) in `repr` (from {@link emptyPacketRepr}; reused packet after packet: lib/wire
- * builds the bytes and keeps nothing). Returns `repr`.
+ * Describes the engine output segment `s` (its endpoints carry address bytes and family) in
+ * `repr` (from {@link emptyPacketRepr}; reused packet after packet: lib/wire builds the bytes
+ * and keeps nothing). Returns `repr`.
  */
-export function fillPacketRepr(
-  s: OutSegment,
-  src: IpAddress,
-  dst: IpAddress,
-  repr: TcpPacketRepr,
-): TcpPacketRepr {
+export function fillPacketRepr(s: OutSegment, repr: TcpPacketRepr): TcpPacketRepr {
   const o = s.options;
   const options = repr.options!;
   options.mss = o.mss;
   options.wscale = o.wscale;
   options.sackPermitted = o.sackPermitted === true;
   options.timestamp = o.timestamp;
-  repr.family = dst.family;
-  repr.srcAddr = src.bytes;
-  repr.dstAddr = dst.bytes;
+  repr.family = s.dst.family;
+  repr.srcAddr = s.src.addr;
+  repr.dstAddr = s.dst.addr;
   repr.srcPort = s.src.port;
   repr.dstPort = s.dst.port;
   repr.seq = s.seq;

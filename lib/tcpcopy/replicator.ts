@@ -11,7 +11,7 @@ import type { EngineStats, SessionEvent } from "../engine/stats.ts";
 import type { CapturedSegment, ReplySegment } from "../engine/segment.ts";
 import { ParsedTcp, parseIpTcp, parseTcpPacket } from "../wire/packet.ts";
 import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/build.ts";
-import { type IpAddress, parseIp } from "../wire/addr.ts";
+import { addrText } from "../engine/endpoint.ts";
 import type { Logger } from "../stats/logger.ts";
 import { FIN, PSH } from "../wire/tcp.ts";
 import {
@@ -21,8 +21,6 @@ import {
   fillPacketRepr,
   readReplySegment,
 } from "./convert.ts";
-
-const ADDR_CACHE_LIMIT = 65536;
 
 /** What the replicator needs of the session engine. */
 export interface EngineLike {
@@ -114,9 +112,6 @@ export class Replicator implements EngineOutput {
   readonly #replySeg = emptyReplySegment();
   readonly #replyTs = { tsval: 0, tsecr: 0 };
   readonly #repr = emptyPacketRepr();
-  // The engine keys sessions by address text; packets and routes need the bytes. One cache
-  // for both (the same few addresses recur), cleared when it grows past ADDR_CACHE_LIMIT.
-  readonly #addrCache = new Map<string, IpAddress | null>();
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
@@ -200,8 +195,8 @@ export class Replicator implements EngineOutput {
   // EngineOutput
 
   send(seg: OutSegment): void {
-    const src = this.#addr(seg.src.addr), dst = this.#addr(seg.dst.addr);
-    if (src === null || dst === null || src.family !== dst.family) {
+    const src = seg.src, dst = seg.dst;
+    if (src.family !== dst.family || src.addr.length !== dst.addr.length) {
       this.counters.buildErrors++;
       return;
     }
@@ -210,7 +205,7 @@ export class Replicator implements EngineOutput {
       this.counters.noSender++;
       return;
     }
-    const repr = fillPacketRepr(seg, src, dst, this.#repr);
+    const repr = fillPacketRepr(seg, this.#repr);
     const len = tcpPacketLength(repr);
     if (len < 0) {
       this.counters.buildErrors++;
@@ -257,13 +252,12 @@ export class Replicator implements EngineOutput {
 
   routeAdd(client: Endpoint, target: Endpoint): void {
     const r = this.#routes;
-    const c = this.#routeEndpoint(client), t = this.#routeEndpoint(target);
-    if (r === null || c === null || t === null || !r.addRoute(c, t)) {
+    if (r === null || !r.addRoute(client, target)) {
       this.counters.routeFailures++;
       this.opts.log.limited(
         "route",
         "warn",
-        `no intercept took the route for ${client.addr}:${client.port}; ` +
+        `no intercept took the route for ${addrText(client)}:${client.port}; ` +
           `its replies cannot be seen`,
       );
     }
@@ -276,12 +270,11 @@ export class Replicator implements EngineOutput {
   canRoute(target: Endpoint): boolean {
     const r = this.#routes;
     return r === null || r.canRoute === undefined ||
-      r.canRoute(this.#addr(target.addr)?.family === 6);
+      r.canRoute(target.family === 6);
   }
 
   routeDel(client: Endpoint, target: Endpoint): void {
-    const c = this.#routeEndpoint(client), t = this.#routeEndpoint(target);
-    if (this.#routes !== null && c !== null && t !== null) this.#routes.delRoute(c, t);
+    if (this.#routes !== null) this.#routes.delRoute(client, target);
   }
 
   event(e: SessionEvent): void {
@@ -289,27 +282,11 @@ export class Replicator implements EngineOutput {
     this.opts.log.limited(
       `lost-${e.reason ?? "unknown"}`,
       "info",
-      `session ${e.client.addr}:${e.client.port} -> ${e.target.addr}:${e.target.port} lost ` +
+      `session ${addrText(e.client)}:${e.client.port} -> ${addrText(e.target)}:${e.target.port} ` +
+        `lost ` +
         `${e.requests ?? 0} request(s): ${e.reason ?? "unknown"}${
           e.detail ? ` (${e.detail})` : ""
         }`,
     );
-  }
-
-  #routeEndpoint(e: Endpoint): RouteEndpoint | null {
-    const addr = this.#addr(e.addr);
-    return addr === null ? null : { addr: addr.bytes, port: e.port };
-  }
-
-  /** The binary form of engine address text (null when it is not an address), cached. */
-  #addr(text: string): IpAddress | null {
-    let addr = this.#addrCache.get(text);
-    if (addr === undefined) {
-      const parsed = parseIp(text);
-      addr = typeof parsed === "string" ? null : parsed;
-      if (this.#addrCache.size >= ADDR_CACHE_LIMIT) this.#addrCache.clear();
-      this.#addrCache.set(text, addr);
-    }
-    return addr;
   }
 }

@@ -7,7 +7,7 @@
  */
 
 import type { CapturedSegment, Endpoint, EngineConfig } from "../../lib/engine/mod.ts";
-import { SYN } from "../../lib/engine/mod.ts";
+import { addrText, ownEndpoint, SYN } from "../../lib/engine/mod.ts";
 import { capturedSegmentOf } from "../../lib/tcpcopy/convert.ts";
 import assert from "node:assert/strict";
 import { ParsedTcp, parseTcpPacket } from "../../lib/wire/packet.ts";
@@ -60,8 +60,10 @@ export function splitRecording(file: Savefile, serverPort: number): Recording {
       continue;
     }
     seg.payload = seg.payload.slice(); // the parser's view is into the shared file bytes
+    seg.src = ownEndpoint(seg.src); // and its address buffers are reused for the next packet
+    seg.dst = ownEndpoint(seg.dst);
     const client = toServer ? seg.src : seg.dst;
-    const key = `${client.addr}|${client.port}`;
+    const key = `${addrText(client)}|${client.port}`;
     let c = byKey.get(key);
     if (!c) {
       c = {

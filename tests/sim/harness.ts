@@ -12,7 +12,7 @@ import type {
   ReplySegment,
   SessionEvent,
 } from "../../lib/engine/mod.ts";
-import { Engine } from "../../lib/engine/mod.ts";
+import { addrText, Engine } from "../../lib/engine/mod.ts";
 import type { TargetBehaviour } from "./target.ts";
 import { SimTarget } from "./target.ts";
 
@@ -67,8 +67,8 @@ export class Scenario {
           this.sent.push(seg);
           this.at(this.now + lat, () => this.target.receive(seg, this.now));
         },
-        routeAdd: (c, t) => this.routes.push(`+${c.addr}:${c.port}>${t.addr}:${t.port}`),
-        routeDel: (c, t) => this.routes.push(`-${c.addr}:${c.port}>${t.addr}:${t.port}`),
+        routeAdd: (c, t) => this.routes.push(`+${addrText(c)}:${c.port}>${addrText(t)}:${t.port}`),
+        routeDel: (c, t) => this.routes.push(`-${addrText(c)}:${c.port}>${addrText(t)}:${t.port}`),
         event: (e) => this.events.push(e),
       },
       this.now,

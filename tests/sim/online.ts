@@ -6,8 +6,8 @@
  * Requests use the simulated target's line protocol: `REQ <id> <responseLength> <pad>\n`.
  */
 
-import type { CapturedSegment, Endpoint, SegmentOptions } from "../../lib/engine/mod.ts";
-import { ACK, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
+import type { CapturedSegment, SegmentOptions, TextEndpoint } from "../../lib/engine/mod.ts";
+import { ACK, endpointOf, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
 
 /** One request/response exchange. */
 export interface Exchange {
@@ -25,8 +25,8 @@ export interface Exchange {
 
 /** One online connection. */
 export interface OnlineConn {
-  client: Endpoint;
-  server: Endpoint;
+  client: TextEndpoint;
+  server: TextEndpoint;
   clientIsn: number;
   serverIsn: number;
   start: number;
@@ -73,12 +73,14 @@ export function onlineConnection(c: OnlineConn): OnlineTrace {
   let got = 0; // bytes (and FIN) received from the online server
   const ts = c.timestamps ?? true;
   const window = c.window ?? 502;
+  const client = endpointOf(c.client.addr, c.client.port);
+  const server = endpointOf(c.server.addr, c.server.port);
   const opts = (): SegmentOptions =>
     ts ? { timestamp: { tsval: (1000 + Math.floor(t)) >>> 0, tsecr: 7 } } : {};
   const push = (flags: number, payload: Uint8Array, s = seq) =>
     out.push({
-      src: c.client,
-      dst: c.server,
+      src: client,
+      dst: server,
       seq: s >>> 0,
       ack: flags & ACK ? (sBase + got) >>> 0 : 0,
       flags,
@@ -93,8 +95,8 @@ export function onlineConnection(c: OnlineConn): OnlineTrace {
     else o.wscale = 7;
     if (ts) o.timestamp = { tsval: 1000 + Math.floor(t), tsecr: 0 };
     out.push({
-      src: c.client,
-      dst: c.server,
+      src: client,
+      dst: server,
       seq,
       ack: 0,
       flags: SYN,

@@ -14,7 +14,7 @@ import type {
   OutSegment,
   ReplySegment,
 } from "../../lib/engine/mod.ts";
-import { Engine, RST, SYN } from "../../lib/engine/mod.ts";
+import { addrText, Engine, RST, SYN } from "../../lib/engine/mod.ts";
 import type { TargetBehaviour } from "./target.ts";
 import { SimTarget } from "./target.ts";
 
@@ -75,11 +75,11 @@ export class SharedTarget {
           send: (seg: OutSegment) =>
             this.at(this.now + lat, () => this.target.receive(seg, this.now)),
           routeAdd: (c) => {
-            const key = `${c.addr}|${c.port}`;
+            const key = `${addrText(c)}|${c.port}`;
             if (this.tuples[i].at(-1) !== key) this.tuples[i].push(key);
             this.at(this.now + route, () => this.add(key, i));
           },
-          routeDel: (c) => this.at(this.now + route, () => this.del(`${c.addr}|${c.port}`, i)),
+          routeDel: (c) => this.at(this.now + route, () => this.del(`${addrText(c)}|${c.port}`, i)),
         },
         this.now,
       )
@@ -101,7 +101,7 @@ export class SharedTarget {
   }
 
   private route(r: ReplySegment): void {
-    const key = `${r.dst.addr}|${r.dst.port}`;
+    const key = `${addrText(r.dst)}|${r.dst.port}`;
     const owner = this.routes.get(key);
     if (owner !== undefined) return this.deliver(r, owner);
     if (r.flags & (SYN | RST)) {

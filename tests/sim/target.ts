@@ -14,7 +14,7 @@
  */
 
 import type { Endpoint, OutSegment, ReplySegment, SegmentOptions } from "../../lib/engine/mod.ts";
-import { ACK, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
+import { ACK, addrText, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
 
 const u32 = (n: number) => n >>> 0;
 const lt = (a: number, b: number) => ((a - b) | 0) < 0;
@@ -158,7 +158,7 @@ export class SimTarget {
 
   /** A packet from the engine. */
   receive(seg: OutSegment, now: number): void {
-    const key = `${seg.src.addr}|${seg.src.port}`;
+    const key = `${addrText(seg.src)}|${seg.src.port}`;
     let c = this.conns.get(key);
     if (seg.flags & RST) {
       if (c && c.state !== "closed") {
@@ -259,7 +259,7 @@ export class SimTarget {
   }
 
   private accept(seg: OutSegment, now: number): Conn {
-    const key = `${seg.src.addr}|${seg.src.port}`;
+    const key = `${addrText(seg.src)}|${seg.src.port}`;
     const o = seg.options;
     const iss = this.random();
     const c: Conn = {

@@ -17,6 +17,8 @@ import { ParsedTcp, parseIpTcp } from "../../lib/wire/packet.ts";
 import { LinkType } from "../../lib/wire/link.ts";
 import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
+import { ep, textOf } from "../helpers/endpoints.ts";
+import { ownEndpoint } from "../../lib/engine/endpoint.ts";
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {
@@ -25,9 +27,11 @@ class EchoEngine {
   replies: ReplySegment[] = [];
   constructor(readonly out: Replicator) {}
   onCaptured(seg: CapturedSegment, _now: number) {
-    this.captured.push({ ...seg, payload: seg.payload.slice() });
-    if (seg.flags & 2) this.out.routeAdd(seg.src, { addr: "10.0.0.2", port: 8080 });
-    const o: OutSegment = { ...seg, dst: { addr: "10.0.0.2", port: 8080 } };
+    // the replicator's segment points into reused buffers: keep copies
+    const src = ownEndpoint(seg.src), dst = ownEndpoint(seg.dst);
+    this.captured.push({ ...seg, src, dst, payload: seg.payload.slice() });
+    if (seg.flags & 2) this.out.routeAdd(src, ep({ addr: "10.0.0.2", port: 8080 }));
+    const o: OutSegment = { ...seg, src, dst: ep({ addr: "10.0.0.2", port: 8080 }) };
     this.out.send(o);
   }
   onReply(r: ReplySegment, _now: number) {
@@ -89,8 +93,8 @@ Deno.test("captured frame -> engine segment -> packet built in the sender slot",
   r.onFrame(packet({ payload: "GET / HTTP/1.1\r\n\r\n" }), LinkType.RAW, 0, 6);
   assert.equal(engine.captured.length, 2);
   const s = engine.captured[0];
-  assert.deepEqual(s.src, { addr: "192.168.1.10", port: 40000 });
-  assert.deepEqual(s.dst, { addr: "10.0.0.1", port: 80 });
+  assert.deepEqual(textOf(s.src), { addr: "192.168.1.10", port: 40000 });
+  assert.deepEqual(textOf(s.dst), { addr: "10.0.0.1", port: 80 });
   // every options object has all four fields (one shape for the engine)
   assert.deepEqual(s.options, {
     mss: 1460,
@@ -122,8 +126,8 @@ Deno.test("captured frame -> engine segment -> packet built in the sender slot",
 Deno.test("IPv6 output goes to the IPv6 sender", () => {
   const { r, v4, v6 } = setup();
   r.send({
-    src: { addr: "2001:db8::10", port: 1 },
-    dst: { addr: "2001:db8::2", port: 2 },
+    src: ep({ addr: "2001:db8::10", port: 1 }),
+    dst: ep({ addr: "2001:db8::2", port: 2 }),
     seq: 1,
     ack: 2,
     flags: 0x10,
@@ -163,7 +167,7 @@ Deno.test("reply bytes -> ReplySegment with the payload length from the IP heade
   r.onReplyBytes(full.subarray(0, 40), 0); // header only, as intercept sends it
   assert.equal(engine.replies.length, 1);
   const rep = engine.replies[0];
-  assert.deepEqual(rep.src, { addr: "10.0.0.2", port: 40000 });
+  assert.deepEqual(textOf(rep.src), { addr: "10.0.0.2", port: 40000 });
   assert.equal(rep.flags, 0x12);
   assert.equal(rep.payloadLength, 100);
   assert.equal(rep.payloadPrefix, undefined);
@@ -185,8 +189,8 @@ Deno.test("replies share one segment object: each reply's own values reach the e
   const [a, b, c] = engine.replies;
   assert.equal(a.options.mss, 1400);
   assert.deepEqual(a.options.timestamp, { tsval: 11, tsecr: 22 });
-  assert.deepEqual(b.src, { addr: "10.0.0.3", port: 40000 });
-  assert.deepEqual(b.dst, { addr: "192.168.1.11", port: 80 });
+  assert.deepEqual(textOf(b.src), { addr: "10.0.0.3", port: 40000 });
+  assert.deepEqual(textOf(b.dst), { addr: "192.168.1.11", port: 80 });
   assert.equal(b.flags, 0x10);
   assert.equal(b.payloadLength, 3);
   assert.equal(b.options.mss, undefined, "no MSS left over from the previous reply");
@@ -261,13 +265,13 @@ Deno.test("a route no intercept takes is counted and logged once per burst", () 
     routes: { addRoute: () => false, delRoute: () => false },
   });
   for (let i = 0; i < 50; i++) {
-    r.routeAdd({ addr: "192.168.1.10", port: i + 1 }, { addr: "10.0.0.2", port: 80 });
+    r.routeAdd(ep({ addr: "192.168.1.10", port: i + 1 }), ep({ addr: "10.0.0.2", port: 80 }));
   }
   assert.equal(r.counters.routeFailures, 50);
   assert.ok(logLines.length <= 10 && logLines.length > 0);
   r.send({
-    src: { addr: "2001:db8::10", port: 1 },
-    dst: { addr: "2001:db8::2", port: 2 },
+    src: ep({ addr: "2001:db8::10", port: 1 }),
+    dst: ep({ addr: "2001:db8::2", port: 2 }),
     seq: 1,
     ack: 2,
     flags: 0x10,
@@ -343,8 +347,8 @@ Deno.test("segments larger than the MTU are split; FIN/PSH only on the last piec
   });
   const payload = Uint8Array.from({ length: 3000 }, (_, i) => i & 0xff);
   r.send({
-    src: { addr: "192.168.1.10", port: 40000 },
-    dst: { addr: "10.0.0.2", port: 80 },
+    src: ep({ addr: "192.168.1.10", port: 40000 }),
+    dst: ep({ addr: "10.0.0.2", port: 80 }),
     seq: 0xffffff00,
     ack: 5,
     flags: 0x19, // FIN PSH ACK

@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import type { CapturedSegment, EngineConfig } from "../../lib/engine/mod.ts";
-import { ACK, Engine, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
+import { ACK, addrText, Engine, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
+import { ep, ip } from "../helpers/endpoints.ts";
 import { TupleAllocator } from "../../lib/engine/allocator.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { OnlineTrace } from "../sim/online.ts";
@@ -52,8 +53,8 @@ Deno.test("bounds: with -n 0.5 the connections that get no copy are forgotten", 
 /** A SYN (and nothing else) from `src`. */
 function syn(src: { addr: string; port: number }, seq: number, t: number): CapturedSegment {
   return {
-    src,
-    dst: server,
+    src: ep(src),
+    dst: ep(server),
     seq,
     ack: 0,
     flags: SYN,
@@ -110,15 +111,15 @@ Deno.test("bounds: ended sessions do not pile up in the timer heap", () => {
 Deno.test("bounds: a quarantined tuple is forgotten once its quarantine is over", () => {
   const a = new TupleAllocator(1000);
   for (let p = 2000; p < 5000; p++) {
-    assert.equal(a.take("10.1.2.1", p, "10.9.0.2", 80, 0), p);
-    a.release("10.1.2.1", p, "10.9.0.2", 80, 10);
+    assert.equal(a.take(ip("10.1.2.1"), p, ip("10.9.0.2"), 80, 0), p);
+    a.release(ip("10.1.2.1"), p, ip("10.9.0.2"), 80, 10);
   }
   assert.equal(a.size, 0);
   // Quarantined: the same port is not handed out again at once.
-  assert.equal(a.take("10.1.2.1", 2000, "10.9.0.2", 80, 500), 5000);
-  a.release("10.1.2.1", 5000, "10.9.0.2", 80, 500);
+  assert.equal(a.take(ip("10.1.2.1"), 2000, ip("10.9.0.2"), 80, 500), 5000);
+  a.release(ip("10.1.2.1"), 5000, ip("10.9.0.2"), 80, 500);
   // Long after: another tuple is taken; the expired quarantine entries are gone.
-  assert.equal(a.take("10.1.2.9", 5000, "10.9.0.2", 80, 60_000), 5000);
+  assert.equal(a.take(ip("10.1.2.9"), 5000, ip("10.9.0.2"), 80, 60_000), 5000);
   assert.ok(a.tracked <= 2, `tuples tracked: ${a.tracked}`);
 });
 
@@ -130,8 +131,8 @@ Deno.test("bounds: a non-finite clock value does not leave a session without tim
   );
   const src = { addr: "192.0.2.1", port: 40000 };
   const data: CapturedSegment = {
-    src,
-    dst: server,
+    src: ep(src),
+    dst: ep(server),
     seq: 5000,
     ack: 77,
     flags: ACK | PSH,
@@ -143,8 +144,8 @@ Deno.test("bounds: a non-finite clock value does not leave a session without tim
   e.onCaptured(data, Number.NaN);
   e.onCaptured({ ...data, seq: 5100, flags: ACK | FIN, payload: new Uint8Array(0) }, Infinity);
   e.onReply({
-    src: TARGET,
-    dst: src,
+    src: ep(TARGET),
+    dst: ep(src),
     seq: 1,
     ack: 1,
     flags: ACK,
@@ -178,8 +179,8 @@ Deno.test("bounds: closed connections are forgotten after the short tombstone ev
     flags: number,
     t: number,
   ): CapturedSegment => ({
-    src,
-    dst: server,
+    src: ep(src),
+    dst: ep(server),
     seq: 100,
     ack: 5,
     flags,
@@ -211,7 +212,7 @@ Deno.test("bounds: sessions are capped; connections over the cap are counted, la
       synRetries: 1,
       maxSessions: 100,
     },
-    { send() {}, routeAdd: (c) => opened.push(`${c.addr}:${c.port}`), routeDel() {} },
+    { send() {}, routeAdd: (c) => opened.push(`${addrText(c)}:${c.port}`), routeDel() {} },
     1000,
   );
   // 150 connections at once against a silent target, each with a request: none may make

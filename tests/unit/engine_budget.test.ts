@@ -18,6 +18,8 @@ import {
   SESSION_COST,
 } from "../../lib/engine/budget.ts";
 import { EgressLimit } from "../../lib/engine/rate_limit.ts";
+import { addrText } from "../../lib/engine/endpoint.ts";
+import { ep } from "../helpers/endpoints.ts";
 import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../helpers/syn_flood.ts";
 
 const TARGET = FLOOD_TARGET;
@@ -26,7 +28,7 @@ Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections r
   /** What the engine sent for the real clients (192.0.2.0/24). */
   const real: OutSegment[] = [];
   const r = floodRig(["-m", "64"], (seg) => {
-    if (seg.src.addr.startsWith("192.0.2.")) real.push(seg);
+    if (addrText(seg.src).startsWith("192.0.2.")) real.push(seg);
   });
   const { engine } = r;
   const budget = engineBudgetOf(r.config.maxMemoryMiB * 1048576);
@@ -47,7 +49,7 @@ Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections r
     const syn = real.at(-1)!;
     assert.equal(syn.flags & SYN, SYN, "the real client's SYN went to the target");
     const reply = (flags: number, seq: number, ack: number, len = 0): ReplySegment => ({
-      src: TARGET,
+      src: ep(TARGET),
       dst: { ...syn.src },
       seq,
       ack,
@@ -92,8 +94,8 @@ Deno.test("budget: at the cap, sessions with data are kept; a new data-less one 
     0,
   );
   const seg = (port: number, flags: number, len: number) => ({
-    src: { addr: "192.0.2.9", port },
-    dst: { addr: "10.0.0.1", port: 80 },
+    src: ep({ addr: "192.0.2.9", port }),
+    dst: ep({ addr: "10.0.0.1", port: 80 }),
     seq: 100,
     ack: flags & ACK ? 1 : 0,
     flags,
@@ -166,8 +168,8 @@ Deno.test("egress limit in the engine: packets over it wait, new connections are
     now,
   );
   const syn = (port: number) => ({
-    src: { addr: "192.0.2.9", port },
-    dst: { addr: "10.0.0.1", port: 80 },
+    src: ep({ addr: "192.0.2.9", port }),
+    dst: ep({ addr: "10.0.0.1", port: 80 }),
     seq: 100,
     ack: 0,
     flags: SYN,
@@ -183,7 +185,7 @@ Deno.test("egress limit in the engine: packets over it wait, new connections are
   // The bucket is empty: the ACK of an answered handshake waits (the session retries later).
   const synOut = sent[0];
   e.onReply({
-    src: TARGET,
+    src: ep(TARGET),
     dst: { ...synOut.src },
     seq: 5000,
     ack: (synOut.seq + 1) >>> 0,

@@ -9,14 +9,16 @@
 import assert from "node:assert/strict";
 import type {
   CapturedSegment,
+  Endpoint,
   EngineConfig,
   OutSegment,
   ReplySegment,
   SegmentOptions,
   SessionEvent,
 } from "../../lib/engine/mod.ts";
-import { ACK, Engine, FIN, PSH, RST, SYN, URG } from "../../lib/engine/mod.ts";
+import { ACK, addrText, Engine, FIN, PSH, RST, SYN, URG } from "../../lib/engine/mod.ts";
 import { mulberry32 } from "../helpers/prng.ts";
+import { ep } from "../helpers/endpoints.ts";
 
 const TARGET = { addr: "10.9.0.2", port: 8080 };
 const SERVER = { addr: "198.51.100.1", port: 80 };
@@ -38,8 +40,8 @@ interface Run {
   steps: number;
 }
 
-function key(c: { addr: string; port: number }, t: { addr: string; port: number }): string {
-  return `${c.addr}:${c.port}>${t.addr}:${t.port}`;
+function key(c: Endpoint, t: Endpoint): string {
+  return `${addrText(c)}:${c.port}>${addrText(t)}:${t.port}`;
 }
 
 function sumLost(e: Engine): number {
@@ -176,8 +178,8 @@ function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): R
       else if (y < 0.35) seq = (seq + Math.floor(r() * 3000)) >>> 0; // hole
       if (r() < 0.15) acks[c] = (acks[c] + Math.floor(r() * 5000)) >>> 0;
       const seg: CapturedSegment = {
-        src: r() < 0.05 ? { addr: "192.0.2.99", port: Math.floor(r() * 65536) } : clients[c],
-        dst: r() < 0.05 ? { addr: SERVER.addr, port: 81 } : SERVER,
+        src: ep(r() < 0.05 ? { addr: "192.0.2.99", port: Math.floor(r() * 65536) } : clients[c]),
+        dst: ep(r() < 0.05 ? { addr: SERVER.addr, port: 81 } : SERVER),
         seq,
         ack: r() < 0.05 ? Math.floor(r() * 2 ** 32) : acks[c],
         flags,
@@ -217,8 +219,8 @@ function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): R
         ? ACK
         : Math.floor(r() * 64);
       const reply: ReplySegment = {
-        src,
-        dst,
+        src: ep(src),
+        dst: ep(dst),
         seq: Math.floor(r() * 2 ** 32),
         ack,
         flags,
@@ -227,7 +229,7 @@ function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): R
         payloadLength: r() < 0.5 ? 0 : Math.floor(r() * 70000),
       };
       if (flags & RST) {
-        const t = tracked.get(key(dst, src));
+        const t = tracked.get(key(reply.dst, reply.src));
         if (t) t.targetReset = true;
       }
       engine.onReply(reply, now);

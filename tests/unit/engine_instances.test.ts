@@ -16,6 +16,7 @@ import {
 import type { EngineStats } from "../../lib/engine/mod.ts";
 import { mergeTraces, onlineConnection, type OnlineTrace } from "../sim/online.ts";
 import { SharedTarget } from "../sim/shared.ts";
+import { ip } from "../helpers/endpoints.ts";
 
 const server = { addr: "198.51.100.1", port: 80 };
 
@@ -61,7 +62,7 @@ Deno.test("port lanes: probing with the lane step never leaves the lane", () => 
   const start = lanePort(65000, 3, 0);
   const got = new Set<number>();
   for (let i = 0; i < 300; i++) {
-    const p = a.take("10.0.0.1", start, "t", 80, 0, PORT_LANES);
+    const p = a.take(ip("10.0.0.1"), start, ip("10.9.0.1"), 80, 0, PORT_LANES);
     assert.ok(p !== undefined);
     assert.equal(laneOf(p), 3);
     got.add(p);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { EngineConfig } from "../../lib/engine/mod.ts";
+import { addrText } from "../../lib/engine/mod.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { OnlineTrace } from "../sim/online.ts";
 import { mergeTraces, onlineConnection } from "../sim/online.ts";
@@ -120,7 +121,7 @@ Deno.test("--client-ip and --port-shift rewrite sources without collisions", () 
   const sc = replay(traces, { clientIps, portShift: 3 }, { answerDelayMs: 20 });
   const keys = sc.target.accepted.map((c) => c.key);
   assert.equal(new Set(keys).size, 60);
-  for (const c of sc.target.accepted) assert.ok(clientIps.includes(c.client.addr));
+  for (const c of sc.target.accepted) assert.ok(clientIps.includes(addrText(c.client)));
   assert.ok(sc.target.accepted.every((c) => c.client.port !== 40000));
   const want = traces.flatMap((t) => t.requests.map((r) => r.trimEnd())).sort();
   assert.deepEqual(delivered(sc), want);

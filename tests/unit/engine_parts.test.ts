@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { TupleAllocator, wrapPort } from "../../lib/engine/allocator.ts";
-import { hash32, unit } from "../../lib/engine/hash.ts";
+import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
+import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
+import { ip } from "../helpers/endpoints.ts";
+import { internAddr } from "../../lib/engine/endpoint.ts";
 import {
   emptyStats,
   type EndReason,
@@ -16,14 +18,14 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("allocator: preferred tuple, deterministic probing, quarantine", () => {
   const a = new TupleAllocator(1000);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5000);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 0), 5001);
-  assert.equal(a.take("10.0.0.1", 5000, "t2", 80, 0), 5000); // other target: no conflict
-  a.release("10.0.0.1", 5000, "t", 80, 10);
-  a.release("10.0.0.1", 5000, "t", 80, 10); // a second release changes nothing
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 0), 5000);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 0), 5001);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.4"), 80, 0), 5000); // other target: no conflict
+  a.release(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 10);
+  a.release(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 10); // a second release changes nothing
   assert.equal(a.size, 2);
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 500), 5002); // still quarantined
-  assert.equal(a.take("10.0.0.1", 5000, "t", 80, 1010), 5000);
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 500), 5002); // still quarantined
+  assert.equal(a.take(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, 1010), 5000);
   assert.equal(wrapPort(65536), 1024);
   assert.equal(wrapPort(65535), 65535);
 });
@@ -34,6 +36,42 @@ Deno.test("hash: deterministic, seed-dependent, roughly uniform", () => {
   let below = 0;
   for (let i = 0; i < 10000; i++) if (unit(hash32(`c${i}`, 1), 2) < 0.5) below++;
   assert.ok(below > 4700 && below < 5300, `${below}`);
+});
+
+Deno.test("hash: hashTuple equals hash32 of the tuple key (the flow hash is unchanged)", () => {
+  const addrs = ["10.0.0.1", "192.168.100.254", "2001:db8::1", "::", ""];
+  const ports = [0, 1, 9, 10, 80, 99, 100, 1000, 9999, 10000, 12345, 65535];
+  for (const a of addrs) {
+    for (const b of addrs) {
+      for (const ap of ports) {
+        for (const bp of [0, 10, 8080, 65535]) {
+          for (const seed of [0, 0x7c0c, 0xffffffff]) {
+            assert.equal(hashTuple(a, ap, b, bp, seed), hash32(tupleKey(a, ap, b, bp), seed));
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("tuple map: IPv6 tuples, and IPv4 and IPv6 kept apart", () => {
+  const m = new TupleMap<string>();
+  const c6 = ip("2001:db8::10"), t6 = ip("2001:db8::2");
+  m.set(c6, 5000, t6, 80, "a");
+  m.set(ip("2001:db8::10"), 5000, ip("2001:db8::3"), 80, "b"); // other server, same chain
+  m.set(ip("2001:db8::11"), 5000, t6, 80, "c");
+  m.set(ip("0.0.0.0"), 5000, ip("0.0.0.0"), 80, "v4"); // IPv4 zeros are not ::
+  m.set(ip("::"), 5000, ip("::"), 80, "v6");
+  assert.equal(m.size, 5);
+  assert.equal(m.get(ip("2001:db8::10"), 5000, ip("2001:db8::2"), 80), "a"); // equal bytes
+  assert.equal(m.get(c6, 5000, ip("2001:db8::3"), 80), "b");
+  assert.equal(m.get(c6, 5001, t6, 80), undefined);
+  assert.equal(m.get(c6, 5000, t6, 81), undefined);
+  assert.equal(m.get(ip("0.0.0.0"), 5000, ip("0.0.0.0"), 80), "v4");
+  assert.equal(m.get(ip("::"), 5000, ip("::"), 80), "v6");
+  assert.equal(m.delete(c6, 5000, t6, 80), true);
+  assert.equal(m.get(c6, 5000, ip("2001:db8::3"), 80), "b");
+  assert.deepEqual([...m.values()].sort(), ["b", "c", "v4", "v6"]);
 });
 
 Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
@@ -56,24 +94,24 @@ Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
 
 Deno.test("tuple map: exact 4-tuple match, chains, delete", () => {
   const m = new TupleMap<string>();
-  m.set("10.0.0.1", 5000, "t", 80, "a");
-  m.set("10.0.0.1", 5000, "t", 81, "b"); // same client port, other server port
-  m.set("10.0.0.1", 5000, "u", 80, "c"); // same client port, other server address
-  m.set("10.0.0.2", 5000, "t", 80, "d");
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, "a");
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81, "b"); // same client port, other server port
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80, "c"); // same client port, other server address
+  m.set(ip("10.0.0.2"), 5000, ip("10.9.0.1"), 80, "d");
   assert.equal(m.size, 4);
-  assert.equal(m.get("10.0.0.1", 5000, "t", 80), "a");
-  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b");
-  assert.equal(m.get("10.0.0.1", 5000, "u", 80), "c");
-  assert.equal(m.get("10.0.0.1", 5001, "t", 80), undefined);
-  m.set("10.0.0.1", 5000, "t", 81, "b2");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80), "a");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), "b");
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), "c");
+  assert.equal(m.get(ip("10.0.0.1"), 5001, ip("10.9.0.1"), 80), undefined);
+  m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81, "b2");
   assert.equal(m.size, 4);
-  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), true); // head of the chain
-  assert.equal(m.delete("10.0.0.1", 5000, "u", 80), false);
-  assert.equal(m.get("10.0.0.1", 5000, "t", 81), "b2");
-  assert.equal(m.delete("10.0.0.1", 5000, "t", 80), true); // tail of the chain
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), true); // head of the chain
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.3"), 80), false);
+  assert.equal(m.get(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), "b2");
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80), true); // tail of the chain
   assert.deepEqual([...m.values()].sort(), ["b2", "d"]);
-  assert.equal(m.delete("10.0.0.1", 5000, "t", 81), true);
-  assert.equal(m.delete("10.0.0.2", 5000, "t", 80), true);
+  assert.equal(m.delete(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 81), true);
+  assert.equal(m.delete(ip("10.0.0.2"), 5000, ip("10.9.0.1"), 80), true);
   assert.equal(m.size, 0);
   assert.deepEqual([...m.values()], []);
 });
@@ -161,4 +199,45 @@ Deno.test("end reasons: every lost.* counter is a loss reason, the normal ends a
   }
   assert.equal(lossRule("shutdown"), "unsent"); // requests sent may still be served
   assert.equal(lossRule("timeout"), "unanswered");
+});
+
+Deno.test("tuple map: many IPv4 tuples, one port or one address, all found and removed", () => {
+  const m = new TupleMap<number>();
+  const t = ip("10.9.0.1");
+  const near = (i: number) => ip(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  const addrs = Array.from({ length: 3000 }, (_, i) => near(i));
+  for (let i = 0; i < 3000; i++) m.set(addrs[i], 40000, t, 80, i); // one port, many addresses
+  for (let p = 0; p < 3000; p++) m.set(addrs[0], p, t, 80, -p - 1); // one address, many ports
+  assert.equal(m.size, 6000);
+  for (let i = 1; i < 3000; i++) assert.equal(m.get(near(i), 40000, t, 80), i);
+  for (let p = 0; p < 3000; p++) assert.equal(m.get(addrs[0], p, t, 80), -p - 1);
+  assert.equal(m.get(addrs[0], 40000, t, 80), 0);
+  assert.equal(m.get(addrs[0], 40000, t, 81), undefined);
+  assert.equal(m.get(ip("11.0.0.0"), 40000, t, 80), undefined);
+  for (let i = 0; i < 3000; i++) assert.equal(m.delete(addrs[i], 40000, t, 80), true);
+  for (let p = 0; p < 3000; p++) assert.equal(m.delete(addrs[0], p, t, 80), true);
+  assert.equal(m.size, 0);
+  assert.deepEqual([...m.values()], []);
+});
+
+Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recurring address", () => {
+  const buf = ip("192.0.2.7");
+  const a = internAddr(buf);
+  assert.notEqual(a, buf);
+  assert.deepEqual([...a], [192, 0, 2, 7]);
+  buf[3] = 8; // the parser reuses its buffer for the next packet
+  assert.deepEqual([...a], [192, 0, 2, 7]);
+  const b = internAddr(buf);
+  assert.deepEqual([...b], [192, 0, 2, 8]);
+  assert.equal(internAddr(ip("192.0.2.7")), a);
+  const v6 = internAddr(ip("2001:db8::7"));
+  assert.deepEqual(v6, ip("2001:db8::7"));
+  assert.equal(internAddr(ip("2001:db8::7")), v6);
+  // A zero IPv4 address and a zero IPv6 address are different addresses.
+  assert.equal(internAddr(ip("0.0.0.0")).length, 4);
+  assert.equal(internAddr(ip("::")).length, 16);
+  for (let i = 0; i < 20_000; i++) {
+    const x = ip(`10.${i >> 8 & 255}.${i & 255}.1`);
+    assert.deepEqual(internAddr(x), x);
+  }
 });

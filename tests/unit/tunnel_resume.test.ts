@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { TunnelServer } from "../../lib/tunnel/server.ts";
 import { TunnelClient } from "../../lib/tunnel/client.ts";
 import { Engine } from "../../lib/engine/engine.ts";
+import { endpointOf } from "../../lib/engine/endpoint.ts";
 import { SYN } from "../../lib/wire/tcp.ts";
 import { Replicator } from "../../lib/tcpcopy/replicator.ts";
 import { Logger } from "../../lib/stats/logger.ts";
@@ -18,8 +19,8 @@ const T = [10, 0, 0, 2];
 
 /** A captured SYN from 192.0.2.1:`port` to the online server 10.0.0.1:80, at time 0. */
 const syn = (port: number) => ({
-  src: { addr: "192.0.2.1", port },
-  dst: { addr: "10.0.0.1", port: 80 },
+  src: endpointOf("192.0.2.1", port),
+  dst: endpointOf("10.0.0.1", 80),
   seq: 1,
   ack: 0,
   flags: SYN,
