@@ -1,22 +1,29 @@
 /**
  * Memory per session and CPU per request at scale, with no network (issue 14): keep-alive
- * connections (real handshakes, one request and its answer each, from
+ * connections (real handshakes and requests with their answers, from
  * tests/helpers/keepalive_rig.ts) through the replicator and engine on a fake clock, a sender
- * that sends nothing and a mini target that answers through the replicator's reply path. The
- * connections are opened level by level (1k, 10k, 100k live sessions by default; the process
- * and its tables grow from one level to the next) and stay open. At each level, after a warm-up,
- * a fixed number of requests on random live sessions is timed: process CPU time (user + system)
- * per request and per packet (captured frames + reply headers + packets sent). Then, after a
- * forced GC: RSS and V8 heap used, and both as a delta from the empty rig per live session.
+ * that sends nothing and a mini target that answers through the replicator's reply path.
  *
- *   deno run -A --v8-flags=--expose-gc bench/engine_scale.ts [--levels 1000,10000,100000]
- *       [--requests 100000] [--warmup 50000] [--json] [--snapshot file.heapsnapshot]
+ * Each level (1k, 10k, 100k live sessions by default) runs in a fresh process of its own:
+ *
+ * 1. the empty rig's memory after forced GCs (the baseline);
+ * 2. N connections opened, each with two requests answered, all held open: RSS, V8 heap used and
+ *    memory outside the heap (ArrayBuffer backing stores, e.g. the per-connection slabs) after
+ *    forced GCs, and their growth from the baseline per live session (a held session);
+ * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
+ *    time (user + system) per request and per packet (captured frames + reply headers + packets
+ *    sent), i.e. the cost of a request with N sessions live; then the heap per session again
+ *    (the sessions of a small level have now served many requests each).
+ *
+ *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
+ *       [--warmup 50000] [--json] [--snapshot file.heapsnapshot]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
- * the default `-m` caps the sessions and the table says so (column "held" below the level).
- * Run it as its own process: RSS is the whole process's. `--snapshot` writes a V8 heap snapshot
- * at the last level (open it in Chrome's DevTools, Memory tab, to see what the bytes are).
+ * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
+ * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
+ * DevTools, Memory tab, to see what the bytes are). The children run with
+ * `--v8-flags=--expose-gc,--max-old-space-size=16384` (a million sessions take ~2.8 GB of heap).
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
@@ -33,53 +40,53 @@ const { values, positionals } = parseArgs({
     warmup: { type: "string", default: "50000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
+    /** Internal: run one level in this process and print its JSON. */
+    child: { type: "boolean", default: false },
   },
   allowPositionals: true,
 });
 
-/** A positive integer flag value, or exit 2 with a one-line error. */
-function count(flag: string, text: string): number {
+/** A positive integer flag value (0 where `zero`), or exit 2 with a one-line error. */
+function count(flag: string, text: string, zero = false): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    console.error(`engine_scale: --${flag} ${text}: expected a positive integer`);
+  if (text.trim() === "" || !Number.isSafeInteger(n) || n < (zero ? 0 : 1)) {
+    console.error(
+      `engine_scale: --${flag} ${text}: expected a ${zero ? "non-negative" : "positive"} integer`,
+    );
     Deno.exit(2);
   }
   return n;
 }
 const LEVELS = values.levels.split(",").map((t) => count("levels", t.trim()));
 const REQUESTS = count("requests", values.requests);
-const WARMUP = Number(values.warmup) === 0 ? 0 : count("warmup", values.warmup);
-if (LEVELS.some((n, i) => i > 0 && n <= LEVELS[i - 1])) {
-  console.error(`engine_scale: --levels ${values.levels}: expected increasing counts`);
-  Deno.exit(2);
-}
+const WARMUP = count("warmup", values.warmup, true);
 
 /** Fake time between two connections opened, and between two requests (ms). */
 const STEP_MS = 0.01;
 const REQUEST = new TextEncoder().encode("GET /k HTTP/1.1\r\nHost: target\r\n\r\n");
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) {
-  console.error("engine_scale: run with --v8-flags=--expose-gc (heap figures need a forced GC)");
-  Deno.exit(2);
-}
-const ka = keepAliveRig(positionals, REQUEST);
-const { rig } = ka;
-const engine = rig.engine, counters = rig.replicator.counters;
-/** Next request index per connection (allocated before the baseline: not counted per session). */
-const nextRequest = new Uint32Array(LEVELS[LEVELS.length - 1]);
-const rnd = mulberry32(0x5ca1e);
-
-/** Lets the event loop (and the GC's idle tasks) run, like the capture loop between drains. */
-const yieldLoop = () => new Promise((r) => setTimeout(r, 0));
-
-/** Forced full GCs with a quiet moment between them; returns Deno.memoryUsage() after. */
-async function settledMemory(): Promise<Deno.MemoryUsage> {
-  for (let n = 0; n < 3; n++) {
-    gc!();
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return Deno.memoryUsage();
+/** What one level measured (one child process). */
+interface Level {
+  level: number;
+  sessions: number;
+  flows: number;
+  /** After step 2 (held sessions, two requests each). */
+  rss: number;
+  heapUsed: number;
+  external: number;
+  heapPerSession: number;
+  externalPerSession: number;
+  rssPerSession: number;
+  /** Heap growth per session after step 3. */
+  heapPerSessionAfter: number;
+  requestsPerSession: number;
+  cpuPerRequestUs: number;
+  cpuPerPacketUs: number;
+  packetsPerRequest: number;
+  answered: number;
+  timed: number;
+  lost: number;
+  base: { rss: number; heapUsed: number; external: number };
 }
 
 /** Process CPU time so far (user + system), µs. */
@@ -88,113 +95,134 @@ function cpuMicros(): number {
   return u.user + u.system;
 }
 
-/** Opens connections [from, to) with their first request answered. */
-async function openUpTo(from: number, to: number): Promise<void> {
-  for (let i = from; i < to; i++) {
-    rig.advance(STEP_MS);
-    ka.open(i);
-    ka.request(i, 0);
-    nextRequest[i] = 1;
-    if ((i & 255) === 255) ka.tick(0);
-    if ((i & 2047) === 2047) await yieldLoop();
+/** Forced full GCs with a quiet moment between them; returns Deno.memoryUsage() after. */
+async function settledMemory(gc: () => void): Promise<Deno.MemoryUsage> {
+  for (let n = 0; n < 3; n++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 100));
   }
-  // Delayed ACKs and anything else due.
-  for (let n = 0; n < 10; n++) ka.tick(50);
+  return Deno.memoryUsage();
 }
 
-/** `n` more requests, each on a random one of the first `live` connections. */
-async function requests(n: number, live: number): Promise<void> {
-  for (let j = 0; j < n; j++) {
-    const i = Math.floor(rnd() * live);
+/** Lets the event loop (and the GC's idle tasks) run, like the capture loop between drains. */
+const yieldLoop = () => new Promise((r) => setTimeout(r, 0));
+
+/** Runs one level in this process (steps 1-3 above). */
+async function runLevel(level: number): Promise<Level> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("engine_scale: --child needs --v8-flags=--expose-gc");
+  const ka = keepAliveRig(positionals, REQUEST);
+  const { rig } = ka;
+  const engine = rig.engine, counters = rig.replicator.counters;
+  // Per connection, its next request's index (allocated before the baseline: not per session).
+  const nextRequest = new Uint32Array(level);
+  const rnd = mulberry32(0x5ca1e);
+  const request = async (j: number, i: number) => {
     rig.advance(STEP_MS);
     ka.request(i, nextRequest[i]++);
     if ((j & 255) === 255) ka.tick(0);
     if ((j & 2047) === 2047) await yieldLoop();
+  };
+  const settle = () => {
+    for (let n = 0; n < 10; n++) ka.tick(50); // delayed ACKs and anything else due
+  };
+  const packets = () => counters.frames + counters.replies + engine.stats.packets_sent;
+
+  const base = await settledMemory(gc);
+  for (let i = 0; i < level; i++) {
+    rig.advance(STEP_MS);
+    ka.open(i);
+    await request(i, i);
   }
-  for (let n = 0; n < 10; n++) ka.tick(50);
-}
+  settle();
+  for (let i = 0; i < level; i++) await request(i, i);
+  settle();
+  const held = await settledMemory(gc);
+  const sessions = engine.stats.sessions.active;
 
-const packets = () => counters.frames + counters.replies + engine.stats.packets_sent;
-
-interface Level {
-  level: number;
-  sessions: number;
-  flows: number;
-  rss: number;
-  heapUsed: number;
-  external: number;
-  heapTotal: number;
-  heapPerSession: number;
-  rssPerSession: number;
-  /** Growth from the previous level (the empty rig for the first) per session added. */
-  heapPerAddedSession: number;
-  rssPerAddedSession: number;
-  cpuPerRequestUs: number;
-  cpuPerPacketUs: number;
-  packetsPerRequest: number;
-  answered: number;
-  timed: number;
-  lost: number;
-}
-
-const base = await settledMemory();
-const results: Level[] = [];
-let opened = 0, prev = { mem: base, sessions: 0 };
-for (const level of LEVELS) {
-  await openUpTo(opened, level);
-  opened = level;
-  await requests(WARMUP, level);
+  for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
+  settle();
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
-  await requests(REQUESTS, level);
+  for (let j = 0; j < REQUESTS; j++) await request(j, Math.floor(rnd() * level));
+  settle();
   const cpu = cpuMicros() - c0, pk = packets() - p0;
   const answered = ka.target.answers - answered0;
-  const mem = await settledMemory();
+  const after = await settledMemory(gc);
+  if (values.snapshot !== undefined) v8.writeHeapSnapshot(values.snapshot);
   const st = engine.stats;
-  const sessions = st.sessions.active;
-  const lost = Object.values(st.lost).reduce((a: number, b: number) => a + b, 0);
-  results.push({
+  return {
     level,
     sessions,
     flows: engine.flowCount,
-    rss: mem.rss,
-    heapUsed: mem.heapUsed,
-    external: mem.external,
-    heapTotal: mem.heapTotal,
-    heapPerSession: (mem.heapUsed - base.heapUsed) / sessions,
-    rssPerSession: (mem.rss - base.rss) / sessions,
-    heapPerAddedSession: (mem.heapUsed - prev.mem.heapUsed) / (sessions - prev.sessions),
-    rssPerAddedSession: (mem.rss - prev.mem.rss) / (sessions - prev.sessions),
+    rss: held.rss,
+    heapUsed: held.heapUsed,
+    external: held.external,
+    heapPerSession: (held.heapUsed - base.heapUsed) / sessions,
+    externalPerSession: (held.external - base.external) / sessions,
+    rssPerSession: (held.rss - base.rss) / sessions,
+    heapPerSessionAfter: (after.heapUsed - base.heapUsed) / st.sessions.active,
+    requestsPerSession: 2 + (WARMUP + REQUESTS) / level,
     cpuPerRequestUs: cpu / REQUESTS,
     cpuPerPacketUs: cpu / pk,
     packetsPerRequest: pk / REQUESTS,
     answered,
     timed: REQUESTS,
-    lost,
-  });
-  prev = { mem, sessions };
+    lost: Object.values(st.lost).reduce((a: number, b: number) => a + b, 0),
+    base: { rss: base.rss, heapUsed: base.heapUsed, external: base.external },
+  };
 }
 
-if (values.snapshot !== undefined) v8.writeHeapSnapshot(values.snapshot);
+/** Runs `level` in a fresh process of this script. */
+async function childLevel(level: number, snapshot: boolean): Promise<Level> {
+  const args = [
+    "run",
+    "-A",
+    "--v8-flags=--expose-gc,--max-old-space-size=16384",
+    new URL(import.meta.url).pathname,
+    "--child",
+    "--levels",
+    String(level),
+    "--requests",
+    String(REQUESTS),
+    "--warmup",
+    String(WARMUP),
+    ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
+    "--",
+    ...positionals,
+  ];
+  const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`engine_scale: level ${level}: child exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as Level;
+}
+
+if (values.child) {
+  console.log(JSON.stringify(await runLevel(LEVELS[0])));
+  Deno.exit(0);
+}
+const results: Level[] = [];
+for (const [n, level] of LEVELS.entries()) {
+  results.push(await childLevel(level, n === LEVELS.length - 1));
+}
 const first = results[0], last = results[results.length - 1];
 const cpuRatio = last.cpuPerRequestUs / first.cpuPerRequestUs;
 const flat = Math.abs(cpuRatio - 1) <= 0.15;
+const flags = positionals.join(" ") || "(defaults)";
 const mib = (x: number) => (x / 1048576).toFixed(1);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 if (values.json) {
   console.log(JSON.stringify({
-    flags: positionals.join(" ") || "(defaults)",
+    flags,
     requests: REQUESTS,
     warmup: WARMUP,
-    base: { rss: base.rss, heap_used: base.heapUsed, external: base.external },
     levels: results,
     cpu_ratio_last_first: cpuRatio,
     cpu_flat_within_15pct: flat,
   }));
 } else {
   console.log(
-    `engine_scale: tcpcopy flags "${positionals.join(" ") || "(defaults)"}", ` +
-      `${int(REQUESTS)} timed requests per level after ${int(WARMUP)} warm-up; ` +
-      `empty rig: RSS ${mib(base.rss)} MiB, heap used ${mib(base.heapUsed)} MiB`,
+    `engine_scale: tcpcopy flags "${flags}"; per level a fresh process; ` +
+      `${int(REQUESTS)} timed requests after ${int(WARMUP)} warm-up; ` +
+      `empty rig: RSS ${mib(first.base.rss)} MiB, heap used ${mib(first.base.heapUsed)} MiB`,
   );
   printTable(
     [
@@ -203,10 +231,11 @@ if (values.json) {
       "RSS MiB",
       "heap used MiB",
       "heap B/session",
+      "external B/session",
       "RSS B/session",
-      "heap / RSS B per added session",
       "CPU µs/request",
       "CPU µs/packet",
+      "heap B/session after timed requests (requests/session)",
       "answered / timed",
     ],
     results.map((r) => [
@@ -215,10 +244,11 @@ if (values.json) {
       mib(r.rss),
       mib(r.heapUsed),
       int(r.heapPerSession),
+      int(r.externalPerSession),
       int(r.rssPerSession),
-      `${int(r.heapPerAddedSession)} / ${int(r.rssPerAddedSession)}`,
       r.cpuPerRequestUs.toFixed(2),
       r.cpuPerPacketUs.toFixed(2),
+      `${int(r.heapPerSessionAfter)} (${int(r.requestsPerSession)})`,
       `${int(r.answered)} / ${int(r.timed)}`,
     ]),
   );
