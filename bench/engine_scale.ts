@@ -12,7 +12,8 @@
  *    forced GCs, and their growth from the baseline per live session (a held session);
  * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
  *    time (user + system) per request and per packet (captured frames + reply headers + packets
- *    sent), i.e. the cost of a request with N sessions live; then the heap per session again
+ *    sent), i.e. the cost of a request with N sessions live, the median of five batches (the
+ *    JSON has each batch and the mean); then the heap per session again
  *    (the sessions of a small level have now served many requests each).
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
@@ -63,6 +64,8 @@ const WARMUP = count("warmup", values.warmup, true);
 
 /** Fake time between two connections opened, and between two requests (ms). */
 const STEP_MS = 0.01;
+/** The timed requests are timed in this many batches (see runLevel). */
+const BATCHES = 5;
 const REQUEST = new TextEncoder().encode("GET /k HTTP/1.1\r\nHost: target\r\n\r\n");
 
 /** What one level measured (one child process). */
@@ -80,7 +83,10 @@ interface Level {
   /** Heap growth per session after step 3. */
   heapPerSessionAfter: number;
   requestsPerSession: number;
+  /** Median over the batches; the batches; the mean over all timed requests. */
   cpuPerRequestUs: number;
+  cpuPerRequestBatchesUs: number[];
+  cpuPerRequestMeanUs: number;
   cpuPerPacketUs: number;
   packetsPerRequest: number;
   answered: number;
@@ -143,10 +149,18 @@ async function runLevel(level: number): Promise<Level> {
   for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
   settle();
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
-  for (let j = 0; j < REQUESTS; j++) await request(j, Math.floor(rnd() * level));
+  // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
+  // that lands in one batch does not make the level).
+  const perBatch: number[] = [];
+  for (let b = 0, j = 0; b < BATCHES; b++) {
+    const cb = cpuMicros(), end = Math.round(REQUESTS * (b + 1) / BATCHES), n = end - j;
+    for (; j < end; j++) await request(j, Math.floor(rnd() * level));
+    perBatch.push((cpuMicros() - cb) / n);
+  }
   settle();
   const cpu = cpuMicros() - c0, pk = packets() - p0;
   const answered = ka.target.answers - answered0;
+  const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];
   const after = await settledMemory(gc);
   if (values.snapshot !== undefined) v8.writeHeapSnapshot(values.snapshot);
   const st = engine.stats;
@@ -162,8 +176,10 @@ async function runLevel(level: number): Promise<Level> {
     rssPerSession: (held.rss - base.rss) / sessions,
     heapPerSessionAfter: (after.heapUsed - base.heapUsed) / st.sessions.active,
     requestsPerSession: 2 + (WARMUP + REQUESTS) / level,
-    cpuPerRequestUs: cpu / REQUESTS,
-    cpuPerPacketUs: cpu / pk,
+    cpuPerRequestUs: median,
+    cpuPerRequestBatchesUs: perBatch,
+    cpuPerPacketUs: median * REQUESTS / pk,
+    cpuPerRequestMeanUs: cpu / REQUESTS,
     packetsPerRequest: pk / REQUESTS,
     answered,
     timed: REQUESTS,
