@@ -1,0 +1,276 @@
+/**
+ * Memory per session and CPU per request at scale, with no network (issue 14): keep-alive
+ * connections (real handshakes and requests with their answers, from
+ * tests/helpers/keepalive_rig.ts) through the replicator and engine on a fake clock, a sender
+ * that sends nothing and a mini target that answers through the replicator's reply path.
+ *
+ * Each level (1k, 10k, 100k live sessions by default) runs in a fresh process of its own:
+ *
+ * 1. the empty rig's memory after forced GCs (the baseline);
+ * 2. N connections opened, each with two requests answered, all held open: RSS, V8 heap used and
+ *    memory outside the heap (ArrayBuffer backing stores, e.g. the per-connection slabs) after
+ *    forced GCs, and their growth from the baseline per live session (a held session);
+ * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
+ *    time (user + system) per request and per packet (captured frames + reply headers + packets
+ *    sent), i.e. the cost of a request with N sessions live, the median of five batches (the
+ *    JSON has each batch and the mean); then the heap per session again
+ *    (the sessions of a small level have now served many requests each).
+ *
+ *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
+ *       [--warmup 50000] [--json] [--snapshot file.heapsnapshot]
+ *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
+ *
+ * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
+ * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
+ * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
+ * DevTools, Memory tab, to see what the bytes are). The children run with
+ * `--v8-flags=--expose-gc,--max-old-space-size=16384` (a million sessions take ~2.8 GB of heap).
+ */
+import { parseArgs } from "node:util";
+import process from "node:process";
+import v8 from "node:v8";
+import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
+import { mulberry32 } from "../tests/helpers/prng.ts";
+import { printTable } from "./table.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  options: {
+    levels: { type: "string", default: "1000,10000,100000" },
+    requests: { type: "string", default: "100000" },
+    warmup: { type: "string", default: "50000" },
+    json: { type: "boolean", default: false },
+    snapshot: { type: "string" },
+    /** Internal: run one level in this process and print its JSON. */
+    child: { type: "boolean", default: false },
+  },
+  allowPositionals: true,
+});
+
+/** A positive integer flag value (0 where `zero`), or exit 2 with a one-line error. */
+function count(flag: string, text: string, zero = false): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isSafeInteger(n) || n < (zero ? 0 : 1)) {
+    console.error(
+      `engine_scale: --${flag} ${text}: expected a ${zero ? "non-negative" : "positive"} integer`,
+    );
+    Deno.exit(2);
+  }
+  return n;
+}
+const LEVELS = values.levels.split(",").map((t) => count("levels", t.trim()));
+const REQUESTS = count("requests", values.requests);
+const WARMUP = count("warmup", values.warmup, true);
+
+/** Fake time between two connections opened, and between two requests (ms). */
+const STEP_MS = 0.01;
+/** The timed requests are timed in this many batches (see runLevel). */
+const BATCHES = 5;
+const REQUEST = new TextEncoder().encode("GET /k HTTP/1.1\r\nHost: target\r\n\r\n");
+
+/** What one level measured (one child process). */
+interface Level {
+  level: number;
+  sessions: number;
+  flows: number;
+  /** After step 2 (held sessions, two requests each). */
+  rss: number;
+  heapUsed: number;
+  external: number;
+  heapPerSession: number;
+  externalPerSession: number;
+  rssPerSession: number;
+  /** Heap growth per session after step 3. */
+  heapPerSessionAfter: number;
+  requestsPerSession: number;
+  /** Median over the batches; the batches; the mean over all timed requests. */
+  cpuPerRequestUs: number;
+  cpuPerRequestBatchesUs: number[];
+  cpuPerRequestMeanUs: number;
+  cpuPerPacketUs: number;
+  packetsPerRequest: number;
+  answered: number;
+  timed: number;
+  lost: number;
+  base: { rss: number; heapUsed: number; external: number };
+}
+
+/** Process CPU time so far (user + system), µs. */
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/** Forced full GCs with a quiet moment between them; returns Deno.memoryUsage() after. */
+async function settledMemory(gc: () => void): Promise<Deno.MemoryUsage> {
+  for (let n = 0; n < 3; n++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return Deno.memoryUsage();
+}
+
+/** Lets the event loop (and the GC's idle tasks) run, like the capture loop between drains. */
+const yieldLoop = () => new Promise((r) => setTimeout(r, 0));
+
+/** Runs one level in this process (steps 1-3 above). */
+async function runLevel(level: number): Promise<Level> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("engine_scale: --child needs --v8-flags=--expose-gc");
+  const ka = keepAliveRig(positionals, REQUEST);
+  const { rig } = ka;
+  const engine = rig.engine, counters = rig.replicator.counters;
+  // Per connection, its next request's index (allocated before the baseline: not per session).
+  const nextRequest = new Uint32Array(level);
+  const rnd = mulberry32(0x5ca1e);
+  const request = async (j: number, i: number) => {
+    rig.advance(STEP_MS);
+    ka.request(i, nextRequest[i]++);
+    if ((j & 255) === 255) ka.tick(0);
+    if ((j & 2047) === 2047) await yieldLoop();
+  };
+  const settle = () => {
+    for (let n = 0; n < 10; n++) ka.tick(50); // delayed ACKs and anything else due
+  };
+  const packets = () => counters.frames + counters.replies + engine.stats.packets_sent;
+
+  const base = await settledMemory(gc);
+  for (let i = 0; i < level; i++) {
+    rig.advance(STEP_MS);
+    ka.open(i);
+    await request(i, i);
+  }
+  settle();
+  for (let i = 0; i < level; i++) await request(i, i);
+  settle();
+  const held = await settledMemory(gc);
+  const sessions = engine.stats.sessions.active;
+
+  for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
+  settle();
+  const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
+  // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
+  // that lands in one batch does not make the level).
+  const perBatch: number[] = [];
+  for (let b = 0, j = 0; b < BATCHES; b++) {
+    const cb = cpuMicros(), end = Math.round(REQUESTS * (b + 1) / BATCHES), n = end - j;
+    for (; j < end; j++) await request(j, Math.floor(rnd() * level));
+    perBatch.push((cpuMicros() - cb) / n);
+  }
+  settle();
+  const cpu = cpuMicros() - c0, pk = packets() - p0;
+  const answered = ka.target.answers - answered0;
+  const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];
+  const after = await settledMemory(gc);
+  if (values.snapshot !== undefined) v8.writeHeapSnapshot(values.snapshot);
+  const st = engine.stats;
+  return {
+    level,
+    sessions,
+    flows: engine.flowCount,
+    rss: held.rss,
+    heapUsed: held.heapUsed,
+    external: held.external,
+    heapPerSession: (held.heapUsed - base.heapUsed) / sessions,
+    externalPerSession: (held.external - base.external) / sessions,
+    rssPerSession: (held.rss - base.rss) / sessions,
+    heapPerSessionAfter: (after.heapUsed - base.heapUsed) / st.sessions.active,
+    requestsPerSession: 2 + (WARMUP + REQUESTS) / level,
+    cpuPerRequestUs: median,
+    cpuPerRequestBatchesUs: perBatch,
+    cpuPerPacketUs: median * REQUESTS / pk,
+    cpuPerRequestMeanUs: cpu / REQUESTS,
+    packetsPerRequest: pk / REQUESTS,
+    answered,
+    timed: REQUESTS,
+    lost: Object.values(st.lost).reduce((a: number, b: number) => a + b, 0),
+    base: { rss: base.rss, heapUsed: base.heapUsed, external: base.external },
+  };
+}
+
+/** Runs `level` in a fresh process of this script. */
+async function childLevel(level: number, snapshot: boolean): Promise<Level> {
+  const args = [
+    "run",
+    "-A",
+    "--v8-flags=--expose-gc,--max-old-space-size=16384",
+    new URL(import.meta.url).pathname,
+    "--child",
+    "--levels",
+    String(level),
+    "--requests",
+    String(REQUESTS),
+    "--warmup",
+    String(WARMUP),
+    ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
+    "--",
+    ...positionals,
+  ];
+  const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`engine_scale: level ${level}: child exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as Level;
+}
+
+if (values.child) {
+  console.log(JSON.stringify(await runLevel(LEVELS[0])));
+  Deno.exit(0);
+}
+const results: Level[] = [];
+for (const [n, level] of LEVELS.entries()) {
+  results.push(await childLevel(level, n === LEVELS.length - 1));
+}
+const first = results[0], last = results[results.length - 1];
+const cpuRatio = last.cpuPerRequestUs / first.cpuPerRequestUs;
+const flat = Math.abs(cpuRatio - 1) <= 0.15;
+const flags = positionals.join(" ") || "(defaults)";
+const mib = (x: number) => (x / 1048576).toFixed(1);
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
+if (values.json) {
+  console.log(JSON.stringify({
+    flags,
+    requests: REQUESTS,
+    warmup: WARMUP,
+    levels: results,
+    cpu_ratio_last_first: cpuRatio,
+    cpu_flat_within_15pct: flat,
+  }));
+} else {
+  console.log(
+    `engine_scale: tcpcopy flags "${flags}"; per level a fresh process; ` +
+      `${int(REQUESTS)} timed requests after ${int(WARMUP)} warm-up; ` +
+      `empty rig: RSS ${mib(first.base.rss)} MiB, heap used ${mib(first.base.heapUsed)} MiB`,
+  );
+  printTable(
+    [
+      "live sessions",
+      "flow records",
+      "RSS MiB",
+      "heap used MiB",
+      "heap B/session",
+      "external B/session",
+      "RSS B/session",
+      "CPU µs/request",
+      "CPU µs/packet",
+      "heap B/session after timed requests (requests/session)",
+      "answered / timed",
+    ],
+    results.map((r) => [
+      int(r.sessions) + (r.sessions < r.level ? ` (of ${int(r.level)})` : ""),
+      int(r.flows),
+      mib(r.rss),
+      mib(r.heapUsed),
+      int(r.heapPerSession),
+      int(r.externalPerSession),
+      int(r.rssPerSession),
+      r.cpuPerRequestUs.toFixed(2),
+      r.cpuPerPacketUs.toFixed(2),
+      `${int(r.heapPerSessionAfter)} (${int(r.requestsPerSession)})`,
+      `${int(r.answered)} / ${int(r.timed)}`,
+    ]),
+  );
+  console.log(
+    `CPU per request, ${int(last.sessions)} vs ${int(first.sessions)} sessions: ` +
+      `×${cpuRatio.toFixed(2)} (${flat ? "flat" : "not flat"}: within 15 % is flat); ` +
+      `${last.packetsPerRequest.toFixed(1)} packets per request; lost requests: ${last.lost}`,
+  );
+}
