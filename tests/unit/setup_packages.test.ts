@@ -32,6 +32,8 @@ const COMMAND_ARRAY = new RegExp(
   String.raw`(?:\b(?:exec|spawn|run|wrap|runCommand)\(|\b(?:args|cmd|argv)\s*=)\s*\[\s*"(${WORD})"`,
   "g",
 );
+/** The arguments of `Deno.execPath()` (`["run", "-A", ...]`) are not a program. */
+const DENO_SUBCOMMANDS = new Set(["run", "eval", "test", "bench", "compile", "bundle", "check"]);
 const DIRECT = new RegExp(String.raw`(?:new Deno\.Command|\bcommand)\(\s*"(${WORD})"`, "g");
 const TASKSET = new RegExp(String.raw`"taskset",\s*"-c",\s*"[\d,-]+",\s*"(${WORD})"`, "g");
 /** Shell scripts: `sh(ns, \`...\`)` and `["bash", "-c", \`...\`]`. */
@@ -42,7 +44,7 @@ export function programsRunIn(source: string): string[] {
   const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
   const found = new Set<string>();
   for (const re of [COMMAND_ARRAY, DIRECT, TASKSET]) {
-    for (const m of code.matchAll(re)) found.add(m[1]);
+    for (const m of code.matchAll(re)) if (!DENO_SUBCOMMANDS.has(m[1])) found.add(m[1]);
   }
   for (const m of code.matchAll(SCRIPT)) {
     for (const part of m[1].split(/\|\||&&|[|;]/)) {
@@ -69,6 +71,7 @@ Deno.test("packages: the scanner finds programs in every form the sources use", 
   const src = `
     await ns.exec(["frob", "-x"]);
     const args = ["zap", "-q"];
+    const denoArgs = ["run", "-A", "x.ts"], argv = ["eval", "1"];
     const c = new Deno.Command("quux", { args: [] });
     await command("ethtool", ["-k", dev]);
     b.spawn(["taskset", "-c", "1", "blip", "-n"]);
