@@ -1,6 +1,6 @@
 /**
  * tcpcopy end to end: multiplication and sampling. `-n 2` doubles the target's requests,
- * `-n 1.5` gives 1.5x (within 2%), `-r 50` replays about half of the connections, `-c`
+ * `-n 1.5` gives 1.5x (within four standard deviations of the random split), `-r 50` replays about half of the connections, `-c`
  * rewrites the client addresses into a range the target routes back. One lab; tcpcopy is
  * restarted with each setting and the phases are told apart by URL.
  */
@@ -68,7 +68,11 @@ Deno.test({
 
       const n15 = await phase(env, rep, "n15", ["-n", "1.5"], 1000, (o) => 1.5 * o);
       const ratio = n15.target / n15.online;
-      assert.ok(Math.abs(ratio - 1.5) <= 0.03, `-n 1.5 gave ${ratio.toFixed(3)}x`);
+      // Each connection gets its second copy with probability 1/2 (a hash of its tuple, and the
+      // client ports are random): over 1,000 connections the ratio's standard deviation is
+      // 0.016, so 0.03 failed about one run in 16; 0.065 is four deviations, and still far from
+      // a broken split (1.0 or 2.0).
+      assert.ok(Math.abs(ratio - 1.5) <= 0.065, `-n 1.5 gave ${ratio.toFixed(3)}x`);
 
       const r50 = await phase(env, rep, "r50", ["-r", "50"], 1000, (o) => o / 2);
       const share = r50.target / r50.online;
