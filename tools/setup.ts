@@ -13,6 +13,7 @@ import {
   installCommand,
   type PackageManager,
   type Purpose,
+  type Requirement,
   requirementsFor,
 } from "../lib/setup/packages.ts";
 import { planSetup } from "../lib/setup/plan.ts";
@@ -69,15 +70,14 @@ async function install(manager: PackageManager, packages: string[]): Promise<str
   }
 }
 
-/** Debian/Ubuntu: refresh the package lists once, then ask which names the archive has. */
-async function aptLookup(): Promise<(pkg: string) => boolean> {
+/**
+ * Debian/Ubuntu: refresh the package lists once, then ask which of the renamed packages of
+ * `lacking` (several names in the list) the archive has.
+ */
+async function aptLookup(lacking: readonly Requirement[]): Promise<(pkg: string) => boolean> {
   await sh(["apt-get", "update", "-qq"], { DEBIAN_FRONTEND: "noninteractive" }).catch(() => {});
   const known = new Map<string, boolean>();
-  const names = new Set(
-    requirementsFor(["tcpcopy", "intercept", "e2e-tests", "demo"]).flatMap(
-      (r) => r.apt.length > 1 ? r.apt : [],
-    ),
-  );
+  const names = new Set(lacking.flatMap((r) => r.apt.length > 1 ? r.apt : []));
   for (const name of names) {
     const res = await sh(["apt-cache", "show", "--no-all-versions", name]).catch(() => undefined);
     known.set(name, res?.ok === true && res.text.includes("Package:"));
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
   const lacking = missing(needed);
   const manager = detectManager();
   const aptHas = lacking.length > 0 && manager === "apt" && root && !checkOnly
-    ? await aptLookup()
+    ? await aptLookup(lacking)
     : undefined;
   const plan = planSetup({ missing: lacking, purposes, root, manager, checkOnly, aptHas });
   switch (plan.action) {
