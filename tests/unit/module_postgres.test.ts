@@ -226,6 +226,21 @@ Deno.test("postgres: SSLRequest answered 'N' by the target is replayed, then the
   assert.equal(r.passed, 1);
 });
 
+Deno.test("postgres: GSSENCRequest then SSLRequest, both answered 'N', then the startup", () => {
+  const { s, r } = open();
+  const gss = concat(be32(8), be32(80877104));
+  s.client(concat(gss, SSL, startup("bob")));
+  assert.deepEqual(sentBytes(r), gss);
+  s.target(enc.encode("N"));
+  assert.deepEqual(sentBytes(r), concat(gss, SSL));
+  s.target(enc.encode("N"));
+  assert.equal(r.failed, undefined);
+  assert.deepEqual(sentBytes(r), concat(gss, SSL, startup("bob")));
+  s.target(afterLogin);
+  s.client(query("SELECT 1"));
+  assert.equal(r.passed, 1);
+});
+
 Deno.test("postgres: the target accepting SSL, or a TLS session on production, fails with tls", () => {
   {
     const { s, r } = open();
