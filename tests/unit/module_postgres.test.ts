@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
-import { makePostgresModule } from "../../lib/modules/postgres.ts";
+import { makePostgresModule, postgresModule } from "../../lib/modules/postgres.ts";
 import type { ModuleSession, SendOptions } from "../../lib/modules/module.ts";
 import { md5Response } from "../../lib/modules/postgres/md5.ts";
 import {
@@ -35,19 +35,15 @@ interface Recorder {
 interface Options {
   passwords?: Record<string, string>;
   readOnly?: boolean;
-  /** Classifier for --read-only: a local stand-in for lib/modules/sql_write.ts. */
+  /** Classifier for --read-only (default: the module's, lib/modules/sql_write.ts). */
   isWrite?: (sql: string) => boolean;
   seed?: number;
 }
 
-/** Stand-in for isWriteStatement(sql, "postgres") in these tests (the filter takes any classifier). */
-const standInIsWrite = (sql: string) =>
-  /^\s*(insert|update|delete|create|drop)\b|^\s*copy\b.*\bfrom\b/i.test(sql);
-
 function open(o: Options = {}): { s: ModuleSession; r: Recorder } {
   const r: Recorder = { sent: [], passed: 0, counts: new Map(), logs: [] };
   const rnd = mulberry32(o.seed ?? 1);
-  const mod = makePostgresModule(o.isWrite ?? standInIsWrite);
+  const mod = o.isWrite ? makePostgresModule(o.isWrite) : postgresModule;
   const s = mod.open({
     credentials: { password: (u) => o.passwords?.[u] },
     readOnly: o.readOnly ?? false,
@@ -530,7 +526,7 @@ Deno.test("postgres: a gap inside a skipped ParameterStatus is harmless; a gap a
   }
 });
 
-// ---- --read-only (with a stand-in classifier for lib/modules/sql_write.ts) ----
+// ---- --read-only (lib/modules/sql_write.ts classifies) ----
 
 function loggedIn(o: Options = {}) {
   const x = open({ readOnly: true, ...o });
@@ -627,6 +623,32 @@ Deno.test("postgres --read-only: COPY FROM STDIN data goes with its dropped stat
   s.client(concat(query("COPY t TO STDOUT"), query("SELECT 1")));
   const got = frames(sentBytes(r).subarray(startup("bob").length)).map((m) => m.type);
   assert.deepEqual(got, ["Q", "Q"]);
+});
+
+Deno.test("postgres --read-only: pgbench's TPC-B-like script keeps BEGIN, the SELECT and END", () => {
+  const { s, r } = loggedIn();
+  const script = [
+    "BEGIN;",
+    "UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5;",
+    "SELECT abalance FROM pgbench_accounts WHERE aid = 5;",
+    "UPDATE pgbench_tellers SET tbalance = tbalance + -1234 WHERE tid = 1;",
+    "UPDATE pgbench_branches SET bbalance = bbalance + -1234 WHERE bid = 1;",
+    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 5, -1234, CURRENT_TIMESTAMP);",
+    "END;",
+  ];
+  s.client(concat(...script.map(query), msg("X")));
+  const got = frames(sentBytes(r).subarray(startup("bob").length)).map((m) =>
+    m.type === "Q" ? dec.decode(m.body.subarray(0, m.body.length - 1)) : m.type
+  );
+  assert.deepEqual(got, [script[0], script[2], script[6], "X"]);
+  assert.equal(r.counts.get("statements_dropped"), 4);
+});
+
+Deno.test("postgres --read-only: the classifier is the one given (a module that drops every SELECT)", () => {
+  const { s, r } = loggedIn({ isWrite: (sql) => /select/i.test(sql) });
+  s.client(concat(query("SELECT 1"), query("UPDATE t SET a = 1")));
+  const got = frames(sentBytes(r).subarray(startup("bob").length)).map((m) => dec.decode(m.body));
+  assert.deepEqual(got, ["UPDATE t SET a = 1\0"]);
 });
 
 Deno.test("postgres --read-only: a malformed message after the login fails the session", () => {
