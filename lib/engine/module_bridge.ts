@@ -17,7 +17,8 @@
  *   the module, so they form turns like captured bytes do; `newTurn` starts a turn anyway,
  *   `now` starts one that is released without waiting for the target (Turn.now).
  * - The captured client's FIN/RST: `clientClosed()`, then the FIN/RST of the replayed stream
- *   after everything the module sent.
+ *   after everything the module sent; when `clientClosed()` returns true (the module still
+ *   waits for the target), after the module's `pass()`.
  * - `pass()`: the module is not called any more; in-order captured chunks are appended to
  *   the replayed stream as they are (the same slab copy: no copy, no parse), which is a
  *   constant sequence offset from then on.
@@ -166,6 +167,8 @@ export class ModuleBridge implements ModuleOutput {
   #ack = 0;
   #tsval: number | undefined;
   #closeSeen = false;
+  /** The captured close, kept back until `pass()` (`clientClosed()` returned true). */
+  #heldClose: { rst: boolean; ack: number } | undefined;
   // Reply reassembly.
   #tNext = 0;
   #tOn = false;
@@ -254,11 +257,18 @@ export class ModuleBridge implements ModuleOutput {
     if (cap.closed && !this.#closeSeen && this.#state !== FAILED) {
       this.#closeSeen = true;
       const last = cap.turns[cap.turns.length - 1];
-      if (this.#state === ACTIVE) this.#call(CLOSED, EMPTY);
+      const hold = this.#state === ACTIVE && this.#call(CLOSED, EMPTY) === true;
       if (this.failure !== undefined || this.#outClosed()) return;
-      if (last.kind === CLOSE_RST) this.out.rst(this.out.end, last.ack);
-      else this.out.fin(this.out.end, last.ack);
+      if (hold && this.#state === ACTIVE) {
+        this.#heldClose = { rst: last.kind === CLOSE_RST, ack: last.ack };
+      } else this.#close(last.kind === CLOSE_RST, last.ack);
     }
+  }
+
+  /** The replayed stream's FIN (or RST) after everything sent. */
+  #close(rst: boolean, ack: number): void {
+    if (rst) this.out.rst(this.out.end, ack);
+    else this.out.fin(this.out.end, ack);
   }
 
   #outClosed(): boolean {
@@ -354,6 +364,9 @@ export class ModuleBridge implements ModuleOutput {
     this.host.stats.passed++;
     this.#pending = [];
     this.#pendingBytes = 0;
+    const c = this.#heldClose;
+    this.#heldClose = undefined;
+    if (c !== undefined && !this.#outClosed()) this.#close(c.rst, c.ack);
   }
 
   /** See {@link ModuleOutput.fail}. */
@@ -368,8 +381,11 @@ export class ModuleBridge implements ModuleOutput {
     this.#pendingBytes = 0;
   }
 
-  /** Calls into the module; an exception fails the session instead of the process. */
-  #call(what: Call, data: Uint8Array, n = 0): void {
+  /**
+   * Calls into the module; an exception fails the session instead of the process. Returns
+   * what `clientClosed()` returned (true: keep the replayed stream open).
+   */
+  #call(what: Call, data: Uint8Array, n = 0): boolean | void {
     const s = this.#session;
     if (s === undefined) return;
     try {
@@ -384,8 +400,7 @@ export class ModuleBridge implements ModuleOutput {
           s.targetGap(n);
           return;
         case CLOSED:
-          s.clientClosed?.();
-          return;
+          return s.clientClosed?.() === true;
         default: {
           const never: never = what;
           throw new Error(`unknown call ${never}`);

@@ -99,8 +99,13 @@ export interface ModuleSession {
   target(data: Uint8Array): void;
   /** `n` reply bytes that intercept did not send (longer than the granted prefix). */
   targetGap(n: number): void;
-  /** Optional: the captured client closed (FIN or RST); flush or drop what is held. */
-  clientClosed?(): void;
+  /**
+   * Optional: the captured client closed (FIN or RST); flush or drop what is held. Return
+   * `true` to keep the replayed stream open while the module still waits for the target
+   * (e.g. a login in progress, queries held): the engine then sends the FIN/RST after the
+   * module's `pass()` (a module that stays active must pass once it has sent the rest).
+   */
+  clientClosed?(): boolean | void;
 }
 
 /** A protocol module: its name, its counters and a factory of per-session state. */

@@ -121,6 +121,8 @@ class PgSession implements ModuleSession {
   #scram: ScramStart | undefined;
   #final: ScramFinal | undefined;
   #filter: ReadOnlyFilter | undefined;
+  /** The captured client closed: no more client bytes will come. */
+  #closed = false;
 
   constructor(ctx: ModuleContext, out: ModuleOutput, isWrite: WriteClassifier) {
     this.#ctx = ctx;
@@ -161,6 +163,19 @@ class PgSession implements ModuleSession {
       "reply_gap",
       `a login reply of the target was cut off (${n} bytes missing): grant a longer reply prefix (intercept --reply-prefix)`,
     );
+  }
+
+  /**
+   * The captured client closed. During a login the replayed stream stays open (true) until the
+   * target has logged in and the held bytes are sent: the module then passes.
+   */
+  clientClosed(): boolean {
+    this.#closed = true;
+    if (this.#phase === "login") {
+      this.#loginClient();
+      return this.#phase === "login";
+    }
+    return this.#phase === "encryption" && this.#client.length > 0;
   }
 
   // ---- client side ----
@@ -260,31 +275,44 @@ class PgSession implements ModuleSession {
         `more than ${MAX_HELD} client bytes while the target logs in`,
       );
     }
-    if (this.#ready && this.#holding) this.#release();
+    if (this.#ready && (this.#holding || this.#closed)) this.#release();
   }
 
   /** Login done on both sides: sends what was held, then passes or filters. */
   #release(): void {
-    if (!this.#holding) return; // the client's own login messages are not all here yet
+    // the client's own login messages may not all be here yet (unless it closed)
+    if (!this.#holding && !this.#closed) return;
     this.#ctx.count("logins_replayed");
     const q = this.#client;
+    // without a post-login message, what is left is a cut password message: never sent
+    const held = this.#holding ? q.view(0, q.length) : q.view(0, 0);
     if (!this.#ctx.readOnly) {
-      if (q.length > 0) this.#out.send(q.view(0, q.length), send);
+      if (held.length > 0) this.#out.send(held, send);
       q.clear();
       this.#phase = "done";
       return this.#out.pass();
     }
     this.#phase = "query";
     this.#filter = new ReadOnlyFilter(this.#isWrite, () => this.#ctx.count("statements_dropped"));
-    const held = q.view(0, q.length);
     this.#filtered(held, send);
     q.clear();
+    if (this.#closed && this.#phase === "query") {
+      this.#phase = "done"; // nothing more to filter: let the engine close the stream
+      this.#out.pass();
+    }
   }
 
+  /**
+   * Read-only: sends what the filter keeps. Bytes that follow a dropped message go at once:
+   * their online ACK covers the answer to the dropped one, which the target never sends, so
+   * the engine's turn pacing would wait for it in vain.
+   */
   #filtered(data: Uint8Array, opts: typeof send | undefined): void {
-    const r = this.#filter!.feed(data);
+    const f = this.#filter!;
+    const r = f.feed(data);
     if (typeof r === "string") return void this.#fail("malformed", r);
-    if (r.length > 0) this.#out.send(r, opts);
+    if (r.length === 0) return;
+    this.#out.send(r, f.takeDropped() ? send : opts);
   }
 
   // ---- target side ----
@@ -308,6 +336,10 @@ class PgSession implements ModuleSession {
       }
       this.#phase = "startup";
       this.#pumpClient();
+      if (this.#closed && this.#phase === "startup") {
+        this.#phase = "done"; // the client closed before its startup packet was complete
+        return this.#out.pass();
+      }
       if ((this.#phase as Phase) !== "login" || q.length === 0) return;
     }
     while (this.#phase === "login" && !this.#ready && q.length > 0) {

@@ -166,6 +166,12 @@ async function startPostgres(
   );
   if (!up) throw new Error(`postgres did not start in ${ns.name}: ${await readText(started.err)}`);
   await psql(pg, `ALTER ROLE ${USER} PASSWORD '${PASSWORD.replaceAll("'", "''")}'`, "postgres");
+  const stored = await psql(
+    pg,
+    `SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`,
+    "postgres",
+  );
+  assert.ok(stored.startsWith(method === "md5" ? "md5" : "SCRAM-SHA-256$"), `stored as ${method}`);
   await psql(pg, `CREATE DATABASE ${DB}`, "postgres");
   const init = [
     "pgbench",
@@ -203,12 +209,18 @@ async function pgbench(client: Netns, ip: string, args: string[]): Promise<numbe
   return Number(m[1]);
 }
 
-/** Counts "connection authorized" lines of a server log (logins that passed authentication). */
+/** Counts pgbench's "connection authorized" lines of a server log (logins that passed). */
 async function authorized(pg: Pg): Promise<number> {
-  return (await readText(pg.log)).split("\n").filter((l) =>
-    / connection authorized: user=bench database=bench/.test(l)
-  )
-    .length;
+  const re = / connection authorized: user=bench database=bench application_name=pgbench/;
+  return (await readText(pg.log)).split("\n").filter((l) => re.test(l)).length;
+}
+
+/** The server's log lines about failed or cut connections (for failure messages). */
+async function troubles(pg: Pg): Promise<string> {
+  const lines = (await readText(pg.log)).split("\n").filter((l) =>
+    /FATAL|ERROR|could not|unexpected|incomplete/.test(l)
+  );
+  return `${lines.length} lines: ${lines.slice(0, 12).join(" | ")}`;
 }
 
 interface Rig {
@@ -243,7 +255,7 @@ async function startRig(env: Cleanup, method: Method, tcpcopyExtra: string[] = [
       String(PG_PORT),
       "--secret-file",
       secret,
-      "--reply-prefix",
+      "--max-prefix",
       "512",
       "--stats-interval",
       "0",
@@ -311,6 +323,7 @@ async function replayBoth(method: Method): Promise<void> {
   await withNetns(async (env) => {
     const rig = await startRig(env, method);
     const client = rig.lab.online[0].client;
+    const base = [await authorized(rig.online), await authorized(rig.target)]; // pgbench -i
     const t0 = Date.now();
     const keep = await pgbench(client, rig.online.ip, ["-t", "200", "-c", "4"]);
     const short = await pgbench(client, rig.online.ip, ["-C", "-t", "100", "-c", "4"]);
@@ -318,7 +331,7 @@ async function replayBoth(method: Method): Promise<void> {
     const online = await history(rig.online);
     assert.equal(online, keep + short, "one history row per transaction online");
     const target = await settled(() => history(rig.target), online);
-    const logins = [await authorized(rig.online), await authorized(rig.target)];
+    const logins = [await authorized(rig.online) - base[0], await authorized(rig.target) - base[1]];
     const stop = await stopTcpcopy(rig.tcpcopy);
     const last = stop.stats.at(-1) ?? {};
     console.log(
@@ -330,6 +343,7 @@ async function replayBoth(method: Method): Promise<void> {
         `pgbench ${runMs} ms tcpcopy cpu=${stop.cpuS.toFixed(2)}s`,
     );
     console.log(`[stats] ${JSON.stringify(last)}`);
+    if (target !== online) console.log(`[target server log] ${await troubles(rig.target)}`);
     assert.equal(target, online, `loss must be 0 (tcpcopy log: ${stop.log.slice(-2000)})`);
     assert.equal(logins[1], logins[0], "every login was replayed and accepted by the target");
     assert.equal(stop.code, 0, stop.log);
@@ -371,17 +385,21 @@ Deno.test({
         )
           .then(Number);
       const before = await scans(rig.target);
+      const t0 = Date.now();
       const n = await pgbench(client, rig.online.ip, ["-t", "100", "-c", "4"]);
+      const runMs = Date.now() - t0;
       const online = await history(rig.online);
       assert.equal(online, n);
       // each transaction reads one account by its key: the target's index scans grow by n
       const after = await settled(() => scans(rig.target), before + n);
+      const settleMs = Date.now() - t0 - runMs;
       const stop = await stopTcpcopy(rig.tcpcopy);
       const balance = await psql(rig.target, "SELECT sum(abalance) FROM pgbench_accounts");
       const targetHistory = await history(rig.target);
       console.log(
         `[postgres read-only] online transactions=${online} target history=${targetHistory} ` +
-          `target account scans +${after - before} balance sum=${balance}`,
+          `target account scans +${after - before} balance sum=${balance} ` +
+          `pgbench ${runMs} ms, target scans settled ${settleMs} ms later`,
       );
       console.log(`[stats] ${JSON.stringify(stop.stats.at(-1) ?? {})}`);
       assert.equal(targetHistory, 0, "no INSERT reached the target");

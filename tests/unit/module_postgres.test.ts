@@ -494,6 +494,67 @@ Deno.test("postgres: unsupported mechanisms and methods: unsupported_auth", () =
   }
 });
 
+// ---- the captured client closes before the target has logged in ----
+
+Deno.test("postgres: a client that closes during the login keeps the stream open until the held bytes are sent", () => {
+  const { s, r } = open({ passwords: { bob: "pw" } });
+  s.client(concat(startup("bob"), clientPassword, query("SELECT 1"), msg("X")));
+  assert.equal(s.clientClosed?.(), true, "hold the close: queries wait for the login");
+  s.target(auth(3));
+  s.target(afterLogin);
+  assert.deepEqual(frames(sentBytes(r).subarray(startup("bob").length)).map((m) => m.type), [
+    "p",
+    "Q",
+    "X",
+  ]);
+  assert.equal(r.passed, 1, "passing lets the engine send the FIN");
+});
+
+Deno.test("postgres: a client that closes with only its password message sent: pass, the cut proof is not sent", () => {
+  const { s, r } = open();
+  s.client(concat(startup("bob"), clientPassword.subarray(0, 9)));
+  assert.equal(s.clientClosed?.(), true);
+  s.target(afterLogin);
+  assert.deepEqual(sentBytes(r), startup("bob"));
+  assert.equal(r.passed, 1);
+});
+
+Deno.test("postgres: close before the startup, after the login, and during read-only filtering", () => {
+  {
+    const { s, r } = open();
+    s.client(startup("bob").subarray(0, 6));
+    assert.equal(s.clientClosed?.() ?? false, false, "nothing to wait for");
+    assert.equal(r.sent.length, 0);
+  }
+  {
+    const { s, r } = open();
+    s.client(concat(SSL, startup("bob"), query("SELECT 1")));
+    assert.equal(
+      s.clientClosed?.(),
+      true,
+      "the startup waits for the target's answer to SSLRequest",
+    );
+    s.target(enc.encode("N"));
+    s.target(afterLogin);
+    assert.deepEqual(sentBytes(r), concat(SSL, startup("bob"), query("SELECT 1")));
+    assert.equal(r.passed, 1);
+  }
+  {
+    const { s, r } = open({ readOnly: true });
+    s.client(concat(startup("bob"), query("DELETE FROM t"), query("SELECT 1")));
+    assert.equal(s.clientClosed?.(), true);
+    s.target(afterLogin);
+    assert.deepEqual(sentBytes(r), concat(startup("bob"), query("SELECT 1")));
+    assert.equal(r.passed, 1, "read-only passes once closed: nothing more to filter");
+  }
+  {
+    const { s, r } = loggedIn();
+    s.client(query("SELECT 1"));
+    assert.equal(s.clientClosed?.() ?? false, false, "filtering: nothing held");
+    assert.equal(r.passed, 0);
+  }
+});
+
 // ---- cut-off replies (reply prefix shorter than a packet) ----
 
 Deno.test("postgres: a gap inside a skipped ParameterStatus is harmless; a gap after AuthenticationOk releases", () => {
@@ -540,12 +601,16 @@ Deno.test("postgres --read-only: simple queries that write are dropped, reads re
   s.client(concat(startup("bob"), query("BEGIN"), query("UPDATE t SET a = 1"), query("SELECT 1")));
   s.target(afterLogin);
   assert.equal(r.passed, 0, "read-only keeps filtering");
-  s.client(concat(query("INSERT INTO h VALUES (1)"), query("END")));
+  s.client(query("SELECT 2"));
+  s.client(query("INSERT INTO h VALUES (1)"));
+  s.client(query("END"));
   const types = frames(sentBytes(r).subarray(startup("bob").length)).map((m) => dec.decode(m.body));
-  assert.deepEqual(types, ["BEGIN\0", "SELECT 1\0", "END\0"]);
+  assert.deepEqual(types, ["BEGIN\0", "SELECT 1\0", "SELECT 2\0", "END\0"]);
   assert.equal(r.counts.get("statements_dropped"), 2);
   assert.ok(r.sent[1].opts?.now, "held bytes go at once");
   assert.equal(r.sent[2].opts?.now, undefined, "later bytes follow the engine's pacing");
+  assert.equal(r.sent.length, 4, "nothing sent for the INSERT");
+  assert.ok(r.sent[3].opts?.now, "after a dropped statement: at once (its answer never comes)");
 });
 
 Deno.test("postgres --read-only: extended protocol drops Parse/Bind/Describe/Execute of writes, keeps Sync", () => {
