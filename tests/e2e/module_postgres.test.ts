@@ -8,8 +8,9 @@
  *   `pgbench -t N -c 4` and `pgbench -C` replay with 0 loss: the target ends with the same
  *   number of pgbench_history rows (one per transaction) and authorized as many logins.
  * - MD5 (`password_encryption = md5`, `md5` in pg_hba): the same.
- * - `--read-only`: the target's tables stay unchanged (no history row, balances 0) while the
- *   reads replicate (index scans of pgbench_accounts grow on the target).
+ * - With intercept's default reply prefix (128 bytes: login replies cut): the same for SCRAM.
+ * - `--read-only` (pgbench simple, then `-M prepared`): the target's tables stay unchanged (no
+ *   history row, balances 0) while the reads replicate (index scans of pgbench_accounts grow).
  *
  * The servers run as user nobody (initdb refuses root) from a temporary folder nobody owns.
  */
@@ -399,7 +400,9 @@ Deno.test({
           .then(Number);
       const before = await scans(rig.target);
       const t0 = Date.now();
-      const n = await pgbench(client, rig.online.ip, ["-t", "100", "-c", "4"]);
+      // simple protocol, then prepared statements (Parse/Bind/Execute: dropped by statement name)
+      const n = await pgbench(client, rig.online.ip, ["-t", "100", "-c", "4"]) +
+        await pgbench(client, rig.online.ip, ["-M", "prepared", "-t", "50", "-c", "4"]);
       const runMs = Date.now() - t0;
       const online = await history(rig.online);
       assert.equal(online, n);
