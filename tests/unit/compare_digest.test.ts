@@ -85,3 +85,18 @@ Deno.test("digests of different inputs differ (no collision over 20000 random sh
   );
   assert.equal(digests.size, seen.size);
 });
+
+Deno.test("digest reads views at any byte offset of their buffer, and alternating buffers", () => {
+  const int = randomInt(mulberry32(5));
+  const big = new Uint8Array(4096);
+  for (let i = 0; i < big.length; i++) big[i] = int(256);
+  const other = big.slice();
+  for (let k = 0; k < 50; k++) {
+    const from = int(100), to = from + int(3000);
+    const d = new Digest64();
+    d.update(big.subarray(from, from + 7)); // pending bytes
+    d.update(other.subarray(from + 7, to)); // another buffer, odd offset
+    d.update(big, to, to + 33);
+    assert.equal(d.hex(), digestHex(big.slice(from, to + 33)), `from ${from} to ${to}`);
+  }
+});
