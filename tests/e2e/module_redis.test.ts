@@ -104,18 +104,14 @@ async function redisCli(
   return r.stdout;
 }
 
-/** `INFO commandstats` as command → calls. */
+/** `INFO commandstats` as command → calls (and `auth_failed`: AUTHs refused). */
 async function commandCalls(ns: Netns, ip: string, password: string): Promise<Map<string, number>> {
   const text = await redisCli(ns, ip, password, ["INFO", "commandstats"]);
   const calls = new Map<string, number>();
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1], Number(m[2]));
+  const auth = /^cmdstat_auth:.*failed_calls=(\d+)/m.exec(text);
+  calls.set("auth_failed", auth ? Number(auth[1]) : NaN);
   return calls;
-}
-
-async function infoField(ns: Netns, ip: string, password: string, field: string): Promise<number> {
-  const text = await redisCli(ns, ip, password, ["INFO", "everything"]);
-  const m = new RegExp(`^${field}:(\\d+)`, "m").exec(text);
-  return m ? Number(m[1]) : NaN;
 }
 
 async function setUp(env: Cleanup, tcpcopyExtra: string[]): Promise<RedisLab> {
@@ -244,6 +240,12 @@ async function traffic(r: RedisLab): Promise<void> {
   ], { timeoutMs: 60_000 });
 }
 
+/** The sum of a stats line's `lost` counters. */
+function totalLost(line: Record<string, unknown>): number {
+  const lost = line.lost as Record<string, number> | undefined;
+  return lost === undefined ? NaN : Object.values(lost).reduce((a, b) => a + b, 0);
+}
+
 /** The last JSON stats line of tcpcopy's output with a `modules` object, if any. */
 function moduleStats(stats: Record<string, unknown>[]): Record<string, unknown> | undefined {
   for (let i = stats.length - 1; i >= 0; i--) {
@@ -276,18 +278,18 @@ Deno.test({
       const dbsize = Number(
         (await redisCli(lab.target, r.target, TARGET_PASSWORD, ["DBSIZE"])).trim(),
       );
-      const denied = await infoField(
-        lab.target,
-        r.target,
-        TARGET_PASSWORD,
-        "acl_access_denied_auth",
-      );
+      const denied = targetCalls.get("auth_failed");
       const stop = await stopTcpcopy(r.tcpcopy);
       const mods = moduleStats(stop.stats);
       console.log(
         `[redis read-only] online get=${onlineGets} set=${online.get("set")} | target ` +
           `get=${targetGets} dbsize=${dbsize} auth_denied=${denied} calls=` +
           JSON.stringify(Object.fromEntries(targetCalls)) + ` | modules=${JSON.stringify(mods)}`,
+      );
+      const last = stop.stats.at(-1) ?? {};
+      console.log(
+        `[redis read-only] tcpcopy requests=${JSON.stringify(last.requests)} ` +
+          `lost=${JSON.stringify(last.lost)}`,
       );
       assert.equal(stop.code, 0, stop.log);
       assert.equal(dbsize, 0, "no write reached the target");
@@ -304,6 +306,7 @@ Deno.test({
       assert.ok(redis !== undefined, `module stats: ${JSON.stringify(stop.stats.at(-1))}`);
       assert.ok(redis.statements_dropped >= 2000 + 8, `dropped ${redis.statements_dropped}`);
       assert.ok(redis.auth_rewritten >= 5, `auth_rewritten ${redis.auth_rewritten}`);
+      assert.equal(totalLost(last), 0, `lost ${JSON.stringify(last.lost)}`);
     }),
 });
 
@@ -319,30 +322,28 @@ Deno.test({
       await traffic(r);
       const online = await commandCalls(on.ns, on.ip, ONLINE_PASSWORD);
       const onlineSets = online.get("set") ?? 0;
-      const targetSets = await settle(
-        async () => (await commandCalls(lab.target, r.target, TARGET_PASSWORD)).get("set") ?? 0,
-        onlineSets,
+      const onlineGets = online.get("get") ?? 0;
+      const both = (c: Map<string, number>) => (c.get("set") ?? 0) + (c.get("get") ?? 0);
+      await settle(
+        async () => both(await commandCalls(lab.target, r.target, TARGET_PASSWORD)),
+        onlineSets + onlineGets,
         30_000,
       );
       const targetCalls = await commandCalls(lab.target, r.target, TARGET_PASSWORD);
       const onlineKeys = (await redisCli(on.ns, on.ip, ONLINE_PASSWORD, ["DBSIZE"])).trim();
       const targetKeys = (await redisCli(lab.target, r.target, TARGET_PASSWORD, ["DBSIZE"])).trim();
-      const denied = await infoField(
-        lab.target,
-        r.target,
-        TARGET_PASSWORD,
-        "acl_access_denied_auth",
-      );
+      const denied = targetCalls.get("auth_failed");
       const stop = await stopTcpcopy(r.tcpcopy);
       console.log(
-        `[redis replay] online set=${onlineSets} get=${online.get("get")} keys=${onlineKeys} | ` +
-          `target set=${targetSets} get=${targetCalls.get("get")} keys=${targetKeys} ` +
+        `[redis replay] online set=${onlineSets} get=${onlineGets} keys=${onlineKeys} | ` +
+          `target set=${targetCalls.get("set")} get=${targetCalls.get("get")} keys=${targetKeys} ` +
           `auth_denied=${denied} | modules=${JSON.stringify(moduleStats(stop.stats))}`,
       );
       assert.equal(stop.code, 0, stop.log);
-      assert.equal(targetSets, onlineSets, "every SET replicated");
+      assert.equal(targetCalls.get("set"), onlineSets, "every SET replicated");
       assert.equal(targetCalls.get("get"), online.get("get"), "every GET replicated");
       assert.equal(targetKeys, onlineKeys, "the target holds the same keys");
       assert.equal(denied, 0, "every replayed AUTH was accepted with the target's password");
+      assert.equal(totalLost(stop.stats.at(-1) ?? {}), 0, "tcpcopy counted no loss");
     }),
 });

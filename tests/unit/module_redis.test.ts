@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import type { ModuleContext, ModuleOutput, ModuleSession } from "../../lib/modules/module.ts";
+import type {
+  ModuleContext,
+  ModuleOutput,
+  ModuleSession,
+  SendOptions,
+} from "../../lib/modules/module.ts";
 import { redisModule } from "../../lib/modules/redis.ts";
 import { isReadCommand } from "../../lib/modules/redis/commands.ts";
 import { splitInline } from "../../lib/modules/redis/resp.ts";
@@ -12,6 +17,8 @@ const dec = new TextDecoder();
 /** A module session with a recording output and context. */
 class Rig {
   readonly sent: Uint8Array[] = [];
+  /** The options of each send. */
+  readonly options: (SendOptions | undefined)[] = [];
   passed = 0;
   failed: { reason: string; detail: string } | null = null;
   readonly counts = new Map<string, number>();
@@ -30,9 +37,10 @@ class Rig {
       log: (line) => this.logs.push(line),
     };
     const out: ModuleOutput = {
-      send: (bytes) => {
+      send: (bytes, opts) => {
         assert.ok(this.passed === 0 && this.failed === null, "send after pass/fail");
         this.sent.push(bytes.slice());
+        this.options.push(opts);
       },
       pass: () => {
         this.passed++;
@@ -249,6 +257,22 @@ Deno.test("redis --read-only: a pipeline keeps its reads byte for byte and drops
   assert.equal(rig.passed, 0, "never passed: every command is filtered");
   assert.equal(rig.text(), expected);
   assert.equal(rig.count("statements_dropped"), writes);
+});
+
+Deno.test("redis --read-only: one send per captured chunk, released at once", () => {
+  // Reply sizes differ from production's once writes are dropped: pacing by reply bytes
+  // would stall, so read-only sends go out as captured ({ now: true }), one turn per chunk.
+  const { input, expected } = pipelineInput();
+  const rig = new Rig(true);
+  const chunks = input.split(/(?<=\r\n)(?=\*)/); // one command per chunk
+  for (const c of chunks) rig.feed(c);
+  const kept = chunks.filter((c) => expected.includes(c)).length;
+  assert.equal(rig.sent.length, kept);
+  assert.ok(rig.options.every((o) => o?.now === true));
+  const batch = new Rig(true).feed(input);
+  assert.equal(batch.sent.length, 1, "a pipelined chunk is sent as one piece");
+  const plain = new Rig(false, { default: "t" }).feed(cmd("AUTH", "p"));
+  assert.deepEqual(plain.options, [undefined], "without --read-only the engine paces");
 });
 
 Deno.test("redis --read-only: the same output whatever the segmentation", () => {

@@ -17,6 +17,11 @@
  *   arguments this parser read, so the target runs exactly what was classified. A stream
  *   that does not parse the way Redis would parse it ends the session (`malformed`).
  *
+ * - What one captured chunk yields is sent as one piece (one turn). With `--read-only` it is
+ *   sent with `{ now: true }`: the target's answers differ in length from production's (a GET
+ *   of a key whose SET was dropped answers nil), so pacing by reply bytes would wait for bytes
+ *   that never come; commands go out as captured, which keeps the online client's pace.
+ *
  * Bounds: inline lines 64 KiB, header lines 32 bytes, 1,048,576 arguments, bulk strings
  * 512 MiB (Redis's own limits); names and subcommands are read up to 64 bytes (longer is an
  * unknown command), AUTH / HELLO arguments up to 4 KiB each (longer: replayed unchanged).
@@ -24,7 +29,7 @@
  * @module
  */
 
-import type { ModuleContext, ModuleOutput, ModuleSession } from "../module.ts";
+import type { ModuleContext, ModuleOutput, ModuleSession, SendOptions } from "../module.ts";
 import { isContainer, isReadCommand } from "./commands.ts";
 import { encodeCommand, lowerAscii, parseHeaderNumber, splitInline } from "./resp.ts";
 
@@ -94,10 +99,18 @@ export class RedisSession implements ModuleSession {
   /** Current client chunk and the start of the kept run in it (-1: none). */
   #data: Uint8Array = new Uint8Array(0);
   #run = -1;
+  /** What this call sends, sent as one piece at its end (one turn per captured chunk). */
+  #pending: Uint8Array[] = [];
+  readonly #joined = new Held();
+  readonly #sendOptions: SendOptions | undefined;
 
   constructor(ctx: ModuleContext, out: ModuleOutput) {
     this.#ctx = ctx;
     this.#out = out;
+    // --read-only: the target's answers differ from production's (a GET of a key whose SET was
+    // dropped answers nil), so the engine's pacing by reply bytes would wait for bytes that
+    // never come; commands go out as they were captured, and Redis queues pipelined commands.
+    this.#sendOptions = ctx.readOnly ? { now: true } : undefined;
   }
 
   client(data: Uint8Array): void {
@@ -106,7 +119,11 @@ export class RedisSession implements ModuleSession {
     this.#run = -1;
     let i = 0;
     while (i < data.length && !this.#finished) i = this.#step(data, i);
-    if (!this.#finished) this.#flushRun(data.length);
+    if (!this.#finished) {
+      this.#flushRun(data.length);
+      this.#sendPending();
+    }
+    this.#pending.length = 0;
     this.#data = new Uint8Array(0);
   }
 
@@ -173,8 +190,22 @@ export class RedisSession implements ModuleSession {
   }
 
   #flushRun(at: number): void {
-    if (this.#run >= 0 && at > this.#run) this.#out.send(this.#data.subarray(this.#run, at));
+    if (this.#run >= 0 && at > this.#run) this.#pending.push(this.#data.subarray(this.#run, at));
     this.#run = -1;
+  }
+
+  /** Sends what this call decided to send, as one piece. */
+  #sendPending(): void {
+    const parts = this.#pending;
+    if (parts.length === 1) {
+      this.#out.send(parts[0], this.#sendOptions);
+    } else if (parts.length > 1) {
+      const joined = this.#joined;
+      joined.length = 0;
+      for (const p of parts) joined.push(p);
+      this.#out.send(joined.view(), this.#sendOptions);
+    }
+    parts.length = 0;
   }
 
   // ---- parsing
@@ -348,10 +379,10 @@ export class RedisSession implements ModuleSession {
     if (decision === "drop") {
       this.#ctx.count("statements_dropped");
     } else if (this.#inline && this.#ctx.readOnly) {
-      this.#out.send(encodeCommand(this.#args)); // what was classified, as RESP
+      this.#pending.push(encodeCommand(this.#args)); // what was classified, as RESP
     } else if (!this.#inline || this.#argi === this.#argc) {
       // An inline command is decided once whole; an array's held prefix goes now.
-      this.#out.send(this.#held.view());
+      this.#pending.push(this.#held.view().slice());
     }
     this.#held.length = 0;
   }
@@ -364,7 +395,7 @@ export class RedisSession implements ModuleSession {
       if (rewritten !== null) {
         this.#decision = "keep";
         this.#held.length = 0;
-        this.#out.send(encodeCommand(rewritten));
+        this.#pending.push(encodeCommand(rewritten));
         return;
       }
       return this.#decide("keep");
@@ -374,7 +405,7 @@ export class RedisSession implements ModuleSession {
 
   /** An ignored empty command (decision set by the caller): send or forget its bytes. */
   #endUndecided(): void {
-    if (this.#decision === "keep") this.#out.send(this.#held.view());
+    if (this.#decision === "keep") this.#pending.push(this.#held.view().slice());
     this.#held.length = 0;
   }
 
@@ -419,9 +450,10 @@ export class RedisSession implements ModuleSession {
   /** Without --read-only: send what is held and the rest of the chunk, hand over the session. */
   #passNow(at: number): void {
     this.#flushRun(at);
-    if (this.#held.length > 0) this.#out.send(this.#held.view());
+    if (this.#held.length > 0) this.#pending.push(this.#held.view().slice());
     this.#held.length = 0;
-    if (at < this.#data.length) this.#out.send(this.#data.subarray(at));
+    if (at < this.#data.length) this.#pending.push(this.#data.subarray(at));
+    this.#sendPending();
     this.#finished = true;
     this.#out.pass();
   }
