@@ -132,7 +132,7 @@ class PgSession implements ModuleSession {
 
   client(data: Uint8Array): void {
     if (this.#phase === "done") return;
-    if (this.#phase === "query") return this.#filtered(data, undefined);
+    if (this.#phase === "query") return this.#filtered(data);
     this.#client.push(data);
     this.#pumpClient();
   }
@@ -294,7 +294,7 @@ class PgSession implements ModuleSession {
     }
     this.#phase = "query";
     this.#filter = new ReadOnlyFilter(this.#isWrite, () => this.#ctx.count("statements_dropped"));
-    this.#filtered(held, send);
+    this.#filtered(held);
     q.clear();
     if (this.#closed && this.#phase === "query") {
       this.#phase = "done"; // nothing more to filter: let the engine close the stream
@@ -303,16 +303,16 @@ class PgSession implements ModuleSession {
   }
 
   /**
-   * Read-only: sends what the filter keeps. Bytes that follow a dropped message go at once:
-   * their online ACK covers the answer to the dropped one, which the target never sends, so
-   * the engine's turn pacing would wait for it in vain.
+   * Read-only: sends what the filter keeps, at once. The engine's turn pacing waits until the
+   * target has sent as many reply bytes as the online server did; once a statement is dropped
+   * (its answer never comes, a kept Sync gets a shorter one) that count is off for every later
+   * turn, so the kept messages follow the online client's pace instead (PostgreSQL reads
+   * pipelined messages in order).
    */
-  #filtered(data: Uint8Array, opts: typeof send | undefined): void {
-    const f = this.#filter!;
-    const r = f.feed(data);
+  #filtered(data: Uint8Array): void {
+    const r = this.#filter!.feed(data);
     if (typeof r === "string") return void this.#fail("malformed", r);
-    if (r.length === 0) return;
-    this.#out.send(r, f.takeDropped() ? send : opts);
+    if (r.length > 0) this.#out.send(r, send);
   }
 
   // ---- target side ----

@@ -607,10 +607,8 @@ Deno.test("postgres --read-only: simple queries that write are dropped, reads re
   const types = frames(sentBytes(r).subarray(startup("bob").length)).map((m) => dec.decode(m.body));
   assert.deepEqual(types, ["BEGIN\0", "SELECT 1\0", "SELECT 2\0", "END\0"]);
   assert.equal(r.counts.get("statements_dropped"), 2);
-  assert.ok(r.sent[1].opts?.now, "held bytes go at once");
-  assert.equal(r.sent[2].opts?.now, undefined, "later bytes follow the engine's pacing");
   assert.equal(r.sent.length, 4, "nothing sent for the INSERT");
-  assert.ok(r.sent[3].opts?.now, "after a dropped statement: at once (its answer never comes)");
+  assert.ok(r.sent.every((x) => x.opts?.now), "read-only bytes go at once (the online pace)");
 });
 
 Deno.test("postgres --read-only: extended protocol drops Parse/Bind/Describe/Execute of writes, keeps Sync", () => {

@@ -46,23 +46,11 @@ export class ReadOnlyFilter {
   #streamKeep = false;
   /** The last statement-bearing message was dropped (its COPY data goes too). */
   #lastDropped = false;
-  /** Some message was dropped since {@link takeDropped} was last called. */
-  #droppedAny = false;
 
   /** `isWrite` classifies SQL; `dropped` is called once per dropped statement. */
   constructor(isWrite: WriteClassifier, dropped: () => void) {
     this.#isWrite = isWrite;
     this.#dropped = dropped;
-  }
-
-  /**
-   * True when a message was dropped since the last call: the online server answered it and the
-   * target will not, so the engine must not wait for that answer before the next bytes.
-   */
-  takeDropped(): boolean {
-    const d = this.#droppedAny;
-    this.#droppedAny = false;
-    return d;
   }
 
   /**
@@ -87,7 +75,6 @@ export class ReadOnlyFilter {
       if (!inspected(type)) {
         this.#stream = 1 + len;
         this.#streamKeep = this.#keepByType(type);
-        if (!this.#streamKeep) this.#droppedAny = true;
         continue;
       }
       if (len > MAX_INSPECTED) {
@@ -98,7 +85,6 @@ export class ReadOnlyFilter {
       const keep = this.#decide(type, body);
       if (typeof keep === "string") return keep;
       if (keep) this.#out.push(q.view(0, 1 + len));
-      else this.#droppedAny = true;
       q.consume(1 + len);
     }
     return this.#out.view(0, this.#out.length);
