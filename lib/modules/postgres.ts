@@ -161,7 +161,7 @@ class PgSession implements ModuleSession {
     }
     this.#fail(
       "reply_gap",
-      `a login reply of the target was cut off (${n} bytes missing): grant a longer reply prefix (intercept --reply-prefix)`,
+      `a login reply of the target was cut off (${n} bytes missing): grant a longer reply prefix (intercept --max-prefix)`,
     );
   }
 
