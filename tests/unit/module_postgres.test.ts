@@ -284,6 +284,29 @@ Deno.test("postgres: CancelRequest and protocol 2 are refused with their reasons
   }
 });
 
+Deno.test("postgres: limits: a startup over 10,000 bytes, a huge password message, too much held", () => {
+  {
+    const { s, r } = open();
+    s.client(concat(be32(10_001), be32(196608)));
+    assert.equal(r.failed?.reason, "no_login");
+  }
+  {
+    const { s, r } = open();
+    s.client(concat(startup("bob"), enc.encode("p"), be32(0x7fffffff)));
+    assert.equal(r.failed?.reason, "malformed");
+  }
+  {
+    const { s, r } = open();
+    s.client(startup("bob"));
+    const big = query("SELECT '" + "x".repeat(1 << 20) + "'");
+    for (let i = 0; i < 3; i++) s.client(big);
+    assert.equal(r.failed, undefined, "3 MiB may wait for the login");
+    s.client(big);
+    s.client(big);
+    assert.equal((r as Recorder).failed?.reason, "hold_limit");
+  }
+});
+
 // ---- MD5 ----
 
 Deno.test("postgres: MD5 response matches md5sum (user alice, password secret, salt 01020304)", () => {
