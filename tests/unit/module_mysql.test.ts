@@ -438,3 +438,20 @@ Deno.test("mysql: a greeting cut by the reply prefix fails reply_truncated; host
     assert.ok(x.failed.length <= 1);
   }
 });
+
+Deno.test("mysql --read-only: SQL-level PREPARE of a write drops its EXECUTE and DEALLOCATE; reads pass", () => {
+  const r = loggedIn({ readOnly: true });
+  const statements = [
+    "PREPARE w FROM 'INSERT INTO t VALUES (1, ''a'')'",
+    "EXECUTE w",
+    "DEALLOCATE PREPARE w",
+    "PREPARE v FROM @sql",
+    "EXECUTE `v`",
+    'PREPARE r FROM "SELECT * FROM t WHERE a = ?"',
+    "EXECUTE r USING @a",
+  ];
+  for (const sql of statements) r.s.client(query(sql));
+  assert.deepEqual(r.wire(), cat(query(statements[5]), query(statements[6])));
+  assert.equal(r.counts.get("statements_dropped"), 5);
+  assert.equal(r.failed.length, 0);
+});

@@ -13,6 +13,7 @@
 import type { ModuleContext, ModuleOutput, ModuleSession } from "../module.ts";
 import { type AuthPlugin, authPlugin, authResponse, rsaPassword } from "./auth.ts";
 import { CAPTURE, TargetFramer } from "./frames.ts";
+import { sqlPrepared } from "./sql_prepared.ts";
 import {
   buildChangeUser,
   buildHandshakeResponse,
@@ -339,7 +340,7 @@ export class MysqlSession implements ModuleSession {
       const sql = cmd === COM.QUERY ? this.querySql(p) : DEC.decode(p.subarray(5));
       const prepares = cmd === COM.STMT_PREPARE || (sql !== undefined && startsWithPrepare(sql));
       if (prepares) this.prodStmts++;
-      if (this.ctx.readOnly && (sql === undefined || this.isWrite(sql))) {
+      if (this.ctx.readOnly && this.writes(cmd, sql)) {
         this.ctx.count("statements_dropped");
         if (prepares) this.dropStmt(this.prodStmts);
         return "drop";
@@ -368,6 +369,33 @@ export class MysqlSession implements ModuleSession {
     if (!noResponse(cmd)) this.outstanding++;
     return "forward";
   }
+
+  /**
+   * --read-only: does the statement change data? Unparsed queries count as writes; an SQL-level
+   * PREPARE is judged by the text it prepares, and EXECUTE / DEALLOCATE of a dropped PREPARE
+   * are dropped too.
+   */
+  private writes(cmd: number, sql: string | undefined): boolean {
+    if (sql === undefined) return true;
+    const sp = cmd === COM.QUERY ? sqlPrepared(sql) : undefined;
+    if (sp === undefined) return this.isWrite(sql);
+    if (sp.kind === "prepare") {
+      const write = sp.body === undefined || this.isWrite(sp.body) || this.isWrite(sql);
+      if (!write) this.droppedNames.delete(sp.name);
+      else if (this.droppedNames.size < MAX_DROPPED_STMTS) this.droppedNames.add(sp.name);
+      else {this.fail(
+          "too_many_dropped_statements",
+          `more than ${MAX_DROPPED_STMTS} write statements prepared`,
+        );}
+      return write;
+    }
+    if (this.droppedNames.has(sp.name)) {
+      if (sp.kind === "deallocate") this.droppedNames.delete(sp.name);
+      return true;
+    }
+    return this.isWrite(sql);
+  }
+  private readonly droppedNames = new Set<string>();
 
   /** The SQL text of a COM_QUERY (after query attributes, when negotiated), or undefined. */
   private querySql(p: Uint8Array): string | undefined {
