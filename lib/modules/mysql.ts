@@ -9,6 +9,7 @@
  */
 import type { ProtocolModule } from "./module.ts";
 import { MysqlSession, type WriteTest } from "./mysql/session.ts";
+import { isWriteStatement } from "./sql_write.ts";
 
 /** Counters of the module (stats `modules.mysql.<name>`). */
 export const MYSQL_COUNTERS = [
@@ -35,3 +36,6 @@ export function mysqlModuleWith(isWrite: WriteTest): ProtocolModule {
     open: (ctx, out) => new MysqlSession(ctx, out, isWrite),
   };
 }
+
+/** `--module mysql`: the module with the MySQL dialect of lib/modules/sql_write.ts. */
+export const mysqlModule: ProtocolModule = mysqlModuleWith((sql) => isWriteStatement(sql, "mysql"));

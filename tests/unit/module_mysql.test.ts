@@ -11,7 +11,7 @@ import type {
   ModuleSession,
   SendOptions,
 } from "../../lib/modules/module.ts";
-import { mysqlModuleWith } from "../../lib/modules/mysql.ts";
+import { mysqlModule, mysqlModuleWith } from "../../lib/modules/mysql.ts";
 import { cachingSha2Proof, nativeProof } from "../../lib/modules/mysql/auth.ts";
 import { CAP, parseGreeting } from "../../lib/modules/mysql/packets.ts";
 
@@ -454,4 +454,24 @@ Deno.test("mysql --read-only: SQL-level PREPARE of a write drops its EXECUTE and
   assert.deepEqual(r.wire(), cat(query(statements[5]), query(statements[6])));
   assert.equal(r.counts.get("statements_dropped"), 5);
   assert.equal(r.failed.length, 0);
+});
+
+Deno.test("mysql: mysqlModule uses sql_write's MySQL dialect under --read-only", () => {
+  const sent: Uint8Array[] = [];
+  const s = mysqlModule.open({
+    credentials: { password: () => "secret" },
+    readOnly: true,
+    random: (b) => b.fill(1),
+    count: () => {},
+    log: () => {},
+  }, { send: (b) => sent.push(b.slice()), pass: () => {}, fail: () => assert.fail("no failure") });
+  s.target(pkt(mariadbGreeting(), 0));
+  s.client(pkt(handshakeResponse(), 1));
+  s.target(pkt(OK, 2));
+  sent.length = 0;
+  s.client(query("DELETE FROM t"));
+  s.client(query("SELECT * FROM t FOR UPDATE"));
+  assert.deepEqual(cat(...sent), query("SELECT * FROM t FOR UPDATE"));
+  assert.equal(mysqlModule.name, "mysql");
+  assert.ok(mysqlModule.replyPrefix >= 460, "an RSA-2048 PEM fits");
 });
