@@ -87,4 +87,11 @@ export interface TcpcopyConfig {
   metrics: HostPort | null;
   /** Replay a capture file instead of capturing live (`--offline`); null = live. */
   offline: OfflineConfig | null;
+  /**
+   * `--auth-file`: `user:password` lines for the protocol modules (lib/modules/auth_file.ts);
+   * null = none. The module of each transfer is `Transfer.module` (`--module` or `@NAME`).
+   */
+  authFile: string | null;
+  /** `--read-only`: modules drop statements that change data. */
+  readOnly: boolean;
 }

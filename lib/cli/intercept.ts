@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_PEER_ROUTES,
   DEFAULT_MAX_PER_IP,
   DEFAULT_TUNNEL_PORT,
+  MAX_REPLY_PREFIX,
 } from "../tunnel/defaults.ts";
 import {
   DEFAULT_DRAIN_SECONDS,
@@ -310,7 +311,7 @@ function runConfig(v: Values, mode: CaptureMode): InterceptConfig {
     tunnelPort: n("-p", "tunnel-port", 1, 65535, DEFAULT_TUNNEL_PORT),
     logFile: str(v, "log"),
     statsIntervalS: n("--stats-interval", "stats-interval", 0, 86400, 5),
-    maxPrefix: n("--max-prefix", "max-prefix", 0, 1024, 128),
+    maxPrefix: n("--max-prefix", "max-prefix", 0, MAX_REPLY_PREFIX, 128),
     batch: n("-n", "batch", 1, 16, 16),
     routeTtlS: n("--route-ttl", "route-ttl", 1, 86400 * 7, 660),
     allow: parseAllow(strs(v, "allow")),

@@ -188,8 +188,9 @@ export const INTERCEPT_FLAGS: readonly InterceptFlag[] = [
     arg: "N",
     section: "tunnel",
     help: [
-      "payload bytes granted to an authenticated tcpcopy that asks, 0..1024",
-      "(default 128; 0 for every unauthenticated peer)  --max-prefix 0",
+      "reply payload bytes per packet granted to an authenticated tcpcopy that asks",
+      "(tcpcopy --module), 0..1460; also sizes the NFQUEUE copy range and pcap snaplen",
+      "(default 128; 0 for every unauthenticated peer)  --max-prefix 512",
     ],
   },
   {

@@ -14,6 +14,7 @@ import { parseMac } from "./mac.ts";
 import { parseDecimalInRange, parseIntInRange } from "./number.ts";
 import type { Parsed } from "./result.ts";
 import { EXIT_USAGE } from "../process/exit.ts";
+import { lookupModule } from "../modules/registry.ts";
 
 /** What the command line asks for. */
 export type CliResult =
@@ -139,6 +140,7 @@ function configOf(r: Reader): TcpcopyConfig {
   const metrics = metricsOf(r);
   const offline = parseOffline(r.v, r.dec, r.int);
   const secretFile = secretFileOf(r);
+  const { authFile, readOnly } = modulesOf(r, transfers, secretFile);
   const config: TcpcopyConfig = {
     transfers,
     intercepts,
@@ -175,6 +177,8 @@ function configOf(r: Reader): TcpcopyConfig {
     statsIntervalS: r.dec("stats-interval", DEFAULTS.statsIntervalS, 0, 86400),
     metrics,
     offline,
+    authFile,
+    readOnly,
   };
   if (config.logFile !== null && config.logFile.trim() === "") {
     bad("log", config.logFile, "expected a file path");
@@ -271,6 +275,48 @@ function metricsOf(r: Reader): HostPort | null {
   const hp = parseHostPort(text, null, true);
   if (!hp.ok) bad("metrics", metricsText, `${hp.error}; expected [host:]port, e.g. 9120`);
   return hp.value;
+}
+
+/**
+ * --module (every transfer without its own `@NAME`), --auth-file, --read-only. Module names
+ * must be built in; a module needs --secret-file (intercept grants reply payload only to an
+ * authenticated tcpcopy); --auth-file and --read-only need a module.
+ */
+function modulesOf(
+  r: Reader,
+  transfers: Transfer[],
+  secretFile: string | null,
+): { authFile: string | null; readOnly: boolean } {
+  const all = r.str("module");
+  if (all !== undefined) {
+    const found = lookupModule(all);
+    if (!found.ok) bad("module", all, found.error);
+    for (const t of transfers) t.module ??= all;
+  }
+  for (const t of transfers) {
+    if (t.module === null) continue;
+    const found = lookupModule(t.module);
+    if (!found.ok) {
+      bad("transfer", `${t.targetIp}:${t.targetPort}@${t.module}`, found.error);
+    }
+  }
+  const withModule = transfers.find((t) => t.module !== null);
+  const authFile = r.str("auth-file") ?? null;
+  const readOnly = r.v["read-only"] === true;
+  if (withModule && secretFile === null) {
+    usage(
+      `module '${withModule.module}' needs --secret-file FILE: intercept sends the target's ` +
+        `reply payload only to a tcpcopy that authenticates with the shared secret`,
+    );
+  }
+  if (authFile !== null) {
+    if (authFile.trim() === "") bad("auth-file", authFile, "expected the path of a file");
+    if (!withModule) bad("auth-file", authFile, "only used with --module NAME (or -x ...@NAME)");
+  }
+  if (readOnly && !withModule) {
+    usage(`--read-only: only used with --module NAME (or -x ...@NAME)`);
+  }
+  return { authFile, readOnly };
 }
 
 /** --secret-file: a non-empty path (read at start). */

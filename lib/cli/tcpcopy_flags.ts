@@ -23,7 +23,7 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     long: "transfer",
     short: "x",
-    arg: "[onlineIP:]onlinePort-targetIP:targetPort[,...]",
+    arg: "[onlineIP:]onlinePort-targetIP:targetPort[@module][,...]",
     help: "Required. Replicate traffic to the online port (of any local address, or of onlineIP) " +
       "to the target. Several entries and several targets are allowed; IPv6 goes in brackets.",
     example: "-x 80-10.0.0.2:8080,10.0.0.1:443-[2001:db8::2]:8443",
@@ -53,6 +53,28 @@ export const FLAGS: readonly FlagSpec[] = [
       "connection then proves it knows the secret and checks that intercept does; an " +
       "intercept that does not authenticate (a C intercept, no secret there) is not used.",
     example: "--secret-file /etc/tcpcopy/secret",
+  },
+  {
+    long: "module",
+    arg: "NAME",
+    help: "Replay every transfer through this protocol module (postgres, mysql, redis, " +
+      "as built in; one transfer only: NAME after '@' at the end of its -x entry). A module " +
+      "recomputes database logins against the target and needs the target's reply payload, " +
+      "which intercept only sends to an authenticated tcpcopy: --secret-file is required.",
+    example: "--module postgres  or  -x 5432-10.0.0.2:5432@postgres",
+  },
+  {
+    long: "auth-file",
+    arg: "FILE",
+    help: "Passwords for --module logins: one user:password per line ('#' comments), a " +
+      "regular file readable by its owner only (mode 0600), like --secret-file.",
+    example: "--auth-file /etc/tcpcopy/db-users",
+  },
+  {
+    long: "read-only",
+    help: "With --module: drop the statements that change data (writes, DDL) instead of " +
+      "replaying them; the target answers only reads.",
+    example: "--read-only",
   },
   {
     long: "interface",

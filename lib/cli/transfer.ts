@@ -1,12 +1,15 @@
 /**
  * The `-x, --transfer` list: which captured traffic is replicated to which target.
  *
- *   transfer   = online "-" target
+ *   transfer   = online "-" target ["@" module]
  *   online     = [ip ":"] port ["@" sourceMac]      ip: IPv4 or "[" IPv6 "]"
  *   target     = ip ":" port ["@" nextHopMac]
+ *   module     = a protocol module's name (lowercase letters, digits, '_'; never a ':', so
+ *                it cannot be taken for a MAC address)
  *
  * Examples: `80-10.0.0.2:8080`, `10.0.0.1:80-10.0.0.2:80`, `[2001:db8::1]:80-[2001:db8::2]:80`,
- * `80@02:00:00:00:00:01-10.0.0.2:80@02:00:00:00:00:02` (link-layer send, C 1.x syntax).
+ * `80@02:00:00:00:00:01-10.0.0.2:80@02:00:00:00:00:02` (link-layer send, C 1.x syntax),
+ * `5432-10.0.0.2:5432@postgres` (this transfer through the postgres module).
  */
 import { fail, ok, type Parsed } from "./result.ts";
 import { parseHostPort, parsePort } from "./endpoint.ts";
@@ -24,6 +27,8 @@ export interface Transfer {
   sourceMac: string | null;
   /** Next-hop MAC for link-layer send (`@mac` on the target side), if given. */
   nextHopMac: string | null;
+  /** Protocol module (`@NAME` at the end, or `--module`); null = replayed as captured. */
+  module: string | null;
 }
 
 /** The syntax shown in error messages. */
@@ -37,8 +42,13 @@ function splitMac(text: string): { addr: string; mac: string | null; bad: string
   return { addr: text.slice(0, at), mac, bad: mac === null ? macText : null };
 }
 
+const MODULE_SUFFIX = /@([a-z][a-z0-9_]*)$/;
+
 /** Parses one transfer rule. */
 export function parseTransfer(text: string): Parsed<Transfer> {
+  const m = MODULE_SUFFIX.exec(text);
+  const module = m ? m[1] : null;
+  if (m) text = text.slice(0, m.index);
   const dash = text.indexOf("-");
   if (dash < 0) return fail(`'${text}' has no '-' between the online and the target side`);
   const online = splitMac(text.slice(0, dash));
@@ -76,6 +86,7 @@ export function parseTransfer(text: string): Parsed<Transfer> {
     targetPort: t.value.port,
     sourceMac: online.mac,
     nextHopMac: target.mac,
+    module,
   });
 }
 

@@ -4,6 +4,8 @@
  */
 
 import { defaultMaxFlows, defaultMaxSessions } from "./budget.ts";
+import type { ProtocolModule } from "../modules/module.ts";
+import { type ModuleOptions, NO_MODULE_OPTIONS } from "./module_bridge.ts";
 
 /** An address as text (canonical IPv4 or IPv6) and a port, as the command line gives it. */
 export interface TextEndpoint {
@@ -19,6 +21,8 @@ export interface Transfer {
   /** `addr` "" / "0.0.0.0" / "::" matches any local address. */
   online: TextEndpoint;
   target: TextEndpoint;
+  /** The protocol module its sessions go through (`--module`, `-x ...@NAME`); none: as captured. */
+  module?: ProtocolModule;
 }
 
 /** User-facing configuration (command-line level); see {@link defaultConfig}. */
@@ -95,6 +99,8 @@ export interface EngineConfig {
   maxReconnects?: number;
   /** A rewritten tuple is not reused for this long after its session ended. */
   tupleQuarantineMs?: number;
+  /** Settings of the protocol modules (`--auth-file`, `--read-only`, the random source). */
+  modules?: ModuleOptions;
 }
 
 /** Every option present, with defaults filled in. */
@@ -137,5 +143,6 @@ export function defaultConfig(partial: EngineConfig): ResolvedConfig {
     delayedAckMs: partial.delayedAckMs ?? 20,
     maxReconnects: partial.maxReconnects ?? 3,
     tupleQuarantineMs: partial.tupleQuarantineMs ?? 0,
+    modules: partial.modules ?? NO_MODULE_OPTIONS,
   };
 }

@@ -29,6 +29,7 @@ import { Slab } from "./slab.ts";
 import { TupleMap } from "./tuple_map.ts";
 import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
 import { EgressLimit } from "./rate_limit.ts";
+import { ModuleHost } from "./module_bridge.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
@@ -46,6 +47,8 @@ export interface EngineOutput {
    * nobody. Absent: always.
    */
   canRoute?(target: Endpoint): boolean;
+  /** Optional operator log lines (protocol modules' failures; already rate-limited). */
+  log?(line: string): void;
 }
 
 /** One original client connection (before rewriting) and the sessions replaying it. */
@@ -68,6 +71,10 @@ interface Flow {
 interface Replica {
   target: Endpoint;
   copy: number;
+  /** The transfer's protocol module, if it has one. */
+  module: ModuleHost | undefined;
+  /** The module ended this replay (`out.fail`): later data of the connection is not picked up. */
+  moduleFailed?: boolean;
 }
 
 /** A `-x` entry with its addresses in bytes (resolved once, at start). */
@@ -76,6 +83,7 @@ interface Route {
   online: Uint8Array;
   onlinePort: number;
   target: Endpoint;
+  module: ModuleHost | undefined;
 }
 
 const ANY = new Uint8Array(0);
@@ -104,6 +112,13 @@ const HEADER_ESTIMATE = 52;
 /** A live session whose connection never carried a byte of payload (may be evicted). */
 function isEvictable(s: Session): boolean {
   return !s.ended && (s.tag as SessionTag).flow.highSeq === undefined;
+}
+
+/** `client:port -> target:port` of a session, for log lines. */
+function sessionLabel(s: Session): string {
+  const c = s.client, t = s.target;
+  const host = (e: Endpoint) => e.family === 6 ? `[${addrText(e)}]` : addrText(e);
+  return `${host(c)}:${c.port} -> ${host(t)}:${t.port}`;
 }
 
 /** A heap entry that is still a session's current deadline. */
@@ -142,10 +157,23 @@ export class Engine implements SessionHost {
     const ips = this.config.clientIps.map((ip) => endpointOf(ip, 0));
     this.clientPool4 = ips.filter((e) => e.family === 4).map((e) => e.addr);
     this.clientPool6 = ips.filter((e) => e.family === 6).map((e) => e.addr);
+    const hosts = new Map<string, ModuleHost>();
+    const hostOf = (t: (typeof this.config.transfers)[number]) => {
+      const m = t.module;
+      if (m === undefined) return undefined;
+      let h = hosts.get(m.name);
+      if (h === undefined) {
+        const st = this.stats.modules[m.name] = {};
+        h = new ModuleHost(m, this.config.modules, st, (line) => this.out.log?.(line));
+        hosts.set(m.name, h);
+      }
+      return h;
+    };
     this.routes = this.config.transfers.map((t) => ({
       online: onlineAddrOf(t.online.addr),
       onlinePort: t.online.port,
       target: endpointOf(t.target.addr, t.target.port),
+      module: hostOf(t),
     }));
     this.allocator = new TupleAllocator(this.config.tupleQuarantineMs);
     this.now = startMs;
@@ -255,7 +283,7 @@ export class Engine implements SessionHost {
         st.ignored.only_complete++;
         return;
       }
-      for (const r of flow.replicas) this.openSession(flow, r, nowMs);
+      for (const r of flow.replicas) if (!r.moduleFailed) this.openSession(flow, r, nowMs);
       if (flow.sessions.length === 0) return; // port conflict again: nothing takes the bytes
     }
     if (len > 0) {
@@ -423,7 +451,9 @@ export class Engine implements SessionHost {
       return flow;
     }
     for (const t of transfers) {
-      for (let i = 0; i < n; i++) flow.replicas.push({ target: t.target, copy: i });
+      for (let i = 0; i < n; i++) {
+        flow.replicas.push({ target: t.target, copy: i, module: t.module });
+      }
     }
     for (const r of flow.replicas) this.openSession(flow, r, now);
     // No session could be opened (port conflict, session limit), counted once above: the
@@ -480,6 +510,9 @@ export class Engine implements SessionHost {
     }
     const client: Endpoint = { addr, family, port };
     const s = new Session(this, client, r.target, r.copy, now);
+    if (r.module !== undefined) {
+      s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
+    }
     s.tag = { flow, replica: r } satisfies SessionTag;
     this.sessions.set(addr, port, s.target.addr, s.target.port, s);
     flow.sessions.push(s);
@@ -603,6 +636,7 @@ export class Engine implements SessionHost {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
     }
     const tag = s.tag as SessionTag;
+    if (reason === "module") tag.replica.moduleFailed = true;
     const flow = tag.flow;
     const i = flow.sessions.indexOf(s);
     if (i >= 0) flow.sessions.splice(i, 1);

@@ -27,6 +27,7 @@ import { view } from "./slab.ts";
 import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
+import type { ModuleBridge } from "./module_bridge.ts";
 
 /** What a session needs from the engine that owns it. */
 export interface SessionHost {
@@ -139,6 +140,11 @@ export class Session {
   private readonly ipHeaderBytes: number;
   /** Opaque owner data for the engine (the flow and replica this session serves). */
   tag: unknown = undefined;
+  /**
+   * The protocol module's state (module_bridge.ts), only for transfers with a module: then
+   * captured bytes go through it and {@link stream} is the replayed stream it feeds.
+   */
+  mod: ModuleBridge | undefined = undefined;
 
   constructor(
     readonly host: SessionHost,
@@ -160,6 +166,16 @@ export class Session {
   get key(): string {
     const c = this.client, t = this.target;
     return tupleKey(addrText(c), c.port, addrText(t), t.port);
+  }
+
+  /** Captured client bytes in order (the stream itself without a module). */
+  private get captured(): ClientStream {
+    return this.mod === undefined ? this.stream : this.mod.cap;
+  }
+
+  /** Client bytes this session holds (captured and, with a module, replayed and replies). */
+  private heldBytes(): number {
+    return this.mod === undefined ? this.stream.bytes : this.mod.bytes;
   }
 
   /** Where the session stands (read-only: the session changes it itself). */
@@ -209,12 +225,15 @@ export class Session {
       this.synTimeMs = -1;
     }
     const st = this.stream;
+    const mod = this.mod;
+    const sink = mod ?? st;
+    if (mod !== undefined) mod.now = now;
     const ack = hasAck ? seg.ack : this.lastOnlineAck();
     if (data.length > 0) {
       if (!this.synCaptured && this.phase === CLOSED) this.startSynthesized(seg.seq, now);
-      const before = st.bytes;
+      const before = this.heldBytes();
       const reqs = st.requests;
-      const r = st.add({
+      const r = sink.add({
         seq: seg.seq,
         data,
         ack,
@@ -223,17 +242,45 @@ export class Session {
       });
       if (r === DUPLICATE) host.stats.ignored.duplicate++;
       host.stats.requests.captured += st.requests - reqs;
-      this.account(st.bytes - before);
+      this.account(this.heldBytes() - before);
       if (this.ended) return;
+      if (mod?.failure !== undefined) return this.moduleFailed(now);
       if (r === OUT_OF_ORDER && this.gapAt === NEVER) this.gapAt = now + host.cfg.gapTimeoutMs;
     } else if (!(flags & (FIN | RST))) {
       host.stats.ignored.pure_ack++;
       return;
     }
-    if (flags & FIN) st.fin(seqAdd(seg.seq, data.length), ack);
-    if (flags & RST) st.rst(seg.seq, ack);
-    if (!st.hasHole) this.gapAt = NEVER;
+    if (flags & (FIN | RST)) {
+      const before = this.heldBytes();
+      const reqs = st.requests;
+      if (flags & FIN) sink.fin(seqAdd(seg.seq, data.length), ack);
+      if (flags & RST) sink.rst(seg.seq, ack);
+      if (mod !== undefined) {
+        host.stats.requests.captured += st.requests - reqs;
+        this.account(this.heldBytes() - before);
+        if (this.ended) return;
+        if (mod.failure !== undefined) return this.moduleFailed(now);
+      }
+    }
+    if (!this.captured.hasHole) this.gapAt = NEVER;
     this.progress(now);
+  }
+
+  /** The module ended the session (`out.fail`): it already counted and logged why. */
+  private moduleFailed(now: number): void {
+    this.end("module", now);
+  }
+
+  /** Reply payload for the module (target sequence order is restored by the bridge). */
+  private moduleReply(mod: ModuleBridge, r: ReplySegment, now: number): void {
+    const st = this.stream;
+    mod.now = now;
+    const before = this.heldBytes();
+    const reqs = st.requests;
+    mod.target(r.seq, r.payloadLength, r.payloadPrefix);
+    this.host.stats.requests.captured += st.requests - reqs;
+    this.account(this.heldBytes() - before);
+    if (!this.ended && mod.failure !== undefined) this.moduleFailed(now);
   }
 
   private lastOnlineAck(): number {
@@ -249,6 +296,7 @@ export class Session {
     this.synWindow = seg.window;
     this.synTimeMs = seg.timeMs;
     this.stream.end = seqAdd(seg.seq, 1);
+    this.mod?.start(this.stream.end);
     this.connect(seg.seq, false, now);
   }
 
@@ -256,6 +304,7 @@ export class Session {
     this.synthesized = true;
     this.host.stats.handshakes.synthesized++;
     this.stream.end = firstSeq;
+    this.mod?.start(firstSeq);
     this.connect(seqAdd(firstSeq, -1), true, now);
   }
 
@@ -371,6 +420,11 @@ export class Session {
           this.unacked++;
           if (this.unacked >= 2) ackNow = true;
         } else force = true; // a retransmission: our ACK was lost
+        const mod = this.mod;
+        if (mod !== undefined && mod.active) {
+          this.moduleReply(mod, r, now);
+          if (this.phase !== ESTABLISHED) return;
+        }
       }
       if (flags & FIN) {
         ackNow = true;
@@ -426,6 +480,7 @@ export class Session {
     );
     this.sndUna = this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
     this.sndWnd = r.window;
+    this.mod?.targetStart(this.rcvNxt);
     this.phase = ESTABLISHED;
     this.establishedAt = now;
     this.lastReplyDataAt = now;
@@ -561,6 +616,11 @@ export class Session {
   /** Replay the rest of the stream on a new connection (target RST or early FIN). */
   private reconnect(now: number, why: string): void {
     const host = this.host;
+    if (this.mod !== undefined) {
+      // A new connection would need a new login: the module's session cannot go on there.
+      this.fail("target_reset", now, `${why}; a module session does not reconnect`);
+      return;
+    }
     if (this.reconnects >= host.cfg.maxReconnects) {
       this.fail("target_reset", now, `${why}; reconnect limit reached`);
       return;
@@ -620,7 +680,7 @@ export class Session {
       const prevAck = prev ? prev.ack : (this.onlineBase ?? t.ack);
       const prevAt = prev ? prev.releaseAt : this.establishedAt;
       const need = prevRcv + Math.max(0, seqSub(t.ack, prevAck));
-      let go = cfg.noWait || rcv >= need;
+      let go = cfg.noWait || t.now === true || rcv >= need;
       if (!go) {
         // Fallbacks apply once the previous request is fully with the target.
         const prevDone = !prev || seqLe(prev.end, this.sndUna);
@@ -901,7 +961,10 @@ export class Session {
   private hasWork(): boolean {
     if (this.phase !== ESTABLISHED) return true;
     const st = this.stream;
-    if (this.sndUna !== this.sndMax || this.relIdx < st.turns.length || st.ooo.length > 0) {
+    if (
+      this.sndUna !== this.sndMax || this.relIdx < st.turns.length || st.ooo.length > 0 ||
+      (this.mod !== undefined && this.mod.cap.ooo.length > 0)
+    ) {
       return true;
     }
     return this.ansIdx < this.relIdx && st.turns[this.ansIdx]?.kind === DATA;
@@ -913,7 +976,7 @@ export class Session {
     const cfg = this.host.cfg;
     if (now >= this.gapAt) {
       this.gapAt = NEVER;
-      if (this.stream.hasHole) {
+      if (this.captured.hasHole) {
         this.captureGap(now);
         if (this.ended) return;
       }
@@ -985,7 +1048,7 @@ export class Session {
    * (a segment whose online ACK moved on from its contiguous predecessor).
    */
   private captureGap(now: number): void {
-    const st = this.stream;
+    const st = this.captured;
     const o = st.ooo;
     let k = 1;
     while (

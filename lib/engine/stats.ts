@@ -38,7 +38,19 @@ export interface LostStats {
   no_intercept: number;
   /** Connections not replayed because the egress limit (`--max-pps`, `--max-mbps`) was spent. */
   rate_limited: number;
+  /**
+   * Requests of sessions a protocol module ended (`out.fail`, lib/engine/module_bridge.ts):
+   * those already replayed and not answered; why is in `modules.<name>.<reason>`.
+   */
+  module: number;
 }
+
+/**
+ * Counters of one protocol module (`--module`): `sessions` opened with it, `passed` (the
+ * module handed the rest of the session to the engine), `failed` (ended by the module; by
+ * reason under the reason's own key, e.g. `no_login`), and the module's own counters.
+ */
+export type ModuleStats = Record<string, number>;
 
 /** The counters of one engine. */
 export interface EngineStats {
@@ -81,6 +93,8 @@ export interface EngineStats {
   queued_bytes: number;
   /** Accounted footprint now: sessions, connection records and queued bytes (budget.ts). */
   footprint_bytes: number;
+  /** Per protocol module (by name), only for the modules configured. */
+  modules: Record<string, ModuleStats>;
 }
 
 /** All counters at zero. */
@@ -111,6 +125,7 @@ export function emptyStats(): EngineStats {
       shutdown: 0,
       no_intercept: 0,
       rate_limited: 0,
+      module: 0,
     },
     replies: 0,
     replies_unmatched: 0,
@@ -123,6 +138,7 @@ export function emptyStats(): EngineStats {
     rate_limited_packets: 0,
     queued_bytes: 0,
     footprint_bytes: 0,
+    modules: {},
   };
 }
 
@@ -156,6 +172,7 @@ export function lossRule(reason: EndReason): LossRule {
     case "session_limit":
     case "no_intercept":
     case "rate_limited":
+    case "module":
       return "unanswered";
     default: {
       const never: never = reason;

@@ -46,6 +46,8 @@ export interface Turn {
   releaseAt: number;
   sent: boolean;
   answered: boolean;
+  /** Released as soon as the turns before it are (a protocol module's `now`). */
+  now?: boolean;
 }
 
 /** Result of adding a captured segment to the stream (numeric: once per captured segment). */
@@ -194,6 +196,33 @@ export class ClientStream {
     }
     const t = ts[lo];
     return seqLt(seq, t.end) || t.start === t.end ? t.start : seq;
+  }
+
+  /**
+   * Append bytes a protocol module produced at {@link end} (the replayed stream of a module
+   * session): `newTurn` starts a turn even when the ACK did not move, `now` starts one that
+   * is released without waiting for the target (see lib/engine/module_bridge.ts).
+   */
+  push(c: Chunk, newTurn: boolean, now: boolean): void {
+    if (newTurn || now) {
+      const last = this.turns.length > this.turnHead
+        ? this.turns[this.turns.length - 1]
+        : undefined;
+      this.turns.push({
+        kind: DATA,
+        start: this.end,
+        end: this.end,
+        ack: last && seqLt(c.ack, last.ack) ? last.ack : c.ack,
+        released: false,
+        releaseRcv: 0,
+        releaseAt: 0,
+        sent: false,
+        answered: false,
+        now,
+      });
+      this.requests++;
+    }
+    this.append({ ...c, seq: this.end });
   }
 
   private insertOoo(c: Chunk): void {

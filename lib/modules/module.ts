@@ -21,9 +21,12 @@
  *   (the module did the waiting); other bytes follow the engine's usual pacing by turns.
  * - `out.pass()` hands the rest of the session to the engine: from then on the module is
  *   not called and client bytes are replayed unchanged (the fast path after a login).
- * - `out.fail(reason, detail)` ends the session (the target connection is reset, the
- *   session's requests are counted lost under `module_<reason>` when they were replayable
- *   or skipped under `modules.<name>.<reason>` when they were not) and logs `detail` once.
+ * - `out.fail(reason, detail)` ends the session (the target connection is reset; the session
+ *   counts in `modules.<name>.failed` and `modules.<name>.<reason>`, its requests already
+ *   replayed and not answered in `lost.module`; the connection is not picked up again) and
+ *   logs `detail` once (rate-limited). A module that throws fails with `module_error`.
+ * - A module session is never reconnected to the target (a new connection would need a new
+ *   login): a target reset or early close ends it (`target_reset`).
  *
  * Modules are pure: no I/O, no clock, no randomness except through {@link ModuleContext}
  * (`random` for nonces). They are plain TS files under lib/modules/; to add a protocol, copy

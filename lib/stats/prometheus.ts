@@ -19,6 +19,12 @@ export interface PrometheusSchema {
   labelled: Readonly<Record<string, string>>;
   /** HELP text per flattened path; a generic text is used for the rest. */
   help: Readonly<Record<string, string>>;
+  /**
+   * Record keys holding one object of counters per named item: key -> [metric infix, label].
+   * `modules: { postgres: { passed: 3 } }` with `["module", "module"]` becomes
+   * `tcpcopy_module_passed_total{module="postgres"} 3`.
+   */
+  grouped?: Readonly<Record<string, readonly [string, string]>>;
 }
 
 /** The schema of tcpcopy's stats record. */
@@ -40,7 +46,13 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     "process_external_bytes",
   ]),
   labelled: { lost: "reason", send_errors: "reason", ignored: "reason" },
+  grouped: { modules: ["module", "module"] },
   help: {
+    module_sessions: "Sessions opened through a protocol module.",
+    module_passed: "Module sessions handed back to the engine after the login (fast path).",
+    module_failed: "Sessions a protocol module ended; each reason has its own counter.",
+    module_reply_gap_bytes: "Reply payload bytes a module did not see (beyond the prefix).",
+    intercept_prefix_short: "Tunnel connections granted less reply payload than requested.",
     uptime_s: "Seconds since tcpcopy started.",
     captured: "Packets delivered by the capture.",
     kernel_drops: "Packets dropped by the kernel or interface before capture.",
@@ -129,6 +141,10 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
         family(path, [` ${formatValue(value)}`]);
       } else if (typeof value === "boolean" && schema.gauges.has(path)) {
         family(path, [` ${value ? 1 : 0}`]); // a flag shown as a 0/1 gauge
+      } else if (
+        value !== null && typeof value === "object" && prefix === "" && schema.grouped?.[key]
+      ) {
+        grouped(value as Record<string, unknown>, schema.grouped[key]);
       } else if (value !== null && typeof value === "object") {
         const label = prefix === "" ? schema.labelled[key] : undefined;
         if (label !== undefined) {
@@ -141,6 +157,20 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
         }
       }
     }
+  };
+  const grouped = (obj: Record<string, unknown>, [infix, label]: readonly [string, string]) => {
+    const byMetric = new Map<string, string[]>();
+    for (const [item, counters] of Object.entries(obj)) {
+      if (counters === null || typeof counters !== "object") continue;
+      for (const [k, v] of Object.entries(counters as Record<string, unknown>)) {
+        if (typeof v !== "number") continue;
+        const path = `${infix}_${k}`;
+        const samples = byMetric.get(path) ?? [];
+        samples.push(`{${label}="${escapeLabel(item)}"} ${formatValue(v)}`);
+        byMetric.set(path, samples);
+      }
+    }
+    for (const [path, samples] of byMetric) family(path, samples);
   };
   walk(record as Record<string, unknown>, "");
   return out.join("\n") + "\n";

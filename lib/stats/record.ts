@@ -45,6 +45,8 @@ export interface InterceptCounters {
   reconnects: number;
   /** Live sessions' routes registered again after a connection came back or was lost. */
   routesResent: number;
+  /** Connections on which intercept granted less reply payload than the modules asked for. */
+  prefixShort?: number;
 }
 
 /** Process resource usage. */
@@ -122,7 +124,11 @@ export function tcpcopyStatsRecord(
       reply_errors: c.intercept.replyErrors,
       reconnects: c.intercept.reconnects,
       routes_resent: c.intercept.routesResent,
+      prefix_short: c.intercept.prefixShort ?? 0,
     },
+    modules: Object.fromEntries(
+      Object.entries(e.modules).map(([name, m]) => [name, { ...m }]),
+    ),
     self_target: c.selfTarget ?? false,
     process: {
       rss_bytes: c.process.rssBytes,

@@ -13,17 +13,25 @@ import type {
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
+import type { ModuleOptions } from "../engine/module_bridge.ts";
+import type { ProtocolModule } from "../modules/module.ts";
+import { lookupModule, replyPrefixOf } from "../modules/registry.ts";
 
 const NO_ADDRESS = new Uint8Array(0);
 
-/** The engine's configuration for a command line. Durations become milliseconds. */
-export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
+/**
+ * The engine's configuration for a command line. Durations become milliseconds. Module names
+ * were checked by the parser; `modules` carries the `--auth-file` passwords read at start.
+ */
+export function engineConfigOf(c: TcpcopyConfig, modules?: ModuleOptions): EngineConfig {
   const budget = engineBudgetOf(c.maxMemoryMiB * 1024 * 1024);
   return {
     transfers: c.transfers.map((t) => ({
       online: { addr: t.onlineIp ?? "", port: t.onlinePort },
       target: { addr: t.targetIp, port: t.targetPort },
+      ...(t.module !== null ? { module: moduleOf(t.module) } : {}),
     })),
+    ...(modules !== undefined ? { modules: { ...modules, readOnly: c.readOnly } } : {}),
     clientIps: c.clientIps,
     copies: c.copies,
     portShift: c.portShift,
@@ -42,6 +50,18 @@ export function engineConfigOf(c: TcpcopyConfig): EngineConfig {
     maxPps: c.maxPps,
     maxMbps: c.maxMbps,
   };
+}
+
+/** A module the parser accepted (a name not built in is a programming error here). */
+function moduleOf(name: string): ProtocolModule {
+  const found = lookupModule(name);
+  if (!found.ok) throw new Error(found.error);
+  return found.module;
+}
+
+/** The reply payload prefix tcpcopy asks intercept for: what its modules need (0: none). */
+export function replyPrefixFor(c: TcpcopyConfig): number {
+  return replyPrefixOf(c.transfers.map((t) => t.module === null ? undefined : moduleOf(t.module)));
 }
 
 /** Options with every field present and nothing set (one shape for all segments). */
@@ -82,20 +102,23 @@ export function emptyReplySegment(): ReplySegment {
     window: 0,
     options: emptySegmentOptions(),
     payloadLength: 0,
+    payloadPrefix: undefined,
   };
 }
 
 /**
  * Fills `seg` (from {@link emptyReplySegment}, reused reply after reply: the engine reads a
  * reply and keeps nothing of it) from the reply header `p`, its timestamps into `ts`; false
- * when its options are malformed. The payload length comes from the IP header; bytes after
- * the TCP header are not passed on as a payload prefix (C v6 records are zero padded to 64
- * bytes, and tcpcopy does not ask intercept for payload prefixes).
+ * when its options are malformed. The payload length comes from the IP header. Bytes after
+ * the TCP header are passed on as `payloadPrefix` (a view, valid during the call) only when
+ * the record's connection was granted a payload prefix (`prefix` > 0): C v6 records are zero
+ * padded to 64 bytes instead. At most `prefix` and at most the payload length are passed.
  */
 export function readReplySegment(
   p: ParsedTcp,
   seg: ReplySegment,
   ts: { tsval: number; tsecr: number },
+  prefix = 0,
 ): boolean {
   if (p.readOptions(seg.options, ts) !== null) return false;
   seg.src.addr = p.srcAddr;
@@ -109,6 +132,11 @@ export function readReplySegment(
   seg.flags = p.flags;
   seg.window = p.window;
   seg.payloadLength = p.payloadLength;
+  if (prefix > 0 && p.capturedPayloadLength > 0) {
+    const all = p.payload();
+    const n = Math.min(all.length, prefix, p.payloadLength);
+    seg.payloadPrefix = n === all.length ? all : all.subarray(0, n);
+  } else seg.payloadPrefix = undefined;
   return true;
 }
 

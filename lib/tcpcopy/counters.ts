@@ -71,6 +71,7 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
       replyErrors: r.replyErrors + (tunnel?.counters.protocolErrors ?? 0),
       reconnects: tunnel?.counters.reconnects ?? 0,
       routesResent: tunnel?.counters.routesResent ?? 0,
+      prefixShort: tunnel?.counters.prefixShort ?? 0,
     },
     selfTarget: p.selfTarget,
     process: {

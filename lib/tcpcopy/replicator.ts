@@ -165,8 +165,11 @@ export class Replicator implements EngineOutput {
     this.engine.onCaptured(seg, nowMs);
   }
 
-  /** One reply header from the tunnel: bytes from the IP header on. */
-  onReplyBytes(bytes: Uint8Array, nowMs: number): void {
+  /**
+   * One reply header from the tunnel: bytes from the IP header on, with up to `prefix` bytes
+   * of its payload (the prefix granted on its connection; 0: none, whatever follows).
+   */
+  onReplyBytes(bytes: Uint8Array, nowMs: number, prefix = 0): void {
     this.counters.replies++;
     const p = this.#reply;
     if (parseIpTcp(bytes, 0, p) !== null) {
@@ -174,7 +177,7 @@ export class Replicator implements EngineOutput {
       return;
     }
     const seg = this.#replySeg;
-    if (!readReplySegment(p, seg, this.#replyTs)) {
+    if (!readReplySegment(p, seg, this.#replyTs, prefix)) {
       this.counters.replyErrors++;
       return;
     }
@@ -193,6 +196,10 @@ export class Replicator implements EngineOutput {
   }
 
   // EngineOutput
+
+  log(line: string): void {
+    this.opts.log.warn(line);
+  }
 
   send(seg: OutSegment): void {
     const src = seg.src, dst = seg.dst;

@@ -35,7 +35,10 @@ import { loadSecret } from "../process/secret.ts";
 import { onSignal } from "../process/signals.ts";
 import { startStatsTimer, type StatsTimer } from "../process/stats_timer.ts";
 import { startMetrics } from "../process/metrics.ts";
-import { engineConfigOf } from "./convert.ts";
+import { engineConfigOf, replyPrefixFor } from "./convert.ts";
+import type { Credentials } from "../modules/module.ts";
+import { readAuthFile } from "../modules/auth_file.ts";
+import { NO_MODULE_OPTIONS } from "../engine/module_bridge.ts";
 import { Replicator } from "./replicator.ts";
 import { DeadlineTimer } from "./timer.ts";
 import { MAX_DRAIN_MS, OfflineSource } from "./offline.ts";
@@ -68,10 +71,19 @@ export async function runTcpcopy(
 ): Promise<number> {
   const secret = await loadSecret("tcpcopy", config.secretFile);
   if (typeof secret === "number") return secret;
+  let credentials: Credentials = NO_MODULE_OPTIONS.credentials;
+  if (config.authFile !== null) {
+    const auth = readAuthFile(config.authFile);
+    if (!auth.ok) {
+      console.error(`tcpcopy: ${auth.error}`);
+      return EXIT_USAGE;
+    }
+    credentials = auth.credentials;
+  }
   const progress = new ProgressLine();
   const plog = openProcessLog("tcpcopy", config.logFile, () => progress.clear());
   if (typeof plog === "number") return plog;
-  const p = new TcpcopyProcess(config, selfTargets, plog, progress);
+  const p = new TcpcopyProcess(config, selfTargets, plog, progress, credentials);
   return await p.run(secret.key);
 }
 
@@ -104,6 +116,7 @@ class TcpcopyProcess {
     readonly selfTargets: readonly string[],
     readonly plog: ProcessLog,
     readonly progress: ProgressLine,
+    readonly credentials: Credentials = NO_MODULE_OPTIONS.credentials,
   ) {
     this.log = plog.log;
     const perfStart = performance.now();
@@ -151,7 +164,16 @@ class TcpcopyProcess {
     for (const t of config.transfers) {
       log.info(
         `transfer ${formatHostPort(t.onlineIp ?? "*", t.onlinePort)} -> ` +
-          formatHostPort(t.targetIp, t.targetPort),
+          formatHostPort(t.targetIp, t.targetPort) +
+          (t.module !== null ? ` through module ${t.module}` : ""),
+      );
+    }
+    const prefix = replyPrefixFor(config);
+    if (config.transfers.some((t) => t.module !== null)) {
+      log.info(
+        `modules: reply payload prefix ${prefix} bytes requested from intercept` +
+          `${config.readOnly ? ", read-only" : ""}, auth file ` +
+          (config.authFile === null ? "none" : `${JSON.stringify(config.authFile)}`),
       );
     }
   }
@@ -195,7 +217,11 @@ class TcpcopyProcess {
       now: this.clock,
       mtu: this.config.mtu,
     });
-    this.engine = new Engine(engineConfigOf(this.config), this.replicator, this.startMs);
+    this.engine = new Engine(
+      engineConfigOf(this.config, { credentials: this.credentials, readOnly: false }),
+      this.replicator,
+      this.startMs,
+    );
     this.replicator.attach(this.engine);
     this.timer = new DeadlineTimer(() => this.engine.nextDeadline(), () => {
       if (this.stopping) return;
@@ -247,11 +273,12 @@ class TcpcopyProcess {
         connections: config.connections,
         lonely: config.lonely,
         secret,
+        prefix: replyPrefixFor(config),
         // The tunnel hands over the records of one read synchronously, one call each: the
         // engine takes them at once, the packets they release go out in one flush after the
         // last record.
-        onReply: (bytes) => {
-          if (!this.stopping) this.replicator.onReplyBytes(bytes, this.clock());
+        onReply: (bytes, _server, prefix) => {
+          if (!this.stopping) this.replicator.onReplyBytes(bytes, this.clock(), prefix);
         },
         onReadDone: () => {
           repliesPending = true;

@@ -66,9 +66,11 @@ export interface TunnelClientOptions {
   lonely?: boolean;
   /**
    * Receives each reply: bytes from the IP header, valid only during the call (a view into
-   * the read buffer: copy what you keep); `server` indexes `servers`.
+   * the read buffer: copy what you keep); `server` indexes `servers`. `prefix` is the payload
+   * prefix granted on the connection it came through: bytes after the TCP header are reply
+   * payload only when it is above 0 (a v6 record is zero padded instead).
    */
-  onReply: (bytes: Uint8Array, server: number) => void;
+  onReply: (bytes: Uint8Array, server: number, prefix: number) => void;
   /**
    * Called after the replies of one read were handed to `onReply` (one call per read, so
    * the caller can flush what they released in one go).
@@ -102,6 +104,8 @@ export interface ClientCounters {
   routesResent: number;
   /** Connections closed because the intercept did not authenticate. */
   authFailures: number;
+  /** Connections on which intercept granted a smaller payload prefix than requested. */
+  prefixShort: number;
 }
 
 /** A live route and the connection index holding it on each intercept (-1: none yet). */
@@ -149,6 +153,7 @@ export class TunnelClient {
     protocolErrors: 0,
     routesResent: 0,
     authFailures: 0,
+    prefixShort: 0,
   };
   /** This instance's id (sent in the AUTH message with a secret). */
   readonly instanceId: Uint8Array;
@@ -490,7 +495,7 @@ export class TunnelClient {
       l.lastHeard = performance.now();
       const error = l.decoder.feed(chunk, (bytes) => {
         this.counters.replies++;
-        this.#opts.onReply(bytes, l.server);
+        this.#opts.onReply(bytes, l.server, l.prefix);
       }, (it) => this.#control(l, conn, it));
       this.#opts.onReadDone?.();
       if (error) {
@@ -515,6 +520,7 @@ export class TunnelClient {
         else {
           l.caps = it.caps;
           l.prefix = it.prefix;
+          this.#checkPrefix(l);
           this.#ready(l);
         }
         break;
@@ -564,7 +570,22 @@ export class TunnelClient {
     l.caps = ack.caps;
     l.prefix = ack.prefix;
     l.authed = true;
+    this.#checkPrefix(l);
     this.#ready(l);
+  }
+
+  /** One line and a count when intercept granted less reply payload than asked for. */
+  #checkPrefix(l: Link): void {
+    const want = this.#opts.prefix;
+    if (want <= 0 || l.prefix >= want) return;
+    this.counters.prefixShort++;
+    const s = this.#opts.servers[l.server];
+    this.#opts.log(
+      `tunnel: ${formatHostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)} grants a reply ` +
+        `payload prefix of ${l.prefix} bytes, ${want} requested (${
+          this.#opts.secret ? "raise intercept's --max-prefix" : "it needs --secret-file"
+        }); module sessions see the rest as gaps`,
+    );
   }
 
   #authFailed(l: Link, reason: string): void {

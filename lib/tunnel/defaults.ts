@@ -16,3 +16,9 @@ export const DEFAULT_MAX_PEER_ROUTES = 250_000;
 
 /** Hello/authentication deadline and heartbeat silence limit, ms (`--idle-timeout`). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
+
+/**
+ * Largest reply payload prefix intercept may grant (`--max-prefix`): a whole segment of a
+ * 1500-byte MTU path (protocol modules see every reply byte of such a path).
+ */
+export const MAX_REPLY_PREFIX = 1460;

@@ -9,13 +9,25 @@ import { MIN_SECRET_BYTES } from "./auth.ts";
 /** Either the secret bytes or a one-line error. */
 export type SecretResult = { ok: true; secret: Uint8Array } | { ok: false; error: string };
 
-/** Reads and checks the secret file; `flag` names the flag in the error. */
-export function readSecretFile(path: string, flag = "--secret-file"): SecretResult {
-  const bad = (why: string): SecretResult => ({
+/** Either a private file's bytes or a one-line error. */
+export type PrivateFileResult = { ok: true; bytes: Uint8Array } | { ok: false; error: string };
+
+/**
+ * Reads a file only its owner may access: a regular file (not a symlink), mode 0600 or 0400
+ * (nothing for group and others), the inode opened being the one checked, at most `maxBytes`.
+ * Errors are one line starting with `flag "path":` (used for --secret-file and --auth-file).
+ */
+export function readPrivateFile(
+  path: string,
+  flag: string,
+  what: string,
+  maxBytes = 1 << 20,
+): PrivateFileResult {
+  const bad = (why: string): PrivateFileResult => ({
     ok: false,
     error: `${flag} ${JSON.stringify(path)}: ${why}`,
   });
-  if (path.trim() === "") return bad("expected the path of a file holding the shared secret");
+  if (path.trim() === "") return bad(`expected the path of a file holding ${what}`);
   let link: Deno.FileInfo;
   try {
     link = Deno.lstatSync(path);
@@ -38,6 +50,7 @@ export function readSecretFile(path: string, flag = "--secret-file"): SecretResu
     const st = file.statSync();
     // the file opened must be the one checked (not swapped for another in between)
     if (st.ino !== link.ino || st.dev !== link.dev) return bad("changed while being read");
+    if (st.size > maxBytes) return bad(`is larger than ${maxBytes} bytes`);
     bytes = new Uint8Array(st.size);
     let have = 0;
     while (have < bytes.length) {
@@ -51,6 +64,18 @@ export function readSecretFile(path: string, flag = "--secret-file"): SecretResu
   } finally {
     file?.close();
   }
+  return { ok: true, bytes };
+}
+
+/** Reads and checks the secret file; `flag` names the flag in the error. */
+export function readSecretFile(path: string, flag = "--secret-file"): SecretResult {
+  const bad = (why: string): SecretResult => ({
+    ok: false,
+    error: `${flag} ${JSON.stringify(path)}: ${why}`,
+  });
+  const r = readPrivateFile(path, flag, "the shared secret");
+  if (!r.ok) return r;
+  const bytes = r.bytes;
   let end = bytes.length;
   while (
     end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d ||

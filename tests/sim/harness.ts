@@ -22,6 +22,10 @@ export interface ScenarioOptions {
   replyLatencyMs?: number;
   /** Drop the n-th reply header (1-based) on its way to the engine (intercept loss). */
   dropReply?: (r: ReplySegment, n: number) => boolean;
+  /** Change a reply header before the engine sees it (e.g. give it a payload prefix). */
+  mapReply?: (r: ReplySegment) => void;
+  /** Engine log lines (protocol modules) go here. */
+  log?: (line: string) => void;
   start?: number;
 }
 
@@ -55,6 +59,7 @@ export class Scenario {
     this.target = new SimTarget(behaviour, (r) => {
       const n = ++this.replies;
       if (opts.dropReply?.(r, n)) return;
+      opts.mapReply?.(r);
       this.at(this.now + rlat, () => this.engine.onReply(r, this.now));
     });
     this.engine = new Engine(
@@ -70,6 +75,7 @@ export class Scenario {
         routeAdd: (c, t) => this.routes.push(`+${addrText(c)}:${c.port}>${addrText(t)}:${t.port}`),
         routeDel: (c, t) => this.routes.push(`-${addrText(c)}:${c.port}>${addrText(t)}:${t.port}`),
         event: (e) => this.events.push(e),
+        log: (line) => (opts.log ?? (() => {}))(line),
       },
       this.now,
     );

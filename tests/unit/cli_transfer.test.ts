@@ -14,6 +14,7 @@ Deno.test("transfer: port-only, IPv4 and IPv6 forms", () => {
     targetPort: 8080,
     sourceMac: null,
     nextHopMac: null,
+    module: null,
   });
   const b = parseTransfer("[2001:DB8::1]:80-[2001:db8::2]:81");
   assert(b.ok);
@@ -35,13 +36,35 @@ Deno.test("transfer: errors name the wrong part", () => {
     ["80-10.0.0.2", /has no port/],
     ["10.0.0.1:80-[::1]:80", /different IP families/],
     ["10.0.0.1:80-10.0.0.1:80", /same endpoint/],
-    ["80-10.0.0.2:80@zz", /'zz' is not a MAC/],
+    ["80-10.0.0.2:80@0z", /'0z' is not a MAC/],
+    ["80-10.0.0.2:80@02:00:00:00:00:0g", /is not a MAC/],
   ];
   for (const [text, re] of cases) {
     const r = parseTransfer(text);
     assert(!r.ok, text);
     assert.match(r.error, re, text);
   }
+});
+
+Deno.test("transfer: '@NAME' at the end picks a protocol module, never taken for a MAC", () => {
+  const a = parseTransfer("5432-10.0.0.2:5432@postgres");
+  assert(a.ok);
+  assert.equal(a.value.module, "postgres");
+  assert.equal(a.value.nextHopMac, null);
+  assert.equal(a.value.targetPort, 5432);
+  const b = parseTransfer("80@02:00:00:00:00:01-10.0.0.2:80@02:00:00:00:00:02@mysql");
+  assert(b.ok);
+  assert.equal(b.value.module, "mysql");
+  assert.equal(b.value.sourceMac, "02:00:00:00:00:01");
+  assert.equal(b.value.nextHopMac, "02:00:00:00:00:02");
+  const c = parseTransfer("80-10.0.0.2:80@02:00:00:00:00:02");
+  assert(c.ok);
+  assert.equal(c.value.module, null);
+  assert.equal(c.value.nextHopMac, "02:00:00:00:00:02");
+  const d = parseTransfer("[2001:db8::1]:80-[2001:db8::2]:80@redis");
+  assert(d.ok);
+  assert.equal(d.value.module, "redis");
+  assert.equal(d.value.targetIp, "2001:db8::2");
 });
 
 Deno.test("transfer list: several entries, targets and duplicates", () => {

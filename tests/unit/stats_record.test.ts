@@ -62,7 +62,9 @@ Deno.test("stats record carries every source under its documented name", () => {
     reply_errors: 0,
     reconnects: 1,
     routes_resent: 0,
+    prefix_short: 0,
   });
+  assert.deepEqual(r.modules, {});
   assert.equal(r.process.cpu_user_s, 1.235);
   assert.equal(r.process.heap_bytes, 1 << 19);
   assert.equal(r.process.external_bytes, 1 << 18);
