@@ -146,7 +146,7 @@ async function mysqlLab(env: Cleanup, tcpcopyExtra: string[]) {
   await Deno.chmod(authFile, 0o600);
   const rep = await startReplication(env, {
     deferTcpcopy: true,
-    interceptArgs: ["--port", String(DB_PORT), "--secret-file", secret],
+    interceptArgs: ["--port", String(DB_PORT), "--secret-file", secret, "--max-prefix", "512"],
   });
   const on = rep.online[0];
   const online = await startMariadb(env, on.ns, on.ip, `${dir}/online`);
@@ -201,9 +201,9 @@ async function slap(on: { client: Netns; ip: string }): Promise<void> {
 }
 
 /** Statements of the test's clients in a general log (not the set-up's, which run as root). */
-const READS = /\tQuery\t(SELECT name FROM items|SELECT COUNT\(\*\) FROM items)/;
-const WRITES = /\tQuery\t(INSERT INTO items|UPDATE items)/;
-const LOGINS = new RegExp(`\\tConnect\\t${USER}@`);
+const READS = /\sQuery\t(SELECT name FROM items|SELECT COUNT\(\*\) FROM items)/;
+const WRITES = /\sQuery\t(INSERT INTO items|UPDATE items)/;
+const LOGINS = new RegExp(`\\sConnect\\t${USER}@`);
 
 Deno.test({
   name:
@@ -236,9 +236,9 @@ Deno.test({
         }),
       );
       console.log(
-        `[mysql] logins online=${onLogins} target=${tgtLogins} module=${
-          JSON.stringify(last?.modules)
-        }`,
+        `[mysql] logins online=${onLogins} target=${tgtLogins} lost.module=${
+          JSON.stringify((last?.lost as Record<string, number> | undefined)?.module)
+        } module=${JSON.stringify(last?.modules)}`,
       );
       assert.equal(
         onLogins,
@@ -247,6 +247,9 @@ Deno.test({
       );
       assert.equal(tgtStatements, onStatements, "loss ratio must be 0");
       assert.equal(tgtLogins, onLogins, "every login replayed");
+      const mod = (last?.modules as Record<string, Record<string, number>> | undefined)?.mysql;
+      assert.equal(mod?.logins, onLogins, "the module counted every login");
+      assert.equal(mod?.failed, 0);
       assert.equal(
         await tableSum(rep.lab.target, target),
         await tableSum(on.ns, online),
@@ -280,6 +283,8 @@ Deno.test({
       assert.equal(onWrites, 2 * LOOP_CONNECTIONS);
       assert.equal(tgtReads, onReads, "every read replicated");
       assert.equal(tgtWrites, 0, "no write reached the target");
+      const mod = (last?.modules as Record<string, Record<string, number>> | undefined)?.mysql;
+      assert.equal(mod?.statements_dropped, onWrites, "every write counted as dropped");
       assert.equal(await tableSum(rep.lab.target, target), before, "target table unchanged");
       assert.notEqual(await tableSum(on.ns, online), before, "the online table did change");
       assert.equal(stop.code, 0);

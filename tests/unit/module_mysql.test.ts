@@ -475,3 +475,19 @@ Deno.test("mysql: mysqlModule uses sql_write's MySQL dialect under --read-only",
   assert.equal(mysqlModule.name, "mysql");
   assert.ok(mysqlModule.replyPrefix >= 460, "an RSA-2048 PEM fits");
 });
+
+Deno.test("mysql: a client that closed before the target's greeting keeps the stream open until its commands are sent", () => {
+  const r = rig();
+  r.s.client(cat(pkt(handshakeResponse(), 1), query("SELECT 1"), pkt(cat([1]), 0)));
+  assert.equal(r.s.clientClosed?.(), true, "still waiting for the target");
+  r.s.target(pkt(mariadbGreeting(), 0));
+  assert.equal(r.passed, 0);
+  r.s.target(pkt(OK, 2));
+  assert.deepEqual(
+    r.wire().subarray(r.sent[0].bytes.length),
+    cat(query("SELECT 1"), pkt(cat([1]), 0)),
+  );
+  assert.equal(r.passed, 1, "pass() lets the engine send the FIN after the held commands");
+  const done = loggedIn();
+  assert.equal(done.s.clientClosed?.(), false, "nothing held: close at once");
+});

@@ -141,9 +141,13 @@ export class MysqlSession implements ModuleSession {
     }
   }
 
-  clientClosed(): void {
-    // Held commands are not needed by anyone once the login never completes.
+  /** Keeps the replayed stream open while a login (or change-user) holds the client's bytes. */
+  clientClosed(): boolean {
+    if (this.phase === "failed") return false;
+    this.closed = this.phase !== "commands" || this.holding;
+    return this.closed;
   }
+  private closed = false;
 
   // ---------------------------------------------------------------- client side
 
@@ -167,6 +171,8 @@ export class MysqlSession implements ModuleSession {
       if (this.holding) this.hold(h);
       else this.feedClient(h, true);
     }
+    // The captured client is gone: everything is sent, the engine may close the stream.
+    if (this.closed && this.phase === "commands" && !this.holding) this.out.pass();
   }
 
   private feedClient(data: Uint8Array, now: boolean): void {
