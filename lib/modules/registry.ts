@@ -6,10 +6,12 @@
  */
 import type { ModuleName, ProtocolModule } from "./module.ts";
 import { mysqlModule } from "./mysql.ts";
+import { redisModule } from "./redis.ts";
 
 /** Every built-in module by name (one line each). */
 export const MODULES: Partial<Record<ModuleName, ProtocolModule>> = {
   mysql: mysqlModule,
+  redis: redisModule,
 };
 
 /** Names of the built-in modules, sorted (for help and error lines). */

@@ -1,0 +1,226 @@
+/**
+ * One answer (the reply bytes of one turn) summarised with bounded memory: its first N bytes,
+ * its total length, a digest of its content and its latency.
+ *
+ * The same {@link AnswerAccumulator} runs on both sides so that the digests are comparable:
+ * tcpcopy over the captured online answer, intercept over the target's answer. What the
+ * digest covers depends on the digest mode:
+ *
+ * - `http`: the decoded bodies of the responses (chunked framing removed), not the heads, so a
+ *   different `Date` header or different chunk boundaries do not change it;
+ * - `pg`: the compared parts of the backend messages (see pg_messages.ts);
+ * - `bytes`: every byte;
+ * - `auto`: one of the three, chosen from the answer's first {@link SNIFF_BYTES} bytes (so two
+ *   answers that start alike are digested alike).
+ *
+ * Memory: the first-bytes buffer, a digest state, and a parser's small line or message
+ * buffer, all allocated once per accumulator and reused through {@link AnswerAccumulator.reset}.
+ *
+ * @module
+ */
+
+import { Digest64 } from "./digest.ts";
+import { HttpResponseParser } from "./http_stream.ts";
+import { PgDigestFeeder } from "./pg_messages.ts";
+import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
+
+/** `--compare-bytes` default: first answer bytes kept per turn. */
+export const DEFAULT_COMPARE_BYTES = 1024;
+/** Smallest `--compare-bytes` (enough for the digest-mode decision and a status line). */
+export const MIN_COMPARE_BYTES = SNIFF_BYTES;
+/** Largest `--compare-bytes`. */
+export const MAX_COMPARE_BYTES = 65536;
+
+/** The digest mode asked for: a kind, or `auto` (sniffed per answer). */
+export type DigestMode = DigestKind | "auto";
+
+/** One side's answer of one turn, as compared. Plain data (it crosses the tunnel). */
+export interface AnswerSummary {
+  /** The first bytes (at most N), up to the first gap. */
+  firstBytes: Uint8Array;
+  /** Every byte of the answer, gaps included (known from sequence numbers). */
+  totalLength: number;
+  /** Bytes known only by their length (capture loss); 0 when every byte was seen. */
+  gapBytes: number;
+  /** The digest kind used (after `auto`). */
+  kind: DigestKind;
+  /** 16 hex digits ({@link Digest64}); null when bytes were missing (gaps). */
+  digest: string | null;
+  /** Content bytes: the decoded body for `http`, all bytes otherwise; null with gaps. */
+  bodyLength: number | null;
+  /** Ms from the request's last segment to the answer's first byte (absent: unknown). */
+  firstMs?: number;
+  /** Ms from the request's last segment to the answer's last byte. */
+  lastMs?: number;
+  /** The answer was still open when the turn's deadline passed. */
+  timedOut: boolean;
+  /** No gaps and not timed out: the digest and the lengths can be compared. */
+  complete: boolean;
+  /** `firstBytes` is shorter than the answer. */
+  truncated: boolean;
+}
+
+/** Options of an {@link AnswerAccumulator}. */
+export interface AnswerOptions {
+  /** First bytes kept (`--compare-bytes`), {@link MIN_COMPARE_BYTES} to {@link MAX_COMPARE_BYTES}. */
+  firstBytes?: number;
+  /** Digest mode (default `auto`). */
+  mode?: DigestMode;
+}
+
+/**
+ * Takes one answer's bytes in order (with gaps of known length) and produces its
+ * {@link AnswerSummary}. Reusable: `reset()` before each answer. No allocation per push.
+ */
+export class AnswerAccumulator {
+  readonly mode: DigestMode;
+  #first: Uint8Array;
+  #firstLen = 0;
+  #contiguous = true;
+  #total = 0;
+  #gaps = 0;
+  #kind: DigestKind | undefined;
+  #digest = new Digest64();
+  #body = 0;
+  #http: HttpResponseParser | undefined;
+  #pg: PgDigestFeeder | undefined;
+  #requestMs = NaN;
+  #firstMs = NaN;
+  #lastMs = NaN;
+
+  constructor(opts: AnswerOptions = {}) {
+    const n = opts.firstBytes ?? DEFAULT_COMPARE_BYTES;
+    if (!Number.isInteger(n) || n < MIN_COMPARE_BYTES || n > MAX_COMPARE_BYTES) {
+      throw new RangeError(
+        `first bytes must be an integer from ${MIN_COMPARE_BYTES} to ${MAX_COMPARE_BYTES}, got ${n}`,
+      );
+    }
+    this.#first = new Uint8Array(n);
+    this.mode = opts.mode ?? "auto";
+  }
+
+  /** Starts a new answer; `requestMs` is when the request's last segment was seen/sent. */
+  reset(requestMs = NaN): void {
+    this.#firstLen =
+      this.#total =
+      this.#gaps =
+      this.#body =
+        0;
+    this.#contiguous = true;
+    this.#kind = undefined;
+    this.#digest.reset();
+    this.#http?.reset();
+    this.#pg?.reset();
+    this.#requestMs = requestMs;
+    this.#firstMs = this.#lastMs = NaN;
+  }
+
+  /** Bytes seen so far (gaps included). */
+  get totalLength(): number {
+    return this.#total;
+  }
+
+  /** Adds answer bytes `bytes[from, to)` that arrived at `atMs` (optional). */
+  push(bytes: Uint8Array, atMs = NaN, from = 0, to = bytes.length): void {
+    if (to <= from) return;
+    this.#stamp(atMs);
+    this.#total += to - from;
+    let copied = 0;
+    if (this.#contiguous) {
+      copied = Math.min(to - from, this.#first.length - this.#firstLen);
+      for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
+    }
+    if (this.#kind === undefined) {
+      if (this.#firstLen < SNIFF_BYTES) return; // all of it is in #first
+      this.#decide();
+      this.#feed(bytes, from + copied, to);
+    } else if (this.#contiguous) {
+      this.#feed(bytes, from, to);
+    }
+  }
+
+  /** `n` answer bytes that were not seen (capture loss): the digest becomes unknown. */
+  gap(n: number, atMs = NaN): void {
+    if (n <= 0) return;
+    this.#stamp(atMs);
+    if (this.#kind === undefined) this.#decide();
+    this.#total += n;
+    this.#gaps += n;
+    this.#contiguous = false;
+  }
+
+  /** The summary of the answer so far; `timedOut` when the turn's deadline cut it. */
+  finish(timedOut = false): AnswerSummary {
+    if (this.#kind === undefined) this.#decide();
+    const kind = this.#kind ?? "bytes";
+    const valid = this.#gaps === 0;
+    const s: AnswerSummary = {
+      firstBytes: this.#first.slice(0, this.#firstLen),
+      totalLength: this.#total,
+      gapBytes: this.#gaps,
+      kind,
+      digest: valid ? this.#digest.hex() : null,
+      bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
+      timedOut,
+      complete: valid && !timedOut,
+      truncated: this.#total > this.#firstLen,
+    };
+    if (!Number.isNaN(this.#firstMs)) s.firstMs = this.#firstMs;
+    if (!Number.isNaN(this.#lastMs)) s.lastMs = this.#lastMs;
+    return s;
+  }
+
+  #stamp(atMs: number): void {
+    if (Number.isNaN(atMs) || Number.isNaN(this.#requestMs)) return;
+    const ms = atMs - this.#requestMs;
+    if (Number.isNaN(this.#firstMs)) this.#firstMs = ms;
+    this.#lastMs = ms;
+  }
+
+  /** Chooses the digest kind and feeds the bytes held so far. */
+  #decide(): void {
+    const head = this.#first.subarray(0, this.#firstLen);
+    this.#kind = this.mode === "auto" ? digestKindOf(head) : this.mode;
+    if (this.#contiguous) this.#feed(this.#first, 0, this.#firstLen);
+  }
+
+  #feed(bytes: Uint8Array, from: number, to: number): void {
+    if (to <= from) return;
+    switch (this.#kind) {
+      case "http":
+        return (this.#http ??= this.#newHttp()).push(bytes, from, to);
+      case "pg":
+        return (this.#pg ??= new PgDigestFeeder(this.#digest)).push(bytes, from, to);
+      case "bytes":
+        return this.#digest.update(bytes, from, to);
+      case undefined:
+        return;
+      default: {
+        const never: never = this.#kind;
+        throw new Error(`unknown digest kind ${never}`);
+      }
+    }
+  }
+
+  #newHttp(): HttpResponseParser {
+    return new HttpResponseParser({
+      status: () => {},
+      header: () => {},
+      body: (b, from, to) => {
+        this.#digest.update(b, from, to);
+        this.#body += to - from;
+      },
+    });
+  }
+}
+
+/** The summary of a whole answer given at once (tests, offline tools). */
+export function summarize(
+  answer: Uint8Array,
+  opts: AnswerOptions = {},
+): AnswerSummary {
+  const acc = new AnswerAccumulator(opts);
+  acc.reset();
+  acc.push(answer);
+  return acc.finish();
+}

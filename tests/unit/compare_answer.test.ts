@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { AnswerAccumulator, type AnswerSummary, summarize } from "../../lib/compare/answer.ts";
+import { digestHex } from "../../lib/compare/digest.ts";
+import { mulberry32, randomInt } from "../helpers/prng.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+const BODY = "hello world\n";
+const PLAIN =
+  "HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Type: text/plain\r\n" +
+  "Content-Length: 12\r\n\r\n" + BODY;
+const CHUNKED =
+  "HTTP/1.1 200 OK\r\nDate: Tue, 02 Jan 2024 10:11:12 GMT\r\nContent-Type: text/plain\r\n" +
+  "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;name=value\r\n world\n\r\n0\r\nX-Trailer: 1\r\n\r\n";
+
+/** Feeds `bytes` in random pieces. */
+function inPieces(bytes: Uint8Array, seed: number, opts = {}): AnswerSummary {
+  const int = randomInt(mulberry32(seed));
+  const acc = new AnswerAccumulator(opts);
+  acc.reset();
+  let i = 0;
+  while (i < bytes.length) {
+    const end = Math.min(bytes.length, i + 1 + int(20));
+    acc.push(bytes, NaN, i, end);
+    i = end;
+  }
+  return acc.finish();
+}
+
+Deno.test("HTTP digest covers the decoded body only: Date and chunking do not change it", () => {
+  const a = summarize(enc(PLAIN)), b = summarize(enc(CHUNKED));
+  assert.equal(a.kind, "http");
+  assert.equal(b.kind, "http");
+  assert.equal(a.digest, digestHex(enc(BODY)));
+  assert.equal(b.digest, a.digest);
+  assert.equal(a.bodyLength, 12);
+  assert.equal(b.bodyLength, 12);
+  assert.equal(a.totalLength, enc(PLAIN).length);
+  assert.ok(a.complete && !a.truncated && a.gapBytes === 0);
+});
+
+Deno.test("summaries do not depend on how the answer is split into packets", () => {
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary bytes, no protocol at all"]) {
+    const whole = summarize(enc(text), { firstBytes: 32 });
+    for (let seed = 1; seed <= 30; seed++) {
+      assert.deepEqual(inPieces(enc(text), seed, { firstBytes: 32 }), whole, `seed ${seed}`);
+    }
+  }
+});
+
+Deno.test("first bytes are bounded, total length counts everything", () => {
+  const big = new Uint8Array(100000).fill(0x61);
+  const s = summarize(big, { firstBytes: 64 });
+  assert.equal(s.firstBytes.length, 64);
+  assert.equal(s.totalLength, 100000);
+  assert.equal(s.kind, "bytes");
+  assert.equal(s.digest, digestHex(big));
+  assert.ok(s.truncated);
+  assert.throws(() => new AnswerAccumulator({ firstBytes: 8 }), RangeError);
+  assert.throws(() => new AnswerAccumulator({ firstBytes: 1.5 }), RangeError);
+});
+
+Deno.test("keep-alive: two responses in one answer digest both bodies", () => {
+  const two = PLAIN + "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop";
+  const s = summarize(enc(two));
+  assert.equal(s.bodyLength, 15);
+  assert.equal(s.digest, digestHex(enc(BODY + "nop")));
+  const interim = "HTTP/1.1 100 Continue\r\n\r\n" + PLAIN;
+  assert.equal(summarize(enc(interim)).digest, digestHex(enc(BODY)));
+  const noBody = "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n";
+  assert.equal(summarize(enc(noBody)).bodyLength, 0);
+  const untilClose = "HTTP/1.0 200 OK\r\n\r\nall the rest";
+  assert.equal(summarize(enc(untilClose)).digest, digestHex(enc("all the rest")));
+});
+
+Deno.test("a gap makes digest and body length unknown but keeps lengths and first bytes", () => {
+  const acc = new AnswerAccumulator({ firstBytes: 16 });
+  acc.reset(1000);
+  acc.push(enc("0123456789"), 1002.5);
+  acc.gap(100, 1003);
+  acc.push(enc("tail"), 1010);
+  const s = acc.finish();
+  assert.equal(s.digest, null);
+  assert.equal(s.bodyLength, null);
+  assert.equal(s.totalLength, 114);
+  assert.equal(s.gapBytes, 100);
+  assert.deepEqual(s.firstBytes, enc("0123456789"));
+  assert.equal(s.firstMs, 2.5);
+  assert.equal(s.lastMs, 10);
+  assert.ok(!s.complete && s.truncated);
+  acc.reset();
+  acc.push(enc("abc"));
+  const t = acc.finish(true);
+  assert.ok(t.timedOut && !t.complete);
+  assert.equal(t.firstMs, undefined);
+  assert.equal(t.digest, digestHex(enc("abc")));
+});
+
+Deno.test("an explicit digest mode is used as given", () => {
+  const s = summarize(enc(PLAIN), { mode: "bytes" });
+  assert.equal(s.kind, "bytes");
+  assert.equal(s.digest, digestHex(enc(PLAIN)));
+  assert.equal(summarize(enc("+OK\r\n"), { mode: "http" }).kind, "http");
+});
