@@ -3,7 +3,7 @@
 // replayed over a slower path) keeps its replayed stream open until the module has sent the
 // held commands; the FIN follows them.
 import assert from "node:assert/strict";
-import { ModuleBridge, ModuleHost } from "../../lib/engine/module_bridge.ts";
+import { ModuleHost } from "../../lib/engine/module_bridge.ts";
 import { ClientStream } from "../../lib/engine/stream.ts";
 import { mysqlModule } from "../../lib/modules/mysql.ts";
 import { CAP } from "../../lib/modules/mysql/packets.ts";
