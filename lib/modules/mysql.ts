@@ -11,7 +11,10 @@ import type { ProtocolModule } from "./module.ts";
 import { MysqlSession, type WriteTest } from "./mysql/session.ts";
 import { isWriteStatement } from "./sql_write.ts";
 
-/** Counters of the module (stats `modules.mysql.<name>`). */
+/**
+ * Counters of the module (stats `modules.mysql.<name>`). `auth_failed` is also a failure
+ * reason: the engine counts it when a session fails with it; listed so that it shows as 0.
+ */
 export const MYSQL_COUNTERS = [
   "logins",
   "auth_failed",

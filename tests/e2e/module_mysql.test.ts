@@ -136,13 +136,13 @@ async function startMysqlTcpcopy(
 }
 
 /** The lab with MariaDB on the online host and the target, intercept and tcpcopy with the module. */
-async function mysqlLab(env: Cleanup, tcpcopyExtra: string[]) {
+async function mysqlLab(env: Cleanup, tcpcopyExtra: string[], authPassword = PASSWORD) {
   const dir = await Deno.makeTempDir({ prefix: "tcpcopy-mysql-" });
   env.defer(() => Deno.remove(dir, { recursive: true }));
   const secret = `${dir}/secret`, authFile = `${dir}/auth`;
   await Deno.writeTextFile(secret, "mysql e2e secret, 32 bytes long!\n", { mode: 0o600 });
   await Deno.chmod(secret, 0o600);
-  await Deno.writeTextFile(authFile, `${USER}:${PASSWORD}\n`, { mode: 0o600 });
+  await Deno.writeTextFile(authFile, `${USER}:${authPassword}\n`, { mode: 0o600 });
   await Deno.chmod(authFile, 0o600);
   const rep = await startReplication(env, {
     deferTcpcopy: true,
@@ -169,8 +169,12 @@ function client(ip: string): string {
 }
 
 /** LOOP_CONNECTIONS connections, each: INSERT, UPDATE, SELECT (ids from `base`). */
-async function statementLoop(on: { client: Netns; ip: string }, base: number): Promise<void> {
-  const script = `for i in $(seq ${base + 1} ${base + LOOP_CONNECTIONS}); do
+async function statementLoop(
+  on: { client: Netns; ip: string },
+  base: number,
+  connections = LOOP_CONNECTIONS,
+): Promise<void> {
+  const script = `for i in $(seq ${base + 1} ${base + connections}); do
   ${
     client(on.ip)
   } -e "INSERT INTO items VALUES ($i, 'item-$i', $i); UPDATE items SET n = n + 1 WHERE id = $i; SELECT name FROM items WHERE id = $i" >/dev/null || exit 1
@@ -288,5 +292,40 @@ Deno.test({
       assert.equal(await tableSum(rep.lab.target, target), before, "target table unchanged");
       assert.notEqual(await tableSum(on.ns, online), before, "the online table did change");
       assert.equal(stop.code, 0);
+    }),
+});
+
+Deno.test({
+  name:
+    "mysql module e2e: a wrong password in the auth file: every login counted auth_failed, logged, nothing replayed",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const { rep, on, online, target, tcpcopy } = await mysqlLab(env, [], "not-the-password");
+      const n = 5;
+      await statementLoop(on, 2000, n);
+      assert.equal(await countLines(online.generalLog, LOGINS), n);
+      const refused = await settle(
+        () => countLines(target.generalLog, /Access denied for user 'app'/),
+        n,
+        20_000,
+      );
+      const stop = await stopTcpcopy(tcpcopy);
+      const last = stop.stats.at(-1) as Record<string, unknown> | undefined;
+      const mod = (last?.modules as Record<string, Record<string, number>> | undefined)?.mysql;
+      console.log(`[mysql wrong password] refused=${refused} module=${JSON.stringify(mod)}`);
+      assert.equal(refused, n, "the target refused each replayed login");
+      assert.equal(await countLines(target.generalLog, WRITES), 0);
+      assert.equal(mod?.auth_failed, n);
+      assert.equal(mod?.logins, 0);
+      assert.match(stop.log, /login of user "app" refused by the target: error 1045/);
+      assert.doesNotMatch(stop.log, /not-the-password/);
+      assert.equal(
+        (await tableSum(rep.lab.target, target)).split("\t")[0],
+        "1",
+        "only the seed row",
+      );
     }),
 });

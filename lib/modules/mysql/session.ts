@@ -529,7 +529,7 @@ export class MysqlSession implements ModuleSession {
     if (kind === 0x00) return this.authDone();
     if (kind === 0xff) {
       const e = parseError(p);
-      this.ctx.count("auth_failed");
+      // Counted by the engine under the reason (modules.mysql.auth_failed).
       const what = this.inLoginExchange ? "login" : "COM_CHANGE_USER";
       return this.fail(
         "auth_failed",
