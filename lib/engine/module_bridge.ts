@@ -286,6 +286,7 @@ export class ModuleBridge implements ModuleOutput {
   /** A reply segment with `len` payload bytes at `seq`, `prefix` of them known. */
   target(seq: number, len: number, prefix: Uint8Array | undefined): void {
     if (this.#state !== ACTIVE || !this.#tOn || len <= 0) return;
+    if (this.host.module.replyPrefix === 0) return; // the module never reads replies
     const known = prefix === undefined
       ? EMPTY
       : prefix.length > len

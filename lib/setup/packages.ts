@@ -323,6 +323,22 @@ export const REQUIREMENTS: readonly Requirement[] = [
   },
   {
     kind: "program",
+    name: "h2load",
+    apt: ["nghttp2-client"],
+    rpm: "nghttp2",
+    why: "HTTP/2 and paced keep-alive load in bench/e2e_replication.ts",
+    needs: ["bench"],
+  },
+  {
+    kind: "program",
+    name: "ss",
+    apt: ["iproute2"],
+    rpm: "iproute",
+    why: "bench/e2e_replication.ts: is the C tcpcopy connected to its intercept",
+    needs: ["bench"],
+  },
+  {
+    kind: "program",
     name: "cc",
     apt: ["gcc"],
     rpm: "gcc",
