@@ -17,8 +17,7 @@
  *   the module, so they form turns like captured bytes do; `newTurn` starts a turn anyway,
  *   `now` starts one that is released without waiting for the target (Turn.now).
  * - The captured client's FIN/RST: `clientClosed()`, then the FIN/RST of the replayed stream
- *   after everything the module sent; when `clientClosed()` returns true (the module still
- *   waits for the target), after the module's `pass()`.
+ *   after everything the module sent.
  * - `pass()`: the module is not called any more; in-order captured chunks are appended to
  *   the replayed stream as they are (the same slab copy: no copy, no parse), which is a
  *   constant sequence offset from then on.
@@ -167,8 +166,8 @@ export class ModuleBridge implements ModuleOutput {
   #ack = 0;
   #tsval: number | undefined;
   #closeSeen = false;
-  /** The captured close, kept back until `pass()` (`clientClosed()` returned true). */
-  #heldClose: { rst: boolean; ack: number } | undefined;
+  /** The captured client closed while the module kept the replayed stream open. */
+  #closeLater: { rst: boolean; ack: number } | undefined;
   // Reply reassembly.
   #tNext = 0;
   #tOn = false;
@@ -257,18 +256,16 @@ export class ModuleBridge implements ModuleOutput {
     if (cap.closed && !this.#closeSeen && this.#state !== FAILED) {
       this.#closeSeen = true;
       const last = cap.turns[cap.turns.length - 1];
-      const hold = this.#state === ACTIVE && this.#call(CLOSED, EMPTY) === true;
+      if (this.#state === ACTIVE && this.#callClosed()) {
+        // The module still waits for the target (a login it holds bytes for): the
+        // replayed stream ends when it passes.
+        this.#closeLater = { rst: last.kind === CLOSE_RST, ack: last.ack };
+        return;
+      }
       if (this.failure !== undefined || this.#outClosed()) return;
-      if (hold && this.#state === ACTIVE) {
-        this.#heldClose = { rst: last.kind === CLOSE_RST, ack: last.ack };
-      } else this.#close(last.kind === CLOSE_RST, last.ack);
+      if (last.kind === CLOSE_RST) this.out.rst(this.out.end, last.ack);
+      else this.out.fin(this.out.end, last.ack);
     }
-  }
-
-  /** The replayed stream's FIN (or RST) after everything sent. */
-  #close(rst: boolean, ack: number): void {
-    if (rst) this.out.rst(this.out.end, ack);
-    else this.out.fin(this.out.end, ack);
   }
 
   #outClosed(): boolean {
@@ -365,9 +362,23 @@ export class ModuleBridge implements ModuleOutput {
     this.host.stats.passed++;
     this.#pending = [];
     this.#pendingBytes = 0;
-    const c = this.#heldClose;
-    this.#heldClose = undefined;
-    if (c !== undefined && !this.#outClosed()) this.#close(c.rst, c.ack);
+    const close = this.#closeLater;
+    this.#closeLater = undefined;
+    if (close === undefined || this.#outClosed()) return;
+    if (close.rst) this.out.rst(this.out.end, close.ack);
+    else this.out.fin(this.out.end, close.ack);
+  }
+
+  /** `clientClosed()`; true when the module keeps the replayed stream open. */
+  #callClosed(): boolean {
+    const s = this.#session;
+    if (s === undefined || s.clientClosed === undefined) return false;
+    try {
+      return s.clientClosed() === true;
+    } catch (e) {
+      this.#threw(e);
+      return false;
+    }
   }
 
   /** See {@link ModuleOutput.fail}. */
@@ -382,11 +393,8 @@ export class ModuleBridge implements ModuleOutput {
     this.#pendingBytes = 0;
   }
 
-  /**
-   * Calls into the module; an exception fails the session instead of the process. Returns
-   * what `clientClosed()` returned (true: keep the replayed stream open).
-   */
-  #call(what: Call, data: Uint8Array, n = 0): boolean | void {
+  /** Calls into the module; an exception fails the session instead of the process. */
+  #call(what: Call, data: Uint8Array, n = 0): void {
     const s = this.#session;
     if (s === undefined) return;
     try {
@@ -401,7 +409,8 @@ export class ModuleBridge implements ModuleOutput {
           s.targetGap(n);
           return;
         case CLOSED:
-          return s.clientClosed?.() === true;
+          s.clientClosed?.();
+          return;
         default: {
           const never: never = what;
           throw new Error(`unknown call ${never}`);

@@ -101,9 +101,9 @@ export interface ModuleSession {
   targetGap(n: number): void;
   /**
    * Optional: the captured client closed (FIN or RST); flush or drop what is held. Return
-   * `true` to keep the replayed stream open while the module still waits for the target
-   * (e.g. a login in progress, queries held): the engine then sends the FIN/RST after the
-   * module's `pass()` (a module that stays active must pass once it has sent the rest).
+   * true to keep the replayed stream open while the module still waits for the target (a
+   * login whose commands it holds): the engine then sends the FIN/RST when the module calls
+   * `out.pass()`, after what it sent (or never, when it calls `out.fail()`).
    */
   clientClosed?(): boolean | void;
 }
