@@ -6,11 +6,13 @@
  */
 import type { ModuleName, ProtocolModule } from "./module.ts";
 import { mysqlModule } from "./mysql.ts";
+import { postgresModule } from "./postgres.ts";
 import { redisModule } from "./redis.ts";
 
 /** Every built-in module by name (one line each). */
 export const MODULES: Partial<Record<ModuleName, ProtocolModule>> = {
   mysql: mysqlModule,
+  postgres: postgresModule,
   redis: redisModule,
 };
 
