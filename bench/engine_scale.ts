@@ -7,9 +7,11 @@
  * Each level (1k, 10k, 100k live sessions by default) runs in a fresh process of its own:
  *
  * 1. the empty rig's memory after forced GCs (the baseline);
- * 2. N connections opened, each with two requests answered, all held open: RSS, V8 heap used and
- *    memory outside the heap (ArrayBuffer backing stores, e.g. the per-connection slabs) after
- *    forced GCs, and their growth from the baseline per live session (a held session);
+ * 2. N connections opened, each with two requests answered, all held open and idle for
+ *    `--idle` ms of fake time (the engine's timers run; default 2000, above the engine's 1 s
+ *    idle sweep): RSS, V8 heap used and memory outside the heap (ArrayBuffer backing stores,
+ *    e.g. the per-connection slabs) after forced GCs, and their growth from the baseline per
+ *    live session (a held idle keep-alive session);
  * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
  *    time (user + system) per request and per packet (captured frames + reply headers + packets
  *    sent), i.e. the cost of a request with N sessions live, the median of five batches (the
@@ -17,7 +19,7 @@
  *    (the sessions of a small level have now served many requests each).
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
- *       [--warmup 50000] [--json] [--snapshot file.heapsnapshot]
+ *       [--warmup 50000] [--idle 2000] [--json] [--snapshot file.heapsnapshot]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
@@ -39,6 +41,7 @@ const { values, positionals } = parseArgs({
     levels: { type: "string", default: "1000,10000,100000" },
     requests: { type: "string", default: "100000" },
     warmup: { type: "string", default: "50000" },
+    idle: { type: "string", default: "2000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
     /** Internal: run one level in this process and print its JSON. */
@@ -61,6 +64,7 @@ function count(flag: string, text: string, zero = false): number {
 const LEVELS = values.levels.split(",").map((t) => count("levels", t.trim()));
 const REQUESTS = count("requests", values.requests);
 const WARMUP = count("warmup", values.warmup, true);
+const IDLE_MS = count("idle", values.idle, true);
 
 /** Fake time between two connections opened, and between two requests (ms). */
 const STEP_MS = 0.01;
@@ -143,6 +147,7 @@ async function runLevel(level: number): Promise<Level> {
   settle();
   for (let i = 0; i < level; i++) await request(i, i);
   settle();
+  for (let t = 0; t < IDLE_MS; t += 100) ka.tick(Math.min(100, IDLE_MS - t));
   const held = await settledMemory(gc);
   const sessions = engine.stats.sessions.active;
 
@@ -202,6 +207,8 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
     String(REQUESTS),
     "--warmup",
     String(WARMUP),
+    "--idle",
+    String(IDLE_MS),
     ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
     "--",
     ...positionals,
@@ -237,6 +244,7 @@ if (values.json) {
 } else {
   console.log(
     `engine_scale: tcpcopy flags "${flags}"; per level a fresh process; ` +
+      `held sessions idle ${int(IDLE_MS)} ms; ` +
       `${int(REQUESTS)} timed requests after ${int(WARMUP)} warm-up; ` +
       `empty rig: RSS ${mib(first.base.rss)} MiB, heap used ${mib(first.base.heapUsed)} MiB`,
   );

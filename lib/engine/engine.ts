@@ -63,6 +63,8 @@ interface Flow {
   lastSeen: number;
   /** Where this connection's payload copies live. */
   slab: Slab;
+  /** The flow waits in the engine's idle queue (see `sweepIdle`). */
+  idleArmed: boolean;
 }
 
 interface Replica {
@@ -94,6 +96,13 @@ interface SessionTag {
 /** How long a closed connection's record keeps late client packets from reopening it. */
 const TOMBSTONE_MS = 10_000;
 const NEVER = Number.POSITIVE_INFINITY;
+/**
+ * A connection whose sessions have held no queued bytes and which captured nothing for this
+ * long gives back its slab and its sessions' spare array room (`sweepIdle`).
+ */
+const IDLE_MS = 1000;
+/** Idle checks are due on multiples of this (ms), so they come in batches, not one wake-up each. */
+const IDLE_GRAIN_MS = 250;
 /** Stale timer entries tolerated beyond twice the live sessions before the heap is swept. */
 const STALE_TIMERS = 1024;
 const EMPTY = new Uint8Array(0);
@@ -124,6 +133,8 @@ export class Engine implements SessionHost {
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
+  /** Live flows whose sessions hold no queued bytes, by when to look at them (`sweepIdle`). */
+  private readonly idleSlabs = new DeadlineQueue<Flow>();
   /** Engine time (ms): the caller's clock plus `skew`, never decreasing. */
   private now: number;
   /** Backward steps of the caller's clock absorbed so far (see `clock`). */
@@ -302,6 +313,7 @@ export class Engine implements SessionHost {
       this.schedule(s);
     }
     this.sweepFlows(nowMs);
+    this.sweepIdle(nowMs);
   }
 
   /** Earliest pending timer, or undefined when none. */
@@ -315,7 +327,12 @@ export class Engine implements SessionHost {
       h.pop();
     }
     let t = h.peek() ?? NEVER;
-    t = Math.min(t, this.tombstones.peek() ?? NEVER, this.idleFlows.peek() ?? NEVER);
+    t = Math.min(
+      t,
+      this.tombstones.peek() ?? NEVER,
+      this.idleFlows.peek() ?? NEVER,
+      this.idleSlabs.peek() ?? NEVER,
+    );
     return t === NEVER ? undefined : t - this.skew; // on the caller's clock
   }
 
@@ -404,6 +421,7 @@ export class Engine implements SessionHost {
       highSeq: undefined,
       lastSeen: now,
       slab: new Slab(),
+      idleArmed: false,
     };
     this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
     this.account();
@@ -523,6 +541,36 @@ export class Engine implements SessionHost {
         if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen);
         else this.forget(flow);
       }
+    }
+  }
+
+  /** Look at live `flow` again once it may have been idle for {@link IDLE_MS}. */
+  private armIdle(flow: Flow, from: number): void {
+    flow.idleArmed = true;
+    this.idleSlabs.push(Math.ceil((from + IDLE_MS) / IDLE_GRAIN_MS) * IDLE_GRAIN_MS, flow);
+  }
+
+  /**
+   * Idle connections give their memory back: a live flow whose sessions hold no queued bytes
+   * and that captured nothing for {@link IDLE_MS} drops its slab (the next payload starts a
+   * small one) and its sessions' spare stream room. Runs on the timer, not on every drained
+   * request: a busy keep-alive connection keeps its slab between requests.
+   */
+  private sweepIdle(now: number): void {
+    const q = this.idleSlabs;
+    for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
+      flow.idleArmed = false;
+      const ss = flow.sessions;
+      if (ss.length === 0) continue; // ended: its slab went with its last session
+      let busy = false;
+      for (let i = 0; i < ss.length; i++) if (ss[i].queuedBytes > 0) busy = true;
+      if (busy) continue; // armed again when the queue drains
+      if (flow.lastSeen + IDLE_MS > now) {
+        this.armIdle(flow, flow.lastSeen);
+        continue;
+      }
+      flow.slab.release();
+      for (let i = 0; i < ss.length; i++) ss[i].compact();
     }
   }
 
@@ -659,7 +707,11 @@ export class Engine implements SessionHost {
     this.account();
     if (delta > 0) {
       if (this.overBudget()) this.shed();
-    } else if (s.queuedBytes === 0) (s.tag as SessionTag).flow.slab.trim();
+    } else if (s.queuedBytes === 0) {
+      const flow = (s.tag as SessionTag).flow;
+      flow.slab.trim();
+      if (!flow.idleArmed) this.armIdle(flow, this.now);
+    }
   }
 
   private overBudget(): boolean {

@@ -510,6 +510,20 @@ export class Session {
   }
 
   /**
+   * The session is idle (nothing queued; the engine's idle sweep): give the stream's spare
+   * array room back, keeping only the turns still needed.
+   */
+  compact(): void {
+    const shift = this.stream.compactTurns(true);
+    if (shift) {
+      this.relIdx -= shift;
+      this.sentIdx -= shift;
+      this.ansIdx -= shift;
+    }
+    this.chunkHint = 0;
+  }
+
+  /**
    * A released request is answered when the target acknowledged all of it and sent response
    * bytes after its release and before the next request's release.
    */
