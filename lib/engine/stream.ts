@@ -76,8 +76,11 @@ const NO_CHUNKS: Chunk[] = Object.freeze([]) as unknown as Chunk[];
 
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
-  /** In-order chunks from `chunks[head]` on; earlier entries are released. */
-  chunks: Chunk[] = [];
+  /**
+   * In-order chunks from `chunks[head]` on; earlier entries are released (read-only outside;
+   * the shared empty list while an idle stream holds none).
+   */
+  chunks: Chunk[] = NO_CHUNKS;
   head = 0;
   /** Segments beyond a hole, sorted by sequence number (read-only outside; shared while empty). */
   ooo: Chunk[] = NO_CHUNKS;
@@ -187,9 +190,19 @@ export class ClientStream {
    */
   compactTurns(idle = false): number {
     if (idle) {
-      if (this.head > 0) this.compactChunks();
-      if (this.turnHead === 0) return 0;
-    } else if (this.turnHead < COMPACT_AFTER || this.turnHead * 2 < this.turns.length) return 0;
+      if (this.head === this.chunks.length) {
+        this.chunks = NO_CHUNKS; // the shared empty list until the next payload
+        this.head = 0;
+      } else if (this.head > 0) this.compactChunks();
+      // A new array of the live turns only (in place, the array would keep its room).
+      const shift = this.turnHead;
+      if (this.turns.length - shift < 4) {
+        this.turns = this.turns.slice(shift);
+        this.turnHead = 0;
+        return shift;
+      }
+    }
+    if (this.turnHead < COMPACT_AFTER || this.turnHead * 2 < this.turns.length) return 0;
     const shift = this.turnHead;
     shiftDown(this.turns, shift);
     this.turnHead = 0;
@@ -257,7 +270,8 @@ export class ClientStream {
   }
 
   private append(c: Chunk): void {
-    this.chunks.push(c);
+    if (this.chunks === NO_CHUNKS) this.chunks = [c];
+    else this.chunks.push(c);
     this.bytes += c.data.length;
     const newEnd = seqAdd(c.seq, c.data.length);
     const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;
