@@ -8,8 +8,8 @@
  *
  * 1. the empty rig's memory after forced GCs (the baseline);
  * 2. N connections opened, each with two requests answered, all held open and idle for
- *    `--idle` ms of fake time (the engine's timers run; default 2000, above the engine's 1 s
- *    idle sweep): RSS, V8 heap used and memory outside the heap (ArrayBuffer backing stores,
+ *    `--idle` ms of fake time (the engine's timers run; default 12000, past the engine's idle
+ *    sweep after 10 s): RSS, V8 heap used and memory outside the heap (ArrayBuffer backing stores,
  *    e.g. the per-connection slabs) after forced GCs, and their growth from the baseline per
  *    live session (a held idle keep-alive session);
  * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
@@ -19,7 +19,7 @@
  *    (the sessions of a small level have now served many requests each).
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
- *       [--warmup 50000] [--idle 2000] [--json] [--snapshot file.heapsnapshot]
+ *       [--warmup 50000] [--idle 12000] [--json] [--snapshot file.heapsnapshot]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
@@ -41,7 +41,7 @@ const { values, positionals } = parseArgs({
     levels: { type: "string", default: "1000,10000,100000" },
     requests: { type: "string", default: "100000" },
     warmup: { type: "string", default: "50000" },
-    idle: { type: "string", default: "2000" },
+    idle: { type: "string", default: "12000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
     /** Internal: run one level in this process and print its JSON. */
@@ -80,6 +80,8 @@ interface Level {
   /** After step 2 (held sessions, two requests each). */
   rss: number;
   heapUsed: number;
+  /** V8 heap committed (used + free space in its pages). */
+  heapTotal: number;
   external: number;
   heapPerSession: number;
   externalPerSession: number;
@@ -96,7 +98,7 @@ interface Level {
   answered: number;
   timed: number;
   lost: number;
-  base: { rss: number; heapUsed: number; external: number };
+  base: { rss: number; heapUsed: number; heapTotal: number; external: number };
 }
 
 /** Process CPU time so far (user + system), µs. */
@@ -175,6 +177,7 @@ async function runLevel(level: number): Promise<Level> {
     flows: engine.flowCount,
     rss: held.rss,
     heapUsed: held.heapUsed,
+    heapTotal: held.heapTotal,
     external: held.external,
     heapPerSession: (held.heapUsed - base.heapUsed) / sessions,
     externalPerSession: (held.external - base.external) / sessions,
@@ -189,7 +192,12 @@ async function runLevel(level: number): Promise<Level> {
     answered,
     timed: REQUESTS,
     lost: Object.values(st.lost).reduce((a: number, b: number) => a + b, 0),
-    base: { rss: base.rss, heapUsed: base.heapUsed, external: base.external },
+    base: {
+      rss: base.rss,
+      heapUsed: base.heapUsed,
+      heapTotal: base.heapTotal,
+      external: base.external,
+    },
   };
 }
 

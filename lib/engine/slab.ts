@@ -2,19 +2,16 @@
  * Copies of captured payloads, packed into per-connection slabs.
  *
  * The engine must copy every payload it keeps (the capture buffer is reused), and in Deno
- * each new `ArrayBuffer` above 64 bytes costs about a microsecond (2-3 µs for a 2 KiB one,
- * with the garbage collector's share). A slab amortises that: payloads are copied back to
- * back into one buffer and handed out as views. Slabs belong to one original connection, so
- * a view only keeps its own connection's bytes alive; they double up to {@link SLAB_MAX} as
- * the connection keeps sending. A payload too large for a slab gets a buffer of its own.
- *
- * The first payload of a connection, and the first after its slab was released, is copied
- * alone (a buffer of its size: a short connection, or a keep-alive one that wakes up for one
- * request, pays for no slab room); a second payload starts a slab of {@link SLAB_MIN} bytes.
- * The engine trims a connection's slab whenever it holds no queued bytes (a buffer above
- * {@link SLAB_MIN} is let go, the next slabs start small again) and releases it when the
- * connection has been idle for a while or its last replay ended, so an idle connection holds
- * no payload memory. Forgetting a buffer never invalidates the views handed out.
+ * each new `ArrayBuffer` above 64 bytes costs about a microsecond. A slab amortises that:
+ * payloads are copied back to back into one buffer and handed out as views. Slabs belong to
+ * one original connection, so a view only keeps its own connection's bytes alive; they
+ * start small (a short connection pays for one small buffer) and double up to
+ * {@link SLAB_MAX} as the connection keeps sending. A payload too large for a slab gets a
+ * buffer of its own. The engine uses a slab only for a payload that arrives while the
+ * connection still holds queued bytes (a burst; a lone request gets a buffer of its size), trims
+ * it whenever the connection holds no queued bytes (a buffer above {@link SLAB_MIN} goes) and
+ * drops it when the connection has been idle for a while or its last replay ended. Forgetting
+ * a buffer never invalidates the views handed out.
  *
  * Views are made with the `Uint8Array(buffer, offset, length)` constructor: in V8 it is
  * several times cheaper than `subarray`, which looks up the species constructor.
@@ -29,18 +26,13 @@ export const SLAB_MAX = 65536;
 export class Slab {
   private buf: Uint8Array | undefined;
   private off = 0;
-  /** Size of the next slab; 0: the next payload is copied alone. */
-  private nextSize = 0;
+  private nextSize = SLAB_MIN;
 
   /** A stable copy of `src` (a view into the current slab, or a buffer of its own). */
   copy(src: Uint8Array): Uint8Array {
     const n = src.length;
     let buf = this.buf;
     if (buf === undefined || this.off + n > buf.length) {
-      if (this.nextSize === 0) {
-        this.nextSize = SLAB_MIN;
-        return src.slice();
-      }
       if (n > SLAB_MAX / 2) return src.slice();
       while (this.nextSize < n * 2 && this.nextSize < SLAB_MAX) this.nextSize *= 2;
       buf = this.buf = new Uint8Array(this.nextSize);
@@ -56,13 +48,13 @@ export class Slab {
   /** Forget a current buffer larger than {@link SLAB_MIN}; the next slabs start small again. */
   trim(): void {
     if (this.buf !== undefined && this.buf.length > SLAB_MIN) this.buf = undefined;
-    if (this.nextSize !== 0) this.nextSize = SLAB_MIN;
+    this.nextSize = SLAB_MIN;
   }
 
-  /** Forget the current buffer; the next payload is copied alone. */
+  /** Forget the current buffer. */
   release(): void {
     this.buf = undefined;
-    this.nextSize = 0;
+    this.nextSize = SLAB_MIN;
   }
 
   /** Bytes of the current buffer (0 when there is none). */

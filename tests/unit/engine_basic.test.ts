@@ -61,8 +61,8 @@ Deno.test("keep-alive connection: exact byte stream, turn-taking, counters", () 
 
 Deno.test("idle sweep: an idle keep-alive session keeps only its last turn and no slab; it goes on", () => {
   // 40 quick requests (the stream arrays are cut down in place every 32 finished turns), then
-  // three after 3 s of silence each (the idle sweep runs in between).
-  const ex = exchanges(43).map((e, i) => ({ ...e, thinkMs: i < 40 ? 5 : 3000 }));
+  // three after 12 s of silence each (the idle sweep, after 10 s, runs in between).
+  const ex = exchanges(43).map((e, i) => ({ ...e, thinkMs: i < 40 ? 5 : 12_000 }));
   const tr = onlineConnection({
     client,
     server,
@@ -74,7 +74,7 @@ Deno.test("idle sweep: an idle keep-alive session keeps only its last turn and n
   });
   const sc = new Scenario({});
   sc.feed(tr.segments);
-  sc.run(tr.end + 2500);
+  sc.run(tr.end + 12_000);
   assert.deepEqual(sc.target.streams(), [tr.bytes]);
   assertTurns(sc);
   const s = sc.engine.stats;

@@ -141,11 +141,8 @@ Deno.test("slab: copies are stable, separate and exact; large payloads stand alo
 
 Deno.test("slab: trim keeps small buffers only, release forgets; views stay valid", () => {
   const s = new Slab();
-  const first = s.copy(new Uint8Array(100).fill(7));
-  assert.equal(s.capacity, 0); // the first payload is copied alone
-  assert.equal(first.buffer.byteLength, 100);
   const a = s.copy(new Uint8Array(100).fill(1));
-  assert.equal(s.capacity, SLAB_MIN); // the second starts a slab
+  assert.equal(s.capacity, SLAB_MIN);
   s.trim(); // small: kept
   assert.equal(s.capacity, SLAB_MIN);
   const big: Uint8Array[] = [];
@@ -157,12 +154,6 @@ Deno.test("slab: trim keeps small buffers only, release forgets; views stay vali
   assert.equal(s.capacity, SLAB_MIN); // starts small again
   s.release();
   assert.equal(s.capacity, 0);
-  const alone = s.copy(new Uint8Array(10).fill(5)); // after a release: alone again
-  assert.equal(s.capacity, 0);
-  assert.equal(alone.buffer.byteLength, 10);
-  s.copy(new Uint8Array(10));
-  assert.equal(s.capacity, SLAB_MIN);
-  assert.ok(first.every((b) => b === 7) && alone.every((b) => b === 5));
   assert.ok(a.every((b) => b === 1));
   big.forEach((v, i) => assert.ok(v.every((b) => b === 2 + i)));
 });
