@@ -7,9 +7,11 @@
  * Each level (1k, 10k, 100k live sessions by default) runs in a fresh process of its own:
  *
  * 1. the empty rig's memory after forced GCs (the baseline);
- * 2. N connections opened, each with two requests answered, all held open: RSS, V8 heap used and
- *    memory outside the heap (ArrayBuffer backing stores, e.g. the per-connection slabs) after
- *    forced GCs, and their growth from the baseline per live session (a held session);
+ * 2. N connections opened, each with two requests answered, all held open and idle for
+ *    `--idle` ms of fake time (the engine's timers run; default 12000, past the engine's idle
+ *    sweep after 10 s): RSS, V8 heap used and memory outside the heap (ArrayBuffer backing stores,
+ *    e.g. the per-connection slabs) after forced GCs, and their growth from the baseline per
+ *    live session (a held idle keep-alive session);
  * 3. a warm-up, then a fixed number of requests on random live sessions, timed: process CPU
  *    time (user + system) per request and per packet (captured frames + reply headers + packets
  *    sent), i.e. the cost of a request with N sessions live, the median of five batches (the
@@ -17,7 +19,7 @@
  *    (the sessions of a small level have now served many requests each).
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
- *       [--warmup 50000] [--json] [--snapshot file.heapsnapshot]
+ *       [--warmup 50000] [--idle 12000] [--json] [--snapshot file.heapsnapshot]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
@@ -39,6 +41,7 @@ const { values, positionals } = parseArgs({
     levels: { type: "string", default: "1000,10000,100000" },
     requests: { type: "string", default: "100000" },
     warmup: { type: "string", default: "50000" },
+    idle: { type: "string", default: "12000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
     /** Internal: run one level in this process and print its JSON. */
@@ -61,6 +64,7 @@ function count(flag: string, text: string, zero = false): number {
 const LEVELS = values.levels.split(",").map((t) => count("levels", t.trim()));
 const REQUESTS = count("requests", values.requests);
 const WARMUP = count("warmup", values.warmup, true);
+const IDLE_MS = count("idle", values.idle, true);
 
 /** Fake time between two connections opened, and between two requests (ms). */
 const STEP_MS = 0.01;
@@ -76,6 +80,8 @@ interface Level {
   /** After step 2 (held sessions, two requests each). */
   rss: number;
   heapUsed: number;
+  /** V8 heap committed (used + free space in its pages). */
+  heapTotal: number;
   external: number;
   heapPerSession: number;
   externalPerSession: number;
@@ -92,7 +98,7 @@ interface Level {
   answered: number;
   timed: number;
   lost: number;
-  base: { rss: number; heapUsed: number; external: number };
+  base: { rss: number; heapUsed: number; heapTotal: number; external: number };
 }
 
 /** Process CPU time so far (user + system), µs. */
@@ -143,6 +149,7 @@ async function runLevel(level: number): Promise<Level> {
   settle();
   for (let i = 0; i < level; i++) await request(i, i);
   settle();
+  for (let t = 0; t < IDLE_MS; t += 100) ka.tick(Math.min(100, IDLE_MS - t));
   const held = await settledMemory(gc);
   const sessions = engine.stats.sessions.active;
 
@@ -170,6 +177,7 @@ async function runLevel(level: number): Promise<Level> {
     flows: engine.flowCount,
     rss: held.rss,
     heapUsed: held.heapUsed,
+    heapTotal: held.heapTotal,
     external: held.external,
     heapPerSession: (held.heapUsed - base.heapUsed) / sessions,
     externalPerSession: (held.external - base.external) / sessions,
@@ -184,7 +192,12 @@ async function runLevel(level: number): Promise<Level> {
     answered,
     timed: REQUESTS,
     lost: Object.values(st.lost).reduce((a: number, b: number) => a + b, 0),
-    base: { rss: base.rss, heapUsed: base.heapUsed, external: base.external },
+    base: {
+      rss: base.rss,
+      heapUsed: base.heapUsed,
+      heapTotal: base.heapTotal,
+      external: base.external,
+    },
   };
 }
 
@@ -202,6 +215,8 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
     String(REQUESTS),
     "--warmup",
     String(WARMUP),
+    "--idle",
+    String(IDLE_MS),
     ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
     "--",
     ...positionals,
@@ -237,6 +252,7 @@ if (values.json) {
 } else {
   console.log(
     `engine_scale: tcpcopy flags "${flags}"; per level a fresh process; ` +
+      `held sessions idle ${int(IDLE_MS)} ms; ` +
       `${int(REQUESTS)} timed requests after ${int(WARMUP)} warm-up; ` +
       `empty rig: RSS ${mib(first.base.rss)} MiB, heap used ${mib(first.base.heapUsed)} MiB`,
   );

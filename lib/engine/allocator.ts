@@ -11,6 +11,10 @@
  * clients to one target are kept apart by port lanes: with a port shift `f`, every port an
  * instance uses (preferred or probed) lies in lane `f mod PORT_LANES`, so instances with
  * different lanes can never pick the same tuple, whatever their clients do.
+ *
+ * The allocator's table is also the engine's table of live sessions: a held tuple maps to
+ * its holder (the session), a quarantined one to the end of its quarantine. One entry per
+ * live session, not one here and one in a second map.
  */
 
 import { TupleMap } from "./tuple_map.ts";
@@ -56,10 +60,13 @@ export function lanePort(port: number, shift: number, copy: number): number {
   return PORT_MIN + slot * PORT_LANES + (shift % PORT_LANES);
 }
 
+/** The holder of a tuple taken without one. */
+const HELD = Object.freeze({});
+
 /** See the module comment. */
-export class TupleAllocator {
-  /** Tuples in use: Infinity while a live session holds one, else when it becomes free. */
-  private busyUntil = new TupleMap<number>();
+export class TupleAllocator<T extends object = object> {
+  /** Tuples in use: the holder while one holds it, else when it becomes free (a number). */
+  private busyUntil = new TupleMap<T | number>();
   private live = 0;
   /** Quarantined tuples in release order, so expired ones are forgotten without a probe. */
   private quarantine: {
@@ -87,16 +94,33 @@ export class TupleAllocator {
   free(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number, now: number): boolean {
     const until = this.busyUntil.get(addr, port, tAddr, tPort);
     if (until === undefined) return true;
-    if (now >= until) {
+    if (typeof until === "number" && now >= until) {
       this.busyUntil.delete(addr, port, tAddr, tPort);
       return true;
     }
     return false;
   }
 
+  /** The holder of a held tuple (undefined when free or quarantined). */
+  holder(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number): T | undefined {
+    const v = this.busyUntil.get(addr, port, tAddr, tPort);
+    return typeof v === "number" ? undefined : v;
+  }
+
+  /** Set the holder of a tuple taken with {@link take} (the session made for it). */
+  hold(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number, holder: T): void {
+    this.busyUntil.set(addr, port, tAddr, tPort, holder);
+  }
+
+  /** Every holder of a held tuple (in no particular order). */
+  *holders(): IterableIterator<T> {
+    for (const v of this.busyUntil.values()) if (typeof v !== "number" && v !== HELD) yield v;
+  }
+
   /**
    * Take a port for (addr -> target) at `preferred` or the next free one `step` apart
    * (`PORT_LANES` keeps the probe in the preferred port's lane); undefined when none is free.
+   * The tuple is held until {@link release}; {@link hold} names its holder.
    */
   take(
     addr: Uint8Array,
@@ -110,7 +134,7 @@ export class TupleAllocator {
     let p = preferred;
     for (let i = 0; i < this.maxProbes; i++) {
       if (this.free(addr, p, tAddr, tPort, now)) {
-        this.busyUntil.set(addr, p, tAddr, tPort, Number.POSITIVE_INFINITY);
+        this.busyUntil.set(addr, p, tAddr, tPort, HELD as T);
         this.live++;
         return p;
       }
@@ -121,7 +145,8 @@ export class TupleAllocator {
 
   /** The session holding the tuple ended at `now`. */
   release(addr: Uint8Array, port: number, tAddr: Uint8Array, tPort: number, now: number): void {
-    if (this.busyUntil.get(addr, port, tAddr, tPort) !== Number.POSITIVE_INFINITY) return;
+    const v = this.busyUntil.get(addr, port, tAddr, tPort);
+    if (v === undefined || typeof v === "number") return;
     this.live--;
     if (this.quarantineMs > 0) {
       const until = now + this.quarantineMs;

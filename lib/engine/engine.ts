@@ -51,21 +51,39 @@ export interface EngineOutput {
   log?(line: string): void;
 }
 
-/** One original client connection (before rewriting) and the sessions replaying it. */
+/**
+ * One original client connection (before rewriting) and the sessions replaying it. Kept small:
+ * one is held per live connection, and a million may be remembered.
+ */
 interface Flow {
   src: Endpoint;
+  /** Shared by the flows to one server address and port (see `serverOf`). */
   dst: Endpoint;
-  hash: number;
   synSeq: number | undefined;
   sampledOut: boolean;
+  /** Its live sessions: the shared empty array while none, then an array of its own. */
   sessions: Session[];
-  /** (transfer, copy) pairs this connection is replayed as. */
-  replicas: Replica[];
+  /** (transfer, copy) pairs this connection is replayed as (shared, read-only). */
+  replicas: readonly Replica[];
   clientClosed: boolean;
   highSeq: number | undefined;
   lastSeen: number;
-  /** Where this connection's payload copies live. */
-  slab: Slab;
+  /** Where this connection's payload copies live (none while it holds none). */
+  slab: Slab | undefined;
+  /** The flow waits in the engine's idle queue (see `sweepIdle`). */
+  idleArmed: boolean;
+  /**
+   * Replicas whose module ended the replay (`out.fail`): later data of the connection is not
+   * picked up for them. Absent while none (the replica lists are shared between flows).
+   */
+  moduleFailed?: Replica[];
+}
+
+/** Session `s` of `flow` was ended by its module: its replica is not replayed again. */
+function markModuleFailed(flow: Flow, s: Session): void {
+  const r = flow.replicas.find((r) => r.target === s.target && r.copy === s.copyIndex);
+  if (r === undefined) return;
+  (flow.moduleFailed ??= []).push(r);
 }
 
 interface Replica {
@@ -73,8 +91,6 @@ interface Replica {
   copy: number;
   /** The transfer's protocol module, if it has one. */
   module: ModuleHost | undefined;
-  /** The module ended this replay (`out.fail`): later data of the connection is not picked up. */
-  moduleFailed?: boolean;
 }
 
 /** A `-x` entry with its addresses in bytes (resolved once, at start). */
@@ -87,21 +103,37 @@ interface Route {
 }
 
 const ANY = new Uint8Array(0);
+/** The replicas of a flow that is not replayed. */
+const NO_REPLICAS: readonly Replica[] = Object.freeze([]);
 
 /** The bytes an online address matches: ANY for the wildcards. */
 function onlineAddrOf(text: string): Uint8Array {
   return text === "" || text === "0.0.0.0" || text === "::" ? ANY : endpointOf(text, 0).addr;
 }
 
-/** What the engine remembers per session. */
-interface SessionTag {
-  flow: Flow;
-  replica: Replica;
+/** The flow a session replays (its `tag`). */
+function flowOf(s: Session): Flow {
+  return s.tag as Flow;
 }
+
+/** The sessions of a flow with none (frozen: a flow gets an array of its own for its first). */
+const NO_SESSIONS: Session[] = Object.freeze([]) as unknown as Session[];
+/** Server endpoints shared between flows, at most this many (beyond, each flow has its own). */
+const MAX_SERVERS = 1024;
 
 /** How long a closed connection's record keeps late client packets from reopening it. */
 const TOMBSTONE_MS = 10_000;
 const NEVER = Number.POSITIVE_INFINITY;
+/**
+ * A connection whose sessions have held no queued bytes and which captured nothing for this
+ * long gives back its slab and its sessions' spare array room (`sweepIdle`). Long enough that
+ * a connection with a request every few seconds keeps its slab: a released one costs the next
+ * payload a buffer of its own and a new slab after it (at 100,000 sessions with 1 s between
+ * requests, a 1 s idle time cost ~5 µs per request in bench/engine_scale.ts).
+ */
+const IDLE_MS = 10_000;
+/** Idle checks are due on multiples of this (ms), so they come in batches, not one wake-up each. */
+const IDLE_GRAIN_MS = 1000;
 /** Stale timer entries tolerated beyond twice the live sessions before the heap is swept. */
 const STALE_TIMERS = 1024;
 const EMPTY = new Uint8Array(0);
@@ -111,7 +143,7 @@ const HEADER_ESTIMATE = 52;
 
 /** A live session whose connection never carried a byte of payload (may be evicted). */
 function isEvictable(s: Session): boolean {
-  return !s.ended && (s.tag as SessionTag).flow.highSeq === undefined;
+  return !s.ended && flowOf(s).highSeq === undefined;
 }
 
 /** `client:port -> target:port` of a session, for log lines. */
@@ -132,13 +164,14 @@ export class Engine implements SessionHost {
   readonly stats: EngineStats = emptyStats();
   /** Original connections by (client, server). */
   private readonly flows = new TupleMap<Flow>();
-  /** Live sessions by rewritten (client, target) tuple. */
-  private readonly sessions = new TupleMap<Session>();
-  private readonly allocator: TupleAllocator;
+  /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
+  private readonly allocator: TupleAllocator<Session>;
   private readonly timers = new TimerHeap<Session>();
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
+  /** Live flows whose sessions hold no queued bytes, by when to look at them (`sweepIdle`). */
+  private readonly idleSlabs = new DeadlineQueue<Flow>();
   /** Engine time (ms): the caller's clock plus `skew`, never decreasing. */
   private now: number;
   /** Backward steps of the caller's clock absorbed so far (see `clock`). */
@@ -151,6 +184,10 @@ export class Engine implements SessionHost {
   private readonly clientPool6: readonly Uint8Array[];
   /** The transfers (-x) with address bytes. */
   private readonly routes: readonly Route[];
+  /** Replica lists by the transfers they use and the number of copies (see `replicasFor`). */
+  private readonly replicaSets = new Map<number, readonly Replica[]>();
+  /** Server endpoints by address and port (see `serverOf`). */
+  private readonly servers = new TupleMap<Endpoint>();
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
@@ -183,7 +220,7 @@ export class Engine implements SessionHost {
   /** Recomputes `stats.footprint_bytes` (after any change of sessions, records, queued bytes). */
   private account(): number {
     const st = this.stats;
-    return st.footprint_bytes = footprintOf(this.sessions.size, this.flows.size, st.queued_bytes);
+    return st.footprint_bytes = footprintOf(this.allocator.size, this.flows.size, st.queued_bytes);
   }
 
   /** Whether `extra` more bytes of structures fit in the memory budget. */
@@ -208,7 +245,7 @@ export class Engine implements SessionHost {
   /** Live sessions by key (a snapshot, for tests and diagnostics). */
   get liveSessions(): ReadonlyMap<string, Session> {
     const m = new Map<string, Session>();
-    for (const s of this.sessions.values()) m.set(s.key, s);
+    for (const s of this.allocator.holders()) m.set(s.key, s);
     return m;
   }
 
@@ -283,7 +320,9 @@ export class Engine implements SessionHost {
         st.ignored.only_complete++;
         return;
       }
-      for (const r of flow.replicas) if (!r.moduleFailed) this.openSession(flow, r, nowMs);
+      for (const r of flow.replicas) {
+        if (!flow.moduleFailed?.includes(r)) this.openSession(flow, r, nowMs);
+      }
       if (flow.sessions.length === 0) return; // port conflict again: nothing takes the bytes
     }
     if (len > 0) {
@@ -291,7 +330,7 @@ export class Engine implements SessionHost {
       if (flow.highSeq === undefined || seqLe(flow.highSeq, end)) flow.highSeq = end;
     }
     if (flags & (FIN | RST)) flow.clientClosed = true;
-    const data = len > 0 ? flow.slab.copy(seg.payload) : EMPTY;
+    const data = len === 0 ? EMPTY : this.copyOf(flow, seg.payload);
     // A session may end (and leave flow.sessions) while another one takes the segment.
     const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
     for (let i = 0; i < ss.length; i++) {
@@ -306,7 +345,7 @@ export class Engine implements SessionHost {
     nowMs = this.clock(nowMs);
     this.stats.replies++;
     const c = reply.dst, t = reply.src;
-    const s = this.sessions.get(c.addr, c.port, t.addr, t.port);
+    const s = this.allocator.holder(c.addr, c.port, t.addr, t.port);
     if (!s) {
       this.stats.replies_unmatched++;
       return;
@@ -330,6 +369,7 @@ export class Engine implements SessionHost {
       this.schedule(s);
     }
     this.sweepFlows(nowMs);
+    this.sweepIdle(nowMs);
   }
 
   /** Earliest pending timer, or undefined when none. */
@@ -343,14 +383,19 @@ export class Engine implements SessionHost {
       h.pop();
     }
     let t = h.peek() ?? NEVER;
-    t = Math.min(t, this.tombstones.peek() ?? NEVER, this.idleFlows.peek() ?? NEVER);
+    t = Math.min(
+      t,
+      this.tombstones.peek() ?? NEVER,
+      this.idleFlows.peek() ?? NEVER,
+      this.idleSlabs.peek() ?? NEVER,
+    );
     return t === NEVER ? undefined : t - this.skew; // on the caller's clock
   }
 
   /** Release every queued request now, ignoring turn-taking (end of an offline replay). */
   drainAll(nowMs: number): void {
     nowMs = this.clock(nowMs);
-    for (const s of [...this.sessions.values()]) {
+    for (const s of [...this.allocator.holders()]) {
       s.drain(nowMs);
       this.schedule(s);
     }
@@ -363,7 +408,7 @@ export class Engine implements SessionHost {
    */
   closeAll(reason: EndReason = "shutdown", nowMs?: number): void {
     nowMs = nowMs === undefined ? this.now : this.clock(nowMs);
-    for (const s of [...this.sessions.values()]) s.end(reason, nowMs);
+    for (const s of [...this.allocator.holders()]) s.end(reason, nowMs);
   }
 
   /**
@@ -422,16 +467,16 @@ export class Engine implements SessionHost {
     const h = hashTuple(addrText(src), src.port, addrText(dst), dst.port, cfg.seed);
     const flow: Flow = {
       src: ownEndpoint(src),
-      dst: ownEndpoint(dst),
-      hash: h,
+      dst: this.serverOf(dst),
       synSeq: undefined,
       sampledOut: false,
-      sessions: [],
-      replicas: [],
+      sessions: NO_SESSIONS,
+      replicas: NO_REPLICAS,
       clientClosed: false,
       highSeq: undefined,
       lastSeen: now,
-      slab: new Slab(),
+      slab: undefined,
+      idleArmed: false,
     };
     this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
     this.account();
@@ -450,11 +495,7 @@ export class Engine implements SessionHost {
       this.retire(flow, now);
       return flow;
     }
-    for (const t of transfers) {
-      for (let i = 0; i < n; i++) {
-        flow.replicas.push({ target: t.target, copy: i, module: t.module });
-      }
-    }
+    flow.replicas = this.replicasFor(transfers, n);
     for (const r of flow.replicas) this.openSession(flow, r, now);
     // No session could be opened (port conflict, session limit), counted once above: the
     // connection is left alone like a sampled-out one, and its record still expires.
@@ -463,6 +504,39 @@ export class Engine implements SessionHost {
       this.retire(flow, now);
     }
     return flow;
+  }
+
+  /** The shared endpoint of server `dst` (its own copy once {@link MAX_SERVERS} are known). */
+  private serverOf(dst: Endpoint): Endpoint {
+    const m = this.servers;
+    let e = m.get(dst.addr, dst.port, dst.addr, dst.port);
+    if (e === undefined) {
+      e = ownEndpoint(dst);
+      if (m.size < MAX_SERVERS) m.set(e.addr, e.port, e.addr, e.port, e);
+    }
+    return e;
+  }
+
+  /**
+   * The (transfer, copy) pairs of a connection matching `transfers` with `n` copies: one
+   * shared list per combination (a flow does not carry a list of its own).
+   */
+  private replicasFor(transfers: readonly Route[], n: number): readonly Replica[] {
+    let key = n;
+    for (const t of transfers) {
+      const i = this.routes.indexOf(t);
+      key = i < 20 && n < 1024 ? key + (1 << i) * 1024 : -1;
+      if (key < 0) break;
+    }
+    const known = key < 0 ? undefined : this.replicaSets.get(key);
+    if (known !== undefined) return known;
+    const list: Replica[] = [];
+    for (const t of transfers) {
+      for (let i = 0; i < n; i++) list.push({ target: t.target, copy: i, module: t.module });
+    }
+    Object.freeze(list);
+    if (key >= 0) this.replicaSets.set(key, list);
+    return list;
   }
 
   /** Client address for copy `copy` of a connection from `addr` (-c, same family only). */
@@ -508,15 +582,18 @@ export class Engine implements SessionHost {
       });
       return undefined;
     }
-    const client: Endpoint = { addr, family, port };
+    // The original client endpoint when the tuple is the client's own (no -c, no shift).
+    const src = flow.src;
+    const client: Endpoint = addr === src.addr && port === src.port ? src : { addr, family, port };
     const s = new Session(this, client, r.target, r.copy, now);
     if (r.module !== undefined) {
       s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
     }
-    s.tag = { flow, replica: r } satisfies SessionTag;
-    this.sessions.set(addr, port, s.target.addr, s.target.port, s);
-    flow.sessions.push(s);
-    this.openOrder.push(s, this.sessions.size);
+    s.tag = flow;
+    this.allocator.hold(addr, port, s.target.addr, s.target.port, s);
+    if (flow.sessions.length === 0) flow.sessions = [s];
+    else flow.sessions.push(s);
+    this.openOrder.push(s, this.allocator.size);
     this.stats.sessions.created++;
     this.stats.sessions.active++;
     this.account();
@@ -536,7 +613,7 @@ export class Engine implements SessionHost {
   ): "no_intercept" | "rate_limited" | "session_limit" | undefined {
     if (this.out.canRoute !== undefined && !this.out.canRoute(target)) return "no_intercept";
     if (this.egress.active && !this.egress.hasRoom(now)) return "rate_limited";
-    while (this.sessions.size >= this.config.maxSessions || !this.fits(SESSION_COST)) {
+    while (this.allocator.size >= this.config.maxSessions || !this.fits(SESSION_COST)) {
       if (!this.evictOne()) return "session_limit";
     }
     return undefined;
@@ -556,6 +633,50 @@ export class Engine implements SessionHost {
         if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen);
         else this.forget(flow);
       }
+    }
+  }
+
+  /**
+   * The engine's copy of a payload of `flow`: a buffer of its own while none of the flow's
+   * sessions holds queued bytes (a one-segment request of a keep-alive connection: no slab
+   * room held for it, and none left behind in the allocator when the connection goes idle),
+   * else a view into the flow's slab (a burst: one slab for many segments).
+   */
+  private copyOf(flow: Flow, payload: Uint8Array): Uint8Array {
+    const ss = flow.sessions;
+    for (let i = 0; i < ss.length; i++) {
+      if (ss[i].queuedBytes > 0) return (flow.slab ??= new Slab()).copy(payload);
+    }
+    return payload.slice();
+  }
+
+  /** Look at live `flow` again once it may have been idle for {@link IDLE_MS}. */
+  private armIdle(flow: Flow, from: number): void {
+    flow.idleArmed = true;
+    this.idleSlabs.push(Math.ceil((from + IDLE_MS) / IDLE_GRAIN_MS) * IDLE_GRAIN_MS, flow);
+  }
+
+  /**
+   * Idle connections give their memory back: a live flow whose sessions hold no queued bytes
+   * and that captured nothing for {@link IDLE_MS} drops its slab (the next payload starts a
+   * small one) and its sessions' spare stream room. Runs on the timer, not on every drained
+   * request: a busy keep-alive connection keeps its slab between requests.
+   */
+  private sweepIdle(now: number): void {
+    const q = this.idleSlabs;
+    for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
+      flow.idleArmed = false;
+      const ss = flow.sessions;
+      if (ss.length === 0) continue; // ended: its slab went with its last session
+      let busy = false;
+      for (let i = 0; i < ss.length; i++) if (ss[i].queuedBytes > 0) busy = true;
+      if (busy) continue; // armed again when the queue drains
+      if (flow.lastSeen + IDLE_MS > now) {
+        this.armIdle(flow, flow.lastSeen);
+        continue;
+      }
+      flow.slab = undefined;
+      for (let i = 0; i < ss.length; i++) ss[i].compact();
     }
   }
 
@@ -595,7 +716,7 @@ export class Engine implements SessionHost {
       // Entries of ended or rescheduled sessions stay until their deadline; far ones (the
       // keep-alive timeout) would keep thousands of dead sessions alive. Drop them when they
       // outnumber the live sessions.
-      if (h.size > 2 * this.sessions.size + STALE_TIMERS) h.retain(isCurrentTimer);
+      if (h.size > 2 * this.allocator.size + STALE_TIMERS) h.retain(isCurrentTimer);
     }
   }
 
@@ -624,7 +745,6 @@ export class Engine implements SessionHost {
   /** @internal */
   ended(s: Session, reason: EndReason, lost: number, now: number): void {
     const st = this.stats;
-    this.sessions.delete(s.client.addr, s.client.port, s.target.addr, s.target.port);
     this.allocator.release(s.client.addr, s.client.port, s.target.addr, s.target.port, now);
     st.sessions.active--;
     st.sessions.closed++;
@@ -635,12 +755,14 @@ export class Engine implements SessionHost {
     if (this.out.event) {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
     }
-    const tag = s.tag as SessionTag;
-    if (reason === "module") tag.replica.moduleFailed = true;
-    const flow = tag.flow;
+    const flow = flowOf(s);
+    if (reason === "module") markModuleFailed(flow, s);
     const i = flow.sessions.indexOf(s);
     if (i >= 0) flow.sessions.splice(i, 1);
-    if (flow.sessions.length === 0) flow.slab.release();
+    if (flow.sessions.length === 0) {
+      flow.sessions = NO_SESSIONS;
+      flow.slab = undefined;
+    }
     if (flow.sessions.length === 0 && this.isCurrent(flow)) {
       this.retire(flow, now);
     }
@@ -659,12 +781,13 @@ export class Engine implements SessionHost {
   /** @internal */
   gap(s: Session, resume: Chunk[], lost: number, now: number): void {
     this.stats.lost.capture_gap += lost;
-    const tag = s.tag as SessionTag;
+    const flow = flowOf(s);
     const window = s.lastWindow;
     s.end("capture_gap", now);
-    if (resume.length === 0 || tag.flow.clientClosed && resume.length === 0) return;
-    const flow = tag.flow;
-    const r = this.openSession(flow, tag.replica, now);
+    if (resume.length === 0) return;
+    const replica = flow.replicas.find((r) => r.copy === s.copyIndex && r.target === s.target) ??
+      { target: s.target, copy: s.copyIndex, module: undefined };
+    const r = this.openSession(flow, replica, now);
     if (!r) return;
     for (const c of resume) {
       r.onCaptured(
@@ -693,7 +816,11 @@ export class Engine implements SessionHost {
     this.account();
     if (delta > 0) {
       if (this.overBudget()) this.shed();
-    } else if (s.queuedBytes === 0) (s.tag as SessionTag).flow.slab.trim();
+    } else if (s.queuedBytes === 0) {
+      const flow = flowOf(s);
+      flow.slab?.trim();
+      if (!flow.idleArmed) this.armIdle(flow, this.now);
+    }
   }
 
   private overBudget(): boolean {
@@ -712,7 +839,7 @@ export class Engine implements SessionHost {
       // Sessions that never carried data go first: they cost room and hold no request.
       if (this.stats.footprint_bytes > this.config.memoryBudgetBytes && this.evictOne()) continue;
       let victim: Session | undefined;
-      for (const s of this.sessions.values()) {
+      for (const s of this.allocator.holders()) {
         if (s.ended || s.queuedBytes === 0) continue;
         if (
           victim === undefined || s.queuedBytes > victim.queuedBytes ||

@@ -77,10 +77,10 @@ export class Session {
   private chunkHint = 0;
 
   // What the client negotiated online (real SYN only).
-  private synCaptured = false;
   private clientIss = 0;
   private clientWs: number | undefined;
-  private clientOpts: SegmentOptions = {};
+  /** The client's SYN options (until the target's SYN-ACK: then the shared empty set). */
+  private clientOpts: SegmentOptions = NO_OPTIONS;
   private synWindow = 65535;
   private synTimeMs = 0;
   /** Online server's ISN + 1 as seen in the client's ACKs. */
@@ -90,7 +90,6 @@ export class Session {
   private lastIpId: number | undefined;
 
   // The connection to the target.
-  private synthesized = false;
   private iss = 0;
   private sndUna = 0;
   private sndNxt = 0;
@@ -99,16 +98,10 @@ export class Session {
   private irs = 0;
   private rcvNxt = 0;
   private targetWs = 0;
-  private wsOk = false;
-  private tsOn = false;
   private effMss = 536;
   private lastTargetTsval = 0;
   private lastTsvalSent = 0;
   private lastTsAt = 0;
-  private finSent = false;
-  private finAcked = false;
-  private targetFin = false;
-  private rstSent = false;
   private lastAckSent = 0;
   private synSends = 0;
 
@@ -136,15 +129,75 @@ export class Session {
   scheduledAt = NEVER;
   /** Bytes this session counts against the global budget. */
   queuedBytes = 0;
-  /** IP + TCP header bytes of this session's family (40 for IPv4, 60 for IPv6). */
-  private readonly ipHeaderBytes: number;
-  /** Opaque owner data for the engine (the flow and replica this session serves). */
+  /** Opaque owner data for the engine (the flow this session serves). */
   tag: unknown = undefined;
   /**
    * The protocol module's state (module_bridge.ts), only for transfers with a module: then
    * captured bytes go through it and {@link stream} is the replayed stream it feeds.
    */
   mod: ModuleBridge | undefined = undefined;
+
+  /**
+   * The session's yes/no state, one bit each (read through the accessors below): eight
+   * boolean fields would take 64 bytes of every session.
+   */
+  private bits = 0;
+  /** The client's SYN was captured (a real handshake, its options known). */
+  private get synCaptured(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+  private set synCaptured(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+  /** The connection to the target was opened without the client's SYN. */
+  private get synthesized(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+  private set synthesized(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+  /** Window scaling is in effect with the target. */
+  private get wsOk(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+  private set wsOk(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+  /** Timestamps are in effect with the target. */
+  private get tsOn(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+  private set tsOn(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+  /** The client's FIN went to the target. */
+  private get finSent(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+  private set finSent(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+  /** The target acknowledged our FIN. */
+  private get finAcked(): boolean {
+    return (this.bits & 32) !== 0;
+  }
+  private set finAcked(v: boolean) {
+    this.bits = v ? this.bits | 32 : this.bits & ~32;
+  }
+  /** The target sent its FIN. */
+  private get targetFin(): boolean {
+    return (this.bits & 64) !== 0;
+  }
+  private set targetFin(v: boolean) {
+    this.bits = v ? this.bits | 64 : this.bits & ~64;
+  }
+  /** The target's socket is gone (we reset it, or it reset us). */
+  private get rstSent(): boolean {
+    return (this.bits & 128) !== 0;
+  }
+  private set rstSent(v: boolean) {
+    this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
 
   constructor(
     readonly host: SessionHost,
@@ -153,7 +206,6 @@ export class Session {
     readonly copyIndex: number,
     now: number,
   ) {
-    this.ipHeaderBytes = client.family === 6 ? 60 : 40;
     this.rto = host.cfg.initialRtoMs;
     this.lastReplyAt = now;
     this.lastReplyDataAt = now;
@@ -359,8 +411,9 @@ export class Session {
     this.rtoAt = now + this.rto;
   }
 
+  /** IP + TCP header bytes of this session's family (40 for IPv4, 60 for IPv6). */
   private headerBytes(): number {
-    return this.ipHeaderBytes;
+    return this.client.family === 6 ? 60 : 40;
   }
 
   private account(delta: number): void {
@@ -470,6 +523,7 @@ export class Session {
     this.tsOn = !this.synthesized && this.clientOpts.timestamp !== undefined &&
       o.timestamp !== undefined;
     if (this.tsOn && o.timestamp) this.lastTargetTsval = o.timestamp.tsval;
+    this.clientOpts = NO_OPTIONS; // a reconnection synthesises its SYN: not needed any more
     // MSS counts payload only; options ride in it too (RFC 6691), so a segment with the
     // timestamp option (12 bytes with its NOPs) carries 12 bytes less.
     const optionBytes = this.tsOn ? 12 : 0;
@@ -562,6 +616,20 @@ export class Session {
       this.sentIdx -= shift;
       this.ansIdx -= shift;
     }
+  }
+
+  /**
+   * The session is idle (nothing queued; the engine's idle sweep): give the stream's spare
+   * array room back, keeping only the turns still needed.
+   */
+  compact(): void {
+    const shift = this.stream.compactTurns(true);
+    if (shift) {
+      this.relIdx -= shift;
+      this.sentIdx -= shift;
+      this.ansIdx -= shift;
+    }
+    this.chunkHint = 0;
   }
 
   /**

@@ -7,9 +7,11 @@
  * one original connection, so a view only keeps its own connection's bytes alive; they
  * start small (a short connection pays for one small buffer) and double up to
  * {@link SLAB_MAX} as the connection keeps sending. A payload too large for a slab gets a
- * buffer of its own. The engine trims a connection's slab whenever it holds no queued bytes
- * (an idle connection keeps at most {@link SLAB_MIN} bytes) and drops it when the last replay
- * of the connection ends. Forgetting a buffer never invalidates the views handed out.
+ * buffer of its own. The engine uses a slab only for a payload that arrives while the
+ * connection still holds queued bytes (a burst; a lone request gets a buffer of its size), trims
+ * it whenever the connection holds no queued bytes (a buffer above {@link SLAB_MIN} goes) and
+ * drops it when the connection has been idle for a while or its last replay ended. Forgetting
+ * a buffer never invalidates the views handed out.
  *
  * Views are made with the `Uint8Array(buffer, offset, length)` constructor: in V8 it is
  * several times cheaper than `subarray`, which looks up the species constructor.

@@ -57,13 +57,35 @@ export type StreamAdd = (typeof StreamAdd)[keyof typeof StreamAdd];
 /** The add results by name (`StreamAdd.ADDED` …). */
 export const { ADDED, DUPLICATE, OUT_OF_ORDER } = StreamAdd;
 
+/**
+ * Released slots tolerated at the front of `chunks` and `turns` before the arrays are cut down
+ * (released entries are cleared at once; the slots cost 8 bytes each until then).
+ */
+const COMPACT_AFTER = 32;
+
+/**
+ * Moves `a[from..]` to the front and cuts the array after them, in place: no new array (V8
+ * gives a backing store's unused half back when the length drops below it).
+ */
+function shiftDown<T>(a: T[], from: number): void {
+  const n = a.length - from;
+  for (let i = 0; i < n; i++) a[i] = a[from + i];
+  a.length = n;
+}
+
+/** The shared empty out-of-order list (frozen: a session with no hole allocates none). */
+const NO_CHUNKS: Chunk[] = Object.freeze([]) as unknown as Chunk[];
+
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
-  /** In-order chunks from `chunks[head]` on; earlier entries are released. */
-  chunks: Chunk[] = [];
+  /**
+   * In-order chunks from `chunks[head]` on; earlier entries are released (read-only outside;
+   * the shared empty list while an idle stream holds none).
+   */
+  chunks: Chunk[] = NO_CHUNKS;
   head = 0;
-  /** Segments beyond a hole, sorted by sequence number. */
-  ooo: Chunk[] = [];
+  /** Segments beyond a hole, sorted by sequence number (read-only outside; shared while empty). */
+  ooo: Chunk[] = NO_CHUNKS;
   /** One past the last in-order captured byte. */
   end: number;
   turns: Turn[] = [];
@@ -143,27 +165,48 @@ export class ClientStream {
         this.head++;
       } else break;
     }
-    if (this.head > 256 && this.head * 2 > cs.length) {
-      this.chunks = cs.slice(this.head);
-      this.head = 0;
-    }
+    if (this.head > COMPACT_AFTER && this.head * 2 > cs.length) this.compactChunks();
     this.bytes -= freed;
     return freed;
+  }
+
+  /** Cut the released chunks off the front of `chunks`. */
+  private compactChunks(): void {
+    shiftDown(this.chunks, this.head);
+    this.head = 0;
   }
 
   /** Drop turns before index `i` (their bookkeeping is finished). Returns how many went. */
   dropTurns(i: number): number {
     const n = i - this.turnHead;
     if (n <= 0) return 0;
+    const ts = this.turns;
+    for (let k = this.turnHead; k < i; k++) ts[k] = undefined as unknown as Turn;
     this.turnHead = i;
     return n;
   }
 
-  /** Compact the turn array; returns the shift to subtract from stored indices. */
-  compactTurns(): number {
-    if (this.turnHead < 256 || this.turnHead * 2 < this.turns.length) return 0;
+  /**
+   * Compact the turn array; returns the shift to subtract from stored indices. `idle`: the
+   * session is idle, give every spare slot back (chunks too), however few.
+   */
+  compactTurns(idle = false): number {
+    if (idle) {
+      if (this.head === this.chunks.length) {
+        this.chunks = NO_CHUNKS; // the shared empty list until the next payload
+        this.head = 0;
+      } else if (this.head > 0) this.compactChunks();
+      // A new array of the live turns only (in place, the array would keep its room).
+      const shift = this.turnHead;
+      if (this.turns.length - shift < 4) {
+        this.turns = this.turns.slice(shift);
+        this.turnHead = 0;
+        return shift;
+      }
+    }
+    if (this.turnHead < COMPACT_AFTER || this.turnHead * 2 < this.turns.length) return 0;
     const shift = this.turnHead;
-    this.turns = this.turns.slice(shift);
+    shiftDown(this.turns, shift);
     this.turnHead = 0;
     return shift;
   }
@@ -226,6 +269,7 @@ export class ClientStream {
   }
 
   private insertOoo(c: Chunk): void {
+    if (this.ooo === NO_CHUNKS) this.ooo = [];
     const o = this.ooo;
     let i = o.length;
     while (i > 0 && seqLt(c.seq, o[i - 1].seq)) i--;
@@ -251,10 +295,12 @@ export class ClientStream {
         : { ...c, data: view(c.data, seqSub(this.end, c.seq), c.data.length), seq: this.end };
       this.append(trimmed);
     }
+    if (o.length === 0 && o !== NO_CHUNKS) this.ooo = NO_CHUNKS;
   }
 
   private append(c: Chunk): void {
-    this.chunks.push(c);
+    if (this.chunks === NO_CHUNKS) this.chunks = [c];
+    else this.chunks.push(c);
     this.bytes += c.data.length;
     const newEnd = seqAdd(c.seq, c.data.length);
     const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;

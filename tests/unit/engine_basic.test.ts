@@ -58,3 +58,35 @@ Deno.test("keep-alive connection: exact byte stream, turn-taking, counters", () 
   assert.equal(syn.options.wscale, 7);
   assert.ok(syn.options.timestamp);
 });
+
+Deno.test("idle sweep: an idle keep-alive session keeps only its last turn and no slab; it goes on", () => {
+  // 40 quick requests (the stream arrays are cut down in place every 32 finished turns), then
+  // three after 12 s of silence each (the idle sweep, after 10 s, runs in between).
+  const ex = exchanges(43).map((e, i) => ({ ...e, thinkMs: i < 40 ? 5 : 12_000 }));
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 4_294_960_000, // sequence numbers wrap on the way
+    serverIsn: 5000,
+    start: 1000,
+    exchanges: ex,
+    close: "none",
+  });
+  const sc = new Scenario({});
+  sc.feed(tr.segments);
+  sc.run(tr.end + 12_000);
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  assertTurns(sc);
+  const s = sc.engine.stats;
+  assert.equal(s.requests.captured, 43);
+  assert.equal(s.requests.answered, 43);
+  assert.equal(s.sessions.active, 1);
+  assert.equal(s.queued_bytes, 0);
+  const [session] = sc.engine.liveSessions.values();
+  const st = session.stream;
+  assert.equal(st.chunks.length, 0, "released chunks are gone");
+  assert.equal(st.head, 0);
+  assert.equal(st.turnHead, 0);
+  assert.equal(st.turns.length, 1, "only the last turn is kept");
+  assert.equal(session.unansweredTurns(), 0);
+});
