@@ -634,6 +634,9 @@ export class TunnelServer {
       }
     }
     // delayed replies handed over by a CLIENT_ADD go out now: this read is their cycle
+    if (c.answers && c.answers.openAnswers > 0 && !this.#answerTimer.armed) {
+      this.#answerTimer.armIn(this.#answerTickMs);
+    }
     c.batcher.flush();
     if (c.batcher.hasOutput) this.#write(c);
     return error;

@@ -17,6 +17,7 @@ import { encodeExtAck } from "../../lib/tunnel/replies.ts";
 import {
   ClientMessageDecoder,
   encodeCompare,
+  encodeExtHello,
   encodeHello,
   MsgType,
 } from "../../lib/tunnel/messages.ts";
@@ -290,4 +291,29 @@ Deno.test("loopback: an intercept without --compare refuses, and a client withou
     assert.equal(logs.filter((l) => /need --secret-file/.test(l)).length, 1);
     assert.equal(client.capsOf(0) & Cap.ANSWERS, 0);
   });
+});
+
+Deno.test("a peer that was not granted answers and sends COMPARE is disconnected", async () => {
+  const logs: string[] = [];
+  const server = TunnelServer.listen({
+    port: 0,
+    hostname: "127.0.0.1",
+    log: (l) => logs.push(l),
+    answers: true,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // extensions without authentication: no cap 32, whatever was asked
+    await conn.write(encodeHello());
+    await conn.write(encodeExtHello(1, Cap.ANSWERS | Cap.HEARTBEAT, 0));
+    await until(() => server.peersConnected === 1, 3000, "hello");
+    await conn.write(encodeCompare(1024, "auto"));
+    await until(() => server.peersConnected === 0, 3000, "disconnected");
+    assert.ok(logs.some((l) => /answer summaries not negotiated/.test(l)), logs.join("\n"));
+    assert.equal(server.counters.protocolErrors, 1);
+    assert.equal(server.answerCounters.sent, 0);
+  } finally {
+    conn.close();
+    await server.close();
+  }
 });
