@@ -1,253 +1,424 @@
 /**
- * End-to-end replication benchmark (root): the workloads the C tcpcopy 1.3 was measured with,
- * run through the lab of tests/helpers/replication.ts (real nginx, ab, intercept in NFQUEUE mode). For each
- * workload it prints requests served online and by the target, the loss ratio from the access
- * logs, the wall time the target needed, and the CPU microseconds per request of tcpcopy and
- * intercept (deltas of /proc/PID/stat over the workload, start-up excluded).
+ * End-to-end replication benchmark (root): issue 14's workloads through the lab of
+ * bench/e2e_lab.ts (real nginx with HTTP/1.1 and h2c ports, ab, h2load, held connections), for
+ * ours (intercept in NFQUEUE mode on the target, or pcap with `--intercept-mode pcap`) and, with
+ * `--c-prefix DIR` (or `--c-tcpcopy PATH --c-intercept PATH`), for the C original built outside
+ * the repo (C tcpcopy on the online host, C intercept in pcap mode on the target's link) in the
+ * same run. For each workload and implementation it prints the requests served online and by the
+ * target, the loss ratio from the access logs, the kernel drops, the CPU microseconds per request
+ * of tcpcopy and intercept (deltas of /proc/PID/stat over the workload and the target's catch-up)
+ * and their peak RSS (VmHWM: peak since the process started, so the first four rows accumulate
+ * as issue 14's memory table does); then a table with the medians and ranges over the rounds
+ * and the ours/C ratios.
  *
- *   sudo deno run -A bench/e2e_replication.ts [--scale 1] [--only paced,burst,single,parallel]
+ *   sudo deno run -A bench/e2e_replication.ts [--c-prefix /work/cbuild] [--rounds 2]
+ *       [--only short1k,ka20k,...] [--scale 1] [--impl ours,c]
  *
- * `--only` picks workloads by the last part of their path; `--rounds N` runs the list N times
- * against the same tcpcopy (later rounds show the cost once the JIT has warmed up). To profile tcpcopy, set
- * TCPCOPY_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof": tcpcopy is stopped with SIGINT at
- * the end, so the profile is written. `--keep DIR` copies tcpcopy's stdout and stderr there
- * (e.g. for `--v8-flags=--trace-deopt` output). `--perf DIR` records each workload with
- * `perf record -g` into DIR/<workload>.data (add `--v8-flags=--perf-basic-prof` to
- * TCPCOPY_DENO_FLAGS for JS names); `--perf-cmd "trace -s"` runs another perf command instead
- * (its text output goes to DIR/<workload>.txt); `--perf-of intercept` records intercept instead.
- * `--tcpcopy "-C 1"` passes extra flags to tcpcopy.
+ * Each round builds a fresh lab for each implementation (the order alternates between rounds);
+ * rows marked fresh restart tcpcopy and intercept first, `h2` warms up on 10,000 requests first.
+ * `--only` picks workloads by id (see bench/e2e_workloads.ts; `paced,burst,single,parallel` are
+ * the older rows, run only when named); `--same-processes` runs every round against the same lab
+ * and processes of ours (the older behaviour: later rounds show the warm cost).
+ *
+ * Profiling (ours): TCPCOPY_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (tcpcopy is stopped
+ * with SIGINT, so the profile is written); `--keep DIR` copies tcpcopy's last stdout and stderr
+ * there; `--perf DIR` records each workload with `perf record -g` into DIR/<impl>-<id>.data
+ * (`--perf-cmd "trace -s"` runs another perf command, text into DIR/<impl>-<id>.txt;
+ * `--perf-of intercept` records intercept instead). `--tcpcopy "-C 1"` passes extra flags to our
+ * tcpcopy.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { isRoot, withNetns } from "../tests/helpers/netns.ts";
-import { ab, cpuSeconds } from "../tests/helpers/lab.ts";
+import { type Cleanup, isRoot, withNetns } from "../tests/helpers/netns.ts";
+import { settle } from "../tests/helpers/replication.ts";
 import {
-  HTTP_PORT,
-  served,
-  settle,
-  startReplication,
-  stopTcpcopy,
-} from "../tests/helpers/replication.ts";
+  type BenchLab,
+  type CPrograms,
+  H1_PORT,
+  type Impl,
+  kernelDrops,
+  type PairOptions,
+  restartPair,
+  servedCounts,
+  startBenchLab,
+  stopStarted,
+  usage,
+} from "./e2e_lab.ts";
+import { runLoad, scaled, type Workload, WORKLOADS } from "./e2e_workloads.ts";
+import { printTable } from "./table.ts";
 
-interface Workload {
-  name: string;
-  path: string;
-  requests: number;
-  concurrency: number;
-  keepAlive: boolean;
-  /** C tcpcopy 1.3 figures from the issue, for the table. */
-  c: string;
-}
-
-/** One row of the result table. */
+/** One measured workload of one implementation in one round. */
 export interface Row {
-  name: string;
+  id: string;
+  impl: Impl;
+  round: number;
   online: number;
   target: number;
   loss: number;
   clientReqPerS: number;
   targetDoneS: number;
   tcpcopyUsPerReq: number;
-  /** The system-time part of tcpcopyUsPerReq. */
-  tcpcopySysUsPerReq: number;
-  /** Context switches of all tcpcopy threads per request (a proxy for wake-ups). */
-  tcpcopySwitchesPerReq: number;
-  /** tcpcopy CPU µs per request by thread name. */
-  tcpcopyThreads: Record<string, number>;
   interceptUsPerReq: number;
-  c: string;
+  /** VmHWM after the workload (peak since the process started), MiB. */
+  tcpcopyPeakMiB: number;
+  interceptPeakMiB: number;
+  /** VmRSS after the workload, MiB. */
+  tcpcopyRssMiB: number;
+  interceptRssMiB: number;
+  /** Kernel drops during the workload (null: not observable). */
+  tcpcopyDrops: number | null;
+  interceptDrops: number | null;
+  /** The machine's 1-minute load average after the workload (other work shares the 2 cores). */
+  load1: number;
 }
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    scale: { type: "string", default: "1" },
-    only: { type: "string", default: "" },
-    keep: { type: "string", default: "" },
-    perf: { type: "string", default: "" },
-    rounds: { type: "string", default: "1" },
-    "perf-cmd": { type: "string", default: "" },
-    "perf-of": { type: "string", default: "tcpcopy" },
-    tcpcopy: { type: "string", default: "" },
-  },
-  strict: true,
-});
-const scale = Number(values.scale);
-const only = values.only === "" ? null : new Set(values.only.split(","));
-
-const WORKLOADS: Workload[] = [
-  {
-    name: "short connections, 2 at a time",
-    path: "/paced",
-    requests: 3000,
-    concurrency: 2,
-    keepAlive: false,
-    c: "0% loss; ~130 µs tcpcopy, ~70 µs intercept",
-  },
-  {
-    name: "burst of short connections, one client IP, 20 at a time",
-    path: "/burst",
-    requests: 8000,
-    concurrency: 20,
-    keepAlive: false,
-    c: "8-15% loss",
-  },
-  {
-    name: "one keep-alive connection at full speed",
-    path: "/single",
-    requests: 5000,
-    concurrency: 1,
-    keepAlive: true,
-    c: "94% loss",
-  },
-  {
-    name: "10 parallel keep-alive connections",
-    path: "/parallel",
-    requests: 30000,
-    concurrency: 10,
-    keepAlive: true,
-    c: "0% loss; ~23 µs tcpcopy, ~12 µs intercept",
-  },
-];
-
-/** CPU seconds and context switches of a process, in total and per thread name. */
-interface Load {
-  user: number;
-  sys: number;
-  switches: number;
-  /** CPU seconds by thread name ("deno" is the JS thread; live threads only). */
-  threads: Record<string, number>;
+/** Parsed command line. */
+interface Options {
+  scale: number;
+  rounds: number;
+  only: Set<string> | null;
+  impls: Impl[];
+  c: CPrograms | null;
+  interceptMode: "nfqueue" | "pcap";
+  tcpcopyArgs: string[];
+  sameProcesses: boolean;
+  keep: string;
+  perf: string;
+  perfCmd: string;
+  perfOf: "tcpcopy" | "intercept";
 }
 
-/** Reads {@link Load} of `pid` from /proc. */
-async function processLoad(pid: number): Promise<Load> {
-  const read = (path: string) => Deno.readTextFile(path).catch(() => "");
-  const fields = (stat: string) => stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const f = fields(await read(`/proc/${pid}/stat`));
-  let switches = 0;
-  const threads: Record<string, number> = {};
+/** Prints one error line and exits with status 2. */
+function usageError(line: string): never {
+  console.error(`e2e_replication: ${line}`);
+  Deno.exit(2);
+}
+
+/** True when `path` is an executable file. */
+function executable(path: string): boolean {
   try {
-    for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
-      const dir = `/proc/${pid}/task/${t.name}`;
-      const status = await read(`${dir}/status`);
-      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
-        switches += Number(m[1]);
-      }
-      const stat = await read(`${dir}/stat`);
-      const name = /\((.*)\)/.exec(stat)?.[1] ?? "?";
-      const tf = fields(stat);
-      threads[name] = (threads[name] ?? 0) + (Number(tf[11]) + Number(tf[12])) / 100;
+    const st = Deno.statSync(path);
+    return st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Parses and checks the command line (one clear line and exit 2 on bad input). */
+function parseOptions(args: string[]): Options {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        scale: { type: "string", default: "1" },
+        only: { type: "string", default: "" },
+        rounds: { type: "string", default: "1" },
+        impl: { type: "string", default: "" },
+        "c-prefix": { type: "string", default: "" },
+        "c-tcpcopy": { type: "string", default: "" },
+        "c-intercept": { type: "string", default: "" },
+        "intercept-mode": { type: "string", default: "nfqueue" },
+        "same-processes": { type: "boolean", default: false },
+        keep: { type: "string", default: "" },
+        perf: { type: "string", default: "" },
+        "perf-cmd": { type: "string", default: "" },
+        "perf-of": { type: "string", default: "tcpcopy" },
+        tcpcopy: { type: "string", default: "" },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    usageError((e as Error).message);
+  }
+  const scale = Number(values.scale);
+  if (!(scale > 0 && scale <= 100)) {
+    usageError(`--scale ${values.scale}: expected a number in (0, 100]`);
+  }
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+    usageError(`--rounds ${values.rounds}: expected an integer from 1 to 20`);
+  }
+  const ids = new Set(WORKLOADS.map((w) => w.id));
+  const only = values.only === "" ? null : new Set(values.only.split(","));
+  for (const id of only ?? []) {
+    if (!ids.has(id)) {
+      usageError(`--only ${id}: unknown workload; expected some of ${[...ids].join(",")}`);
     }
-  } catch { /* exited */ }
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, switches, threads };
-}
-
-/** Per-thread-name CPU µs per request between two loads. */
-function threadUs(a: Load, b: Load, requests: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b.threads)) {
-    out[k] = Math.round((v - (a.threads[k] ?? 0)) / requests * 1e6);
   }
-  return out;
-}
-
-async function main(): Promise<Row[]> {
-  if (!isRoot()) {
-    console.error("e2e_replication: needs root (network namespaces, raw sockets)");
-    Deno.exit(1);
+  let c: CPrograms | null = null;
+  if (values["c-prefix"] !== "") {
+    c = {
+      tcpcopy: `${values["c-prefix"]}/tcpcopy/sbin/tcpcopy`,
+      intercept: `${values["c-prefix"]}/intercept/sbin/intercept`,
+    };
   }
-  return await withNetns(async (env) => {
-    const extra = values.tcpcopy.split(" ").filter((a) => a !== "");
-    const rep = await startReplication(env, { tcpcopyArgs: () => extra });
-    const on = rep.online[0];
-    const rows: Row[] = [];
-    const rounds = Math.max(1, Number(values.rounds) || 1);
-    for (const w of Array.from({ length: rounds }, () => WORKLOADS).flat()) {
-      if (only !== null && !only.has(w.path.slice(1))) continue;
-      const requests = Math.max(100, Math.round(w.requests * scale));
-      const before = await served(rep.targetLog);
-      const onlineBefore = await served(on.accessLog);
-      const load0 = await processLoad(on.tcpcopy.pid);
-      const cpu0 = await cpuSeconds(on.tcpcopy.pid), icpu0 = await cpuSeconds(rep.intercept.pid);
-      let perf: Deno.ChildProcess | null = null;
-      if (values.perf !== "") {
-        perf = new Deno.Command("perf", {
-          args: [
-            ...(values["perf-cmd"] === ""
-              ? ["record", "-q", "-F", "1999", "-g"]
-              : values["perf-cmd"].split(" ")),
-            "-p",
-            String(values["perf-of"] === "intercept" ? rep.intercept.pid : on.tcpcopy.pid),
-            "-o",
-            `${values.perf}/${w.path.slice(1)}.${values["perf-cmd"] === "" ? "data" : "txt"}`,
-          ],
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
-        await new Promise((r) => setTimeout(r, 300));
-      }
-      const t0 = Date.now();
-      const done = await ab(on.client, `http://${on.ip}:${HTTP_PORT}${w.path}`, {
-        requests,
-        concurrency: w.concurrency,
-        keepAlive: w.keepAlive,
-        timeoutS: 60,
-      });
-      const clientS = (Date.now() - t0) / 1000;
-      const online = (await served(on.accessLog)) - onlineBefore;
-      const target = await settle(
-        async () => (await served(rep.targetLog)) - before,
-        online,
-        120_000,
-        5000,
+  if (values["c-tcpcopy"] !== "" || values["c-intercept"] !== "") {
+    if (values["c-tcpcopy"] === "" || values["c-intercept"] === "") {
+      usageError("--c-tcpcopy and --c-intercept go together (or give --c-prefix DIR)");
+    }
+    c = { tcpcopy: values["c-tcpcopy"], intercept: values["c-intercept"] };
+  }
+  for (
+    const [flag, path] of c === null ? [] : [["tcpcopy", c.tcpcopy], ["intercept", c.intercept]]
+  ) {
+    if (!executable(path)) {
+      usageError(
+        `C ${flag} ${path}: not an executable file (--c-prefix DIR expects DIR/${flag}/sbin/${flag})`,
       );
-      const targetDoneS = (Date.now() - t0) / 1000;
-      const cpu = (await cpuSeconds(on.tcpcopy.pid)) - cpu0;
-      const icpu = (await cpuSeconds(rep.intercept.pid)) - icpu0;
-      const load = await processLoad(on.tcpcopy.pid);
-      if (perf !== null) {
-        perf.kill("SIGINT");
-        await perf.status;
-      }
-      const row: Row = {
-        name: w.name,
-        online,
-        target,
-        loss: online === 0 ? 0 : (online - target) / online,
-        clientReqPerS: Math.round(done / clientS),
-        targetDoneS: Math.round(targetDoneS * 10) / 10,
-        tcpcopyUsPerReq: Math.round(cpu / online * 1e6),
-        tcpcopySysUsPerReq: Math.round((load.sys - load0.sys) / online * 1e6),
-        tcpcopySwitchesPerReq: Math.round((load.switches - load0.switches) / online * 100) / 100,
-        tcpcopyThreads: threadUs(load0, load, online),
-        interceptUsPerReq: Math.round(icpu / online * 1e6),
-        c: w.c,
-      };
-      console.error(JSON.stringify(row));
-      rows.push(row);
     }
-    await stopTcpcopy(on.tcpcopy); // SIGINT: a clean exit (and a profile, when asked for)
-    if (values.keep !== "") {
-      await Deno.copyFile(on.tcpcopy.out, `${values.keep}/tcpcopy.out`);
-      await Deno.copyFile(on.tcpcopy.err, `${values.keep}/tcpcopy.err`);
-    }
-    return rows;
+  }
+  const impls = (values.impl === "" ? (c === null ? "ours" : "ours,c") : values.impl).split(",");
+  for (const i of impls) {
+    if (i !== "ours" && i !== "c") usageError(`--impl ${i}: expected ours, c or ours,c`);
+  }
+  if (impls.includes("c") && c === null) {
+    usageError("--impl c needs --c-prefix DIR or --c-tcpcopy/--c-intercept");
+  }
+  const mode = values["intercept-mode"];
+  if (mode !== "nfqueue" && mode !== "pcap") {
+    usageError(`--intercept-mode ${mode}: expected nfqueue or pcap`);
+  }
+  const perfOf = values["perf-of"];
+  if (perfOf !== "tcpcopy" && perfOf !== "intercept") {
+    usageError(`--perf-of ${perfOf}: expected tcpcopy or intercept`);
+  }
+  return {
+    scale,
+    rounds,
+    only,
+    impls: impls as Impl[],
+    c,
+    interceptMode: mode,
+    tcpcopyArgs: values.tcpcopy.split(" ").filter((a) => a !== ""),
+    sameProcesses: values["same-processes"],
+    keep: values.keep,
+    perf: values.perf,
+    perfCmd: values["perf-cmd"],
+    perfOf,
+  };
+}
+
+/** The workloads to run: the default list, or the ones `--only` names, in list order. */
+function selected(o: Options): Workload[] {
+  return WORKLOADS.filter((w) => o.only === null ? !w.extra : o.only.has(w.id));
+}
+
+/** Starts `perf` on the measured process when asked; returns a stop function. */
+async function startPerf(o: Options, b: BenchLab, w: Workload): Promise<() => Promise<void>> {
+  if (o.perf === "") return () => Promise.resolve();
+  const pid = o.perfOf === "intercept" ? b.pair.intercept.pid : b.pair.tcpcopy.pid;
+  const out = `${o.perf}/${b.pair.impl}-${w.id}.${o.perfCmd === "" ? "data" : "txt"}`;
+  const cmd = o.perfCmd === "" ? ["record", "-q", "-F", "1999", "-g"] : o.perfCmd.split(" ");
+  const perf = new Deno.Command("perf", {
+    args: [...cmd, "-p", String(pid), "-o", out],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 300));
+  return async () => {
+    perf.kill("SIGINT");
+    await perf.status;
+  };
+}
+
+/** Runs one workload on a running lab and measures it. */
+async function measure(
+  env: Cleanup,
+  o: Options,
+  pairOpts: PairOptions,
+  b: BenchLab,
+  w: Workload,
+  round: number,
+): Promise<Row> {
+  if (w.fresh) await restartPair(env, b, pairOpts);
+  if (w.warmup) {
+    const c0 = await servedCounts(b);
+    await runLoad(b.on.client, scaled(w.load, o.scale, Math.round(w.warmup * o.scale)), b.on.ip);
+    const online = (await servedCounts(b)).online - c0.online;
+    await settle(async () => (await servedCounts(b)).target - c0.target, online, 60_000, 3000);
+  }
+  const c0 = await servedCounts(b);
+  const t0u = await usage(b.pair.tcpcopy.pid), i0u = await usage(b.pair.intercept.pid);
+  const t0d = await kernelDrops(b, "tcpcopy"), i0d = await kernelDrops(b, "intercept");
+  const stopPerf = await startPerf(o, b, w);
+  const start = Date.now();
+  const answered = await runLoad(b.on.client, scaled(w.load, o.scale), b.on.ip);
+  const clientS = (Date.now() - start) / 1000;
+  const online = (await servedCounts(b)).online - c0.online;
+  const target = await settle(
+    async () => (await servedCounts(b)).target - c0.target,
+    online,
+    120_000,
+    5000,
+  );
+  const targetDoneS = (Date.now() - start) / 1000;
+  await new Promise((r) => setTimeout(r, 1100)); // one more stats line of ours
+  const t1u = await usage(b.pair.tcpcopy.pid), i1u = await usage(b.pair.intercept.pid);
+  const t1d = await kernelDrops(b, "tcpcopy"), i1d = await kernelDrops(b, "intercept");
+  await stopPerf();
+  const us = (s: number) => Math.round(s / Math.max(1, online) * 1e6);
+  const delta = (a: number | null, z: number | null) => a === null || z === null ? null : z - a;
+  return {
+    id: w.id,
+    impl: b.pair.impl,
+    round,
+    online,
+    target,
+    loss: online === 0 ? 0 : (online - target) / online,
+    clientReqPerS: Math.round(answered / clientS),
+    targetDoneS: Math.round(targetDoneS * 10) / 10,
+    tcpcopyUsPerReq: us(t1u.cpuS - t0u.cpuS),
+    interceptUsPerReq: us(i1u.cpuS - i0u.cpuS),
+    tcpcopyPeakMiB: Math.round(t1u.peakMiB),
+    interceptPeakMiB: Math.round(i1u.peakMiB),
+    tcpcopyRssMiB: Math.round(t1u.rssMiB),
+    interceptRssMiB: Math.round(i1u.rssMiB),
+    tcpcopyDrops: delta(t0d, t1d),
+    interceptDrops: delta(i0d, i1d),
+    load1: Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]),
+  };
+}
+
+/** Runs the selected workloads on `b`, pushing each row to `rows` (and stderr). */
+async function runList(
+  env: Cleanup,
+  o: Options,
+  pairOpts: PairOptions,
+  b: BenchLab,
+  round: number,
+  rows: Row[],
+) {
+  for (const w of selected(o)) {
+    const row = await measure(env, o, pairOpts, b, w, round);
+    console.error(JSON.stringify(row));
+    rows.push(row);
+  }
+}
+
+/** Runs every round for every implementation; returns the rows. */
+async function main(o: Options): Promise<Row[]> {
+  const rows: Row[] = [];
+  const pairOpts = (impl: Impl): PairOptions => ({
+    impl,
+    interceptMode: o.interceptMode,
+    tcpcopyArgs: o.tcpcopyArgs,
+    c: o.c,
   });
+  /** One lab for `impl` running `rounds` (a list of round numbers) of the list. */
+  const lab = (impl: Impl, rounds: number[]) =>
+    withNetns(async (env) => {
+      const b = await startBenchLab(env, pairOpts(impl));
+      console.error(`[${impl}] lab up (${b.lab.dir})`);
+      for (const round of rounds) await runList(env, o, pairOpts(impl), b, round, rows);
+      await finish(o, b);
+    });
+  const all = Array.from({ length: o.rounds }, (_, i) => i + 1);
+  if (o.sameProcesses) {
+    for (const impl of o.impls) await lab(impl, all);
+    return rows;
+  }
+  for (const round of all) {
+    // alternate the order, so neither implementation always runs on a warmer machine
+    for (const impl of round % 2 === 1 ? o.impls : [...o.impls].reverse()) await lab(impl, [round]);
+  }
+  return rows;
+}
+
+/** Stops tcpcopy with SIGINT (a clean exit, and a profile when asked for) and keeps its logs. */
+async function finish(o: Options, b: BenchLab): Promise<void> {
+  await stopStarted(b.pair.tcpcopy, "SIGINT");
+  if (o.keep !== "") {
+    await Deno.copyFile(b.pair.tcpcopy.out, `${o.keep}/${b.pair.impl}-tcpcopy.out`);
+    await Deno.copyFile(b.pair.tcpcopy.err, `${o.keep}/${b.pair.impl}-tcpcopy.err`);
+  }
+}
+
+/** "12" for one value, "12 (10–14)" for several: the median and the range. */
+export function spread(values: number[]): string {
+  if (values.length === 0) return "–";
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length % 2 === 1
+    ? s[(s.length - 1) / 2]
+    : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const med = Math.round(mid * 10) / 10;
+  return s[0] === s[s.length - 1] ? `${med}` : `${med} (${s[0]}–${s[s.length - 1]})`;
+}
+
+/** The median of `values` (NaN when empty). */
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** "1.23×" for ours / C medians, "–" without a C figure. */
+function ratio(ours: number[], c: number[]): string {
+  const r = median(ours) / median(c);
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : "–";
+}
+
+/** Prints the summary tables: CPU and memory, ours vs C with ratios. */
+function printSummary(o: Options, rows: Row[]): void {
+  const ids = selected(o).map((w) => w.id);
+  const names = new Map(WORKLOADS.map((w) => [w.id, w.name]));
+  const of = (id: string, impl: Impl) => rows.filter((r) => r.id === id && r.impl === impl);
+  const col = (rs: Row[], f: (r: Row) => number | null) =>
+    spread(rs.map(f).filter((v): v is number => v !== null));
+  const pct = (rs: Row[]) =>
+    rs.length === 0 ? "–" : rs.map((r) => `${(r.loss * 100).toFixed(2)}%`).join(", ");
+  const drops = (rs: Row[]) =>
+    rs.length === 0
+      ? "–"
+      : rs.map((r) => `${r.tcpcopyDrops ?? "?"}/${r.interceptDrops ?? "?"}`).join(", ");
+  const table: string[][] = [];
+  for (const id of ids) {
+    const us = of(id, "ours"), c = of(id, "c");
+    table.push([
+      names.get(id) ?? id,
+      `${col(us, (r) => r.tcpcopyUsPerReq)} / ${col(us, (r) => r.interceptUsPerReq)}`,
+      `${col(c, (r) => r.tcpcopyUsPerReq)} / ${col(c, (r) => r.interceptUsPerReq)}`,
+      `${ratio(us.map((r) => r.tcpcopyUsPerReq), c.map((r) => r.tcpcopyUsPerReq))} / ${
+        ratio(us.map((r) => r.interceptUsPerReq), c.map((r) => r.interceptUsPerReq))
+      }`,
+      `${col(us, (r) => r.tcpcopyPeakMiB)} / ${col(us, (r) => r.interceptPeakMiB)}`,
+      `${col(c, (r) => r.tcpcopyPeakMiB)} / ${col(c, (r) => r.interceptPeakMiB)}`,
+      `${ratio(us.map((r) => r.tcpcopyPeakMiB), c.map((r) => r.tcpcopyPeakMiB))} / ${
+        ratio(us.map((r) => r.interceptPeakMiB), c.map((r) => r.interceptPeakMiB))
+      }`,
+      `${pct(us)} | ${pct(c)}`,
+      `${drops(us)} | ${drops(c)}`,
+      `${col(us, (r) => r.online)}`,
+      `${us.map((r) => r.load1).join(", ")} | ${c.map((r) => r.load1).join(", ")}`,
+    ]);
+  }
+  printTable([
+    "workload",
+    "ours µs CPU/req tcpcopy / intercept",
+    "C µs CPU/req",
+    "ours/C CPU",
+    "ours peak RSS MiB tcpcopy / intercept",
+    "C peak RSS MiB",
+    "ours/C RSS",
+    "loss ours | C",
+    "kernel drops tcpcopy/intercept ours | C",
+    "requests",
+    "load average (1 min) ours | C",
+  ], table);
+  console.log(
+    `\n(${o.rounds} round(s); median (range); C intercept drops are not observable: "?")`,
+  );
 }
 
 if (import.meta.main) {
-  const rows = await main();
-  console.log(
-    "| workload | online | target | loss | client req/s | target done after | tcpcopy µs CPU/req (sys) | tcpcopy switches/req | intercept µs CPU/req | C 1.3 (issue) |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of rows) {
-    console.log(
-      `| ${r.name} | ${r.online} | ${r.target} | ${(r.loss * 100).toFixed(2)}% | ` +
-        `${r.clientReqPerS} | ${r.targetDoneS} s | ${r.tcpcopyUsPerReq} (${r.tcpcopySysUsPerReq}) | ` +
-        `${r.tcpcopySwitchesPerReq} | ` +
-        `${r.interceptUsPerReq} | ${r.c} |`,
-    );
-  }
+  const o = parseOptions(Deno.args);
+  if (!isRoot()) usageError("needs root (network namespaces, raw sockets)");
+  const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const before = load();
+  const rows = await main(o);
+  printSummary(o, rows);
+  console.log(`(load averages 1/5/15 min: before ${before}, after ${load()})`);
 }
+
+export { H1_PORT };

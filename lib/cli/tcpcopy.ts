@@ -301,11 +301,17 @@ function modulesOf(
     }
   }
   const withModule = transfers.find((t) => t.module !== null);
+  // Only a module that reads the target's replies needs the payload extension (and so the
+  // shared secret): the Redis module rewrites and drops client bytes only.
+  const needsReplies = transfers.find((t) => {
+    const found = t.module === null ? undefined : lookupModule(t.module);
+    return found?.ok === true && found.module.replyPrefix > 0;
+  });
   const authFile = r.str("auth-file") ?? null;
   const readOnly = r.v["read-only"] === true;
-  if (withModule && secretFile === null) {
+  if (needsReplies && secretFile === null) {
     usage(
-      `module '${withModule.module}' needs --secret-file FILE: intercept sends the target's ` +
+      `module '${needsReplies.module}' needs --secret-file FILE: intercept sends the target's ` +
         `reply payload only to a tcpcopy that authenticates with the shared secret`,
     );
   }

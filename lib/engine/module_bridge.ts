@@ -166,6 +166,8 @@ export class ModuleBridge implements ModuleOutput {
   #ack = 0;
   #tsval: number | undefined;
   #closeSeen = false;
+  /** The captured client closed while the module kept the replayed stream open. */
+  #closeLater: { rst: boolean; ack: number } | undefined;
   // Reply reassembly.
   #tNext = 0;
   #tOn = false;
@@ -254,7 +256,12 @@ export class ModuleBridge implements ModuleOutput {
     if (cap.closed && !this.#closeSeen && this.#state !== FAILED) {
       this.#closeSeen = true;
       const last = cap.turns[cap.turns.length - 1];
-      if (this.#state === ACTIVE) this.#call(CLOSED, EMPTY);
+      if (this.#state === ACTIVE && this.#callClosed()) {
+        // The module still waits for the target (a login it holds bytes for): the
+        // replayed stream ends when it passes.
+        this.#closeLater = { rst: last.kind === CLOSE_RST, ack: last.ack };
+        return;
+      }
       if (this.failure !== undefined || this.#outClosed()) return;
       if (last.kind === CLOSE_RST) this.out.rst(this.out.end, last.ack);
       else this.out.fin(this.out.end, last.ack);
@@ -279,6 +286,7 @@ export class ModuleBridge implements ModuleOutput {
   /** A reply segment with `len` payload bytes at `seq`, `prefix` of them known. */
   target(seq: number, len: number, prefix: Uint8Array | undefined): void {
     if (this.#state !== ACTIVE || !this.#tOn || len <= 0) return;
+    if (this.host.module.replyPrefix === 0) return; // the module never reads replies
     const known = prefix === undefined
       ? EMPTY
       : prefix.length > len
@@ -354,6 +362,23 @@ export class ModuleBridge implements ModuleOutput {
     this.host.stats.passed++;
     this.#pending = [];
     this.#pendingBytes = 0;
+    const close = this.#closeLater;
+    this.#closeLater = undefined;
+    if (close === undefined || this.#outClosed()) return;
+    if (close.rst) this.out.rst(this.out.end, close.ack);
+    else this.out.fin(this.out.end, close.ack);
+  }
+
+  /** `clientClosed()`; true when the module keeps the replayed stream open. */
+  #callClosed(): boolean {
+    const s = this.#session;
+    if (s === undefined || s.clientClosed === undefined) return false;
+    try {
+      return s.clientClosed() === true;
+    } catch (e) {
+      this.#threw(e);
+      return false;
+    }
   }
 
   /** See {@link ModuleOutput.fail}. */

@@ -99,8 +99,13 @@ export interface ModuleSession {
   target(data: Uint8Array): void;
   /** `n` reply bytes that intercept did not send (longer than the granted prefix). */
   targetGap(n: number): void;
-  /** Optional: the captured client closed (FIN or RST); flush or drop what is held. */
-  clientClosed?(): void;
+  /**
+   * Optional: the captured client closed (FIN or RST); flush or drop what is held. Return
+   * true to keep the replayed stream open while the module still waits for the target (a
+   * login whose commands it holds): the engine then sends the FIN/RST when the module calls
+   * `out.pass()`, after what it sent (or never, when it calls `out.fail()`).
+   */
+  clientClosed?(): boolean | void;
 }
 
 /** A protocol module: its name, its counters and a factory of per-session state. */

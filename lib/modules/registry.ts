@@ -5,9 +5,14 @@
  * `ModuleName` (module.ts) and one import and one line below (README.md in this folder).
  */
 import type { ModuleName, ProtocolModule } from "./module.ts";
+import { mysqlModule } from "./mysql.ts";
+import { redisModule } from "./redis.ts";
 
 /** Every built-in module by name (one line each). */
-export const MODULES: Partial<Record<ModuleName, ProtocolModule>> = {};
+export const MODULES: Partial<Record<ModuleName, ProtocolModule>> = {
+  mysql: mysqlModule,
+  redis: redisModule,
+};
 
 /** Names of the built-in modules, sorted (for help and error lines). */
 export function builtInModules(): string[] {

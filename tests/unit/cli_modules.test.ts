@@ -95,6 +95,14 @@ Deno.test("--module and @NAME: every transfer or one, and a module needs --secre
   });
 });
 
+Deno.test("a module that reads no replies (prefix 0) needs no --secret-file", () => {
+  withModule(0, () => {
+    const c = run([...BASE, "--module", "redis", "--read-only"]);
+    assert.deepEqual(c.transfers.map((t) => t.module), ["redis"]);
+    assert.equal(replyPrefixFor(c), 0);
+  });
+});
+
 Deno.test("--read-only and --auth-file without a module are refused", () => {
   assert.match(
     error([...BASE, ...SECRET, "--read-only"]),

@@ -305,6 +305,53 @@ const MYSQL: readonly Case[] = [
   ["END", true],
 ];
 
+/** What common clients and benchmarks send (pgbench, psql, sysbench, mysqlslap, JDBC). */
+const CLIENTS: readonly [string, SqlDialect, boolean][] = [
+  ["SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "postgres", false],
+  ["UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;", "postgres", true],
+  [
+    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, NOW());",
+    "postgres",
+    true,
+  ],
+  ["END;", "postgres", false],
+  ["SELECT pg_catalog.set_config('search_path', '', false);", "postgres", false],
+  ["SET extra_float_digits = 3", "postgres", false],
+  ["SET application_name = 'PostgreSQL JDBC Driver'", "postgres", false],
+  [
+    "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3;",
+    "postgres",
+    false,
+  ],
+  ["SELECT * FROM t WHERE a LIKE 'x\\%' ESCAPE '\\'", "postgres", false],
+  ["SELECT c FROM sbtest1 WHERE id=42", "mysql", false],
+  ["SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN 1 AND 100 ORDER BY c", "mysql", false],
+  ["UPDATE sbtest1 SET k=k+1 WHERE id=42", "mysql", true],
+  [
+    "/* mysql-connector-java-8.0.33 */SELECT  @@session.auto_increment_increment AS auto_increment_increment, @@character_set_client AS character_set_client",
+    "mysql",
+    false,
+  ],
+  ["SELECT @@version_comment LIMIT 1", "mysql", false],
+  ["SELECT @@global.max_connections", "mysql", false],
+  ["SHOW VARIABLES LIKE 'sql_mode'", "mysql", false],
+  ["SET NAMES utf8mb4 COLLATE utf8mb4_0900_ai_ci", "mysql", false],
+  ["SET character_set_results = NULL", "mysql", false],
+  ["SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "mysql", false],
+  ["CREATE SCHEMA `mysqlslap`", "mysql", true],
+  [
+    "INSERT INTO t1 VALUES (964445884,'DPh7kD1E6f4MMQk1ioopsoIIcoD83DD8Wu7689K6oHTAjD3Hts6lYGv8x9G0EL0k87q8G2ExJjz2o3KhnIJBbEJYFROTpO5pNvxgyBT9nSCbNO9AiKL9QYhi0x3hL9')",
+    "mysql",
+    true,
+  ],
+  ["SELECT intcol1,charcol1 FROM t1", "mysql", false],
+];
+
+Deno.test("sql_write: what common clients and benchmarks send", () => {
+  const wrong = CLIENTS.filter(([sql, d, w]) => isWriteStatement(sql, d) !== w);
+  assert.deepEqual(wrong, []);
+});
+
 Deno.test("sql_write: statements with the same answer in both dialects", () => {
   check("postgres", BOTH);
   check("mysql", BOTH);
