@@ -68,6 +68,11 @@ export interface InterceptConfig {
    * before the rules go (0 = none; default 5 in NFQUEUE mode, 0 in pcap mode).
    */
   drainSeconds: number;
+  /**
+   * --compare: answer summaries for authenticated peers that ask (Cap.ANSWERS); the capture
+   * keeps whole payloads (needs --secret-file).
+   */
+  compare: boolean;
 }
 
 /** `intercept doctor`: what to check. */
@@ -289,6 +294,17 @@ function pcapMode(v: Values): CaptureMode {
   return { kind: "pcap", device: device ?? "any", filter };
 }
 
+/** --compare: only with --secret-file (answers go to authenticated peers only). */
+function compareFlag(v: Values): boolean {
+  if (v.compare !== true) return false;
+  if (str(v, "secret-file") === undefined) {
+    throw new UsageError(
+      "--compare needs --secret-file: answer summaries go to authenticated tcpcopy peers only",
+    );
+  }
+  return true;
+}
+
 /** The rest of a run's configuration: tunnel, limits and output. */
 function runConfig(v: Values, mode: CaptureMode): InterceptConfig {
   const bind = str(v, "bind") ?? "0.0.0.0";
@@ -316,6 +332,7 @@ function runConfig(v: Values, mode: CaptureMode): InterceptConfig {
     routeTtlS: n("--route-ttl", "route-ttl", 1, 86400 * 7, 660),
     allow: parseAllow(strs(v, "allow")),
     secretFile: secretFileArg(str(v, "secret-file")),
+    compare: compareFlag(v),
     maxConnsPerIp: n("--max-conns-per-ip", "max-conns-per-ip", 1, 1024, DEFAULT_MAX_PER_IP),
     maxPeerRoutes: n(
       "--max-peer-routes",

@@ -194,6 +194,16 @@ export const INTERCEPT_FLAGS: readonly InterceptFlag[] = [
     ],
   },
   {
+    long: "compare",
+    section: "tunnel",
+    help: [
+      "send answer summaries (first bytes, lengths, digest of each target",
+      "answer) to authenticated tcpcopy peers that ask (tcpcopy --compare);",
+      "needs --secret-file; the capture then keeps whole reply packets",
+      "(NFQUEUE copy range / pcap snaplen 65535)  --compare",
+    ],
+  },
+  {
     long: "route-ttl",
     arg: "S",
     section: "tunnel",

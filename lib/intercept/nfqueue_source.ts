@@ -2,7 +2,8 @@
  * NFQUEUE mode (intercept on the target): the OUTPUT rules (rules.ts) queue every reply from
  * the target ports; each one is read, routed, and DROPPED, or ACCEPTED when its destination
  * is on the pass-list. The copy range covers the largest IP and TCP headers plus the biggest
- * payload prefix a peer may be granted.
+ * payload prefix a peer may be granted, or whole packets with `--compare` (answer summaries
+ * digest every reply byte).
  */
 import { NfQueue, Verdict } from "../io/nfqueue.ts";
 import { PollEvents, sharedReactor } from "../io/reactor.ts";
@@ -103,15 +104,21 @@ class NfqueueSource implements ReplySource {
   }
 }
 
+/** The NFQUEUE copy range: headers and the largest prefix, or whole packets (--compare). */
+export function copyRangeFor(maxPrefix: number, wholePackets: boolean): number {
+  return wholePackets ? 65535 : 60 + 60 + maxPrefix;
+}
+
 /** Binds the queue; throws IoError with a clear message (privilege, queue busy, library). */
 export function openNfqueueSource(
   mode: { queueNum: number; queueMaxLen: number; coalesceMs: number },
   maxPrefix: number,
+  wholePackets = false,
 ): ReplySource {
   const q = NfQueue.open({
     queue: mode.queueNum,
     maxLen: mode.queueMaxLen,
-    copyRange: 60 + 60 + maxPrefix,
+    copyRange: copyRangeFor(maxPrefix, wholePackets),
   });
   return new NfqueueSource(q, mode.coalesceMs);
 }

@@ -8,9 +8,12 @@ import { ipOffsetOf } from "../wire/link.ts";
 import { type DrainCycle, NO_CYCLE, type ReplyHandler, type ReplySource } from "./source.ts";
 import type { KernelCounters, VerdictCounters } from "./stats.ts";
 
-/** Headers plus the largest payload prefix a peer may be granted. */
-export function snaplenFor(maxPrefix: number): number {
-  return 20 /* SLL2/Ethernet+VLAN */ + 60 + 60 + maxPrefix;
+/**
+ * Headers plus the largest payload prefix a peer may be granted, or whole packets (up to a
+ * 64 KiB GRO packet) when answer summaries digest every reply byte (--compare).
+ */
+export function snaplenFor(maxPrefix: number, wholePackets = false): number {
+  return 20 /* SLL2/Ethernet+VLAN */ + (wholePackets ? 65535 : 60 + 60 + maxPrefix);
 }
 
 /** A libpcap reply source. */
@@ -20,11 +23,11 @@ export class PcapSource implements ReplySource {
   #stopped = false;
 
   /** Opens the capture; throws IoError with a clear message (device, filter, privilege). */
-  constructor(device: string, filter: string, maxPrefix: number) {
+  constructor(device: string, filter: string, maxPrefix: number, wholePackets = false) {
     this.#cap = PcapCapture.openLive({
       device,
       filter,
-      snaplen: snaplenFor(maxPrefix),
+      snaplen: snaplenFor(maxPrefix, wholePackets),
       bufferSize: 16 << 20,
       timeoutMs: 1,
       drainBufferSize: 4 << 20,

@@ -64,6 +64,7 @@ function listen(cfg: InterceptConfig, secret: CryptoKey | undefined, plog: Proce
     maxPerIp: cfg.maxConnsPerIp,
     maxPeerRoutes: cfg.maxPeerRoutes,
     idleTimeoutMs: cfg.idleTimeoutS * 1000,
+    answers: cfg.compare,
     log: (l) => plog.log.info(l),
   });
 }
@@ -109,6 +110,12 @@ class InterceptProcess {
       this.startMetrics();
       const src = await this.openSource();
       this.log.info(`listening for tcpcopy on ${this.cfg.bind}:${this.server.port}`);
+      if (this.cfg.compare) {
+        this.log.info(
+          "--compare: answer summaries for authenticated peers that ask; whole reply packets " +
+            "are copied from the kernel",
+        );
+      }
       const warning = securityWarning(this.cfg, hasSecret);
       if (warning) this.log.warn(warning);
       // a signal came while starting (phase is set by the handlers): run() returns at once
@@ -157,7 +164,7 @@ class InterceptProcess {
   async openSource(): Promise<ReplySource> {
     const { cfg, log } = this;
     if (cfg.mode.kind === "pcap") {
-      this.source = new PcapSource(cfg.mode.device, cfg.mode.filter, cfg.maxPrefix);
+      this.source = new PcapSource(cfg.mode.device, cfg.mode.filter, cfg.maxPrefix, cfg.compare);
       log.info(`capturing replies on ${cfg.mode.device} with filter "${cfg.mode.filter}"`);
       return this.source;
     }
@@ -171,7 +178,7 @@ class InterceptProcess {
       this.rules = undefined;
       throw new Error(err);
     }
-    this.source = openNfqueueSource(mode, cfg.maxPrefix);
+    this.source = openNfqueueSource(mode, cfg.maxPrefix, cfg.compare);
     log.info(
       `NFQUEUE ${mode.queueNum}: replies from port(s) ${mode.ports.join(",")} ` +
         `(${
@@ -281,6 +288,7 @@ class InterceptProcess {
         kernel: source?.kernel() ?? { pcap_drops: 0, nfq_queue_dropped: 0, nfq_user_dropped: 0 },
         verdicts: source?.verdicts() ?? { accept: 0, drop: 0 },
         batches: server.batchTotals(),
+        answers: { ...server.answerCounters, ...server.answerGauges() },
         failOpen: this.failOpen,
         draining: this.phase === "draining",
         rulesInstalled: rules?.count ?? 0,

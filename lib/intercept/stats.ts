@@ -51,6 +51,17 @@ export interface InterceptSnapshot {
   kernel: KernelCounters;
   verdicts: VerdictCounters;
   batches: { frames: number; records: number; dropped: number };
+  /** Answer summaries (--compare): lib/intercept/answers.ts counters and gauges. */
+  answers: {
+    sent: number;
+    skipped: number;
+    dropped: number;
+    bytes: number;
+    duplicateBytes: number;
+    open: number;
+    live: number;
+    flows: number;
+  };
   /** --fail-open: the rules let replies through while no intercept reads the queue. */
   failOpen: boolean;
   /** Between the first SIGTERM/SIGINT and the end of --drain-seconds. */
@@ -114,6 +125,16 @@ export function interceptStatsRecord(
       avg_size: s.batches.frames ? round3(s.batches.records / s.batches.frames) : 0,
       dropped_queue_full: s.batches.dropped,
     },
+    answers: {
+      sent: s.answers.sent,
+      skipped: s.answers.skipped,
+      dropped: s.answers.dropped,
+      bytes: s.answers.bytes,
+      duplicate_bytes: s.answers.duplicateBytes,
+      open: s.answers.open,
+      live: s.answers.live,
+      flows: s.answers.flows,
+    },
     fail_open: s.failOpen,
     draining: s.draining,
     rules: { installed: s.rulesInstalled, stale_replaced: s.staleRulesReplaced },
@@ -129,6 +150,9 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     "peers_connected",
     "routes",
     "batches_avg_size",
+    "answers_open",
+    "answers_live",
+    "answers_flows",
     "rules_installed",
     "fail_open",
     "draining",
@@ -170,6 +194,14 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     verdicts: "NFQUEUE verdicts given, by verdict.",
     batches_count: "Tunnel writes (batches of reply headers).",
     batches_avg_size: "Average reply headers per tunnel write.",
+    answers_sent: "Answer summaries sent to tcpcopy peers (--compare).",
+    answers_skipped: "Answers not summarised: a peer's live accumulators were at the cap.",
+    answers_dropped: "Answer summaries dropped because a tcpcopy's queue was full.",
+    answers_bytes: "Tunnel bytes spent on answer summaries.",
+    answers_duplicate_bytes: "Retransmitted reply bytes not counted twice in answers.",
+    answers_open: "Answers in progress (summarised or skipped).",
+    answers_live: "Answer accumulators in use.",
+    answers_flows: "Connections tracked for answer summaries.",
     fail_open: "1 when started with --fail-open (replies flow while intercept is gone).",
     draining: "1 between SIGTERM/SIGINT and the end of --drain-seconds.",
     rules_installed: "NFQUEUE rules installed now (iptables and ip6tables).",

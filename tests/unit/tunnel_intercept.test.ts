@@ -189,6 +189,16 @@ Deno.test("stats record has the documented shape and derived averages", () => {
       kernel: { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 },
       verdicts: { accept: 8, drop: 9 },
       batches: { frames: 4, records: 10, dropped: 1 },
+      answers: {
+        sent: 9,
+        skipped: 1,
+        dropped: 2,
+        bytes: 900,
+        duplicateBytes: 3,
+        open: 4,
+        live: 3,
+        flows: 5,
+      },
       failOpen: true,
       draining: false,
       rulesInstalled: 2,
@@ -233,6 +243,16 @@ Deno.test("stats record has the documented shape and derived averages", () => {
   assert.deepEqual(back.kernel, { pcap_drops: 5, nfq_queue_dropped: 6, nfq_user_dropped: 7 });
   assert.deepEqual(back.verdicts, { accept: 8, drop: 9 });
   assert.deepEqual(back.batches, { count: 4, avg_size: 2.5, dropped_queue_full: 1 });
+  assert.deepEqual(back.answers, {
+    sent: 9,
+    skipped: 1,
+    dropped: 2,
+    bytes: 900,
+    duplicate_bytes: 3,
+    open: 4,
+    live: 3,
+    flows: 5,
+  });
   assert.equal(back.fail_open, true);
   assert.equal(back.draining, false);
   assert.deepEqual(back.rules, { installed: 2, stale_replaced: 1 });
