@@ -120,6 +120,16 @@ export class AnswerAccumulator {
     return this.#total;
   }
 
+  /**
+   * The answer is complete by its own framing so far: an `http` answer without gaps whose
+   * bytes end exactly at the end of a response. False whenever it cannot tell (other kinds,
+   * gaps, no framing, kind not decided yet).
+   */
+  get atMessageEnd(): boolean {
+    return this.#kind === "http" && this.#gaps === 0 && this.#http !== undefined &&
+      this.#http.atMessageEnd;
+  }
+
   /** Adds answer bytes `bytes[from, to)` that arrived at `atMs` (optional). */
   push(bytes: Uint8Array, atMs = NaN, from = 0, to = bytes.length): void {
     if (to <= from) return;

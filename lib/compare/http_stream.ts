@@ -87,6 +87,15 @@ export class HttpResponseParser {
     this.messages = 0;
   }
 
+  /**
+   * True when the bytes so far end exactly where a response ended by its own framing
+   * (Content-Length, chunked end, a bodiless status), at least one response was seen and the
+   * stream is not raw (issue 15: intercept closes an answer there).
+   */
+  get atMessageEnd(): boolean {
+    return this.#state === "start" && this.#lineLen === 0 && this.messages > 0;
+  }
+
   /** True while the current response's head is not complete. */
   get inHead(): boolean {
     return this.#state === "start" || this.#state === "head";

@@ -20,6 +20,12 @@
  * wrong secret) is closed with a logged reason. The instance id is the same on every
  * connection of this client: intercept lets any of them update the instance's routes.
  *
+ * Answer summaries (issue 15): with `compare` and a secret, every connection asks for
+ * Cap.ANSWERS and, when granted, sends the COMPARE message (first bytes, digest mode) before
+ * any route; intercept then sends one ANSWER frame per target answer of this client's routes,
+ * delivered to `onAnswer`. Where it is not granted: one log line per intercept and
+ * `answersGranted(server)` says "refused".
+ *
  *   const t = await TunnelClient.connect({ servers: [{ hostname: "10.0.0.9" }], onReply });
  *   t.addRoute({ addr, port }, { addr, port });   // before forwarding the SYN
  *   t.delRoute(...);                              // when the session ends
@@ -27,6 +33,7 @@
  */
 import {
   encodeAuth,
+  encodeCompare,
   encodeExtHello,
   encodeHeartbeat,
   encodeHello,
@@ -46,6 +53,8 @@ import {
 import { DEFAULT_TUNNEL_PORT } from "./defaults.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
 import { formatHostPort } from "../wire/addr.ts";
+import type { DigestMode } from "../compare/answer.ts";
+import type { TunnelAnswer } from "./answer_frame.ts";
 
 /** An intercept to connect to. */
 export interface InterceptAddress {
@@ -90,7 +99,24 @@ export interface TunnelClientOptions {
   secret?: CryptoKey;
   /** This instance's id in the AUTH message (default: random per client). */
   instanceId?: Uint8Array;
+  /**
+   * Ask for answer summaries (Cap.ANSWERS, issue 15): `bytes` first bytes per answer
+   * (MIN_COMPARE_BYTES..MAX_COMPARE_BYTES) and the digest mode. Needs `secret`: intercept
+   * sends them to authenticated peers only.
+   */
+  compare?: { bytes: number; mode: DigestMode };
+  /**
+   * Receives each target answer (a fresh object: it may be kept). `server` indexes
+   * `servers`.
+   */
+  onAnswer?: (answer: TunnelAnswer, server: number) => void;
 }
+
+/**
+ * Answer summaries from one intercept: not asked for, waiting for its answer, granted, or
+ * refused (a C intercept, no `--compare` or no secret there, or no secret here).
+ */
+export type AnswerGrant = "off" | "pending" | "granted" | "refused";
 
 /** Client counters (monotonic). */
 export interface ClientCounters {
@@ -106,6 +132,12 @@ export interface ClientCounters {
   authFailures: number;
   /** Connections on which intercept granted a smaller payload prefix than requested. */
   prefixShort: number;
+  /** Answer summaries received (Cap.ANSWERS). */
+  answers: number;
+  /** ANSWER frames with a malformed body (skipped). */
+  answersMalformed: number;
+  /** Connections on which answer summaries were asked for and not granted. */
+  answersRefused: number;
 }
 
 /** A live route and the connection index holding it on each intercept (-1: none yet). */
@@ -154,12 +186,24 @@ export class TunnelClient {
     routesResent: 0,
     authFailures: 0,
     prefixShort: 0,
+    answers: 0,
+    answersMalformed: 0,
+    answersRefused: 0,
   };
   /** This instance's id (sent in the AUTH message with a secret). */
   readonly instanceId: Uint8Array;
   readonly #opts:
-    & Required<Omit<TunnelClientOptions, "onAllDown" | "onReadDone" | "secret" | "instanceId">>
+    & Required<
+      Omit<
+        TunnelClientOptions,
+        "onAllDown" | "onReadDone" | "secret" | "instanceId" | "compare" | "onAnswer"
+      >
+    >
     & TunnelClientOptions;
+  /** Per intercept: answer summaries asked for / granted / refused. */
+  readonly #answers: AnswerGrant[];
+  /** The COMPARE message every connection sends when granted (undefined: not asked). */
+  readonly #compareMsg: Uint8Array | undefined;
   readonly #links: Link[][];
   #closed = false;
   #timer: ReturnType<typeof setInterval>;
@@ -175,7 +219,7 @@ export class TunnelClient {
   private constructor(opts: TunnelClientOptions) {
     this.#opts = {
       connections: 2,
-      caps: ALL_CAPS & ~Cap.PAYLOAD_PREFIX,
+      caps: ALL_CAPS & ~(Cap.PAYLOAD_PREFIX | Cap.ANSWERS),
       prefix: 0,
       lonely: false,
       log: (line: string) => console.error(line),
@@ -184,9 +228,21 @@ export class TunnelClient {
       moveDelayMs: 250,
       ...opts,
     };
-    if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS;
+    if (opts.prefix && opts.caps === undefined) this.#opts.caps = ALL_CAPS & ~Cap.ANSWERS;
     if (opts.secret) this.#opts.caps |= Cap.AUTH;
     else this.#opts.caps &= ~Cap.AUTH;
+    // answers need the parameters (COMPARE message) and authentication
+    const c = opts.compare;
+    this.#compareMsg = c && opts.secret ? encodeCompare(c.bytes, c.mode) : undefined;
+    if (this.#compareMsg) this.#opts.caps |= Cap.ANSWERS;
+    else this.#opts.caps &= ~Cap.ANSWERS;
+    this.#answers = opts.servers.map(() => c ? (opts.secret ? "pending" : "refused") : "off");
+    if (c && !opts.secret) {
+      this.#opts.log(
+        "tunnel: answer summaries need --secret-file (intercept sends them to authenticated " +
+          "peers only): target answers will be missing",
+      );
+    }
     this.instanceId = opts.instanceId ?? randomBytes(INSTANCE_ID_SIZE);
     const n = Math.max(1, Math.min(11, this.#opts.connections));
     this.#links = opts.servers.map((_, s) => Array.from({ length: n }, (_, i) => new Link(s, i)));
@@ -257,6 +313,14 @@ export class TunnelClient {
   /** No secret, or both proofs passed on `l`. */
   #authOk(l: Link): boolean {
     return this.#opts.secret === undefined || l.authed;
+  }
+
+  /**
+   * Answer summaries from intercept `server`: "off" (not asked for), "pending" (no answer to
+   * the extension hello yet), "granted", or "refused" (logged once).
+   */
+  answersGranted(server: number): AnswerGrant {
+    return this.#answers[server] ?? "off";
   }
 
   /** Capabilities granted per server (0 for a C intercept or while not yet acknowledged). */
@@ -521,11 +585,23 @@ export class TunnelClient {
           l.caps = it.caps;
           l.prefix = it.prefix;
           this.#checkPrefix(l);
+          this.#checkAnswers(l);
           this.#ready(l);
         }
         break;
       case "heartbeat":
         break; // hearing anything is proof of life: lastHeard was set by the read
+      case "answer":
+        this.counters.answers++;
+        this.#opts.onAnswer?.(it.answer, l.server);
+        break;
+      case "answer-malformed": {
+        const n = ++this.counters.answersMalformed;
+        if (n === 1 || n % 1000 === 0) {
+          this.#opts.log(`tunnel: malformed answer summary skipped (${n} so far): ${it.reason}`);
+        }
+        break;
+      }
       default: {
         const never: never = it;
         this.#drop(l, `protocol error: unknown item ${(never as ControlItem).kind}`);
@@ -571,7 +647,32 @@ export class TunnelClient {
     l.prefix = ack.prefix;
     l.authed = true;
     this.#checkPrefix(l);
+    this.#checkAnswers(l);
     this.#ready(l);
+  }
+
+  /**
+   * After the EXT_ACK: where answers were asked for, send the COMPARE message (before any
+   * route, so every route of the connection gets answers) or log the refusal once.
+   */
+  #checkAnswers(l: Link): void {
+    const msg = this.#compareMsg;
+    if (!msg) return;
+    if (l.caps & Cap.ANSWERS) {
+      this.#send(l, msg, true);
+      l.decoder.answerBytes = this.#opts.compare!.bytes;
+      this.#answers[l.server] = "granted";
+      return;
+    }
+    this.counters.answersRefused++;
+    if (this.#answers[l.server] === "refused") return;
+    this.#answers[l.server] = "refused";
+    const s = this.#opts.servers[l.server];
+    this.#opts.log(
+      `tunnel: ${formatHostPort(s.hostname, s.port ?? DEFAULT_TUNNEL_PORT)} does not send ` +
+        `answer summaries (start intercept with --compare and the same --secret-file): ` +
+        `target answers will be missing`,
+    );
   }
 
   /** One line and a count when intercept granted less reply payload than asked for. */

@@ -5,6 +5,7 @@
  * No I/O and no timers: the server calls `tick(now)` every millisecond or so.
  */
 import type { ReplyBatcher } from "./batcher.ts";
+import type { ReplyInfo } from "./reply_packet.ts";
 import { DEFAULT_DELAY_LIMITS, DelayQueue, type DelayQueueLimits } from "./delay_queue.ts";
 import { inspectReply, newReplyInfo } from "./reply_packet.ts";
 import { RST, SYN } from "../wire/tcp.ts";
@@ -22,6 +23,16 @@ export interface TunnelPeer {
   readonly owner?: unknown;
   /** The peer proved the shared secret: its registrations outrank unauthenticated ones. */
   readonly authenticated?: boolean;
+  /** Answer summaries of its routes (Cap.ANSWERS, after its COMPARE message). */
+  readonly answers?: AnswerSink;
+}
+
+/** What the dispatcher tells a peer's answer tracker (lib/intercept/answers.ts). */
+export interface AnswerSink {
+  /** Every reply routed to the peer, before its header is batched. */
+  reply(pkt: Uint8Array, info: ReplyInfo, now: number): void;
+  /** The route of `key` was deleted by the peer. */
+  routeDeleted(key: string): void;
 }
 
 /** Counters of the dispatcher (monotonic). */
@@ -144,6 +155,8 @@ export class Dispatcher<P extends TunnelPeer> {
   }
 
   #enqueue(peer: P, pkt: Uint8Array, now: number): boolean {
+    // the answer this reply ends is queued before the reply's header
+    peer.answers?.reply(pkt, this.#info, now);
     const r = peer.batcher.add(pkt, this.#info, now);
     switch (r) {
       case "queued":
@@ -191,7 +204,10 @@ export class Dispatcher<P extends TunnelPeer> {
   /** CLIENT_DEL from `peer` (only its own routes). */
   deleteRoute(peer: P, key: string): boolean {
     const ok = this.routes.delete(key, peer);
-    if (ok) this.counters.routesDeleted++;
+    if (ok) {
+      this.counters.routesDeleted++;
+      peer.answers?.routeDeleted(key);
+    }
     return ok;
   }
 

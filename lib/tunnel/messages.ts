@@ -19,7 +19,12 @@
  *   AUTH       type 0x5441: 94 bytes = the 14-byte message (other fields zero), then the
  *              16-byte instance id, the 32-byte client nonce and the 32-byte proof (auth.ts);
  *              only accepted right after intercept sent its challenge.
+ *   COMPARE    type 0x5443: asks for answer summaries (Cap.ANSWERS, issue 15), once, right
+ *              after the EXT_ACK granted it: clt_ip = first bytes N per answer (u32,
+ *              MIN_COMPARE_BYTES..MAX_COMPARE_BYTES), clt_port = digest mode (0 auto, 1 http,
+ *              2 pg, 3 bytes), target_ip and target_port zero.
  */
+import { type DigestMode, MAX_COMPARE_BYTES, MIN_COMPARE_BYTES } from "../compare/answer.ts";
 
 /** The C tunnel's internal version, sent as the hello's type. */
 export const INTERNAL_VERSION = 6;
@@ -44,6 +49,7 @@ export const MsgType = {
   CLIENT_ADD6: 0x5436,
   CLIENT_DEL6: 0x5437,
   AUTH: 0x5441,
+  COMPARE: 0x5443,
 } as const;
 /** One of the {@link MsgType} codes. */
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
@@ -73,7 +79,8 @@ export type ClientMessage =
   | { kind: RouteOp; client: Endpoint; target: Endpoint }
   | { kind: "ext-hello"; extVersion: number; caps: number; prefix: number }
   | { kind: "heartbeat" }
-  | { kind: "auth"; instanceId: Uint8Array; clientNonce: Uint8Array; proof: Uint8Array };
+  | { kind: "auth"; instanceId: Uint8Array; clientNonce: Uint8Array; proof: Uint8Array }
+  | { kind: "compare"; bytes: number; mode: DigestMode };
 /** The kinds of {@link ClientMessage}. */
 export type ClientMessageKind = ClientMessage["kind"];
 
@@ -137,6 +144,26 @@ export function encodeAuth(
   b.set(instanceId, 14);
   b.set(clientNonce, 30);
   b.set(proof, 62);
+  return b;
+}
+
+/** Digest modes in the COMPARE message, by their wire code (the index). */
+export const DIGEST_MODE_CODES: readonly DigestMode[] = ["auto", "http", "pg", "bytes"];
+
+/**
+ * COMPARE (extension, Cap.ANSWERS): the first bytes kept per answer and the digest mode.
+ * Throws a RangeError for an N outside MIN_COMPARE_BYTES..MAX_COMPARE_BYTES.
+ */
+export function encodeCompare(bytes: number, mode: DigestMode): Uint8Array {
+  if (!Number.isInteger(bytes) || bytes < MIN_COMPARE_BYTES || bytes > MAX_COMPARE_BYTES) {
+    throw new RangeError(
+      `compare bytes must be ${MIN_COMPARE_BYTES}..${MAX_COMPARE_BYTES}, got ${bytes}`,
+    );
+  }
+  const b = header(MsgType.COMPARE);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, bytes);
+  dv.setUint16(4, DIGEST_MODE_CODES.indexOf(mode));
   return b;
 }
 
@@ -210,6 +237,7 @@ export class ClientMessageDecoder {
       case MsgType.CLIENT_DEL:
       case MsgType.EXT_HELLO:
       case MsgType.HEARTBEAT:
+      case MsgType.COMPARE:
         return CLIENT_MSG_SIZE;
       case MsgType.CLIENT_ADD6:
       case MsgType.CLIENT_DEL6:
@@ -281,6 +309,16 @@ export class ClientMessageDecoder {
       case MsgType.HEARTBEAT:
         if (!this.extensions) return "heartbeat before extensions";
         return { kind: "heartbeat" };
+      case MsgType.COMPARE: {
+        if (!this.extensions) return "compare message before extensions";
+        const bytes = dv.getUint32(0);
+        const mode = DIGEST_MODE_CODES[dv.getUint16(4)];
+        if (bytes < MIN_COMPARE_BYTES || bytes > MAX_COMPARE_BYTES) {
+          return `compare message with ${bytes} first bytes (${MIN_COMPARE_BYTES}..${MAX_COMPARE_BYTES})`;
+        }
+        if (mode === undefined) return `compare message with digest mode ${dv.getUint16(4)}`;
+        return { kind: "compare", bytes, mode };
+      }
       case MsgType.HELLO:
         return "second hello on one connection";
       default: {

@@ -19,11 +19,21 @@
  *                        then the 32-byte server proof when Cap.AUTH was granted (auth.ts).
  *   kind 0xE4 CHALLENGE: the 32-byte server nonce (sent instead of the EXT_ACK to a peer that
  *                        asked for Cap.AUTH; the EXT_ACK follows its AUTH message).
+ *   kind 0xE5 ANSWER:    one target answer's summary (Cap.ANSWERS, after the peer's COMPARE
+ *                        message), layout in answer_frame.ts; this kind uses byte 1 as the
+ *                        high byte of a 24-bit body length (a body may exceed 65535 bytes).
  * A first byte >= 0xE1 can never start a v6 frame (its count is at most 16), so a client
  * that asked for extensions tells an EXT_ACK from a v6 frame by its first two bytes.
  */
 import type { ReplyInfo } from "./reply_packet.ts";
 import type { DecodeResult } from "./messages.ts";
+import {
+  ANSWER_FRAME_KIND,
+  decodeAnswerBody,
+  MAX_ANSWER_BODY,
+  type TunnelAnswer,
+} from "./answer_frame.ts";
+import { MAX_COMPARE_BYTES } from "../compare/answer.ts";
 
 /** Size of one C v6 reply record. */
 export const RECORD_SIZE = 64;
@@ -41,6 +51,7 @@ export const FrameKind = {
   HEARTBEAT: 0xe2,
   EXT_ACK: 0xe3,
   CHALLENGE: 0xe4,
+  ANSWER: ANSWER_FRAME_KIND,
 } as const;
 /** One of the {@link FrameKind} codes. */
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -140,7 +151,10 @@ export function encodeChallenge(nonce: Uint8Array): Uint8Array {
 export type ControlItem =
   | { kind: "ext-ack"; extVersion: number; caps: number; prefix: number; proof?: Uint8Array }
   | { kind: "challenge"; nonce: Uint8Array }
-  | { kind: "heartbeat" };
+  | { kind: "heartbeat" }
+  | { kind: "answer"; answer: TunnelAnswer }
+  /** An ANSWER frame whose body is malformed (counted and skipped; the stream goes on). */
+  | { kind: "answer-malformed"; reason: string };
 /** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
 export type ServerItem = { kind: "reply"; bytes: Uint8Array } | ControlItem;
 
@@ -158,6 +172,11 @@ export class ServerStreamDecoder {
   #challenged = false;
   /** True when an EXT_ACK may arrive (we sent EXT_HELLO on this connection). */
   expectAck = false;
+  /**
+   * First bytes per answer asked for in our COMPARE message; 0 = no ANSWER frame may come
+   * (one is then a fatal error).
+   */
+  answerBytes = 0;
 
   /** True once extension framing is in use. */
   get extensions(): boolean {
@@ -271,8 +290,13 @@ export class ServerStreamDecoder {
     const avail = this.#len - off;
     if (avail < EXT_HEADER_SIZE) return 0;
     const kind = b[off];
-    const bodyLen = (b[off + 2] << 8) | b[off + 3];
-    if (b[off + 1] !== 0) return `extension frame with reserved byte ${b[off + 1]}`;
+    let bodyLen = (b[off + 2] << 8) | b[off + 3];
+    if (kind === FrameKind.ANSWER) {
+      // checked before waiting for the body: a hostile length must not grow the buffer
+      if (this.answerBytes === 0) return "answer frame not negotiated";
+      bodyLen += b[off + 1] << 16;
+      if (bodyLen > MAX_ANSWER_BODY) return `answer frame of ${bodyLen} bytes`;
+    } else if (b[off + 1] !== 0) return `extension frame with reserved byte ${b[off + 1]}`;
     if (avail < EXT_HEADER_SIZE + bodyLen) return 0;
     const body = off + EXT_HEADER_SIZE;
     if (!isFrameKind(kind)) return `unknown frame kind 0x${kind.toString(16)}`;
@@ -301,6 +325,16 @@ export class ServerStreamDecoder {
         if (bodyLen !== 0) return `heartbeat of ${bodyLen} bytes`;
         this.#onControl({ kind: "heartbeat" });
         break;
+      case FrameKind.ANSWER: {
+        const max = Math.min(this.answerBytes, MAX_COMPARE_BYTES);
+        const a = decodeAnswerBody(b.subarray(body, body + bodyLen), max);
+        this.#onControl(
+          typeof a === "string"
+            ? { kind: "answer-malformed", reason: a }
+            : { kind: "answer", answer: a },
+        );
+        break;
+      }
       case FrameKind.REPLIES: {
         if (bodyLen === 0) return "empty reply frame";
         const f = this.#copy ? b.slice(body, body + bodyLen) : b.subarray(body, body + bodyLen);

@@ -21,13 +21,26 @@ export interface ReplyInfo {
   capturedPayload: number;
   /** TCP flags byte. */
   flags: number;
+  /** Sequence and acknowledgement numbers (answer cutting, issue 15). */
+  seq: number;
+  ack: number;
   /** Route key of the reply's destination (client) and source (target). */
   key: string;
 }
 
 /** Creates a reusable ReplyInfo. */
 export function newReplyInfo(): ReplyInfo {
-  return { family: 4, l4: 0, tcpLen: 0, payloadLen: 0, capturedPayload: 0, flags: 0, key: "" };
+  return {
+    family: 4,
+    l4: 0,
+    tcpLen: 0,
+    payloadLen: 0,
+    capturedPayload: 0,
+    flags: 0,
+    seq: 0,
+    ack: 0,
+    key: "",
+  };
 }
 
 const parsed = new ParsedTcp();
@@ -46,6 +59,8 @@ export function inspectReply(p: Uint8Array, out: ReplyInfo): WireError | undefin
   out.l4 = parsed.tcpOffset;
   out.tcpLen = parsed.tcpHeaderLength;
   out.flags = parsed.flags;
+  out.seq = parsed.seq;
+  out.ack = parsed.ack;
   out.payloadLen = parsed.payloadLength;
   out.capturedPayload = parsed.capturedPayloadLength;
   return undefined;

@@ -22,6 +22,11 @@
  * starts one write. A drain at a high rate returns many packets, so frames stay full; at a
  * low rate nothing is held back. The flush deadline (`flushMs`) only applies to replies
  * routed outside a cycle.
+ *
+ * Answer summaries (issue 15, `answers`: intercept --compare): an authenticated peer granted
+ * Cap.ANSWERS sends a COMPARE message; from then on the replies of its routes also feed its
+ * AnswerTracker (lib/intercept/answers.ts), which queues one ANSWER frame per answer ahead of
+ * the reply header that ended it. A timer sends answers quiet for `answerQuietMs`.
  */
 import { ReplyBatcher } from "./batcher.ts";
 import { Dispatcher, type DispatchOptions } from "./dispatch.ts";
@@ -46,6 +51,12 @@ import { routeKeyOf } from "./route_key.ts";
 import { formatHostPort, formatIpv4, formatIpv6 } from "../wire/addr.ts";
 import { type ReactorConn, ReactorListener } from "../io/stream.ts";
 import { sharedReactor } from "../io/reactor.ts";
+import {
+  ANSWER_QUIET_MS,
+  type AnswerCounters,
+  AnswerTracker,
+  newAnswerCounters,
+} from "../intercept/answers.ts";
 
 /** Our heartbeat answer (the same bytes every time). */
 const HEARTBEAT_FRAME = encodeExtFrame(FrameKind.HEARTBEAT);
@@ -97,6 +108,15 @@ export interface TunnelServerOptions {
   log: (line: string) => void;
   /** Clock in ms (injectable for tests). */
   now: () => number;
+  /**
+   * Grant answer summaries (Cap.ANSWERS) to authenticated peers that ask (intercept
+   * --compare; the capture must then keep whole payloads).
+   */
+  answers: boolean;
+  /** An answer without new reply bytes for this long is sent as it is (ms). */
+  answerQuietMs: number;
+  /** Live accumulators per peer (0 = by the peer's first bytes, answers.ts maxLiveFor). */
+  maxLiveAnswers: number;
 }
 
 /**
@@ -121,6 +141,9 @@ export const DEFAULT_SERVER: TunnelServerOptions = {
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   log: (line) => console.error(line),
   now: () => performance.now(),
+  answers: false,
+  answerQuietMs: ANSWER_QUIET_MS,
+  maxLiveAnswers: 0,
 };
 
 /** Messages a connection may send before it is ready (hello and authentication done). */
@@ -133,6 +156,7 @@ function allowedBeforeReady(kind: ClientMessageKind): boolean {
     case "add":
     case "del":
     case "heartbeat":
+    case "compare":
       return false;
     default: {
       const never: never = kind; // a new message kind does not compile until handled above
@@ -208,6 +232,8 @@ export class TunnelConnection {
   closed = false;
   /** Has replies routed in the current cycle (listed in the server's dirty list). */
   dirty = false;
+  /** Answer summaries of its routes (after its COMPARE message). */
+  answers: AnswerTracker | undefined;
 
   /** The peer negotiated CLIENT_DEL: it deletes its routes when its sessions end. */
   get deletesRoutes(): boolean {
@@ -297,6 +323,10 @@ export class TunnelServer {
   readonly #conns = new Set<TunnelConnection>();
   /** Flush deadline of replies routed outside a cycle (a reactor timer: 2 ms matters). */
   readonly #flushTimer = sharedReactor().timer(() => this.#onFlushDeadline());
+  /** Answer counters of every peer, closed ones included. */
+  readonly answerCounters: AnswerCounters = newAnswerCounters();
+  /** Checks the quiet period of open answers while there are some. */
+  readonly #answerTimer = sharedReactor().timer(() => this.#onAnswerTick());
   #inCycle = false;
   readonly #dirty: TunnelConnection[] = [];
   #houseTimer: ReturnType<typeof setInterval>;
@@ -375,6 +405,9 @@ export class TunnelServer {
   reply(pkt: Uint8Array): void {
     const peer = this.dispatcher.reply(pkt, this.opts.now());
     if (!peer) return;
+    if (peer.answers && peer.answers.openAnswers > 0 && !this.#answerTimer.armed) {
+      this.#answerTimer.armIn(this.#answerTickMs);
+    }
     if (this.#inCycle) {
       if (!peer.dirty) {
         peer.dirty = true;
@@ -399,6 +432,7 @@ export class TunnelServer {
     for (let i = 0; i < dirty.length; i++) {
       const c = dirty[i];
       c.dirty = false;
+      c.answers?.settle();
       c.batcher.flush();
       if (!c.writing) this.#write(c);
     }
@@ -418,6 +452,38 @@ export class TunnelServer {
         `held it: refused (${n} so far); a hijack attempt, or two tcpcopy instances replaying ` +
         `onto the same client tuples (give each a different -f or its own -c addresses)`,
     );
+  }
+
+  /** Answer timer period: a quarter of the quiet period (10 ms at least). */
+  get #answerTickMs(): number {
+    return Math.max(10, this.opts.answerQuietMs / 4);
+  }
+
+  /** Sends the answers that went quiet; runs again while answers are open. */
+  #onAnswerTick(): void {
+    const now = this.opts.now();
+    let open = false;
+    for (const c of this.#conns) {
+      const a = c.answers;
+      if (!a || c.closed) continue;
+      a.settle(); // answers of replies routed outside a cycle
+      a.tick(now, this.opts.answerQuietMs);
+      if (c.batcher.hasOutput) this.#write(c);
+      if (a.openAnswers > 0) open = true;
+    }
+    if (open) this.#answerTimer.armIn(this.#answerTickMs);
+  }
+
+  /** Answers in progress, accumulators in use and flows known, over every peer. */
+  answerGauges(): { open: number; live: number; flows: number } {
+    let open = 0, live = 0, flows = 0;
+    for (const c of this.#conns) {
+      if (!c.answers) continue;
+      open += c.answers.openAnswers;
+      live += c.answers.live;
+      flows += c.answers.flows;
+    }
+    return { open, live, flows };
   }
 
   #onFlushDeadline(): void {
@@ -535,6 +601,25 @@ export class TunnelServer {
             this.dispatcher.deleteRoute(c, routeKeyOf(m.client, m.target));
           } else this.counters.delIgnored++;
           break;
+        case "compare":
+          if (!(c.caps & Cap.ANSWERS)) return "answer summaries not negotiated";
+          if (c.answers) return "second compare message";
+          c.answers = new AnswerTracker(
+            {
+              bytes: m.bytes,
+              mode: m.mode,
+              ...(this.opts.maxLiveAnswers > 0 ? { maxLive: this.opts.maxLiveAnswers } : {}),
+            },
+            this.answerCounters,
+            (frame) => c.batcher.addFrame(frame),
+          );
+          this.events.note(
+            "extensions",
+            `tunnel: peer ${c.remote} asks for answer summaries (${m.bytes} first bytes, ` +
+              `digest ${m.mode}, at most ${c.answers.maxLive} open)`,
+            now,
+          );
+          break;
         case "heartbeat":
           if (!(c.caps & Cap.HEARTBEAT)) return "heartbeat not negotiated";
           // answered only when nothing is waiting to go out: pending bytes tell the peer we
@@ -582,7 +667,7 @@ export class TunnelServer {
   ): Promise<void> {
     const key = this.opts.secret!;
     const t = { serverNonce: c.nonce!, clientNonce, instanceId, request: c.request! };
-    const g = grant(c.request!, this.opts.maxPrefix, true);
+    const g = grant(c.request!, this.opts.maxPrefix, true, this.opts.answers);
     let ok = false;
     let answer: Uint8Array | undefined;
     try {
@@ -653,6 +738,7 @@ export class TunnelServer {
     if (n > 0) this.#perIp.set(c.host, n);
     else this.#perIp.delete(c.host);
     const before = this.dispatcher.counters.routesDeleted;
+    c.answers?.clear();
     this.dispatcher.removePeer(c);
     const routes = this.dispatcher.counters.routesDeleted - before;
     if (c.owner && --c.owner.connections === 0) this.#owners.delete(c.owner.id);
@@ -682,7 +768,10 @@ export class TunnelServer {
         this.counters.rejected++;
         this.counters.idleClosed++;
         this.#close(c, c.helloed ? "no authentication in time" : "no hello in time", "idle");
-      } else if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > silent) {
+        continue;
+      }
+      c.answers?.sweep(now);
+      if (c.caps & Cap.HEARTBEAT && now - c.lastHeard > silent) {
         this.counters.idleClosed++;
         this.#close(c, "heartbeat timeout", "idle");
       } else if (c.batcher.hasOutput) this.#write(c);
@@ -708,6 +797,7 @@ export class TunnelServer {
     this.#closing = true;
     clearInterval(this.#houseTimer);
     this.#flushTimer.cancel();
+    this.#answerTimer.cancel();
     try {
       this.#listener.close();
     } catch { /* closed */ }

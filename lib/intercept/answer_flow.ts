@@ -1,0 +1,184 @@
+/**
+ * One connection's reply stream cut into answers (intercept side of issue 15), pure: no I/O,
+ * no clock (times are arguments).
+ *
+ * intercept sees the target's replies, not the requests. The ACK number a reply carries is
+ * the end of the request bytes the target had received when it sent it, so an advance of it
+ * means a new request: the answer in progress ends there. An answer also ends when it is
+ * complete by its own framing (`settle()`, at the end of a capture cycle, so pipelined
+ * responses that leave together stay together), at FIN or RST, after a quiet period (the
+ * caller's `cut(…, "quiet")`), or when the route goes (`"route"`). Bytes with the same ACK
+ * after an answer was sent start another one with `part + 1`.
+ *
+ * Sequence numbers make it exact: the next expected byte is tracked, so retransmitted and
+ * overlapping segments are not counted twice (only their new bytes are), and a hole becomes
+ * `gap(n)` (the digest is then unknown). A payload cut short by the capture (snaplen, copy
+ * range) counts its missing tail as a gap too.
+ */
+import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
+import type { AnswerEndpoint } from "../compare/target_answer.ts";
+import type { AnswerEnd } from "../tunnel/answer_frame.ts";
+import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
+
+/** What a flow needs from its owner (the per-peer tracker): accumulators and the output. */
+export interface FlowHost {
+  /** An accumulator, reset; undefined when over the cap (the owner counts it). */
+  acquire(): AnswerAccumulator | undefined;
+  /** Gives an accumulator back. */
+  release(acc: AnswerAccumulator): void;
+  /** One finished answer. */
+  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void;
+  /** The flow has an open answer now / no longer (`open` changed). */
+  opened(flow: AnswerFlow, open: boolean): void;
+}
+
+/** One TCP segment of a reply, as the flow needs it. */
+export interface ReplySegment {
+  seq: number;
+  ack: number;
+  flags: number;
+  /** The payload bytes captured: `bytes[from, to)`. */
+  bytes: Uint8Array;
+  from: number;
+  to: number;
+  /** The payload's length on the wire (more than `to - from` when the capture cut it). */
+  payloadLen: number;
+}
+
+/** Signed distance a - b in 32-bit sequence space. */
+function seqDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+/** The answer state of one connection (client tuple ↔ target). */
+export class AnswerFlow {
+  /** The next sequence number expected from the target (valid when `synced`). */
+  nextSeq = 0;
+  synced = false;
+  /** The highest ACK number seen (valid when `ackKnown`): the answer in progress answers it. */
+  ack = 0;
+  ackKnown = false;
+  /** Part number of the next answer with this ack. */
+  part = 0;
+  /** The open answer's accumulator (null: none, or skipped over the cap). */
+  acc: AnswerAccumulator | null = null;
+  /** The open answer is being skipped (no accumulator was available); its bytes only count. */
+  skipping = false;
+  /** Sequence number of the open answer's first byte. */
+  startSeq = 0;
+  /** When the last reply bytes came (the quiet period counts from here). */
+  lastMs = 0;
+  /** When any reply of the flow came (idle expiry). */
+  seenMs = 0;
+  /** FIN or RST seen: later segments are retransmissions (a new SYN starts over). */
+  closed = false;
+  /** Bytes that were already seen (retransmissions), not counted again. */
+  duplicateBytes = 0;
+  /** Listed in the tracker's list of flows that got bytes in this cycle. */
+  touched = false;
+
+  constructor(readonly client: AnswerEndpoint, readonly target: AnswerEndpoint) {}
+
+  /** An answer is in progress (counted or skipped). */
+  get open(): boolean {
+    return this.acc !== null || this.skipping;
+  }
+
+  /** The open answer ends at a message boundary by its own framing. */
+  get atMessageEnd(): boolean {
+    return this.acc !== null && this.acc.atMessageEnd;
+  }
+
+  /** Takes one reply segment; returns true when it carried new answer bytes. */
+  segment(host: FlowHost, s: ReplySegment, now: number): boolean {
+    this.seenMs = now;
+    if (s.flags & SYN) return this.#syn(host, s), false;
+    if (this.closed) return false;
+    if (s.flags & ACK && (!this.ackKnown || seqDiff(s.ack, this.ack) > 0)) {
+      if (this.ackKnown) this.cut(host, "ack");
+      this.ack = s.ack;
+      this.ackKnown = true;
+      this.part = 0;
+    }
+    const fresh = s.payloadLen > 0 && this.#payload(host, s, now);
+    if (s.flags & (FIN | RST)) {
+      this.cut(host, s.flags & RST ? "rst" : "fin");
+      this.closed = true;
+    }
+    return fresh;
+  }
+
+  /** A SYN-ACK: a new connection on this tuple (a retransmitted one changes nothing). */
+  #syn(host: FlowHost, s: ReplySegment): void {
+    const next = (s.seq + 1) >>> 0;
+    if (this.synced && !this.closed && next === this.nextSeq) return;
+    this.cut(host, "rst");
+    this.nextSeq = next;
+    this.synced = true;
+    this.closed = false;
+    this.ack = s.ack;
+    this.ackKnown = (s.flags & ACK) !== 0;
+    this.part = 0;
+  }
+
+  /** Payload bytes: the new ones go to the open answer; holes become gaps. */
+  #payload(host: FlowHost, s: ReplySegment, now: number): boolean {
+    if (!this.synced) {
+      this.nextSeq = s.seq;
+      this.synced = true;
+    }
+    const d = seqDiff(s.seq, this.nextSeq);
+    if (d + s.payloadLen <= 0) {
+      this.duplicateBytes += s.payloadLen;
+      return false;
+    }
+    const skip = d < 0 ? -d : 0;
+    if (skip > 0) this.duplicateBytes += skip;
+    if (!this.open) this.#start(host, this.nextSeq); // the first new byte, or the hole's
+    const acc = this.acc;
+    if (acc !== null) {
+      if (d > 0) acc.gap(d, now);
+      const captured = s.to - s.from;
+      if (skip < captured) acc.push(s.bytes, now, s.from + skip, s.to);
+      const lost = s.payloadLen - Math.max(captured, skip);
+      if (lost > 0) acc.gap(lost, now);
+    }
+    this.nextSeq = (s.seq + s.payloadLen) >>> 0;
+    this.lastMs = now;
+    return true;
+  }
+
+  #start(host: FlowHost, seq: number): void {
+    this.startSeq = seq;
+    this.acc = host.acquire() ?? null;
+    this.skipping = this.acc === null;
+    host.opened(this, true);
+  }
+
+  /**
+   * Ends the open answer (if any): emitted unless it was skipped; the next bytes with the same
+   * ack are `part + 1`.
+   */
+  cut(host: FlowHost, end: AnswerEnd): void {
+    if (!this.open) return;
+    const acc = this.acc;
+    this.acc = null;
+    this.skipping = false;
+    host.opened(this, false);
+    if (acc !== null) {
+      host.emit(this, acc.finish(), end);
+      host.release(acc);
+    }
+    this.part++;
+  }
+
+  /** Drops the open answer without emitting it (the peer is gone). */
+  discard(host: FlowHost): void {
+    if (!this.open) return;
+    const acc = this.acc;
+    this.acc = null;
+    this.skipping = false;
+    host.opened(this, false);
+    if (acc !== null) host.release(acc);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Answer summaries for one tunnel peer (issue 15, intercept side), pure: the flows of the
+ * peer's routes (answer_flow.ts), a pool of accumulators with a cap, and the ANSWER frames
+ * handed to the peer's output. Created when the peer's COMPARE message arrives; the server
+ * feeds it every reply routed to the peer (`reply`), ends capture cycles (`settle`), runs the
+ * quiet period (`tick`) and the idle expiry (`sweep`), and tells it about deleted routes.
+ *
+ * Memory is bounded: an accumulator (N first bytes and a parser's small buffers) exists only
+ * while an answer is open, and at most `maxLive` at once per peer; an answer that would need
+ * one more is skipped and counted (`skipped`), its bytes still advance the sequence tracking.
+ * A flow without an open answer is a few numbers; flows idle for `idleMs` are dropped, and a
+ * flow goes with its route (CLIENT_DEL) or its peer.
+ */
+import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
+import type { AnswerEndpoint } from "../compare/target_answer.ts";
+import { type AnswerEnd, encodeAnswerFrame } from "../tunnel/answer_frame.ts";
+import type { ReplyInfo } from "../tunnel/reply_packet.ts";
+import { AnswerFlow, type FlowHost, type ReplySegment } from "./answer_flow.ts";
+import { FIN, RST, SYN } from "../wire/tcp.ts";
+
+/** An answer with no new reply bytes for this long is sent as it is (ms). */
+export const ANSWER_QUIET_MS = 300;
+/** A flow with no reply for this long is forgotten (ms). */
+export const ANSWER_FLOW_IDLE_MS = 60_000;
+/** Most live accumulators per peer, whatever N. */
+export const MAX_LIVE_ANSWERS = 8192;
+/** Memory budget of one peer's live accumulators (bytes), which lowers the cap for big N. */
+export const ANSWER_MEMORY_PER_PEER = 32 << 20;
+
+/** Live accumulators allowed per peer for `bytes` first bytes (at least 16). */
+export function maxLiveFor(bytes: number): number {
+  return Math.max(
+    16,
+    Math.min(MAX_LIVE_ANSWERS, Math.floor(ANSWER_MEMORY_PER_PEER / (bytes + 1024))),
+  );
+}
+
+/** Server-wide answer counters (monotonic), shared by every tracker. */
+export interface AnswerCounters {
+  /** ANSWER frames queued to peers. */
+  sent: number;
+  /** Answers not summarised: the peer's live accumulators were at the cap. */
+  skipped: number;
+  /** ANSWER frames dropped because the peer's output queue was full. */
+  dropped: number;
+  /** Tunnel bytes spent on ANSWER frames (headers included). */
+  bytes: number;
+  /** Retransmitted reply bytes that were not counted again. */
+  duplicateBytes: number;
+}
+
+/** New zeroed counters. */
+export function newAnswerCounters(): AnswerCounters {
+  return { sent: 0, skipped: 0, dropped: 0, bytes: 0, duplicateBytes: 0 };
+}
+
+/** Settings of a tracker. */
+export interface AnswerTrackerOptions {
+  /** First bytes per answer (the peer's COMPARE message). */
+  bytes: number;
+  /** Digest mode (the peer's COMPARE message). */
+  mode: DigestMode;
+  /** Live accumulators at most (default {@link maxLiveFor}). */
+  maxLive?: number;
+  /** Idle flows are forgotten after this (default {@link ANSWER_FLOW_IDLE_MS}). */
+  idleMs?: number;
+}
+
+/** The answer state of one peer. */
+export class AnswerTracker implements FlowHost {
+  readonly bytes: number;
+  readonly mode: DigestMode;
+  readonly maxLive: number;
+  readonly idleMs: number;
+  #flows = new Map<string, AnswerFlow>();
+  #free: AnswerAccumulator[] = [];
+  #made = 0;
+  #open = new Set<AnswerFlow>();
+  #touched: AnswerFlow[] = [];
+  #seg: ReplySegment = {
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    bytes: new Uint8Array(0),
+    from: 0,
+    to: 0,
+    payloadLen: 0,
+  };
+
+  /** `send` queues one whole frame to the peer; false when its queue is full. */
+  constructor(
+    opts: AnswerTrackerOptions,
+    readonly counters: AnswerCounters,
+    readonly send: (frame: Uint8Array) => boolean,
+  ) {
+    this.bytes = opts.bytes;
+    this.mode = opts.mode;
+    this.maxLive = opts.maxLive ?? maxLiveFor(opts.bytes);
+    this.idleMs = opts.idleMs ?? ANSWER_FLOW_IDLE_MS;
+  }
+
+  /** Accumulators in use (open answers being summarised). */
+  get live(): number {
+    return this.#made - this.#free.length;
+  }
+
+  /** Open answers (summarised or skipped). */
+  get openAnswers(): number {
+    return this.#open.size;
+  }
+
+  /** Flows known. */
+  get flows(): number {
+    return this.#flows.size;
+  }
+
+  /** One reply routed to this peer (`info` from inspectReply on `pkt`). */
+  reply(pkt: Uint8Array, info: ReplyInfo, now: number): void {
+    let flow = this.#flows.get(info.key);
+    if (flow === undefined) {
+      // a flow starts with its SYN-ACK or its first payload, not with a stray ACK/FIN/RST
+      if (!(info.flags & SYN) && (info.payloadLen === 0 || info.flags & (FIN | RST))) return;
+      flow = newFlow(pkt, info);
+      this.#flows.set(info.key, flow);
+    }
+    const s = this.#seg;
+    s.seq = info.seq;
+    s.ack = info.ack;
+    s.flags = info.flags;
+    s.bytes = pkt;
+    s.from = info.l4 + info.tcpLen;
+    s.to = s.from + info.capturedPayload;
+    s.payloadLen = info.payloadLen;
+    const before = flow.duplicateBytes;
+    if (flow.segment(this, s, now) && !flow.touched) {
+      flow.touched = true;
+      this.#touched.push(flow);
+    }
+    this.counters.duplicateBytes += flow.duplicateBytes - before;
+    s.bytes = EMPTY; // keep no reference to the capture buffer
+  }
+
+  /**
+   * End of a capture cycle: answers that got bytes in it and end at a message boundary by
+   * their own framing are sent now (pipelined responses read in the same cycle stay one).
+   */
+  settle(): void {
+    const t = this.#touched;
+    for (let i = 0; i < t.length; i++) {
+      const f = t[i];
+      f.touched = false;
+      if (f.atMessageEnd) f.cut(this, "framing");
+    }
+    t.length = 0;
+  }
+
+  /** Sends the answers quiet for `quietMs` or more. */
+  tick(now: number, quietMs = ANSWER_QUIET_MS): void {
+    for (const f of this.#open) if (now - f.lastMs >= quietMs) f.cut(this, "quiet");
+  }
+
+  /** Forgets flows idle for `idleMs` (an open answer is sent first). */
+  sweep(now: number): void {
+    for (const [key, f] of this.#flows) {
+      if (now - f.seenMs < this.idleMs) continue;
+      f.cut(this, "quiet");
+      this.#flows.delete(key);
+    }
+  }
+
+  /** The route of `key` was deleted (CLIENT_DEL): its open answer is sent, its flow goes. */
+  routeDeleted(key: string): void {
+    const f = this.#flows.get(key);
+    if (f === undefined) return;
+    f.cut(this, "route");
+    this.#flows.delete(key);
+  }
+
+  /** The peer is gone: everything is dropped unsent. */
+  clear(): void {
+    for (const f of this.#flows.values()) f.discard(this);
+    this.#flows.clear();
+    this.#touched.length = 0;
+  }
+
+  // FlowHost
+
+  acquire(): AnswerAccumulator | undefined {
+    let acc = this.#free.pop();
+    if (acc === undefined) {
+      if (this.#made >= this.maxLive) {
+        this.counters.skipped++;
+        return undefined;
+      }
+      acc = new AnswerAccumulator({ firstBytes: this.bytes, mode: this.mode });
+      this.#made++;
+    }
+    acc.reset();
+    return acc;
+  }
+
+  release(acc: AnswerAccumulator): void {
+    this.#free.push(acc);
+  }
+
+  opened(flow: AnswerFlow, open: boolean): void {
+    if (open) this.#open.add(flow);
+    else this.#open.delete(flow);
+  }
+
+  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void {
+    const frame = encodeAnswerFrame({
+      client: flow.client,
+      target: flow.target,
+      ack: flow.ack,
+      seq: flow.startSeq,
+      part: flow.part,
+      summary,
+      end,
+    });
+    if (this.send(frame)) {
+      this.counters.sent++;
+      this.counters.bytes += frame.length;
+    } else this.counters.dropped++;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A flow for the reply's tuple: the client is its destination, the target its source. */
+function newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
+  const v4 = info.family === 4;
+  const src = v4 ? pkt.slice(12, 16) : pkt.slice(8, 24);
+  const dst = v4 ? pkt.slice(16, 20) : pkt.slice(24, 40);
+  const l4 = info.l4;
+  const client: AnswerEndpoint = { addr: dst, port: (pkt[l4 + 2] << 8) | pkt[l4 + 3] };
+  const target: AnswerEndpoint = { addr: src, port: (pkt[l4] << 8) | pkt[l4 + 1] };
+  return new AnswerFlow(client, target);
+}

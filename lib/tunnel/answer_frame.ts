@@ -1,0 +1,171 @@
+/**
+ * The ANSWER frame (intercept -> tcpcopy, Cap.ANSWERS, issue 15): the summary of one target
+ * answer, at most N first bytes plus 48 bytes (IPv4) or 72 bytes (IPv6) however long the
+ * answer was. Encoder (intercept) and a total decoder (tcpcopy: every field is checked, a bad
+ * body is a reason string, nothing throws).
+ *
+ *   frame = u8 0xE5 | u24 BE body length | body      (byte 1 is the length's high byte: a
+ *                                                    body may exceed 65535 bytes)
+ *   body:
+ *   off  size
+ *    0    1   flags: bit 0 IPv6 addresses, bit 1 digest present, bit 2 body length present,
+ *             bit 3 reserved (0), bits 4-7 why the answer ended (ANSWER_ENDS index)
+ *    1    1   digest kind: 0 http, 1 pg, 2 bytes
+ *    2    2   part (0 = the answer; 1, 2 … = later bytes with the same ack)
+ *    4    2   client port               6    2   target port
+ *    8    4   ack (the reply's ACK number: end of the request answered)
+ *   12    4   seq (the target's sequence number of the answer's first byte)
+ *   16    6   total length (gaps included)
+ *   22    6   body length (0 when absent: gaps)
+ *   28    4   gap bytes (saturated at 2^32 - 1)
+ *   32    8   digest: seed A's XXH32 then seed B's (the 16 hex digits; 0 when absent)
+ *   40  4|16  client address           44|56  4|16  target address
+ *   48|72     first bytes (the rest of the body, at most the N of the COMPARE message)
+ */
+import type { AnswerSummary } from "../compare/answer.ts";
+import type { DigestKind } from "../compare/sniff.ts";
+import type { AnswerEndpoint, TargetAnswer } from "../compare/target_answer.ts";
+import { MAX_COMPARE_BYTES } from "../compare/answer.ts";
+
+/** The frame kind byte (FrameKind.ANSWER in replies.ts). */
+export const ANSWER_FRAME_KIND = 0xe5;
+/** Body bytes before the first bytes, IPv4 and IPv6. */
+export const ANSWER_HEADER_V4 = 48;
+export const ANSWER_HEADER_V6 = 72;
+/** Largest body a peer may receive (IPv6 header and MAX_COMPARE_BYTES). */
+export const MAX_ANSWER_BODY = ANSWER_HEADER_V6 + MAX_COMPARE_BYTES;
+
+/** Why intercept closed an answer (informational; the pairing uses ack and part). */
+export type AnswerEnd = "ack" | "framing" | "fin" | "rst" | "quiet" | "route";
+/** The end codes, by their wire value (the index). */
+export const ANSWER_ENDS: readonly AnswerEnd[] = ["ack", "framing", "fin", "rst", "quiet", "route"];
+/** Digest kinds by their wire value. */
+export const DIGEST_KINDS: readonly DigestKind[] = ["http", "pg", "bytes"];
+
+/** A {@link TargetAnswer} as the tunnel carries it: with the reason it ended. */
+export interface TunnelAnswer extends TargetAnswer {
+  end: AnswerEnd;
+}
+
+const F_V6 = 1, F_DIGEST = 2, F_BODY = 4, F_RESERVED = 8;
+const U32 = 0x1_0000_0000;
+
+function setU48(dv: DataView, at: number, n: number): void {
+  dv.setUint16(at, Math.floor(n / U32));
+  dv.setUint32(at + 2, n >>> 0);
+}
+
+function getU48(dv: DataView, at: number): number {
+  return dv.getUint16(at) * U32 + dv.getUint32(at + 2);
+}
+
+/** Bytes of the whole frame for this answer (header included). */
+export function answerFrameLength(a: TargetAnswer): number {
+  const v6 = a.client.addr.length === 16;
+  return 4 + (v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4) + a.summary.firstBytes.length;
+}
+
+/**
+ * Encodes one answer as a whole frame. Throws a RangeError on impossible input (our own
+ * summaries never are): endpoints not both IPv4 or both IPv6, too many first bytes, a digest
+ * that is not 16 hex digits.
+ */
+export function encodeAnswerFrame(a: TunnelAnswer): Uint8Array {
+  const s = a.summary;
+  const alen = a.client.addr.length;
+  const v6 = alen === 16;
+  if ((alen !== 4 && alen !== 16) || a.target.addr.length !== alen) {
+    throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
+  }
+  if (s.firstBytes.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
+  if (s.digest !== null && !/^[0-9a-f]{16}$/.test(s.digest)) {
+    throw new RangeError(`digest ${s.digest} is not 16 hex digits`);
+  }
+  const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
+  const bodyLen = head + s.firstBytes.length;
+  const out = new Uint8Array(4 + bodyLen);
+  out[0] = ANSWER_FRAME_KIND;
+  out[1] = bodyLen >>> 16;
+  out[2] = (bodyLen >>> 8) & 0xff;
+  out[3] = bodyLen & 0xff;
+  const dv = new DataView(out.buffer, 4);
+  const end = ANSWER_ENDS.indexOf(a.end);
+  out[4] = (v6 ? F_V6 : 0) | (s.digest !== null ? F_DIGEST : 0) |
+    (s.bodyLength !== null ? F_BODY : 0) | (Math.max(0, end) << 4);
+  out[5] = DIGEST_KINDS.indexOf(s.kind);
+  dv.setUint16(2, a.part & 0xffff);
+  dv.setUint16(4, a.client.port);
+  dv.setUint16(6, a.target.port);
+  dv.setUint32(8, a.ack >>> 0);
+  dv.setUint32(12, a.seq >>> 0);
+  setU48(dv, 16, s.totalLength);
+  setU48(dv, 22, s.bodyLength ?? 0);
+  dv.setUint32(28, Math.min(s.gapBytes, U32 - 1));
+  if (s.digest !== null) {
+    dv.setUint32(32, parseInt(s.digest.slice(0, 8), 16));
+    dv.setUint32(36, parseInt(s.digest.slice(8), 16));
+  }
+  out.set(a.client.addr, 4 + 40);
+  out.set(a.target.addr, 4 + 40 + alen);
+  out.set(s.firstBytes, 4 + head);
+  return out;
+}
+
+function hex32(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}
+
+/**
+ * Decodes an ANSWER frame's body (copied: the result outlives `body`). `maxFirst` is the N
+ * this side asked for. Returns a reason string for a body that breaks the layout or is
+ * inconsistent (the caller counts it and goes on: the framing itself was fine).
+ */
+export function decodeAnswerBody(body: Uint8Array, maxFirst: number): TunnelAnswer | string {
+  if (body.length < ANSWER_HEADER_V4) return `answer of ${body.length} bytes`;
+  const flags = body[0];
+  const v6 = (flags & F_V6) !== 0;
+  const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
+  if (body.length < head) return `IPv6 answer of ${body.length} bytes`;
+  if (flags & F_RESERVED) return "answer with a reserved flag set";
+  const end = ANSWER_ENDS[flags >> 4];
+  if (end === undefined) return `answer end code ${flags >> 4}`;
+  const kind = DIGEST_KINDS[body[1]];
+  if (kind === undefined) return `answer digest kind ${body[1]}`;
+  const dv = new DataView(body.buffer, body.byteOffset, body.length);
+  const total = getU48(dv, 16);
+  const gap = dv.getUint32(28);
+  const first = body.length - head;
+  const hasDigest = (flags & F_DIGEST) !== 0, hasBody = (flags & F_BODY) !== 0;
+  if (first > maxFirst) return `answer with ${first} first bytes (${maxFirst} asked for)`;
+  if (first > total || gap > total) return "answer lengths beyond its total length";
+  if (hasDigest !== (gap === 0) || hasBody !== (gap === 0)) {
+    return "answer digest/body length present with gaps, or absent without";
+  }
+  const bodyLength = hasBody ? getU48(dv, 22) : null;
+  if (bodyLength !== null && bodyLength > total) return "answer body length beyond its total";
+  const alen = v6 ? 16 : 4;
+  const copy = body.slice(40, head); // both addresses in one copy
+  const client: AnswerEndpoint = { addr: copy.subarray(0, alen), port: dv.getUint16(4) };
+  const target: AnswerEndpoint = { addr: copy.subarray(alen, 2 * alen), port: dv.getUint16(6) };
+  const firstBytes = body.slice(head);
+  const summary: AnswerSummary = {
+    firstBytes,
+    totalLength: total,
+    gapBytes: gap,
+    kind,
+    digest: hasDigest ? hex32(dv.getUint32(32)) + hex32(dv.getUint32(36)) : null,
+    bodyLength,
+    timedOut: false,
+    complete: gap === 0,
+    truncated: total > first,
+  };
+  return {
+    client,
+    target,
+    ack: dv.getUint32(8),
+    seq: dv.getUint32(12),
+    part: dv.getUint16(2),
+    summary,
+    end,
+  };
+}

@@ -1,0 +1,293 @@
+// The tunnel's answer extension (issue 15): the ANSWER frame codec, the COMPARE message,
+// the negotiation (authenticated peers of an intercept with --compare only), and the whole
+// path over loopback (server tracker -> frames -> client onAnswer).
+import assert from "node:assert/strict";
+import {
+  ANSWER_ENDS,
+  ANSWER_HEADER_V4,
+  ANSWER_HEADER_V6,
+  decodeAnswerBody,
+  encodeAnswerFrame,
+  MAX_ANSWER_BODY,
+  type TunnelAnswer,
+} from "../../lib/tunnel/answer_frame.ts";
+import { MAX_COMPARE_BYTES, summarize } from "../../lib/compare/answer.ts";
+import { type ServerItem, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
+import { encodeExtAck } from "../../lib/tunnel/replies.ts";
+import {
+  ClientMessageDecoder,
+  encodeCompare,
+  encodeHello,
+  MsgType,
+} from "../../lib/tunnel/messages.ts";
+import { Cap, grant } from "../../lib/tunnel/negotiation.ts";
+import { TunnelServer } from "../../lib/tunnel/server.ts";
+import { TunnelClient } from "../../lib/tunnel/client.ts";
+import { importSecret } from "../../lib/tunnel/auth.ts";
+import { F, segment } from "../helpers/tunnel_fixtures.ts";
+import { until } from "../helpers/until.ts";
+
+const te = new TextEncoder();
+const ep = (a: number[], port: number) => ({ addr: new Uint8Array(a), port });
+const C = [10, 0, 0, 1], T = [10, 0, 0, 2];
+
+function answer(over: Partial<TunnelAnswer> = {}, text = "HTTP/1.1 200 OK\r\n\r\n"): TunnelAnswer {
+  return {
+    client: ep(C, 40000),
+    target: ep(T, 80),
+    ack: 0xfffffff0,
+    seq: 123456789,
+    part: 2,
+    summary: summarize(te.encode(text), { firstBytes: 16 }),
+    end: "quiet",
+    ...over,
+  };
+}
+
+/** An extension decoder that accepts answers of up to `n` first bytes. */
+function answerDecoder(n: number): ServerStreamDecoder {
+  const d = new ServerStreamDecoder();
+  d.expectAck = true;
+  d.push(encodeExtAck(1, Cap.ANSWERS, 0));
+  d.answerBytes = n;
+  return d;
+}
+
+Deno.test("answer frame: round trip IPv4 and IPv6, digest present and absent", () => {
+  const a = answer({}, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+  const f = encodeAnswerFrame(a);
+  assert.equal(f[0], 0xe5);
+  assert.equal(f.length, 4 + ANSWER_HEADER_V4 + 16, "48 bytes + first bytes + frame header");
+  const back = decodeAnswerBody(f.subarray(4), 16);
+  assert.ok(typeof back !== "string", String(back));
+  assert.deepEqual(back, a);
+  // IPv6, with a gap (digest and body length absent), every end code
+  for (const end of ANSWER_ENDS) {
+    const acc = summarize(te.encode("abcdefghijklmnopqrstuvwxyz"), { firstBytes: 16 });
+    const gapped = { ...acc, gapBytes: 7, totalLength: 33, digest: null, bodyLength: null };
+    gapped.complete = false;
+    const six = answer({
+      client: ep([0xfd, ...new Array(14).fill(0), 1], 1),
+      target: ep([0xfd, ...new Array(14).fill(0), 2], 65535),
+      summary: gapped,
+      end,
+      part: 65535,
+      ack: 0,
+      seq: 0xffffffff,
+    });
+    const g = encodeAnswerFrame(six);
+    assert.equal(g.length, 4 + ANSWER_HEADER_V6 + 16);
+    assert.deepEqual(decodeAnswerBody(g.subarray(4), 1024), six);
+  }
+  // lengths beyond 32 bits survive (u48)
+  const big = answer();
+  big.summary = { ...big.summary, totalLength: 2 ** 40 + 5, bodyLength: 2 ** 40 };
+  big.summary.truncated = true;
+  const r = decodeAnswerBody(encodeAnswerFrame(big).subarray(4), 16);
+  assert.ok(typeof r !== "string");
+  assert.equal(r.summary.totalLength, 2 ** 40 + 5);
+  assert.equal(r.summary.bodyLength, 2 ** 40);
+});
+
+Deno.test("answer frame: a 65536-byte first-bytes answer crosses the stream decoder in any chunking", () => {
+  const body = new Uint8Array(70000).map((_, i) => 32 + (i % 90));
+  const summary = summarize(body, { firstBytes: MAX_COMPARE_BYTES, mode: "bytes" });
+  const a = answer({ summary });
+  const frame = encodeAnswerFrame(a);
+  assert.equal(frame.length, 4 + ANSWER_HEADER_V4 + MAX_COMPARE_BYTES);
+  assert.equal(frame[1], 1, "the body length needs the high byte");
+  const d = answerDecoder(MAX_COMPARE_BYTES);
+  const items: ServerItem[] = [];
+  for (let at = 0; at < frame.length; at += 7777) {
+    const r = d.push(frame.subarray(at, at + 7777));
+    assert.equal(r.error, undefined);
+    items.push(...r.items);
+  }
+  assert.equal(items.length, 1);
+  const it = items[0];
+  assert.ok(it.kind === "answer");
+  assert.deepEqual(it.answer, a);
+  assert.equal(it.answer.summary.digest, summary.digest);
+});
+
+Deno.test("answer frame: hostile bodies are reasons, never throws; bad framing is fatal", () => {
+  const good = encodeAnswerFrame(answer()).subarray(4);
+  const cases: [string, (b: Uint8Array) => Uint8Array][] = [
+    ["short", (b) => b.subarray(0, 47)],
+    ["v6 flag on a v4-sized body", (b) => (b[0] |= 1, b.subarray(0, 60))],
+    ["reserved flag", (b) => (b[0] |= 8, b)],
+    ["end code", (b) => (b[0] = (b[0] & 15) | (9 << 4), b)],
+    ["kind", (b) => (b[1] = 3, b)],
+    ["first bytes over N", (b) => b],
+    ["gap without digest removal", (b) => (b[31] = 1, b)],
+    ["first beyond total", (b) => (b[21] = 3, b)],
+  ];
+  for (const [name, mutate] of cases) {
+    const body = mutate(good.slice());
+    const n = name === "first bytes over N" ? 15 : 16;
+    const r = decodeAnswerBody(body, n);
+    assert.equal(typeof r, "string", name);
+  }
+  // random garbage: strings or answers, never an exception
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
+  for (let i = 0; i < 2000; i++) {
+    const b = new Uint8Array(rnd() % 120).map(rnd);
+    decodeAnswerBody(b, 64);
+  }
+  // through the stream decoder: a malformed body is an item, the stream goes on
+  const d = answerDecoder(16);
+  const bad = encodeAnswerFrame(answer());
+  bad[4] |= 8;
+  const r = d.push(new Uint8Array([...bad, ...encodeAnswerFrame(answer())]));
+  assert.equal(r.error, undefined);
+  assert.deepEqual(r.items.map((i) => i.kind), ["answer-malformed", "answer"]);
+  // not negotiated, or a length over the bound: fatal before the body is awaited
+  const off = new ServerStreamDecoder();
+  off.expectAck = true;
+  off.push(encodeExtAck(1, 0, 0));
+  assert.match(off.push(encodeAnswerFrame(answer())).error ?? "", /not negotiated/);
+  const huge = answerDecoder(16);
+  const len = MAX_ANSWER_BODY + 1;
+  assert.match(
+    huge.push(new Uint8Array([0xe5, len >> 16, (len >> 8) & 255, len & 255])).error ?? "",
+    /answer frame of/,
+  );
+});
+
+Deno.test("COMPARE message: encoded, decoded after extensions only, bounds checked", () => {
+  const m = encodeCompare(1024, "http");
+  assert.equal(m.length, 14);
+  assert.equal(new DataView(m.buffer).getUint16(6), MsgType.COMPARE);
+  assert.throws(() => encodeCompare(15, "auto"), RangeError);
+  assert.throws(() => encodeCompare(65537, "auto"), RangeError);
+  const d = new ClientMessageDecoder();
+  d.push(encodeHello());
+  assert.match(d.push(m).error ?? "", /before extensions/);
+  const ok = new ClientMessageDecoder();
+  ok.push(encodeHello());
+  ok.extensions = true;
+  assert.deepEqual(ok.push(encodeCompare(65536, "pg")).items, [
+    { kind: "compare", bytes: 65536, mode: "pg" },
+  ]);
+  const bad = encodeCompare(16, "bytes");
+  new DataView(bad.buffer).setUint32(0, 8);
+  const d2 = new ClientMessageDecoder();
+  d2.push(encodeHello());
+  d2.extensions = true;
+  assert.match(d2.push(bad).error ?? "", /first bytes/);
+  const badMode = encodeCompare(16, "bytes");
+  badMode[5] = 9;
+  const d3 = new ClientMessageDecoder();
+  d3.push(encodeHello());
+  d3.extensions = true;
+  assert.match(d3.push(badMode).error ?? "", /digest mode 9/);
+});
+
+Deno.test("negotiation: answers only to authenticated peers of an intercept with --compare", () => {
+  const req = { extVersion: 1, caps: Cap.AUTH | Cap.ANSWERS | Cap.HEARTBEAT, prefix: 0 };
+  assert.equal(grant(req, 128, true, true).caps, Cap.AUTH | Cap.ANSWERS | Cap.HEARTBEAT);
+  assert.equal(grant(req, 128, false, true).caps, Cap.HEARTBEAT, "not authenticated");
+  assert.equal(grant(req, 128, true, false).caps, Cap.AUTH | Cap.HEARTBEAT, "no --compare");
+  assert.equal(grant(req, 128, true).caps & Cap.ANSWERS, 0, "off by default");
+});
+
+const SECRET = "a shared secret of 32 bytes.....";
+
+/** A server and a client asking for answers; `fn` runs the test. */
+async function withPair(
+  serverAnswers: boolean,
+  clientSecret: boolean,
+  fn: (
+    server: TunnelServer,
+    client: TunnelClient,
+    got: TunnelAnswer[],
+    logs: string[],
+  ) => Promise<void> | void,
+) {
+  const secret = await importSecret(te.encode(SECRET));
+  const server = TunnelServer.listen({
+    port: 0,
+    hostname: "127.0.0.1",
+    log: () => {},
+    secret,
+    answers: serverAnswers,
+    answerQuietMs: 40,
+  });
+  const got: TunnelAnswer[] = [];
+  const logs: string[] = [];
+  let client: TunnelClient | undefined;
+  try {
+    client = await TunnelClient.connect({
+      servers: [{ hostname: "127.0.0.1", port: server.port }],
+      connections: 1,
+      ...(clientSecret ? { secret } : {}),
+      compare: { bytes: 64, mode: "auto" },
+      onAnswer: (a) => got.push(a),
+      onReply: () => {},
+      log: (l) => logs.push(l),
+      lonely: !clientSecret,
+    });
+    await fn(server, client, got, logs);
+  } finally {
+    await client?.close();
+    await server.close();
+  }
+}
+
+Deno.test("loopback: keep-alive HTTP answers cut at ACK advances, framing and FIN arrive with the right digests", async () => {
+  await withPair(true, true, async (server, client, got) => {
+    assert.equal(client.answersGranted(0), "granted");
+    assert.ok(client.addRoute(ep(C, 40000), ep(T, 80)));
+    await until(() => server.dispatcher.routes.size === 1, 3000, "route");
+    await until(() => server.answerGauges().flows === 0 && server.peersConnected === 1);
+    const bodies = ["first answer body", "second, longer answer body ".repeat(10), "3"];
+    const answers = bodies.map((b) =>
+      te.encode(`HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`)
+    );
+    let seq = 5000, ack = 9000;
+    const send = (flags: number, payload?: Uint8Array) => {
+      server.beginCycle();
+      server.reply(segment({ src: T, dst: C, sport: 80, dport: 40000, seq, ack, flags, payload }));
+      server.endCycle();
+      seq += payload?.length ?? 0;
+    };
+    send(F.SYN | F.ACK);
+    seq += 1;
+    for (let i = 0; i < answers.length; i++) {
+      ack += 50; // the request arrived: the reply acknowledges it
+      const a = answers[i];
+      send(F.ACK, a.subarray(0, 30));
+      send(F.ACK, a.subarray(30));
+    }
+    await until(() => got.length === 3, 3000, "three answers");
+    const want = answers.map((a) => summarize(a, { firstBytes: 64 }));
+    for (let i = 0; i < 3; i++) {
+      assert.equal(got[i].summary.digest, want[i].digest, `digest ${i}`);
+      assert.equal(got[i].summary.totalLength, answers[i].length);
+      assert.equal(got[i].summary.bodyLength, bodies[i].length);
+      assert.deepEqual(got[i].summary.firstBytes, answers[i].subarray(0, 64));
+      assert.equal(got[i].ack, 9000 + 50 * (i + 1));
+      assert.equal(got[i].part, 0);
+      assert.equal(got[i].end, "framing", "complete by Content-Length at the cycle's end");
+    }
+    assert.equal(got[0].seq, 5001);
+    assert.equal(server.answerCounters.sent, 3);
+    assert.ok(server.answerCounters.bytes > 3 * 52);
+    assert.equal(client.counters.answers, 3);
+  });
+});
+
+Deno.test("loopback: an intercept without --compare refuses, and a client without a secret never asks", async () => {
+  await withPair(false, true, (_server, client, got, logs) => {
+    assert.equal(client.answersGranted(0), "refused");
+    assert.equal(client.counters.answersRefused, 1);
+    assert.equal(logs.filter((l) => /does not send answer summaries/.test(l)).length, 1);
+    assert.equal(got.length, 0);
+  });
+  await withPair(true, false, (_server, client, _got, logs) => {
+    assert.equal(client.answersGranted(0), "refused");
+    assert.equal(logs.filter((l) => /need --secret-file/.test(l)).length, 1);
+    assert.equal(client.capsOf(0) & Cap.ANSWERS, 0);
+  });
+});
