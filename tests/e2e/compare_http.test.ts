@@ -67,7 +67,7 @@ async function changeTarget(env: Cleanup, rep: Replication): Promise<void> {
     String(SLOW_PORT),
     "200",
   ]));
-  await sh(rep.lab.target, `kill -HUP $(cat ${dir}/nginx.pid)`);
+  Deno.kill(Number((await Deno.readTextFile(`${dir}/nginx.pid`)).trim()), "SIGHUP");
   const ok = await waitFor(
     async () => {
       const out = await sh(
