@@ -1,6 +1,7 @@
 /** The validated configuration of one tcpcopy run, as produced by the command-line parser. */
 import type { Transfer } from "./transfer.ts";
 import type { HostPort } from "./endpoint.ts";
+import type { CompareProto } from "../compare/sniff.ts";
 
 /** Defaults of every optional setting. */
 export const DEFAULTS = {
@@ -33,6 +34,22 @@ export interface OfflineConfig {
   skipGapMs: number;
   /** Passes over the file. */
   repeat: number;
+}
+
+/** `--compare` and its flags. */
+export interface CompareConfig {
+  /** `--compare-proto`. */
+  proto: CompareProto;
+  /** `--compare-bytes`. */
+  bytes: number;
+  /** `--compare-ignore-header` names (lower case), besides the defaults. */
+  ignoreHeaders: string[];
+  /** `--compare-log` path, "-" for stdout, null for none. */
+  log: string | null;
+  /** `--compare-all`. */
+  all: boolean;
+  /** `--compare-fail-above`, null when not given. */
+  failAbove: number | null;
 }
 
 /** Everything `tcpcopy` needs to run, with defaults filled in. */
@@ -94,4 +111,6 @@ export interface TcpcopyConfig {
   authFile: string | null;
   /** `--read-only`: modules drop statements that change data. */
   readOnly: boolean;
+  /** `--compare` (issue 15); null = off. */
+  compare: CompareConfig | null;
 }

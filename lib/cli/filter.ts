@@ -5,13 +5,26 @@
  */
 import type { Transfer } from "./transfer.ts";
 
-/** Builds `tcp and ((dst port P and dst host H) or ...) [and not (...targets...)]`. */
-export function buildCaptureFilter(transfers: readonly Transfer[]): string {
+/**
+ * Builds `tcp and ((dst port P and dst host H) or ...) [and not (...targets...)]`. With
+ * `answers` (`--compare`) the online server's packets to its clients are captured too:
+ * `(src port P and src host H)` for each transfer.
+ */
+export function buildCaptureFilter(transfers: readonly Transfer[], answers = false): string {
   const terms = transfers.map((t) =>
     t.onlineIp === null
       ? `(dst port ${t.onlinePort})`
       : `(dst port ${t.onlinePort} and dst host ${t.onlineIp})`
   );
+  if (answers) {
+    for (const t of transfers) {
+      terms.push(
+        t.onlineIp === null
+          ? `(src port ${t.onlinePort})`
+          : `(src port ${t.onlinePort} and src host ${t.onlineIp})`,
+      );
+    }
+  }
   // A target endpoint that some online rule also matches would loop our sends back in.
   const loops = new Set<string>();
   for (const target of transfers) {

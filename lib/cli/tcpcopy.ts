@@ -3,7 +3,7 @@
  * flag, which value and what is expected. Pure: no I/O, never exits, never throws.
  */
 import { parseArgs } from "node:util";
-import { DEFAULTS, type OfflineConfig, type TcpcopyConfig } from "./config.ts";
+import { type CompareConfig, DEFAULTS, type OfflineConfig, type TcpcopyConfig } from "./config.ts";
 import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
 import { flagName, FLAGS, parseArgsOptions, renderHelp } from "./tcpcopy_flags.ts";
 import { parseTransfers, type Transfer, TRANSFER_SYNTAX } from "./transfer.ts";
@@ -15,6 +15,8 @@ import { parseDecimalInRange, parseIntInRange } from "./number.ts";
 import type { Parsed } from "./result.ts";
 import { EXIT_USAGE } from "../process/exit.ts";
 import { lookupModule } from "../modules/registry.ts";
+import { COMPARE_PROTOS, type CompareProto } from "../compare/sniff.ts";
+import { DEFAULT_COMPARE_BYTES, MAX_COMPARE_BYTES, MIN_COMPARE_BYTES } from "../compare/answer.ts";
 
 /** What the command line asks for. */
 export type CliResult =
@@ -141,13 +143,14 @@ function configOf(r: Reader): TcpcopyConfig {
   const offline = parseOffline(r.v, r.dec, r.int);
   const secretFile = secretFileOf(r);
   const { authFile, readOnly } = modulesOf(r, transfers, secretFile);
+  const compare = compareOf(r, secretFile);
   const config: TcpcopyConfig = {
     transfers,
     intercepts,
     connections: r.int("connections", DEFAULTS.connections, 1, 16),
     secretFile,
     interfaces,
-    filter: filterText ?? buildCaptureFilter(transfers),
+    filter: filterText ?? buildCaptureFilter(transfers, compare !== null),
     filterGenerated: filterText === undefined,
     bufferMiB: r.int("buffer", DEFAULTS.bufferMiB, 1, 4096),
     snaplen: r.int("snaplen", DEFAULTS.snaplen, 96, 262144),
@@ -179,6 +182,7 @@ function configOf(r: Reader): TcpcopyConfig {
     offline,
     authFile,
     readOnly,
+    compare,
   };
   if (config.logFile !== null && config.logFile.trim() === "") {
     bad("log", config.logFile, "expected a file path");
@@ -323,6 +327,66 @@ function modulesOf(
     usage(`--read-only: only used with --module NAME (or -x ...@NAME)`);
   }
   return { authFile, readOnly };
+}
+
+/** The flags that only make sense with --compare. */
+const COMPARE_ONLY = [
+  "compare-proto",
+  "compare-bytes",
+  "compare-ignore-header",
+  "compare-log",
+  "compare-all",
+  "compare-fail-above",
+];
+
+/**
+ * --compare and its flags; null when off. --compare needs --secret-file (intercept sends answer
+ * summaries only to an authenticated peer); the other compare flags need --compare.
+ */
+function compareOf(r: Reader, secretFile: string | null): CompareConfig | null {
+  if (r.v.compare !== true) {
+    const stray = COMPARE_ONLY.find((long) => r.v[long] !== undefined);
+    if (stray) {
+      const value = r.v[stray];
+      bad(
+        stray,
+        Array.isArray(value) ? value.join(",") : String(value),
+        "only used with --compare",
+      );
+    }
+    return null;
+  }
+  if (secretFile === null) {
+    usage(
+      "--compare needs --secret-file FILE: intercept sends the target's answers only to a " +
+        "tcpcopy that authenticates with the shared secret",
+    );
+  }
+  const protoText = r.str("compare-proto") ?? "auto";
+  if (!COMPARE_PROTOS.includes(protoText as CompareProto)) {
+    bad("compare-proto", protoText, `expected one of ${COMPARE_PROTOS.join(", ")}`);
+  }
+  const ignoreHeaders = r.list("compare-ignore-header").map((name) => {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/.test(name)) {
+      bad("compare-ignore-header", name, "expected an HTTP header name such as X-Trace-Id");
+    }
+    return name.toLowerCase();
+  });
+  const log = r.str("compare-log") ?? null;
+  if (log !== null && log.trim() === "") {
+    bad("compare-log", log, "expected a file path, or - for stdout");
+  }
+  const all = r.v["compare-all"] === true;
+  if (all && log === null) usage("--compare-all: only used with --compare-log FILE");
+  const failText = r.str("compare-fail-above");
+  return {
+    proto: protoText as CompareProto,
+    bytes: r.int("compare-bytes", DEFAULT_COMPARE_BYTES, MIN_COMPARE_BYTES, MAX_COMPARE_BYTES),
+    ignoreHeaders,
+    log,
+    all,
+    failAbove: failText === undefined ? null : r.dec("compare-fail-above", 0, 0, 1),
+  };
 }
 
 /** --secret-file: a non-empty path (read at start). */

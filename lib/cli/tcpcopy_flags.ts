@@ -273,6 +273,55 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Serve Prometheus metrics on http://host:port/metrics (host default 127.0.0.1).",
     example: "--metrics 9120",
   },
+  {
+    long: "compare",
+    help: "Compare every replayed request's answer: the online server's (captured here, " +
+      "both directions) with the target's (summarised by intercept, which sends them only " +
+      "to an authenticated tcpcopy: needs --secret-file). Mismatches go to --compare-log, " +
+      "counts and latencies to the stats line's compare object and /metrics.",
+    example:
+      "--compare --secret-file /etc/tcpcopy/secret --compare-log /var/log/tcpcopy-diff.ndjson",
+  },
+  {
+    long: "compare-proto",
+    arg: "auto|http|resp|pg|bytes",
+    help: "With --compare: how answers are compared (default auto: sniffed per request).",
+    example: "--compare-proto http",
+  },
+  {
+    long: "compare-bytes",
+    arg: "N",
+    help: "With --compare: first answer bytes kept and compared per request, 16..65536 " +
+      "(default 1024); the rest is compared by length and digest.",
+    example: "--compare-bytes 4096",
+  },
+  {
+    long: "compare-ignore-header",
+    arg: "NAME",
+    help: "With --compare: an HTTP header left out of the comparison, besides Date, Server, " +
+      "Set-Cookie, ETag, Last-Modified, Expires, Age and X-Request-Id (repeatable).",
+    example: "--compare-ignore-header X-Trace-Id",
+    multiple: true,
+  },
+  {
+    long: "compare-log",
+    arg: "FILE",
+    help: "With --compare: write one JSON record per mismatching request to FILE ('-' for " +
+      'stdout, beside the stats lines; records have type "compare").',
+    example: "--compare-log /var/log/tcpcopy-diff.ndjson",
+  },
+  {
+    long: "compare-all",
+    help: "With --compare-log: a record for every compared request, not only mismatches.",
+    example: "--compare-all",
+  },
+  {
+    long: "compare-fail-above",
+    arg: "RATIO",
+    help: "With --compare: exit with code 3 when mismatched/compared requests is above " +
+      "RATIO (0..1) at the end (a regression gate for --offline runs in CI).",
+    example: "--compare-fail-above 0.001",
+  },
   { long: "version", short: "v", help: "Print the version and exit.", example: "-v" },
   { long: "help", short: "h", help: "Print this help and exit.", example: "-h" },
   {
@@ -357,7 +406,8 @@ export function renderHelp(): string {
     "Output: one JSON stats object per line on stdout (every --stats-interval seconds and at",
     "exit); log lines on stderr or --log FILE.",
     "Exit codes: 0 done (SIGINT/SIGTERM), 1 runtime problem (intercept unreachable, no",
-    "privilege, missing device), 2 bad command line.",
+    "privilege, missing device), 2 bad command line, 3 mismatch ratio above",
+    "--compare-fail-above.",
   );
   return lines.join("\n");
 }

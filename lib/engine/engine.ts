@@ -598,7 +598,17 @@ export class Engine implements SessionHost {
     this.stats.sessions.active++;
     this.account();
     this.out.routeAdd(client, s.target);
-    if (this.out.event) this.emitEvent({ type: "open", client, target: s.target });
+    if (this.out.event) {
+      const original = { client: flow.src, server: flow.dst };
+      this.emitEvent({
+        type: "open",
+        client,
+        target: s.target,
+        original,
+        copy: r.copy,
+        module: !!r.module,
+      });
+    }
     return s;
   }
 

@@ -199,4 +199,9 @@ export interface SessionEvent {
   /** Requests lost with this event. */
   requests?: number;
   detail?: string;
+  /** `open`: the captured connection (client, server) this session replays. */
+  original?: { client: Endpoint; server: Endpoint };
+  /** `open`: the copy index (`-n`) and whether a protocol module rewrites the stream. */
+  copy?: number;
+  module?: boolean;
 }

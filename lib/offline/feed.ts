@@ -25,6 +25,8 @@ export interface FeedCounters {
   notTcp: number;
   /** Client connections to a transfer seen in the first pass (distinct 4-tuples). */
   connections: number;
+  /** Server→client records handed on for `--compare` (the recorded online answers). */
+  answers?: number;
 }
 
 /** Most distinct other destination ports remembered for the "matched nothing" hint. */
@@ -47,7 +49,16 @@ export class OfflineFeed {
   readonly #otherPorts = new Map<number, number>();
   readonly #flows = new Set<string>();
 
-  constructor(transfers: readonly Transfer[], timing: ReplayTiming, startWallMs: number) {
+  /**
+   * `answers` (`--compare`): the server's packets of the transferred ports are handed on too
+   * (the recorded online answers), rewritten for the pass like their clients'.
+   */
+  constructor(
+    transfers: readonly Transfer[],
+    timing: ReplayTiming,
+    startWallMs: number,
+    readonly answers = false,
+  ) {
     this.#transfers = transfers;
     this.schedule = new ReplaySchedule(timing, startWallMs);
   }
@@ -63,6 +74,9 @@ export class OfflineFeed {
       return null;
     }
     if (!this.#matches(out.dstText(), out.dstPort)) {
+      if (this.answers && this.#matches(out.srcText(), out.srcPort)) {
+        return this.#answer(out, tsMicros);
+      }
       if (this.#otherPorts.size < MAX_PORTS || this.#otherPorts.has(out.dstPort)) {
         this.#otherPorts.set(out.dstPort, (this.#otherPorts.get(out.dstPort) ?? 0) + 1);
       }
@@ -79,6 +93,16 @@ export class OfflineFeed {
     if (this.pass > 0) {
       out.srcPort = passPort(out.srcPort, this.pass);
       out.seq = passSeq(out.seq, this.pass);
+    }
+    return this.schedule.due(tsMicros);
+  }
+
+  /** A recorded server→client packet, rewritten for the pass (client port, client sequence). */
+  #answer(out: ParsedTcp, tsMicros: number): number {
+    this.counters.answers = (this.counters.answers ?? 0) + 1;
+    if (this.pass > 0) {
+      out.dstPort = passPort(out.dstPort, this.pass);
+      out.ack = passSeq(out.ack, this.pass);
     }
     return this.schedule.due(tsMicros);
   }

@@ -34,8 +34,11 @@ export interface RecordSource {
 
 /** Where replayed packets go (the replicator, wrapped by the process edge). */
 export interface ReplaySink {
-  /** One packet, rewritten for its pass; `tsMicros` is its scheduled time. */
-  inject(p: ParsedTcp, tsMicros: number, nowMs: number): void;
+  /**
+   * One packet, rewritten for its pass; `tsMicros` is its scheduled time, `recordedMicros`
+   * its time in the file.
+   */
+  inject(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros: number): void;
   /** End of a burst: flush the senders, re-arm the engine timer. */
   flush(): void;
 }
@@ -118,7 +121,7 @@ export class OfflinePump {
             if (o.stopped()) break;
             now = o.now();
           }
-          o.sink.inject(parsed, due * 1000, now);
+          o.sink.inject(parsed, due * 1000, now, r.tsMicros);
           burst++;
         }
         o.sink.flush();

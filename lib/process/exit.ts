@@ -10,8 +10,15 @@ export const EXIT_RUNTIME = 1;
 /** A bad command line or a refused value (a symlinked log file, a bad secret file). */
 export const EXIT_USAGE = 2;
 
+/** tcpcopy `--compare-fail-above`: more answers differed than allowed (a regression gate). */
+export const EXIT_MISMATCH = 3;
+
 /** An exit code of the programs. */
-export type ExitCode = typeof EXIT_OK | typeof EXIT_RUNTIME | typeof EXIT_USAGE;
+export type ExitCode =
+  | typeof EXIT_OK
+  | typeof EXIT_RUNTIME
+  | typeof EXIT_USAGE
+  | typeof EXIT_MISMATCH;
 
 /** The message of an error (or the thrown value as text), without its stack. */
 export function describe(e: unknown): string {

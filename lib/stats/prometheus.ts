@@ -30,7 +30,9 @@ export interface PrometheusSchema {
 /** The schema of tcpcopy's stats record. */
 export const TCPCOPY_SCHEMA: PrometheusSchema = {
   prefix: "tcpcopy",
-  skip: new Set(["type", "program", "ts", "final"]),
+  // `compare` (--compare) has its own rendering: histograms and reason labels
+  // (lib/tcpcopy/compare_output.ts renderCompareMetrics)
+  skip: new Set(["type", "program", "ts", "final", "compare"]),
   gauges: new Set([
     "uptime_s",
     "offline_pass",

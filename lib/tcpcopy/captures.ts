@@ -1,7 +1,8 @@
 /**
  * tcpcopy's live captures (`-i`, `-F`): `openCapture`'s TPACKET_V3 ring read straight from JS,
- * or libpcap when the ring cannot be set up; received packets only. Each capture runs one loop:
- * one awaited wait per wake-up, then a synchronous drain in steps.
+ * or libpcap when the ring cannot be set up; received packets only (both with `--compare`). Each capture runs one loop:
+ * one awaited wait per wake-up, then a synchronous drain in steps. With `--compare` the capture
+ * keeps both directions: the online server's answers are packets this host sends.
  */
 import type { TcpcopyConfig } from "../cli/config.ts";
 import { openCapture, type OpenedCapture } from "../io/capture.ts";
@@ -29,7 +30,8 @@ export function openCaptures(config: TcpcopyConfig, log: Logger, out: OpenedCapt
       snaplen: config.snaplen,
       bufferSize: Math.min(config.bufferMiB, FIRST_RING_MIB) * 1024 * 1024,
       maxBufferSize: config.bufferMiB * 1024 * 1024,
-      direction: "in",
+      // --compare: the online server's answers are packets this host sends
+      direction: config.compare !== null ? "inout" : "in",
     });
     out.push(cap);
     if (cap.fallbackReason !== undefined) {

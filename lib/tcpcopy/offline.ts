@@ -44,7 +44,11 @@ export interface OfflineHooks {
   /** Wait for outstanding sessions at most this long after the last packet. */
   drainMs: number;
   engineStats(): EngineStats;
-  inject(p: ParsedTcp, tsMicros: number, nowMs: number): void;
+  inject(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros: number): void;
+  /** `--compare`: hand the recorded server→client packets on too (the online answers). */
+  answers?: boolean;
+  /** `--compare`: no comparison waits for its verdict (the drain waits for it too). */
+  settled?: () => boolean;
   /** Flush the senders and re-arm the engine timer. */
   flush(): void;
   stopped(): boolean;
@@ -117,6 +121,7 @@ export class OfflineSource {
       hooks.transfers,
       { accelerate: c.accelerate, skipGapMs: c.skipGapMs },
       startMs,
+      hooks.answers ?? false,
     );
     const pump = this.#pump = new OfflinePump({
       feed,
@@ -174,8 +179,9 @@ export class OfflineSource {
     let quietSince: number | undefined;
     while (!hooks.stopped() && now() < end) {
       const e = hooks.engineStats();
-      const settled = e.sessions.active === 0 ||
-        (unfinishedRequests(e) === 0 && e.queued_bytes === 0);
+      const settled = (e.sessions.active === 0 ||
+        (unfinishedRequests(e) === 0 && e.queued_bytes === 0)) &&
+        (hooks.settled === undefined || hooks.settled());
       if (!settled) quietSince = undefined;
       else if (quietSince === undefined) quietSince = now();
       else if (now() - quietSince >= SETTLE_MS) return;

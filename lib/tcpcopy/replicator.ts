@@ -14,6 +14,12 @@ import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/bui
 import { addrText } from "../engine/endpoint.ts";
 import type { Logger } from "../stats/logger.ts";
 import { FIN, PSH } from "../wire/tcp.ts";
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+import type { Comparer } from "./comparer.ts";
+import type { OnlineMatcher } from "./online_match.ts";
+import type { SegmentView } from "./compare_flow.ts";
+import type { TargetAnswer } from "../compare/target_answer.ts";
 import {
   capturedSegmentOf,
   emptyPacketRepr,
@@ -71,6 +77,8 @@ export interface ReplicatorCounters {
   noSender: number;
   /** Engine segments larger than the MTU that were split before sending. */
   split: number;
+  /** Server→client packets captured for `--compare` (never given to the engine). */
+  answers: number;
   /** Routes no intercept accepted (none connected, or its queue full). */
   routeFailures: number;
 }
@@ -88,6 +96,11 @@ export interface ReplicatorOptions {
   now: () => number;
   /** Largest IP packet to send (-M); larger engine output is split into several segments. */
   mtu?: number;
+  /**
+   * `--compare`: the comparer and which packets are the online server's answers (those go to
+   * the comparer only, never to the engine).
+   */
+  compare?: { comparer: Comparer; online: OnlineMatcher } | null;
 }
 
 /** Wires capture, engine, senders and tunnel together. */
@@ -102,6 +115,7 @@ export class Replicator implements EngineOutput {
     noSender: 0,
     split: 0,
     routeFailures: 0,
+    answers: 0,
   };
   #engine: EngineLike | null = null;
   #routes: RouteSink | null;
@@ -112,9 +126,24 @@ export class Replicator implements EngineOutput {
   readonly #replySeg = emptyReplySegment();
   readonly #replyTs = { tsval: 0, tsecr: 0 };
   readonly #repr = emptyPacketRepr();
+  readonly #cmp: Comparer | null;
+  readonly #online: OnlineMatcher | null;
+  /** The time of the last input (engine output and events are stamped with it). */
+  #now = 0;
+  // Reused for every answer packet handed to the comparer.
+  readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
+  readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
+  readonly #ansSeg: SegmentView = { seq: 0, ack: 0, flags: 0, payload: EMPTY };
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
+    this.#cmp = opts.compare?.comparer ?? null;
+    this.#online = opts.compare?.online ?? null;
+  }
+
+  /** The comparer (`--compare`), or null. */
+  get comparer(): Comparer | null {
+    return this.#cmp;
   }
 
   /** Connects the engine (it is built with this object as its output). */
@@ -147,12 +176,22 @@ export class Replicator implements EngineOutput {
    * One packet parsed by the caller (the offline source, which parses to filter and rewrite
    * before replaying); `tsMicros` is its (scheduled) capture time.
    */
-  onParsed(p: ParsedTcp, tsMicros: number, nowMs: number): void {
+  onParsed(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros = tsMicros): void {
     this.counters.frames++;
-    this.#onTcp(p, tsMicros, nowMs);
+    this.#onTcp(p, tsMicros, nowMs, recordedMicros);
   }
 
-  #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number): void {
+  /**
+   * `recordedMicros`: the packet's own capture time (an offline replay schedules packets at
+   * other times; the online latencies come from the recording).
+   */
+  #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros = tsMicros): void {
+    this.#now = nowMs;
+    const cmp = this.#cmp;
+    if (cmp !== null && this.#online!.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
+      this.#onAnswerPacket(cmp, p, recordedMicros / 1000, nowMs);
+      return;
+    }
     if (p.payloadTruncated) {
       this.counters.truncated++;
       return;
@@ -163,6 +202,30 @@ export class Replicator implements EngineOutput {
       return;
     }
     this.engine.onCaptured(seg, nowMs);
+    if (cmp !== null) cmp.onClient(seg.src, seg.dst, seg, recordedMicros / 1000, nowMs);
+  }
+
+  /** A server→client packet: to the comparer only (a cut payload is left to its gap logic). */
+  #onAnswerPacket(cmp: Comparer, p: ParsedTcp, atMs: number, nowMs: number): void {
+    this.counters.answers++;
+    const src = this.#ansSrc, dst = this.#ansDst, s = this.#ansSeg;
+    src.addr = p.srcAddr;
+    src.family = p.family;
+    src.port = p.srcPort;
+    dst.addr = p.dstAddr;
+    dst.family = p.family;
+    dst.port = p.dstPort;
+    s.seq = p.seq;
+    s.ack = p.ack;
+    s.flags = p.flags;
+    s.payload = p.payloadTruncated ? EMPTY : p.payload();
+    cmp.onServer(src, dst, s, atMs, nowMs);
+  }
+
+  /** A target answer summary from the tunnel (`--compare`). */
+  onAnswer(a: TargetAnswer, nowMs: number): void {
+    this.#now = nowMs;
+    this.#cmp?.onAnswer(a, nowMs);
   }
 
   /**
@@ -181,12 +244,20 @@ export class Replicator implements EngineOutput {
       this.counters.replyErrors++;
       return;
     }
+    this.#now = nowMs;
+    this.#cmp?.onReply(seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payloadLength, nowMs);
     this.engine.onReply(seg, nowMs);
   }
 
   /** Runs the engine's due timers. */
   tick(nowMs: number): void {
+    this.#now = nowMs;
     this.engine.tick(nowMs);
+  }
+
+  /** Gives the comparisons that are due their verdicts (`--compare`; every TICK_MS). */
+  compareTick(nowMs: number): void {
+    this.#cmp?.tick(nowMs);
   }
 
   /** Sends everything the engine produced since the last flush. */
@@ -203,6 +274,7 @@ export class Replicator implements EngineOutput {
 
   send(seg: OutSegment): void {
     const src = seg.src, dst = seg.dst;
+    this.#cmp?.onSent(src, dst, seg.seq, seg.payload.length, this.#now);
     if (src.family !== dst.family || src.addr.length !== dst.addr.length) {
       this.counters.buildErrors++;
       return;
@@ -285,6 +357,19 @@ export class Replicator implements EngineOutput {
   }
 
   event(e: SessionEvent): void {
+    const cmp = this.#cmp;
+    if (cmp !== null) {
+      if (e.type === "open" && e.original !== undefined) {
+        cmp.onSessionOpen(
+          e.client,
+          e.target,
+          e.original,
+          e.copy ?? 0,
+          e.module ?? false,
+          this.#now,
+        );
+      } else if (e.type === "close") cmp.onSessionClose(e.client, e.target, this.#now);
+    }
     if (e.type !== "lost") return;
     this.opts.log.limited(
       `lost-${e.reason ?? "unknown"}`,

@@ -28,9 +28,9 @@ import { jsonLine } from "../stats/json_lines.ts";
 import { tcpcopyStatsRecord } from "../stats/record.ts";
 import { renderPrometheus, TCPCOPY_SCHEMA } from "../stats/prometheus.ts";
 import { versionLine } from "../version.ts";
-import { describe, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from "../process/exit.ts";
+import { describe, EXIT_MISMATCH, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from "../process/exit.ts";
 import { fatal, openProcessLog, type ProcessLog, reopenLog } from "../process/log.ts";
-import { type LineSink, stdioSink } from "../process/output.ts";
+import { fileSink, type LineSink, stdioSink } from "../process/output.ts";
 import { loadSecret } from "../process/secret.ts";
 import { onSignal } from "../process/signals.ts";
 import { startStatsTimer, type StatsTimer } from "../process/stats_timer.ts";
@@ -46,9 +46,18 @@ import { openSenders, type Senders } from "./senders.ts";
 import { openCaptures, runCaptureLoop } from "./captures.ts";
 import { tcpcopyCounters } from "./counters.ts";
 import { formatHostPort } from "../wire/addr.ts";
+import type { Comparer } from "./comparer.ts";
+import { TICK_MS } from "./comparer.ts";
+import { OnlineMatcher } from "./online_match.ts";
+import {
+  compareFailed,
+  comparerFor,
+  compareSummaryLines,
+  renderCompareMetrics,
+} from "./compare_output.ts";
 
 /** Exit codes (lib/process/exit.ts). */
-export { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE };
+export { EXIT_MISMATCH, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE };
 
 /** The offline replay's progress line on a terminal, cleared before each log line. */
 class ProgressLine {
@@ -107,6 +116,10 @@ class TcpcopyProcess {
   stats: StatsTimer | null = null;
   metrics: MetricsServer | null = null;
   stopping = false;
+  /** `--compare`: the comparer, where its records go, and its verdict timer. */
+  comparer: Comparer | null = null;
+  compareLog: LineSink | null = null;
+  compareTimer: ReturnType<typeof setInterval> | undefined;
   readonly done = Promise.withResolvers<number>();
   readonly #removeSignals: (() => void)[] = [];
   #removeFlushHook: () => void = () => {};
@@ -129,11 +142,12 @@ class TcpcopyProcess {
   /** The start sequence; resolves to the exit code once the process has stopped. */
   async run(secret: CryptoKey | undefined): Promise<number> {
     this.logStart();
-    const started = this.openOffline() && await this.openSenders() && this.createEngine() &&
-      await this.openCaptures() && await this.connectTunnel(secret);
+    const started = this.openOffline() && this.openCompareLog() && await this.openSenders() &&
+      this.createEngine() && await this.openCaptures() && await this.connectTunnel(secret);
     if (!started) return this.#failed;
     this.startStats();
     this.startMetrics();
+    this.startCompare();
     this.handleStop();
     this.startCaptureLoops();
     this.startOffline();
@@ -197,6 +211,26 @@ class TcpcopyProcess {
     return true;
   }
 
+  /** `--compare-log FILE` (`-` is stdout); a file that cannot be opened is a usage error. */
+  openCompareLog(): boolean {
+    const path = this.config.compare?.log ?? null;
+    if (path === null) return true;
+    if (path === "-") {
+      this.compareLog = this.stdout;
+      return true;
+    }
+    const sink = fileSink(path);
+    if ("write" in sink) {
+      this.compareLog = sink;
+      return true;
+    }
+    this.offline?.close();
+    this.removeSignals();
+    this.plog.sink.close();
+    this.#failed = fatal(this.plog, `--compare-log ${path}: ${sink.message}`, EXIT_USAGE);
+    return false;
+  }
+
   /** The senders: the first privileged step (fails fast without CAP_NET_RAW). */
   async openSenders(): Promise<boolean> {
     try {
@@ -210,18 +244,27 @@ class TcpcopyProcess {
   /** The replicator and engine, and the one reactor timer for the engine's deadlines. */
   createEngine(): true {
     const { v4, v6 } = this.senders;
+    const engineConfig = engineConfigOf(this.config, {
+      credentials: this.credentials,
+      readOnly: false,
+    });
+    const log = this.compareLog;
+    this.comparer = comparerFor(
+      this.config,
+      log === null ? null : (r) => log.write(jsonLine(r)),
+      () => null, // the tunnel client does not measure its heartbeat round trip (yet)
+    );
     this.replicator = new Replicator({
       v4,
       v6,
       log: this.log,
       now: this.clock,
       mtu: this.config.mtu,
+      compare: this.comparer === null
+        ? null
+        : { comparer: this.comparer, online: new OnlineMatcher(engineConfig.transfers) },
     });
-    this.engine = new Engine(
-      engineConfigOf(this.config, { credentials: this.credentials, readOnly: false }),
-      this.replicator,
-      this.startMs,
-    );
+    this.engine = new Engine(engineConfig, this.replicator, this.startMs);
     this.replicator.attach(this.engine);
     this.timer = new DeadlineTimer(() => this.engine.nextDeadline(), () => {
       if (this.stopping) return;
@@ -274,6 +317,14 @@ class TcpcopyProcess {
         lonely: config.lonely,
         secret,
         prefix: replyPrefixFor(config),
+        ...(this.comparer !== null
+          ? {
+            compare: this.comparer.wanted,
+            onAnswer: (answer) => {
+              if (!this.stopping) this.replicator.onAnswer(answer, this.clock());
+            },
+          }
+          : {}),
         // The tunnel hands over the records of one read synchronously, one call each: the
         // engine takes them at once, the packets they release go out in one flush after the
         // last record.
@@ -317,7 +368,13 @@ class TcpcopyProcess {
       this.startMs,
       final,
     );
-    return this.offline === null ? r : { ...r, offline: this.offline.stats() };
+    const withCompare = this.comparer === null ? r : {
+      ...r,
+      compare: final
+        ? { ...this.comparer.line(), top_mismatches: this.comparer.top(10) }
+        : this.comparer.line(),
+    };
+    return this.offline === null ? withCompare : { ...withCompare, offline: this.offline.stats() };
   }
 
   /** The periodic stats line on stdout. */
@@ -333,7 +390,9 @@ class TcpcopyProcess {
     if (m === null) return;
     const server = startMetrics(
       { hostname: m.host, port: m.port },
-      () => renderPrometheus(this.record(false), TCPCOPY_SCHEMA),
+      () =>
+        renderPrometheus(this.record(false), TCPCOPY_SCHEMA) +
+        (this.comparer === null ? "" : renderCompareMetrics(this.comparer)),
       this.log,
     );
     if (server instanceof Error) {
@@ -346,6 +405,14 @@ class TcpcopyProcess {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       this.#removeSignals.push(onSignal(sig, () => void this.shutdown(EXIT_OK, `${sig} received`)));
     }
+  }
+
+  /** `--compare`: verdicts are given on a timer (answers settle after the packets). */
+  startCompare(): void {
+    if (this.comparer === null) return;
+    this.compareTimer = setInterval(() => {
+      if (!this.stopping) this.replicator.compareTick(this.clock());
+    }, TICK_MS);
   }
 
   /** The capture loops (not awaited: they end when stopping). */
@@ -375,18 +442,39 @@ class TcpcopyProcess {
       ).join(","),
       drainMs: Math.min(config.sessionTimeoutS * 1000, MAX_DRAIN_MS),
       engineStats: () => this.engine.stats,
-      inject: (p, tsMicros, nowMs) => this.replicator.onParsed(p, tsMicros, nowMs),
+      inject: (p, tsMicros, nowMs, recordedMicros) =>
+        this.replicator.onParsed(p, tsMicros, nowMs, recordedMicros),
+      answers: this.comparer !== null,
       flush: () => {
         if (!this.stopping) this.afterWork();
       },
       stopped: () => this.stopping,
       now: this.clock,
       log: this.log,
+      settled: this.comparer === null ? undefined : () => this.comparer!.settled(),
       progress: onTerminal
         ? (line) => line === null ? this.progress.clear() : this.progress.show(line)
         : undefined,
       finish: (code, why) => void this.shutdown(code, why),
     });
+  }
+
+  /**
+   * `--compare` at the end: every pending turn gets its verdict, the summary is logged, and
+   * `--compare-fail-above` may turn a clean exit into {@link EXIT_MISMATCH}.
+   */
+  finishCompare(code: number): number {
+    const c = this.comparer;
+    if (c === null) return code;
+    c.closeAll(this.clock());
+    for (const line of compareSummaryLines(c)) this.log.info(line);
+    const failAbove = this.config.compare?.failAbove ?? null;
+    if (!compareFailed(c, failAbove)) return code;
+    const why = `compare: mismatch ratio ${c.stats.mismatchRatio.toFixed(6)} is above ` +
+      `--compare-fail-above ${failAbove}`;
+    this.log.error(why);
+    if (this.plog.toFile) console.error(`tcpcopy: ${why}`);
+    return code === EXIT_OK ? EXIT_MISMATCH : code;
   }
 
   /** Removes every signal listener added so far. */
@@ -399,6 +487,7 @@ class TcpcopyProcess {
     this.removeSignals();
     for (const c of this.captures) c.close();
     this.offline?.close();
+    if (this.compareLog !== null && this.compareLog !== this.stdout) this.compareLog.close();
     for (const s of this.senders.all) s.close();
     if (this.tunnel !== null) await this.tunnel.close();
     this.plog.sink.close();
@@ -414,12 +503,14 @@ class TcpcopyProcess {
     this.timer.cancel();
     this.#removeFlushHook();
     this.stats?.stop();
+    if (this.compareTimer !== undefined) clearInterval(this.compareTimer);
     try {
       this.engine.closeAll("shutdown", this.clock());
       this.replicator.flush();
     } catch (e) {
       this.log.error(`while resetting sessions: ${describe(e)}`);
     }
+    code = this.finishCompare(code);
     this.stdout.write(jsonLine(this.record(true)));
     this.removeSignals();
     const grace = new Promise<void>((r) => setTimeout(r, 500));

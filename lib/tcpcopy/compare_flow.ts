@@ -1,0 +1,474 @@
+/**
+ * One original connection as `--compare` follows it (issue 15): its turns, the online answer of
+ * each turn assembled from the captured server→client packets, and what the replayed session
+ * tells about the target's answer (when the request went out, when reply data came back).
+ *
+ * Turns are cut exactly as the engine cuts them (lib/engine/stream.ts): a turn is a run of
+ * in-order client payload sent with the same online ACK. The online answer of turn k is the
+ * server's byte range [ack(k), ack(k+1)): what the client had received when it sent the next
+ * request. Client sequence numbers are kept by the replay, so the target's answer to turn k
+ * is the one whose reply ACK lies in (start(k), end(k)].
+ *
+ * Pure: no I/O, no clock (times are arguments). Server→client packets only feed this
+ * object; they never reach the engine.
+ *
+ * @module
+ */
+
+import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
+import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
+import type { Endpoint } from "../engine/segment.ts";
+
+/** Request bytes kept per turn for the record's head and the `auto` sniffing. */
+export const HEAD_KEEP = 256;
+/** Out-of-order segments held per direction before the hole is given up as a gap. */
+export const MAX_HELD = 32;
+/** Out-of-order server payload bytes held per connection before the hole becomes a gap. */
+export const MAX_HELD_BYTES = 65536;
+
+/** A TCP segment as the comparison reads it (captured or recorded). */
+export interface SegmentView {
+  seq: number;
+  ack: number;
+  flags: number;
+  /** The payload bytes (a view, valid during the call). */
+  payload: Uint8Array;
+}
+
+/** One turn waiting for its verdict. */
+export interface PendingTurn {
+  /** 1-based turn number on its connection. */
+  index: number;
+  /** Client sequence range of the request. */
+  start: number;
+  end: number;
+  /** The client's online ACK on the request: where its online answer starts. */
+  ack: number;
+  /** The request's first bytes (at most {@link HEAD_KEEP}). */
+  head: Uint8Array;
+  /** Capture time (ms) of the request's last segment. */
+  lastSegMs: number;
+  /** The online answer: undefined while open, null when the online server sent nothing. */
+  online: AnswerSummary | null | undefined;
+  /** Engine time the online answer was finished (NaN while open). */
+  onlineAt: number;
+  /** Engine time the request's last byte was first sent to the target (NaN: not yet). */
+  sentMs: number;
+  /** Engine times of the first and last new reply data for this turn (NaN: none). */
+  replyFirstMs: number;
+  replyLastMs: number;
+  /** New reply payload bytes of this turn seen in reply headers. */
+  replyBytes: number;
+  /** The target's answer summary (parts merged), or null. */
+  target: AnswerSummary | null;
+  /** Engine time the last target answer part arrived. */
+  targetAt: number;
+  /** Bytes this turn counts against the comparison budget. */
+  cost: number;
+}
+
+/** What a flow asks of the comparer that owns it. */
+export interface FlowHost {
+  /** A turn of `bytes` may be kept (false: over budget, the turn is skipped and counted). */
+  reserve(bytes: number): boolean;
+  /** `bytes` of the budget are free again. */
+  free(bytes: number): void;
+  /** An accumulator for this flow's online answers, or null (over budget). */
+  acquire(): AnswerAccumulator | null;
+  release(acc: AnswerAccumulator): void;
+  /** A turn was not kept (over budget). */
+  skipped(): void;
+}
+
+/** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
+export const TURN_COST = 320;
+
+interface Held {
+  seq: number;
+  ack: number;
+  flags: number;
+  atMs: number;
+  data: Uint8Array;
+}
+
+/** See the module comment. */
+export class FlowCompare {
+  /** Turns waiting for their verdict, oldest first. */
+  readonly pending: PendingTurn[] = [];
+  /** The turn receiving online answer bytes (may be decided or skipped already). */
+  open: PendingTurn | null = null;
+  /** The open turn was skipped (over budget): its answer bytes go nowhere. */
+  openSkipped = false;
+  turns = 0;
+  /** The compared session's number, its rewritten client and its target (null: none now). */
+  sessionId = 0;
+  session: { client: Endpoint; target: Endpoint } | null = null;
+  /** Engine time the last compared session ended (NaN while one is live). */
+  sessionEndedAt = Number.NaN;
+  clientClosed = false;
+  serverClosed = false;
+  /** Engine time of the last packet of either direction. */
+  lastSeen: number;
+  /** Highest client sequence number sent to the target, and when (target side). */
+  sentMax: number | undefined;
+  /** One past the highest reply byte seen in reply headers (target sequence space). */
+  replyMax: number | undefined;
+
+  #cliNext: number | undefined;
+  #lastAck = 0;
+  #cliHeld: Held[] = [];
+  #srvNext: number | undefined;
+  #srvHeld: Held[] = [];
+  #srvHeldBytes = 0;
+  #acc: AnswerAccumulator | null = null;
+  #accStarted = false;
+  /** Engine time of the open answer's last byte (NaN: none yet). */
+  lastAnswerAt = Number.NaN;
+
+  constructor(
+    readonly client: Endpoint,
+    readonly server: Endpoint,
+    private readonly host: FlowHost,
+    now: number,
+  ) {
+    this.lastSeen = now;
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Online side
+
+  /** A captured client→server segment of this connection (after the engine took it). */
+  onClient(s: SegmentView, atMs: number, now: number): void {
+    this.lastSeen = now;
+    if (s.flags & 0x02) { // the client's SYN: its first byte follows
+      if (this.turns === 0) this.#cliNext = seqAdd(s.seq, 1);
+      return;
+    }
+    const len = s.payload.length;
+    if (len > 0) {
+      if (this.#cliNext === undefined) this.#cliNext = s.seq; // picked up mid-stream
+      this.#clientData(s.seq, s.ack, s.flags, s.payload, atMs, now);
+    }
+    if (s.flags & (0x01 | 0x04)) { // FIN, RST
+      this.clientClosed = true;
+      const open = this.open;
+      if (open !== null && open.online === undefined) {
+        this.finishOnline(open, now, (s.flags & 0x10) !== 0 ? s.ack : undefined);
+      }
+    }
+  }
+
+  /** A captured server→client segment of this connection: online answer bytes. */
+  onServer(s: SegmentView, atMs: number, now: number): void {
+    this.lastSeen = now;
+    if (s.flags & 0x02) { // SYN-ACK: the server's first byte follows
+      if (this.#srvNext === undefined) this.#srvNext = seqAdd(s.seq, 1);
+      return;
+    }
+    const len = s.payload.length;
+    if (len > 0 && this.#srvNext !== undefined) this.#serverData(s, atMs, now);
+    if (s.flags & (0x01 | 0x04)) {
+      this.serverClosed = true;
+      const open = this.open;
+      if (open !== null && open.online === undefined) this.finishOnline(open, now);
+    }
+  }
+
+  #clientData(
+    seq: number,
+    ack: number,
+    flags: number,
+    data: Uint8Array,
+    atMs: number,
+    now: number,
+  ): void {
+    const next = this.#cliNext!;
+    const end = seqAdd(seq, data.length);
+    if (seqLe(end, next)) return; // retransmission
+    if (seqLt(next, seq)) {
+      this.#hold(this.#cliHeld, { seq, ack, flags, atMs, data: data.slice(0, HEAD_KEEP) });
+      if (this.#cliHeld.length > MAX_HELD) this.#resyncClient(now);
+      return;
+    }
+    const from = seqSub(next, seq);
+    this.#appendClient(next, end, ack, data, from, atMs, now);
+    this.#pullClient(now);
+  }
+
+  /** In-order client bytes `[start, end)` (`data[from...]`): a new turn or more of the last. */
+  #appendClient(
+    start: number,
+    end: number,
+    ack: number,
+    data: Uint8Array,
+    from: number,
+    atMs: number,
+    now: number,
+  ): void {
+    this.#cliNext = end;
+    const first = this.turns === 0;
+    if (!first && !seqLt(this.#lastAck, ack)) {
+      const t = this.open;
+      if (t !== null && !this.openSkipped && t.online === undefined) {
+        t.end = end;
+        if (!(t.lastSegMs >= atMs)) t.lastSegMs = atMs; // a held segment may be older
+        t.sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
+        this.#extendHead(t, data, from);
+      }
+      return;
+    }
+    const prev = this.open;
+    if (prev !== null && prev.online === undefined && !this.openSkipped) {
+      this.finishOnline(prev, now, ack);
+    }
+    if (this.#srvNext === undefined || first || seqLt(this.#srvNext, ack)) this.#srvNext = ack;
+    this.#lastAck = ack;
+    this.turns++;
+    this.#openTurn(start, end, ack, data, from, atMs, now);
+  }
+
+  #openTurn(
+    start: number,
+    end: number,
+    ack: number,
+    data: Uint8Array,
+    from: number,
+    atMs: number,
+    now: number,
+  ): void {
+    const headLen = Math.min(HEAD_KEEP, data.length - from);
+    // (a turn pulled from held segments is stamped with the time it became complete)
+    const cost = TURN_COST + HEAD_KEEP;
+    if (this.#acc === null) this.#acc = this.host.acquire();
+    if (this.#acc === null || !this.host.reserve(cost)) {
+      this.open = null;
+      this.openSkipped = true;
+      this.host.skipped();
+      return;
+    }
+    const t: PendingTurn = {
+      index: this.turns,
+      start,
+      end,
+      ack,
+      head: data.slice(from, from + headLen),
+      lastSegMs: atMs,
+      online: undefined,
+      onlineAt: Number.NaN,
+      sentMs: this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN,
+      replyFirstMs: Number.NaN,
+      replyLastMs: Number.NaN,
+      replyBytes: 0,
+      target: null,
+      targetAt: Number.NaN,
+      cost,
+    };
+    this.open = t;
+    this.openSkipped = false;
+    this.#accStarted = false;
+    this.lastAnswerAt = Number.NaN;
+    this.pending.push(t);
+  }
+
+  #extendHead(t: PendingTurn, data: Uint8Array, from: number): void {
+    const room = HEAD_KEEP - t.head.length;
+    if (room <= 0) return;
+    const more = data.subarray(from, from + room);
+    const h = new Uint8Array(t.head.length + more.length);
+    h.set(t.head);
+    h.set(more, t.head.length);
+    t.head = h;
+  }
+
+  #pullClient(now: number): void {
+    const held = this.#cliHeld;
+    while (held.length > 0 && !seqLt(this.#cliNext!, held[0].seq)) {
+      const h = held.shift()!;
+      const end = seqAdd(h.seq, h.data.length);
+      const next = this.#cliNext!;
+      if (seqLe(end, next)) continue;
+      this.#appendClient(next, end, h.ack, h.data, seqSub(next, h.seq), h.atMs, now);
+    }
+  }
+
+  /** Too many client segments beyond a hole: start over at the next segment. */
+  #resyncClient(now: number): void {
+    this.#cliHeld.length = 0;
+    this.#cliNext = undefined;
+    const open = this.open;
+    if (open !== null && open.online === undefined && !this.openSkipped) {
+      this.finishOnline(open, now);
+    }
+  }
+
+  #hold(list: Held[], h: Held): void {
+    let i = list.length;
+    while (i > 0 && seqLt(h.seq, list[i - 1].seq)) i--;
+    if (i > 0 && list[i - 1].seq === h.seq) return; // the same segment again
+    list.splice(i, 0, h);
+  }
+
+  #serverData(s: SegmentView, atMs: number, now: number): void {
+    const next = this.#srvNext!;
+    const data = s.payload;
+    const end = seqAdd(s.seq, data.length);
+    if (seqLe(end, next)) return; // retransmission
+    if (seqLt(next, s.seq)) {
+      this.#holdServer(s, atMs, now);
+      return;
+    }
+    this.#answerBytes(data, seqSub(next, s.seq), atMs, now);
+    this.#srvNext = end;
+    this.#pullServer(now);
+  }
+
+  #holdServer(s: SegmentView, atMs: number, now: number): void {
+    const d = s.payload;
+    if (this.#srvHeld.length >= MAX_HELD || this.#srvHeldBytes + d.length > MAX_HELD_BYTES) {
+      // The hole will not fill in time: its bytes are a gap, the held ones follow it.
+      const first = this.#srvHeld.length > 0 && seqLt(this.#srvHeld[0].seq, s.seq)
+        ? this.#srvHeld[0].seq
+        : s.seq;
+      this.#answerGap(seqSub(first, this.#srvNext!), now);
+      this.#srvNext = first;
+      this.#pullServer(now);
+      if (seqLt(this.#srvNext!, s.seq)) {
+        this.#answerGap(seqSub(s.seq, this.#srvNext!), now);
+        this.#srvNext = s.seq;
+      }
+      this.#serverData(s, atMs, now);
+      return;
+    }
+    this.#hold(this.#srvHeld, { seq: s.seq, ack: s.ack, flags: s.flags, atMs, data: d.slice() });
+    this.#srvHeldBytes += d.length;
+  }
+
+  #pullServer(now: number): void {
+    const held = this.#srvHeld;
+    while (held.length > 0 && !seqLt(this.#srvNext!, held[0].seq)) {
+      const h = held.shift()!;
+      this.#srvHeldBytes -= h.data.length;
+      const end = seqAdd(h.seq, h.data.length);
+      const next = this.#srvNext!;
+      if (seqLe(end, next)) continue;
+      this.#answerBytes(h.data, seqSub(next, h.seq), h.atMs, now);
+      this.#srvNext = end;
+    }
+  }
+
+  /** In-order answer bytes for the open turn (nothing before the first request). */
+  #answerBytes(data: Uint8Array, from: number, atMs: number, now: number): void {
+    const t = this.open;
+    const acc = this.#acc;
+    if (t === null || this.openSkipped || t.online !== undefined || acc === null) return;
+    if (!this.#accStarted) {
+      acc.reset(t.lastSegMs);
+      this.#accStarted = true;
+    }
+    acc.push(data, atMs, from);
+    this.lastAnswerAt = now;
+  }
+
+  #answerGap(n: number, now: number): void {
+    const t = this.open;
+    const acc = this.#acc;
+    if (n <= 0 || t === null || this.openSkipped || t.online !== undefined || acc === null) return;
+    if (!this.#accStarted) {
+      acc.reset(t.lastSegMs);
+      this.#accStarted = true;
+    }
+    acc.gap(n);
+    this.lastAnswerAt = now;
+  }
+
+  /**
+   * Ends the online answer of `t` (the open turn): at the next turn (`upTo` = its ACK, bytes
+   * up to there not seen are a gap), at a FIN or RST, after a quiet period, or at a deadline
+   * (`timedOut`).
+   */
+  finishOnline(t: PendingTurn, now: number, upTo?: number, timedOut = false): void {
+    if (t.online !== undefined) return;
+    const next = this.#srvNext;
+    if (upTo !== undefined && next !== undefined && seqLt(next, upTo)) {
+      if (t === this.open) this.#answerGap(seqSub(upTo, next), now);
+      this.#srvNext = upTo;
+    }
+    const acc = this.#acc;
+    t.online = t === this.open && this.#accStarted && acc !== null ? acc.finish(timedOut) : null;
+    if (t === this.open) this.#accStarted = false;
+    t.onlineAt = now;
+    if (t.online !== null) {
+      const extra = t.online.firstBytes.length;
+      if (this.host.reserve(extra)) t.cost += extra;
+      else t.online = { ...t.online, firstBytes: t.online.firstBytes.subarray(0, 0) };
+    }
+  }
+
+  /** The server bytes held out of order (for tests and the budget). */
+  get heldServerBytes(): number {
+    return this.#srvHeldBytes;
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Target side
+
+  /** The replayed session sent client bytes up to `end` (first transmissions only matter). */
+  onSent(end: number, now: number): void {
+    if (this.sentMax !== undefined && !seqLt(this.sentMax, end)) return;
+    this.sentMax = end;
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const t = this.pending[i];
+      if (!Number.isNaN(t.sentMs)) break;
+      if (seqLe(t.end, end)) t.sentMs = now;
+    }
+  }
+
+  /**
+   * A reply header of the compared session: SYN-ACK (a new connection, a new sequence space)
+   * or data; new data bytes are counted for the turn its ACK answers.
+   */
+  onReply(seq: number, ack: number, flags: number, len: number, now: number): void {
+    if (flags & 0x02) {
+      this.replyMax = seqAdd(seq, 1);
+      return;
+    }
+    if (len <= 0) return;
+    const end = seqAdd(seq, len);
+    const max = this.replyMax;
+    if (max !== undefined && !seqLt(max, end)) return; // retransmission
+    const fresh = max === undefined || seqLe(max, seq) ? len : seqSub(end, max);
+    this.replyMax = end;
+    const t = this.turnFor(ack);
+    if (t === null) return;
+    t.replyBytes += fresh;
+    if (Number.isNaN(t.replyFirstMs)) t.replyFirstMs = now;
+    t.replyLastMs = now;
+  }
+
+  /** The pending turn whose request ends at `ack` (start < ack ≤ end), or null. */
+  turnFor(ack: number): PendingTurn | null {
+    const p = this.pending;
+    for (let i = p.length - 1; i >= 0; i--) {
+      const t = p[i];
+      if (seqLt(t.start, ack) && seqLe(ack, t.end)) return t;
+      if (seqLe(t.end, ack) && i === p.length - 1) return null; // after every pending turn
+    }
+    return null;
+  }
+
+  /** Removes `t` from the pending turns (its verdict is given); returns its cost. */
+  remove(t: PendingTurn): number {
+    const i = this.pending.indexOf(t);
+    if (i >= 0) this.pending.splice(i, 1);
+    return t.cost;
+  }
+
+  /** Gives the accumulator back (the flow is forgotten). */
+  dispose(): void {
+    if (this.#acc !== null) this.host.release(this.#acc);
+    this.#acc = null;
+    this.#srvHeld.length = 0;
+    this.#cliHeld.length = 0;
+    this.#srvHeldBytes = 0;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * What `--compare` shows outside the records: the comparer built from the command line, its
+ * Prometheus metrics (latency histograms by side, mismatches by reason), the exit summary
+ * (top mismatching requests, latency ratio) and the `--compare-fail-above` verdict.
+ *
+ * @module
+ */
+
+import type { TcpcopyConfig } from "../cli/config.ts";
+import { PROMETHEUS_BOUNDS_S, prometheusBuckets } from "../compare/histogram.ts";
+import type { CompareRecord } from "../compare/record.ts";
+import { MISMATCH_REASONS } from "../compare/result.ts";
+import { engineBudgetOf } from "../engine/budget.ts";
+import { Comparer } from "./comparer.ts";
+
+/** Share of the engine's budget (from `-m`) the comparison state may take: a quarter. */
+export const COMPARE_BUDGET_SHARE = 4;
+
+/** The comparison budget for `-m` MiB. */
+export function compareBudgetOf(maxMemoryMiB: number): number {
+  return Math.floor(engineBudgetOf(maxMemoryMiB * 1024 * 1024) / COMPARE_BUDGET_SHARE);
+}
+
+/** The comparer for a command line with `--compare` (null without). */
+export function comparerFor(
+  config: TcpcopyConfig,
+  emit: ((r: CompareRecord) => void) | null,
+  tunnelRttMs?: () => number | null,
+): Comparer | null {
+  const c = config.compare;
+  if (c === null) return null;
+  return new Comparer({
+    firstBytes: c.bytes,
+    proto: c.proto,
+    ignoreHeaders: c.ignoreHeaders,
+    all: c.all,
+    budgetBytes: compareBudgetOf(config.maxMemoryMiB),
+    emit,
+    tunnelRttMs,
+  });
+}
+
+/** Metric names of the comparison (a contract for docs/ dashboards and alerts). */
+export const COMPARE_METRICS = {
+  compared: "tcpcopy_compare_turns_total",
+  matched: "tcpcopy_compare_matched_total",
+  partial: "tcpcopy_compare_partial_total",
+  mismatched: "tcpcopy_compare_mismatched_total",
+  skipped: "tcpcopy_compare_skipped_total",
+  unpaired: "tcpcopy_compare_unpaired_total",
+  pending: "tcpcopy_compare_pending",
+  stateBytes: "tcpcopy_compare_state_bytes",
+  latency: "tcpcopy_compare_latency_seconds",
+} as const;
+
+function counter(out: string[], name: string, help: string, samples: [string, number][]): void {
+  const gauge = !name.endsWith("_total");
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${gauge ? "gauge" : "counter"}`);
+  for (const [labels, v] of samples) out.push(`${name}${labels} ${v}`);
+}
+
+/** The comparison's Prometheus text (appended to the stats record's). */
+export function renderCompareMetrics(c: Comparer): string {
+  const m = COMPARE_METRICS, s = c.stats, out: string[] = [];
+  counter(out, m.compared, "Replayed requests whose answers were compared.", [["", s.compared]]);
+  counter(out, m.matched, "Compared requests whose answers matched.", [["", s.matched]]);
+  counter(out, m.partial, "Matches with checks left out (capture gaps, cut answers).", [[
+    "",
+    s.partial,
+  ]]);
+  counter(
+    out,
+    m.mismatched,
+    "Compared requests whose answers differ, by reason.",
+    MISMATCH_REASONS.map((r) => [`{reason="${r}"}`, s.mismatched[r]]),
+  );
+  counter(out, m.skipped, "Requests not compared (over the comparison budget, no summary).", [[
+    "",
+    s.skipped,
+  ]]);
+  counter(out, m.unpaired, "Target answers that matched no pending request.", [[
+    "",
+    c.unpaired,
+  ]]);
+  const line = c.line();
+  counter(out, m.pending, "Requests waiting for a comparison verdict.", [["", line.pending]]);
+  counter(out, m.stateBytes, "Bytes of comparison state (within -m).", [["", line.state_bytes]]);
+  out.push(
+    `# HELP ${m.latency} Time from a request's last segment to its answer's first byte.`,
+    `# TYPE ${m.latency} histogram`,
+  );
+  for (const [side, h] of [["online", s.online], ["target", s.target]] as const) {
+    const b = prometheusBuckets(h, PROMETHEUS_BOUNDS_S);
+    for (const [le, n] of b.buckets) {
+      out.push(`${m.latency}_bucket{side="${side}",le="${le}"} ${n}`);
+    }
+    out.push(`${m.latency}_sum{side="${side}"} ${b.sumS}`);
+    out.push(`${m.latency}_count{side="${side}"} ${b.count}`);
+  }
+  return out.join("\n") + "\n";
+}
+
+/** The exit summary: counts, latencies and their ratio, the top mismatching requests. */
+export function compareSummaryLines(c: Comparer, top = 10): string[] {
+  const l = c.line();
+  const reasons = MISMATCH_REASONS.filter((r) => l.mismatched[r] > 0)
+    .map((r) => `${r} ${l.mismatched[r]}`).join(", ");
+  const mismatched = c.stats.mismatchedTotal;
+  const ms = (v: number | null) => v === null ? "-" : `${v} ms`;
+  const lines = [
+    `compare: ${l.compared} request(s) compared, ${l.matched} matched` +
+    (l.partial > 0 ? ` (${l.partial} partly)` : "") +
+    `, ${mismatched} mismatched${reasons ? ` (${reasons})` : ""}, ${l.skipped} skipped` +
+    (l.unpaired > 0 ? `, ${l.unpaired} target answer(s) unpaired` : ""),
+    `compare: latency p50/p90/p99 online ${ms(l.latencyMs.online.p50)}/` +
+    `${ms(l.latencyMs.online.p90)}/${ms(l.latencyMs.online.p99)}, target ` +
+    `${ms(l.latencyMs.target.p50)}/${ms(l.latencyMs.target.p90)}/` +
+    `${ms(l.latencyMs.target.p99)}; ratio target/online p50 ${l.ratio.p50 ?? "-"}, p90 ` +
+    `${l.ratio.p90 ?? "-"}, p99 ${l.ratio.p99 ?? "-"}; tunnel round trip ` +
+    `${l.tunnel_rtt_ms === null ? "not measured" : `${l.tunnel_rtt_ms} ms`}`,
+  ];
+  const rows = c.top(top);
+  if (rows.length > 0) {
+    lines.push(
+      `compare: top mismatching requests: ${rows.map((e) => `${e.key} (${e.count})`).join(", ")}`,
+    );
+  }
+  return lines;
+}
+
+/** `--compare-fail-above`: the mismatch ratio is above the limit (the exit code is 3). */
+export function compareFailed(c: Comparer, failAbove: number | null): boolean {
+  return failAbove !== null && c.stats.mismatchRatio > failAbove;
+}

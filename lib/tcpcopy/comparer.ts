@@ -1,0 +1,466 @@
+/**
+ * `--compare` (issue 15): pairs every replayed turn's online answer (captured server→client
+ * packets, see compare_flow.ts) with the target's answer (a {@link TargetAnswer} from the
+ * intercept tunnel, timed by the reply headers tcpcopy receives), compares them with
+ * `compareTurn`, and reports: NDJSON records, the stats line's `compare` object, Prometheus
+ * histograms and the exit summary.
+ *
+ * Fed by the replicator: client segments after the engine took them, server segments instead
+ * of the engine, the engine's output and reply headers, session open/close events, and the
+ * tunnel's answers; `tick` at least every {@link TICK_MS}. Pure: times are arguments.
+ *
+ * Bounded: one accumulator per followed connection and a few hundred bytes plus the first
+ * answer bytes per pending turn, all within a byte budget (a share of `-m`); over it, turns
+ * are skipped and counted (`compare.skipped`), replication is never affected.
+ *
+ * Only the first session of a connection (copy 0, the first transfer) without a protocol
+ * module is compared: a module's replayed stream has other sequence numbers.
+ *
+ * @module
+ */
+
+import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
+import { type CompareOptions, compareTurn } from "../compare/compare.ts";
+import { requestKey } from "../compare/head.ts";
+import { type CompareRecord, compareRecord } from "../compare/record.ts";
+import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
+import type { TargetAnswer } from "../compare/target_answer.ts";
+import { type CompareProto, digestModeFor } from "../compare/sniff.ts";
+import type { TopEntry } from "../compare/topk.ts";
+import { TupleMap } from "../engine/tuple_map.ts";
+import { addrText, ownEndpoint } from "../engine/endpoint.ts";
+import type { Endpoint } from "../engine/segment.ts";
+import { FlowCompare, type FlowHost, type PendingTurn, type SegmentView } from "./compare_flow.ts";
+
+/** How often `tick` should run (ms). */
+export const TICK_MS = 100;
+/** An online answer with bytes is complete after this long without more (no next turn). */
+export const ONLINE_QUIET_MS = 1000;
+/** After the target's reply data stopped, how long its answer summary may take to arrive. */
+export const ANSWER_WAIT_MS = 2000;
+/** The target answered nothing this long after the request went out: `timeout`. */
+export const TURN_TIMEOUT_MS = 10_000;
+/** Most pending turns per connection; older ones are skipped. */
+export const MAX_PENDING_TURNS = 256;
+/** A connection with nothing pending and no packet for this long is forgotten. */
+export const FLOW_IDLE_MS = 60_000;
+/** Budget cost of a followed connection (object, tuple-map entries) besides its accumulator. */
+export const FLOW_COMPARE_COST = 640;
+/** Budget cost of an accumulator besides its first-bytes buffer (parsers, digest). */
+export const ACC_COST = 1024;
+/** Free accumulators kept for reuse. */
+const POOL_MAX = 64;
+
+/** The comparison settings of a run (from the command line). */
+export interface ComparerOptions {
+  /** `--compare-bytes`. */
+  firstBytes: number;
+  /** `--compare-proto`. */
+  proto: CompareProto;
+  /** `--compare-ignore-header` (besides the defaults). */
+  ignoreHeaders: readonly string[];
+  /** `--compare-all`: a record for every turn, not only mismatches. */
+  all: boolean;
+  /** Bytes of comparison state allowed (a share of `-m`). */
+  budgetBytes: number;
+  /** Where records go (one object per call), or null. */
+  emit: ((record: CompareRecord) => void) | null;
+  /** The tunnel's heartbeat round trip now (ms), or null when not measured. */
+  tunnelRttMs?: () => number | null;
+  /** Deadlines, for tests. */
+  turnTimeoutMs?: number;
+  onlineQuietMs?: number;
+  answerWaitMs?: number;
+}
+
+/** The stats line's `compare` object: {@link CompareSnapshot} plus the pairing counters. */
+export interface CompareLine extends CompareSnapshot {
+  /** Target answers that matched no pending turn (a greeting, a decided turn, unknown tuple). */
+  unpaired: number;
+  /** Connections followed now, and turns waiting for a verdict. */
+  flows: number;
+  pending: number;
+  /** Bytes of comparison state now, and the budget. */
+  state_bytes: number;
+  budget_bytes: number;
+  /** The tunnel's heartbeat round trip (ms), beside the target latency; null: not measured. */
+  tunnel_rtt_ms: number | null;
+}
+
+/** See the module comment. */
+export class Comparer implements FlowHost {
+  readonly stats = new CompareStats();
+  /** Target answers for no pending turn. */
+  unpaired = 0;
+  readonly #flows = new TupleMap<FlowCompare>();
+  readonly #sessions = new TupleMap<FlowCompare>();
+  readonly #live = new Set<FlowCompare>();
+  readonly #pool: AnswerAccumulator[] = [];
+  readonly #mode: DigestMode;
+  readonly #compare: CompareOptions;
+  #used = 0;
+  #pendingTurns = 0;
+  #nextSession = 1;
+
+  constructor(readonly opts: ComparerOptions) {
+    this.#mode = digestModeFor(opts.proto);
+    this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };
+  }
+
+  /** The digest mode and first-bytes count to ask intercept for (the tunnel option). */
+  get wanted(): { bytes: number; mode: DigestMode } {
+    return { bytes: this.opts.firstBytes, mode: this.#mode };
+  }
+
+  // FlowHost
+
+  /** @internal */
+  reserve(bytes: number): boolean {
+    if (this.#used + bytes > this.opts.budgetBytes) return false;
+    this.#used += bytes;
+    return true;
+  }
+
+  /** @internal */
+  free(bytes: number): void {
+    this.#used -= bytes;
+  }
+
+  /** @internal */
+  acquire(): AnswerAccumulator | null {
+    const cost = ACC_COST + this.opts.firstBytes;
+    if (!this.reserve(cost)) return null;
+    return this.#pool.pop() ??
+      new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode });
+  }
+
+  /** @internal */
+  release(acc: AnswerAccumulator): void {
+    this.free(ACC_COST + this.opts.firstBytes);
+    if (this.#pool.length < POOL_MAX) this.#pool.push(acc);
+  }
+
+  /** @internal */
+  skipped(): void {
+    this.stats.skip();
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Inputs
+
+  /**
+   * A session opened: the first one of a connection (copy 0, no module) is compared.
+   * `original` is the captured connection (client, server).
+   */
+  onSessionOpen(
+    client: Endpoint,
+    target: Endpoint,
+    original: { client: Endpoint; server: Endpoint },
+    copy: number,
+    module: boolean,
+    now: number,
+  ): void {
+    if (copy !== 0 || module) return;
+    const o = original;
+    let f = this.#flows.get(o.client.addr, o.client.port, o.server.addr, o.server.port);
+    if (f === undefined) {
+      if (!this.reserve(FLOW_COMPARE_COST)) {
+        this.stats.skip();
+        return;
+      }
+      f = new FlowCompare(ownEndpoint(o.client), ownEndpoint(o.server), this, now);
+      this.#flows.set(f.client.addr, f.client.port, f.server.addr, f.server.port, f);
+    } else if (f.session !== null) return; // another transfer's session is the compared one
+    const c = ownEndpoint(client), t = ownEndpoint(target);
+    f.session = { client: c, target: t };
+    f.sessionId = this.#nextSession++;
+    f.sessionEndedAt = Number.NaN;
+    f.sentMax = undefined;
+    f.replyMax = undefined;
+    this.#sessions.set(c.addr, c.port, t.addr, t.port, f);
+    this.#live.add(f);
+  }
+
+  /** A session ended: its turns without an answer become `missing` after a grace period. */
+  onSessionClose(client: Endpoint, target: Endpoint, now: number): void {
+    const f = this.#sessions.get(client.addr, client.port, target.addr, target.port);
+    if (f === undefined) return;
+    this.#sessions.delete(client.addr, client.port, target.addr, target.port);
+    f.session = null;
+    f.sessionEndedAt = now;
+  }
+
+  /** A captured client→server segment (original tuple), after the engine took it. */
+  onClient(
+    src: Endpoint,
+    dst: Endpoint,
+    s: SegmentView,
+    atMs: number,
+    now: number,
+  ): void {
+    const f = this.#flows.get(src.addr, src.port, dst.addr, dst.port);
+    if (f !== undefined) f.onClient(s, atMs, now);
+  }
+
+  /** A captured server→client segment (src = the server): online answer bytes. */
+  onServer(src: Endpoint, dst: Endpoint, s: SegmentView, atMs: number, now: number): void {
+    const f = this.#flows.get(dst.addr, dst.port, src.addr, src.port);
+    if (f !== undefined) f.onServer(s, atMs, now);
+  }
+
+  /** Engine output to the target (src = the rewritten client). */
+  onSent(src: Endpoint, dst: Endpoint, seq: number, len: number, now: number): void {
+    if (len === 0) return;
+    const f = this.#sessions.get(src.addr, src.port, dst.addr, dst.port);
+    if (f !== undefined) f.onSent((seq + len) >>> 0, now);
+  }
+
+  /** A reply header from the target (dst = the rewritten client). */
+  onReply(
+    src: Endpoint,
+    dst: Endpoint,
+    seq: number,
+    ack: number,
+    flags: number,
+    len: number,
+    now: number,
+  ): void {
+    const f = this.#sessions.get(dst.addr, dst.port, src.addr, src.port);
+    if (f !== undefined) f.onReply(seq, ack, flags, len, now);
+  }
+
+  /** A target answer summary from the tunnel. */
+  onAnswer(a: TargetAnswer, now: number): void {
+    const c = a.client, t = a.target;
+    const f = this.#sessions.get(c.addr, c.port, t.addr, t.port);
+    const turn = f?.turnFor(a.ack) ?? null;
+    if (f === undefined || turn === null) {
+      this.unpaired++;
+      return;
+    }
+    this.#merge(turn, a);
+    turn.targetAt = now;
+  }
+
+  /** Adds an answer (or a later part of it) to the turn's target summary. */
+  #merge(turn: PendingTurn, a: TargetAnswer): void {
+    const s = a.summary;
+    const prev = turn.target;
+    if (prev === null) {
+      const n = Math.min(s.firstBytes.length, this.opts.firstBytes);
+      const firstBytes = this.reserve(n) ? s.firstBytes.slice(0, n) : new Uint8Array(0);
+      turn.cost += firstBytes.length;
+      const late = a.part > 0;
+      turn.target = {
+        ...s,
+        firstBytes,
+        digest: late ? null : s.digest,
+        bodyLength: late ? null : s.bodyLength,
+        complete: !late && s.complete,
+        firstMs: undefined,
+        lastMs: undefined,
+      };
+      return;
+    }
+    // A second answer for one turn (a late tail, or pipelined answers cut apart): the lengths
+    // add up, the digest of the whole is unknown.
+    turn.target = {
+      ...prev,
+      totalLength: prev.totalLength + s.totalLength,
+      gapBytes: prev.gapBytes + s.gapBytes,
+      digest: null,
+      bodyLength: null,
+      complete: false,
+      truncated: true,
+      timedOut: prev.timedOut || s.timedOut,
+    };
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Verdicts
+
+  /** Finishes quiet online answers and gives the verdicts that are due (every {@link TICK_MS}). */
+  tick(now: number): void {
+    this.#pendingTurns = 0;
+    for (const f of this.#live) {
+      this.#finishQuiet(f, now);
+      this.#decideFlow(f, now, false);
+      this.#pendingTurns += f.pending.length;
+      if (this.#forgettable(f, now)) this.#forget(f);
+    }
+  }
+
+  /** Everything pending gets its verdict now (shutdown, end of an offline replay). */
+  closeAll(now: number): void {
+    for (const f of this.#live) {
+      const open = f.open;
+      if (open !== null && open.online === undefined) f.finishOnline(open, now);
+      this.#decideFlow(f, now, true);
+      this.#forget(f);
+    }
+    this.#pendingTurns = 0;
+  }
+
+  /** Turns waiting for a verdict (as of the last tick). */
+  get pending(): number {
+    return this.#pendingTurns;
+  }
+
+  /** True when no turn waits for its verdict (the offline replay may end). */
+  settled(): boolean {
+    for (const f of this.#live) if (f.pending.length > 0) return false;
+    return true;
+  }
+
+  #finishQuiet(f: FlowCompare, now: number): void {
+    const t = f.open;
+    if (t === null || t.online !== undefined) return;
+    const quiet = this.opts.onlineQuietMs ?? ONLINE_QUIET_MS;
+    const timeout = this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS;
+    if (!Number.isNaN(f.lastAnswerAt)) {
+      if (now - f.lastAnswerAt >= quiet) f.finishOnline(t, now);
+    } else if (now - f.lastSeen >= timeout) f.finishOnline(t, now);
+  }
+
+  #decideFlow(f: FlowCompare, now: number, final: boolean): void {
+    const p = f.pending;
+    while (p.length > MAX_PENDING_TURNS) this.#drop(f, p[0], true);
+    for (let i = 0; i < p.length;) {
+      const t = p[i];
+      if (this.#ready(f, t, i, now, final)) this.#decide(f, t, now, final);
+      else i++;
+    }
+  }
+
+  /** Whether turn `t` (the `i`-th pending one of `f`) can get its verdict now. */
+  #ready(f: FlowCompare, t: PendingTurn, i: number, now: number, final: boolean): boolean {
+    if (t.online === undefined) return false;
+    if (final) return true;
+    const wait = this.opts.answerWaitMs ?? ANSWER_WAIT_MS;
+    if (t.target !== null) {
+      if (t.target.totalLength >= t.replyBytes) return true;
+      return now - Math.max(t.targetAt, t.replyLastMs) >= wait; // parts still missing
+    }
+    if (t.replyBytes > 0) return now - t.replyLastMs >= wait; // answered, no summary yet
+    const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
+    if (now - base >= (this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS)) return true;
+    return this.#movedOn(f, i) && now - t.onlineAt >= wait;
+  }
+
+  /** The target answered a later turn, or the session ended: this turn's answer will not come. */
+  #movedOn(f: FlowCompare, i: number): boolean {
+    if (f.session === null) return true;
+    const p = f.pending;
+    for (let k = i + 1; k < p.length; k++) if (p[k].replyBytes > 0 || p[k].target) return true;
+    return false;
+  }
+
+  #decide(f: FlowCompare, t: PendingTurn, now: number, final: boolean): void {
+    const online = t.online ?? null;
+    let target = t.target;
+    if (target === null && t.replyBytes > 0) {
+      this.#drop(f, t, true); // the target answered but its summary never came: not compared
+      return;
+    }
+    if (online === null && target === null) {
+      this.#drop(f, t, false); // neither side answered (a request body, a lone ACK): nothing
+      return;
+    }
+    if (target !== null) {
+      const cut = target.totalLength < t.replyBytes;
+      target = { ...target, ...this.#targetTimes(t), ...(cut ? { complete: false } : {}) };
+    }
+    const timeout = this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS;
+    const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
+    const targetTimedOut = target === null &&
+      (now - base >= timeout || (final && !Number.isNaN(t.sentMs) && f.session !== null));
+    const verdict = compareTurn(
+      { request: t.head, online, target, targetTimedOut },
+      this.#compare,
+    );
+    this.stats.add(verdict.result, online, target, requestKey(t.head));
+    const emit = this.opts.emit;
+    if (emit !== null && (this.opts.all || !verdict.result.match)) {
+      const rtt = this.opts.tunnelRttMs?.() ?? null;
+      emit(compareRecord({
+        client: `${hostText(f.client)}:${f.client.port}`,
+        session: f.sessionId,
+        turn: t.index,
+        proto: verdict.proto,
+        request: t.head,
+        online,
+        target,
+        result: verdict.result,
+        atMs: now,
+        ...(rtt !== null ? { tunnelRttMs: rtt } : {}),
+      }));
+    }
+    this.free(f.remove(t));
+  }
+
+  /** The target latencies from the reply headers (absent when unknown). */
+  #targetTimes(t: PendingTurn): Pick<AnswerSummary, "firstMs" | "lastMs"> {
+    if (Number.isNaN(t.sentMs) || Number.isNaN(t.replyFirstMs)) {
+      return { firstMs: undefined, lastMs: undefined };
+    }
+    return {
+      firstMs: Math.max(0, t.replyFirstMs - t.sentMs),
+      lastMs: Math.max(0, t.replyLastMs - t.sentMs),
+    };
+  }
+
+  /** A turn leaves without a verdict; `skip` counts it in `compare.skipped`. */
+  #drop(f: FlowCompare, t: PendingTurn, skip: boolean): void {
+    if (skip) this.stats.skip();
+    this.free(f.remove(t));
+  }
+
+  #forgettable(f: FlowCompare, now: number): boolean {
+    if (f.pending.length > 0 || (f.open !== null && f.open.online === undefined)) return false;
+    if (f.session !== null) return now - f.lastSeen >= FLOW_IDLE_MS;
+    return f.clientClosed || now - f.lastSeen >= FLOW_IDLE_MS ||
+      now - f.sessionEndedAt >= (this.opts.answerWaitMs ?? ANSWER_WAIT_MS);
+  }
+
+  #forget(f: FlowCompare): void {
+    for (const t of f.pending.splice(0)) this.free(t.cost);
+    const s = f.session;
+    if (s !== null) {
+      this.#sessions.delete(s.client.addr, s.client.port, s.target.addr, s.target.port);
+    }
+    this.#flows.delete(f.client.addr, f.client.port, f.server.addr, f.server.port);
+    this.#live.delete(f);
+    f.dispose();
+    this.free(FLOW_COMPARE_COST);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Output
+
+  /** The stats line's `compare` object. */
+  line(): CompareLine {
+    return {
+      ...this.stats.snapshot(),
+      unpaired: this.unpaired,
+      flows: this.#live.size,
+      pending: this.#pendingTurns,
+      state_bytes: this.#used,
+      budget_bytes: this.opts.budgetBytes,
+      tunnel_rtt_ms: this.opts.tunnelRttMs?.() ?? null,
+    };
+  }
+
+  /** The request keys with the most mismatches (exit summary). */
+  top(k = 10): TopEntry[] {
+    return this.stats.topMismatches(k);
+  }
+
+  /** Bytes of comparison state now. */
+  get stateBytes(): number {
+    return this.#used;
+  }
+}
+
+function hostText(e: Endpoint): string {
+  return e.family === 6 ? `[${addrText(e)}]` : addrText(e);
+}

@@ -1,0 +1,43 @@
+/**
+ * Which captured packets come from an online server (`--compare` captures both directions):
+ * source port and address of a transfer's online endpoint, and not also addressed to one
+ * (a client packet wins: only server→client packets are kept away from the engine).
+ *
+ * @module
+ */
+import type { Transfer } from "../engine/config.ts";
+import { endpointOf, sameAddr } from "../engine/endpoint.ts";
+
+interface Online {
+  /** Empty: any address. */
+  addr: Uint8Array;
+  port: number;
+}
+
+const ANY = new Uint8Array(0);
+
+/** See the module comment. */
+export class OnlineMatcher {
+  readonly #online: readonly Online[];
+
+  constructor(transfers: readonly Transfer[]) {
+    this.#online = transfers.map((t) => {
+      const a = t.online.addr;
+      const any = a === "" || a === "0.0.0.0" || a === "::";
+      return { addr: any ? ANY : endpointOf(a, 0).addr, port: t.online.port };
+    });
+  }
+
+  /** `addr:port` is an online endpoint of a transfer. */
+  matches(addr: Uint8Array, port: number): boolean {
+    for (const o of this.#online) {
+      if (o.port === port && (o.addr.length === 0 || sameAddr(o.addr, addr))) return true;
+    }
+    return false;
+  }
+
+  /** A packet from an online server to a client (and not to an online endpoint). */
+  isAnswer(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): boolean {
+    return this.matches(src, srcPort) && !this.matches(dst, dstPort);
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * `--compare` end to end (issue 15): nginx on the online host and on the target serve the same
+ * answers except three paths: `/diff-status` (503 on the target), `/diff-body` (another body of
+ * the same length) and `/slow` (the same answer 200 ms later, through a delaying backend).
+ * Short and keep-alive connections; tcpcopy must report exactly those two paths as mismatches
+ * with the right reasons, `/slow` as a match with a target latency of 200 ms or more, and
+ * nothing else. Then a recording of the same traffic replayed with `--offline --compare`, where
+ * `--compare-fail-above` decides the exit code.
+ */
+import assert from "node:assert/strict";
+import { type Cleanup, isRoot, waitFor, withNetns } from "../helpers/netns.ts";
+import { sh } from "../helpers/lab.ts";
+import {
+  HTTP_PORT,
+  readText,
+  type Replication,
+  startLogged,
+  startReplication,
+  startTcpcopy,
+  stopTcpcopy,
+  tcpcopyCmd,
+} from "../helpers/replication.ts";
+import type { CompareRecord } from "../../lib/compare/record.ts";
+import { parseInterceptArgs } from "../../lib/cli/intercept.ts";
+
+/**
+ * intercept's `--compare` flag comes with branch c-tunnel's intercept side; until it is merged
+ * this test cannot run (the reason is in its name, not silent).
+ */
+const INTERCEPT_COMPARE =
+  (parseInterceptArgs(["--port", "80", "--secret-file", "/s", "--compare"]) as {
+    kind: string;
+  }).kind !== "error";
+
+const SLOW_PORT = 8090;
+const PATHS = ["/a", "/b", "/diff-status", "/diff-body", "/slow"];
+const KEEP = ["/a", "/diff-status", "/b", "/diff-body", "/slow", "/c"];
+
+async function secretFile(env: Cleanup): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "tcpcopy-secret-" });
+  env.defer(() => Deno.remove(path));
+  await Deno.writeFile(path, crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
+  await Deno.chmod(path, 0o600);
+  return path;
+}
+
+/** The target's nginx answers three paths differently; reloaded with SIGHUP. */
+async function changeTarget(env: Cleanup, rep: Replication): Promise<void> {
+  const dir = `${rep.lab.dir}/target`;
+  const conf = await Deno.readTextFile(`${dir}/nginx.conf`);
+  const extra = `    location = /diff-status { return 503 "ok $request_method $request_uri\\n"; }
+    location = /diff-body { return 200 "ok $request_method /diff-bodX\\n"; }
+    location = /slow { proxy_pass http://127.0.0.1:${SLOW_PORT}; }
+`;
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    conf.replace("    location / {", extra + "    location / {"),
+  );
+  const script = new URL("../helpers/slow_http.ts", import.meta.url).pathname;
+  env.child(rep.lab.target.spawn([
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    script,
+    "127.0.0.1",
+    String(SLOW_PORT),
+    "200",
+  ]));
+  Deno.kill(Number((await Deno.readTextFile(`${dir}/nginx.pid`)).trim()), "SIGHUP");
+  const ok = await waitFor(
+    async () => {
+      const out = await sh(
+        rep.lab.target,
+        `curl -s -o /dev/null -w '%{http_code}' http://${rep.lab.targetIp}:${HTTP_PORT}/diff-status`,
+      ).catch(() => "");
+      return out === "503";
+    },
+    5000,
+    100,
+  );
+  assert.ok(ok, "the target nginx took the changed configuration");
+}
+
+/** Short connections (each path twice) and one keep-alive connection with every path. */
+async function traffic(rep: Replication): Promise<number> {
+  const on = rep.online[0];
+  const url = (p: string) => `http://${on.ip}:${HTTP_PORT}${p}`;
+  let n = 0;
+  for (let round = 0; round < 2; round++) {
+    for (const p of PATHS) {
+      await sh(on.client, `curl -s -o /dev/null ${url(p)}`);
+      n++;
+    }
+  }
+  await sh(on.client, `curl -s ${KEEP.map((p) => `-o /dev/null ${url(p)}`).join(" ")}`);
+  return n + KEEP.length;
+}
+
+function records(text: string): CompareRecord[] {
+  return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+    .filter((r) => r.type === "compare");
+}
+
+const path = (r: CompareRecord) => r.request.split(" ")[1];
+
+Deno.test({
+  name:
+    "tcpcopy --compare e2e: exactly the changed paths, with reasons and latencies; offline gate" +
+    (INTERCEPT_COMPARE ? "" : " (ignored: intercept has no --compare flag in this tree yet)"),
+  ignore: !isRoot() || !INTERCEPT_COMPARE,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const secret = await secretFile(env);
+      const rep = await startReplication(env, {
+        deferTcpcopy: true,
+        interceptArgs: ["--secret-file", secret, "--compare"],
+      });
+      await changeTarget(env, rep);
+      const on = rep.online[0], dir = rep.lab.dir;
+      const recording = `${dir}/compare.pcap`;
+      const dump = startLogged(env, on.ns, [
+        "tcpdump",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+        "-i",
+        rep.lab.online[0].clientSideIf,
+        "-w",
+        recording,
+        `tcp port ${HTTP_PORT}`,
+      ], `${dir}/tcpdump`);
+      await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
+      const log = `${dir}/compare.ndjson`;
+      on.tcpcopy = await startTcpcopy(env, rep, 0, [
+        "--secret-file",
+        secret,
+        "--compare",
+        "--compare-log",
+        log,
+        "--compare-all",
+      ]);
+      const sent = await traffic(rep);
+      const done = await waitFor(
+        async () => records(await readText(log)).length >= sent,
+        20_000,
+        200,
+      );
+      const stop = await stopTcpcopy(on.tcpcopy);
+      dump.child.kill("SIGINT");
+      await dump.child.status;
+      const recs = records(await readText(log));
+      console.log(`[compare] ${recs.length} records for ${sent} requests (complete: ${done})`);
+      for (const r of recs) {
+        console.log(
+          `  ${r.request} ${
+            r.match ? "match" : r.reason
+          } online ${r.online.latencyMs} ms target ${r.target.latencyMs} ms`,
+        );
+      }
+      assert.equal(stop.code, 0, stop.log);
+      assert.equal(recs.length, sent, stop.log);
+      const bad = recs.filter((r) => !r.match);
+      assert.deepEqual(
+        bad.map((r) => `${path(r)} ${r.reason}`).sort(),
+        [
+          "/diff-body body",
+          "/diff-body body",
+          "/diff-body body",
+          "/diff-status status",
+          "/diff-status status",
+          "/diff-status status",
+        ],
+      );
+      for (const r of bad.filter((r) => r.reason === "status")) {
+        assert.equal(r.online.status, 200);
+        assert.equal(r.target.status, 503);
+      }
+      for (const r of recs.filter((r) => path(r) === "/slow")) {
+        assert.equal(r.match, true);
+        assert.ok(r.target.latencyMs! >= 195, `slow target latency ${r.target.latencyMs}`);
+        assert.ok(r.online.latencyMs! < 100, `online latency ${r.online.latencyMs}`);
+      }
+      for (const r of recs.filter((r) => path(r) !== "/slow")) {
+        assert.ok(r.target.latencyMs !== null && r.target.latencyMs < 150, JSON.stringify(r));
+      }
+      const last = stop.stats.at(-1)! as { compare: Record<string, unknown> };
+      const c = last.compare as {
+        compared: number;
+        matched: number;
+        mismatched: Record<string, number>;
+        skipped: number;
+      };
+      assert.equal(c.compared, sent);
+      assert.equal(c.matched, sent - 6);
+      assert.equal(c.mismatched.status, 3);
+      assert.equal(c.mismatched.body, 3);
+      assert.equal(c.skipped, 0);
+      assert.match(
+        stop.log,
+        /compare: top mismatching requests: (GET \/diff-(status|body) \(3\)(, )?){2}/,
+      );
+
+      // offline: the recording replayed; its server packets are the online answers
+      const offline = async (failAbove: string) => {
+        const t = startLogged(
+          env,
+          on.ns,
+          tcpcopyCmd([
+            "--offline",
+            recording,
+            "-x",
+            `${on.ip}:${HTTP_PORT}-${rep.lab.targetIp}:${HTTP_PORT}`,
+            "-s",
+            rep.lab.targetIp,
+            "--secret-file",
+            secret,
+            "--compare",
+            "--compare-fail-above",
+            failAbove,
+            "-c",
+            `10.${rep.lab.targetIp.split(".")[1]}.77.${failAbove === "0" ? 1 : 2}`,
+          ]),
+          `${dir}/offline-${failAbove}`,
+        );
+        const status = await t.child.status;
+        const err = await readText(t.err);
+        const stats = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{")).map((
+          l,
+        ) => JSON.parse(l));
+        return { code: status.code, err, compare: stats.at(-1)?.compare };
+      };
+      const strict = await offline("0");
+      console.log(`[offline strict] code ${strict.code} ${JSON.stringify(strict.compare)}`);
+      assert.equal(strict.code, 3, strict.err);
+      assert.equal(strict.compare.mismatched.status, 3);
+      assert.equal(strict.compare.mismatched.body, 3);
+      const lax = await offline("0.5");
+      assert.equal(lax.code, 0, lax.err);
+      assert.equal(lax.compare.compared, sent);
+    }),
+});

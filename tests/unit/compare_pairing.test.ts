@@ -1,0 +1,346 @@
+/**
+ * The turn pairing of `--compare` (lib/tcpcopy/comparer.ts, compare_flow.ts) driven with
+ * synthetic inputs: captured client and server segments (in order, out of order,
+ * retransmitted), the replayed session's output and reply headers, and target answer
+ * summaries as the tunnel delivers them.
+ */
+import assert from "node:assert/strict";
+import { summarize } from "../../lib/compare/answer.ts";
+import type { CompareRecord } from "../../lib/compare/record.ts";
+import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
+import { endpointOf } from "../../lib/engine/endpoint.ts";
+import { Comparer, type ComparerOptions } from "../../lib/tcpcopy/comparer.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const ACK = 0x10, FIN = 0x01, SYN = 0x02, RST = 0x04;
+
+const CLIENT = endpointOf("192.0.2.7", 41000);
+const SERVER = endpointOf("192.0.2.1", 80);
+const REWRITTEN = endpointOf("10.1.0.7", 41000);
+const TARGET = endpointOf("10.9.0.2", 8080);
+
+const ISN_C = 1000, ISN_S = 50_000, ISN_T = 900_000;
+
+function http(status: number, body: string, extra = ""): string {
+  const reason = status === 200 ? "OK" : "Other";
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
+}
+
+/** A comparer with records collected, and helpers speaking for each side. */
+class Rig {
+  readonly records: CompareRecord[] = [];
+  readonly cmp: Comparer;
+  now = 0;
+  cSeq = ISN_C + 1;
+  sSeq = ISN_S + 1;
+  tSeq = ISN_T + 1;
+
+  constructor(opts: Partial<ComparerOptions> = {}) {
+    this.cmp = new Comparer({
+      firstBytes: 1024,
+      proto: "auto",
+      ignoreHeaders: [],
+      all: true,
+      budgetBytes: 1 << 20,
+      emit: (r) => this.records.push(JSON.parse(JSON.stringify(r))),
+      ...opts,
+    });
+  }
+
+  open(copy = 0, module = false): void {
+    this.cmp.onSessionOpen(
+      REWRITTEN,
+      TARGET,
+      { client: CLIENT, server: SERVER },
+      copy,
+      module,
+      this.now,
+    );
+    this.cmp.onClient(CLIENT, SERVER, seg(ISN_C, 0, SYN, ""), this.now, this.now);
+    this.cmp.onServer(SERVER, CLIENT, seg(ISN_S, ISN_C + 1, SYN | ACK, ""), this.now, this.now);
+    this.cmp.onReply(TARGET, REWRITTEN, ISN_T, ISN_C + 1, SYN | ACK, 0, this.now);
+  }
+
+  /** The client sends `text` (one segment unless `pieces`), acking what it got online. */
+  request(text: string, at = this.now): { start: number; end: number } {
+    const start = this.cSeq;
+    this.client(start, this.sSeq, text, at);
+    this.cSeq += text.length;
+    return { start, end: this.cSeq };
+  }
+
+  client(seq: number, ack: number, text: string, at = this.now, flags = ACK): void {
+    this.cmp.onClient(CLIENT, SERVER, seg(seq, ack, flags, text), at, this.now);
+  }
+
+  server(seq: number, text: string, at = this.now, flags = ACK): void {
+    this.cmp.onServer(SERVER, CLIENT, seg(seq, this.cSeq, flags, text), at, this.now);
+  }
+
+  /** The online server answers `text` in order (advancing its sequence number). */
+  online(text: string, at = this.now): void {
+    this.server(this.sSeq, text, at);
+    this.sSeq += text.length;
+  }
+
+  /** The replay sends the request `r` to the target at `now`. */
+  sent(r: { start: number; end: number }): void {
+    this.cmp.onSent(REWRITTEN, TARGET, r.start, r.end - r.start, this.now);
+  }
+
+  /** A reply header of `len` bytes acking `ack` arrives at `now` (at tSeq unless `seq`). */
+  reply(ack: number, len: number, seq = this.tSeq): void {
+    this.cmp.onReply(TARGET, REWRITTEN, seq, ack, ACK, len, this.now);
+    if (seq === this.tSeq) this.tSeq += len;
+  }
+
+  /** Reply headers and then the tunnel's answer summary of `text` for the request ending at `ack`. */
+  target(ack: number, text: string, part = 0): void {
+    const seq = this.tSeq;
+    this.reply(ack, text.length);
+    this.answer(ack, seq, text, part);
+  }
+
+  answer(ack: number, seq: number, text: string, part = 0): void {
+    const a: TargetAnswer = {
+      client: { addr: REWRITTEN.addr, port: REWRITTEN.port },
+      target: { addr: TARGET.addr, port: TARGET.port },
+      ack,
+      seq,
+      part,
+      summary: summarize(enc(text)),
+    };
+    this.cmp.onAnswer(a, this.now);
+  }
+
+  at(ms: number): void {
+    this.now = ms;
+    this.cmp.tick(ms);
+  }
+}
+
+function seg(seq: number, ack: number, flags: number, text: string) {
+  return { seq: seq >>> 0, ack: ack >>> 0, flags, payload: enc(text) };
+}
+
+Deno.test("pairing: keep-alive turns get their online and target answers, latencies from both clocks", () => {
+  const r = new Rig();
+  r.open();
+  const a = r.request("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 100);
+  r.at(1);
+  r.sent(a);
+  r.online(http(200, "same"), 103); // online: 3 ms after the request's capture
+  r.at(6);
+  r.target(a.end, http(200, "same")); // target: 5 ms after it was sent
+  const b = r.request("GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 110);
+  r.at(7);
+  r.sent(b);
+  r.online(http(200, "online body"), 111);
+  r.at(9);
+  r.target(b.end, http(200, "target body"));
+  r.client(r.cSeq, r.sSeq, "", 120, FIN | ACK);
+  r.at(10);
+  assert.equal(r.records.length, 2);
+  const [ra, rb] = r.records;
+  assert.equal(ra.match, true);
+  assert.equal(ra.turn, 1);
+  assert.equal(ra.request, "GET /a HTTP/1.1");
+  assert.equal(ra.online.latencyMs, 3);
+  assert.equal(ra.target.latencyMs, 5);
+  assert.equal(rb.match, false);
+  assert.equal(rb.reason, "body");
+  assert.equal(rb.turn, 2);
+  assert.equal(rb.online.latencyMs, 1);
+  assert.equal(rb.target.latencyMs, 2);
+  const line = r.cmp.line();
+  assert.equal(line.compared, 2);
+  assert.equal(line.matched, 1);
+  assert.equal(line.mismatched.body, 1);
+  assert.equal(line.tunnel_rtt_ms, null);
+  assert.deepEqual(r.cmp.top(5).map((e) => [e.key, e.count]), [["GET /b", 1]]);
+  assert.equal(r.cmp.settled(), true);
+});
+
+Deno.test("pairing: out-of-order and retransmitted segments on both sides", () => {
+  const r = new Rig();
+  r.open();
+  const text = "GET /ooo HTTP/1.1\r\nHost: x\r\nX-Pad: " + "p".repeat(40) + "\r\n\r\n";
+  const start = r.cSeq;
+  // client: second half first, then the first half twice (a retransmission)
+  const half = 20;
+  r.client(start + half, r.sSeq, text.slice(half), 200);
+  r.client(start, r.sSeq, text.slice(0, half), 201);
+  r.client(start, r.sSeq, text.slice(0, half), 202);
+  r.cSeq += text.length;
+  const req = { start, end: r.cSeq };
+  r.at(1);
+  r.sent(req);
+  r.sent(req); // a retransmission to the target changes nothing
+  // online answer in three pieces: 3rd, 1st, 2nd, then 1st again
+  const ans = http(200, "x".repeat(300));
+  const p1 = ans.slice(0, 100), p2 = ans.slice(100, 200), p3 = ans.slice(200);
+  r.server(r.sSeq + 200, p3, 205);
+  r.server(r.sSeq, p1, 206);
+  r.server(r.sSeq + 100, p2, 207);
+  r.server(r.sSeq, p1, 208);
+  r.sSeq += ans.length;
+  // target replies: a piece, its retransmission, then the rest
+  r.at(4);
+  const tseq = r.tSeq;
+  r.reply(req.end, 150);
+  r.reply(req.end, 150, tseq); // retransmitted reply header: not new data
+  r.at(5);
+  r.reply(req.end, ans.length - 150);
+  r.answer(req.end, tseq, ans);
+  r.client(r.cSeq, r.sSeq, "", 230, FIN | ACK);
+  r.at(6);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.partial, undefined);
+  assert.equal(rec.request.startsWith("GET /ooo HTTP/1.1"), true);
+  assert.equal(rec.online.length, ans.length);
+  // from the request's last captured segment (201) to its first answer byte in order (206)
+  assert.equal(rec.online.latencyMs, 5);
+  assert.equal(rec.target.length, ans.length);
+  assert.equal(rec.target.latencyMs, 3);
+  assert.equal(rec.target.lastMs, 4);
+});
+
+Deno.test("pairing: a capture hole in the online answer is a gap: lengths kept, partial match", () => {
+  const r = new Rig();
+  r.open();
+  const a = r.request("GET /gap HTTP/1.1\r\n\r\n", 10);
+  r.sent(a);
+  const ans = http(200, "y".repeat(500));
+  r.server(r.sSeq, ans.slice(0, 100), 11);
+  r.server(r.sSeq + 200, ans.slice(200), 12); // bytes 100..200 never captured
+  r.sSeq += ans.length;
+  r.target(a.end, ans);
+  r.request("GET /next HTTP/1.1\r\n\r\n", 20); // the client acked it all: the hole is a gap
+  r.at(1);
+  const rec = r.records[0];
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.partial, true);
+  assert.equal(rec.online.length, ans.length);
+  assert.equal(r.cmp.line().partial, 1);
+});
+
+Deno.test("pairing: missing (session ended), extra (online silent) and timeout (target silent)", () => {
+  // missing: the target never answers and the session ends
+  const m = new Rig({ answerWaitMs: 100 });
+  m.open();
+  const a = m.request("GET /m HTTP/1.1\r\n\r\n", 0);
+  m.sent(a);
+  m.online(http(200, "ok"), 1);
+  m.client(m.cSeq, m.sSeq, "", 2, FIN | ACK);
+  m.cmp.onSessionClose(REWRITTEN, TARGET, 3);
+  m.at(50);
+  assert.equal(m.records.length, 0);
+  m.at(200);
+  assert.equal(m.records.length, 1);
+  assert.equal(m.records[0].reason, "missing");
+  assert.equal(m.records[0].target.length, null);
+
+  // extra: the online server sent nothing for the turn, the target did
+  const e = new Rig({ onlineQuietMs: 50, turnTimeoutMs: 500 });
+  e.open();
+  const b = e.request("POST /e HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0);
+  e.sent(b);
+  e.target(b.end, http(200, "surprise"));
+  e.server(e.sSeq, "", 1, RST | ACK); // the online server reset without answering
+  e.at(10);
+  assert.equal(e.records.length, 1);
+  assert.equal(e.records[0].reason, "extra");
+
+  // timeout: the target stays silent past the turn deadline with the session alive
+  const t = new Rig({ turnTimeoutMs: 300 });
+  t.open();
+  const c = t.request("GET /t HTTP/1.1\r\n\r\n", 0);
+  t.sent(c);
+  t.online(http(200, "ok"), 1);
+  t.server(t.sSeq, "", 2, FIN | ACK);
+  t.at(100);
+  assert.equal(t.records.length, 0);
+  t.at(301);
+  assert.equal(t.records.length, 1);
+  assert.equal(t.records[0].reason, "timeout");
+});
+
+Deno.test("pairing: part > 0 tails add to the target's length and leave the digest out", () => {
+  const r = new Rig();
+  r.open();
+  const a = r.request("GET /tail HTTP/1.1\r\n\r\n", 0);
+  r.sent(a);
+  const ans = http(200, "z".repeat(64));
+  r.online(ans, 1);
+  const head = ans.slice(0, 40), tail = ans.slice(40);
+  const seq0 = r.tSeq;
+  r.reply(a.end, head.length);
+  r.answer(a.end, seq0, head); // cut after a quiet period...
+  r.at(1);
+  assert.equal(r.records.length, 0, "parts still missing: reply headers counted more bytes");
+  const seq1 = r.tSeq;
+  r.reply(a.end, tail.length);
+  r.answer(a.end, seq1, tail, 1); // ...and the late tail
+  r.client(r.cSeq, r.sSeq, "", 2, FIN | ACK);
+  r.at(2);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.target.length, ans.length);
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.partial, true);
+});
+
+Deno.test("pairing: answers of no pending turn are unpaired; copies and module sessions are not compared", () => {
+  const r = new Rig();
+  r.open();
+  r.answer(ISN_C + 1, r.tSeq, "220 greeting\r\n"); // a greeting: no request ends there
+  assert.equal(r.cmp.unpaired, 1);
+  const other = new Rig();
+  other.open(1); // a copy
+  const a = other.request("GET /c HTTP/1.1\r\n\r\n", 0);
+  other.target(a.end, http(200, "x"));
+  assert.equal(other.cmp.unpaired, 1);
+  const mod = new Rig();
+  mod.open(0, true);
+  assert.equal(mod.cmp.line().flows, 0);
+});
+
+Deno.test("pairing: over the budget turns are skipped and counted, nothing else changes", () => {
+  const r = new Rig({ budgetBytes: 3000 }); // room for the flow and its accumulator only
+  r.open();
+  const a = r.request("GET /1 HTTP/1.1\r\n\r\n", 0);
+  r.sent(a);
+  r.online(http(200, "a"), 1);
+  r.target(a.end, http(200, "a"));
+  r.request("GET /2 HTTP/1.1\r\n\r\n", 2);
+  r.at(5);
+  const line = r.cmp.line();
+  assert.equal(line.compared, 0);
+  assert.equal(line.skipped, 2);
+  assert.ok(line.state_bytes <= line.budget_bytes);
+});
+
+Deno.test("pairing: pipelined requests in one turn, answers cut apart by the target, merged", () => {
+  const r = new Rig();
+  r.open();
+  const one = "GET /p1 HTTP/1.1\r\n\r\n", two = "GET /p2 HTTP/1.1\r\n\r\n";
+  const start = r.cSeq;
+  r.client(start, r.sSeq, one, 0);
+  r.client(start + one.length, r.sSeq, two, 0); // same ACK: one turn
+  r.cSeq += one.length + two.length;
+  r.sent({ start, end: r.cSeq });
+  const a1 = http(200, "first"), a2 = http(200, "second");
+  r.online(a1 + a2, 1);
+  r.at(2);
+  r.target(start + one.length, a1); // the target answered /p1 before /p2 arrived
+  r.target(r.cSeq, a2);
+  r.client(r.cSeq, r.sSeq, "", 3, FIN | ACK);
+  r.at(3);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.target.length, a1.length + a2.length);
+  assert.equal(rec.online.length, a1.length + a2.length);
+});
