@@ -205,7 +205,18 @@ Deno.test({
         /compare: top mismatching requests: (GET \/diff-(status|body) \(3\)(, )?){2}/,
       );
 
-      // offline: the recording replayed; its server packets are the online answers
+      // offline: the recording replayed; its server packets are the online answers. Each run
+      // rewrites the clients into its own address (-c), which the target routes back through
+      // the online host like the lab's client subnets.
+      const pool = `10.${rep.lab.targetIp.split(".")[1]}.77`;
+      await rep.lab.target.exec([
+        "ip",
+        "route",
+        "add",
+        `${pool}.0/24`,
+        "via",
+        rep.lab.online[0].uplinkIp,
+      ]);
       const offline = async (failAbove: string) => {
         const t = startLogged(
           env,
@@ -223,7 +234,7 @@ Deno.test({
             "--compare-fail-above",
             failAbove,
             "-c",
-            `10.${rep.lab.targetIp.split(".")[1]}.77.${failAbove === "0" ? 1 : 2}`,
+            `${pool}.${failAbove === "0" ? 1 : 2}`,
           ]),
           `${dir}/offline-${failAbove}`,
         );
