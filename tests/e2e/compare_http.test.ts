@@ -194,7 +194,16 @@ Deno.test({
         matched: number;
         mismatched: Record<string, number>;
         skipped: number;
+        tunnel_rtt_ms: number | null;
       };
+      // the tunnel's own delay, measured by heartbeats, beside the target latency (namespaces
+      // on one host: well under the 200 ms of /slow)
+      assert.ok(
+        c.tunnel_rtt_ms !== null && c.tunnel_rtt_ms >= 0 && c.tunnel_rtt_ms < 100,
+        `tunnel_rtt_ms ${c.tunnel_rtt_ms}`,
+      );
+      assert.ok(bad.every((r) => typeof r.tunnelRttMs === "number"), "records carry tunnelRttMs");
+      assert.match(stop.log, /tunnel round trip \d+(\.\d+)? ms/);
       assert.equal(c.compared, sent);
       assert.equal(c.matched, sent - 6);
       assert.equal(c.mismatched.status, 3);
