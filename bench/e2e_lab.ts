@@ -50,6 +50,11 @@ export interface PairOptions {
   tcpcopyArgs: string[];
   /** Required when impl is "c". */
   c: CPrograms | null;
+  /**
+   * Ours: `--compare` (issue 15) on both programs, with `--secret-file` (intercept sends answer
+   * summaries to authenticated peers only); tcpcopy logs mismatches to a file in the lab.
+   */
+  compare?: boolean;
 }
 
 /** A running tcpcopy + intercept. */
@@ -162,6 +167,14 @@ export async function startBenchLab(env: Cleanup, opts: PairOptions): Promise<Be
   return b;
 }
 
+/** The shared secret of a `--compare` pair (written once per lab, mode 0600). */
+async function secretFile(b: BenchLab): Promise<string> {
+  const path = `${b.lab.dir}/secret`;
+  await Deno.writeTextFile(path, "bench compare secret, 32 bytes..\n", { mode: 0o600 });
+  await Deno.chmod(path, 0o600);
+  return path;
+}
+
 /** `-x` for both ports. */
 function transfers(b: BenchLab): string {
   return [H1_PORT, H2_PORT].map((p) => `${b.on.ip}:${p}-${b.target}:${p}`).join(",");
@@ -190,7 +203,14 @@ export async function startPair(env: Cleanup, b: BenchLab, opts: PairOptions): P
     const mode = opts.interceptMode === "nfqueue"
       ? ["--port", `${H1_PORT},${H2_PORT}`]
       : ["-i", b.targetIf, "-F", filter];
-    interceptArgv = interceptCmd([...mode, "--stats-interval", "1", "--drain-seconds", "0"]);
+    interceptArgv = interceptCmd([
+      ...mode,
+      "--stats-interval",
+      "1",
+      "--drain-seconds",
+      "0",
+      ...(opts.compare ? ["--secret-file", await secretFile(b), "--compare"] : []),
+    ]);
   }
   const intercept = startLogged(env, b.lab.target, interceptArgv, `${base}-intercept${n}`);
   const listening = await waitFor(() => accepts(b.on.ns, b.target, TUNNEL_PORT), 20_000, 100);
@@ -213,6 +233,15 @@ export async function startPair(env: Cleanup, b: BenchLab, opts: PairOptions): P
       b.on.clientSideIf,
       "--stats-interval",
       "1",
+      ...(opts.compare
+        ? [
+          "--secret-file",
+          await secretFile(b),
+          "--compare",
+          "--compare-log",
+          `${base}-compare${n}.ndjson`,
+        ]
+        : []),
       ...opts.tcpcopyArgs,
     ]);
     tcpcopy = startLogged(env, b.on.ns, argv, `${base}-tcpcopy${n}`);

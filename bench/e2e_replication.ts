@@ -25,7 +25,8 @@
  * there; `--perf DIR` records each workload with `perf record -g` into DIR/<impl>-<id>.data
  * (`--perf-cmd "trace -s"` runs another perf command, text into DIR/<impl>-<id>.txt;
  * `--perf-of intercept` records intercept instead). `--tcpcopy "-C 1"` passes extra flags to our
- * tcpcopy.
+ * tcpcopy. `--compare` runs ours with `--compare` (and a `--secret-file`) on both programs, for
+ * the cost of comparing responses (issue 15).
  *
  * @module
  */
@@ -82,6 +83,8 @@ interface Options {
   c: CPrograms | null;
   interceptMode: "nfqueue" | "pcap";
   tcpcopyArgs: string[];
+  /** `--compare`: ours runs with --compare and --secret-file on both programs (issue 15). */
+  compare: boolean;
   sameProcesses: boolean;
   keep: string;
   perf: string;
@@ -126,6 +129,7 @@ function parseOptions(args: string[]): Options {
         "perf-cmd": { type: "string", default: "" },
         "perf-of": { type: "string", default: "tcpcopy" },
         tcpcopy: { type: "string", default: "" },
+        compare: { type: "boolean", default: false },
       },
       strict: true,
     }).values;
@@ -192,6 +196,7 @@ function parseOptions(args: string[]): Options {
     c,
     interceptMode: mode,
     tcpcopyArgs: values.tcpcopy.split(" ").filter((a) => a !== ""),
+    compare: values.compare,
     sameProcesses: values["same-processes"],
     keep: values.keep,
     perf: values.perf,
@@ -305,6 +310,7 @@ async function main(o: Options): Promise<Row[]> {
     interceptMode: o.interceptMode,
     tcpcopyArgs: o.tcpcopyArgs,
     c: o.c,
+    compare: o.compare,
   });
   /** One lab for `impl` running `rounds` (a list of round numbers) of the list. */
   const lab = (impl: Impl, rounds: number[]) =>

@@ -445,21 +445,32 @@ export class FlowCompare {
     t.replyLastMs = now;
   }
 
-  /** The pending turn whose request ends at `ack` (start < ack ≤ end), or null. */
+  /**
+   * The pending turn whose request ends at `ack` (start < ack ≤ end), or null. The pending
+   * turns are in sequence order: a binary search (a keep-alive flow may hold a few hundred
+   * turns between two verdict ticks while the target is behind).
+   */
   turnFor(ack: number): PendingTurn | null {
     const p = this.pending;
-    for (let i = p.length - 1; i >= 0; i--) {
-      const t = p[i];
-      if (seqLt(t.start, ack) && seqLe(ack, t.end)) return t;
-      if (seqLe(t.end, ack) && i === p.length - 1) return null; // after every pending turn
+    let lo = 0, hi = p.length; // the first turn that starts at or after ack is at lo
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLt(p[mid].start, ack)) lo = mid + 1;
+      else hi = mid;
     }
-    return null;
+    if (lo === 0) return null;
+    const t = p[lo - 1];
+    return seqLe(ack, t.end) ? t : null;
   }
 
   /** Removes `t` from the pending turns (its verdict is given); returns its cost. */
   remove(t: PendingTurn): number {
-    const i = this.pending.indexOf(t);
-    if (i >= 0) this.pending.splice(i, 1);
+    const p = this.pending;
+    if (p[0] === t) p.shift(); // verdicts come in order: the common case
+    else {
+      const i = p.indexOf(t);
+      if (i >= 0) p.splice(i, 1);
+    }
     return t.cost;
   }
 

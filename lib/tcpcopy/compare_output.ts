@@ -51,6 +51,7 @@ export const COMPARE_METRICS = {
   pending: "tcpcopy_compare_pending",
   stateBytes: "tcpcopy_compare_state_bytes",
   latency: "tcpcopy_compare_latency_seconds",
+  tunnelRtt: "tcpcopy_compare_tunnel_rtt_seconds",
 } as const;
 
 function counter(out: string[], name: string, help: string, samples: [string, number][]): void {
@@ -85,6 +86,17 @@ export function renderCompareMetrics(c: Comparer): string {
   const line = c.line();
   counter(out, m.pending, "Requests waiting for a comparison verdict.", [["", line.pending]]);
   counter(out, m.stateBytes, "Bytes of comparison state (within -m).", [["", line.state_bytes]]);
+  if (line.tunnel_rtt_ms !== null) {
+    counter(
+      out,
+      m.tunnelRtt,
+      "The tunnel's smoothed heartbeat round trip (beside the target latency).",
+      [[
+        "",
+        Math.round(line.tunnel_rtt_ms * 1000) / 1e6,
+      ]],
+    );
+  }
   out.push(
     `# HELP ${m.latency} Time from a request's last segment to its answer's first byte.`,
     `# TYPE ${m.latency} histogram`,

@@ -252,7 +252,8 @@ class TcpcopyProcess {
     this.comparer = comparerFor(
       this.config,
       log === null ? null : (r) => log.write(jsonLine(r)),
-      () => null, // the tunnel client does not measure its heartbeat round trip (yet)
+      // the tunnel's own delay (heartbeat round trip), reported beside the target latency
+      () => this.tunnel?.rttMs() ?? null,
     );
     this.replicator = new Replicator({
       v4,

@@ -138,6 +138,8 @@ export interface ClientCounters {
   answersMalformed: number;
   /** Connections on which answer summaries were asked for and not granted. */
   answersRefused: number;
+  /** Heartbeat answers that gave a round trip sample ({@link TunnelClient.rttMs}). */
+  rttSamples: number;
 }
 
 /** A live route and the connection index holding it on each intercept (-1: none yet). */
@@ -171,6 +173,10 @@ class Link {
   serverNonce: Uint8Array | undefined;
   /** Routes may be registered on it (hello sent, extensions answered or given up on). */
   ready = false;
+  /** When the unanswered heartbeat went out (NaN: none outstanding). */
+  heartbeatSentAt = NaN;
+  /** Smoothed heartbeat round trip on this connection, ms (NaN: no sample yet). */
+  srttMs = NaN;
   constructor(readonly server: number, readonly index: number) {}
 }
 
@@ -189,6 +195,7 @@ export class TunnelClient {
     answers: 0,
     answersMalformed: 0,
     answersRefused: 0,
+    rttSamples: 0,
   };
   /** This instance's id (sent in the AUTH message with a secret). */
   readonly instanceId: Uint8Array;
@@ -419,6 +426,36 @@ export class TunnelClient {
     if (l.ready || !l.conn || !this.#authOk(l)) return;
     l.ready = true;
     this.#resync(l.server);
+    // a first round trip sample right away, not one heartbeat period later
+    if (l.caps & Cap.HEARTBEAT) this.#sendHeartbeat(l);
+  }
+
+  /** Sends a heartbeat and notes when (the last one sent is the one an answer measures). */
+  #sendHeartbeat(l: Link): void {
+    if (this.#send(l, encodeHeartbeat())) l.heartbeatSentAt = performance.now();
+  }
+
+  /** An answer to our heartbeat: one round trip sample, smoothed like TCP's SRTT (1/8). */
+  #heartbeatAnswered(l: Link): void {
+    if (Number.isNaN(l.heartbeatSentAt)) return; // unsolicited, or already measured
+    const sample = performance.now() - l.heartbeatSentAt;
+    l.heartbeatSentAt = NaN;
+    l.srttMs = Number.isNaN(l.srttMs) ? sample : l.srttMs + (sample - l.srttMs) / 8;
+    this.counters.rttSamples++;
+  }
+
+  /**
+   * The tunnel's own delay: the largest smoothed heartbeat round trip (ms, 3 decimals) over
+   * the open connections, or null when none has been measured (no heartbeats negotiated: a
+   * C intercept, or no answer yet). Our intercept answers every heartbeat of a peer that
+   * asked for answer summaries, so the figure includes the time replies queue in the tunnel.
+   */
+  rttMs(): number | null {
+    let max = NaN;
+    for (const l of this.#links.flat()) {
+      if (l.conn && !Number.isNaN(l.srttMs) && !(l.srttMs <= max)) max = l.srttMs;
+    }
+    return Number.isNaN(max) ? null : Math.round(max * 1000) / 1000;
   }
 
   #send(l: Link, bytes: Uint8Array, force = false): boolean {
@@ -509,6 +546,7 @@ export class TunnelClient {
       l.ready = false;
       l.authed = false;
       l.nonce = l.serverNonce = undefined;
+      l.heartbeatSentAt = l.srttMs = NaN;
       l.lastHeard = l.openedAt = performance.now();
       if (retry) this.counters.reconnects++;
       this.#send(l, encodeHello());
@@ -590,7 +628,10 @@ export class TunnelClient {
         }
         break;
       case "heartbeat":
-        break; // hearing anything is proof of life: lastHeard was set by the read
+        // hearing anything is proof of life (lastHeard was set by the read); the answer to
+        // our outstanding heartbeat also measures the tunnel's round trip
+        this.#heartbeatAnswered(l);
+        break;
       case "answer":
         this.counters.answers++;
         this.#opts.onAnswer?.(it.answer, l.server);
@@ -727,7 +768,7 @@ export class TunnelClient {
       }
       if (!l.conn || !(l.caps & Cap.HEARTBEAT)) continue;
       if (now - l.lastHeard > 3 * this.#opts.heartbeatMs) this.#drop(l, "heartbeat timeout");
-      else this.#send(l, encodeHeartbeat());
+      else this.#sendHeartbeat(l);
     }
   }
 

@@ -194,7 +194,16 @@ Deno.test({
         matched: number;
         mismatched: Record<string, number>;
         skipped: number;
+        tunnel_rtt_ms: number | null;
       };
+      // the tunnel's own delay, measured by heartbeats, beside the target latency (namespaces
+      // on one host: well under the 200 ms of /slow)
+      assert.ok(
+        c.tunnel_rtt_ms !== null && c.tunnel_rtt_ms >= 0 && c.tunnel_rtt_ms < 100,
+        `tunnel_rtt_ms ${c.tunnel_rtt_ms}`,
+      );
+      assert.ok(bad.every((r) => typeof r.tunnelRttMs === "number"), "records carry tunnelRttMs");
+      assert.match(stop.log, /tunnel round trip \d+(\.\d+)? ms/);
       assert.equal(c.compared, sent);
       assert.equal(c.matched, sent - 6);
       assert.equal(c.mismatched.status, 3);
@@ -253,5 +262,72 @@ Deno.test({
       const lax = await offline("0.5");
       assert.equal(lax.code, 0, lax.err);
       assert.equal(lax.compare.compared, sent);
+    }),
+});
+
+/** Pipelined batches: each one connection, every request in one write (bash printf to /dev/tcp). */
+const BATCHES = [
+  ["/a", "/b", "/c"],
+  ["/a", "/diff-body", "/b"],
+  ["/c", "/a"],
+  ["/b", "/diff-status", "/a"],
+];
+
+Deno.test({
+  name: "tcpcopy --compare e2e: pipelined requests, exactly the batches with a changed path",
+  ignore: !isRoot() || !INTERCEPT_COMPARE,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const secret = await secretFile(env);
+      const rep = await startReplication(env, {
+        deferTcpcopy: true,
+        interceptArgs: ["--secret-file", secret, "--compare"],
+      });
+      await changeTarget(env, rep);
+      const on = rep.online[0];
+      const log = `${rep.lab.dir}/pipelined.ndjson`;
+      on.tcpcopy = await startTcpcopy(env, rep, 0, [
+        "--secret-file",
+        secret,
+        "--compare",
+        "--compare-log",
+        log,
+        "--compare-all",
+      ]);
+      for (const batch of BATCHES) {
+        // one write of every request (a Deno one-liner: bash's printf may split it), then the
+        // answers until the server closes (the last request says Connection: close)
+        const reqs = batch.map((p, i) =>
+          `GET ${p} HTTP/1.1\r\nHost: x\r\n${
+            i === batch.length - 1 ? "Connection: close\r\n" : ""
+          }\r\n`
+        ).join("");
+        const code = `const c = await Deno.connect({ hostname: "${on.ip}", port: ${HTTP_PORT} });
+          await c.write(new TextEncoder().encode(${JSON.stringify(reqs)}));
+          const out = []; const b = new Uint8Array(65536);
+          for (let n; (n = await c.read(b)) !== null;) out.push(new TextDecoder().decode(b.subarray(0, n)));
+          console.log(out.join(""));`;
+        const out = (await on.client.exec([Deno.execPath(), "eval", code], { timeoutMs: 15_000 }))
+          .stdout;
+        assert.equal(out.split("HTTP/1.1 200").length - 1, batch.length, out);
+      }
+      // one turn per batch: the requests of one write are one request for the engine
+      await waitFor(async () => records(await readText(log)).length >= BATCHES.length, 20_000, 200);
+      const stop = await stopTcpcopy(on.tcpcopy);
+      const recs = records(await readText(log));
+      for (const r of recs) {
+        console.log(
+          `  ${r.request} ${r.match ? "match" : r.reason} ${JSON.stringify(r.diff ?? null)}`,
+        );
+      }
+      assert.equal(stop.code, 0, stop.log);
+      assert.equal(recs.length, BATCHES.length, stop.log);
+      assert.deepEqual(
+        recs.filter((r) => !r.match).map((r) => `${path(r)} ${r.reason}`).sort(),
+        ["/a body", "/b status"],
+        "the batches holding /diff-body and /diff-status, named by their first request",
+      );
     }),
 });

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { parseTcpcopyArgs, renderHelp } from "../../lib/cli/tcpcopy.ts";
 import { buildCaptureFilter } from "../../lib/cli/filter.ts";
-import { compareBudgetOf, compareFailed, comparerFor } from "../../lib/tcpcopy/compare_output.ts";
+import {
+  compareBudgetOf,
+  compareFailed,
+  comparerFor,
+  compareSummaryLines,
+  renderCompareMetrics,
+} from "../../lib/tcpcopy/compare_output.ts";
 import { OnlineMatcher } from "../../lib/tcpcopy/online_match.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
 
@@ -160,4 +166,16 @@ Deno.test("compare wiring: filter for wildcard online addresses, the answer matc
   assert.equal(compareFailed(c, 0.5), true);
   assert.equal(compareFailed(c, null), false);
   assert.equal(comparerFor(run(BASE), null), null);
+});
+
+Deno.test("tunnel round trip: in the stats object, the exit summary and Prometheus when measured", () => {
+  let rtt: number | null = null;
+  const c = comparerFor(run([...BASE, ...SECRET, "--compare"]), null, () => rtt)!;
+  assert.equal(c.line().tunnel_rtt_ms, null);
+  assert.match(compareSummaryLines(c)[1], /tunnel round trip not measured/);
+  assert.doesNotMatch(renderCompareMetrics(c), /tunnel_rtt/);
+  rtt = 0.42;
+  assert.equal(c.line().tunnel_rtt_ms, 0.42);
+  assert.match(compareSummaryLines(c)[1], /tunnel round trip 0\.42 ms/);
+  assert.match(renderCompareMetrics(c), /^tcpcopy_compare_tunnel_rtt_seconds 0\.00042$/m);
 });

@@ -205,6 +205,7 @@ async function withPair(
     got: TunnelAnswer[],
     logs: string[],
   ) => Promise<void> | void,
+  heartbeatMs?: number,
 ) {
   const secret = await importSecret(te.encode(SECRET));
   const server = TunnelServer.listen({
@@ -228,6 +229,7 @@ async function withPair(
       onReply: () => {},
       log: (l) => logs.push(l),
       lonely: !clientSecret,
+      ...(heartbeatMs ? { heartbeatMs } : {}),
     });
     await fn(server, client, got, logs);
   } finally {
@@ -291,6 +293,41 @@ Deno.test("loopback: an intercept without --compare refuses, and a client withou
     assert.equal(logs.filter((l) => /need --secret-file/.test(l)).length, 1);
     assert.equal(client.capsOf(0) & Cap.ANSWERS, 0);
   });
+});
+
+Deno.test("loopback: the heartbeat round trip is measured at once and smoothed (tunnel_rtt_ms)", async () => {
+  await withPair(true, true, async (server, client) => {
+    // a first heartbeat goes out when the connection is ready, not a period later
+    await until(() => client.counters.rttSamples >= 1, 3000, "first round trip sample");
+    const first = client.rttMs();
+    assert.ok(first !== null && first >= 0 && first < 1000, `rtt ${first}`);
+    // a compare peer's heartbeats are answered even with output queued: every one counts
+    await until(() => client.counters.rttSamples >= 4, 3000, "periodic samples");
+    const rtt = client.rttMs();
+    assert.ok(rtt !== null && rtt >= 0 && rtt < 1000, `rtt ${rtt}`);
+    assert.equal(server.counters.heartbeatsCoalesced, 0);
+  }, 40);
+});
+
+Deno.test("loopback: no heartbeats negotiated (a C intercept's way) means no round trip (null)", async () => {
+  const server = TunnelServer.listen({ port: 0, hostname: "127.0.0.1", log: () => {} });
+  let client: TunnelClient | undefined;
+  try {
+    client = await TunnelClient.connect({
+      servers: [{ hostname: "127.0.0.1", port: server.port }],
+      connections: 1,
+      caps: 0, // plain v6: no extension hello, no heartbeats
+      heartbeatMs: 20,
+      onReply: () => {},
+      log: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(client.rttMs(), null);
+    assert.equal(client.counters.rttSamples, 0);
+  } finally {
+    await client?.close();
+    await server.close();
+  }
 });
 
 Deno.test("a peer that was not granted answers and sends COMPARE is disconnected", async () => {
