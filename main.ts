@@ -53,10 +53,13 @@ async function doctor(args: string[]): Promise<number> {
     console.error(req.error);
     return EXIT_USAGE;
   }
-  const { json, secretFile, ...targets } = req;
+  const { json, secretFile, modules, authFile, ...targets } = req;
   const secret = await loadSecret("tcpcopy doctor", secretFile);
   if (typeof secret === "number") return secret;
-  return await runDoctor("tcpcopy", { ...targets, secret: secret.key }, { json });
+  return await runDoctor("tcpcopy", { ...targets, secret: secret.key }, {
+    json,
+    modules: { modules, ...(authFile !== undefined ? { authFile } : {}) },
+  });
 }
 
 /** A run: refused when a target is this host (replay would hit production) unless allowed. */

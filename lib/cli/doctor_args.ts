@@ -1,11 +1,14 @@
 /**
- * `tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...] [--secret-file FILE]`: the same transfer, intercept and
- * device flags as a run, all optional, so the doctor checks exactly what a run would use.
+ * `tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...] [--secret-file FILE] [--module NAME]
+ * [--auth-file FILE] [--read-only]`: the same transfer, intercept, device and module flags as a
+ * run, all optional, so the doctor checks exactly what a run would use.
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_TUNNEL_PORT } from "../tunnel/defaults.ts";
 import { parseTransfers } from "./transfer.ts";
 import { parseHostPort } from "./endpoint.ts";
+import { lookupModule } from "../modules/registry.ts";
+import type { ModuleNeed } from "../doctor/module_checks.ts";
 
 /** What the doctor should look at. */
 export interface DoctorRequest {
@@ -17,7 +20,13 @@ export interface DoctorRequest {
   probeTargets: { addr: string; port: number }[];
   /** --secret-file: the probe authenticates to intercept as a run would. */
   secretFile?: string;
+  /** The protocol modules of the transfers (--module, -x ...@NAME), each once. */
+  modules: ModuleNeed[];
+  /** --auth-file, checked as the run reads it. */
+  authFile?: string;
 }
+
+const ACCEPTED = "accepted: --json, -x, -s, -i, --secret-file, --module, --auth-file, --read-only";
 
 /** Parses the doctor's arguments; an error is one line, as for a run. */
 export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { error: string } {
@@ -31,22 +40,29 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
         intercept: { type: "string", short: "s", multiple: true },
         interface: { type: "string", short: "i", multiple: true },
         "secret-file": { type: "string" },
+        module: { type: "string" },
+        "auth-file": { type: "string" },
+        "read-only": { type: "boolean" },
       },
       strict: true,
       allowPositionals: false,
     }).values;
   } catch (e) {
     const first = String((e as Error).message).split("\n")[0];
-    return { error: `tcpcopy doctor: ${first} (accepted: --json, -x, -s, -i, --secret-file)` };
+    return { error: `tcpcopy doctor: ${first} (${ACCEPTED})` };
   }
   const list = (k: string) =>
     ((values[k] as string[] | undefined) ?? []).flatMap((s) => s.split(","));
   const ports: number[] = [];
   const probeTargets: { addr: string; port: number }[] = [];
+  const all = values.module as string | undefined;
+  const names: string[] = all === undefined ? [] : [all];
   if (list("transfer").length > 0) {
     const t = parseTransfers(list("transfer"));
     if (!t.ok) return { error: `tcpcopy doctor: -x/--transfer: ${t.error}` };
     for (const x of t.value) {
+      const name = x.module ?? all;
+      if (name !== undefined && !names.includes(name)) names.push(name);
       if (!ports.includes(x.onlinePort)) ports.push(x.onlinePort);
       if (!probeTargets.some((p) => p.addr === x.targetIp && p.port === x.targetPort)) {
         probeTargets.push({ addr: x.targetIp, port: x.targetPort });
@@ -61,6 +77,22 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
   }
   const devices = list("interface").map((s) => s.trim()).filter((s) => s !== "");
   const secretFile = values["secret-file"] as string | undefined;
+  const modules: ModuleNeed[] = [];
+  for (const name of names) {
+    const found = lookupModule(name);
+    if (!found.ok) return { error: `tcpcopy doctor: --module '${name}': ${found.error}` };
+    modules.push({ name, replyPrefix: found.module.replyPrefix });
+  }
+  const authFile = values["auth-file"] as string | undefined;
+  if (authFile !== undefined && modules.length === 0) {
+    return {
+      error:
+        `tcpcopy doctor: --auth-file '${authFile}': only used with --module NAME (or -x ...@NAME)`,
+    };
+  }
+  if (values["read-only"] === true && modules.length === 0) {
+    return { error: "tcpcopy doctor: --read-only: only used with --module NAME (or -x ...@NAME)" };
+  }
   return {
     json: values.json === true,
     devices,
@@ -68,5 +100,7 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
     intercepts,
     probeTargets,
     ...(secretFile !== undefined ? { secretFile } : {}),
+    modules,
+    ...(authFile !== undefined ? { authFile } : {}),
   };
 }

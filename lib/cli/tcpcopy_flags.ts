@@ -387,7 +387,7 @@ export function renderHelp(): string {
     "tcpcopy: replicate live TCP traffic from this (online) host to a target server.",
     "",
     "Usage: tcpcopy -x [onlineIP:]onlinePort-targetIP:targetPort -s intercept[:port] [options]",
-    "       tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...] [--secret-file FILE]   check this host's set-up",
+    "       tcpcopy doctor [--json] [-x ...] [-s ...] [-i ...] [--secret-file FILE] [--module NAME --auth-file FILE]   check this host's set-up",
     "",
     "Example: replicate port 80 to 10.0.0.2:8080, intercept running on 10.0.0.2:",
     "  sudo tcpcopy -x 80-10.0.0.2:8080 -s 10.0.0.2 -c 10.1.2.x",

@@ -8,15 +8,32 @@
 import { formatReport, type Role, runChecks, type Verdict } from "./checks.ts";
 import { type DoctorTargets, gatherFacts } from "./facts.ts";
 import { probeSendPath } from "./probe.ts";
+import { checkModules, type ModuleNeed } from "./module_checks.ts";
+import { gatherModuleFacts } from "./module_facts.ts";
 
 /** Runs the doctor for `role`; returns the exit code. */
 export async function runDoctor(
   role: Role,
   targets: DoctorTargets,
-  opts: { json?: boolean; assistant?: boolean; extra?: Verdict[] } = {},
+  opts: {
+    json?: boolean;
+    assistant?: boolean;
+    extra?: Verdict[];
+    /** tcpcopy: the protocol modules of the run and its --auth-file (module_checks.ts). */
+    modules?: { modules: ModuleNeed[]; authFile?: string };
+  } = {},
 ): Promise<number> {
-  const verdicts = runChecks(role, await gatherFacts(role, targets), opts.assistant);
+  const facts = await gatherFacts(role, targets);
+  const verdicts = runChecks(role, facts, opts.assistant);
   verdicts.push(...(opts.extra ?? []));
+  if (role === "tcpcopy" && opts.modules !== undefined) {
+    const reachable = targets.intercepts.filter((i) =>
+      facts.intercepts[`${i.host}:${i.port}`] === ""
+    );
+    verdicts.push(...checkModules(
+      await gatherModuleFacts({ ...opts.modules, secret: targets.secret, intercepts: reachable }),
+    ));
+  }
   // The send-path probe needs the privileges and a reachable intercept: skip it otherwise.
   const blocked = verdicts.some((v) =>
     v.status === "fail" && (v.id === "privileges" || v.id.startsWith("intercept:"))

@@ -74,6 +74,8 @@ export class Session {
   private relIdx = 0;
   private sentIdx = 0;
   private ansIdx = 0;
+  /** Response bytes received when the target acknowledged the turn at ansIdx (-1: not yet). */
+  private ansAckRcv = -1;
   private chunkHint = 0;
 
   // What the client negotiated online (real SYN only).
@@ -635,6 +637,14 @@ export class Session {
   /**
    * A released request is answered when the target acknowledged all of it and sent response
    * bytes after its release and before the next request's release.
+   *
+   * Turns released at once (a module's `now`) do not wait for the answer before them, so their
+   * release times say nothing about which request an answer belongs to. For a turn released at
+   * once, or followed by one, the window is the target's own: response bytes sent after the
+   * target acknowledged all of the turn and before it acknowledged all of the next (the reply
+   * segments are handled in order, their ACK before their payload). A request/response server
+   * answers a request after receiving it, so such bytes answer this turn or an earlier one:
+   * requests that reach the target together (a pipelined batch) share one window and count one.
    */
   private markAnswered(): void {
     const st = this.stream;
@@ -649,12 +659,19 @@ export class Session {
       let j = this.ansIdx + 1;
       while (j < this.relIdx && st.turns[j].kind !== DATA) j++;
       const next = j < this.relIdx ? st.turns[j] : undefined;
-      const after = next ? next.releaseRcv : rcv;
-      if (after > t.releaseRcv) {
+      let answered: boolean;
+      if (t.now === true || next?.now === true) {
+        // Called on every advance of sndUna: this is the moment the target had all of `t`.
+        if (this.ansAckRcv < 0) this.ansAckRcv = rcv;
+        answered = rcv > this.ansAckRcv;
+        if (!answered && next && !seqLe(next.end, this.sndUna)) break; // window still open
+      } else answered = (next ? next.releaseRcv : rcv) > t.releaseRcv;
+      if (answered) {
         t.answered = true;
         this.host.stats.requests.answered++;
       } else if (!next) break;
       this.ansIdx++;
+      this.ansAckRcv = -1;
     }
   }
 
@@ -714,6 +731,7 @@ export class Session {
     this.relIdx = i < st.turns.length ? i + 1 : i;
     this.sentIdx = Math.min(this.sentIdx, i);
     this.ansIdx = Math.max(Math.min(this.ansIdx, this.relIdx), i);
+    this.ansAckRcv = -1;
     const freed = st.releaseBefore(resume);
     if (freed > 0) this.account(-freed);
     this.chunkHint = st.head;

@@ -336,6 +336,12 @@ export class TunnelClient {
     return l ? l.caps : 0;
   }
 
+  /** Reply payload prefix granted by `server` (bytes; 0 when none or not yet acknowledged). */
+  prefixOf(server: number): number {
+    const l = this.#links[server].find((l) => l.conn);
+    return l ? l.prefix : 0;
+  }
+
   /**
    * Registers a route on every connected intercept; false if no intercept took it (or the
    * two endpoints are not both IPv4 or both IPv6).

@@ -91,3 +91,73 @@ Deno.test({
       assert.equal(out.code, 0, out.stdout);
     }),
 });
+
+Deno.test({
+  name:
+    "doctor modules: --module postgres asks intercept for its reply prefix; a short grant warns with --max-prefix",
+  ignore: !isRoot(),
+  fn: () =>
+    withNetns(async (env) => {
+      const lab = await buildLab(env, 1);
+      const on = lab.online[0];
+      const secret = `${lab.dir}/secret`;
+      const users = `${lab.dir}/db-users`;
+      await Deno.writeTextFile(secret, "a shared secret of the doctor test\n", { mode: 0o600 });
+      await Deno.writeTextFile(users, "app:doctor-pw-never-shown\nreport:x\n", { mode: 0o600 });
+      const up = () =>
+        on.ns.exec(["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIp}/36524`], { check: false });
+      const doctor = async (extra: string[]) => {
+        const child = env.child(lab.target.spawn(denoCmd(INTERCEPT, [
+          "--port",
+          "5432",
+          "--secret-file",
+          secret,
+          "--stats-interval",
+          "0",
+          "--drain-seconds",
+          "0",
+          ...extra,
+        ])));
+        assert.ok(await waitFor(async () => (await up()).code === 0, 15_000, 100));
+        const out = await on.ns.exec(
+          denoCmd(MAIN, [
+            "doctor",
+            "--json",
+            "--module",
+            "postgres",
+            "--auth-file",
+            users,
+            "--secret-file",
+            secret,
+            "-s",
+            lab.targetIp,
+          ]),
+          { check: false, timeoutMs: 30_000 },
+        );
+        child.kill("SIGTERM");
+        await child.status;
+        assert.ok(!out.stdout.includes("doctor-pw-never-shown"), "no password in the report");
+        const checks: { id: string; status: string; summary: string; fix?: string }[] =
+          JSON.parse(out.stdout).checks;
+        return (id: string) => {
+          const c = checks.find((c) => c.id === id);
+          assert.ok(c, `${id} in ${out.stdout} ${out.stderr}`);
+          return c;
+        };
+      };
+      const id = `module:prefix:${lab.targetIp}:36524`;
+      // intercept's default grant: 128 bytes
+      let get = await doctor([]);
+      assert.equal(get("module:auth-file").status, "pass");
+      assert.match(get("module:auth-file").summary, /2 users/);
+      assert.equal(get("module:secret-file").status, "pass");
+      const short = get(id);
+      assert.equal(short.status, "warn", short.summary);
+      assert.match(short.summary, /grants 128 bytes/);
+      assert.equal(short.fix, "start intercept with --max-prefix 512");
+      get = await doctor(["--max-prefix", "512"]);
+      const full = get(id);
+      assert.equal(full.status, "pass", full.summary);
+      assert.match(full.summary, /grants 512 bytes/);
+    }),
+});

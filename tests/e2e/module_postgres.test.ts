@@ -351,6 +351,9 @@ async function replayBoth(method: Method, maxPrefix: number | "default" = 512): 
     if (target !== online) console.log(`[target server log] ${await troubles(rig.target)}`);
     assert.equal(target, online, `loss must be 0 (tcpcopy log: ${stop.log.slice(-2000)})`);
     assert.equal(logins[1], logins[0], "every login was replayed and accepted by the target");
+    // every replayed request was answered (the held post-login ones too: target ACK windows)
+    const req = last.requests as Record<string, number>;
+    assert.equal(req.answered, req.sent, `requests ${JSON.stringify(req)}`);
     assert.equal(stop.code, 0, stop.log);
   });
 }
@@ -418,6 +421,10 @@ Deno.test({
           `pgbench ${runMs} ms, target scans settled ${settleMs} ms later`,
       );
       console.log(`[stats] ${JSON.stringify(stop.stats.at(-1) ?? {})}`);
+      // requests sent at once: answered counts by the target's ACK windows, never above
+      // what was sent (requests that reached the target together count once)
+      const req = (stop.stats.at(-1) ?? {}).requests as Record<string, number>;
+      assert.ok(req.answered > 0 && req.answered <= req.sent, `requests ${JSON.stringify(req)}`);
       assert.equal(targetHistory, 0, "no INSERT reached the target");
       assert.equal(balance, "0", "no UPDATE reached the target");
       assert.ok(

@@ -307,6 +307,9 @@ Deno.test({
       assert.ok(redis.statements_dropped >= 2000 + 8, `dropped ${redis.statements_dropped}`);
       assert.ok(redis.auth_rewritten >= 5, `auth_rewritten ${redis.auth_rewritten}`);
       assert.equal(totalLost(last), 0, `lost ${JSON.stringify(last.lost)}`);
+      // commands sent at once: answered by the target's ACK windows, never above what was sent
+      const req = last.requests as Record<string, number>;
+      assert.ok(req.answered > 0 && req.answered <= req.sent, `requests ${JSON.stringify(req)}`);
     }),
 });
 

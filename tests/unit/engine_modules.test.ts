@@ -626,3 +626,77 @@ Deno.test("module context: random is injectable, credentials and read-only are p
   dflt!.random(r);
   assert.ok(r.some((x) => x !== 0));
 });
+
+/** Requests the simulated target answered (its own record), and the engine's count. */
+function answeredCounts(sc: Scenario): { target: number; engine: number } {
+  const target = sc.target.requests.filter((r) => r.answerEndAt !== undefined).length;
+  return { target, engine: sc.engine.stats.requests.answered };
+}
+
+Deno.test("answered, turns released at once: the target's ACKs delimit the answers", () => {
+  // The replies reach tcpcopy late (a slow tunnel): each request is released, at the
+  // online client's pace, before the target's answer to the one before it has arrived.
+  const ex = exchanges(12).map((e) => ({ ...e, thinkMs: 5 }));
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1000,
+    serverIsn: 5000,
+    start: 1000,
+    exchanges: ex,
+  });
+  const nowLines = lineModule((t, out) => out.send(enc.encode(t), { now: true }));
+  const slow = { replyLatencyMs: 80 };
+  const a = scenario(nowLines, {}, slow);
+  a.feed(tr.segments);
+  a.run(60_000);
+  assert.deepEqual(a.target.streams(), [tr.bytes]);
+  assert.deepEqual(answeredCounts(a), { target: 12, engine: 12 });
+
+  // Never more than the target answered: requests 3, 4 and 9 get no answer.
+  const b = scenario(nowLines, { noAnswerIds: new Set([3, 4, 9]) }, slow);
+  b.feed(tr.segments);
+  b.run(60_000);
+  const cb = answeredCounts(b);
+  assert.equal(cb.target, 9);
+  assert.ok(cb.engine <= 9 && cb.engine >= 8, `engine ${cb.engine}`);
+
+  // A slow target (answers after the next request has arrived): the windows shift, the count
+  // stays at or below the truth.
+  const c = scenario(nowLines, { answerDelayMs: 20, noAnswerIds: new Set([12]) }, slow);
+  c.feed(tr.segments);
+  c.run(60_000);
+  const cc = answeredCounts(c);
+  assert.equal(cc.target, 11);
+  assert.ok(cc.engine <= 11, `engine ${cc.engine}`);
+});
+
+Deno.test("answered, a held batch sent at once: never more than the target answered", () => {
+  const ex = exchanges(6).map((e) => ({ ...e, thinkMs: 5 }));
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1000,
+    serverIsn: 5000,
+    start: 1000,
+    exchanges: ex,
+  });
+  // Holds the first four lines, then sends them together; later lines go one by one.
+  const batch = lineModule((() => {
+    const held: Uint8Array[] = [];
+    let lines = 0;
+    return (t: string, out: ModuleOutput) => {
+      held.push(enc.encode(t));
+      if (++lines < 4) return;
+      for (const h of held.splice(0)) out.send(h, { now: true, newTurn: true });
+    };
+  })());
+  const sc = scenario(batch, {}, { replyLatencyMs: 80 });
+  sc.feed(tr.segments);
+  sc.run(60_000);
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  const c = answeredCounts(sc);
+  assert.equal(c.target, 6);
+  // Pipelined requests that reach the target in one window count one answer there.
+  assert.ok(c.engine >= 3 && c.engine <= 6, `engine ${c.engine}`);
+});

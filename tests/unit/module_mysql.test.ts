@@ -495,3 +495,34 @@ Deno.test("mysql: a client that closed before the target's greeting keeps the st
   const done = loggedIn();
   assert.equal(done.s.clientClosed?.(), false, "nothing held: close at once");
 });
+
+Deno.test("mysql adversary: a session's packet buffer follows the bytes that arrived, not the header", () => {
+  const r = loggedIn({ readOnly: true });
+  const buf = () => (r.s as unknown as { bufferBytes: number }).bufferBytes;
+  // a fresh session holds a small buffer (a connection flood costs little per session)
+  assert.ok((rig().s as unknown as { bufferBytes: number }).bufferBytes <= 256);
+  // a header claiming a 1 MiB query, then 1 byte: nothing is allocated for the claim
+  const body = enc.encode("\x03SELECT '" + "x".repeat((1 << 20) - 20) + "'");
+  const whole = new Uint8Array(4 + body.length);
+  whole.set([body.length & 0xff, (body.length >> 8) & 0xff, body.length >> 16, 0]);
+  whole.set(body, 4);
+  const same = (a: Uint8Array, b: Uint8Array) =>
+    assert.ok(a.length === b.length && a.every((x, i) => x === b[i]), "bytes sent");
+  r.s.client(whole.subarray(0, 6));
+  assert.ok(buf() <= 256, `buffer ${buf()} after 6 bytes`);
+  // trickled in: the buffer grows with the bytes, the query is classified and sent whole
+  for (let i = 6; i < whole.length; i += 65536) r.s.client(whole.subarray(i, i + 65536));
+  assert.deepEqual(r.failed, []);
+  const sent = () => {
+    const all = new Uint8Array(r.sent.reduce((n, x) => n + x.bytes.length, 0));
+    let at = 0;
+    for (const x of r.sent) all.set(x.bytes, at), at += x.bytes.length;
+    return all;
+  };
+  same(sent(), whole);
+  // and is given back once the packet is decided
+  assert.ok(buf() <= 4096, `buffer ${buf()} after the query`);
+  r.sent.length = 0;
+  r.s.client(query("select 1"));
+  assert.deepEqual(r.wire(), query("select 1"));
+});

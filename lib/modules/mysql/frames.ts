@@ -3,8 +3,8 @@
  * sends only a prefix of each reply TCP packet, the rest arrives as a gap. The framer keeps the
  * packet boundaries while gaps fall inside packet bodies; a gap that swallows a header loses the
  * framing for good (`lost`). Each packet is reported once complete, with the first `CAPTURE`
- * bytes of its payload (`truncated` when some were cut off). One reused buffer, no allocation
- * per packet.
+ * bytes of its payload (`truncated` when some were cut off). One reused buffer (grown to at most
+ * `CAPTURE` bytes, by the packets seen), no allocation per packet.
  *
  * @module
  */
@@ -25,7 +25,8 @@ export class TargetFramer {
   private hdrLen = 0;
   private bodyLeft = 0;
   private seq = 0;
-  private readonly buf = new Uint8Array(CAPTURE);
+  /** Grows up to CAPTURE with the packets seen (a session that never answers costs 256). */
+  private buf = new Uint8Array(256);
   private bufLen = 0;
   private truncated = false;
   private inBody = false;
@@ -52,6 +53,7 @@ export class TargetFramer {
       const take = Math.min(this.bodyLeft, data.length - i);
       if (!this.truncated) {
         const keep = Math.min(take, Math.max(0, Math.min(this.capture, CAPTURE) - this.bufLen));
+        if (this.bufLen + keep > this.buf.length) this.grow(this.bufLen + keep);
         this.buf.set(data.subarray(i, i + keep), this.bufLen);
         this.bufLen += keep;
         if (keep < take) this.truncated = true;
@@ -72,6 +74,12 @@ export class TargetFramer {
     this.bodyLeft -= n;
     this.truncated = true;
     if (this.bodyLeft === 0) this.complete();
+  }
+
+  private grow(need: number): void {
+    const next = new Uint8Array(Math.min(CAPTURE, Math.max(need, this.buf.length * 2)));
+    next.set(this.buf.subarray(0, this.bufLen));
+    this.buf = next;
   }
 
   private complete(): void {

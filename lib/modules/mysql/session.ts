@@ -40,6 +40,10 @@ export const MAX_LOGIN_PACKET = 64 << 10;
 export const MAX_SQL = 1 << 20;
 /** Statements dropped by --read-only that the session remembers (prepared statement ids). */
 export const MAX_DROPPED_STMTS = 65536;
+/** First size of a session's packet buffer (bytes); it grows with what arrives. */
+const ACC_INITIAL = 128;
+/** A packet buffer larger than this is given back once its packet is decided. */
+const ACC_KEEP = 4096;
 
 type Phase = "login" | "auth" | "commands" | "change_user" | "failed";
 type Action = "forward" | "drop";
@@ -91,8 +95,12 @@ export class MysqlSession implements ModuleSession {
   private awaitingKey = false;
   private inLoginExchange = false;
   // -- client stream parser
-  private readonly acc = new Uint8Array(MAX_LOGIN_PACKET + 8);
-  private big: Uint8Array | undefined; // for SQL longer than `acc`
+  /**
+   * The packet being collected (header and the payload bytes a decision needs). It grows with
+   * the bytes that arrived, never ahead of them: a header claiming a 1 MiB packet costs nothing
+   * until the bytes come (every session of a connection flood would hold it otherwise).
+   */
+  private acc = new Uint8Array(ACC_INITIAL);
   private accLen = 0;
   private need = 4; // bytes of header + payload wanted before the next decision
   private stage: "head" | "more" | "body" = "head";
@@ -213,19 +221,23 @@ export class MysqlSession implements ModuleSession {
   }
 
   private collect(b: Uint8Array): void {
-    if (this.need > this.acc.length) {
-      if (!this.big || this.big.length < this.need) {
-        const big = new Uint8Array(this.need);
-        big.set(this.big ? this.big.subarray(0, this.accLen) : this.acc.subarray(0, this.accLen));
-        this.big = big;
-      }
-      this.big.set(b, this.accLen);
-    } else this.acc.set(b, this.accLen);
-    this.accLen += b.length;
+    const end = this.accLen + b.length;
+    if (end > this.acc.length) {
+      const next = new Uint8Array(Math.max(end, Math.min(this.acc.length * 2, this.need)));
+      next.set(this.acc.subarray(0, this.accLen));
+      this.acc = next;
+    }
+    this.acc.set(b, this.accLen);
+    this.accLen = end;
   }
 
   private collected(): Uint8Array {
-    return this.big ? this.big.subarray(0, this.accLen) : this.acc.subarray(0, this.accLen);
+    return this.acc.subarray(0, this.accLen);
+  }
+
+  /** Bytes of packet buffer this session holds (tests: it follows the bytes that arrived). */
+  get bufferBytes(): number {
+    return this.acc.length;
   }
 
   /** Sends the forwarded range of the current chunk that ends at `end`. */
@@ -242,7 +254,7 @@ export class MysqlSession implements ModuleSession {
     this.stage = "head";
     this.need = 4;
     this.accLen = 0;
-    this.big = undefined;
+    if (this.acc.length > ACC_KEEP) this.acc = new Uint8Array(ACC_INITIAL);
   }
 
   private endPacket(at: number): void {
