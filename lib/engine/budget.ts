@@ -51,6 +51,31 @@ export function engineBudgetOf(maxMemoryBytes: number): number {
   );
 }
 
+/**
+ * The warning to log when V8's heap limit (`heapLimitBytes`, `heap_size_limit`) is below what a
+ * budget of `maxMemoryBytes` lets the heap hold (the engine's share plus RUNTIME_RESERVE), or
+ * undefined. V8 then fails the process with an out-of-memory error before the budget sheds.
+ * V8's default limit is a quarter of the host's memory, at most 4 GiB (+ the young generation),
+ * so this takes a `-m` of ~20 GiB or more, or a host with less memory than `-m`. The limit is
+ * set at process start and a `deno compile` executable ignores DENO_V8_FLAGS: it is not derived
+ * from `-m` (lib/process/v8_flags.ts).
+ */
+export function heapLimitWarning(
+  maxMemoryBytes: number,
+  heapLimitBytes: number,
+): string | undefined {
+  const need = engineBudgetOf(maxMemoryBytes) + RUNTIME_RESERVE;
+  if (need <= heapLimitBytes) return undefined;
+  const mib = (x: number) => Math.round(x / 1048576).toLocaleString("en-US");
+  return `-m ${mib(maxMemoryBytes)}: the tables and runtime may need up to ${
+    mib(need)
+  } MiB of heap ` +
+    `but V8's heap limit is ${mib(heapLimitBytes)} MiB (a quarter of the host's memory, at most ` +
+    `4 GiB): lower -m (or --max-sessions/--max-flows), or raise the limit with ` +
+    `DENO_V8_FLAGS=--max-old-space-size=MiB (deno run, the launcher) or in ` +
+    `lib/process/v8_flags.ts before building (deno compile)`;
+}
+
 /** Default `--max-sessions` for an engine budget: sessions may take half of it. */
 export function defaultMaxSessions(budgetBytes: number): number {
   return Math.max(1, Math.floor(budgetBytes / 2 / (SESSION_COST + FLOW_COST)));
