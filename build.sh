@@ -33,6 +33,16 @@ find_deno() {
   DENO=$local_deno
 }
 
+# Sets V8_FLAGS to the programs' V8 flags, comma-separated: lib/process/v8_flags.ts is the one
+# list (deno run in tests and benchmarks reads it too); both kinds of executable start with them.
+read_v8_flags() {
+  V8_FLAGS=$("$DENO" run --quiet --no-config --no-lock "$ROOT/lib/process/v8_flags.ts")
+  case $V8_FLAGS in
+  --*) ;;
+  *) echo "build.sh: lib/process/v8_flags.ts printed no V8 flags ('$V8_FLAGS')" >&2; exit 1 ;;
+  esac
+}
+
 # Writes $DIST/.build/<name>.entry.ts: sets build metadata, then loads the entry point.
 write_entry() {
   local name=$1 src=$2 commit
@@ -60,7 +70,7 @@ build_launcher() {
   launcher_stub >"$stub"
   lines=$(wc -l <"$stub")
   sed -e "s|@NAME@|$name|g" -e "s|@VERSION@|$name-$hash|g" -e "s|@DENO_SHA256@|$deno_sum|g" \
-    -e "s|@APP_SHA256@|$app_sum|g" -e "s|@PAYLOAD_LINE@|$((lines + 1))|g" "$stub" >"$out"
+    -e "s|@V8_FLAGS@|$V8_FLAGS|g" -e "s|@APP_SHA256@|$app_sum|g" -e "s|@PAYLOAD_LINE@|$((lines + 1))|g" "$stub" >"$out"
   cat "$DIST/.build/$name.tgz" >>"$out"
   chmod +x "$out"
 }
@@ -126,7 +136,7 @@ if [ ! -e "$c" ] && [ ! -L "$c" ]; then
   if [ -e "$c" ] || [ -L "$c" ]; then rm -rf "$t"; else mv "$t" "$c" || die "cannot rename $t to $c"; fi
 fi
 check "$c" "the cache was modified: remove $c to unpack it again"
-DENO_NO_UPDATE_CHECK=1 DENO_DIR="$c/cache" exec "$c/deno" run --quiet --no-config --no-lock --cached-only --no-code-cache -A "$c/app.js" "$@"
+DENO_NO_UPDATE_CHECK=1 DENO_DIR="$c/cache" exec "$c/deno" run --quiet --no-config --no-lock --cached-only --no-code-cache "--v8-flags=@V8_FLAGS@" -A "$c/app.js" "$@"
 exit 1
 STUB
 }
@@ -138,8 +148,9 @@ build_one() {
   # --no-code-cache: a compiled executable would otherwise load (and write) a V8 code cache at
   # ${TMPDIR:-/tmp}/deno-compile-<name>.cache, a file another local user can plant for root or a
   # setcap'ed copy to deserialize. BUILD_LAUNCHER=1 skips deno compile (tests of the launcher).
+  # --v8-flags are embedded: the executable starts with them (lib/process/v8_flags.ts).
   if [ "${BUILD_LAUNCHER:-}" != 1 ] &&
-    NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A --no-code-cache -o "$DIST/$name" "$DIST/.build/$name.entry.ts" >"$DIST/.build/$name.compile.log" 2>&1; then
+    NO_COLOR=1 timeout 120 "$DENO" compile --quiet -A --no-code-cache --v8-flags="$V8_FLAGS" -o "$DIST/$name" "$DIST/.build/$name.entry.ts" >"$DIST/.build/$name.compile.log" 2>&1; then
     echo "built $DIST/$name: deno compile executable${DENORT_BIN:+ (runtime from DENORT_BIN)}"
   else
     [ "${BUILD_LAUNCHER:-}" = 1 ] && echo "note: BUILD_LAUNCHER=1: building the launcher" >&2 ||
@@ -150,6 +161,7 @@ build_one() {
 }
 
 cmd_build() {
+  read_v8_flags
   build_one tcpcopy main.ts
   build_one intercept intercept.ts
   (cd "$DIST" && sha256sum tcpcopy intercept >SHA256SUMS)

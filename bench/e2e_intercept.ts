@@ -21,10 +21,10 @@ import {
   waitFor,
   withNetns,
 } from "../tests/helpers/netns.ts";
+import { interceptCmd } from "../tests/helpers/replication.ts";
 import type { PeerConfig } from "./e2e_intercept_peer.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const INTERCEPT = new URL("intercept.ts", ROOT);
 const PEER = new URL("bench/e2e_intercept_peer.ts", ROOT);
 const CLOSED_PORT = 8080;
 
@@ -47,7 +47,7 @@ async function once(extra: string[]): Promise<string[]> {
     const peerIp = `10.${net}.7.1`, targetIp = `10.${net}.7.2`;
     await vethPair(peer, target, peerIp, targetIp);
     const ic = target.spawn(
-      denoCmd(INTERCEPT, [
+      interceptCmd([
         "--port",
         String(CLOSED_PORT),
         "-b",

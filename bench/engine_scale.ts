@@ -20,13 +20,17 @@
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
  *       [--warmup 50000] [--idle 12000] [--json] [--snapshot file.heapsnapshot]
+ *       [--v8-flags=LIST]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
  * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
  * DevTools, Memory tab, to see what the bytes are). The children run with
- * `--v8-flags=--expose-gc,--max-old-space-size=16384` (a million sessions take ~2.8 GB of heap).
+ * the programs' V8 flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384`
+ * (a million sessions take ~2.8 GB of heap); `--v8-flags LIST` replaces the programs' flags (e.g.
+ * `--v8-flags=--max-semi-space-size=16` to compare young-generation sizes, `--v8-flags=` for
+ * V8's defaults).
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
@@ -34,6 +38,7 @@ import v8 from "node:v8";
 import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
 import { mulberry32 } from "../tests/helpers/prng.ts";
 import { printTable } from "./table.ts";
+import { V8_FLAGS } from "../lib/process/v8_flags.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -44,6 +49,7 @@ const { values, positionals } = parseArgs({
     idle: { type: "string", default: "12000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
+    "v8-flags": { type: "string", default: V8_FLAGS.join(",") },
     /** Internal: run one level in this process and print its JSON. */
     child: { type: "boolean", default: false },
   },
@@ -206,7 +212,9 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
   const args = [
     "run",
     "-A",
-    "--v8-flags=--expose-gc,--max-old-space-size=16384",
+    `--v8-flags=${
+      [values["v8-flags"], "--expose-gc,--max-old-space-size=16384"].filter((f) => f).join(",")
+    }`,
     new URL(import.meta.url).pathname,
     "--child",
     "--levels",
@@ -237,7 +245,8 @@ for (const [n, level] of LEVELS.entries()) {
 const first = results[0], last = results[results.length - 1];
 const cpuRatio = last.cpuPerRequestUs / first.cpuPerRequestUs;
 const flat = Math.abs(cpuRatio - 1) <= 0.15;
-const flags = positionals.join(" ") || "(defaults)";
+const flags = (positionals.join(" ") || "(defaults)") +
+  `; V8 flags "${values["v8-flags"]}"`;
 const mib = (x: number) => (x / 1048576).toFixed(1);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 if (values.json) {

@@ -6,12 +6,15 @@
  * so the figures also say whether real connections still replicate. Prints one JSON line:
  * process RSS and heap, sessions, flows, the engine's accounted footprint and the counters.
  *
- *   deno run -A --v8-flags=--expose-gc bench/syn_flood.ts [--count 1000000] [--rate 100000]
- *       [--real-every 10000] [-- tcpcopy flags, e.g. -m 256]
+ *   deno run -A --v8-flags=--expose-gc,--max-semi-space-size=16 bench/syn_flood.ts
+ *       [--count 1000000] [--rate 100000] [--real-every 10000] [-- tcpcopy flags, e.g. -m 256]
  *
- * Run it as its own process (RSS is the whole process's): `./build.sh`'s Deno is fine.
+ * Run it as its own process (RSS is the whole process's): `./build.sh`'s Deno is fine. Give it
+ * the programs' V8 flags (lib/process/v8_flags.ts) to measure what they would hold;
+ * `heap_limit_mib` in the output shows which young generation it ran with.
  */
 import { parseArgs } from "node:util";
+import v8 from "node:v8";
 import type { ReplySegment } from "../lib/engine/segment.ts";
 import { addrText } from "../lib/engine/endpoint.ts";
 import { ep } from "../tests/helpers/endpoints.ts";
@@ -118,6 +121,7 @@ console.log(JSON.stringify({
   peak_rss_mib: mib(peakRss()),
   heap_used_mib: mib(mem.heapUsed),
   heap_total_mib: mib(mem.heapTotal),
+  heap_limit_mib: mib(v8.getHeapStatistics().heap_size_limit),
   external_mib: mib(mem.external),
   sessions_active: st.sessions.active,
   flows: engine.flowCount,

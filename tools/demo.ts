@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { requirementsFor } from "../lib/setup/packages.ts";
 import { planSetup } from "../lib/setup/plan.ts";
 import { detectManager, missing } from "../lib/setup/probe.ts";
+import { v8FlagsArg } from "../lib/process/v8_flags.ts";
 import { Cleanup, isRoot, stopChild } from "../tests/helpers/netns.ts";
 import {
   ab,
@@ -192,6 +193,7 @@ async function main() {
       "run",
       "-A",
       "--quiet",
+      v8FlagsArg(),
       `${root}intercept.ts`,
       "--port",
       `${HTTP_PORT},${LINE_PORT}`,
@@ -209,6 +211,7 @@ async function main() {
         "run",
         "-A",
         "--quiet",
+        v8FlagsArg(),
         `${root}main.ts`,
         "-x",
         `${HTTP_PORT}-${target}:${HTTP_PORT},${LINE_PORT}-${target}:${LINE_PORT}`,

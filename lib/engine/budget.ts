@@ -3,26 +3,33 @@
  * from a budget, and the order in which sessions that carry no data are given up to make room.
  *
  * Footprint = live sessions × {@link SESSION_COST} + connection records × {@link FLOW_COST} +
- * queued client payload bytes. The costs are measured, not guessed: `bench/syn_flood.ts` fills
- * the tables with spoofed SYNs and prints the process's RSS next to the accounted footprint;
- * the constants are that RSS per object (heap objects, map entries, timer entries, the
- * tunnel's route entry, with the garbage collector's slack), rounded up. Change them only
- * with new figures from that bench.
+ * queued client payload bytes. The costs are measured, not guessed: live heap per object after a
+ * full collection (`bench/syn_flood.ts` for sessions of spoofed SYNs and for records alone,
+ * `bench/engine_scale.ts` for held keep-alive sessions that served requests), plus the
+ * tunnel's route entry, with a margin of ~20 %. What the heap needs beyond its live objects
+ * (the collector's growth between collections) is GC_HEADROOM's. Change them only with new
+ * figures from those benches.
  */
 
 /**
  * Bytes one live session costs besides its queued payload: the Session object with its stream
  * and turn bookkeeping, its tuple-map and allocator entries, timer-heap entries, its entry in
- * {@link OpenOrder} (together ~2.3 KB of heap in `bench/syn_flood.ts`), and the route the tunnel
- * client remembers for it (~800 bytes measured with 100,000 routes).
+ * {@link OpenOrder}, and the route the tunnel client remembers for it (~800 bytes measured with
+ * 100,000 routes). Heap without the route, its record's share taken off: 862 B for a session
+ * of a spoofed SYN (`bench/syn_flood.ts --count 100000 -- -m 65536 --max-sessions 1000000
+ * --max-flows 1000000`: 1,432 B per session with its record), 782 B for a held idle keep-alive
+ * session, 1,338 B once it served 17 requests (`bench/engine_scale.ts`: 1,352 and 1,908 B with
+ * the record). 1,338 + 800 = 2,138 B, + 20 %.
  */
-export const SESSION_COST = 4096;
+export const SESSION_COST = 2560;
 
 /**
  * Bytes one connection record costs (live, sampled out, or remembered after its sessions
  * ended): the Flow object, its slab object, its tuple-map entry and its deadline-queue entry.
+ * Measured: 570 B of heap per record of a sampled-out SYN (`bench/syn_flood.ts --count 200000
+ * -- -m 65536 --max-sessions 1000000 --max-flows 1000000 -r 1`), + 12 %.
  */
-export const FLOW_COST = 768;
+export const FLOW_COST = 640;
 
 /**
  * Part of `-m` set aside for what does not grow with the tables: the Deno runtime and the
@@ -49,6 +56,31 @@ export function engineBudgetOf(maxMemoryBytes: number): number {
   return Math.floor(
     Math.max(maxMemoryBytes / (2 * GC_HEADROOM), (maxMemoryBytes - RUNTIME_RESERVE) / GC_HEADROOM),
   );
+}
+
+/**
+ * The warning to log when V8's heap limit (`heapLimitBytes`, `heap_size_limit`) is below what a
+ * budget of `maxMemoryBytes` lets the heap hold (the engine's share plus RUNTIME_RESERVE), or
+ * undefined. V8 then fails the process with an out-of-memory error before the budget sheds.
+ * V8's default limit is a quarter of the host's memory, at most 4 GiB (+ the young generation),
+ * so this takes a `-m` of ~20 GiB or more, or a host with less memory than `-m`. The limit is
+ * set at process start and a `deno compile` executable ignores DENO_V8_FLAGS: it is not derived
+ * from `-m` (lib/process/v8_flags.ts).
+ */
+export function heapLimitWarning(
+  maxMemoryBytes: number,
+  heapLimitBytes: number,
+): string | undefined {
+  const need = engineBudgetOf(maxMemoryBytes) + RUNTIME_RESERVE;
+  if (need <= heapLimitBytes) return undefined;
+  const mib = (x: number) => Math.round(x / 1048576).toLocaleString("en-US");
+  return `-m ${mib(maxMemoryBytes)}: the tables and runtime may need up to ${
+    mib(need)
+  } MiB of heap ` +
+    `but V8's heap limit is ${mib(heapLimitBytes)} MiB (a quarter of the host's memory, at most ` +
+    `4 GiB): lower -m (or --max-sessions/--max-flows), or raise the limit with ` +
+    `DENO_V8_FLAGS=--max-old-space-size=MiB (deno run, the launcher) or in ` +
+    `lib/process/v8_flags.ts before building (deno compile)`;
 }
 
 /** Default `--max-sessions` for an engine budget: sessions may take half of it. */

@@ -28,6 +28,8 @@ import { jsonLine } from "../stats/json_lines.ts";
 import { tcpcopyStatsRecord } from "../stats/record.ts";
 import { renderPrometheus, TCPCOPY_SCHEMA } from "../stats/prometheus.ts";
 import { versionLine } from "../version.ts";
+import v8 from "node:v8";
+import { heapLimitWarning } from "../engine/budget.ts";
 import { describe, EXIT_MISMATCH, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from "../process/exit.ts";
 import { fatal, openProcessLog, type ProcessLog, reopenLog } from "../process/log.ts";
 import { fileSink, type LineSink, stdioSink } from "../process/output.ts";
@@ -169,6 +171,11 @@ class TcpcopyProcess {
   logStart(): void {
     const { log, config } = this;
     log.info(`${versionLine("tcpcopy")} starting`);
+    const heapWarning = heapLimitWarning(
+      config.maxMemoryMiB * 1048576,
+      v8.getHeapStatistics().heap_size_limit,
+    );
+    if (heapWarning !== undefined) log.warn(heapWarning);
     if (this.selfTargets.length > 0) {
       log.warn(
         `--allow-self-target: target ${this.selfTargets.join(", ")} is an address of this host; ` +

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab, buildLab, countLines, HTTP_PORT, startNginx } from "../helpers/lab.ts";
 import { networkEnv } from "../helpers/network_env.ts";
+import { heapLimitOf, heapLimitWith } from "../helpers/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -46,6 +47,8 @@ Deno.test({
         assert.equal(version.code, 0, version.stderr);
         assert.match(version.stdout, new RegExp(`^${program} \\d+\\.\\d+\\.\\d+ \\(commit [^)]+`));
         assert.doesNotMatch(version.stdout, /commit dev/, "build metadata must be embedded");
+        // Started with the V8 flags of lib/process/v8_flags.ts (either kind of executable).
+        assert.equal(heapLimitOf(version.stdout), await heapLimitWith(), version.stdout);
         const help = await run(`${elsewhere}/${program}`, ["--help"], env, elsewhere);
         assert.equal(help.code, 0, help.stderr);
         assert.match(help.stdout, program === "tcpcopy" ? /-x|--transfer/ : /--port|-F/);

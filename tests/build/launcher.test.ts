@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { isRoot } from "../helpers/netns.ts";
 import { networkEnv } from "../helpers/network_env.ts";
 import { NOBODY, setprivArgs } from "../helpers/nobody.ts";
+import { heapLimitOf, heapLimitWith } from "../helpers/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -99,7 +100,10 @@ Deno.test({
       await t.step(
         "a fresh HOME works; the cache is created 0700, owned by the caller",
         async () => {
-          assertWorks(await version(launcher, { HOME: home }));
+          const first = await version(launcher, { HOME: home });
+          assertWorks(first);
+          // The exec line passes the V8 flags of lib/process/v8_flags.ts.
+          assert.equal(heapLimitOf(first.stdout), await heapLimitWith(), first.stdout);
           assert.deepEqual(await statOf(base), { uid: 0, mode: 0o700 });
           await versionDir(base);
           assertWorks(await version(launcher, { HOME: home })); // and again, from the cache

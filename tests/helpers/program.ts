@@ -5,6 +5,8 @@
  * @module
  */
 
+import { v8FlagsArg } from "../../lib/process/v8_flags.ts";
+
 /** Entry points of the two programs. */
 export const PROGRAMS = {
   tcpcopy: new URL("../../main.ts", import.meta.url).pathname,
@@ -18,13 +20,13 @@ export interface ProgramRun {
   err: string;
 }
 
-/** Runs `deno run -A <program> ...args` to its end and returns its exit code and output. */
+/** Runs `deno run -A --v8-flags=<the programs' flags> <program> ...args` to its end and returns its exit code and output. */
 export async function runProgram(
   program: keyof typeof PROGRAMS,
   args: string[],
 ): Promise<ProgramRun> {
   const p = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", PROGRAMS[program], ...args],
+    args: ["run", "-A", v8FlagsArg(), PROGRAMS[program], ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

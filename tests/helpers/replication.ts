@@ -8,6 +8,7 @@
  * @module
  */
 import { type Cleanup, denoCmd, type Netns, waitFor } from "./netns.ts";
+import { v8FlagsArg } from "../../lib/process/v8_flags.ts";
 import {
   buildLab,
   countLines,
@@ -176,10 +177,14 @@ export function interceptCmd(args: string[]): string[] {
   return withDenoFlags(denoCmd(INTERCEPT, args), "INTERCEPT_DENO_FLAGS");
 }
 
-/** Inserts the space-separated deno flags of $`envVar` after "deno run" in `cmd`. */
+/**
+ * Inserts the programs' V8 flags (lib/process/v8_flags.ts, as the built executables have them) and
+ * the space-separated deno flags of $`envVar` after "deno run" in `cmd` (a later `--v8-flags`
+ * adds to the first; the same V8 flag given again wins).
+ */
 function withDenoFlags(cmd: string[], envVar: string): string[] {
   const flags = (Deno.env.get(envVar) ?? "").split(" ").filter((f) => f !== "");
-  cmd.splice(2, 0, ...flags);
+  cmd.splice(2, 0, v8FlagsArg(), ...flags);
   return cmd;
 }
 
