@@ -378,7 +378,13 @@ export class Comparer implements FlowHost {
       { request: t.head, online, target, targetTimedOut },
       this.#compare,
     );
-    this.stats.add(verdict.result, online, target, requestKey(t.head));
+    // the request key names mismatches only (top list): not built for matches
+    this.stats.add(
+      verdict.result,
+      online,
+      target,
+      verdict.result.match ? "" : requestKey(t.head),
+    );
     const emit = this.opts.emit;
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
