@@ -138,7 +138,10 @@ export class AnswerAccumulator {
     let copied = 0;
     if (this.#contiguous) {
       copied = Math.min(to - from, this.#first.length - this.#firstLen);
-      for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
+      if (copied > 32) {
+        this.#first.set(bytes.subarray(from, from + copied), this.#firstLen);
+        this.#firstLen += copied;
+      } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
     }
     if (this.#kind === undefined) {
       if (this.#firstLen < SNIFF_BYTES) return; // all of it is in #first

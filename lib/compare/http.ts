@@ -11,6 +11,7 @@ import type { AnswerSummary } from "./answer.ts";
 import { compareBytes, firstBytesCheck } from "./bytes.ts";
 import { bodyLengthCheck, digestCheck, firstMismatch, type Partial } from "./checks.ts";
 import { HttpResponseParser, nameEnd, trimRange } from "./http_stream.ts";
+import { sameHttpHeads } from "./http_fast.ts";
 import { clip, lineExcerpt, printable } from "./printable.ts";
 import { type CompareResult, mismatch } from "./result.ts";
 import { isHttpAnswer } from "./sniff.ts";
@@ -90,6 +91,26 @@ function field(line: Uint8Array, len: number, at: number): Field {
   return { name: printable(line, ns, ne).toLowerCase(), value: printable(line, vs, ve), at };
 }
 
+const NONE: readonly string[] = [];
+/** The ignore set of each `ignoreHeaders` list (one per run: not built per answer). */
+const ignoreSets = new WeakMap<readonly string[], Ignore>();
+
+interface Ignore {
+  set: ReadonlySet<string>;
+  /** The same names without the framing headers (the fast path reads those itself). */
+  list: readonly string[];
+}
+
+function ignoreSetOf(extra: readonly string[]): Ignore {
+  let ig = ignoreSets.get(extra);
+  if (ig === undefined) {
+    const list = [...DEFAULT_IGNORED_HEADERS, ...extra.map((h) => h.toLowerCase())];
+    ig = { set: new Set([...list, ...FRAMING_HEADERS]), list };
+    ignoreSets.set(extra, ig);
+  }
+  return ig;
+}
+
 /** Compares two HTTP answers; see the module comment for the order of the checks. */
 export function compareHttp(
   o: AnswerSummary,
@@ -106,13 +127,14 @@ export function compareHttp(
       target: lineExcerpt(t.firstBytes, 0),
     });
   }
-  const ov = httpView(o.firstBytes), tv = httpView(t.firstBytes);
-  const ignore = new Set([
-    ...DEFAULT_IGNORED_HEADERS,
-    ...FRAMING_HEADERS,
-    ...(opts.ignoreHeaders ?? []).map((h) => h.toLowerCase()),
-  ]);
+  const ig = ignoreSetOf(opts.ignoreHeaders ?? NONE);
   const p: Partial = { partial: false };
+  if (sameHttpHeads(o.firstBytes, t.firstBytes, ig.list, FRAMING_HEADERS)) {
+    // status, headers and body bytes agree (the common case): only lengths and digests left
+    return firstMismatch(p, () => bodyLengthCheck(o, t, p), () => digestCheck(o, t, p));
+  }
+  const ov = httpView(o.firstBytes), tv = httpView(t.firstBytes);
+  const ignore = ig.set;
   return firstMismatch(
     p,
     () => statusCheck(o.firstBytes, ov, t.firstBytes, tv),
@@ -148,7 +170,7 @@ function headerCheck(
   ov: HttpView,
   tb: Uint8Array,
   tv: HttpView,
-  ignore: Set<string>,
+  ignore: ReadonlySet<string>,
 ): CompareResult | null {
   const a = ov.fields.filter((f) => !ignore.has(f.name));
   const b = tv.fields.filter((f) => !ignore.has(f.name));

@@ -13,7 +13,29 @@ const HEX = "0123456789abcdef";
 export function printable(bytes: Uint8Array, from = 0, to = bytes.length): string {
   let s = "";
   const end = Math.min(to, bytes.length);
-  for (let i = Math.max(0, from); i < end; i++) s += escapeByte(bytes[i]);
+  let i = Math.max(0, from);
+  while (i < end) {
+    // a run of plain characters in one call, the escaped byte after it on its own
+    let j = i;
+    while (j < end && plain(bytes[j])) j++;
+    if (j > i) s += latin1(bytes, i, j);
+    if (j < end) s += escapeByte(bytes[j]);
+    i = j + 1;
+  }
+  return s;
+}
+
+/** Printable ASCII other than the backslash: kept as is. */
+function plain(b: number): boolean {
+  return b >= 0x20 && b < 0x7f && b !== 0x5c;
+}
+
+/** Bytes `[from, to)` as one char code each, in pieces small enough for an argument list. */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i += 4096) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(to, i + 4096)) as never);
+  }
   return s;
 }
 

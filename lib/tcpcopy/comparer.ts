@@ -248,7 +248,12 @@ export class Comparer implements FlowHost {
     const prev = turn.target;
     if (prev === null) {
       const n = Math.min(s.firstBytes.length, this.opts.firstBytes);
-      const firstBytes = this.reserve(n) ? s.firstBytes.slice(0, n) : new Uint8Array(0);
+      // (a decoded answer owns its first bytes: kept as they are unless over N)
+      const firstBytes = !this.reserve(n)
+        ? new Uint8Array(0)
+        : n === s.firstBytes.length
+        ? s.firstBytes
+        : s.firstBytes.slice(0, n);
       turn.cost += firstBytes.length;
       const late = a.part > 0;
       turn.target = {
@@ -378,7 +383,13 @@ export class Comparer implements FlowHost {
       { request: t.head, online, target, targetTimedOut },
       this.#compare,
     );
-    this.stats.add(verdict.result, online, target, requestKey(t.head));
+    // the request key names mismatches only (top list): not built for matches
+    this.stats.add(
+      verdict.result,
+      online,
+      target,
+      verdict.result.match ? "" : requestKey(t.head),
+    );
     const emit = this.opts.emit;
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;

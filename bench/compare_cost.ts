@@ -1,0 +1,257 @@
+/**
+ * `--compare` cost per keep-alive request without the network (issue 15): recorded-like HTTP
+ * keep-alive exchanges (ab -k: HTTP/1.0 requests, nginx answers of ~850 bytes) fed through the
+ * same code paths the programs run, deterministic, on one thread.
+ *
+ * - tcpcopy: the replicator glue (`onFrame` of the request and of the answer packet, `send`,
+ *   `onReplyBytes`, `onAnswer` of the decoded ANSWER frame, `compareTick` every 100 ms of
+ *   simulated time) with a no-op engine; `--baseline` runs the same without a comparer (the
+ *   answer packet is then not captured at all, as without `--compare`).
+ * - intercept: the answer tracker (`inspectReply`, `AnswerTracker.reply`, `settle`, the ANSWER
+ *   frame encoded and queued).
+ *
+ *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
+ *
+ * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
+ * warm-up pass).
+ */
+import { parseArgs } from "node:util";
+import { cpuUsage } from "node:process";
+import { Replicator } from "../lib/tcpcopy/replicator.ts";
+import { Comparer } from "../lib/tcpcopy/comparer.ts";
+import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
+import { Logger } from "../lib/stats/logger.ts";
+import { emptyStats } from "../lib/engine/stats.ts";
+import type { OutSegment } from "../lib/engine/segment.ts";
+import { endpointOf } from "../lib/engine/endpoint.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
+import { LinkType } from "../lib/wire/link.ts";
+import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
+import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
+import { decodeAnswerBody } from "../lib/tunnel/answer_frame.ts";
+
+/** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
+function cpuMs(): number {
+  const u = cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "200000" },
+    flows: { type: "string", default: "10" },
+    baseline: { type: "boolean", default: false },
+  },
+});
+const REQUESTS = Number(values.requests);
+const FLOWS = Number(values.flows);
+const baseline = values.baseline;
+
+const te = new TextEncoder();
+const REQUEST = te.encode(
+  "GET /index.html HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 10.0.0.1\r\n" +
+    "User-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n",
+);
+const BODY = "x".repeat(615);
+const ANSWER = te.encode(
+  "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
+    `Content-Type: text/html\r\nContent-Length: ${BODY.length}\r\n` +
+    'Last-Modified: Thu, 01 Jan 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: "1-267"\r\n' +
+    `Accept-Ranges: bytes\r\n\r\n${BODY}`,
+);
+const EMPTY = new Uint8Array(0);
+const CLIENT = "192.168.1.10", ONLINE = "10.0.0.1", TARGET = "10.0.0.2";
+
+/** One IPv4 TCP packet (bytes from the IP header). */
+function packet(
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const repr = {
+    ...addressPair(src, dst),
+    srcPort: sport,
+    dstPort: dport,
+    seq: seq >>> 0,
+    ack: ack >>> 0,
+    flags,
+    window: 512,
+    options: { sackPermitted: false, sackBlocks: [], unknown: [], timestamp: undefined },
+    payload,
+  };
+  const ip = new Uint8Array(tcpPacketLength(repr));
+  buildTcpPacket(repr, ip);
+  return ip;
+}
+
+function ether(ip: Uint8Array): Uint8Array {
+  const f = new Uint8Array(14 + ip.length);
+  f.set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
+  f.set(ip, 14);
+  return f;
+}
+
+/** Per flow and turn k, the packets of one exchange (made once: the loop only feeds them). */
+interface Flow {
+  port: number;
+  request: Uint8Array[]; // captured client frames
+  answer: Uint8Array[]; // captured server frames
+  replyHeader: Uint8Array[]; // reply headers tcpcopy receives (IP+TCP header)
+  reply: Uint8Array[]; // whole target replies intercept sees
+  out: OutSegment[];
+}
+
+const TURNS_PER_FLOW = 64; // packets repeat with other sequence numbers every 64 turns: made lazily
+const CLI_ISN = 1000, SRV_ISN = 5000, TGT_ISN = 9000;
+
+function makeFlow(port: number, base: number): Flow {
+  const f: Flow = { port, request: [], answer: [], replyHeader: [], reply: [], out: [] };
+  for (let k = 0; k < TURNS_PER_FLOW; k++) {
+    const n = base + k;
+    const cs = CLI_ISN + 1 + n * REQUEST.length, ss = SRV_ISN + 1 + n * ANSWER.length;
+    const ts = TGT_ISN + 1 + n * ANSWER.length;
+    f.request.push(ether(packet(CLIENT, ONLINE, port, 80, cs, ss, 0x18, REQUEST)));
+    f.answer.push(
+      ether(packet(ONLINE, CLIENT, 80, port, ss, cs + REQUEST.length, 0x18, ANSWER)),
+    );
+    const rep = packet(TARGET, CLIENT, 80, port, ts, cs + REQUEST.length, 0x18, ANSWER);
+    f.reply.push(rep);
+    f.replyHeader.push(rep.slice(0, 40));
+    f.out.push({
+      src: endpointOf(CLIENT, port),
+      dst: endpointOf(TARGET, 80),
+      seq: cs >>> 0,
+      ack: ts >>> 0,
+      flags: 0x18,
+      window: 512,
+      options: {},
+      payload: REQUEST,
+    });
+  }
+  return f;
+}
+
+function run(): { tcpcopy: number; intercept: number; compared: number } {
+  const slotBuf = new Uint8Array(4096);
+  const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
+  const comparer = baseline ? null : new Comparer({
+    firstBytes: 1024,
+    proto: "auto",
+    ignoreHeaders: [],
+    all: false,
+    budgetBytes: 64 << 20,
+    emit: () => {},
+  });
+  const online = new OnlineMatcher([
+    { online: { addr: ONLINE, port: 80 }, target: { addr: TARGET, port: 80 } },
+  ] as never);
+  const r = new Replicator({
+    v4: sender,
+    v6: null,
+    log: new Logger(() => {}),
+    now: () => 0,
+    compare: comparer === null ? null : { comparer, online },
+  });
+  r.attach({
+    stats: emptyStats(),
+    onCaptured() {},
+    onReply() {},
+    tick() {},
+    nextDeadline: () => undefined,
+    closeAll() {},
+  });
+  const frames: Uint8Array[] = [];
+  const tracker = new AnswerTracker(
+    { bytes: 1024, mode: "auto" },
+    newAnswerCounters(),
+    (frame) => (frames.push(frame), true),
+  );
+  const info = newReplyInfo();
+  let tTcpcopy = 0, tIntercept = 0, now = 0;
+  const flows: Flow[] = [];
+  for (let i = 0; i < FLOWS; i++) {
+    const port = 40000 + i;
+    const c = endpointOf(CLIENT, port), t = endpointOf(TARGET, 80), o = endpointOf(ONLINE, 80);
+    // handshakes
+    r.onFrame(ether(packet(CLIENT, ONLINE, port, 80, CLI_ISN, 0, 0x02, EMPTY)), 1, 0, 0);
+    comparer?.onSessionOpen(c, t, { client: c, server: o }, 0, false, 0);
+    r.onFrame(ether(packet(ONLINE, CLIENT, 80, port, SRV_ISN, CLI_ISN + 1, 0x12, EMPTY)), 1, 0, 0);
+    r.onReplyBytes(packet(TARGET, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY), 0);
+    const syn = packet(TARGET, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY);
+    inspectReply(syn, info);
+    tracker.reply(syn, info, 0);
+    flows.push(makeFlow(port, 0));
+  }
+  const perFlow = Math.ceil(REQUESTS / FLOWS);
+  let nextTick = 100, done = 0;
+  const answers: Uint8Array[][] = []; // per turn of the batch: the frames intercept sent
+  for (let k0 = 0; k0 < perFlow; k0 += TURNS_PER_FLOW) {
+    if (k0 > 0) { for (let i = 0; i < FLOWS; i++) flows[i] = makeFlow(flows[i].port, k0); }
+    const turns = Math.min(TURNS_PER_FLOW, perFlow - k0);
+    // intercept: the target's replies of the batch, one capture cycle each
+    const t0 = cpuMs();
+    let at = now;
+    if (comparer !== null) {
+      for (let j = 0; j < turns; j++) {
+        for (let i = 0; i < FLOWS; i++) {
+          at += 0.05;
+          const rep = flows[i].reply[j];
+          inspectReply(rep, info);
+          tracker.reply(rep, info, at);
+          tracker.settle();
+          answers.push(frames.splice(0));
+        }
+      }
+    }
+    const t1 = cpuMs();
+    // tcpcopy: request, its replay, the online answer, the reply header, the ANSWER frame
+    let n = 0;
+    for (let j = 0; j < turns; j++) {
+      for (let i = 0; i < FLOWS; i++) {
+        const f = flows[i];
+        now += 0.05; // 20k requests/s
+        r.onFrame(f.request[j], LinkType.EN10MB, now * 1000, now);
+        r.send(f.out[j]);
+        if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
+        r.onReplyBytes(f.replyHeader[j], now);
+        if (comparer !== null) {
+          for (const fr of answers[n++]) {
+            const a = decodeAnswerBody(fr.subarray(4), 1024);
+            if (typeof a === "string") throw new Error(a);
+            r.onAnswer(a, now);
+          }
+        }
+        if (now >= nextTick) {
+          r.compareTick(now);
+          nextTick += 100;
+        }
+        done++;
+      }
+    }
+    answers.length = 0;
+    tTcpcopy += cpuMs() - t1;
+    tIntercept += t1 - t0;
+  }
+  const t0 = cpuMs();
+  r.compareTick(now + 5000);
+  tTcpcopy += cpuMs() - t0;
+  const compared = comparer?.stats.snapshot().compared ?? 0;
+  return { tcpcopy: (tTcpcopy * 1e6) / done, intercept: (tIntercept * 1e6) / done, compared };
+}
+
+run(); // warm-up
+const res = [];
+for (let i = 0; i < 5; i++) res.push(run());
+const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+console.log(
+  `${baseline ? "baseline" : "compare"}: tcpcopy ${
+    med(res.map((x) => x.tcpcopy)).toFixed(0)
+  } ns/req, intercept ${med(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
+    res[0].compared
+  } of ${REQUESTS}`,
+);

@@ -1,0 +1,72 @@
+// The HTTP comparator's fast path (lib/compare/http_fast.ts): whenever it says "same", the full
+// view (httpView) finds the same statuses, the same non-ignored headers and equal body bytes;
+// it says "same" for the common case (only ignored headers differ).
+import assert from "node:assert/strict";
+import { sameHttpHeads } from "../../lib/compare/http_fast.ts";
+import { DEFAULT_IGNORED_HEADERS, httpView } from "../../lib/compare/http.ts";
+
+const te = new TextEncoder();
+const FRAMING = ["content-length", "transfer-encoding"];
+
+function answer(date: string, extra = "", body = "hello world"): Uint8Array {
+  return te.encode(
+    `HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: ${date}\r\nContent-Type: text/html\r\n` +
+      `${extra}Content-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`,
+  );
+}
+
+/** What the full checks compare, from httpView. */
+function fullSame(a: Uint8Array, b: Uint8Array, ignore: readonly string[]): boolean {
+  const va = httpView(a), vb = httpView(b);
+  const skip = new Set([...ignore, ...FRAMING]);
+  if (va.statuses.length !== vb.statuses.length) return false;
+  for (let i = 0; i < va.statuses.length; i++) {
+    if (va.statuses[i].code !== vb.statuses[i].code) return false;
+  }
+  const key = (f: { name: string; value: string }) => `${f.name}\n${f.value}`;
+  const fa = va.fields.filter((f) => !skip.has(f.name)).map(key).sort();
+  const fb = vb.fields.filter((f) => !skip.has(f.name)).map(key).sort();
+  if (fa.join("\0") !== fb.join("\0")) return false;
+  const n = Math.min(va.body.length, vb.body.length);
+  for (let i = 0; i < n; i++) if (va.body[i] !== vb.body[i]) return false;
+  return true;
+}
+
+Deno.test("http fast path: equal but for ignored headers is same", () => {
+  const a = answer("Mon, 01 Jan 2026 00:00:00 GMT");
+  const b = answer("Tue, 02 Jan 2026 11:11:11 GMT", 'ETag: "x"\r\n');
+  assert.equal(sameHttpHeads(a, b, DEFAULT_IGNORED_HEADERS, FRAMING), true);
+  assert.equal(sameHttpHeads(a, a.subarray(0, 60), DEFAULT_IGNORED_HEADERS, FRAMING), false);
+  const other = answer("x", "", "hello WORLD");
+  assert.equal(sameHttpHeads(a, other, DEFAULT_IGNORED_HEADERS, FRAMING), false);
+  const chunked = te.encode(
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+  );
+  assert.equal(sameHttpHeads(chunked, chunked, DEFAULT_IGNORED_HEADERS, FRAMING), false);
+});
+
+Deno.test("http fast path: never 'same' where the full view differs (mutations)", () => {
+  const base = answer("Mon, 01 Jan 2026 00:00:00 GMT", "X-A: 1\r\nx-b:  two \r\n");
+  const ignores: (readonly string[])[] = [DEFAULT_IGNORED_HEADERS, [
+    ...DEFAULT_IGNORED_HEADERS,
+    "x-a",
+  ]];
+  const bytes = [0x20, 0x0a, 0x0d, 0x3a, 0x41, 0x61, 0x5c, 0x30, 0x39, 0x7f, 0x60, 0x40, 0x2d];
+  let same = 0, checked = 0;
+  let seed = 7;
+  const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+  for (let k = 0; k < 4000; k++) {
+    const b = base.slice();
+    const edits = 1 + rnd(2);
+    for (let e = 0; e < edits; e++) b[rnd(b.length)] = bytes[rnd(bytes.length)];
+    const cut = rnd(4) === 0 ? b.subarray(0, rnd(b.length + 1)) : b;
+    for (const ig of ignores) {
+      const fast = sameHttpHeads(base, cut, ig, FRAMING);
+      checked++;
+      if (!fast) continue;
+      same++;
+      assert.equal(fullSame(base, cut, ig), true, new TextDecoder().decode(cut));
+    }
+  }
+  assert.ok(same > 100 && same < checked, `${same} of ${checked}`);
+});
