@@ -41,3 +41,12 @@ export class OnlineMatcher {
     return this.matches(src, srcPort) && !this.matches(dst, dstPort);
   }
 }
+
+/**
+ * The online endpoints of the transfers with a protocol module (their server→client packets
+ * carry production's verdict on logins), or null when no transfer has one.
+ */
+export function moduleOnlineOf(transfers: readonly Transfer[]): OnlineMatcher | null {
+  const withModule = transfers.filter((t) => t.module !== undefined);
+  return withModule.length === 0 ? null : new OnlineMatcher(withModule);
+}

@@ -33,6 +33,8 @@ export interface EngineLike {
   readonly stats: EngineStats;
   onCaptured(seg: CapturedSegment, nowMs: number): void;
   onReply(reply: ReplySegment, nowMs: number): void;
+  /** A captured online server→client segment for module sessions (production's replies). */
+  onOnline?(seg: CapturedSegment, nowMs: number, len?: number): void;
   tick(nowMs: number): void;
   nextDeadline(): number | undefined;
   closeAll(reason?: string, nowMs?: number): void;
@@ -79,6 +81,8 @@ export interface ReplicatorCounters {
   split: number;
   /** Server→client packets captured for `--compare` (never given to the engine). */
   answers: number;
+  /** Server→client packets of transfers with a module (production's login verdicts). */
+  moduleAnswers: number;
   /** Routes no intercept accepted (none connected, or its queue full). */
   routeFailures: number;
 }
@@ -101,6 +105,11 @@ export interface ReplicatorOptions {
    * the comparer only, never to the engine).
    */
   compare?: { comparer: Comparer; online: OnlineMatcher } | null;
+  /**
+   * The online endpoints of transfers with a protocol module: their server→client packets go
+   * to the engine's `onOnline` (production's verdict on logins), never replayed.
+   */
+  moduleOnline?: OnlineMatcher | null;
 }
 
 /** Wires capture, engine, senders and tunnel together. */
@@ -116,6 +125,7 @@ export class Replicator implements EngineOutput {
     split: 0,
     routeFailures: 0,
     answers: 0,
+    moduleAnswers: 0,
   };
   #engine: EngineLike | null = null;
   #routes: RouteSink | null;
@@ -128,6 +138,7 @@ export class Replicator implements EngineOutput {
   readonly #repr = emptyPacketRepr();
   readonly #cmp: Comparer | null;
   readonly #online: OnlineMatcher | null;
+  readonly #modOnline: OnlineMatcher | null;
   /** The time of the last input (engine output and events are stamped with it). */
   #now = 0;
   // Reused for every answer packet handed to the comparer.
@@ -139,6 +150,7 @@ export class Replicator implements EngineOutput {
     this.#routes = opts.routes ?? null;
     this.#cmp = opts.compare?.comparer ?? null;
     this.#online = opts.compare?.online ?? null;
+    this.#modOnline = opts.moduleOnline ?? null;
   }
 
   /** The comparer (`--compare`), or null. */
@@ -188,10 +200,14 @@ export class Replicator implements EngineOutput {
   #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros = tsMicros): void {
     this.#now = nowMs;
     const cmp = this.#cmp;
+    const mod = this.#modOnline !== null &&
+      this.#modOnline.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort);
+    if (mod) this.#onModuleAnswer(p, tsMicros, nowMs);
     if (cmp !== null && this.#online!.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
       this.#onAnswerPacket(cmp, p, recordedMicros / 1000, nowMs);
       return;
     }
+    if (mod) return;
     if (p.payloadTruncated) {
       this.counters.truncated++;
       return;
@@ -203,6 +219,17 @@ export class Replicator implements EngineOutput {
     }
     this.engine.onCaptured(seg, nowMs);
     if (cmp !== null) cmp.onClient(seg.src, seg.dst, seg, recordedMicros / 1000, nowMs);
+  }
+
+  /** A server→client packet of a transfer with a module: to the engine's module sessions. */
+  #onModuleAnswer(p: ParsedTcp, tsMicros: number, nowMs: number): void {
+    this.counters.moduleAnswers++;
+    const seg = capturedSegmentOf(p, tsMicros / 1000);
+    if (seg === null) {
+      this.counters.parseErrors++;
+      return;
+    }
+    this.engine.onOnline?.(seg, nowMs, p.payloadLength);
   }
 
   /** A server→client packet: to the comparer only (a cut payload is left to its gap logic). */

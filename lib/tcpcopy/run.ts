@@ -48,7 +48,7 @@ import { tcpcopyCounters } from "./counters.ts";
 import { formatHostPort } from "../wire/addr.ts";
 import type { Comparer } from "./comparer.ts";
 import { TICK_MS } from "./comparer.ts";
-import { OnlineMatcher } from "./online_match.ts";
+import { moduleOnlineOf, OnlineMatcher } from "./online_match.ts";
 import {
   compareFailed,
   comparerFor,
@@ -247,6 +247,7 @@ class TcpcopyProcess {
     const engineConfig = engineConfigOf(this.config, {
       credentials: this.credentials,
       readOnly: false,
+      trustLogins: this.config.trustLogins,
     });
     const log = this.compareLog;
     this.comparer = comparerFor(
@@ -264,6 +265,7 @@ class TcpcopyProcess {
       compare: this.comparer === null
         ? null
         : { comparer: this.comparer, online: new OnlineMatcher(engineConfig.transfers) },
+      moduleOnline: moduleOnlineOf(engineConfig.transfers),
     });
     this.engine = new Engine(engineConfig, this.replicator, this.startMs);
     this.replicator.attach(this.engine);
