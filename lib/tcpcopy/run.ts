@@ -187,8 +187,17 @@ class TcpcopyProcess {
       log.info(
         `modules: reply payload prefix ${prefix} bytes requested from intercept` +
           `${config.readOnly ? ", read-only" : ""}, auth file ` +
-          (config.authFile === null ? "none" : `${JSON.stringify(config.authFile)}`),
+          (config.authFile === null ? "none" : `${JSON.stringify(config.authFile)}`) +
+          (config.trustLogins
+            ? ", logins trusted (--module-trust-logins)"
+            : ", production's verdict on each login awaited (both directions captured)"),
       );
+      if (config.trustLogins) {
+        log.warn(
+          "--module-trust-logins: commands after a login production refused are replayed on " +
+            "the target as the auth file's user",
+        );
+      }
     }
   }
 
