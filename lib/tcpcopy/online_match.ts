@@ -44,9 +44,13 @@ export class OnlineMatcher {
 
 /**
  * The online endpoints of the transfers with a protocol module (their server→client packets
- * carry production's verdict on logins), or null when no transfer has one.
+ * carry production's verdict on logins) and of all transfers, or null when no transfer has a
+ * module.
  */
-export function moduleOnlineOf(transfers: readonly Transfer[]): OnlineMatcher | null {
+export function moduleOnlineOf(
+  transfers: readonly Transfer[],
+): { modules: OnlineMatcher; all: OnlineMatcher } | null {
   const withModule = transfers.filter((t) => t.module !== undefined);
-  return withModule.length === 0 ? null : new OnlineMatcher(withModule);
+  if (withModule.length === 0) return null;
+  return { modules: new OnlineMatcher(withModule), all: new OnlineMatcher(transfers) };
 }

@@ -106,10 +106,11 @@ export interface ReplicatorOptions {
    */
   compare?: { comparer: Comparer; online: OnlineMatcher } | null;
   /**
-   * The online endpoints of transfers with a protocol module: their server→client packets go
-   * to the engine's `onOnline` (production's verdict on logins), never replayed.
+   * Protocol modules: `modules` matches the online endpoints of transfers with a module (their
+   * server→client packets go to the engine's `onOnline`: production's verdict on logins),
+   * `all` those of every transfer (server→client packets are never replayed as clients').
    */
-  moduleOnline?: OnlineMatcher | null;
+  moduleOnline?: { modules: OnlineMatcher; all: OnlineMatcher } | null;
 }
 
 /** Wires capture, engine, senders and tunnel together. */
@@ -138,7 +139,7 @@ export class Replicator implements EngineOutput {
   readonly #repr = emptyPacketRepr();
   readonly #cmp: Comparer | null;
   readonly #online: OnlineMatcher | null;
-  readonly #modOnline: OnlineMatcher | null;
+  readonly #modOnline: { modules: OnlineMatcher; all: OnlineMatcher } | null;
   /** The time of the last input (engine output and events are stamped with it). */
   #now = 0;
   // Reused for every answer packet handed to the comparer.
@@ -200,14 +201,16 @@ export class Replicator implements EngineOutput {
   #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros = tsMicros): void {
     this.#now = nowMs;
     const cmp = this.#cmp;
-    const mod = this.#modOnline !== null &&
-      this.#modOnline.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort);
-    if (mod) this.#onModuleAnswer(p, tsMicros, nowMs);
+    const mo = this.#modOnline;
+    const answer = mo !== null && mo.all.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort);
+    if (answer && mo.modules.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
+      this.#onModuleAnswer(p, tsMicros, nowMs);
+    }
     if (cmp !== null && this.#online!.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
       this.#onAnswerPacket(cmp, p, recordedMicros / 1000, nowMs);
       return;
     }
-    if (mod) return;
+    if (answer) return; // a server's packet: never replayed as a client's
     if (p.payloadTruncated) {
       this.counters.truncated++;
       return;

@@ -456,7 +456,9 @@ class TcpcopyProcess {
       engineStats: () => this.engine.stats,
       inject: (p, tsMicros, nowMs, recordedMicros) =>
         this.replicator.onParsed(p, tsMicros, nowMs, recordedMicros),
-      answers: this.comparer !== null,
+      // --compare, and modules (production's verdict on logins): the recorded server packets
+      answers: this.comparer !== null ||
+        (!this.config.trustLogins && this.config.transfers.some((t) => t.module !== null)),
       flush: () => {
         if (!this.stopping) this.afterWork();
       },
