@@ -8,6 +8,8 @@
  *                          ▼
  *                        module.client() ──▶ out.send() ──▶ replayed stream (Session.stream)
  *   reply payload prefixes ──▶ reassembly in target order ──▶ module.target() / targetGap()
+ *   production's captured replies ──▶ reassembly (from its SYN-ACK) ──▶ module.online() /
+ *                                      onlineGap(), until the module passes/fails or says done
  *
  * - The replayed stream starts where the captured one does (the client's ISN + 1, or the
  *   first byte of a mid-stream pick-up) and is numbered by what the module sends, so a

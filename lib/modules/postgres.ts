@@ -13,7 +13,9 @@
  * 2. `login`: the target's authentication requests are answered from the auth file; the captured
  *    client's own PasswordMessage/SASL messages ('p') are dropped; the client's later messages
  *    (its queries) are held.
- * 3. On the target's ReadyForQuery the held bytes are sent at once and the session is passed to
+ * 3. On the target's ReadyForQuery, once production accepted the captured login too
+ *    (AuthenticationOk then ReadyForQuery on its replies, postgres/online.ts), the held bytes are
+ *    sent at once and the session is passed to
  *    the engine (`out.pass()`), or, with `--read-only`, filtered message by message from then on
  *    (postgres/read_only.ts).
  *
@@ -21,7 +23,8 @@
  * `unsupported_auth`, `no_password`, `auth_failed` (the target refused the login, e.g. 28P01),
  * `login_failed` (an error after authentication, e.g. 3D000), `server_signature` (SCRAM server
  * proof mismatch), `reply_gap` (a login reply longer than the granted prefix), `malformed`,
- * `malformed_reply`, `hold_limit`.
+ * `malformed_reply`, `hold_limit`, `online_login_failed` (production refused the login: nothing
+ * after it is sent), `online_login_unknown` (production's verdict could not be read).
  *
  * @module
  */
