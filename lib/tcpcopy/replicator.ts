@@ -146,6 +146,18 @@ export class Replicator implements EngineOutput {
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansSeg: SegmentView = { seq: 0, ack: 0, flags: 0, payload: EMPTY };
+  // Reused for every server packet handed to module sessions.
+  readonly #modSeg: CapturedSegment = {
+    src: { addr: EMPTY, family: 4, port: 0 },
+    dst: { addr: EMPTY, family: 4, port: 0 },
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    options: {},
+    payload: EMPTY,
+    timeMs: 0,
+  };
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
@@ -224,15 +236,26 @@ export class Replicator implements EngineOutput {
     if (cmp !== null) cmp.onClient(seg.src, seg.dst, seg, recordedMicros / 1000, nowMs);
   }
 
-  /** A server→client packet of a transfer with a module: to the engine's module sessions. */
+  /**
+   * A server→client packet of a transfer with a module: to the engine's module sessions (one
+   * reused segment: the engine keeps nothing of it; options are not read).
+   */
   #onModuleAnswer(p: ParsedTcp, tsMicros: number, nowMs: number): void {
     this.counters.moduleAnswers++;
-    const seg = capturedSegmentOf(p, tsMicros / 1000);
-    if (seg === null) {
-      this.counters.parseErrors++;
-      return;
-    }
-    this.engine.onOnline?.(seg, nowMs, p.payloadLength);
+    const s = this.#modSeg;
+    s.src.addr = p.srcAddr;
+    s.src.family = p.family;
+    s.src.port = p.srcPort;
+    s.dst.addr = p.dstAddr;
+    s.dst.family = p.family;
+    s.dst.port = p.dstPort;
+    s.seq = p.seq;
+    s.ack = p.ack;
+    s.flags = p.flags;
+    s.window = p.window;
+    s.payload = p.payload();
+    s.timeMs = tsMicros / 1000;
+    this.engine.onOnline?.(s, nowMs, p.payloadLength);
   }
 
   /** A server→client packet: to the comparer only (a cut payload is left to its gap logic). */
