@@ -53,12 +53,12 @@ async function doctor(args: string[]): Promise<number> {
     console.error(req.error);
     return EXIT_USAGE;
   }
-  const { json, secretFile, modules, authFile, ...targets } = req;
+  const { json, secretFile, modules, authFile, trustLogins, ...targets } = req;
   const secret = await loadSecret("tcpcopy doctor", secretFile);
   if (typeof secret === "number") return secret;
   return await runDoctor("tcpcopy", { ...targets, secret: secret.key }, {
     json,
-    modules: { modules, ...(authFile !== undefined ? { authFile } : {}) },
+    modules: { modules, trustLogins, ...(authFile !== undefined ? { authFile } : {}) },
   });
 }
 

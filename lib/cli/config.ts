@@ -111,6 +111,11 @@ export interface TcpcopyConfig {
   authFile: string | null;
   /** `--read-only`: modules drop statements that change data. */
   readOnly: boolean;
+  /**
+   * `--module-trust-logins`: modules do not wait for production's verdict on a login (the
+   * capture then takes client packets only). Default false.
+   */
+  trustLogins: boolean;
   /** `--compare` (issue 15); null = off. */
   compare: CompareConfig | null;
 }

@@ -24,9 +24,12 @@ export interface DoctorRequest {
   modules: ModuleNeed[];
   /** --auth-file, checked as the run reads it. */
   authFile?: string;
+  /** --module-trust-logins. */
+  trustLogins: boolean;
 }
 
-const ACCEPTED = "accepted: --json, -x, -s, -i, --secret-file, --module, --auth-file, --read-only";
+const ACCEPTED = "accepted: --json, -x, -s, -i, --secret-file, --module, --auth-file, " +
+  "--read-only, --module-trust-logins";
 
 /** Parses the doctor's arguments; an error is one line, as for a run. */
 export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { error: string } {
@@ -43,6 +46,7 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
         module: { type: "string" },
         "auth-file": { type: "string" },
         "read-only": { type: "boolean" },
+        "module-trust-logins": { type: "boolean" },
       },
       strict: true,
       allowPositionals: false,
@@ -93,6 +97,12 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
   if (values["read-only"] === true && modules.length === 0) {
     return { error: "tcpcopy doctor: --read-only: only used with --module NAME (or -x ...@NAME)" };
   }
+  const trustLogins = values["module-trust-logins"] === true;
+  if (trustLogins && modules.length === 0) {
+    return {
+      error: "tcpcopy doctor: --module-trust-logins: only used with --module NAME (or -x ...@NAME)",
+    };
+  }
   return {
     json: values.json === true,
     devices,
@@ -102,5 +112,6 @@ export function parseDoctorArgs(args: readonly string[]): DoctorRequest | { erro
     ...(secretFile !== undefined ? { secretFile } : {}),
     modules,
     ...(authFile !== undefined ? { authFile } : {}),
+    trustLogins,
   };
 }

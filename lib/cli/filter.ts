@@ -8,16 +8,22 @@ import type { Transfer } from "./transfer.ts";
 /**
  * Builds `tcp and ((dst port P and dst host H) or ...) [and not (...targets...)]`. With
  * `answers` (`--compare`) the online server's packets to its clients are captured too:
- * `(src port P and src host H)` for each transfer.
+ * `(src port P and src host H)` for each transfer; with `moduleAnswers` for each transfer with
+ * a protocol module (production's verdict on logins, unless `--module-trust-logins`).
  */
-export function buildCaptureFilter(transfers: readonly Transfer[], answers = false): string {
+export function buildCaptureFilter(
+  transfers: readonly Transfer[],
+  answers = false,
+  moduleAnswers = false,
+): string {
   const terms = transfers.map((t) =>
     t.onlineIp === null
       ? `(dst port ${t.onlinePort})`
       : `(dst port ${t.onlinePort} and dst host ${t.onlineIp})`
   );
-  if (answers) {
+  if (answers || moduleAnswers) {
     for (const t of transfers) {
+      if (!answers && t.module === null) continue;
       terms.push(
         t.onlineIp === null
           ? `(src port ${t.onlinePort})`

@@ -142,7 +142,7 @@ function configOf(r: Reader): TcpcopyConfig {
   const metrics = metricsOf(r);
   const offline = parseOffline(r.v, r.dec, r.int);
   const secretFile = secretFileOf(r);
-  const { authFile, readOnly } = modulesOf(r, transfers, secretFile);
+  const { authFile, readOnly, trustLogins } = modulesOf(r, transfers, secretFile);
   const compare = compareOf(r, secretFile);
   const config: TcpcopyConfig = {
     transfers,
@@ -150,7 +150,7 @@ function configOf(r: Reader): TcpcopyConfig {
     connections: r.int("connections", DEFAULTS.connections, 1, 16),
     secretFile,
     interfaces,
-    filter: filterText ?? buildCaptureFilter(transfers, compare !== null),
+    filter: filterText ?? buildCaptureFilter(transfers, compare !== null, !trustLogins),
     filterGenerated: filterText === undefined,
     bufferMiB: r.int("buffer", DEFAULTS.bufferMiB, 1, 4096),
     snaplen: r.int("snaplen", DEFAULTS.snaplen, 96, 262144),
@@ -182,6 +182,7 @@ function configOf(r: Reader): TcpcopyConfig {
     offline,
     authFile,
     readOnly,
+    trustLogins,
     compare,
   };
   if (config.logFile !== null && config.logFile.trim() === "") {
@@ -282,15 +283,16 @@ function metricsOf(r: Reader): HostPort | null {
 }
 
 /**
- * --module (every transfer without its own `@NAME`), --auth-file, --read-only. Module names
- * must be built in; a module needs --secret-file (intercept grants reply payload only to an
- * authenticated tcpcopy); --auth-file and --read-only need a module.
+ * --module (every transfer without its own `@NAME`), --auth-file, --read-only,
+ * --module-trust-logins. Module names must be built in; a module needs --secret-file
+ * (intercept grants reply payload only to an authenticated tcpcopy); the other flags need a
+ * module.
  */
 function modulesOf(
   r: Reader,
   transfers: Transfer[],
   secretFile: string | null,
-): { authFile: string | null; readOnly: boolean } {
+): { authFile: string | null; readOnly: boolean; trustLogins: boolean } {
   const all = r.str("module");
   if (all !== undefined) {
     const found = lookupModule(all);
@@ -326,7 +328,11 @@ function modulesOf(
   if (readOnly && !withModule) {
     usage(`--read-only: only used with --module NAME (or -x ...@NAME)`);
   }
-  return { authFile, readOnly };
+  const trustLogins = r.v["module-trust-logins"] === true;
+  if (trustLogins && !withModule) {
+    usage(`--module-trust-logins: only used with --module NAME (or -x ...@NAME)`);
+  }
+  return { authFile, readOnly, trustLogins };
 }
 
 /** The flags that only make sense with --compare. */

@@ -77,6 +77,15 @@ export const FLAGS: readonly FlagSpec[] = [
     example: "--read-only",
   },
   {
+    long: "module-trust-logins",
+    help: "With --module: replay what follows a re-proved login without waiting for " +
+      "production's verdict on it (for captures without the online server's packets). " +
+      "UNSAFE: a client whose login production refused then gets its commands run on the " +
+      "target as the auth file's user. Default: off (the capture takes the online server's " +
+      "replies too and a login production refused is never followed).",
+    example: "--module-trust-logins",
+  },
+  {
     long: "interface",
     short: "i",
     arg: "DEV[,DEV]",

@@ -20,7 +20,7 @@ export async function runDoctor(
     assistant?: boolean;
     extra?: Verdict[];
     /** tcpcopy: the protocol modules of the run and its --auth-file (module_checks.ts). */
-    modules?: { modules: ModuleNeed[]; authFile?: string };
+    modules?: { modules: ModuleNeed[]; authFile?: string; trustLogins?: boolean };
   } = {},
 ): Promise<number> {
   const facts = await gatherFacts(role, targets);

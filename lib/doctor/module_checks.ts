@@ -28,6 +28,8 @@ export interface ModuleFacts {
   auth?: { error: string } | { users: number };
   /** `--secret-file` was given. */
   secretFile: boolean;
+  /** `--module-trust-logins` was given (absent: false). */
+  trustLogins?: boolean;
   /**
    * Per intercept ("host:port") the reply prefix it granted an authenticated tunnel connection
    * asking for the modules' prefix, or the reason none could be asked (a string). Absent when
@@ -49,7 +51,29 @@ export function largestPrefix(modules: readonly ModuleNeed[]): ModuleNeed | unde
 export function checkModules(f: ModuleFacts): Verdict[] {
   if (f.modules.length === 0) return [];
   const names = f.modules.map((m) => m.name).join(", ");
-  return [checkAuthFile(f, names), ...checkSecret(f), ...checkGrants(f)];
+  return [checkAuthFile(f, names), checkLogins(f, names), ...checkSecret(f), ...checkGrants(f)];
+}
+
+/** Whether a login production refused can be followed on the target (`--module-trust-logins`). */
+function checkLogins(f: ModuleFacts, names: string): Verdict {
+  const id = "module:logins";
+  if (f.trustLogins === true) {
+    return {
+      id,
+      status: "warn",
+      summary: `--module-trust-logins: module ${names} replays what follows a login without ` +
+        "production's verdict: a client whose login production refused gets its commands run " +
+        "on the target as the auth file's user",
+      fix: "drop --module-trust-logins where the capture can see the online server's replies " +
+        "(the default captures both directions on the online port)",
+    };
+  }
+  return {
+    id,
+    status: "pass",
+    summary: `module ${names}: nothing after a login is replayed before production accepted ` +
+      "it (the capture takes the online server's replies too)",
+  };
 }
 
 function checkAuthFile(f: ModuleFacts, names: string): Verdict {

@@ -14,6 +14,8 @@ import { largestPrefix, type ModuleFacts, type ModuleNeed } from "./module_check
 export interface ModuleTargets {
   modules: ModuleNeed[];
   authFile?: string;
+  /** `--module-trust-logins`. */
+  trustLogins?: boolean;
   secret?: CryptoKey;
   /** Reachable intercepts (the doctor's connect check passed). */
   intercepts: { host: string; port: number }[];
@@ -21,7 +23,12 @@ export interface ModuleTargets {
 
 /** Gathers the module facts. */
 export async function gatherModuleFacts(t: ModuleTargets): Promise<ModuleFacts> {
-  const facts: ModuleFacts = { modules: t.modules, secretFile: t.secret !== undefined, grants: {} };
+  const facts: ModuleFacts = {
+    modules: t.modules,
+    secretFile: t.secret !== undefined,
+    grants: {},
+    trustLogins: t.trustLogins === true,
+  };
   if (t.modules.length === 0) return facts;
   if (t.authFile !== undefined) {
     facts.authFile = t.authFile;

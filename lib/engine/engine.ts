@@ -340,6 +340,26 @@ export class Engine implements SessionHost {
     }
   }
 
+  /**
+   * A captured segment from an online server to a client (transfers with a module; the
+   * capture takes both directions for them): production's replies, which a module reads for
+   * its verdict on a login. `len` is the payload length on the wire (more than
+   * `seg.payload.length` when the snap length cut it). Never replayed.
+   */
+  onOnline(seg: CapturedSegment, nowMs: number, len = seg.payload.length): void {
+    nowMs = this.clock(nowMs);
+    const c = seg.dst, srv = seg.src;
+    const flow = this.flows.get(c.addr, c.port, srv.addr, srv.port);
+    if (flow === undefined || flow.sessions.length === 0) return;
+    const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i];
+      if (s.mod === undefined) continue;
+      s.onOnline(seg, len, nowMs);
+      this.schedule(s);
+    }
+  }
+
   /** A reply header from the target, as intercept saw it. */
   onReply(reply: ReplySegment, nowMs: number): void {
     nowMs = this.clock(nowMs);

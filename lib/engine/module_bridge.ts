@@ -8,6 +8,8 @@
  *                          ▼
  *                        module.client() ──▶ out.send() ──▶ replayed stream (Session.stream)
  *   reply payload prefixes ──▶ reassembly in target order ──▶ module.target() / targetGap()
+ *   production's captured replies ──▶ reassembly (from its SYN-ACK) ──▶ module.online() /
+ *                                      onlineGap(), until the module passes/fails or says done
  *
  * - The replayed stream starts where the captured one does (the client's ISN + 1, or the
  *   first byte of a mid-stream pick-up) and is numbered by what the module sends, so a
@@ -45,8 +47,7 @@ import type {
 } from "../modules/module.ts";
 import type { ModuleStats } from "./stats.ts";
 import { ADDED, type Chunk, ClientStream, CLOSE_RST, type StreamAdd } from "./stream.ts";
-import { view } from "./slab.ts";
-import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
+import { ReplyOrder } from "./reply_order.ts";
 import { LineLimiter } from "./line_limit.ts";
 
 /** Module settings shared by every session of an engine (`EngineConfig.modules`). */
@@ -57,6 +58,11 @@ export interface ModuleOptions {
   readOnly: boolean;
   /** Random bytes for nonces (default `crypto.getRandomValues`); tests inject their own. */
   random?: (bytes: Uint8Array) => void;
+  /**
+   * `--module-trust-logins`: do not wait for production's verdict on a login before replaying
+   * what follows it (for captures without the online server's packets). Default false.
+   */
+  trustLogins?: boolean;
 }
 
 /** No module settings (no passwords, not read-only). */
@@ -65,10 +71,7 @@ export const NO_MODULE_OPTIONS: ModuleOptions = {
   readOnly: false,
 };
 
-/** Reply segments waiting beyond a hole before the hole is given up as a gap. */
-export const MAX_PENDING_SEGMENTS = 16;
-/** Reply prefix bytes waiting beyond a hole before the hole is given up as a gap. */
-export const MAX_PENDING_BYTES = 64 * 1024;
+export { MAX_PENDING_BYTES, MAX_PENDING_SEGMENTS } from "./reply_order.ts";
 /** Distinct failure reasons counted per module; more go to `other`. */
 export const MAX_REASONS = 32;
 
@@ -144,12 +147,6 @@ export class ModuleHost {
 const ACTIVE = 0, PASSED = 1, FAILED = 2;
 type BridgeState = typeof ACTIVE | typeof PASSED | typeof FAILED;
 
-interface PendingReply {
-  seq: number;
-  len: number;
-  known: Uint8Array;
-}
-
 const EMPTY = new Uint8Array(0);
 
 /** The module state of one session; see the module comment. */
@@ -168,11 +165,22 @@ export class ModuleBridge implements ModuleOutput {
   #closeSeen = false;
   /** The captured client closed while the module kept the replayed stream open. */
   #closeLater: { rst: boolean; ack: number } | undefined;
-  // Reply reassembly.
-  #tNext = 0;
-  #tOn = false;
-  #pending: PendingReply[] = [];
-  #pendingBytes = 0;
+  /** Target reply payload in target order. */
+  readonly #replies = new ReplyOrder({
+    data: (d) => this.#call(TARGET, d),
+    gap: (n) => {
+      this.host.stats.reply_gap_bytes += n;
+      this.#call(GAP, EMPTY, n);
+    },
+    open: () => this.#state === ACTIVE,
+  });
+  /** The online server's captured payload in its order (production's replies). */
+  readonly #online = new ReplyOrder({
+    data: (d) => this.#call(ONLINE, d),
+    gap: (n) => this.#call(ONLINE_GAP, EMPTY, n),
+    open: () => this.#state === ACTIVE && !this.#onlineOff,
+  });
+  #onlineOff = false;
 
   constructor(
     readonly host: ModuleHost,
@@ -185,6 +193,7 @@ export class ModuleBridge implements ModuleOutput {
     const ctx: ModuleContext = {
       credentials: host.opts.credentials,
       readOnly: host.opts.readOnly,
+      trustLogins: host.opts.trustLogins === true,
       random: host.random,
       count: (name, n = 1) => host.count(name, n),
       log: (line) => host.log(`${label()}: ${line}`, this.now),
@@ -208,7 +217,7 @@ export class ModuleBridge implements ModuleOutput {
 
   /** Bytes this session holds for the module path (captured, replayed, waiting replies). */
   get bytes(): number {
-    return this.cap.bytes + this.out.bytes + this.#pendingBytes;
+    return this.cap.bytes + this.out.bytes + this.#replies.bytes + this.#online.bytes;
   }
 
   /** Both streams start at `seq` (the first client byte: ISN + 1, or a pick-up's first byte). */
@@ -277,71 +286,37 @@ export class ModuleBridge implements ModuleOutput {
 
   /** The target's first payload byte is `seq` (its ISN + 1). */
   targetStart(seq: number): void {
-    this.#tNext = seq;
-    this.#tOn = true;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#replies.start(seq);
   }
 
   /** A reply segment with `len` payload bytes at `seq`, `prefix` of them known. */
   target(seq: number, len: number, prefix: Uint8Array | undefined): void {
-    if (this.#state !== ACTIVE || !this.#tOn || len <= 0) return;
     if (this.host.module.replyPrefix === 0) return; // the module never reads replies
-    const known = prefix === undefined
-      ? EMPTY
-      : prefix.length > len
-      ? view(prefix, 0, len)
-      : prefix;
-    if (seqLe(seqAdd(seq, len), this.#tNext)) return; // retransmitted
-    if (seqLt(this.#tNext, seq)) {
-      this.#hold(seq, len, known);
-      if (
-        this.#pending.length > MAX_PENDING_SEGMENTS || this.#pendingBytes > MAX_PENDING_BYTES
-      ) {
-        const p = this.#pending[0];
-        this.#gap(seqSub(p.seq, this.#tNext));
-        this.#tNext = p.seq;
-      }
-    } else this.#deliver(seq, len, known);
-    this.#pullPending();
+    this.#replies.add(seq, len, prefix);
   }
 
-  #hold(seq: number, len: number, known: Uint8Array): void {
-    const ps = this.#pending;
-    let i = ps.length;
-    while (i > 0 && seqLt(seq, ps[i - 1].seq)) i--;
-    if (i > 0 && ps[i - 1].seq === seq && ps[i - 1].len >= len) return; // duplicate
-    ps.splice(i, 0, { seq, len, known: known.slice() });
-    this.#pendingBytes += known.length;
-  }
+  // ---------------------------------------------------------------------------------------
+  // Online server side (production's replies to the captured client)
 
-  #pullPending(): void {
-    const ps = this.#pending;
-    while (ps.length > 0 && this.#state === ACTIVE && seqLe(ps[0].seq, this.#tNext)) {
-      const p = ps.shift()!;
-      this.#pendingBytes -= p.known.length;
-      if (seqLt(this.#tNext, seqAdd(p.seq, p.len))) this.#deliver(p.seq, p.len, p.known);
+  /**
+   * A captured server→client segment of this connection: its SYN gives the start, its
+   * payload goes to `online()` in order until the module passes or fails (a payload cut by the
+   * snap length is a gap). Segments before the SYN-ACK was seen are ignored.
+   */
+  online(seq: number, flags: number, payload: Uint8Array, len = payload.length): void {
+    if (this.#state !== ACTIVE || this.#onlineOff) return;
+    if (this.#session?.online === undefined) return void this.#onlineDone();
+    if (flags & SYN_FLAG) {
+      if (!this.#online.started) this.#online.start(seq + 1 >>> 0);
+      return;
     }
-    if (this.#state !== ACTIVE) {
-      this.#pending = [];
-      this.#pendingBytes = 0;
-    }
+    this.#online.add(seq, len, payload);
   }
 
-  /** In-order reply bytes (starting at or before `#tNext`) to the module. */
-  #deliver(seq: number, len: number, known: Uint8Array): void {
-    const skip = seqSub(this.#tNext, seq);
-    this.#tNext = seqAdd(seq, len);
-    if (skip < known.length) {
-      this.#call(TARGET, skip === 0 ? known : view(known, skip, known.length));
-    }
-    this.#gap(len - Math.max(skip, known.length));
-  }
-
-  #gap(n: number): void {
-    if (n <= 0 || this.#state !== ACTIVE) return;
-    this.host.stats.reply_gap_bytes += n;
-    this.#call(GAP, EMPTY, n);
+  /** The module needs no more of production's stream. */
+  #onlineDone(): void {
+    this.#onlineOff = true;
+    this.#online.clear();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -360,8 +335,8 @@ export class ModuleBridge implements ModuleOutput {
     if (this.#state !== ACTIVE) return;
     this.#state = PASSED;
     this.host.stats.passed++;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#replies.clear();
+    this.#online.clear();
     const close = this.#closeLater;
     this.#closeLater = undefined;
     if (close === undefined || this.#outClosed()) return;
@@ -389,8 +364,8 @@ export class ModuleBridge implements ModuleOutput {
     this.failure = { reason: r, detail };
     this.host.failed(r);
     this.host.log(`${this.label()}: ${r}: ${detail}`, this.now);
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#replies.clear();
+    this.#online.clear();
   }
 
   /** Calls into the module; an exception fails the session instead of the process. */
@@ -411,6 +386,12 @@ export class ModuleBridge implements ModuleOutput {
         case CLOSED:
           s.clientClosed?.();
           return;
+        case ONLINE:
+          if (s.online?.(data) === true) this.#onlineDone();
+          return;
+        case ONLINE_GAP:
+          if (s.onlineGap?.(n) === true) this.#onlineDone();
+          return;
         default: {
           const never: never = what;
           throw new Error(`unknown call ${never}`);
@@ -427,5 +408,13 @@ export class ModuleBridge implements ModuleOutput {
   }
 }
 
-const CLIENT = 0, TARGET = 1, GAP = 2, CLOSED = 3;
-type Call = typeof CLIENT | typeof TARGET | typeof GAP | typeof CLOSED;
+const CLIENT = 0, TARGET = 1, GAP = 2, CLOSED = 3, ONLINE = 4, ONLINE_GAP = 5;
+type Call =
+  | typeof CLIENT
+  | typeof TARGET
+  | typeof GAP
+  | typeof CLOSED
+  | typeof ONLINE
+  | typeof ONLINE_GAP;
+/** TCP SYN flag. */
+const SYN_FLAG = 0x02;

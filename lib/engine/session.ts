@@ -325,6 +325,26 @@ export class Session {
     this.end("module", now);
   }
 
+  /**
+   * A captured segment of the online server to this session's client (production's replies):
+   * for the module only (its verdict on a login), `len` payload bytes of which `payload` is
+   * what the capture kept.
+   */
+  onOnline(seg: CapturedSegment, len: number, now: number): void {
+    const mod = this.mod;
+    if (mod === undefined || !mod.active || this.ended) return;
+    mod.now = now;
+    const st = this.stream;
+    const before = this.heldBytes();
+    const reqs = st.requests;
+    mod.online(seg.seq, seg.flags, seg.payload, len);
+    this.host.stats.requests.captured += st.requests - reqs;
+    this.account(this.heldBytes() - before);
+    if (this.ended) return;
+    if (mod.failure !== undefined) return this.moduleFailed(now);
+    this.progress(now);
+  }
+
   /** Reply payload for the module (target sequence order is restored by the bridge). */
   private moduleReply(mod: ModuleBridge, r: ReplySegment, now: number): void {
     const st = this.stream;

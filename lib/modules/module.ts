@@ -7,6 +7,7 @@
  *
  *   captured client bytes (in order) ──▶ module.client() ──▶ out.send() ──▶ replayed stream
  *   target reply bytes (in order)    ──▶ module.target()     (may send what it held)
+ *   production's reply bytes (order) ──▶ module.online()     (production's verdict on a login)
  *
  * - The engine reassembles both directions before calling the module: `client()` gets the
  *   captured client payload in sequence order, without duplicates; `target()` gets the
@@ -62,6 +63,12 @@ export interface ModuleContext {
   readonly credentials: Credentials;
   /** `--read-only`: drop statements that change data (never send them). */
   readonly readOnly: boolean;
+  /**
+   * `--module-trust-logins`: replay what follows a login without production's verdict on it
+   * (`online()` may never be called). False by default: a module that re-proves a login holds
+   * everything after it until production accepted that login (see `ModuleSession.online`).
+   */
+  readonly trustLogins: boolean;
   /** Fills `bytes` with random bytes (client nonces); deterministic in tests. */
   random(bytes: Uint8Array): void;
   /** Adds `n` (default 1) to the module's counter `name` (one of `ProtocolModule.counters`). */
@@ -106,6 +113,18 @@ export interface ModuleSession {
    * `out.pass()`, after what it sent (or never, when it calls `out.fail()`).
    */
   clientClosed?(): boolean | void;
+  /**
+   * Optional: the online (production) server's payload to the captured client, in order, from
+   * the start of the connection (captured, like the client's bytes), until the module passes
+   * or fails. A module that re-proves a login reads production's verdict on it here and sends
+   * nothing after the login before production accepted it: a client whose login production
+   * refused must never get its next commands run on the target with the auth file's password.
+   * `data` is only valid during the call. Return true when no more of production's stream is
+   * needed (the verdict is known): the engine stops reassembling it for this session.
+   */
+  online?(data: Uint8Array): boolean | void;
+  /** Optional: `n` bytes of production's stream that the capture missed; true as for `online`. */
+  onlineGap?(n: number): boolean | void;
 }
 
 /** A protocol module: its name, its counters and a factory of per-session state. */

@@ -12,8 +12,9 @@ import { MysqlSession, type WriteTest } from "./mysql/session.ts";
 import { isWriteStatement } from "./sql_write.ts";
 
 /**
- * Counters of the module (stats `modules.mysql.<name>`). `auth_failed` is also a failure
- * reason: the engine counts it when a session fails with it; listed so that it shows as 0.
+ * Counters of the module (stats `modules.mysql.<name>`). `auth_failed` and `online_login_*`
+ * are also failure reasons: the engine counts them when a session fails with one; listed so
+ * that they show as 0.
  */
 export const MYSQL_COUNTERS = [
   "logins",
@@ -22,6 +23,8 @@ export const MYSQL_COUNTERS = [
   "full_auth",
   "change_users",
   "statements_dropped",
+  "online_login_failed",
+  "online_login_unknown",
 ] as const;
 
 /**

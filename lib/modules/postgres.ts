@@ -13,7 +13,9 @@
  * 2. `login`: the target's authentication requests are answered from the auth file; the captured
  *    client's own PasswordMessage/SASL messages ('p') are dropped; the client's later messages
  *    (its queries) are held.
- * 3. On the target's ReadyForQuery the held bytes are sent at once and the session is passed to
+ * 3. On the target's ReadyForQuery, once production accepted the captured login too
+ *    (AuthenticationOk then ReadyForQuery on its replies, postgres/online.ts), the held bytes are
+ *    sent at once and the session is passed to
  *    the engine (`out.pass()`), or, with `--read-only`, filtered message by message from then on
  *    (postgres/read_only.ts).
  *
@@ -21,7 +23,8 @@
  * `unsupported_auth`, `no_password`, `auth_failed` (the target refused the login, e.g. 28P01),
  * `login_failed` (an error after authentication, e.g. 3D000), `server_signature` (SCRAM server
  * proof mismatch), `reply_gap` (a login reply longer than the granted prefix), `malformed`,
- * `malformed_reply`, `hold_limit`.
+ * `malformed_reply`, `hold_limit`, `online_login_failed` (production refused the login: nothing
+ * after it is sent), `online_login_unknown` (production's verdict could not be read).
  *
  * @module
  */
@@ -50,6 +53,7 @@ import {
   type ScramStart,
 } from "./postgres/scram.ts";
 import { ReadOnlyFilter, type WriteClassifier } from "./postgres/read_only.ts";
+import { PgOnlineLogin } from "./postgres/online.ts";
 import { isWriteStatement } from "./sql_write.ts";
 
 /** Why a session ended in the module (the `reason` of `out.fail`). */
@@ -66,7 +70,9 @@ export type PgFailure =
   | "reply_gap"
   | "malformed"
   | "malformed_reply"
-  | "hold_limit";
+  | "hold_limit"
+  | "online_login_failed"
+  | "online_login_unknown";
 
 const FAILURES: readonly PgFailure[] = [
   "no_login",
@@ -82,7 +88,15 @@ const FAILURES: readonly PgFailure[] = [
   "malformed",
   "malformed_reply",
   "hold_limit",
+  "online_login_failed",
+  "online_login_unknown",
 ];
+
+/**
+ * SCRAM iteration counts the module accepts from the target (PBKDF2 runs on the replay
+ * thread; PostgreSQL's default is 4096): more is `unsupported_auth`.
+ */
+export const MAX_SCRAM_ITERATIONS = 100_000;
 
 /** Client bytes held while the target logs in, at most. */
 export const MAX_HELD = 4 << 20;
@@ -123,6 +137,8 @@ class PgSession implements ModuleSession {
   #filter: ReadOnlyFilter | undefined;
   /** The captured client closed: no more client bytes will come. */
   #closed = false;
+  /** Production's verdict on the login (its replies to the captured client). */
+  readonly #online = new PgOnlineLogin();
 
   constructor(ctx: ModuleContext, out: ModuleOutput, isWrite: WriteClassifier) {
     this.#ctx = ctx;
@@ -142,6 +158,46 @@ class PgSession implements ModuleSession {
     if (this.#ready) return;
     this.#target.push(data);
     this.#pumpTarget();
+  }
+
+  /** Production's replies: its verdict on the login gates what follows the login. */
+  online(data: Uint8Array): boolean {
+    if (this.#phase === "done" || this.#online.verdict !== "pending") return true;
+    this.#online.feed(data);
+    this.#onlineVerdict();
+    return this.#online.verdict !== "pending";
+  }
+
+  onlineGap(n: number): boolean {
+    if (this.#phase === "done" || this.#online.verdict !== "pending") return true;
+    this.#online.gap(n);
+    this.#onlineVerdict();
+    return true;
+  }
+
+  #onlineVerdict(): void {
+    const o = this.#online;
+    if (this.#ctx.trustLogins) return;
+    const who = `user "${clean(this.#user)}" (database "${clean(this.#database)}")`;
+    switch (o.verdict) {
+      case "pending":
+        return;
+      case "accepted":
+        if (this.#phase === "login" && this.#ready) this.#loginClient();
+        return;
+      case "refused":
+        return void this.#fail(
+          "online_login_failed",
+          `${o.detail} of ${who}: nothing after its login is replayed`,
+        );
+      case "unknown":
+        return void this.#fail(
+          "online_login_unknown",
+          `production's verdict on the login of ${who} is unknown (${o.detail}): not replayed`,
+        );
+      default:
+        return never(o.verdict);
+    }
   }
 
   targetGap(n: number): void {
@@ -214,6 +270,7 @@ class PgSession implements ModuleSession {
       case "gssenc":
         this.#out.send(q.view(0, 8), send);
         q.consume(8);
+        this.#online.expectEncryptionAnswer();
         this.#encryption = kind;
         this.#phase = "encryption";
         return false;
@@ -282,6 +339,8 @@ class PgSession implements ModuleSession {
   #release(): void {
     // the client's own login messages may not all be here yet (unless it closed)
     if (!this.#holding && !this.#closed) return;
+    // production has not accepted this login (yet): nothing after it may reach the target
+    if (!this.#ctx.trustLogins && this.#online.verdict !== "accepted") return;
     this.#ctx.count("logins_replayed");
     const q = this.#client;
     // without a post-login message, what is left is a cut password message: never sent
@@ -460,6 +519,12 @@ class PgSession implements ModuleSession {
     }
     const server = parseServerFirst(data, this.#scram.nonce);
     if (typeof server === "string") return void this.#fail("malformed_reply", `SCRAM: ${server}`);
+    if (server.iterations > MAX_SCRAM_ITERATIONS) {
+      return void this.#fail(
+        "unsupported_auth",
+        `the target asks for ${server.iterations} SCRAM iterations (at most ${MAX_SCRAM_ITERATIONS})`,
+      );
+    }
     this.#final = clientFinal(this.#password("SCRAM-SHA-256")!, this.#scram, data, server);
     if (this.#final.cached) this.#ctx.count("scram_cache_hits");
     this.#out.send(saslResponse(this.#final.message), send);

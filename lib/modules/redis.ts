@@ -11,7 +11,9 @@
  * Counters: `statements_dropped` (write commands not sent, `--read-only`), `auth_rewritten`
  * (a login sent with the auth file's password), `auth_unchanged` (a login whose user has no
  * line in the auth file, replayed as captured), `malformed` (a `--read-only` session whose
- * client stream does not parse as Redis would parse it: ended).
+ * client stream does not parse as Redis would parse it: ended), `online_login_failed` /
+ * `online_login_unknown` (production refused a re-proved AUTH/HELLO, or its reply was not
+ * captured: nothing after it was sent), `hold_limit` (over 4 MiB waiting for that reply).
  *
  * The parser is in redis/session.ts, the read allow-list in redis/commands.ts.
  *
@@ -24,7 +26,15 @@ import { RedisSession } from "./redis/session.ts";
 /** `--module redis`: AUTH rewriting from `--auth-file` and `--read-only` for Redis. */
 export const redisModule: ProtocolModule = {
   name: "redis",
-  counters: ["statements_dropped", "auth_rewritten", "auth_unchanged", "malformed"],
+  counters: [
+    "statements_dropped",
+    "auth_rewritten",
+    "auth_unchanged",
+    "malformed",
+    "online_login_failed",
+    "online_login_unknown",
+    "hold_limit",
+  ],
   replyPrefix: 0,
   open: (ctx, out) => new RedisSession(ctx, out),
 };

@@ -1,6 +1,7 @@
 /**
  * tcpcopy's live captures (`-i`, `-F`): `openCapture`'s TPACKET_V3 ring read straight from JS,
- * or libpcap when the ring cannot be set up; received packets only (both with `--compare`). Each capture runs one loop:
+ * or libpcap when the ring cannot be set up; received packets only (both with `--compare` or
+ * a protocol module). Each capture runs one loop:
  * one awaited wait per wake-up, then a synchronous drain in steps. With `--compare` the capture
  * keeps both directions: the online server's answers are packets this host sends.
  */
@@ -30,8 +31,9 @@ export function openCaptures(config: TcpcopyConfig, log: Logger, out: OpenedCapt
       snaplen: config.snaplen,
       bufferSize: Math.min(config.bufferMiB, FIRST_RING_MIB) * 1024 * 1024,
       maxBufferSize: config.bufferMiB * 1024 * 1024,
-      // --compare: the online server's answers are packets this host sends
-      direction: config.compare !== null ? "inout" : "in",
+      // --compare, and modules (production's verdict on logins): the online server's answers
+      // are packets this host sends
+      direction: bothDirections(config) ? "inout" : "in",
     });
     out.push(cap);
     if (cap.fallbackReason !== undefined) {
@@ -43,6 +45,15 @@ export function openCaptures(config: TcpcopyConfig, log: Logger, out: OpenedCapt
       }`,
     );
   }
+}
+
+/**
+ * The capture takes the online server's packets too: `--compare`, or a transfer with a
+ * protocol module (its login verdicts) unless `--module-trust-logins`.
+ */
+export function bothDirections(config: TcpcopyConfig): boolean {
+  return config.compare !== null ||
+    (!config.trustLogins && config.transfers.some((t) => t.module !== null));
 }
 
 /** What a capture loop feeds and asks. */

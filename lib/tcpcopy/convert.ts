@@ -31,7 +31,9 @@ export function engineConfigOf(c: TcpcopyConfig, modules?: ModuleOptions): Engin
       target: { addr: t.targetIp, port: t.targetPort },
       ...(t.module !== null ? { module: moduleOf(t.module) } : {}),
     })),
-    ...(modules !== undefined ? { modules: { ...modules, readOnly: c.readOnly } } : {}),
+    ...(modules !== undefined
+      ? { modules: { ...modules, readOnly: c.readOnly, trustLogins: c.trustLogins } }
+      : {}),
     clientIps: c.clientIps,
     copies: c.copies,
     portShift: c.portShift,

@@ -41,3 +41,16 @@ export class OnlineMatcher {
     return this.matches(src, srcPort) && !this.matches(dst, dstPort);
   }
 }
+
+/**
+ * The online endpoints of the transfers with a protocol module (their server→client packets
+ * carry production's verdict on logins) and of all transfers, or null when no transfer has a
+ * module.
+ */
+export function moduleOnlineOf(
+  transfers: readonly Transfer[],
+): { modules: OnlineMatcher; all: OnlineMatcher } | null {
+  const withModule = transfers.filter((t) => t.module !== undefined);
+  if (withModule.length === 0) return null;
+  return { modules: new OnlineMatcher(withModule), all: new OnlineMatcher(transfers) };
+}

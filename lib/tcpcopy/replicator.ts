@@ -33,6 +33,8 @@ export interface EngineLike {
   readonly stats: EngineStats;
   onCaptured(seg: CapturedSegment, nowMs: number): void;
   onReply(reply: ReplySegment, nowMs: number): void;
+  /** A captured online server→client segment for module sessions (production's replies). */
+  onOnline?(seg: CapturedSegment, nowMs: number, len?: number): void;
   tick(nowMs: number): void;
   nextDeadline(): number | undefined;
   closeAll(reason?: string, nowMs?: number): void;
@@ -79,6 +81,8 @@ export interface ReplicatorCounters {
   split: number;
   /** Server→client packets captured for `--compare` (never given to the engine). */
   answers: number;
+  /** Server→client packets of transfers with a module (production's login verdicts). */
+  moduleAnswers: number;
   /** Routes no intercept accepted (none connected, or its queue full). */
   routeFailures: number;
 }
@@ -101,6 +105,12 @@ export interface ReplicatorOptions {
    * the comparer only, never to the engine).
    */
   compare?: { comparer: Comparer; online: OnlineMatcher } | null;
+  /**
+   * Protocol modules: `modules` matches the online endpoints of transfers with a module (their
+   * server→client packets go to the engine's `onOnline`: production's verdict on logins),
+   * `all` those of every transfer (server→client packets are never replayed as clients').
+   */
+  moduleOnline?: { modules: OnlineMatcher; all: OnlineMatcher } | null;
 }
 
 /** Wires capture, engine, senders and tunnel together. */
@@ -116,6 +126,7 @@ export class Replicator implements EngineOutput {
     split: 0,
     routeFailures: 0,
     answers: 0,
+    moduleAnswers: 0,
   };
   #engine: EngineLike | null = null;
   #routes: RouteSink | null;
@@ -128,17 +139,31 @@ export class Replicator implements EngineOutput {
   readonly #repr = emptyPacketRepr();
   readonly #cmp: Comparer | null;
   readonly #online: OnlineMatcher | null;
+  readonly #modOnline: { modules: OnlineMatcher; all: OnlineMatcher } | null;
   /** The time of the last input (engine output and events are stamped with it). */
   #now = 0;
   // Reused for every answer packet handed to the comparer.
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansSeg: SegmentView = { seq: 0, ack: 0, flags: 0, payload: EMPTY };
+  // Reused for every server packet handed to module sessions.
+  readonly #modSeg: CapturedSegment = {
+    src: { addr: EMPTY, family: 4, port: 0 },
+    dst: { addr: EMPTY, family: 4, port: 0 },
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    options: {},
+    payload: EMPTY,
+    timeMs: 0,
+  };
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
     this.#cmp = opts.compare?.comparer ?? null;
     this.#online = opts.compare?.online ?? null;
+    this.#modOnline = opts.moduleOnline ?? null;
   }
 
   /** The comparer (`--compare`), or null. */
@@ -188,10 +213,16 @@ export class Replicator implements EngineOutput {
   #onTcp(p: ParsedTcp, tsMicros: number, nowMs: number, recordedMicros = tsMicros): void {
     this.#now = nowMs;
     const cmp = this.#cmp;
+    const mo = this.#modOnline;
+    const answer = mo !== null && mo.all.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort);
+    if (answer && mo.modules.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
+      this.#onModuleAnswer(p, tsMicros, nowMs);
+    }
     if (cmp !== null && this.#online!.isAnswer(p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)) {
       this.#onAnswerPacket(cmp, p, recordedMicros / 1000, nowMs);
       return;
     }
+    if (answer) return; // a server's packet: never replayed as a client's
     if (p.payloadTruncated) {
       this.counters.truncated++;
       return;
@@ -203,6 +234,28 @@ export class Replicator implements EngineOutput {
     }
     this.engine.onCaptured(seg, nowMs);
     if (cmp !== null) cmp.onClient(seg.src, seg.dst, seg, recordedMicros / 1000, nowMs);
+  }
+
+  /**
+   * A server→client packet of a transfer with a module: to the engine's module sessions (one
+   * reused segment: the engine keeps nothing of it; options are not read).
+   */
+  #onModuleAnswer(p: ParsedTcp, tsMicros: number, nowMs: number): void {
+    this.counters.moduleAnswers++;
+    const s = this.#modSeg;
+    s.src.addr = p.srcAddr;
+    s.src.family = p.family;
+    s.src.port = p.srcPort;
+    s.dst.addr = p.dstAddr;
+    s.dst.family = p.family;
+    s.dst.port = p.dstPort;
+    s.seq = p.seq;
+    s.ack = p.ack;
+    s.flags = p.flags;
+    s.window = p.window;
+    s.payload = p.payload();
+    s.timeMs = tsMicros / 1000;
+    this.engine.onOnline?.(s, nowMs, p.payloadLength);
   }
 
   /** A server→client packet: to the comparer only (a cut payload is left to its gap logic). */

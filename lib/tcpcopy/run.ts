@@ -50,7 +50,7 @@ import { tcpcopyCounters } from "./counters.ts";
 import { formatHostPort } from "../wire/addr.ts";
 import type { Comparer } from "./comparer.ts";
 import { TICK_MS } from "./comparer.ts";
-import { OnlineMatcher } from "./online_match.ts";
+import { moduleOnlineOf, OnlineMatcher } from "./online_match.ts";
 import {
   compareFailed,
   comparerFor,
@@ -194,8 +194,17 @@ class TcpcopyProcess {
       log.info(
         `modules: reply payload prefix ${prefix} bytes requested from intercept` +
           `${config.readOnly ? ", read-only" : ""}, auth file ` +
-          (config.authFile === null ? "none" : `${JSON.stringify(config.authFile)}`),
+          (config.authFile === null ? "none" : `${JSON.stringify(config.authFile)}`) +
+          (config.trustLogins
+            ? ", logins trusted (--module-trust-logins)"
+            : ", production's verdict on each login awaited (both directions captured)"),
       );
+      if (config.trustLogins) {
+        log.warn(
+          "--module-trust-logins: commands after a login production refused are replayed on " +
+            "the target as the auth file's user",
+        );
+      }
     }
   }
 
@@ -254,6 +263,7 @@ class TcpcopyProcess {
     const engineConfig = engineConfigOf(this.config, {
       credentials: this.credentials,
       readOnly: false,
+      trustLogins: this.config.trustLogins,
     });
     const log = this.compareLog;
     this.comparer = comparerFor(
@@ -271,6 +281,7 @@ class TcpcopyProcess {
       compare: this.comparer === null
         ? null
         : { comparer: this.comparer, online: new OnlineMatcher(engineConfig.transfers) },
+      moduleOnline: moduleOnlineOf(engineConfig.transfers),
     });
     this.engine = new Engine(engineConfig, this.replicator, this.startMs);
     this.replicator.attach(this.engine);
@@ -452,7 +463,9 @@ class TcpcopyProcess {
       engineStats: () => this.engine.stats,
       inject: (p, tsMicros, nowMs, recordedMicros) =>
         this.replicator.onParsed(p, tsMicros, nowMs, recordedMicros),
-      answers: this.comparer !== null,
+      // --compare, and modules (production's verdict on logins): the recorded server packets
+      answers: this.comparer !== null ||
+        (!this.config.trustLogins && this.config.transfers.some((t) => t.module !== null)),
       flush: () => {
         if (!this.stopping) this.afterWork();
       },

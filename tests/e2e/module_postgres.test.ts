@@ -434,3 +434,87 @@ Deno.test({
       assert.equal(stop.code, 0, stop.log);
     }),
 });
+
+/** A PostgreSQL message: type byte, length, body. */
+function pgMessage(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  new DataView(out.buffer).setUint32(1, 4 + body.length);
+  out.set(body, 5);
+  return out;
+}
+
+const cstring = (s: string) => new TextEncoder().encode(s + "\0");
+
+/**
+ * The adversary: a raw client that names the auth file's user, answers production's MD5
+ * challenge with a wrong proof and pipelines `CREATE TABLE pwned ()` right after it (in the
+ * same write), without waiting for production's verdict. Returns whether production refused.
+ */
+async function attack(rig: Rig): Promise<boolean> {
+  const h = rig.lab.online[0];
+  const params = [...cstring("user"), ...cstring(USER), ...cstring("database"), ...cstring(DB), 0];
+  const startup = new Uint8Array(8 + params.length);
+  new DataView(startup.buffer).setUint32(0, startup.length);
+  new DataView(startup.buffer).setUint32(4, 196608);
+  startup.set(params, 8);
+  const proof = pgMessage("p", cstring("md5" + "0".repeat(32))); // not the password's
+  const query = pgMessage("Q", cstring("CREATE TABLE pwned ()"));
+  const dir = rig.lab.dir;
+  await Deno.writeFile(`${dir}/startup.bin`, startup);
+  await Deno.writeFile(`${dir}/attack.bin`, new Uint8Array([...proof, ...query]));
+  const script = `exec 3<>/dev/tcp/${rig.online.ip}/${PG_PORT}; cat ${dir}/startup.bin >&3; ` +
+    `sleep 0.5; cat ${dir}/attack.bin >&3; timeout 2 cat <&3 > ${dir}/answer.bin; exit 0`;
+  await h.client.exec(["bash", "-c", script], { timeoutMs: 20_000 });
+  const log = await readText(rig.online.log);
+  return /password authentication failed for user "bench"/.test(log);
+}
+
+const pwned = (pg: Pg) =>
+  psql(pg, "SELECT count(*) FROM pg_tables WHERE tablename = 'pwned'").then(Number);
+
+Deno.test({
+  name:
+    "module postgres e2e adversary: a login production refuses, with a query pipelined after the proof, never runs on the target",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      // default: production's verdict awaited
+      const rig = await startRig(env, "md5");
+      assert.equal(await attack(rig), true, "production refused the wrong password");
+      assert.equal(await pwned(rig.online), 0, "production did not run it");
+      // the replayed login itself is fine: show the target ran nothing after it
+      await new Promise((r) => setTimeout(r, 2000));
+      const stop = await stopTcpcopy(rig.tcpcopy);
+      const mods = ((stop.stats.at(-1) ?? {}).modules as Record<string, Record<string, number>>)
+        .postgres;
+      console.log(
+        `[postgres adversary] target pwned=${await pwned(rig.target)} ${JSON.stringify(mods)}`,
+      );
+      assert.equal(await pwned(rig.target), 0, "the pipelined query never reached the target");
+      assert.equal(mods.online_login_failed, 1, stop.log.slice(-2000));
+      assert.equal(mods.passed, 0);
+      assert.match(stop.log, /online_login_failed/);
+      assert.equal(stop.code, 0, stop.log);
+    }),
+});
+
+Deno.test({
+  name:
+    "module postgres e2e adversary: with --module-trust-logins the same attack runs on the target (what the default prevents)",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const rig = await startRig(env, "md5", ["--module-trust-logins"]);
+      assert.equal(await attack(rig), true, "production refused the wrong password");
+      const n = await settled(() => pwned(rig.target), 1);
+      const stop = await stopTcpcopy(rig.tcpcopy);
+      console.log(`[postgres adversary, trusted logins] target pwned=${n}`);
+      assert.equal(n, 1, "the unsafe opt-out replays the query as the auth file's user");
+      assert.equal(stop.code, 0, stop.log);
+    }),
+});

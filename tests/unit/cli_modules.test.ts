@@ -247,3 +247,28 @@ Deno.test("reply records: the payload prefix reaches the engine only when one wa
   assert(readReplySegment(p, seg, ts, 128));
   assert.deepEqual([...seg.payloadPrefix!], [9, 9]);
 });
+
+Deno.test("modules: the capture takes production's replies for module transfers only; --module-trust-logins turns that off", () => {
+  const two = ["-x", "5432-10.0.0.2:5432@postgres,80-10.0.0.2:8080", "-s", "10.0.0.3", ...SECRET];
+  const c = run(two);
+  assert.equal(c.trustLogins, false);
+  assert.match(c.filter, /\(src port 5432\)/);
+  assert.doesNotMatch(c.filter, /src port 80\b/, "no answers for a transfer without a module");
+  assert.equal(
+    engineConfigOf(c, { credentials: { password: () => undefined }, readOnly: false }).modules
+      ?.trustLogins,
+    false,
+  );
+  const t = run([...two, "--module-trust-logins"]);
+  assert.equal(t.trustLogins, true);
+  assert.doesNotMatch(t.filter, /src port/);
+  assert.equal(
+    engineConfigOf(t, { credentials: { password: () => undefined }, readOnly: false }).modules
+      ?.trustLogins,
+    true,
+  );
+  assert.match(
+    error([...BASE, "--module-trust-logins"]),
+    /--module-trust-logins: only used with --module/,
+  );
+});

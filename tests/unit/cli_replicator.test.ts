@@ -19,6 +19,8 @@ import { defaultMaxFlows, defaultMaxSessions } from "../../lib/engine/budget.ts"
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 import { ep, textOf } from "../helpers/endpoints.ts";
 import { ownEndpoint } from "../../lib/engine/endpoint.ts";
+import { moduleOnlineOf } from "../../lib/tcpcopy/online_match.ts";
+import { postgresModule } from "../../lib/modules/postgres.ts";
 
 /** Echoes every captured segment towards 10.0.0.2:8080 and records what it saw. */
 class EchoEngine {
@@ -47,14 +49,16 @@ class EchoEngine {
 function packet(opts: {
   src?: string;
   dst?: string;
+  srcPort?: number;
+  dstPort?: number;
   flags?: number;
   payload?: string;
   options?: { mss?: number; timestamp?: { tsval: number; tsecr: number } };
 }): Uint8Array {
   const repr = {
     ...addressPair(opts.src ?? "192.168.1.10", opts.dst ?? "10.0.0.1"),
-    srcPort: 40000,
-    dstPort: 80,
+    srcPort: opts.srcPort ?? 40000,
+    dstPort: opts.dstPort ?? 80,
     seq: 1000,
     ack: 2000,
     flags: opts.flags ?? 0x18,
@@ -376,4 +380,53 @@ Deno.test("segments larger than the MTU are split; FIN/PSH only on the last piec
     joined.push(...x.data);
   }
   assert.deepEqual(joined, [...payload]);
+});
+
+Deno.test("modules: the online server's packets of a module transfer go to engine.onOnline, never replayed", () => {
+  const online: { src: number; dst: number; payload: string; len: number }[] = [];
+  const r = new Replicator({
+    v4: new FakeSender(),
+    v6: new FakeSender(),
+    log: new Logger(() => {}, () => 0),
+    now: () => 0,
+    moduleOnline: moduleOnlineOf([
+      {
+        online: { addr: "", port: 80 },
+        target: { addr: "10.0.0.2", port: 8080 },
+        module: postgresModule,
+      },
+      { online: { addr: "", port: 81 }, target: { addr: "10.0.0.2", port: 8081 } },
+    ]),
+  });
+  const engine = new EchoEngine(r);
+  const withOnline = Object.assign(engine, {
+    onOnline(seg: CapturedSegment, _now: number, len?: number) {
+      online.push({
+        src: seg.src.port,
+        dst: seg.dst.port,
+        payload: new TextDecoder().decode(seg.payload),
+        len: len ?? -1,
+      });
+    },
+  });
+  r.attach(withOnline);
+  // client → server: replayed as before
+  r.onFrame(packet({ payload: "Q" }), LinkType.RAW, 0, 1);
+  // production's reply on the module transfer: to onOnline only
+  r.onFrame(
+    packet({ src: "10.0.0.1", dst: "192.168.1.10", srcPort: 80, dstPort: 40000, payload: "R" }),
+    LinkType.RAW,
+    0,
+    2,
+  );
+  // a server packet of the transfer without a module: neither replayed nor given to modules
+  r.onFrame(
+    packet({ src: "10.0.0.1", dst: "192.168.1.10", srcPort: 81, dstPort: 40000, payload: "x" }),
+    LinkType.RAW,
+    0,
+    3,
+  );
+  assert.equal(engine.captured.length, 1, "only the client's packet is replayed");
+  assert.deepEqual(online, [{ src: 80, dst: 40000, payload: "R", len: 1 }]);
+  assert.equal(r.counters.moduleAnswers, 1);
 });

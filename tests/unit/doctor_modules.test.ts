@@ -117,3 +117,17 @@ Deno.test("doctor args: --module, -x ...@NAME, --auth-file, --read-only", () => 
   const ro = parseDoctorArgs(["--read-only"]);
   assert.ok("error" in ro && /--read-only/.test(ro.error));
 });
+
+Deno.test("doctor: production's verdict on logins is awaited by default; --module-trust-logins warns", () => {
+  const pg = [{ name: "postgres", replyPrefix: 512 }];
+  const safe = byId(facts({ modules: pg }))["module:logins"];
+  assert.equal(safe.status, "pass");
+  assert.match(safe.summary, /before production accepted/);
+  const trusted = byId(facts({ modules: pg, trustLogins: true }))["module:logins"];
+  assert.equal(trusted.status, "warn");
+  assert.match(trusted.summary, /--module-trust-logins/);
+  const req = parseDoctorArgs(["-x", "5432-10.0.0.2:5432@postgres", "--module-trust-logins"]);
+  assert.ok(!("error" in req) && req.trustLogins === true);
+  const bad = parseDoctorArgs(["-x", "5432-10.0.0.2:5432", "--module-trust-logins"]);
+  assert.ok("error" in bad && /only used with --module/.test(bad.error));
+});

@@ -25,6 +25,7 @@ import {
   NO_MODULE_OPTIONS,
 } from "../../lib/engine/module_bridge.ts";
 import { ClientStream } from "../../lib/engine/stream.ts";
+import { endpointOf } from "../../lib/engine/endpoint.ts";
 
 const client = { addr: "192.0.2.10", port: 40000 };
 const server = { addr: "198.51.100.1", port: 80 };
@@ -699,4 +700,83 @@ Deno.test("answered, a held batch sent at once: never more than the target answe
   assert.equal(c.target, 6);
   // Pipelined requests that reach the target in one window count one answer there.
   assert.ok(c.engine >= 3 && c.engine <= 6, `engine ${c.engine}`);
+});
+
+// ---- production's replies (onOnline): the module's view of the online server ----
+
+/** Holds every client byte until production's stream says "OK\n" (then sends and passes). */
+function gateModule(seen: string[]): ProtocolModule {
+  return toy((_ctx, out) => {
+    const held: Uint8Array[] = [];
+    let text = "";
+    return {
+      client(data) {
+        held.push(data.slice());
+      },
+      target() {},
+      targetGap() {},
+      online(data) {
+        text += dec.decode(data);
+        seen.push(dec.decode(data));
+        if (text.startsWith("NO")) {
+          out.fail("online_login_failed", "production said no");
+          return true;
+        }
+        if (!text.startsWith("OK\n")) return false;
+        for (const h of held) out.send(h, { now: true });
+        out.pass();
+        return true;
+      },
+      onlineGap(n) {
+        seen.push(`gap ${n}`);
+      },
+    };
+  }, ["online_login_failed"]);
+}
+
+function serverSeg(seq: number, flags: number, text: string, timeMs: number) {
+  return {
+    src: endpointOf(server.addr, server.port),
+    dst: endpointOf(client.addr, client.port),
+    seq: seq >>> 0,
+    ack: 0,
+    flags,
+    window: 500,
+    options: {},
+    payload: enc.encode(text),
+    timeMs,
+  };
+}
+
+Deno.test("module online(): production's segments reach the session in order, until it passes", () => {
+  for (const verdict of ["OK\n", "NO\n"]) {
+    const ex = exchanges(3);
+    const tr = onlineConnection({
+      client,
+      server,
+      clientIsn: 1000,
+      serverIsn: 5000,
+      start: 1000,
+      exchanges: ex,
+    });
+    const seen: string[] = [];
+    const sc = scenario(gateModule(seen));
+    sc.feed(tr.segments);
+    // production's SYN-ACK, then its verdict in two segments, the second first; a later
+    // segment after the verdict is not delivered
+    sc.at(1001, () => sc.engine.onOnline(serverSeg(5000, SYN | ACK, "", 1001), sc.now));
+    sc.at(1002, () => sc.engine.onOnline(serverSeg(5002, ACK, verdict.slice(1), 1002), sc.now));
+    sc.at(1003, () => sc.engine.onOnline(serverSeg(5001, ACK, verdict[0], 1003), sc.now));
+    sc.at(1004, () => sc.engine.onOnline(serverSeg(5004, ACK, "more", 1004), sc.now));
+    sc.run(60_000);
+    assert.deepEqual(seen, [verdict[0], verdict.slice(1)], verdict);
+    const st = sc.engine.stats;
+    if (verdict === "OK\n") {
+      assert.deepEqual(sc.target.streams(), [ex.map(requestText).join("")]);
+      assert.equal(st.modules.toy.passed, 1);
+    } else {
+      assert.deepEqual(sc.target.streams().join(""), "", "nothing reached the target");
+      assert.equal(st.modules.toy.online_login_failed, 1);
+    }
+  }
 });

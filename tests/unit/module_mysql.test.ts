@@ -115,7 +115,15 @@ interface Rig {
   wire(): Uint8Array;
 }
 
-function rig(opts: { readOnly?: boolean; users?: Record<string, string> } = {}): Rig {
+/**
+ * `online`: production's side. "accepted" (default): production's greeting and OK are fed at
+ * once; "manual": the test feeds production's packets; "trust": `--module-trust-logins`.
+ */
+type Online = "accepted" | "manual" | "trust";
+
+function rig(
+  opts: { readOnly?: boolean; users?: Record<string, string>; online?: Online } = {},
+): Rig {
   const users = opts.users ?? { app: "secret" };
   const r: Rig = {
     s: undefined as unknown as ModuleSession,
@@ -128,6 +136,7 @@ function rig(opts: { readOnly?: boolean; users?: Record<string, string> } = {}):
   const ctx: ModuleContext = {
     credentials: { password: (u) => users[u] },
     readOnly: opts.readOnly ?? false,
+    trustLogins: opts.online === "trust",
     random: (b) => b.fill(7),
     count: (name, n = 1) => r.counts.set(name, (r.counts.get(name) ?? 0) + n),
     log: () => {},
@@ -140,6 +149,9 @@ function rig(opts: { readOnly?: boolean; users?: Record<string, string> } = {}):
   const isWrite = (sql: string) =>
     /^\s*(insert|update|delete|replace|create|drop|alter|truncate)\b/i.test(sql);
   r.s = mysqlModuleWith(isWrite).open(ctx, out);
+  if ((opts.online ?? "accepted") === "accepted") {
+    r.s.online!(cat(pkt(mariadbGreeting(), 0), pkt(OK, 2)));
+  }
   return r;
 }
 
@@ -359,7 +371,7 @@ Deno.test("mysql: packets split at every byte give the same bytes on the wire", 
 });
 
 /** A session logged in on a MariaDB greeting (native). */
-function loggedIn(opts: { readOnly?: boolean } = {}): Rig {
+function loggedIn(opts: { readOnly?: boolean; online?: Online } = {}): Rig {
   const r = rig(opts);
   r.s.target(pkt(mariadbGreeting(), 0));
   r.s.client(pkt(handshakeResponse(), 1));
@@ -389,7 +401,7 @@ Deno.test("mysql --read-only: writes dropped, prepared writes and their executio
 });
 
 Deno.test("mysql: COM_CHANGE_USER is re-proved with the scramble in effect; its response found after earlier ones", () => {
-  const r = loggedIn();
+  const r = loggedIn({ online: "trust" });
   const changeUser = (auth: Uint8Array) =>
     pkt(
       cat(
@@ -465,6 +477,7 @@ Deno.test("mysql: mysqlModule uses sql_write's MySQL dialect under --read-only",
   const s = mysqlModule.open({
     credentials: { password: () => "secret" },
     readOnly: true,
+    trustLogins: true,
     random: (b) => b.fill(1),
     count: () => {},
     log: () => {},
@@ -525,4 +538,86 @@ Deno.test("mysql adversary: a session's packet buffer follows the bytes that arr
   r.sent.length = 0;
   r.s.client(query("select 1"));
   assert.deepEqual(r.wire(), query("select 1"));
+});
+
+// ---- production's verdict on the login (the confused-deputy guard) ----
+
+const ERR = cat([0xff, 0x15, 0x04], "#28000Access denied for user 'app'");
+const DANGER = query("SELECT 1 INTO OUTFILE '/tmp/pwned'");
+
+Deno.test("mysql adversary: production refuses the login, commands pipelined after the proof never reach the target", () => {
+  for (const order of ["online_first", "target_first"] as const) {
+    const r = rig({ online: "manual" });
+    r.s.online!(pkt(mariadbGreeting(SCRAMBLE2), 0));
+    r.s.target(pkt(mariadbGreeting(), 0));
+    r.s.client(cat(pkt(handshakeResponse(), 1), DANGER));
+    if (order === "online_first") {
+      r.s.online!(pkt(ERR, 2));
+      r.s.target(pkt(OK, 2));
+    } else {
+      r.s.target(pkt(OK, 2));
+      assert.equal(r.failed.length, 0, `${order}: held until production's verdict`);
+      assert.equal(r.sent.length, 1, `${order}: the login only`);
+      r.s.client(query("SELECT 2"));
+      r.s.online!(pkt(ERR, 2));
+    }
+    assert.deepEqual(r.failed.map((f) => f.reason), ["online_login_failed"], order);
+    assert.equal(r.sent.length, 1, `${order}: only the re-proved login was sent`);
+    assert.ok(!r.failed[0].detail.includes("secret"), order);
+    assert.equal(r.passed, 0, order);
+  }
+});
+
+Deno.test("mysql adversary: verdict unknown (gap in production's stream, no greeting) never replays", () => {
+  const a = rig({ online: "manual" });
+  a.s.online!(pkt(mariadbGreeting(SCRAMBLE2), 0));
+  a.s.target(pkt(mariadbGreeting(), 0));
+  a.s.client(cat(pkt(handshakeResponse(), 1), DANGER));
+  a.s.onlineGap!(11);
+  a.s.target(pkt(OK, 2));
+  assert.deepEqual(a.failed.map((f) => f.reason), ["online_login_unknown"]);
+  assert.equal(a.sent.length, 1);
+  // no online stream: the client closes, the stream stays open, nothing more is sent
+  const b = rig({ online: "manual" });
+  b.s.target(pkt(mariadbGreeting(), 0));
+  b.s.client(cat(pkt(handshakeResponse(), 1), DANGER));
+  b.s.target(pkt(OK, 2));
+  assert.equal(b.s.clientClosed!(), true);
+  assert.equal(b.sent.length, 1);
+  assert.equal(b.passed, 0);
+});
+
+Deno.test("mysql: production's OK (after an auth switch) releases the held commands, whichever side finishes first", () => {
+  const online = cat(
+    pkt(mariadbGreeting(SCRAMBLE2), 0),
+    pkt(cat([0xfe], "mysql_native_password\0", SCRAMBLE2, [0]), 2),
+    pkt(OK, 4),
+  );
+  for (let cut = 0; cut <= online.length; cut++) {
+    for (const targetFirst of [false, true]) {
+      const r = rig({ online: "manual" });
+      const feed = () => {
+        const first = r.s.online!(online.subarray(0, cut));
+        assert.equal(first, cut > online.length - OK.length, `cut ${cut}: verdict with the OK`);
+        if (!first) assert.equal(r.s.online!(online.subarray(cut)), true, "no more needed");
+      };
+      if (!targetFirst) feed();
+      r.s.target(pkt(mariadbGreeting(), 0));
+      r.s.client(cat(pkt(handshakeResponse(), 1), query("SELECT 1")));
+      r.s.target(pkt(OK, 2));
+      if (targetFirst) {
+        assert.equal(r.sent.length, 1, "held");
+        feed();
+      }
+      assert.equal(r.failed.length, 0, `cut ${cut}`);
+      assert.deepEqual(r.sent.at(-1)!.bytes, query("SELECT 1"), `cut ${cut} ${targetFirst}`);
+    }
+  }
+});
+
+Deno.test("mysql: COM_CHANGE_USER without --module-trust-logins ends the session (production's verdict on it is not read)", () => {
+  const r = loggedIn();
+  r.s.client(pkt(cat([0x11], "root\0", [0], "\0"), 0));
+  assert.deepEqual(r.failed.map((f) => f.reason), ["change_user_unverified"]);
+  assert.equal(r.sent.length, 0);
 });

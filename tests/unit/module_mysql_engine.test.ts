@@ -59,6 +59,10 @@ function bridge() {
   const b = host.open(out, () => "s", 0);
   b.start(1000);
   b.targetStart(5000);
+  // production's side (captured server→client): its SYN-ACK, greeting and OK to the login
+  b.online(8999, 0x12, new Uint8Array(0));
+  const online = cat(pkt(GREETING, 0), pkt(cat([0, 0, 0, 2, 0, 0, 0]), 2));
+  b.online(9000, 0x18, online);
   return { b, out, stats };
 }
 

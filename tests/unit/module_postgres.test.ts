@@ -38,6 +38,12 @@ interface Options {
   /** Classifier for --read-only (default: the module's, lib/modules/sql_write.ts). */
   isWrite?: (sql: string) => boolean;
   seed?: number;
+  /**
+   * Production's side: "accepted" (default) feeds production's AuthenticationOk and
+   * ReadyForQuery at once, "manual" leaves the online stream to the test, "trust" runs with
+   * `--module-trust-logins` and no online stream.
+   */
+  online?: "accepted" | "manual" | "trust";
 }
 
 function open(o: Options = {}): { s: ModuleSession; r: Recorder } {
@@ -47,6 +53,7 @@ function open(o: Options = {}): { s: ModuleSession; r: Recorder } {
   const s = mod.open({
     credentials: { password: (u) => o.passwords?.[u] },
     readOnly: o.readOnly ?? false,
+    trustLogins: o.online === "trust",
     random: (b) => {
       for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
     },
@@ -68,6 +75,9 @@ function open(o: Options = {}): { s: ModuleSession; r: Recorder } {
       r.failed = { reason, detail };
     },
   });
+  if ((o.online ?? "accepted") === "accepted") {
+    s.online!(concat(auth(0), msg("Z", enc.encode("I"))));
+  }
   return { s, r };
 }
 
@@ -381,13 +391,12 @@ Deno.test("postgres: SASLprep keeps ASCII, maps non-ASCII spaces and soft hyphen
 /** A scripted SCRAM server: verifies the module's proof with keys derived independently. */
 class ScramServer {
   readonly salt = new Uint8Array([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12, 13, 14, 15, 16]);
-  readonly iterations = 4096;
   readonly storedKey: Uint8Array;
   readonly serverKey: Uint8Array;
   clientFirstBare = "";
   serverFirst = "";
 
-  constructor(password: string) {
+  constructor(password: string, readonly iterations = 4096) {
     const salted = pbkdf2Sync(password, this.salt, this.iterations, 32, "sha256");
     this.storedKey = createHash("sha256").update(
       createHmac("sha256", salted).update("Client Key").digest(),
@@ -428,14 +437,20 @@ class ScramServer {
   }
 }
 
-function scramLogin(password: string, serverPassword: string, seed: number) {
-  const { s, r } = open({ passwords: { bob: password }, seed });
-  const server = new ScramServer(serverPassword);
+function scramLogin(
+  password: string,
+  serverPassword: string,
+  seed: number,
+  o: Options = {},
+  iterations = 4096,
+) {
+  const { s, r } = open({ passwords: { bob: password }, seed, ...o });
+  const server = new ScramServer(serverPassword, iterations);
   s.client(concat(startup("bob"), msg("p", cstr("SCRAM-SHA-256"), be32(3), enc.encode("abc"))));
   s.target(auth(10, cstr("SCRAM-SHA-256-PLUS"), cstr("SCRAM-SHA-256"), new Uint8Array([0])));
   s.target(server.first(r.sent[1].bytes));
   s.client(concat(msg("p", enc.encode("c=biws,r=prod,p=prod")), query("SELECT 1")));
-  const fin = server.final(r.sent[2].bytes);
+  const fin = r.sent.length > 2 ? server.final(r.sent[2].bytes) : { ok: false, reply: auth(12) };
   return { s, r, server, fin };
 }
 
@@ -774,4 +789,126 @@ Deno.test("postgres: random and mutated input never throws, and never sends afte
       }
     }
   }
+});
+
+// ---- production's verdict on the login (the confused-deputy guard) ----
+
+/** The client's frames the target got after the startup message (the module's own proof aside). */
+function sentTypes(r: Recorder, user = "mallory"): string[] {
+  return frames(sentBytes(r).subarray(startup(user).length)).map((m) => m.type);
+}
+
+const DANGER = query("COPY (SELECT 1) TO PROGRAM 'touch /tmp/pwned'");
+
+Deno.test("postgres adversary: production refuses the login, the client pipelines a query after its proof: nothing after the login reaches the target", () => {
+  for (const order of ["online_first", "target_first"] as const) {
+    for (const method of ["trust", "md5", "cleartext"] as const) {
+      const { s, r } = open({ passwords: { mallory: "target-pw" }, online: "manual" });
+      // the attacker's client: startup, a wrong proof and the payload, all at once
+      s.client(concat(startup("mallory"), clientPassword, DANGER));
+      s.online!(auth(5, new Uint8Array([1, 2, 3, 4]))); // production's challenge
+      const refuse = () => s.online!(errorResponse("28P01", "password authentication failed"));
+      const loginOnTarget = () => {
+        if (method === "md5") s.target(auth(5, new Uint8Array([9, 9, 9, 9])));
+        if (method === "cleartext") s.target(auth(3));
+        s.target(afterLogin);
+      };
+      if (order === "online_first") {
+        refuse();
+        loginOnTarget();
+      } else {
+        loginOnTarget();
+        assert.equal(r.failed, undefined, `${order}/${method}: held, not failed yet`);
+        refuse();
+      }
+      const what = `${order}/${method}`;
+      assert.equal(r.failed?.reason, "online_login_failed", what);
+      assert.ok(!sentTypes(r).includes("Q"), `${what}: the query never reaches the target`);
+      assert.equal(r.passed, 0, what);
+      assert.ok(r.failed!.detail.includes("mallory"), what);
+      assert.ok(!r.failed!.detail.includes("target-pw"), what);
+      s.client(query("SELECT 1")); // later bytes of a failed session: ignored
+      assert.ok(!sentTypes(r).includes("Q"), what);
+    }
+  }
+});
+
+Deno.test("postgres adversary: a refusal after AuthenticationOk on production (e.g. no such database) also holds everything", () => {
+  const { s, r } = open({ online: "manual" });
+  s.client(concat(startup("mallory"), DANGER));
+  s.online!(concat(authOk, errorResponse("3D000", "database does not exist")));
+  s.target(afterLogin);
+  assert.equal(r.failed?.reason, "online_login_failed");
+  assert.ok(!sentTypes(r).includes("Q"));
+});
+
+Deno.test("postgres adversary: production's verdict unknown (capture gap, stream closed by the client) never replays", () => {
+  // a gap in production's replies before its verdict
+  const a = open({ passwords: { mallory: "pw" }, online: "manual" });
+  a.s.client(concat(startup("mallory"), clientPassword, DANGER));
+  a.s.online!(auth(3));
+  a.s.onlineGap!(40);
+  a.s.target(concat(auth(3)));
+  a.s.target(afterLogin);
+  assert.equal(a.r.failed?.reason, "online_login_unknown");
+  assert.ok(!sentTypes(a.r).includes("Q"));
+  // no online stream at all: the target logs in, the client closes: held, never sent
+  const b = open({ online: "manual" });
+  b.s.client(concat(startup("mallory"), DANGER));
+  b.s.target(afterLogin);
+  assert.equal(b.s.clientClosed!(), true, "the replayed stream waits for production's verdict");
+  assert.ok(!sentTypes(b.r).includes("Q"));
+  assert.equal(b.r.passed, 0);
+  // ReadyForQuery without AuthenticationOk on production: not a verdict to trust
+  const c = open({ online: "manual" });
+  c.s.client(concat(startup("mallory"), DANGER));
+  c.s.online!(ready);
+  c.s.target(afterLogin);
+  assert.equal(c.r.failed?.reason, "online_login_unknown");
+  assert.ok(!sentTypes(c.r).includes("Q"));
+});
+
+Deno.test("postgres: production's accepted login releases the held queries, whichever side finishes first", () => {
+  const onlineLogin = concat(auth(5, new Uint8Array([1, 2, 3, 4])), afterLogin);
+  for (let cut = 0; cut <= onlineLogin.length; cut++) {
+    for (const targetFirst of [false, true]) {
+      const { s, r } = open({ passwords: { bob: "pw" }, online: "manual" });
+      s.client(concat(SSL));
+      s.online!(enc.encode("N"));
+      s.target(enc.encode("N"));
+      s.client(concat(startup("bob"), clientPassword, query("SELECT 1")));
+      const onl = () => {
+        s.online!(onlineLogin.subarray(0, cut));
+        s.online!(onlineLogin.subarray(cut));
+      };
+      if (!targetFirst) onl();
+      s.target(auth(3));
+      s.target(afterLogin);
+      if (targetFirst) {
+        assert.equal(r.passed, 0, `cut ${cut}: held until production's verdict`);
+        onl();
+      }
+      const what = `cut ${cut} targetFirst ${targetFirst}`;
+      assert.equal(r.failed, undefined, what);
+      assert.equal(r.passed, 1, what);
+      assert.deepEqual(r.sent.at(-1)!.bytes, query("SELECT 1"), what);
+    }
+  }
+});
+
+Deno.test("postgres --module-trust-logins: the held queries go once the target logged in, no online stream needed", () => {
+  const { s, r } = open({ online: "trust" });
+  s.client(concat(startup("bob"), query("SELECT 1")));
+  s.target(afterLogin);
+  assert.equal(r.passed, 1);
+  assert.deepEqual(r.sent.at(-1)!.bytes, query("SELECT 1"));
+});
+
+Deno.test("postgres: a target asking for more than 100,000 SCRAM iterations: unsupported_auth", () => {
+  const { r } = scramLogin("pencil", "pencil", 9, {}, 100_001);
+  assert.equal(r.failed?.reason, "unsupported_auth");
+  assert.match(r.failed!.detail, /100001 SCRAM iterations/);
+  assert.equal(r.sent.length, 2, "startup and SASLInitialResponse only: no proof computed");
+  const ok = scramLogin("pencil", "pencil", 10, {}, 100_000);
+  assert.equal(ok.fin.ok, true, "100,000 iterations is accepted");
 });

@@ -25,10 +25,20 @@ class Rig {
   readonly logs: string[] = [];
   readonly session: ModuleSession;
 
-  constructor(readOnly: boolean, passwords: Record<string, string> = {}) {
+  /**
+   * `online`: production's side. "accepted" (default): production answers +OK to its first
+   * 16 commands (every login accepted), fed at once; "manual": the test feeds production's
+   * replies; "trust": `--module-trust-logins`.
+   */
+  constructor(
+    readOnly: boolean,
+    passwords: Record<string, string> = {},
+    online: "accepted" | "manual" | "trust" = "accepted",
+  ) {
     const ctx: ModuleContext = {
       credentials: { password: (user) => passwords[user] },
       readOnly,
+      trustLogins: online === "trust",
       random: (b) => b.fill(7),
       count: (name, n = 1) => {
         assert.ok(redisModule.counters.includes(name), `undeclared counter ${name}`);
@@ -51,6 +61,7 @@ class Rig {
       },
     };
     this.session = redisModule.open(ctx, out);
+    if (online === "accepted") this.session.online!(enc.encode("+OK\r\n".repeat(16)));
   }
 
   /**
@@ -305,12 +316,19 @@ Deno.test("redis --read-only: inline commands are classified and sent as RESP", 
   assert.equal(rig.count("statements_dropped"), 2);
 });
 
-Deno.test("redis --read-only: AUTH is rewritten and kept, writes after it dropped", () => {
+Deno.test("redis --read-only: AUTH is rewritten and kept, writes after it dropped; a later AUTH is rewritten only with --module-trust-logins", () => {
+  const input = cmd("AUTH", "p") + cmd("SET", "a", "1") + cmd("GET", "a") + "AUTH p2\r\n";
   const rig = new Rig(true, { default: "t" });
-  rig.feed(cmd("AUTH", "p") + cmd("SET", "a", "1") + cmd("GET", "a") + "AUTH p2\r\n");
-  assert.equal(rig.text(), cmd("AUTH", "t") + cmd("GET", "a") + cmd("AUTH", "t"));
-  assert.equal(rig.count("auth_rewritten"), 2);
+  rig.feed(input);
+  // production's reply to a login after other commands is not read: replayed unchanged
+  assert.equal(rig.text(), cmd("AUTH", "t") + cmd("GET", "a") + cmd("AUTH", "p2"));
+  assert.equal(rig.count("auth_rewritten"), 1);
+  assert.equal(rig.count("auth_unchanged"), 1);
   assert.equal(rig.count("statements_dropped"), 1);
+  const trusted = new Rig(true, { default: "t" }, "trust");
+  trusted.feed(input);
+  assert.equal(trusted.text(), cmd("AUTH", "t") + cmd("GET", "a") + cmd("AUTH", "t"));
+  assert.equal(trusted.count("auth_rewritten"), 2);
 });
 
 Deno.test("redis --read-only: large values stream through (kept) or vanish (dropped)", () => {
@@ -446,4 +464,76 @@ Deno.test("redis: inline splitting follows Redis (quotes, escapes, errors)", () 
   assert.equal(typeof split('"open'), "string");
   assert.equal(typeof split('"a"b'), "string");
   assert.equal(typeof split("'a'b"), "string");
+});
+
+// ---- production's verdict on a re-proved login (the confused-deputy guard) ----
+
+const DANGER = cmd("CONFIG", "SET", "dir", "/tmp") + cmd("FLUSHALL");
+
+Deno.test("redis adversary: production refuses the AUTH, commands pipelined after it never reach the target", () => {
+  for (const readOnly of [false, true]) {
+    for (
+      const refusal of [
+        "-WRONGPASS invalid username-password pair\r\n",
+        "-ERR invalid password\r\n",
+      ]
+    ) {
+      const rig = new Rig(readOnly, { default: "target-pw" }, "manual");
+      rig.feed(cmd("AUTH", "guess") + DANGER, [7]);
+      assert.equal(rig.text(), cmd("AUTH", "target-pw"), "only the re-proved AUTH is sent");
+      assert.equal(rig.passed, 0);
+      rig.session.client(enc.encode(cmd("GET", "k")));
+      rig.session.online!(enc.encode(refusal));
+      assert.equal(rig.failed?.reason, "online_login_failed");
+      assert.equal(rig.text(), cmd("AUTH", "target-pw"), `${readOnly}: nothing after it`);
+      assert.ok(!rig.failed!.detail.includes("target-pw"));
+      rig.session.client(enc.encode(cmd("GET", "k")));
+      assert.equal(rig.sent.length, 1);
+    }
+  }
+});
+
+Deno.test("redis adversary: production's reply to the AUTH unknown (gap, close) never replays", () => {
+  const a = new Rig(false, { default: "pw" }, "manual");
+  a.feed(cmd("AUTH", "x") + DANGER);
+  a.session.onlineGap!(5);
+  assert.equal(a.failed?.reason, "online_login_unknown");
+  assert.equal(a.text(), cmd("AUTH", "pw"));
+  const b = new Rig(false, { default: "pw" }, "manual");
+  b.feed(cmd("AUTH", "x") + DANGER);
+  assert.equal(b.session.clientClosed!(), true, "the stream waits for production's verdict");
+  assert.equal(b.text(), cmd("AUTH", "pw"));
+  assert.equal(b.passed, 0);
+});
+
+Deno.test("redis: production's +OK (or HELLO map) releases what waited, in order; split anywhere", () => {
+  const hello = "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.4\r\n" +
+    "$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n" +
+    "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+  const replies = "+OK\r\n" + hello + "+PONG\r\n";
+  const input = cmd("AUTH", "u", "x") + cmd("HELLO", "3", "AUTH", "u", "y") + cmd("PING") +
+    cmd("GET", "k");
+  for (let cut = 0; cut <= replies.length; cut++) {
+    const rig = new Rig(false, { u: "pw" }, "manual");
+    rig.feed(input);
+    assert.equal(rig.text(), cmd("AUTH", "u", "pw"), "the first AUTH only, until its +OK");
+    rig.session.online!(enc.encode(replies.slice(0, cut)));
+    rig.session.online!(enc.encode(replies.slice(cut)));
+    assert.equal(rig.failed, null, `cut ${cut}`);
+    assert.equal(
+      rig.text(),
+      cmd("AUTH", "u", "pw") + cmd("HELLO", "3", "AUTH", "u", "pw") + cmd("PING") + cmd("GET", "k"),
+      `cut ${cut}`,
+    );
+    assert.equal(rig.passed, 1);
+    assert.ok(rig.options.slice(1).every((o) => o?.now), "released at once");
+  }
+});
+
+Deno.test("redis: without a re-proved login nothing waits for production (no auth file line)", () => {
+  const rig = new Rig(false, {}, "manual");
+  rig.feed(cmd("AUTH", "x") + cmd("GET", "k"));
+  assert.equal(rig.text(), cmd("AUTH", "x") + cmd("GET", "k"));
+  assert.equal(rig.passed, 1);
+  assert.equal(rig.count("auth_unchanged"), 1);
 });

@@ -14,6 +14,7 @@ import type { ModuleContext, ModuleOutput, ModuleSession } from "../module.ts";
 import { type AuthPlugin, authPlugin, authResponse, rsaPassword } from "./auth.ts";
 import { CAPTURE, TargetFramer } from "./frames.ts";
 import { sqlPrepared } from "./sql_prepared.ts";
+import { MyOnlineLogin } from "./online.ts";
 import {
   buildChangeUser,
   buildHandshakeResponse,
@@ -139,6 +140,59 @@ export class MysqlSession implements ModuleSession {
   target(data: Uint8Array): void {
     if (this.phase === "failed") return;
     this.framer.feed(data);
+  }
+
+  /**
+   * Production's packets: its verdict on the login gates every command after it (true once
+   * the verdict is known: no more of production's stream is needed).
+   */
+  online(data: Uint8Array): boolean {
+    if (this.phase === "failed") return true;
+    this.onlineLogin.feed(data);
+    return this.onlineVerdict();
+  }
+
+  onlineGap(n: number): boolean {
+    if (this.phase === "failed") return true;
+    this.onlineLogin.gap(n);
+    return this.onlineVerdict();
+  }
+
+  private readonly onlineLogin = new MyOnlineLogin();
+  /** The target logged in; the commands wait for production's verdict. */
+  private awaitingOnline = false;
+
+  private verified(): boolean {
+    return this.ctx.trustLogins || this.onlineLogin.verdict === "accepted";
+  }
+
+  private onlineVerdict(): boolean {
+    const o = this.onlineLogin;
+    if (this.ctx.trustLogins) return true;
+    switch (o.verdict) {
+      case "pending":
+        return false;
+      case "accepted":
+        if (this.awaitingOnline) {
+          this.awaitingOnline = false;
+          this.release();
+        }
+        return true;
+      case "refused":
+        this.fail(
+          "online_login_failed",
+          `mysql: ${o.detail} of user "${this.user}": nothing after the login is replayed`,
+        );
+        return true;
+      case "unknown":
+        this.fail(
+          "online_login_unknown",
+          `mysql: production's verdict on the login of user "${this.user}" is unknown (${o.detail}): not replayed`,
+        );
+        return true;
+      default:
+        return o.verdict satisfies never;
+    }
   }
 
   targetGap(n: number): void {
@@ -603,18 +657,33 @@ export class MysqlSession implements ModuleSession {
   }
 
   private authDone(): void {
-    this.ctx.count(this.inLoginExchange ? "logins" : "change_users");
+    const login = this.inLoginExchange;
+    this.ctx.count(login ? "logins" : "change_users");
     this.inLoginExchange = false;
     this.outstanding = 0;
     this.phase = "commands";
     this.lastTargetSeq = -1;
     this.framer.capture = 0;
+    if (login && !this.verified()) {
+      // production's verdict is not known yet: every command waits for it
+      this.holding = true;
+      this.awaitingOnline = true;
+      return;
+    }
     this.release();
   }
 
   // ---------------------------------------------------------------- change user
 
   private changeUser(p: Uint8Array): Action | "done" {
+    if (!this.ctx.trustLogins) {
+      // production's verdict on a COM_CHANGE_USER is not read (yet): never re-prove it
+      this.fail(
+        "change_user_unverified",
+        "mysql: COM_CHANGE_USER is replayed only with --module-trust-logins",
+      );
+      return "done";
+    }
     if (this.framer.lost) {
       this.fail(
         "change_user_unsynced",

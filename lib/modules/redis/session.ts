@@ -22,6 +22,13 @@
  *   of a key whose SET was dropped answers nil), so pacing by reply bytes would wait for bytes
  *   that never come; commands go out as captured, which keeps the online client's pace.
  *
+ * - Production's verdict: an AUTH / HELLO re-proved with the auth file's password is sent,
+ *   and everything after it is held until production's reply to it (the online stream) says
+ *   `+OK` (or a HELLO map): a refusal ends the session (`online_login_failed`), a reply that
+ *   cannot be read (`online_login_unknown`) too. Only the login commands that lead a session
+ *   are re-proved (their replies are the first ones); a later AUTH is replayed unchanged
+ *   (unless `--module-trust-logins`).
+ *
  * Bounds: inline lines 64 KiB, header lines 32 bytes, 1,048,576 arguments, bulk strings
  * 512 MiB (Redis's own limits); names and subcommands are read up to 64 bytes (longer is an
  * unknown command), AUTH / HELLO arguments up to 4 KiB each (longer: replayed unchanged).
@@ -32,6 +39,10 @@
 import type { ModuleContext, ModuleOutput, ModuleSession, SendOptions } from "../module.ts";
 import { isContainer, isReadCommand } from "./commands.ts";
 import { encodeCommand, lowerAscii, parseHeaderNumber, splitInline } from "./resp.ts";
+import { MAX_LOGIN_REPLIES, RedisOnlineReplies } from "./online.ts";
+
+/** Client bytes held while production's reply to a re-proved AUTH is awaited, at most. */
+export const MAX_GATED = 4 << 20;
 
 /** Longest inline command line (Redis PROTO_INLINE_MAX_SIZE). */
 export const MAX_INLINE = 64 * 1024;
@@ -103,6 +114,20 @@ export class RedisSession implements ModuleSession {
   #pending: Uint8Array[] = [];
   readonly #joined = new Held();
   readonly #sendOptions: SendOptions | undefined;
+  // -- production's verdict on re-proved logins
+  readonly #online = new RedisOnlineReplies();
+  /** Only login commands so far (their replies are production's first ones). */
+  #leading = true;
+  /** Commands ended while leading (the index of the next one's reply). */
+  #leadCount = 0;
+  /** Reply indexes of re-proved logins, and how many of them production accepted. */
+  readonly #verify: number[] = [];
+  #verified = 0;
+  /** Bytes waiting for production's verdict (null: nothing waits). */
+  #gate: Held | null = null;
+  /** The session was handed over while gated: pass once released. */
+  #passAfter = false;
+  #closed = false;
 
   constructor(ctx: ModuleContext, out: ModuleOutput) {
     this.#ctx = ctx;
@@ -114,6 +139,7 @@ export class RedisSession implements ModuleSession {
   }
 
   client(data: Uint8Array): void {
+    if (this.#passAfter) return this.#toGate(data);
     if (this.#finished) return;
     this.#data = data;
     this.#run = -1;
@@ -131,8 +157,90 @@ export class RedisSession implements ModuleSession {
 
   targetGap(_n: number): void {}
 
-  clientClosed(): void {
-    this.#finished = true; // a partial command is never sent
+  /** A partial command is never sent; true while bytes wait for production's verdict. */
+  clientClosed(): boolean {
+    this.#closed = true;
+    const waiting = this.#gate !== null && !this.#failed;
+    if (!this.#passAfter) this.#finished = true;
+    return waiting;
+  }
+  #failed = false;
+
+  /** Production's replies: its verdict on each re-proved login. */
+  online(data: Uint8Array): boolean {
+    if (this.#failed) return true;
+    this.#online.feed(data);
+    return this.#checkOnline();
+  }
+
+  onlineGap(n: number): boolean {
+    if (this.#failed) return true;
+    if (this.#online.lost === "") this.#online.lost = `${n} bytes were not captured`;
+    return this.#checkOnline();
+  }
+
+  /** Settles the re-proved logins production answered; true when no more replies are needed. */
+  #checkOnline(): boolean {
+    const types = this.#online.types;
+    while (this.#verified < this.#verify.length && !this.#failed) {
+      const at = this.#verify[this.#verified];
+      if (at >= types.length) {
+        if (this.#online.lost === "" && types.length < MAX_LOGIN_REPLIES) return false;
+        this.#end(
+          "online_login_unknown",
+          `redis: production's reply to a re-proved login is unknown (${
+            this.#online.lost || "too many replies"
+          }): nothing after it is replayed`,
+        );
+        return true;
+      }
+      const t = types[at];
+      if (t === 0x2d) { // -ERR / -WRONGPASS
+        this.#end(
+          "online_login_failed",
+          "redis: production refused a re-proved login: nothing after it is replayed",
+        );
+        return true;
+      }
+      if (t !== 0x2b && t !== 0x25 && t !== 0x2a) {
+        this.#end("online_login_unknown", `redis: production answered a login with type ${t}`);
+        return true;
+      }
+      this.#verified++;
+    }
+    if (this.#gate !== null && !this.#failed) this.#release();
+    return this.#failed || (!this.#leading && this.#verified === this.#verify.length);
+  }
+
+  /** Production accepted every re-proved login: what waited goes now. */
+  #release(): void {
+    const g = this.#gate!;
+    this.#gate = null;
+    if (g.length > 0) this.#out.send(g.view().slice(), { now: true });
+    if (this.#passAfter || this.#closed) {
+      this.#finished = true;
+      this.#out.pass();
+    }
+  }
+
+  #toGate(data: Uint8Array): void {
+    if (this.#failed) return;
+    const g = this.#gate;
+    if (g === null) return; // released and passed: the engine has the session
+    if (g.length + data.length > MAX_GATED) {
+      return this.#end(
+        "hold_limit",
+        `redis: more than ${MAX_GATED} bytes waiting for production's reply to a login`,
+      );
+    }
+    g.push(data);
+  }
+
+  #end(reason: string, detail: string): void {
+    this.#failed = true;
+    this.#finished = true;
+    this.#gate = null;
+    this.#out.fail(reason, detail);
   }
 
   /** Parses from `i`; returns the next position. */
@@ -194,9 +302,14 @@ export class RedisSession implements ModuleSession {
     this.#run = -1;
   }
 
-  /** Sends what this call decided to send, as one piece. */
+  /** Sends what this call decided to send, as one piece (or to the gate while it is closed). */
   #sendPending(): void {
     const parts = this.#pending;
+    if (this.#gate !== null) {
+      for (const p of parts) this.#toGate(p);
+      parts.length = 0;
+      return;
+    }
     if (parts.length === 1) {
       this.#out.send(parts[0], this.#sendOptions);
     } else if (parts.length > 1) {
@@ -338,6 +451,7 @@ export class RedisSession implements ModuleSession {
     const name = lowerAscii(this.#args[0]);
     this.#name = name;
     const login = name === "auth" || name === "hello";
+    if (!login) this.#leading = false;
     if (!this.#ctx.readOnly) {
       if (!login) return this.#passNow(at);
       this.#want = this.#argc <= MAX_AUTH_ARGS ? this.#argc : 0;
@@ -389,13 +503,30 @@ export class RedisSession implements ModuleSession {
 
   /** The command ended: an undecided one is a login to rewrite (or a short container). */
   #endCommand(): void {
+    const index = this.#leadCount;
+    if (this.#leading) this.#leadCount++;
     if (this.#decision !== "undecided") return;
     if (this.#name === "auth" || this.#name === "hello") {
-      const rewritten = this.#rewriteLogin();
+      const verifiable = this.#ctx.trustLogins ||
+        (this.#leading && index < MAX_LOGIN_REPLIES);
+      const rewritten = verifiable ? this.#rewriteLogin() : null;
+      if (!verifiable) {
+        this.#ctx.count("auth_unchanged");
+        this.#ctx.log(
+          "redis: a login after other commands is replayed unchanged (production's verdict on it is not read)",
+        );
+      }
       if (rewritten !== null) {
         this.#decision = "keep";
         this.#held.length = 0;
         this.#pending.push(encodeCommand(rewritten));
+        if (!this.#ctx.trustLogins) {
+          // the login goes now; what follows waits for production's verdict on it
+          this.#sendPending();
+          this.#verify.push(index);
+          this.#gate ??= new Held();
+          this.#checkOnline();
+        }
         return;
       }
       return this.#decide("keep");
@@ -455,6 +586,10 @@ export class RedisSession implements ModuleSession {
     if (at < this.#data.length) this.#pending.push(this.#data.subarray(at));
     this.#sendPending();
     this.#finished = true;
+    if (this.#gate !== null) {
+      this.#passAfter = true; // the rest of the stream waits with it
+      return;
+    }
     this.#out.pass();
   }
 
@@ -464,8 +599,7 @@ export class RedisSession implements ModuleSession {
       this.#passNow(at);
       return data.length;
     }
-    this.#finished = true;
-    this.#out.fail("malformed", `redis: ${detail}`);
+    this.#end("malformed", `redis: ${detail}`);
     return data.length;
   }
 }
