@@ -5,7 +5,7 @@
 #   ./build.sh test       run the whole test suite (end-to-end tests need root)
 #   ./build.sh check      fmt --check, lint, type-check
 #   ./build.sh bench      micro benchmarks (deno bench)
-#   ./build.sh setup [demo|test|tcpcopy|intercept] [--check]
+#   ./build.sh setup [demo|test|tcpcopy|intercept|bench] [--check]
 #                         install the missing system packages (root), or list them
 #   ./build.sh deno ARGS  run the project's deno with ARGS
 set -euo pipefail

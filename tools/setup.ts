@@ -1,5 +1,5 @@
 /**
- * `./build.sh setup [demo|test|tcpcopy|intercept] [--check]`, also run by `./build.sh demo` and
+ * `./build.sh setup [demo|test|tcpcopy|intercept|bench] [--check]`, also run by `./build.sh demo` and
  * `./build.sh test` before they start: installs the system packages that are missing for the
  * purpose (root, apt-get/dnf/yum), or stops with one line that names them and the command that
  * installs them. The list is lib/setup/packages.ts.
@@ -33,6 +33,9 @@ function purposesOf(target: string, root: boolean): Purpose[] | undefined {
       return ["tcpcopy"];
     case "intercept":
       return ["intercept"];
+    case "bench":
+      // the benchmarks drive the end-to-end labs: everything the e2e tests need, plus their own
+      return ["unit-tests", "e2e-tests", "bench"];
     default:
       return undefined;
   }
@@ -103,7 +106,7 @@ async function main(): Promise<number> {
   if (!purposes || parsed.positionals.length > 1) {
     console.error(
       `${PREFIX} setup: '${parsed.positionals.join(" ")}': expected one of demo, ` +
-        "test, tcpcopy, intercept",
+        "test, tcpcopy, intercept, bench",
     );
     return 2;
   }
