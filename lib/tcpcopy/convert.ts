@@ -7,6 +7,7 @@ import type { EngineConfig } from "../engine/config.ts";
 import { defaultMaxFlows, defaultMaxSessions, engineBudgetOf } from "../engine/budget.ts";
 import type {
   CapturedSegment,
+  Endpoint,
   OutSegment,
   ReplySegment,
   SegmentOptions,
@@ -93,6 +94,19 @@ export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment
   };
 }
 
+/**
+ * Fills reused endpoints with the parsed packet's source and destination (the parser's
+ * address buffers, valid until the next parse: whoever keeps them copies).
+ */
+export function readEndpoints(p: ParsedTcp, src: Endpoint, dst: Endpoint): void {
+  src.addr = p.srcAddr;
+  src.family = p.family;
+  src.port = p.srcPort;
+  dst.addr = p.dstAddr;
+  dst.family = p.family;
+  dst.port = p.dstPort;
+}
+
 /** A reply segment to fill with {@link readReplySegment} (one shape for every reply). */
 export function emptyReplySegment(): ReplySegment {
   return {
@@ -123,12 +137,7 @@ export function readReplySegment(
   prefix = 0,
 ): boolean {
   if (p.readOptions(seg.options, ts) !== null) return false;
-  seg.src.addr = p.srcAddr;
-  seg.src.family = p.family;
-  seg.src.port = p.srcPort;
-  seg.dst.addr = p.dstAddr;
-  seg.dst.family = p.family;
-  seg.dst.port = p.dstPort;
+  readEndpoints(p, seg.src, seg.dst);
   seg.seq = p.seq;
   seg.ack = p.ack;
   seg.flags = p.flags;

@@ -25,6 +25,7 @@ import {
   emptyPacketRepr,
   emptyReplySegment,
   fillPacketRepr,
+  readEndpoints,
   readReplySegment,
 } from "./convert.ts";
 
@@ -243,12 +244,7 @@ export class Replicator implements EngineOutput {
   #onModuleAnswer(p: ParsedTcp, tsMicros: number, nowMs: number): void {
     this.counters.moduleAnswers++;
     const s = this.#modSeg;
-    s.src.addr = p.srcAddr;
-    s.src.family = p.family;
-    s.src.port = p.srcPort;
-    s.dst.addr = p.dstAddr;
-    s.dst.family = p.family;
-    s.dst.port = p.dstPort;
+    readEndpoints(p, s.src, s.dst);
     s.seq = p.seq;
     s.ack = p.ack;
     s.flags = p.flags;
@@ -262,12 +258,7 @@ export class Replicator implements EngineOutput {
   #onAnswerPacket(cmp: Comparer, p: ParsedTcp, atMs: number, nowMs: number): void {
     this.counters.answers++;
     const src = this.#ansSrc, dst = this.#ansDst, s = this.#ansSeg;
-    src.addr = p.srcAddr;
-    src.family = p.family;
-    src.port = p.srcPort;
-    dst.addr = p.dstAddr;
-    dst.family = p.family;
-    dst.port = p.dstPort;
+    readEndpoints(p, src, dst);
     s.seq = p.seq;
     s.ack = p.ack;
     s.flags = p.flags;
