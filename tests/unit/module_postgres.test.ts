@@ -18,6 +18,7 @@ import {
   saslPrep,
 } from "../../lib/modules/postgres/scram.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -83,16 +84,6 @@ function open(o: Options = {}): { s: ModuleSession; r: Recorder } {
 
 function sentBytes(r: Recorder): Uint8Array {
   return concat(...r.sent.map((x) => x.bytes));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // ---- wire builders (written from the protocol documentation, independent of the module) ----

@@ -10,6 +10,7 @@ import { isReadCommand } from "../../lib/modules/redis/commands.ts";
 import { splitInline } from "../../lib/modules/redis/resp.ts";
 import { MAX_INLINE } from "../../lib/modules/redis/session.ts";
 import { mulberry32 } from "../helpers/prng.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -83,22 +84,12 @@ class Rig {
 
   /** Everything sent, as one string (latin1-safe for tests with ASCII). */
   text(): string {
-    return dec.decode(concat(this.sent));
+    return dec.decode(concat(...this.sent));
   }
 
   count(name: string): number {
     return this.counts.get(name) ?? 0;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** A command as redis-cli sends it. */
@@ -436,7 +427,7 @@ Deno.test("redis --read-only: fuzzed streams never throw and only reads reach th
     }
     const rig = new Rig(true, { default: "t" }).feed(bytes, randomSizes(rand, bytes.length));
     rig.session.clientClosed?.();
-    const out = concat(rig.sent);
+    const out = concat(...rig.sent);
     // Whole commands only, unless the session failed (then a kept command may be cut).
     if (rig.failed !== null) continue;
     checked++;
