@@ -1,6 +1,6 @@
 /**
  * Which listed requirements this host lacks: programs looked up on PATH (and the sbin folders,
- * which a non-root PATH often leaves out), libraries loaded the way the programs load them.
+ * which a non-root PATH often leaves out, and the versioned folders of {@link offPathDirs}), libraries loaded the way the programs load them.
  *
  * @module
  */
@@ -18,10 +18,25 @@ function isExecutableFile(path: string): boolean {
   }
 }
 
-/** The path of program `name` on PATH or in the sbin folders, or undefined. */
+/**
+ * Folders of versioned server programs that distributions keep off PATH, newest version first:
+ * Debian's PostgreSQL (`initdb`, `postgres` in /usr/lib/postgresql/N/bin).
+ */
+export function offPathDirs(): string[] {
+  const root = "/usr/lib/postgresql";
+  try {
+    return [...Deno.readDirSync(root)].map((e) => Number(e.name))
+      .filter((n) => Number.isInteger(n)).sort((a, b) => b - a)
+      .map((v) => `${root}/${v}/bin`);
+  } catch {
+    return []; // not installed
+  }
+}
+
+/** The path of program `name` on PATH, in the sbin folders or {@link offPathDirs}, or undefined. */
 export function findProgram(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
   if (name.includes("/")) return isExecutableFile(name) ? name : undefined;
-  const dirs = [...path.split(":").filter(Boolean), ...SBIN];
+  const dirs = [...path.split(":").filter(Boolean), ...SBIN, ...offPathDirs()];
   for (const dir of dirs) {
     const candidate = `${dir}/${name}`;
     if (isExecutableFile(candidate)) return candidate;

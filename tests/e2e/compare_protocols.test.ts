@@ -34,6 +34,7 @@ import {
 } from "../helpers/replication.ts";
 import { asNobody, NOBODY } from "../helpers/nobody.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
+import { findProgram } from "../../lib/setup/probe.ts";
 
 const TUNNEL_PORT = 36524;
 
@@ -242,15 +243,8 @@ const DB = "bench";
 
 /** The folder of the newest installed PostgreSQL server (Debian: /usr/lib/postgresql/N/bin). */
 function pgBin(): string | undefined {
-  try {
-    const versions = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => Number(e.name))
-      .filter((n) => Number.isInteger(n)).sort((a, b) => b - a);
-    for (const v of versions) {
-      const dir = `/usr/lib/postgresql/${v}/bin`;
-      if (Deno.statSync(`${dir}/postgres`).isFile) return dir;
-    }
-  } catch { /* not installed */ }
-  return undefined;
+  const postgres = findProgram("postgres", "");
+  return postgres?.slice(0, postgres.lastIndexOf("/"));
 }
 
 const PG_BIN = pgBin();

@@ -2,6 +2,7 @@
  * `./build.sh setup TARGET`: the targets it accepts (tools/setup.ts), including `bench`.
  */
 import assert from "node:assert/strict";
+import { findProgram, offPathDirs } from "../../lib/setup/probe.ts";
 
 async function setup(...args: string[]): Promise<{ code: number; err: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -28,4 +29,16 @@ Deno.test("setup: bench --check answers for the benchmarks' programs (0 all ther
   const r = await setup("bench", "--check");
   assert.ok(r.code === 0 || r.code === 1, r.err);
   if (r.code === 1) assert.match(r.err, /benchmarks/);
+});
+
+Deno.test({
+  name: "setup: programs Debian keeps off PATH (PostgreSQL's initdb) are found in their folder" +
+    (offPathDirs().length === 0 ? " (ignored: no /usr/lib/postgresql/N/bin here)" : ""),
+  ignore: offPathDirs().length === 0,
+  fn: () => {
+    // a PATH without the folder (as on a fresh Debian host): still found, in the newest version
+    const found = findProgram("initdb", "/nonexistent");
+    assert.equal(found, `${offPathDirs()[0]}/initdb`);
+    assert.ok(offPathDirs().every((d) => /^\/usr\/lib\/postgresql\/\d+\/bin$/.test(d)));
+  },
 });
