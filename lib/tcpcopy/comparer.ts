@@ -268,9 +268,11 @@ export class Comparer implements FlowHost {
       return;
     }
     // A second answer for one turn (a late tail, or pipelined answers cut apart): the lengths
-    // add up, the digest of the whole is unknown.
+    // add up, the digest of the whole is unknown; its first bytes continue the first N bytes
+    // when those held all of the answer before it (contiguous, no gap).
     turn.target = {
       ...prev,
+      firstBytes: this.#continued(turn, prev, s.firstBytes),
       totalLength: prev.totalLength + s.totalLength,
       gapBytes: prev.gapBytes + s.gapBytes,
       digest: null,
@@ -279,6 +281,20 @@ export class Comparer implements FlowHost {
       truncated: true,
       timedOut: prev.timedOut || s.timedOut,
     };
+  }
+
+  /** `prev`'s first bytes followed by `more`, up to N, when `prev` kept its whole answer. */
+  #continued(turn: PendingTurn, prev: AnswerSummary, more: Uint8Array): Uint8Array {
+    const have = prev.firstBytes;
+    const room = this.opts.firstBytes - have.length;
+    if (room <= 0 || have.length !== prev.totalLength || prev.gapBytes > 0) return have;
+    const n = Math.min(room, more.length);
+    if (n === 0 || !this.reserve(n)) return have;
+    const out = new Uint8Array(have.length + n);
+    out.set(have);
+    out.set(more.subarray(0, n), have.length);
+    turn.cost += n;
+    return out;
   }
 
   // -----------------------------------------------------------------------------------------

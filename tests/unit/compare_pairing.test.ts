@@ -344,3 +344,25 @@ Deno.test("pairing: pipelined requests in one turn, answers cut apart by the tar
   assert.equal(rec.target.length, a1.length + a2.length);
   assert.equal(rec.online.length, a1.length + a2.length);
 });
+
+Deno.test("pairing: pipelined answers cut apart, the second differs: its status is still seen", () => {
+  const r = new Rig();
+  r.open();
+  const one = "GET /p1 HTTP/1.1\r\n\r\n", two = "GET /p2 HTTP/1.1\r\n\r\n";
+  const start = r.cSeq;
+  r.client(start, r.sSeq, one + two, 0); // one segment: one turn, one ACK for both answers
+  r.cSeq += one.length + two.length;
+  r.sent({ start, end: r.cSeq });
+  const a1 = http(200, "first"), a2 = http(200, "second"), b2 = http(503, "second");
+  r.online(a1 + a2, 1);
+  r.at(2);
+  // intercept cut the target's answers apart (framing): the second arrives as a part-1 tail
+  r.target(r.cSeq, a1);
+  r.target(r.cSeq, b2, 1);
+  r.client(r.cSeq, r.sSeq, "", 3, FIN | ACK);
+  r.at(3);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.match, false, JSON.stringify(rec));
+  assert.equal(rec.reason, "status", JSON.stringify(rec));
+});
