@@ -220,6 +220,35 @@ Deno.test("tuple map: many IPv4 tuples, one port or one address, all found and r
   assert.deepEqual([...m.values()], []);
 });
 
+Deno.test("tuple map: random sets and deletes agree with a Map (growth, shrinking, runs)", () => {
+  const m = new TupleMap<number>();
+  const ref = new Map<string, number>();
+  let x = 12345;
+  const rnd = (n: number) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return (x >>> 8) % n;
+  };
+  const t = ip("10.9.0.1"), t6 = ip("2001:db8::2");
+  for (let step = 0; step < 60_000; step++) {
+    // Few distinct tuples (long probe runs after deletions), both families, mixed too.
+    const a = rnd(40), port = 1024 + rnd(200), v6 = rnd(10) === 0, mixed = rnd(50) === 0;
+    const near = v6 ? ip(`2001:db8::${a}`) : ip(`10.0.${a >> 4}.${a & 15}`);
+    const far = mixed ? (v6 ? t : t6) : v6 ? t6 : t;
+    const key = `${v6}|${mixed}|${a}|${port}`;
+    const phase = Math.floor(step / 20_000); // fill, churn, empty
+    const op = rnd(10);
+    if (op < (phase === 0 ? 7 : phase === 1 ? 5 : 1)) {
+      m.set(near, port, far, 80, step);
+      ref.set(key, step);
+    } else {
+      assert.equal(m.delete(near, port, far, 80), ref.delete(key));
+    }
+    if (step % 97 === 0) assert.equal(m.get(near, port, far, 80), ref.get(key));
+    assert.equal(m.size, ref.size);
+  }
+  assert.deepEqual([...m.values()].sort(), [...ref.values()].sort());
+});
+
 Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recurring address", () => {
   const buf = ip("192.0.2.7");
   const a = internAddr(buf);
