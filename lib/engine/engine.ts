@@ -26,6 +26,7 @@ import type { EndReason, EngineStats, SessionEvent } from "./stats.ts";
 import { emptyStats, isLossReason } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { Slab } from "./slab.ts";
+import { SessionSlab } from "./session_slab.ts";
 import { TupleMap } from "./tuple_map.ts";
 import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
 import { EgressLimit } from "./rate_limit.ts";
@@ -162,6 +163,8 @@ function isCurrentTimer(at: number, s: Session): boolean {
 export class Engine implements SessionHost {
   readonly config: ResolvedConfig;
   readonly stats: EngineStats = emptyStats();
+  /** The live sessions' numbers, one row each (see session_slab.ts). */
+  readonly slab = new SessionSlab();
   /** Original connections by (client, server). */
   private readonly flows = new TupleMap<Flow>();
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */

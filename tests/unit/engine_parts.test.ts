@@ -1,3 +1,11 @@
+import {
+  BLOCK_ROWS,
+  FLOAT_COLUMNS,
+  INT_COLUMNS,
+  SCRATCH,
+  SessionSlab,
+  type SlabRow,
+} from "../../lib/engine/session_slab.ts";
 import assert from "node:assert/strict";
 import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
@@ -269,4 +277,36 @@ Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recu
     const x = ip(`10.${i >> 8 & 255}.${i & 255}.1`);
     assert.deepEqual(internAddr(x), x);
   }
+});
+
+Deno.test("session slab: rows zeroed, reused after release, blocks added, ended rows scratch", () => {
+  const slab = new SessionSlab();
+  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0, fb: 0 });
+  const rows = Array.from({ length: BLOCK_ROWS + 5 }, () => {
+    const r = row();
+    slab.take(r);
+    return r;
+  });
+  assert.equal(slab.live, BLOCK_ROWS + 5);
+  assert.equal(slab.bytes, 2 * BLOCK_ROWS * (INT_COLUMNS * 4 + FLOAT_COLUMNS * 8));
+  assert.notEqual(rows[0].ints, rows[BLOCK_ROWS].ints); // a second block
+  const a = rows[7];
+  a.ints[a.ib] = 42;
+  a.floats[a.fb + 3] = 1.5;
+  const block = a.ints, at = a.ib;
+  slab.release(a);
+  assert.equal(a.ints, SCRATCH.ints); // a late write goes nowhere that matters
+  a.ints[a.ib] = 99;
+  assert.equal(block[at], 42);
+  slab.release(a); // twice: nothing
+  assert.equal(slab.live, BLOCK_ROWS + 4);
+  const b = row();
+  slab.take(b); // the freed row again, zeroed
+  assert.equal(b.ints, block);
+  assert.equal(b.ib, at);
+  assert.equal(b.ints[b.ib], 0);
+  assert.equal(b.floats[b.fb + 3], 0);
+  for (const r of rows) if (r !== a) slab.release(r);
+  slab.release(b);
+  assert.equal(slab.live, 0);
 });
