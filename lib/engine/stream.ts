@@ -124,6 +124,15 @@ function shiftDown<T>(a: T[], from: number): void {
 /** The shared empty out-of-order list (frozen: a session with no hole allocates none). */
 const NO_CHUNKS: Chunk[] = Object.freeze([]) as unknown as Chunk[];
 
+/** The client's FIN / RST as captured (see {@link ClientStream}). */
+interface StreamClose {
+  finSeq: number | undefined;
+  finAck: number;
+  rstSeq: number | undefined;
+  rstAck: number;
+  closedTurnAdded: boolean;
+}
+
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
   /**
@@ -138,12 +147,8 @@ export class ClientStream {
   #end: number;
   turns: Turn[] = [];
   turnHead = 0;
-  /** Client FIN / RST position once captured (sequence number they occupy). */
-  finSeq: number | undefined;
-  finAck = 0;
-  rstSeq: number | undefined;
-  rstAck = 0;
-  closedTurnAdded = false;
+  /** The client's FIN / RST, once one was captured (a record of its own: most streams have none). */
+  #close: StreamClose | undefined = undefined;
   /** Bytes held (in order and out of order). */
   bytes = 0;
   /** Number of data turns created (requests captured). */
@@ -151,6 +156,49 @@ export class ClientStream {
 
   constructor(start: number) {
     this.#end = start | 0;
+  }
+
+  /** The client's FIN position once captured (the sequence number it occupies). */
+  get finSeq(): number | undefined {
+    return this.#close?.finSeq;
+  }
+  private set finSeq(v: number | undefined) {
+    if (v !== undefined || this.#close !== undefined) this.#closeRecord().finSeq = v;
+  }
+  private get finAck(): number {
+    return this.#close?.finAck ?? 0;
+  }
+  private set finAck(v: number) {
+    this.#closeRecord().finAck = v;
+  }
+  /** The client's RST position once captured. */
+  get rstSeq(): number | undefined {
+    return this.#close?.rstSeq;
+  }
+  private set rstSeq(v: number | undefined) {
+    if (v !== undefined || this.#close !== undefined) this.#closeRecord().rstSeq = v;
+  }
+  private get rstAck(): number {
+    return this.#close?.rstAck ?? 0;
+  }
+  private set rstAck(v: number) {
+    this.#closeRecord().rstAck = v;
+  }
+  /** The close turn (FIN or RST) is in {@link turns}. */
+  private get closedTurnAdded(): boolean {
+    return this.#close?.closedTurnAdded ?? false;
+  }
+  private set closedTurnAdded(v: boolean) {
+    this.#closeRecord().closedTurnAdded = v;
+  }
+  #closeRecord(): StreamClose {
+    return this.#close ??= {
+      finSeq: undefined,
+      finAck: 0,
+      rstSeq: undefined,
+      rstAck: 0,
+      closedTurnAdded: false,
+    };
   }
 
   /** One past the last in-order captured byte. */
