@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { CapturedSegment, EngineConfig } from "../../lib/engine/mod.ts";
-import { FIN, RST, SYN } from "../../lib/engine/mod.ts";
+import { ACK, FIN, RST, SYN } from "../../lib/engine/mod.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { OnlineTrace } from "../sim/online.ts";
 import { onlineConnection } from "../sim/online.ts";
@@ -236,4 +236,51 @@ Deno.test("port reuse: SYN with the same ISN as the previous connection after it
   const sc = replay([...a.segments, at(a.segments[0], a.end + 200)]);
   assertExactlyOnce(sc, [a], "old SYN again");
   assert.equal(sc.engine.stats.sessions.created, 1);
+});
+
+Deno.test("port reuse: a late reply of the old target socket does not end, replay or skew the new one", () => {
+  // The rewritten tuple is free again once A's session ended, so B's session takes the same
+  // tuple; a reply of A's target socket still on its way (a FIN, an RST or data again; the reply
+  // path reorders: intercept's delay queue hands parked replies to the tuple's next route, and
+  // replies travel over several tunnel connections) reaches B's session. Target ISNs grow with
+  // time on one tuple, so A's sequence numbers are behind B's; a far-off one may be ahead.
+  const kinds = ["fin", "rst", "data behind", "data ahead"] as const;
+  for (const kind of kinds) {
+    const a = conn(1, 500_000, 1000);
+    const b = conn(2, twReuseIsn(a), a.end + 300, 2); // A's replay is over by then
+    const sc = new Scenario({}, { answerDelayMs: 100, seed: 7 });
+    sc.feed([...a.segments, ...b.segments]);
+    const req = b.segments.find(hasData)!;
+    let injected = false;
+    sc.at(req.timeMs + 5, () => {
+      const c = sc.target.accepted[sc.target.accepted.length - 1];
+      assert.equal(sc.target.accepted.length, 2, "B's target connection is up");
+      assert.equal(c.client.port, client.port, "B's session took the tuple A's had");
+      const seq = kind === "data ahead" ? c.iss + (1 << 20) : c.iss - 5000;
+      const flags = kind === "fin" ? FIN | ACK : kind === "rst" ? RST | ACK : ACK;
+      sc.engine.onReply({
+        src: c.self,
+        dst: c.client,
+        seq: seq >>> 0,
+        ack: a.segments[a.segments.length - 1].seq,
+        flags,
+        window: 500,
+        options: {},
+        payloadLength: kind.startsWith("data") ? 300 : 0,
+      }, sc.now);
+      injected = true;
+    });
+    sc.run(300_000);
+    assert.ok(injected);
+    assertExactlyOnce(sc, [a, b], `stale target ${kind}`);
+    assert.equal(sc.engine.stats.reconnects, 0, `stale target ${kind}: reconnects`);
+    assert.equal(sc.target.accepted.length, 2, `stale target ${kind}: target connections`);
+    // B's session never acknowledged bytes its target did not send.
+    const tb = sc.target.accepted[1];
+    for (const p of sc.sent) {
+      if (p.src.port !== tb.client.port || !(p.flags & ACK) || p.flags & SYN) continue;
+      if (((p.ack - tb.iss) | 0) < 0) continue; // A's connection on the same tuple
+      assert.ok(((tb.sndNxt - p.ack) | 0) >= 0, `stale target ${kind}: ACK ${p.ack} beyond`);
+    }
+  }
 });
