@@ -240,10 +240,10 @@ Deno.test("port reuse: SYN with the same ISN as the previous connection after it
 
 Deno.test("port reuse: a late reply of the old target socket does not end, replay or skew the new one", () => {
   // The rewritten tuple is free again once A's session ended, so B's session takes the same
-  // tuple; a reply of A's target socket still on its way (a FIN, an RST or data again; the reply
-  // path reorders: intercept's delay queue hands parked replies to the tuple's next route, and
-  // replies travel over several tunnel connections) reaches B's session. Target ISNs grow with
-  // time on one tuple, so A's sequence numbers are behind B's; a far-off one may be ahead.
+  // tuple; a reply of A's target socket still on its way (a FIN, an RST or data again: intercept's
+  // delay queue can hand a parked RST to the tuple's next route, a route may move to another
+  // tunnel connection) reaches B's session. Target ISNs grow with time on one tuple, so A's
+  // sequence numbers are behind B's; a far-off one may be ahead.
   const kinds = ["fin", "rst", "data behind", "data ahead"] as const;
   for (const kind of kinds) {
     const a = conn(1, 500_000, 1000);
