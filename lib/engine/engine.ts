@@ -19,7 +19,7 @@ import { addrText, endpointOf, ownEndpoint, sameAddr } from "./endpoint.ts";
 import { TimerHeap } from "./heap.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
-import { seqAdd, seqLe } from "../wire/seq.ts";
+import { seqAdd, seqLe, seqLt } from "../wire/seq.ts";
 import type { SessionHost } from "./session.ts";
 import { Session } from "./session.ts";
 import type { EndReason, EngineStats, SessionEvent } from "./stats.ts";
@@ -70,6 +70,13 @@ class Flow {
    * picked up for them. Absent while none (the replica lists are shared between flows).
    */
   declare moduleFailed?: Replica[];
+  /**
+   * The previous connection on the same client tuple (source-port reuse), while this one is
+   * the table's record: its late segments (a retransmission, its FIN, the client's RST for the
+   * old socket that met the new SYN) are told apart by sequence number and go to its sessions,
+   * not to this connection's. Only one level is kept (set when a new SYN replaces the record).
+   */
+  declare prev?: Flow;
   #syn = 0;
   #high = 0;
   /** HAS_SYN, HAS_HIGH, SAMPLED_OUT, CLIENT_CLOSED, IDLE_ARMED. */
@@ -125,6 +132,27 @@ class Flow {
   set idleArmed(v: boolean) {
     this.#bits = v ? this.#bits | IDLE_ARMED : this.#bits & ~IDLE_ARMED;
   }
+}
+
+/**
+ * Which incarnation on a reused client tuple a non-SYN segment at `seq` belongs to: `flow`
+ * (the table's record), its previous connection, or none (older still: ignored). A segment in
+ * the range the previous connection used (its first byte to one past its last byte and FIN)
+ * is its; a segment before the SYN of `flow` belongs to no later connection.
+ */
+function incarnationOf(flow: Flow, seq: number): Flow | undefined {
+  const old = flow.prev;
+  if (old !== undefined && usedRange(old, seq)) return old;
+  const syn = flow.synSeq;
+  if (syn === undefined || seqLt(syn, seq)) return flow;
+  return undefined;
+}
+
+/** `seq` lies in what `flow` used: after its SYN and at most one past its last byte (FIN). */
+function usedRange(flow: Flow, seq: number): boolean {
+  const syn = flow.synSeq;
+  if (syn === undefined) return false;
+  return seqLt(syn, seq) && seqLe(seq, seqAdd(flow.highSeq ?? seqAdd(syn, 1), 1));
 }
 const HAS_SYN = 1, HAS_HIGH = 2, SAMPLED_OUT = 4, CLIENT_CLOSED = 8, IDLE_ARMED = 16;
 
@@ -329,14 +357,20 @@ export class Engine implements SessionHost {
     let flow = this.flows.get(src.addr, src.port, dst.addr, dst.port);
     const flags = seg.flags;
     if ((flags & SYN) && !(flags & ACK)) {
-      if (flow && flow.synSeq === seg.seq) {
+      // A repeated SYN, of this connection or of the one before it on this tuple.
+      if (flow && (flow.synSeq === seg.seq || flow.prev?.synSeq === seg.seq)) {
         st.ignored.syn_retransmit++;
         return;
       }
-      if (flow) this.forget(flow); // source-port reuse: the old incarnation drains alone
+      const old = flow;
+      if (old) this.forget(old); // source-port reuse: the old incarnation drains alone
       flow = this.newFlow(seg, nowMs);
       if (!flow) return;
       flow.synSeq = seg.seq;
+      if (old) {
+        old.prev = undefined; // one level: the connection before it is over
+        flow.prev = old;
+      }
     } else if (!flow) {
       if (len === 0) {
         if (flags & (FIN | RST)) st.ignored.unknown_flow++;
@@ -349,6 +383,13 @@ export class Engine implements SessionHost {
       }
       flow = this.newFlow(seg, nowMs);
       if (!flow) return;
+    } else if (flow.prev !== undefined || flow.synSeq !== undefined) {
+      const owner = incarnationOf(flow, seg.seq);
+      if (owner !== flow) {
+        // A late segment of an earlier connection on this tuple: never this one's bytes.
+        this.toEarlier(owner, seg, nowMs);
+        return;
+      }
     }
     flow.lastSeen = nowMs;
     if (flow.sampledOut) {
@@ -384,6 +425,33 @@ export class Engine implements SessionHost {
     const data = len === 0 ? EMPTY : this.copyOf(flow, seg.payload);
     // A session may end (and leave flow.sessions) while another one takes the segment.
     const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i];
+      s.onCaptured(seg, data, nowMs);
+      this.schedule(s);
+    }
+  }
+
+  /**
+   * A late segment of an earlier connection on a reused tuple (`old`, or none left to know):
+   * to the earlier connection's live sessions, else ignored. It never opens a session.
+   */
+  private toEarlier(old: Flow | undefined, seg: CapturedSegment, nowMs: number): void {
+    const st = this.stats;
+    const len = seg.payload.length;
+    if (old === undefined || old.sessions.length === 0 || old.sampledOut) {
+      if (len === 0 && !(seg.flags & (FIN | RST))) st.ignored.pure_ack++;
+      else st.ignored.duplicate++;
+      return;
+    }
+    old.lastSeen = nowMs;
+    if (len > 0) {
+      const end = seqAdd(seg.seq, len);
+      if (old.highSeq === undefined || seqLe(old.highSeq, end)) old.highSeq = end;
+    }
+    if (seg.flags & (FIN | RST)) old.clientClosed = true;
+    const data = len === 0 ? EMPTY : this.copyOf(old, seg.payload);
+    const ss = old.sessions.length === 1 ? old.sessions : [...old.sessions];
     for (let i = 0; i < ss.length; i++) {
       const s = ss[i];
       s.onCaptured(seg, data, nowMs);

@@ -729,7 +729,9 @@ export class Session implements SlabRow {
     const flags = r.flags;
     this.lastReplyAt = now;
     if (flags & RST) {
-      this.onTargetReset(now);
+      // Only a reset of this socket: one of an earlier connection on the tuple (a reply that
+      // was on its way when this session took the tuple over) must not end or replay it.
+      if (this.fromThisSocket(r.seq)) this.onTargetReset(now);
       return;
     }
     if (flags & SYN) {
@@ -748,7 +750,7 @@ export class Session implements SlabRow {
     if (len > 0 || flags & FIN) {
       const end = seqAdd(r.seq, len);
       if (len > 0) {
-        if (seqLt(this.rcvNxt, end)) {
+        if (seqLt(this.rcvNxt, end) && this.fromThisSocket(r.seq)) {
           this.rcvNxt = end;
           this.lastReplyDataAt = now;
           this.unacked++;
@@ -762,7 +764,7 @@ export class Session implements SlabRow {
       }
       if (flags & FIN) {
         ackNow = true;
-        if (!this.targetFin && seqLe(end, this.rcvNxt)) {
+        if (!this.targetFin && end === this.rcvNxt) { // in order: an older FIN is not ours
           this.targetFin = true;
           this.rcvNxt = seqAdd(this.rcvNxt, 1);
           this.lastReplyDataAt = now;
@@ -775,6 +777,17 @@ export class Session implements SlabRow {
     else if (this.unacked > 0 && this.delackAt === NEVER) {
       this.delackAt = now + this.host.cfg.delayedAckMs;
     }
+  }
+
+  /**
+   * Whether a target segment at `seq` can come from this session's target socket: within its
+   * sequence space (after the target's ISN) and at most our window ahead of what was received
+   * (reply headers may have been lost). Target ISNs grow with time on a tuple, so a late
+   * segment of an earlier socket on it (the tuple was reused) lies behind this one's ISN.
+   */
+  private fromThisSocket(seq: number): boolean {
+    const ws = this.wsOk ? this.clientWs ?? 0 : 0;
+    return seqLt(this.irs, seq) && seqSub(seq, this.rcvNxt) <= this.advertised() * (1 << ws);
   }
 
   private onReplyInSynSent(r: ReplySegment, now: number): void {
@@ -831,6 +844,7 @@ export class Session implements SlabRow {
 
   private onAck(ack: number, wnd: number, pure: boolean, now: number): void {
     if (seqLt(this.sndMax, ack)) return; // acks something never sent: ignore
+    if (seqLt(ack, this.sndUna)) return; // older than what was acknowledged: not a window update
     const oldWnd = this.sndWnd;
     this.sndWnd = wnd;
     if (seqLt(this.sndUna, ack)) {

@@ -53,6 +53,14 @@ class NfqueueSource implements ReplySource {
         cycle.begin();
         try {
           n = q.drain(handle);
+          // a short drain is read once more before the cycle's tunnel write, after letting
+          // the segments our verdicts released go out: the target's next reply segment (an
+          // HTTP/2 response's DATA frame, held by the kernel behind its HEADERS until their
+          // verdict) then shares this wake-up, here and on tcpcopy's side
+          if (n > 0 && n < BUSY_DRAIN) {
+            q.releaseHeldSends();
+            n += q.drain(handle);
+          }
         } catch (e) {
           finish();
           reject(e);

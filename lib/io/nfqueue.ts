@@ -140,6 +140,9 @@ export class NfQueue {
   readonly #qh: Deno.PointerObject;
   readonly #cb: Deno.UnsafeCallback<typeof NFQ_CALLBACK>;
   readonly #fd: number;
+  /** A private unconnected TCP socket for {@link releaseHeldSends} (-1: none). */
+  readonly #kickFd: number;
+  readonly #kickBuf = new Uint8Array(1);
   readonly #waiter: FdWaiter;
   readonly #mem: NativeMemory;
   readonly #batch: number;
@@ -167,6 +170,11 @@ export class NfQueue {
     this.#qh = qh;
     this.#cb = cb;
     this.#fd = Q.nfq_fd(h);
+    this.#kickFd = loadLibc().socket(
+      Sock.AF_INET,
+      Sock.SOCK_STREAM | Sock.SOCK_NONBLOCK | Sock.SOCK_CLOEXEC,
+      0,
+    );
     this.#batch = Math.max(1, Math.min(1024, Math.floor(opts.batch ?? 64)));
     // payload + packet header, timestamps, interface, hw address attributes
     this.#slotSize = ((opts.copyRange ?? 128) + 512 + 15) & ~15;
@@ -293,6 +301,22 @@ export class NfQueue {
     return counts.packets;
   }
 
+  /**
+   * Lets the packets the last verdicts released go out now. Freeing a queued packet is what
+   * allows its socket to send more (TCP small queues and autocorking hold a sender's next
+   * segment while its previous one is still queued here, e.g. an HTTP/2 response's DATA frame
+   * behind its HEADERS), but the kernel sends it from a softirq that runs only at the next
+   * interrupt or socket-lock release on this CPU, typically during our own tunnel write: the
+   * segment then arrives just after the drain, and costs a second wake-up here and on
+   * tcpcopy's side. One recv() on a private unconnected TCP socket (ENOTCONN) takes and
+   * releases a socket lock, which runs the pending softirq at once: a drain right after it
+   * finds the segment. About one syscall; nothing happens when no softirq is pending.
+   */
+  releaseHeldSends(): void {
+    if (this.#kickFd < 0 || this.#closed) return;
+    loadLibc().recv(this.#kickFd, this.#kickBuf, 1n, MSG_DONTWAIT);
+  }
+
   /** One verdict call per run of equal verdicts among the pending packets. */
   #sendVerdicts(): void {
     const Q = this.#Q, ids = this.#ids, verdicts = this.#verdicts, n = this.#pending;
@@ -331,6 +355,7 @@ export class NfQueue {
     this.#cb.close(); // only after the queue, which holds its pointer, is gone
     this.#waiter.close();
     this.#Q.nfq_close(this.#h); // closes the socket
+    if (this.#kickFd >= 0) loadLibc().close(this.#kickFd);
     this.#mem.free();
   }
 }

@@ -40,6 +40,7 @@ Deno.test({
         tcpcopy: stop.cpuS,
         intercept: icpu,
       }));
+      console.log(`[stats] ${JSON.stringify(stop.stats.at(-1))}`);
       assert.equal(await served(rep.targetLog, /GET \/single /), single);
       assert.equal(await served(rep.targetLog, /GET \/pipe\d+ /), 20);
       assert.equal(await served(rep.targetLog, /GET \/burst /), burst);
