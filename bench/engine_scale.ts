@@ -26,11 +26,12 @@
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
  * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
- * DevTools, Memory tab, to see what the bytes are). The children run with
- * the programs' V8 flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384`
- * (a million sessions take ~2.8 GB of heap); `--v8-flags LIST` replaces the programs' flags (e.g.
- * `--v8-flags=--max-semi-space-size=16` to compare young-generation sizes, `--v8-flags=` for
- * V8's defaults).
+ * DevTools, Memory tab, to see what the bytes are). The children run with the programs' V8
+ * flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384` (a million
+ * sessions take ~0.9 GB of heap, 2.1 GB before issue 14's slab work); `--v8-flags LIST` replaces
+ * the programs' flags (e.g. `--v8-flags=--max-semi-space-size=16` to compare young-generation
+ * sizes, `--v8-flags=` for V8's defaults). The rig's sequence numbers are above 2^31, like half
+ * of real ones (tests/helpers/keepalive_rig.ts).
  */
 import { parseArgs } from "node:util";
 import process from "node:process";

@@ -26,6 +26,7 @@ import type { EndReason, EngineStats, SessionEvent } from "./stats.ts";
 import { emptyStats, isLossReason } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { Slab } from "./slab.ts";
+import { SessionSlab } from "./session_slab.ts";
 import { TupleMap } from "./tuple_map.ts";
 import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
 import { EgressLimit } from "./rate_limit.ts";
@@ -53,37 +54,84 @@ export interface EngineOutput {
 
 /**
  * One original client connection (before rewriting) and the sessions replaying it. Kept small:
- * one is held per live connection, and a million may be remembered.
+ * one is held per live connection, and a million may be remembered. The sequence numbers are
+ * stored as their signed 32-bit pattern (a small integer in V8, no heap number) and the yes/no
+ * state in one number.
  */
-interface Flow {
-  src: Endpoint;
-  /** Shared by the flows to one server address and port (see `serverOf`). */
-  dst: Endpoint;
-  synSeq: number | undefined;
-  sampledOut: boolean;
+class Flow {
   /** Its live sessions: the shared empty array while none, then an array of its own. */
-  sessions: Session[];
+  sessions: Session[] = NO_SESSIONS;
   /** (transfer, copy) pairs this connection is replayed as (shared, read-only). */
-  replicas: readonly Replica[];
-  clientClosed: boolean;
-  highSeq: number | undefined;
-  lastSeen: number;
+  replicas: readonly Replica[] = NO_REPLICAS;
   /** Where this connection's payload copies live (none while it holds none). */
-  slab: Slab | undefined;
-  /** The flow waits in the engine's idle queue (see `sweepIdle`). */
-  idleArmed: boolean;
+  slab: Slab | undefined = undefined;
   /**
    * Replicas whose module ended the replay (`out.fail`): later data of the connection is not
    * picked up for them. Absent while none (the replica lists are shared between flows).
    */
-  moduleFailed?: Replica[];
+  declare moduleFailed?: Replica[];
   /**
    * The previous connection on the same client tuple (source-port reuse), while this one is
    * the table's record: its late segments (a retransmission, its FIN, the client's RST for the
    * old socket that met the new SYN) are told apart by sequence number and go to its sessions,
    * not to this connection's. Only one level is kept (set when a new SYN replaces the record).
    */
-  prev?: Flow;
+  declare prev?: Flow;
+  #syn = 0;
+  #high = 0;
+  /** HAS_SYN, HAS_HIGH, SAMPLED_OUT, CLIENT_CLOSED, IDLE_ARMED. */
+  #bits = 0;
+
+  constructor(
+    readonly src: Endpoint,
+    /** Shared by the flows to one server address and port (see `serverOf`). */
+    readonly dst: Endpoint,
+    public lastSeen: number,
+  ) {}
+
+  /** The client's SYN's sequence number, once captured. */
+  get synSeq(): number | undefined {
+    return this.#bits & HAS_SYN ? this.#syn >>> 0 : undefined;
+  }
+  set synSeq(v: number | undefined) {
+    if (v === undefined) this.#bits &= ~HAS_SYN;
+    else {
+      this.#syn = v | 0;
+      this.#bits |= HAS_SYN;
+    }
+  }
+  /** One past the highest client payload byte captured (undefined: no payload yet). */
+  get highSeq(): number | undefined {
+    return this.#bits & HAS_HIGH ? this.#high >>> 0 : undefined;
+  }
+  set highSeq(v: number | undefined) {
+    if (v === undefined) this.#bits &= ~HAS_HIGH;
+    else {
+      this.#high = v | 0;
+      this.#bits |= HAS_HIGH;
+    }
+  }
+  /** Not replayed (`-r`, `-g`, `-n` below 1, or no session could open). */
+  get sampledOut(): boolean {
+    return (this.#bits & SAMPLED_OUT) !== 0;
+  }
+  set sampledOut(v: boolean) {
+    this.#bits = v ? this.#bits | SAMPLED_OUT : this.#bits & ~SAMPLED_OUT;
+  }
+  /** The client sent its FIN or RST. */
+  get clientClosed(): boolean {
+    return (this.#bits & CLIENT_CLOSED) !== 0;
+  }
+  set clientClosed(v: boolean) {
+    this.#bits = v ? this.#bits | CLIENT_CLOSED : this.#bits & ~CLIENT_CLOSED;
+  }
+  /** The flow waits in the engine's idle queue (see `sweepIdle`). */
+  get idleArmed(): boolean {
+    return (this.#bits & IDLE_ARMED) !== 0;
+  }
+  set idleArmed(v: boolean) {
+    this.#bits = v ? this.#bits | IDLE_ARMED : this.#bits & ~IDLE_ARMED;
+  }
 }
 
 /**
@@ -106,6 +154,7 @@ function usedRange(flow: Flow, seq: number): boolean {
   if (syn === undefined) return false;
   return seqLt(syn, seq) && seqLe(seq, seqAdd(flow.highSeq ?? seqAdd(syn, 1), 1));
 }
+const HAS_SYN = 1, HAS_HIGH = 2, SAMPLED_OUT = 4, CLIENT_CLOSED = 8, IDLE_ARMED = 16;
 
 /** Session `s` of `flow` was ended by its module: its replica is not replayed again. */
 function markModuleFailed(flow: Flow, s: Session): void {
@@ -190,6 +239,8 @@ function isCurrentTimer(at: number, s: Session): boolean {
 export class Engine implements SessionHost {
   readonly config: ResolvedConfig;
   readonly stats: EngineStats = emptyStats();
+  /** The live sessions' numbers, one row each (see session_slab.ts). */
+  readonly slab = new SessionSlab();
   /** Original connections by (client, server). */
   private readonly flows = new TupleMap<Flow>();
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
@@ -553,19 +604,7 @@ export class Engine implements SessionHost {
     // The flow hash of the address text (cached per address by lib/wire), as before.
     const src = seg.src, dst = seg.dst;
     const h = hashTuple(addrText(src), src.port, addrText(dst), dst.port, cfg.seed);
-    const flow: Flow = {
-      src: ownEndpoint(src),
-      dst: this.serverOf(dst),
-      synSeq: undefined,
-      sampledOut: false,
-      sessions: NO_SESSIONS,
-      replicas: NO_REPLICAS,
-      clientClosed: false,
-      highSeq: undefined,
-      lastSeen: now,
-      slab: undefined,
-      idleArmed: false,
-    };
+    const flow = new Flow(ownEndpoint(src), this.serverOf(dst), now);
     this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
     this.account();
     if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {

@@ -24,6 +24,7 @@ import type {
 import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { view } from "./slab.ts";
+import { SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
 import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
@@ -32,6 +33,8 @@ import type { ModuleBridge } from "./module_bridge.ts";
 /** What a session needs from the engine that owns it. */
 export interface SessionHost {
   readonly cfg: ResolvedConfig;
+  /** Where the sessions' numbers live (one row each). */
+  readonly slab: SessionSlab;
   readonly stats: EngineStats;
   send(seg: OutSegment): void;
   /** The session is over; `lost` requests will never be answered. */
@@ -66,69 +69,16 @@ const NEVER = Number.POSITIVE_INFINITY;
 const MIN_ADVERTISED = 16384;
 
 /** See the module comment. */
-export class Session {
+export class Session implements SlabRow {
   /** The current state; assigned only in `connect()`, `onReplyInSynSent()` and `end()`. */
   private phase: SessionState = CLOSED;
   readonly stream: ClientStream;
-  /** Index in the stream's turns of the first turn not yet released. */
-  private relIdx = 0;
-  private sentIdx = 0;
-  private ansIdx = 0;
-  /** Response bytes received when the target acknowledged the turn at ansIdx (-1: not yet). */
-  private ansAckRcv = -1;
-  private chunkHint = 0;
 
-  // What the client negotiated online (real SYN only).
-  private clientIss = 0;
-  private clientWs: number | undefined;
   /** The client's SYN options (until the target's SYN-ACK: then the shared empty set). */
   private clientOpts: SegmentOptions = NO_OPTIONS;
-  private synWindow = 65535;
-  private synTimeMs = 0;
-  /** Online server's ISN + 1 as seen in the client's ACKs. */
-  private onlineBase: number | undefined;
   /** The client's last advertised window (raw field). */
   lastWindow = 65535;
-  private lastIpId: number | undefined;
-
-  // The connection to the target.
-  private iss = 0;
-  private sndUna = 0;
-  private sndNxt = 0;
-  private sndMax = 0;
-  private sndWnd = 0;
-  private irs = 0;
-  private rcvNxt = 0;
-  private targetWs = 0;
-  private effMss = 536;
-  private lastTargetTsval = 0;
-  private lastTsvalSent = 0;
-  private lastTsAt = 0;
-  private lastAckSent = 0;
-  private synSends = 0;
-
-  // Timers and their state.
-  private rto: number;
-  private rtoAt = NEVER;
-  private retries = 0;
-  private persistAt = NEVER;
-  private delackAt = NEVER;
-  private gateAt = NEVER;
-  private gapAt = NEVER;
-  private srtt = 0;
-  private rttvar = 0;
-  private rttSeq: number | undefined;
-  private rttSentAt = 0;
-  private dupAcks = 0;
-  private unacked = 0;
-  private lastReplyAt: number;
-  private lastReplyDataAt: number;
-  private lastAckAdvanceAt: number;
-  private lastClientAt: number;
-  private establishedAt = 0;
   reconnects = 0;
-  /** Set by the engine's timer heap: the deadline this session is filed under. */
-  scheduledAt = NEVER;
   /** Bytes this session counts against the global budget. */
   queuedBytes = 0;
   /** Opaque owner data for the engine (the flow this session serves). */
@@ -139,11 +89,306 @@ export class Session {
    */
   mod: ModuleBridge | undefined = undefined;
 
-  /**
-   * The session's yes/no state, one bit each (read through the accessors below): eight
-   * boolean fields would take 64 bytes of every session.
-   */
-  private bits = 0;
+  // This session's numbers: a row of the engine's SessionSlab (session_slab.ts), the scratch
+  // row once ended. Internal: read and written through the accessors below only.
+  /** @internal The row's block of integer columns. */
+  ints: Int32Array = SCRATCH.ints;
+  /** @internal The row's block of float columns. */
+  floats: Float64Array = SCRATCH.floats;
+  /** @internal Start of the row's integer columns in {@link ints}. */
+  ib = 0;
+  /** @internal Start of the row's float columns in {@link floats}. */
+  fb = 0;
+
+  /** Index in the stream's turns of the first turn not yet released. */
+  private get relIdx(): number {
+    return this.ints[this.ib + 0];
+  }
+  private set relIdx(v: number) {
+    this.ints[this.ib + 0] = v;
+  }
+  private get sentIdx(): number {
+    return this.ints[this.ib + 1];
+  }
+  private set sentIdx(v: number) {
+    this.ints[this.ib + 1] = v;
+  }
+  private get ansIdx(): number {
+    return this.ints[this.ib + 2];
+  }
+  private set ansIdx(v: number) {
+    this.ints[this.ib + 2] = v;
+  }
+  /** Response bytes received when the target acknowledged the turn at ansIdx (-1: not yet). */
+  private get ansAckRcv(): number {
+    return this.ints[this.ib + 3];
+  }
+  private set ansAckRcv(v: number) {
+    this.ints[this.ib + 3] = v;
+  }
+  private get chunkHint(): number {
+    return this.ints[this.ib + 4];
+  }
+  private set chunkHint(v: number) {
+    this.ints[this.ib + 4] = v;
+  }
+  private get synWindow(): number {
+    return this.ints[this.ib + 5];
+  }
+  private set synWindow(v: number) {
+    this.ints[this.ib + 5] = v;
+  }
+  private get targetWs(): number {
+    return this.ints[this.ib + 6];
+  }
+  private set targetWs(v: number) {
+    this.ints[this.ib + 6] = v;
+  }
+  private get effMss(): number {
+    return this.ints[this.ib + 7];
+  }
+  private set effMss(v: number) {
+    this.ints[this.ib + 7] = v;
+  }
+  private get synSends(): number {
+    return this.ints[this.ib + 8];
+  }
+  private set synSends(v: number) {
+    this.ints[this.ib + 8] = v;
+  }
+  private get retries(): number {
+    return this.ints[this.ib + 9];
+  }
+  private set retries(v: number) {
+    this.ints[this.ib + 9] = v;
+  }
+  private get dupAcks(): number {
+    return this.ints[this.ib + 10];
+  }
+  private set dupAcks(v: number) {
+    this.ints[this.ib + 10] = v;
+  }
+  private get unacked(): number {
+    return this.ints[this.ib + 11];
+  }
+  private set unacked(v: number) {
+    this.ints[this.ib + 11] = v;
+  }
+  /** The yes/no state, one bit each (accessors below); bits 8 and 9: onlineBase and rttSeq are set. */
+  private get bits(): number {
+    return this.ints[this.ib + 12];
+  }
+  private set bits(v: number) {
+    this.ints[this.ib + 12] = v;
+  }
+  private get sndWnd(): number {
+    return this.ints[this.ib + 13];
+  }
+  private set sndWnd(v: number) {
+    this.ints[this.ib + 13] = v;
+  }
+  /** Window scale of the client's SYN (-1 stored: none). */
+  private get clientWs(): number | undefined {
+    const v = this.ints[this.ib + 14];
+    return v < 0 ? undefined : v;
+  }
+  private set clientWs(v: number | undefined) {
+    this.ints[this.ib + 14] = v === undefined ? -1 : v;
+  }
+  /** The client's last IP ID (-1 stored: none yet). */
+  private get lastIpId(): number | undefined {
+    const v = this.ints[this.ib + 15];
+    return v < 0 ? undefined : v;
+  }
+  private set lastIpId(v: number | undefined) {
+    this.ints[this.ib + 15] = v === undefined ? -1 : v;
+  }
+  /** What the client negotiated online (real SYN only). */
+  private get clientIss(): number {
+    return this.ints[this.ib + 16] >>> 0;
+  }
+  private set clientIss(v: number) {
+    this.ints[this.ib + 16] = v;
+  }
+  /** Online server's ISN + 1 as seen in the client's ACKs. */
+  private get onlineBase(): number | undefined {
+    return (this.bits & 256) === 0 ? undefined : this.ints[this.ib + 17] >>> 0;
+  }
+  private set onlineBase(v: number | undefined) {
+    if (v === undefined) this.bits &= ~256;
+    else {
+      this.ints[this.ib + 17] = v;
+      this.bits |= 256;
+    }
+  }
+  /** The connection to the target. */
+  private get iss(): number {
+    return this.ints[this.ib + 18] >>> 0;
+  }
+  private set iss(v: number) {
+    this.ints[this.ib + 18] = v;
+  }
+  private get sndUna(): number {
+    return this.ints[this.ib + 19] >>> 0;
+  }
+  private set sndUna(v: number) {
+    this.ints[this.ib + 19] = v;
+  }
+  private get sndNxt(): number {
+    return this.ints[this.ib + 20] >>> 0;
+  }
+  private set sndNxt(v: number) {
+    this.ints[this.ib + 20] = v;
+  }
+  private get sndMax(): number {
+    return this.ints[this.ib + 21] >>> 0;
+  }
+  private set sndMax(v: number) {
+    this.ints[this.ib + 21] = v;
+  }
+  private get irs(): number {
+    return this.ints[this.ib + 22] >>> 0;
+  }
+  private set irs(v: number) {
+    this.ints[this.ib + 22] = v;
+  }
+  private get rcvNxt(): number {
+    return this.ints[this.ib + 23] >>> 0;
+  }
+  private set rcvNxt(v: number) {
+    this.ints[this.ib + 23] = v;
+  }
+  private get lastTargetTsval(): number {
+    return this.ints[this.ib + 24] >>> 0;
+  }
+  private set lastTargetTsval(v: number) {
+    this.ints[this.ib + 24] = v;
+  }
+  private get lastTsvalSent(): number {
+    return this.ints[this.ib + 25] >>> 0;
+  }
+  private set lastTsvalSent(v: number) {
+    this.ints[this.ib + 25] = v;
+  }
+  private get lastAckSent(): number {
+    return this.ints[this.ib + 26] >>> 0;
+  }
+  private set lastAckSent(v: number) {
+    this.ints[this.ib + 26] = v;
+  }
+  private get rttSeq(): number | undefined {
+    return (this.bits & 512) === 0 ? undefined : this.ints[this.ib + 27] >>> 0;
+  }
+  private set rttSeq(v: number | undefined) {
+    if (v === undefined) this.bits &= ~512;
+    else {
+      this.ints[this.ib + 27] = v;
+      this.bits |= 512;
+    }
+  }
+  private get synTimeMs(): number {
+    return this.floats[this.fb + 0];
+  }
+  private set synTimeMs(v: number) {
+    this.floats[this.fb + 0] = v;
+  }
+  private get lastTsAt(): number {
+    return this.floats[this.fb + 1];
+  }
+  private set lastTsAt(v: number) {
+    this.floats[this.fb + 1] = v;
+  }
+  private get rto(): number {
+    return this.floats[this.fb + 2];
+  }
+  private set rto(v: number) {
+    this.floats[this.fb + 2] = v;
+  }
+  private get rtoAt(): number {
+    return this.floats[this.fb + 3];
+  }
+  private set rtoAt(v: number) {
+    this.floats[this.fb + 3] = v;
+  }
+  private get persistAt(): number {
+    return this.floats[this.fb + 4];
+  }
+  private set persistAt(v: number) {
+    this.floats[this.fb + 4] = v;
+  }
+  private get delackAt(): number {
+    return this.floats[this.fb + 5];
+  }
+  private set delackAt(v: number) {
+    this.floats[this.fb + 5] = v;
+  }
+  private get gateAt(): number {
+    return this.floats[this.fb + 6];
+  }
+  private set gateAt(v: number) {
+    this.floats[this.fb + 6] = v;
+  }
+  private get gapAt(): number {
+    return this.floats[this.fb + 7];
+  }
+  private set gapAt(v: number) {
+    this.floats[this.fb + 7] = v;
+  }
+  private get srtt(): number {
+    return this.floats[this.fb + 8];
+  }
+  private set srtt(v: number) {
+    this.floats[this.fb + 8] = v;
+  }
+  private get rttvar(): number {
+    return this.floats[this.fb + 9];
+  }
+  private set rttvar(v: number) {
+    this.floats[this.fb + 9] = v;
+  }
+  private get rttSentAt(): number {
+    return this.floats[this.fb + 10];
+  }
+  private set rttSentAt(v: number) {
+    this.floats[this.fb + 10] = v;
+  }
+  private get lastReplyAt(): number {
+    return this.floats[this.fb + 11];
+  }
+  private set lastReplyAt(v: number) {
+    this.floats[this.fb + 11] = v;
+  }
+  private get lastReplyDataAt(): number {
+    return this.floats[this.fb + 12];
+  }
+  private set lastReplyDataAt(v: number) {
+    this.floats[this.fb + 12] = v;
+  }
+  private get lastAckAdvanceAt(): number {
+    return this.floats[this.fb + 13];
+  }
+  private set lastAckAdvanceAt(v: number) {
+    this.floats[this.fb + 13] = v;
+  }
+  private get lastClientAt(): number {
+    return this.floats[this.fb + 14];
+  }
+  private set lastClientAt(v: number) {
+    this.floats[this.fb + 14] = v;
+  }
+  private get establishedAt(): number {
+    return this.floats[this.fb + 15];
+  }
+  private set establishedAt(v: number) {
+    this.floats[this.fb + 15] = v;
+  }
+  /** Set by the engine's timer heap: the deadline this session is filed under. */
+  get scheduledAt(): number {
+    return this.floats[this.fb + 16];
+  }
+  set scheduledAt(v: number) {
+    this.floats[this.fb + 16] = v;
+  }
   /** The client's SYN was captured (a real handshake, its options known). */
   private get synCaptured(): boolean {
     return (this.bits & 1) !== 0;
@@ -208,6 +453,20 @@ export class Session {
     readonly copyIndex: number,
     now: number,
   ) {
+    host.slab.take(this);
+    this.ansAckRcv = -1;
+    this.synWindow = 65535;
+    this.effMss = 536;
+    this.clientWs = undefined;
+    this.lastIpId = undefined;
+    this.onlineBase = undefined;
+    this.rttSeq = undefined;
+    this.rtoAt = NEVER;
+    this.persistAt = NEVER;
+    this.delackAt = NEVER;
+    this.gateAt = NEVER;
+    this.gapAt = NEVER;
+    this.scheduledAt = NEVER;
     this.rto = host.cfg.initialRtoMs;
     this.lastReplyAt = now;
     this.lastReplyDataAt = now;
@@ -1262,6 +1521,8 @@ export class Session {
       this.host.queued(this, -q);
     }
     this.host.ended(this, reason, loss, now);
+    // The row goes back; a late write (a caller still on the stack) lands in the scratch row.
+    this.host.slab.release(this);
   }
 
   /** Release every queued request now, ignoring the turn rule. */

@@ -32,23 +32,71 @@ export type TurnKind = (typeof TurnKind)[keyof typeof TurnKind];
 /** The turn kinds by name (`TurnKind.DATA` …). */
 export const { DATA, CLOSE_FIN, CLOSE_RST } = TurnKind;
 
-/** A request (or the client's FIN/RST) and its pacing state. */
-export interface Turn {
-  kind: TurnKind;
-  /** First and one-past-last client sequence number of the turn's payload. */
-  start: number;
-  end: number;
-  /** Online response bytes the client had received (online ACK) when it sent this. */
-  ack: number;
-  released: boolean;
+/**
+ * A request (or the client's FIN/RST) and its pacing state. Kept small: an idle connection
+ * holds its last turn. Sequence numbers are stored as their signed 32-bit pattern (a small
+ * integer in V8, where a number above 2^31 in a field is a 16-byte heap number of its own) and
+ * read back unsigned; the kind and the yes/no state share one number.
+ */
+export class Turn {
+  #start: number;
+  #end: number;
+  #ack: number;
+  /** Kind in bits 0-1, then released, sent, answered, now. */
+  #bits: number;
   /** Target response bytes received when the turn was released, and when. */
-  releaseRcv: number;
-  releaseAt: number;
-  sent: boolean;
-  answered: boolean;
+  releaseRcv = 0;
+  releaseAt = 0;
+
+  constructor(kind: TurnKind, start: number, end: number, ack: number, now = false) {
+    this.#start = start | 0;
+    this.#end = end | 0;
+    this.#ack = ack | 0;
+    this.#bits = kind | (now ? NOW : 0);
+  }
+
+  get kind(): TurnKind {
+    return (this.#bits & 3) as TurnKind;
+  }
+  /** First client sequence number of the turn's payload. */
+  get start(): number {
+    return this.#start >>> 0;
+  }
+  /** One past the last client sequence number of the turn's payload. */
+  get end(): number {
+    return this.#end >>> 0;
+  }
+  set end(v: number) {
+    this.#end = v | 0;
+  }
+  /** Online response bytes the client had received (online ACK) when it sent this. */
+  get ack(): number {
+    return this.#ack >>> 0;
+  }
+  get released(): boolean {
+    return (this.#bits & RELEASED) !== 0;
+  }
+  set released(v: boolean) {
+    this.#bits = v ? this.#bits | RELEASED : this.#bits & ~RELEASED;
+  }
+  get sent(): boolean {
+    return (this.#bits & SENT) !== 0;
+  }
+  set sent(v: boolean) {
+    this.#bits = v ? this.#bits | SENT : this.#bits & ~SENT;
+  }
+  get answered(): boolean {
+    return (this.#bits & ANSWERED) !== 0;
+  }
+  set answered(v: boolean) {
+    this.#bits = v ? this.#bits | ANSWERED : this.#bits & ~ANSWERED;
+  }
   /** Released as soon as the turns before it are (a protocol module's `now`). */
-  now?: boolean;
+  get now(): boolean {
+    return (this.#bits & NOW) !== 0;
+  }
 }
+const RELEASED = 4, SENT = 8, ANSWERED = 16, NOW = 32;
 
 /** Result of adding a captured segment to the stream (numeric: once per captured segment). */
 export const StreamAdd = { ADDED: 0, DUPLICATE: 1, OUT_OF_ORDER: 2 } as const;
@@ -76,6 +124,15 @@ function shiftDown<T>(a: T[], from: number): void {
 /** The shared empty out-of-order list (frozen: a session with no hole allocates none). */
 const NO_CHUNKS: Chunk[] = Object.freeze([]) as unknown as Chunk[];
 
+/** The client's FIN / RST as captured (see {@link ClientStream}). */
+interface StreamClose {
+  finSeq: number | undefined;
+  finAck: number;
+  rstSeq: number | undefined;
+  rstAck: number;
+  closedTurnAdded: boolean;
+}
+
 /** Ordered client data plus its turns; see the module comment. */
 export class ClientStream {
   /**
@@ -86,23 +143,70 @@ export class ClientStream {
   head = 0;
   /** Segments beyond a hole, sorted by sequence number (read-only outside; shared while empty). */
   ooo: Chunk[] = NO_CHUNKS;
-  /** One past the last in-order captured byte. */
-  end: number;
+  /** One past the last in-order captured byte (its signed 32-bit pattern; see {@link Turn}). */
+  #end: number;
   turns: Turn[] = [];
   turnHead = 0;
-  /** Client FIN / RST position once captured (sequence number they occupy). */
-  finSeq: number | undefined;
-  finAck = 0;
-  rstSeq: number | undefined;
-  rstAck = 0;
-  closedTurnAdded = false;
+  /** The client's FIN / RST, once one was captured (a record of its own: most streams have none). */
+  #close: StreamClose | undefined = undefined;
   /** Bytes held (in order and out of order). */
   bytes = 0;
   /** Number of data turns created (requests captured). */
   requests = 0;
 
   constructor(start: number) {
-    this.end = start;
+    this.#end = start | 0;
+  }
+
+  /** The client's FIN position once captured (the sequence number it occupies). */
+  get finSeq(): number | undefined {
+    return this.#close?.finSeq;
+  }
+  private set finSeq(v: number | undefined) {
+    if (v !== undefined || this.#close !== undefined) this.#closeRecord().finSeq = v;
+  }
+  private get finAck(): number {
+    return this.#close?.finAck ?? 0;
+  }
+  private set finAck(v: number) {
+    this.#closeRecord().finAck = v;
+  }
+  /** The client's RST position once captured. */
+  get rstSeq(): number | undefined {
+    return this.#close?.rstSeq;
+  }
+  private set rstSeq(v: number | undefined) {
+    if (v !== undefined || this.#close !== undefined) this.#closeRecord().rstSeq = v;
+  }
+  private get rstAck(): number {
+    return this.#close?.rstAck ?? 0;
+  }
+  private set rstAck(v: number) {
+    this.#closeRecord().rstAck = v;
+  }
+  /** The close turn (FIN or RST) is in {@link turns}. */
+  private get closedTurnAdded(): boolean {
+    return this.#close?.closedTurnAdded ?? false;
+  }
+  private set closedTurnAdded(v: boolean) {
+    this.#closeRecord().closedTurnAdded = v;
+  }
+  #closeRecord(): StreamClose {
+    return this.#close ??= {
+      finSeq: undefined,
+      finAck: 0,
+      rstSeq: undefined,
+      rstAck: 0,
+      closedTurnAdded: false,
+    };
+  }
+
+  /** One past the last in-order captured byte. */
+  get end(): number {
+    return this.#end >>> 0;
+  }
+  set end(v: number) {
+    this.#end = v | 0;
   }
 
   /** Add a payload segment (a copy the stream may keep). */
@@ -251,18 +355,9 @@ export class ClientStream {
       const last = this.turns.length > this.turnHead
         ? this.turns[this.turns.length - 1]
         : undefined;
-      this.turns.push({
-        kind: DATA,
-        start: this.end,
-        end: this.end,
-        ack: last && seqLt(c.ack, last.ack) ? last.ack : c.ack,
-        released: false,
-        releaseRcv: 0,
-        releaseAt: 0,
-        sent: false,
-        answered: false,
-        now,
-      });
+      this.turns.push(
+        new Turn(DATA, this.end, this.end, last && seqLt(c.ack, last.ack) ? last.ack : c.ack, now),
+      );
       this.requests++;
     }
     this.append({ ...c, seq: this.end });
@@ -307,17 +402,9 @@ export class ClientStream {
     if (last && last.kind === DATA && !seqLt(last.ack, c.ack)) {
       last.end = newEnd;
     } else {
-      this.turns.push({
-        kind: DATA,
-        start: c.seq,
-        end: newEnd,
-        ack: last && seqLt(c.ack, last.ack) ? last.ack : c.ack,
-        released: false,
-        releaseRcv: 0,
-        releaseAt: 0,
-        sent: false,
-        answered: false,
-      });
+      this.turns.push(
+        new Turn(DATA, c.seq, newEnd, last && seqLt(c.ack, last.ack) ? last.ack : c.ack),
+      );
       this.requests++;
     }
     this.end = newEnd;
@@ -336,17 +423,7 @@ export class ClientStream {
       ack = this.finAck;
     } else return;
     const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;
-    this.turns.push({
-      kind,
-      start: seq,
-      end: seq,
-      ack: last && seqLt(ack, last.ack) ? last.ack : ack,
-      released: false,
-      releaseRcv: 0,
-      releaseAt: 0,
-      sent: false,
-      answered: false,
-    });
+    this.turns.push(new Turn(kind, seq, seq, last && seqLt(ack, last.ack) ? last.ack : ack));
     this.closedTurnAdded = true;
   }
 }

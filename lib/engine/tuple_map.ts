@@ -1,50 +1,65 @@
 /**
  * A map keyed by a TCP 4-tuple (near address, near port, far address, far port) of address
- * bytes, without a key string per lookup for IPv4.
+ * bytes, without a key string or an object per entry for IPv4.
  *
- * The hot path looks up one connection per packet. The near end selects a chain: for IPv4
- * a 32-bit number mixed from its address and port under a per-process secret (a small
- * integer key: nothing allocated, and peers cannot aim many tuples at one hash bucket), for
- * IPv6 a 9-code-unit string (address halves and port, as lib/tunnel/route_key.ts builds
- * route keys; V8 hashes strings with a secret seed). A chain holds the tuples whose near end
- * maps to its key, compared field by field: IPv4 addresses as numbers, IPv6 ones byte by
- * byte. It has one element unless one client port talks to several servers (or two IPv4
- * near ends share a mixed key, which the comparison tells apart).
+ * The hot path looks up one connection per packet, and a million entries may be held. IPv4
+ * tuples live in one open-addressing table (linear probing, backward-shift deletion, no
+ * tombstones): per slot three 32-bit numbers in an `Int32Array` (near address, far address,
+ * both ports) and the value in a plain array, ~20 bytes a slot at a load of 3/8 to 3/4 (an
+ * object per entry and a `Map` entry took ~115). The slot is chosen by a hash of the whole
+ * tuple mixed under a per-process secret, so peers cannot aim many tuples at one run of
+ * slots. The table grows (×2) above 3/4 full and shrinks (÷2) below 1/8 full, never below
+ * {@link MIN_SLOTS}: an emptied map gives its room back.
  *
- * Stored address bytes are referenced, not copied: callers pass bytes they never change.
+ * IPv6 tuples (rare, and tuples mixing the families) keep chains under a string of the near end
+ * (16-bit address halves and the port, as lib/tunnel/route_key.ts builds route keys; V8 hashes
+ * strings with a secret seed), compared byte by byte.
+ *
+ * Stored address bytes are referenced, not copied (IPv6): callers pass bytes they never change.
  */
 
 import { sameAddr } from "./endpoint.ts";
 
 interface Entry<V> {
-  /** The near IPv4 address as a signed 32-bit number (0 for IPv6: the key is exact). */
-  nearNum: number;
   nearPort: number;
-  /** The far IPv4 address as a signed 32-bit number (0 for IPv6). */
-  farNum: number;
-  /** The far IPv6 address, undefined for IPv4. */
-  far6: Uint8Array | undefined;
+  far6: Uint8Array;
   farPort: number;
   value: V;
   next: Entry<V> | undefined;
 }
 
-/** Secret mixed into the IPv4 keys, drawn once per process. */
-const SEED = crypto.getRandomValues(new Int32Array(2));
+/** Secret mixed into the IPv4 slots, drawn once per process. */
+const SEED = crypto.getRandomValues(new Int32Array(3));
+
+/** Smallest IPv4 table (slots, a power of two). */
+const MIN_SLOTS = 16;
 
 /** Four address bytes as a signed 32-bit number (a small integer in V8, not a heap number). */
 function i32(a: Uint8Array): number {
   return (a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3];
 }
 
-/** Key of an IPv4 near end (address as from {@link i32}): a signed 32-bit number. */
-function nearKey4(addr: number, port: number): number {
-  const h = Math.imul(addr ^ SEED[0], 0x9e3779b1) ^ Math.imul(port ^ SEED[1], 0x85ebca77);
-  return h ^ (h >>> 15);
+/** Hash of an IPv4 tuple (addresses from {@link i32}, ports packed by {@link ports}). */
+function hash4(near: number, far: number, ports: number): number {
+  let h = Math.imul(near ^ SEED[0], 0x9e3779b1) ^ Math.imul(far ^ SEED[1], 0x85ebca77) ^
+    Math.imul(ports ^ SEED[2], 0xc2b2ae3d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 12);
 }
 
-/** Key of an IPv6 near end: eight 16-bit address halves and the port. */
+/** Both ports in one 32-bit number. */
+function ports(nearPort: number, farPort: number): number {
+  return (nearPort << 16) | (farPort & 0xffff);
+}
+
+/** Key of a near end in the chains: its 16-bit address halves and the port. */
 function nearKey6(a: Uint8Array, port: number): string {
+  if (a.length !== 16) {
+    let k = "";
+    for (let i = 0; i + 1 < a.length; i += 2) k += String.fromCharCode((a[i] << 8) | a[i + 1]);
+    return k + String.fromCharCode(port, a.length);
+  }
   return String.fromCharCode(
     (a[0] << 8) | a[1],
     (a[2] << 8) | a[3],
@@ -58,76 +73,71 @@ function nearKey6(a: Uint8Array, port: number): string {
   );
 }
 
-function matches<V>(
-  e: Entry<V>,
-  nearNum: number,
-  nearPort: number,
-  far: Uint8Array,
-  farNum: number,
-  farPort: number,
-): boolean {
-  if (e.farPort !== farPort || e.nearPort !== nearPort || e.nearNum !== nearNum) return false;
-  if (e.farNum !== farNum) return false;
-  const f6 = e.far6;
-  return far.length === 4 ? f6 === undefined : f6 !== undefined && sameAddr(f6, far);
-}
-
 /** See the module comment. */
 export class TupleMap<V> {
-  private readonly v4 = new Map<number, Entry<V>>();
+  /** IPv4 keys, three numbers a slot: near address, far address, ports. */
+  private keys = new Int32Array(MIN_SLOTS * 3);
+  /** IPv4 values by slot; undefined: the slot is free. */
+  private vals: (V | undefined)[] = new Array(MIN_SLOTS).fill(undefined);
+  private mask = MIN_SLOTS - 1;
+  private size4 = 0;
   private readonly v6 = new Map<string, Entry<V>>();
   /** Number of entries. */
   size = 0;
 
   /** The value stored for the tuple, or undefined. */
   get(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number): V | undefined {
-    const n = near.length === 4 ? i32(near) : 0;
-    const f = far.length === 4 ? i32(far) : 0;
-    let e = near.length === 4
-      ? this.v4.get(nearKey4(n, nearPort))
-      : this.v6.get(nearKey6(near, nearPort));
-    for (; e !== undefined; e = e.next) {
-      if (matches(e, n, nearPort, far, f, farPort)) return e.value;
+    if (near.length === 4 && far.length === 4) {
+      const i = this.find(i32(near), i32(far), ports(nearPort, farPort));
+      return i < 0 ? undefined : this.vals[i];
+    }
+    for (let e = this.v6.get(nearKey6(near, nearPort)); e !== undefined; e = e.next) {
+      if (e.farPort === farPort && e.nearPort === nearPort && sameAddr(e.far6, far)) {
+        return e.value;
+      }
     }
     return undefined;
   }
 
-  /** Store `value` for the tuple (replacing any previous value); the bytes are kept. */
+  /**
+   * Store `value` (not undefined) for the tuple, replacing any previous value; the bytes are
+   * kept (IPv6).
+   */
   set(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number, value: V): void {
-    const v4 = near.length === 4;
-    const n = v4 ? i32(near) : 0;
-    const f = far.length === 4 ? i32(far) : 0;
-    const k4 = v4 ? nearKey4(n, nearPort) : 0;
-    const k6 = v4 ? "" : nearKey6(near, nearPort);
-    const head = v4 ? this.v4.get(k4) : this.v6.get(k6);
+    if (near.length === 4 && far.length === 4) {
+      return this.set4(near, nearPort, far, farPort, value);
+    }
+    const k6 = nearKey6(near, nearPort);
+    const head = this.v6.get(k6);
     for (let e = head; e !== undefined; e = e.next) {
-      if (matches(e, n, nearPort, far, f, farPort)) {
+      if (e.farPort === farPort && e.nearPort === nearPort && sameAddr(e.far6, far)) {
         e.value = value;
         return;
       }
     }
-    const far6 = far.length === 4 ? undefined : far;
-    const e: Entry<V> = { nearNum: n, nearPort, farNum: f, far6, farPort, value, next: head };
-    if (v4) this.v4.set(k4, e);
-    else this.v6.set(k6, e);
+    this.v6.set(k6, { nearPort, far6: far, farPort, value, next: head });
     this.size++;
   }
 
   /** Remove the tuple; returns whether it was present. */
   delete(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number): boolean {
-    const v4 = near.length === 4;
-    const n = v4 ? i32(near) : 0;
-    const f = far.length === 4 ? i32(far) : 0;
-    const k4 = v4 ? nearKey4(n, nearPort) : 0;
-    const k6 = v4 ? "" : nearKey6(near, nearPort);
+    if (near.length === 4 && far.length === 4) {
+      const i = this.find(i32(near), i32(far), ports(nearPort, farPort));
+      if (i < 0) return false;
+      this.remove(i);
+      this.size4--;
+      this.size--;
+      if (this.size4 * 8 < this.mask + 1 && this.mask + 1 > MIN_SLOTS) {
+        this.resize((this.mask + 1) >> 1);
+      }
+      return true;
+    }
+    const k6 = nearKey6(near, nearPort);
     let prev: Entry<V> | undefined;
-    for (let e = v4 ? this.v4.get(k4) : this.v6.get(k6); e !== undefined; prev = e, e = e.next) {
-      if (!matches(e, n, nearPort, far, f, farPort)) continue;
+    for (let e = this.v6.get(k6); e !== undefined; prev = e, e = e.next) {
+      if (e.farPort !== farPort || e.nearPort !== nearPort || !sameAddr(e.far6, far)) continue;
       if (prev !== undefined) prev.next = e.next;
-      else if (v4) {
-        if (e.next !== undefined) this.v4.set(k4, e.next);
-        else this.v4.delete(k4);
-      } else if (e.next !== undefined) this.v6.set(k6, e.next);
+      else if (e.next !== undefined) this.v6.set(k6, e.next);
       else this.v6.delete(k6);
       this.size--;
       return true;
@@ -135,13 +145,86 @@ export class TupleMap<V> {
     return false;
   }
 
-  /** Every stored value (in no particular order). */
+  /** Every stored value (in no particular order; do not change the map while iterating). */
   *values(): IterableIterator<V> {
-    for (const head of this.v4.values()) {
-      for (let e: Entry<V> | undefined = head; e !== undefined; e = e.next) yield e.value;
+    const vals = this.vals;
+    for (let i = 0; i < vals.length; i++) {
+      const v = vals[i];
+      if (v !== undefined) yield v;
     }
     for (const head of this.v6.values()) {
       for (let e: Entry<V> | undefined = head; e !== undefined; e = e.next) yield e.value;
+    }
+  }
+
+  /** Slot of an IPv4 tuple, or -1. */
+  private find(n: number, f: number, p: number): number {
+    const keys = this.keys, vals = this.vals, mask = this.mask;
+    for (let i = hash4(n, f, p) & mask;; i = (i + 1) & mask) {
+      if (vals[i] === undefined) return -1;
+      const k = i * 3;
+      if (keys[k] === n && keys[k + 1] === f && keys[k + 2] === p) return i;
+    }
+  }
+
+  private set4(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number, value: V) {
+    const n = i32(near), f = i32(far), p = ports(nearPort, farPort);
+    const keys = this.keys, vals = this.vals, mask = this.mask;
+    let i = hash4(n, f, p) & mask;
+    for (; vals[i] !== undefined; i = (i + 1) & mask) {
+      const k = i * 3;
+      if (keys[k] === n && keys[k + 1] === f && keys[k + 2] === p) {
+        vals[i] = value;
+        return;
+      }
+    }
+    const k = i * 3;
+    keys[k] = n;
+    keys[k + 1] = f;
+    keys[k + 2] = p;
+    vals[i] = value;
+    this.size4++;
+    this.size++;
+    if (this.size4 * 4 > (mask + 1) * 3) this.resize((mask + 1) * 2);
+  }
+
+  /** Empty slot `i` and move later entries of its run back (linear probing, no tombstones). */
+  private remove(i: number): void {
+    const keys = this.keys, vals = this.vals, mask = this.mask;
+    let hole = i;
+    for (let j = (i + 1) & mask; vals[j] !== undefined; j = (j + 1) & mask) {
+      const k = j * 3;
+      const home = hash4(keys[k], keys[k + 1], keys[k + 2]) & mask;
+      // Entry j may fill the hole when its home slot is not in (hole, j] (cyclically).
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        const h = hole * 3;
+        keys[h] = keys[k];
+        keys[h + 1] = keys[k + 1];
+        keys[h + 2] = keys[k + 2];
+        vals[hole] = vals[j];
+        hole = j;
+      }
+    }
+    vals[hole] = undefined;
+  }
+
+  /** Rebuild the IPv4 table with `slots` slots (a power of two). */
+  private resize(slots: number): void {
+    const oldKeys = this.keys, oldVals = this.vals;
+    const keys = this.keys = new Int32Array(slots * 3);
+    const vals = this.vals = new Array(slots).fill(undefined);
+    const mask = this.mask = slots - 1;
+    for (let j = 0; j < oldVals.length; j++) {
+      const v = oldVals[j];
+      if (v === undefined) continue;
+      const k = j * 3, n = oldKeys[k], f = oldKeys[k + 1], p = oldKeys[k + 2];
+      let i = hash4(n, f, p) & mask;
+      while (vals[i] !== undefined) i = (i + 1) & mask;
+      const d = i * 3;
+      keys[d] = n;
+      keys[d + 1] = f;
+      keys[d + 2] = p;
+      vals[i] = v;
     }
   }
 }

@@ -4,15 +4,17 @@
  * connections and answered by a mini target, with no network.
  *
  * Client connection `i` comes from 100.64.0.0 + ⌊i / 16384⌋, port 20000 + i mod 16384 (so a
- * million connections use 62 addresses), to 10.0.0.1:80 (the online server), ISN 7000; the online
- * server's ISN is 1000 and it answers every request with {@link RESPONSE_BYTES} bytes. Captured
- * per connection: SYN, the handshake's ACK, then request `k` (0, 1, ...) at client sequence
- * `7001 + k × len` with online ACK `1001 + k × RESPONSE_BYTES` (so each request is a turn of its
- * own, released once the target answered the previous one).
+ * million connections use 62 addresses), to 10.0.0.1:80 (the online server), ISN `CLIENT_ISN`;
+ * the online server's ISN is `ONLINE_ISN` and it answers every request with
+ * {@link RESPONSE_BYTES} bytes. Captured per connection: SYN, the handshake's ACK, then request
+ * `k` (0, 1, ...) at client sequence `CLIENT_ISN + 1 + k × len` with online ACK
+ * `ONLINE_ISN + 1 + k × RESPONSE_BYTES` (so each request is a turn of its own, released once
+ * the target answered the previous one). The ISNs are above 2^31, like half of real ones.
  *
  * The mini target answers what the engine sends, through the replicator's reply path
- * (`onReplyBytes`, as the tunnel delivers them): a SYN with a SYN-ACK (ISN 5000), a segment with
- * payload with {@link RESPONSE_BYTES} bytes of answer at `5001 + k × RESPONSE_BYTES`, where `k`
+ * (`onReplyBytes`, as the tunnel delivers them): a SYN with a SYN-ACK (ISN `TARGET_ISN`), a
+ * segment with payload with {@link RESPONSE_BYTES} bytes of answer at
+ * `TARGET_ISN + 1 + k × RESPONSE_BYTES`, where `k`
  * follows from the segment's sequence number (the engine keeps the client's). It keeps no state
  * per connection: replies wait in a small pool of reused buffers until {@link KeepAliveRig.drain}.
  *
@@ -25,8 +27,13 @@ import { FLOOD_TARGET, type FloodRig, floodRig } from "./syn_flood.ts";
 
 /** Bytes the online server (and the mini target) answer per request. */
 export const RESPONSE_BYTES = 100;
-/** Client, online-server and target initial sequence numbers. */
-const CLIENT_ISN = 7000, ONLINE_ISN = 1000, TARGET_ISN = 5000;
+/**
+ * Client, online-server and target initial sequence numbers: above 2^31, as half of real ISNs
+ * are (V8 keeps such a number in a field as a heap number of its own, a small one inline), so
+ * the bench's bytes per session are those of real connections. A million requests of one
+ * connection stay below 2^32.
+ */
+const CLIENT_ISN = 0xb5a27000, ONLINE_ISN = 0x9c3e1000, TARGET_ISN = 0xe14d5000;
 /** Connections per client address. */
 const PER_ADDRESS = 16384;
 /** Replies that may wait for {@link KeepAliveRig.drain} (more is a bug in the caller's loop). */

@@ -1,3 +1,11 @@
+import {
+  BLOCK_ROWS,
+  FLOAT_COLUMNS,
+  INT_COLUMNS,
+  SCRATCH,
+  SessionSlab,
+  type SlabRow,
+} from "../../lib/engine/session_slab.ts";
 import assert from "node:assert/strict";
 import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
@@ -220,6 +228,35 @@ Deno.test("tuple map: many IPv4 tuples, one port or one address, all found and r
   assert.deepEqual([...m.values()], []);
 });
 
+Deno.test("tuple map: random sets and deletes agree with a Map (growth, shrinking, runs)", () => {
+  const m = new TupleMap<number>();
+  const ref = new Map<string, number>();
+  let x = 12345;
+  const rnd = (n: number) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return (x >>> 8) % n;
+  };
+  const t = ip("10.9.0.1"), t6 = ip("2001:db8::2");
+  for (let step = 0; step < 60_000; step++) {
+    // Few distinct tuples (long probe runs after deletions), both families, mixed too.
+    const a = rnd(40), port = 1024 + rnd(200), v6 = rnd(10) === 0, mixed = rnd(50) === 0;
+    const near = v6 ? ip(`2001:db8::${a}`) : ip(`10.0.${a >> 4}.${a & 15}`);
+    const far = mixed ? (v6 ? t : t6) : v6 ? t6 : t;
+    const key = `${v6}|${mixed}|${a}|${port}`;
+    const phase = Math.floor(step / 20_000); // fill, churn, empty
+    const op = rnd(10);
+    if (op < (phase === 0 ? 7 : phase === 1 ? 5 : 1)) {
+      m.set(near, port, far, 80, step);
+      ref.set(key, step);
+    } else {
+      assert.equal(m.delete(near, port, far, 80), ref.delete(key));
+    }
+    if (step % 97 === 0) assert.equal(m.get(near, port, far, 80), ref.get(key));
+    assert.equal(m.size, ref.size);
+  }
+  assert.deepEqual([...m.values()].sort(), [...ref.values()].sort());
+});
+
 Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recurring address", () => {
   const buf = ip("192.0.2.7");
   const a = internAddr(buf);
@@ -240,4 +277,36 @@ Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recu
     const x = ip(`10.${i >> 8 & 255}.${i & 255}.1`);
     assert.deepEqual(internAddr(x), x);
   }
+});
+
+Deno.test("session slab: rows zeroed, reused after release, blocks added, ended rows scratch", () => {
+  const slab = new SessionSlab();
+  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0, fb: 0 });
+  const rows = Array.from({ length: BLOCK_ROWS + 5 }, () => {
+    const r = row();
+    slab.take(r);
+    return r;
+  });
+  assert.equal(slab.live, BLOCK_ROWS + 5);
+  assert.equal(slab.bytes, 2 * BLOCK_ROWS * (INT_COLUMNS * 4 + FLOAT_COLUMNS * 8));
+  assert.notEqual(rows[0].ints, rows[BLOCK_ROWS].ints); // a second block
+  const a = rows[7];
+  a.ints[a.ib] = 42;
+  a.floats[a.fb + 3] = 1.5;
+  const block = a.ints, at = a.ib;
+  slab.release(a);
+  assert.equal(a.ints, SCRATCH.ints); // a late write goes nowhere that matters
+  a.ints[a.ib] = 99;
+  assert.equal(block[at], 42);
+  slab.release(a); // twice: nothing
+  assert.equal(slab.live, BLOCK_ROWS + 4);
+  const b = row();
+  slab.take(b); // the freed row again, zeroed
+  assert.equal(b.ints, block);
+  assert.equal(b.ib, at);
+  assert.equal(b.ints[b.ib], 0);
+  assert.equal(b.floats[b.fb + 3], 0);
+  for (const r of rows) if (r !== a) slab.release(r);
+  slab.release(b);
+  assert.equal(slab.live, 0);
 });
