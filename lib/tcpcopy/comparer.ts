@@ -30,7 +30,13 @@ import type { TopEntry } from "../compare/topk.ts";
 import { TupleMap } from "../engine/tuple_map.ts";
 import { addrText, ownEndpoint } from "../engine/endpoint.ts";
 import type { Endpoint } from "../engine/segment.ts";
-import { FlowCompare, type FlowHost, type PendingTurn, type SegmentView } from "./compare_flow.ts";
+import {
+  FlowCompare,
+  type FlowHost,
+  HEAD_KEEP,
+  type PendingTurn,
+  type SegmentView,
+} from "./compare_flow.ts";
 
 /** How often `tick` should run (ms). */
 export const TICK_MS = 100;
@@ -50,6 +56,17 @@ export const FLOW_COMPARE_COST = 640;
 export const ACC_COST = 1024;
 /** Free accumulators kept for reuse. */
 const POOL_MAX = 64;
+/**
+ * Free first-bytes and head buffers kept for reuse (each pool): as many as a keep-alive load
+ * has pending between two ticks (20,000 requests/s: 2,000), within a byte bound.
+ */
+const BUFFER_POOL_MAX = 4096;
+const BUFFER_POOL_BYTES = 16 << 20;
+
+/** Free buffers of `size` bytes kept. */
+function poolMax(size: number): number {
+  return Math.min(BUFFER_POOL_MAX, Math.floor(BUFFER_POOL_BYTES / size));
+}
 
 /** The comparison settings of a run (from the command line). */
 export interface ComparerOptions {
@@ -96,6 +113,9 @@ export class Comparer implements FlowHost {
   readonly #sessions = new TupleMap<FlowCompare>();
   readonly #live = new Set<FlowCompare>();
   readonly #pool: AnswerAccumulator[] = [];
+  /** Free request-head and first-bytes buffers (a turn takes one of each, gives them back). */
+  readonly #heads: Uint8Array[] = [];
+  readonly #firsts: Uint8Array[] = [];
   readonly #mode: DigestMode;
   readonly #compare: CompareOptions;
   #used = 0;
@@ -143,6 +163,30 @@ export class Comparer implements FlowHost {
   /** @internal */
   skipped(): void {
     this.stats.skip();
+  }
+
+  /** @internal */
+  headBuffer(): Uint8Array {
+    return this.#heads.pop() ?? new Uint8Array(HEAD_KEEP);
+  }
+
+  /** @internal */
+  firstBuffer(): Uint8Array {
+    return this.#firsts.pop() ?? new Uint8Array(this.opts.firstBytes);
+  }
+
+  /** @internal */
+  recycle(t: PendingTurn): void {
+    if (t.headBuf.length === HEAD_KEEP && this.#heads.length < poolMax(HEAD_KEEP)) {
+      this.#heads.push(t.headBuf);
+    }
+    this.#recycleFirst(t.onlineBuf);
+    this.#recycleFirst(t.targetBuf);
+  }
+
+  #recycleFirst(b: Uint8Array | null): void {
+    const n = this.opts.firstBytes;
+    if (b !== null && b.length === n && this.#firsts.length < poolMax(n)) this.#firsts.push(b);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -242,18 +286,21 @@ export class Comparer implements FlowHost {
     turn.targetAt = now;
   }
 
-  /** Adds an answer (or a later part of it) to the turn's target summary. */
+  /**
+   * Adds an answer (or a later part of it) to the turn's target summary. The answer's bytes
+   * may be views of the tunnel's read buffer: what is kept is copied into a pooled buffer.
+   */
   #merge(turn: PendingTurn, a: TargetAnswer): void {
     const s = a.summary;
     const prev = turn.target;
     if (prev === null) {
       const n = Math.min(s.firstBytes.length, this.opts.firstBytes);
-      // (a decoded answer owns its first bytes: kept as they are unless over N)
-      const firstBytes = !this.reserve(n)
-        ? new Uint8Array(0)
-        : n === s.firstBytes.length
-        ? s.firstBytes
-        : s.firstBytes.slice(0, n);
+      let firstBytes: Uint8Array = NO_BYTES;
+      if (n > 0 && this.reserve(n)) {
+        const buf = turn.targetBuf ??= this.firstBuffer();
+        buf.set(s.firstBytes.subarray(0, n));
+        firstBytes = buf.subarray(0, n);
+      }
       turn.cost += firstBytes.length;
       const late = a.part > 0;
       turn.target = {
@@ -290,11 +337,11 @@ export class Comparer implements FlowHost {
     if (room <= 0 || have.length !== prev.totalLength || prev.gapBytes > 0) return have;
     const n = Math.min(room, more.length);
     if (n === 0 || !this.reserve(n)) return have;
-    const out = new Uint8Array(have.length + n);
-    out.set(have);
-    out.set(more.subarray(0, n), have.length);
+    // `have` is the start of the turn's target buffer (or empty, with no buffer yet)
+    const buf = turn.targetBuf ??= this.firstBuffer();
+    buf.set(more.subarray(0, n), have.length);
     turn.cost += n;
-    return out;
+    return buf.subarray(0, have.length + n);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -378,7 +425,7 @@ export class Comparer implements FlowHost {
 
   #decide(f: FlowCompare, t: PendingTurn, now: number, final: boolean): void {
     const online = t.online ?? null;
-    let target = t.target;
+    const target = t.target;
     if (target === null && t.replyBytes > 0) {
       this.#drop(f, t, true); // the target answered but its summary never came: not compared
       return;
@@ -388,8 +435,9 @@ export class Comparer implements FlowHost {
       return;
     }
     if (target !== null) {
-      const cut = target.totalLength < t.replyBytes;
-      target = { ...target, ...this.#targetTimes(t), ...(cut ? { complete: false } : {}) };
+      // (the turn's own summary, made by #merge: completed in place)
+      if (target.totalLength < t.replyBytes) target.complete = false;
+      this.#targetTimes(t, target);
     }
     const timeout = this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS;
     const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
@@ -425,15 +473,14 @@ export class Comparer implements FlowHost {
     this.free(f.remove(t));
   }
 
-  /** The target latencies from the reply headers (absent when unknown). */
-  #targetTimes(t: PendingTurn): Pick<AnswerSummary, "firstMs" | "lastMs"> {
+  /** Sets the target latencies from the reply headers (undefined when unknown). */
+  #targetTimes(t: PendingTurn, target: AnswerSummary): void {
     if (Number.isNaN(t.sentMs) || Number.isNaN(t.replyFirstMs)) {
-      return { firstMs: undefined, lastMs: undefined };
+      target.firstMs = target.lastMs = undefined;
+    } else {
+      target.firstMs = Math.max(0, t.replyFirstMs - t.sentMs);
+      target.lastMs = Math.max(0, t.replyLastMs - t.sentMs);
     }
-    return {
-      firstMs: Math.max(0, t.replyFirstMs - t.sentMs),
-      lastMs: Math.max(0, t.replyLastMs - t.sentMs),
-    };
   }
 
   /** A turn leaves without a verdict; `skip` counts it in `compare.skipped`. */
@@ -450,7 +497,7 @@ export class Comparer implements FlowHost {
   }
 
   #forget(f: FlowCompare): void {
-    for (const t of f.pending.splice(0)) this.free(t.cost);
+    this.free(f.removeAll());
     const s = f.session;
     if (s !== null) {
       this.#sessions.delete(s.client.addr, s.client.port, s.target.addr, s.target.port);
@@ -487,6 +534,8 @@ export class Comparer implements FlowHost {
     return this.#used;
   }
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 function hostText(e: Endpoint): string {
   return e.family === 6 ? `[${addrText(e)}]` : addrText(e);
