@@ -28,6 +28,7 @@ import type { TargetAnswer } from "../compare/target_answer.ts";
 import { type CompareProto, digestModeFor } from "../compare/sniff.ts";
 import type { TopEntry } from "../compare/topk.ts";
 import { TupleMap } from "../engine/tuple_map.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { addrText, ownEndpoint } from "../engine/endpoint.ts";
 import type { Endpoint } from "../engine/segment.ts";
 import {
@@ -113,9 +114,9 @@ export class Comparer implements FlowHost {
   readonly #sessions = new TupleMap<FlowCompare>();
   readonly #live = new Set<FlowCompare>();
   readonly #pool: AnswerAccumulator[] = [];
-  /** Free request-head and first-bytes buffers (a turn takes one of each, gives them back). */
-  readonly #heads: Uint8Array[] = [];
-  readonly #firsts: Uint8Array[] = [];
+  /** Request-head and first-bytes buffers (a turn takes them, gives them back). */
+  readonly #heads = new BufferPool(HEAD_KEEP, poolMax(HEAD_KEEP));
+  readonly #firsts: BufferPool;
   readonly #mode: DigestMode;
   readonly #compare: CompareOptions;
   #used = 0;
@@ -124,6 +125,7 @@ export class Comparer implements FlowHost {
 
   constructor(readonly opts: ComparerOptions) {
     this.#mode = digestModeFor(opts.proto);
+    this.#firsts = new BufferPool(opts.firstBytes, poolMax(opts.firstBytes));
     this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };
   }
 
@@ -167,26 +169,19 @@ export class Comparer implements FlowHost {
 
   /** @internal */
   headBuffer(): Uint8Array {
-    return this.#heads.pop() ?? new Uint8Array(HEAD_KEEP);
+    return this.#heads.take();
   }
 
   /** @internal */
   firstBuffer(): Uint8Array {
-    return this.#firsts.pop() ?? new Uint8Array(this.opts.firstBytes);
+    return this.#firsts.take();
   }
 
   /** @internal */
   recycle(t: PendingTurn): void {
-    if (t.headBuf.length === HEAD_KEEP && this.#heads.length < poolMax(HEAD_KEEP)) {
-      this.#heads.push(t.headBuf);
-    }
-    this.#recycleFirst(t.onlineBuf);
-    this.#recycleFirst(t.targetBuf);
-  }
-
-  #recycleFirst(b: Uint8Array | null): void {
-    const n = this.opts.firstBytes;
-    if (b !== null && b.length === n && this.#firsts.length < poolMax(n)) this.#firsts.push(b);
+    this.#heads.give(t.headBuf);
+    this.#firsts.give(t.onlineBuf);
+    this.#firsts.give(t.targetBuf);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -393,15 +388,27 @@ export class Comparer implements FlowHost {
   #decideFlow(f: FlowCompare, now: number, final: boolean): void {
     const p = f.pending;
     while (p.length > MAX_PENDING_TURNS) this.#drop(f, p[0], true);
+    // The last turn the target answered: the turns before it will get no answer of their own
+    // (answers come in order). Turns are only taken out at the loop's position, so "a later
+    // turn was answered" holds until the loop reaches it (one pass, not one scan per turn).
+    let last: PendingTurn | null = null;
+    for (let k = p.length - 1; k >= 0 && last === null; k--) {
+      if (p[k].replyBytes > 0 || p[k].target !== null) last = p[k];
+    }
     for (let i = 0; i < p.length;) {
       const t = p[i];
-      if (this.#ready(f, t, i, now, final)) this.#decide(f, t, now, final);
+      if (t === last) last = null;
+      const movedOn = f.session === null || last !== null;
+      if (this.#ready(t, movedOn, now, final)) this.#decide(f, t, now, final);
       else i++;
     }
   }
 
-  /** Whether turn `t` (the `i`-th pending one of `f`) can get its verdict now. */
-  #ready(f: FlowCompare, t: PendingTurn, i: number, now: number, final: boolean): boolean {
+  /**
+   * Whether turn `t` can get its verdict now; `movedOn`: the target answered a later turn, or
+   * the session ended (this turn's answer will not come).
+   */
+  #ready(t: PendingTurn, movedOn: boolean, now: number, final: boolean): boolean {
     if (t.online === undefined) return false;
     if (final) return true;
     const wait = this.opts.answerWaitMs ?? ANSWER_WAIT_MS;
@@ -412,15 +419,7 @@ export class Comparer implements FlowHost {
     if (t.replyBytes > 0) return now - t.replyLastMs >= wait; // answered, no summary yet
     const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
     if (now - base >= (this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS)) return true;
-    return this.#movedOn(f, i) && now - t.onlineAt >= wait;
-  }
-
-  /** The target answered a later turn, or the session ended: this turn's answer will not come. */
-  #movedOn(f: FlowCompare, i: number): boolean {
-    if (f.session === null) return true;
-    const p = f.pending;
-    for (let k = i + 1; k < p.length; k++) if (p[k].replyBytes > 0 || p[k].target) return true;
-    return false;
+    return movedOn && now - t.onlineAt >= wait;
   }
 
   #decide(f: FlowCompare, t: PendingTurn, now: number, final: boolean): void {
