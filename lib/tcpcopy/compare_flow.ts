@@ -439,11 +439,17 @@ export class FlowCompare {
   onSent(end: number, now: number): void {
     if (this.sentMax !== undefined && !seqLt(this.sentMax, end)) return;
     this.sentMax = end;
-    for (let i = this.pending.length - 1; i >= 0; i--) {
-      const t = this.pending[i];
-      if (!Number.isNaN(t.sentMs)) break;
-      if (seqLe(t.end, end)) t.sentMs = now;
+    // Turns end in sequence order and the sent ones are those ending by sentMax: find the
+    // first turn ending after `end`, stamp the unsent ones before it (a target that lags
+    // leaves hundreds of turns unsent: no walk over them per segment).
+    const p = this.pending;
+    let lo = 0, hi = p.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLe(p[mid].end, end)) lo = mid + 1;
+      else hi = mid;
     }
+    for (let i = lo - 1; i >= 0 && Number.isNaN(p[i].sentMs); i--) p[i].sentMs = now;
   }
 
   /**
