@@ -22,6 +22,7 @@ import {
 import type { ReplyInfo } from "../tunnel/reply_packet.ts";
 import { AnswerFlow, type FlowHost, type ReplySegment } from "./answer_flow.ts";
 import { FIN, RST, SYN } from "../wire/tcp.ts";
+import { internAddr } from "../engine/endpoint.ts";
 
 /** An answer with no new reply bytes for this long is sent as it is (ms). */
 export const ANSWER_QUIET_MS = 300;
@@ -266,8 +267,9 @@ const NO_SUMMARY: AnswerSummary = {
 /** A flow for the reply's tuple: the client is its destination, the target its source. */
 function newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
   const v4 = info.family === 4;
-  const src = v4 ? pkt.slice(12, 16) : pkt.slice(8, 24);
-  const dst = v4 ? pkt.slice(16, 20) : pkt.slice(24, 40);
+  // interned: a new connection of a known client and target allocates no address bytes
+  const src = internAddr(v4 ? pkt.subarray(12, 16) : pkt.subarray(8, 24));
+  const dst = internAddr(v4 ? pkt.subarray(16, 20) : pkt.subarray(24, 40));
   const l4 = info.l4;
   const client: AnswerEndpoint = { addr: dst, port: (pkt[l4 + 2] << 8) | pkt[l4 + 3] };
   const target: AnswerEndpoint = { addr: src, port: (pkt[l4] << 8) | pkt[l4 + 1] };
