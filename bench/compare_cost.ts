@@ -8,7 +8,8 @@
  *   simulated time) with a no-op engine; `--baseline` runs the same without a comparer (the
  *   answer packet is then not captured at all, as without `--compare`).
  * - intercept: the answer tracker (`inspectReply`, `AnswerTracker.reply`, `settle`, the ANSWER
- *   frame encoded and queued).
+ *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it as
+ *   views, as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *
