@@ -8,7 +8,8 @@
  *   simulated time) with a no-op engine; `--baseline` runs the same without a comparer (the
  *   answer packet is then not captured at all, as without `--compare`).
  * - intercept: the answer tracker (`inspectReply`, `AnswerTracker.reply`, `settle`, the ANSWER
- *   frame encoded and queued).
+ *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it as
+ *   views, as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *
@@ -165,11 +166,19 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
     nextDeadline: () => undefined,
     closeAll() {},
   });
+  // the tunnel's output buffer: frames are copied in as the batcher does, decoded later
+  const out = new Uint8Array(TURNS_PER_FLOW * FLOWS * 2048);
+  let outAt = 0;
   const frames: Uint8Array[] = [];
   const tracker = new AnswerTracker(
     { bytes: 1024, mode: "auto" },
     newAnswerCounters(),
-    (frame) => (frames.push(frame), true),
+    (frame) => {
+      if (outAt + frame.length > out.length) outAt = 0;
+      out.set(frame, outAt);
+      frames.push(out.subarray(outAt, outAt += frame.length));
+      return true;
+    },
   );
   const info = newReplyInfo();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
@@ -221,7 +230,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
         r.onReplyBytes(f.replyHeader[j], now);
         if (comparer !== null) {
           for (const fr of answers[n++]) {
-            const a = decodeAnswerBody(fr.subarray(4), 1024);
+            const a = decodeAnswerBody(fr.subarray(4), 1024, false); // as the tunnel client does
             if (typeof a === "string") throw new Error(a);
             r.onAnswer(a, now);
           }
@@ -234,6 +243,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
       }
     }
     answers.length = 0;
+    outAt = 0;
     tTcpcopy += cpuMs() - t1;
     tIntercept += t1 - t0;
   }

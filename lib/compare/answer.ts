@@ -44,8 +44,8 @@ export interface AnswerSummary {
   gapBytes: number;
   /** The digest kind used (after `auto`). */
   kind: DigestKind;
-  /** 16 hex digits ({@link Digest64}); null when bytes were missing (gaps). */
-  digest: string | null;
+  /** The 64-bit {@link Digest64} value; null when bytes were missing (gaps). */
+  digest: bigint | null;
   /** Content bytes: the decoded body for `http`, all bytes otherwise; null with gaps. */
   bodyLength: number | null;
   /** Ms from the request's last segment to the answer's first byte (absent: unknown). */
@@ -164,15 +164,47 @@ export class AnswerAccumulator {
 
   /** The summary of the answer so far; `timedOut` when the turn's deadline cut it. */
   finish(timedOut = false): AnswerSummary {
+    return this.#summary(this.#first.slice(0, this.#firstLen), timedOut);
+  }
+
+  /**
+   * Like {@link finish}, but the summary's first bytes are a view of the accumulator's own
+   * buffer: valid until the next `reset` (intercept encodes them into a frame at once).
+   */
+  finishView(timedOut = false): AnswerSummary {
+    return this.#summary(this.#first.subarray(0, this.#firstLen), timedOut);
+  }
+
+  /**
+   * Like {@link finish}, without a copy: the summary keeps the accumulator's first-bytes
+   * buffer (its first bytes are a view of it: {@link buffer} before the call) and `spare`, an
+   * array of the same length, becomes the accumulator's buffer (tcpcopy hands buffers around
+   * a pool instead of allocating one per answer).
+   */
+  finishSwap(spare: Uint8Array, timedOut = false): AnswerSummary {
+    if (spare.length !== this.#first.length) {
+      throw new RangeError(`spare buffer of ${spare.length} bytes, ${this.#first.length} needed`);
+    }
+    const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut);
+    this.#first = spare;
+    return s;
+  }
+
+  /** The first-bytes buffer now (N bytes; {@link finishSwap} hands it over). */
+  get buffer(): Uint8Array {
+    return this.#first;
+  }
+
+  #summary(firstBytes: Uint8Array, timedOut: boolean): AnswerSummary {
     if (this.#kind === undefined) this.#decide();
     const kind = this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
     const s: AnswerSummary = {
-      firstBytes: this.#first.slice(0, this.#firstLen),
+      firstBytes,
       totalLength: this.#total,
       gapBytes: this.#gaps,
       kind,
-      digest: valid ? this.#digest.hex() : null,
+      digest: valid ? this.#digest.value() : null,
       bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
       timedOut,
       complete: valid && !timedOut,

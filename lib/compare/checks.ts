@@ -7,6 +7,7 @@
  */
 
 import type { AnswerSummary } from "./answer.ts";
+import { digestText } from "./digest.ts";
 import { bytesHint, valueHint } from "./printable.ts";
 import { type CompareResult, matched, mismatch } from "./result.ts";
 
@@ -59,7 +60,7 @@ export function digestCheck(
     return null;
   }
   if (o.digest === t.digest) return null;
-  return mismatch("body", valueHint("digest", o.digest, t.digest));
+  return mismatch("body", valueHint("digest", digestText(o.digest), digestText(t.digest)));
 }
 
 /** Runs `checks` in order: the first mismatch, else a match (partial if any check was). */

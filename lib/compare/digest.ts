@@ -3,9 +3,9 @@
  *
  * It is XXH32 (Yann Collet's xxHash, 32-bit variant, as specified in xxHash's
  * `doc/xxhash_spec.md`) computed twice in one pass, with seed 0 and with seed `PRIME32_1`,
- * the two 32-bit results written one after the other as 16 hex digits. Both halves match the
- * published XXH32 test vectors, so any implementation on either side of the tunnel can be
- * checked against them.
+ * the two 32-bit results one after the other: a 64-bit value (a `bigint`, seed A's XXH32 in the
+ * high half), written as 16 hex digits where it is shown. Both halves match the published XXH32
+ * test vectors, so any implementation on either side of the tunnel can be checked against them.
  *
  * Why not a cryptographic hash: the digest only tells "these two answers are very probably
  * equal" (a wrong "equal" needs a 64-bit collision between two honest servers' answers). It
@@ -25,6 +25,9 @@ const P5 = 0x165667b1 | 0;
 
 /** The two seeds: the digest is XXH32(seed A) ‖ XXH32(seed B). */
 export const DIGEST_SEEDS: readonly [number, number] = [0, 0x9e3779b1];
+
+/** Scratch for {@link Digest64.value} (shared: a digest is read synchronously). */
+const OUT = new DataView(new ArrayBuffer(8));
 
 /** One XXH32 lane round. */
 function round(acc: number, word: number): number {
@@ -167,6 +170,17 @@ export class Digest64 {
     return h >>> 0;
   }
 
+  /**
+   * The 64-bit digest: seed A's XXH32 in the high 32 bits, seed B's in the low ones (one
+   * `bigint`: compared with `===`, no string built per answer).
+   */
+  value(): bigint {
+    const v = OUT;
+    v.setUint32(0, this.value32(0));
+    v.setUint32(4, this.value32(1));
+    return v.getBigUint64(0);
+  }
+
   /** The 64-bit digest as 16 lowercase hex digits (seed A's XXH32, then seed B's). */
   hex(): string {
     return hex32(this.value32(0)) + hex32(this.value32(1));
@@ -177,9 +191,21 @@ function hex32(v: number): string {
   return v.toString(16).padStart(8, "0");
 }
 
-/** One-shot digest of `bytes` (tests, small inputs). */
+/** A digest value as 16 lowercase hex digits (hints, logs). */
+export function digestText(digest: bigint): string {
+  return digest.toString(16).padStart(16, "0");
+}
+
+/** One-shot digest of `bytes` as hex (tests, small inputs). */
 export function digestHex(bytes: Uint8Array): string {
   const d = new Digest64();
   d.update(bytes);
   return d.hex();
+}
+
+/** One-shot digest of `bytes` (tests, small inputs). */
+export function digestOf(bytes: Uint8Array): bigint {
+  const d = new Digest64();
+  d.update(bytes);
+  return d.value();
 }

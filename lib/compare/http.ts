@@ -11,9 +11,9 @@ import type { AnswerSummary } from "./answer.ts";
 import { compareBytes, firstBytesCheck } from "./bytes.ts";
 import { bodyLengthCheck, digestCheck, firstMismatch, type Partial } from "./checks.ts";
 import { HttpResponseParser, nameEnd, trimRange } from "./http_stream.ts";
-import { sameHttpHeads } from "./http_fast.ts";
+import { equalBytes, sameHttpHeads } from "./http_fast.ts";
 import { clip, lineExcerpt, printable } from "./printable.ts";
-import { type CompareResult, mismatch } from "./result.ts";
+import { type CompareResult, matched, mismatch } from "./result.ts";
 import { isHttpAnswer } from "./sniff.ts";
 
 /** Headers never compared by default (`--compare-ignore-header` adds more). */
@@ -111,11 +111,35 @@ function ignoreSetOf(extra: readonly string[]): Ignore {
   return ig;
 }
 
-/** Compares two HTTP answers; see the module comment for the order of the checks. */
+/**
+ * Compares two HTTP answers; see the module comment for the order of the checks. Two fast
+ * paths come first (the common case: equal answers), each taken only where the full checks
+ * would find nothing before the lengths and the digest (tests/unit/compare_http_fast.test.ts
+ * holds them against {@link compareHttpFull}): byte-identical first bytes, then
+ * {@link sameHttpHeads} (equal but for ignored headers).
+ */
 export function compareHttp(
   o: AnswerSummary,
   t: AnswerSummary,
   opts: HttpCompareOptions = {},
+): CompareResult {
+  return compareHttpWith(o, t, opts, true);
+}
+
+/** {@link compareHttp} without its fast paths: every check on parsed views (tests). */
+export function compareHttpFull(
+  o: AnswerSummary,
+  t: AnswerSummary,
+  opts: HttpCompareOptions = {},
+): CompareResult {
+  return compareHttpWith(o, t, opts, false);
+}
+
+function compareHttpWith(
+  o: AnswerSummary,
+  t: AnswerSummary,
+  opts: HttpCompareOptions,
+  fast: boolean,
 ): CompareResult {
   const oHttp = isHttpAnswer(o.firstBytes), tHttp = isHttpAnswer(t.firstBytes);
   if (!oHttp && !tHttp) return compareBytes(o, t);
@@ -129,9 +153,12 @@ export function compareHttp(
   }
   const ig = ignoreSetOf(opts.ignoreHeaders ?? NONE);
   const p: Partial = { partial: false };
-  if (sameHttpHeads(o.firstBytes, t.firstBytes, ig.list, FRAMING_HEADERS)) {
+  if (
+    fast && (equalBytes(o.firstBytes, t.firstBytes) ||
+      sameHttpHeads(o.firstBytes, t.firstBytes, ig.list, FRAMING_HEADERS))
+  ) {
     // status, headers and body bytes agree (the common case): only lengths and digests left
-    return firstMismatch(p, () => bodyLengthCheck(o, t, p), () => digestCheck(o, t, p));
+    return bodyLengthCheck(o, t, p) ?? digestCheck(o, t, p) ?? matched(p.partial);
   }
   const ov = httpView(o.firstBytes), tv = httpView(t.firstBytes);
   const ignore = ig.set;

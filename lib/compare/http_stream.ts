@@ -125,19 +125,20 @@ export class HttpResponseParser {
 
   /** Accumulates line bytes up to LF; returns where it stopped. */
   #scanLine(bytes: Uint8Array, i: number, to: number): number {
-    const cap = this.#line.length;
-    if (this.#lineLen === 0) this.#lineAt = this.#base + i;
-    for (; i < to; i++) {
-      const b = bytes[i];
-      if (b === LF) {
-        this.#endLine();
-        return i + 1;
-      }
-      if (this.#lineLen < cap) this.#line[this.#lineLen] = b;
-      this.#lineLen++;
-      this.#lineLast = b;
+    const line = this.#line;
+    const len = this.#lineLen;
+    if (len === 0) this.#lineAt = this.#base + i;
+    let j = i;
+    while (j < to && bytes[j] !== LF) j++;
+    const keep = Math.min(j - i, line.length - len); // bytes past the cap only count
+    for (let k = 0; k < keep; k++) line[len + k] = bytes[i + k];
+    if (j > i) {
+      this.#lineLen = len + (j - i);
+      this.#lineLast = bytes[j - 1];
     }
-    return i;
+    if (j === to) return j;
+    this.#endLine();
+    return j + 1;
   }
 
   #endLine(): void {

@@ -26,7 +26,7 @@ export interface FlowHost {
   acquire(): AnswerAccumulator | undefined;
   /** Gives an accumulator back. */
   release(acc: AnswerAccumulator): void;
-  /** One finished answer. */
+  /** One finished answer (its first bytes are a view valid only during the call). */
   emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void;
   /** The flow has an open answer now / no longer (`open` changed). */
   opened(flow: AnswerFlow, open: boolean): void;
@@ -166,7 +166,7 @@ export class AnswerFlow {
     this.skipping = false;
     host.opened(this, false);
     if (acc !== null) {
-      host.emit(this, acc.finish(), end);
+      host.emit(this, acc.finishView(), end); // encoded at once: no copy of the first bytes
       host.release(acc);
     }
     this.part++;

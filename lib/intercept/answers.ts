@@ -13,10 +13,16 @@
  */
 import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
 import type { AnswerEndpoint } from "../compare/target_answer.ts";
-import { type AnswerEnd, encodeAnswerFrame } from "../tunnel/answer_frame.ts";
+import {
+  ANSWER_HEADER_V6,
+  type AnswerEnd,
+  type TunnelAnswer,
+  writeAnswerFrame,
+} from "../tunnel/answer_frame.ts";
 import type { ReplyInfo } from "../tunnel/reply_packet.ts";
 import { AnswerFlow, type FlowHost, type ReplySegment } from "./answer_flow.ts";
 import { FIN, RST, SYN } from "../wire/tcp.ts";
+import { internAddr } from "../engine/endpoint.ts";
 
 /** An answer with no new reply bytes for this long is sent as it is (ms). */
 export const ANSWER_QUIET_MS = 300;
@@ -87,7 +93,13 @@ export class AnswerTracker implements FlowHost {
     payloadLen: 0,
   };
 
-  /** `send` queues one whole frame to the peer; false when its queue is full. */
+  /** The frame being sent (reused: `send` copies it). */
+  #frame: Uint8Array;
+
+  /**
+   * `send` queues one whole frame to the peer (a view of a reused buffer, valid only during
+   * the call: the batcher copies it); false when its queue is full.
+   */
   constructor(
     opts: AnswerTrackerOptions,
     readonly counters: AnswerCounters,
@@ -97,6 +109,7 @@ export class AnswerTracker implements FlowHost {
     this.mode = opts.mode;
     this.maxLive = opts.maxLive ?? maxLiveFor(opts.bytes);
     this.idleMs = opts.idleMs ?? ANSWER_FLOW_IDLE_MS;
+    this.#frame = new Uint8Array(4 + ANSWER_HEADER_V6 + opts.bytes);
   }
 
   /** Accumulators in use (open answers being summarised). */
@@ -209,29 +222,54 @@ export class AnswerTracker implements FlowHost {
   }
 
   emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void {
-    const frame = encodeAnswerFrame({
-      client: flow.client,
-      target: flow.target,
-      ack: flow.ack,
-      seq: flow.startSeq,
-      part: flow.part,
-      summary,
-      end,
-    });
-    if (this.send(frame)) {
+    const a = this.#answer;
+    a.client = flow.client;
+    a.target = flow.target;
+    a.ack = flow.ack;
+    a.seq = flow.startSeq;
+    a.part = flow.part;
+    a.summary = summary;
+    a.end = end;
+    const n = writeAnswerFrame(a, this.#frame);
+    a.summary = NO_SUMMARY; // keep no reference to the accumulator's buffer
+    if (this.send(this.#frame.subarray(0, n))) {
       this.counters.sent++;
-      this.counters.bytes += frame.length;
+      this.counters.bytes += n;
     } else this.counters.dropped++;
   }
+
+  /** The answer being encoded (reused). */
+  #answer: TunnelAnswer = {
+    client: NO_END,
+    target: NO_END,
+    ack: 0,
+    seq: 0,
+    part: 0,
+    summary: NO_SUMMARY,
+    end: "ack",
+  };
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_END: AnswerEndpoint = { addr: new Uint8Array(4), port: 0 };
+const NO_SUMMARY: AnswerSummary = {
+  firstBytes: EMPTY,
+  totalLength: 0,
+  gapBytes: 0,
+  kind: "bytes",
+  digest: null,
+  bodyLength: 0,
+  timedOut: false,
+  complete: true,
+  truncated: false,
+};
 
 /** A flow for the reply's tuple: the client is its destination, the target its source. */
 function newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
   const v4 = info.family === 4;
-  const src = v4 ? pkt.slice(12, 16) : pkt.slice(8, 24);
-  const dst = v4 ? pkt.slice(16, 20) : pkt.slice(24, 40);
+  // interned: a new connection of a known client and target allocates no address bytes
+  const src = internAddr(v4 ? pkt.subarray(12, 16) : pkt.subarray(8, 24));
+  const dst = internAddr(v4 ? pkt.subarray(16, 20) : pkt.subarray(24, 40));
   const l4 = info.l4;
   const client: AnswerEndpoint = { addr: dst, port: (pkt[l4 + 2] << 8) | pkt[l4 + 3] };
   const target: AnswerEndpoint = { addr: src, port: (pkt[l4] << 8) | pkt[l4 + 1] };

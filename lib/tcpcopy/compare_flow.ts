@@ -44,8 +44,14 @@ export interface PendingTurn {
   end: number;
   /** The client's online ACK on the request: where its online answer starts. */
   ack: number;
-  /** The request's first bytes (at most {@link HEAD_KEEP}). */
+  /** The request's first bytes (at most {@link HEAD_KEEP}): a view of `headBuf`. */
   head: Uint8Array;
+  /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
+  headBuf: Uint8Array;
+  /** The pooled buffer the online answer's first bytes live in (null: none). */
+  onlineBuf: Uint8Array | null;
+  /** The pooled buffer the target answer's first bytes live in (null: none). */
+  targetBuf: Uint8Array | null;
   /** Capture time (ms) of the request's last segment. */
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
@@ -78,7 +84,15 @@ export interface FlowHost {
   release(acc: AnswerAccumulator): void;
   /** A turn was not kept (over budget). */
   skipped(): void;
+  /** A {@link HEAD_KEEP}-byte buffer for a request head (pooled). */
+  headBuffer(): Uint8Array;
+  /** A buffer of the accumulators' length for an online answer's first bytes (pooled). */
+  firstBuffer(): Uint8Array;
+  /** A turn's buffers are free again (the turn is gone). */
+  recycle(t: PendingTurn): void;
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
@@ -246,12 +260,17 @@ export class FlowCompare {
       this.host.skipped();
       return;
     }
+    const headBuf = this.host.headBuffer();
+    headBuf.set(data.subarray(from, from + headLen));
     const t: PendingTurn = {
       index: this.turns,
       start,
       end,
       ack,
-      head: data.slice(from, from + headLen),
+      head: headBuf.subarray(0, headLen),
+      headBuf,
+      onlineBuf: null,
+      targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
       onlineAt: Number.NaN,
@@ -271,13 +290,12 @@ export class FlowCompare {
   }
 
   #extendHead(t: PendingTurn, data: Uint8Array, from: number): void {
-    const room = HEAD_KEEP - t.head.length;
+    const have = t.head.length;
+    const room = t.headBuf.length - have; // 0 once the turn is gone (its buffer recycled)
     if (room <= 0) return;
     const more = data.subarray(from, from + room);
-    const h = new Uint8Array(t.head.length + more.length);
-    h.set(t.head);
-    h.set(more, t.head.length);
-    t.head = h;
+    t.headBuf.set(more, have);
+    t.head = t.headBuf.subarray(0, have + more.length);
   }
 
   #pullClient(now: number): void {
@@ -394,13 +412,18 @@ export class FlowCompare {
       this.#srvNext = upTo;
     }
     const acc = this.#acc;
-    t.online = t === this.open && this.#accStarted && acc !== null ? acc.finish(timedOut) : null;
+    if (t === this.open && this.#accStarted && acc !== null) {
+      // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
+      const own = acc.buffer;
+      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut);
+      t.onlineBuf = own;
+    } else t.online = null;
     if (t === this.open) this.#accStarted = false;
     t.onlineAt = now;
     if (t.online !== null) {
       const extra = t.online.firstBytes.length;
       if (this.host.reserve(extra)) t.cost += extra;
-      else t.online = { ...t.online, firstBytes: t.online.firstBytes.subarray(0, 0) };
+      else t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
     }
   }
 
@@ -416,11 +439,17 @@ export class FlowCompare {
   onSent(end: number, now: number): void {
     if (this.sentMax !== undefined && !seqLt(this.sentMax, end)) return;
     this.sentMax = end;
-    for (let i = this.pending.length - 1; i >= 0; i--) {
-      const t = this.pending[i];
-      if (!Number.isNaN(t.sentMs)) break;
-      if (seqLe(t.end, end)) t.sentMs = now;
+    // Turns end in sequence order and the sent ones are those ending by sentMax: find the
+    // first turn ending after `end`, stamp the unsent ones before it (a target that lags
+    // leaves hundreds of turns unsent: no walk over them per segment).
+    const p = this.pending;
+    let lo = 0, hi = p.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLe(p[mid].end, end)) lo = mid + 1;
+      else hi = mid;
     }
+    for (let i = lo - 1; i >= 0 && Number.isNaN(p[i].sentMs); i--) p[i].sentMs = now;
   }
 
   /**
@@ -463,15 +492,38 @@ export class FlowCompare {
     return seqLe(ack, t.end) ? t : null;
   }
 
-  /** Removes `t` from the pending turns (its verdict is given); returns its cost. */
+  /**
+   * Removes `t` from the pending turns (its verdict is given; its buffers go back to the
+   * host: nothing of it may be read after this); returns its cost.
+   */
   remove(t: PendingTurn): number {
     const p = this.pending;
     if (p[0] === t) p.shift(); // verdicts come in order: the common case
     else {
       const i = p.indexOf(t);
-      if (i >= 0) p.splice(i, 1);
+      if (i < 0) return 0;
+      p.splice(i, 1);
     }
+    this.#recycle(t);
     return t.cost;
+  }
+
+  /** Gives `t`'s buffers back; a late write to the turn (none is expected) then goes nowhere. */
+  #recycle(t: PendingTurn): void {
+    this.host.recycle(t);
+    t.head = t.headBuf = NO_BYTES;
+    t.onlineBuf = t.targetBuf = null;
+  }
+
+  /** Takes every pending turn out (the flow is forgotten); returns their cost. */
+  removeAll(): number {
+    let cost = 0;
+    for (const t of this.pending) {
+      cost += t.cost;
+      this.#recycle(t);
+    }
+    this.pending.length = 0;
+    return cost;
   }
 
   /** Gives the accumulator back (the flow is forgotten). */

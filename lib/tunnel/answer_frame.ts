@@ -18,7 +18,7 @@
  *   16    6   total length (gaps included)
  *   22    6   body length (0 when absent: gaps)
  *   28    4   gap bytes (saturated at 2^32 - 1)
- *   32    8   digest: seed A's XXH32 then seed B's (the 16 hex digits; 0 when absent)
+ *   32    8   digest: seed A's XXH32 then seed B's (the 64-bit value; 0 when absent)
  *   40  4|16  client address           44|56  4|16  target address
  *   48|72     first bytes (the rest of the body, at most the N of the COMPARE message)
  */
@@ -66,11 +66,24 @@ export function answerFrameLength(a: TargetAnswer): number {
 }
 
 /**
- * Encodes one answer as a whole frame. Throws a RangeError on impossible input (our own
- * summaries never are): endpoints not both IPv4 or both IPv6, too many first bytes, a digest
- * that is not 16 hex digits.
+ * Encodes one answer as a whole frame (a new array; intercept writes into a reused one with
+ * {@link writeAnswerFrame}). Throws a RangeError on impossible input, see there.
  */
 export function encodeAnswerFrame(a: TunnelAnswer): Uint8Array {
+  const out = new Uint8Array(answerFrameLength(a));
+  writeAnswerFrame(a, out);
+  return out;
+}
+
+const U64 = 1n << 64n;
+
+/**
+ * Writes one answer as a whole frame at `out[0...]` and returns its length
+ * ({@link answerFrameLength}; `out` must hold it). Throws a RangeError on impossible input
+ * (our own summaries never are): endpoints not both IPv4 or both IPv6, too many first bytes,
+ * a digest outside 64 bits.
+ */
+export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array): number {
   const s = a.summary;
   const alen = a.client.addr.length;
   const v6 = alen === 16;
@@ -78,17 +91,16 @@ export function encodeAnswerFrame(a: TunnelAnswer): Uint8Array {
     throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
   }
   if (s.firstBytes.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
-  if (s.digest !== null && !/^[0-9a-f]{16}$/.test(s.digest)) {
-    throw new RangeError(`digest ${s.digest} is not 16 hex digits`);
+  if (s.digest !== null && (s.digest < 0n || s.digest >= U64)) {
+    throw new RangeError(`digest ${s.digest} is not a 64-bit value`);
   }
   const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
   const bodyLen = head + s.firstBytes.length;
-  const out = new Uint8Array(4 + bodyLen);
   out[0] = ANSWER_FRAME_KIND;
   out[1] = bodyLen >>> 16;
   out[2] = (bodyLen >>> 8) & 0xff;
   out[3] = bodyLen & 0xff;
-  const dv = new DataView(out.buffer, 4);
+  const dv = new DataView(out.buffer, out.byteOffset + 4, bodyLen);
   const end = ANSWER_ENDS.indexOf(a.end);
   out[4] = (v6 ? F_V6 : 0) | (s.digest !== null ? F_DIGEST : 0) |
     (s.bodyLength !== null ? F_BODY : 0) | (Math.max(0, end) << 4);
@@ -101,26 +113,26 @@ export function encodeAnswerFrame(a: TunnelAnswer): Uint8Array {
   setU48(dv, 16, s.totalLength);
   setU48(dv, 22, s.bodyLength ?? 0);
   dv.setUint32(28, Math.min(s.gapBytes, U32 - 1));
-  if (s.digest !== null) {
-    dv.setUint32(32, parseInt(s.digest.slice(0, 8), 16));
-    dv.setUint32(36, parseInt(s.digest.slice(8), 16));
-  }
+  dv.setBigUint64(32, s.digest ?? 0n);
   out.set(a.client.addr, 4 + 40);
   out.set(a.target.addr, 4 + 40 + alen);
   out.set(s.firstBytes, 4 + head);
-  return out;
-}
-
-function hex32(n: number): string {
-  return n.toString(16).padStart(8, "0");
+  return 4 + bodyLen;
 }
 
 /**
- * Decodes an ANSWER frame's body (copied: the result outlives `body`). `maxFirst` is the N
- * this side asked for. Returns a reason string for a body that breaks the layout or is
- * inconsistent (the caller counts it and goes on: the framing itself was fine).
+ * Decodes an ANSWER frame's body. `maxFirst` is the N this side asked for. With `copy` (the
+ * default) the result owns its bytes and outlives `body`; without, its addresses and first
+ * bytes are views of `body`, valid as long as `body` is (the tunnel client's hot path: the
+ * comparer copies what it keeps into pooled buffers). Returns a reason string for a body that
+ * breaks the layout or is inconsistent (the caller counts it and goes on: the framing itself
+ * was fine).
  */
-export function decodeAnswerBody(body: Uint8Array, maxFirst: number): TunnelAnswer | string {
+export function decodeAnswerBody(
+  body: Uint8Array,
+  maxFirst: number,
+  copy = true,
+): TunnelAnswer | string {
   if (body.length < ANSWER_HEADER_V4) return `answer of ${body.length} bytes`;
   const flags = body[0];
   const v6 = (flags & F_V6) !== 0;
@@ -144,16 +156,17 @@ export function decodeAnswerBody(body: Uint8Array, maxFirst: number): TunnelAnsw
   const bodyLength = hasBody ? getU48(dv, 22) : null;
   if (bodyLength !== null && bodyLength > total) return "answer body length beyond its total";
   const alen = v6 ? 16 : 4;
-  const copy = body.slice(40, head); // both addresses in one copy
-  const client: AnswerEndpoint = { addr: copy.subarray(0, alen), port: dv.getUint16(4) };
-  const target: AnswerEndpoint = { addr: copy.subarray(alen, 2 * alen), port: dv.getUint16(6) };
-  const firstBytes = body.slice(head);
+  // both addresses and the first bytes in one copy (or none)
+  const rest = copy ? body.slice(40) : body.subarray(40);
+  const client: AnswerEndpoint = { addr: rest.subarray(0, alen), port: dv.getUint16(4) };
+  const target: AnswerEndpoint = { addr: rest.subarray(alen, 2 * alen), port: dv.getUint16(6) };
+  const firstBytes = rest.subarray(head - 40);
   const summary: AnswerSummary = {
     firstBytes,
     totalLength: total,
     gapBytes: gap,
     kind,
-    digest: hasDigest ? hex32(dv.getUint32(32)) + hex32(dv.getUint32(36)) : null,
+    digest: hasDigest ? dv.getBigUint64(32) : null,
     bodyLength,
     timedOut: false,
     complete: gap === 0,
@@ -167,5 +180,16 @@ export function decodeAnswerBody(body: Uint8Array, maxFirst: number): TunnelAnsw
     part: dv.getUint16(2),
     summary,
     end,
+  };
+}
+
+/** A copy of `a` that owns its bytes (for keeping an answer received as views). */
+export function ownAnswer<T extends TargetAnswer>(a: T): T {
+  const s = a.summary;
+  return {
+    ...a,
+    client: { addr: a.client.addr.slice(), port: a.client.port },
+    target: { addr: a.target.addr.slice(), port: a.target.port },
+    summary: { ...s, firstBytes: s.firstBytes.slice() },
   };
 }

@@ -106,8 +106,9 @@ export interface TunnelClientOptions {
    */
   compare?: { bytes: number; mode: DigestMode };
   /**
-   * Receives each target answer (a fresh object: it may be kept). `server` indexes
-   * `servers`.
+   * Receives each target answer. Its addresses and first bytes are views of the read buffer,
+   * valid only during the call (keep a copy: `ownAnswer` in answer_frame.ts). `server`
+   * indexes `servers`.
    */
   onAnswer?: (answer: TunnelAnswer, server: number) => void;
 }

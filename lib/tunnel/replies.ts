@@ -327,7 +327,8 @@ export class ServerStreamDecoder {
         break;
       case FrameKind.ANSWER: {
         const max = Math.min(this.answerBytes, MAX_COMPARE_BYTES);
-        const a = decodeAnswerBody(b.subarray(body, body + bodyLen), max);
+        // views into the buffer for feed() (valid during the call), owned bytes for push()
+        const a = decodeAnswerBody(b.subarray(body, body + bodyLen), max, this.#copy);
         this.#onControl(
           typeof a === "string"
             ? { kind: "answer-malformed", reason: a }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AnswerAccumulator, type AnswerSummary, summarize } from "../../lib/compare/answer.ts";
-import { digestHex } from "../../lib/compare/digest.ts";
+import { digestOf } from "../../lib/compare/digest.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -31,7 +31,7 @@ Deno.test("HTTP digest covers the decoded body only: Date and chunking do not ch
   const a = summarize(enc(PLAIN)), b = summarize(enc(CHUNKED));
   assert.equal(a.kind, "http");
   assert.equal(b.kind, "http");
-  assert.equal(a.digest, digestHex(enc(BODY)));
+  assert.equal(a.digest, digestOf(enc(BODY)));
   assert.equal(b.digest, a.digest);
   assert.equal(a.bodyLength, 12);
   assert.equal(b.bodyLength, 12);
@@ -54,7 +54,7 @@ Deno.test("first bytes are bounded, total length counts everything", () => {
   assert.equal(s.firstBytes.length, 64);
   assert.equal(s.totalLength, 100000);
   assert.equal(s.kind, "bytes");
-  assert.equal(s.digest, digestHex(big));
+  assert.equal(s.digest, digestOf(big));
   assert.ok(s.truncated);
   assert.throws(() => new AnswerAccumulator({ firstBytes: 8 }), RangeError);
   assert.throws(() => new AnswerAccumulator({ firstBytes: 1.5 }), RangeError);
@@ -64,13 +64,13 @@ Deno.test("keep-alive: two responses in one answer digest both bodies", () => {
   const two = PLAIN + "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop";
   const s = summarize(enc(two));
   assert.equal(s.bodyLength, 15);
-  assert.equal(s.digest, digestHex(enc(BODY + "nop")));
+  assert.equal(s.digest, digestOf(enc(BODY + "nop")));
   const interim = "HTTP/1.1 100 Continue\r\n\r\n" + PLAIN;
-  assert.equal(summarize(enc(interim)).digest, digestHex(enc(BODY)));
+  assert.equal(summarize(enc(interim)).digest, digestOf(enc(BODY)));
   const noBody = "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n";
   assert.equal(summarize(enc(noBody)).bodyLength, 0);
   const untilClose = "HTTP/1.0 200 OK\r\n\r\nall the rest";
-  assert.equal(summarize(enc(untilClose)).digest, digestHex(enc("all the rest")));
+  assert.equal(summarize(enc(untilClose)).digest, digestOf(enc("all the rest")));
 });
 
 Deno.test("a gap makes digest and body length unknown but keeps lengths and first bytes", () => {
@@ -93,12 +93,12 @@ Deno.test("a gap makes digest and body length unknown but keeps lengths and firs
   const t = acc.finish(true);
   assert.ok(t.timedOut && !t.complete);
   assert.equal(t.firstMs, undefined);
-  assert.equal(t.digest, digestHex(enc("abc")));
+  assert.equal(t.digest, digestOf(enc("abc")));
 });
 
 Deno.test("an explicit digest mode is used as given", () => {
   const s = summarize(enc(PLAIN), { mode: "bytes" });
   assert.equal(s.kind, "bytes");
-  assert.equal(s.digest, digestHex(enc(PLAIN)));
+  assert.equal(s.digest, digestOf(enc(PLAIN)));
   assert.equal(summarize(enc("+OK\r\n"), { mode: "http" }).kind, "http");
 });

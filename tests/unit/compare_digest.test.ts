@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Digest64, digestHex } from "../../lib/compare/digest.ts";
+import { Digest64, digestHex, digestOf, digestText } from "../../lib/compare/digest.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 /** xxHash's sanity buffer: byte i is the top byte of PRIME32_1 squared i times. */
@@ -98,5 +98,20 @@ Deno.test("digest reads views at any byte offset of their buffer, and alternatin
     d.update(other.subarray(from + 7, to)); // another buffer, odd offset
     d.update(big, to, to + 33);
     assert.equal(d.hex(), digestHex(big.slice(from, to + 33)), `from ${from} to ${to}`);
+  }
+});
+
+Deno.test("digest value is the hex digest as a 64-bit number (seed A's half high)", () => {
+  const int = randomInt(mulberry32(21));
+  for (let k = 0; k < 300; k++) {
+    const data = new Uint8Array(int(200));
+    for (let i = 0; i < data.length; i++) data[i] = int(256);
+    const d = new Digest64();
+    d.update(data);
+    const v = d.value();
+    assert.equal(v, BigInt("0x" + d.hex()));
+    assert.equal(v >> 32n, BigInt(d.value32(0)));
+    assert.equal(digestText(v), d.hex());
+    assert.equal(digestOf(data), v);
   }
 });

@@ -2,8 +2,14 @@
 // view (httpView) finds the same statuses, the same non-ignored headers and equal body bytes;
 // it says "same" for the common case (only ignored headers differ).
 import assert from "node:assert/strict";
-import { sameHttpHeads } from "../../lib/compare/http_fast.ts";
-import { DEFAULT_IGNORED_HEADERS, httpView } from "../../lib/compare/http.ts";
+import { equalBytes, sameHttpHeads } from "../../lib/compare/http_fast.ts";
+import {
+  compareHttp,
+  compareHttpFull,
+  DEFAULT_IGNORED_HEADERS,
+  httpView,
+} from "../../lib/compare/http.ts";
+import { type AnswerSummary, summarize } from "../../lib/compare/answer.ts";
 
 const te = new TextEncoder();
 const FRAMING = ["content-length", "transfer-encoding"];
@@ -69,4 +75,51 @@ Deno.test("http fast path: never 'same' where the full view differs (mutations)"
     }
   }
   assert.ok(same > 100 && same < checked, `${same} of ${checked}`);
+});
+
+Deno.test("compareHttp's fast paths give the full checks' result (random edits, cuts, gaps)", () => {
+  const bases = [
+    answer("Mon, 01 Jan 2026 00:00:00 GMT", "X-A: 1\r\nx-b:  two \r\n"),
+    answer("Mon, 01 Jan 2026 00:00:01 GMT", 'ETag: "5"\r\nX-A: 1\r\nx-b:  two \r\n'),
+    answer("Mon, 01 Jan 2026 00:00:00 GMT", "", "x".repeat(300)),
+    te.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    te.encode("HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\n"),
+    te.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 No\r\n\r\n"),
+    te.encode("HTTP/1.0 200 OK\r\nServer: a\r\n\r\nno framing"),
+  ];
+  const bytes = [0x20, 0x0a, 0x0d, 0x3a, 0x41, 0x61, 0x5c, 0x30, 0x31, 0x7f, 0x09, 0x78];
+  const ignores: (readonly string[])[] = [[], ["x-a"], ["X-B", "content-type"]];
+  let seed = 11;
+  const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+  /** A summary of `b` with N first bytes, sometimes with a gap or cut by a deadline. */
+  const side = (b: Uint8Array, n: number): AnswerSummary => {
+    const s = summarize(b, { firstBytes: n });
+    switch (rnd(8)) {
+      case 0:
+        return { ...s, gapBytes: 3, totalLength: s.totalLength + 3, digest: null, complete: false };
+      case 1:
+        return { ...s, bodyLength: null, digest: null, complete: false };
+      case 2:
+        return { ...s, timedOut: true, complete: false };
+      default:
+        return s;
+    }
+  };
+  let identical = 0, fastSame = 0;
+  for (let k = 0; k < 3000; k++) {
+    const a = bases[rnd(bases.length)];
+    const b = rnd(3) === 0 ? bases[rnd(bases.length)].slice() : a.slice();
+    const edits = rnd(3);
+    for (let e = 0; e < edits; e++) b[rnd(b.length)] = bytes[rnd(bytes.length)];
+    const n = [16, 40, 64, 1024][rnd(4)];
+    const o = side(a, n), t = side(b, n);
+    if (equalBytes(o.firstBytes, t.firstBytes)) identical++;
+    for (const ig of ignores) {
+      const want = compareHttpFull(o, t, { ignoreHeaders: ig });
+      assert.deepEqual(compareHttp(o, t, { ignoreHeaders: ig }), want, new TextDecoder().decode(b));
+      const list = [...DEFAULT_IGNORED_HEADERS, ...ig.map((h) => h.toLowerCase())];
+      if (sameHttpHeads(o.firstBytes, t.firstBytes, list, FRAMING)) fastSame++;
+    }
+  }
+  assert.ok(identical > 300 && fastSame > 300, `identical ${identical}, fast ${fastSame}`);
 });

@@ -9,7 +9,9 @@ import {
   decodeAnswerBody,
   encodeAnswerFrame,
   MAX_ANSWER_BODY,
+  ownAnswer,
   type TunnelAnswer,
+  writeAnswerFrame,
 } from "../../lib/tunnel/answer_frame.ts";
 import { MAX_COMPARE_BYTES, summarize } from "../../lib/compare/answer.ts";
 import { type ServerItem, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
@@ -88,6 +90,27 @@ Deno.test("answer frame: round trip IPv4 and IPv6, digest present and absent", (
   assert.ok(typeof r !== "string");
   assert.equal(r.summary.totalLength, 2 ** 40 + 5);
   assert.equal(r.summary.bodyLength, 2 ** 40);
+});
+
+Deno.test("answer frame: written into a reused buffer, decoded as views or copies alike", () => {
+  const out = new Uint8Array(4 + ANSWER_HEADER_V6 + 64);
+  for (const [i, text] of ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "x", ""].entries()) {
+    const a = answer({ part: i }, text);
+    const n = writeAnswerFrame(a, out);
+    assert.deepEqual(out.subarray(0, n), encodeAnswerFrame(a), "the same bytes as a new frame");
+    const body = out.slice(4, n);
+    const copied = decodeAnswerBody(body, 64);
+    const viewed = decodeAnswerBody(body, 64, false);
+    assert.ok(typeof copied !== "string" && typeof viewed !== "string");
+    assert.deepEqual(viewed, a);
+    assert.deepEqual(copied, a);
+    assert.equal(viewed.summary.firstBytes.buffer, body.buffer, "views of the body");
+    const kept = ownAnswer(viewed);
+    body.fill(0xee); // the read buffer is reused: views change, copies do not
+    assert.deepEqual(kept, a);
+    assert.deepEqual(copied, a);
+    assert.notDeepEqual(viewed.client, a.client);
+  }
 });
 
 Deno.test("answer frame: a 65536-byte first-bytes answer crosses the stream decoder in any chunking", () => {
@@ -225,7 +248,7 @@ async function withPair(
       connections: 1,
       ...(clientSecret ? { secret } : {}),
       compare: { bytes: 64, mode: "auto" },
-      onAnswer: (a) => got.push(a),
+      onAnswer: (a) => got.push(ownAnswer(a)), // views of the read buffer: kept as a copy
       onReply: () => {},
       log: (l) => logs.push(l),
       lonely: !clientSecret,
