@@ -336,8 +336,14 @@ async function main(o: Options): Promise<Row[]> {
 async function finish(o: Options, b: BenchLab): Promise<void> {
   await stopStarted(b.pair.tcpcopy, "SIGINT");
   if (o.keep !== "") {
-    await Deno.copyFile(b.pair.tcpcopy.out, `${o.keep}/${b.pair.impl}-tcpcopy.out`);
-    await Deno.copyFile(b.pair.tcpcopy.err, `${o.keep}/${b.pair.impl}-tcpcopy.err`);
+    await Deno.mkdir(o.keep, { recursive: true });
+    for (
+      const [who, s] of [["tcpcopy", b.pair.tcpcopy], ["intercept", b.pair.intercept]] as const
+    ) {
+      for (const [ext, path] of [["out", s.out], ["err", s.err]] as const) {
+        await Deno.copyFile(path, `${o.keep}/${b.pair.impl}-${who}.${ext}`).catch(() => {});
+      }
+    }
   }
 }
 
