@@ -65,10 +65,8 @@ export interface RingStats extends CaptureStats {
   grows: number;
   /** bytes per block (every ring of a capture has the same) */
   blockSize: number;
-  /** the most blocks found waiting at a wake-up or drain step: how close the ring came to full */
-  highWaterBlocks: number;
-  /** blocks in the ring now */
-  blockCount: number;
+  /** the most bytes found waiting at a wake-up or drain step, in whole blocks */
+  peakBytes: number;
 }
 
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;
@@ -373,8 +371,7 @@ export class RingCapture {
       bufferBytes: this.#sock.size,
       grows: this.#grows,
       blockSize: this.#sock.geometry.blockSize,
-      highWaterBlocks: this.#highWater,
-      blockCount: this.#sock.geometry.blockCount,
+      peakBytes: this.#highWater * this.#sock.geometry.blockSize,
     };
   }
 
