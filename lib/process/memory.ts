@@ -79,7 +79,7 @@ export function processUsage(): ProcessUsage {
 /** madvise(MADV_PAGEOUT): reclaim these pages now (Linux 5.4; older kernels say EINVAL). */
 const MADV_PAGEOUT = 21;
 /** Seconds after start when the runtime's start-up code is paged out. */
-export const PAGE_OUT_AFTER_S = 10;
+export const PAGE_OUT_AFTER_S = 3;
 
 /**
  * Address ranges of `path`'s read-only mappings (code `r-xp` and read-only data `r--p`) in
@@ -121,9 +121,26 @@ export function pageOutStartupCode(): number {
   }
 }
 
-/** Runs {@link pageOutStartupCode} once, {@link PAGE_OUT_AFTER_S} s from now (unref'd timer). */
+/** Seconds between two malloc_trim calls after the page-out. */
+export const TRIM_EVERY_S = 10;
+
+/**
+ * Runs {@link pageOutStartupCode} once, {@link PAGE_OUT_AFTER_S} s from now, then returns
+ * malloc's free pages every {@link TRIM_EVERY_S} s (the runtime's threads, e.g. the optimizing
+ * compiler's, free memory that glibc keeps in its arenas otherwise). Unref'd timers.
+ */
 export function schedulePageOut(): void {
   if (Deno.build.os !== "linux") return;
-  const t = setTimeout(pageOutStartupCode, PAGE_OUT_AFTER_S * 1000);
+  const t = setTimeout(() => {
+    pageOutStartupCode();
+    Deno.unrefTimer(setInterval(trimMalloc, TRIM_EVERY_S * 1000));
+  }, PAGE_OUT_AFTER_S * 1000);
   Deno.unrefTimer(t);
+}
+
+/** malloc_trim(0): free pages of every malloc arena back to the kernel; best effort. */
+export function trimMalloc(): void {
+  try {
+    loadLibc().malloc_trim(0n);
+  } catch { /* not glibc */ }
 }
