@@ -327,13 +327,14 @@ export class RingCapture {
     }
     if (this.#old === null) this.#checkFill();
     const old = this.#old;
+    let n = 0;
     if (old !== null) {
       // The old ring's last block is handed over by the kernel's retire timer: until the old
       // ring is closed, the new one (later packets) waits, so the order stays that of arrival.
-      const n = old.walker.drain(onPacket, max);
+      n = old.walker.drain(onPacket, max);
       if (!this.#retiredWhenQuiet(old, n)) return n;
     }
-    return this.#sock.walker.drain(onPacket, max);
+    return n + this.#sock.walker.drain(onPacket, max - n);
   }
 
   /**

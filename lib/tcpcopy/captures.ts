@@ -19,7 +19,7 @@ const DRAIN_STEP = 2048;
  * at 50,000 small packets/s (ab bursts of short connections) for a reader the CPU starves: 8 MiB
  * dropped 9,482 packets on abshort at load 12; tcpcopy's idle RSS stays under 60 MB.
  */
-const FIRST_RING_MIB = 12;
+export const FIRST_RING_MIB = 12;
 
 /**
  * Opens a capture per `-i` device into `out` (so the caller closes what was opened when a later
