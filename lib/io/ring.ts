@@ -29,6 +29,7 @@ import { FdWaiter } from "./readiness.ts";
 import { sharedReactor } from "./reactor.ts";
 import {
   blockSizeFor,
+  BUSY_FILL,
   nextRingSize,
   Packet,
   retireMsFor,
@@ -63,6 +64,8 @@ export interface RingStats extends CaptureStats {
   bufferBytes: number;
   /** times the ring grew */
   grows: number;
+  /** times a grown ring shrank back (quiet for a minute) */
+  shrinks: number;
   /** bytes per block (every ring of a capture has the same) */
   blockSize: number;
   /** the most bytes found waiting at a wake-up or drain step, in whole blocks */
@@ -145,6 +148,9 @@ export class RingCapture {
   readonly snaplen: number;
   readonly #setup: RingSetup;
   #maxBytes: number;
+  readonly #minBytes: number; // the start size: a grown ring shrinks back to it when quiet
+  #busySince = performance.now(); // last time a reader found 1/BUSY_FILL waiting, or a resize
+  #shrinks = 0;
   #sock: RingSocket;
   #old: RingSocket | null = null; // replaced by a larger ring: drained first, then closed
   #oldQuietSince = 0;
@@ -166,6 +172,7 @@ export class RingCapture {
     this.#setup = setup;
     this.#sock = sock;
     this.#maxBytes = maxBytes;
+    this.#minBytes = sock.size;
     this.#napMs = Math.min(setup.retireMs, MAX_NAP_MS);
     this.linkType = setup.dgram ? LinkType.RAW : LinkType.EN10MB;
     this.snaplen = setup.snaplen;
@@ -275,41 +282,49 @@ export class RingCapture {
     const sock = this.#sock, walker = sock.walker, { blockCount } = sock.geometry;
     const ready = walker.readyBlocks();
     if (ready > this.#highWater) this.#highWater = ready;
-    if (this.#old !== null || sock.size >= this.#maxBytes) return;
+    const now = performance.now();
+    if (ready * BUSY_FILL >= blockCount) this.#busySince = now;
+    const losingBlock = walker.losing;
+    walker.losing = false;
+    if (this.#old !== null || (sock.size >= this.#maxBytes && sock.size <= this.#minBytes)) return;
     // a block retired with TP_STATUS_LOSING: reading the counters adds the drops and resets
     // the kernel's, so later blocks say LOSING only for new drops
-    const losing = this.#growSoon || (walker.losing && this.#readStats(sock) > 0);
-    walker.losing = false;
+    const losing = this.#growSoon || (losingBlock && this.#readStats(sock) > 0);
     const next = nextRingSize({
       readyBlocks: ready,
       blockCount,
       losing,
       size: sock.size,
+      minSize: this.#minBytes,
       maxSize: this.#maxBytes,
+      quietMs: now - this.#busySince,
     });
-    if (next > 0) this.#grow(next);
+    if (next > 0) this.#resize(next);
   }
 
-  /** Opens a ring of `bytes` and retires the current one. */
-  #grow(bytes: number): void {
+  /** Opens a ring of `bytes` (larger or smaller) and retires the current one. */
+  #resize(bytes: number): void {
+    this.#busySince = performance.now();
     this.#growSoon = false;
     const old = this.#sock;
     let fresh: RingSocket;
     try {
       fresh = openRingSocket(this.#setup, ringGeometry(bytes, this.#setup.blockSize));
     } catch {
-      this.#maxBytes = old.size; // e.g. ENOMEM: keep the ring we have, stop trying
+      // e.g. ENOMEM: keep the ring we have, stop trying to grow (a shrink is retried later)
+      if (bytes > old.size) this.#maxBytes = old.size;
       return;
     }
     if (!acceptNothing(old.fd)) {
       fresh.close(); // both would keep capturing (duplicates): stay with the old ring
-      this.#maxBytes = old.size;
+      if (bytes > old.size) this.#maxBytes = old.size;
       return;
     }
     this.#old = old;
     this.#oldQuietSince = 0;
     this.#sock = fresh;
-    this.#grows++;
+    if (bytes > old.size) this.#grows++;
+    else this.#shrinks++;
   }
 
   /**
@@ -371,6 +386,7 @@ export class RingCapture {
       freezes: this.#freezes,
       bufferBytes: this.#sock.size,
       grows: this.#grows,
+      shrinks: this.#shrinks,
       blockSize: this.#sock.geometry.blockSize,
       peakBytes: this.#highWater * this.#sock.geometry.blockSize,
     };

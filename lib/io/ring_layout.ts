@@ -144,24 +144,37 @@ export interface RingFill {
   blockCount: number;
   /** the kernel dropped packets (a retired block said TP_STATUS_LOSING, or the stats did) */
   losing: boolean;
-  /** the ring's size now and the largest allowed, bytes */
+  /** the ring's size now, its start size and the largest allowed, bytes */
   size: number;
+  minSize: number;
   maxSize: number;
+  /** ms since a reader last found 1/{@link BUSY_FILL} of the ring waiting (or it grew) */
+  quietMs: number;
 }
 
 /** Grow when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. */
 export const GROW_FILL = 4;
+/** A reader finding 1/BUSY_FILL of the ring waiting keeps a grown ring from shrinking. */
+export const BUSY_FILL = 16;
+/** A grown ring halves (down to its start size) after this long without being busy. */
+export const SHRINK_AFTER_MS = 60_000;
 
 /**
- * The size the ring should grow to now, or 0 to keep it: double (at most `maxSize`) when the
+ * The size the ring should have now, or 0 to keep it: double (at most `maxSize`) when the
  * kernel dropped packets or a quarter of the blocks wait to be read, before the ring is full
  * (the reader checks at every wake-up and every drain step, so a reader slowed down by a busy
- * CPU grows its ring while the kernel still has three quarters of it to fill).
+ * CPU grows its ring while the kernel still has three quarters of it to fill); halve (down to
+ * `minSize`) a grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS}, so a
+ * burst's ring does not stay in RSS for good.
  */
 export function nextRingSize(f: RingFill): number {
-  if (f.size >= f.maxSize) return 0;
-  if (!f.losing && f.readyBlocks * GROW_FILL < f.blockCount) return 0;
-  return Math.min(f.maxSize, f.size * 2);
+  if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
+    return f.size < f.maxSize ? Math.min(f.maxSize, f.size * 2) : 0;
+  }
+  if (f.size > f.minSize && f.quietMs >= SHRINK_AFTER_MS) {
+    return Math.max(f.minSize, Math.floor(f.size / 2));
+  }
+  return 0;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   RING_FRAME_OVERHEAD,
   ringGeometry,
   RingWalker,
+  SHRINK_AFTER_MS,
   Tp3Hdr,
   TP_STATUS_KERNEL,
   TP_STATUS_LOSING,
@@ -210,14 +211,50 @@ Deno.test("retire timeout: 40 ms per 128 KiB block, at least 10 ms", () => {
 });
 
 Deno.test("growth: doubles at a quarter full or on drops, never past the maximum", () => {
-  const f = { readyBlocks: 0, blockCount: 64, losing: false, size: 8 << 20, maxSize: 64 << 20 };
+  const f = {
+    readyBlocks: 0,
+    blockCount: 64,
+    losing: false,
+    size: 8 << 20,
+    minSize: 8 << 20,
+    maxSize: 64 << 20,
+    quietMs: 0,
+  };
   assert.equal(nextRingSize(f), 0, "empty ring: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 15 }), 0, "under a quarter: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 16 }), 16 << 20, "a quarter: double");
   assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20 }), 64 << 20, "capped");
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
-  assert.equal(nextRingSize({ ...f, losing: true, maxSize: 8 << 20 }), 0, "fixed ring (-B only)");
+  assert.equal(
+    nextRingSize({ ...f, losing: true, minSize: 8 << 20, maxSize: 8 << 20 }),
+    0,
+    "fixed ring (-B only)",
+  );
+});
+
+Deno.test("shrink: a grown ring halves after a quiet minute, down to its start size only", () => {
+  const grown = {
+    readyBlocks: 0,
+    blockCount: 256,
+    losing: false,
+    size: 32 << 20,
+    minSize: 12 << 20,
+    maxSize: 64 << 20,
+    quietMs: SHRINK_AFTER_MS,
+  };
+  assert.equal(nextRingSize(grown), 16 << 20, "quiet for a minute: halve");
+  assert.equal(nextRingSize({ ...grown, quietMs: SHRINK_AFTER_MS - 1 }), 0, "not yet");
+  assert.equal(nextRingSize({ ...grown, size: 24 << 20 }), 12 << 20, "down to the start size");
+  assert.equal(nextRingSize({ ...grown, size: 16 << 20 }), 12 << 20, "not below it");
+  assert.equal(nextRingSize({ ...grown, size: 12 << 20 }), 0, "at the start size: keep");
+  assert.equal(nextRingSize({ ...grown, readyBlocks: 64 }), 64 << 20, "a quarter: grows");
+  assert.equal(nextRingSize({ ...grown, losing: true }), 64 << 20, "drops win over quiet");
+  assert.equal(
+    nextRingSize({ ...grown, size: 64 << 20, readyBlocks: 200 }),
+    0,
+    "at the maximum and busy: keep",
+  );
 });
 
 Deno.test("walker: counts ready blocks up to a limit and notes blocks retired with TP_STATUS_LOSING", () => {
