@@ -3,7 +3,7 @@
  * a real TCP connection is seen, the BPF filter hides other ports, `any` gives parseable IPv4
  * and IPv6 packets, outgoing packets are left out by default (both engines), stop() ends an idle
  * wait promptly, the kernel drop counter is readable and cumulative, and tcpcopy's start ring
- * holds light traffic through a 2.5 s stall of its reader.
+ * holds light traffic through a 1.5 s stall of its reader.
  *
  * The FFI side must run inside a namespace, so this file is also its own peer program:
  * `deno run -A io_ring.test.ts <role> ...` (roles at the bottom). Deno.test is a no-op there.
@@ -257,8 +257,9 @@ async function startRingRole(env: Cleanup, role: "overflow" | "grow" | "stall") 
     },
     /** Sends `ticks` × `perTick` frames, `perTick` every `tickMs` ms (light, steady traffic). */
     trickle: async (ticks: number, perTick: number, tickMs: number) => {
-      const args = ["trickle", ifA, String(ticks), String(perTick), String(tickMs)];
-      const gen = await a.exec(denoCmd(SELF, args));
+      const gen = await a.exec(
+        denoCmd(SELF, ["trickle", ifA, String(ticks), String(perTick), String(tickMs)]),
+      );
       assert.equal(JSON.parse(gen.stdout).sent, ticks * perTick);
     },
     go: () => stdin.write(new TextEncoder().encode("go\n")),
@@ -297,20 +298,20 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ring: tcpcopy's start ring holds 2.5 s of light traffic while its reader is stalled",
+  name: "ring: tcpcopy's start ring holds 1.5 s of light traffic while its reader is stalled",
   ignore: !isRoot(),
   fn: () =>
     withNetns(async (env) => {
-      // 4 frames every 20 ms for 2.5 s, none read until the end: at this rate the kernel hands
+      // 4 frames every 20 ms for 1.5 s, none read until the end: at this rate the kernel hands
       // over a block per retire period, so the ring holds blockCount × retire ms of traffic
-      // whatever its bytes (the former 8 MiB of 256 KiB blocks retired every 10 ms: 0.32 s)
+      // whatever its bytes: 96 × 20 ms (the former 8 MiB of 256 KiB blocks every 10 ms: 0.32 s)
       const role = await startRingRole(env, "stall");
-      await role.trickle(125, 4, 20);
+      await role.trickle(75, 4, 20);
       await role.go();
       const r = JSON.parse(await role.lines());
       assert.equal(r.stats.dropped, 0, JSON.stringify(r));
-      assert.equal(r.drained, 500, JSON.stringify(r));
-      // the first wake-up found most blocks waiting (~63 of 96): it grew once, too late to
+      assert.equal(r.drained, 300, JSON.stringify(r));
+      // the first wake-up found most blocks waiting (~75 of 96): it grew once, too late to
       // matter here but in time for more
       assert.equal(r.stats.grows, 1);
       assert.equal(r.stats.bufferBytes, 2 * (FIRST_RING_MIB << 20));

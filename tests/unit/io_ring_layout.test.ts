@@ -200,14 +200,14 @@ Deno.test("block size: the smallest power of two that holds a whole frame of sna
   }
 });
 
-Deno.test("retire timeout: 40 ms per 128 KiB block, at least 10 ms", () => {
-  assert.equal(retireMsFor(128 << 10), 40);
-  assert.equal(retireMsFor(256 << 10), 80);
-  assert.equal(retireMsFor(64 << 10), 20);
+Deno.test("retire timeout: 20 ms per 128 KiB block, at least 10 ms", () => {
+  assert.equal(retireMsFor(128 << 10), 20);
+  assert.equal(retireMsFor(256 << 10), 40);
+  assert.equal(retireMsFor(64 << 10), 10);
   assert.equal(retireMsFor(16 << 10), 10);
-  // what the default start ring holds at low rates (a block per retire period): 2.56 s
-  const g = ringGeometry(8 << 20, blockSizeFor(65535));
-  assert.equal(g.blockCount * retireMsFor(g.blockSize), 2560);
+  // what tcpcopy's start ring holds at low rates (a block per retire period): 1.92 s
+  const g = ringGeometry(12 << 20, blockSizeFor(65535));
+  assert.equal(g.blockCount * retireMsFor(g.blockSize), 1920);
 });
 
 Deno.test("growth: doubles at a quarter full or on drops, never past the maximum", () => {
