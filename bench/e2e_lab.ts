@@ -55,6 +55,30 @@ export interface PairOptions {
    * summaries to authenticated peers only); tcpcopy logs mismatches to a file in the lab.
    */
   compare?: boolean;
+  /**
+   * Ours: tcpcopy and intercept each run their own copy of the deno executable (in the lab
+   * folder), as on production hosts where nothing else maps it. With a shared executable the
+   * kernel keeps code pages other processes map too, so the start-up code pages
+   * (lib/process/memory.ts pageOutStartupCode) stay in RSS.
+   */
+  privateDeno?: boolean;
+}
+
+/** `cmd` with its deno executable replaced by a private copy `<dir>/deno-<who>` (made once). */
+async function privateDeno(cmd: string[], dir: string, who: string): Promise<string[]> {
+  const copy = `${dir}/deno-${who}`;
+  try {
+    await Deno.stat(copy);
+  } catch {
+    await Deno.copyFile(cmd[0], copy);
+    await Deno.chmod(copy, 0o755);
+  }
+  return [copy, ...cmd.slice(1)];
+}
+
+/** `cmd` as it is, or on a private deno copy with `opts.privateDeno`. */
+function ownDeno(opts: PairOptions, b: BenchLab, who: string, cmd: string[]): Promise<string[]> {
+  return opts.privateDeno ? privateDeno(cmd, b.lab.dir, who) : Promise.resolve(cmd);
 }
 
 /** A running tcpcopy + intercept. */
@@ -203,14 +227,19 @@ export async function startPair(env: Cleanup, b: BenchLab, opts: PairOptions): P
     const mode = opts.interceptMode === "nfqueue"
       ? ["--port", `${H1_PORT},${H2_PORT}`]
       : ["-i", b.targetIf, "-F", filter];
-    interceptArgv = interceptCmd([
-      ...mode,
-      "--stats-interval",
-      "1",
-      "--drain-seconds",
-      "0",
-      ...(opts.compare ? ["--secret-file", await secretFile(b), "--compare"] : []),
-    ]);
+    interceptArgv = await ownDeno(
+      opts,
+      b,
+      "intercept",
+      interceptCmd([
+        ...mode,
+        "--stats-interval",
+        "1",
+        "--drain-seconds",
+        "0",
+        ...(opts.compare ? ["--secret-file", await secretFile(b), "--compare"] : []),
+      ]),
+    );
   }
   const intercept = startLogged(env, b.lab.target, interceptArgv, `${base}-intercept${n}`);
   const listening = await waitFor(() => accepts(b.on.ns, b.target, TUNNEL_PORT), 20_000, 100);
@@ -224,26 +253,31 @@ export async function startPair(env: Cleanup, b: BenchLab, opts: PairOptions): P
     const up = await waitFor(async () => await tunnelUp(b.on.ns, b.target), 10_000, 50);
     if (!up) throw new Error(`C tcpcopy did not start: ${await readText(log)}`);
   } else {
-    const argv = tcpcopyCmd([
-      "-x",
-      transfers(b),
-      "-s",
-      b.target,
-      "-i",
-      b.on.clientSideIf,
-      "--stats-interval",
-      "1",
-      ...(opts.compare
-        ? [
-          "--secret-file",
-          await secretFile(b),
-          "--compare",
-          "--compare-log",
-          `${base}-compare${n}.ndjson`,
-        ]
-        : []),
-      ...opts.tcpcopyArgs,
-    ]);
+    const argv = await ownDeno(
+      opts,
+      b,
+      "tcpcopy",
+      tcpcopyCmd([
+        "-x",
+        transfers(b),
+        "-s",
+        b.target,
+        "-i",
+        b.on.clientSideIf,
+        "--stats-interval",
+        "1",
+        ...(opts.compare
+          ? [
+            "--secret-file",
+            await secretFile(b),
+            "--compare",
+            "--compare-log",
+            `${base}-compare${n}.ndjson`,
+          ]
+          : []),
+        ...opts.tcpcopyArgs,
+      ]),
+    );
     tcpcopy = startLogged(env, b.on.ns, argv, `${base}-tcpcopy${n}`);
     // up once it replicates and has printed a stats line (the drop counters' starting point)
     const up = await waitFor(

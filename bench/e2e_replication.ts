@@ -26,7 +26,10 @@
  * (`--perf-cmd "trace -s"` runs another perf command, text into DIR/<impl>-<id>.txt;
  * `--perf-of intercept` records intercept instead). `--tcpcopy "-C 1"` passes extra flags to our
  * tcpcopy. `--compare` runs ours with `--compare` (and a `--secret-file`) on both programs, for
- * the cost of comparing responses (issue 15).
+ * the cost of comparing responses (issue 15). `--private-deno` runs our tcpcopy and intercept
+ * each on its own copy of the deno executable (as on a production host, where no other process
+ * maps it: only then does the kernel page out the runtime's start-up code, see
+ * lib/process/memory.ts; the RSS figures depend on it).
  *
  * @module
  */
@@ -85,6 +88,8 @@ interface Options {
   tcpcopyArgs: string[];
   /** `--compare`: ours runs with --compare and --secret-file on both programs (issue 15). */
   compare: boolean;
+  /** `--private-deno`: ours run on their own deno copies, as on a production host. */
+  privateDeno: boolean;
   sameProcesses: boolean;
   keep: string;
   perf: string;
@@ -130,6 +135,7 @@ function parseOptions(args: string[]): Options {
         "perf-of": { type: "string", default: "tcpcopy" },
         tcpcopy: { type: "string", default: "" },
         compare: { type: "boolean", default: false },
+        "private-deno": { type: "boolean", default: false },
       },
       strict: true,
     }).values;
@@ -197,6 +203,7 @@ function parseOptions(args: string[]): Options {
     interceptMode: mode,
     tcpcopyArgs: values.tcpcopy.split(" ").filter((a) => a !== ""),
     compare: values.compare,
+    privateDeno: values["private-deno"],
     sameProcesses: values["same-processes"],
     keep: values.keep,
     perf: values.perf,
@@ -311,6 +318,7 @@ async function main(o: Options): Promise<Row[]> {
     tcpcopyArgs: o.tcpcopyArgs,
     c: o.c,
     compare: o.compare,
+    privateDeno: o.privateDeno,
   });
   /** One lab for `impl` running `rounds` (a list of round numbers) of the list. */
   const lab = (impl: Impl, rounds: number[]) =>
@@ -336,8 +344,14 @@ async function main(o: Options): Promise<Row[]> {
 async function finish(o: Options, b: BenchLab): Promise<void> {
   await stopStarted(b.pair.tcpcopy, "SIGINT");
   if (o.keep !== "") {
-    await Deno.copyFile(b.pair.tcpcopy.out, `${o.keep}/${b.pair.impl}-tcpcopy.out`);
-    await Deno.copyFile(b.pair.tcpcopy.err, `${o.keep}/${b.pair.impl}-tcpcopy.err`);
+    await Deno.mkdir(o.keep, { recursive: true });
+    for (
+      const [who, s] of [["tcpcopy", b.pair.tcpcopy], ["intercept", b.pair.intercept]] as const
+    ) {
+      for (const [ext, path] of [["out", s.out], ["err", s.err]] as const) {
+        await Deno.copyFile(path, `${o.keep}/${b.pair.impl}-${who}.${ext}`).catch(() => {});
+      }
+    }
   }
 }
 

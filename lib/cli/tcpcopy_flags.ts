@@ -105,7 +105,7 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "buffer",
     short: "B",
     arg: "MiB",
-    help: "Largest kernel capture ring in MiB (default 64): the ring starts at 8 MiB (or this, " +
+    help: "Largest kernel capture ring in MiB (default 64): the ring starts at 12 MiB (or this, " +
       "when smaller) and doubles when it fills or the kernel drops packets.",
     example: "-B 128",
   },

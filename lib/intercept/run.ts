@@ -10,6 +10,7 @@
  * log, signals, stats timer, metrics and exit codes are the skeleton shared with tcpcopy
  * (lib/process/).
  */
+import { processUsage } from "../process/memory.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import type { InterceptConfig } from "../cli/intercept.ts";
@@ -293,6 +294,7 @@ class InterceptProcess {
         draining: this.phase === "draining",
         rulesInstalled: rules?.count ?? 0,
         staleRulesReplaced: rules?.staleReplaced ?? 0,
+        process: processUsage(),
       },
       Date.now(),
       this.startMs,

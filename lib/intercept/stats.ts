@@ -3,7 +3,8 @@
  * seconds and once at exit (`final: true`). Field names are stable; tooling parses them.
  */
 import type { DispatchCounters } from "../tunnel/dispatch.ts";
-import type { PrometheusSchema } from "../stats/prometheus.ts";
+import { PROCESS_GAUGES, PROCESS_HELP, type PrometheusSchema } from "../stats/prometheus.ts";
+import { memoryFields, type ProcessCounters } from "../stats/record.ts";
 
 /** Counters of the capture back-end. */
 export interface KernelCounters {
@@ -70,6 +71,8 @@ export interface InterceptSnapshot {
   rulesInstalled: number;
   /** Stale rules of a dead intercept replaced at start. */
   staleRulesReplaced: number;
+  /** Memory and CPU (lib/process/memory.ts); absent: the record has no `process` object. */
+  process?: ProcessCounters;
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -138,6 +141,13 @@ export function interceptStatsRecord(
     fail_open: s.failOpen,
     draining: s.draining,
     rules: { installed: s.rulesInstalled, stale_replaced: s.staleRulesReplaced },
+    ...(s.process === undefined ? {} : {
+      process: {
+        ...memoryFields(s.process),
+        cpu_user_s: round3(s.process.cpuUserS),
+        cpu_system_s: round3(s.process.cpuSystemS),
+      },
+    }),
   };
 }
 
@@ -156,6 +166,7 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     "rules_installed",
     "fail_open",
     "draining",
+    ...PROCESS_GAUGES,
   ]),
   labelled: { verdicts: "verdict" },
   help: {
@@ -206,5 +217,6 @@ export const INTERCEPT_SCHEMA: PrometheusSchema = {
     draining: "1 between SIGTERM/SIGINT and the end of --drain-seconds.",
     rules_installed: "NFQUEUE rules installed now (iptables and ip6tables).",
     rules_stale_replaced: "Stale rules of a dead intercept replaced at start.",
+    ...PROCESS_HELP,
   },
 };

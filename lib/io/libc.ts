@@ -72,6 +72,10 @@ export const LIBC_SYMBOLS = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   // int munmap(void *addr, size_t length);
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  // int madvise(void *addr, size_t length, int advice);
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // int malloc_trim(size_t pad); (glibc)
+  malloc_trim: { parameters: ["usize"], result: "i32" },
   // void *dlopen(const char *filename, int flags);
   dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
   // void *dlsym(void *handle, const char *symbol);

@@ -66,6 +66,11 @@ export interface CaptureStats {
   ifDropped: number;
   /** the kernel buffer's size now, bytes (rings that grow report it) */
   bufferBytes?: number;
+  /**
+   * the most bytes of ring found waiting to be read at a wake-up or drain step, in whole
+   * blocks (rings only): how close the ring came to full, and so to dropping packets
+   */
+  peakBytes?: number;
 }
 
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;

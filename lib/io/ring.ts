@@ -28,7 +28,11 @@ import type { PacketHandler } from "./pcap_records.ts";
 import { FdWaiter } from "./readiness.ts";
 import { sharedReactor } from "./reactor.ts";
 import {
+  blockSizeFor,
+  BUSY_FILL,
+  nextRingSize,
   Packet,
+  retireMsFor,
   type RingGeometry,
   ringGeometry,
   RingWalker,
@@ -45,8 +49,9 @@ export interface RingOptions extends LiveOptions {
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
   /**
-   * The ring starts at `bufferSize` and doubles, up to this many bytes, when a wake-up finds a
-   * quarter of it waiting or the kernel dropped packets (default: `bufferSize`, a fixed ring).
+   * The ring starts at `bufferSize` and doubles, up to this many bytes, when a wake-up or a
+   * drain step finds a quarter of it waiting or the kernel dropped packets (default:
+   * `bufferSize`, a fixed ring).
    */
   maxBufferSize?: number;
 }
@@ -59,6 +64,12 @@ export interface RingStats extends CaptureStats {
   bufferBytes: number;
   /** times the ring grew */
   grows: number;
+  /** times a grown ring shrank back (quiet for a minute) */
+  shrinks: number;
+  /** bytes per block (every ring of a capture has the same) */
+  blockSize: number;
+  /** the most bytes found waiting at a wake-up or drain step, in whole blocks */
+  peakBytes: number;
 }
 
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;
@@ -68,8 +79,6 @@ const POLLERR = 0x008, POLLHUP = 0x010, POLLNVAL = 0x020;
 const SO_ERROR = 4;
 /** Longest sleep after a busy wake-up (the retire timeout may be set up to 10 s). */
 export const MAX_NAP_MS = 100;
-/** Grow when a wake-up finds at least 1/GROW_FILL of the ring's blocks waiting. */
-const GROW_FILL = 4;
 /** A ring replaced by a larger one is closed after this many retire periods without packets. */
 const QUIET_PERIODS = 3;
 
@@ -80,6 +89,8 @@ interface RingSetup {
   ifindex: number;
   dgram: boolean;
   snaplen: number;
+  /** block size of every ring of this capture ({@link blockSizeFor} the snaplen) */
+  blockSize: number;
   retireMs: number;
   filter: string;
   promisc: boolean;
@@ -137,6 +148,9 @@ export class RingCapture {
   readonly snaplen: number;
   readonly #setup: RingSetup;
   #maxBytes: number;
+  readonly #minBytes: number; // the start size: a grown ring shrinks back to it when quiet
+  #busySince = performance.now(); // last time a reader found 1/BUSY_FILL waiting, or a resize
+  #shrinks = 0;
   #sock: RingSocket;
   #old: RingSocket | null = null; // replaced by a larger ring: drained first, then closed
   #oldQuietSince = 0;
@@ -146,7 +160,8 @@ export class RingCapture {
   #dropped = 0;
   #freezes = 0;
   #grows = 0;
-  #growSoon = false; // the kernel dropped packets: grow at the next wake-up
+  #growSoon = false; // the kernel dropped packets: grow at the next wake-up or drain step
+  #highWater = 0; // most blocks found waiting at a wake-up or drain step (of the ring then)
   #error: IoError | null = null;
   #closed = false;
   #stopped = false;
@@ -157,6 +172,7 @@ export class RingCapture {
     this.#setup = setup;
     this.#sock = sock;
     this.#maxBytes = maxBytes;
+    this.#minBytes = sock.size;
     this.#napMs = Math.min(setup.retireMs, MAX_NAP_MS);
     this.linkType = setup.dgram ? LinkType.RAW : LinkType.EN10MB;
     this.snaplen = setup.snaplen;
@@ -172,6 +188,11 @@ export class RingCapture {
     return this.#sock.geometry;
   }
 
+  /** the block retire timeout, ms */
+  get retireMs(): number {
+    return this.#setup.retireMs;
+  }
+
   /**
    * Opens the ring and starts capturing. Throws an {@link IoError}: "device" (no such device,
    * device down), "filter" (libpcap's message and the expression), "privilege" (root or
@@ -184,13 +205,16 @@ export class RingCapture {
     const device = opts.device;
     const any = device === "any";
     const bytes = clampInt(opts.bufferSize ?? 64 << 20, 1 << 16, 2 ** 31 - 1);
+    const snaplen = clampInt(opts.snaplen ?? 65535, 64, 262144);
+    const blockSize = blockSizeFor(snaplen);
     const setup: RingSetup = {
       device,
       any,
       ifindex: 0,
       dgram: any,
-      snaplen: clampInt(opts.snaplen ?? 65535, 64, 262144),
-      retireMs: clampInt(opts.timeoutMs ?? 10, 1, 10_000),
+      snaplen,
+      blockSize,
+      retireMs: clampInt(opts.timeoutMs ?? retireMsFor(blockSize), 1, 10_000),
       filter: opts.filter ?? "",
       promisc: opts.promisc ?? false,
       direction: opts.direction ?? "in",
@@ -203,7 +227,7 @@ export class RingCapture {
         throw new IoError("device", `cannot capture on "${device}": no such network device`);
       }
     }
-    const sock = openRingSocket(setup, ringGeometry(bytes), true);
+    const sock = openRingSocket(setup, ringGeometry(bytes, blockSize), true);
     const max = clampInt(opts.maxBufferSize ?? bytes, sock.size, 2 ** 31 - 1);
     return new RingCapture(setup, sock, max);
   }
@@ -245,33 +269,62 @@ export class RingCapture {
   /** A wake-up that found packets: note it, and grow the ring if it is filling up. */
   #woke(sock: RingSocket): true {
     this.#busy = true;
-    if (sock !== this.#sock || this.#old !== null || sock.size >= this.#maxBytes) return true;
-    if (this.#growSoon || sock.walker.readyBlocks() * GROW_FILL >= sock.geometry.blockCount) {
-      this.#grow();
-    }
+    if (sock === this.#sock) this.#checkFill();
     return true;
   }
 
-  /** Opens a ring twice the size (at most the maximum) and retires the current one. */
-  #grow(): void {
+  /**
+   * Notes how full the current ring is and grows it ({@link nextRingSize}) when it fills up or
+   * the kernel dropped packets; at every wake-up and drain step, so a reader that the CPU
+   * starves in the middle of a long drain still grows its ring before it is full.
+   */
+  #checkFill(): void {
+    const sock = this.#sock, walker = sock.walker, { blockCount } = sock.geometry;
+    const ready = walker.readyBlocks();
+    if (ready > this.#highWater) this.#highWater = ready;
+    const now = performance.now();
+    if (ready * BUSY_FILL >= blockCount) this.#busySince = now;
+    const losingBlock = walker.losing;
+    walker.losing = false;
+    if (this.#old !== null || (sock.size >= this.#maxBytes && sock.size <= this.#minBytes)) return;
+    // a block retired with TP_STATUS_LOSING: reading the counters adds the drops and resets
+    // the kernel's, so later blocks say LOSING only for new drops
+    const losing = this.#growSoon || (losingBlock && this.#readStats(sock) > 0);
+    const next = nextRingSize({
+      readyBlocks: ready,
+      blockCount,
+      losing,
+      size: sock.size,
+      minSize: this.#minBytes,
+      maxSize: this.#maxBytes,
+      quietMs: now - this.#busySince,
+    });
+    if (next > 0) this.#resize(next);
+  }
+
+  /** Opens a ring of `bytes` (larger or smaller) and retires the current one. */
+  #resize(bytes: number): void {
+    this.#busySince = performance.now();
     this.#growSoon = false;
     const old = this.#sock;
     let fresh: RingSocket;
     try {
-      fresh = openRingSocket(this.#setup, ringGeometry(Math.min(this.#maxBytes, old.size * 2)));
+      fresh = openRingSocket(this.#setup, ringGeometry(bytes, this.#setup.blockSize));
     } catch {
-      this.#maxBytes = old.size; // e.g. ENOMEM: keep the ring we have, stop trying
+      // e.g. ENOMEM: keep the ring we have, stop trying to grow (a shrink is retried later)
+      if (bytes > old.size) this.#maxBytes = old.size;
       return;
     }
     if (!acceptNothing(old.fd)) {
       fresh.close(); // both would keep capturing (duplicates): stay with the old ring
-      this.#maxBytes = old.size;
+      if (bytes > old.size) this.#maxBytes = old.size;
       return;
     }
     this.#old = old;
     this.#oldQuietSince = 0;
     this.#sock = fresh;
-    this.#grows++;
+    if (bytes > old.size) this.#grows++;
+    else this.#shrinks++;
   }
 
   /**
@@ -287,14 +340,16 @@ export class RingCapture {
       this.#error = null;
       throw e;
     }
+    if (this.#old === null) this.#checkFill();
     const old = this.#old;
+    let n = 0;
     if (old !== null) {
       // The old ring's last block is handed over by the kernel's retire timer: until the old
       // ring is closed, the new one (later packets) waits, so the order stays that of arrival.
-      const n = old.walker.drain(onPacket, max);
+      n = old.walker.drain(onPacket, max);
       if (!this.#retiredWhenQuiet(old, n)) return n;
     }
-    return this.#sock.walker.drain(onPacket, max);
+    return n + this.#sock.walker.drain(onPacket, max - n);
   }
 
   /**
@@ -331,6 +386,9 @@ export class RingCapture {
       freezes: this.#freezes,
       bufferBytes: this.#sock.size,
       grows: this.#grows,
+      shrinks: this.#shrinks,
+      blockSize: this.#sock.geometry.blockSize,
+      peakBytes: this.#highWater * this.#sock.geometry.blockSize,
     };
   }
 

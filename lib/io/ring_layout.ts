@@ -86,12 +86,96 @@ export interface RingGeometry {
   blockCount: number;
 }
 
+/** TP_STATUS_LOSING in a retired block's status: the kernel dropped packets since the last stats read. */
+export const TP_STATUS_LOSING = 4;
+
+/**
+ * Bytes a frame costs in a block besides its own: the block descriptor, `struct tpacket3_hdr`
+ * and `struct sockaddr_ll` before the frame (the kernel puts the network header at
+ * TPACKET_ALIGN(68 + 16) = 96) and the 16-byte alignment after it.
+ */
+export const RING_FRAME_OVERHEAD = BlockDesc.SIZE + 96 + 16;
+/** Smallest block: 16 KiB (a block per retire period must not waste much at low rates). */
+export const MIN_BLOCK_SIZE = 16 << 10;
+/** Largest block: 256 KiB (a frame up to 262,144 bytes needs 512 KiB; it is then cut there). */
+export const MAX_BLOCK_SIZE = 256 << 10;
+/** Retire timeout of a 128 KiB block (shorter for smaller blocks, at least {@link MIN_RETIRE_MS}). */
+export const RETIRE_MS_PER_128K = 20;
+/** Shortest default block retire timeout. */
+export const MIN_RETIRE_MS = 10;
+
+/**
+ * The block size for frames of up to `snaplen` bytes: the smallest power of two that holds one
+ * whole frame (TPACKET_V3 cuts a frame at its block's end, and a GRO/GSO packet on a NIC or
+ * veth is up to 64 KiB: snaplen 65535 gives 128 KiB), within {@link MIN_BLOCK_SIZE} ..
+ * {@link MAX_BLOCK_SIZE}. A power of two because the kernel allocates each block as one
+ * 2^order page run: any other size would take kernel memory the process does not see.
+ */
+export function blockSizeFor(snaplen: number): number {
+  let size = MIN_BLOCK_SIZE;
+  while (size < MAX_BLOCK_SIZE && size < snaplen + RING_FRAME_OVERHEAD) size *= 2;
+  return size;
+}
+
+/**
+ * The default block retire timeout for `blockSize`: {@link RETIRE_MS_PER_128K} ms per 128 KiB,
+ * at least {@link MIN_RETIRE_MS}. The kernel hands a block over when it is full or this long
+ * after its first packet, so at low rates every block holds one retire period of traffic: an
+ * N-block ring then holds N × retire ms, whatever its size in bytes. 12 MiB in 128 KiB blocks
+ * retired every 20 ms hold 1.92 s of light traffic (8 MiB of 256 KiB blocks every 10 ms:
+ * 0.32 s). A packet waits up to this long before the reader sees it, and `--compare`'s target
+ * latency counts that wait (40 ms added ~60 ms to the first requests' figure: hence 20).
+ */
+export function retireMsFor(blockSize: number): number {
+  return Math.max(MIN_RETIRE_MS, Math.round((blockSize / (128 << 10)) * RETIRE_MS_PER_128K));
+}
+
 /**
  * The geometry for a total of about `bufferSize` bytes in blocks of `blockSize` (a multiple of
  * the page size and of {@link RING_FRAME_SIZE}): at least 2 blocks.
  */
 export function ringGeometry(bufferSize: number, blockSize = 256 << 10): RingGeometry {
   return { blockSize, blockCount: Math.max(2, Math.floor(bufferSize / blockSize)) };
+}
+
+/** What a growing ring looks at when it decides (see {@link nextRingSize}). */
+export interface RingFill {
+  /** blocks ready for the reader now, counted up to the threshold */
+  readyBlocks: number;
+  blockCount: number;
+  /** the kernel dropped packets (a retired block said TP_STATUS_LOSING, or the stats did) */
+  losing: boolean;
+  /** the ring's size now, its start size and the largest allowed, bytes */
+  size: number;
+  minSize: number;
+  maxSize: number;
+  /** ms since a reader last found 1/{@link BUSY_FILL} of the ring waiting (or it grew) */
+  quietMs: number;
+}
+
+/** Grow when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. */
+export const GROW_FILL = 4;
+/** A reader finding 1/BUSY_FILL of the ring waiting keeps a grown ring from shrinking. */
+export const BUSY_FILL = 16;
+/** A grown ring halves (down to its start size) after this long without being busy. */
+export const SHRINK_AFTER_MS = 60_000;
+
+/**
+ * The size the ring should have now, or 0 to keep it: double (at most `maxSize`) when the
+ * kernel dropped packets or a quarter of the blocks wait to be read, before the ring is full
+ * (the reader checks at every wake-up and every drain step, so a reader slowed down by a busy
+ * CPU grows its ring while the kernel still has three quarters of it to fill); halve (down to
+ * `minSize`) a grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS}, so a
+ * burst's ring does not stay in RSS for good.
+ */
+export function nextRingSize(f: RingFill): number {
+  if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
+    return f.size < f.maxSize ? Math.min(f.maxSize, f.size * 2) : 0;
+  }
+  if (f.size > f.minSize && f.quietMs >= SHRINK_AFTER_MS) {
+    return Math.max(f.minSize, Math.floor(f.size / 2));
+  }
+  return 0;
 }
 
 /**
@@ -127,6 +211,8 @@ export class RingWalker {
   malformed = 0;
   /** packets skipped as PACKET_OUTGOING */
   skippedOutgoing = 0;
+  /** a block read since the owner last cleared this said the kernel dropped packets */
+  losing = false;
   #left = 0; // packets left in the current block (0: block not opened yet)
   #off = 0; // absolute offset of the next packet header in the current block
 
@@ -160,13 +246,15 @@ export class RingWalker {
   }
 
   /**
-   * How many blocks, from {@link block} on in fill order, are ours to read: how full the ring
-   * is right now (the kernel fills blocks in order, so the first kernel-owned block ends it).
+   * How many blocks, from {@link block} on in fill order, are ours to read (counted up to
+   * `limit`): how full the ring is right now (the kernel fills blocks in order, so the first
+   * kernel-owned block ends it).
    */
-  readyBlocks(): number {
+  readyBlocks(limit = this.geometry.blockCount): number {
     const { blockSize, blockCount } = this.geometry;
+    const stop = Math.min(limit, blockCount);
     let n = 0;
-    for (let b = this.block; n < blockCount; b = b + 1 === blockCount ? 0 : b + 1, n++) {
+    for (let b = this.block; n < stop; b = b + 1 === blockCount ? 0 : b + 1, n++) {
       if (
         (this.dv.getUint32(b * blockSize + BlockDesc.BLOCK_STATUS, true) & TP_STATUS_USER) === 0
       ) {
@@ -188,6 +276,9 @@ export class RingWalker {
       const base = this.block * blockSize;
       if (this.#left === 0) {
         if ((dv.getUint32(base + BlockDesc.BLOCK_STATUS, true) & TP_STATUS_USER) === 0) break;
+        if ((dv.getUint32(base + BlockDesc.BLOCK_STATUS, true) & TP_STATUS_LOSING) !== 0) {
+          this.losing = true;
+        }
         const n = dv.getUint32(base + BlockDesc.NUM_PKTS, true);
         const first = dv.getUint32(base + BlockDesc.OFFSET_TO_FIRST_PKT, true);
         if (n === 0 || first < BlockDesc.SIZE || first >= blockSize) {

@@ -27,6 +27,28 @@ export interface PrometheusSchema {
   grouped?: Readonly<Record<string, readonly [string, string]>>;
 }
 
+/** The memory fields of both programs' `process` object (lib/stats/record.ts memoryFields). */
+export const PROCESS_GAUGES: readonly string[] = [
+  "process_rss_bytes",
+  "process_rss_anon_bytes",
+  "process_rss_file_bytes",
+  "process_heap_bytes",
+  "process_heap_total_bytes",
+  "process_external_bytes",
+];
+
+/** HELP texts of the `process` object's metrics (both programs). */
+export const PROCESS_HELP: Readonly<Record<string, string>> = {
+  process_rss_bytes: "Resident set size of the process.",
+  process_rss_anon_bytes: "RSS in anonymous pages (V8 heap, malloc, stacks).",
+  process_rss_file_bytes: "RSS in file-backed pages (code, libraries, capture rings).",
+  process_heap_bytes: "V8 heap in use (sessions, records, tables).",
+  process_heap_total_bytes: "V8 heap reserved (in use, free space in its pages, young generation).",
+  process_external_bytes: "Memory held by JS objects outside the heap (buffers, capture rings).",
+  process_cpu_user_s: "User CPU seconds used by the process.",
+  process_cpu_system_s: "System CPU seconds used by the process.",
+};
+
 /** The schema of tcpcopy's stats record. */
 export const TCPCOPY_SCHEMA: PrometheusSchema = {
   prefix: "tcpcopy",
@@ -40,12 +62,11 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     "sessions_active",
     "queued_bytes",
     "capture_buffer_bytes",
+    "capture_peak_bytes",
     "footprint_bytes",
     "intercept_servers",
     "intercept_connected",
-    "process_rss_bytes",
-    "process_heap_bytes",
-    "process_external_bytes",
+    ...PROCESS_GAUGES,
   ]),
   labelled: { lost: "reason", send_errors: "reason", ignored: "reason" },
   grouped: { modules: ["module", "module"] },
@@ -60,6 +81,8 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     kernel_drops: "Packets dropped by the kernel or interface before capture.",
     parse_errors: "Captured packets that were not valid TCP over IPv4/IPv6.",
     capture_buffer_bytes: "Bytes of kernel capture rings now (they grow up to -B when filling).",
+    capture_peak_bytes: "Most capture ring bytes found waiting to be read (near the ring size: " +
+      "drops are close).",
     segments: "Client segments handed to the session engine.",
     ignored: "Captured segments not used, by reason.",
     sampled_out: "Connections left out by --sample or --gradual.",
@@ -97,11 +120,7 @@ export const TCPCOPY_SCHEMA: PrometheusSchema = {
     intercept_reconnects: "Tunnel connections re-established.",
     intercept_routes_resent: "Live sessions' routes registered again after a tunnel connection " +
       "came back or was lost.",
-    process_rss_bytes: "Resident set size of the process.",
-    process_heap_bytes: "V8 heap in use (sessions, records, tables).",
-    process_external_bytes: "Memory held by JS objects outside the heap (buffers).",
-    process_cpu_user_s: "User CPU seconds used by the process.",
-    process_cpu_system_s: "System CPU seconds used by the process.",
+    ...PROCESS_HELP,
   },
 };
 

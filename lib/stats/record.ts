@@ -5,6 +5,7 @@
  * in the README; keep them stable, tooling parses them with jq.
  */
 import type { EngineStats } from "../engine/stats.ts";
+import type { ProcessUsage } from "../process/memory.ts";
 
 /** Capture-side counters (libpcap). */
 export interface CaptureCounters {
@@ -18,6 +19,8 @@ export interface CaptureCounters {
   parseErrors: number;
   /** Bytes of kernel capture rings now (they start small and grow up to -B). */
   bufferBytes: number;
+  /** The most ring bytes found waiting to be read (rings only; how close to drops). */
+  peakBytes?: number;
 }
 
 /** Send-side counters (raw IP socket or link-layer sender). */
@@ -49,16 +52,10 @@ export interface InterceptCounters {
   prefixShort?: number;
 }
 
-/** Process resource usage. */
-export interface ProcessCounters {
-  rssBytes: number;
-  /** V8 heap in use (JS objects: sessions, records, tables). */
-  heapBytes: number;
-  /** Memory outside the JS heap held by JS objects (ArrayBuffers: rings, queues, buffers). */
-  externalBytes: number;
-  cpuUserS: number;
-  cpuSystemS: number;
-}
+/** Process resource usage (lib/process/memory.ts; the split fields may be absent in tests). */
+export type ProcessCounters =
+  & Pick<ProcessUsage, "rssBytes" | "heapBytes" | "externalBytes" | "cpuUserS" | "cpuSystemS">
+  & Partial<ProcessUsage>;
 
 /** Everything a stats record is built from. */
 export interface TcpcopyCounters {
@@ -97,6 +94,7 @@ export function tcpcopyStatsRecord(
     kernel_drops: c.capture.kernelDrops + c.capture.ifDrops,
     parse_errors: c.capture.parseErrors,
     capture_buffer_bytes: c.capture.bufferBytes,
+    capture_peak_bytes: c.capture.peakBytes ?? 0,
     segments: e.captured,
     ignored: { ...e.ignored },
     sampled_out: e.sampled_out,
@@ -131,11 +129,24 @@ export function tcpcopyStatsRecord(
     ),
     self_target: c.selfTarget ?? false,
     process: {
-      rss_bytes: c.process.rssBytes,
-      heap_bytes: c.process.heapBytes,
-      external_bytes: c.process.externalBytes,
+      ...memoryFields(c.process),
       cpu_user_s: round3(c.process.cpuUserS),
       cpu_system_s: round3(c.process.cpuSystemS),
     },
+  };
+}
+
+/**
+ * The memory fields of a stats line's `process` object (both programs): RSS, its anonymous and
+ * file-backed parts, the V8 heap in use and reserved, memory outside the heap.
+ */
+export function memoryFields(p: ProcessCounters) {
+  return {
+    rss_bytes: p.rssBytes,
+    rss_anon_bytes: p.rssAnonBytes ?? 0,
+    rss_file_bytes: p.rssFileBytes ?? 0,
+    heap_bytes: p.heapBytes,
+    heap_total_bytes: p.heapTotalBytes ?? 0,
+    external_bytes: p.externalBytes,
   };
 }

@@ -10,17 +10,9 @@ import type { Engine } from "../engine/engine.ts";
 import type { TunnelClient } from "../tunnel/client.ts";
 import type { TcpcopyCounters } from "../stats/record.ts";
 import type { Replicator } from "./replicator.ts";
+import { processUsage } from "../process/memory.ts";
 
-/** User and system CPU seconds of this process (Linux /proc; zeros elsewhere). */
-export function cpuSeconds(): { user: number; system: number } {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
-  } catch {
-    return { user: 0, system: 0 };
-  }
-}
+export { cpuSeconds } from "../process/memory.ts";
 
 /** The parts counted. */
 export interface CountedParts {
@@ -37,11 +29,13 @@ export interface CountedParts {
 export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
   const { config, tunnel } = p;
   let kernelDrops = 0, ifDrops = 0, sent = 0, bufferBytes = 0, waitedMs = 0, stalledDrops = 0;
+  let peakBytes = 0;
   for (const c of p.captures) {
     const s = c.stats();
     kernelDrops += s.dropped;
     ifDrops += s.ifDropped;
     bufferBytes += s.bufferBytes ?? config.bufferMiB * 1024 * 1024;
+    peakBytes += s.peakBytes ?? 0;
   }
   const errors: Record<string, number> = {};
   for (const s of p.senders) {
@@ -53,7 +47,6 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
   const r = p.replicator.counters;
   if (r.buildErrors > 0) errors.build = r.buildErrors;
   if (r.noSender > 0) errors.no_sender = r.noSender;
-  const cpu = cpuSeconds(), mem = Deno.memoryUsage();
   return {
     engine: p.engine.stats,
     capture: {
@@ -62,6 +55,7 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
       ifDrops,
       parseErrors: r.parseErrors + r.truncated,
       bufferBytes,
+      peakBytes,
     },
     send: { packets: sent, errors, waitedMs, stalledDrops },
     intercept: {
@@ -74,12 +68,6 @@ export function tcpcopyCounters(p: CountedParts): TcpcopyCounters {
       prefixShort: tunnel?.counters.prefixShort ?? 0,
     },
     selfTarget: p.selfTarget,
-    process: {
-      rssBytes: mem.rss,
-      heapBytes: mem.heapUsed,
-      externalBytes: mem.external,
-      cpuUserS: cpu.user,
-      cpuSystemS: cpu.system,
-    },
+    process: processUsage(),
   };
 }

@@ -77,12 +77,27 @@ Deno.test("intercept stats render as Prometheus counters and gauges with HELP li
       draining: false,
       rulesInstalled: 2,
       staleRulesReplaced: 1,
+      process: {
+        rssBytes: 60 << 20,
+        rssAnonBytes: 24 << 20,
+        rssFileBytes: 36 << 20,
+        heapBytes: 9 << 20,
+        heapTotalBytes: 12 << 20,
+        externalBytes: 1 << 20,
+        cpuUserS: 1.5,
+        cpuSystemS: 0.25,
+      },
     },
     10_000,
     0,
     false,
   );
+  assert.equal(rec.process?.rss_anon_bytes, 24 << 20);
   const text = renderPrometheus(rec, INTERCEPT_SCHEMA);
+  assert.match(text, /^# TYPE intercept_process_rss_file_bytes gauge$/m);
+  assert.match(text, /^intercept_process_rss_file_bytes 37748736$/m);
+  assert.match(text, /^intercept_process_heap_total_bytes 12582912$/m);
+  assert.match(text, /^intercept_process_cpu_user_s_total 1\.5$/m);
   assert.match(text, /^# HELP intercept_replies_passed_total Replies let through by the/m);
   assert.match(text, /^# TYPE intercept_replies_passed_total counter$/m);
   assert.match(text, /^intercept_replies_passed_total 3$/m);

@@ -1,17 +1,24 @@
 /**
  * The TPACKET_V3 ring walker on hand-made ring memory (no root, no network): order across
- * blocks, wrap-around, hand-back, resuming after `max`, outgoing frames skipped, and malformed
- * blocks released without reading out of bounds.
+ * blocks, wrap-around, hand-back, resuming after `max`, outgoing frames skipped, malformed
+ * blocks released without reading out of bounds; and the sizing decisions (block size from the
+ * snaplen, retire timeout, when a growing ring grows).
  */
 
 import assert from "node:assert/strict";
 import {
   BlockDesc,
+  blockSizeFor,
+  nextRingSize,
   PacketType,
+  retireMsFor,
+  RING_FRAME_OVERHEAD,
   ringGeometry,
   RingWalker,
+  SHRINK_AFTER_MS,
   Tp3Hdr,
   TP_STATUS_KERNEL,
+  TP_STATUS_LOSING,
   TP_STATUS_USER,
   tpacketReq3,
 } from "../../lib/io/ring_layout.ts";
@@ -176,4 +183,93 @@ Deno.test("geometry and tpacket_req3: 256 KiB blocks, at least two, frame count 
   const req = new DataView(tpacketReq3(ringGeometry(8 << 20), 10).buffer);
   const fields = Array.from({ length: 7 }, (_, i) => req.getUint32(i * 4, true));
   assert.deepEqual(fields, [256 << 10, 32, 2048, 128 * 32, 10, 0, 0]);
+});
+
+Deno.test("block size: the smallest power of two that holds a whole frame of snaplen, 16-256 KiB", () => {
+  assert.equal(blockSizeFor(65535), 128 << 10); // a 64 KiB GRO/GSO frame does not fit 64 KiB
+  assert.equal(blockSizeFor(1514), 16 << 10);
+  assert.equal(blockSizeFor(96), 16 << 10);
+  assert.equal(blockSizeFor((32 << 10) - RING_FRAME_OVERHEAD), 32 << 10);
+  assert.equal(blockSizeFor((32 << 10) - RING_FRAME_OVERHEAD + 1), 64 << 10);
+  assert.equal(blockSizeFor(262144), 256 << 10);
+  for (const snaplen of [64, 1500, 9000, 20000, 65535, 131072]) {
+    const size = blockSizeFor(snaplen);
+    assert.ok(size >= snaplen + RING_FRAME_OVERHEAD, `${snaplen} fits ${size}`);
+    assert.equal(size & (size - 1), 0, "a power of two");
+    assert.equal(size % 2048, 0, "a multiple of the frame size and the page");
+  }
+});
+
+Deno.test("retire timeout: 20 ms per 128 KiB block, at least 10 ms", () => {
+  assert.equal(retireMsFor(128 << 10), 20);
+  assert.equal(retireMsFor(256 << 10), 40);
+  assert.equal(retireMsFor(64 << 10), 10);
+  assert.equal(retireMsFor(16 << 10), 10);
+  // what tcpcopy's start ring holds at low rates (a block per retire period): 1.92 s
+  const g = ringGeometry(12 << 20, blockSizeFor(65535));
+  assert.equal(g.blockCount * retireMsFor(g.blockSize), 1920);
+});
+
+Deno.test("growth: doubles at a quarter full or on drops, never past the maximum", () => {
+  const f = {
+    readyBlocks: 0,
+    blockCount: 64,
+    losing: false,
+    size: 8 << 20,
+    minSize: 8 << 20,
+    maxSize: 64 << 20,
+    quietMs: 0,
+  };
+  assert.equal(nextRingSize(f), 0, "empty ring: keep");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 15 }), 0, "under a quarter: keep");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 16 }), 16 << 20, "a quarter: double");
+  assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20 }), 64 << 20, "capped");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
+  assert.equal(
+    nextRingSize({ ...f, losing: true, minSize: 8 << 20, maxSize: 8 << 20 }),
+    0,
+    "fixed ring (-B only)",
+  );
+});
+
+Deno.test("shrink: a grown ring halves after a quiet minute, down to its start size only", () => {
+  const grown = {
+    readyBlocks: 0,
+    blockCount: 256,
+    losing: false,
+    size: 32 << 20,
+    minSize: 12 << 20,
+    maxSize: 64 << 20,
+    quietMs: SHRINK_AFTER_MS,
+  };
+  assert.equal(nextRingSize(grown), 16 << 20, "quiet for a minute: halve");
+  assert.equal(nextRingSize({ ...grown, quietMs: SHRINK_AFTER_MS - 1 }), 0, "not yet");
+  assert.equal(nextRingSize({ ...grown, size: 24 << 20 }), 12 << 20, "down to the start size");
+  assert.equal(nextRingSize({ ...grown, size: 16 << 20 }), 12 << 20, "not below it");
+  assert.equal(nextRingSize({ ...grown, size: 12 << 20 }), 0, "at the start size: keep");
+  assert.equal(nextRingSize({ ...grown, readyBlocks: 64 }), 64 << 20, "a quarter: grows");
+  assert.equal(nextRingSize({ ...grown, losing: true }), 64 << 20, "drops win over quiet");
+  assert.equal(
+    nextRingSize({ ...grown, size: 64 << 20, readyBlocks: 200 }),
+    0,
+    "at the maximum and busy: keep",
+  );
+});
+
+Deno.test("walker: counts ready blocks up to a limit and notes blocks retired with TP_STATUS_LOSING", () => {
+  const { u8, dv } = fakeRing();
+  const w = new RingWalker(u8, dv, GEOMETRY, false);
+  fillBlock(dv, 0, [packet(1)]);
+  fillBlock(dv, 1, [packet(2)]);
+  assert.equal(w.readyBlocks(), 2);
+  assert.equal(w.readyBlocks(1), 1);
+  assert.equal(w.losing, false);
+  const s1 = 1 * GEOMETRY.blockSize + BlockDesc.BLOCK_STATUS;
+  dv.setUint32(s1, TP_STATUS_USER | TP_STATUS_LOSING, true);
+  assert.equal(collect(w, 1).length, 1);
+  assert.equal(w.losing, false, "the first block did not say LOSING");
+  assert.equal(collect(w).length, 1);
+  assert.equal(w.losing, true);
+  assert.equal(w.readyBlocks(), 0);
 });

@@ -1,0 +1,83 @@
+/**
+ * The memory split of both programs' stats lines (lib/process/memory.ts): /proc/PID/status is
+ * parsed into anonymous and file-backed RSS, and the live figures of this process add up; the
+ * executable's read-only mappings are found for the start-up page-out.
+ */
+import assert from "node:assert/strict";
+import {
+  codeRanges,
+  pageOutStartupCode,
+  processUsage,
+  rssSplit,
+} from "../../lib/process/memory.ts";
+import { memoryFields } from "../../lib/stats/record.ts";
+
+const STATUS = `Name:\tdeno
+VmHWM:\t  120000 kB
+VmRSS:\t   70368 kB
+RssAnon:\t   23588 kB
+RssFile:\t   46716 kB
+RssShmem:\t      64 kB
+Threads:\t9
+`;
+
+Deno.test("rssSplit: RssAnon, and RssFile + RssShmem, in bytes; zeros when absent", () => {
+  assert.deepEqual(rssSplit(STATUS), { anon: 23588 * 1024, file: (46716 + 64) * 1024 });
+  assert.deepEqual(rssSplit("Name:\tx\n"), { anon: 0, file: 0 });
+  assert.deepEqual(rssSplit("RssAnonX:\t5 kB\nRssFile: 7 kB\n"), { anon: 0, file: 7 * 1024 });
+});
+
+Deno.test({
+  name: "processUsage: anonymous + file pages are the RSS; 8 MiB of ArrayBuffer show as external",
+  ignore: Deno.build.os !== "linux", // /proc/self/status is Linux's
+  fn() {
+    const before = processUsage();
+    const held = new Uint8Array(8 << 20).fill(1); // touched: anonymous pages
+    const u = processUsage();
+    assert.ok(u.rssAnonBytes > 0 && u.rssFileBytes > 0);
+    const sum = u.rssAnonBytes + u.rssFileBytes;
+    assert.ok(Math.abs(sum - u.rssBytes) < 4 << 20, `${sum} vs ${u.rssBytes}`);
+    assert.ok(u.externalBytes - before.externalBytes >= 8 << 20);
+    assert.ok(u.rssAnonBytes - before.rssAnonBytes >= 6 << 20, "touched pages are anonymous RSS");
+    assert.ok(u.heapTotalBytes >= u.heapBytes);
+    assert.equal(held[held.length - 1], 1);
+    const f = memoryFields(u);
+    assert.deepEqual(Object.keys(f), [
+      "rss_bytes",
+      "rss_anon_bytes",
+      "rss_file_bytes",
+      "heap_bytes",
+      "heap_total_bytes",
+      "external_bytes",
+    ]);
+  },
+});
+
+const MAPS = `55d0a0000000-55d0a1000000 r--p 00000000 fe:00 123 /opt/tcpcopy/deno
+55d0a1000000-55d0a4000000 r-xp 01000000 fe:00 123 /opt/tcpcopy/deno
+55d0a4000000-55d0a4100000 rw-p 04000000 fe:00 123 /opt/tcpcopy/deno
+55d0a4100000-55d0a4200000 r-xp 04100000 fe:00 123 /opt/tcpcopy/deno (deleted)
+7f0000000000-7f0000100000 r-xp 00000000 fe:00 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f0000200000-7f0000300000 rw-s 00000000 00:09 789 socket:[789]
+7f0000300000-7f0000400000 r-xp 00000000 00:00 0
+`;
+
+Deno.test("codeRanges: the executable's code and read-only data, not its data, libraries or rings", () => {
+  assert.deepEqual(codeRanges(MAPS, "/opt/tcpcopy/deno"), [
+    { start: 0x55d0a0000000n, length: 0x1000000n },
+    { start: 0x55d0a1000000n, length: 0x3000000n },
+  ]);
+  assert.deepEqual(codeRanges(MAPS, "/usr/bin/deno"), []);
+});
+
+Deno.test({
+  name: "pageOutStartupCode: advises this process's executable mappings and keeps running",
+  ignore: Deno.build.os !== "linux",
+  fn() {
+    const maps = Deno.readTextFileSync("/proc/self/maps");
+    const expected = codeRanges(maps, Deno.execPath()).reduce((n, r) => n + Number(r.length), 0);
+    assert.ok(expected > 1 << 20, "the runtime maps its executable");
+    assert.equal(pageOutStartupCode(), expected);
+    assert.equal(JSON.stringify({ still: "running" }), '{"still":"running"}');
+  },
+});
