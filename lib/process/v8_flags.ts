@@ -4,7 +4,7 @@
  * the self-extracting launcher (build.sh runs this file to read them: `deno run
  * lib/process/v8_flags.ts tcpcopy|intercept` prints that program's {@link V8_FLAGS} comma-separated).
  *
- * `--max-semi-space-size=16`: young-generation semi-spaces of at most 16 MiB instead of V8's 32
+ * Formerly `--max-semi-space-size=16` for both: semi-spaces of at most 16 MiB instead of V8's 32
  * (they grow to that under allocation and stay committed in RSS). bench/engine_scale.ts, 4 runs
  * each: 100,000 held sessions 282-288 MiB RSS instead of 321-331, CPU per request within the
  * noise (+10 %); 8 MiB took 271-280 MiB for +27 % CPU, 4 MiB 268-278 for +40 % (README.md,
@@ -17,13 +17,16 @@
 export type V8Program = "tcpcopy" | "intercept";
 
 /**
- * V8 flags of each program (change them here only). tcpcopy: `--max-semi-space-size=16` (above).
- * intercept: SEMI_INTERCEPT (README.md, "Memory budget": its young generation reserved 43-46 MiB
- * for 9-24 MiB in use with 16).
+ * V8 flags of each program (change them here only): both run with 2 MiB semi-spaces now
+ * (README.md, "Memory budget"). bench/e2e_replication.ts (short1k, ka20k, abshort, h2; 2 rounds
+ * each of 16/8/4/2, load 9-16): intercept's peak RSS 87-101 MiB with 16, 74-75 with 8, 69-75
+ * with 4, 62-64 with 2; tcpcopy's 158-222 with 16, 134-157 with 2; CPU per request within the
+ * noise. bench/engine_scale.ts (3 runs each, load 5-13): 100,000 sessions 248-256 MiB with 16,
+ * 219-221 with 2, CPU per request 11.4-12.7 and 10.0-15.8 µs.
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
-  tcpcopy: ["--max-semi-space-size=16"],
-  intercept: ["--max-semi-space-size=16"],
+  tcpcopy: ["--max-semi-space-size=2"],
+  intercept: ["--max-semi-space-size=2"],
 };
 
 /** The `--v8-flags=...` argument of `deno run`/`deno compile` for `program`'s flags and `extra`. */
