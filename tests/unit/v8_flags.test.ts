@@ -30,19 +30,19 @@ Deno.test("v8 flags: a list per program, a young generation smaller than V8's de
 
 Deno.test("v8 flags: the file prints one program's list for build.sh, rejects other names", async () => {
   const file = new URL("../../lib/process/v8_flags.ts", import.meta.url).pathname;
-  const run = (args: string[]) =>
+  const printFor = (name: string) =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", file, ...args],
+      args: ["run", "--quiet", file, name],
       stdout: "piped",
       stderr: "piped",
     })
       .output();
   for (const program of PROGRAMS) {
-    const out = await run([program]);
+    const out = await printFor(program);
     assert.equal(out.code, 0);
     assert.equal(new TextDecoder().decode(out.stdout).trim(), V8_FLAGS[program].join(","));
   }
-  const bad = await run(["both"]);
+  const bad = await printFor("both");
   assert.equal(bad.code, 2);
   assert.match(
     new TextDecoder().decode(bad.stderr),
