@@ -1,20 +1,22 @@
 /**
  * JIT warm-up, end to end (issue 14: "the first 10,000 requests cost at most 1.3× the warm
- * figure"): fresh tcpcopy and intercept of ours in the lab of bench/e2e_lab.ts, one HTTP/2
- * connection with one stream at a time (h2load against nginx's h2c port), `--requests` in all
- * (default 30,000). While it runs, the CPU time of both processes is sampled every 10 ms, summed
+ * figure"): fresh tcpcopy and intercept of ours in the lab of bench/e2e_lab.ts, HTTP/2 with one
+ * connection and one stream at a time (h2load against nginx's h2c port), `--requests` in all
+ * (default 30,000) in chunks of `--bucket` (default 1,000), one h2load per chunk. After each chunk,
+ * once the target has served it (its access log), the CPU time of both processes is read, summed
  * over their threads from /proc/PID/task/TID/schedstat (nanoseconds; the main thread apart from
- * the others: V8's background compilers and GC helpers), beside the count of requests the target
- * has served (its access log). The table gives the CPU µs per request of each `--bucket`
- * (default 1,000) target requests, and the warm figure: the median bucket of the last third.
- * The CPU the processes spent before the first request (start-up, warm-up included) is printed
- * too.
+ * the others: V8's background compilers and GC helpers), with their minor page faults
+ * (/proc/PID/stat). The table gives the CPU µs per target request of each chunk, the mean over
+ * the first 10,000, and the warm figure: the median chunk of the last third. The CPU the
+ * processes spent before the first request (start-up) is printed too. (Chunks rather than
+ * sampling one long h2load: a sampler in this process stalled for up to 1.7 s on the loaded VM.)
  *
  *   sudo deno run -A bench/e2e_warmup.ts [--requests 30000] [--bucket 1000] [--runs 1] [--json]
  *
  * Extra deno/V8 flags for an experiment: $TCPCOPY_DENO_FLAGS and $INTERCEPT_DENO_FLAGS (e.g.
- * `--v8-flags=--max-semi-space-size=16,--interrupt-budget-factor-for-feedback-allocation=1`; a
- * later `--v8-flags` wins over the programs' list, so repeat that list).
+ * `--v8-flags=--max-semi-space-size=16,--max-lazy`: repeat the programs' list,
+ * lib/process/v8_flags.ts); $TCPCOPY_MAIN runs another tree's main.ts (before/after);
+ * $E2E_WARMUP_KEEP=DIR copies the last pair's stdout and stderr there (e.g. `--trace-opt` output).
  *
  * @module
  */
@@ -25,10 +27,14 @@ import { type BenchLab, restartPair, startBenchLab, stopStarted } from "./e2e_la
 import { runLoad } from "./e2e_workloads.ts";
 import { printTable } from "./table.ts";
 
-/** CPU seconds of a process: main thread and all threads, from schedstat (ns precision). */
+/**
+ * CPU seconds of a process: main thread and all threads, from schedstat (ns precision); and its
+ * minor page faults so far (/proc/PID/stat: first touches of memory).
+ */
 interface Cpu {
   main: number;
   all: number;
+  minflt: number;
 }
 
 /** One sample: time, requests served by the target, CPU of tcpcopy and intercept. */
@@ -41,8 +47,10 @@ interface Sample {
 
 /** Reads the CPU seconds of every thread of `pid` (0 when gone; synchronous: no queued ops). */
 function threadCpu(pid: number): Cpu {
-  let main = 0, all = 0;
+  let main = 0, all = 0, minflt = 0;
   try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    minflt = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
     for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
       try {
         const ns = Number(
@@ -55,7 +63,7 @@ function threadCpu(pid: number): Cpu {
       } catch { /* the thread ended meanwhile */ }
     }
   } catch { /* the process ended */ }
-  return { main, all };
+  return { main, all, minflt };
 }
 
 /** Counts the lines of a growing file, reading only what was appended since the last call. */
@@ -109,24 +117,29 @@ async function run(
   for (let done = 0; done < requests; done += bucket) {
     const load = { kind: "h2load" as const, requests: bucket, clients: 1, streams: 1 };
     await runLoad(b.on.client, load, b.on.ip);
-    await settle(async () => count() - base, done + bucket, 30_000, 300);
+    await settle(() => Promise.resolve(count() - base), done + bucket, 30_000, 300);
     sample();
   }
   return { samples, startCpu };
 }
 
-/** Per-bucket CPU µs per target request: [tcpcopy all, tcpcopy main, intercept all, main]. */
+/**
+ * Per bucket, per target request: CPU µs of [tcpcopy all threads, tcpcopy main, intercept all,
+ * intercept main], then minor page faults of [tcpcopy, intercept].
+ */
 function buckets(samples: Sample[]): number[][] {
-  const picks = [
-    (s: Sample) => s.tcpcopy.all,
-    (s: Sample) => s.tcpcopy.main,
-    (s: Sample) => s.intercept.all,
-    (s: Sample) => s.intercept.main,
+  const picks: [(s: Sample) => number, number][] = [
+    [(s) => s.tcpcopy.all, 1e6],
+    [(s) => s.tcpcopy.main, 1e6],
+    [(s) => s.intercept.all, 1e6],
+    [(s) => s.intercept.main, 1e6],
+    [(s) => s.tcpcopy.minflt, 1],
+    [(s) => s.intercept.minflt, 1],
   ];
   const out: number[][] = [];
   for (let k = 1; k < samples.length; k++) {
     const n = Math.max(1, samples[k].served - samples[k - 1].served);
-    out.push(picks.map((p) => (p(samples[k]) - p(samples[k - 1])) * 1e6 / n));
+    out.push(picks.map(([p, scale]) => (p(samples[k]) - p(samples[k - 1])) * scale / n));
   }
   return out;
 }
@@ -178,9 +191,9 @@ if (import.meta.main) {
       const { samples, startCpu } = await run(b, requests, bucket);
       const rows = buckets(samples);
       const warmFrom = Math.floor(rows.length * 2 / 3);
-      const warm = [0, 1, 2, 3].map((i) => median(rows.slice(warmFrom).map((x) => x[i])));
+      const warm = [0, 1, 2, 3, 4, 5].map((i) => median(rows.slice(warmFrom).map((x) => x[i])));
       const firstN = Math.min(rows.length, Math.floor(10_000 / bucket));
-      const first = [0, 1, 2, 3].map((i) =>
+      const first = [0, 1, 2, 3, 4, 5].map((i) =>
         rows.slice(0, firstN).reduce((s, x) => s + x[i], 0) / firstN
       );
       const f = (v: number) => v.toFixed(0);
@@ -189,18 +202,21 @@ if (import.meta.main) {
         `${f(x[0])} (${f(x[1])})`,
         `${f(x[2])} (${f(x[3])})`,
         `${(x[0] / warm[0]).toFixed(2)}× / ${(x[2] / warm[2]).toFixed(2)}×`,
+        `${x[4].toFixed(2)} / ${x[5].toFixed(2)}`,
       ]);
       table.push([
         `first ${firstN * bucket}`,
         `${f(first[0])} (${f(first[1])})`,
         `${f(first[2])} (${f(first[3])})`,
         `${(first[0] / warm[0]).toFixed(2)}× / ${(first[2] / warm[2]).toFixed(2)}×`,
+        `${first[4].toFixed(2)} / ${first[5].toFixed(2)}`,
       ]);
       table.push([
         `warm (median of buckets from ${warmFrom * bucket})`,
         `${f(warm[0])} (${f(warm[1])})`,
         `${f(warm[2])} (${f(warm[3])})`,
         "1×",
+        `${warm[4].toFixed(2)} / ${warm[5].toFixed(2)}`,
       ]);
       console.log(
         `\nrun ${r}: start-up CPU before the first request, all threads (main):` +
@@ -216,12 +232,22 @@ if (import.meta.main) {
         "tcpcopy µs CPU/req all threads (main)",
         "intercept µs CPU/req all (main)",
         "÷ warm tcpcopy / intercept",
+        "minor faults/req tcpcopy / intercept",
       ], table);
       if (values.json) {
         console.log(JSON.stringify({ run: r, startCpu, buckets: rows, warm, first }));
       }
     }
     await stopStarted(b.pair.tcpcopy, "SIGINT");
+    const keep = Deno.env.get("E2E_WARMUP_KEEP"); // a directory for the last pair's output
+    if (keep) {
+      for (
+        const [name, s] of [["tcpcopy", b.pair.tcpcopy], ["intercept", b.pair.intercept]] as const
+      ) {
+        await Deno.copyFile(s.out, `${keep}/${name}.out`);
+        await Deno.copyFile(s.err, `${keep}/${name}.err`);
+      }
+    }
   });
   console.log(`(load averages 1/5/15 min: before ${before}, after ${load()})`);
 }

@@ -9,7 +9,7 @@
  * registrations go nowhere, the log is silent, and the clock is a fake one. It needs no
  * permission (tests/unit/tcpcopy_warmup.test.ts runs it with none).
  *
- * The traffic: `connections` clients from 198.18.0.0/15 (the benchmarking range, RFC 2544) to
+ * The traffic: `connections` clients (their frames as Ethernet, every fourth connection's as raw IP) from 198.18.0.0/15 (the benchmarking range, RFC 2544) to
  * the first IPv4 transfer without a module; each opens (SYN, handshake ACK), sends `requests`
  * requests of {@link REQUEST_BYTES} bytes answered with {@link ANSWER_BYTES} bytes (the answer
  * goes through the replicator's reply path, as the tunnel delivers it) and acknowledged, then
@@ -33,6 +33,8 @@ export const REQUEST_BYTES = 60, ANSWER_BYTES = 120;
 const CLIENT_ISN = 70_000, ONLINE_ISN = 10_000, TARGET_ISN = 50_000;
 /** Packets the fake sender holds between two flushes. */
 const POOL = 64;
+/** An Ethernet II header's length. */
+const ETH_HEADER = 14;
 
 /** What a warm-up did. */
 export interface WarmUpResult {
@@ -175,10 +177,21 @@ export function warmUp(
   const fin = packet(FIN | ACK, 0);
   for (const t of [syn, ack, req, fin]) putEndpoint(t, 16, onlineAddr, 22, transfer.onlinePort);
   const client = new Uint8Array([198, 18, 0, 1]);
+  // captured frames as a named device gives them (Ethernet), every fourth connection as raw IP
+  // (SOCK_DGRAM, e.g. `-i any`): both branches of the link parser see traffic
+  const eth = new Uint8Array(2048);
+  eth.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+  let ethernet = true;
   /** Feeds one captured frame, then the target's answers, then flushes (a reactor round). */
-  const feed = (frame: Uint8Array) => {
+  const feed = (packet: Uint8Array) => {
     result.frames++;
-    replicator.onFrame(frame, LinkType.RAW, now * 1000, now);
+    if (ethernet) {
+      eth.set(packet, ETH_HEADER);
+      const frame = eth.subarray(0, ETH_HEADER + packet.length);
+      replicator.onFrame(frame, LinkType.EN10MB, now * 1000, now);
+    } else {
+      replicator.onFrame(packet, LinkType.RAW, now * 1000, now);
+    }
     sender.flush();
     while (replies.length > 0) replicator.onReplyBytes(replies.shift()!, now);
     sender.flush();
@@ -186,6 +199,7 @@ export function warmUp(
     now += 0.05;
   };
   for (let c = 0; c < connections; c++) {
+    ethernet = c % 4 !== 3;
     client[2] = c >>> 8;
     client[3] = 1 + (c & 255);
     const port = 40000 + c;
