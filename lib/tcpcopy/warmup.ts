@@ -1,8 +1,13 @@
 /**
  * JIT warm-up at start-up (issue 14: the first 10,000 requests should cost at most 1.3× the warm
- * figure). Before the capture opens, tcpcopy drives its hot path — the same {@link Replicator} and
- * {@link Engine} classes, wired as in lib/tcpcopy/run.ts — over synthetic keep-alive connections,
- * so V8 has compiled and optimized the per-packet functions before the first real packet.
+ * figure): drives tcpcopy's hot path — the same {@link Replicator} and {@link Engine} classes,
+ * wired as in lib/tcpcopy/run.ts — over synthetic keep-alive connections, so V8 compiles and
+ * optimizes the per-packet functions before the first real packet would arrive.
+ *
+ * NOT called by tcpcopy: measured (bench/e2e_warmup.ts, README.md "JIT warm-up") it added
+ * 100–350 ms of start-up CPU and left the first 10,000 real requests' cost unchanged within the
+ * noise. Calling `warmUp(config)` in `TcpcopyProcess.run` between `createEngine` and
+ * `openCaptures` is how it was tried.
  *
  * Nothing leaves it: the engine and replicator are private to the warm-up (a fresh pair, dropped
  * afterwards), the sender only hands the built packets to an in-memory mini target, route
