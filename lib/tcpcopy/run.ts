@@ -43,7 +43,6 @@ import { readAuthFile } from "../modules/auth_file.ts";
 import { NO_MODULE_OPTIONS } from "../engine/module_bridge.ts";
 import { Replicator } from "./replicator.ts";
 import { DeadlineTimer } from "./timer.ts";
-import { warmUp } from "./warmup.ts";
 import { MAX_DRAIN_MS, OfflineSource } from "./offline.ts";
 import { openSenders, type Senders } from "./senders.ts";
 import { openCaptures, runCaptureLoop } from "./captures.ts";
@@ -146,8 +145,7 @@ class TcpcopyProcess {
   async run(secret: CryptoKey | undefined): Promise<number> {
     this.logStart();
     const started = this.openOffline() && this.openCompareLog() && await this.openSenders() &&
-      this.createEngine() && this.warmUp() && await this.openCaptures() &&
-      await this.connectTunnel(secret);
+      this.createEngine() && await this.openCaptures() && await this.connectTunnel(secret);
     if (!started) return this.#failed;
     this.startStats();
     this.startMetrics();
@@ -292,23 +290,6 @@ class TcpcopyProcess {
       this.replicator.tick(this.clock());
       this.replicator.flush();
     }, this.clock);
-    return true;
-  }
-
-  /**
-   * The JIT warm-up (lib/tcpcopy/warmup.ts) before the capture opens: a private replicator and
-   * engine over synthetic connections, so the first real requests run optimized code. Online
-   * only (an offline replay is not beside production).
-   */
-  warmUp(): true {
-    if (this.offline !== null) return true;
-    const w = warmUp(this.config);
-    if (w.ran) {
-      this.log.info(
-        `warm-up: ${w.answered} synthetic requests (${w.frames} frames, nothing sent) in ` +
-          `${Math.round(w.ms)} ms`,
-      );
-    }
     return true;
   }
 
