@@ -6,7 +6,9 @@
  * the repo (C tcpcopy on the online host, C intercept in pcap mode on the target's link) in the
  * same run. For each workload and implementation it prints the requests served online and by the
  * target, the loss ratio from the access logs, the kernel drops, the CPU microseconds per request
- * of tcpcopy and intercept (deltas of /proc/PID/stat over the workload and the target's catch-up)
+ * of tcpcopy and intercept (deltas of /proc/PID/stat over the workload and the target's catch-up;
+ * divided once by the requests served online and once by those the target served: with loss,
+ * the second is the cost per request actually replayed)
  * and their peak RSS (VmHWM: peak since the process started, so the first four rows accumulate
  * as issue 14's memory table does); then a table with the medians and ranges over the rounds
  * and the ours/C ratios.
@@ -62,8 +64,12 @@ export interface Row {
   loss: number;
   clientReqPerS: number;
   targetDoneS: number;
+  /** CPU µs per request served online (the load offered). */
   tcpcopyUsPerReq: number;
   interceptUsPerReq: number;
+  /** CPU µs per request the target actually served (the replayed work; higher when requests are lost). */
+  tcpcopyUsPerTargetReq: number;
+  interceptUsPerTargetReq: number;
   /** VmHWM after the workload (peak since the process started), MiB. */
   tcpcopyPeakMiB: number;
   interceptPeakMiB: number;
@@ -271,6 +277,7 @@ async function measure(
   const t1d = await kernelDrops(b, "tcpcopy"), i1d = await kernelDrops(b, "intercept");
   await stopPerf();
   const us = (s: number) => Math.round(s / Math.max(1, online) * 1e6);
+  const usT = (s: number) => Math.round(s / Math.max(1, target) * 1e6);
   const delta = (a: number | null, z: number | null) => a === null || z === null ? null : z - a;
   return {
     id: w.id,
@@ -283,6 +290,8 @@ async function measure(
     targetDoneS: Math.round(targetDoneS * 10) / 10,
     tcpcopyUsPerReq: us(t1u.cpuS - t0u.cpuS),
     interceptUsPerReq: us(i1u.cpuS - i0u.cpuS),
+    tcpcopyUsPerTargetReq: usT(t1u.cpuS - t0u.cpuS),
+    interceptUsPerTargetReq: usT(i1u.cpuS - i0u.cpuS),
     tcpcopyPeakMiB: Math.round(t1u.peakMiB),
     interceptPeakMiB: Math.round(i1u.peakMiB),
     tcpcopyRssMiB: Math.round(t1u.rssMiB),
@@ -402,6 +411,11 @@ function printSummary(o: Options, rows: Row[]): void {
       `${ratio(us.map((r) => r.tcpcopyUsPerReq), c.map((r) => r.tcpcopyUsPerReq))} / ${
         ratio(us.map((r) => r.interceptUsPerReq), c.map((r) => r.interceptUsPerReq))
       }`,
+      `${col(us, (r) => r.tcpcopyUsPerTargetReq)} / ${col(us, (r) => r.interceptUsPerTargetReq)}`,
+      `${col(c, (r) => r.tcpcopyUsPerTargetReq)} / ${col(c, (r) => r.interceptUsPerTargetReq)}`,
+      `${ratio(us.map((r) => r.tcpcopyUsPerTargetReq), c.map((r) => r.tcpcopyUsPerTargetReq))} / ${
+        ratio(us.map((r) => r.interceptUsPerTargetReq), c.map((r) => r.interceptUsPerTargetReq))
+      }`,
       `${col(us, (r) => r.tcpcopyPeakMiB)} / ${col(us, (r) => r.interceptPeakMiB)}`,
       `${col(c, (r) => r.tcpcopyPeakMiB)} / ${col(c, (r) => r.interceptPeakMiB)}`,
       `${ratio(us.map((r) => r.tcpcopyPeakMiB), c.map((r) => r.tcpcopyPeakMiB))} / ${
@@ -417,7 +431,10 @@ function printSummary(o: Options, rows: Row[]): void {
     "workload",
     "ours µs CPU/req tcpcopy / intercept",
     "C µs CPU/req",
-    "ours/C CPU",
+    "ours/C CPU (per online req)",
+    "ours µs CPU/target req tcpcopy / intercept",
+    "C µs CPU/target req",
+    "ours/C CPU (per target req)",
     "ours peak RSS MiB tcpcopy / intercept",
     "C peak RSS MiB",
     "ours/C RSS",
@@ -427,7 +444,8 @@ function printSummary(o: Options, rows: Row[]): void {
     "load average (1 min) ours | C",
   ], table);
   console.log(
-    `\n(${o.rounds} round(s); median (range); C intercept drops are not observable: "?")`,
+    `\n(${o.rounds} round(s); median (range); C intercept drops are not observable: "?";\n` +
+      " CPU/req divides by requests served online, CPU/target req by requests the target served)",
   );
 }
 

@@ -10,6 +10,11 @@
  * noise (+10 %); 8 MiB took 271-280 MiB for +27 % CPU, 4 MiB 268-278 for +40 % (README.md,
  * "Memory budget"). No heap limit here: see budget.ts `heapLimitWarning`.
  *
+ * Tried for the JIT warm-up (README.md, "JIT warm-up"; bench/e2e_warmup.ts) and left out: `--no-maglev`
+ * (worse), `--invocation-count-for-turbofan=1000` (main thread warm sooner, background compile CPU
+ * doubled), `--invocation-count-for-maglev=100`, `--max-lazy`, `--no-concurrent-recompilation`,
+ * `--always-sparkplug,--no-lazy-feedback-allocation` (no change beyond the noise).
+ *
  * @module
  */
 

@@ -57,7 +57,11 @@ Deno.test("send budget: a full queue costs a few ms per window, the rest is drop
     // The wall-clock bound on one flush is an "eventually" bound for a loaded runner: nobody
     // reads rx, so a flush that ignored its budget would wait for ever, not 250 ms.
     assert.ok(longest < 250, `longest flush ${longest.toFixed(1)} ms`);
-    assert.ok(s.stats.waitedMs <= 5 * (Math.ceil(total / 100) + 1) + 10, `${s.stats.waitedMs} ms`);
+    // Each 100 ms window may overrun its 5 ms by the wait in progress (2 ms, longer when the
+    // runner preempts the waiter: 22.7 ms over 2 windows was seen at load 13). Without the
+    // budget every one of the 200 flushes would wait, i.e. far above this bound.
+    const windows = Math.ceil(total / 100) + 1;
+    assert.ok(s.stats.waitedMs <= (5 + 2) * windows + 30, `${s.stats.waitedMs} ms`);
   } finally {
     s.close();
     C.close(rx);
