@@ -33,13 +33,14 @@ find_deno() {
   DENO=$local_deno
 }
 
-# Sets V8_FLAGS to the programs' V8 flags, comma-separated: lib/process/v8_flags.ts is the one
-# list (deno run in tests and benchmarks reads it too); both kinds of executable start with them.
+# Sets V8_FLAGS to program $1's V8 flags, comma-separated: lib/process/v8_flags.ts holds each
+# program's list (deno run in tests and benchmarks reads it too); both kinds of executable start
+# with them.
 read_v8_flags() {
-  V8_FLAGS=$("$DENO" run --quiet --no-config --no-lock "$ROOT/lib/process/v8_flags.ts")
+  V8_FLAGS=$("$DENO" run --quiet --no-config --no-lock "$ROOT/lib/process/v8_flags.ts" "$1")
   case $V8_FLAGS in
   --*) ;;
-  *) echo "build.sh: lib/process/v8_flags.ts printed no V8 flags ('$V8_FLAGS')" >&2; exit 1 ;;
+  *) echo "build.sh: lib/process/v8_flags.ts printed no V8 flags for $1 ('$V8_FLAGS')" >&2; exit 1 ;;
   esac
 }
 
@@ -143,6 +144,7 @@ STUB
 
 build_one() {
   local name=$1 src=$2
+  read_v8_flags "$name"
   write_entry "$name" "$src"
   rm -f "$DIST/$name"
   # --no-code-cache: a compiled executable would otherwise load (and write) a V8 code cache at
@@ -161,7 +163,6 @@ build_one() {
 }
 
 cmd_build() {
-  read_v8_flags
   build_one tcpcopy main.ts
   build_one intercept intercept.ts
   (cd "$DIST" && sha256sum tcpcopy intercept >SHA256SUMS)

@@ -50,7 +50,7 @@ const { values, positionals } = parseArgs({
     idle: { type: "string", default: "12000" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
-    "v8-flags": { type: "string", default: V8_FLAGS.join(",") },
+    "v8-flags": { type: "string", default: V8_FLAGS.tcpcopy.join(",") },
     /** Internal: run one level in this process and print its JSON. */
     child: { type: "boolean", default: false },
   },

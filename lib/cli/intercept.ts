@@ -29,6 +29,7 @@ export type CaptureMode =
     kind: "nfqueue";
     ports: number[];
     queueNum: number;
+    /** --queue-maxlen; 0: sized by lib/io/nfq_sizing.ts (52,428 for the default copy range) */
     queueMaxLen: number;
     pass: Uint8Array[];
     /** Under load, sleep this long between reads instead of polling (0 = always poll). */
@@ -266,7 +267,7 @@ function nfqueueMode(v: Values): CaptureMode {
     ports,
     pass,
     queueNum: int("--queue-num", str(v, "queue-num"), 0, 65535, DEFAULT_QUEUE_NUM),
-    queueMaxLen: int("--queue-maxlen", str(v, "queue-maxlen"), 1, 1 << 24, 8192),
+    queueMaxLen: int("--queue-maxlen", str(v, "queue-maxlen"), 1, 1 << 24, 0),
     coalesceMs: int("--coalesce-ms", str(v, "coalesce-ms"), 0, 10, pass.length ? 0 : 1),
     failOpen: v["fail-open"] === true,
   };

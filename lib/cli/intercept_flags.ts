@@ -62,7 +62,7 @@ export const INTERCEPT_FLAGS: readonly InterceptFlag[] = [
     long: "queue-maxlen",
     arg: "N",
     section: "nfqueue",
-    help: ["kernel queue length (default 8192)         --queue-maxlen 65536"],
+    help: ["queue length (default: 64 MiB of replies)  --queue-maxlen 65536"],
   },
   {
     long: "coalesce-ms",

@@ -125,7 +125,7 @@ export function openNfqueueSource(
 ): ReplySource {
   const q = NfQueue.open({
     queue: mode.queueNum,
-    maxLen: mode.queueMaxLen,
+    maxLen: mode.queueMaxLen || undefined, // 0: sized for the copy range (lib/io/nfq_sizing.ts)
     copyRange: copyRangeFor(maxPrefix, wholePackets),
   });
   return new NfqueueSource(q, mode.coalesceMs);

@@ -8,8 +8,9 @@
  * every queued id <= the given id, so runs are split wherever the verdict changes (packets whose
  * messages were lost to ENOBUFS are swept up by the next run's verdict).
  *
- * Fail-open is off: when the queue or socket is full the kernel drops, so a DROP queue never
- * leaks packets onto the network.
+ * Fail-open is off (NFQA_CFG_F_FAIL_OPEN cleared): when the queue or socket is full the kernel
+ * drops the packet, so a DROP queue never leaks packets onto the network (`--queue-bypass` in
+ * the rules acts only while no program is bound). Both limits come from nfq_sizing.ts.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { IoError, PRIVILEGE_HINT } from "./errors.ts";
 import { describeErrno, Errno, errno, loadLibc, NativeMemory } from "./libc.ts";
 import { type LibrarySpec, openLibrary } from "./library.ts";
 import { type NfqParseCounts, parseNfqDatagram } from "./nfq_netlink.ts";
+import { nfqSizing } from "./nfq_sizing.ts";
 import { FdWaiter } from "./readiness.ts";
 import { setBufferSize, setIntOption, Sock } from "./socket.ts";
 import { librarySpec } from "../setup/packages.ts";
@@ -88,10 +90,12 @@ export interface NfqOptions {
   queue: number;
   /** bytes of each packet copied to us (128: IPv4 + TCP headers with options) */
   copyRange?: number;
-  /** packets the kernel may hold waiting for a verdict (65536) */
+  /** packets the kernel may hold waiting for a verdict (default: {@link nfqSizing}, 52,428
+   * for a 128-byte copy range) */
   maxLen?: number;
-  /** socket receive buffer, forced past net.core.rmem_max when privileged (32 MiB: ~30k
-   * queued messages, rides out a scheduling hiccup of ~0.3 s at 100 kpps) */
+  /** socket receive buffer, forced past net.core.rmem_max when privileged (default:
+   * {@link nfqSizing}, room for `maxLen` messages: 32 MiB, a 64 MiB charge, unless `maxLen` needs
+   * more) */
   rcvbuf?: number;
   /** set NETLINK_NO_ENOBUFS: overflows are no longer reported as ENOBUFS (false) */
   noEnobufs?: boolean;
@@ -230,12 +234,13 @@ export class NfQueue {
       if (Q.nfq_set_mode(qh, NFQNL_COPY_PACKET, range) < 0) {
         throw failure(`cannot set copy mode on NFQUEUE ${num}`, errno(), num);
       }
-      if (Q.nfq_set_queue_maxlen(qh, opts.maxLen ?? 65536) < 0) {
+      const size = nfqSizing(range, opts.maxLen);
+      if (Q.nfq_set_queue_maxlen(qh, size.maxLen) < 0) {
         throw failure(`cannot set the length of NFQUEUE ${num}`, errno(), num);
       }
       Q.nfq_set_queue_flags(qh, NFQA_CFG_F_FAIL_OPEN, 0); // kernels < 3.6 lack flags: ignore
       const fd = Q.nfq_fd(h);
-      setBufferSize(fd, "rcv", opts.rcvbuf ?? 32 << 20);
+      setBufferSize(fd, "rcv", opts.rcvbuf ?? size.rcvbuf);
       if (opts.noEnobufs) setIntOption(fd, Sock.SOL_NETLINK, Sock.NETLINK_NO_ENOBUFS, 1);
       return new NfQueue(num, Q, h, qh, cb, opts);
     } catch (e) {

@@ -50,7 +50,7 @@ export interface RingOptions extends LiveOptions {
   direction?: CaptureDirection;
   /**
    * The ring starts at `bufferSize` and doubles, up to this many bytes, when a wake-up or a
-   * drain step finds a quarter of it waiting or the kernel dropped packets (default:
+   * drain step finds half of it waiting or the kernel dropped packets (default:
    * `bufferSize`, a fixed ring).
    */
   maxBufferSize?: number;

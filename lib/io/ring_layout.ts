@@ -153,8 +153,12 @@ export interface RingFill {
   quietMs: number;
 }
 
-/** Grow when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. */
-export const GROW_FILL = 4;
+/**
+ * Grow when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. Half: held20k's
+ * burst (at most 8 MiB ever waiting) grew a quarter-rule ring 12 -> 24 -> 48 MiB; at a half the
+ * 24 MiB ring keeps 12 MiB of room when it stops growing.
+ */
+export const GROW_FILL = 2;
 /** A reader finding 1/BUSY_FILL of the ring waiting keeps a grown ring from shrinking. */
 export const BUSY_FILL = 16;
 /** A grown ring halves (down to its start size) after this long without being busy. */
@@ -162,9 +166,9 @@ export const SHRINK_AFTER_MS = 60_000;
 
 /**
  * The size the ring should have now, or 0 to keep it: double (at most `maxSize`) when the
- * kernel dropped packets or a quarter of the blocks wait to be read, before the ring is full
- * (the reader checks at every wake-up and every drain step, so a reader slowed down by a busy
- * CPU grows its ring while the kernel still has three quarters of it to fill); halve (down to
+ * kernel dropped packets or half of the blocks wait to be read, before the ring is full (the
+ * reader checks at every wake-up and every drain step, so a reader slowed down by a busy CPU
+ * grows its ring while the kernel still has half of it to fill); halve (down to
  * `minSize`) a grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS}, so a
  * burst's ring does not stay in RSS for good.
  */

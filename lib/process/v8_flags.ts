@@ -1,10 +1,10 @@
 /**
- * The V8 flags both programs run with, in every form: `deno run` (tests, benchmarks, the demo:
- * {@link v8FlagsArg}), the `deno compile` executable and the self-extracting launcher
- * (build.sh runs this file to read them: `deno run lib/process/v8_flags.ts` prints
- * {@link V8_FLAGS} comma-separated).
+ * The V8 flags each program runs with (one list per program, all in this file), in every form:
+ * `deno run` (tests, benchmarks, the demo: {@link v8FlagsArg}), the `deno compile` executable and
+ * the self-extracting launcher (build.sh runs this file to read them: `deno run
+ * lib/process/v8_flags.ts tcpcopy|intercept` prints that program's {@link V8_FLAGS} comma-separated).
  *
- * `--max-semi-space-size=16`: young-generation semi-spaces of at most 16 MiB instead of V8's 32
+ * Formerly `--max-semi-space-size=16` for both: semi-spaces of at most 16 MiB instead of V8's 32
  * (they grow to that under allocation and stay committed in RSS). bench/engine_scale.ts, 4 runs
  * each: 100,000 held sessions 282-288 MiB RSS instead of 321-331, CPU per request within the
  * noise (+10 %); 8 MiB took 271-280 MiB for +27 % CPU, 4 MiB 268-278 for +40 % (README.md,
@@ -18,12 +18,39 @@
  * @module
  */
 
-/** V8 flags of tcpcopy and intercept (one list; change it here only). */
-export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
+/** The programs with their own V8 flag list. */
+export type V8Program = "tcpcopy" | "intercept";
 
-/** The `--v8-flags=...` argument of `deno run`/`deno compile` for {@link V8_FLAGS} and `extra`. */
-export function v8FlagsArg(extra: readonly string[] = []): string {
-  return `--v8-flags=${[...V8_FLAGS, ...extra].join(",")}`;
+/**
+ * V8 flags of each program (change them here only): both run with 2 MiB semi-spaces now
+ * (README.md, "Memory budget"). bench/e2e_replication.ts (short1k, ka20k, abshort, h2; 2 rounds
+ * each of 16/8/4/2, load 9-16): intercept's peak RSS 87-101 MiB with 16, 74-75 with 8, 69-75
+ * with 4, 62-64 with 2; tcpcopy's 158-222 with 16, 134-157 with 2; CPU per request within the
+ * noise. bench/engine_scale.ts (3 runs each, load 5-13): 100,000 sessions 248-256 MiB with 16,
+ * 219-221 with 2, CPU per request 11.4-12.7 and 10.0-15.8 µs.
+ */
+export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
+  tcpcopy: ["--max-semi-space-size=2"],
+  intercept: ["--max-semi-space-size=2"],
+};
+
+/** The `--v8-flags=...` argument of `deno run`/`deno compile` for `program`'s flags and `extra`. */
+export function v8FlagsArg(program: V8Program, extra: readonly string[] = []): string {
+  return `--v8-flags=${[...V8_FLAGS[program], ...extra].join(",")}`;
 }
 
-if (import.meta.main) console.log(V8_FLAGS.join(","));
+/** `name` when it is one of the programs, else undefined. */
+export function v8Program(name: string | undefined): V8Program | undefined {
+  return name === "tcpcopy" || name === "intercept" ? name : undefined;
+}
+
+if (import.meta.main) {
+  const program = v8Program(Deno.args[0]);
+  if (program === undefined) {
+    console.error(
+      `v8_flags.ts: program ${JSON.stringify(Deno.args[0] ?? "")}: expected tcpcopy or intercept`,
+    );
+    Deno.exit(2);
+  }
+  console.log(V8_FLAGS[program].join(","));
+}

@@ -7,6 +7,7 @@ import { isRoot, waitFor, withNetns } from "../helpers/netns.ts";
 import { ab, buildLab, countLines, HTTP_PORT, startNginx } from "../helpers/lab.ts";
 import { networkEnv } from "../helpers/network_env.ts";
 import { heapLimitOf, heapLimitWith } from "../helpers/v8_flags.ts";
+import { V8_FLAGS } from "../../lib/process/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -38,7 +39,7 @@ Deno.test({
       assert.match(sums, /^[0-9a-f]{64} {2}tcpcopy$/m);
       assert.match(sums, /^[0-9a-f]{64} {2}intercept$/m);
 
-      for (const program of ["tcpcopy", "intercept"]) {
+      for (const program of ["tcpcopy", "intercept"] as const) {
         await Deno.copyFile(`${dist}/${program}`, `${elsewhere}/${program}`);
         await Deno.chmod(`${elsewhere}/${program}`, 0o755);
         // No deno, no node on PATH; a fresh HOME so the runtime is unpacked from the file itself.
@@ -47,8 +48,12 @@ Deno.test({
         assert.equal(version.code, 0, version.stderr);
         assert.match(version.stdout, new RegExp(`^${program} \\d+\\.\\d+\\.\\d+ \\(commit [^)]+`));
         assert.doesNotMatch(version.stdout, /commit dev/, "build metadata must be embedded");
-        // Started with the V8 flags of lib/process/v8_flags.ts (either kind of executable).
-        assert.equal(heapLimitOf(version.stdout), await heapLimitWith(), version.stdout);
+        // Started with its own V8 flags of lib/process/v8_flags.ts (either kind of executable).
+        assert.equal(
+          heapLimitOf(version.stdout),
+          await heapLimitWith(V8_FLAGS[program]),
+          version.stdout,
+        );
         const help = await run(`${elsewhere}/${program}`, ["--help"], env, elsewhere);
         assert.equal(help.code, 0, help.stderr);
         assert.match(help.stdout, program === "tcpcopy" ? /-x|--transfer/ : /--port|-F/);

@@ -9,6 +9,7 @@ import { isRoot } from "../helpers/netns.ts";
 import { networkEnv } from "../helpers/network_env.ts";
 import { NOBODY, setprivArgs } from "../helpers/nobody.ts";
 import { heapLimitOf, heapLimitWith } from "../helpers/v8_flags.ts";
+import { V8_FLAGS } from "../../lib/process/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -92,6 +93,14 @@ Deno.test({
       const launcher = `${tmp}/tcpcopy`;
       await Deno.copyFile(`${dist}/tcpcopy`, launcher);
       await Deno.chmod(launcher, 0o755);
+      // intercept's launcher execs with intercept's own list (its sh text, before the payload).
+      const stub = new TextDecoder().decode(
+        (await Deno.readFile(`${dist}/intercept`)).subarray(0, 16384),
+      );
+      assert.ok(
+        stub.includes(`"--v8-flags=${V8_FLAGS.intercept.join(",")}"`),
+        "intercept's V8 flags",
+      );
       await Deno.remove(dist, { recursive: true }); // 80 MB less on disk during the test
 
       const home = `${tmp}/root-home`; // does not exist yet
@@ -102,8 +111,12 @@ Deno.test({
         async () => {
           const first = await version(launcher, { HOME: home });
           assertWorks(first);
-          // The exec line passes the V8 flags of lib/process/v8_flags.ts.
-          assert.equal(heapLimitOf(first.stdout), await heapLimitWith(), first.stdout);
+          // The exec line passes tcpcopy's V8 flags of lib/process/v8_flags.ts.
+          assert.equal(
+            heapLimitOf(first.stdout),
+            await heapLimitWith(V8_FLAGS.tcpcopy),
+            first.stdout,
+          );
           assert.deepEqual(await statOf(base), { uid: 0, mode: 0o700 });
           await versionDir(base);
           assertWorks(await version(launcher, { HOME: home })); // and again, from the cache

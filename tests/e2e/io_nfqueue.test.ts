@@ -19,7 +19,7 @@ import {
   vethPair,
   withNetns,
 } from "../helpers/netns.ts";
-import { NfQueue, Verdict } from "../../lib/io/nfqueue.ts";
+import { kernelQueueStats, NfQueue, Verdict } from "../../lib/io/nfqueue.ts";
 import { PcapFile } from "../../lib/io/pcap.ts";
 import { RawIpSender } from "../../lib/io/raw_send.ts";
 import {
@@ -40,10 +40,11 @@ interface QueueReport {
   enobufs: number;
   notFromPort: number;
   userDropped?: number;
+  queueDropped?: number;
 }
 
 /** Two namespaces; in `b` the NFQUEUE rule for replies from PORT and the queue consumer. */
-async function setUp(env: Cleanup, mode: string) {
+async function setUp(env: Cleanup, mode: string, expect = 0) {
   const a = await env.netns("qa"), b = await env.netns("qb");
   const { ifA } = await vethPair(a, b, "10.214.0.1", "10.214.0.2");
   const queue = 1 + Math.floor(Math.random() * 60000);
@@ -61,7 +62,7 @@ async function setUp(env: Cleanup, mode: string) {
     String(queue),
   ]);
   const consumer = env.child(
-    b.spawn(denoCmd(SELF, ["queue", String(queue), mode]), { stdout: "piped" }),
+    b.spawn(denoCmd(SELF, ["queue", String(queue), mode, String(expect)]), { stdout: "piped" }),
   );
   const next = lineReader(consumer.stdout);
   assert.equal(await next(), "ready");
@@ -95,6 +96,7 @@ async function setUp(env: Cleanup, mode: string) {
   return {
     a,
     b,
+    next,
     /** Stops the consumer (SIGTERM) and tcpdump; returns the queue report and captured frames. */
     finish: async () => {
       consumer.kill("SIGTERM");
@@ -185,27 +187,75 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name:
+    "NFQUEUE burst: 20,000 replies queued behind a stalled reader are all kept, then dropped by verdict",
+  ignore: !isRoot(),
+  fn: () =>
+    withNetns(async (env) => {
+      // held20k's second request: 20,000 replies at once while intercept waits for the CPU.
+      // The queue sized by lib/io/nfq_sizing.ts holds them (the former 8,192 dropped the rest).
+      const { b, next, finish } = await setUp(env, "stall", BURST);
+      const out = await b.exec(denoCmd(SELF, ["send", String(BURST), String(64 << 20)]));
+      assert.equal(JSON.parse(out.stdout).sent, BURST);
+      assert.match(await next(), /^drained \d+$/);
+      const { report, frames } = await finish();
+      assert.equal(report.queueDropped, 0, "dropped at the queue's length");
+      assert.equal(report.userDropped, 0, "dropped at the socket's buffer");
+      assert.equal(report.received, BURST);
+      assert.equal(report.dropped, BURST);
+      assert.equal(frames.length, 0, "fail-closed: nothing left the namespace");
+    }),
+});
+
 // ---- peer roles ----------------------------------------------------------------------------
 
-async function roleQueue(queue: number, mode: string): Promise<void> {
+/** Packets of the burst test. */
+const BURST = 20_000;
+
+/**
+ * In mode "stall", the consumer reads nothing until `expect` packets wait in the kernel's queue
+ * (or their number stopped growing for a second: the kernel dropped the rest), then says
+ * "drained N" once it has read what was queued.
+ */
+async function stall(queue: number, expect: number, deadline: number): Promise<void> {
+  let last = -1, since = performance.now();
+  while (performance.now() < deadline) {
+    const waiting = kernelQueueStats(queue).waiting ?? 0;
+    if (waiting >= expect) return;
+    if (waiting !== last) [last, since] = [waiting, performance.now()];
+    else if (waiting > 0 && performance.now() - since > 1000) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function roleQueue(queue: number, mode: string, expect: number): Promise<void> {
   const q = NfQueue.open({ queue });
   Deno.addSignalListener("SIGTERM", () => q.stop());
   let notFromPort = 0;
   const decide = (_id: number, p: Uint8Array): Verdict => {
     const ihl = (p[0] & 15) * 4;
     if (p[0] >> 4 !== 4 || ((p[ihl] << 8) | p[ihl + 1]) !== PORT) notFromPort++;
-    if (mode === "drop") return Verdict.DROP;
+    if (mode === "drop" || mode === "stall") return Verdict.DROP;
     if (mode === "accept") return Verdict.ACCEPT;
     const seq = new DataView(p.buffer, p.byteOffset + ihl).getUint32(4);
     return seq % 3 === 0 ? Verdict.DROP : Verdict.ACCEPT;
   };
   console.log("ready");
   const deadline = performance.now() + 20_000;
+  if (mode === "stall") await stall(queue, expect, deadline - 5000);
+  let read = 0, said = mode !== "stall";
   while (performance.now() < deadline && await q.wait(deadline - performance.now())) {
     // as intercept drains: a short drain lets what its verdicts released go out, then reads on
-    if (q.drain(decide) > 0) {
+    let n = q.drain(decide);
+    if (n > 0) {
       q.releaseHeldSends();
-      q.drain(decide);
+      n += q.drain(decide);
+    }
+    read += n;
+    if (!said && read > 0 && (kernelQueueStats(queue).waiting ?? 0) === 0) {
+      console.log(`drained ${read}`);
+      said = true;
     }
   }
   console.log(JSON.stringify({ ...q.stats(), notFromPort }));
@@ -213,8 +263,9 @@ async function roleQueue(queue: number, mode: string): Promise<void> {
   Deno.exit(0);
 }
 
-function roleSend(count: number): void {
-  const tx = RawIpSender.open();
+function roleSend(count: number, sndbuf?: number): void {
+  // the queued packets stay charged to this socket until their verdict: a burst needs room
+  const tx = RawIpSender.open({ sndbuf });
   for (let i = 1; i <= count; i++) {
     const repr: TcpPacketRepr = {
       ...addressPair("10.214.0.2", "10.214.0.1"),
@@ -235,7 +286,7 @@ function roleSend(count: number): void {
 
 if (import.meta.main) {
   const [role, ...args] = Deno.args;
-  if (role === "queue") await roleQueue(Number(args[0]), args[1]);
-  else if (role === "send") roleSend(Number(args[0]));
+  if (role === "queue") await roleQueue(Number(args[0]), args[1], Number(args[2] ?? 0));
+  else if (role === "send") roleSend(Number(args[0]), args[1] ? Number(args[1]) : undefined);
   else throw new Error(`unknown role ${role}`);
 }

@@ -327,16 +327,16 @@ Deno.test({
     withNetns(async (env) => {
       const role = await startRingRole(env, "grow");
       const { lines, flood } = role;
-      // 1. A burst fills half of a 1 MiB ring (4 blocks) while nobody reads: the next wake-up
-      //    grows it to 2 MiB; the old ring is drained first, then closed.
-      await flood(1200);
+      // 1. A burst fills more than half of a 1 MiB ring (5 of its 8 blocks) while nobody reads:
+      //    the next wake-up grows it to 2 MiB; the old ring is drained first, then closed.
+      await flood(2000);
       await role.go();
       const r1 = JSON.parse(await lines());
       assert.equal(r1.stats.dropped, 0);
       assert.equal(r1.stats.grows, 1, JSON.stringify(r1.stats));
       assert.equal(r1.stats.bufferBytes, 2 << 20);
-      assert.equal(r1.delivered, 1200, "nothing lost, nothing doubled");
-      assert.equal(r1.unique, 1200);
+      assert.equal(r1.delivered, 2000, "nothing lost, nothing doubled");
+      assert.equal(r1.unique, 2000);
       assert.equal(r1.inversions, 0, "arrival order kept across the two rings");
       // 2. Read while a larger burst arrives: the ring grows under traffic up to its 4 MiB
       //    maximum; every packet is read once or counted as dropped, order kept.

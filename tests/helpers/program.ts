@@ -20,13 +20,13 @@ export interface ProgramRun {
   err: string;
 }
 
-/** Runs `deno run -A --v8-flags=<the programs' flags> <program> ...args` to its end and returns its exit code and output. */
+/** Runs `deno run -A --v8-flags=<the program's flags> <program> ...args` to its end and returns its exit code and output. */
 export async function runProgram(
   program: keyof typeof PROGRAMS,
   args: string[],
 ): Promise<ProgramRun> {
   const p = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", v8FlagsArg(), PROGRAMS[program], ...args],
+    args: ["run", "-A", v8FlagsArg(program), PROGRAMS[program], ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

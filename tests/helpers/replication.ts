@@ -8,7 +8,7 @@
  * @module
  */
 import { type Cleanup, denoCmd, type Netns, waitFor } from "./netns.ts";
-import { v8FlagsArg } from "../../lib/process/v8_flags.ts";
+import { v8FlagsArg, type V8Program } from "../../lib/process/v8_flags.ts";
 import {
   buildLab,
   countLines,
@@ -169,22 +169,26 @@ export async function startReplication(
  * $TCPCOPY_MAIN runs another main.ts (e.g. an older tree, for before/after comparisons).
  */
 export function tcpcopyCmd(args: string[]): string[] {
-  return withDenoFlags(denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args), "TCPCOPY_DENO_FLAGS");
+  return withDenoFlags(
+    denoCmd(Deno.env.get("TCPCOPY_MAIN") || MAIN, args),
+    "tcpcopy",
+    "TCPCOPY_DENO_FLAGS",
+  );
 }
 
 /** The intercept command line; extra deno flags come from $INTERCEPT_DENO_FLAGS. */
 export function interceptCmd(args: string[]): string[] {
-  return withDenoFlags(denoCmd(INTERCEPT, args), "INTERCEPT_DENO_FLAGS");
+  return withDenoFlags(denoCmd(INTERCEPT, args), "intercept", "INTERCEPT_DENO_FLAGS");
 }
 
 /**
- * Inserts the programs' V8 flags (lib/process/v8_flags.ts, as the built executables have them) and
+ * Inserts `program`'s V8 flags (lib/process/v8_flags.ts, as the built executables have them) and
  * the space-separated deno flags of $`envVar` after "deno run" in `cmd` (a later `--v8-flags`
  * adds to the first; the same V8 flag given again wins).
  */
-function withDenoFlags(cmd: string[], envVar: string): string[] {
+function withDenoFlags(cmd: string[], program: V8Program, envVar: string): string[] {
   const flags = (Deno.env.get(envVar) ?? "").split(" ").filter((f) => f !== "");
-  cmd.splice(2, 0, v8FlagsArg(), ...flags);
+  cmd.splice(2, 0, v8FlagsArg(program), ...flags);
   return cmd;
 }
 

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { V8_FLAGS } from "../../lib/process/v8_flags.ts";
 
 /** The heap limit (MiB) in a `--version` line, or undefined when it has none. */
 export function heapLimitOf(versionLine: string): number | undefined {
@@ -13,8 +12,8 @@ export function heapLimitOf(versionLine: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** The heap limit (MiB) this Deno reports when started with `flags` (default: the programs'). */
-export async function heapLimitWith(flags: readonly string[] = V8_FLAGS): Promise<number> {
+/** The heap limit (MiB) this Deno reports when started with `flags` (e.g. `V8_FLAGS.intercept`). */
+export async function heapLimitWith(flags: readonly string[]): Promise<number> {
   const code =
     'import v8 from "node:v8"; console.log(Math.round(v8.getHeapStatistics().heap_size_limit / 1048576))';
   const args = [

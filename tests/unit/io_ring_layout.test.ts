@@ -210,7 +210,7 @@ Deno.test("retire timeout: 20 ms per 128 KiB block, at least 10 ms", () => {
   assert.equal(g.blockCount * retireMsFor(g.blockSize), 1920);
 });
 
-Deno.test("growth: doubles at a quarter full or on drops, never past the maximum", () => {
+Deno.test("growth: doubles at half full or on drops, never past the maximum", () => {
   const f = {
     readyBlocks: 0,
     blockCount: 64,
@@ -221,8 +221,9 @@ Deno.test("growth: doubles at a quarter full or on drops, never past the maximum
     quietMs: 0,
   };
   assert.equal(nextRingSize(f), 0, "empty ring: keep");
-  assert.equal(nextRingSize({ ...f, readyBlocks: 15 }), 0, "under a quarter: keep");
-  assert.equal(nextRingSize({ ...f, readyBlocks: 16 }), 16 << 20, "a quarter: double");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 16 }), 0, "a quarter: keep");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 31 }), 0, "under half: keep");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 32 }), 16 << 20, "half: double");
   assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20 }), 64 << 20, "capped");
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
@@ -248,7 +249,7 @@ Deno.test("shrink: a grown ring halves after a quiet minute, down to its start s
   assert.equal(nextRingSize({ ...grown, size: 24 << 20 }), 12 << 20, "down to the start size");
   assert.equal(nextRingSize({ ...grown, size: 16 << 20 }), 12 << 20, "not below it");
   assert.equal(nextRingSize({ ...grown, size: 12 << 20 }), 0, "at the start size: keep");
-  assert.equal(nextRingSize({ ...grown, readyBlocks: 64 }), 64 << 20, "a quarter: grows");
+  assert.equal(nextRingSize({ ...grown, readyBlocks: 128 }), 64 << 20, "half: grows");
   assert.equal(nextRingSize({ ...grown, losing: true }), 64 << 20, "drops win over quiet");
   assert.equal(
     nextRingSize({ ...grown, size: 64 << 20, readyBlocks: 200 }),
@@ -272,4 +273,23 @@ Deno.test("walker: counts ready blocks up to a limit and notes blocks retired wi
   assert.equal(collect(w).length, 1);
   assert.equal(w.losing, true);
   assert.equal(w.readyBlocks(), 0);
+});
+
+Deno.test("growth: held20k's burst (8 MiB waiting at most) grows the 12 MiB start ring once", () => {
+  const block = 128 << 10, MiB = 1 << 20;
+  let size = 12 * MiB;
+  // the reader finds 3, 6 then 8 MiB waiting (as in issue 14's held20k run)
+  for (const waiting of [3 * MiB, 6 * MiB, 8 * MiB, 8 * MiB]) {
+    const next = nextRingSize({
+      readyBlocks: Math.floor(waiting / block),
+      blockCount: size / block,
+      losing: false,
+      size,
+      minSize: 12 * MiB,
+      maxSize: 256 * MiB,
+      quietMs: 0,
+    });
+    if (next > 0) size = next;
+  }
+  assert.equal(size, 24 * MiB, "a quarter rule went 12 -> 24 -> 48 MiB here");
 });

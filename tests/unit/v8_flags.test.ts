@@ -1,25 +1,58 @@
 /**
- * The programs run with one list of V8 flags (lib/process/v8_flags.ts) in every form; from this
- * checkout (tests' `deno run`) they show it in `--version`. The built executables are checked by
- * tests/build/build.test.ts and launcher.test.ts; the heap-limit warning is budget.ts's.
+ * Each program runs with its own list of V8 flags (lib/process/v8_flags.ts) in every form; from
+ * this checkout (tests' `deno run`) they show it in `--version`. The built executables are
+ * checked by tests/build/build.test.ts and launcher.test.ts; the heap-limit warning is budget.ts's.
  */
 import assert from "node:assert/strict";
-import { V8_FLAGS, v8FlagsArg } from "../../lib/process/v8_flags.ts";
+import { V8_FLAGS, v8FlagsArg, v8Program } from "../../lib/process/v8_flags.ts";
 import { heapLimitWarning } from "../../lib/engine/budget.ts";
 import { runProgram } from "../helpers/program.ts";
 import { heapLimitOf, heapLimitWith } from "../helpers/v8_flags.ts";
 
-Deno.test("v8 flags: one list, a young generation smaller than V8's default", async () => {
-  assert.ok(V8_FLAGS.length > 0 && V8_FLAGS.every((f) => /^--[a-z0-9-]+(=\S+)?$/.test(f)));
-  assert.equal(v8FlagsArg(), `--v8-flags=${V8_FLAGS.join(",")}`);
-  assert.equal(v8FlagsArg(["--expose-gc"]), `--v8-flags=${[...V8_FLAGS, "--expose-gc"].join(",")}`);
-  // The flags change what V8 does: the limit with them is below V8's default one.
-  assert.ok(await heapLimitWith() < await heapLimitWith([]));
+const PROGRAMS = ["tcpcopy", "intercept"] as const;
+
+Deno.test("v8 flags: a list per program, a young generation smaller than V8's default", async () => {
+  const none = await heapLimitWith([]);
+  for (const program of PROGRAMS) {
+    const flags = V8_FLAGS[program];
+    assert.ok(flags.length > 0 && flags.every((f) => /^--[a-z0-9-]+(=\S+)?$/.test(f)), program);
+    assert.equal(v8FlagsArg(program), `--v8-flags=${flags.join(",")}`);
+    assert.equal(
+      v8FlagsArg(program, ["--expose-gc"]),
+      `--v8-flags=${[...flags, "--expose-gc"].join(",")}`,
+    );
+    // The flags change what V8 does: the limit with them is below V8's default one.
+    assert.ok(await heapLimitWith(flags) < none, program);
+  }
+  assert.equal(v8Program("intercept"), "intercept");
+  assert.equal(v8Program("deno"), undefined);
 });
 
-Deno.test("v8 flags: both programs started by the tests run with them (--version)", async () => {
-  const expected = await heapLimitWith();
-  for (const program of ["tcpcopy", "intercept"] as const) {
+Deno.test("v8 flags: the file prints one program's list for build.sh, rejects other names", async () => {
+  const file = new URL("../../lib/process/v8_flags.ts", import.meta.url).pathname;
+  const printFor = (name: string) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", file, name],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+  for (const program of PROGRAMS) {
+    const out = await printFor(program);
+    assert.equal(out.code, 0);
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), V8_FLAGS[program].join(","));
+  }
+  const bad = await printFor("both");
+  assert.equal(bad.code, 2);
+  assert.match(
+    new TextDecoder().decode(bad.stderr),
+    /program "both": expected tcpcopy or intercept/,
+  );
+});
+
+Deno.test("v8 flags: both programs started by the tests run with their own (--version)", async () => {
+  for (const program of PROGRAMS) {
+    const expected = await heapLimitWith(V8_FLAGS[program]);
     const r = await runProgram(program, ["--version"]);
     assert.equal(r.code, 0, r.err);
     assert.equal(heapLimitOf(r.out), expected, r.out);
