@@ -128,10 +128,15 @@ export class HttpResponseParser {
     const line = this.#line;
     const len = this.#lineLen;
     if (len === 0) this.#lineAt = this.#base + i;
-    let j = i;
-    while (j < to && bytes[j] !== LF) j++;
-    const keep = Math.min(j - i, line.length - len); // bytes past the cap only count
-    for (let k = 0; k < keep; k++) line[len + k] = bytes[i + k];
+    // one pass: copy up to the cap (bytes past it only count), then only look for LF
+    const stop = Math.min(to, i + Math.max(0, line.length - len));
+    let j = i, w = len;
+    for (; j < stop; j++) {
+      const c = bytes[j];
+      if (c === LF) break;
+      line[w++] = c;
+    }
+    if (j === stop) while (j < to && bytes[j] !== LF) j++;
     if (j > i) {
       this.#lineLen = len + (j - i);
       this.#lineLast = bytes[j - 1];
