@@ -136,7 +136,7 @@ export class HttpResponseParser {
       if (c === LF) break;
       line[w++] = c;
     }
-    if (j === stop) while (j < to && bytes[j] !== LF) j++;
+    if (j === stop) { while (j < to && bytes[j] !== LF) j++; }
     if (j > i) {
       this.#lineLen = len + (j - i);
       this.#lineLast = bytes[j - 1];
