@@ -199,20 +199,20 @@ export class AnswerAccumulator {
     if (this.#kind === undefined) this.#decide();
     const kind = this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
-    const s: AnswerSummary = {
+    // every field written (undefined latencies included): one object shape for all summaries
+    return {
       firstBytes,
       totalLength: this.#total,
       gapBytes: this.#gaps,
       kind,
       digest: valid ? this.#digest.value() : null,
       bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
+      firstMs: Number.isNaN(this.#firstMs) ? undefined : this.#firstMs,
+      lastMs: Number.isNaN(this.#lastMs) ? undefined : this.#lastMs,
       timedOut,
       complete: valid && !timedOut,
       truncated: this.#total > this.#firstLen,
     };
-    if (!Number.isNaN(this.#firstMs)) s.firstMs = this.#firstMs;
-    if (!Number.isNaN(this.#lastMs)) s.lastMs = this.#lastMs;
-    return s;
   }
 
   #stamp(atMs: number): void {

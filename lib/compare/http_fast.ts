@@ -148,7 +148,7 @@ function sameBytes(a: Uint8Array, af: number, at: number, b: Uint8Array, bf: num
     const skew = (4 - (ao & 3)) & 3;
     if ((ao & 3) === (bo & 3)) {
       for (; i < skew; i++) if (a[af + i] !== b[bf + i]) return false;
-      const wa = wordsOf(a.buffer, 0), wb = wordsOf(b.buffer, 1);
+      const wa = wordsOf(a.buffer), wb = wordsOf(b.buffer);
       if (wa !== null && wb !== null) {
         const w0 = (ao + i) >> 2, v0 = (bo + i) >> 2, words = (n - i) >> 2;
         for (let k = 0; k < words; k++) if (wa[w0 + k] !== wb[v0 + k]) return false;
@@ -162,19 +162,19 @@ function sameBytes(a: Uint8Array, af: number, at: number, b: Uint8Array, bf: num
 
 /** Ranges this long or longer are compared by 32-bit words. */
 const WORDS_FROM = 64;
-const NO_BUFFER = new ArrayBuffer(0);
-const wordBufs: ArrayBufferLike[] = [NO_BUFFER, NO_BUFFER];
-const wordViews: (Int32Array | null)[] = [null, null];
+/** A 32-bit view of each buffer compared (buffers are pooled slabs: few, long-lived). */
+const wordViews = new WeakMap<ArrayBufferLike, Int32Array | null>();
 
-/** A 32-bit view of the whole of `buf` (cached in slot `k`); null when it cannot be made. */
-function wordsOf(buf: ArrayBufferLike, k: number): Int32Array | null {
-  if (wordBufs[k] !== buf) {
-    wordBufs[k] = buf;
-    wordViews[k] = buf.byteLength >= 4 && !("resizable" in buf && buf.resizable)
+/** A 32-bit view of the whole of `buf`; null when it cannot be made (resizable, tiny). */
+function wordsOf(buf: ArrayBufferLike): Int32Array | null {
+  let v = wordViews.get(buf);
+  if (v === undefined) {
+    v = buf.byteLength >= 4 && !("resizable" in buf && buf.resizable)
       ? new Int32Array(buf, 0, buf.byteLength >> 2)
       : null;
+    wordViews.set(buf, v);
   }
-  return wordViews[k];
+  return v;
 }
 
 function sameNames(a: Uint8Array, af: number, at: number, b: Uint8Array, bf: number, bt: number) {

@@ -93,6 +93,8 @@ export interface FlowHost {
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** Turn objects a flow keeps for reuse at most. */
+const SPARE_TURNS = 4;
 
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
@@ -136,6 +138,8 @@ export class FlowCompare {
   #srvHeldBytes = 0;
   #acc: AnswerAccumulator | null = null;
   #accStarted = false;
+  /** Turn objects whose verdict was given, for the next turns (no object per turn). */
+  #spare: PendingTurn[] = [];
   /** Engine time of the open answer's last byte (NaN: none yet). */
   lastAnswerAt = Number.NaN;
 
@@ -262,26 +266,67 @@ export class FlowCompare {
     }
     const headBuf = this.host.headBuffer();
     headBuf.set(data.subarray(from, from + headLen));
-    const t: PendingTurn = {
+    const head = headBuf.subarray(0, headLen);
+    const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
+    const t = this.#spare.pop();
+    if (t === undefined) {
+      this.#openNew(start, end, ack, head, headBuf, atMs, sentMs, cost);
+      return;
+    }
+    // a turn object of this flow whose verdict was given: reused (its number fields keep
+    // their boxes: a fresh turn allocates one per NaN/fractional time)
+    t.index = this.turns;
+    t.start = start;
+    t.end = end;
+    t.ack = ack;
+    t.head = head;
+    t.headBuf = headBuf;
+    t.onlineBuf = t.targetBuf = null;
+    t.lastSegMs = atMs;
+    t.online = undefined;
+    t.onlineAt = Number.NaN;
+    t.sentMs = sentMs;
+    t.replyFirstMs = t.replyLastMs = Number.NaN;
+    t.replyBytes = 0;
+    t.target = null;
+    t.targetAt = Number.NaN;
+    t.cost = cost;
+    this.#opened(t);
+  }
+
+  #openNew(
+    start: number,
+    end: number,
+    ack: number,
+    head: Uint8Array,
+    headBuf: Uint8Array,
+    atMs: number,
+    sentMs: number,
+    cost: number,
+  ): void {
+    this.#opened({
       index: this.turns,
       start,
       end,
       ack,
-      head: headBuf.subarray(0, headLen),
+      head,
       headBuf,
       onlineBuf: null,
       targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
       onlineAt: Number.NaN,
-      sentMs: this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN,
+      sentMs,
       replyFirstMs: Number.NaN,
       replyLastMs: Number.NaN,
       replyBytes: 0,
       target: null,
       targetAt: Number.NaN,
       cost,
-    };
+    });
+  }
+
+  #opened(t: PendingTurn): void {
     this.open = t;
     this.openSkipped = false;
     this.#accStarted = false;
@@ -513,6 +558,9 @@ export class FlowCompare {
     this.host.recycle(t);
     t.head = t.headBuf = NO_BYTES;
     t.onlineBuf = t.targetBuf = null;
+    // reused for a later turn of this flow, unless it is still the open one (late bytes of
+    // its request may still come and must go nowhere)
+    if (t !== this.open && this.#spare.length < SPARE_TURNS) this.#spare.push(t);
   }
 
   /** Takes every pending turn out (the flow is forgotten); returns their cost. */
@@ -533,5 +581,6 @@ export class FlowCompare {
     this.#srvHeld.length = 0;
     this.#cliHeld.length = 0;
     this.#srvHeldBytes = 0;
+    this.#spare.length = 0;
   }
 }

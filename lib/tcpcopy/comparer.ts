@@ -298,14 +298,19 @@ export class Comparer implements FlowHost {
       }
       turn.cost += firstBytes.length;
       const late = a.part > 0;
+      // every field written out (one object shape for every turn's target summary)
       turn.target = {
-        ...s,
         firstBytes,
+        totalLength: s.totalLength,
+        gapBytes: s.gapBytes,
+        kind: s.kind,
         digest: late ? null : s.digest,
         bodyLength: late ? null : s.bodyLength,
-        complete: !late && s.complete,
         firstMs: undefined,
         lastMs: undefined,
+        timedOut: s.timedOut,
+        complete: !late && s.complete,
+        truncated: s.truncated,
       };
       return;
     }
@@ -313,15 +318,17 @@ export class Comparer implements FlowHost {
     // add up, the digest of the whole is unknown; its first bytes continue the first N bytes
     // when those held all of the answer before it (contiguous, no gap).
     turn.target = {
-      ...prev,
       firstBytes: this.#continued(turn, prev, s.firstBytes),
       totalLength: prev.totalLength + s.totalLength,
       gapBytes: prev.gapBytes + s.gapBytes,
+      kind: prev.kind,
       digest: null,
       bodyLength: null,
+      firstMs: prev.firstMs,
+      lastMs: prev.lastMs,
+      timedOut: prev.timedOut || s.timedOut,
       complete: false,
       truncated: true,
-      timedOut: prev.timedOut || s.timedOut,
     };
   }
 

@@ -192,6 +192,8 @@ export function decodeAnswerBody(
     kind,
     digest: hasDigest ? dv.getBigUint64(o + 32) : null,
     bodyLength,
+    firstMs: undefined, // (latencies are tcpcopy's: not carried; the same shape as others)
+    lastMs: undefined,
     timedOut: false,
     complete: gap === 0,
     truncated: total > first,
