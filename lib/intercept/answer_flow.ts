@@ -30,6 +30,8 @@ export interface FlowHost {
   emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void;
   /** The flow has an open answer now / no longer (`open` changed). */
   opened(flow: AnswerFlow, open: boolean): void;
+  /** A summary object to fill for {@link emit} (reused: valid only during that call). */
+  readonly summary: AnswerSummary;
 }
 
 /** One TCP segment of a reply, as the flow needs it. */
@@ -166,7 +168,8 @@ export class AnswerFlow {
     this.skipping = false;
     host.opened(this, false);
     if (acc !== null) {
-      host.emit(this, acc.finishView(), end); // encoded at once: no copy of the first bytes
+      // encoded at once: no copy of the first bytes, the host's reused summary object
+      host.emit(this, acc.finishView(false, host.summary), end);
       host.release(acc);
     }
     this.part++;

@@ -238,6 +238,9 @@ export class AnswerTracker implements FlowHost {
     } else this.counters.dropped++;
   }
 
+  /** The summary of the answer being encoded (reused: filled by the accumulator). */
+  readonly summary: AnswerSummary = { ...NO_SUMMARY, firstMs: undefined, lastMs: undefined };
+
   /** The answer being encoded (reused). */
   #answer: TunnelAnswer = {
     client: NO_END,

@@ -56,6 +56,12 @@ export interface PendingTurn {
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
   online: AnswerSummary | null | undefined;
+  /**
+   * Summary objects of an earlier turn that used this object (it is reused): filled again
+   * instead of new ones (null: none yet).
+   */
+  spareOnline: AnswerSummary | null;
+  spareTarget: AnswerSummary | null;
   /** Engine time the online answer was finished (NaN while open). */
   onlineAt: number;
   /** Engine time the request's last byte was first sent to the target (NaN: not yet). */
@@ -90,11 +96,13 @@ export interface FlowHost {
   firstBuffer(): Uint8Array;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
+  /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
+  spareTurn(): PendingTurn | undefined;
+  /** `t` is no longer used (its verdict was given): kept for {@link spareTurn} or dropped. */
+  keepTurn(t: PendingTurn): void;
 }
 
 const NO_BYTES = new Uint8Array(0);
-/** Turn objects a flow keeps for reuse at most. */
-const SPARE_TURNS = 4;
 
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
@@ -138,8 +146,6 @@ export class FlowCompare {
   #srvHeldBytes = 0;
   #acc: AnswerAccumulator | null = null;
   #accStarted = false;
-  /** Turn objects whose verdict was given, for the next turns (no object per turn). */
-  #spare: PendingTurn[] = [];
   /** Engine time of the open answer's last byte (NaN: none yet). */
   lastAnswerAt = Number.NaN;
 
@@ -268,12 +274,12 @@ export class FlowCompare {
     headBuf.set(data.subarray(from, from + headLen));
     const head = headBuf.subarray(0, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
-    const t = this.#spare.pop();
+    const t = this.host.spareTurn();
     if (t === undefined) {
       this.#openNew(start, end, ack, head, headBuf, atMs, sentMs, cost);
       return;
     }
-    // a turn object of this flow whose verdict was given: reused (its number fields keep
+    // a turn object whose verdict was given: reused (its number fields keep
     // their boxes: a fresh turn allocates one per NaN/fractional time)
     t.index = this.turns;
     t.start = start;
@@ -315,6 +321,8 @@ export class FlowCompare {
       targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
+      spareOnline: null,
+      spareTarget: null,
       onlineAt: Number.NaN,
       sentMs,
       replyFirstMs: Number.NaN,
@@ -460,7 +468,8 @@ export class FlowCompare {
     if (t === this.open && this.#accStarted && acc !== null) {
       // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
       const own = acc.buffer;
-      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut);
+      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+      t.spareOnline = null;
       t.onlineBuf = own;
     } else t.online = null;
     if (t === this.open) this.#accStarted = false;
@@ -559,8 +568,14 @@ export class FlowCompare {
     t.head = t.headBuf = NO_BYTES;
     t.onlineBuf = t.targetBuf = null;
     // reused for a later turn of this flow, unless it is still the open one (late bytes of
-    // its request may still come and must go nowhere)
-    if (t !== this.open && this.#spare.length < SPARE_TURNS) this.#spare.push(t);
+    // its request may still come and must go nowhere); its summaries (nobody keeps them
+    // after the verdict) too
+    if (t !== this.open) {
+      if (t.online) t.spareOnline = t.online;
+      if (t.target !== null) t.spareTarget = t.target;
+      t.online = t.target = null;
+      this.host.keepTurn(t);
+    }
   }
 
   /** Takes every pending turn out (the flow is forgotten); returns their cost. */
@@ -581,6 +596,5 @@ export class FlowCompare {
     this.#srvHeld.length = 0;
     this.#cliHeld.length = 0;
     this.#srvHeldBytes = 0;
-    this.#spare.length = 0;
   }
 }
