@@ -139,7 +139,11 @@ export class AnswerAccumulator {
     if (this.#contiguous) {
       copied = Math.min(to - from, this.#first.length - this.#firstLen);
       if (copied > 32) {
-        this.#first.set(bytes.subarray(from, from + copied), this.#firstLen);
+        // (a whole array needs no view: the usual captured payload)
+        const src = from === 0 && copied === bytes.length
+          ? bytes
+          : bytes.subarray(from, from + copied);
+        this.#first.set(src, this.#firstLen);
         this.#firstLen += copied;
       } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
     }

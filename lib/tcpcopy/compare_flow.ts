@@ -271,7 +271,7 @@ export class FlowCompare {
       return;
     }
     const headBuf = this.host.headBuffer();
-    headBuf.set(data.subarray(from, from + headLen));
+    headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
     const head = headBuf.subarray(0, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
     const t = this.host.spareTurn();

@@ -311,7 +311,8 @@ export class Comparer implements FlowHost {
       let firstBytes: Uint8Array = NO_BYTES;
       if (n > 0 && this.reserve(n)) {
         const buf = turn.targetBuf ??= this.firstBuffer();
-        buf.set(s.firstBytes.subarray(0, n));
+        const fb = s.firstBytes;
+        buf.set(n === fb.length ? fb : fb.subarray(0, n)); // (no view when all of it fits)
         firstBytes = buf.subarray(0, n);
       }
       turn.cost += firstBytes.length;
