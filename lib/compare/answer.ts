@@ -268,14 +268,18 @@ export class AnswerAccumulator {
   }
 
   #newHttp(): HttpResponseParser {
-    return new HttpResponseParser({
-      status: () => {},
-      header: () => {},
-      body: (b, from, to) => {
-        this.#digest.update(b, from, to);
-        this.#body += to - from;
+    return new HttpResponseParser(
+      {
+        status: () => {},
+        header: () => {},
+        body: (b, from, to) => {
+          this.#digest.update(b, from, to);
+          this.#body += to - from;
+        },
       },
-    });
+      undefined,
+      false, // the digest needs the framing headers only
+    );
   }
 }
 

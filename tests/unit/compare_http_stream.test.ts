@@ -44,3 +44,67 @@ Deno.test("http stream: header lines up to and past the cap, cut anywhere, are k
     assert.equal(p.malformed, false);
   }
 });
+
+Deno.test("http stream: without header events (the digest's parser) the body, framing and errors are the same", () => {
+  const ri = randomInt(mulberry32(1515));
+  const te = new TextEncoder();
+  const names = [
+    "Content-Length",
+    "content-length",
+    "CONTENT-LENGTH",
+    "Transfer-Encoding",
+    "transfer-encoding",
+    "Content-Type",
+    "Cache-Control",
+    "Trailer",
+    "Date",
+    "Server",
+    " Content-Length",
+    "X-Content-Length",
+    "Tontent-Length",
+  ];
+  for (let round = 0; round < 400; round++) {
+    let text = "";
+    for (let m = 1 + ri(3); m > 0; m--) {
+      const body = "z".repeat(ri(30));
+      const chunked = ri(3) === 0;
+      text += `HTTP/1.1 ${[200, 204, 304, 100, 404][ri(5)]} X\r\n`;
+      for (let h = ri(6); h > 0; h--) {
+        const n = names[ri(names.length)];
+        const v = /length/i.test(n)
+          ? String([body.length, body.length + 1, -1][ri(3)])
+          : /transfer/i.test(n)
+          ? ["chunked", "gzip, chunked", "gzip"][ri(3)]
+          : "v".repeat(ri(300));
+        text += `${n}: ${v}\r\n`;
+      }
+      text += chunked
+        ? `Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+          .replace("\r\n0\r\n\r\n", body.length ? "\r\n0\r\n\r\n" : "\r\n\r\n")
+        : `Content-Length: ${body.length}\r\n\r\n${body}`;
+    }
+    const bytes = te.encode(text);
+    const cuts: number[] = [];
+    for (let at = 0; at < bytes.length;) cuts.push(at = Math.min(bytes.length, at + 1 + ri(200)));
+    const run = (headerEvents: boolean) => {
+      const out: string[] = [];
+      const p = new HttpResponseParser(
+        {
+          status: (code, at) => out.push(`s${code}@${at}`),
+          header: () => {},
+          body: (b, from, to) => out.push(`b${new TextDecoder().decode(b.subarray(from, to))}`),
+        },
+        256,
+        headerEvents,
+      );
+      let from = 0;
+      for (const to of cuts) {
+        p.push(bytes, from, to);
+        from = to;
+        out.push(`|${p.atMessageEnd}${p.inHead}${p.messages}${p.malformed}`);
+      }
+      return out.join(",");
+    };
+    assert.equal(run(false), run(true), text);
+  }
+});
