@@ -78,6 +78,8 @@ export class AnswerFlow {
   duplicateBytes = 0;
   /** Listed in the tracker's list of flows that got bytes in this cycle. */
   touched = false;
+  /** Index in the tracker's list of flows with an open answer (-1: not listed). */
+  openIndex = -1;
 
   constructor(readonly client: AnswerEndpoint, readonly target: AnswerEndpoint) {}
 
