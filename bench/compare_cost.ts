@@ -14,7 +14,8 @@
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
- * warm-up pass).
+ * warm-up pass). Process CPU includes V8's garbage-collection helper threads: the intercept
+ * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";

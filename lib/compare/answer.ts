@@ -139,7 +139,11 @@ export class AnswerAccumulator {
     if (this.#contiguous) {
       copied = Math.min(to - from, this.#first.length - this.#firstLen);
       if (copied > 32) {
-        this.#first.set(bytes.subarray(from, from + copied), this.#firstLen);
+        // (a whole array needs no view: the usual captured payload)
+        const src = from === 0 && copied === bytes.length
+          ? bytes
+          : bytes.subarray(from, from + copied);
+        this.#first.set(src, this.#firstLen);
         this.#firstLen += copied;
       } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
     }
@@ -170,22 +174,24 @@ export class AnswerAccumulator {
   /**
    * Like {@link finish}, but the summary's first bytes are a view of the accumulator's own
    * buffer: valid until the next `reset` (intercept encodes them into a frame at once).
+   * `into`: a summary object to fill and return instead of a new one.
    */
-  finishView(timedOut = false): AnswerSummary {
-    return this.#summary(this.#first.subarray(0, this.#firstLen), timedOut);
+  finishView(timedOut = false, into?: AnswerSummary): AnswerSummary {
+    return this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into);
   }
 
   /**
    * Like {@link finish}, without a copy: the summary keeps the accumulator's first-bytes
    * buffer (its first bytes are a view of it: {@link buffer} before the call) and `spare`, an
    * array of the same length, becomes the accumulator's buffer (tcpcopy hands buffers around
-   * a pool instead of allocating one per answer).
+   * a pool instead of allocating one per answer). `into`: a summary no longer used, filled
+   * and returned instead of a new object.
    */
-  finishSwap(spare: Uint8Array, timedOut = false): AnswerSummary {
+  finishSwap(spare: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
     if (spare.length !== this.#first.length) {
       throw new RangeError(`spare buffer of ${spare.length} bytes, ${this.#first.length} needed`);
     }
-    const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut);
+    const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into ?? undefined);
     this.#first = spare;
     return s;
   }
@@ -195,24 +201,38 @@ export class AnswerAccumulator {
     return this.#first;
   }
 
-  #summary(firstBytes: Uint8Array, timedOut: boolean): AnswerSummary {
+  #summary(firstBytes: Uint8Array, timedOut: boolean, into?: AnswerSummary): AnswerSummary {
     if (this.#kind === undefined) this.#decide();
     const kind = this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
-    const s: AnswerSummary = {
+    if (into !== undefined) {
+      into.firstBytes = firstBytes;
+      into.totalLength = this.#total;
+      into.gapBytes = this.#gaps;
+      into.kind = kind;
+      into.digest = valid ? this.#digest.value() : null;
+      into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
+      into.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
+      into.lastMs = Number.isNaN(this.#lastMs) ? undefined : this.#lastMs;
+      into.timedOut = timedOut;
+      into.complete = valid && !timedOut;
+      into.truncated = this.#total > this.#firstLen;
+      return into;
+    }
+    // every field written (undefined latencies included): one object shape for all summaries
+    return {
       firstBytes,
       totalLength: this.#total,
       gapBytes: this.#gaps,
       kind,
       digest: valid ? this.#digest.value() : null,
       bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
+      firstMs: Number.isNaN(this.#firstMs) ? undefined : this.#firstMs,
+      lastMs: Number.isNaN(this.#lastMs) ? undefined : this.#lastMs,
       timedOut,
       complete: valid && !timedOut,
       truncated: this.#total > this.#firstLen,
     };
-    if (!Number.isNaN(this.#firstMs)) s.firstMs = this.#firstMs;
-    if (!Number.isNaN(this.#lastMs)) s.lastMs = this.#lastMs;
-    return s;
   }
 
   #stamp(atMs: number): void {
@@ -248,14 +268,18 @@ export class AnswerAccumulator {
   }
 
   #newHttp(): HttpResponseParser {
-    return new HttpResponseParser({
-      status: () => {},
-      header: () => {},
-      body: (b, from, to) => {
-        this.#digest.update(b, from, to);
-        this.#body += to - from;
+    return new HttpResponseParser(
+      {
+        status: () => {},
+        header: () => {},
+        body: (b, from, to) => {
+          this.#digest.update(b, from, to);
+          this.#body += to - from;
+        },
       },
-    });
+      undefined,
+      false, // the digest needs the framing headers only
+    );
   }
 }
 

@@ -63,10 +63,22 @@ export class HttpResponseParser {
   /** True once the stream turned raw after a framing error. */
   malformed = false;
 
-  /** `lineCap`: bytes of each line kept for `header` (at least {@link FRAMING_LINE}). */
-  constructor(readonly events: HttpEvents, lineCap = FRAMING_LINE) {
+  /**
+   * `lineCap`: bytes of each line kept for `header` (at least {@link FRAMING_LINE}).
+   * `headerEvents` false: `header` is never called (the answer digest needs framing only), and
+   * a header line that cannot be a framing header (its first byte is not c, C, t or T) is
+   * only counted, not copied.
+   */
+  constructor(
+    readonly events: HttpEvents,
+    lineCap = FRAMING_LINE,
+    readonly headerEvents = true,
+  ) {
     this.#line = new Uint8Array(Math.max(lineCap, FRAMING_LINE));
   }
+
+  /** The current line is copied into #line (false: a header line only counted). */
+  #copy = true;
 
   /** Back to the start of a stream (the line buffer is kept). */
   reset(): void {
@@ -127,11 +139,19 @@ export class HttpResponseParser {
   #scanLine(bytes: Uint8Array, i: number, to: number): number {
     const line = this.#line;
     const len = this.#lineLen;
-    if (len === 0) this.#lineAt = this.#base + i;
-    let j = i;
-    while (j < to && bytes[j] !== LF) j++;
-    const keep = Math.min(j - i, line.length - len); // bytes past the cap only count
-    for (let k = 0; k < keep; k++) line[len + k] = bytes[i + k];
+    if (len === 0) {
+      this.#lineAt = this.#base + i;
+      this.#copy = this.headerEvents || this.#state !== "head" || mayBeFraming(bytes[i]);
+    }
+    // one pass: copy up to the cap (bytes past it only count), then only look for LF
+    const stop = this.#copy ? Math.min(to, i + Math.max(0, line.length - len)) : i;
+    let j = i, w = len;
+    for (; j < stop; j++) {
+      const c = bytes[j];
+      if (c === LF) break;
+      line[w++] = c;
+    }
+    if (j === stop) { while (j < to && bytes[j] !== LF) j++; }
     if (j > i) {
       this.#lineLen = len + (j - i);
       this.#lineLast = bytes[j - 1];
@@ -184,8 +204,8 @@ export class HttpResponseParser {
       return;
     }
     if (len === 0) return this.#state === "head" ? this.#endHead() : this.#endMessage();
-    if (this.#state === "trailer") return;
-    this.events.header(this.#line, kept, this.#lineAt);
+    if (this.#state === "trailer" || !this.#copy) return; // (not copied: not framing)
+    if (this.headerEvents) this.events.header(this.#line, kept, this.#lineAt);
     if (!this.#framing(len, kept)) this.#fail();
   }
 
@@ -266,6 +286,12 @@ export class HttpResponseParser {
     this.malformed = true;
     this.#state = "raw";
   }
+}
+
+/** A header line starting with `b` may name Content-Length or Transfer-Encoding. */
+function mayBeFraming(b: number): boolean {
+  const l = b | 0x20;
+  return l === 0x63 || l === 0x74;
 }
 
 /** The status code of "HTTP/d.d ddd..." or -1. */

@@ -66,8 +66,11 @@ export type CompareResult =
 
 /** A match; `partial` when the digest or length could not be compared. */
 export function matched(partial = false): CompareResult {
-  return { match: true, partial };
+  return partial ? MATCHED_PARTIAL : MATCHED; // (read-only: shared, none made per turn)
 }
+
+const MATCHED: CompareResult = { match: true, partial: false };
+const MATCHED_PARTIAL: CompareResult = { match: true, partial: true };
 
 /** A mismatch for `reason` with `hint`. */
 export function mismatch(reason: MismatchReason, hint: DiffHint): CompareResult {

@@ -25,12 +25,6 @@ const PG_FRONTEND = "QPBEDSCXFHdcfp";
 /** RESP (2 and 3) reply type bytes. */
 const RESP_TYPES = "+-:$*_,#!=(%~>|";
 
-function startsWith(b: Uint8Array, text: string): boolean {
-  if (b.length < text.length) return false;
-  for (let i = 0; i < text.length; i++) if (b[i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
 function has(set: string, byte: number | undefined): boolean {
   return byte !== undefined && set.indexOf(String.fromCharCode(byte)) >= 0;
 }
@@ -41,7 +35,9 @@ function int32(b: Uint8Array, i: number): number {
 
 /** An HTTP/1.x response ("HTTP/1."). */
 export function isHttpAnswer(b: Uint8Array): boolean {
-  return startsWith(b, "HTTP/1.");
+  // "HTTP/1." byte by byte (once per answer on both sides: no string walk)
+  return b.length >= 7 && b[0] === 0x48 && b[1] === 0x54 && b[2] === 0x54 && b[3] === 0x50 &&
+    b[4] === 0x2f && b[5] === 0x31 && b[6] === 0x2e;
 }
 
 /** An HTTP/1.x request: an uppercase method of 3 to 16 letters, a space, a target. */
@@ -95,9 +91,8 @@ export function isPgRequest(b: Uint8Array): boolean {
 
 /** The digest mode for an answer: from its first {@link SNIFF_BYTES} bytes only. */
 export function digestKindOf(answer: Uint8Array): DigestKind {
-  const head = answer.subarray(0, SNIFF_BYTES);
-  if (isHttpAnswer(head)) return "http";
-  if (isPgAnswer(head)) return "pg";
+  if (isHttpAnswer(answer)) return "http"; // (its 7 bytes are within SNIFF_BYTES)
+  if (isPgAnswer(answer)) return "pg"; // (judges the first SNIFF_BYTES itself)
   return "bytes";
 }
 

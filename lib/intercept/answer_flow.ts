@@ -30,6 +30,8 @@ export interface FlowHost {
   emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void;
   /** The flow has an open answer now / no longer (`open` changed). */
   opened(flow: AnswerFlow, open: boolean): void;
+  /** A summary object to fill for {@link emit} (reused: valid only during that call). */
+  readonly summary: AnswerSummary;
 }
 
 /** One TCP segment of a reply, as the flow needs it. */
@@ -76,6 +78,8 @@ export class AnswerFlow {
   duplicateBytes = 0;
   /** Listed in the tracker's list of flows that got bytes in this cycle. */
   touched = false;
+  /** Index in the tracker's list of flows with an open answer (-1: not listed). */
+  openIndex = -1;
 
   constructor(readonly client: AnswerEndpoint, readonly target: AnswerEndpoint) {}
 
@@ -166,7 +170,8 @@ export class AnswerFlow {
     this.skipping = false;
     host.opened(this, false);
     if (acc !== null) {
-      host.emit(this, acc.finishView(), end); // encoded at once: no copy of the first bytes
+      // encoded at once: no copy of the first bytes, the host's reused summary object
+      host.emit(this, acc.finishView(false, host.summary), end);
       host.release(acc);
     }
     this.part++;

@@ -81,8 +81,11 @@ export class AnswerTracker implements FlowHost {
   #flows = new Map<string, AnswerFlow>();
   #free: AnswerAccumulator[] = [];
   #made = 0;
-  #open = new Set<AnswerFlow>();
-  #touched: AnswerFlow[] = [];
+  /** Flows with an open answer (unordered: a flow knows its index, removal swaps the last in). */
+  #open: AnswerFlow[] = [];
+  /** Flows that got bytes in this cycle: the first `#touchedN` slots (kept, not cleared). */
+  #touched: (AnswerFlow | null)[] = [];
+  #touchedN = 0;
   #seg: ReplySegment = {
     seq: 0,
     ack: 0,
@@ -119,7 +122,7 @@ export class AnswerTracker implements FlowHost {
 
   /** Open answers (summarised or skipped). */
   get openAnswers(): number {
-    return this.#open.size;
+    return this.#open.length;
   }
 
   /** Flows known. */
@@ -147,7 +150,7 @@ export class AnswerTracker implements FlowHost {
     const before = flow.duplicateBytes;
     if (flow.segment(this, s, now) && !flow.touched) {
       flow.touched = true;
-      this.#touched.push(flow);
+      this.#touched[this.#touchedN++] = flow;
     }
     this.counters.duplicateBytes += flow.duplicateBytes - before;
     s.bytes = EMPTY; // keep no reference to the capture buffer
@@ -159,17 +162,24 @@ export class AnswerTracker implements FlowHost {
    */
   settle(): void {
     const t = this.#touched;
-    for (let i = 0; i < t.length; i++) {
-      const f = t[i];
+    const n = this.#touchedN;
+    this.#touchedN = 0;
+    for (let i = 0; i < n; i++) {
+      const f = t[i]!;
+      t[i] = null; // (the array keeps its slots: no new backing store per cycle)
       f.touched = false;
       if (f.atMessageEnd) f.cut(this, "framing");
     }
-    t.length = 0;
   }
 
   /** Sends the answers quiet for `quietMs` or more. */
   tick(now: number, quietMs = ANSWER_QUIET_MS): void {
-    for (const f of this.#open) if (now - f.lastMs >= quietMs) f.cut(this, "quiet");
+    // backwards: a cut moves the last open flow (already looked at) into the cut one's slot
+    const open = this.#open;
+    for (let i = open.length - 1; i >= 0; i--) {
+      const f = open[i];
+      if (now - f.lastMs >= quietMs) f.cut(this, "quiet");
+    }
   }
 
   /** Forgets flows idle for `idleMs` (an open answer is sent first). */
@@ -194,6 +204,7 @@ export class AnswerTracker implements FlowHost {
     for (const f of this.#flows.values()) f.discard(this);
     this.#flows.clear();
     this.#touched.length = 0;
+    this.#touchedN = 0;
   }
 
   // FlowHost
@@ -217,8 +228,21 @@ export class AnswerTracker implements FlowHost {
   }
 
   opened(flow: AnswerFlow, open: boolean): void {
-    if (open) this.#open.add(flow);
-    else this.#open.delete(flow);
+    const list = this.#open;
+    if (open) {
+      if (flow.openIndex >= 0) return;
+      flow.openIndex = list.length;
+      list.push(flow);
+      return;
+    }
+    const i = flow.openIndex;
+    if (i < 0) return;
+    const last = list.pop()!;
+    if (last !== flow) {
+      list[i] = last;
+      last.openIndex = i;
+    }
+    flow.openIndex = -1;
   }
 
   emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void {
@@ -237,6 +261,9 @@ export class AnswerTracker implements FlowHost {
       this.counters.bytes += n;
     } else this.counters.dropped++;
   }
+
+  /** The summary of the answer being encoded (reused: filled by the accumulator). */
+  readonly summary: AnswerSummary = { ...NO_SUMMARY, firstMs: undefined, lastMs: undefined };
 
   /** The answer being encoded (reused). */
   #answer: TunnelAnswer = {

@@ -56,6 +56,12 @@ export interface PendingTurn {
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
   online: AnswerSummary | null | undefined;
+  /**
+   * Summary objects of an earlier turn that used this object (it is reused): filled again
+   * instead of new ones (null: none yet).
+   */
+  spareOnline: AnswerSummary | null;
+  spareTarget: AnswerSummary | null;
   /** Engine time the online answer was finished (NaN while open). */
   onlineAt: number;
   /** Engine time the request's last byte was first sent to the target (NaN: not yet). */
@@ -90,6 +96,10 @@ export interface FlowHost {
   firstBuffer(): Uint8Array;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
+  /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
+  spareTurn(): PendingTurn | undefined;
+  /** `t` is no longer used (its verdict was given): kept for {@link spareTurn} or dropped. */
+  keepTurn(t: PendingTurn): void;
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -261,27 +271,70 @@ export class FlowCompare {
       return;
     }
     const headBuf = this.host.headBuffer();
-    headBuf.set(data.subarray(from, from + headLen));
-    const t: PendingTurn = {
+    headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
+    const head = headBuf.subarray(0, headLen);
+    const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
+    const t = this.host.spareTurn();
+    if (t === undefined) {
+      this.#openNew(start, end, ack, head, headBuf, atMs, sentMs, cost);
+      return;
+    }
+    // a turn object whose verdict was given: reused (its number fields keep
+    // their boxes: a fresh turn allocates one per NaN/fractional time)
+    t.index = this.turns;
+    t.start = start;
+    t.end = end;
+    t.ack = ack;
+    t.head = head;
+    t.headBuf = headBuf;
+    t.onlineBuf = t.targetBuf = null;
+    t.lastSegMs = atMs;
+    t.online = undefined;
+    t.onlineAt = Number.NaN;
+    t.sentMs = sentMs;
+    t.replyFirstMs = t.replyLastMs = Number.NaN;
+    t.replyBytes = 0;
+    t.target = null;
+    t.targetAt = Number.NaN;
+    t.cost = cost;
+    this.#opened(t);
+  }
+
+  #openNew(
+    start: number,
+    end: number,
+    ack: number,
+    head: Uint8Array,
+    headBuf: Uint8Array,
+    atMs: number,
+    sentMs: number,
+    cost: number,
+  ): void {
+    this.#opened({
       index: this.turns,
       start,
       end,
       ack,
-      head: headBuf.subarray(0, headLen),
+      head,
       headBuf,
       onlineBuf: null,
       targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
+      spareOnline: null,
+      spareTarget: null,
       onlineAt: Number.NaN,
-      sentMs: this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN,
+      sentMs,
       replyFirstMs: Number.NaN,
       replyLastMs: Number.NaN,
       replyBytes: 0,
       target: null,
       targetAt: Number.NaN,
       cost,
-    };
+    });
+  }
+
+  #opened(t: PendingTurn): void {
     this.open = t;
     this.openSkipped = false;
     this.#accStarted = false;
@@ -415,7 +468,8 @@ export class FlowCompare {
     if (t === this.open && this.#accStarted && acc !== null) {
       // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
       const own = acc.buffer;
-      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut);
+      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+      t.spareOnline = null;
       t.onlineBuf = own;
     } else t.online = null;
     if (t === this.open) this.#accStarted = false;
@@ -513,6 +567,15 @@ export class FlowCompare {
     this.host.recycle(t);
     t.head = t.headBuf = NO_BYTES;
     t.onlineBuf = t.targetBuf = null;
+    // reused for a later turn of this flow, unless it is still the open one (late bytes of
+    // its request may still come and must go nowhere); its summaries (nobody keeps them
+    // after the verdict) too
+    if (t !== this.open) {
+      if (t.online) t.spareOnline = t.online;
+      if (t.target !== null) t.spareTarget = t.target;
+      t.online = t.target = null;
+      this.host.keepTurn(t);
+    }
   }
 
   /** Takes every pending turn out (the flow is forgotten); returns their cost. */

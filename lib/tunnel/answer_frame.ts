@@ -50,13 +50,28 @@ export interface TunnelAnswer extends TargetAnswer {
 const F_V6 = 1, F_DIGEST = 2, F_BODY = 4, F_RESERVED = 8;
 const U32 = 0x1_0000_0000;
 
-function setU48(dv: DataView, at: number, n: number): void {
+function setU48(dv: DataView<ArrayBufferLike>, at: number, n: number): void {
   dv.setUint16(at, Math.floor(n / U32));
   dv.setUint32(at + 2, n >>> 0);
 }
 
-function getU48(dv: DataView, at: number): number {
+function getU48(dv: DataView<ArrayBufferLike>, at: number): number {
   return dv.getUint16(at) * U32 + dv.getUint32(at + 2);
+}
+
+// One DataView per buffer, kept while frames keep coming from the same buffer (intercept's
+// reused frame, the tunnel client's read buffer): no DataView per frame.
+let wdv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+let rdv = wdv;
+
+function writerOf(buf: ArrayBufferLike): DataView<ArrayBufferLike> {
+  if (wdv.buffer !== buf) wdv = new DataView(buf as ArrayBuffer);
+  return wdv;
+}
+
+function readerOf(buf: ArrayBufferLike): DataView<ArrayBufferLike> {
+  if (rdv.buffer !== buf) rdv = new DataView(buf as ArrayBuffer);
+  return rdv;
 }
 
 /** Bytes of the whole frame for this answer (header included). */
@@ -100,20 +115,21 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array): number {
   out[1] = bodyLen >>> 16;
   out[2] = (bodyLen >>> 8) & 0xff;
   out[3] = bodyLen & 0xff;
-  const dv = new DataView(out.buffer, out.byteOffset + 4, bodyLen);
+  const dv = writerOf(out.buffer);
+  const o = out.byteOffset + 4; // the body's offset in dv
   const end = ANSWER_ENDS.indexOf(a.end);
   out[4] = (v6 ? F_V6 : 0) | (s.digest !== null ? F_DIGEST : 0) |
     (s.bodyLength !== null ? F_BODY : 0) | (Math.max(0, end) << 4);
   out[5] = DIGEST_KINDS.indexOf(s.kind);
-  dv.setUint16(2, a.part & 0xffff);
-  dv.setUint16(4, a.client.port);
-  dv.setUint16(6, a.target.port);
-  dv.setUint32(8, a.ack >>> 0);
-  dv.setUint32(12, a.seq >>> 0);
-  setU48(dv, 16, s.totalLength);
-  setU48(dv, 22, s.bodyLength ?? 0);
-  dv.setUint32(28, Math.min(s.gapBytes, U32 - 1));
-  dv.setBigUint64(32, s.digest ?? 0n);
+  dv.setUint16(o + 2, a.part & 0xffff);
+  dv.setUint16(o + 4, a.client.port);
+  dv.setUint16(o + 6, a.target.port);
+  dv.setUint32(o + 8, a.ack >>> 0);
+  dv.setUint32(o + 12, a.seq >>> 0);
+  setU48(dv, o + 16, s.totalLength);
+  setU48(dv, o + 22, s.bodyLength ?? 0);
+  dv.setUint32(o + 28, Math.min(s.gapBytes, U32 - 1));
+  dv.setBigUint64(o + 32, s.digest ?? 0n);
   out.set(a.client.addr, 4 + 40);
   out.set(a.target.addr, 4 + 40 + alen);
   out.set(s.firstBytes, 4 + head);
@@ -143,9 +159,10 @@ export function decodeAnswerBody(
   if (end === undefined) return `answer end code ${flags >> 4}`;
   const kind = DIGEST_KINDS[body[1]];
   if (kind === undefined) return `answer digest kind ${body[1]}`;
-  const dv = new DataView(body.buffer, body.byteOffset, body.length);
-  const total = getU48(dv, 16);
-  const gap = dv.getUint32(28);
+  const dv = readerOf(body.buffer);
+  const o = body.byteOffset; // the body's offset in dv
+  const total = getU48(dv, o + 16);
+  const gap = dv.getUint32(o + 28);
   const first = body.length - head;
   const hasDigest = (flags & F_DIGEST) !== 0, hasBody = (flags & F_BODY) !== 0;
   if (first > maxFirst) return `answer with ${first} first bytes (${maxFirst} asked for)`;
@@ -153,21 +170,30 @@ export function decodeAnswerBody(
   if (hasDigest !== (gap === 0) || hasBody !== (gap === 0)) {
     return "answer digest/body length present with gaps, or absent without";
   }
-  const bodyLength = hasBody ? getU48(dv, 22) : null;
+  const bodyLength = hasBody ? getU48(dv, o + 22) : null;
   if (bodyLength !== null && bodyLength > total) return "answer body length beyond its total";
   const alen = v6 ? 16 : 4;
-  // both addresses and the first bytes in one copy (or none)
-  const rest = copy ? body.slice(40) : body.subarray(40);
-  const client: AnswerEndpoint = { addr: rest.subarray(0, alen), port: dv.getUint16(4) };
-  const target: AnswerEndpoint = { addr: rest.subarray(alen, 2 * alen), port: dv.getUint16(6) };
-  const firstBytes = rest.subarray(head - 40);
+  // both addresses and the first bytes in one copy (or none: views of the body)
+  const rest = copy ? body.slice(40) : body;
+  const at = copy ? 0 : 40;
+  const client: AnswerEndpoint = {
+    addr: rest.subarray(at, at + alen),
+    port: dv.getUint16(o + 4),
+  };
+  const target: AnswerEndpoint = {
+    addr: rest.subarray(at + alen, at + 2 * alen),
+    port: dv.getUint16(o + 6),
+  };
+  const firstBytes = rest.subarray(at + head - 40);
   const summary: AnswerSummary = {
     firstBytes,
     totalLength: total,
     gapBytes: gap,
     kind,
-    digest: hasDigest ? dv.getBigUint64(32) : null,
+    digest: hasDigest ? dv.getBigUint64(o + 32) : null,
     bodyLength,
+    firstMs: undefined, // (latencies are tcpcopy's: not carried; the same shape as others)
+    lastMs: undefined,
     timedOut: false,
     complete: gap === 0,
     truncated: total > first,
@@ -175,9 +201,9 @@ export function decodeAnswerBody(
   return {
     client,
     target,
-    ack: dv.getUint32(8),
-    seq: dv.getUint32(12),
-    part: dv.getUint16(2),
+    ack: dv.getUint32(o + 8),
+    seq: dv.getUint32(o + 12),
+    part: dv.getUint16(o + 2),
     summary,
     end,
   };

@@ -3,7 +3,7 @@ import { summarize } from "../../lib/compare/answer.ts";
 import { compareTurn } from "../../lib/compare/compare.ts";
 import { excerpt, printable } from "../../lib/compare/printable.ts";
 import { EXCERPT_MAX } from "../../lib/compare/result.ts";
-import { digestKindOf, sniffProto } from "../../lib/compare/sniff.ts";
+import { digestKindOf, isHttpAnswer, sniffProto } from "../../lib/compare/sniff.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -89,4 +89,31 @@ Deno.test("auto sniffing from the request, else from the answer", () => {
   assert.equal(digestKindOf(bytes(0x43, 0, 0, 0, 0x0a)), "pg");
   assert.equal(digestKindOf(enc("Some text here")), "bytes");
   assert.equal(digestKindOf(bytes(0x53, 0, 0, 0, 2)), "bytes"); // impossible length
+});
+
+Deno.test("sniff: an HTTP answer is exactly one starting with 'HTTP/1.' (byte checks vs text)", () => {
+  const te = new TextEncoder();
+  const cases = [
+    "HTTP/1.1 200 OK\r\n",
+    "HTTP/1.",
+    "HTTP/1",
+    "HTTP/2 200",
+    "http/1.1 200",
+    "XHTTP/1.1",
+    "",
+  ];
+  for (let cut = 0; cut <= 8; cut++) cases.push("HTTP/1.0 204".slice(0, cut));
+  for (const c of cases) {
+    const b = te.encode(c);
+    assert.equal(isHttpAnswer(b), c.startsWith("HTTP/1."), JSON.stringify(c));
+    assert.equal(digestKindOf(b) === "http", c.startsWith("HTTP/1."), JSON.stringify(c));
+  }
+  // every single-byte change of the prefix is caught
+  const ok = te.encode("HTTP/1.1 200 OK\r\n\r\n");
+  for (let i = 0; i < 7; i++) {
+    const b = ok.slice();
+    b[i] ^= 0x20;
+    assert.equal(isHttpAnswer(b), false, `byte ${i}`);
+  }
+  assert.equal(isHttpAnswer(ok.subarray(3)), false);
 });

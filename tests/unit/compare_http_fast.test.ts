@@ -123,3 +123,40 @@ Deno.test("compareHttp's fast paths give the full checks' result (random edits, 
   }
   assert.ok(identical > 300 && fastSame > 300, `identical ${identical}, fast ${fastSame}`);
 });
+
+Deno.test("equalBytes: the 32-bit word path agrees with a byte loop at every alignment", () => {
+  const naive = (a: Uint8Array, b: Uint8Array) =>
+    a.length === b.length && a.every((x, i) => x === b[i]);
+  const slab = new Uint8Array(4096), other = new Uint8Array(4096);
+  let x = 12345;
+  for (let i = 0; i < slab.length; i++) {
+    slab[i] = other[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  }
+  let checked = 0;
+  for (const len of [0, 3, 63, 64, 65, 130, 1024]) {
+    for (let ao = 0; ao < 8; ao++) {
+      for (let bo = 0; bo < 8; bo++) {
+        const a = slab.subarray(100 + ao, 100 + ao + len);
+        for (const flip of [-1, 0, 1, len >> 1, len - 1]) {
+          const b = other.subarray(100 + bo, 100 + bo + len);
+          const saved = flip >= 0 && flip < len ? b[flip] : -1;
+          if (saved >= 0) b[flip] ^= 0x40;
+          assert.equal(
+            equalBytes(a, b),
+            naive(a, b),
+            `len ${len} offsets ${ao}/${bo} flip ${flip}`,
+          );
+          // the same buffer on both sides (one slab of the pool)
+          assert.equal(
+            equalBytes(a, slab.subarray(100 + bo, 100 + bo + len)),
+            naive(a, slab.subarray(100 + bo, 100 + bo + len)),
+          );
+          if (saved >= 0) b[flip] = saved;
+          checked++;
+        }
+      }
+    }
+  }
+  assert.equal(checked, 7 * 8 * 8 * 5);
+  assert.equal(equalBytes(slab.subarray(0, 100), slab.subarray(0, 99)), false);
+});

@@ -295,3 +295,33 @@ Deno.test("intercept --compare: needs --secret-file; whole packets from the capt
   assert.equal(snaplenFor(128, true), 20 + 65535);
   assert.ok(HELP.includes("  --compare "));
 });
+
+Deno.test("answers: many open flows, quiet cuts in any order: each answer sent once, the open count exact", () => {
+  const r = rig();
+  const head = te.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  const ports = Array.from({ length: 40 }, (_, i) => 41000 + i);
+  // flows open at times 0..39 ms (unframed: they end by quiet), some get more bytes later
+  ports.forEach((port, i) => {
+    r.clock.set(i);
+    r.reply({ seq: 1, ack: 9, payload: head }, port);
+  });
+  r.t.settle();
+  assert.equal(r.t.openAnswers, 40);
+  r.clock.set(200);
+  for (let i = 0; i < 40; i += 3) {
+    r.reply({ seq: 1 + head.length, ack: 9, payload: te.encode("3\r\nabc\r\n") }, ports[i]);
+  }
+  r.t.settle();
+  const quiet = 300; // ANSWER_QUIET_MS by default is longer: pass the period explicitly
+  r.t.tick(20 + quiet, quiet); // flows opened at 0..20 and not refreshed
+  const first = r.sent.map((a) => a.client.port).sort((a, b) => a - b);
+  const want1 = ports.filter((_, i) => i <= 20 && i % 3 !== 0);
+  assert.deepEqual(first, want1);
+  assert.equal(r.t.openAnswers, 40 - want1.length);
+  r.t.tick(39 + quiet, quiet);
+  r.t.tick(200 + quiet, quiet);
+  const all = r.sent.map((a) => a.client.port).sort((a, b) => a - b);
+  assert.deepEqual(all, ports, "every flow's answer once");
+  assert.equal(r.t.openAnswers, 0);
+  for (const a of r.sent) assert.equal(a.end, "quiet");
+});
