@@ -16,7 +16,7 @@ import { defaultConfig } from "./config.ts";
 import { DeadlineQueue } from "./deadline_queue.ts";
 import { hash32, hashTuple, unit } from "./hash.ts";
 import { addrText, endpointOf, ownEndpoint, sameAddr } from "./endpoint.ts";
-import { TimerHeap } from "./heap.ts";
+import { TimerQueue } from "./timer_queue.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt } from "../wire/seq.ts";
@@ -245,7 +245,7 @@ export class Engine implements SessionHost {
   private readonly flows = new TupleMap<Flow>();
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
   private readonly allocator: TupleAllocator<Session>;
-  private readonly timers = new TimerHeap<Session>();
+  private readonly timers = new TimerQueue<Session>();
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
@@ -513,15 +513,7 @@ export class Engine implements SessionHost {
 
   /** Earliest pending timer, or undefined when none. */
   nextDeadline(): number | undefined {
-    const h = this.timers;
-    for (;;) {
-      const at = h.peek();
-      if (at === undefined) break;
-      const s = h.peekItem()!;
-      if (!s.ended && s.scheduledAt === at) break;
-      h.pop();
-    }
-    let t = h.peek() ?? NEVER;
+    let t = this.timers.peekCurrent(isCurrentTimer) ?? NEVER;
     t = Math.min(
       t,
       this.tombstones.peek() ?? NEVER,

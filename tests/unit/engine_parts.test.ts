@@ -11,6 +11,8 @@ import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.t
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
+import { GRAIN_MS, TimerQueue } from "../../lib/engine/timer_queue.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 import { ip } from "../helpers/endpoints.ts";
 import { internAddr } from "../../lib/engine/endpoint.ts";
 import {
@@ -309,4 +311,59 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   for (const r of rows) if (r !== a) slab.release(r);
   slab.release(b);
   assert.equal(slab.live, 0);
+});
+
+Deno.test("timer queue: pops in deadline order across heap and buckets, like a sorted list", () => {
+  const rnd = mulberry32(0x71e3);
+  const q = new TimerQueue<number>();
+  const ref: { at: number; id: number }[] = [];
+  let now = 0, id = 0, far = 0;
+  for (let step = 0; step < 20_000; step++) {
+    const r = rnd();
+    if (r < 0.55) {
+      // near (delayed ACK, RTO) and far (keep-alive) deadlines, fractions included
+      const at = now + (rnd() < 0.5 ? rnd() * 300 : 5000 + rnd() * 60_000);
+      q.push(at, id);
+      ref.push({ at, id: id++ });
+    } else if (r < 0.97) {
+      now += rnd() * 50;
+      for (;;) {
+        const at = q.peek();
+        if (at === undefined || at > now) break;
+        ref.sort((a, b) => a.at - b.at);
+        const want = ref.shift()!;
+        assert.equal(at, want.at);
+        assert.equal(q.peekItem(), want.id); // random fractions: no ties
+        q.pop();
+      }
+      if (ref.length > 0) assert.equal(q.peek(), Math.min(...ref.map((e) => e.at)));
+      // Far deadlines stay in their buckets until their grain comes (the heap stays small).
+      assert.ok(q.farSize >= ref.filter((e) => e.at >= now + GRAIN_MS).length);
+    } else {
+      const keep = (_at: number, item: number) => item % 3 !== 0;
+      q.retain(keep);
+      for (let i = ref.length - 1; i >= 0; i--) if (!keep(ref[i].at, ref[i].id)) ref.splice(i, 1);
+    }
+    far = Math.max(far, q.farSize);
+    assert.equal(q.size, ref.length);
+  }
+  assert.ok(far > 100, `far deadlines went to the buckets (${far})`);
+});
+
+Deno.test("timer queue: peekCurrent skips stale heap entries, moves no bucket", () => {
+  const q = new TimerQueue<string>();
+  q.push(100_000, "far");
+  q.push(10, "stale");
+  assert.equal(q.peek(), 10);
+  assert.equal(q.peekItem(), "stale"); // takes the bucket at 10 into the heap
+  q.push(20, "near");
+  q.push(30, "stale");
+  const live = (_at: number, s: string) => s !== "stale";
+  assert.equal(q.peekCurrent(live), 20);
+  q.pop();
+  assert.equal(q.peekCurrent(live), 100_000);
+  assert.equal(q.farSize, 1, "the far bucket is still a bucket");
+  assert.equal(q.size, 1);
+  assert.equal(q.peekItem(), "far");
+  assert.equal(q.farSize, 0);
 });
