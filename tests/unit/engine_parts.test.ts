@@ -9,7 +9,7 @@ import {
 import assert from "node:assert/strict";
 import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
-import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
+import { LONE_MAX, LoneArena, Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { GRAIN_MS, TimerQueue } from "../../lib/engine/timer_queue.ts";
 import { mulberry32 } from "../helpers/prng.ts";
@@ -366,4 +366,23 @@ Deno.test("timer queue: peekCurrent skips stale heap entries, moves no bucket", 
   assert.equal(q.size, 1);
   assert.equal(q.peekItem(), "far");
   assert.equal(q.farSize, 0);
+});
+
+Deno.test("lone arena: copies are stable and exact, share bounded blocks, large ones stand alone", () => {
+  const a = new LoneArena();
+  const src = new Uint8Array(100);
+  const copies: Uint8Array[] = [];
+  for (let i = 0; i < 50; i++) {
+    src.fill(i);
+    copies.push(a.copy(src));
+  }
+  src.fill(255); // the capture buffer is reused: the copies must not change
+  copies.forEach((c, i) => assert.deepEqual(c, new Uint8Array(100).fill(i)));
+  assert.equal(copies[0].buffer, copies[1].buffer, "one block for several payloads");
+  const blocks = new Set(copies.map((c) => c.buffer));
+  assert.equal(blocks.size, Math.ceil(50 / Math.floor(SLAB_MIN / 100)));
+  for (const b of blocks) assert.equal(b.byteLength, SLAB_MIN, "a block pins at most SLAB_MIN");
+  const big = a.copy(new Uint8Array(LONE_MAX + 1).fill(7));
+  assert.equal(big.buffer.byteLength, LONE_MAX + 1); // a buffer of its own
+  assert.equal(a.copy(new Uint8Array(0)).length, 0);
 });
