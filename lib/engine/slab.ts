@@ -8,7 +8,7 @@
  * start small (a short connection pays for one small buffer) and double up to
  * {@link SLAB_MAX} as the connection keeps sending. A payload too large for a slab gets a
  * buffer of its own. The engine uses a slab only for a payload that arrives while the
- * connection still holds queued bytes (a burst; a lone request gets a buffer of its size), trims
+ * connection still holds queued bytes (a burst; a lone request goes to {@link LoneArena}), trims
  * it whenever the connection holds no queued bytes (a buffer above {@link SLAB_MIN} goes) and
  * drops it when the connection has been idle for a while or its last replay ended. Forgetting
  * a buffer never invalidates the views handed out.
