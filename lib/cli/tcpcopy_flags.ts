@@ -217,7 +217,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     help: "Most live sessions; beyond it a new connection replaces the oldest session that " +
       "never carried data, or is not replayed (lost.session_limit). Default from -m: " +
-      "about 32.8 per MiB above 256, e.g. 58,720 for -m 2048.",
+      "about 38.1 per MiB above 256, e.g. 68,279 for -m 2048.",
     example: "--max-sessions 50000",
   },
   {
@@ -225,7 +225,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     help: "Most connection records (live, left out, or remembered after their sessions " +
       "ended); the oldest remembered ones are forgotten at the cap. Default from -m: " +
-      "about 81.9 per MiB above 256, e.g. 146,800 for -m 2048.",
+      "about 91.0 per MiB above 256, e.g. 163,111 for -m 2048.",
     example: "--max-flows 200000",
   },
   {

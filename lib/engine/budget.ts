@@ -12,24 +12,28 @@
  */
 
 /**
- * Bytes one live session costs besides its queued payload: the Session object with its stream
- * and turn bookkeeping, its tuple-map and allocator entries, timer-heap entries, its entry in
+ * Bytes one live session costs besides its queued payload: the Session object with its slab row,
+ * stream and turn bookkeeping, its tuple-map and allocator entries, timer entries, its entry in
  * {@link OpenOrder}, and the route the tunnel client remembers for it (~800 bytes measured with
- * 100,000 routes). Heap without the route, its record's share taken off: 862 B for a session
- * of a spoofed SYN (`bench/syn_flood.ts --count 100000 -- -m 65536 --max-sessions 1000000
- * --max-flows 1000000`: 1,432 B per session with its record), 782 B for a held idle keep-alive
- * session, 1,338 B once it served 17 requests (`bench/engine_scale.ts`: 1,352 and 1,908 B with
- * the record). 1,338 + 800 = 2,138 B, + 20 %.
+ * 100,000 routes). Heap + typed arrays without the route, its record's share (503 B, below)
+ * taken off, re-measured after issue 14's slab work: 782 B for a session of a spoofed SYN
+ * (`bench/syn_flood.ts --count 100000 -- -m 65536 --max-sessions 1000000 --max-flows 1000000`:
+ * 1,285 B per session with its record), 528 B for a held idle keep-alive session (100,000
+ * sessions, 715 B heap + 316 B slab row and tables with the record), 1,021 B once it served 17
+ * requests (`bench/engine_scale.ts -- -m 65536 --max-sessions 2000000 --max-flows 4000000`,
+ * 10,000 sessions: 1,227 + 297 B with the record). 1,021 + 800 = 1,821 B, + 20 %.
+ * (Before the slab work: 2,560 from 1,338 + 800 B.)
  */
-export const SESSION_COST = 2560;
+export const SESSION_COST = 2176;
 
 /**
  * Bytes one connection record costs (live, sampled out, or remembered after its sessions
  * ended): the Flow object, its slab object, its tuple-map entry and its deadline-queue entry.
- * Measured: 570 B of heap per record of a sampled-out SYN (`bench/syn_flood.ts --count 200000
- * -- -m 65536 --max-sessions 1000000 --max-flows 1000000 -r 1`), + 12 %.
+ * Measured: 503 B of heap + typed arrays per record of a sampled-out SYN (`bench/syn_flood.ts
+ * --count 200000 -- -m 65536 --max-sessions 1000000 --max-flows 1000000 -r 1`), + 14 %.
+ * (Before the slab work: 640 from 570 B.)
  */
-export const FLOW_COST = 640;
+export const FLOW_COST = 576;
 
 /**
  * Part of `-m` set aside for what does not grow with the tables: the Deno runtime and the

@@ -16,7 +16,7 @@ import { defaultConfig } from "./config.ts";
 import { DeadlineQueue } from "./deadline_queue.ts";
 import { hash32, hashTuple, unit } from "./hash.ts";
 import { addrText, endpointOf, ownEndpoint, sameAddr } from "./endpoint.ts";
-import { TimerHeap } from "./heap.ts";
+import { TimerQueue } from "./timer_queue.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt } from "../wire/seq.ts";
@@ -25,7 +25,7 @@ import { Session } from "./session.ts";
 import type { EndReason, EngineStats, SessionEvent } from "./stats.ts";
 import { emptyStats, isLossReason } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
-import { Slab } from "./slab.ts";
+import { LoneArena, Slab } from "./slab.ts";
 import { SessionSlab } from "./session_slab.ts";
 import { TupleMap } from "./tuple_map.ts";
 import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
@@ -245,7 +245,7 @@ export class Engine implements SessionHost {
   private readonly flows = new TupleMap<Flow>();
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
   private readonly allocator: TupleAllocator<Session>;
-  private readonly timers = new TimerHeap<Session>();
+  private readonly timers = new TimerQueue<Session>();
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
@@ -267,6 +267,8 @@ export class Engine implements SessionHost {
   private readonly replicaSets = new Map<number, readonly Replica[]>();
   /** Server endpoints by address and port (see `serverOf`). */
   private readonly servers = new TupleMap<Endpoint>();
+  /** Copies of lone payloads, shared blocks (see `copyOf`). */
+  private readonly lone = new LoneArena();
 
   constructor(config: EngineConfig, readonly out: EngineOutput, readonly startMs: number) {
     this.config = defaultConfig(config);
@@ -513,15 +515,7 @@ export class Engine implements SessionHost {
 
   /** Earliest pending timer, or undefined when none. */
   nextDeadline(): number | undefined {
-    const h = this.timers;
-    for (;;) {
-      const at = h.peek();
-      if (at === undefined) break;
-      const s = h.peekItem()!;
-      if (!s.ended && s.scheduledAt === at) break;
-      h.pop();
-    }
-    let t = h.peek() ?? NEVER;
+    let t = this.timers.peekCurrent(isCurrentTimer) ?? NEVER;
     t = Math.min(
       t,
       this.tombstones.peek() ?? NEVER,
@@ -774,9 +768,10 @@ export class Engine implements SessionHost {
   }
 
   /**
-   * The engine's copy of a payload of `flow`: a buffer of its own while none of the flow's
-   * sessions holds queued bytes (a one-segment request of a keep-alive connection: no slab
-   * room held for it, and none left behind in the allocator when the connection goes idle),
+   * The engine's copy of a payload of `flow`: while none of the flow's sessions holds queued
+   * bytes (a one-segment request of a keep-alive connection) a view into the engine's shared
+   * block of lone payloads (`LoneArena`: no slab room held for the connection, none left behind
+   * when it goes idle, one `ArrayBuffer` per block of requests instead of one per request),
    * else a view into the flow's slab (a burst: one slab for many segments).
    */
   private copyOf(flow: Flow, payload: Uint8Array): Uint8Array {
@@ -784,7 +779,7 @@ export class Engine implements SessionHost {
     for (let i = 0; i < ss.length; i++) {
       if (ss[i].queuedBytes > 0) return (flow.slab ??= new Slab()).copy(payload);
     }
-    return payload.slice();
+    return this.lone.copy(payload);
   }
 
   /** Look at live `flow` again once it may have been idle for {@link IDLE_MS}. */

@@ -394,8 +394,15 @@ export class ClientStream {
   }
 
   private append(c: Chunk): void {
-    if (this.chunks === NO_CHUNKS) this.chunks = [c];
-    else this.chunks.push(c);
+    const cs = this.chunks;
+    if (cs === NO_CHUNKS) this.chunks = [c];
+    else if (this.head === cs.length) {
+      // Every chunk released (a keep-alive request after the previous one was acknowledged):
+      // start again at the front, in the array's own room (a push would grow it by 16 slots).
+      cs[0] = c;
+      cs.length = 1;
+      this.head = 0;
+    } else cs.push(c);
     this.bytes += c.data.length;
     const newEnd = seqAdd(c.seq, c.data.length);
     const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;

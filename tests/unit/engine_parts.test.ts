@@ -9,8 +9,10 @@ import {
 import assert from "node:assert/strict";
 import { TupleAllocator, tupleKey, wrapPort } from "../../lib/engine/allocator.ts";
 import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
-import { Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
+import { LONE_MAX, LoneArena, Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
+import { GRAIN_MS, TimerQueue } from "../../lib/engine/timer_queue.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 import { ip } from "../helpers/endpoints.ts";
 import { internAddr } from "../../lib/engine/endpoint.ts";
 import {
@@ -309,4 +311,78 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   for (const r of rows) if (r !== a) slab.release(r);
   slab.release(b);
   assert.equal(slab.live, 0);
+});
+
+Deno.test("timer queue: pops in deadline order across heap and buckets, like a sorted list", () => {
+  const rnd = mulberry32(0x71e3);
+  const q = new TimerQueue<number>();
+  const ref: { at: number; id: number }[] = [];
+  let now = 0, id = 0, far = 0;
+  for (let step = 0; step < 20_000; step++) {
+    const r = rnd();
+    if (r < 0.55) {
+      // near (delayed ACK, RTO) and far (keep-alive) deadlines, fractions included
+      const at = now + (rnd() < 0.5 ? rnd() * 300 : 5000 + rnd() * 60_000);
+      q.push(at, id);
+      ref.push({ at, id: id++ });
+    } else if (r < 0.97) {
+      now += rnd() * 50;
+      for (;;) {
+        const at = q.peek();
+        if (at === undefined || at > now) break;
+        ref.sort((a, b) => a.at - b.at);
+        const want = ref.shift()!;
+        assert.equal(at, want.at);
+        assert.equal(q.peekItem(), want.id); // random fractions: no ties
+        q.pop();
+      }
+      if (ref.length > 0) assert.equal(q.peek(), Math.min(...ref.map((e) => e.at)));
+      // Far deadlines stay in their buckets until their grain comes (the heap stays small).
+      assert.ok(q.farSize >= ref.filter((e) => e.at >= now + GRAIN_MS).length);
+    } else {
+      const keep = (_at: number, item: number) => item % 3 !== 0;
+      q.retain(keep);
+      for (let i = ref.length - 1; i >= 0; i--) if (!keep(ref[i].at, ref[i].id)) ref.splice(i, 1);
+    }
+    far = Math.max(far, q.farSize);
+    assert.equal(q.size, ref.length);
+  }
+  assert.ok(far > 100, `far deadlines went to the buckets (${far})`);
+});
+
+Deno.test("timer queue: peekCurrent skips stale heap entries, moves no bucket", () => {
+  const q = new TimerQueue<string>();
+  q.push(100_000, "far");
+  q.push(10, "stale");
+  assert.equal(q.peek(), 10);
+  assert.equal(q.peekItem(), "stale"); // takes the bucket at 10 into the heap
+  q.push(20, "near");
+  q.push(30, "stale");
+  const live = (_at: number, s: string) => s !== "stale";
+  assert.equal(q.peekCurrent(live), 20);
+  q.pop();
+  assert.equal(q.peekCurrent(live), 100_000);
+  assert.equal(q.farSize, 1, "the far bucket is still a bucket");
+  assert.equal(q.size, 1);
+  assert.equal(q.peekItem(), "far");
+  assert.equal(q.farSize, 0);
+});
+
+Deno.test("lone arena: copies are stable and exact, share bounded blocks, large ones stand alone", () => {
+  const a = new LoneArena();
+  const src = new Uint8Array(100);
+  const copies: Uint8Array[] = [];
+  for (let i = 0; i < 50; i++) {
+    src.fill(i);
+    copies.push(a.copy(src));
+  }
+  src.fill(255); // the capture buffer is reused: the copies must not change
+  copies.forEach((c, i) => assert.deepEqual(c, new Uint8Array(100).fill(i)));
+  assert.equal(copies[0].buffer, copies[1].buffer, "one block for several payloads");
+  const blocks = new Set(copies.map((c) => c.buffer));
+  assert.equal(blocks.size, Math.ceil(50 / Math.floor(SLAB_MIN / 100)));
+  for (const b of blocks) assert.equal(b.byteLength, SLAB_MIN, "a block pins at most SLAB_MIN");
+  const big = a.copy(new Uint8Array(LONE_MAX + 1).fill(7));
+  assert.equal(big.buffer.byteLength, LONE_MAX + 1); // a buffer of its own
+  assert.equal(a.copy(new Uint8Array(0)).length, 0);
 });
