@@ -45,6 +45,11 @@ Deno.test({
         tcpcopy: stop.cpuS,
         intercept: icpu,
       }));
+      if (target !== expected) {
+        console.log(JSON.stringify(stop.stats.at(-1)));
+        console.log((await readText(rep.intercept.err)).split("\n").slice(-30).join("\n"));
+        console.log(await readText(rep.intercept.out));
+      }
       assert.equal(await served(rep.targetLog, /GET \/short /), 2 * short);
       assert.equal(await served(rep.targetLog, /GET \/keep /), 2 * keep);
       assert.equal(target, expected, "loss ratio must be 0");

@@ -139,17 +139,12 @@ export async function startReplication(
       tcpcopy: undefined as unknown as Started,
     });
   }
-  // intercept listens once its NFQUEUE rule is in place
+  // ready once intercept logs "listening for tcpcopy" (its rules in, its queue bound), not when
+  // the tunnel port answers: it listens before the rules go in (tests/e2e/ipv6_slow_rules.test.ts)
   const listening = await waitFor(
-    async () => {
-      const r = await lab.online[0].ns.exec(
-        ["bash", "-c", `exec 3<>/dev/tcp/${lab.targetIps[0]}/36524`],
-        { check: false },
-      );
-      return r.code === 0;
-    },
+    async () => /listening for tcpcopy/.test(await readOr(intercept.err)),
     20_000,
-    100,
+    50,
   );
   if (!listening) {
     throw new Error(`intercept did not start: ${await readOr(intercept.err)}`);

@@ -22,7 +22,6 @@ import {
 import { readText, type Started, startLogged, tcpcopyCmd } from "./replication.ts";
 
 const INTERCEPT = new URL("../../intercept.ts", import.meta.url).pathname;
-const TUNNEL_PORT = 36524;
 
 /** A running IPv6 replication. */
 export interface Replication6 {
@@ -55,6 +54,11 @@ export interface Replication6Options {
    * forward, as on an assistant host).
    */
   interceptMode?: "nfqueue" | "pcap";
+  /**
+   * A directory put first on intercept's PATH (a test that slows a tool down, e.g. an
+   * `ip6tables` wrapper that delays the rule, as a starved machine does).
+   */
+  interceptPathFirst?: string;
   /** Extra intercept flags, made once the lab is built. */
   interceptArgs?: (lab: Lab, on: Required<OnlineHost>) => string[];
   /** `-x 80-[target6]:80` (any local address) instead of naming the online IPv6 address. */
@@ -92,26 +96,29 @@ export async function startReplication6(
   const intercept = startLogged(
     env,
     lab.target,
-    denoCmd(INTERCEPT, [
-      ...modeArgs,
-      "--stats-interval",
-      "0",
-      "--drain-seconds",
-      "0", // tests stop intercept at the end; the drain has its own tests
-      ...(tunnel6 ? ["-b", "::"] : []),
-      ...(opts.interceptArgs?.(lab, on) ?? []),
-    ]),
+    pathFirst(
+      opts.interceptPathFirst,
+      denoCmd(INTERCEPT, [
+        ...modeArgs,
+        "--stats-interval",
+        "0",
+        "--drain-seconds",
+        "0", // tests stop intercept at the end; the drain has its own tests
+        ...(tunnel6 ? ["-b", "::"] : []),
+        ...(opts.interceptArgs?.(lab, on) ?? []),
+      ]),
+    ),
     `${lab.dir}/intercept`,
   );
   const tunnelAddr = tunnel6 ? target6 : lab.targetIp;
+  // Ready once intercept logs "listening for tcpcopy": its rules are in and its queue bound.
+  // Not when the tunnel port answers: it listens (and serves peers) before the rules go in,
+  // and on a starved machine the ip6tables rule, installed last, came seconds after the port
+  // (replies then left the target un-queued: tests/e2e/ipv6_slow_rules.test.ts).
   const listening = await waitFor(
-    async () =>
-      (await on.ns.exec(
-        ["bash", "-c", `exec 3<>/dev/tcp/${tunnelAddr}/${TUNNEL_PORT}`],
-        { check: false },
-      )).code === 0,
+    async () => /listening for tcpcopy/.test(await readText(intercept.err)),
     20_000,
-    100,
+    50,
   );
   if (!listening) throw new Error(`intercept did not start: ${await readText(intercept.err)}`);
   const online = opts.anyOnlineAddress ? "" : `[${on.ip6}]:`;
@@ -148,6 +155,11 @@ export async function startReplication6(
     tcpcopy,
     url: (path) => `http://${hostPart(on.ip6)}:${HTTP_PORT}${path}`,
   };
+}
+
+/** `cmd` run with `dir` first on its PATH (unchanged without `dir`). */
+function pathFirst(dir: string | undefined, cmd: string[]): string[] {
+  return dir === undefined ? cmd : ["bash", "-c", 'PATH="$0:$PATH" exec "$@"', dir, ...cmd];
 }
 
 /** The device of `ns` that holds the IPv6 address `ip`, and its MAC address. */
