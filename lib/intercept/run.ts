@@ -52,9 +52,12 @@ export async function runIntercept(cfg: InterceptConfig): Promise<number> {
   return await new InterceptProcess(cfg, plog, server, startMs).run(secret.key !== undefined);
 }
 
-/** The tunnel server tcpcopy connects to (throws when it cannot listen). */
+/**
+ * The tunnel server tcpcopy connects to, bound but not yet accepting (throws when the port
+ * cannot be had): `InterceptProcess.run` opens it once the rules are in and the queue bound.
+ */
 function listen(cfg: InterceptConfig, secret: CryptoKey | undefined, plog: ProcessLog) {
-  return TunnelServer.listen({
+  return TunnelServer.bind({
     port: cfg.tunnelPort,
     hostname: cfg.bind,
     maxPrefix: cfg.maxPrefix,
@@ -110,6 +113,9 @@ class InterceptProcess {
     try {
       this.startMetrics();
       const src = await this.openSource();
+      // only now: a peer accepted before the rules are in would replay sessions whose replies
+      // leave the target un-queued, to the real clients (IPv6's rule goes in last)
+      this.openTunnel();
       this.log.info(`listening for tcpcopy on ${this.cfg.bind}:${this.server.port}`);
       if (this.cfg.compare) {
         this.log.info(
@@ -133,6 +139,16 @@ class InterceptProcess {
       await this.stop();
     }
     return code;
+  }
+
+  /** Starts accepting tcpcopy peers (after {@link openSource}); throws with the address. */
+  openTunnel(): void {
+    try {
+      this.server.open();
+    } catch (e) {
+      const where = `${this.cfg.bind}:${this.cfg.tunnelPort}`;
+      throw new Error(`cannot listen for tcpcopy on ${where}: ${(e as Error).message}`);
+    }
   }
 
   /** One handler for the exit paths a bug can take: the rules go even then. */

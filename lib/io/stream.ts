@@ -133,6 +133,19 @@ export class ReactorListener {
   }
 
   /**
+   * Bound, not yet listening (connects are refused until {@link listen}): a program can take
+   * its port first and open it once it is ready to serve. Throws IoError (EADDRINUSE...).
+   */
+  static bind(hostname: string, port: number): ReactorListener {
+    return new ReactorListener(TcpSocket.bind(hostname, port));
+  }
+
+  /** listen(2) on a listener from {@link bind}; throws IoError. */
+  listen(backlog = 128): void {
+    this.#sock.listen(backlog);
+  }
+
+  /**
    * Accepts from the reactor: every pending connection goes to `onConnection`; a failing
    * accept (EMFILE...) goes to `onError` and accepting goes on.
    */

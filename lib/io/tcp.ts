@@ -135,15 +135,35 @@ export class TcpSocket {
    * names the address and the errno ("EADDRINUSE (Address already in use)").
    */
   static listen(hostname: string, port: number, backlog = 128): TcpSocket {
+    const s = TcpSocket.bind(hostname, port);
+    s.listen(backlog);
+    return s;
+  }
+
+  /**
+   * Bound (SO_REUSEADDR) but not listening: the address is taken (a busy port fails here,
+   * EADDRINUSE) while connects to it are still refused until {@link listen}. Same errors as
+   * the static `listen`.
+   */
+  static bind(hostname: string, port: number): TcpSocket {
     const what = `cannot listen on ${formatHostPort(hostname, port)}`;
     const sa = encodeSockaddr(hostname, port);
-    const libc = loadLibc();
     const fd = openStream(sa.length === SOCKADDR_IN_LEN ? Sock.AF_INET : Sock.AF_INET6, what);
     const e = setIntOption(fd, Sock.SOL_SOCKET, Sock.SO_REUSEADDR, 1);
     if (e !== 0) failAndClose(fd, e, `${what}: SO_REUSEADDR`);
-    if (libc.bind(fd, sa, sa.length) !== 0) failAndClose(fd, errno(), what);
-    if (libc.listen(fd, Math.trunc(backlog) | 0) !== 0) failAndClose(fd, errno(), what);
+    if (loadLibc().bind(fd, sa, sa.length) !== 0) failAndClose(fd, errno(), what);
     return new TcpSocket(fd);
+  }
+
+  /** listen(2) on a socket from {@link bind}; throws IoError (the socket is closed then). */
+  listen(backlog = 128): void {
+    this.#check("listen");
+    if (loadLibc().listen(this.fd, Math.trunc(backlog) | 0) !== 0) {
+      const e = errno();
+      const what = `cannot listen on port ${this.localAddr().port}`;
+      this.close();
+      throw new TcpError(e, `${what}: ${describeErrno(e)}`);
+    }
   }
 
   /**

@@ -328,6 +328,8 @@ export class TunnelServer {
   /** Checks the quiet period of open answers while there are some. */
   readonly #answerTimer = sharedReactor().timer(() => this.#onAnswerTick());
   #inCycle = false;
+  /** Listening and accepting (see {@link TunnelServer.open}). */
+  #open = false;
   readonly #dirty: TunnelConnection[] = [];
   #houseTimer: ReturnType<typeof setInterval>;
   #closing = false;
@@ -348,19 +350,37 @@ export class TunnelServer {
     this.dispatcher = new Dispatcher<TunnelConnection>(d);
     const houseMs = Math.max(50, Math.min(1000, opts.heartbeatMs, opts.idleTimeoutMs / 4));
     this.#houseTimer = setInterval(() => this.#housekeeping(), houseMs);
-    listener.startAccepting(
-      (conn) => this.#onConnection(conn),
-      (e) => this.opts.log(`tunnel: accept failed: ${e.message}`),
-    );
   }
 
   /** Starts listening; throws an IoError naming the errno (e.g. EADDRINUSE) to the caller. */
   static listen(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
+    const server = TunnelServer.bind(opts);
+    server.open();
+    return server;
+  }
+
+  /**
+   * Takes the port (throws an IoError naming the errno, e.g. EADDRINUSE) without listening:
+   * a tcpcopy that connects is refused until {@link open}. intercept binds first, installs
+   * its rules and binds its queue, then opens: a peer it accepted could otherwise replay
+   * sessions whose replies leave the target before the rules are in (to the real clients).
+   */
+  static bind(opts: Partial<TunnelServerOptions> = {}): TunnelServer {
     const o = { ...DEFAULT_SERVER, ...opts };
+    return new TunnelServer(ReactorListener.bind(o.hostname, o.port), o);
+  }
+
+  /** Listens and accepts peers (once; later calls do nothing). Throws an IoError. */
+  open(): void {
+    if (this.#open || this.#closing) return;
     // a deep accept queue: a burst of strangers' connects must not drop a real tcpcopy's SYN
     // (the kernel would retry it only a second later); each is refused at accept anyway
-    const l = ReactorListener.listen(o.hostname, o.port, 1024);
-    return new TunnelServer(l, o);
+    this.#listener.listen(1024);
+    this.#open = true;
+    this.#listener.startAccepting(
+      (conn) => this.#onConnection(conn),
+      (e) => this.opts.log(`tunnel: accept failed: ${e.message}`),
+    );
   }
 
   /** The bound port. */

@@ -443,3 +443,58 @@ Deno.test({
       assert.doesNotMatch(await rules(target), /tcpcopy-intercept/);
     }),
 });
+
+Deno.test({
+  name: "lifecycle: no tcpcopy peer is accepted before the rules are in (ip6tables slowed 3 s)",
+  ignore: !isRoot(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      // A tcpcopy accepted before the rules would replay sessions whose replies leave the
+      // target un-queued, to the real clients. The IPv6 rule goes in last; a wrapper first on
+      // intercept's PATH holds it back 3 s and marks when the real command finished.
+      const { target, dir } = await targetAndPeer(env, 62);
+      await Deno.writeTextFile(
+        `${dir}/ip6tables`,
+        [
+          "#!/bin/sh",
+          `case " $* " in *" -I "*) sleep 3;; esac`,
+          `PATH='${Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"}' ip6tables "$@"`,
+          "rc=$?",
+          `case " $* " in *" -I "*) touch ${dir}/rule-in;; esac`,
+          "exit $rc",
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const args = ["--port", String(LINE_PORT), "--stats-interval", "0", "-b", "127.0.0.1"];
+      const cmd = ["bash", "-c", 'PATH="$0:$PATH" exec "$@"', dir, ...denoCmd(INTERCEPT, args)];
+      const child = target.spawn(cmd, { stdout: "piped", stderr: "piped" });
+      env.defer(() => stopChild(child, 500));
+      const err = collect(child.stderr);
+      collect(child.stdout);
+      const ruleIn = () => Deno.stat(`${dir}/rule-in`).then(() => true, () => false);
+      const tunnel = ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/36524"];
+      // Try the tunnel port every 100 ms until the rule is in (bounded: 20 s).
+      let tries = 0, acceptedEarly = 0;
+      for (let i = 0; i < 200 && !(await ruleIn()); i++) {
+        const r = await target.exec(tunnel, { check: false, timeoutMs: 2000 });
+        if (await ruleIn()) break; // the rule went in while connecting: no verdict
+        tries++;
+        if (r.code === 0) acceptedEarly++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(await ruleIn(), `the delayed rule never went in: ${err()}`);
+      assert.ok(tries >= 10, `${tries} tries while the rule was held back`);
+      assert.equal(acceptedEarly, 0, `${acceptedEarly} of ${tries} connects accepted early`);
+      const up = await waitFor(
+        () => Promise.resolve(/listening for tcpcopy/.test(err())),
+        20_000,
+        50,
+      );
+      assert.ok(up, err());
+      const after = await target.exec(tunnel, { check: false, timeoutMs: 2000 });
+      assert.equal(after.code, 0, "accepted once the rules are in");
+    }),
+});
