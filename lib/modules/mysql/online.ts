@@ -6,15 +6,10 @@
  *
  * @module
  */
-
-/** What production said about the login so far. */
-export type MyOnlineVerdict = "pending" | "accepted" | "refused" | "unknown";
+import { OnlineLoginVerdict } from "../online_verdict.ts";
 
 /** See the module comment. */
-export class MyOnlineLogin {
-  verdict: MyOnlineVerdict = "pending";
-  /** One line on why the verdict is not `accepted` (network bytes never quoted). */
-  detail = "";
+export class MyOnlineLogin extends OnlineLoginVerdict {
   readonly #head = new Uint8Array(5);
   #headLen = 0;
   #skip = 0;
@@ -39,37 +34,25 @@ export class MyOnlineLogin {
       const len = h[0] | (h[1] << 8) | (h[2] << 16);
       this.#headLen = 0;
       if (len === 0) {
-        return this.#set("unknown", "production sent an empty packet during the login");
+        return this.set("unknown", "production sent an empty packet during the login");
       }
       this.#skip = len - 1;
       const first = this.#packets++ === 0;
       const kind = h[4];
       if (kind === 0xff) {
-        return this.#set(
+        return this.set(
           "refused",
           first ? "production refused the connection" : "production refused the login",
         );
       }
       if (first) {
-        if (h[3] !== 0 || kind !== 10) return this.#set("unknown", "no greeting from production");
+        if (h[3] !== 0 || kind !== 10) return this.set("unknown", "no greeting from production");
         continue;
       }
-      if (kind === 0x00) return this.#set("accepted", "");
+      if (kind === 0x00) return this.set("accepted", "");
       if (kind !== 0xfe && kind !== 0x01) {
-        return this.#set("unknown", `production sent packet 0x${kind.toString(16)} in the login`);
+        return this.set("unknown", `production sent packet 0x${kind.toString(16)} in the login`);
       }
     }
-  }
-
-  /** `n` bytes of production's stream are missing: the verdict cannot be read any more. */
-  gap(n: number): void {
-    if (this.verdict === "pending") {
-      this.#set("unknown", `${n} bytes of production's replies were not captured`);
-    }
-  }
-
-  #set(v: MyOnlineVerdict, detail: string): void {
-    this.verdict = v;
-    this.detail = detail;
   }
 }

@@ -7,17 +7,12 @@
  *
  * @module
  */
-
-/** What production said about the login so far. */
-export type OnlineVerdict = "pending" | "accepted" | "refused" | "unknown";
+import { OnlineLoginVerdict } from "../online_verdict.ts";
 
 const AUTH = 0x52, ERROR = 0x45, READY = 0x5a;
 
 /** See the module comment. */
-export class PgOnlineLogin {
-  verdict: OnlineVerdict = "pending";
-  /** One line on why the verdict is not `accepted` (network bytes never quoted). */
-  detail = "";
+export class PgOnlineLogin extends OnlineLoginVerdict {
   /** Bytes of production's 'N'/'S' answer to an SSLRequest/GSSENCRequest still to skip. */
   #skipAnswers = 0;
   readonly #head = new Uint8Array(9);
@@ -35,7 +30,7 @@ export class PgOnlineLogin {
     let i = 0;
     while (i < data.length && this.verdict === "pending") {
       if (this.#skipAnswers > 0) {
-        if (data[i] !== 0x4e) return this.#set("unknown", "production accepted encryption");
+        if (data[i] !== 0x4e) return this.set("unknown", "production accepted encryption");
         this.#skipAnswers--;
         i++;
         continue;
@@ -55,7 +50,7 @@ export class PgOnlineLogin {
       const h = this.#head;
       const type = h[0];
       const len = ((h[1] << 24) | (h[2] << 16) | (h[3] << 8) | h[4]) >>> 0;
-      if (len < 4) return this.#set("unknown", `production sent a message with length ${len}`);
+      if (len < 4) return this.set("unknown", `production sent a message with length ${len}`);
       if (type === AUTH && len >= 8 && this.#headLen < 9) continue;
       this.#headLen = 0;
       this.#skip = 1 + len - (type === AUTH && len >= 8 ? 9 : 5);
@@ -66,28 +61,16 @@ export class PgOnlineLogin {
           }
           break;
         case ERROR:
-          return this.#set(
+          return this.set(
             "refused",
             this.#authOk ? "production refused the session" : "production refused the login",
           );
         case READY:
-          if (this.#authOk) return this.#set("accepted", "");
-          return this.#set("unknown", "ReadyForQuery before AuthenticationOk on production");
+          if (this.#authOk) return this.set("accepted", "");
+          return this.set("unknown", "ReadyForQuery before AuthenticationOk on production");
         default:
           break; // challenges, ParameterStatus, BackendKeyData, NoticeResponse, ...
       }
     }
-  }
-
-  /** `n` bytes of production's stream are missing: the verdict cannot be read any more. */
-  gap(n: number): void {
-    if (this.verdict === "pending") {
-      this.#set("unknown", `${n} bytes of production's replies were not captured`);
-    }
-  }
-
-  #set(v: OnlineVerdict, detail: string): void {
-    this.verdict = v;
-    this.detail = detail;
   }
 }
