@@ -15,6 +15,7 @@
  * what was asked and given (no downgrade in between). Proofs are compared in constant time.
  */
 import { encodeExtHello } from "./messages.ts";
+import { concat } from "../wire/bytes.ts";
 
 /** Bytes of a nonce. */
 export const NONCE_SIZE = 32;
@@ -51,16 +52,6 @@ export function importSecret(secret: Uint8Array): Promise<CryptoKey> {
 /** Fresh random bytes (nonces, instance ids). */
 export function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function transcriptBytes(t: AuthTranscript): Uint8Array[] {

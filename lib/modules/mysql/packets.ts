@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concat } from "../../wire/bytes.ts";
 
 /** Capability flags the module looks at. */
 export const CAP = {
@@ -123,19 +124,6 @@ export function lenenc(n: number): Uint8Array {
   if (n <= 0xffff) return Uint8Array.of(0xfc, n & 0xff, n >> 8);
   if (n <= 0xffffff) return Uint8Array.of(0xfd, n & 0xff, (n >> 8) & 0xff, n >> 16);
   throw new RangeError("lenenc: value too large for an auth response");
-}
-
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Text of wire bytes (lossy UTF-8). */
