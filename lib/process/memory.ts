@@ -108,8 +108,8 @@ export function codeRanges(maps: string, path: string): { start: bigint; length:
  */
 export function pageOutStartupCode(): number {
   try {
+    trimMalloc();
     const C = loadLibc();
-    C.malloc_trim(0n);
     let bytes = 0;
     for (const r of codeRanges(Deno.readTextFileSync("/proc/self/maps"), Deno.execPath())) {
       const p = Deno.UnsafePointer.create(r.start);
