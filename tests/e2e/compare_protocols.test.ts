@@ -33,6 +33,7 @@ import {
   tcpcopyCmd,
 } from "../helpers/replication.ts";
 import { asNobody, NOBODY } from "../helpers/nobody.ts";
+import { startRedisServer } from "../helpers/redis_server.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
 import { findProgram } from "../../lib/setup/probe.ts";
 
@@ -145,31 +146,9 @@ function show(tag: string, recs: CompareRecord[]): void {
 
 const REDIS_PORT = 6379;
 
-async function startRedis(env: Cleanup, ns: Netns, ip: string, dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const argv = [
-    "redis-server",
-    "--bind",
-    ip,
-    "--port",
-    String(REDIS_PORT),
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--protected-mode",
-    "no",
-    "--daemonize",
-    "no",
-    "--dir",
-    dir,
-    "--logfile",
-    `${dir}/redis.log`,
-  ];
-  requirePrograms(argv);
-  env.child(ns.spawn(argv));
-  const up = await waitFor(async () => (await redisCli(ns, ip, "PING\n", false)).trim() === "PONG");
-  if (!up) throw new Error(`redis-server did not start: ${await readText(`${dir}/redis.log`)}`);
+/** redis-server without a password in `ns` on `ip`, up within 5 s. */
+function startRedis(env: Cleanup, ns: Netns, ip: string, dir: string): Promise<void> {
+  return startRedisServer(env, { ns, ip, port: REDIS_PORT, dir, waitMs: 5000 });
 }
 
 /** redis-cli from `ns` to `ip` with a script on stdin (one command per line, one at a time). */

@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { type Cleanup, isRoot, type Netns, waitFor, withNetns } from "../helpers/netns.ts";
 import { buildLab, type Lab } from "../helpers/lab.ts";
+import { startRedisServer } from "../helpers/redis_server.ts";
 import {
   interceptCmd,
   readText,
@@ -39,42 +40,9 @@ interface RedisLab {
   intercept: Started;
 }
 
-async function startRedis(env: Cleanup, ns: Netns, ip: string, password: string, dir: string) {
-  await Deno.mkdir(dir, { recursive: true });
-  env.child(ns.spawn([
-    "redis-server",
-    "--bind",
-    ip,
-    "--port",
-    String(PORT),
-    "--requirepass",
-    password,
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--protected-mode",
-    "no",
-    "--daemonize",
-    "no",
-    "--dir",
-    dir,
-    "--logfile",
-    `${dir}/redis.log`,
-  ]));
-  const up = await waitFor(
-    async () => {
-      const r = await redisCli(ns, ip, password, ["PING"], false);
-      return r.trim() === "PONG";
-    },
-    10_000,
-    100,
-  );
-  if (!up) {
-    throw new Error(
-      `redis-server did not start in ${ns.name}: ${await readText(`${dir}/redis.log`)}`,
-    );
-  }
+/** redis-server with `password` in `ns` on `ip`. */
+function startRedis(env: Cleanup, ns: Netns, ip: string, password: string, dir: string) {
+  return startRedisServer(env, { ns, ip, port: PORT, password, dir });
 }
 
 /** Runs one redis-cli command (from `ns` to `ip`), returns its stdout. */
