@@ -15,6 +15,7 @@ import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import type { InterceptConfig } from "../cli/intercept.ts";
 import { openNfqueueSource } from "./nfqueue_source.ts";
+import { SchedPolicy, setThreadPolicy } from "../io/sched.ts";
 import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
 import { NfqueueRules } from "./rules.ts";
@@ -104,6 +105,7 @@ class InterceptProcess {
   async run(hasSecret: boolean): Promise<number> {
     let code = EXIT_OK;
     this.installGuard();
+    setThreadPolicy(SchedPolicy.BATCH); // wake-ups do not preempt (lib/io/sched.ts)
     // Signals are handled from here on, also while the rules go in: a SIGTERM during the start
     // never kills the process between installing the rules and removing them.
     this.signals = handleSignals(

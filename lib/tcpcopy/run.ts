@@ -23,6 +23,7 @@ import type { OpenedCapture } from "../io/capture.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { IoError } from "../io/errors.ts";
 import { sharedReactor } from "../io/reactor.ts";
+import { SchedPolicy, setThreadPolicy } from "../io/sched.ts";
 import { TunnelClient } from "../tunnel/client.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { tcpcopyStatsRecord } from "../stats/record.ts";
@@ -95,6 +96,7 @@ export async function runTcpcopy(
   const plog = openProcessLog("tcpcopy", config.logFile, () => progress.clear());
   if (typeof plog === "number") return plog;
   const p = new TcpcopyProcess(config, selfTargets, plog, progress, credentials);
+  setThreadPolicy(SchedPolicy.BATCH); // wake-ups do not preempt (lib/io/sched.ts)
   return await p.run(secret.key);
 }
 
