@@ -105,7 +105,6 @@ class InterceptProcess {
   async run(hasSecret: boolean): Promise<number> {
     let code = EXIT_OK;
     this.installGuard();
-    setThreadPolicy(SchedPolicy.BATCH); // wake-ups do not preempt (lib/io/sched.ts)
     // Signals are handled from here on, also while the rules go in: a SIGTERM during the start
     // never kills the process between installing the rules and removing them.
     this.signals = handleSignals(
@@ -119,6 +118,9 @@ class InterceptProcess {
       // leave the target un-queued, to the real clients (IPv6's rule goes in last)
       this.openTunnel();
       this.log.info(`listening for tcpcopy on ${this.cfg.bind}:${this.server.port}`);
+      // the hot path from here on: a wake-up does not preempt (lib/io/sched.ts); the start
+      // sequence above (rules, queue) ran under the normal policy
+      setThreadPolicy(SchedPolicy.BATCH);
       if (this.cfg.compare) {
         this.log.info(
           "--compare: answer summaries for authenticated peers that ask; whole reply packets " +

@@ -14,7 +14,9 @@
  * also means the replay never preempts the production service when a packet wakes it.
  *
  * Only the calling thread changes (Linux policies are per thread): call it from the JS thread,
- * which runs the reactor. No privilege is needed to move between SCHED_OTHER and SCHED_BATCH.
+ * which runs the reactor, once the start sequence is over (tcpcopy: "replicating"; intercept:
+ * "listening for tcpcopy"), so that the start (rules, queue, captures) keeps the normal policy.
+ * No privilege is needed to move between SCHED_OTHER and SCHED_BATCH.
  *
  * @module
  */

@@ -96,7 +96,6 @@ export async function runTcpcopy(
   const plog = openProcessLog("tcpcopy", config.logFile, () => progress.clear());
   if (typeof plog === "number") return plog;
   const p = new TcpcopyProcess(config, selfTargets, plog, progress, credentials);
-  setThreadPolicy(SchedPolicy.BATCH); // wake-ups do not preempt (lib/io/sched.ts)
   return await p.run(secret.key);
 }
 
@@ -156,6 +155,7 @@ class TcpcopyProcess {
     this.startCaptureLoops();
     this.startOffline();
     this.log.info("replicating");
+    setThreadPolicy(SchedPolicy.BATCH); // the hot path: a wake-up does not preempt (lib/io/sched.ts)
     return await this.done.promise;
   }
 
