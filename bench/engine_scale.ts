@@ -25,6 +25,9 @@
  *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
  * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
+ * With `ENGINE_SCALE_MARK=1` a child prints `@@ timed start` / `@@ timed end` to stderr around
+ * the timed requests, to cut a `--v8-flags=--trace-gc` log of one child to them (GC count and
+ * time per request at a level: run the child's command line by hand, stdout unbuffered).
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
  * DevTools, Memory tab, to see what the bytes are). The children run with the programs' V8
  * flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384` (a million
@@ -162,6 +165,7 @@ async function runLevel(level: number): Promise<Level> {
 
   for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
   settle();
+  if (Deno.env.get("ENGINE_SCALE_MARK")) console.error("@@ timed start");
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
   // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
   // that lands in one batch does not make the level).
@@ -173,6 +177,7 @@ async function runLevel(level: number): Promise<Level> {
   }
   settle();
   const cpu = cpuMicros() - c0, pk = packets() - p0;
+  if (Deno.env.get("ENGINE_SCALE_MARK")) console.error("@@ timed end");
   const answered = ka.target.answers - answered0;
   const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];
   const after = await settledMemory(gc);
