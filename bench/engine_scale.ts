@@ -19,12 +19,24 @@
  *    (the sessions of a small level have now served many requests each).
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
- *       [--warmup 50000] [--idle 12000] [--json] [--snapshot file.heapsnapshot]
+ *       [--warmup 50000] [--idle 12000] [--gap MS] [--json] [--snapshot file.heapsnapshot]
  *       [--v8-flags=LIST]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
+ * Fake time moves 0.01 ms per request (and per connection opened) at every level, so a session
+ * of a small level is asked again before its delayed ACK is due (the next request carries the
+ * ACK: 3 packets per request at 100 sessions) and one of a large level is not (its delayed-ACK
+ * timer fires on a cold session: 4 packets); the `packets/request` column shows which. `--gap MS`
+ * makes the work per request the same at every level: fake time moves `MS / level` per request,
+ * so a session's requests are `MS` apart on average at every level (e.g. `--gap 1000`: each
+ * session asks once a second, the delayed ACK always fires on its own).
+ *
  * Flags after `--` are tcpcopy's (`-x 80-10.0.0.2:8080 -s 10.0.0.2` is implied); without them
  * the default `-m` caps the sessions and the live-sessions column says so ("(of N)").
+ * With `ENGINE_SCALE_MARK=1` a child prints `@@ timed start` / `@@ timed end` to stderr around
+ * the timed requests, to cut a `--v8-flags=--trace-gc` log of one child to them (GC count and
+ * time per request at a level: run the child's command line by hand, stdout unbuffered);
+ * `ENGINE_SCALE_MARK=wait` also waits 1.5 s after the start mark (to attach `perf record -p`).
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
  * DevTools, Memory tab, to see what the bytes are). The children run with the programs' V8
  * flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384` (a million
@@ -48,6 +60,7 @@ const { values, positionals } = parseArgs({
     requests: { type: "string", default: "100000" },
     warmup: { type: "string", default: "50000" },
     idle: { type: "string", default: "12000" },
+    gap: { type: "string" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
     "v8-flags": { type: "string", default: V8_FLAGS.tcpcopy.join(",") },
@@ -73,8 +86,12 @@ const REQUESTS = count("requests", values.requests);
 const WARMUP = count("warmup", values.warmup, true);
 const IDLE_MS = count("idle", values.idle, true);
 
-/** Fake time between two connections opened, and between two requests (ms). */
+/** Fake time between two connections opened, and between two requests (ms), without `--gap`. */
 const STEP_MS = 0.01;
+/** Fake time between two runs of the engine's timers (ms): a timer fires at most this late. */
+const TICK_MS = 256 * STEP_MS;
+/** With `--gap`: the mean fake time between two requests of one session (ms). */
+const GAP_MS = values.gap === undefined ? undefined : count("gap", values.gap);
 /** The timed requests are timed in this many batches (see runLevel). */
 const BATCHES = 5;
 const REQUEST = new TextEncoder().encode("GET /k HTTP/1.1\r\nHost: target\r\n\r\n");
@@ -131,15 +148,22 @@ async function runLevel(level: number): Promise<Level> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error("engine_scale: --child needs --v8-flags=--expose-gc");
   const ka = keepAliveRig(positionals, REQUEST);
+  const step = GAP_MS === undefined ? STEP_MS : GAP_MS / level;
   const { rig } = ka;
   const engine = rig.engine, counters = rig.replicator.counters;
   // Per connection, its next request's index (allocated before the baseline: not per session).
   const nextRequest = new Uint32Array(level);
   const rnd = mulberry32(0x5ca1e);
+  // The engine's timers run every TICK_MS of fake time (every 256 requests without --gap).
+  let sinceTick = 0;
   const request = async (j: number, i: number) => {
-    rig.advance(STEP_MS);
+    rig.advance(step);
     ka.request(i, nextRequest[i]++);
-    if ((j & 255) === 255) ka.tick(0);
+    sinceTick += step;
+    if (sinceTick >= TICK_MS - 1e-9) {
+      ka.tick(0);
+      sinceTick = 0;
+    }
     if ((j & 2047) === 2047) await yieldLoop();
   };
   const settle = () => {
@@ -149,7 +173,7 @@ async function runLevel(level: number): Promise<Level> {
 
   const base = await settledMemory(gc);
   for (let i = 0; i < level; i++) {
-    rig.advance(STEP_MS);
+    rig.advance(step);
     ka.open(i);
     await request(i, i);
   }
@@ -162,6 +186,9 @@ async function runLevel(level: number): Promise<Level> {
 
   for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
   settle();
+  const mark = Deno.env.get("ENGINE_SCALE_MARK");
+  if (mark) console.error("@@ timed start");
+  if (mark === "wait") await new Promise((r) => setTimeout(r, 1500)); // time to attach perf
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
   // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
   // that lands in one batch does not make the level).
@@ -173,6 +200,7 @@ async function runLevel(level: number): Promise<Level> {
   }
   settle();
   const cpu = cpuMicros() - c0, pk = packets() - p0;
+  if (mark) console.error("@@ timed end");
   const answered = ka.target.answers - answered0;
   const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];
   const after = await settledMemory(gc);
@@ -226,6 +254,7 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
     String(WARMUP),
     "--idle",
     String(IDLE_MS),
+    ...(GAP_MS === undefined ? [] : ["--gap", String(GAP_MS)]),
     ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
     "--",
     ...positionals,
@@ -263,6 +292,9 @@ if (values.json) {
   console.log(
     `engine_scale: tcpcopy flags "${flags}"; per level a fresh process; ` +
       `held sessions idle ${int(IDLE_MS)} ms; ` +
+      (GAP_MS === undefined
+        ? `fake time ${STEP_MS} ms per request; `
+        : `a session's requests ${int(GAP_MS)} ms apart on average; `) +
       `${int(REQUESTS)} timed requests after ${int(WARMUP)} warm-up; ` +
       `empty rig: RSS ${mib(first.base.rss)} MiB, heap used ${mib(first.base.heapUsed)} MiB`,
   );
@@ -277,6 +309,7 @@ if (values.json) {
       "RSS B/session",
       "CPU µs/request",
       "CPU µs/packet",
+      "packets/request",
       "heap B/session after timed requests (requests/session)",
       "answered / timed",
     ],
@@ -290,6 +323,7 @@ if (values.json) {
       int(r.rssPerSession),
       r.cpuPerRequestUs.toFixed(2),
       r.cpuPerPacketUs.toFixed(2),
+      r.packetsPerRequest.toFixed(2),
       `${int(r.heapPerSessionAfter)} (${int(r.requestsPerSession)})`,
       `${int(r.answered)} / ${int(r.timed)}`,
     ]),

@@ -211,7 +211,7 @@ const NEVER = Number.POSITIVE_INFINITY;
 const IDLE_MS = 10_000;
 /** Idle checks are due on multiples of this (ms), so they come in batches, not one wake-up each. */
 const IDLE_GRAIN_MS = 1000;
-/** Stale timer entries tolerated beyond twice the live sessions before the heap is swept. */
+/** Stale timer entries tolerated beyond three per live session before the timers are swept. */
 const STALE_TIMERS = 1024;
 const EMPTY = new Uint8Array(0);
 
@@ -230,9 +230,9 @@ function sessionLabel(s: Session): string {
   return `${host(c)}:${c.port} -> ${host(t)}:${t.port}`;
 }
 
-/** A heap entry that is still a session's current deadline. */
+/** A timer entry that is still one of a session's two filed deadlines (see `schedule`). */
 function isCurrentTimer(at: number, s: Session): boolean {
-  return !s.ended && s.scheduledAt === at;
+  return !s.ended && (s.scheduledAt === at || s.laterAt === at);
 }
 
 /** Replays captured client connections against the target; see the module comment. */
@@ -504,8 +504,12 @@ export class Engine implements SessionHost {
       if (at === undefined || at > nowMs) break;
       const s = h.peekItem()!;
       h.pop();
-      if (s.ended || s.scheduledAt !== at) continue;
-      s.scheduledAt = NEVER;
+      if (s.ended) continue;
+      if (s.scheduledAt === at) {
+        s.scheduledAt = s.laterAt; // filed and still to come, or NEVER
+        s.laterAt = NEVER;
+      } else if (s.laterAt === at) s.laterAt = NEVER;
+      else continue; // stale
       s.onTimer(nowMs);
       this.schedule(s);
     }
@@ -838,17 +842,29 @@ export class Engine implements SessionHost {
     this.account();
   }
 
+  /**
+   * File `s`'s next wake-up unless an entry at or before it is filed already (that one wakes
+   * the session early: it finds nothing due and is filed again then). A session has at most two
+   * live entries: its earliest (`scheduledAt`) and the latest one an earlier deadline superseded
+   * (`laterAt`), which stays filed: a keep-alive request files a near deadline (its
+   * retransmission timer, then its delayed ACK) in front of the session's far one (the
+   * keep-alive timeout) and, once those fired, finds the far one still filed and files nothing.
+   * Refiling the far deadline after every request put an entry per request in the far buckets
+   * and left the old one stale, so the stale sweep (`retain`, a pass over every session) came
+   * every ~2 × live sessions requests.
+   */
   private schedule(s: Session): void {
     if (s.ended) return;
     const w = s.nextWake();
     if (w < s.scheduledAt) {
+      if (s.laterAt === NEVER) s.laterAt = s.scheduledAt; // else the one in between goes stale
       s.scheduledAt = w;
       const h = this.timers;
       h.push(w, s);
       // Entries of ended or rescheduled sessions stay until their deadline; far ones (the
       // keep-alive timeout) would keep thousands of dead sessions alive. Drop them when they
-      // outnumber the live sessions.
-      if (h.size > 2 * this.allocator.size + STALE_TIMERS) h.retain(isCurrentTimer);
+      // outnumber the live sessions (each of which may hold two current ones).
+      if (h.size > 3 * this.allocator.size + STALE_TIMERS) h.retain(isCurrentTimer);
     }
   }
 

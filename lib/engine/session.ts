@@ -382,12 +382,22 @@ export class Session implements SlabRow {
   private set establishedAt(v: number) {
     this.floats[this.fb + 15] = v;
   }
-  /** Set by the engine's timer heap: the deadline this session is filed under. */
+  /** Set by the engine's timers: the earliest deadline this session is filed under. */
   get scheduledAt(): number {
     return this.floats[this.fb + 16];
   }
   set scheduledAt(v: number) {
     this.floats[this.fb + 16] = v;
+  }
+  /**
+   * Set by the engine's timers: a later deadline this session is still filed under (the one
+   * an earlier deadline superseded, kept as a wake-up: see `Engine.schedule`), or NEVER.
+   */
+  get laterAt(): number {
+    return this.floats[this.fb + 17];
+  }
+  set laterAt(v: number) {
+    this.floats[this.fb + 17] = v;
   }
   /** The client's SYN was captured (a real handshake, its options known). */
   private get synCaptured(): boolean {
@@ -467,6 +477,7 @@ export class Session implements SlabRow {
     this.gateAt = NEVER;
     this.gapAt = NEVER;
     this.scheduledAt = NEVER;
+    this.laterAt = NEVER;
     this.rto = host.cfg.initialRtoMs;
     this.lastReplyAt = now;
     this.lastReplyDataAt = now;

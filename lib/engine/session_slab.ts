@@ -20,7 +20,7 @@ export const INT_COLUMNS = 29;
 /** The integer column holding the row's number in the slab. */
 const ROW_NUMBER = INT_COLUMNS - 1;
 /** Float columns per row. */
-export const FLOAT_COLUMNS = 17;
+export const FLOAT_COLUMNS = 18;
 /** Rows per block (a power of two). */
 export const BLOCK_ROWS = 1024;
 

@@ -55,6 +55,17 @@ export class Turn {
     this.#bits = kind | (now ? NOW : 0);
   }
 
+  /** Make this (dropped, pooled) turn a new one: every field as the constructor sets it. */
+  reset(kind: TurnKind, start: number, end: number, ack: number, now: boolean): this {
+    this.#start = start | 0;
+    this.#end = end | 0;
+    this.#ack = ack | 0;
+    this.#bits = kind | (now ? NOW : 0);
+    this.releaseRcv = 0;
+    this.releaseAt = 0;
+    return this;
+  }
+
   get kind(): TurnKind {
     return (this.#bits & 3) as TurnKind;
   }
@@ -98,6 +109,25 @@ export class Turn {
 }
 const RELEASED = 4, SENT = 8, ANSWERED = 16, NOW = 32;
 
+/**
+ * Dropped turns, reused by the next new turn of any stream (last dropped first). A keep-alive
+ * request's turn lives until the connection's next request, so with many live sessions it
+ * outlives a young-generation collection and is promoted: a new one per request made the old
+ * generation (and each scavenge's old-to-new work) grow with the live sessions. Reused, a
+ * request allocates no turn. Bounded: a burst of dropped turns beyond it is left to the GC.
+ */
+const turnPool: Turn[] = [];
+/** At most this many dropped turns are kept for reuse. */
+const TURN_POOL_MAX = 1024;
+
+/** A new turn: a pooled one reset, or a fresh one. */
+function makeTurn(kind: TurnKind, start: number, end: number, ack: number, now = false): Turn {
+  const t = turnPool.pop();
+  return t === undefined
+    ? new Turn(kind, start, end, ack, now)
+    : t.reset(kind, start, end, ack, now);
+}
+
 /** Result of adding a captured segment to the stream (numeric: once per captured segment). */
 export const StreamAdd = { ADDED: 0, DUPLICATE: 1, OUT_OF_ORDER: 2 } as const;
 /** One of the {@link StreamAdd} codes. */
@@ -123,6 +153,20 @@ function shiftDown<T>(a: T[], from: number): void {
 
 /** The shared empty out-of-order list (frozen: a session with no hole allocates none). */
 const NO_CHUNKS: Chunk[] = Object.freeze([]) as unknown as Chunk[];
+/** The shared empty turn list (frozen: turns are added through `pushTurn` only). */
+const NO_TURNS: Turn[] = Object.freeze([]) as unknown as Turn[];
+
+/**
+ * A turn list holding `ts[from..]` in an array with room for two (a held keep-alive session's
+ * last turn and its next request: a push onto an array with room for one grows it to 19).
+ */
+function twoRoom(ts: Turn[], from: number): Turn[] {
+  const n = ts.length - from;
+  if (n === 0) return NO_TURNS;
+  const a = [ts[from], ts[ts.length - 1]];
+  a.length = n; // 1 or 2: the room for two stays (V8 trims only far larger arrays)
+  return a;
+}
 
 /** The client's FIN / RST as captured (see {@link ClientStream}). */
 interface StreamClose {
@@ -145,7 +189,8 @@ export class ClientStream {
   ooo: Chunk[] = NO_CHUNKS;
   /** One past the last in-order captured byte (its signed 32-bit pattern; see {@link Turn}). */
   #end: number;
-  turns: Turn[] = [];
+  /** Turns from `turns[turnHead]` on (read-only outside; the shared empty list while none). */
+  turns: Turn[] = NO_TURNS;
   turnHead = 0;
   /** The client's FIN / RST, once one was captured (a record of its own: most streams have none). */
   #close: StreamClose | undefined = undefined;
@@ -285,7 +330,10 @@ export class ClientStream {
     const n = i - this.turnHead;
     if (n <= 0) return 0;
     const ts = this.turns;
-    for (let k = this.turnHead; k < i; k++) ts[k] = undefined as unknown as Turn;
+    for (let k = this.turnHead; k < i; k++) {
+      if (turnPool.length < TURN_POOL_MAX) turnPool.push(ts[k]);
+      ts[k] = undefined as unknown as Turn;
+    }
     this.turnHead = i;
     return n;
   }
@@ -301,14 +349,20 @@ export class ClientStream {
         this.head = 0;
       } else if (this.head > 0) this.compactChunks();
       // A new array of the live turns only (in place, the array would keep its room).
-      const shift = this.turnHead;
-      if (this.turns.length - shift < 4) {
-        this.turns = this.turns.slice(shift);
+      const shift = this.turnHead, live = this.turns.length - shift;
+      if (live < 4) {
+        this.turns = live <= 2 ? twoRoom(this.turns, shift) : this.turns.slice(shift);
         this.turnHead = 0;
         return shift;
       }
     }
-    if (this.turnHead < COMPACT_AFTER || this.turnHead * 2 < this.turns.length) return 0;
+    if (this.turnHead === 0) return 0;
+    // Few live turns (a keep-alive connection's last one): to the front at once, so the next
+    // request finds its slot in the array's room instead of growing it.
+    if (
+      this.turns.length - this.turnHead > 2 &&
+      (this.turnHead < COMPACT_AFTER || this.turnHead * 2 < this.turns.length)
+    ) return 0;
     const shift = this.turnHead;
     shiftDown(this.turns, shift);
     this.turnHead = 0;
@@ -355,12 +409,21 @@ export class ClientStream {
       const last = this.turns.length > this.turnHead
         ? this.turns[this.turns.length - 1]
         : undefined;
-      this.turns.push(
-        new Turn(DATA, this.end, this.end, last && seqLt(c.ack, last.ack) ? last.ack : c.ack, now),
+      this.pushTurn(
+        makeTurn(DATA, this.end, this.end, last && seqLt(c.ack, last.ack) ? last.ack : c.ack, now),
       );
       this.requests++;
     }
     this.append({ ...c, seq: this.end });
+  }
+
+  /** Append a turn (the first one gets an array with room for two, see {@link twoRoom}). */
+  private pushTurn(t: Turn): void {
+    if (this.turns === NO_TURNS) {
+      const a = [t, t];
+      a.length = 1;
+      this.turns = a;
+    } else this.turns.push(t);
   }
 
   private insertOoo(c: Chunk): void {
@@ -409,8 +472,8 @@ export class ClientStream {
     if (last && last.kind === DATA && !seqLt(last.ack, c.ack)) {
       last.end = newEnd;
     } else {
-      this.turns.push(
-        new Turn(DATA, c.seq, newEnd, last && seqLt(c.ack, last.ack) ? last.ack : c.ack),
+      this.pushTurn(
+        makeTurn(DATA, c.seq, newEnd, last && seqLt(c.ack, last.ack) ? last.ack : c.ack),
       );
       this.requests++;
     }
@@ -430,7 +493,7 @@ export class ClientStream {
       ack = this.finAck;
     } else return;
     const last = this.turns.length > this.turnHead ? this.turns[this.turns.length - 1] : undefined;
-    this.turns.push(new Turn(kind, seq, seq, last && seqLt(ack, last.ack) ? last.ack : ack));
+    this.pushTurn(makeTurn(kind, seq, seq, last && seqLt(ack, last.ack) ? last.ack : ack));
     this.closedTurnAdded = true;
   }
 }

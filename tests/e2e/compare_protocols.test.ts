@@ -14,14 +14,7 @@
  *   the exit summary.
  */
 import assert from "node:assert/strict";
-import {
-  type Cleanup,
-  isRoot,
-  type Netns,
-  requirePrograms,
-  waitFor,
-  withNetns,
-} from "../helpers/netns.ts";
+import { type Cleanup, isRoot, type Netns, waitFor, withNetns } from "../helpers/netns.ts";
 import { buildLab, type Lab } from "../helpers/lab.ts";
 import {
   interceptCmd,
@@ -32,10 +25,17 @@ import {
   stopTcpcopy,
   tcpcopyCmd,
 } from "../helpers/replication.ts";
-import { asNobody, NOBODY } from "../helpers/nobody.ts";
 import { startRedisServer } from "../helpers/redis_server.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
-import { findProgram } from "../../lib/setup/probe.ts";
+import {
+  PG_DB as DB,
+  PG_PORT,
+  PG_USER as USER,
+  type PgServer,
+  postgresBin,
+  psql,
+  startPostgres,
+} from "../helpers/postgres_server.ts";
 
 const TUNNEL_PORT = 36524;
 
@@ -216,106 +216,13 @@ Deno.test({
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-const PG_PORT = 5432;
-const USER = "bench";
-const DB = "bench";
-
-/** The folder of the newest installed PostgreSQL server (Debian: /usr/lib/postgresql/N/bin). */
-function pgBin(): string | undefined {
-  const postgres = findProgram("postgres", "");
-  return postgres?.slice(0, postgres.lastIndexOf("/"));
-}
-
-const PG_BIN = pgBin();
-if (PG_BIN && !(Deno.env.get("PATH") ?? "").split(":").includes(PG_BIN)) {
-  Deno.env.set("PATH", `${Deno.env.get("PATH")}:${PG_BIN}`);
-}
-
-/** One PostgreSQL server in a namespace. */
-interface Pg {
-  ns: Netns;
-  ip: string;
-  sock: string;
-}
-
-async function psql(pg: Pg, sql: string, db = DB): Promise<string> {
-  const argv = ["psql", "-X", "-A", "-t", "-h", pg.sock, "-p", String(PG_PORT), "-U", USER];
-  return (await pg.ns.exec([...argv, "-d", db, "-c", sql])).stdout.trim();
-}
+const PG_BIN = postgresBin();
+type Pg = PgServer;
 
 /** A server on `ip:5432` trusting every login (no module needed), `pgbench -i -s 1` on it. */
-async function startPostgres(env: Cleanup, ns: Netns, ip: string, root: string): Promise<Pg> {
+function startPg(env: Cleanup, ns: Netns, ip: string, root: string): Promise<Pg> {
   const dir = `${root}/pg-${ns.name}`;
-  const data = `${dir}/data`, sock = `${dir}/sock`;
-  await Deno.mkdir(sock, { recursive: true });
-  await Deno.chown(dir, NOBODY, NOBODY);
-  await Deno.chown(sock, NOBODY, NOBODY);
-  const init = ["initdb", "-D", data, "-U", USER, "-A", "trust", "-E", "UTF8", "--locale=C"];
-  requirePrograms(init);
-  await ns.exec([...asNobody("default"), ...init, "--no-sync"], { timeoutMs: 60_000 });
-  await Deno.writeTextFile(
-    `${data}/postgresql.conf`,
-    [
-      `listen_addresses = '${ip}'`,
-      `port = ${PG_PORT}`,
-      `unix_socket_directories = '${sock}'`,
-      "shared_buffers = 16MB",
-      "max_connections = 20",
-      "fsync = off",
-      "synchronous_commit = off",
-      "full_page_writes = off",
-      "",
-    ].join("\n"),
-    { append: true },
-  );
-  await Deno.writeTextFile(
-    `${data}/pg_hba.conf`,
-    "local all all trust\nhost all all 0.0.0.0/0 trust\n",
-  );
-  const argv = ["postgres", "-D", data];
-  requirePrograms(argv);
-  const started = startLogged(env, ns, [...asNobody("default"), ...argv], `${dir}/server`);
-  const pg: Pg = { ns, ip, sock };
-  const up = await waitFor(
-    async () =>
-      (await ns.exec([
-        "psql",
-        "-X",
-        "-h",
-        sock,
-        "-p",
-        String(PG_PORT),
-        "-U",
-        USER,
-        "-d",
-        "postgres",
-        "-c",
-        "select 1",
-      ], {
-        check: false,
-      })).code === 0,
-    30_000,
-    200,
-  );
-  if (!up) throw new Error(`postgres did not start in ${ns.name}: ${await readText(started.err)}`);
-  await psql(pg, `CREATE DATABASE ${DB}`, "postgres");
-  const bench = [
-    "pgbench",
-    "-i",
-    "-q",
-    "-s",
-    "1",
-    "-h",
-    sock,
-    "-p",
-    String(PG_PORT),
-    "-U",
-    USER,
-    DB,
-  ];
-  requirePrograms(bench);
-  await ns.exec(bench, { timeoutMs: 120_000 });
-  return pg;
+  return startPostgres(env, { ns, ip, dir, method: "trust", maxConnections: 20 });
 }
 
 /** `pgbench -n -c 1 -t N` (simple protocol, TPC-B) from the client namespace; 5 requests each. */
@@ -346,8 +253,8 @@ Deno.test({
       env.defer(() => Deno.remove(root, { recursive: true }));
       await Deno.chmod(root, 0o755);
       const [, target] = await Promise.all([
-        startPostgres(env, on.ns, on.ip, root),
-        startPostgres(env, lab.target, lab.targetIp, root),
+        startPg(env, on.ns, on.ip, root),
+        startPg(env, lab.target, lab.targetIp, root),
       ]);
       await startIntercept(env, c, PG_PORT);
       const TX = 20;

@@ -15,14 +15,7 @@
  * The servers run as user nobody (initdb refuses root) from a temporary folder nobody owns.
  */
 import assert from "node:assert/strict";
-import {
-  type Cleanup,
-  isRoot,
-  type Netns,
-  requirePrograms,
-  waitFor,
-  withNetns,
-} from "../helpers/netns.ts";
+import { type Cleanup, isRoot, type Netns, waitFor, withNetns } from "../helpers/netns.ts";
 import { buildLab, type Lab } from "../helpers/lab.ts";
 import {
   interceptCmd,
@@ -32,158 +25,34 @@ import {
   stopTcpcopy,
   tcpcopyCmd,
 } from "../helpers/replication.ts";
-import { asNobody, NOBODY } from "../helpers/nobody.ts";
-import { findProgram } from "../../lib/setup/probe.ts";
+import {
+  PG_DB as DB,
+  PG_PORT,
+  PG_USER as USER,
+  type PgServer,
+  postgresBin,
+  psql,
+  startPostgres,
+} from "../helpers/postgres_server.ts";
 
-const PG_PORT = 5432;
-const USER = "bench";
 const PASSWORD = "e2e-pw-not-the-production-one";
-const DB = "bench";
-
-/** The folder of the newest installed PostgreSQL server (Debian: /usr/lib/postgresql/N/bin). */
-function pgBin(): string | undefined {
-  const postgres = findProgram("postgres", "");
-  return postgres?.slice(0, postgres.lastIndexOf("/"));
-}
-
-const PG_BIN = pgBin();
-// initdb and postgres are not on Debian's PATH: the test looks for them there.
-if (PG_BIN && !(Deno.env.get("PATH") ?? "").split(":").includes(PG_BIN)) {
-  Deno.env.set("PATH", `${Deno.env.get("PATH")}:${PG_BIN}`);
-}
+const PG_BIN = postgresBin();
 
 type Method = "scram-sha-256" | "md5";
-
-/** One PostgreSQL server in a namespace. */
-interface Pg {
-  ns: Netns;
-  ip: string;
-  sock: string;
-  log: string;
-}
-
-/** `psql` through the server's Unix socket (trust for local connections), one value out. */
-async function psql(pg: Pg, sql: string, db = DB): Promise<string> {
-  const argv = [
-    "psql",
-    "-X",
-    "-A",
-    "-t",
-    "-h",
-    pg.sock,
-    "-p",
-    String(PG_PORT),
-    "-U",
-    USER,
-    "-d",
-    db,
-    "-c",
-    sql,
-  ];
-  return (await pg.ns.exec(argv)).stdout.trim();
-}
+type Pg = PgServer;
 
 /** Creates, configures and starts a server on `ip:5432` in `ns`; `pgbench -i` on it. */
-async function startPostgres(
-  env: Cleanup,
-  ns: Netns,
-  ip: string,
-  root: string,
-  method: Method,
-): Promise<Pg> {
+function startPg(env: Cleanup, ns: Netns, ip: string, root: string, method: Method): Promise<Pg> {
   const dir = `${root}/pg-${ns.name}`;
-  const data = `${dir}/data`, sock = `${dir}/sock`;
-  await Deno.mkdir(sock, { recursive: true });
-  await Deno.chown(dir, NOBODY, NOBODY);
-  await Deno.chown(sock, NOBODY, NOBODY);
-  {
-    const argv = [
-      "initdb",
-      "-D",
-      data,
-      "-U",
-      USER,
-      "-A",
-      "trust",
-      "-E",
-      "UTF8",
-      "--locale=C",
-      "--no-sync",
-    ];
-    requirePrograms(argv);
-    await ns.exec([...asNobody("default"), ...argv], { timeoutMs: 60_000 });
-  }
-  await Deno.writeTextFile(
-    `${data}/postgresql.conf`,
-    [
-      `listen_addresses = '${ip}'`,
-      `port = ${PG_PORT}`,
-      `unix_socket_directories = '${sock}'`,
-      `password_encryption = '${method}'`,
-      "shared_buffers = 16MB",
-      "max_connections = 40",
-      "fsync = off",
-      "synchronous_commit = off",
-      "full_page_writes = off",
-      "log_connections = on",
-      "",
-    ].join("\n"),
-    { append: true },
-  );
-  await Deno.writeTextFile(
-    `${data}/pg_hba.conf`,
-    `local all all trust\nhost all all 0.0.0.0/0 ${method}\n`,
-  );
-  const argv = ["postgres", "-D", data];
-  requirePrograms(argv);
-  const started = startLogged(env, ns, [...asNobody("default"), ...argv], `${dir}/server`);
-  const pg: Pg = { ns, ip, sock, log: started.err };
-  const up = await waitFor(
-    async () => {
-      const argv = [
-        "psql",
-        "-X",
-        "-h",
-        sock,
-        "-p",
-        String(PG_PORT),
-        "-U",
-        USER,
-        "-d",
-        "postgres",
-        "-c",
-        "select 1",
-      ];
-      return (await ns.exec(argv, { check: false })).code === 0;
-    },
-    30_000,
-    200,
-  );
-  if (!up) throw new Error(`postgres did not start in ${ns.name}: ${await readText(started.err)}`);
-  await psql(pg, `ALTER ROLE ${USER} PASSWORD '${PASSWORD.replaceAll("'", "''")}'`, "postgres");
-  const stored = await psql(
-    pg,
-    `SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`,
-    "postgres",
-  );
-  assert.ok(stored.startsWith(method === "md5" ? "md5" : "SCRAM-SHA-256$"), `stored as ${method}`);
-  await psql(pg, `CREATE DATABASE ${DB}`, "postgres");
-  const init = [
-    "pgbench",
-    "-i",
-    "-q",
-    "-s",
-    "1",
-    "-h",
-    sock,
-    "-p",
-    String(PG_PORT),
-    "-U",
-    USER,
-    DB,
-  ];
-  await ns.exec(init, { timeoutMs: 120_000 });
-  return pg;
+  return startPostgres(env, {
+    ns,
+    ip,
+    dir,
+    method,
+    password: PASSWORD,
+    maxConnections: 40,
+    logConnections: true,
+  });
 }
 
 /** The conninfo a client uses over TCP (password authentication on both servers). */
@@ -239,8 +108,8 @@ async function startRig(
   env.defer(() => Deno.remove(root, { recursive: true }));
   await Deno.chmod(root, 0o755);
   const [online, target] = await Promise.all([
-    startPostgres(env, h.ns, h.ip, root, method),
-    startPostgres(env, lab.target, lab.targetIp, root, method),
+    startPg(env, h.ns, h.ip, root, method),
+    startPg(env, lab.target, lab.targetIp, root, method),
   ]);
   const secret = `${lab.dir}/secret`, authFile = `${lab.dir}/auth`;
   await Deno.writeTextFile(secret, "module e2e shared secret, 32 bytes\n", { mode: 0o600 });
