@@ -9,8 +9,9 @@
  * (two switches where one does). Under SCHED_BATCH a woken thread does not preempt the running
  * one (its turn comes when that one sleeps or its slice ends; it still runs at once on an idle
  * CPU, and has the same CPU share as before): on bench/e2e_replication.ts's `h2` row
- * intercept's involuntary context switches per request halved (0.72 to 0.37) and both programs'
- * CPU per request fell by about 12 % (lib/io/README.md, "Scheduling"). On a production host it
+ * intercept's involuntary context switches per request halved (0.71-0.75 to 0.37-0.41) and both
+ * programs' CPU per request fell by 5-14 % in 8 of 9 A/B pairs (lib/io/README.md, "Scheduling":
+ * small next to this VM's noise). On a production host it
  * also means the replay never preempts the production service when a packet wakes it.
  *
  * Only the calling thread changes (Linux policies are per thread): call it from the JS thread,
