@@ -50,33 +50,59 @@ export function smapsBreakdown(text: string, exe: string): SmapsBreakdown {
     anonLargest: 0,
     anonMappings: 0,
   };
-  let name = "", arena = false, stack = false;
-  for (const line of text.split("\n")) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head !== null) {
-      name = head[3];
-      const start = BigInt(`0x${head[1]}`), size = BigInt(`0x${head[2]}`) - start;
-      // glibc maps each thread arena at a HEAP_MAX_SIZE (64 MiB) boundary, at most that long
-      arena = name === "[heap]" || (start % ARENA_ALIGN === 0n && size <= ARENA_ALIGN);
-      stack = name.startsWith("[stack") || size === STACK_SIZE;
-      continue;
-    }
-    const m = /^Rss:\s+(\d+) kB/.exec(line);
-    if (m === null) continue;
-    const bytes = Number(m[1]) * 1024;
+  const maps = mappings(text);
+  maps.forEach((m, i) => {
+    const bytes = m.rss, name = m.name;
     out.rss += bytes;
     if (name === exe || name === `${exe} (deleted)`) out.exe += bytes;
     else if (name.startsWith("socket:")) out.ring += bytes;
     else if (name.startsWith("/")) out.lib += bytes;
     else {
       out.anon += bytes;
-      if (arena) out.malloc += bytes;
-      else if (stack) out.stacks += bytes;
+      if (name === "[heap]" || isArena(m, maps[i + 1])) out.malloc += bytes;
+      else if (name.startsWith("[stack") || m.end - m.start === STACK_SIZE) out.stacks += bytes;
       if (bytes > 0) out.anonMappings++;
       if (bytes > out.anonLargest) out.anonLargest = bytes;
     }
+  });
+  return out;
+}
+
+/** One mapping of /proc/PID/smaps. */
+interface Mapping {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  name: string;
+  rss: number;
+}
+
+/** The mappings of /proc/PID/smaps text, in address order. */
+function mappings(text: string): Mapping[] {
+  const out: Mapping[] = [];
+  for (const line of text.split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const start = BigInt(`0x${head[1]}`), end = BigInt(`0x${head[2]}`);
+      out.push({ start, end, perms: head[3], name: head[4], rss: 0 });
+      continue;
+    }
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m !== null && out.length > 0) out[out.length - 1].rss = Number(m[1]) * 1024;
   }
   return out;
+}
+
+/**
+ * A glibc thread arena: a read-write mapping at a HEAP_MAX_SIZE (64 MiB) boundary, either the
+ * whole 64 MiB or followed by its reserved (---p) rest up to the next boundary. (V8's heap
+ * pages may also start at such a boundary, but are not followed by such a reservation.)
+ */
+function isArena(m: Mapping, next: Mapping | undefined): boolean {
+  if (m.start % ARENA_ALIGN !== 0n || !m.perms.startsWith("rw")) return false;
+  if (m.end - m.start === ARENA_ALIGN) return true;
+  return next !== undefined && next.start === m.end && next.perms.startsWith("---") &&
+    next.end === m.start + ARENA_ALIGN && next.name === "";
 }
 
 /** One sample: the breakdown and the stats line's memory figures at that moment. */
