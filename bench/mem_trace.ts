@@ -25,6 +25,8 @@ export interface SmapsBreakdown {
   anon: number;
   /** of `anon`: malloc's main heap (`[heap]`) and its thread arenas (64 MiB-aligned mappings) */
   malloc: number;
+  /** of `malloc`: the main thread's heap (`[heap]`) */
+  mallocMain: number;
   /** of `anon`: thread stacks (`[stack]` and 8 MiB mappings) */
   stacks: number;
   /** the largest anonymous mapping's RSS (a malloc arena or a V8 space) */
@@ -46,6 +48,7 @@ export function smapsBreakdown(text: string, exe: string): SmapsBreakdown {
     lib: 0,
     anon: 0,
     malloc: 0,
+    mallocMain: 0,
     stacks: 0,
     anonLargest: 0,
     anonMappings: 0,
@@ -59,6 +62,7 @@ export function smapsBreakdown(text: string, exe: string): SmapsBreakdown {
     else if (name.startsWith("/")) out.lib += bytes;
     else {
       out.anon += bytes;
+      if (name === "[heap]") out.mallocMain += bytes;
       if (name === "[heap]" || isArena(m, maps[i + 1])) out.malloc += bytes;
       else if (name.startsWith("[stack") || m.end - m.start === STACK_SIZE) out.stacks += bytes;
       if (bytes > 0) out.anonMappings++;
@@ -200,7 +204,7 @@ export function describeSample(s: MemSample | null): string {
   const m = (b: number) => Math.round(b / 2 ** 20);
   return `rss ${m(s.rss)} = exe ${m(s.exe)} + ring ${m(s.ring)} + lib ${m(s.lib)} + anon ${
     m(s.anon)
-  } (malloc ${m(s.malloc)}, stacks ${m(s.stacks)}, largest ${
+  } (malloc ${m(s.malloc)} of which main ${m(s.mallocMain)}, stacks ${m(s.stacks)}, largest ${
     m(s.anonLargest)
   }, ${s.anonMappings} maps) | v8 heap ${m(s.heapTotal)} reserved, ${
     m(s.heapUsed)

@@ -76,8 +76,6 @@ export const LIBC_SYMBOLS = {
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   // int malloc_trim(size_t pad); (glibc)
   malloc_trim: { parameters: ["usize"], result: "i32" },
-  // int mallopt(int param, int value); (glibc)
-  mallopt: { parameters: ["i32", "i32"], result: "i32" },
   // void *dlopen(const char *filename, int flags);
   dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
   // void *dlsym(void *handle, const char *symbol);

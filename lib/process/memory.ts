@@ -125,7 +125,7 @@ export function pageOutStartupCode(): number {
 export const TRIM_EVERY_S = 10;
 
 /**
- * Fixes malloc's thresholds ({@link tuneMalloc}), runs {@link pageOutStartupCode} at once
+ * Runs {@link pageOutStartupCode} at once
  * (module loading is over when the program's body starts: its code is paged out before the
  * program maps its buffers, so the start-up peak is not code + buffers) and again
  * {@link PAGE_OUT_AFTER_S} s from now (what setting up touched once), then returns malloc's
@@ -134,44 +134,12 @@ export const TRIM_EVERY_S = 10;
  */
 export function schedulePageOut(): void {
   if (Deno.build.os !== "linux") return;
-  tuneMalloc();
   pageOutStartupCode();
   const t = setTimeout(() => {
     pageOutStartupCode();
     Deno.unrefTimer(setInterval(trimMalloc, TRIM_EVERY_S * 1000));
   }, PAGE_OUT_AFTER_S * 1000);
   Deno.unrefTimer(t);
-}
-
-/** mallopt parameters (glibc malloc.h). */
-const M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_ARENA_MAX = -8;
-/**
- * malloc settings of both programs ({@link tuneMalloc}): blocks from this size up get their own
- * mapping (returned at free), free memory above this at an arena's top is returned at once,
- * and at most this many arenas.
- */
-export const MALLOC_TUNING = {
-  mmapThreshold: 128 << 10,
-  trimThreshold: 256 << 10,
-  arenaMax: 2,
-} as const;
-
-/**
- * Fixes glibc malloc's thresholds at {@link MALLOC_TUNING} (best effort; not glibc: no-op).
- * glibc's defaults are dynamic: each freed mapped block raises the mmap threshold to its size
- * (up to 32 MiB) and the trim threshold to twice that, so after the runtime's threads free a
- * few large blocks (compiler zones, ArrayBuffer backing stores) every arena keeps up to tens of
- * MiB of freed memory in RSS until the next malloc_trim. Fixed values turn that off. Threads
- * that get their first arena after this share at most `arenaMax` of them.
- */
-export function tuneMalloc(): void {
-  if (Deno.build.os !== "linux") return;
-  try {
-    const C = loadLibc();
-    C.mallopt(M_MMAP_THRESHOLD, MALLOC_TUNING.mmapThreshold);
-    C.mallopt(M_TRIM_THRESHOLD, MALLOC_TUNING.trimThreshold);
-    C.mallopt(M_ARENA_MAX, MALLOC_TUNING.arenaMax);
-  } catch { /* not glibc */ }
 }
 
 /** malloc_trim(0): free pages of every malloc arena back to the kernel; best effort. */

@@ -30,6 +30,7 @@ Deno.test("smapsBreakdown: executable, rings, libraries; anonymous split into ma
   assert.equal(b.lib, 1_000 * kB);
   assert.equal(b.anon, (10_000 + 20_000 + 640 + 3_000 + 100 + 400) * kB);
   assert.equal(b.malloc, (10_000 + 640 + 3_000) * kB, "[heap] and the arenas, not V8's pages");
+  assert.equal(b.mallocMain, 10_000 * kB);
   assert.equal(b.stacks, 500 * kB);
   assert.equal(b.anonLargest, 20_000 * kB);
   assert.equal(b.anonMappings, 6);
