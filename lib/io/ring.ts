@@ -303,6 +303,7 @@ export class RingCapture {
       maxSize: this.#maxBytes,
       quietMs: now - this.#busySince,
       draining: this.#olds.length > 0,
+      olderBytes: this.#olds.reduce((sum, o) => sum + o.size, 0),
       roomMs: ready * GROW_FILL >= blockCount ? roomMs(walker, ready, blockCount) : Infinity,
     });
     if (next > 0) this.#resize(next);

@@ -156,6 +156,8 @@ export interface RingFill {
   quietMs: number;
   /** an earlier ring, replaced, still has packets to hand over before this one is read */
   draining?: boolean;
+  /** bytes of the replaced rings still mapped (being read) */
+  olderBytes?: number;
   /**
    * ms until the free blocks are filled too, at the rate the newest waiting blocks were filled
    * (Infinity: unknown)
@@ -192,16 +194,20 @@ export const SHRINK_AFTER_MS = 60_000;
  * (abshort, 12 MiB start ring: 24 MiB mapped at most instead of 12 + 24 when it doubled, and
  * 12 again as soon as the old ring is read, not a minute later). The new ring is twice as
  * large (at most `maxSize`) when the kernel dropped packets, when its free half would be full
- * within {@link MIN_ROOM_MS}, or when it fills up to half while an older one is still being read
- * (the reader is behind for longer than one ring): the doubling rule it had before. A grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS} halves,
- * down to `minSize`. A ring of `minSize` = `maxSize` is fixed.
+ * within {@link MIN_ROOM_MS}, or when it fills up to half while an older one is still being
+ * read (the reader is behind for longer than one ring): the doubling rule it had before. No
+ * new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
+ * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never had 1/16 of it
+ * waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of `minSize` =
+ * `maxSize` is fixed.
  */
 export function nextRingSize(f: RingFill): number {
   if (f.minSize >= f.maxSize) return 0;
   if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
     if (f.size >= f.maxSize) return 0;
     const double = f.losing || f.draining === true || (f.roomMs ?? Infinity) < MIN_ROOM_MS;
-    return double ? Math.min(f.maxSize, f.size * 2) : f.size;
+    const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;
+    return (f.olderBytes ?? 0) + f.size + next > f.maxSize * 2 ? 0 : next;
   }
   if (f.size > f.minSize && f.quietMs >= SHRINK_AFTER_MS) {
     return Math.max(f.minSize, Math.floor(f.size / 2));

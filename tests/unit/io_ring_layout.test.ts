@@ -236,7 +236,16 @@ Deno.test("growth: a ring as large at half full, twice as large on drops or whil
     64 << 20,
     "capped",
   );
-  assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20 }), 48 << 20, "as large");
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true }),
+    64 << 20,
+    "32 + 64 mapped",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true, olderBytes: 40 << 20 }),
+    0,
+    "more than twice the maximum would be mapped: keep",
+  );
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
   assert.equal(
     nextRingSize({ ...f, losing: true, minSize: 8 << 20, maxSize: 8 << 20 }),
