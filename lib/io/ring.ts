@@ -30,7 +30,7 @@ import { sharedReactor } from "./reactor.ts";
 import {
   blockSizeFor,
   BUSY_FILL,
-  GROW_FILL,
+  DRAINING_GROW_FILL,
   nextRingSize,
   Packet,
   retireMsFor,
@@ -304,7 +304,9 @@ export class RingCapture {
       quietMs: now - this.#busySince,
       draining: this.#olds.length > 0,
       olderBytes: this.#olds.reduce((sum, o) => sum + o.size, 0),
-      roomMs: ready * GROW_FILL >= blockCount ? roomMs(walker, ready, blockCount) : Infinity,
+      roomMs: ready * DRAINING_GROW_FILL >= blockCount
+        ? roomMs(walker, ready, blockCount)
+        : Infinity,
     });
     if (next > 0) this.#resize(next);
   }

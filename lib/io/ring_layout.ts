@@ -172,6 +172,13 @@ export interface RingFill {
  */
 export const GROW_FILL = 2;
 /**
+ * While an older ring is still read, a quarter of the new one waiting adds a ring twice as
+ * large: the new ring, as large as the old, must hold what arrives until the reader is through
+ * the old one's backlog, so it gets more room sooner than at half (one stalled drain step
+ * after the first switch must leave three quarters of a ring free, not half).
+ */
+export const DRAINING_GROW_FILL = 4;
+/**
  * A ring whose free half would be full in less than this, at the rate its newest blocks were
  * filled, is replaced by one twice as large: its reader (stalled by a busy CPU or a long
  * collection) would have less than this to catch up. tcpcopy's 12 MiB ring (96 blocks of
@@ -194,8 +201,8 @@ export const SHRINK_AFTER_MS = 60_000;
  * (abshort, 12 MiB start ring: 24 MiB mapped at most instead of 12 + 24 when it doubled, and
  * 12 again as soon as the old ring is read, not a minute later). The new ring is twice as
  * large (at most `maxSize`) when the kernel dropped packets, when its free half would be full
- * within {@link MIN_ROOM_MS}, or when it fills up to half while an older one is still being
- * read (the reader is behind for longer than one ring): the doubling rule it had before. No
+ * within {@link MIN_ROOM_MS}, or when it fills up to a quarter ({@link DRAINING_GROW_FILL})
+ * while an older one is still being read (the reader is behind for longer than one ring). No
  * new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
  * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never had 1/16 of it
  * waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of `minSize` =
@@ -203,7 +210,8 @@ export const SHRINK_AFTER_MS = 60_000;
  */
 export function nextRingSize(f: RingFill): number {
   if (f.minSize >= f.maxSize) return 0;
-  if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
+  const fill = f.draining === true ? DRAINING_GROW_FILL : GROW_FILL;
+  if (f.losing || f.readyBlocks * fill >= f.blockCount) {
     if (f.size >= f.maxSize) return 0;
     const double = f.losing || f.draining === true || (f.roomMs ?? Infinity) < MIN_ROOM_MS;
     const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;

@@ -226,10 +226,11 @@ Deno.test("growth: a ring as large at half full, twice as large on drops or whil
   assert.equal(nextRingSize({ ...f, readyBlocks: 31 }), 0, "under half: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 32 }), 8 << 20, "half: a new ring as large");
   assert.equal(
-    nextRingSize({ ...f, readyBlocks: 32, draining: true }),
+    nextRingSize({ ...f, readyBlocks: 16, draining: true }),
     16 << 20,
-    "half while an older ring is still read: double",
+    "a quarter while an older ring is still read: double",
   );
+  assert.equal(nextRingSize({ ...f, readyBlocks: 15, draining: true }), 0, "under a quarter");
   assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
   assert.equal(
     nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20, draining: true }),
