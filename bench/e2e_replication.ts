@@ -31,7 +31,10 @@
  * the cost of comparing responses (issue 15). `--private-deno` runs our tcpcopy and intercept
  * each on its own copy of the deno executable (as on a production host, where no other process
  * maps it: only then does the kernel page out the runtime's start-up code, see
- * lib/process/memory.ts; the RSS figures depend on it).
+ * lib/process/memory.ts; the RSS figures depend on it). `--mem-trace` samples ours' /proc/PID/smaps
+ * during each workload and prints where the most RSS was (executable, capture rings, libraries,
+ * anonymous; V8 heap from the stats line: bench/mem_trace.ts); every row also keeps VmHWM before
+ * the workload (after a restart: the start-up peak).
  *
  * @module
  */
@@ -53,6 +56,7 @@ import {
 } from "./e2e_lab.ts";
 import { runLoad, scaled, type Workload, WORKLOADS } from "./e2e_workloads.ts";
 import { printTable } from "./table.ts";
+import { describeSample, type MemSample, MemTrace } from "./mem_trace.ts";
 
 /** One measured workload of one implementation in one round. */
 export interface Row {
@@ -73,6 +77,12 @@ export interface Row {
   /** VmHWM after the workload (peak since the process started), MiB. */
   tcpcopyPeakMiB: number;
   interceptPeakMiB: number;
+  /** VmHWM before the workload (after a restart: the start-up peak), MiB. */
+  tcpcopyPeakBeforeMiB: number;
+  interceptPeakBeforeMiB: number;
+  /** `--mem-trace`: where the most RSS during the workload was (bench/mem_trace.ts). */
+  tcpcopyMem?: MemSample | null;
+  interceptMem?: MemSample | null;
   /** VmRSS after the workload, MiB. */
   tcpcopyRssMiB: number;
   interceptRssMiB: number;
@@ -96,6 +106,8 @@ interface Options {
   compare: boolean;
   /** `--private-deno`: ours run on their own deno copies, as on a production host. */
   privateDeno: boolean;
+  /** `--mem-trace`: sample ours' smaps during each workload, print the peak's breakdown. */
+  memTrace: boolean;
   sameProcesses: boolean;
   keep: string;
   perf: string;
@@ -142,6 +154,7 @@ function parseOptions(args: string[]): Options {
         tcpcopy: { type: "string", default: "" },
         compare: { type: "boolean", default: false },
         "private-deno": { type: "boolean", default: false },
+        "mem-trace": { type: "boolean", default: false },
       },
       strict: true,
     }).values;
@@ -210,6 +223,7 @@ function parseOptions(args: string[]): Options {
     tcpcopyArgs: values.tcpcopy.split(" ").filter((a) => a !== ""),
     compare: values.compare,
     privateDeno: values["private-deno"],
+    memTrace: values["mem-trace"],
     sameProcesses: values["same-processes"],
     keep: values.keep,
     perf: values.perf,
@@ -261,6 +275,12 @@ async function measure(
   const t0u = await usage(b.pair.tcpcopy.pid), i0u = await usage(b.pair.intercept.pid);
   const t0d = await kernelDrops(b, "tcpcopy"), i0d = await kernelDrops(b, "intercept");
   const stopPerf = await startPerf(o, b, w);
+  const trace = o.memTrace && b.pair.impl === "ours"
+    ? [
+      new MemTrace(b.pair.tcpcopy.pid, b.pair.tcpcopy.out),
+      new MemTrace(b.pair.intercept.pid, b.pair.intercept.out),
+    ]
+    : null;
   const start = Date.now();
   const answered = await runLoad(b.on.client, scaled(w.load, o.scale), b.on.ip);
   const clientS = (Date.now() - start) / 1000;
@@ -276,6 +296,10 @@ async function measure(
   const t1u = await usage(b.pair.tcpcopy.pid), i1u = await usage(b.pair.intercept.pid);
   const t1d = await kernelDrops(b, "tcpcopy"), i1d = await kernelDrops(b, "intercept");
   await stopPerf();
+  const [tMem, iMem] = trace === null ? [undefined, undefined] : [
+    await trace[0].stop(),
+    await trace[1].stop(),
+  ];
   const us = (s: number) => Math.round(s / Math.max(1, online) * 1e6);
   const usT = (s: number) => Math.round(s / Math.max(1, target) * 1e6);
   const delta = (a: number | null, z: number | null) => a === null || z === null ? null : z - a;
@@ -294,6 +318,10 @@ async function measure(
     interceptUsPerTargetReq: usT(i1u.cpuS - i0u.cpuS),
     tcpcopyPeakMiB: Math.round(t1u.peakMiB),
     interceptPeakMiB: Math.round(i1u.peakMiB),
+    tcpcopyPeakBeforeMiB: Math.round(t0u.peakMiB),
+    interceptPeakBeforeMiB: Math.round(i0u.peakMiB),
+    tcpcopyMem: tMem,
+    interceptMem: iMem,
     tcpcopyRssMiB: Math.round(t1u.rssMiB),
     interceptRssMiB: Math.round(i1u.rssMiB),
     tcpcopyDrops: delta(t0d, t1d),
@@ -314,6 +342,10 @@ async function runList(
   for (const w of selected(o)) {
     const row = await measure(env, o, pairOpts, b, w, round);
     console.error(JSON.stringify(row));
+    if (row.tcpcopyMem !== undefined) {
+      console.error(`  [${row.id}] tcpcopy peak: ${describeSample(row.tcpcopyMem)}`);
+      console.error(`  [${row.id}] intercept peak: ${describeSample(row.interceptMem ?? null)}`);
+    }
     rows.push(row);
   }
 }

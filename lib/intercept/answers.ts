@@ -14,6 +14,7 @@
 import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
 import type { AnswerEndpoint } from "../compare/target_answer.ts";
 import {
+  ANSWER_HEADER_V4,
   ANSWER_HEADER_V6,
   type AnswerEnd,
   type TunnelAnswer,
@@ -72,6 +73,37 @@ export interface AnswerTrackerOptions {
   idleMs?: number;
 }
 
+/**
+ * Where a tracker's ANSWER frames go: written in place into the peer's output (the tunnel
+ * batcher implements it: no copy per answer). `reserveFrame(len)` returns the index in
+ * `frameBuffer` to write one whole frame of `len` bytes at, or -1 when the output is full;
+ * `commitFrame(len)` then queues it (false: dropped after all).
+ */
+export interface AnswerOutput {
+  reserveFrame(len: number): number;
+  readonly frameBuffer: Uint8Array;
+  commitFrame(len: number): boolean;
+}
+
+/**
+ * An {@link AnswerOutput} over a callback that takes each whole frame (a view of a reused
+ * buffer, valid only during the call; false when its queue is full): tests, other sinks.
+ */
+export class CallbackAnswerOutput implements AnswerOutput {
+  readonly frameBuffer: Uint8Array;
+  constructor(bytes: number, readonly send: (frame: Uint8Array) => boolean) {
+    this.frameBuffer = new Uint8Array(4 + ANSWER_HEADER_V6 + bytes);
+  }
+
+  reserveFrame(len: number): number {
+    return len <= this.frameBuffer.length ? 0 : -1;
+  }
+
+  commitFrame(len: number): boolean {
+    return this.send(this.frameBuffer.subarray(0, len));
+  }
+}
+
 /** The answer state of one peer. */
 export class AnswerTracker implements FlowHost {
   readonly bytes: number;
@@ -96,23 +128,26 @@ export class AnswerTracker implements FlowHost {
     payloadLen: 0,
   };
 
-  /** The frame being sent (reused: `send` copies it). */
-  #frame: Uint8Array;
+  /** Where the frames go. */
+  readonly output: AnswerOutput;
 
   /**
-   * `send` queues one whole frame to the peer (a view of a reused buffer, valid only during
-   * the call: the batcher copies it); false when its queue is full.
+   * `output` takes the frames: the peer's batcher (written in place), or a callback that
+   * queues one whole frame (a view of a reused buffer, valid only during the call; false when
+   * its queue is full).
    */
   constructor(
     opts: AnswerTrackerOptions,
     readonly counters: AnswerCounters,
-    readonly send: (frame: Uint8Array) => boolean,
+    output: AnswerOutput | ((frame: Uint8Array) => boolean),
   ) {
     this.bytes = opts.bytes;
     this.mode = opts.mode;
     this.maxLive = opts.maxLive ?? maxLiveFor(opts.bytes);
     this.idleMs = opts.idleMs ?? ANSWER_FLOW_IDLE_MS;
-    this.#frame = new Uint8Array(4 + ANSWER_HEADER_V6 + opts.bytes);
+    this.output = typeof output === "function"
+      ? new CallbackAnswerOutput(opts.bytes, output)
+      : output;
   }
 
   /** Accumulators in use (open answers being summarised). */
@@ -254,9 +289,13 @@ export class AnswerTracker implements FlowHost {
     a.part = flow.part;
     a.summary = summary;
     a.end = end;
-    const n = writeAnswerFrame(a, this.#frame);
+    const out = this.output;
+    const n = 4 + (flow.client.addr.length === 16 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4) +
+      summary.firstBytes.length;
+    const at = out.reserveFrame(n);
+    if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at);
     a.summary = NO_SUMMARY; // keep no reference to the accumulator's buffer
-    if (this.send(this.#frame.subarray(0, n))) {
+    if (at >= 0 && out.commitFrame(n)) {
       this.counters.sent++;
       this.counters.bytes += n;
     } else this.counters.dropped++;

@@ -30,6 +30,7 @@ import { sharedReactor } from "./reactor.ts";
 import {
   blockSizeFor,
   BUSY_FILL,
+  DRAINING_GROW_FILL,
   nextRingSize,
   Packet,
   retireMsFor,
@@ -49,9 +50,10 @@ export interface RingOptions extends LiveOptions {
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
   /**
-   * The ring starts at `bufferSize` and doubles, up to this many bytes, when a wake-up or a
-   * drain step finds half of it waiting or the kernel dropped packets (default:
-   * `bufferSize`, a fixed ring).
+   * The ring starts at `bufferSize`; when a wake-up or a drain step finds half of it waiting,
+   * a new ring takes over while the old one is read ({@link nextRingSize}: the same size, or
+   * twice it, up to this many bytes, when the kernel dropped packets or the reader is behind
+   * by more than one ring) (default: `bufferSize`, a fixed ring).
    */
   maxBufferSize?: number;
 }
@@ -60,9 +62,9 @@ export interface RingOptions extends LiveOptions {
 export interface RingStats extends CaptureStats {
   /** times the kernel found the ring full and froze it (tp_freeze_q_cnt) */
   freezes: number;
-  /** the ring's size now, bytes */
+  /** the current ring's size, bytes (replaced rings still being read come on top) */
   bufferBytes: number;
-  /** times the ring grew */
+  /** times a new ring (of the same size or larger) took over from a filling one */
   grows: number;
   /** times a grown ring shrank back (quiet for a minute) */
   shrinks: number;
@@ -137,9 +139,10 @@ class RingSocket {
 
 /**
  * A live capture on one device through a TPACKET_V3 ring. With `maxBufferSize` the ring starts
- * small and grows: a larger ring is opened on a second socket, the old one gets a filter that
- * takes nothing more, and it is drained before the new one (packets stay in arrival order; the
- * few that both rings saw in the switch-over look like retransmissions) and then closed.
+ * small and grows: a new ring (as large, or larger) is opened on another socket, the old one
+ * gets a filter that takes nothing more, and it is drained before the new one (packets stay in
+ * arrival order; the few that both rings saw in the switch-over look like retransmissions) and
+ * then closed. Several replaced rings may wait to be read, oldest first.
  */
 export class RingCapture {
   /** DLT_* of the frames delivered: EN10MB (1) or RAW (12). */
@@ -152,8 +155,9 @@ export class RingCapture {
   #busySince = performance.now(); // last time a reader found 1/BUSY_FILL waiting, or a resize
   #shrinks = 0;
   #sock: RingSocket;
-  #old: RingSocket | null = null; // replaced by a larger ring: drained first, then closed
-  #oldQuietSince = 0;
+  /** replaced rings, oldest first: drained in this order before #sock, then closed */
+  #olds: RingSocket[] = [];
+  #oldQuietSince = 0; // of #olds[0]
   readonly #statBuf = new Uint32Array(3);
   readonly #statLen = new Uint32Array(1);
   #received = 0;
@@ -241,8 +245,8 @@ export class RingCapture {
    */
   async wait(timeoutMs = Infinity): Promise<boolean> {
     if (this.#closed || this.#stopped) return false;
-    if (this.#old !== null) {
-      if (this.#old.walker.ready()) return true;
+    if (this.#olds.length > 0) {
+      if (this.#olds[0].walker.ready()) return true;
       timeoutMs = Math.min(timeoutMs, this.#napMs); // a drain decides when the old ring is done
     }
     const sock = this.#sock;
@@ -286,7 +290,7 @@ export class RingCapture {
     if (ready * BUSY_FILL >= blockCount) this.#busySince = now;
     const losingBlock = walker.losing;
     walker.losing = false;
-    if (this.#old !== null || (sock.size >= this.#maxBytes && sock.size <= this.#minBytes)) return;
+    if (sock.size >= this.#maxBytes && sock.size <= this.#minBytes) return;
     // a block retired with TP_STATUS_LOSING: reading the counters adds the drops and resets
     // the kernel's, so later blocks say LOSING only for new drops
     const losing = this.#growSoon || (losingBlock && this.#readStats(sock) > 0);
@@ -298,6 +302,11 @@ export class RingCapture {
       minSize: this.#minBytes,
       maxSize: this.#maxBytes,
       quietMs: now - this.#busySince,
+      draining: this.#olds.length > 0,
+      olderBytes: this.#olds.reduce((sum, o) => sum + o.size, 0),
+      roomMs: ready * DRAINING_GROW_FILL >= blockCount
+        ? roomMs(walker, ready, blockCount)
+        : Infinity,
     });
     if (next > 0) this.#resize(next);
   }
@@ -312,18 +321,18 @@ export class RingCapture {
       fresh = openRingSocket(this.#setup, ringGeometry(bytes, this.#setup.blockSize));
     } catch {
       // e.g. ENOMEM: keep the ring we have, stop trying to grow (a shrink is retried later)
-      if (bytes > old.size) this.#maxBytes = old.size;
+      if (bytes >= old.size) this.#maxBytes = old.size;
       return;
     }
     if (!acceptNothing(old.fd)) {
       fresh.close(); // both would keep capturing (duplicates): stay with the old ring
-      if (bytes > old.size) this.#maxBytes = old.size;
+      if (bytes >= old.size) this.#maxBytes = old.size;
       return;
     }
-    this.#old = old;
-    this.#oldQuietSince = 0;
+    if (this.#olds.length === 0) this.#oldQuietSince = 0;
+    this.#olds.push(old);
     this.#sock = fresh;
-    if (bytes > old.size) this.#grows++;
+    if (bytes >= old.size) this.#grows++;
     else this.#shrinks++;
   }
 
@@ -340,14 +349,15 @@ export class RingCapture {
       this.#error = null;
       throw e;
     }
-    if (this.#old === null) this.#checkFill();
-    const old = this.#old;
+    this.#checkFill();
     let n = 0;
-    if (old !== null) {
-      // The old ring's last block is handed over by the kernel's retire timer: until the old
-      // ring is closed, the new one (later packets) waits, so the order stays that of arrival.
-      n = old.walker.drain(onPacket, max);
-      if (!this.#retiredWhenQuiet(old, n)) return n;
+    while (this.#olds.length > 0) {
+      // An old ring's last block is handed over by the kernel's retire timer: until the old
+      // ring is closed, the newer ones (later packets) wait, so the order stays that of arrival.
+      const old = this.#olds[0];
+      const got = old.walker.drain(onPacket, max - n);
+      n += got;
+      if (!this.#retiredWhenQuiet(old, got)) return n;
     }
     return n + this.#sock.walker.drain(onPacket, max - n);
   }
@@ -364,7 +374,8 @@ export class RingCapture {
     if (old.walker.pending() && !quiet) return false;
     this.#readStats(old);
     old.close();
-    this.#old = null;
+    this.#olds.shift();
+    this.#oldQuietSince = 0;
     return true;
   }
 
@@ -374,7 +385,7 @@ export class RingCapture {
    */
   stats(): RingStats {
     if (!this.#closed) {
-      if (this.#old !== null) this.#readStats(this.#old);
+      for (const old of this.#olds) this.#readStats(old);
       if (this.#readStats(this.#sock) > 0 && this.#sock.size < this.#maxBytes) {
         this.#growSoon = true;
       }
@@ -414,7 +425,7 @@ export class RingCapture {
   stop(): void {
     this.#stopped = true;
     this.#sock.waiter.stop();
-    this.#old?.waiter.stop();
+    for (const old of this.#olds) old.waiter.stop();
   }
 
   /** Stops and releases everything (the socket once a pending poll returned). Idempotent. */
@@ -423,8 +434,8 @@ export class RingCapture {
     this.stats(); // keep the last counters readable after close
     this.stop();
     this.#closed = true;
-    this.#old?.close();
-    this.#old = null;
+    for (const old of this.#olds) old.close();
+    this.#olds = [];
     this.#sock.close();
   }
 
@@ -447,6 +458,20 @@ export class RingCapture {
       : describeErrno(e);
     this.#error = new IoError("device", `capture on "${this.device}" failed: ${why}`);
   }
+}
+
+/** Blocks whose fill rate estimates how soon the ring is full (see {@link roomMs}). */
+const RATE_BLOCKS = 8;
+
+/**
+ * Milliseconds until the ring's free blocks are full at the rate its newest
+ * {@link RATE_BLOCKS} ready blocks were filled (block timestamps; at low rates the kernel
+ * retires a block per retire period, which this counts as it is).
+ */
+function roomMs(walker: RingWalker, ready: number, blockCount: number): number {
+  const n = Math.min(ready, RATE_BLOCKS);
+  if (n < 1) return Infinity;
+  return (walker.spanMs(ready - n, n) / n) * (blockCount - ready);
 }
 
 /**

@@ -55,6 +55,9 @@ export const BlockDesc = {
   NUM_PKTS: 12,
   OFFSET_TO_FIRST_PKT: 16,
   BLK_LEN: 20,
+  /** struct tpacket_bd_ts {u32 ts_sec; u32 ts_nsec} of the block's first and last packet */
+  TS_FIRST_PKT: 32,
+  TS_LAST_PKT: 40,
   /** size of the descriptor; packets start at or after it */
   SIZE: 48,
 } as const;
@@ -151,30 +154,68 @@ export interface RingFill {
   maxSize: number;
   /** ms since a reader last found 1/{@link BUSY_FILL} of the ring waiting (or it grew) */
   quietMs: number;
+  /** an earlier ring, replaced, still has packets to hand over before this one is read */
+  draining?: boolean;
+  /** bytes of the replaced rings still mapped (being read) */
+  olderBytes?: number;
+  /**
+   * ms until the free blocks are filled too, at the rate the newest waiting blocks were filled
+   * (Infinity: unknown)
+   */
+  roomMs?: number;
 }
 
 /**
- * Grow when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. Half: held20k's
- * burst (at most 8 MiB ever waiting) grew a quarter-rule ring 12 -> 24 -> 48 MiB; at a half the
- * 24 MiB ring keeps 12 MiB of room when it stops growing.
+ * Add a ring when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. Half:
+ * held20k's burst (at most 8 MiB ever waiting) grew a quarter-rule ring 12 -> 24 -> 48 MiB; at
+ * a half the next ring starts with all its room while the reader catches up on the old one.
  */
 export const GROW_FILL = 2;
+/**
+ * While an older ring is still read, a quarter of the new one waiting adds a ring twice as
+ * large: the new ring, as large as the old, must hold what arrives until the reader is through
+ * the old one's backlog, so it gets more room sooner than at half (one stalled drain step
+ * after the first switch must leave three quarters of a ring free, not half).
+ */
+export const DRAINING_GROW_FILL = 4;
+/**
+ * A ring whose free half would be full in less than this, at the rate its newest blocks were
+ * filled, is replaced by one twice as large: its reader (stalled by a busy CPU or a long
+ * collection) would have less than this to catch up. tcpcopy's 12 MiB ring (96 blocks of
+ * 128 KiB retired every 20 ms) has at least 48 × 20 ms = 0.96 s left at half full whatever the
+ * rate up to ~6 MB/s (abshort's bursts: a ring as large); tests/e2e/io_ring.test.ts's 1 MiB
+ * ring, flooded, would be full within milliseconds (it doubles, as it did before).
+ */
+export const MIN_ROOM_MS = 500;
 /** A reader finding 1/BUSY_FILL of the ring waiting keeps a grown ring from shrinking. */
 export const BUSY_FILL = 16;
 /** A grown ring halves (down to its start size) after this long without being busy. */
 export const SHRINK_AFTER_MS = 60_000;
 
 /**
- * The size the ring should have now, or 0 to keep it: double (at most `maxSize`) when the
- * kernel dropped packets or half of the blocks wait to be read, before the ring is full (the
- * reader checks at every wake-up and every drain step, so a reader slowed down by a busy CPU
- * grows its ring while the kernel still has half of it to fill); halve (down to
- * `minSize`) a grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS}, so a
- * burst's ring does not stay in RSS for good.
+ * The size of the ring that should replace the current one now, or 0 to keep it. When half of
+ * the blocks wait to be read (the reader checks at every wake-up and every drain step, so a
+ * reader slowed down by a busy CPU adds room while the kernel still has half of the ring to
+ * fill), a new ring of the same size takes the packets from then on while the reader catches
+ * up on the old one, which is closed once drained: a burst costs one more ring while it lasts
+ * (abshort, 12 MiB start ring: 24 MiB mapped at most instead of 12 + 24 when it doubled, and
+ * 12 again as soon as the old ring is read, not a minute later). The new ring is twice as
+ * large (at most `maxSize`) when the kernel dropped packets, when its free half would be full
+ * within {@link MIN_ROOM_MS}, or when it fills up to a quarter ({@link DRAINING_GROW_FILL})
+ * while an older one is still being read (the reader is behind for longer than one ring). No
+ * new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
+ * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never had 1/16 of it
+ * waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of `minSize` =
+ * `maxSize` is fixed.
  */
 export function nextRingSize(f: RingFill): number {
-  if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
-    return f.size < f.maxSize ? Math.min(f.maxSize, f.size * 2) : 0;
+  if (f.minSize >= f.maxSize) return 0;
+  const fill = f.draining === true ? DRAINING_GROW_FILL : GROW_FILL;
+  if (f.losing || f.readyBlocks * fill >= f.blockCount) {
+    if (f.size >= f.maxSize) return 0;
+    const double = f.losing || f.draining === true || (f.roomMs ?? Infinity) < MIN_ROOM_MS;
+    const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;
+    return (f.olderBytes ?? 0) + f.size + next > f.maxSize * 2 ? 0 : next;
   }
   if (f.size > f.minSize && f.quietMs >= SHRINK_AFTER_MS) {
     return Math.max(f.minSize, Math.floor(f.size / 2));
@@ -266,6 +307,22 @@ export class RingWalker {
       }
     }
     return n;
+  }
+
+  /**
+   * Milliseconds between the first packet of the ready block `from` blocks after the next one
+   * to read and the last packet of the `n`-th block from there (the kernel's block
+   * timestamps): how long those blocks took to fill. 0 for n < 1.
+   */
+  spanMs(from: number, n: number): number {
+    if (n < 1) return 0;
+    const { blockSize, blockCount } = this.geometry;
+    const b = (this.block + from) % blockCount;
+    const first = b * blockSize + BlockDesc.TS_FIRST_PKT;
+    const last = ((b + n - 1) % blockCount) * blockSize + BlockDesc.TS_LAST_PKT;
+    const dv = this.dv;
+    return (dv.getUint32(last, true) - dv.getUint32(first, true)) * 1000 +
+      (dv.getUint32(last + 4, true) - dv.getUint32(first + 4, true)) / 1e6;
   }
 
   /**

@@ -125,12 +125,16 @@ export function pageOutStartupCode(): number {
 export const TRIM_EVERY_S = 10;
 
 /**
- * Runs {@link pageOutStartupCode} once, {@link PAGE_OUT_AFTER_S} s from now, then returns
- * malloc's free pages every {@link TRIM_EVERY_S} s (the runtime's threads, e.g. the optimizing
+ * Runs {@link pageOutStartupCode} at once
+ * (module loading is over when the program's body starts: its code is paged out before the
+ * program maps its buffers, so the start-up peak is not code + buffers) and again
+ * {@link PAGE_OUT_AFTER_S} s from now (what setting up touched once), then returns malloc's
+ * free pages every {@link TRIM_EVERY_S} s (the runtime's threads, e.g. the optimizing
  * compiler's, free memory that glibc keeps in its arenas otherwise). Unref'd timers.
  */
 export function schedulePageOut(): void {
   if (Deno.build.os !== "linux") return;
+  pageOutStartupCode();
   const t = setTimeout(() => {
     pageOutStartupCode();
     Deno.unrefTimer(setInterval(trimMalloc, TRIM_EVERY_S * 1000));

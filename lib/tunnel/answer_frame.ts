@@ -90,37 +90,78 @@ export function encodeAnswerFrame(a: TunnelAnswer): Uint8Array {
   return out;
 }
 
-const U64 = 1n << 64n;
+/** Wire value of an end code (the index in {@link ANSWER_ENDS}). */
+function endCode(end: AnswerEnd): number {
+  switch (end) {
+    case "ack":
+      return 0;
+    case "framing":
+      return 1;
+    case "fin":
+      return 2;
+    case "rst":
+      return 3;
+    case "quiet":
+      return 4;
+    case "route":
+      return 5;
+    default: {
+      const never: never = end;
+      throw new RangeError(`unknown answer end ${never}`);
+    }
+  }
+}
+
+/** Wire value of a digest kind (the index in {@link DIGEST_KINDS}). */
+function kindCode(kind: DigestKind): number {
+  switch (kind) {
+    case "http":
+      return 0;
+    case "pg":
+      return 1;
+    case "bytes":
+      return 2;
+    default: {
+      const never: never = kind;
+      throw new RangeError(`unknown digest kind ${never}`);
+    }
+  }
+}
 
 /**
- * Writes one answer as a whole frame at `out[0...]` and returns its length
+ * Writes one answer as a whole frame at `out[at...]` and returns its length
  * ({@link answerFrameLength}; `out` must hold it). Throws a RangeError on impossible input
  * (our own summaries never are): endpoints not both IPv4 or both IPv6, too many first bytes,
  * a digest outside 64 bits.
+ *
+ * Per answer on intercept's hot path: no allocation, no array search, and a small body (it
+ * is compiled by the JIT while the first answers wait).
  */
-export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array): number {
+export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): number {
   const s = a.summary;
-  const alen = a.client.addr.length;
-  const v6 = alen === 16;
-  if ((alen !== 4 && alen !== 16) || a.target.addr.length !== alen) {
+  const ca = a.client.addr, ta = a.target.addr;
+  const alen = ca.length;
+  const first = s.firstBytes;
+  const digest = s.digest;
+  if ((alen !== 4 && alen !== 16) || ta.length !== alen) {
     throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
   }
-  if (s.firstBytes.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
-  if (s.digest !== null && (s.digest < 0n || s.digest >= U64)) {
-    throw new RangeError(`digest ${s.digest} is not a 64-bit value`);
+  if (first.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
+  if (digest !== null && BigInt.asUintN(64, digest) !== digest) {
+    throw new RangeError(`digest ${digest} is not a 64-bit value`);
   }
-  const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
-  const bodyLen = head + s.firstBytes.length;
-  out[0] = ANSWER_FRAME_KIND;
-  out[1] = bodyLen >>> 16;
-  out[2] = (bodyLen >>> 8) & 0xff;
-  out[3] = bodyLen & 0xff;
+  const head = alen === 16 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
+  const bodyLen = head + first.length;
+  out[at] = ANSWER_FRAME_KIND;
+  out[at + 1] = bodyLen >>> 16;
+  out[at + 2] = (bodyLen >>> 8) & 0xff;
+  out[at + 3] = bodyLen & 0xff;
+  const b = at + 4; // the body's index in out
+  out[b] = (alen === 16 ? F_V6 : 0) | (digest !== null ? F_DIGEST : 0) |
+    (s.bodyLength !== null ? F_BODY : 0) | (endCode(a.end) << 4);
+  out[b + 1] = kindCode(s.kind);
   const dv = writerOf(out.buffer);
-  const o = out.byteOffset + 4; // the body's offset in dv
-  const end = ANSWER_ENDS.indexOf(a.end);
-  out[4] = (v6 ? F_V6 : 0) | (s.digest !== null ? F_DIGEST : 0) |
-    (s.bodyLength !== null ? F_BODY : 0) | (Math.max(0, end) << 4);
-  out[5] = DIGEST_KINDS.indexOf(s.kind);
+  const o = out.byteOffset + b; // the body's offset in dv
   dv.setUint16(o + 2, a.part & 0xffff);
   dv.setUint16(o + 4, a.client.port);
   dv.setUint16(o + 6, a.target.port);
@@ -129,10 +170,12 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array): number {
   setU48(dv, o + 16, s.totalLength);
   setU48(dv, o + 22, s.bodyLength ?? 0);
   dv.setUint32(o + 28, Math.min(s.gapBytes, U32 - 1));
-  dv.setBigUint64(o + 32, s.digest ?? 0n);
-  out.set(a.client.addr, 4 + 40);
-  out.set(a.target.addr, 4 + 40 + alen);
-  out.set(s.firstBytes, 4 + head);
+  dv.setBigUint64(o + 32, digest ?? 0n);
+  for (let i = 0; i < alen; i++) {
+    out[b + 40 + i] = ca[i];
+    out[b + 40 + alen + i] = ta[i];
+  }
+  out.set(first, b + head);
   return 4 + bodyLen;
 }
 

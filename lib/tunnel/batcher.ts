@@ -93,22 +93,54 @@ export class ReplyBatcher {
     return this.#outEnd - this.#outStart + this.#used;
   }
 
+  /** Makes room for `len` more bytes at `#outEnd`, growing the output buffer when needed. */
+  #room(len: number): void {
+    const need = this.#outEnd + len;
+    if (need <= this.#out.length) return;
+    // the taken part keeps its old buffer (the writer may still hold a view of it)
+    let size = this.#out.length;
+    while (size < need - this.#outStart) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#out.subarray(this.#outStart, this.#outEnd));
+    this.#outEnd -= this.#outStart;
+    this.#takenEnd -= this.#outStart;
+    this.#outStart = 0;
+    this.#out = grown;
+  }
+
   /** Appends closed-frame bytes to the output buffer, growing it when needed. */
   #append(bytes: Uint8Array): void {
-    const need = this.#outEnd + bytes.length;
-    if (need > this.#out.length) {
-      // the taken part keeps its old buffer (the writer may still hold a view of it)
-      let size = this.#out.length;
-      while (size < need - this.#outStart) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.#out.subarray(this.#outStart, this.#outEnd));
-      this.#outEnd -= this.#outStart;
-      this.#takenEnd -= this.#outStart;
-      this.#outStart = 0;
-      this.#out = grown;
-    }
+    this.#room(bytes.length);
     this.#out.set(bytes, this.#outEnd);
     this.#outEnd += bytes.length;
+  }
+
+  /**
+   * Room for one ready-made frame of `len` bytes written in place, without a copy (intercept's
+   * ANSWER frames): closes the open frame like {@link addFrame} and returns the index in
+   * {@link frameBuffer} where the frame goes, or -1 (counted like a dropped frame) when it
+   * would exceed the queue bound. The frame is queued by {@link commitFrame}; nothing else may
+   * touch the batcher in between.
+   */
+  reserveFrame(len: number): number {
+    this.flush();
+    if (this.queuedBytes + len > this.opts.maxQueuedBytes) {
+      this.framesDropped++;
+      return -1;
+    }
+    this.#room(len);
+    return this.#outEnd;
+  }
+
+  /** The buffer a {@link reserveFrame} index points into (valid until the next batcher call). */
+  get frameBuffer(): Uint8Array {
+    return this.#out;
+  }
+
+  /** Queues the `len` bytes written at the index {@link reserveFrame} returned. */
+  commitFrame(len: number): boolean {
+    this.#outEnd += len;
+    return true;
   }
 
   /** Adds one reply (`info` from inspectReply on `pkt`). */

@@ -631,7 +631,7 @@ export class TunnelServer {
               ...(this.opts.maxLiveAnswers > 0 ? { maxLive: this.opts.maxLiveAnswers } : {}),
             },
             this.answerCounters,
-            (frame) => c.batcher.addFrame(frame),
+            c.batcher, // frames are written in place into its output buffer
           );
           this.events.note(
             "extensions",

@@ -311,8 +311,9 @@ Deno.test({
       const r = JSON.parse(await role.lines());
       assert.equal(r.stats.dropped, 0, JSON.stringify(r));
       assert.equal(r.drained, 300, JSON.stringify(r));
-      // the first wake-up found most blocks waiting (~75 of 96): it grew once, too late to
-      // matter here but in time for more
+      // the first wake-up found most blocks waiting (~75 of 96): a new ring took over while the
+      // old one was read (too late to matter here but in time for more), twice as large: at a
+      // block per retire period the ~21 free blocks would have been full within MIN_ROOM_MS
       assert.equal(r.stats.grows, 1);
       assert.equal(r.stats.bufferBytes, 2 * (FIRST_RING_MIB << 20));
       assert.ok(r.stats.peakBytes >= (FIRST_RING_MIB << 20) / 2, JSON.stringify(r.stats));
@@ -327,8 +328,8 @@ Deno.test({
     withNetns(async (env) => {
       const role = await startRingRole(env, "grow");
       const { lines, flood } = role;
-      // 1. A burst fills more than half of a 1 MiB ring while nobody reads: the next wake-up
-      //    grows it to 2 MiB; the old ring is drained first, then closed. A 128 KiB block holds
+      // 1. A burst fills more than half of a 1 MiB ring while nobody reads: at the next wake-up
+      //    a new ring takes over; the old ring is drained first, then closed. A 128 KiB block holds
       //    ~668 of these frames (196 bytes with the TPACKET_V3 header): 3,600 fill 5.4 of the 8
       //    blocks when packed (a quiet machine; 2,000 filled 3 and did not grow it), up to ~7
       //    when a loaded flood lets the 20 ms retire timeout close blocks early.
@@ -337,19 +338,22 @@ Deno.test({
       const r1 = JSON.parse(await lines());
       assert.equal(r1.stats.dropped, 0);
       assert.equal(r1.stats.grows, 1, JSON.stringify(r1.stats));
-      assert.equal(r1.stats.bufferBytes, 2 << 20);
+      // half of the ring filled within FAST_FILL_MS: the new ring is twice as large (a slower
+      // flood on a loaded machine: as large)
+      assert.ok([1 << 20, 2 << 20].includes(r1.stats.bufferBytes), JSON.stringify(r1.stats));
       assert.equal(r1.delivered, 3600, "nothing lost, nothing doubled");
       assert.equal(r1.unique, 3600);
       assert.equal(r1.inversions, 0, "arrival order kept across the two rings");
-      // 2. Read while a larger burst arrives: the ring grows under traffic up to its 4 MiB
-      //    maximum; every packet is read once or counted as dropped, order kept.
+      // 2. Read while a larger burst arrives: new rings take over under traffic, twice as
+      //    large when the reader is behind by more than one ring, up to the 4 MiB maximum;
+      //    every packet is read once or counted as dropped, order kept.
       await role.go();
       assert.equal(await lines(), "reading");
       const n = 40_000;
       await flood(n);
       await role.go();
       const r2 = JSON.parse(await lines());
-      assert.equal(r2.stats.grows, 2, "grew again, to its maximum");
+      assert.ok(r2.stats.grows >= 1, `grew again: ${JSON.stringify(r2.stats)}`);
       assert.ok(r2.stats.bufferBytes <= 4 << 20);
       assert.equal(r2.inversions, 0);
       // Between the new ring's bind and the old one's closing filter both rings see the same

@@ -9,6 +9,10 @@ import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { HELP, parseInterceptArgs } from "../../lib/cli/intercept.ts";
 import { copyRangeFor } from "../../lib/intercept/nfqueue_source.ts";
 import { snaplenFor } from "../../lib/intercept/pcap_source.ts";
+import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
+import { ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
+import { encodeExtAck } from "../../lib/tunnel/replies.ts";
+import { Cap } from "../../lib/tunnel/negotiation.ts";
 
 const te = new TextEncoder();
 const T = [10, 0, 0, 2], C = [10, 0, 0, 1];
@@ -324,4 +328,50 @@ Deno.test("answers: many open flows, quiet cuts in any order: each answer sent o
   assert.deepEqual(all, ports, "every flow's answer once");
   assert.equal(r.t.openAnswers, 0);
   for (const a of r.sent) assert.equal(a.end, "quiet");
+});
+
+Deno.test("answers: frames written in place into the batcher go out ahead of the reply that ended them; over the bound they are dropped", () => {
+  const batcher = new ReplyBatcher({ ext: true, maxQueuedBytes: 4096 });
+  const counters = newAnswerCounters();
+  const t = new AnswerTracker({ bytes: 64, mode: "auto" }, counters, batcher);
+  const info = newReplyInfo();
+  const send = (s: { seq: number; ack: number; flags?: number; payload?: Uint8Array }) => {
+    const pkt = segment({ src: T, dst: C, sport: 80, dport: 40000, flags: F.ACK, ...s });
+    assert.equal(inspectReply(pkt, info), undefined);
+    t.reply(pkt, info, 0);
+    assert.equal(batcher.add(pkt, info, 0), "queued");
+  };
+  send({ seq: 999, ack: 5001, flags: F.SYN | F.ACK });
+  const a = te.encode("abcdefghijklmnopqrstuvwxyz"); // bytes: cut at ACK advances only
+  send({ seq: 1000, ack: 5101, payload: a });
+  send({ seq: 1000 + a.length, ack: 5201, payload: a }); // ends the first answer
+  batcher.flush();
+  const d = new ServerStreamDecoder();
+  d.expectAck = true;
+  d.push(encodeExtAck(1, Cap.ANSWERS, 0));
+  d.answerBytes = 64;
+  const r = d.push(batcher.takeOutput()!);
+  assert.equal(r.error, undefined);
+  assert.deepEqual(r.items.map((i) => i.kind), ["reply", "reply", "answer", "reply"]);
+  const it = r.items[2];
+  assert.ok(it.kind === "answer");
+  assert.deepEqual(it.answer.summary, summarize(a), "the same summary as the whole answer's");
+  assert.equal(it.answer.ack, 5101);
+  assert.equal(counters.sent, 1);
+  // a full queue drops the frame, counted on both sides
+  const full = new ReplyBatcher({ ext: true, maxQueuedBytes: 64 });
+  const c2 = newAnswerCounters();
+  const t2 = new AnswerTracker({ bytes: 64, mode: "auto" }, c2, full);
+  for (
+    const s of [{ seq: 999, ack: 5001, flags: F.SYN | F.ACK }, { seq: 1000, ack: 5101, payload: a }]
+  ) {
+    const pkt = segment({ src: T, dst: C, sport: 80, dport: 40000, flags: F.ACK, ...s });
+    inspectReply(pkt, info);
+    t2.reply(pkt, info, 0);
+  }
+  t2.routeDeleted(info.key);
+  assert.equal(c2.dropped, 1);
+  assert.equal(c2.sent, 0);
+  assert.equal(full.framesDropped, 1);
+  assert.equal(full.queuedBytes, 0);
 });

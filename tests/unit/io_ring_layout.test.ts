@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   BlockDesc,
   blockSizeFor,
+  MIN_ROOM_MS,
   nextRingSize,
   PacketType,
   retireMsFor,
@@ -210,7 +211,7 @@ Deno.test("retire timeout: 20 ms per 128 KiB block, at least 10 ms", () => {
   assert.equal(g.blockCount * retireMsFor(g.blockSize), 1920);
 });
 
-Deno.test("growth: doubles at half full or on drops, never past the maximum", () => {
+Deno.test("growth: a ring as large at half full, twice as large on drops or while an older ring drains, never past the maximum", () => {
   const f = {
     readyBlocks: 0,
     blockCount: 64,
@@ -223,9 +224,29 @@ Deno.test("growth: doubles at half full or on drops, never past the maximum", ()
   assert.equal(nextRingSize(f), 0, "empty ring: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 16 }), 0, "a quarter: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 31 }), 0, "under half: keep");
-  assert.equal(nextRingSize({ ...f, readyBlocks: 32 }), 16 << 20, "half: double");
+  assert.equal(nextRingSize({ ...f, readyBlocks: 32 }), 8 << 20, "half: a new ring as large");
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 16, draining: true }),
+    16 << 20,
+    "a quarter while an older ring is still read: double",
+  );
+  assert.equal(nextRingSize({ ...f, readyBlocks: 15, draining: true }), 0, "under a quarter");
   assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
-  assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20 }), 64 << 20, "capped");
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20, draining: true }),
+    64 << 20,
+    "capped",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true }),
+    64 << 20,
+    "32 + 64 mapped",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true, olderBytes: 40 << 20 }),
+    0,
+    "more than twice the maximum would be mapped: keep",
+  );
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
   assert.equal(
     nextRingSize({ ...f, losing: true, minSize: 8 << 20, maxSize: 8 << 20 }),
@@ -249,7 +270,7 @@ Deno.test("shrink: a grown ring halves after a quiet minute, down to its start s
   assert.equal(nextRingSize({ ...grown, size: 24 << 20 }), 12 << 20, "down to the start size");
   assert.equal(nextRingSize({ ...grown, size: 16 << 20 }), 12 << 20, "not below it");
   assert.equal(nextRingSize({ ...grown, size: 12 << 20 }), 0, "at the start size: keep");
-  assert.equal(nextRingSize({ ...grown, readyBlocks: 128 }), 64 << 20, "half: grows");
+  assert.equal(nextRingSize({ ...grown, readyBlocks: 128 }), 32 << 20, "half: a new ring");
   assert.equal(nextRingSize({ ...grown, losing: true }), 64 << 20, "drops win over quiet");
   assert.equal(
     nextRingSize({ ...grown, size: 64 << 20, readyBlocks: 200 }),
@@ -275,11 +296,12 @@ Deno.test("walker: counts ready blocks up to a limit and notes blocks retired wi
   assert.equal(w.readyBlocks(), 0);
 });
 
-Deno.test("growth: held20k's burst (8 MiB waiting at most) grows the 12 MiB start ring once", () => {
+Deno.test("growth: held20k's burst (8 MiB waiting at most) adds one 12 MiB ring to the 12 MiB start ring", () => {
   const block = 128 << 10, MiB = 1 << 20;
-  let size = 12 * MiB;
-  // the reader finds 3, 6 then 8 MiB waiting (as in issue 14's held20k run)
-  for (const waiting of [3 * MiB, 6 * MiB, 8 * MiB, 8 * MiB]) {
+  let size = 12 * MiB, mapped = size, added = 0;
+  // the reader finds 3, 6 then 8 MiB waiting (as in issue 14's held20k run); after a switch
+  // the waiting packets are in the old ring, the new one starts empty
+  for (const waiting of [3 * MiB, 6 * MiB, 1 * MiB, 2 * MiB]) {
     const next = nextRingSize({
       readyBlocks: Math.floor(waiting / block),
       blockCount: size / block,
@@ -289,7 +311,53 @@ Deno.test("growth: held20k's burst (8 MiB waiting at most) grows the 12 MiB star
       maxSize: 256 * MiB,
       quietMs: 0,
     });
-    if (next > 0) size = next;
+    if (next > 0) {
+      mapped = size + next;
+      size = next;
+      added++;
+    }
   }
-  assert.equal(size, 24 * MiB, "a quarter rule went 12 -> 24 -> 48 MiB here");
+  assert.equal(added, 1, "a quarter rule went 12 -> 24 -> 48 MiB here");
+  assert.equal(size, 12 * MiB, "the new ring is as large");
+  assert.equal(mapped, 24 * MiB, "both mapped while the old one is read (doubling: 12 + 24)");
+});
+
+Deno.test("walker: how long ready blocks took to fill, from their first and last packets' timestamps", () => {
+  const { u8, dv } = fakeRing();
+  const w = new RingWalker(u8, dv, GEOMETRY, false);
+  const ts = (block: number, at: number, sec: number, nsec: number) => {
+    dv.setUint32(block * GEOMETRY.blockSize + at, sec, true);
+    dv.setUint32(block * GEOMETRY.blockSize + at + 4, nsec, true);
+  };
+  fillBlock(dv, 0, [packet(1)]);
+  fillBlock(dv, 1, [packet(2)]);
+  ts(0, BlockDesc.TS_FIRST_PKT, 100, 900_000_000);
+  ts(0, BlockDesc.TS_LAST_PKT, 100, 950_000_000);
+  ts(1, BlockDesc.TS_FIRST_PKT, 101, 0);
+  ts(1, BlockDesc.TS_LAST_PKT, 101, 250_000_000);
+  assert.equal(w.spanMs(0, 0), 0);
+  assert.equal(w.spanMs(0, 1), 50);
+  assert.equal(w.spanMs(0, 2), 350);
+  assert.equal(w.spanMs(1, 1), 250);
+  collect(w, 1); // block 0 handed back: block 1 is read next
+  assert.equal(w.spanMs(0, 1), 250);
+});
+
+Deno.test("growth: a free half full within MIN_ROOM_MS at the current rate doubles the ring (a flood)", () => {
+  const f = {
+    readyBlocks: 48,
+    blockCount: 96,
+    losing: false,
+    size: 12 << 20,
+    minSize: 12 << 20,
+    maxSize: 64 << 20,
+    quietMs: 0,
+  };
+  assert.equal(nextRingSize({ ...f, roomMs: MIN_ROOM_MS - 1 }), 24 << 20, "flood: double");
+  assert.equal(nextRingSize({ ...f, roomMs: MIN_ROOM_MS }), 12 << 20, "as large");
+  assert.equal(
+    nextRingSize({ ...f, roomMs: 1200 }),
+    12 << 20,
+    "abshort (a reader behind): as large",
+  );
 });

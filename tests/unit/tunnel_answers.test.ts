@@ -113,6 +113,22 @@ Deno.test("answer frame: written into a reused buffer, decoded as views or copie
   }
 });
 
+Deno.test("answer frame: written at an offset, around bytes that stay; impossible input throws", () => {
+  const a = answer({}, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  const want = encodeAnswerFrame(a);
+  const out = new Uint8Array(want.length + 20).fill(0xaa);
+  const view = out.subarray(3); // a view with its own byteOffset
+  assert.equal(writeAnswerFrame(a, view, 7), want.length);
+  assert.deepEqual(out.subarray(10, 10 + want.length), want);
+  assert.ok(out.subarray(0, 10).every((b) => b === 0xaa), "nothing written before");
+  assert.ok(out.subarray(10 + want.length).every((b) => b === 0xaa), "nothing written after");
+  const bad = (over: Partial<TunnelAnswer["summary"]>) =>
+    answer({ summary: { ...a.summary, ...over } });
+  assert.throws(() => writeAnswerFrame(bad({ digest: 1n << 64n }), out), RangeError);
+  assert.throws(() => writeAnswerFrame(bad({ digest: -1n }), out), RangeError);
+  assert.throws(() => writeAnswerFrame(answer({ target: ep([1, 2, 3], 1) }), out), RangeError);
+});
+
 Deno.test("answer frame: a 65536-byte first-bytes answer crosses the stream decoder in any chunking", () => {
   const body = new Uint8Array(70000).map((_, i) => 32 + (i % 90));
   const summary = summarize(body, { firstBytes: MAX_COMPARE_BYTES, mode: "bytes" });

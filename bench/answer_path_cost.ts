@@ -1,0 +1,153 @@
+/**
+ * intercept's `--compare` answer path without the network (issue 15): the target's keep-alive
+ * HTTP replies (nginx-like, ~850 bytes, one packet per answer, 10 connections) through the code
+ * the tunnel server runs per reply: `inspectReply`, `AnswerTracker.reply`, the reply record
+ * into the peer's `ReplyBatcher`, `settle` at the end of each capture cycle (the ANSWER frame
+ * written in place into the batcher), and the batcher's output taken as a write would.
+ * `--baseline` runs the same without the tracker (what intercept does without `--compare`).
+ *
+ *     ./build.sh deno run -A bench/answer_path_cost.ts [--requests 100000] [--baseline] [--cold]
+ *
+ * Hot (default): CPU ns per request (process CPU, median of 5 passes after a warm-up pass) and
+ * heap bytes allocated per request (V8's counter: deterministic, unlike CPU time on a shared
+ * machine). `--cold`: one pass in a fresh process, CPU per request including the JIT's work
+ * (interpreted first requests, Maglev and TurboFan compiles on V8's threads, counted 300 ms
+ * after the pass) and the main thread's share: what a short benchmark such as
+ * bench/e2e_replication.ts's 20,000-request `ka20k` row pays once per process.
+ */
+import { parseArgs } from "node:util";
+import { cpuUsage } from "node:process";
+import v8 from "node:v8";
+import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
+import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
+import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
+import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "100000" },
+    baseline: { type: "boolean", default: false },
+    cold: { type: "boolean", default: false },
+  },
+});
+const REQUESTS = Number(values.requests);
+if (!Number.isInteger(REQUESTS) || REQUESTS < 1000) {
+  console.error(`--requests ${values.requests}: expected an integer of at least 1000`);
+  Deno.exit(2);
+}
+const compare = !values.baseline;
+
+const BODY = "x".repeat(615);
+const ANSWER = new TextEncoder().encode(
+  "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
+    `Content-Type: text/html\r\nContent-Length: ${BODY.length}\r\n` +
+    'Last-Modified: Thu, 01 Jan 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: "1-267"\r\n' +
+    `Accept-Ranges: bytes\r\n\r\n${BODY}`,
+);
+const FLOWS = 10, TURNS = 64, ISN = 9000, REQUEST_LEN = 100;
+
+/** One reply from the target (bytes from the IP header). */
+function reply(port: number, seq: number, ack: number, flags: number, payload: Uint8Array) {
+  const repr = {
+    ...addressPair("10.0.0.2", "192.168.1.10"),
+    srcPort: 80,
+    dstPort: port,
+    seq: seq >>> 0,
+    ack: ack >>> 0,
+    flags,
+    window: 512,
+    options: { sackPermitted: false, sackBlocks: [], unknown: [], timestamp: undefined },
+    payload,
+  };
+  const ip = new Uint8Array(tcpPacketLength(repr));
+  buildTcpPacket(repr, ip);
+  return ip;
+}
+
+// the turns of each flow, made once (each lap starts the flows again with a new SYN-ACK)
+const synAcks = Array.from(
+  { length: FLOWS },
+  (_, i) => reply(40000 + i, ISN, 1001, 0x12, ANSWER.subarray(0, 0)),
+);
+const turns = Array.from(
+  { length: FLOWS },
+  (_, i) =>
+    Array.from(
+      { length: TURNS },
+      (_, k) =>
+        reply(40000 + i, ISN + 1 + k * ANSWER.length, 1001 + (k + 1) * REQUEST_LEN, 0x18, ANSWER),
+    ),
+);
+const batcher = new ReplyBatcher({ ext: true, maxQueuedBytes: 64 << 20 });
+const counters = newAnswerCounters();
+const tracker = new AnswerTracker({ bytes: 1024, mode: "auto" }, counters, batcher);
+const info = newReplyInfo();
+let now = 0;
+
+/** One reply through the server's path; a capture cycle per reply. */
+function one(pkt: Uint8Array): void {
+  inspectReply(pkt, info);
+  if (compare) tracker.reply(pkt, info, now);
+  batcher.add(pkt, info, now);
+  if (compare) tracker.settle();
+  batcher.flush();
+  const out = batcher.takeOutput();
+  if (out !== undefined) batcher.written(out.length);
+}
+
+function pass(n: number): void {
+  for (let done = 0; done < n;) {
+    for (const s of synAcks) one(s);
+    for (let k = 0; k < TURNS && done < n; k++) {
+      for (let i = 0; i < FLOWS; i++, done++) {
+        now += 0.05; // 20,000 replies/s
+        one(turns[i][k]);
+      }
+    }
+  }
+}
+
+/** Heap bytes V8 allocated so far (a counter Deno's types do not list). */
+function allocatedBytes(): number {
+  return (v8.getHeapStatistics() as unknown as { total_allocated_bytes: number })
+    .total_allocated_bytes;
+}
+
+function cpuMs(): number {
+  const u = cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** CPU ms of the calling thread (the main thread: JS and its synchronous compiles). */
+function threadMs(): number {
+  const f = Deno.readTextFileSync("/proc/thread-self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * (1000 / 100); // clock ticks of 10 ms
+}
+
+const label = compare ? "compare" : "baseline";
+if (values.cold) {
+  const t0 = cpuMs(), m0 = threadMs();
+  pass(REQUESTS);
+  await new Promise((r) => setTimeout(r, 300)); // background compiles finish
+  const ms = cpuMs() - t0, main = threadMs() - m0;
+  console.log(
+    `${label} cold: ${(ms * 1e6 / REQUESTS).toFixed(0)} ns/req over the first ${REQUESTS} ` +
+      `(${ms.toFixed(0)} ms CPU, main thread ${main} ms), answers sent ${counters.sent}`,
+  );
+} else {
+  pass(REQUESTS); // warm-up
+  const times: number[] = [];
+  const a0 = allocatedBytes();
+  for (let i = 0; i < 5; i++) {
+    const t0 = cpuMs();
+    pass(REQUESTS);
+    times.push(((cpuMs() - t0) * 1e6) / REQUESTS);
+  }
+  const bytes = (allocatedBytes() - a0) / (5 * REQUESTS);
+  times.sort((a, b) => a - b);
+  console.log(
+    `${label}: ${times[2].toFixed(0)} ns/req (range ${times[0].toFixed(0)}-${
+      times[4].toFixed(0)
+    }), heap ${bytes.toFixed(0)} bytes/req, answers sent ${counters.sent}`,
+  );
+}
