@@ -15,6 +15,7 @@ import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import type { InterceptConfig } from "../cli/intercept.ts";
 import { openNfqueueSource } from "./nfqueue_source.ts";
+import { SchedPolicy, setThreadPolicy } from "../io/sched.ts";
 import { PassList } from "./pass_list.ts";
 import { PcapSource } from "./pcap_source.ts";
 import { NfqueueRules } from "./rules.ts";
@@ -117,6 +118,9 @@ class InterceptProcess {
       // leave the target un-queued, to the real clients (IPv6's rule goes in last)
       this.openTunnel();
       this.log.info(`listening for tcpcopy on ${this.cfg.bind}:${this.server.port}`);
+      // the hot path from here on: a wake-up does not preempt (lib/io/sched.ts); the start
+      // sequence above (rules, queue) ran under the normal policy
+      setThreadPolicy(SchedPolicy.BATCH);
       if (this.cfg.compare) {
         this.log.info(
           "--compare: answer summaries for authenticated peers that ask; whole reply packets " +

@@ -96,6 +96,10 @@ export const LIBC_SYMBOLS = {
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   // ssize_t send(int fd, const void *buf, size_t len, int flags);   (i32 result: as recv)
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int sched_getscheduler(pid_t pid);
+  sched_getscheduler: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libc. */

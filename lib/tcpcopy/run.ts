@@ -23,6 +23,7 @@ import type { OpenedCapture } from "../io/capture.ts";
 import type { MetricsServer } from "../metrics/server.ts";
 import { IoError } from "../io/errors.ts";
 import { sharedReactor } from "../io/reactor.ts";
+import { SchedPolicy, setThreadPolicy } from "../io/sched.ts";
 import { TunnelClient } from "../tunnel/client.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { tcpcopyStatsRecord } from "../stats/record.ts";
@@ -154,6 +155,7 @@ class TcpcopyProcess {
     this.startCaptureLoops();
     this.startOffline();
     this.log.info("replicating");
+    setThreadPolicy(SchedPolicy.BATCH); // the hot path: a wake-up does not preempt (lib/io/sched.ts)
     return await this.done.promise;
   }
 

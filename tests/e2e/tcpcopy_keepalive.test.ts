@@ -3,11 +3,13 @@
  * original loses 94% of them), and ten parallel keep-alive connections. Loss from the access
  * logs must be 0. The replay of one connection is paced by the target's answers (each turn
  * waits for the reply header to come back through intercept), so the target may finish well
- * after the client: the test waits for it, bounded in time.
+ * after the client: the test waits for it, bounded in time. Both programs' main threads run
+ * under SCHED_BATCH by then.
  */
 import assert from "node:assert/strict";
 import { isRoot, withNetns } from "../helpers/netns.ts";
 import { ab } from "../helpers/lab.ts";
+import { SchedPolicy } from "../../lib/io/sched.ts";
 import {
   HTTP_PORT,
   interceptCpu,
@@ -17,6 +19,11 @@ import {
   startReplication,
   stopTcpcopy,
 } from "../helpers/replication.ts";
+
+/** The scheduling policy of `pid`'s main thread (field 41 of /proc/PID/stat). */
+async function policy(pid: number): Promise<number> {
+  return Number((await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ")[38]);
+}
 
 Deno.test({
   name: "tcpcopy e2e: 10,000 requests on one keep-alive connection, then 10 parallel ones",
@@ -43,6 +50,9 @@ Deno.test({
       assert.equal(online, single + parallel);
       const target = await settle(() => served(rep.targetLog), online, 50_000, 5000);
       const replayS = (Date.now() - t0) / 1000;
+      // both hot loops run under SCHED_BATCH once started (lib/io/sched.ts)
+      assert.equal(await policy(rep.intercept.pid), SchedPolicy.BATCH, "intercept's policy");
+      assert.equal(await policy(on.tcpcopy.pid), SchedPolicy.BATCH, "tcpcopy's policy");
       const icpu = await interceptCpu(rep);
       const stop = await stopTcpcopy(on.tcpcopy);
       console.log(report("single+parallel keep-alive", online, target, online, {
