@@ -14,7 +14,10 @@
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
- * warm-up pass). Process CPU includes V8's garbage-collection helper threads: the intercept
+ * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike
+ * CPU time on a shared machine: the V8 heap's growth over a batch of requests without a GC,
+ * median over the batches). Run it with tcpcopy's own V8 flags (lib/process/v8_flags.ts,
+ * `--v8-flags=--max-semi-space-size=2`) for its garbage collections. Process CPU includes V8's garbage-collection helper threads: the intercept
  * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
 import { parseArgs } from "node:util";
@@ -31,6 +34,11 @@ import { LinkType } from "../lib/wire/link.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { decodeAnswerBody } from "../lib/tunnel/answer_frame.ts";
+
+/** V8 heap bytes in use (a delta without a GC between: bytes allocated). */
+function heapUsed(): number {
+  return Deno.memoryUsage().heapUsed;
+}
 
 /** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
 function cpuMs(): number {
@@ -91,8 +99,17 @@ function packet(
   return ip;
 }
 
+/**
+ * Captured frames live in one buffer, as in the capture ring (views of one mapped area): the
+ * frames of a batch are written from its start again (the previous batch's are consumed).
+ */
+const RING = new Uint8Array(16 << 20);
+let ringAt = 0;
+
 function ether(ip: Uint8Array): Uint8Array {
-  const f = new Uint8Array(14 + ip.length);
+  const len = 14 + ip.length;
+  if (ringAt + len > RING.length) throw new Error("bench ring too small");
+  const f = RING.subarray(ringAt, ringAt += len);
   f.set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
   f.set(ip, 14);
   return f;
@@ -138,7 +155,7 @@ function makeFlow(port: number, base: number): Flow {
   return f;
 }
 
-function run(): { tcpcopy: number; intercept: number; compared: number } {
+function run(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
   const slotBuf = new Uint8Array(4096);
   const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
   const comparer = baseline ? null : new Comparer({
@@ -183,7 +200,9 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
   );
   const info = newReplyInfo();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
+  const allocs: number[] = []; // heap bytes allocated per request, per batch without a GC
   const flows: Flow[] = [];
+  ringAt = 0;
   for (let i = 0; i < FLOWS; i++) {
     const port = 40000 + i;
     const c = endpointOf(CLIENT, port), t = endpointOf(TARGET, 80), o = endpointOf(ONLINE, 80);
@@ -201,7 +220,10 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
   let nextTick = 100, done = 0;
   const answers: Uint8Array[][] = []; // per turn of the batch: the frames intercept sent
   for (let k0 = 0; k0 < perFlow; k0 += TURNS_PER_FLOW) {
-    if (k0 > 0) { for (let i = 0; i < FLOWS; i++) flows[i] = makeFlow(flows[i].port, k0); }
+    if (k0 > 0) {
+      ringAt = 0;
+      for (let i = 0; i < FLOWS; i++) flows[i] = makeFlow(flows[i].port, k0);
+    }
     const turns = Math.min(TURNS_PER_FLOW, perFlow - k0);
     // intercept: the target's replies of the batch, one capture cycle each
     const t0 = cpuMs();
@@ -219,6 +241,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
       }
     }
     const t1 = cpuMs();
+    const h1 = heapUsed();
     // tcpcopy: request, its replay, the online answer, the reply header, the ANSWER frame
     let n = 0;
     for (let j = 0; j < turns; j++) {
@@ -243,6 +266,8 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
         done++;
       }
     }
+    const h2 = heapUsed();
+    if (h2 >= h1) allocs.push((h2 - h1) / (turns * FLOWS));
     answers.length = 0;
     outAt = 0;
     tTcpcopy += cpuMs() - t1;
@@ -252,17 +277,27 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
   r.compareTick(now + 5000);
   tTcpcopy += cpuMs() - t0;
   const compared = comparer?.stats.snapshot().compared ?? 0;
-  return { tcpcopy: (tTcpcopy * 1e6) / done, intercept: (tIntercept * 1e6) / done, compared };
+  return {
+    tcpcopy: (tTcpcopy * 1e6) / done,
+    intercept: (tIntercept * 1e6) / done,
+    compared,
+    alloc: allocs.length === 0 ? Number.NaN : med(allocs),
+  };
+}
+
+function med(xs: number[]): number {
+  return xs.sort((a, b) => a - b)[xs.length >> 1];
 }
 
 run(); // warm-up
 const res = [];
 for (let i = 0; i < 5; i++) res.push(run());
-const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
 console.log(
   `${baseline ? "baseline" : "compare"}: tcpcopy ${
     med(res.map((x) => x.tcpcopy)).toFixed(0)
   } ns/req, intercept ${med(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
     res[0].compared
-  } of ${REQUESTS}`,
+  } of ${REQUESTS}; tcpcopy heap bytes allocated per request ${
+    med(res.map((x) => x.alloc)).toFixed(0)
+  }`,
 );
