@@ -8,8 +8,8 @@
  *   simulated time) with a no-op engine; `--baseline` runs the same without a comparer (the
  *   answer packet is then not captured at all, as without `--compare`).
  * - intercept: the answer tracker (`inspectReply`, `AnswerTracker.reply`, `settle`, the ANSWER
- *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it as
- *   views, as the tunnel client does.
+ *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it
+ *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *
@@ -33,7 +33,7 @@ import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.
 import { LinkType } from "../lib/wire/link.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
-import { decodeAnswerBody } from "../lib/tunnel/answer_frame.ts";
+import { AnswerDecoder } from "../lib/tunnel/answer_frame.ts";
 
 /** V8 heap bytes in use (a delta without a GC between: bytes allocated). */
 function heapUsed(): number {
@@ -199,6 +199,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     },
   );
   const info = newReplyInfo();
+  const decoder = new AnswerDecoder();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
   const allocs: number[] = []; // heap bytes allocated per request, per batch without a GC
   const flows: Flow[] = [];
@@ -254,7 +255,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
         r.onReplyBytes(f.replyHeader[j], now);
         if (comparer !== null) {
           for (const fr of answers[n++]) {
-            const a = decodeAnswerBody(fr.subarray(4), 1024, false); // as the tunnel client does
+            const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
             if (typeof a === "string") throw new Error(a);
             r.onAnswer(a, now);
           }
