@@ -157,7 +157,7 @@ Deno.test("answer frame: the reused decoder agrees with decodeAnswerBody (answer
   const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
   for (let i = 0; i < 3000; i++) {
     const b = i % 2 === 0 ? good.slice() : new Uint8Array(rnd() % 120).map(rnd);
-    if (i % 2 === 0) for (let k = 0; k < 3; k++) b[rnd() % b.length] = rnd();
+    if (i % 2 === 0) { for (let k = 0; k < 3; k++) b[rnd() % b.length] = rnd(); }
     check(b, 64, `random ${i}`);
   }
 });
