@@ -21,6 +21,7 @@
 
 import { Digest64 } from "./digest.ts";
 import { HttpResponseParser } from "./http_stream.ts";
+import { sameBytes } from "./http_fast.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 
@@ -194,6 +195,24 @@ export class AnswerAccumulator {
     const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into ?? undefined);
     this.#first = spare;
     return s;
+  }
+
+  /**
+   * Like {@link finish}, with `firstBytes` as the summary's first bytes: a view the caller
+   * holds with the same bytes as this answer's first bytes (see {@link sameFirstBytes}; no
+   * copy, and the accumulator keeps its buffer). `into` as for {@link finishSwap}.
+   */
+  finishWith(
+    firstBytes: Uint8Array,
+    timedOut = false,
+    into?: AnswerSummary | null,
+  ): AnswerSummary {
+    return this.#summary(firstBytes, timedOut, into ?? undefined);
+  }
+
+  /** True when `b` holds exactly this answer's first bytes so far. */
+  sameFirstBytes(b: Uint8Array): boolean {
+    return sameBytes(this.#first, 0, this.#firstLen, b, 0, b.length);
   }
 
   /** The first-bytes buffer now (N bytes; {@link finishSwap} hands it over). */

@@ -48,9 +48,12 @@ export interface PendingTurn {
   head: Uint8Array;
   /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
   headBuf: Uint8Array;
-  /** The pooled buffer the online answer's first bytes live in (null: none). */
+  /**
+   * The pooled buffer the online answer's first bytes live in (null: none, or they are the
+   * target's: equal first bytes are shared, see `FlowCompare.finishOnline` and the comparer).
+   */
   onlineBuf: Uint8Array | null;
-  /** The pooled buffer the target answer's first bytes live in (null: none). */
+  /** The pooled buffer the target answer's first bytes live in (null: none, or shared). */
   targetBuf: Uint8Array | null;
   /** Capture time (ms) of the request's last segment. */
   lastSegMs: number;
@@ -466,11 +469,21 @@ export class FlowCompare {
     }
     const acc = this.#acc;
     if (t === this.open && this.#accStarted && acc !== null) {
-      // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
-      const own = acc.buffer;
-      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+      const target = t.target;
+      if (
+        target !== null && target.firstBytes.length > 0 && acc.sameFirstBytes(target.firstBytes)
+      ) {
+        // the target answered these very first bytes (the common case, compared while they
+        // are fresh): the summaries share them, no buffer is handed over, and the verdict's
+        // byte comparison is one identity test
+        t.online = acc.finishWith(target.firstBytes, timedOut, t.spareOnline);
+      } else {
+        // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
+        const own = acc.buffer;
+        t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+        t.onlineBuf = own;
+      }
       t.spareOnline = null;
-      t.onlineBuf = own;
     } else t.online = null;
     if (t === this.open) this.#accStarted = false;
     t.onlineAt = now;
