@@ -67,6 +67,14 @@ export interface AnswerOptions {
   firstBytes?: number;
   /** Digest mode (default `auto`). */
   mode?: DigestMode;
+  /**
+   * Parse and digest only once the first bytes cannot hold the whole answer, or at the
+   * finish (tcpcopy's online answers): an answer equal to the target's whole answer then takes
+   * the target's kind, digest and body length ({@link AnswerAccumulator.finishShared}) and is
+   * never parsed here. `atMessageEnd` is false while the bytes are held (intercept, which
+   * needs it, is eager: the default).
+   */
+  lazy?: boolean;
 }
 
 /**
@@ -88,6 +96,8 @@ export class AnswerAccumulator {
   #requestMs = NaN;
   #firstMs = NaN;
   #lastMs = NaN;
+  /** Bytes held in #first before the kind is decided and they are fed. */
+  readonly #hold: number;
 
   constructor(opts: AnswerOptions = {}) {
     const n = opts.firstBytes ?? DEFAULT_COMPARE_BYTES;
@@ -98,6 +108,7 @@ export class AnswerAccumulator {
     }
     this.#first = new Uint8Array(n);
     this.mode = opts.mode ?? "auto";
+    this.#hold = opts.lazy ? n : SNIFF_BYTES;
   }
 
   /** Starts a new answer; `requestMs` is when the request's last segment was seen/sent. */
@@ -149,7 +160,7 @@ export class AnswerAccumulator {
       } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
     }
     if (this.#kind === undefined) {
-      if (this.#firstLen < SNIFF_BYTES) return; // all of it is in #first
+      if (this.#firstLen < this.#hold) return; // all of it is in #first
       this.#decide();
       this.#feed(bytes, from + copied, to);
     } else if (this.#contiguous) {
@@ -198,16 +209,22 @@ export class AnswerAccumulator {
   }
 
   /**
-   * Like {@link finish}, with `firstBytes` as the summary's first bytes: a view the caller
-   * holds with the same bytes as this answer's first bytes (see {@link sameFirstBytes}; no
-   * copy, and the accumulator keeps its buffer). `into` as for {@link finishSwap}.
+   * Like {@link finish}, with `other`'s first bytes as the summary's first bytes (no copy; the
+   * accumulator keeps its buffer). They must be equal to this answer's first bytes
+   * ({@link sameFirstBytes}). `other` is the target's summary of the same turn, made by this
+   * same code (intercept's accumulator, the same mode and N). When `other` holds its whole
+   * answer (no gap, all of it in its first bytes, digest known) and this one was held
+   * unparsed (`lazy`, all of it in the first bytes), the two answers are the same bytes: their
+   * kind, digest and body length are `other`'s, taken without parsing or digesting here.
+   * `into` as for {@link finishSwap}.
    */
-  finishWith(
-    firstBytes: Uint8Array,
-    timedOut = false,
-    into?: AnswerSummary | null,
-  ): AnswerSummary {
-    return this.#summary(firstBytes, timedOut, into ?? undefined);
+  finishShared(other: AnswerSummary, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+    const n = this.#firstLen;
+    const whole = this.#kind === undefined && this.#contiguous && this.#total === n &&
+      other.totalLength === n && other.firstBytes.length === n && other.gapBytes === 0 &&
+      other.digest !== null && other.bodyLength !== null &&
+      other.kind === (this.mode === "auto" ? digestKindOf(other.firstBytes) : this.mode);
+    return this.#summary(other.firstBytes, timedOut, into ?? undefined, whole ? other : null);
   }
 
   /** True when `b` holds exactly this answer's first bytes so far. */
@@ -220,17 +237,28 @@ export class AnswerAccumulator {
     return this.#first;
   }
 
-  #summary(firstBytes: Uint8Array, timedOut: boolean, into?: AnswerSummary): AnswerSummary {
-    if (this.#kind === undefined) this.#decide();
-    const kind = this.#kind ?? "bytes";
+  /** `same`: a summary of the same bytes whose kind, digest and body length are taken. */
+  #summary(
+    firstBytes: Uint8Array,
+    timedOut: boolean,
+    into?: AnswerSummary,
+    same: AnswerSummary | null = null,
+  ): AnswerSummary {
+    if (same === null && this.#kind === undefined) this.#decide();
+    const kind = same?.kind ?? this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
     if (into !== undefined) {
       into.firstBytes = firstBytes;
       into.totalLength = this.#total;
       into.gapBytes = this.#gaps;
       into.kind = kind;
-      into.digest = valid ? this.#digest.value() : null;
-      into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
+      if (same !== null) {
+        into.digest = same.digest;
+        into.bodyLength = same.bodyLength;
+      } else {
+        into.digest = valid ? this.#digest.value() : null;
+        into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
+      }
       into.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
       into.lastMs = Number.isNaN(this.#lastMs) ? undefined : this.#lastMs;
       into.timedOut = timedOut;
@@ -244,8 +272,12 @@ export class AnswerAccumulator {
       totalLength: this.#total,
       gapBytes: this.#gaps,
       kind,
-      digest: valid ? this.#digest.value() : null,
-      bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
+      digest: same !== null ? same.digest : valid ? this.#digest.value() : null,
+      bodyLength: same !== null
+        ? same.bodyLength
+        : valid
+        ? (kind === "http" ? this.#body : this.#total)
+        : null,
       firstMs: Number.isNaN(this.#firstMs) ? undefined : this.#firstMs,
       lastMs: Number.isNaN(this.#lastMs) ? undefined : this.#lastMs,
       timedOut,

@@ -475,8 +475,9 @@ export class FlowCompare {
       ) {
         // the target answered these very first bytes (the common case, compared while they
         // are fresh): the summaries share them, no buffer is handed over, and the verdict's
-        // byte comparison is one identity test
-        t.online = acc.finishWith(target.firstBytes, timedOut, t.spareOnline);
+        // byte comparison is one identity test; a whole answer held unparsed (lazy) takes
+        // the target's digest (the same bytes) and is never parsed here
+        t.online = acc.finishShared(target, timedOut, t.spareOnline);
       } else {
         // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
         const own = acc.buffer;

@@ -162,7 +162,7 @@ export class Comparer implements FlowHost {
     const cost = ACC_COST + this.opts.firstBytes;
     if (!this.reserve(cost)) return null;
     return this.#pool.pop() ??
-      new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode });
+      new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode, lazy: true });
   }
 
   /** @internal */

@@ -102,3 +102,76 @@ Deno.test("an explicit digest mode is used as given", () => {
   assert.equal(s.digest, digestOf(enc(PLAIN)));
   assert.equal(summarize(enc("+OK\r\n"), { mode: "http" }).kind, "http");
 });
+
+Deno.test("lazy accumulators (tcpcopy's online side) summarise exactly as eager ones, gaps and any split included", () => {
+  const texts = [
+    PLAIN,
+    CHUNKED,
+    PLAIN + PLAIN,
+    "+OK\r\n",
+    "\x00\x01binary bytes, no protocol at all",
+  ];
+  for (const text of texts) {
+    const bytes = enc(text);
+    for (const firstBytes of [16, 32, 64, 1024]) {
+      for (let seed = 1; seed <= 20; seed++) {
+        const eager = inPieces(bytes, seed, { firstBytes });
+        assert.deepEqual(inPieces(bytes, seed, { firstBytes, lazy: true }), eager, `seed ${seed}`);
+        // with a gap in the middle
+        const run = (lazy: boolean) => {
+          const acc = new AnswerAccumulator({ firstBytes, lazy });
+          acc.reset();
+          const cut = seed % bytes.length;
+          acc.push(bytes, NaN, 0, cut);
+          acc.gap(3);
+          acc.push(bytes, NaN, Math.min(bytes.length, cut + 3));
+          return acc.finish();
+        };
+        assert.deepEqual(run(true), run(false), `gap, seed ${seed}`);
+      }
+    }
+  }
+});
+
+Deno.test("finishShared takes the other side's digest only for the same whole answer, else computes its own", () => {
+  const mk = (text: string, lazy: boolean, firstBytes = 1024) => {
+    const acc = new AnswerAccumulator({ firstBytes, lazy });
+    acc.reset();
+    acc.push(enc(text));
+    return acc;
+  };
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary"]) {
+    const other = summarize(enc(text)); // the target's summary of the same bytes
+    for (const lazy of [true, false]) {
+      const acc = mk(text, lazy);
+      assert.ok(acc.sameFirstBytes(other.firstBytes));
+      const s = acc.finishShared(other);
+      assert.deepEqual(s, mk(text, false).finish(), `${JSON.stringify(text)} lazy ${lazy}`);
+      assert.equal(s.firstBytes, other.firstBytes, "the other side's first bytes, not a copy");
+    }
+  }
+  // a target summary that does not hold the whole answer: never taken (the digest is computed)
+  const whole = summarize(enc(PLAIN));
+  const forged = { ...whole, digest: 12345n, bodyLength: 1 };
+  for (
+    const other of [
+      { ...forged, totalLength: whole.totalLength + 5 }, // more bytes than its first bytes
+      { ...forged, gapBytes: 1 },
+      { ...forged, digest: null },
+      { ...forged, kind: "bytes" as const }, // another kind than these bytes sniff as
+    ]
+  ) {
+    const s = mk(PLAIN, true).finishShared(other);
+    assert.equal(s.digest, whole.digest, `${other.totalLength} ${other.gapBytes} ${other.kind}`);
+    assert.equal(s.bodyLength, whole.bodyLength);
+  }
+  // and a whole one is taken as it is: the shortcut is real (nothing is parsed here)
+  assert.equal(mk(PLAIN, true).finishShared(forged).digest, 12345n);
+  // an answer longer than the first bytes was parsed as it came: its own digest
+  const long = enc(PLAIN + "x".repeat(100));
+  const acc = new AnswerAccumulator({ firstBytes: 32, lazy: true });
+  acc.reset();
+  acc.push(long);
+  const cut = summarize(long, { firstBytes: 32 });
+  assert.equal(acc.finishShared({ ...cut, digest: 1n }).digest, cut.digest);
+});
