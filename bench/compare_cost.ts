@@ -15,13 +15,14 @@
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
  * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike
- * CPU time on a shared machine: the V8 heap's growth over a batch of requests without a GC,
- * median over the batches). Run it with tcpcopy's own V8 flags (lib/process/v8_flags.ts,
- * `--v8-flags=--max-semi-space-size=2`) for its garbage collections. Process CPU includes V8's garbage-collection helper threads: the intercept
+ * CPU time on a shared machine: V8's `total_allocated_bytes` over tcpcopy's calls). Run it
+ * with tcpcopy's own V8 flags (lib/process/v8_flags.ts, `--v8-flags=--max-semi-space-size=2`)
+ * for its garbage collections. Process CPU includes V8's garbage-collection helper threads: the intercept
  * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";
+import { getHeapStatistics } from "node:v8";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
@@ -35,9 +36,9 @@ import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { AnswerDecoder } from "../lib/tunnel/answer_frame.ts";
 
-/** V8 heap bytes in use (a delta without a GC between: bytes allocated). */
-function heapUsed(): number {
-  return Deno.memoryUsage().heapUsed;
+/** Bytes V8 allocated on its heap so far (a counter garbage collections do not change). */
+function allocated(): number {
+  return getHeapStatistics().total_allocated_bytes;
 }
 
 /** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
@@ -201,7 +202,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   const info = newReplyInfo();
   const decoder = new AnswerDecoder();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
-  const allocs: number[] = []; // heap bytes allocated per request, per batch without a GC
+  let bytes = 0; // heap bytes allocated in tcpcopy's calls
   const flows: Flow[] = [];
   ringAt = 0;
   for (let i = 0; i < FLOWS; i++) {
@@ -242,7 +243,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
       }
     }
     const t1 = cpuMs();
-    const h1 = heapUsed();
+    const h1 = allocated();
     // tcpcopy: request, its replay, the online answer, the reply header, the ANSWER frame
     let n = 0;
     for (let j = 0; j < turns; j++) {
@@ -267,8 +268,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
         done++;
       }
     }
-    const h2 = heapUsed();
-    if (h2 >= h1) allocs.push((h2 - h1) / (turns * FLOWS));
+    bytes += allocated() - h1;
     answers.length = 0;
     outAt = 0;
     tTcpcopy += cpuMs() - t1;
@@ -282,7 +282,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     tcpcopy: (tTcpcopy * 1e6) / done,
     intercept: (tIntercept * 1e6) / done,
     compared,
-    alloc: allocs.length === 0 ? Number.NaN : med(allocs),
+    alloc: bytes / done,
   };
 }
 
