@@ -12,6 +12,10 @@
  *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
+ *         [--online-first]
+ *
+ * `--online-first`: each target answer arrives after the flow's next request (the online
+ * answer is finished first, as when the replay lags); by default it arrives before.
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
  * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike
@@ -56,6 +60,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "200000" },
     flows: { type: "string", default: "10" },
     baseline: { type: "boolean", default: false },
+    "online-first": { type: "boolean", default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -206,6 +211,16 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   const info = newReplyInfo();
   const decoder = new AnswerDecoder();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
+  // --online-first: each ANSWER comes after the flow's next request (which ends the online
+  // answer): a target slower than the client's next request
+  const lag = values["online-first"] ? FLOWS : 0;
+  const deliver = (frs: Uint8Array[], at: number) => {
+    for (const fr of frs) {
+      const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
+      if (typeof a === "string") throw new Error(a);
+      r.onAnswer(a, at);
+    }
+  };
   let bytes = 0; // heap bytes allocated in tcpcopy's calls
   const flows: Flow[] = [];
   ringAt = 0;
@@ -258,19 +273,17 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
         r.send(f.out[j]);
         if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
         r.onReplyBytes(f.replyHeader[j], now);
-        if (comparer !== null) {
-          for (const fr of answers[n++]) {
-            const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
-            if (typeof a === "string") throw new Error(a);
-            r.onAnswer(a, now);
-          }
-        }
+        if (comparer !== null && n >= lag) deliver(answers[n - lag], now);
+        n++;
         if (now >= nextTick) {
           r.compareTick(now);
           nextTick += 100;
         }
         done++;
       }
+    }
+    if (comparer !== null) {
+      for (let k = Math.max(0, n - lag); k < n; k++) deliver(answers[k], now);
     }
     bytes += allocated() - h1;
     answers.length = 0;

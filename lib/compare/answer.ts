@@ -199,11 +199,17 @@ export class AnswerAccumulator {
    * a pool instead of allocating one per answer). `into`: a summary no longer used, filled
    * and returned instead of a new object.
    */
-  finishSwap(spare: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+  finishSwap(
+    spare: Uint8Array,
+    timedOut = false,
+    into?: AnswerSummary | null,
+    held = false,
+  ): AnswerSummary {
     if (spare.length !== this.#first.length) {
       throw new RangeError(`spare buffer of ${spare.length} bytes, ${this.#first.length} needed`);
     }
-    const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into ?? undefined);
+    const first = this.#first.subarray(0, this.#firstLen);
+    const s = this.#summary(first, timedOut, into ?? undefined, held ? HELD : null);
     this.#first = spare;
     return s;
   }
@@ -219,12 +225,27 @@ export class AnswerAccumulator {
    * `into` as for {@link finishSwap}.
    */
   finishShared(other: AnswerSummary, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
-    const n = this.#firstLen;
-    const whole = this.#kind === undefined && this.#contiguous && this.#total === n &&
-      other.totalLength === n && other.firstBytes.length === n && other.gapBytes === 0 &&
-      other.digest !== null && other.bodyLength !== null &&
-      other.kind === (this.mode === "auto" ? digestKindOf(other.firstBytes) : this.mode);
+    const whole = this.held && sameWholeAnswer(other, this.#firstLen, this.mode);
     return this.#summary(other.firstBytes, timedOut, into ?? undefined, whole ? other : null);
+  }
+
+  /**
+   * The answer so far is held unparsed: its kind is not decided and its first bytes hold all
+   * of it (a `lazy` accumulator's answer that fits in N bytes, without gaps).
+   */
+  get held(): boolean {
+    return this.#kind === undefined && this.#contiguous && this.#total === this.#firstLen;
+  }
+
+  /**
+   * Like {@link finishSwap} for an answer {@link held} unparsed, without parsing or digesting
+   * it: the summary's kind, digest and body length are placeholders ("bytes", null, null)
+   * until {@link completeHeld} fills them in from its first bytes (tcpcopy does so only for
+   * turns that get a verdict).
+   */
+  finishSwapHeld(spare: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+    if (!this.held) throw new Error("finishSwapHeld: the answer is not held unparsed");
+    return this.finishSwap(spare, timedOut, into, true);
   }
 
   /** True when `b` holds exactly this answer's first bytes so far. */
@@ -237,7 +258,10 @@ export class AnswerAccumulator {
     return this.#first;
   }
 
-  /** `same`: a summary of the same bytes whose kind, digest and body length are taken. */
+  /**
+   * `same`: a summary of the same bytes whose kind, digest and body length are taken ({@link
+   * HELD}: placeholders, nothing decided).
+   */
   #summary(
     firstBytes: Uint8Array,
     timedOut: boolean,
@@ -332,6 +356,58 @@ export class AnswerAccumulator {
       false, // the digest needs the framing headers only
     );
   }
+}
+
+/** Placeholder kind, digest and body length of a summary held unparsed. */
+const HELD: AnswerSummary = {
+  firstBytes: new Uint8Array(0),
+  totalLength: 0,
+  gapBytes: 0,
+  kind: "bytes",
+  digest: null,
+  bodyLength: null,
+  timedOut: false,
+  complete: false,
+  truncated: false,
+};
+
+/**
+ * True when `other` holds a whole answer of `n` bytes in its first bytes (no gap, digest and
+ * body length known) whose kind is the one digest mode `mode` gives those bytes: an answer
+ * with the same first bytes has its kind, digest and body length.
+ */
+function sameWholeAnswer(other: AnswerSummary, n: number, mode: DigestMode): boolean {
+  return other.totalLength === n && other.firstBytes.length === n && other.gapBytes === 0 &&
+    other.digest !== null && other.bodyLength !== null &&
+    other.kind === (mode === "auto" ? digestKindOf(other.firstBytes) : mode);
+}
+
+/**
+ * Fills in the kind, digest and body length of `s`, a summary made by
+ * {@link AnswerAccumulator.finishSwapHeld} (its first bytes are the whole answer): `same`'s
+ * when it holds the same whole answer (its first bytes are the same view), else computed with
+ * `scratch` (an accumulator of the same mode and N; reset and used here).
+ */
+export function completeHeld(
+  s: AnswerSummary,
+  scratch: AnswerAccumulator,
+  same: AnswerSummary | null,
+): void {
+  if (
+    same !== null && same.firstBytes === s.firstBytes &&
+    sameWholeAnswer(same, s.firstBytes.length, scratch.mode)
+  ) {
+    s.kind = same.kind;
+    s.digest = same.digest;
+    s.bodyLength = same.bodyLength;
+    return;
+  }
+  scratch.reset();
+  scratch.push(s.firstBytes);
+  const full = scratch.finishView();
+  s.kind = full.kind;
+  s.digest = full.digest;
+  s.bodyLength = full.bodyLength;
 }
 
 /** The summary of a whole answer given at once (tests, offline tools). */

@@ -60,6 +60,11 @@ export interface PendingTurn {
   /** The online answer: undefined while open, null when the online server sent nothing. */
   online: AnswerSummary | null | undefined;
   /**
+   * The online answer's kind, digest and body length are not computed yet (held unparsed, its
+   * first bytes are all of it): the host fills them in before the verdict (`completeHeld`).
+   */
+  onlineHeld: boolean;
+  /**
    * Summary objects of an earlier turn that used this object (it is reused): filled again
    * instead of new ones (null: none yet).
    */
@@ -97,6 +102,8 @@ export interface FlowHost {
   headBuffer(): Uint8Array;
   /** A buffer of the accumulators' length for an online answer's first bytes (pooled). */
   firstBuffer(): Uint8Array;
+  /** Fills in a held online summary's kind, digest and body length (`completeHeld`). */
+  completeHeld(s: AnswerSummary, target: AnswerSummary | null): void;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
   /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
@@ -293,6 +300,7 @@ export class FlowCompare {
     t.onlineBuf = t.targetBuf = null;
     t.lastSegMs = atMs;
     t.online = undefined;
+    t.onlineHeld = false;
     t.onlineAt = Number.NaN;
     t.sentMs = sentMs;
     t.replyFirstMs = t.replyLastMs = Number.NaN;
@@ -324,6 +332,7 @@ export class FlowCompare {
       targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
+      onlineHeld: false,
       spareOnline: null,
       spareTarget: null,
       onlineAt: Number.NaN,
@@ -479,9 +488,15 @@ export class FlowCompare {
         // the target's digest (the same bytes) and is never parsed here
         t.online = acc.finishShared(target, timedOut, t.spareOnline);
       } else {
-        // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
+        // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy);
+        // a whole answer held unparsed stays so until its verdict (most turns of a replay
+        // that lags are skipped before they get one: never parsed)
         const own = acc.buffer;
-        t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+        const spare = this.host.firstBuffer();
+        t.onlineHeld = acc.held;
+        t.online = t.onlineHeld
+          ? acc.finishSwapHeld(spare, timedOut, t.spareOnline)
+          : acc.finishSwap(spare, timedOut, t.spareOnline);
         t.onlineBuf = own;
       }
       t.spareOnline = null;
@@ -491,7 +506,11 @@ export class FlowCompare {
     if (t.online !== null) {
       const extra = t.online.firstBytes.length;
       if (this.host.reserve(extra)) t.cost += extra;
-      else t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
+      else {
+        if (t.onlineHeld) this.host.completeHeld(t.online, null); // (from the bytes dropped now)
+        t.onlineHeld = false;
+        t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
+      }
     }
   }
 

@@ -19,7 +19,12 @@
  * @module
  */
 
-import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
+import {
+  AnswerAccumulator,
+  type AnswerSummary,
+  completeHeld,
+  type DigestMode,
+} from "../compare/answer.ts";
 import { type CompareOptions, compareTurn } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
 import { sameBytes } from "../compare/http_fast.ts";
@@ -129,6 +134,8 @@ export class Comparer implements FlowHost {
   readonly #mode: DigestMode;
   readonly #compare: CompareOptions;
   #used = 0;
+  /** For the online summaries held unparsed until their verdict (completeHeld). */
+  #scratch: AnswerAccumulator | null = null;
   #pendingTurns = 0;
   #nextSession = 1;
 
@@ -194,6 +201,12 @@ export class Comparer implements FlowHost {
   /** @internal */
   keepTurn(t: PendingTurn): void {
     if (this.#spareTurns.length < SPARE_TURNS) this.#spareTurns.push(t);
+  }
+
+  /** @internal */
+  completeHeld(s: AnswerSummary, target: AnswerSummary | null): void {
+    this.#scratch ??= new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode });
+    completeHeld(s, this.#scratch, target);
   }
 
   /** @internal */
@@ -490,6 +503,11 @@ export class Comparer implements FlowHost {
     if (online === null && target === null) {
       this.#drop(f, t, false); // neither side answered (a request body, a lone ACK): nothing
       return;
+    }
+    if (online !== null && t.onlineHeld) {
+      // (held unparsed until now: the target's values when it shares the same whole answer)
+      t.onlineHeld = false;
+      this.completeHeld(online, target);
     }
     if (target !== null) {
       // (the turn's own summary, made by #merge: completed in place)

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { AnswerAccumulator, type AnswerSummary, summarize } from "../../lib/compare/answer.ts";
+import {
+  AnswerAccumulator,
+  type AnswerSummary,
+  completeHeld,
+  summarize,
+} from "../../lib/compare/answer.ts";
 import { digestOf } from "../../lib/compare/digest.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 
@@ -174,4 +179,40 @@ Deno.test("finishShared takes the other side's digest only for the same whole an
   acc.push(long);
   const cut = summarize(long, { firstBytes: 32 });
   assert.equal(acc.finishShared({ ...cut, digest: 1n }).digest, cut.digest);
+});
+
+Deno.test("an answer held unparsed (finishSwapHeld) is completed to exactly the eager summary", () => {
+  const scratch = new AnswerAccumulator({ firstBytes: 256 });
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary", "HTTP/1.1 200 OK\r\n"]) {
+    for (const timedOut of [false, true]) {
+      const bytes = enc(text).subarray(0, 200);
+      const acc = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+      acc.reset();
+      acc.push(bytes);
+      const eager = summarize(bytes, { firstBytes: 256 });
+      if (timedOut) eager.complete = false, eager.timedOut = true;
+      assert.ok(acc.held);
+      const s = acc.finishSwapHeld(new Uint8Array(256), timedOut);
+      assert.equal(s.digest, null, "nothing computed yet");
+      completeHeld(s, scratch, null);
+      assert.deepEqual(s, eager, JSON.stringify(text));
+    }
+  }
+  const acc = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+  acc.reset();
+  acc.push(enc(PLAIN).subarray(0, 200));
+  const s = acc.finishSwapHeld(new Uint8Array(256));
+  const forged = { ...summarize(s.firstBytes), digest: 7n, firstBytes: s.firstBytes };
+  completeHeld(s, scratch, forged);
+  assert.equal(s.digest, 7n, "the same view: the other side's values");
+  const s2 = { ...s, digest: null };
+  completeHeld(s2, scratch, { ...forged, firstBytes: s.firstBytes.slice() });
+  assert.equal(s2.digest, summarize(s.firstBytes).digest, "an equal copy: computed here");
+  // an answer with a gap or beyond the first bytes is not held
+  const gapped = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+  gapped.reset();
+  gapped.push(enc("abc"));
+  gapped.gap(2);
+  assert.equal(gapped.held, false);
+  assert.throws(() => gapped.finishSwapHeld(new Uint8Array(256)));
 });
