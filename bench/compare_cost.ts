@@ -8,17 +8,25 @@
  *   simulated time) with a no-op engine; `--baseline` runs the same without a comparer (the
  *   answer packet is then not captured at all, as without `--compare`).
  * - intercept: the answer tracker (`inspectReply`, `AnswerTracker.reply`, `settle`, the ANSWER
- *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it as
- *   views, as the tunnel client does.
+ *   frame encoded and copied into an output buffer, as the batcher does); tcpcopy decodes it
+ *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
+ *         [--online-first]
+ *
+ * `--online-first`: each target answer arrives after the flow's next request (the online
+ * answer is finished first, as when the replay lags); by default it arrives before.
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
- * warm-up pass). Process CPU includes V8's garbage-collection helper threads: the intercept
+ * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike
+ * CPU time on a shared machine: V8's `total_allocated_bytes` over tcpcopy's calls). Run it
+ * with tcpcopy's own V8 flags (lib/process/v8_flags.ts, `--v8-flags=--max-semi-space-size=2`)
+ * for its garbage collections. Process CPU includes V8's garbage-collection helper threads: the intercept
  * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";
+import { getHeapStatistics } from "node:v8";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
@@ -30,7 +38,16 @@ import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.
 import { LinkType } from "../lib/wire/link.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
-import { decodeAnswerBody } from "../lib/tunnel/answer_frame.ts";
+import { AnswerDecoder } from "../lib/tunnel/answer_frame.ts";
+
+/** Bytes V8 allocated on its heap so far (a counter garbage collections do not change). */
+function allocated(): number {
+  // (in Deno's statistics, not yet in the HeapInfo type of @types/node)
+  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & {
+    total_allocated_bytes: number;
+  };
+  return stats.total_allocated_bytes;
+}
 
 /** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
 function cpuMs(): number {
@@ -43,6 +60,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "200000" },
     flows: { type: "string", default: "10" },
     baseline: { type: "boolean", default: false },
+    "online-first": { type: "boolean", default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -91,8 +109,17 @@ function packet(
   return ip;
 }
 
+/**
+ * Captured frames live in one buffer, as in the capture ring (views of one mapped area): the
+ * frames of a batch are written from its start again (the previous batch's are consumed).
+ */
+const RING = new Uint8Array(16 << 20);
+let ringAt = 0;
+
 function ether(ip: Uint8Array): Uint8Array {
-  const f = new Uint8Array(14 + ip.length);
+  const len = 14 + ip.length;
+  if (ringAt + len > RING.length) throw new Error("bench ring too small");
+  const f = RING.subarray(ringAt, ringAt += len);
   f.set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
   f.set(ip, 14);
   return f;
@@ -138,7 +165,7 @@ function makeFlow(port: number, base: number): Flow {
   return f;
 }
 
-function run(): { tcpcopy: number; intercept: number; compared: number } {
+function run(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
   const slotBuf = new Uint8Array(4096);
   const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
   const comparer = baseline ? null : new Comparer({
@@ -182,8 +209,21 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
     },
   );
   const info = newReplyInfo();
+  const decoder = new AnswerDecoder();
   let tTcpcopy = 0, tIntercept = 0, now = 0;
+  // --online-first: each ANSWER comes after the flow's next request (which ends the online
+  // answer): a target slower than the client's next request
+  const lag = values["online-first"] ? FLOWS : 0;
+  const deliver = (frs: Uint8Array[], at: number) => {
+    for (const fr of frs) {
+      const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
+      if (typeof a === "string") throw new Error(a);
+      r.onAnswer(a, at);
+    }
+  };
+  let bytes = 0; // heap bytes allocated in tcpcopy's calls
   const flows: Flow[] = [];
+  ringAt = 0;
   for (let i = 0; i < FLOWS; i++) {
     const port = 40000 + i;
     const c = endpointOf(CLIENT, port), t = endpointOf(TARGET, 80), o = endpointOf(ONLINE, 80);
@@ -201,7 +241,10 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
   let nextTick = 100, done = 0;
   const answers: Uint8Array[][] = []; // per turn of the batch: the frames intercept sent
   for (let k0 = 0; k0 < perFlow; k0 += TURNS_PER_FLOW) {
-    if (k0 > 0) { for (let i = 0; i < FLOWS; i++) flows[i] = makeFlow(flows[i].port, k0); }
+    if (k0 > 0) {
+      ringAt = 0;
+      for (let i = 0; i < FLOWS; i++) flows[i] = makeFlow(flows[i].port, k0);
+    }
     const turns = Math.min(TURNS_PER_FLOW, perFlow - k0);
     // intercept: the target's replies of the batch, one capture cycle each
     const t0 = cpuMs();
@@ -219,6 +262,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
       }
     }
     const t1 = cpuMs();
+    const h1 = allocated();
     // tcpcopy: request, its replay, the online answer, the reply header, the ANSWER frame
     let n = 0;
     for (let j = 0; j < turns; j++) {
@@ -229,13 +273,8 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
         r.send(f.out[j]);
         if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
         r.onReplyBytes(f.replyHeader[j], now);
-        if (comparer !== null) {
-          for (const fr of answers[n++]) {
-            const a = decodeAnswerBody(fr.subarray(4), 1024, false); // as the tunnel client does
-            if (typeof a === "string") throw new Error(a);
-            r.onAnswer(a, now);
-          }
-        }
+        if (comparer !== null && n >= lag) deliver(answers[n - lag], now);
+        n++;
         if (now >= nextTick) {
           r.compareTick(now);
           nextTick += 100;
@@ -243,6 +282,10 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
         done++;
       }
     }
+    if (comparer !== null) {
+      for (let k = Math.max(0, n - lag); k < n; k++) deliver(answers[k], now);
+    }
+    bytes += allocated() - h1;
     answers.length = 0;
     outAt = 0;
     tTcpcopy += cpuMs() - t1;
@@ -252,17 +295,27 @@ function run(): { tcpcopy: number; intercept: number; compared: number } {
   r.compareTick(now + 5000);
   tTcpcopy += cpuMs() - t0;
   const compared = comparer?.stats.snapshot().compared ?? 0;
-  return { tcpcopy: (tTcpcopy * 1e6) / done, intercept: (tIntercept * 1e6) / done, compared };
+  return {
+    tcpcopy: (tTcpcopy * 1e6) / done,
+    intercept: (tIntercept * 1e6) / done,
+    compared,
+    alloc: bytes / done,
+  };
+}
+
+function med(xs: number[]): number {
+  return xs.sort((a, b) => a - b)[xs.length >> 1];
 }
 
 run(); // warm-up
 const res = [];
 for (let i = 0; i < 5; i++) res.push(run());
-const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
 console.log(
   `${baseline ? "baseline" : "compare"}: tcpcopy ${
     med(res.map((x) => x.tcpcopy)).toFixed(0)
   } ns/req, intercept ${med(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
     res[0].compared
-  } of ${REQUESTS}`,
+  } of ${REQUESTS}; tcpcopy heap bytes allocated per request ${
+    med(res.map((x) => x.alloc)).toFixed(0)
+  }`,
 );

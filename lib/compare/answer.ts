@@ -21,6 +21,7 @@
 
 import { Digest64 } from "./digest.ts";
 import { HttpResponseParser } from "./http_stream.ts";
+import { sameBytes } from "./http_fast.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 
@@ -66,6 +67,14 @@ export interface AnswerOptions {
   firstBytes?: number;
   /** Digest mode (default `auto`). */
   mode?: DigestMode;
+  /**
+   * Parse and digest only once the first bytes cannot hold the whole answer, or at the
+   * finish (tcpcopy's online answers): an answer equal to the target's whole answer then takes
+   * the target's kind, digest and body length ({@link AnswerAccumulator.finishShared}) and is
+   * never parsed here. `atMessageEnd` is false while the bytes are held (intercept, which
+   * needs it, is eager: the default).
+   */
+  lazy?: boolean;
 }
 
 /**
@@ -87,6 +96,8 @@ export class AnswerAccumulator {
   #requestMs = NaN;
   #firstMs = NaN;
   #lastMs = NaN;
+  /** Bytes held in #first before the kind is decided and they are fed. */
+  readonly #hold: number;
 
   constructor(opts: AnswerOptions = {}) {
     const n = opts.firstBytes ?? DEFAULT_COMPARE_BYTES;
@@ -97,6 +108,7 @@ export class AnswerAccumulator {
     }
     this.#first = new Uint8Array(n);
     this.mode = opts.mode ?? "auto";
+    this.#hold = opts.lazy ? n : SNIFF_BYTES;
   }
 
   /** Starts a new answer; `requestMs` is when the request's last segment was seen/sent. */
@@ -148,7 +160,7 @@ export class AnswerAccumulator {
       } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
     }
     if (this.#kind === undefined) {
-      if (this.#firstLen < SNIFF_BYTES) return; // all of it is in #first
+      if (this.#firstLen < this.#hold) return; // all of it is in #first
       this.#decide();
       this.#feed(bytes, from + copied, to);
     } else if (this.#contiguous) {
@@ -187,13 +199,58 @@ export class AnswerAccumulator {
    * a pool instead of allocating one per answer). `into`: a summary no longer used, filled
    * and returned instead of a new object.
    */
-  finishSwap(spare: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+  finishSwap(
+    spare: Uint8Array,
+    timedOut = false,
+    into?: AnswerSummary | null,
+    held = false,
+  ): AnswerSummary {
     if (spare.length !== this.#first.length) {
       throw new RangeError(`spare buffer of ${spare.length} bytes, ${this.#first.length} needed`);
     }
-    const s = this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into ?? undefined);
+    const first = this.#first.subarray(0, this.#firstLen);
+    const s = this.#summary(first, timedOut, into ?? undefined, held ? HELD : null);
     this.#first = spare;
     return s;
+  }
+
+  /**
+   * Like {@link finish}, with `other`'s first bytes as the summary's first bytes (no copy; the
+   * accumulator keeps its buffer). They must be equal to this answer's first bytes
+   * ({@link sameFirstBytes}). `other` is the target's summary of the same turn, made by this
+   * same code (intercept's accumulator, the same mode and N). When `other` holds its whole
+   * answer (no gap, all of it in its first bytes, digest known) and this one was held
+   * unparsed (`lazy`, all of it in the first bytes), the two answers are the same bytes: their
+   * kind, digest and body length are `other`'s, taken without parsing or digesting here.
+   * `into` as for {@link finishSwap}.
+   */
+  finishShared(other: AnswerSummary, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+    const whole = this.held && sameWholeAnswer(other, this.#firstLen, this.mode);
+    return this.#summary(other.firstBytes, timedOut, into ?? undefined, whole ? other : null);
+  }
+
+  /**
+   * The answer so far is held unparsed: its kind is not decided and its first bytes hold all
+   * of it (a `lazy` accumulator's answer that fits in N bytes, without gaps).
+   */
+  get held(): boolean {
+    return this.#kind === undefined && this.#contiguous && this.#total === this.#firstLen;
+  }
+
+  /**
+   * Like {@link finishSwap} for an answer {@link held} unparsed, without parsing or digesting
+   * it: the summary's kind, digest and body length are placeholders ("bytes", null, null)
+   * until {@link completeHeld} fills them in from its first bytes (tcpcopy does so only for
+   * turns that get a verdict).
+   */
+  finishSwapHeld(spare: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+    if (!this.held) throw new Error("finishSwapHeld: the answer is not held unparsed");
+    return this.finishSwap(spare, timedOut, into, true);
+  }
+
+  /** True when `b` holds exactly this answer's first bytes so far. */
+  sameFirstBytes(b: Uint8Array): boolean {
+    return sameBytes(this.#first, 0, this.#firstLen, b, 0, b.length);
   }
 
   /** The first-bytes buffer now (N bytes; {@link finishSwap} hands it over). */
@@ -201,17 +258,31 @@ export class AnswerAccumulator {
     return this.#first;
   }
 
-  #summary(firstBytes: Uint8Array, timedOut: boolean, into?: AnswerSummary): AnswerSummary {
-    if (this.#kind === undefined) this.#decide();
-    const kind = this.#kind ?? "bytes";
+  /**
+   * `same`: a summary of the same bytes whose kind, digest and body length are taken ({@link
+   * HELD}: placeholders, nothing decided).
+   */
+  #summary(
+    firstBytes: Uint8Array,
+    timedOut: boolean,
+    into?: AnswerSummary,
+    same: AnswerSummary | null = null,
+  ): AnswerSummary {
+    if (same === null && this.#kind === undefined) this.#decide();
+    const kind = same?.kind ?? this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
     if (into !== undefined) {
       into.firstBytes = firstBytes;
       into.totalLength = this.#total;
       into.gapBytes = this.#gaps;
       into.kind = kind;
-      into.digest = valid ? this.#digest.value() : null;
-      into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
+      if (same !== null) {
+        into.digest = same.digest;
+        into.bodyLength = same.bodyLength;
+      } else {
+        into.digest = valid ? this.#digest.value() : null;
+        into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
+      }
       into.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
       into.lastMs = Number.isNaN(this.#lastMs) ? undefined : this.#lastMs;
       into.timedOut = timedOut;
@@ -225,8 +296,12 @@ export class AnswerAccumulator {
       totalLength: this.#total,
       gapBytes: this.#gaps,
       kind,
-      digest: valid ? this.#digest.value() : null,
-      bodyLength: valid ? (kind === "http" ? this.#body : this.#total) : null,
+      digest: same !== null ? same.digest : valid ? this.#digest.value() : null,
+      bodyLength: same !== null
+        ? same.bodyLength
+        : valid
+        ? (kind === "http" ? this.#body : this.#total)
+        : null,
       firstMs: Number.isNaN(this.#firstMs) ? undefined : this.#firstMs,
       lastMs: Number.isNaN(this.#lastMs) ? undefined : this.#lastMs,
       timedOut,
@@ -281,6 +356,58 @@ export class AnswerAccumulator {
       false, // the digest needs the framing headers only
     );
   }
+}
+
+/** Placeholder kind, digest and body length of a summary held unparsed. */
+const HELD: AnswerSummary = {
+  firstBytes: new Uint8Array(0),
+  totalLength: 0,
+  gapBytes: 0,
+  kind: "bytes",
+  digest: null,
+  bodyLength: null,
+  timedOut: false,
+  complete: false,
+  truncated: false,
+};
+
+/**
+ * True when `other` holds a whole answer of `n` bytes in its first bytes (no gap, digest and
+ * body length known) whose kind is the one digest mode `mode` gives those bytes: an answer
+ * with the same first bytes has its kind, digest and body length.
+ */
+function sameWholeAnswer(other: AnswerSummary, n: number, mode: DigestMode): boolean {
+  return other.totalLength === n && other.firstBytes.length === n && other.gapBytes === 0 &&
+    other.digest !== null && other.bodyLength !== null &&
+    other.kind === (mode === "auto" ? digestKindOf(other.firstBytes) : mode);
+}
+
+/**
+ * Fills in the kind, digest and body length of `s`, a summary made by
+ * {@link AnswerAccumulator.finishSwapHeld} (its first bytes are the whole answer): `same`'s
+ * when it holds the same whole answer (its first bytes are the same view), else computed with
+ * `scratch` (an accumulator of the same mode and N; reset and used here).
+ */
+export function completeHeld(
+  s: AnswerSummary,
+  scratch: AnswerAccumulator,
+  same: AnswerSummary | null,
+): void {
+  if (
+    same !== null && same.firstBytes === s.firstBytes &&
+    sameWholeAnswer(same, s.firstBytes.length, scratch.mode)
+  ) {
+    s.kind = same.kind;
+    s.digest = same.digest;
+    s.bodyLength = same.bodyLength;
+    return;
+  }
+  scratch.reset();
+  scratch.push(s.firstBytes);
+  const full = scratch.finishView();
+  s.kind = full.kind;
+  s.digest = full.digest;
+  s.bodyLength = full.bodyLength;
 }
 
 /** The summary of a whole answer given at once (tests, offline tools). */

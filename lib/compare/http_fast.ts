@@ -137,7 +137,15 @@ function scan(b: Uint8Array, h: Head, ignore: readonly string[], framing: readon
   return true;
 }
 
-function sameBytes(a: Uint8Array, af: number, at: number, b: Uint8Array, bf: number, bt: number) {
+/** True when `a[af, at)` and `b[bf, bt)` hold the same bytes (by 32-bit words where it can). */
+export function sameBytes(
+  a: Uint8Array,
+  af: number,
+  at: number,
+  b: Uint8Array,
+  bf: number,
+  bt: number,
+): boolean {
   const n = at - af;
   if (n !== bt - bf) return false;
   let i = 0;
@@ -208,7 +216,10 @@ export function sameHttpHeads(
   return sameBytes(ob, A.bodyAt, A.bodyAt + n, tb, B.bodyAt, B.bodyAt + n);
 }
 
-/** True when `a` and `b` hold the same bytes. */
+/**
+ * True when `a` and `b` hold the same bytes (at once for one view: tcpcopy lets both sides of
+ * a turn share their first bytes when they are equal).
+ */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return sameBytes(a, 0, a.length, b, 0, b.length);
+  return a === b || sameBytes(a, 0, a.length, b, 0, b.length);
 }

@@ -48,14 +48,22 @@ export interface PendingTurn {
   head: Uint8Array;
   /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
   headBuf: Uint8Array;
-  /** The pooled buffer the online answer's first bytes live in (null: none). */
+  /**
+   * The pooled buffer the online answer's first bytes live in (null: none, or they are the
+   * target's: equal first bytes are shared, see `FlowCompare.finishOnline` and the comparer).
+   */
   onlineBuf: Uint8Array | null;
-  /** The pooled buffer the target answer's first bytes live in (null: none). */
+  /** The pooled buffer the target answer's first bytes live in (null: none, or shared). */
   targetBuf: Uint8Array | null;
   /** Capture time (ms) of the request's last segment. */
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
   online: AnswerSummary | null | undefined;
+  /**
+   * The online answer's kind, digest and body length are not computed yet (held unparsed, its
+   * first bytes are all of it): the host fills them in before the verdict (`completeHeld`).
+   */
+  onlineHeld: boolean;
   /**
    * Summary objects of an earlier turn that used this object (it is reused): filled again
    * instead of new ones (null: none yet).
@@ -94,6 +102,8 @@ export interface FlowHost {
   headBuffer(): Uint8Array;
   /** A buffer of the accumulators' length for an online answer's first bytes (pooled). */
   firstBuffer(): Uint8Array;
+  /** Fills in a held online summary's kind, digest and body length (`completeHeld`). */
+  completeHeld(s: AnswerSummary, target: AnswerSummary | null): void;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
   /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
@@ -290,6 +300,7 @@ export class FlowCompare {
     t.onlineBuf = t.targetBuf = null;
     t.lastSegMs = atMs;
     t.online = undefined;
+    t.onlineHeld = false;
     t.onlineAt = Number.NaN;
     t.sentMs = sentMs;
     t.replyFirstMs = t.replyLastMs = Number.NaN;
@@ -321,6 +332,7 @@ export class FlowCompare {
       targetBuf: null,
       lastSegMs: atMs,
       online: undefined,
+      onlineHeld: false,
       spareOnline: null,
       spareTarget: null,
       onlineAt: Number.NaN,
@@ -466,18 +478,39 @@ export class FlowCompare {
     }
     const acc = this.#acc;
     if (t === this.open && this.#accStarted && acc !== null) {
-      // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy)
-      const own = acc.buffer;
-      t.online = acc.finishSwap(this.host.firstBuffer(), timedOut, t.spareOnline);
+      const target = t.target;
+      if (
+        target !== null && target.firstBytes.length > 0 && acc.sameFirstBytes(target.firstBytes)
+      ) {
+        // the target answered these very first bytes (the common case, compared while they
+        // are fresh): the summaries share them, no buffer is handed over, and the verdict's
+        // byte comparison is one identity test; a whole answer held unparsed (lazy) takes
+        // the target's digest (the same bytes) and is never parsed here
+        t.online = acc.finishShared(target, timedOut, t.spareOnline);
+      } else {
+        // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy);
+        // a whole answer held unparsed stays so until its verdict (most turns of a replay
+        // that lags are skipped before they get one: never parsed)
+        const own = acc.buffer;
+        const spare = this.host.firstBuffer();
+        t.onlineHeld = acc.held;
+        t.online = t.onlineHeld
+          ? acc.finishSwapHeld(spare, timedOut, t.spareOnline)
+          : acc.finishSwap(spare, timedOut, t.spareOnline);
+        t.onlineBuf = own;
+      }
       t.spareOnline = null;
-      t.onlineBuf = own;
     } else t.online = null;
     if (t === this.open) this.#accStarted = false;
     t.onlineAt = now;
     if (t.online !== null) {
       const extra = t.online.firstBytes.length;
       if (this.host.reserve(extra)) t.cost += extra;
-      else t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
+      else {
+        if (t.onlineHeld) this.host.completeHeld(t.online, null); // (from the bytes dropped now)
+        t.onlineHeld = false;
+        t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
+      }
     }
   }
 

@@ -19,9 +19,15 @@
  * @module
  */
 
-import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
+import {
+  AnswerAccumulator,
+  type AnswerSummary,
+  completeHeld,
+  type DigestMode,
+} from "../compare/answer.ts";
 import { type CompareOptions, compareTurn } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
+import { sameBytes } from "../compare/http_fast.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
@@ -128,6 +134,8 @@ export class Comparer implements FlowHost {
   readonly #mode: DigestMode;
   readonly #compare: CompareOptions;
   #used = 0;
+  /** For the online summaries held unparsed until their verdict (completeHeld). */
+  #scratch: AnswerAccumulator | null = null;
   #pendingTurns = 0;
   #nextSession = 1;
 
@@ -161,7 +169,7 @@ export class Comparer implements FlowHost {
     const cost = ACC_COST + this.opts.firstBytes;
     if (!this.reserve(cost)) return null;
     return this.#pool.pop() ??
-      new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode });
+      new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode, lazy: true });
   }
 
   /** @internal */
@@ -193,6 +201,12 @@ export class Comparer implements FlowHost {
   /** @internal */
   keepTurn(t: PendingTurn): void {
     if (this.#spareTurns.length < SPARE_TURNS) this.#spareTurns.push(t);
+  }
+
+  /** @internal */
+  completeHeld(s: AnswerSummary, target: AnswerSummary | null): void {
+    this.#scratch ??= new AnswerAccumulator({ firstBytes: this.opts.firstBytes, mode: this.#mode });
+    completeHeld(s, this.#scratch, target);
   }
 
   /** @internal */
@@ -310,10 +324,19 @@ export class Comparer implements FlowHost {
       const n = Math.min(s.firstBytes.length, this.opts.firstBytes);
       let firstBytes: Uint8Array = NO_BYTES;
       if (n > 0 && this.reserve(n)) {
-        const buf = turn.targetBuf ??= this.firstBuffer();
         const fb = s.firstBytes;
-        buf.set(n === fb.length ? fb : fb.subarray(0, n)); // (no view when all of it fits)
-        firstBytes = buf.subarray(0, n);
+        const online = turn.online;
+        if (
+          online && online.firstBytes.length === n && sameBytes(fb, 0, n, online.firstBytes, 0, n)
+        ) {
+          // the online answer's first bytes (the common case, compared while these are
+          // fresh): shared, not copied; the budget counts them as before
+          firstBytes = online.firstBytes;
+        } else {
+          const buf = turn.targetBuf ??= this.firstBuffer();
+          buf.set(n === fb.length ? fb : fb.subarray(0, n)); // (no view when all of it fits)
+          firstBytes = buf.subarray(0, n);
+        }
       }
       turn.cost += firstBytes.length;
       const late = a.part > 0;
@@ -375,8 +398,13 @@ export class Comparer implements FlowHost {
     if (room <= 0 || have.length !== prev.totalLength || prev.gapBytes > 0) return have;
     const n = Math.min(room, more.length);
     if (n === 0 || !this.reserve(n)) return have;
-    // `have` is the start of the turn's target buffer (or empty, with no buffer yet)
-    const buf = turn.targetBuf ??= this.firstBuffer();
+    // `have` is the start of the turn's target buffer, or (no buffer yet) empty or the
+    // online answer's first bytes (shared when equal): copied into a new one first
+    let buf = turn.targetBuf;
+    if (buf === null) {
+      buf = turn.targetBuf = this.firstBuffer();
+      buf.set(have);
+    }
     buf.set(more.subarray(0, n), have.length);
     turn.cost += n;
     return buf.subarray(0, have.length + n);
@@ -475,6 +503,11 @@ export class Comparer implements FlowHost {
     if (online === null && target === null) {
       this.#drop(f, t, false); // neither side answered (a request body, a lone ACK): nothing
       return;
+    }
+    if (online !== null && t.onlineHeld) {
+      // (held unparsed until now: the target's values when it shares the same whole answer)
+      t.onlineHeld = false;
+      this.completeHeld(online, target);
     }
     if (target !== null) {
       // (the turn's own summary, made by #merge: completed in place)

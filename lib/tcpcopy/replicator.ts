@@ -262,7 +262,8 @@ export class Replicator implements EngineOutput {
     s.seq = p.seq;
     s.ack = p.ack;
     s.flags = p.flags;
-    s.payload = p.payloadTruncated ? EMPTY : p.payload();
+    // (no view for a pure ACK: most of the server's packets on short connections)
+    s.payload = p.payloadTruncated || p.capturedPayloadLength === 0 ? EMPTY : p.payload();
     cmp.onServer(src, dst, s, atMs, nowMs);
   }
 

@@ -180,45 +180,60 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): numb
 }
 
 /**
- * Decodes an ANSWER frame's body. `maxFirst` is the N this side asked for. With `copy` (the
- * default) the result owns its bytes and outlives `body`; without, its addresses and first
- * bytes are views of `body`, valid as long as `body` is (the tunnel client's hot path: the
- * comparer copies what it keeps into pooled buffers). Returns a reason string for a body that
- * breaks the layout or is inconsistent (the caller counts it and goes on: the framing itself
- * was fine).
+ * Checks an ANSWER body `b[at, at + len)` against the layout; null when it is consistent, else
+ * the reason. `maxFirst` is the N this side asked for.
  */
-export function decodeAnswerBody(
-  body: Uint8Array,
+function answerBodyError(
+  b: Uint8Array,
+  at: number,
+  len: number,
   maxFirst: number,
-  copy = true,
-): TunnelAnswer | string {
-  if (body.length < ANSWER_HEADER_V4) return `answer of ${body.length} bytes`;
-  const flags = body[0];
-  const v6 = (flags & F_V6) !== 0;
-  const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
-  if (body.length < head) return `IPv6 answer of ${body.length} bytes`;
+): string | null {
+  if (len < ANSWER_HEADER_V4) return `answer of ${len} bytes`;
+  const flags = b[at];
+  const head = (flags & F_V6) !== 0 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
+  if (len < head) return `IPv6 answer of ${len} bytes`;
   if (flags & F_RESERVED) return "answer with a reserved flag set";
-  const end = ANSWER_ENDS[flags >> 4];
-  if (end === undefined) return `answer end code ${flags >> 4}`;
-  const kind = DIGEST_KINDS[body[1]];
-  if (kind === undefined) return `answer digest kind ${body[1]}`;
-  const dv = readerOf(body.buffer);
-  const o = body.byteOffset; // the body's offset in dv
+  if (ANSWER_ENDS[flags >> 4] === undefined) return `answer end code ${flags >> 4}`;
+  if (DIGEST_KINDS[b[at + 1]] === undefined) return `answer digest kind ${b[at + 1]}`;
+  const dv = readerOf(b.buffer);
+  const o = b.byteOffset + at; // the body's offset in dv
   const total = getU48(dv, o + 16);
   const gap = dv.getUint32(o + 28);
-  const first = body.length - head;
+  const first = len - head;
   const hasDigest = (flags & F_DIGEST) !== 0, hasBody = (flags & F_BODY) !== 0;
   if (first > maxFirst) return `answer with ${first} first bytes (${maxFirst} asked for)`;
   if (first > total || gap > total) return "answer lengths beyond its total length";
   if (hasDigest !== (gap === 0) || hasBody !== (gap === 0)) {
     return "answer digest/body length present with gaps, or absent without";
   }
-  const bodyLength = hasBody ? getU48(dv, o + 22) : null;
-  if (bodyLength !== null && bodyLength > total) return "answer body length beyond its total";
+  if (hasBody && getU48(dv, o + 22) > total) return "answer body length beyond its total";
+  return null;
+}
+
+/**
+ * Decodes an ANSWER frame's body. `maxFirst` is the N this side asked for. With `copy` (the
+ * default) the result owns its bytes and outlives `body`; without, its addresses and first
+ * bytes are views of `body`, valid as long as `body` is. Returns a reason string for a body
+ * that breaks the layout or is inconsistent (the caller counts it and goes on: the framing
+ * itself was fine). The tunnel client's hot path uses {@link AnswerDecoder} instead.
+ */
+export function decodeAnswerBody(
+  body: Uint8Array,
+  maxFirst: number,
+  copy = true,
+): TunnelAnswer | string {
+  const error = answerBodyError(body, 0, body.length, maxFirst);
+  if (error !== null) return error;
+  const flags = body[0];
+  const v6 = (flags & F_V6) !== 0;
+  const head = v6 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
   const alen = v6 ? 16 : 4;
   // both addresses and the first bytes in one copy (or none: views of the body)
   const rest = copy ? body.slice(40) : body;
   const at = copy ? 0 : 40;
+  const dv = readerOf(body.buffer);
+  const o = body.byteOffset;
   const client: AnswerEndpoint = {
     addr: rest.subarray(at, at + alen),
     port: dv.getUint16(o + 4),
@@ -227,29 +242,102 @@ export function decodeAnswerBody(
     addr: rest.subarray(at + alen, at + 2 * alen),
     port: dv.getUint16(o + 6),
   };
-  const firstBytes = rest.subarray(at + head - 40);
   const summary: AnswerSummary = {
-    firstBytes,
-    totalLength: total,
-    gapBytes: gap,
-    kind,
-    digest: hasDigest ? dv.getBigUint64(o + 32) : null,
-    bodyLength,
+    firstBytes: rest.subarray(at + head - 40),
+    totalLength: 0,
+    gapBytes: 0,
+    kind: "bytes",
+    digest: null,
+    bodyLength: null,
     firstMs: undefined, // (latencies are tcpcopy's: not carried; the same shape as others)
     lastMs: undefined,
     timedOut: false,
-    complete: gap === 0,
-    truncated: total > first,
+    complete: false,
+    truncated: false,
   };
-  return {
-    client,
-    target,
-    ack: dv.getUint32(o + 8),
-    seq: dv.getUint32(o + 12),
-    part: dv.getUint16(o + 2),
-    summary,
-    end,
+  const a: TunnelAnswer = { client, target, ack: 0, seq: 0, part: 0, summary, end: "ack" };
+  readAnswerFields(body, 0, body.length, a);
+  return a;
+}
+
+/** Fills `a`'s numbers, kind, end and summary fields (not its byte views) from a checked body. */
+function readAnswerFields(b: Uint8Array, at: number, len: number, a: TunnelAnswer): void {
+  const flags = b[at];
+  const head = (flags & F_V6) !== 0 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
+  const dv = readerOf(b.buffer);
+  const o = b.byteOffset + at;
+  const total = getU48(dv, o + 16);
+  const gap = dv.getUint32(o + 28);
+  const s = a.summary;
+  s.totalLength = total;
+  s.gapBytes = gap;
+  s.kind = DIGEST_KINDS[b[at + 1]];
+  s.digest = (flags & F_DIGEST) !== 0 ? dv.getBigUint64(o + 32) : null;
+  s.bodyLength = (flags & F_BODY) !== 0 ? getU48(dv, o + 22) : null;
+  s.complete = gap === 0;
+  s.truncated = total > len - head;
+  a.ack = dv.getUint32(o + 8);
+  a.seq = dv.getUint32(o + 12);
+  a.part = dv.getUint16(o + 2);
+  a.end = ANSWER_ENDS[flags >> 4];
+  a.client.port = dv.getUint16(o + 4);
+  a.target.port = dv.getUint16(o + 6);
+}
+
+/**
+ * Decodes ANSWER bodies into one reused {@link TunnelAnswer} (the tunnel client's hot path,
+ * one per connection): no objects per answer but the view of its first bytes. The answer,
+ * its endpoints and its summary are the decoder's and change with the next decode; the
+ * addresses are the decoder's own arrays, the first bytes a view of the caller's buffer
+ * (valid as long as it is). Keep a copy with {@link ownAnswer}.
+ */
+export class AnswerDecoder {
+  readonly #v4 = [new Uint8Array(4), new Uint8Array(4)];
+  readonly #v6 = [new Uint8Array(16), new Uint8Array(16)];
+  readonly #answer: TunnelAnswer = {
+    client: { addr: this.#v4[0], port: 0 },
+    target: { addr: this.#v4[1], port: 0 },
+    ack: 0,
+    seq: 0,
+    part: 0,
+    summary: {
+      firstBytes: new Uint8Array(0),
+      totalLength: 0,
+      gapBytes: 0,
+      kind: "bytes",
+      digest: null,
+      bodyLength: null,
+      firstMs: undefined,
+      lastMs: undefined,
+      timedOut: false,
+      complete: false,
+      truncated: false,
+    },
+    end: "ack",
   };
+
+  /**
+   * The answer in `b[at, at + len)` (the body, after the frame's 4-byte header), or the
+   * reason it is malformed (as {@link decodeAnswerBody}).
+   */
+  decode(b: Uint8Array, at: number, len: number, maxFirst: number): TunnelAnswer | string {
+    const error = answerBodyError(b, at, len, maxFirst);
+    if (error !== null) return error;
+    const a = this.#answer;
+    const v6 = (b[at] & F_V6) !== 0;
+    const pair = v6 ? this.#v6 : this.#v4;
+    const alen = v6 ? 16 : 4;
+    const c = pair[0], t = pair[1];
+    for (let i = 0; i < alen; i++) {
+      c[i] = b[at + 40 + i];
+      t[i] = b[at + 40 + alen + i];
+    }
+    a.client.addr = c;
+    a.target.addr = t;
+    a.summary.firstBytes = b.subarray(at + 40 + 2 * alen, at + len);
+    readAnswerFields(b, at, len, a);
+    return a;
+  }
 }
 
 /** A copy of `a` that owns its bytes (for keeping an answer received as views). */

@@ -106,8 +106,9 @@ export interface TunnelClientOptions {
    */
   compare?: { bytes: number; mode: DigestMode };
   /**
-   * Receives each target answer. Its addresses and first bytes are views of the read buffer,
-   * valid only during the call (keep a copy: `ownAnswer` in answer_frame.ts). `server`
+   * Receives each target answer. The object (its summary and endpoints too) is reused for the
+   * next answer and its first bytes are a view of the read buffer: valid only during the call
+   * (keep a copy: `ownAnswer` in answer_frame.ts). `server`
    * indexes `servers`.
    */
   onAnswer?: (answer: TunnelAnswer, server: number) => void;

@@ -29,6 +29,7 @@ import type { ReplyInfo } from "./reply_packet.ts";
 import type { DecodeResult } from "./messages.ts";
 import {
   ANSWER_FRAME_KIND,
+  AnswerDecoder,
   decodeAnswerBody,
   MAX_ANSWER_BODY,
   type TunnelAnswer,
@@ -199,7 +200,9 @@ export class ServerStreamDecoder {
   /**
    * Feeds a chunk and hands each reply record to `onReply` as it is decoded, as a view into
    * the decoder's buffer that is valid only during the call (no copy: the hot path), and
-   * every other item to `onControl`. Returns the first fatal error, if any.
+   * every other item to `onControl`. An answer item, its answer and that answer's summary and
+   * endpoints are reused for the next answer (keep a copy: `ownAnswer`). Returns the first
+   * fatal error, if any.
    */
   feed(
     chunk: Uint8Array,
@@ -214,6 +217,12 @@ export class ServerStreamDecoder {
   #onControl: (item: ControlItem) => void = () => {};
   /** Records outlive the call (push): each frame is copied before its records are cut. */
   #copy = false;
+  /** feed()'s answers: decoded into one reused object, delivered in one reused item. */
+  readonly #answers = new AnswerDecoder();
+  readonly #answerItem: { kind: "answer"; answer: TunnelAnswer } = {
+    kind: "answer",
+    answer: undefined as unknown as TunnelAnswer, // (set before each delivery)
+  };
 
   #decode(
     chunk: Uint8Array,
@@ -327,8 +336,18 @@ export class ServerStreamDecoder {
         break;
       case FrameKind.ANSWER: {
         const max = Math.min(this.answerBytes, MAX_COMPARE_BYTES);
-        // views into the buffer for feed() (valid during the call), owned bytes for push()
-        const a = decodeAnswerBody(b.subarray(body, body + bodyLen), max, this.#copy);
+        if (!this.#copy) {
+          // feed(): one reused answer and item, its first bytes a view into the buffer
+          // (valid during the call): nothing allocated per answer but that view
+          const a = this.#answers.decode(b, body, bodyLen, max);
+          if (typeof a === "string") this.#onControl({ kind: "answer-malformed", reason: a });
+          else {
+            this.#answerItem.answer = a;
+            this.#onControl(this.#answerItem);
+          }
+          break;
+        }
+        const a = decodeAnswerBody(b.subarray(body, body + bodyLen), max, true);
         this.#onControl(
           typeof a === "string"
             ? { kind: "answer-malformed", reason: a }

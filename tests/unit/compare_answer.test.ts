@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { AnswerAccumulator, type AnswerSummary, summarize } from "../../lib/compare/answer.ts";
+import {
+  AnswerAccumulator,
+  type AnswerSummary,
+  completeHeld,
+  summarize,
+} from "../../lib/compare/answer.ts";
 import { digestOf } from "../../lib/compare/digest.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 
@@ -101,4 +106,113 @@ Deno.test("an explicit digest mode is used as given", () => {
   assert.equal(s.kind, "bytes");
   assert.equal(s.digest, digestOf(enc(PLAIN)));
   assert.equal(summarize(enc("+OK\r\n"), { mode: "http" }).kind, "http");
+});
+
+Deno.test("lazy accumulators (tcpcopy's online side) summarise exactly as eager ones, gaps and any split included", () => {
+  const texts = [
+    PLAIN,
+    CHUNKED,
+    PLAIN + PLAIN,
+    "+OK\r\n",
+    "\x00\x01binary bytes, no protocol at all",
+  ];
+  for (const text of texts) {
+    const bytes = enc(text);
+    for (const firstBytes of [16, 32, 64, 1024]) {
+      for (let seed = 1; seed <= 20; seed++) {
+        const eager = inPieces(bytes, seed, { firstBytes });
+        assert.deepEqual(inPieces(bytes, seed, { firstBytes, lazy: true }), eager, `seed ${seed}`);
+        // with a gap in the middle
+        const run = (lazy: boolean) => {
+          const acc = new AnswerAccumulator({ firstBytes, lazy });
+          acc.reset();
+          const cut = seed % bytes.length;
+          acc.push(bytes, NaN, 0, cut);
+          acc.gap(3);
+          acc.push(bytes, NaN, Math.min(bytes.length, cut + 3));
+          return acc.finish();
+        };
+        assert.deepEqual(run(true), run(false), `gap, seed ${seed}`);
+      }
+    }
+  }
+});
+
+Deno.test("finishShared takes the other side's digest only for the same whole answer, else computes its own", () => {
+  const mk = (text: string, lazy: boolean, firstBytes = 1024) => {
+    const acc = new AnswerAccumulator({ firstBytes, lazy });
+    acc.reset();
+    acc.push(enc(text));
+    return acc;
+  };
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary"]) {
+    const other = summarize(enc(text)); // the target's summary of the same bytes
+    for (const lazy of [true, false]) {
+      const acc = mk(text, lazy);
+      assert.ok(acc.sameFirstBytes(other.firstBytes));
+      const s = acc.finishShared(other);
+      assert.deepEqual(s, mk(text, false).finish(), `${JSON.stringify(text)} lazy ${lazy}`);
+      assert.equal(s.firstBytes, other.firstBytes, "the other side's first bytes, not a copy");
+    }
+  }
+  // a target summary that does not hold the whole answer: never taken (the digest is computed)
+  const whole = summarize(enc(PLAIN));
+  const forged = { ...whole, digest: 12345n, bodyLength: 1 };
+  for (
+    const other of [
+      { ...forged, totalLength: whole.totalLength + 5 }, // more bytes than its first bytes
+      { ...forged, gapBytes: 1 },
+      { ...forged, digest: null },
+      { ...forged, kind: "bytes" as const }, // another kind than these bytes sniff as
+    ]
+  ) {
+    const s = mk(PLAIN, true).finishShared(other);
+    assert.equal(s.digest, whole.digest, `${other.totalLength} ${other.gapBytes} ${other.kind}`);
+    assert.equal(s.bodyLength, whole.bodyLength);
+  }
+  // and a whole one is taken as it is: the shortcut is real (nothing is parsed here)
+  assert.equal(mk(PLAIN, true).finishShared(forged).digest, 12345n);
+  // an answer longer than the first bytes was parsed as it came: its own digest
+  const long = enc(PLAIN + "x".repeat(100));
+  const acc = new AnswerAccumulator({ firstBytes: 32, lazy: true });
+  acc.reset();
+  acc.push(long);
+  const cut = summarize(long, { firstBytes: 32 });
+  assert.equal(acc.finishShared({ ...cut, digest: 1n }).digest, cut.digest);
+});
+
+Deno.test("an answer held unparsed (finishSwapHeld) is completed to exactly the eager summary", () => {
+  const scratch = new AnswerAccumulator({ firstBytes: 256 });
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary", "HTTP/1.1 200 OK\r\n"]) {
+    for (const timedOut of [false, true]) {
+      const bytes = enc(text).subarray(0, 200);
+      const acc = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+      acc.reset();
+      acc.push(bytes);
+      const eager = summarize(bytes, { firstBytes: 256 });
+      if (timedOut) eager.complete = false, eager.timedOut = true;
+      assert.ok(acc.held);
+      const s = acc.finishSwapHeld(new Uint8Array(256), timedOut);
+      assert.equal(s.digest, null, "nothing computed yet");
+      completeHeld(s, scratch, null);
+      assert.deepEqual(s, eager, JSON.stringify(text));
+    }
+  }
+  const acc = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+  acc.reset();
+  acc.push(enc(PLAIN).subarray(0, 200));
+  const s = acc.finishSwapHeld(new Uint8Array(256));
+  const forged = { ...summarize(s.firstBytes), digest: 7n, firstBytes: s.firstBytes };
+  completeHeld(s, scratch, forged);
+  assert.equal(s.digest, 7n, "the same view: the other side's values");
+  const s2 = { ...s, digest: null };
+  completeHeld(s2, scratch, { ...forged, firstBytes: s.firstBytes.slice() });
+  assert.equal(s2.digest, summarize(s.firstBytes).digest, "an equal copy: computed here");
+  // an answer with a gap or beyond the first bytes is not held
+  const gapped = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+  gapped.reset();
+  gapped.push(enc("abc"));
+  gapped.gap(2);
+  assert.equal(gapped.held, false);
+  assert.throws(() => gapped.finishSwapHeld(new Uint8Array(256)));
 });

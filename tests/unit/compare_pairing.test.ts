@@ -366,3 +366,55 @@ Deno.test("pairing: pipelined answers cut apart, the second differs: its status 
   assert.equal(rec.match, false, JSON.stringify(rec));
   assert.equal(rec.reason, "status", JSON.stringify(rec));
 });
+
+Deno.test("pairing: equal first bytes shared by both sides give the same verdicts in either order, tails included", () => {
+  // Equal first bytes are shared between the online and the target summary (no copy): when
+  // the target's answer comes after the online one was finished, and when it comes before.
+  // A late tail then continues the target's first bytes from a copy of the shared ones.
+  const run = (targetFirst: boolean, tail: string, same: boolean) => {
+    const r = new Rig();
+    r.open();
+    const a = r.request("GET /share HTTP/1.1\r\n\r\n", 0);
+    r.sent(a);
+    const ans = http(200, "s".repeat(100));
+    r.online(ans, 1);
+    const finish = () => r.client(r.cSeq, r.sSeq, "", 2, FIN | ACK);
+    if (!targetFirst) finish();
+    const seq0 = r.tSeq;
+    const t0 = same ? ans : ans.replace("s", "t");
+    r.reply(a.end, t0.length);
+    r.answer(a.end, seq0, t0);
+    if (tail !== "") {
+      const seq1 = r.tSeq;
+      r.reply(a.end, tail.length);
+      r.answer(a.end, seq1, tail, 1);
+    }
+    if (targetFirst) finish();
+    r.at(3);
+    assert.equal(r.records.length, 1);
+    const { atMs: _, online, target, ...rest } = r.records[0] as unknown as Record<string, unknown>;
+    return { rest, online, target };
+  };
+  const seen: unknown[] = [];
+  for (const tail of ["", "XYZ"]) {
+    for (const same of [true, false]) {
+      const a = run(false, tail, same), b = run(true, tail, same);
+      assert.deepEqual(a, b, `tail ${JSON.stringify(tail)}, same ${same}`);
+      seen.push(a);
+    }
+  }
+  // (the verdicts without sharing: a tail after a framed answer leaves the digest out)
+  const reasons = seen.map((x) => {
+    const r = x as {
+      rest: { reason: string | null; partial?: boolean };
+      target: { length: number };
+    };
+    return [r.rest.reason, r.rest.partial ?? false, r.target.length];
+  });
+  assert.deepEqual(reasons, [
+    [null, false, 140],
+    ["body", false, 140],
+    [null, true, 143],
+    ["body", false, 143],
+  ]);
+});

@@ -6,6 +6,7 @@ import {
   ANSWER_ENDS,
   ANSWER_HEADER_V4,
   ANSWER_HEADER_V6,
+  AnswerDecoder,
   decodeAnswerBody,
   encodeAnswerFrame,
   MAX_ANSWER_BODY,
@@ -127,6 +128,54 @@ Deno.test("answer frame: written at an offset, around bytes that stay; impossibl
   assert.throws(() => writeAnswerFrame(bad({ digest: 1n << 64n }), out), RangeError);
   assert.throws(() => writeAnswerFrame(bad({ digest: -1n }), out), RangeError);
   assert.throws(() => writeAnswerFrame(answer({ target: ep([1, 2, 3], 1) }), out), RangeError);
+});
+
+Deno.test("answer frame: the reused decoder agrees with decodeAnswerBody (answers, reasons, garbage)", () => {
+  const dec = new AnswerDecoder();
+  const room = new Uint8Array(7 + 4 + ANSWER_HEADER_V6 + 64); // a body at an odd offset
+  const check = (body: Uint8Array, n: number, what: string) => {
+    room.fill(0xaa);
+    room.set(body, 7);
+    const want = decodeAnswerBody(body, n);
+    const got = dec.decode(room, 7, body.length, n);
+    if (typeof want === "string") return assert.equal(got, want, what);
+    assert.ok(typeof got !== "string", `${what}: ${got}`);
+    assert.deepEqual(ownAnswer(got), want, what);
+    assert.equal(got.summary.firstBytes.buffer, room.buffer, `${what}: first bytes are a view`);
+  };
+  const v6 = {
+    client: ep([0xfd, ...new Array(14).fill(0), 1], 1),
+    target: ep([0xfd, ...new Array(14).fill(0), 2], 65535),
+  };
+  const texts = ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "x", ""];
+  let first: TunnelAnswer | undefined;
+  for (const [i, text] of texts.entries()) {
+    for (const over of [{ part: i }, { ...v6, part: i, end: "rst" as const }, { ack: i }]) {
+      const a = answer(over, text);
+      const body = encodeAnswerFrame(a).subarray(4);
+      check(body, 64, `${text.length} bytes ${JSON.stringify(over.part)}`);
+      const got = dec.decode(room, 7, body.length, 64);
+      assert.ok(typeof got !== "string");
+      first ??= got;
+      assert.equal(got, first, "one answer object, filled again");
+    }
+  }
+  // hostile and random bodies: the same reasons, never an exception
+  const good = encodeAnswerFrame(answer()).subarray(4);
+  for (let bit = 0; bit < 8; bit++) {
+    const b = good.slice();
+    b[0] ^= 1 << bit;
+    check(b, 16, `flag bit ${bit}`);
+  }
+  check(good.subarray(0, 47), 16, "short");
+  check(good, 15, "first bytes over N");
+  let seed = 11;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
+  for (let i = 0; i < 3000; i++) {
+    const b = i % 2 === 0 ? good.slice() : new Uint8Array(rnd() % 120).map(rnd);
+    if (i % 2 === 0) { for (let k = 0; k < 3; k++) b[rnd() % b.length] = rnd(); }
+    check(b, 64, `random ${i}`);
+  }
 });
 
 Deno.test("answer frame: a 65536-byte first-bytes answer crosses the stream decoder in any chunking", () => {
