@@ -116,6 +116,12 @@ const NO_BYTES = new Uint8Array(0);
 
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
+/**
+ * Most pending turns per connection. Beyond it the newest turn is skipped, not the oldest: a
+ * replay that lags production (keep-alive bursts run seconds behind) answers the oldest
+ * pending turn next, so shedding the oldest would shed every turn just before its answer.
+ */
+export const MAX_PENDING_TURNS = 256;
 
 interface Held {
   seq: number;
@@ -261,6 +267,13 @@ export class FlowCompare {
     this.#openTurn(start, end, ack, data, from, atMs, now);
   }
 
+  /** The new turn is not followed (over budget, or too many pending): counted, its answer dropped. */
+  #skipOpen(): void {
+    this.open = null;
+    this.openSkipped = true;
+    this.host.skipped();
+  }
+
   #openTurn(
     start: number,
     end: number,
@@ -273,13 +286,9 @@ export class FlowCompare {
     const headLen = Math.min(HEAD_KEEP, data.length - from);
     // (a turn pulled from held segments is stamped with the time it became complete)
     const cost = TURN_COST + HEAD_KEEP;
+    if (this.pending.length >= MAX_PENDING_TURNS) return this.#skipOpen();
     if (this.#acc === null) this.#acc = this.host.acquire();
-    if (this.#acc === null || !this.host.reserve(cost)) {
-      this.open = null;
-      this.openSkipped = true;
-      this.host.skipped();
-      return;
-    }
+    if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();
     headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
     const head = headBuf.subarray(0, headLen);

@@ -53,8 +53,7 @@ export const ONLINE_QUIET_MS = 1000;
 export const ANSWER_WAIT_MS = 2000;
 /** The target answered nothing this long after the request went out: `timeout`. */
 export const TURN_TIMEOUT_MS = 10_000;
-/** Most pending turns per connection; older ones are skipped. */
-export const MAX_PENDING_TURNS = 256;
+export { MAX_PENDING_TURNS } from "./compare_flow.ts";
 /** A connection with nothing pending and no packet for this long is forgotten. */
 export const FLOW_IDLE_MS = 60_000;
 /** Budget cost of a followed connection (object, tuple-map entries) besides its accumulator. */
@@ -458,7 +457,6 @@ export class Comparer implements FlowHost {
 
   #decideFlow(f: FlowCompare, now: number, final: boolean): void {
     const p = f.pending;
-    while (p.length > MAX_PENDING_TURNS) this.#drop(f, p[0], true);
     // The last turn the target answered: the turns before it will get no answer of their own
     // (answers come in order). Turns are only taken out at the loop's position, so "a later
     // turn was answered" holds until the loop reaches it (one pass, not one scan per turn).

@@ -9,7 +9,7 @@ import { summarize } from "../../lib/compare/answer.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
 import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
-import { Comparer, type ComparerOptions } from "../../lib/tcpcopy/comparer.ts";
+import { Comparer, type ComparerOptions, MAX_PENDING_TURNS } from "../../lib/tcpcopy/comparer.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ACK = 0x10, FIN = 0x01, SYN = 0x02, RST = 0x04;
@@ -417,4 +417,35 @@ Deno.test("pairing: equal first bytes shared by both sides give the same verdict
     [null, true, 143],
     ["body", false, 143],
   ]);
+});
+
+Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the oldest turns (they are answered next) and skips the newest", () => {
+  // The target answers each request LAG turns after it was captured (a replay seconds behind
+  // production): shedding the oldest pending turns would shed exactly the next ones answered.
+  const LAG = MAX_PENDING_TURNS + 44, N = 1000;
+  const r = new Rig();
+  r.open();
+  const reqs: { start: number; end: number }[] = [];
+  const answerTarget = (k: number) => {
+    r.sent(reqs[k]);
+    r.target(reqs[k].end, http(200, `body ${k}`));
+  };
+  for (let i = 0; i < N; i++) {
+    reqs.push(r.request(`GET /${i} HTTP/1.1\r\n\r\n`, r.now));
+    r.online(http(200, `body ${i}`), r.now);
+    if (i >= LAG) answerTarget(i - LAG);
+    if (i % 10 === 9) r.at(r.now + 1);
+  }
+  for (let k = N - LAG; k < N; k++) answerTarget(k);
+  r.at(r.now + 100_000);
+  const line = r.cmp.line();
+  assert.equal(line.compared + line.skipped, N, JSON.stringify(line));
+  assert.equal(line.matched, line.compared, "every compared turn matches");
+  assert.ok(line.compared >= N / 2, `compared ${line.compared} of ${N}`);
+  // the first MAX_PENDING_TURNS turns are all compared, in order
+  const turns = r.records.map((x) => x.turn);
+  assert.deepEqual(
+    turns.slice(0, MAX_PENDING_TURNS),
+    [...Array(MAX_PENDING_TURNS)].map((_, i) => i + 1),
+  );
 });
