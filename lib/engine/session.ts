@@ -399,6 +399,43 @@ export class Session implements SlabRow {
   set laterAt(v: number) {
     this.floats[this.fb + 17] = v;
   }
+  // An idle session's only turn, stowed in the row (bit STOWED of `bits`; see `compact()`).
+  private get stowStart(): number {
+    return this.ints[this.ib + 28];
+  }
+  private set stowStart(v: number) {
+    this.ints[this.ib + 28] = v;
+  }
+  private get stowEnd(): number {
+    return this.ints[this.ib + 29];
+  }
+  private set stowEnd(v: number) {
+    this.ints[this.ib + 29] = v;
+  }
+  private get stowAck(): number {
+    return this.ints[this.ib + 30];
+  }
+  private set stowAck(v: number) {
+    this.ints[this.ib + 30] = v;
+  }
+  private get stowFlags(): number {
+    return this.ints[this.ib + 31];
+  }
+  private set stowFlags(v: number) {
+    this.ints[this.ib + 31] = v;
+  }
+  private get stowRcv(): number {
+    return this.ints[this.ib + 32];
+  }
+  private set stowRcv(v: number) {
+    this.ints[this.ib + 32] = v;
+  }
+  private get stowAt(): number {
+    return this.floats[this.fb + 18];
+  }
+  private set stowAt(v: number) {
+    this.floats[this.fb + 18] = v;
+  }
   /** The client's SYN was captured (a real handshake, its options known). */
   private get synCaptured(): boolean {
     return (this.bits & 1) !== 0;
@@ -454,6 +491,13 @@ export class Session implements SlabRow {
   }
   private set rstSent(v: boolean) {
     this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
+  /** The stream's only turn is stowed in the row (see `stow()`). */
+  private get stowed(): boolean {
+    return (this.bits & 1024) !== 0;
+  }
+  private set stowed(v: boolean) {
+    this.bits = v ? this.bits | 1024 : this.bits & ~1024;
   }
 
   constructor(
@@ -528,6 +572,7 @@ export class Session implements SlabRow {
   /** A captured segment of this connection; `data` is the engine's copy of the payload. */
   onCaptured(seg: CapturedSegment, data: Uint8Array, now: number): void {
     if (this.phase === ENDED) return;
+    this.unstow();
     const host = this.host;
     this.lastClientAt = now;
     this.lastWindow = seg.window;
@@ -737,6 +782,7 @@ export class Session implements SlabRow {
       default:
         return unreachable("session state", this.phase);
     }
+    this.unstow();
     const flags = r.flags;
     this.lastReplyAt = now;
     if (flags & RST) {
@@ -936,6 +982,50 @@ export class Session implements SlabRow {
       this.ansIdx -= shift;
     }
     this.chunkHint = 0;
+    this.stow();
+  }
+
+  /**
+   * An idle keep-alive session holds one turn, its last request (finished: released, sent,
+   * accounted, acknowledged), kept for the next request's release rule and in case the client
+   * sends more with the same ACK. Its numbers go to the row and the Turn and its list go away
+   * (152 bytes of heap per held session); {@link unstow} puts them back, exactly, before anything
+   * reads the turns again (every way in that can: `onCaptured`, `onReply`, `drain`, `progress`;
+   * the rest — timers, `nextWake`, `end` — find no unreleased, unsent or unanswered turn either way).
+   */
+  private stow(): void {
+    const st = this.stream;
+    if (
+      this.mod !== undefined || this.phase !== ESTABLISHED || st.turnHead !== 0 ||
+      st.turns.length !== 1 || this.relIdx !== 1 || this.sentIdx !== 1 || this.ansIdx !== 1 ||
+      this.sndUna !== this.sndMax || st.hasHole || st.chunks.length !== 0
+    ) return;
+    const t = st.turns[0];
+    if (t.kind !== DATA || !seqLe(t.end, this.sndUna)) return;
+    this.stowStart = t.start;
+    this.stowEnd = t.end;
+    this.stowAck = t.ack;
+    this.stowFlags = t.flags;
+    this.stowRcv = t.releaseRcv;
+    this.stowAt = t.releaseAt;
+    st.stowOnlyTurn();
+    this.relIdx = this.sentIdx = this.ansIdx = 0;
+    this.stowed = true;
+  }
+
+  /** Put a turn {@link stow} took out back (no-op unless one is stowed). */
+  private unstow(): void {
+    if (!this.stowed) return;
+    this.stowed = false;
+    this.stream.restoreTurn(
+      this.stowFlags,
+      this.stowStart,
+      this.stowEnd,
+      this.stowAck,
+      this.stowRcv,
+      this.stowAt,
+    );
+    this.relIdx = this.sentIdx = this.ansIdx = 1;
   }
 
   /**
@@ -1049,6 +1139,7 @@ export class Session implements SlabRow {
   /** Release turns that are due and send what the window allows. */
   private progress(now: number): void {
     if (this.phase !== ESTABLISHED) return;
+    this.unstow();
     this.release(now);
     this.markAnswered();
     if (this.phase !== ESTABLISHED) return;
@@ -1538,6 +1629,7 @@ export class Session implements SlabRow {
 
   /** Release every queued request now, ignoring the turn rule. */
   drain(now: number): void {
+    this.unstow();
     const st = this.stream;
     for (let i = this.relIdx; i < st.turns.length; i++) {
       const t = st.turns[i];

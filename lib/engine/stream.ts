@@ -106,6 +106,14 @@ export class Turn {
   get now(): boolean {
     return (this.#bits & NOW) !== 0;
   }
+  /** The kind and every yes/no state as one number (a turn stowed in a slab row, {@link restoreTurn}). */
+  get flags(): number {
+    return this.#bits;
+  }
+  /** Sets the kind and every yes/no state from {@link flags}. */
+  set flags(v: number) {
+    this.#bits = v;
+  }
 }
 const RELEASED = 4, SENT = 8, ANSWERED = 16, NOW = 32;
 
@@ -415,6 +423,40 @@ export class ClientStream {
       this.requests++;
     }
     this.append({ ...c, seq: this.end });
+  }
+
+  /**
+   * Take out the stream's only turn (an idle session keeps its numbers in its slab row instead:
+   * `Session.compact`); it goes back to the pool and the list is the shared empty one. The
+   * caller copies its numbers first. Only for one turn, at index 0.
+   */
+  stowOnlyTurn(): void {
+    if (this.turnHead !== 0 || this.turns.length !== 1) {
+      throw new Error("stowOnlyTurn: not one turn");
+    }
+    if (turnPool.length < TURN_POOL_MAX) turnPool.push(this.turns[0]);
+    this.turns = NO_TURNS;
+  }
+
+  /**
+   * Put a stowed turn back as the stream's only turn (index 0, in a list with room for two),
+   * with its numbers exactly as {@link stowOnlyTurn}'s caller copied them.
+   */
+  restoreTurn(
+    flags: number,
+    start: number,
+    end: number,
+    ack: number,
+    releaseRcv: number,
+    releaseAt: number,
+  ): void {
+    if (this.turns.length !== 0) throw new Error("restoreTurn: the stream holds turns");
+    const t = makeTurn(DATA, start, end, ack);
+    t.flags = flags;
+    t.releaseRcv = releaseRcv;
+    t.releaseAt = releaseAt;
+    this.turnHead = 0;
+    this.pushTurn(t);
   }
 
   /** Append a turn (the first one gets an array with room for two, see {@link twoRoom}). */
