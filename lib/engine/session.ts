@@ -783,6 +783,12 @@ export class Session implements SlabRow {
         return unreachable("session state", this.phase);
     }
     this.unstow();
+    this.onReplyEstablished(r, now);
+    this.stow(); // a finished last turn (only if the session is still established)
+  }
+
+  /** {@link onReply} of an established session (its turn put back). */
+  private onReplyEstablished(r: ReplySegment, now: number): void {
     const flags = r.flags;
     this.lastReplyAt = now;
     if (flags & RST) {
@@ -975,6 +981,12 @@ export class Session implements SlabRow {
    * array room back, keeping only the turns still needed.
    */
   compact(): void {
+    if (this.stowed) {
+      this.stream.dropStowedList();
+      this.chunkHint = 0;
+      this.stream.compactTurns(true); // the chunk list (no turn: nothing to shift)
+      return;
+    }
     const shift = this.stream.compactTurns(true);
     if (shift) {
       this.relIdx -= shift;
@@ -982,40 +994,43 @@ export class Session implements SlabRow {
       this.ansIdx -= shift;
     }
     this.chunkHint = 0;
-    this.stow();
+    if (this.stow()) this.stream.dropStowedList();
   }
 
   /**
-   * An idle keep-alive session holds one turn, its last request (finished: released, sent,
-   * accounted, acknowledged), kept for the next request's release rule and in case the client
-   * sends more with the same ACK. Its numbers go to the row and the Turn and its list go away
-   * (152 bytes of heap per held session); {@link unstow} puts them back, exactly, before anything
-   * reads the turns again (every way in that can: `onCaptured`, `onReply`, `drain`, `progress`;
-   * the rest — timers, `nextWake`, `end` — find no unreleased, unsent or unanswered turn either way).
+   * Between requests a keep-alive session holds one turn, its last request (finished: released,
+   * sent, accounted, acknowledged), kept for the next request's release rule and in case the
+   * client sends more with the same ACK. Its numbers go to the row and the Turn to the pool (at
+   * the end of every reply that leaves it so, and by the idle sweep, which drops the list too):
+   * a held session has no Turn (88 bytes of heap with its `releaseAt` heap number) and, after the
+   * idle sweep, no list (64 more). {@link unstow} puts the turn back, exactly, before anything
+   * reads the turns (every way in that can: `onCaptured`, `onReply`, `drain`, `progress`); the
+   * rest (timers, `nextWake`, `end`) find no unreleased, unsent or unanswered turn either way: the
+   * indices stay 1, past the empty slot or list. True when the turn was stowed.
    */
-  private stow(): void {
+  private stow(): boolean {
     const st = this.stream;
     if (
       this.mod !== undefined || this.phase !== ESTABLISHED || st.turnHead !== 0 ||
       st.turns.length !== 1 || this.relIdx !== 1 || this.sentIdx !== 1 || this.ansIdx !== 1 ||
-      this.sndUna !== this.sndMax || st.hasHole || st.chunks.length !== 0
-    ) return;
+      this.sndUna !== this.sndMax || st.hasHole
+    ) return false;
     const t = st.turns[0];
-    if (t.kind !== DATA || !seqLe(t.end, this.sndUna)) return;
+    if (t.kind !== DATA || !seqLe(t.end, this.sndUna)) return false;
     this.stowStart = t.start;
     this.stowEnd = t.end;
     this.stowAck = t.ack;
     this.stowFlags = t.flags;
     this.stowRcv = t.releaseRcv;
     this.stowAt = t.releaseAt;
-    st.stowOnlyTurn();
-    this.relIdx = this.sentIdx = this.ansIdx = 0;
+    st.stowOnlyTurn(true);
     this.stowed = true;
+    return true;
   }
 
   /** Put a turn {@link stow} took out back (no-op unless one is stowed). */
   private unstow(): void {
-    if (!this.stowed) return;
+    if (!this.stowed || this.phase === ENDED) return;
     this.stowed = false;
     this.stream.restoreTurn(
       this.stowFlags,
@@ -1025,7 +1040,6 @@ export class Session implements SlabRow {
       this.stowRcv,
       this.stowAt,
     );
-    this.relIdx = this.sentIdx = this.ansIdx = 1;
   }
 
   /**

@@ -426,21 +426,28 @@ export class ClientStream {
   }
 
   /**
-   * Take out the stream's only turn (an idle session keeps its numbers in its slab row instead:
-   * `Session.compact`); it goes back to the pool and the list is the shared empty one. The
-   * caller copies its numbers first. Only for one turn, at index 0.
+   * Take out the stream's only turn (its session keeps the numbers in its slab row instead:
+   * `Session.stow`); the turn goes back to the pool. `keepList`: the list keeps its room (its one
+   * slot empty) for the turn's return; else it goes and the stream has the shared empty list.
+   * The caller copies the turn's numbers first and reads no turn until {@link restoreTurn}.
    */
-  stowOnlyTurn(): void {
-    if (this.turnHead !== 0 || this.turns.length !== 1) {
-      throw new Error("stowOnlyTurn: not one turn");
-    }
-    if (turnPool.length < TURN_POOL_MAX) turnPool.push(this.turns[0]);
+  stowOnlyTurn(keepList: boolean): void {
+    const ts = this.turns;
+    if (this.turnHead !== 0 || ts.length !== 1) throw new Error("stowOnlyTurn: not one turn");
+    if (turnPool.length < TURN_POOL_MAX) turnPool.push(ts[0]);
+    if (keepList) ts[0] = undefined as unknown as Turn;
+    else this.turns = NO_TURNS;
+  }
+
+  /** A stowed turn's list goes too (the idle sweep: see {@link stowOnlyTurn}). */
+  dropStowedList(): void {
     this.turns = NO_TURNS;
   }
 
   /**
-   * Put a stowed turn back as the stream's only turn (index 0, in a list with room for two),
-   * with its numbers exactly as {@link stowOnlyTurn}'s caller copied them.
+   * Put a stowed turn back as the stream's only turn (index 0: in the list kept for it, or in a
+   * new one with room for two), with its numbers exactly as {@link stowOnlyTurn}'s caller copied
+   * them.
    */
   restoreTurn(
     flags: number,
@@ -450,13 +457,14 @@ export class ClientStream {
     releaseRcv: number,
     releaseAt: number,
   ): void {
-    if (this.turns.length !== 0) throw new Error("restoreTurn: the stream holds turns");
     const t = makeTurn(DATA, start, end, ack);
     t.flags = flags;
     t.releaseRcv = releaseRcv;
     t.releaseAt = releaseAt;
     this.turnHead = 0;
-    this.pushTurn(t);
+    if (this.turns === NO_TURNS) this.pushTurn(t);
+    else if (this.turns.length === 1 && this.turns[0] === undefined) this.turns[0] = t;
+    else throw new Error("restoreTurn: the stream holds turns");
   }
 
   /** Append a turn (the first one gets an array with room for two, see {@link twoRoom}). */
