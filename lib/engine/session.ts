@@ -399,6 +399,43 @@ export class Session implements SlabRow {
   set laterAt(v: number) {
     this.floats[this.fb + 17] = v;
   }
+  // An idle session's only turn, stowed in the row (bit STOWED of `bits`; see `compact()`).
+  private get stowStart(): number {
+    return this.ints[this.ib + 28];
+  }
+  private set stowStart(v: number) {
+    this.ints[this.ib + 28] = v;
+  }
+  private get stowEnd(): number {
+    return this.ints[this.ib + 29];
+  }
+  private set stowEnd(v: number) {
+    this.ints[this.ib + 29] = v;
+  }
+  private get stowAck(): number {
+    return this.ints[this.ib + 30];
+  }
+  private set stowAck(v: number) {
+    this.ints[this.ib + 30] = v;
+  }
+  private get stowFlags(): number {
+    return this.ints[this.ib + 31];
+  }
+  private set stowFlags(v: number) {
+    this.ints[this.ib + 31] = v;
+  }
+  private get stowRcv(): number {
+    return this.ints[this.ib + 32];
+  }
+  private set stowRcv(v: number) {
+    this.ints[this.ib + 32] = v;
+  }
+  private get stowAt(): number {
+    return this.floats[this.fb + 18];
+  }
+  private set stowAt(v: number) {
+    this.floats[this.fb + 18] = v;
+  }
   /** The client's SYN was captured (a real handshake, its options known). */
   private get synCaptured(): boolean {
     return (this.bits & 1) !== 0;
@@ -454,6 +491,13 @@ export class Session implements SlabRow {
   }
   private set rstSent(v: boolean) {
     this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
+  /** The stream's only turn is stowed in the row (see `stow()`). */
+  private get stowed(): boolean {
+    return (this.bits & 1024) !== 0;
+  }
+  private set stowed(v: boolean) {
+    this.bits = v ? this.bits | 1024 : this.bits & ~1024;
   }
 
   constructor(
@@ -528,6 +572,7 @@ export class Session implements SlabRow {
   /** A captured segment of this connection; `data` is the engine's copy of the payload. */
   onCaptured(seg: CapturedSegment, data: Uint8Array, now: number): void {
     if (this.phase === ENDED) return;
+    this.unstow();
     const host = this.host;
     this.lastClientAt = now;
     this.lastWindow = seg.window;
@@ -737,6 +782,13 @@ export class Session implements SlabRow {
       default:
         return unreachable("session state", this.phase);
     }
+    this.unstow();
+    this.onReplyEstablished(r, now);
+    this.stow(); // a finished last turn (only if the session is still established)
+  }
+
+  /** {@link onReply} of an established session (its turn put back). */
+  private onReplyEstablished(r: ReplySegment, now: number): void {
     const flags = r.flags;
     this.lastReplyAt = now;
     if (flags & RST) {
@@ -929,6 +981,12 @@ export class Session implements SlabRow {
    * array room back, keeping only the turns still needed.
    */
   compact(): void {
+    if (this.stowed) {
+      this.stream.dropStowedList();
+      this.chunkHint = 0;
+      this.stream.compactTurns(true); // the chunk list (no turn: nothing to shift)
+      return;
+    }
     const shift = this.stream.compactTurns(true);
     if (shift) {
       this.relIdx -= shift;
@@ -936,6 +994,52 @@ export class Session implements SlabRow {
       this.ansIdx -= shift;
     }
     this.chunkHint = 0;
+    if (this.stow()) this.stream.dropStowedList();
+  }
+
+  /**
+   * Between requests a keep-alive session holds one turn, its last request (finished: released,
+   * sent, accounted, acknowledged), kept for the next request's release rule and in case the
+   * client sends more with the same ACK. Its numbers go to the row and the Turn to the pool (at
+   * the end of every reply that leaves it so, and by the idle sweep, which drops the list too):
+   * a held session has no Turn (88 bytes of heap with its `releaseAt` heap number) and, after the
+   * idle sweep, no list (64 more). {@link unstow} puts the turn back, exactly, before anything
+   * reads the turns (every way in that can: `onCaptured`, `onReply`, `drain`, `progress`); the
+   * rest (timers, `nextWake`, `end`) find no unreleased, unsent or unanswered turn either way: the
+   * indices stay 1, past the empty slot or list. True when the turn was stowed.
+   */
+  private stow(): boolean {
+    const st = this.stream;
+    if (
+      this.mod !== undefined || this.phase !== ESTABLISHED || st.turnHead !== 0 ||
+      st.turns.length !== 1 || this.relIdx !== 1 || this.sentIdx !== 1 || this.ansIdx !== 1 ||
+      this.sndUna !== this.sndMax || st.hasHole
+    ) return false;
+    const t = st.turns[0];
+    if (t.kind !== DATA || !seqLe(t.end, this.sndUna)) return false;
+    this.stowStart = t.start;
+    this.stowEnd = t.end;
+    this.stowAck = t.ack;
+    this.stowFlags = t.flags;
+    this.stowRcv = t.releaseRcv;
+    this.stowAt = t.releaseAt;
+    st.stowOnlyTurn(true);
+    this.stowed = true;
+    return true;
+  }
+
+  /** Put a turn {@link stow} took out back (no-op unless one is stowed). */
+  private unstow(): void {
+    if (!this.stowed || this.phase === ENDED) return;
+    this.stowed = false;
+    this.stream.restoreTurn(
+      this.stowFlags,
+      this.stowStart,
+      this.stowEnd,
+      this.stowAck,
+      this.stowRcv,
+      this.stowAt,
+    );
   }
 
   /**
@@ -1049,6 +1153,7 @@ export class Session implements SlabRow {
   /** Release turns that are due and send what the window allows. */
   private progress(now: number): void {
     if (this.phase !== ESTABLISHED) return;
+    this.unstow();
     this.release(now);
     this.markAnswered();
     if (this.phase !== ESTABLISHED) return;
@@ -1538,6 +1643,7 @@ export class Session implements SlabRow {
 
   /** Release every queued request now, ignoring the turn rule. */
   drain(now: number): void {
+    this.unstow();
     const st = this.stream;
     for (let i = this.relIdx; i < st.turns.length; i++) {
       const t = st.turns[i];

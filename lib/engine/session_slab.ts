@@ -16,11 +16,11 @@
  */
 
 /** Integer columns per row: the session's (see `session.ts`), then the row's own number. */
-export const INT_COLUMNS = 29;
+export const INT_COLUMNS = 34;
 /** The integer column holding the row's number in the slab. */
 const ROW_NUMBER = INT_COLUMNS - 1;
 /** Float columns per row. */
-export const FLOAT_COLUMNS = 18;
+export const FLOAT_COLUMNS = 19;
 /** Rows per block (a power of two). */
 export const BLOCK_ROWS = 1024;
 

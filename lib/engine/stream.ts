@@ -106,6 +106,14 @@ export class Turn {
   get now(): boolean {
     return (this.#bits & NOW) !== 0;
   }
+  /** The kind and every yes/no state as one number (a turn stowed in a slab row, {@link restoreTurn}). */
+  get flags(): number {
+    return this.#bits;
+  }
+  /** Sets the kind and every yes/no state from {@link flags}. */
+  set flags(v: number) {
+    this.#bits = v;
+  }
 }
 const RELEASED = 4, SENT = 8, ANSWERED = 16, NOW = 32;
 
@@ -415,6 +423,48 @@ export class ClientStream {
       this.requests++;
     }
     this.append({ ...c, seq: this.end });
+  }
+
+  /**
+   * Take out the stream's only turn (its session keeps the numbers in its slab row instead:
+   * `Session.stow`); the turn goes back to the pool. `keepList`: the list keeps its room (its one
+   * slot empty) for the turn's return; else it goes and the stream has the shared empty list.
+   * The caller copies the turn's numbers first and reads no turn until {@link restoreTurn}.
+   */
+  stowOnlyTurn(keepList: boolean): void {
+    const ts = this.turns;
+    if (this.turnHead !== 0 || ts.length !== 1) throw new Error("stowOnlyTurn: not one turn");
+    if (turnPool.length < TURN_POOL_MAX) turnPool.push(ts[0]);
+    if (keepList) ts[0] = undefined as unknown as Turn;
+    else this.turns = NO_TURNS;
+  }
+
+  /** A stowed turn's list goes too (the idle sweep: see {@link stowOnlyTurn}). */
+  dropStowedList(): void {
+    this.turns = NO_TURNS;
+  }
+
+  /**
+   * Put a stowed turn back as the stream's only turn (index 0: in the list kept for it, or in a
+   * new one with room for two), with its numbers exactly as {@link stowOnlyTurn}'s caller copied
+   * them.
+   */
+  restoreTurn(
+    flags: number,
+    start: number,
+    end: number,
+    ack: number,
+    releaseRcv: number,
+    releaseAt: number,
+  ): void {
+    const t = makeTurn(DATA, start, end, ack);
+    t.flags = flags;
+    t.releaseRcv = releaseRcv;
+    t.releaseAt = releaseAt;
+    this.turnHead = 0;
+    if (this.turns === NO_TURNS) this.pushTurn(t);
+    else if (this.turns.length === 1 && this.turns[0] === undefined) this.turns[0] = t;
+    else throw new Error("restoreTurn: the stream holds turns");
   }
 
   /** Append a turn (the first one gets an array with room for two, see {@link twoRoom}). */

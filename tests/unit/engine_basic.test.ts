@@ -59,7 +59,7 @@ Deno.test("keep-alive connection: exact byte stream, turn-taking, counters", () 
   assert.ok(syn.options.timestamp);
 });
 
-Deno.test("idle sweep: an idle keep-alive session keeps only its last turn and no slab; it goes on", () => {
+Deno.test("idle sweep: an idle keep-alive session keeps its last turn in its slab row and no slab; it goes on", () => {
   // 40 quick requests (the stream arrays are cut down in place every 32 finished turns), then
   // three after 12 s of silence each (the idle sweep, after 10 s, runs in between).
   const ex = exchanges(43).map((e, i) => ({ ...e, thinkMs: i < 40 ? 5 : 12_000 }));
@@ -87,6 +87,88 @@ Deno.test("idle sweep: an idle keep-alive session keeps only its last turn and n
   assert.equal(st.chunks.length, 0, "released chunks are gone");
   assert.equal(st.head, 0);
   assert.equal(st.turnHead, 0);
-  assert.equal(st.turns.length, 1, "only the last turn is kept");
+  assert.equal(st.turns.length, 0, "the last turn is stowed in the session's slab row");
   assert.equal(session.unansweredTurns(), 0);
+  assert.equal(session.unsentTurns(), 0);
+});
+
+Deno.test("idle sweep: a stowed last turn changes nothing (same packets and counters as unstowed)", async () => {
+  const { Session } = await import("../../lib/engine/session.ts");
+  // Requests after 12 s of silence (the idle sweep stows the last turn in between): single,
+  // split over three segments, pipelined, then the client's FIN or RST; sequence numbers wrap.
+  const idle = (i: number, n: number) => (i < n - 4 ? 5 : 12_000);
+  const conns = (["fin", "rst", "none"] as const).map((close, c) =>
+    onlineConnection({
+      client: { ...client, port: client.port + c },
+      server,
+      clientIsn: 4_294_960_000 + c * 1000,
+      serverIsn: 5000,
+      start: 1000 + c * 3,
+      exchanges: exchanges(12).map((e, i) => ({
+        ...e,
+        thinkMs: idle(i, 12),
+        segments: i === 9 ? 3 : 1,
+        pipelineWithNext: i === 10,
+      })),
+      close,
+    })
+  );
+  const run = () => {
+    const sc = new Scenario({});
+    for (const tr of conns) sc.feed(tr.segments);
+    sc.run(Math.max(...conns.map((tr) => tr.end)) + 60_000);
+    return sc;
+  };
+  // Every turn stowed comes back with the same numbers (recorded around stow and unstow).
+  type T = { flags: number; start: number; end: number; ack: number } & Record<string, number>;
+  type S = { stream: { turns: T[] }; relIdx: number; sentIdx: number; ansIdx: number };
+  const fields = (s: S) => {
+    const t = s.stream.turns[0];
+    return [
+      t.flags,
+      t.start,
+      t.end,
+      t.ack,
+      t.releaseRcv,
+      t.releaseAt,
+      s.relIdx,
+      s.sentIdx,
+      s.ansIdx,
+    ];
+  };
+  const proto = Session.prototype as unknown as { stow(): boolean; unstow(): void };
+  const { stow, unstow } = proto;
+  const stowedFields = new Map<unknown, number[]>();
+  const restored: [number[], number[]][] = [];
+  proto.stow = function (this: S) {
+    const before = this.stream.turns.length === 1 ? fields(this) : undefined;
+    const done = stow.call(this);
+    if (before && done) stowedFields.set(this, before);
+    return done;
+  };
+  proto.unstow = function (this: S) {
+    unstow.call(this);
+    const before = stowedFields.get(this);
+    if (before && this.stream.turns[0] !== undefined) {
+      restored.push([before, fields(this)]);
+      stowedFields.delete(this);
+    }
+  };
+  let withStow: Scenario, without: Scenario;
+  try {
+    withStow = run();
+    proto.stow = () => false;
+    without = run();
+  } finally {
+    proto.stow = stow;
+    proto.unstow = unstow;
+  }
+  assert.ok(restored.length >= 30, `turns stowed and put back: ${restored.length}`);
+  for (const [before, after] of restored) assert.deepEqual(after, before);
+  assert.ok(restored.some(([b]) => b[1] > 2 ** 31), "sequence numbers above 2^31 stowed");
+  assert.deepEqual(withStow.sent, without.sent);
+  assert.deepEqual(withStow.engine.stats, without.engine.stats);
+  assert.deepEqual(withStow.target.streams(), conns.map((tr) => tr.bytes));
+  assert.equal(withStow.engine.stats.requests.captured, 3 * 11);
+  assert.equal(withStow.engine.stats.requests.answered, 3 * 11);
 });
