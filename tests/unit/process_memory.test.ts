@@ -98,10 +98,19 @@ Deno.test({
   name: "pageOutStartupCode: advises this process's executable mappings and keeps running",
   ignore: Deno.build.os !== "linux",
   fn() {
-    const maps = Deno.readTextFileSync("/proc/self/maps");
-    const expected = codeRanges(maps, Deno.execPath()).reduce((n, r) => n + Number(r.length), 0);
-    assert.ok(expected > 1 << 20, "the runtime maps its executable");
-    assert.equal(pageOutStartupCode(), expected);
+    // (read before and after: the runtime's threads may map or split code ranges meanwhile,
+    // which failed once in a full parallel suite: 97,316,864 advised for 95,064,064 read before)
+    const mapped = () =>
+      codeRanges(Deno.readTextFileSync("/proc/self/maps"), Deno.execPath())
+        .reduce((n, r) => n + Number(r.length), 0);
+    const before = mapped();
+    assert.ok(before > 1 << 20, "the runtime maps its executable");
+    const advised = pageOutStartupCode();
+    const after = mapped();
+    assert.ok(
+      advised === before || advised === after,
+      `${advised} advised, ${before} / ${after} mapped`,
+    );
     assert.equal(JSON.stringify({ still: "running" }), '{"still":"running"}');
   },
 });
