@@ -31,6 +31,17 @@ export const DRAIN_SLICE_MS = YIELD_EVERY_MS;
 export const FIRST_RING_MIB = 12;
 
 /**
+ * The start ring's MiB: {@link FIRST_RING_MIB}, twice it when the capture takes both directions
+ * (twice the packets: the same time held), at most -B. ka20k `--compare` with tcpcopy at nice 15
+ * beside two busy loops: a 12 MiB start dropped 27,235 and 49,367 packets (54 and 64 % of the
+ * requests lost to capture gaps) before the starved reader grew it; 24 MiB: 0 and 0 (peaks 22 and
+ * 29 MiB).
+ */
+export function firstRingMiB(config: TcpcopyConfig): number {
+  return Math.min(config.bufferMiB, FIRST_RING_MIB * (bothDirections(config) ? 2 : 1));
+}
+
+/**
  * Opens a capture per `-i` device into `out` (so the caller closes what was opened when a later
  * one throws); throws on a device or filter problem.
  */
@@ -40,7 +51,7 @@ export function openCaptures(config: TcpcopyConfig, log: Logger, out: OpenedCapt
       device,
       filter: config.filter,
       snaplen: config.snaplen,
-      bufferSize: Math.min(config.bufferMiB, FIRST_RING_MIB) * 1024 * 1024,
+      bufferSize: firstRingMiB(config) * 1024 * 1024,
       maxBufferSize: config.bufferMiB * 1024 * 1024,
       // --compare, and modules (production's verdict on logins): the online server's answers
       // are packets this host sends

@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import type { OpenedCapture, PacketHandler } from "../../lib/io/capture.ts";
 import { sharedReactor } from "../../lib/io/reactor.ts";
-import { DRAIN_SLICE_MS, DRAIN_STEP, runCaptureLoop } from "../../lib/tcpcopy/captures.ts";
+import {
+  DRAIN_SLICE_MS,
+  DRAIN_STEP,
+  FIRST_RING_MIB,
+  firstRingMiB,
+  runCaptureLoop,
+} from "../../lib/tcpcopy/captures.ts";
+import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 
 /** A capture with `steps` full drain steps waiting; every drain step advances `clock` 5 ms. */
 function backlog(steps: number, clock: { ms: number }): OpenedCapture & { drained: number } {
@@ -68,4 +75,17 @@ Deno.test("capture loop: a long backlog gives the reactor a round every drain sl
   // the sends of each slice are flushed before the next one
   assert.ok(afterDrains >= steps / perSlice, `${afterDrains} flushes for ${steps} steps`);
   await sharedReactor().settled();
+});
+
+Deno.test("capture start ring: twice as large when it takes both directions, at most -B", () => {
+  const config = (...extra: string[]) => {
+    const r = parseTcpcopyArgs(["-x", "10.0.0.1:80-10.0.0.2:8080", "-s", "10.0.0.3", ...extra]);
+    if (r.kind !== "run") throw new Error(JSON.stringify(r));
+    return r.config;
+  };
+  const compare = ["--compare", "--secret-file", "/etc/tcpcopy/secret"];
+  assert.equal(firstRingMiB(config()), FIRST_RING_MIB);
+  assert.equal(firstRingMiB(config(...compare)), 2 * FIRST_RING_MIB);
+  assert.equal(firstRingMiB(config(...compare, "-B", "16")), 16);
+  assert.equal(firstRingMiB(config("-B", "8")), 8);
 });
