@@ -394,3 +394,27 @@ export async function kernelDrops(
   const k = (s.kernel ?? {}) as Record<string, number>;
   return (k.pcap_drops ?? 0) + (k.nfq_queue_dropped ?? 0) + (k.nfq_user_dropped ?? 0);
 }
+
+/** What our tcpcopy's stats line says about requests not (yet) replayed. */
+export interface ReplayState {
+  /** `lost.*` counters (cumulative since the start). */
+  lost: Record<string, number>;
+  /** Requests captured and not sent (yet, or ever: the lost ones are among them). */
+  unsent: number;
+}
+
+/**
+ * Our tcpcopy's own account of what it has not replayed (null for the C original): tells a
+ * loss in the row (the target's access log when it stopped growing for a while) that tcpcopy
+ * lost apart from requests it still held when the bench stopped waiting.
+ */
+export async function replayState(b: BenchLab): Promise<ReplayState | null> {
+  if (b.pair.impl === "c") return null;
+  const s = await lastStats(b.pair.tcpcopy);
+  if (s === null) return null;
+  const req = (s.requests ?? {}) as Record<string, number>;
+  return {
+    lost: { ...(s.lost ?? {}) as Record<string, number> },
+    unsent: (req.captured ?? 0) - (req.sent ?? 0),
+  };
+}

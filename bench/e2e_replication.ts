@@ -48,6 +48,7 @@ import {
   type Impl,
   kernelDrops,
   type PairOptions,
+  replayState,
   restartPair,
   servedCounts,
   startBenchLab,
@@ -89,8 +90,25 @@ export interface Row {
   /** Kernel drops during the workload (null: not observable). */
   tcpcopyDrops: number | null;
   interceptDrops: number | null;
+  /**
+   * Ours: tcpcopy's `lost.*` counters that grew during the workload (only those), and the
+   * requests it had captured but not sent when the row was taken (lost ones included: a loss
+   * with unsent requests and no lost counter means the replay lagged more than the wait for the
+   * target allowed, and the requests were lost only when the bench stopped tcpcopy).
+   */
+  tcpcopyLost?: Record<string, number>;
+  tcpcopyUnsent?: number;
   /** The machine's 1-minute load average after the workload (other work shares the 2 cores). */
   load1: number;
+}
+
+/** The counters of `after` that grew since `before`. */
+function grown(before: Record<string, number>, after: Record<string, number>) {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
+  }
+  return out;
 }
 
 /** Parsed command line. */
@@ -274,6 +292,7 @@ async function measure(
   const c0 = await servedCounts(b);
   const t0u = await usage(b.pair.tcpcopy.pid), i0u = await usage(b.pair.intercept.pid);
   const t0d = await kernelDrops(b, "tcpcopy"), i0d = await kernelDrops(b, "intercept");
+  const r0 = await replayState(b);
   const stopPerf = await startPerf(o, b, w);
   const trace = o.memTrace && b.pair.impl === "ours"
     ? [
@@ -295,6 +314,7 @@ async function measure(
   await new Promise((r) => setTimeout(r, 1100)); // one more stats line of ours
   const t1u = await usage(b.pair.tcpcopy.pid), i1u = await usage(b.pair.intercept.pid);
   const t1d = await kernelDrops(b, "tcpcopy"), i1d = await kernelDrops(b, "intercept");
+  const r1 = await replayState(b);
   await stopPerf();
   const [tMem, iMem] = trace === null ? [undefined, undefined] : [
     await trace[0].stop(),
@@ -326,6 +346,9 @@ async function measure(
     interceptRssMiB: Math.round(i1u.rssMiB),
     tcpcopyDrops: delta(t0d, t1d),
     interceptDrops: delta(i0d, i1d),
+    ...(r0 === null || r1 === null
+      ? {}
+      : { tcpcopyLost: grown(r0.lost, r1.lost), tcpcopyUnsent: r1.unsent }),
     load1: Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]),
   };
 }
