@@ -21,7 +21,7 @@
 
 import { Digest64 } from "./digest.ts";
 import { HttpResponseParser } from "./http_stream.ts";
-import { sameBytes } from "./http_fast.ts";
+import { sameBytes } from "./same_bytes.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 

@@ -16,6 +16,7 @@ import { errorCode, type PgMessage, pgMessages, pgPolicy, rowNames } from "./pg_
 import { bytesHint, excerpt, firstDifference, printable } from "./printable.ts";
 import { type CompareResult, mismatch } from "./result.ts";
 import { isPgAnswer } from "./sniff.ts";
+import { sameBytes } from "./same_bytes.ts";
 
 /** The compared messages of an answer's first bytes (notices dropped). */
 function messages(b: Uint8Array): { list: PgMessage[]; whole: boolean } {
@@ -77,7 +78,7 @@ function messageCheck(
     case "skip":
       return null;
     case "auth":
-      return same(a, x.from, Math.min(x.to, x.from + 4), b, y.from, Math.min(y.to, y.from + 4))
+      return sameBytes(a, x.from, Math.min(x.to, x.from + 4), b, y.from, Math.min(y.to, y.from + 4))
         ? null
         : mismatch("type", hint("auth"));
     case "error": {
@@ -89,7 +90,7 @@ function messageCheck(
       return na === nb ? null : mismatch("header", { ...hint("fields"), online: na, target: nb });
     }
     case "full": {
-      if (same(a, x.from, x.to, b, y.from, y.to)) return null;
+      if (sameBytes(a, x.from, x.to, b, y.from, y.to)) return null;
       if (type === "C") {
         return mismatch("status", {
           ...hint("tag"),
@@ -106,19 +107,6 @@ function messageCheck(
       throw new Error(`unknown policy ${never}`);
     }
   }
-}
-
-function same(
-  a: Uint8Array,
-  af: number,
-  at: number,
-  b: Uint8Array,
-  bf: number,
-  bt: number,
-): boolean {
-  if (at - af !== bt - bf) return false;
-  for (let i = 0; i < at - af; i++) if (a[af + i] !== b[bf + i]) return false;
-  return true;
 }
 
 /** Whole streams inside the first bytes with a different number of messages. */

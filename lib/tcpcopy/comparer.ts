@@ -27,7 +27,7 @@ import {
 } from "../compare/answer.ts";
 import { type CompareOptions, compareTurn } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
-import { sameBytes } from "../compare/http_fast.ts";
+import { sameBytes } from "../compare/same_bytes.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
