@@ -64,10 +64,17 @@ function reply(port: number, seq: number, ack: number, flags: number, payload: U
     options: { sackPermitted: false, sackBlocks: [], unknown: [], timestamp: undefined },
     payload,
   };
-  const ip = new Uint8Array(tcpPacketLength(repr));
+  const n = tcpPacketLength(repr);
+  if (arenaAt + n > ARENA.length) ARENA = new Uint8Array(ARENA.length);
+  const ip = ARENA.subarray(arenaAt, arenaAt + n);
+  arenaAt += n;
   buildTcpPacket(repr, ip);
   return ip;
 }
+
+/** The replies are views of large buffers, as the server's are (of its capture buffer). */
+let ARENA = new Uint8Array(4 << 20);
+let arenaAt = 0;
 
 // the turns of each flow, made once (each lap starts the flows again with a new SYN-ACK)
 const synAcks = Array.from(
