@@ -7,6 +7,7 @@
  * `--baseline` runs the same without the tracker (what intercept does without `--compare`).
  *
  *     ./build.sh deno run -A bench/answer_path_cost.ts [--requests 100000] [--baseline] [--cold]
+ *       [--short]
  *
  * Hot (default): CPU ns per request (process CPU, median of 5 passes after a warm-up pass) and
  * heap bytes allocated per request (V8's counter: deterministic, unlike CPU time on a shared
@@ -14,6 +15,9 @@
  * (interpreted first requests, Maglev and TurboFan compiles on V8's threads, counted 300 ms
  * after the pass) and the main thread's share: what a short benchmark such as
  * bench/e2e_replication.ts's 20,000-request `ka20k` row pays once per process.
+ * `--short`: one answer per connection (`short1k`'s shape): SYN-ACK, the answer, the target's
+ * FIN after the client's, then the route's CLIENT_DEL; a new client port (a new flow) each
+ * time, over {@link SHORT_PORTS} ports.
  */
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "100000" },
     baseline: { type: "boolean", default: false },
     cold: { type: "boolean", default: false },
+    short: { type: "boolean", default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -59,10 +64,17 @@ function reply(port: number, seq: number, ack: number, flags: number, payload: U
     options: { sackPermitted: false, sackBlocks: [], unknown: [], timestamp: undefined },
     payload,
   };
-  const ip = new Uint8Array(tcpPacketLength(repr));
+  const n = tcpPacketLength(repr);
+  if (arenaAt + n > ARENA.length) ARENA = new Uint8Array(ARENA.length);
+  const ip = ARENA.subarray(arenaAt, arenaAt + n);
+  arenaAt += n;
   buildTcpPacket(repr, ip);
   return ip;
 }
+
+/** The replies are views of large buffers, as the server's are (of its capture buffer). */
+let ARENA = new Uint8Array(4 << 20);
+let arenaAt = 0;
 
 // the turns of each flow, made once (each lap starts the flows again with a new SYN-ACK)
 const synAcks = Array.from(
@@ -78,6 +90,18 @@ const turns = Array.from(
         reply(40000 + i, ISN + 1 + k * ANSWER.length, 1001 + (k + 1) * REQUEST_LEN, 0x18, ANSWER),
     ),
 );
+/** Client ports of `--short` (each one's route is deleted before it comes round again). */
+const SHORT_PORTS = 2000;
+const shortConns = values.short
+  ? Array.from({ length: SHORT_PORTS }, (_, i) => {
+    const port = 20000 + i, end = ISN + 1 + ANSWER.length;
+    return [
+      reply(port, ISN, 1001, 0x12, ANSWER.subarray(0, 0)),
+      reply(port, ISN + 1, 1001 + REQUEST_LEN, 0x18, ANSWER),
+      reply(port, end, 1001 + REQUEST_LEN + 1, 0x11, ANSWER.subarray(0, 0)),
+    ];
+  })
+  : [];
 const batcher = new ReplyBatcher({ ext: true, maxQueuedBytes: 64 << 20 });
 const counters = newAnswerCounters();
 const tracker = new AnswerTracker({ bytes: 1024, mode: "auto" }, counters, batcher);
@@ -96,6 +120,7 @@ function one(pkt: Uint8Array): void {
 }
 
 function pass(n: number): void {
+  if (values.short) return shortPass(n);
   for (let done = 0; done < n;) {
     for (const s of synAcks) one(s);
     for (let k = 0; k < TURNS && done < n; k++) {
@@ -104,6 +129,18 @@ function pass(n: number): void {
         one(turns[i][k]);
       }
     }
+  }
+}
+
+/** `--short`: `n` connections of one answer each. */
+function shortPass(n: number): void {
+  for (let done = 0; done < n; done++) {
+    const conn = shortConns[done % SHORT_PORTS];
+    for (const pkt of conn) {
+      now += 0.05;
+      one(pkt);
+    }
+    if (compare) tracker.routeDeleted(info.key); // CLIENT_DEL (info: the FIN's)
   }
 }
 
@@ -124,7 +161,7 @@ function threadMs(): number {
   return (Number(f[11]) + Number(f[12])) * (1000 / 100); // clock ticks of 10 ms
 }
 
-const label = compare ? "compare" : "baseline";
+const label = (compare ? "compare" : "baseline") + (values.short ? " short" : "");
 if (values.cold) {
   const t0 = cpuMs(), m0 = threadMs();
   pass(REQUESTS);

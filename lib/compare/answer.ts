@@ -189,8 +189,25 @@ export class AnswerAccumulator {
    * `into`: a summary object to fill and return instead of a new one.
    */
   finishView(timedOut = false, into?: AnswerSummary): AnswerSummary {
-    return this.#summary(this.#first.subarray(0, this.#firstLen), timedOut, into);
+    return this.#summary(this.#head(this.#firstLen), timedOut, into);
   }
+
+  /**
+   * `#first[0, n)`: a view kept while answers of the same length follow (no view per answer
+   * in a steady workload), one kept for the sniffed head ({@link SNIFF_BYTES}), else a new one.
+   */
+  #head(n: number): Uint8Array {
+    const first = this.#first;
+    const v = n === SNIFF_BYTES ? this.#sniffView : this.#lastView;
+    if (v.length === n && v.buffer === first.buffer && v.byteOffset === first.byteOffset) return v;
+    const view = n === first.length ? first : first.subarray(0, n);
+    if (n === SNIFF_BYTES) this.#sniffView = view;
+    else this.#lastView = view;
+    return view;
+  }
+
+  #sniffView: Uint8Array = EMPTY;
+  #lastView: Uint8Array = EMPTY;
 
   /**
    * Like {@link finish}, without a copy: the summary keeps the accumulator's first-bytes
@@ -319,8 +336,10 @@ export class AnswerAccumulator {
 
   /** Chooses the digest kind and feeds the bytes held so far. */
   #decide(): void {
-    const head = this.#first.subarray(0, this.#firstLen);
-    this.#kind = this.mode === "auto" ? digestKindOf(head) : this.mode;
+    // (the kind judges the first SNIFF_BYTES only)
+    if (this.mode === "auto") {
+      this.#kind = digestKindOf(this.#head(Math.min(this.#firstLen, SNIFF_BYTES)));
+    } else this.#kind = this.mode;
     if (this.#contiguous) this.#feed(this.#first, 0, this.#firstLen);
   }
 
@@ -357,6 +376,8 @@ export class AnswerAccumulator {
     );
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Placeholder kind, digest and body length of a summary held unparsed. */
 const HELD: AnswerSummary = {

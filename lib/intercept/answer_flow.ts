@@ -81,7 +81,54 @@ export class AnswerFlow {
   /** Index in the tracker's list of flows with an open answer (-1: not listed). */
   openIndex = -1;
 
-  constructor(readonly client: AnswerEndpoint, readonly target: AnswerEndpoint) {}
+  /**
+   * The client (the reply's destination) and the target (its source). The objects are the
+   * flow's own and stay with it when it is reused ({@link reuse}): their addresses are
+   * rewritten in place (an encoder reads them at once, nothing keeps them).
+   */
+  readonly client: AnswerEndpoint = { addr: new Uint8Array(4), port: 0 };
+  readonly target: AnswerEndpoint = { addr: new Uint8Array(4), port: 0 };
+
+  /**
+   * A flow for the reply `pkt` (an IPv4 or IPv6 packet whose TCP header starts at `l4`): the
+   * client is its destination, the target its source.
+   */
+  constructor(pkt: Uint8Array, v4: boolean, l4: number) {
+    this.#endpoints(pkt, v4, l4);
+  }
+
+  /**
+   * Makes a forgotten flow (no open answer: cut or discarded first) a new one for the reply
+   * `pkt`, as the constructor would: the tracker pools flows, a short connection allocates
+   * none.
+   */
+  reuse(pkt: Uint8Array, v4: boolean, l4: number): void {
+    this.nextSeq =
+      this.ack =
+      this.part =
+      this.startSeq =
+      this.lastMs =
+      this.seenMs =
+        0;
+    this.duplicateBytes = 0;
+    this.synced =
+      this.ackKnown =
+      this.skipping =
+      this.closed =
+      this.touched =
+        false;
+    this.acc = null;
+    this.openIndex = -1;
+    this.#endpoints(pkt, v4, l4);
+  }
+
+  #endpoints(pkt: Uint8Array, v4: boolean, l4: number): void {
+    const n = v4 ? 4 : 16;
+    setAddr(this.client, pkt, v4 ? 16 : 24, n);
+    setAddr(this.target, pkt, v4 ? 12 : 8, n);
+    this.client.port = (pkt[l4 + 2] << 8) | pkt[l4 + 3];
+    this.target.port = (pkt[l4] << 8) | pkt[l4 + 1];
+  }
 
   /** An answer is in progress (counted or skipped). */
   get open(): boolean {
@@ -186,4 +233,11 @@ export class AnswerFlow {
     host.opened(this, false);
     if (acc !== null) host.release(acc);
   }
+}
+
+/** `e.addr` = `pkt[at, at + n)`, copied into `e`'s own array (a new one only for a new size). */
+function setAddr(e: AnswerEndpoint, pkt: Uint8Array, at: number, n: number): void {
+  let a = e.addr;
+  if (a.length !== n) e.addr = a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) a[i] = pkt[at + i];
 }

@@ -23,7 +23,6 @@ import {
 import type { ReplyInfo } from "../tunnel/reply_packet.ts";
 import { AnswerFlow, type FlowHost, type ReplySegment } from "./answer_flow.ts";
 import { FIN, RST, SYN } from "../wire/tcp.ts";
-import { internAddr } from "../engine/endpoint.ts";
 
 /** An answer with no new reply bytes for this long is sent as it is (ms). */
 export const ANSWER_QUIET_MS = 300;
@@ -31,6 +30,8 @@ export const ANSWER_QUIET_MS = 300;
 export const ANSWER_FLOW_IDLE_MS = 60_000;
 /** Most live accumulators per peer, whatever N. */
 export const MAX_LIVE_ANSWERS = 8192;
+/** Forgotten flows kept for reuse per peer (a short connection then allocates no flow). */
+export const FLOW_POOL = 1024;
 /** Memory budget of one peer's live accumulators (bytes), which lowers the cap for big N. */
 export const ANSWER_MEMORY_PER_PEER = 32 << 20;
 
@@ -111,6 +112,8 @@ export class AnswerTracker implements FlowHost {
   readonly maxLive: number;
   readonly idleMs: number;
   #flows = new Map<string, AnswerFlow>();
+  /** Forgotten flows, reused for new connections (at most {@link FLOW_POOL}). */
+  #spareFlows: AnswerFlow[] = [];
   #free: AnswerAccumulator[] = [];
   #made = 0;
   /** Flows with an open answer (unordered: a flow knows its index, removal swaps the last in). */
@@ -171,7 +174,7 @@ export class AnswerTracker implements FlowHost {
     if (flow === undefined) {
       // a flow starts with its SYN-ACK or its first payload, not with a stray ACK/FIN/RST
       if (!(info.flags & SYN) && (info.payloadLen === 0 || info.flags & (FIN | RST))) return;
-      flow = newFlow(pkt, info);
+      flow = this.#newFlow(pkt, info);
       this.#flows.set(info.key, flow);
     }
     const s = this.#seg;
@@ -223,6 +226,7 @@ export class AnswerTracker implements FlowHost {
       if (now - f.seenMs < this.idleMs) continue;
       f.cut(this, "quiet");
       this.#flows.delete(key);
+      this.#forget(f);
     }
   }
 
@@ -232,6 +236,23 @@ export class AnswerTracker implements FlowHost {
     if (f === undefined) return;
     f.cut(this, "route");
     this.#flows.delete(key);
+    this.#forget(f);
+  }
+
+  /** A flow for the reply's tuple: a forgotten one reused, or a new one. */
+  #newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
+    const f = this.#spareFlows.pop();
+    if (f === undefined) return new AnswerFlow(pkt, info.family === 4, info.l4);
+    f.reuse(pkt, info.family === 4, info.l4);
+    return f;
+  }
+
+  /**
+   * A flow no longer in the map (its answer cut): kept for reuse while the pool has room, but
+   * not while this cycle's list of touched flows still holds it.
+   */
+  #forget(f: AnswerFlow): void {
+    if (!f.touched && this.#spareFlows.length < FLOW_POOL) this.#spareFlows.push(f);
   }
 
   /** The peer is gone: everything is dropped unsent. */
@@ -329,15 +350,3 @@ const NO_SUMMARY: AnswerSummary = {
   complete: true,
   truncated: false,
 };
-
-/** A flow for the reply's tuple: the client is its destination, the target its source. */
-function newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
-  const v4 = info.family === 4;
-  // interned: a new connection of a known client and target allocates no address bytes
-  const src = internAddr(v4 ? pkt.subarray(12, 16) : pkt.subarray(8, 24));
-  const dst = internAddr(v4 ? pkt.subarray(16, 20) : pkt.subarray(24, 40));
-  const l4 = info.l4;
-  const client: AnswerEndpoint = { addr: dst, port: (pkt[l4 + 2] << 8) | pkt[l4 + 3] };
-  const target: AnswerEndpoint = { addr: src, port: (pkt[l4] << 8) | pkt[l4 + 1] };
-  return new AnswerFlow(client, target);
-}

@@ -216,3 +216,24 @@ Deno.test("an answer held unparsed (finishSwapHeld) is completed to exactly the 
   assert.equal(gapped.held, false);
   assert.throws(() => gapped.finishSwapHeld(new Uint8Array(256)));
 });
+
+Deno.test("answer: finishView's first bytes follow each answer's length (views kept across answers)", () => {
+  const acc = new AnswerAccumulator({ firstBytes: 64, mode: "auto" });
+  const answers = [
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab",
+    "short",
+    "plain bytes, more than sixteen",
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\ncd",
+    "x".repeat(80),
+  ];
+  for (const text of [...answers, ...answers]) {
+    const bytes = new TextEncoder().encode(text);
+    acc.reset();
+    acc.push(bytes);
+    const got = acc.finishView();
+    const want = summarize(bytes, { firstBytes: 64 });
+    assert.deepEqual(got.firstBytes, want.firstBytes);
+    assert.equal(got.kind, want.kind);
+    assert.equal(got.digest, want.digest);
+  }
+});

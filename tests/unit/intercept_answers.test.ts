@@ -375,3 +375,43 @@ Deno.test("answers: frames written in place into the batcher go out ahead of the
   assert.equal(full.framesDropped, 1);
   assert.equal(full.queuedBytes, 0);
 });
+
+Deno.test("answers: a flow reused after CLIENT_DEL starts clean, with its new endpoints (v4, v6)", () => {
+  const sent: TunnelAnswer[] = [];
+  const t = new AnswerTracker({ bytes: 64, mode: "auto" }, newAnswerCounters(), (frame) => {
+    const a = decodeAnswerBody(frame.subarray(4), 64);
+    if (typeof a === "string") throw new Error(a);
+    sent.push(a);
+    return true;
+  });
+  const info = newReplyInfo();
+  const T6 = [0xfd, 0, ...new Array(13).fill(0), 2], C6 = [0xfd, 0, ...new Array(13).fill(0), 1];
+  const conns = [
+    { src: T, dst: C, dport: 40001, isn: 1000 },
+    { src: T6, dst: C6, dport: 40002, isn: 7000 },
+    { src: [10, 0, 0, 9], dst: [10, 0, 0, 8], dport: 40003, isn: 3000 },
+  ];
+  for (const [i, c] of conns.entries()) {
+    const send = (s: { seq: number; ack: number; flags: number; payload?: Uint8Array }) => {
+      const pkt = segment({ src: c.src, dst: c.dst, sport: 81 + i, dport: c.dport, ...s });
+      assert.equal(inspectReply(pkt, info), undefined);
+      t.reply(pkt, info, i);
+    };
+    send({ seq: c.isn - 1, ack: 501, flags: F.SYN | F.ACK });
+    send({ seq: c.isn, ack: 601, flags: F.ACK | F.PSH, payload: http(`body${i}`) });
+    t.settle(); // framing
+    t.routeDeleted(info.key);
+    assert.equal(t.flows, 0);
+    assert.equal(sent.length, i + 1);
+    const a = sent[i];
+    assert.deepEqual([...a.client.addr], c.dst);
+    assert.deepEqual([...a.target.addr], c.src);
+    assert.equal(a.client.port, c.dport);
+    assert.equal(a.target.port, 81 + i);
+    assert.equal(a.seq, c.isn);
+    assert.equal(a.ack, 601);
+    assert.equal(a.part, 0);
+    assert.equal(a.end, "framing");
+    assert.equal(a.summary.digest, summarize(http(`body${i}`), { firstBytes: 64 }).digest);
+  }
+});
