@@ -83,6 +83,11 @@ class Flow {
   declare prev?: Flow;
   #syn = 0;
   #high = 0;
+  /**
+   * When it last captured a segment: the time in whole ms (rounded up) modulo 2^30, a small
+   * integer. The time itself (epoch ms with a fraction) was a 16-byte heap number per flow.
+   */
+  #seen = 0;
   /** HAS_SYN, HAS_HIGH, SAMPLED_OUT, CLIENT_CLOSED, IDLE_ARMED. */
   #bits = 0;
 
@@ -123,8 +128,23 @@ class Flow {
     readonly src: Endpoint,
     /** Shared by the flows to one server address and port (see `serverOf`). */
     readonly dst: Endpoint,
-    public lastSeen: number,
-  ) {}
+    now: number,
+  ) {
+    this.touch(now);
+  }
+
+  /** It captured a segment at `now`. */
+  touch(now: number): void {
+    this.#seen = Math.ceil(now) & SEEN_MASK;
+  }
+  /**
+   * When it last captured a segment, rounded up to a whole ms, read at `now` (no earlier than
+   * that, and at most 2^30 ms ≈ 12 days later: `--keepalive-timeout` is at most 7 days).
+   */
+  lastSeenAt(now: number): number {
+    const t = Math.ceil(now);
+    return t - ((t - this.#seen) & SEEN_MASK);
+  }
 
   /** The client's SYN's sequence number, once captured. */
   get synSeq(): number | undefined {
@@ -191,6 +211,8 @@ function usedRange(flow: Flow, seq: number): boolean {
   if (syn === undefined) return false;
   return seqLt(syn, seq) && seqLe(seq, seqAdd(flow.highSeq ?? seqAdd(syn, 1), 1));
 }
+/** {@link Flow}'s last-seen time is kept modulo 2^30 ms: a small integer in V8. */
+const SEEN_MASK = 0x3fff_ffff;
 const HAS_SYN = 1, HAS_HIGH = 2, SAMPLED_OUT = 4, CLIENT_CLOSED = 8, IDLE_ARMED = 16;
 
 /** Session `s` of `flow` was ended by its module: its replica is not replayed again. */
@@ -428,7 +450,7 @@ export class Engine implements SessionHost {
         return;
       }
     }
-    flow.lastSeen = nowMs;
+    flow.touch(nowMs);
     if (flow.sampledOut) {
       if (flags & (FIN | RST)) this.forget(flow);
       return;
@@ -494,7 +516,7 @@ export class Engine implements SessionHost {
       else st.ignored.duplicate++;
       return;
     }
-    old.lastSeen = nowMs;
+    old.touch(nowMs);
     if (len > 0) {
       const end = seqAdd(seg.seq, len);
       if (old.highSeq === undefined || seqLe(old.highSeq, end)) old.highSeq = end;
@@ -809,7 +831,8 @@ export class Engine implements SessionHost {
       for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
         if (!this.isCurrent(flow) || flow.sessionCount > 0) continue;
         const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
-        if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen);
+        const seen = flow.lastSeenAt(now);
+        if (seen + ttl > now) this.retire(flow, seen);
         else this.forget(flow);
       }
     }
@@ -850,8 +873,9 @@ export class Engine implements SessionHost {
       let busy = false;
       for (let i = 0; i < n; i++) if (flow.sessionAt(i).queuedBytes > 0) busy = true;
       if (busy) continue; // armed again when the queue drains
-      if (flow.lastSeen + IDLE_MS > now) {
-        this.armIdle(flow, flow.lastSeen);
+      const seen = flow.lastSeenAt(now);
+      if (seen + IDLE_MS > now) {
+        this.armIdle(flow, seen);
         continue;
       }
       flow.slab = undefined;
