@@ -59,8 +59,12 @@ export interface EngineOutput {
  * state in one number.
  */
 class Flow {
-  /** Its live sessions: the shared empty array while none, then an array of its own. */
-  sessions: Session[] = NO_SESSIONS;
+  /**
+   * Its live sessions: none, the one itself (almost every flow), or an array of its own only
+   * while it has two or more (`-n` copies, a gap's new session beside a live one). No array
+   * per connection: a one-element array cost ~56 B per held session.
+   */
+  #ss: Session | Session[] | undefined = undefined;
   /** (transfer, copy) pairs this connection is replayed as (shared, read-only). */
   replicas: readonly Replica[] = NO_REPLICAS;
   /** Where this connection's payload copies live (none while it holds none). */
@@ -79,15 +83,68 @@ class Flow {
   declare prev?: Flow;
   #syn = 0;
   #high = 0;
+  /**
+   * When it last captured a segment: the time in whole ms (rounded up) modulo 2^30, a small
+   * integer. The time itself (epoch ms with a fraction) was a 16-byte heap number per flow.
+   */
+  #seen = 0;
   /** HAS_SYN, HAS_HIGH, SAMPLED_OUT, CLIENT_CLOSED, IDLE_ARMED. */
   #bits = 0;
+
+  /** How many live sessions replay this connection. */
+  get sessionCount(): number {
+    const ss = this.#ss;
+    return ss === undefined ? 0 : ss instanceof Session ? 1 : ss.length;
+  }
+  /** Its live session number `i` (below {@link sessionCount}), in the order they opened. */
+  sessionAt(i: number): Session {
+    const ss = this.#ss as Session | Session[];
+    return ss instanceof Session ? ss : ss[i];
+  }
+  /** Its live sessions in a new array: to walk while some may end. */
+  sessionsCopy(): Session[] {
+    const ss = this.#ss;
+    return ss === undefined ? [] : ss instanceof Session ? [ss] : [...ss];
+  }
+  /** `s` opened for this connection (after the ones it has). */
+  addSession(s: Session): void {
+    const ss = this.#ss;
+    if (ss === undefined) this.#ss = s;
+    else if (ss instanceof Session) this.#ss = [ss, s];
+    else ss.push(s);
+  }
+  /** `s` ended: it leaves the list (the others keep their order). */
+  removeSession(s: Session): void {
+    const ss = this.#ss;
+    if (ss === s) this.#ss = undefined;
+    else if (Array.isArray(ss)) {
+      const i = ss.indexOf(s);
+      if (i >= 0) ss.splice(i, 1);
+      if (ss.length <= 1) this.#ss = ss.length === 1 ? ss[0] : undefined;
+    }
+  }
 
   constructor(
     readonly src: Endpoint,
     /** Shared by the flows to one server address and port (see `serverOf`). */
     readonly dst: Endpoint,
-    public lastSeen: number,
-  ) {}
+    now: number,
+  ) {
+    this.touch(now);
+  }
+
+  /** It captured a segment at `now`. */
+  touch(now: number): void {
+    this.#seen = Math.ceil(now) & SEEN_MASK;
+  }
+  /**
+   * When it last captured a segment, rounded up to a whole ms, read at `now` (no earlier than
+   * that, and at most 2^30 ms ≈ 12 days later: `--keepalive-timeout` is at most 7 days).
+   */
+  lastSeenAt(now: number): number {
+    const t = Math.ceil(now);
+    return t - ((t - this.#seen) & SEEN_MASK);
+  }
 
   /** The client's SYN's sequence number, once captured. */
   get synSeq(): number | undefined {
@@ -154,6 +211,8 @@ function usedRange(flow: Flow, seq: number): boolean {
   if (syn === undefined) return false;
   return seqLt(syn, seq) && seqLe(seq, seqAdd(flow.highSeq ?? seqAdd(syn, 1), 1));
 }
+/** {@link Flow}'s last-seen time is kept modulo 2^30 ms: a small integer in V8. */
+const SEEN_MASK = 0x3fff_ffff;
 const HAS_SYN = 1, HAS_HIGH = 2, SAMPLED_OUT = 4, CLIENT_CLOSED = 8, IDLE_ARMED = 16;
 
 /** Session `s` of `flow` was ended by its module: its replica is not replayed again. */
@@ -193,8 +252,6 @@ function flowOf(s: Session): Flow {
   return s.tag as Flow;
 }
 
-/** The sessions of a flow with none (frozen: a flow gets an array of its own for its first). */
-const NO_SESSIONS: Session[] = Object.freeze([]) as unknown as Session[];
 /** Server endpoints shared between flows, at most this many (beyond, each flow has its own). */
 const MAX_SERVERS = 1024;
 
@@ -393,12 +450,12 @@ export class Engine implements SessionHost {
         return;
       }
     }
-    flow.lastSeen = nowMs;
+    flow.touch(nowMs);
     if (flow.sampledOut) {
       if (flags & (FIN | RST)) this.forget(flow);
       return;
     }
-    if (flow.sessions.length === 0) {
+    if (flow.sessionCount === 0) {
       // Every replay of this connection ended earlier (timeout, gap, ...): pick it up again
       // with new client data, ignore anything else.
       const end = seqAdd(seg.seq, len);
@@ -417,7 +474,7 @@ export class Engine implements SessionHost {
       for (const r of flow.replicas) {
         if (!flow.moduleFailed?.includes(r)) this.openSession(flow, r, nowMs);
       }
-      if (flow.sessions.length === 0) return; // port conflict again: nothing takes the bytes
+      if (flow.sessionCount === 0) return; // port conflict again: nothing takes the bytes
     }
     if (len > 0) {
       const end = seqAdd(seg.seq, len);
@@ -425,8 +482,21 @@ export class Engine implements SessionHost {
     }
     if (flags & (FIN | RST)) flow.clientClosed = true;
     const data = len === 0 ? EMPTY : this.copyOf(flow, seg.payload);
-    // A session may end (and leave flow.sessions) while another one takes the segment.
-    const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
+    this.deliver(flow, seg, data, nowMs);
+  }
+
+  /**
+   * `seg` (its payload copied as `data`) to every live session of `flow`. A session may end
+   * (and leave the flow) while another one takes the segment: two or more are walked in a copy.
+   */
+  private deliver(flow: Flow, seg: CapturedSegment, data: Uint8Array, nowMs: number): void {
+    if (flow.sessionCount === 1) {
+      const s = flow.sessionAt(0);
+      s.onCaptured(seg, data, nowMs);
+      this.schedule(s);
+      return;
+    }
+    const ss = flow.sessionsCopy();
     for (let i = 0; i < ss.length; i++) {
       const s = ss[i];
       s.onCaptured(seg, data, nowMs);
@@ -441,24 +511,19 @@ export class Engine implements SessionHost {
   private toEarlier(old: Flow | undefined, seg: CapturedSegment, nowMs: number): void {
     const st = this.stats;
     const len = seg.payload.length;
-    if (old === undefined || old.sessions.length === 0 || old.sampledOut) {
+    if (old === undefined || old.sessionCount === 0 || old.sampledOut) {
       if (len === 0 && !(seg.flags & (FIN | RST))) st.ignored.pure_ack++;
       else st.ignored.duplicate++;
       return;
     }
-    old.lastSeen = nowMs;
+    old.touch(nowMs);
     if (len > 0) {
       const end = seqAdd(seg.seq, len);
       if (old.highSeq === undefined || seqLe(old.highSeq, end)) old.highSeq = end;
     }
     if (seg.flags & (FIN | RST)) old.clientClosed = true;
     const data = len === 0 ? EMPTY : this.copyOf(old, seg.payload);
-    const ss = old.sessions.length === 1 ? old.sessions : [...old.sessions];
-    for (let i = 0; i < ss.length; i++) {
-      const s = ss[i];
-      s.onCaptured(seg, data, nowMs);
-      this.schedule(s);
-    }
+    this.deliver(old, seg, data, nowMs);
   }
 
   /**
@@ -471,10 +536,12 @@ export class Engine implements SessionHost {
     nowMs = this.clock(nowMs);
     const c = seg.dst, srv = seg.src;
     const flow = this.flows.get(c.addr, c.port, srv.addr, srv.port);
-    if (flow === undefined || flow.sessions.length === 0) return;
-    const ss = flow.sessions.length === 1 ? flow.sessions : [...flow.sessions];
-    for (let i = 0; i < ss.length; i++) {
-      const s = ss[i];
+    if (flow === undefined || flow.sessionCount === 0) return;
+    // A session may end (and leave the flow) on the way: two or more are walked in a copy.
+    const n = flow.sessionCount;
+    const ss = n === 1 ? undefined : flow.sessionsCopy();
+    for (let i = 0; i < n; i++) {
+      const s = ss === undefined ? flow.sessionAt(0) : ss[i];
       if (s.mod === undefined) continue;
       s.onOnline(seg, len, nowMs);
       this.schedule(s);
@@ -624,7 +691,7 @@ export class Engine implements SessionHost {
     for (const r of flow.replicas) this.openSession(flow, r, now);
     // No session could be opened (port conflict, session limit), counted once above: the
     // connection is left alone like a sampled-out one, and its record still expires.
-    if (flow.sessions.length === 0) {
+    if (flow.sessionCount === 0) {
       flow.sampledOut = true;
       this.retire(flow, now);
     }
@@ -716,8 +783,7 @@ export class Engine implements SessionHost {
     }
     s.tag = flow;
     this.allocator.hold(addr, port, s.target.addr, s.target.port, s);
-    if (flow.sessions.length === 0) flow.sessions = [s];
-    else flow.sessions.push(s);
+    flow.addSession(s);
     this.openOrder.push(s, this.allocator.size);
     this.stats.sessions.created++;
     this.stats.sessions.active++;
@@ -763,9 +829,10 @@ export class Engine implements SessionHost {
   private sweepFlows(now: number): void {
     for (const q of [this.tombstones, this.idleFlows]) {
       for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
-        if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
+        if (!this.isCurrent(flow) || flow.sessionCount > 0) continue;
         const ttl = flow.clientClosed ? TOMBSTONE_MS : this.config.keepaliveTimeoutMs;
-        if (flow.lastSeen + ttl > now) this.retire(flow, flow.lastSeen);
+        const seen = flow.lastSeenAt(now);
+        if (seen + ttl > now) this.retire(flow, seen);
         else this.forget(flow);
       }
     }
@@ -779,9 +846,8 @@ export class Engine implements SessionHost {
    * else a view into the flow's slab (a burst: one slab for many segments).
    */
   private copyOf(flow: Flow, payload: Uint8Array): Uint8Array {
-    const ss = flow.sessions;
-    for (let i = 0; i < ss.length; i++) {
-      if (ss[i].queuedBytes > 0) return (flow.slab ??= new Slab()).copy(payload);
+    for (let i = 0, n = flow.sessionCount; i < n; i++) {
+      if (flow.sessionAt(i).queuedBytes > 0) return (flow.slab ??= new Slab()).copy(payload);
     }
     return this.lone.copy(payload);
   }
@@ -802,17 +868,18 @@ export class Engine implements SessionHost {
     const q = this.idleSlabs;
     for (let flow = q.popDue(now); flow !== undefined; flow = q.popDue(now)) {
       flow.idleArmed = false;
-      const ss = flow.sessions;
-      if (ss.length === 0) continue; // ended: its slab went with its last session
+      const n = flow.sessionCount;
+      if (n === 0) continue; // ended: its slab went with its last session
       let busy = false;
-      for (let i = 0; i < ss.length; i++) if (ss[i].queuedBytes > 0) busy = true;
+      for (let i = 0; i < n; i++) if (flow.sessionAt(i).queuedBytes > 0) busy = true;
       if (busy) continue; // armed again when the queue drains
-      if (flow.lastSeen + IDLE_MS > now) {
-        this.armIdle(flow, flow.lastSeen);
+      const seen = flow.lastSeenAt(now);
+      if (seen + IDLE_MS > now) {
+        this.armIdle(flow, seen);
         continue;
       }
       flow.slab = undefined;
-      for (let i = 0; i < ss.length; i++) ss[i].compact();
+      for (let i = 0; i < n; i++) flow.sessionAt(i).compact();
     }
   }
 
@@ -823,7 +890,7 @@ export class Engine implements SessionHost {
   private forgetOldest(): boolean {
     for (const q of [this.tombstones, this.idleFlows]) {
       for (let flow = q.popDue(NEVER); flow !== undefined; flow = q.popDue(NEVER)) {
-        if (!this.isCurrent(flow) || flow.sessions.length > 0) continue;
+        if (!this.isCurrent(flow) || flow.sessionCount > 0) continue;
         this.forget(flow);
         return true;
       }
@@ -905,13 +972,9 @@ export class Engine implements SessionHost {
     }
     const flow = flowOf(s);
     if (reason === "module") markModuleFailed(flow, s);
-    const i = flow.sessions.indexOf(s);
-    if (i >= 0) flow.sessions.splice(i, 1);
-    if (flow.sessions.length === 0) {
-      flow.sessions = NO_SESSIONS;
-      flow.slab = undefined;
-    }
-    if (flow.sessions.length === 0 && this.isCurrent(flow)) {
+    flow.removeSession(s);
+    if (flow.sessionCount === 0) flow.slab = undefined;
+    if (flow.sessionCount === 0 && this.isCurrent(flow)) {
       this.retire(flow, now);
     }
   }

@@ -290,3 +290,30 @@ Deno.test("bounds: a clock stepped back an hour does not stall the timers", () =
   assert.equal(sent[1].flags & SYN, SYN);
   assert.equal(e.stats.handshakes.syn_retransmits, 1);
 });
+
+Deno.test("bounds: records go on time with epoch-ms clocks, across a 2^30 ms boundary", () => {
+  // The flow's last-seen time is kept in whole ms (rounded up) modulo 2^30: read back on either
+  // side of a multiple of 2^30, with the fractions a real clock has.
+  const boundary = 1644 * 2 ** 30; // 2025-12-08, epoch ms
+  for (const t0 of [boundary - 30_000.37, boundary - 45_000.61, 1_765_100_000_123.5, 1000]) {
+    const e = new Engine(
+      { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], ...SHORT_TIMERS },
+      { send() {}, routeAdd() {}, routeDel() {} },
+      t0,
+    );
+    const conns = [{ addr: "192.0.2.7", port: 4000 }, { addr: "192.0.2.8", port: 4001 }];
+    for (const src of conns) e.onCaptured(syn(src, 5000, t0), t0);
+    // One client resets (its record becomes a tombstone once its session ends), the other not.
+    e.onCaptured({ ...syn(conns[0], 5001, t0 + 0.25), flags: ACK | RST }, t0 + 0.25);
+    e.tick(t0 + 20_000.5); // no SYN-ACK came: both sessions ended
+    assert.equal(e.stats.sessions.active, 0, `t0 ${t0}`);
+    // A late ACK from each client: seen again, the records stay 10 s / 30 s from here.
+    const late = t0 + 25_000.3;
+    for (const src of conns) e.onCaptured({ ...syn(src, 5001, late), flags: ACK }, late);
+    const counts = [30_000.5, 34_998, 35_003, 54_998, 55_003].map((dt) => {
+      e.tick(t0 + dt);
+      return e.flowCount;
+    });
+    assert.deepEqual(counts, [2, 2, 1, 1, 0], `t0 ${t0}`);
+  }
+});
