@@ -28,9 +28,20 @@ export type V8Program = "tcpcopy" | "intercept";
  * with 4, 62-64 with 2; tcpcopy's 158-222 with 16, 134-157 with 2; CPU per request within the
  * noise. bench/engine_scale.ts (3 runs each, load 5-13): 100,000 sessions 248-256 MiB with 16,
  * 219-221 with 2, CPU per request 11.4-12.7 and 10.0-15.8 µs.
+ *
+ * tcpcopy also grows its old generation by 10 % per collection (`--heap-growing-percent=10`)
+ * instead of V8's dynamic factor (up to 4× when collections look cheap): bursts of short
+ * connections leave garbage that V8 otherwise lets pile up to twice the live heap before the next
+ * mark-compact. bench/e2e_replication.ts --only short1k,ka20k,abshort,held10k --private-deno
+ * --mem-trace, 4 runs each interleaved (load 3-8): anonymous memory at held10k 60-64 MiB instead
+ * of 88-112 (V8 heap reserved 35-38 instead of 50-59), at abshort 51-57 instead of 57-88; in the
+ * one pair where the capture ring did not grow, peak RSS held10k 103 instead of 132 MiB (VmHWM),
+ * abshort 96 instead of 114; `--trace-gc` over that run 14 mark-compacts (1.19 s) instead of 8
+ * (0.85 s), ~5 µs per request, CPU per request within the noise; bench/engine_scale.ts at 30,000
+ * held sessions 9.30/9.45 µs per request against 9.67/9.16.
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
-  tcpcopy: ["--max-semi-space-size=2"],
+  tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10"],
   intercept: ["--max-semi-space-size=2"],
 };
 
