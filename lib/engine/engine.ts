@@ -31,6 +31,7 @@ import { TupleMap } from "./tuple_map.ts";
 import { FLOW_COST, footprintOf, OpenOrder, SESSION_COST } from "./budget.ts";
 import { EgressLimit } from "./rate_limit.ts";
 import { ModuleHost } from "./module_bridge.ts";
+import { seenAt, seenStamp } from "./seen_clock.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
@@ -135,15 +136,15 @@ class Flow {
 
   /** It captured a segment at `now`. */
   touch(now: number): void {
-    this.#seen = Math.ceil(now) & SEEN_MASK;
+    this.#seen = seenStamp(now);
   }
   /**
    * When it last captured a segment, rounded up to a whole ms, read at `now` (no earlier than
-   * that, and at most 2^30 ms ≈ 12 days later: `--keepalive-timeout` is at most 7 days).
+   * that, and at most 2^30 ms ≈ 12 days earlier: `--keepalive-timeout` is at most 7 days; a time
+   * after `now`, from a clock that stepped back, reads as `now`).
    */
   lastSeenAt(now: number): number {
-    const t = Math.ceil(now);
-    return t - ((t - this.#seen) & SEEN_MASK);
+    return seenAt(this.#seen, now);
   }
 
   /** The client's SYN's sequence number, once captured. */
@@ -211,8 +212,6 @@ function usedRange(flow: Flow, seq: number): boolean {
   if (syn === undefined) return false;
   return seqLt(syn, seq) && seqLe(seq, seqAdd(flow.highSeq ?? seqAdd(syn, 1), 1));
 }
-/** {@link Flow}'s last-seen time is kept modulo 2^30 ms: a small integer in V8. */
-const SEEN_MASK = 0x3fff_ffff;
 const HAS_SYN = 1, HAS_HIGH = 2, SAMPLED_OUT = 4, CLIENT_CLOSED = 8, IDLE_ARMED = 16;
 
 /** Session `s` of `flow` was ended by its module: its replica is not replayed again. */

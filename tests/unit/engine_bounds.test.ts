@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { seenAt, seenStamp } from "../../lib/engine/seen_clock.ts";
 import type { CapturedSegment, EngineConfig } from "../../lib/engine/mod.ts";
 import { ACK, addrText, Engine, FIN, PSH, RST, SYN } from "../../lib/engine/mod.ts";
 import { ep, ip } from "../helpers/endpoints.ts";
@@ -291,10 +292,10 @@ Deno.test("bounds: a clock stepped back an hour does not stall the timers", () =
   assert.equal(e.stats.handshakes.syn_retransmits, 1);
 });
 
-Deno.test("bounds: records go on time with epoch-ms clocks, across a 2^30 ms boundary", () => {
-  // The flow's last-seen time is kept in whole ms (rounded up) modulo 2^30: read back on either
-  // side of a multiple of 2^30, with the fractions a real clock has.
-  const boundary = 1644 * 2 ** 30; // 2025-12-08, epoch ms
+Deno.test("bounds: records go on time with epoch-ms clocks, across a 2^31 ms boundary", () => {
+  // The flow's last-seen time is kept in whole ms (rounded up) modulo 2^31: read back on either
+  // side of a multiple of 2^31, with the fractions a real clock has.
+  const boundary = 822 * 2 ** 31; // 2025-12-08, epoch ms
   for (const t0 of [boundary - 30_000.37, boundary - 45_000.61, 1_765_100_000_123.5, 1000]) {
     const e = new Engine(
       { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], ...SHORT_TIMERS },
@@ -315,5 +316,18 @@ Deno.test("bounds: records go on time with epoch-ms clocks, across a 2^30 ms bou
       return e.flowCount;
     });
     assert.deepEqual(counts, [2, 2, 1, 1, 0], `t0 ${t0}`);
+  }
+});
+
+Deno.test("bounds: a flow's seen stamp reads back exactly, and as now after a clock step back", () => {
+  for (const t0 of [822 * 2 ** 31 - 0.25, 1_765_100_000_123.5, 1000]) {
+    const s = seenStamp(t0);
+    for (const age of [0, 1, 30_000, 7 * 86_400_000, 2 ** 30 - 1]) {
+      assert.equal(seenAt(s, t0 + age), Math.ceil(t0), `t0 ${t0} age ${age}`);
+    }
+    // a stamp after the clock: now, not an age of ~2^31 ms (which would end a keep-alive record)
+    for (const back of [1, 2_000, 3_600_000]) {
+      assert.equal(seenAt(s, t0 - back), Math.ceil(t0 - back), `t0 ${t0} back ${back}`);
+    }
   }
 });
