@@ -14,9 +14,9 @@
 import { AnswerAccumulator, type AnswerSummary, type DigestMode } from "../compare/answer.ts";
 import type { AnswerEndpoint } from "../compare/target_answer.ts";
 import {
-  ANSWER_HEADER_V4,
   ANSWER_HEADER_V6,
   type AnswerEnd,
+  answerFrameLength,
   type TunnelAnswer,
   writeAnswerFrame,
 } from "../tunnel/answer_frame.ts";
@@ -311,8 +311,7 @@ export class AnswerTracker implements FlowHost {
     a.summary = summary;
     a.end = end;
     const out = this.output;
-    const n = 4 + (flow.client.addr.length === 16 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4) +
-      summary.firstBytes.length;
+    const n = answerFrameLength(a);
     const at = out.reserveFrame(n);
     if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at);
     a.summary = NO_SUMMARY; // keep no reference to the accumulator's buffer
