@@ -85,8 +85,8 @@ class Flow {
   #syn = 0;
   #high = 0;
   /**
-   * When it last captured a segment: the time in whole ms (rounded up) modulo 2^30, a small
-   * integer. The time itself (epoch ms with a fraction) was a 16-byte heap number per flow.
+   * When it last captured a segment: a small integer stamp (`seen_clock.ts`: whole ms modulo
+   * 2^31). The time itself (epoch ms with a fraction) was a 16-byte heap number per flow.
    */
   #seen = 0;
   /** HAS_SYN, HAS_HIGH, SAMPLED_OUT, CLIENT_CLOSED, IDLE_ARMED. */

@@ -1023,7 +1023,7 @@ export class Session implements SlabRow {
     this.stowFlags = t.flags;
     this.stowRcv = t.releaseRcv;
     this.stowAt = t.releaseAt;
-    st.stowOnlyTurn(true);
+    st.stowOnlyTurn();
     this.stowed = true;
     return true;
   }

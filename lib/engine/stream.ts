@@ -427,16 +427,15 @@ export class ClientStream {
 
   /**
    * Take out the stream's only turn (its session keeps the numbers in its slab row instead:
-   * `Session.stow`); the turn goes back to the pool. `keepList`: the list keeps its room (its one
-   * slot empty) for the turn's return; else it goes and the stream has the shared empty list.
-   * The caller copies the turn's numbers first and reads no turn until {@link restoreTurn}.
+   * `Session.stow`); the turn goes back to the pool and the list keeps its room (its one slot
+   * empty) for the turn's return ({@link dropStowedList} lets it go). The caller copies the
+   * turn's numbers first and reads no turn until {@link restoreTurn}.
    */
-  stowOnlyTurn(keepList: boolean): void {
+  stowOnlyTurn(): void {
     const ts = this.turns;
     if (this.turnHead !== 0 || ts.length !== 1) throw new Error("stowOnlyTurn: not one turn");
     if (turnPool.length < TURN_POOL_MAX) turnPool.push(ts[0]);
-    if (keepList) ts[0] = undefined as unknown as Turn;
-    else this.turns = NO_TURNS;
+    ts[0] = undefined as unknown as Turn;
   }
 
   /** A stowed turn's list goes too (the idle sweep: see {@link stowOnlyTurn}). */
