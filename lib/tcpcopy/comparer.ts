@@ -69,13 +69,13 @@ const POOL_MAX = 64;
 const BUFFER_POOL_MAX = 4096;
 const BUFFER_POOL_BYTES = 16 << 20;
 
-/** Free buffers of `size` bytes kept. */
 /**
  * Turn objects kept for reuse at most: as many as buffers (the turns of one {@link TICK_MS} at
  * 20k requests/s; each about 0.5 KiB with its two summaries).
  */
 const SPARE_TURNS = BUFFER_POOL_MAX;
 
+/** Free buffers of `size` bytes kept. */
 function poolMax(size: number): number {
   return Math.min(BUFFER_POOL_MAX, Math.floor(BUFFER_POOL_BYTES / size));
 }
