@@ -288,43 +288,24 @@ export class AnswerAccumulator {
     if (same === null && this.#kind === undefined) this.#decide();
     const kind = same?.kind ?? this.#kind ?? "bytes";
     const valid = this.#gaps === 0;
-    if (into !== undefined) {
-      into.firstBytes = firstBytes;
-      into.totalLength = this.#total;
-      into.gapBytes = this.#gaps;
-      into.kind = kind;
-      if (same !== null) {
-        into.digest = same.digest;
-        into.bodyLength = same.bodyLength;
-      } else {
-        into.digest = valid ? this.#digest.value() : null;
-        into.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
-      }
-      into.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
-      into.lastMs = Number.isNaN(this.#lastMs) ? undefined : this.#lastMs;
-      into.timedOut = timedOut;
-      into.complete = valid && !timedOut;
-      into.truncated = this.#total > this.#firstLen;
-      return into;
+    const s = into ?? emptySummary();
+    s.firstBytes = firstBytes;
+    s.totalLength = this.#total;
+    s.gapBytes = this.#gaps;
+    s.kind = kind;
+    if (same !== null) {
+      s.digest = same.digest;
+      s.bodyLength = same.bodyLength;
+    } else {
+      s.digest = valid ? this.#digest.value() : null;
+      s.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
     }
-    // every field written (undefined latencies included): one object shape for all summaries
-    return {
-      firstBytes,
-      totalLength: this.#total,
-      gapBytes: this.#gaps,
-      kind,
-      digest: same !== null ? same.digest : valid ? this.#digest.value() : null,
-      bodyLength: same !== null
-        ? same.bodyLength
-        : valid
-        ? (kind === "http" ? this.#body : this.#total)
-        : null,
-      firstMs: Number.isNaN(this.#firstMs) ? undefined : this.#firstMs,
-      lastMs: Number.isNaN(this.#lastMs) ? undefined : this.#lastMs,
-      timedOut,
-      complete: valid && !timedOut,
-      truncated: this.#total > this.#firstLen,
-    };
+    s.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
+    s.lastMs = Number.isNaN(this.#lastMs) ? undefined : this.#lastMs;
+    s.timedOut = timedOut;
+    s.complete = valid && !timedOut;
+    s.truncated = this.#total > this.#firstLen;
+    return s;
   }
 
   #stamp(atMs: number): void {
@@ -379,18 +360,28 @@ export class AnswerAccumulator {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A summary with every field written (latencies undefined, nothing known): one object shape
+ * for all summaries, whoever fills them in.
+ */
+export function emptySummary(firstBytes: Uint8Array = EMPTY): AnswerSummary {
+  return {
+    firstBytes,
+    totalLength: 0,
+    gapBytes: 0,
+    kind: "bytes",
+    digest: null,
+    bodyLength: null,
+    firstMs: undefined,
+    lastMs: undefined,
+    timedOut: false,
+    complete: false,
+    truncated: false,
+  };
+}
+
 /** Placeholder kind, digest and body length of a summary held unparsed. */
-const HELD: AnswerSummary = {
-  firstBytes: new Uint8Array(0),
-  totalLength: 0,
-  gapBytes: 0,
-  kind: "bytes",
-  digest: null,
-  bodyLength: null,
-  timedOut: false,
-  complete: false,
-  truncated: false,
-};
+const HELD: AnswerSummary = emptySummary();
 
 /**
  * True when `other` holds a whole answer of `n` bytes in its first bytes (no gap, digest and

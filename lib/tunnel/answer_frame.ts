@@ -22,10 +22,9 @@
  *   40  4|16  client address           44|56  4|16  target address
  *   48|72     first bytes (the rest of the body, at most the N of the COMPARE message)
  */
-import type { AnswerSummary } from "../compare/answer.ts";
 import type { DigestKind } from "../compare/sniff.ts";
 import type { AnswerEndpoint, TargetAnswer } from "../compare/target_answer.ts";
-import { MAX_COMPARE_BYTES } from "../compare/answer.ts";
+import { emptySummary, MAX_COMPARE_BYTES } from "../compare/answer.ts";
 
 /** The frame kind byte (FrameKind.ANSWER in replies.ts). */
 export const ANSWER_FRAME_KIND = 0xe5;
@@ -242,19 +241,8 @@ export function decodeAnswerBody(
     addr: rest.subarray(at + alen, at + 2 * alen),
     port: dv.getUint16(o + 6),
   };
-  const summary: AnswerSummary = {
-    firstBytes: rest.subarray(at + head - 40),
-    totalLength: 0,
-    gapBytes: 0,
-    kind: "bytes",
-    digest: null,
-    bodyLength: null,
-    firstMs: undefined, // (latencies are tcpcopy's: not carried; the same shape as others)
-    lastMs: undefined,
-    timedOut: false,
-    complete: false,
-    truncated: false,
-  };
+  // (latencies are tcpcopy's: not carried; the same shape as other summaries)
+  const summary = emptySummary(rest.subarray(at + head - 40));
   const a: TunnelAnswer = { client, target, ack: 0, seq: 0, part: 0, summary, end: "ack" };
   readAnswerFields(body, 0, body.length, a);
   return a;
@@ -300,19 +288,7 @@ export class AnswerDecoder {
     ack: 0,
     seq: 0,
     part: 0,
-    summary: {
-      firstBytes: new Uint8Array(0),
-      totalLength: 0,
-      gapBytes: 0,
-      kind: "bytes",
-      digest: null,
-      bodyLength: null,
-      firstMs: undefined,
-      lastMs: undefined,
-      timedOut: false,
-      complete: false,
-      truncated: false,
-    },
+    summary: emptySummary(),
     end: "ack",
   };
 
