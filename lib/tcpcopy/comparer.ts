@@ -24,6 +24,7 @@ import {
   type AnswerSummary,
   completeHeld,
   type DigestMode,
+  emptySummary,
 } from "../compare/answer.ts";
 import { type CompareOptions, compareTurn } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
@@ -339,37 +340,21 @@ export class Comparer implements FlowHost {
       }
       turn.cost += firstBytes.length;
       const late = a.part > 0;
-      // every field written out (one object shape for every turn's target summary); a
-      // spare one of the turn object's earlier use is filled again
-      const spare = turn.spareTarget;
-      if (spare !== null) {
-        turn.spareTarget = null;
-        spare.firstBytes = firstBytes;
-        spare.totalLength = s.totalLength;
-        spare.gapBytes = s.gapBytes;
-        spare.kind = s.kind;
-        spare.digest = late ? null : s.digest;
-        spare.bodyLength = late ? null : s.bodyLength;
-        spare.firstMs = spare.lastMs = undefined;
-        spare.timedOut = s.timedOut;
-        spare.complete = !late && s.complete;
-        spare.truncated = s.truncated;
-        turn.target = spare;
-        return;
-      }
-      turn.target = {
-        firstBytes,
-        totalLength: s.totalLength,
-        gapBytes: s.gapBytes,
-        kind: s.kind,
-        digest: late ? null : s.digest,
-        bodyLength: late ? null : s.bodyLength,
-        firstMs: undefined,
-        lastMs: undefined,
-        timedOut: s.timedOut,
-        complete: !late && s.complete,
-        truncated: s.truncated,
-      };
+      // a spare summary of the turn object's earlier use is filled again (else a new one of
+      // the one shape every summary has)
+      const t = turn.spareTarget ?? emptySummary();
+      turn.spareTarget = null;
+      t.firstBytes = firstBytes;
+      t.totalLength = s.totalLength;
+      t.gapBytes = s.gapBytes;
+      t.kind = s.kind;
+      t.digest = late ? null : s.digest;
+      t.bodyLength = late ? null : s.bodyLength;
+      t.firstMs = t.lastMs = undefined;
+      t.timedOut = s.timedOut;
+      t.complete = !late && s.complete;
+      t.truncated = s.truncated;
+      turn.target = t;
       return;
     }
     // A second answer for one turn (a late tail, or pipelined answers cut apart): the lengths
