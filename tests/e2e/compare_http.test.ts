@@ -185,9 +185,13 @@ Deno.test({
         assert.ok(r.target.latencyMs! >= 195, `slow target latency ${r.target.latencyMs}`);
         assert.ok(r.online.latencyMs! < 100, `online latency ${r.online.latencyMs}`);
       }
-      for (const r of recs.filter((r) => path(r) !== "/slow")) {
-        assert.ok(r.target.latencyMs !== null && r.target.latencyMs < 150, JSON.stringify(r));
-      }
+      // the other paths answer at once: their median is far below /slow's 200 ms (a single one
+      // may be late on a loaded machine, so each is only bounded by a sanity ceiling)
+      const quick = recs.filter((r) => path(r) !== "/slow").map((r) => r.target.latencyMs);
+      assert.ok(quick.every((ms) => ms !== null && ms < 1000), JSON.stringify(quick));
+      const sorted = (quick as number[]).sort((a, b) => a - b);
+      const median = sorted[Math.floor(sorted.length / 2)];
+      assert.ok(median < 100, `median target latency of the quick paths ${median} ms`);
       const last = stop.stats.at(-1)! as { compare: Record<string, unknown> };
       const c = last.compare as {
         compared: number;
