@@ -4,6 +4,8 @@
  * the JIT's warm-up work, free of the CPU noise of a shared machine. Lines of several threads can
  * interleave in the file; a line this does not recognise is ignored.
  *
+ *   deno run -A bench/jit_trace.ts FILE...   (the counts of saved outputs)
+ *
  * @module
  */
 
@@ -18,9 +20,13 @@ export interface JitCounts {
   turbofanMs: number;
   /** Bailouts (eager, lazy, soft deopts) and code marked for deopt by a changed dependency. */
   deopts: number;
-  /** Completed compiles per "function/TIER" (one function compiled again and again: a loop). */
+  /**
+   * Completed compiles per "name#sfi/tier" (one function compiled again and again: a loop; the
+   * last hex digits of its SharedFunctionInfo's address tell apart functions of one name, such as
+   * getters of several classes).
+   */
   perFunction: Map<string, number>;
-  /** Bailouts per "function: reason". */
+  /** Bailouts per "name#sfi: reason". */
   deoptReasons: Map<string, number>;
 }
 
@@ -38,9 +44,9 @@ export function emptyJitCounts(): JitCounts {
 }
 
 const COMPLETED =
-  /\[completed (?:compiling|optimizing) \S+ <JSFunction (.*?) \(sfi[^)]*\)> \(target (MAGLEV|TURBOFAN_JS)\)(?: OSR)? - took ([\d.]+), ([\d.]+), ([\d.]+) ms/;
+  /\[completed (?:compiling|optimizing) \S+ <JSFunction (.*?) \(sfi = 0x[0-9a-f]*?([0-9a-f]{1,4})\)> \(target (MAGLEV|TURBOFAN_JS)\)(?: OSR)? - took ([\d.]+), ([\d.]+), ([\d.]+) ms/;
 const BAILOUT =
-  /\[bailout \(kind: ([\w-]+), reason: (.*?)\): begin\. deoptimizing \S+ <JSFunction (.*?) \(sfi/;
+  /\[bailout \(kind: ([\w-]+), reason: (.*?)\): begin\. deoptimizing \S+ <JSFunction (.*?) \(sfi = 0x[0-9a-f]*?([0-9a-f]{1,4})\)/;
 const DEPENDENT = /marking dependent code .* for deoptimization/;
 
 function bump(m: Map<string, number>, key: string): void {
@@ -51,21 +57,21 @@ function bump(m: Map<string, number>, key: string): void {
 export function countJitLine(c: JitCounts, line: string): void {
   const done = COMPLETED.exec(line);
   if (done !== null) {
-    const ms = Number(done[3]) + Number(done[4]) + Number(done[5]);
-    if (done[2] === "MAGLEV") {
+    const ms = Number(done[4]) + Number(done[5]) + Number(done[6]);
+    if (done[3] === "MAGLEV") {
       c.maglev++;
       c.maglevMs += ms;
     } else {
       c.turbofan++;
       c.turbofanMs += ms;
     }
-    bump(c.perFunction, `${done[1]}/${done[2] === "MAGLEV" ? "maglev" : "turbofan"}`);
+    bump(c.perFunction, `${done[1]}#${done[2]}/${done[3] === "MAGLEV" ? "maglev" : "turbofan"}`);
     return;
   }
   const out = BAILOUT.exec(line);
   if (out !== null) {
     c.deopts++;
-    bump(c.deoptReasons, `${out[3]}: ${out[2]}`);
+    bump(c.deoptReasons, `${out[3]}#${out[4]}: ${out[2]}`);
     return;
   }
   if (DEPENDENT.test(line)) c.deopts++;
@@ -126,4 +132,23 @@ export function jitFollower(path: string): () => JitCounts {
 export function topEntries(m: Map<string, number>, n: number, min = 1): string[] {
   return [...m].filter(([, v]) => v >= min).sort((a, b) => b[1] - a[1]).slice(0, n)
     .map(([k, v]) => `${k} ×${v}`);
+}
+
+if (import.meta.main) {
+  // deno run -A bench/jit_trace.ts FILE...: the counts of each saved output (e.g. the files
+  // bench/e2e_replication.ts --keep or $E2E_WARMUP_KEEP copies from a traced run).
+  if (Deno.args.length === 0) {
+    console.error("jit_trace.ts: expected one or more files of --trace-opt,--trace-deopt output");
+    Deno.exit(2);
+  }
+  for (const path of Deno.args) {
+    const c = jitFollower(path)();
+    console.log(
+      `${path}: ${c.maglev} Maglev (${c.maglevMs.toFixed(0)} ms), ${c.turbofan} TurboFan (${
+        c.turbofanMs.toFixed(0)
+      } ms), ${c.deopts} deopts\n  compiled 3 times or more: ${
+        topEntries(c.perFunction, 15, 3).join(", ") || "none"
+      }\n  most frequent deopts: ${topEntries(c.deoptReasons, 10).join(", ") || "none"}`,
+    );
+  }
 }

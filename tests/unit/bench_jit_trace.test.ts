@@ -37,10 +37,13 @@ Deno.test("jit trace: completed compiles per tier and function, bailouts and dep
   assert.ok(Math.abs(c.maglevMs - 2 * 0.342) < 1e-9);
   assert.ok(Math.abs(c.turbofanMs - 1.85) < 1e-9);
   assert.equal(c.deopts, 2);
-  assert.deepEqual(topEntries(c.perFunction, 5), ["walkTcpOptions/maglev ×2", "drain/turbofan ×1"]);
-  assert.deepEqual(topEntries(c.perFunction, 5, 2), ["walkTcpOptions/maglev ×2"]);
+  assert.deepEqual(topEntries(c.perFunction, 5), [
+    "walkTcpOptions#8f29/maglev ×2",
+    "drain#ac21/turbofan ×1",
+  ]);
+  assert.deepEqual(topEntries(c.perFunction, 5, 2), ["walkTcpOptions#8f29/maglev ×2"]);
   assert.deepEqual(topEntries(c.deoptReasons, 5), [
-    "walkTcpOptions: Insufficient type feedback for binary operation ×1",
+    "walkTcpOptions#3239: Insufficient type feedback for binary operation ×1",
   ]);
   const before = { ...c };
   countJitLine(c, MAGLEV);
