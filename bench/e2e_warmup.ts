@@ -16,7 +16,10 @@
  * and the excess: the CPU the first 10,000 cost above 10,000 warm requests (ms), with the CPU the
  * process spent before the first request (start-up). `--runs N` repeats all of it on fresh
  * pairs and prints each run's summary, the median of the summaries and the median of each chunk
- * over the runs: single chunks range ±40 % on the shared 2-core VM, one run's ratio ±0.2.
+ * over the runs: single chunks range ±40 % on the shared 2-core VM, one run's ratio ±0.2. As a
+ * yardstick for that noise, the CPU of both nginx (master and workers, online and target: the same
+ * work per request all along, no JIT) is read with each sample; the ratio is also given with each
+ * side divided by nginx's CPU per request over the same requests.
  *
  * `--jit` adds `--trace-opt,--trace-deopt` to both programs and counts, per chunk and in all,
  * the Maglev and TurboFan compiles and the deopts in their output (bench/jit_trace.ts): a
@@ -54,12 +57,16 @@ interface Cpu {
 /** The two programs, in the order of every per-program array below. */
 const PROGRAMS = ["tcpcopy", "intercept"] as const;
 
-/** One sample: time, requests served by the target, CPU (and JIT counts) of both programs. */
+/**
+ * One sample: time, requests served by the target, CPU (and JIT counts) of both programs, and
+ * the CPU seconds of both nginx (the reference: the same work per request all along, no JIT).
+ */
 interface Sample {
   t: number;
   served: number;
   cpu: [Cpu, Cpu];
   jit: [JitCounts, JitCounts];
+  nginx: number;
 }
 
 /** Reads the CPU seconds of every thread of `pid` (0 when gone; synchronous: no queued ops). */
@@ -81,6 +88,20 @@ function threadCpu(pid: number): Cpu {
     }
   } catch { /* the process ended */ }
   return { main, all, minflt };
+}
+
+/**
+ * The processes of the nginx whose pid file is `dir`/nginx.pid: its master and its workers (the
+ * master's children); none when it cannot be read.
+ */
+function nginxPids(dir: string): number[] {
+  try {
+    const master = Number(Deno.readTextFileSync(`${dir}/nginx.pid`).trim());
+    const children = Deno.readTextFileSync(`/proc/${master}/task/${master}/children`);
+    return [master, ...children.trim().split(/\s+/).filter((x) => x !== "").map(Number)];
+  } catch {
+    return [];
+  }
 }
 
 /** Counts the lines of a growing file, reading only what was appended since the last call. */
@@ -126,6 +147,8 @@ async function run(b: BenchLab, requests: number, bucket: number, jit: boolean):
   const follow = jit
     ? [jitFollower(b.pair.tcpcopy.out), jitFollower(b.pair.intercept.out)]
     : [none, none];
+  const dir = (log: string) => log.slice(0, log.lastIndexOf("/"));
+  const refs = [...nginxPids(dir(b.onlineLog)), ...nginxPids(dir(b.targetLog))];
   const samples: Sample[] = [];
   const sample = () =>
     samples.push({
@@ -133,6 +156,7 @@ async function run(b: BenchLab, requests: number, bucket: number, jit: boolean):
       served: count() - base,
       cpu: [threadCpu(pids[0]), threadCpu(pids[1])],
       jit: [follow[0](), follow[1]()],
+      nginx: refs.reduce((sum, pid) => sum + threadCpu(pid).all, 0),
     });
   sample();
   for (let done = 0; done < requests; done += bucket) {
@@ -144,13 +168,18 @@ async function run(b: BenchLab, requests: number, bucket: number, jit: boolean):
   return { samples };
 }
 
-/** One chunk of one program: per target request, CPU µs (all threads, main), minor faults. */
+/**
+ * One chunk of one program: per target request, CPU µs (all threads, main), minor faults, and the
+ * CPU µs of both nginx (the same in each chunk on an idle machine: how much slower the machine ran
+ * this chunk).
+ */
 interface Chunk {
   requests: number;
   all: number;
   main: number;
   minflt: number;
   jit: JitCounts;
+  nginx: number;
 }
 
 /** The chunks of program `p` (0 tcpcopy, 1 intercept) in `r`. */
@@ -165,6 +194,7 @@ function chunks(r: Run, p: 0 | 1): Chunk[] {
       main: (b.cpu[p].main - a.cpu[p].main) * 1e6 / n,
       minflt: (b.cpu[p].minflt - a.cpu[p].minflt) / n,
       jit: jitDelta(b.jit[p], a.jit[p]),
+      nginx: (b.nginx - a.nginx) * 1e6 / n,
     });
   }
   return out;
@@ -183,21 +213,27 @@ interface Summary {
   ratioMedian: number;
   /** CPU of the first 10,000 above as many warm requests, ms. */
   excessMs: number;
+  /**
+   * The ratio with each side divided by the nginx CPU per request of the same requests: a
+   * machine that runs everything slower in one part of the run (other load) leans it less.
+   */
+  ratioNginx: number;
   /** JIT counts: before the first request, in the first 10,000, after (only with --jit). */
   jitStart: JitCounts;
   jitFirst: JitCounts;
   jitLater: JitCounts;
 }
 
-/** The mean CPU per request (all threads, main) of `cs`, weighted by their requests. */
-function meanOf(cs: Chunk[]): { all: number; main: number } {
-  let n = 0, all = 0, main = 0;
+/** The mean CPU per request (all threads, main, nginx) of `cs`, weighted by their requests. */
+function meanOf(cs: Chunk[]): { all: number; main: number; nginx: number } {
+  let n = 0, all = 0, main = 0, nginx = 0;
   for (const c of cs) {
     n += c.requests;
     all += c.all * c.requests;
     main += c.main * c.requests;
+    nginx += c.nginx * c.requests;
   }
-  return { all: all / n, main: main / n };
+  return { all: all / n, main: main / n, nginx: nginx / n };
 }
 
 /** The summary of program `p` in run `r` (chunks of `bucket` requests). */
@@ -218,6 +254,7 @@ function summarize(r: Run, p: 0 | 1, bucket: number): Summary {
     ratio: first.all / warm.all,
     ratioMedian: first.all / warmMedian,
     excessMs: (first.all - warm.all) * firstN * bucket / 1000,
+    ratioNginx: (first.all / first.nginx) / (warm.all / warm.nginx),
     jitStart: s0.jit[p],
     jitFirst: jitDelta(sF.jit[p], s0.jit[p]),
     jitLater: jitDelta(sL.jit[p], sF.jit[p]),
@@ -254,6 +291,7 @@ function printChunks(runs: Run[], bucket: number, jit: boolean): void {
       `${f0(m(1, (c) => c.all))} (${f0(m(1, (c) => c.main))})`,
       `${f2(m(0, (c) => c.all) / warm[0])}× / ${f2(m(1, (c) => c.all) / warm[1])}×`,
       `${f2(m(0, (c) => c.minflt))} / ${f2(m(1, (c) => c.minflt))}`,
+      f0(m(0, (c) => c.nginx)),
     ];
     if (jit) {
       const j = (p: number) =>
@@ -268,6 +306,7 @@ function printChunks(runs: Run[], bucket: number, jit: boolean): void {
     "intercept µs CPU/req all (main)",
     "÷ warm mean tcpcopy / intercept",
     "minor faults/req tcpcopy / intercept",
+    "both nginx µs/req",
   ];
   if (jit) head.push("Maglev/TurboFan/deopts tcpcopy · intercept");
   console.log(runs.length > 1 ? `\nmedian of each chunk over ${runs.length} runs:` : "");
@@ -284,6 +323,7 @@ function printSummaries(runs: Run[], bucket: number, jit: boolean): void {
     "warm µs/req (main)",
     "first ÷ warm mean (÷ median chunk)",
     "excess ms",
+    "ratio ÷ nginx's",
   ];
   if (jit) head.push("compiles before / first 10,000 / after", "TurboFan ms first / after");
   const rows: string[][] = [];
@@ -297,6 +337,7 @@ function printSummaries(runs: Run[], bucket: number, jit: boolean): void {
       `${f0(s.warm)} (${f0(s.warmMain)})`,
       `${f2(s.ratio)}× (${f2(s.ratioMedian)}×)`,
       f0(s.excessMs),
+      `${f2(s.ratioNginx)}×`,
     ];
     if (jit) {
       r.push(
@@ -329,6 +370,7 @@ function printSummaries(runs: Run[], bucket: number, jit: boolean): void {
         ratio: m((s) => s.ratio),
         ratioMedian: m((s) => s.ratioMedian),
         excessMs: m((s) => s.excessMs),
+        ratioNginx: m((s) => s.ratioNginx),
         jitStart: mj((s) => s.jitStart),
         jitFirst: mj((s) => s.jitFirst),
         jitLater: mj((s) => s.jitLater),
