@@ -6,16 +6,32 @@
  * once the target has served it (its access log), the CPU time of both processes is read, summed
  * over their threads from /proc/PID/task/TID/schedstat (nanoseconds; the main thread apart from
  * the others: V8's background compilers and GC helpers), with their minor page faults
- * (/proc/PID/stat). The table gives the CPU µs per target request of each chunk, the mean over
- * the first 10,000, and the warm figure: the median chunk of the last third. The CPU the
- * processes spent before the first request (start-up) is printed too. (Chunks rather than
- * sampling one long h2load: a sampler in this process stalled for up to 1.7 s on the loaded VM.)
+ * (/proc/PID/stat). (Chunks rather than sampling one long h2load: a sampler in this process
+ * stalled for up to 1.7 s on the loaded VM.)
  *
- *   sudo deno run -A bench/e2e_warmup.ts [--requests 30000] [--bucket 1000] [--runs 1] [--json]
+ * The figures, per program: the mean CPU per request over the first 10,000 requests and the warm
+ * figure, the mean over the last third of the run (total CPU ÷ requests: a mean like the first
+ * figure, so the periodic GC and compile spikes count on both sides; the median chunk, the
+ * figure before, dropped them from the warm side only and leaned the ratio by ~0.1), their ratio,
+ * and the excess: the CPU the first 10,000 cost above 10,000 warm requests (ms), with the CPU the
+ * process spent before the first request (start-up). `--runs N` repeats all of it on fresh
+ * pairs and prints each run's summary, the median of the summaries and the median of each chunk
+ * over the runs: single chunks range ±40 % on the shared 2-core VM, one run's ratio ±0.2. As a
+ * yardstick for that noise, the CPU of both nginx (master and workers, online and target: the same
+ * work per request all along, no JIT) is read with each sample; the ratio is also given with each
+ * side divided by nginx's CPU per request over the same requests.
+ *
+ * `--jit` adds `--trace-opt,--trace-deopt` to both programs and counts, per chunk and in all,
+ * the Maglev and TurboFan compiles and the deopts in their output (bench/jit_trace.ts): a
+ * deterministic proxy of the warm-up work (tracing costs CPU itself: the CPU figures of such a
+ * run are not comparable with those without it), and the functions compiled three times or more
+ * with the most frequent deopt reasons (deopt loops).
+ *
+ *   sudo deno run -A bench/e2e_warmup.ts [--requests 30000] [--bucket 1000] [--runs 1] [--jit] [--json]
  *
  * Extra deno/V8 flags for an experiment: $TCPCOPY_DENO_FLAGS and $INTERCEPT_DENO_FLAGS (e.g.
- * `--v8-flags=--max-semi-space-size=16,--max-lazy`: repeat the programs' list,
- * lib/process/v8_flags.ts); $TCPCOPY_MAIN runs another tree's main.ts (before/after);
+ * `--v8-flags=--max-semi-space-size=16,--max-lazy`: a later --v8-flags adds to the programs' list
+ * of lib/process/v8_flags.ts); $TCPCOPY_MAIN runs another tree's main.ts (before/after);
  * $E2E_WARMUP_KEEP=DIR copies the last pair's stdout and stderr there (e.g. `--trace-opt` output).
  *
  * @module
@@ -25,6 +41,7 @@ import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { settle } from "../tests/helpers/replication.ts";
 import { type BenchLab, restartPair, startBenchLab, stopStarted } from "./e2e_lab.ts";
 import { runLoad } from "./e2e_workloads.ts";
+import { emptyJitCounts, type JitCounts, jitDelta, jitFollower, topEntries } from "./jit_trace.ts";
 import { printTable } from "./table.ts";
 
 /**
@@ -37,12 +54,19 @@ interface Cpu {
   minflt: number;
 }
 
-/** One sample: time, requests served by the target, CPU of tcpcopy and intercept. */
+/** The two programs, in the order of every per-program array below. */
+const PROGRAMS = ["tcpcopy", "intercept"] as const;
+
+/**
+ * One sample: time, requests served by the target, CPU (and JIT counts) of both programs, and
+ * the CPU seconds of both nginx (the reference: the same work per request all along, no JIT).
+ */
 interface Sample {
   t: number;
   served: number;
-  tcpcopy: Cpu;
-  intercept: Cpu;
+  cpu: [Cpu, Cpu];
+  jit: [JitCounts, JitCounts];
+  nginx: number;
 }
 
 /** Reads the CPU seconds of every thread of `pid` (0 when gone; synchronous: no queued ops). */
@@ -64,6 +88,20 @@ function threadCpu(pid: number): Cpu {
     }
   } catch { /* the process ended */ }
   return { main, all, minflt };
+}
+
+/**
+ * The processes of the nginx whose pid file is `dir`/nginx.pid: its master and its workers (the
+ * master's children); none when it cannot be read.
+ */
+function nginxPids(dir: string): number[] {
+  try {
+    const master = Number(Deno.readTextFileSync(`${dir}/nginx.pid`).trim());
+    const children = Deno.readTextFileSync(`/proc/${master}/task/${master}/children`);
+    return [master, ...children.trim().split(/\s+/).filter((x) => x !== "").map(Number)];
+  } catch {
+    return [];
+  }
 }
 
 /** Counts the lines of a growing file, reading only what was appended since the last call. */
@@ -92,26 +130,33 @@ function lineCounter(path: string): () => number {
   };
 }
 
+/** What one run measured: the samples (the first taken before the first request). */
+interface Run {
+  samples: Sample[];
+}
+
 /**
  * One run on a fresh pair: `requests` in chunks of `bucket`, each its own h2load (one connection,
  * one stream); after each chunk, once the target has served it, a sample.
  */
-async function run(
-  b: BenchLab,
-  requests: number,
-  bucket: number,
-): Promise<{ samples: Sample[]; startCpu: Cpu[] }> {
+async function run(b: BenchLab, requests: number, bucket: number, jit: boolean): Promise<Run> {
   const count = lineCounter(b.targetLog);
   const base = count();
-  const tp = b.pair.tcpcopy.pid, ip = b.pair.intercept.pid;
-  const startCpu = [threadCpu(tp), threadCpu(ip)];
+  const pids = [b.pair.tcpcopy.pid, b.pair.intercept.pid];
+  const none = () => emptyJitCounts();
+  const follow = jit
+    ? [jitFollower(b.pair.tcpcopy.out), jitFollower(b.pair.intercept.out)]
+    : [none, none];
+  const dir = (log: string) => log.slice(0, log.lastIndexOf("/"));
+  const refs = [...nginxPids(dir(b.onlineLog)), ...nginxPids(dir(b.targetLog))];
   const samples: Sample[] = [];
   const sample = () =>
     samples.push({
       t: performance.now(),
       served: count() - base,
-      tcpcopy: threadCpu(tp),
-      intercept: threadCpu(ip),
+      cpu: [threadCpu(pids[0]), threadCpu(pids[1])],
+      jit: [follow[0](), follow[1]()],
+      nginx: refs.reduce((sum, pid) => sum + threadCpu(pid).all, 0),
     });
   sample();
   for (let done = 0; done < requests; done += bucket) {
@@ -120,34 +165,230 @@ async function run(
     await settle(() => Promise.resolve(count() - base), done + bucket, 30_000, 300);
     sample();
   }
-  return { samples, startCpu };
+  return { samples };
 }
 
 /**
- * Per bucket, per target request: CPU µs of [tcpcopy all threads, tcpcopy main, intercept all,
- * intercept main], then minor page faults of [tcpcopy, intercept].
+ * One chunk of one program: per target request, CPU µs (all threads, main), minor faults, and the
+ * CPU µs of both nginx (the same in each chunk on an idle machine: how much slower the machine ran
+ * this chunk).
  */
-function buckets(samples: Sample[]): number[][] {
-  const picks: [(s: Sample) => number, number][] = [
-    [(s) => s.tcpcopy.all, 1e6],
-    [(s) => s.tcpcopy.main, 1e6],
-    [(s) => s.intercept.all, 1e6],
-    [(s) => s.intercept.main, 1e6],
-    [(s) => s.tcpcopy.minflt, 1],
-    [(s) => s.intercept.minflt, 1],
-  ];
-  const out: number[][] = [];
-  for (let k = 1; k < samples.length; k++) {
-    const n = Math.max(1, samples[k].served - samples[k - 1].served);
-    out.push(picks.map(([p, scale]) => (p(samples[k]) - p(samples[k - 1])) * scale / n));
+interface Chunk {
+  requests: number;
+  all: number;
+  main: number;
+  minflt: number;
+  jit: JitCounts;
+  nginx: number;
+}
+
+/** The chunks of program `p` (0 tcpcopy, 1 intercept) in `r`. */
+function chunks(r: Run, p: 0 | 1): Chunk[] {
+  const out: Chunk[] = [];
+  for (let k = 1; k < r.samples.length; k++) {
+    const a = r.samples[k - 1], b = r.samples[k];
+    const n = Math.max(1, b.served - a.served);
+    out.push({
+      requests: n,
+      all: (b.cpu[p].all - a.cpu[p].all) * 1e6 / n,
+      main: (b.cpu[p].main - a.cpu[p].main) * 1e6 / n,
+      minflt: (b.cpu[p].minflt - a.cpu[p].minflt) / n,
+      jit: jitDelta(b.jit[p], a.jit[p]),
+      nginx: (b.nginx - a.nginx) * 1e6 / n,
+    });
   }
   return out;
+}
+
+/** One program's figures in one run (CPU µs per request unless named otherwise). */
+interface Summary {
+  startupMs: number;
+  first: number;
+  firstMain: number;
+  warm: number;
+  warmMain: number;
+  /** The warm figure as before: the median chunk of the last third. */
+  warmMedian: number;
+  ratio: number;
+  ratioMedian: number;
+  /** CPU of the first 10,000 above as many warm requests, ms. */
+  excessMs: number;
+  /**
+   * The ratio with each side divided by the nginx CPU per request of the same requests: a
+   * machine that runs everything slower in one part of the run (other load) leans it less.
+   */
+  ratioNginx: number;
+  /** JIT counts: before the first request, in the first 10,000, after (only with --jit). */
+  jitStart: JitCounts;
+  jitFirst: JitCounts;
+  jitLater: JitCounts;
+}
+
+/** The mean CPU per request (all threads, main, nginx) of `cs`, weighted by their requests. */
+function meanOf(cs: Chunk[]): { all: number; main: number; nginx: number } {
+  let n = 0, all = 0, main = 0, nginx = 0;
+  for (const c of cs) {
+    n += c.requests;
+    all += c.all * c.requests;
+    main += c.main * c.requests;
+    nginx += c.nginx * c.requests;
+  }
+  return { all: all / n, main: main / n, nginx: nginx / n };
+}
+
+/** The summary of program `p` in run `r` (chunks of `bucket` requests). */
+function summarize(r: Run, p: 0 | 1, bucket: number): Summary {
+  const cs = chunks(r, p);
+  const firstN = Math.min(cs.length, Math.floor(10_000 / bucket));
+  const warmFrom = Math.floor(cs.length * 2 / 3);
+  const first = meanOf(cs.slice(0, firstN)), warm = meanOf(cs.slice(warmFrom));
+  const warmMedian = median(cs.slice(warmFrom).map((c) => c.all));
+  const s0 = r.samples[0], sF = r.samples[firstN], sL = r.samples[r.samples.length - 1];
+  return {
+    startupMs: s0.cpu[p].all * 1000,
+    first: first.all,
+    firstMain: first.main,
+    warm: warm.all,
+    warmMain: warm.main,
+    warmMedian,
+    ratio: first.all / warm.all,
+    ratioMedian: first.all / warmMedian,
+    excessMs: (first.all - warm.all) * firstN * bucket / 1000,
+    ratioNginx: (first.all / first.nginx) / (warm.all / warm.nginx),
+    jitStart: s0.jit[p],
+    jitFirst: jitDelta(sF.jit[p], s0.jit[p]),
+    jitLater: jitDelta(sL.jit[p], sF.jit[p]),
+  };
 }
 
 /** The median of `v`. */
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const f0 = (v: number) => v.toFixed(0);
+const f2 = (v: number) => v.toFixed(2);
+
+/** "M maglev / T turbofan, D deopts" of `c`. */
+function jitText(c: JitCounts): string {
+  return `${c.maglev} M / ${c.turbofan} T, ${c.deopts} deopt`;
+}
+
+/** Prints the chunks' medians over `runs` for both programs. */
+function printChunks(runs: Run[], bucket: number, jit: boolean): void {
+  const per = PROGRAMS.map((_, p) => runs.map((r) => chunks(r, p as 0 | 1)));
+  const n = Math.min(...per[0].map((cs) => cs.length));
+  const warm = PROGRAMS.map((_, p) =>
+    median(runs.map((r) => summarize(r, p as 0 | 1, bucket).warm))
+  );
+  const rows: string[][] = [];
+  for (let k = 0; k < n; k++) {
+    const m = (p: number, pick: (c: Chunk) => number) => median(per[p].map((cs) => pick(cs[k])));
+    const row = [
+      `${k * bucket}–${(k + 1) * bucket}`,
+      `${f0(m(0, (c) => c.all))} (${f0(m(0, (c) => c.main))})`,
+      `${f0(m(1, (c) => c.all))} (${f0(m(1, (c) => c.main))})`,
+      `${f2(m(0, (c) => c.all) / warm[0])}× / ${f2(m(1, (c) => c.all) / warm[1])}×`,
+      `${f2(m(0, (c) => c.minflt))} / ${f2(m(1, (c) => c.minflt))}`,
+      f0(m(0, (c) => c.nginx)),
+    ];
+    if (jit) {
+      const j = (p: number) =>
+        `${m(p, (c) => c.jit.maglev)}/${m(p, (c) => c.jit.turbofan)}/${m(p, (c) => c.jit.deopts)}`;
+      row.push(`${j(0)} · ${j(1)}`);
+    }
+    rows.push(row);
+  }
+  const head = [
+    "target requests",
+    "tcpcopy µs CPU/req all threads (main)",
+    "intercept µs CPU/req all (main)",
+    "÷ warm mean tcpcopy / intercept",
+    "minor faults/req tcpcopy / intercept",
+    "both nginx µs/req",
+  ];
+  if (jit) head.push("Maglev/TurboFan/deopts tcpcopy · intercept");
+  console.log(runs.length > 1 ? `\nmedian of each chunk over ${runs.length} runs:` : "");
+  printTable(head, rows);
+}
+
+/** Prints one summary row per run and program, then the medians. */
+function printSummaries(runs: Run[], bucket: number, jit: boolean): void {
+  const head = [
+    "run",
+    "program",
+    "start-up ms",
+    "first 10,000 µs/req (main)",
+    "warm µs/req (main)",
+    "first ÷ warm mean (÷ median chunk)",
+    "excess ms",
+    "ratio ÷ nginx's",
+  ];
+  if (jit) head.push("compiles before / first 10,000 / after", "TurboFan ms first / after");
+  const rows: string[][] = [];
+  const all = PROGRAMS.map((_, p) => runs.map((r) => summarize(r, p as 0 | 1, bucket)));
+  const row = (label: string, name: string, s: Summary): string[] => {
+    const r = [
+      label,
+      name,
+      f0(s.startupMs),
+      `${f0(s.first)} (${f0(s.firstMain)})`,
+      `${f0(s.warm)} (${f0(s.warmMain)})`,
+      `${f2(s.ratio)}× (${f2(s.ratioMedian)}×)`,
+      f0(s.excessMs),
+      `${f2(s.ratioNginx)}×`,
+    ];
+    if (jit) {
+      r.push(
+        `${jitText(s.jitStart)} · ${jitText(s.jitFirst)} · ${jitText(s.jitLater)}`,
+        `${f0(s.jitFirst.turbofanMs)} / ${f0(s.jitLater.turbofanMs)}`,
+      );
+    }
+    return r;
+  };
+  runs.forEach((_, i) =>
+    PROGRAMS.forEach((name, p) => rows.push(row(`${i + 1}`, name, all[p][i])))
+  );
+  if (runs.length > 1) {
+    PROGRAMS.forEach((name, p) => {
+      const m = (pick: (s: Summary) => number) => median(all[p].map(pick));
+      const mj = (pick: (s: Summary) => JitCounts): JitCounts => ({
+        ...emptyJitCounts(),
+        maglev: m((s) => pick(s).maglev),
+        turbofan: m((s) => pick(s).turbofan),
+        deopts: m((s) => pick(s).deopts),
+        turbofanMs: m((s) => pick(s).turbofanMs),
+      });
+      rows.push(row("median", name, {
+        startupMs: m((s) => s.startupMs),
+        first: m((s) => s.first),
+        firstMain: m((s) => s.firstMain),
+        warm: m((s) => s.warm),
+        warmMain: m((s) => s.warmMain),
+        warmMedian: m((s) => s.warmMedian),
+        ratio: m((s) => s.ratio),
+        ratioMedian: m((s) => s.ratioMedian),
+        excessMs: m((s) => s.excessMs),
+        ratioNginx: m((s) => s.ratioNginx),
+        jitStart: mj((s) => s.jitStart),
+        jitFirst: mj((s) => s.jitFirst),
+        jitLater: mj((s) => s.jitLater),
+      }));
+    });
+  }
+  console.log("\nper run (warm: mean of the last third of the chunks):");
+  printTable(head, rows);
+  if (jit) {
+    for (const [p, name] of PROGRAMS.entries()) {
+      const last = runs[runs.length - 1].samples.at(-1)!.jit[p];
+      console.log(
+        `${name}, last run: compiled 3 times or more: ${
+          topEntries(last.perFunction, 12, 3).join(", ") || "none"
+        }; most frequent deopts: ${topEntries(last.deoptReasons, 8).join(", ") || "none"}`,
+      );
+    }
+  }
 }
 
 if (import.meta.main) {
@@ -157,6 +398,7 @@ if (import.meta.main) {
       requests: { type: "string", default: "30000" },
       bucket: { type: "string", default: "1000" },
       runs: { type: "string", default: "1" },
+      jit: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
     strict: true,
@@ -176,6 +418,11 @@ if (import.meta.main) {
     console.error("e2e_warmup: needs root (network namespaces)");
     Deno.exit(2);
   }
+  if (values.jit) {
+    for (const v of ["TCPCOPY_DENO_FLAGS", "INTERCEPT_DENO_FLAGS"]) {
+      Deno.env.set(v, `${Deno.env.get(v) ?? ""} --v8-flags=--trace-opt,--trace-deopt`.trim());
+    }
+  }
   const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const before = load();
   const opts = {
@@ -184,58 +431,32 @@ if (import.meta.main) {
     tcpcopyArgs: [],
     c: null,
   };
+  const done: Run[] = [];
   await withNetns(async (env) => {
     const b = await startBenchLab(env, opts);
     for (let r = 1; r <= runs; r++) {
       if (r > 1) await restartPair(env, b, opts);
-      const { samples, startCpu } = await run(b, requests, bucket);
-      const rows = buckets(samples);
-      const warmFrom = Math.floor(rows.length * 2 / 3);
-      const warm = [0, 1, 2, 3, 4, 5].map((i) => median(rows.slice(warmFrom).map((x) => x[i])));
-      const firstN = Math.min(rows.length, Math.floor(10_000 / bucket));
-      const first = [0, 1, 2, 3, 4, 5].map((i) =>
-        rows.slice(0, firstN).reduce((s, x) => s + x[i], 0) / firstN
-      );
-      const f = (v: number) => v.toFixed(0);
-      const table = rows.map((x, k) => [
-        `${k * bucket}–${(k + 1) * bucket}`,
-        `${f(x[0])} (${f(x[1])})`,
-        `${f(x[2])} (${f(x[3])})`,
-        `${(x[0] / warm[0]).toFixed(2)}× / ${(x[2] / warm[2]).toFixed(2)}×`,
-        `${x[4].toFixed(2)} / ${x[5].toFixed(2)}`,
-      ]);
-      table.push([
-        `first ${firstN * bucket}`,
-        `${f(first[0])} (${f(first[1])})`,
-        `${f(first[2])} (${f(first[3])})`,
-        `${(first[0] / warm[0]).toFixed(2)}× / ${(first[2] / warm[2]).toFixed(2)}×`,
-        `${first[4].toFixed(2)} / ${first[5].toFixed(2)}`,
-      ]);
-      table.push([
-        `warm (median of buckets from ${warmFrom * bucket})`,
-        `${f(warm[0])} (${f(warm[1])})`,
-        `${f(warm[2])} (${f(warm[3])})`,
-        "1×",
-        `${warm[4].toFixed(2)} / ${warm[5].toFixed(2)}`,
-      ]);
-      console.log(
-        `\nrun ${r}: start-up CPU before the first request, all threads (main):` +
-          ` tcpcopy ${(startCpu[0].all * 1000).toFixed(0)} ms (${
-            (startCpu[0].main * 1000).toFixed(0)
-          }),` +
-          ` intercept ${(startCpu[1].all * 1000).toFixed(0)} ms (${
-            (startCpu[1].main * 1000).toFixed(0)
-          })`,
-      );
-      printTable([
-        "target requests",
-        "tcpcopy µs CPU/req all threads (main)",
-        "intercept µs CPU/req all (main)",
-        "÷ warm tcpcopy / intercept",
-        "minor faults/req tcpcopy / intercept",
-      ], table);
+      done.push(await run(b, requests, bucket, values.jit));
       if (values.json) {
-        console.log(JSON.stringify({ run: r, startCpu, buckets: rows, warm, first }));
+        const s = PROGRAMS.map((_, p) => summarize(done[r - 1], p as 0 | 1, bucket));
+        const totals = (c: JitCounts) => ({
+          ...c,
+          perFunction: undefined,
+          deoptReasons: undefined,
+        });
+        const drop = (x: Summary) => ({
+          ...x,
+          jitStart: totals(x.jitStart),
+          jitFirst: totals(x.jitFirst),
+          jitLater: totals(x.jitLater),
+        });
+        console.log(JSON.stringify({
+          run: r,
+          chunks: PROGRAMS.map((_, p) =>
+            chunks(done[r - 1], p as 0 | 1).map((c) => ({ ...c, jit: totals(c.jit) }))
+          ),
+          summary: s.map(drop),
+        }));
       }
     }
     await stopStarted(b.pair.tcpcopy, "SIGINT");
@@ -249,5 +470,7 @@ if (import.meta.main) {
       }
     }
   });
+  printChunks(done, bucket, values.jit);
+  printSummaries(done, bucket, values.jit);
   console.log(`(load averages 1/5/15 min: before ${before}, after ${load()})`);
 }

@@ -13,7 +13,15 @@
  * Tried for the JIT warm-up (README.md, "JIT warm-up"; bench/e2e_warmup.ts) and left out: `--no-maglev`
  * (worse), `--invocation-count-for-turbofan=1000` (main thread warm sooner, background compile CPU
  * doubled), `--invocation-count-for-maglev=100`, `--max-lazy`, `--no-concurrent-recompilation`,
- * `--always-sparkplug,--no-lazy-feedback-allocation` (no change beyond the noise).
+ * `--always-sparkplug,--no-lazy-feedback-allocation` (no change beyond the noise). Second round,
+ * both programs, e2e_warmup's mean-based ratio over 2-3 runs each (load 5-9):
+ * `--maglev-as-top-tier` (no TurboFan) cuts tcpcopy's first 10,000 from 113-134 to 100-101 µs and
+ * its excess from 570-710 to ~200 ms, but the warm figure rises from 54-66 to 81 µs (40,000-60,000
+ * requests; intercept 57-65 to 73): steady CPU +30-50 %; `--invocation-count-for-turbofan=1000`
+ * or 1500 (with or without `--max-inlined-bytecode-size-cumulative=460`): 2.5× the TurboFan
+ * compiles and deopts in the first 10,000 (246 vs 101, 145 vs 57: compiled before the feedback
+ * is complete), excess 660-920 ms; `=6000`, `--max-inlined-bytecode-size-cumulative=460`,
+ * `--no-turbo-inlining` (warm +15-30 %): within the noise or worse.
  *
  * @module
  */
