@@ -56,11 +56,15 @@ Deno.test({
       // the executable's RSS sampled until the "listening" line shows: the last sample before
       // it is what the start sequence touched (rules: iptables runs; the queue's library)
       let before = 0;
-      const up = await waitFor(async () => {
-        if (/listening for tcpcopy/.test(err)) return true;
-        before = await exeRss(child.pid, deno) || before;
-        return false;
-      }, 20_000, 20);
+      const up = await waitFor(
+        async () => {
+          if (/listening for tcpcopy/.test(err)) return true;
+          before = await exeRss(child.pid, deno) || before;
+          return false;
+        },
+        20_000,
+        20,
+      );
       assert.ok(up, `intercept did not start: ${err}`);
       await new Promise((r) => setTimeout(r, 150));
       const after = await exeRss(child.pid, deno);
