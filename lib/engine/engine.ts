@@ -396,6 +396,11 @@ export class Engine implements SessionHost {
     return this.timers.size;
   }
 
+  /** Sessions the eviction queue holds, ended ones included (for diagnostics and tests). */
+  get evictionQueued(): number {
+    return this.openOrder.size;
+  }
+
   /** Tuples the allocator tracks (held or quarantined), for diagnostics and tests. */
   get tuplesTracked(): number {
     return this.allocator.tracked;
@@ -969,6 +974,7 @@ export class Engine implements SessionHost {
     if (this.out.event) {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
     }
+    this.openOrder.prune(); // an ended session at the queue's front goes at once
     const flow = flowOf(s);
     if (reason === "module") markModuleFailed(flow, s);
     flow.removeSession(s);
