@@ -269,6 +269,14 @@ const IDLE_MS = 10_000;
 const IDLE_GRAIN_MS = 1000;
 /** Stale timer entries tolerated beyond three per live session before the timers are swept. */
 const STALE_TIMERS = 1024;
+/**
+ * Ended sessions that may still have timer entries filed, tolerated beyond one per live session
+ * before the timers are swept: a stale entry keeps its ended session (stream, turns, flow) alive
+ * until its deadline, seconds away for the far ones. With only {@link STALE_TIMERS} a burst of
+ * short connections kept up to two per live session + 1,024 ended sessions that way
+ * (bench/burst_heap.ts: 2,000 right after the burst, 1,200 live at its height).
+ */
+const ENDED_TIMERS = 256;
 const EMPTY = new Uint8Array(0);
 
 /** Bytes of IP and TCP headers counted per packet against `--max-mbps`. */
@@ -302,6 +310,8 @@ export class Engine implements SessionHost {
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
   private readonly allocator: TupleAllocator<Session>;
   private readonly timers = new TimerQueue<Session>();
+  /** Sessions that ended with timer entries filed since the last sweep (`sweepTimers`). */
+  private endedFiled = 0;
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
@@ -932,10 +942,22 @@ export class Engine implements SessionHost {
       s.scheduledAt = w;
       const h = this.timers;
       h.push(w, s);
-      // Entries of ended or rescheduled sessions stay until their deadline; far ones (the
-      // keep-alive timeout) would keep thousands of dead sessions alive. Drop them when they
-      // outnumber the live sessions (each of which may hold two current ones).
-      if (h.size > 3 * this.allocator.size + STALE_TIMERS) h.retain(isCurrentTimer);
+      this.sweepTimers();
+    }
+  }
+
+  /**
+   * Entries of ended or rescheduled sessions stay until their deadline; far ones (the keep-alive
+   * timeout) would keep thousands of dead sessions alive. Drops them when they outnumber the
+   * live sessions (each of which may hold two current ones), or when more than
+   * {@link ENDED_TIMERS} + one per live session ended with entries filed (each sweep costs
+   * O(entries), so at least as many session ends pay for it as there are live sessions).
+   */
+  private sweepTimers(): void {
+    const h = this.timers, live = this.allocator.size;
+    if (h.size > 3 * live + STALE_TIMERS || this.endedFiled > ENDED_TIMERS + live) {
+      h.retain(isCurrentTimer);
+      this.endedFiled = 0;
     }
   }
 
@@ -975,6 +997,10 @@ export class Engine implements SessionHost {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
     }
     this.openOrder.prune(); // an ended session at the queue's front goes at once
+    if (s.scheduledAt !== NEVER || s.laterAt !== NEVER) {
+      this.endedFiled++; // its entries went stale: swept soon (sweepTimers)
+      this.sweepTimers();
+    }
     const flow = flowOf(s);
     if (reason === "module") markModuleFailed(flow, s);
     flow.removeSession(s);

@@ -1,8 +1,9 @@
 /**
  * When an ended connection's state is let go (issue 14: a burst of short connections must not
  * leave its ended sessions in the heap): the eviction queue drops sessions that can no longer be
- * evicted as soon as they reach its front, and a burst of short connections leaves nothing but
- * the flows' tombstones, which go after 10 s.
+ * evicted as soon as they reach its front, the timers' stale entries of ended sessions are swept
+ * soon, and a burst of short connections leaves nothing but the flows' tombstones, which go
+ * after 10 s.
  */
 import assert from "node:assert/strict";
 import { OpenOrder } from "../../lib/engine/budget.ts";
@@ -54,6 +55,12 @@ Deno.test("short connections: ended sessions are let go at once, their flows aft
   // push; before, ended ones piled up to 2 × live + 1,024 (here 1,096 at the end)
   assert.ok(maxQueued <= third + 1, `eviction queue held up to ${maxQueued}`);
   assert.equal(engine.evictionQueued, 0, "no ended session left in the eviction queue");
+  // the timers' stale entries (each keeps its ended session alive until its deadline) are swept
+  // once 256 + one per live session ended with entries filed; before: at 3 per live + 1,024
+  assert.ok(
+    engine.timerEntries <= 2 * 257,
+    `timer entries after the burst: ${engine.timerEntries}`,
+  );
   assert.equal(engine.tuplesTracked, 0, "no tuple held");
   assert.ok(engine.flowCount > 0, "the flows stay as tombstones for a while");
   for (let t = 0; t < 11_000; t += 100) r.tick(100);
