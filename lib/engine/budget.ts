@@ -110,9 +110,9 @@ export function footprintOf(sessions: number, flows: number, queued: number): nu
  * whose connection never carried a byte of payload (a SYN flood's, a half-open probe's) is
  * the first to go when a new session needs room. An item that stopped being evictable never
  * is again (it ended, or its connection carried data), so such items are dropped from the
- * front as soon as they get there ({@link prune}, at every push and when a session ends): an
- * ended session is not kept alive by the queue while older live ones stand before it. The queue is
- * also compacted when stale entries outnumber the live sessions, so it stays bounded by them
+ * front as soon as they get there ({@link prune}: at every push and take, and when the glue asks
+ * the engine for its next deadline, after every wake-up): an ended session is not kept alive by the queue while older live ones stand
+ * before it. The queue is also compacted when stale entries outnumber the live sessions, so it stays bounded by them
  * (before the front was pruned, a burst of short connections left up to 2 × the live sessions
  * + 1,024 ended ones here, each with its stream and flow: ~2,200 after bench/burst_heap.ts,
  * ~1.3 MiB; with 10,000 held sessions up to 21,000).

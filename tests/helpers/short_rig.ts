@@ -60,7 +60,10 @@ export interface ShortRig {
   rig: FloodRig;
   /** Step `k` (0: SYN + ACK, 1: request, 2: FIN) of connection `i`. */
   step(i: number, k: number): void;
-  /** Advances the fake clock by `ms`, runs due timers, drains and flushes. */
+  /**
+   * Advances the fake clock by `ms`, runs due timers, drains and flushes, then asks the engine
+   * for its next deadline (as tcpcopy's timer does after every wake-up).
+   */
   tick(ms: number): void;
 }
 
@@ -115,6 +118,7 @@ export function shortRig(flags: string[]): ShortRig {
       rig.engine.tick(now);
       drain();
       rig.replicator.flush();
+      rig.engine.nextDeadline();
     },
   };
 }

@@ -54,6 +54,8 @@ Deno.test("short connections: ended sessions are let go at once, their flows aft
   // since the last request (a round's 100) and one at its front that got data since the last
   // push; before, ended ones piled up to 2 × live + 1,024 (here 1,096 at the end)
   assert.ok(maxQueued <= third + 1, `eviction queue held up to ${maxQueued}`);
+  // (the last sessions ended after the last push: the rig's tick asks for the next deadline,
+  // as tcpcopy's timer does after every wake-up, which prunes them)
   assert.equal(engine.evictionQueued, 0, "no ended session left in the eviction queue");
   // the timers' stale entries (each keeps its ended session alive until its deadline) are swept
   // once 256 + one per live session ended with entries filed; before: at 3 per live + 1,024
