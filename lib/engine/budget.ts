@@ -110,8 +110,10 @@ export function footprintOf(sessions: number, flows: number, queued: number): nu
  * whose connection never carried a byte of payload (a SYN flood's, a half-open probe's) is
  * the first to go when a new session needs room. An item that stopped being evictable never
  * is again (it ended, or its connection carried data), so such items are dropped from the
- * front as soon as they get there ({@link prune}: at every push and take, and when the glue asks
- * the engine for its next deadline, after every wake-up): an ended session is not kept alive by the queue while older live ones stand
+ * front as soon as they get there ({@link prune}: at every push and take; the engine calls it
+ * nowhere else: from its `ended` or `nextDeadline` the call changed V8's inlining of the
+ * session's sequence-number getters, +2 KB of heap numbers per short connection in
+ * bench/burst_heap.ts): an ended session is not kept alive by the queue while older live ones stand
  * before it. The queue is also compacted when stale entries outnumber the live sessions, so it stays bounded by them
  * (before the front was pruned, a burst of short connections left up to 2 × the live sessions
  * + 1,024 ended ones here, each with its stream and flow: ~2,200 after bench/burst_heap.ts,

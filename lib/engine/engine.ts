@@ -607,10 +607,6 @@ export class Engine implements SessionHost {
 
   /** Earliest pending timer, or undefined when none. */
   nextDeadline(): number | undefined {
-    // Sessions that ended since the last push leave the eviction queue's front. Here, not in
-    // tick or ended: more code there changed V8's inlining of the session's sequence-number
-    // getters (heap numbers above 2^31): +2 KB of garbage per short connection (burst_heap.ts).
-    this.openOrder.prune();
     let t = this.timers.peekCurrent(isCurrentTimer) ?? NEVER;
     t = Math.min(
       t,
