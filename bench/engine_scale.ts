@@ -422,7 +422,12 @@ if (values.json) {
       mib(x.external)
     }) + ${mib(x.otherAnon)} (${mib(x.pooled)}) + ${mib(x.files)}`;
   printTable(
-    ["live sessions", "held: rss = heap (free) + malloc (external) + other (pooled) + files", "after", "peak"],
+    [
+      "live sessions",
+      "held: rss = heap (free) + malloc (external) + other (pooled) + files",
+      "after",
+      "peak",
+    ],
     results.map((r) => [int(r.sessions), cell(r.split), cell(r.splitAfter), mib(r.peakRss)]),
   );
 }
