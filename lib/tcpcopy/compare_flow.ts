@@ -17,6 +17,8 @@
 
 import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
 import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
+import { prefixView } from "../compare/prefix_view.ts";
+import { type Proto, requestProto } from "../compare/sniff.ts";
 import type { Endpoint } from "../engine/segment.ts";
 
 /** Request bytes kept per turn for the record's head and the `auto` sniffing. */
@@ -48,6 +50,8 @@ export interface PendingTurn {
   head: Uint8Array;
   /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
   headBuf: Uint8Array;
+  /** `requestProto(head)`, sniffed while the head is fresh (for `auto` at the verdict). */
+  proto: Proto | null;
   /**
    * The pooled buffer the online answer's first bytes live in (null: none, or they are the
    * target's: equal first bytes are shared, see `FlowCompare.finishOnline` and the comparer).
@@ -291,7 +295,7 @@ export class FlowCompare {
     if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();
     headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
-    const head = headBuf.subarray(0, headLen);
+    const head = prefixView(headBuf, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
     const t = this.host.spareTurn();
     if (t === undefined) {
@@ -306,6 +310,7 @@ export class FlowCompare {
     t.ack = ack;
     t.head = head;
     t.headBuf = headBuf;
+    t.proto = requestProto(head);
     t.onlineBuf = t.targetBuf = null;
     t.lastSegMs = atMs;
     t.online = undefined;
@@ -337,6 +342,7 @@ export class FlowCompare {
       ack,
       head,
       headBuf,
+      proto: requestProto(head),
       onlineBuf: null,
       targetBuf: null,
       lastSegMs: atMs,
@@ -369,7 +375,8 @@ export class FlowCompare {
     if (room <= 0) return;
     const more = data.subarray(from, from + room);
     t.headBuf.set(more, have);
-    t.head = t.headBuf.subarray(0, have + more.length);
+    t.head = prefixView(t.headBuf, have + more.length);
+    t.proto = requestProto(t.head);
   }
 
   #pullClient(now: number): void {

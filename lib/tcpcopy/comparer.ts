@@ -29,6 +29,7 @@ import {
 import { type CompareOptions, compareTurn } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
 import { sameBytes } from "../compare/same_bytes.ts";
+import { prefixView } from "../compare/prefix_view.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
@@ -335,7 +336,7 @@ export class Comparer implements FlowHost {
         } else {
           const buf = turn.targetBuf ??= this.firstBuffer();
           buf.set(n === fb.length ? fb : fb.subarray(0, n)); // (no view when all of it fits)
-          firstBytes = buf.subarray(0, n);
+          firstBytes = prefixView(buf, n);
         }
       }
       turn.cost += firstBytes.length;
@@ -391,7 +392,7 @@ export class Comparer implements FlowHost {
     }
     buf.set(more.subarray(0, n), have.length);
     turn.cost += n;
-    return buf.subarray(0, have.length + n);
+    return prefixView(buf, have.length + n);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -502,7 +503,7 @@ export class Comparer implements FlowHost {
     const targetTimedOut = target === null &&
       (now - base >= timeout || (final && !Number.isNaN(t.sentMs) && f.session !== null));
     const verdict = compareTurn(
-      { request: t.head, online, target, targetTimedOut },
+      { request: t.head, requestProto: t.proto, online, target, targetTimedOut },
       this.#compare,
     );
     // the request key names mismatches only (top list): not built for matches

@@ -449,3 +449,25 @@ Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the ol
     [...Array(MAX_PENDING_TURNS)].map((_, i) => i + 1),
   );
 });
+
+Deno.test("pairing: a request head cut across segments is sniffed again as it grows (auto)", () => {
+  // the comparer sniffs each request once while its bytes are fresh: "GE" alone names no
+  // protocol, "GET /cut HTTP/1.1" names HTTP; the answers (not HTTP) would name none
+  const r = new Rig();
+  r.open();
+  const start = r.cSeq;
+  r.client(start, r.sSeq, "GE", 0);
+  r.client(start + 2, r.sSeq, "T /cut HTTP/1.1\r\n\r\n", 0); // same ACK: the same turn
+  r.cSeq += "GET /cut HTTP/1.1\r\n\r\n".length;
+  r.sent({ start, end: r.cSeq });
+  r.online("plain text answer\n", 1);
+  r.at(2);
+  r.target(r.cSeq, "plain text answer\n");
+  r.client(r.cSeq, r.sSeq, "", 3, FIN | ACK);
+  r.at(3);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.proto, "http", JSON.stringify(rec));
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.request, "GET /cut HTTP/1.1");
+});
