@@ -108,6 +108,17 @@ export interface FlowHost {
   firstBuffer(): Uint8Array;
   /** Fills in a held online summary's kind, digest and body length (`completeHeld`). */
   completeHeld(s: AnswerSummary, target: AnswerSummary | null): void;
+  /**
+   * `t`'s online answer was just finished by this flow's packets (the next request, a FIN or
+   * RST): the host gives its verdict at once when nothing more can change it (see
+   * `Comparer.#final`; `t` then leaves the pending turns during the call).
+   */
+  answered(flow: FlowCompare, t: PendingTurn, now: number): void;
+  /**
+   * The target acknowledged request bytes beyond what it had acknowledged before
+   * ({@link FlowCompare.replyAck}): the turns before it may get their verdicts at once.
+   */
+  movedOn(flow: FlowCompare, now: number): void;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
   /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
@@ -157,6 +168,17 @@ export class FlowCompare {
   sentMax: number | undefined;
   /** One past the highest reply byte seen in reply headers (target sequence space). */
   replyMax: number | undefined;
+  /**
+   * The highest ACK number of the compared session's replies: the target had received the
+   * request bytes before it. A turn that ends before it gets no new reply bytes any more (the
+   * target sends later bytes with this ACK or a higher one).
+   */
+  replyAck: number | undefined;
+  /**
+   * The highest turn number decided before its tick since the last tick (0: none): that tick
+   * counts it as an answered later turn, as when it was still pending (`Comparer.#decideFlow`).
+   */
+  earlyIndex = 0;
 
   #cliNext: number | undefined;
   #lastAck = 0;
@@ -198,6 +220,7 @@ export class FlowCompare {
       const open = this.open;
       if (open !== null && open.online === undefined) {
         this.finishOnline(open, now, (s.flags & 0x10) !== 0 ? s.ack : undefined);
+        this.host.answered(this, open, now);
       }
     }
   }
@@ -214,7 +237,10 @@ export class FlowCompare {
     if (s.flags & (0x01 | 0x04)) {
       this.serverClosed = true;
       const open = this.open;
-      if (open !== null && open.online === undefined) this.finishOnline(open, now);
+      if (open !== null && open.online === undefined) {
+        this.finishOnline(open, now);
+        this.host.answered(this, open, now);
+      }
     }
   }
 
@@ -262,13 +288,14 @@ export class FlowCompare {
       return;
     }
     const prev = this.open;
-    if (prev !== null && prev.online === undefined && !this.openSkipped) {
-      this.finishOnline(prev, now, ack);
-    }
+    const done = prev !== null && prev.online === undefined && !this.openSkipped;
+    if (done) this.finishOnline(prev, now, ack);
     if (this.#srvNext === undefined || first || seqLt(this.#srvNext, ack)) this.#srvNext = ack;
     this.#lastAck = ack;
     this.turns++;
     this.#openTurn(start, end, ack, data, from, atMs, now);
+    // (once the new turn is open: a decided turn that is no longer the open one is reused)
+    if (done) this.host.answered(this, prev, now);
   }
 
   /** The new turn is not followed (over budget, or too many pending): counted, its answer dropped. */
@@ -564,6 +591,15 @@ export class FlowCompare {
       this.replyMax = seqAdd(seq, 1);
       return;
     }
+    const moved = (flags & 0x10) !== 0 &&
+      (this.replyAck === undefined || seqLt(this.replyAck, ack));
+    if (moved) this.replyAck = ack;
+    this.#replyData(seq, ack, len, now);
+    if (moved) this.host.movedOn(this, now);
+  }
+
+  /** New reply data bytes are counted for the turn its ACK answers. */
+  #replyData(seq: number, ack: number, len: number, now: number): void {
     if (len <= 0) return;
     const end = seqAdd(seq, len);
     const max = this.replyMax;

@@ -471,3 +471,84 @@ Deno.test("pairing: a request head cut across segments is sniffed again as it gr
   assert.equal(rec.match, true, JSON.stringify(rec));
   assert.equal(rec.request, "GET /cut HTTP/1.1");
 });
+
+Deno.test("pairing: a turn gets its verdict before the tick once the target acknowledged the next request", () => {
+  const r = new Rig();
+  r.open();
+  const a = r.request("GET /a HTTP/1.1\r\n\r\n", 0);
+  r.sent(a);
+  r.online(http(200, "a"), 1);
+  r.target(a.end, http(200, "a"));
+  assert.equal(r.records.length, 0); // the target may still send more with this ACK
+  const b = r.request("GET /b HTTP/1.1\r\n\r\n", 2); // ends turn a's online answer
+  r.sent(b);
+  assert.equal(r.records.length, 0);
+  r.reply(b.end, 0); // the target acknowledged /b: nothing more can come for /a
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].request, "GET /a HTTP/1.1");
+  assert.equal(r.records[0].match, true, JSON.stringify(r.records[0]));
+  assert.equal(r.cmp.stats.compared, 1);
+  r.online(http(200, "b"), 3);
+  r.target(b.end, http(200, "B"));
+  r.client(r.cSeq, r.sSeq, "", 4, FIN | ACK);
+  r.at(5); // /b: no later request, its verdict at the tick
+  assert.equal(r.records.length, 2);
+  assert.equal(r.records[1].reason, "body", JSON.stringify(r.records[1]));
+});
+
+Deno.test("pairing: a tail whose headers came before the next request's ACK is merged before the early verdict", () => {
+  // the same exchange decided early (the target acknowledges the next request) and at the tick
+  // (it does not): the same verdict, the tail included
+  const run = (early: boolean) => {
+    const r = new Rig();
+    r.open();
+    const a = r.request("GET /t HTTP/1.1\r\n\r\n", 0);
+    r.sent(a);
+    const ans = http(200, "tail test");
+    r.online(ans, 1);
+    const seq0 = r.tSeq;
+    r.reply(a.end, ans.length);
+    r.answer(a.end, seq0, ans); // cut by its framing
+    const seq1 = r.tSeq;
+    r.reply(a.end, 3); // then 3 more bytes with the same ACK (a tail)
+    const b = r.request("GET /u HTTP/1.1\r\n\r\n", 2);
+    r.sent(b);
+    if (early) r.reply(b.end, 0);
+    assert.equal(r.records.length, 0); // the tail's summary is still missing
+    r.answer(a.end, seq1, "XYZ", 1);
+    assert.equal(r.records.length, early ? 1 : 0);
+    r.at(3);
+    assert.equal(r.records.length, 1);
+    const { time: _, ...rest } = r.records[0] as unknown as Record<string, unknown>;
+    return rest;
+  };
+  const early = run(true), tick = run(false);
+  assert.deepEqual(early, tick); // (all but the verdict's time)
+  const target = (early as { target: { length: number } }).target;
+  assert.equal(target.length, http(200, "tail test").length + 3, JSON.stringify(early));
+});
+
+Deno.test("pairing: an unanswered turn before one decided early still counts as moved on at the next tick", () => {
+  // turn 1 gets no target answer; turn 2's is final (the target acknowledged turn 3) long
+  // after turn 1's online answer: at the next tick turn 1 is `missing` (the target moved on),
+  // as when turn 2 was still pending at that tick, not `timeout` 10 s later
+  const r = new Rig();
+  r.open();
+  const one = r.request("GET /1 HTTP/1.1\r\n\r\n", 0);
+  r.sent(one);
+  r.online(http(200, "1"), 0);
+  const two = r.request("GET /2 HTTP/1.1\r\n\r\n", 0);
+  r.sent(two);
+  r.online(http(200, "2"), 0);
+  const three = r.request("GET /3 HTTP/1.1\r\n\r\n", 0);
+  r.sent(three);
+  r.now = 2500;
+  r.target(two.end, http(200, "2"));
+  r.reply(three.end, 0);
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].request, "GET /2 HTTP/1.1");
+  r.at(2600);
+  assert.equal(r.records.length, 2, JSON.stringify(r.records));
+  assert.equal(r.records[1].request, "GET /1 HTTP/1.1");
+  assert.equal(r.records[1].reason, "missing", JSON.stringify(r.records[1]));
+});
