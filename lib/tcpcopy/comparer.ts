@@ -101,6 +101,11 @@ export interface ComparerOptions {
   emit: ((record: CompareRecord) => void) | null;
   /** The tunnel's heartbeat round trip now (ms), or null when not measured. */
   tunnelRttMs?: () => number | null;
+  /**
+   * False: every verdict at a tick, none early (see `#final`; tests hold the early verdicts to
+   * the tick's). Default true.
+   */
+  earlyVerdicts?: boolean;
   /** Deadlines, for tests. */
   turnTimeoutMs?: number;
   onlineQuietMs?: number;
@@ -142,11 +147,13 @@ export class Comparer implements FlowHost {
   #scratch: AnswerAccumulator | null = null;
   #pendingTurns = 0;
   #nextSession = 1;
+  readonly #early: boolean;
 
   constructor(readonly opts: ComparerOptions) {
     this.#mode = digestModeFor(opts.proto);
     this.#firsts = new BufferPool(opts.firstBytes, poolMax(opts.firstBytes));
     this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };
+    this.#early = opts.earlyVerdicts ?? true;
   }
 
   /** The digest mode and first-bytes count to ask intercept for (the tunnel option). */
@@ -331,7 +338,8 @@ export class Comparer implements FlowHost {
    */
   #final(f: FlowCompare, t: PendingTurn): boolean {
     const target = t.target, ack = f.replyAck;
-    return t.online !== undefined && target !== null && target.totalLength >= t.replyBytes &&
+    return this.#early && t.online !== undefined && target !== null &&
+      target.totalLength >= t.replyBytes &&
       ack !== undefined && seqLt(t.end, ack);
   }
 
