@@ -119,13 +119,7 @@ export function readCapturedSegment(
     ts = { tsval: 0, tsecr: 0 };
   } else seg.options = options;
   if (p.readOptions(seg.options, ts) !== null) return false;
-  const src = seg.src, dst = seg.dst;
-  src.addr = p.srcAddr;
-  src.family = p.family;
-  src.port = p.srcPort;
-  dst.addr = p.dstAddr;
-  dst.family = p.family;
-  dst.port = p.dstPort;
+  readEndpoints(p, seg.src, seg.dst);
   seg.seq = p.seq;
   seg.ack = p.ack;
   seg.flags = p.flags;
