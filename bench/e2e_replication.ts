@@ -33,7 +33,8 @@
  * maps it: only then does the kernel page out the runtime's start-up code, see
  * lib/process/memory.ts; the RSS figures depend on it). `--mem-trace` samples ours' /proc/PID/smaps
  * during each workload and prints where the most RSS was (executable, capture rings, libraries,
- * anonymous; V8 heap from the stats line: bench/mem_trace.ts); every row also keeps VmHWM before
+ * anonymous; V8 heap from the stats line: bench/mem_trace.ts) and where the most anonymous memory
+ * was (tcpcopy's "anon peak": the ring left out); every row also keeps VmHWM before
  * the workload (after a restart: the start-up peak).
  *
  * @module
@@ -83,6 +84,8 @@ export interface Row {
   interceptPeakBeforeMiB: number;
   /** `--mem-trace`: where the most RSS during the workload was (bench/mem_trace.ts). */
   tcpcopyMem?: MemSample | null;
+  /** `--mem-trace`: the sample with the most anonymous memory (heap, malloc; not the ring). */
+  tcpcopyAnonMem?: MemSample | null;
   interceptMem?: MemSample | null;
   /** VmRSS after the workload, MiB. */
   tcpcopyRssMiB: number;
@@ -320,6 +323,7 @@ async function measure(
     await trace[0].stop(),
     await trace[1].stop(),
   ];
+  const tAnon = trace === null ? undefined : trace[0].anonPeak;
   const us = (s: number) => Math.round(s / Math.max(1, online) * 1e6);
   const usT = (s: number) => Math.round(s / Math.max(1, target) * 1e6);
   const delta = (a: number | null, z: number | null) => a === null || z === null ? null : z - a;
@@ -341,6 +345,7 @@ async function measure(
     tcpcopyPeakBeforeMiB: Math.round(t0u.peakMiB),
     interceptPeakBeforeMiB: Math.round(i0u.peakMiB),
     tcpcopyMem: tMem,
+    tcpcopyAnonMem: tAnon,
     interceptMem: iMem,
     tcpcopyRssMiB: Math.round(t1u.rssMiB),
     interceptRssMiB: Math.round(i1u.rssMiB),
@@ -367,6 +372,9 @@ async function runList(
     console.error(JSON.stringify(row));
     if (row.tcpcopyMem !== undefined) {
       console.error(`  [${row.id}] tcpcopy peak: ${describeSample(row.tcpcopyMem)}`);
+      console.error(
+        `  [${row.id}] tcpcopy anon peak: ${describeSample(row.tcpcopyAnonMem ?? null)}`,
+      );
       console.error(`  [${row.id}] intercept peak: ${describeSample(row.interceptMem ?? null)}`);
     }
     rows.push(row);

@@ -41,7 +41,14 @@ import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { settle } from "../tests/helpers/replication.ts";
 import { type BenchLab, restartPair, startBenchLab, stopStarted } from "./e2e_lab.ts";
 import { runLoad } from "./e2e_workloads.ts";
-import { emptyJitCounts, type JitCounts, jitDelta, jitFollower, topEntries } from "./jit_trace.ts";
+import {
+  appendedReader,
+  emptyJitCounts,
+  type JitCounts,
+  jitDelta,
+  jitFollower,
+  topEntries,
+} from "./jit_trace.ts";
 import { printTable } from "./table.ts";
 
 /**
@@ -106,26 +113,12 @@ function nginxPids(dir: string): number[] {
 
 /** Counts the lines of a growing file, reading only what was appended since the last call. */
 function lineCounter(path: string): () => number {
-  let offset = 0, lines = 0;
-  const buf = new Uint8Array(1 << 20);
+  let lines = 0;
+  const read = appendedReader(path, (bytes) => {
+    for (let j = 0; j < bytes.length; j++) if (bytes[j] === 10) lines++;
+  });
   return () => {
-    let f: Deno.FsFile;
-    try {
-      f = Deno.openSync(path);
-    } catch {
-      return lines;
-    }
-    try {
-      f.seekSync(offset, Deno.SeekMode.Start);
-      for (let i = 0; i < 1000; i++) {
-        const n = f.readSync(buf);
-        if (n === null || n === 0) break;
-        offset += n;
-        for (let j = 0; j < n; j++) if (buf[j] === 10) lines++;
-      }
-    } finally {
-      f.close();
-    }
+    read();
     return lines;
   };
 }

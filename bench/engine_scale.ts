@@ -52,6 +52,7 @@ import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
 import { mulberry32 } from "../tests/helpers/prng.ts";
 import { printTable } from "./table.ts";
 import { V8_FLAGS } from "../lib/process/v8_flags.ts";
+import { smapsBreakdown } from "./mem_trace.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -123,6 +124,79 @@ interface Level {
   timed: number;
   lost: number;
   base: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** Where the RSS is after step 2 and after step 3 (see {@link RssSplit}). */
+  split: RssSplit;
+  splitAfter: RssSplit;
+  /** The process's peak RSS (VmHWM) at the end. */
+  peakRss: number;
+}
+
+/**
+ * A process's RSS by owner, bytes: `heap` is V8's heap pages in RAM (its committed spaces:
+ * used objects plus free room in their pages, `heapFree` of it); `malloc` the allocator's
+ * heap and arenas (ArrayBuffer backing stores such as the slab rows, V8's own malloc'ed
+ * tables, Rust's allocations); `otherAnon` the rest of the anonymous memory (thread stacks,
+ * V8's reservations outside its spaces); `files` the executable's and the libraries' pages.
+ * heap + malloc + otherAnon + files = rss. `pooled` (part of `otherAnon`): RSS in V8-sized pages
+ * (anonymous 256 KiB mappings) beyond what V8 counts in its paged spaces: pages V8 freed but
+ * keeps in its pool or has not unmapped yet (the main run-to-run spread, 0-15 MiB at 100,000
+ * sessions).
+ */
+interface RssSplit {
+  rss: number;
+  heap: number;
+  heapFree: number;
+  malloc: number;
+  otherAnon: number;
+  files: number;
+  pooled: number;
+  /** V8's count of bytes in ArrayBuffer backing stores (mostly in `malloc`). */
+  external: number;
+}
+
+/** V8's page size: its paged spaces map memory in pieces of this size. */
+const V8_PAGE = 256 * 1024;
+
+/** RSS of the anonymous read-write mappings of exactly one V8 page (/proc/self/smaps text). */
+function v8PageRss(text: string): number {
+  let sum = 0, page = false;
+  for (const line of text.split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) rw-p \S+ \S+ 0\s*$/.exec(line);
+    if (head !== null) {
+      page = parseInt(head[2], 16) - parseInt(head[1], 16) === V8_PAGE;
+      continue;
+    }
+    if (/^[0-9a-f]+-/.test(line)) page = false;
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m !== null && page) sum += Number(m[1]) * 1024;
+  }
+  return sum;
+}
+
+/** The RSS split of this process now (after a settle). */
+function rssSplit(): RssSplit {
+  const text = Deno.readTextFileSync("/proc/self/smaps");
+  const b = smapsBreakdown(text, Deno.execPath());
+  const h = v8.getHeapStatistics();
+  const heap = Math.min(h.total_physical_size, b.anon - b.malloc);
+  const paged = v8.getHeapSpaceStatistics().filter((s) => !s.space_name.includes("large_object"))
+    .reduce((a, s) => a + s.physical_space_size, 0);
+  return {
+    pooled: Math.max(0, v8PageRss(text) - paged),
+    rss: b.rss,
+    heap,
+    heapFree: heap - h.used_heap_size,
+    malloc: b.malloc,
+    otherAnon: b.anon - b.malloc - heap,
+    files: b.rss - b.anon,
+    external: h.external_memory,
+  };
+}
+
+/** VmHWM of this process (bytes). */
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+  return m === null ? 0 : Number(m[1]) * 1024;
 }
 
 /** Process CPU time so far (user + system), µs. */
@@ -182,6 +256,7 @@ async function runLevel(level: number): Promise<Level> {
   settle();
   for (let t = 0; t < IDLE_MS; t += 100) ka.tick(Math.min(100, IDLE_MS - t));
   const held = await settledMemory(gc);
+  const split = rssSplit();
   const sessions = engine.stats.sessions.active;
 
   for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
@@ -204,6 +279,7 @@ async function runLevel(level: number): Promise<Level> {
   const answered = ka.target.answers - answered0;
   const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];
   const after = await settledMemory(gc);
+  const splitAfter = rssSplit();
   if (values.snapshot !== undefined) v8.writeHeapSnapshot(values.snapshot);
   const st = engine.stats;
   return {
@@ -233,6 +309,9 @@ async function runLevel(level: number): Promise<Level> {
       heapTotal: base.heapTotal,
       external: base.external,
     },
+    split,
+    splitAfter,
+    peakRss: peakRss(),
   };
 }
 
@@ -332,5 +411,23 @@ if (values.json) {
     `CPU per request, ${int(last.sessions)} vs ${int(first.sessions)} sessions: ` +
       `×${cpuRatio.toFixed(2)} (${flat ? "flat" : "not flat"}: within 15 % is flat); ` +
       `${last.packetsPerRequest.toFixed(1)} packets per request; lost requests: ${last.lost}`,
+  );
+  console.log(
+    "Where the RSS is (MiB), held = after step 2, after = after the timed requests: V8 heap " +
+      "pages (free room in them), malloc (V8's external bytes), other anonymous (V8 pages " +
+      "freed but still mapped), files; peak = VmHWM",
+  );
+  const cell = (x: RssSplit) =>
+    `${mib(x.rss)} = ${mib(x.heap)} (${mib(x.heapFree)}) + ${mib(x.malloc)} (${
+      mib(x.external)
+    }) + ${mib(x.otherAnon)} (${mib(x.pooled)}) + ${mib(x.files)}`;
+  printTable(
+    [
+      "live sessions",
+      "held: rss = heap (free) + malloc (external) + other (pooled) + files",
+      "after",
+      "peak",
+    ],
+    results.map((r) => [int(r.sessions), cell(r.split), cell(r.splitAfter), mib(r.peakRss)]),
   );
 }

@@ -96,20 +96,21 @@ export function jitSnapshot(c: JitCounts): JitCounts {
 }
 
 /**
- * Follows a growing output file: each call reads what was appended since the last one and
- * returns the counts so far (a partial last line waits for its end).
+ * Follows a growing file: each call hands `onChunk` the bytes appended since the last call
+ * (read into one reused buffer, at most 1,000 MiB a call; a missing file reads as nothing).
  */
-export function jitFollower(path: string): () => JitCounts {
-  const counts = emptyJitCounts();
+export function appendedReader(
+  path: string,
+  onChunk: (bytes: Uint8Array) => void,
+): () => void {
   const buf = new Uint8Array(1 << 20);
-  const dec = new TextDecoder();
-  let offset = 0, rest = "";
+  let offset = 0;
   return () => {
     let f: Deno.FsFile;
     try {
       f = Deno.openSync(path);
     } catch {
-      return jitSnapshot(counts);
+      return;
     }
     try {
       f.seekSync(offset, Deno.SeekMode.Start);
@@ -117,13 +118,29 @@ export function jitFollower(path: string): () => JitCounts {
         const n = f.readSync(buf);
         if (n === null || n === 0) break;
         offset += n;
-        const lines = (rest + dec.decode(buf.subarray(0, n), { stream: true })).split("\n");
-        rest = lines.pop() ?? "";
-        for (const line of lines) countJitLine(counts, line);
+        onChunk(buf.subarray(0, n));
       }
     } finally {
       f.close();
     }
+  };
+}
+
+/**
+ * Follows a growing output file: each call reads what was appended since the last one and
+ * returns the counts so far (a partial last line waits for its end).
+ */
+export function jitFollower(path: string): () => JitCounts {
+  const counts = emptyJitCounts();
+  const dec = new TextDecoder();
+  let rest = "";
+  const read = appendedReader(path, (bytes) => {
+    const lines = (rest + dec.decode(bytes, { stream: true })).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) countJitLine(counts, line);
+  });
+  return () => {
+    read();
     return jitSnapshot(counts);
   };
 }

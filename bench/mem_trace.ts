@@ -146,9 +146,10 @@ function field(rec: Record<string, unknown> | null, path: string): number {
   return typeof v === "number" ? v : 0;
 }
 
-/** Samples one process until stopped; keeps the sample with the most RSS. */
+/** Samples one process until stopped; keeps the samples with the most RSS and the most anonymous memory. */
 export class MemTrace {
   #peak: MemSample | null = null;
+  #anonPeak: MemSample | null = null;
   #stopped = false;
   readonly #done: Promise<void>;
   readonly #t0 = performance.now();
@@ -177,10 +178,12 @@ export class MemTrace {
       return;
     }
     const b = smapsBreakdown(text, exe);
-    if (this.#peak !== null && b.rss <= this.#peak.rss) return;
+    const rss = this.#peak === null || b.rss > this.#peak.rss;
+    const anon = this.#anonPeak === null || b.anon > this.#anonPeak.anon;
+    if (!rss && !anon) return;
     const s = this.stats === "" ? null : await lastJson(this.stats);
     const proc = (k: string) => field(s, `process.${k}`) || field(s, k);
-    this.#peak = {
+    const sample = {
       ...b,
       atMs: Math.round(performance.now() - this.#t0),
       heapTotal: proc("heap_total_bytes"),
@@ -188,6 +191,8 @@ export class MemTrace {
       external: proc("external_bytes"),
       captureBuffer: field(s, "capture_buffer_bytes"),
     };
+    if (rss) this.#peak = sample;
+    if (anon) this.#anonPeak = sample;
   }
 
   /** Stops sampling (after one last sample); the peak sample, null when none was read. */
@@ -195,6 +200,15 @@ export class MemTrace {
     this.#stopped = true;
     await this.#done;
     return this.#peak;
+  }
+
+  /**
+   * The sample with the most anonymous memory (V8 heap, malloc, stacks: what the program's own
+   * work holds), after {@link stop}; null when none was read. Unlike the RSS peak it does not
+   * move with the capture ring (a ring that grew under a busy CPU is most of the RSS peak).
+   */
+  get anonPeak(): MemSample | null {
+    return this.#anonPeak;
   }
 }
 

@@ -22,6 +22,7 @@
 import { Digest64 } from "./digest.ts";
 import { HttpResponseParser } from "./http_stream.ts";
 import { sameBytes } from "./same_bytes.ts";
+import { prefixView } from "./prefix_view.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 
@@ -225,7 +226,8 @@ export class AnswerAccumulator {
     if (spare.length !== this.#first.length) {
       throw new RangeError(`spare buffer of ${spare.length} bytes, ${this.#first.length} needed`);
     }
-    const first = this.#first.subarray(0, this.#firstLen);
+    // (the buffer goes from turn to turn through tcpcopy's pool: one view per length)
+    const first = prefixView(this.#first, this.#firstLen);
     const s = this.#summary(first, timedOut, into ?? undefined, held ? HELD : null);
     this.#first = spare;
     return s;

@@ -12,7 +12,7 @@ import { comparePg, pgStatus } from "./pg.ts";
 import { lineExcerpt } from "./printable.ts";
 import { compareResp, respStatus } from "./resp.ts";
 import { type CompareResult, matched, mismatch } from "./result.ts";
-import { type CompareProto, type Proto, sniffProto } from "./sniff.ts";
+import { answerProto, type CompareProto, type Proto, sniffProto } from "./sniff.ts";
 import { statusCode } from "./http_stream.ts";
 
 /** Comparison settings of a transfer. */
@@ -27,6 +27,11 @@ export interface CompareOptions {
 export interface TurnAnswers {
   /** The request's first bytes (for `auto`), if known. */
   request?: Uint8Array | null;
+  /**
+   * `requestProto(request)` when the caller has it already (tcpcopy sniffs each request once,
+   * while its bytes are fresh); absent: `auto` sniffs `request` here.
+   */
+  requestProto?: Proto | null;
   /** The online answer, or null when the online server did not answer. */
   online: AnswerSummary | null;
   /** The target answer, or null when none came. */
@@ -45,9 +50,12 @@ export interface TurnVerdict {
 export function compareTurn(turn: TurnAnswers, opts: CompareOptions = {}): TurnVerdict {
   const { online, target } = turn;
   const choice = opts.proto ?? "auto";
-  const proto = choice === "auto"
-    ? sniffProto(turn.request ?? null, online?.firstBytes ?? target?.firstBytes ?? null)
-    : choice;
+  const answer = online?.firstBytes ?? target?.firstBytes ?? null;
+  const proto = choice !== "auto"
+    ? choice
+    : turn.requestProto !== undefined
+    ? turn.requestProto ?? answerProto(answer)
+    : sniffProto(turn.request ?? null, answer);
   return { proto, result: presence(turn) ?? compareWith(proto, online!, target!, opts) };
 }
 

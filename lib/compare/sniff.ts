@@ -101,11 +101,24 @@ export function digestKindOf(answer: Uint8Array): DigestKind {
  * (HTTP method, RESP array, pg startup or frontend message), else the answer does.
  */
 export function sniffProto(request: Uint8Array | null, answer: Uint8Array | null): Proto {
+  return requestProto(request) ?? answerProto(answer);
+}
+
+/**
+ * {@link sniffProto}'s first half: the comparator a request names, or null when it names none
+ * (tcpcopy sniffs each request once, while its bytes are fresh, and keeps the result).
+ */
+export function requestProto(request: Uint8Array | null): Proto | null {
   if (request && request.length > 0) {
     if (isHttpRequest(request)) return "http";
     if (isRespRequest(request)) return "resp";
     if (isPgRequest(request)) return "pg";
   }
+  return null;
+}
+
+/** {@link sniffProto}'s second half: the comparator an answer's first bytes name. */
+export function answerProto(answer: Uint8Array | null): Proto {
   if (answer && answer.length > 0) {
     if (isHttpAnswer(answer)) return "http";
     if (isPgAnswer(answer)) return "pg";

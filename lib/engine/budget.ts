@@ -108,8 +108,16 @@ export function footprintOf(sessions: number, flows: number, queued: number): nu
 /**
  * Sessions in the order they were opened, for eviction: the oldest one that is still live and
  * whose connection never carried a byte of payload (a SYN flood's, a half-open probe's) is
- * the first to go when a new session needs room. Entries are dropped lazily; the queue is
- * compacted when stale entries outnumber the live sessions, so it stays bounded by them.
+ * the first to go when a new session needs room. An item that stopped being evictable never
+ * is again (it ended, or its connection carried data), so such items are dropped from the
+ * front as soon as they get there ({@link prune}: at every push and take; the engine calls it
+ * nowhere else: from its `ended` or `nextDeadline` the call changed V8's inlining of the
+ * session's sequence-number getters, +2 KB of heap numbers per short connection in
+ * bench/burst_heap.ts): an ended session is not kept alive by the queue while older live ones stand
+ * before it. The queue is also compacted when stale entries outnumber the live sessions, so it stays bounded by them
+ * (before the front was pruned, a burst of short connections left up to 2 × the live sessions
+ * + 1,024 ended ones here, each with its stream and flow: ~2,200 after bench/burst_heap.ts,
+ * ~1.3 MiB; with 10,000 held sessions up to 21,000).
  */
 export class OpenOrder<T> {
   #q: (T | undefined)[] = [];
@@ -124,6 +132,7 @@ export class OpenOrder<T> {
 
   /** Remember `item` as opened now; `live` is the number of live items (for compaction). */
   push(item: T, live: number): void {
+    this.prune();
     this.#q.push(item);
     if (this.size > 2 * live + 1024) {
       this.#q = this.#q.slice(this.#head).filter((x) => x !== undefined && this.evictable(x));
@@ -138,12 +147,28 @@ export class OpenOrder<T> {
       const x = q[this.#head];
       q[this.#head++] = undefined;
       if (x !== undefined && this.evictable(x)) {
-        this.#trim();
+        this.prune();
         return x;
       }
     }
     this.#trim();
     return undefined;
+  }
+
+  /** Drops the items at the front that are not evictable (any more: they never are again). */
+  prune(): void {
+    const q = this.#q;
+    let h = this.#head;
+    while (h < q.length) {
+      const x = q[h];
+      if (x !== undefined && this.evictable(x)) break;
+      q[h++] = undefined;
+    }
+    this.#head = h;
+    if (h === q.length && h > 0) {
+      q.length = 0; // all gone: start over
+      this.#head = 0;
+    } else this.#trim();
   }
 
   #trim(): void {

@@ -169,6 +169,13 @@ class Flow {
       this.#bits |= HAS_HIGH;
     }
   }
+  /**
+   * It captured payload (`highSeq` is set), read without making the number (a sequence number
+   * at or above 2^31 is a new heap number each time: the eviction queue asks this often).
+   */
+  get carriedData(): boolean {
+    return (this.#bits & HAS_HIGH) !== 0;
+  }
   /** Not replayed (`-r`, `-g`, `-n` below 1, or no session could open). */
   get sampledOut(): boolean {
     return (this.#bits & SAMPLED_OUT) !== 0;
@@ -269,6 +276,14 @@ const IDLE_MS = 10_000;
 const IDLE_GRAIN_MS = 1000;
 /** Stale timer entries tolerated beyond three per live session before the timers are swept. */
 const STALE_TIMERS = 1024;
+/**
+ * Ended sessions that may still have timer entries filed, tolerated beyond one per live session
+ * before the timers are swept: a stale entry keeps its ended session (stream, turns, flow) alive
+ * until its deadline, seconds away for the far ones. With only {@link STALE_TIMERS} a burst of
+ * short connections kept up to two per live session + 1,024 ended sessions that way
+ * (bench/burst_heap.ts: 2,000 right after the burst, 1,200 live at its height).
+ */
+const ENDED_TIMERS = 256;
 const EMPTY = new Uint8Array(0);
 
 /** Bytes of IP and TCP headers counted per packet against `--max-mbps`. */
@@ -276,7 +291,7 @@ const HEADER_ESTIMATE = 52;
 
 /** A live session whose connection never carried a byte of payload (may be evicted). */
 function isEvictable(s: Session): boolean {
-  return !s.ended && flowOf(s).highSeq === undefined;
+  return !s.ended && !flowOf(s).carriedData;
 }
 
 /** `client:port -> target:port` of a session, for log lines. */
@@ -302,6 +317,8 @@ export class Engine implements SessionHost {
   /** Rewritten (client, target) tuples: held ones by their live session, quarantined ones. */
   private readonly allocator: TupleAllocator<Session>;
   private readonly timers = new TimerQueue<Session>();
+  /** Sessions that ended with timer entries filed since the last sweep (`sweepTimers`). */
+  private endedFiled = 0;
   /** Flows without sessions, by when to look at them again: closed ones, and the others. */
   private readonly tombstones = new DeadlineQueue<Flow>();
   private readonly idleFlows = new DeadlineQueue<Flow>();
@@ -394,6 +411,11 @@ export class Engine implements SessionHost {
   /** Entries in the timer heap, stale ones included (for diagnostics and tests). */
   get timerEntries(): number {
     return this.timers.size;
+  }
+
+  /** Sessions the eviction queue holds, ended ones included (for diagnostics and tests). */
+  get evictionQueued(): number {
+    return this.openOrder.size;
   }
 
   /** Tuples the allocator tracks (held or quarantined), for diagnostics and tests. */
@@ -927,10 +949,22 @@ export class Engine implements SessionHost {
       s.scheduledAt = w;
       const h = this.timers;
       h.push(w, s);
-      // Entries of ended or rescheduled sessions stay until their deadline; far ones (the
-      // keep-alive timeout) would keep thousands of dead sessions alive. Drop them when they
-      // outnumber the live sessions (each of which may hold two current ones).
-      if (h.size > 3 * this.allocator.size + STALE_TIMERS) h.retain(isCurrentTimer);
+      this.sweepTimers();
+    }
+  }
+
+  /**
+   * Entries of ended or rescheduled sessions stay until their deadline; far ones (the keep-alive
+   * timeout) would keep thousands of dead sessions alive. Drops them when they outnumber the
+   * live sessions (each of which may hold two current ones), or when more than
+   * {@link ENDED_TIMERS} + one per live session ended with entries filed (each sweep costs
+   * O(entries), so at least as many session ends pay for it as there are live sessions).
+   */
+  private sweepTimers(): void {
+    const h = this.timers, live = this.allocator.size;
+    if (h.size > 3 * live + STALE_TIMERS || this.endedFiled > ENDED_TIMERS + live) {
+      h.retain(isCurrentTimer);
+      this.endedFiled = 0;
     }
   }
 
@@ -968,6 +1002,10 @@ export class Engine implements SessionHost {
     this.out.routeDel(s.client, s.target);
     if (this.out.event) {
       this.emitEvent({ type: "close", client: s.client, target: s.target, reason, requests: lost });
+    }
+    if (s.scheduledAt !== NEVER || s.laterAt !== NEVER) {
+      this.endedFiled++; // its entries went stale: swept soon (sweepTimers)
+      this.sweepTimers();
     }
     const flow = flowOf(s);
     if (reason === "module") markModuleFailed(flow, s);

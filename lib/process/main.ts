@@ -4,12 +4,12 @@
  * stack trace; Deno.exit still fires `unload`, so intercept's exit guard removes its rules.
  */
 import { describe, EXIT_RUNTIME, oneLine } from "./exit.ts";
-import { schedulePageOut } from "./memory.ts";
+import { schedulePageOut, trimEverySOf } from "./memory.ts";
 
 /** Runs `body` and exits with the code it resolves to (1 with one line when it throws). */
 export async function exitWith(program: string, body: () => Promise<number>): Promise<never> {
   let code: number;
-  schedulePageOut(); // start-up code out of RSS once running (lib/process/memory.ts)
+  schedulePageOut(trimEverySOf(program)); // start-up code out of RSS, malloc trimmed (memory.ts)
   try {
     code = await body();
   } catch (e) {

@@ -47,6 +47,13 @@ export type V8Program = "tcpcopy" | "intercept";
  * abshort 96 instead of 114; `--trace-gc` over that run 14 mark-compacts (1.19 s) instead of 8
  * (0.85 s), ~5 µs per request, CPU per request within the noise; bench/engine_scale.ts at 30,000
  * held sessions 9.30/9.45 µs per request against 9.67/9.16.
+ *
+ * Tried for tcpcopy and left out: `--memory-saver-mode` (every mark-compact a memory-reducing
+ * one, 2 MB old-generation steps): bench/e2e_replication.ts --only abshort,held10k
+ * --private-deno --mem-trace, 4 runs each interleaved (load 6–10): anonymous memory at abshort's
+ * peak 51–54 MiB instead of 57–64, at held10k 61–66 instead of 62–64; mark-compacts 11 (376 ms)
+ * instead of 12 (366 ms); but tcpcopy's CPU per request at held10k 116–129 µs against 99–122 and
+ * bench/engine_scale.ts --levels 30000 7.13–8.50 µs against 7.13–7.55 (3 runs each).
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
   tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10"],

@@ -17,6 +17,8 @@
 
 import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
 import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
+import { prefixView } from "../compare/prefix_view.ts";
+import { type Proto, requestProto } from "../compare/sniff.ts";
 import type { Endpoint } from "../engine/segment.ts";
 
 /** Request bytes kept per turn for the record's head and the `auto` sniffing. */
@@ -48,6 +50,8 @@ export interface PendingTurn {
   head: Uint8Array;
   /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
   headBuf: Uint8Array;
+  /** `requestProto(head)`, sniffed while the head is fresh (for `auto` at the verdict). */
+  proto: Proto | null;
   /**
    * The pooled buffer the online answer's first bytes live in (null: none, or they are the
    * target's: equal first bytes are shared, see `FlowCompare.finishOnline` and the comparer).
@@ -104,6 +108,17 @@ export interface FlowHost {
   firstBuffer(): Uint8Array;
   /** Fills in a held online summary's kind, digest and body length (`completeHeld`). */
   completeHeld(s: AnswerSummary, target: AnswerSummary | null): void;
+  /**
+   * `t`'s online answer was just finished by this flow's packets (the next request, a FIN or
+   * RST): the host gives its verdict at once when nothing more can change it (see
+   * `Comparer.#final`; `t` then leaves the pending turns during the call).
+   */
+  answered(flow: FlowCompare, t: PendingTurn, now: number): void;
+  /**
+   * The target acknowledged request bytes beyond what it had acknowledged before
+   * ({@link FlowCompare.replyAck}): the turns before it may get their verdicts at once.
+   */
+  movedOn(flow: FlowCompare, now: number): void;
   /** A turn's buffers are free again (the turn is gone). */
   recycle(t: PendingTurn): void;
   /** A turn object no longer used by any flow, to fill again (undefined: none kept). */
@@ -153,6 +168,17 @@ export class FlowCompare {
   sentMax: number | undefined;
   /** One past the highest reply byte seen in reply headers (target sequence space). */
   replyMax: number | undefined;
+  /**
+   * The highest ACK number of the compared session's replies: the target had received the
+   * request bytes before it. A turn that ends before it gets no new reply bytes any more (the
+   * target sends later bytes with this ACK or a higher one).
+   */
+  replyAck: number | undefined;
+  /**
+   * The highest turn number decided before its tick since the last tick (0: none): that tick
+   * counts it as an answered later turn, as when it was still pending (`Comparer.#decideFlow`).
+   */
+  earlyIndex = 0;
 
   #cliNext: number | undefined;
   #lastAck = 0;
@@ -194,6 +220,7 @@ export class FlowCompare {
       const open = this.open;
       if (open !== null && open.online === undefined) {
         this.finishOnline(open, now, (s.flags & 0x10) !== 0 ? s.ack : undefined);
+        this.host.answered(this, open, now);
       }
     }
   }
@@ -210,7 +237,10 @@ export class FlowCompare {
     if (s.flags & (0x01 | 0x04)) {
       this.serverClosed = true;
       const open = this.open;
-      if (open !== null && open.online === undefined) this.finishOnline(open, now);
+      if (open !== null && open.online === undefined) {
+        this.finishOnline(open, now);
+        this.host.answered(this, open, now);
+      }
     }
   }
 
@@ -258,13 +288,14 @@ export class FlowCompare {
       return;
     }
     const prev = this.open;
-    if (prev !== null && prev.online === undefined && !this.openSkipped) {
-      this.finishOnline(prev, now, ack);
-    }
+    const done = prev !== null && prev.online === undefined && !this.openSkipped;
+    if (done) this.finishOnline(prev, now, ack);
     if (this.#srvNext === undefined || first || seqLt(this.#srvNext, ack)) this.#srvNext = ack;
     this.#lastAck = ack;
     this.turns++;
     this.#openTurn(start, end, ack, data, from, atMs, now);
+    // (once the new turn is open: a decided turn that is no longer the open one is reused)
+    if (done) this.host.answered(this, prev, now);
   }
 
   /** The new turn is not followed (over budget, or too many pending): counted, its answer dropped. */
@@ -291,7 +322,7 @@ export class FlowCompare {
     if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();
     headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
-    const head = headBuf.subarray(0, headLen);
+    const head = prefixView(headBuf, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
     const t = this.host.spareTurn();
     if (t === undefined) {
@@ -306,6 +337,7 @@ export class FlowCompare {
     t.ack = ack;
     t.head = head;
     t.headBuf = headBuf;
+    t.proto = requestProto(head);
     t.onlineBuf = t.targetBuf = null;
     t.lastSegMs = atMs;
     t.online = undefined;
@@ -337,6 +369,7 @@ export class FlowCompare {
       ack,
       head,
       headBuf,
+      proto: requestProto(head),
       onlineBuf: null,
       targetBuf: null,
       lastSegMs: atMs,
@@ -369,7 +402,8 @@ export class FlowCompare {
     if (room <= 0) return;
     const more = data.subarray(from, from + room);
     t.headBuf.set(more, have);
-    t.head = t.headBuf.subarray(0, have + more.length);
+    t.head = prefixView(t.headBuf, have + more.length);
+    t.proto = requestProto(t.head);
   }
 
   #pullClient(now: number): void {
@@ -557,6 +591,15 @@ export class FlowCompare {
       this.replyMax = seqAdd(seq, 1);
       return;
     }
+    const moved = (flags & 0x10) !== 0 &&
+      (this.replyAck === undefined || seqLt(this.replyAck, ack));
+    if (moved) this.replyAck = ack;
+    this.#replyData(seq, ack, len, now);
+    if (moved) this.host.movedOn(this, now);
+  }
+
+  /** New reply data bytes are counted for the turn its ACK answers. */
+  #replyData(seq: number, ack: number, len: number, now: number): void {
     if (len <= 0) return;
     const end = seqAdd(seq, len);
     const max = this.replyMax;

@@ -21,10 +21,11 @@ import type { OnlineMatcher } from "./online_match.ts";
 import type { SegmentView } from "./compare_flow.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
 import {
-  capturedSegmentOf,
+  emptyCapturedSegment,
   emptyPacketRepr,
   emptyReplySegment,
   fillPacketRepr,
+  readCapturedSegment,
   readEndpoints,
   readReplySegment,
 } from "./convert.ts";
@@ -143,6 +144,11 @@ export class Replicator implements EngineOutput {
   readonly #modOnline: { modules: OnlineMatcher; all: OnlineMatcher } | null;
   /** The time of the last input (engine output and events are stamped with it). */
   #now = 0;
+  // Reused for every captured client packet (the engine copies what it keeps; a SYN's options
+  // are its own: see readCapturedSegment).
+  readonly #capSeg: CapturedSegment = emptyCapturedSegment();
+  readonly #capOptions = this.#capSeg.options;
+  readonly #capTs = { tsval: 0, tsecr: 0 };
   // Reused for every answer packet handed to the comparer.
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
@@ -228,8 +234,8 @@ export class Replicator implements EngineOutput {
       this.counters.truncated++;
       return;
     }
-    const seg = capturedSegmentOf(p, tsMicros / 1000);
-    if (seg === null) {
+    const seg = this.#capSeg;
+    if (!readCapturedSegment(p, tsMicros / 1000, seg, this.#capOptions, this.#capTs)) {
       this.counters.parseErrors++;
       return;
     }

@@ -59,7 +59,8 @@ Deno.test({
             rep.url("/post")
           }; rc=$?; rm -f /tmp/post6.$$; exit $rc`,
       );
-      const online = await served(rep.onlineLog);
+      // nginx writes the POST's log line after curl has its answer: wait for it (bounded)
+      const online = await settle(() => served(rep.onlineLog), short + keep + 1, 5000, 1000);
       assert.equal(online, short + keep + 1);
       // the online server saw IPv6 clients only
       assert.equal(await served(rep.onlineLog, new RegExp(`^${rep.on.clientIp6} `)), online);

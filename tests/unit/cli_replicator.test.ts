@@ -127,6 +127,44 @@ Deno.test("captured frame -> engine segment -> packet built in the sender slot",
   assert.equal(p.tcpHeaderLength, 20 + 4 + 12); // MSS + NOP NOP TS
 });
 
+Deno.test("captured segments share one object; a SYN's options stay its own (the engine keeps them)", () => {
+  const { r } = setup();
+  const seen: CapturedSegment[] = [];
+  const kept: { mss?: number; tsval?: number }[] = [];
+  const engine = new EchoEngine(r);
+  engine.onCaptured = (seg: CapturedSegment) => {
+    seen.push(seg);
+    kept.push({ mss: seg.options.mss, tsval: seg.options.timestamp?.tsval });
+  };
+  r.attach(engine);
+  r.onFrame(
+    packet({ flags: 0x02, options: { mss: 1460, timestamp: { tsval: 7, tsecr: 0 } } }),
+    LinkType.RAW,
+    0,
+    1,
+  );
+  const synOptions = seen[0].options;
+  r.onFrame(
+    packet({ flags: 0x10, options: { timestamp: { tsval: 9, tsecr: 3 } } }),
+    LinkType.RAW,
+    0,
+    2,
+  );
+  r.onFrame(packet({ payload: "GET / HTTP/1.1\r\n\r\n" }), LinkType.RAW, 0, 3);
+  assert.equal(seen.length, 3);
+  assert.equal(seen[1], seen[0], "one reused segment object");
+  assert.equal(seen[2], seen[0]);
+  assert.deepEqual(kept, [{ mss: 1460, tsval: 7 }, { mss: undefined, tsval: 9 }, {
+    mss: undefined,
+    tsval: undefined,
+  }]);
+  // what a session keeps of the SYN (clientOpts) is not overwritten by the later packets
+  assert.equal(synOptions.mss, 1460);
+  assert.deepEqual(synOptions.timestamp, { tsval: 7, tsecr: 0 });
+  assert.notEqual(seen[2].options, synOptions);
+  assert.equal(seen[2].payload.length, 18);
+});
+
 Deno.test("IPv6 output goes to the IPv6 sender", () => {
   const { r, v4, v6 } = setup();
   r.send({

@@ -2,6 +2,7 @@
 // never overlapping while taken, reused when given back, kept up to a count.
 import assert from "node:assert/strict";
 import { BufferPool, SLAB_BYTES } from "../../lib/tcpcopy/buffer_pool.ts";
+import { prefixView } from "../../lib/compare/prefix_view.ts";
 
 Deno.test("buffer pool: disjoint buffers of the size, reuse, bounded free list", () => {
   for (const size of [16, 1000, 1024, SLAB_BYTES + 1]) {
@@ -21,4 +22,19 @@ Deno.test("buffer pool: disjoint buffers of the size, reuse, bounded free list",
     assert.ok(again.every((b) => taken.includes(b)), "given buffers come back");
     assert.ok(!taken.includes(pool.take()), "then new ones");
   }
+});
+
+Deno.test("prefixView: one view per buffer and length, the buffer itself when whole", () => {
+  const a = new Uint8Array(16), b = new Uint8Array(16);
+  a.set([1, 2, 3, 4]);
+  const v = prefixView(a, 4);
+  assert.deepEqual([...v], [1, 2, 3, 4]);
+  assert.equal(v.buffer, a.buffer);
+  assert.equal(prefixView(a, 4), v); // the same object again: no view per turn
+  assert.notEqual(prefixView(b, 4), v); // another buffer: its own view
+  const w = prefixView(a, 5);
+  assert.equal(w.length, 5);
+  assert.notEqual(w, v);
+  assert.equal(prefixView(a, 16), a);
+  assert.equal(prefixView(a, 0).length, 0);
 });

@@ -3,7 +3,13 @@ import { summarize } from "../../lib/compare/answer.ts";
 import { compareTurn } from "../../lib/compare/compare.ts";
 import { excerpt, printable } from "../../lib/compare/printable.ts";
 import { EXCERPT_MAX } from "../../lib/compare/result.ts";
-import { digestKindOf, isHttpAnswer, sniffProto } from "../../lib/compare/sniff.ts";
+import {
+  answerProto,
+  digestKindOf,
+  isHttpAnswer,
+  requestProto,
+  sniffProto,
+} from "../../lib/compare/sniff.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -83,7 +89,18 @@ Deno.test("auto sniffing from the request, else from the answer", () => {
     [enc("get / HTTP/1.1"), null, "bytes"],
     [null, null, "bytes"],
   ];
-  for (const [req, ans, want] of cases) assert.equal(sniffProto(req, ans), want, `${req} ${ans}`);
+  for (const [req, ans, want] of cases) {
+    assert.equal(sniffProto(req, ans), want, `${req} ${ans}`);
+    // tcpcopy sniffs the request once (requestProto) and passes it to compareTurn: the same
+    assert.equal(requestProto(req) ?? answerProto(ans), want, `halves: ${req} ${ans}`);
+    const online = ans === null ? null : summarize(ans);
+    const turn = { request: req, online, target: online };
+    assert.equal(
+      compareTurn({ ...turn, requestProto: requestProto(req) }).proto,
+      compareTurn(turn).proto,
+      `compareTurn: ${req} ${ans}`,
+    );
+  }
   assert.equal(digestKindOf(enc("HTTP/1.1 200 OK\r\n")), "http");
   assert.equal(digestKindOf(enc("HTTP/2 200")), "bytes");
   assert.equal(digestKindOf(bytes(0x43, 0, 0, 0, 0x0a)), "pg");

@@ -9,6 +9,7 @@ import { summarize } from "../../lib/compare/answer.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
 import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 import { Comparer, type ComparerOptions, MAX_PENDING_TURNS } from "../../lib/tcpcopy/comparer.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -448,4 +449,225 @@ Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the ol
     turns.slice(0, MAX_PENDING_TURNS),
     [...Array(MAX_PENDING_TURNS)].map((_, i) => i + 1),
   );
+});
+
+Deno.test("pairing: a request head cut across segments is sniffed again as it grows (auto)", () => {
+  // the comparer sniffs each request once while its bytes are fresh: "GE" alone names no
+  // protocol, "GET /cut HTTP/1.1" names HTTP; the answers (not HTTP) would name none
+  const r = new Rig();
+  r.open();
+  const start = r.cSeq;
+  r.client(start, r.sSeq, "GE", 0);
+  r.client(start + 2, r.sSeq, "T /cut HTTP/1.1\r\n\r\n", 0); // same ACK: the same turn
+  r.cSeq += "GET /cut HTTP/1.1\r\n\r\n".length;
+  r.sent({ start, end: r.cSeq });
+  r.online("plain text answer\n", 1);
+  r.at(2);
+  r.target(r.cSeq, "plain text answer\n");
+  r.client(r.cSeq, r.sSeq, "", 3, FIN | ACK);
+  r.at(3);
+  assert.equal(r.records.length, 1);
+  const rec = r.records[0];
+  assert.equal(rec.proto, "http", JSON.stringify(rec));
+  assert.equal(rec.match, true, JSON.stringify(rec));
+  assert.equal(rec.request, "GET /cut HTTP/1.1");
+});
+
+Deno.test("pairing: a turn gets its verdict before the tick once the target acknowledged the next request", () => {
+  const r = new Rig();
+  r.open();
+  const a = r.request("GET /a HTTP/1.1\r\n\r\n", 0);
+  r.sent(a);
+  r.online(http(200, "a"), 1);
+  r.target(a.end, http(200, "a"));
+  assert.equal(r.records.length, 0); // the target may still send more with this ACK
+  const b = r.request("GET /b HTTP/1.1\r\n\r\n", 2); // ends turn a's online answer
+  r.sent(b);
+  assert.equal(r.records.length, 0);
+  r.reply(b.end, 0); // the target acknowledged /b: nothing more can come for /a
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].request, "GET /a HTTP/1.1");
+  assert.equal(r.records[0].match, true, JSON.stringify(r.records[0]));
+  assert.equal(r.cmp.stats.compared, 1);
+  r.online(http(200, "b"), 3);
+  r.target(b.end, http(200, "B"));
+  r.client(r.cSeq, r.sSeq, "", 4, FIN | ACK);
+  r.at(5); // /b: no later request, its verdict at the tick
+  assert.equal(r.records.length, 2);
+  assert.equal(r.records[1].reason, "body", JSON.stringify(r.records[1]));
+});
+
+Deno.test("pairing: a tail whose headers came before the next request's ACK is merged before the early verdict", () => {
+  // the same exchange decided early (the target acknowledges the next request) and at the tick
+  // (it does not): the same verdict, the tail included
+  const run = (early: boolean) => {
+    const r = new Rig();
+    r.open();
+    const a = r.request("GET /t HTTP/1.1\r\n\r\n", 0);
+    r.sent(a);
+    const ans = http(200, "tail test");
+    r.online(ans, 1);
+    const seq0 = r.tSeq;
+    r.reply(a.end, ans.length);
+    r.answer(a.end, seq0, ans); // cut by its framing
+    const seq1 = r.tSeq;
+    r.reply(a.end, 3); // then 3 more bytes with the same ACK (a tail)
+    const b = r.request("GET /u HTTP/1.1\r\n\r\n", 2);
+    r.sent(b);
+    if (early) r.reply(b.end, 0);
+    assert.equal(r.records.length, 0); // the tail's summary is still missing
+    r.answer(a.end, seq1, "XYZ", 1);
+    assert.equal(r.records.length, early ? 1 : 0);
+    r.at(3);
+    assert.equal(r.records.length, 1);
+    const { time: _, ...rest } = r.records[0] as unknown as Record<string, unknown>;
+    return rest;
+  };
+  const early = run(true), tick = run(false);
+  assert.deepEqual(early, tick); // (all but the verdict's time)
+  const target = (early as { target: { length: number } }).target;
+  assert.equal(target.length, http(200, "tail test").length + 3, JSON.stringify(early));
+});
+
+Deno.test("pairing: an unanswered turn before one decided early still counts as moved on at the next tick", () => {
+  // turn 1 gets no target answer; turn 2's is final (the target acknowledged turn 3) long
+  // after turn 1's online answer: at the next tick turn 1 is `missing` (the target moved on),
+  // as when turn 2 was still pending at that tick, not `timeout` 10 s later
+  const r = new Rig();
+  r.open();
+  const one = r.request("GET /1 HTTP/1.1\r\n\r\n", 0);
+  r.sent(one);
+  r.online(http(200, "1"), 0);
+  const two = r.request("GET /2 HTTP/1.1\r\n\r\n", 0);
+  r.sent(two);
+  r.online(http(200, "2"), 0);
+  const three = r.request("GET /3 HTTP/1.1\r\n\r\n", 0);
+  r.sent(three);
+  r.now = 2500;
+  r.target(two.end, http(200, "2"));
+  r.reply(three.end, 0);
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].request, "GET /2 HTTP/1.1");
+  r.at(2600);
+  assert.equal(r.records.length, 2, JSON.stringify(r.records));
+  assert.equal(r.records[1].request, "GET /1 HTTP/1.1");
+  assert.equal(r.records[1].reason, "missing", JSON.stringify(r.records[1]));
+});
+
+Deno.test("pairing: early verdicts equal the tick's on random keep-alive exchanges", () => {
+  // One script of events (client, online, replayed requests, reply headers, tunnel summaries,
+  // ticks) played twice: with early verdicts and with every verdict at a tick. Reply headers
+  // keep TCP's order (a turn's reply bytes before any reply acknowledging a later request);
+  // summaries may come late; targets answer equal, different, in two parts, or not at all.
+  type Step =
+    | { k: "req"; text: string; split: boolean }
+    | { k: "sent"; turn: number }
+    | { k: "online"; text: string }
+    | { k: "reply"; turn: number; len: number }
+    | { k: "ack"; turn: number }
+    | { k: "answer"; turn: number; text: string; part: number; seq: number }
+    | { k: "tick" }
+    | { k: "fin" };
+  const script = (rnd: () => number): Step[] => {
+    const steps: Step[] = [];
+    const late: Step[] = []; // summaries held back (the tunnel may bring them after later headers)
+    let tSeq = ISN_T + 1;
+    const turns = 1 + Math.floor(rnd() * 6);
+    const flushLate = (all: boolean) => {
+      while (late.length > 0 && (all || rnd() < 0.5)) steps.push(late.shift()!);
+    };
+    let tail: Step[] = []; // a tail sent after the client's next request (before its ACK)
+    for (let i = 0; i < turns; i++) {
+      const path = `/r${i}`;
+      steps.push({ k: "req", text: `GET ${path} HTTP/1.1\r\n\r\n`, split: rnd() < 0.2 });
+      steps.push(...tail);
+      tail = [];
+      if (rnd() < 0.3) steps.push({ k: "tick" });
+      steps.push({ k: "sent", turn: i });
+      const body = `body of ${path}`;
+      const online = http(200, body);
+      steps.push({ k: "online", text: online });
+      if (i > 0 && rnd() < 0.5) steps.push({ k: "ack", turn: i }); // the target has request i
+      flushLate(false);
+      const shape = rnd();
+      if (shape < 0.1) continue; // no answer from the target
+      const text = shape < 0.3
+        ? http(200, body.toUpperCase())
+        : shape < 0.4
+        ? http(503, body)
+        : online;
+      const parts = rnd() < 0.25 ? [text.slice(0, 20), text.slice(20)] : [text];
+      parts.forEach((p, part) => {
+        const out = part > 0 && rnd() < 0.5 ? tail : steps;
+        out.push({ k: "reply", turn: i, len: p.length });
+        const answer: Step = { k: "answer", turn: i, text: p, part, seq: tSeq };
+        tSeq += p.length;
+        if (out === steps && rnd() < 0.4) late.push(answer);
+        else out.push(answer);
+        if (rnd() < 0.3) out.push({ k: "tick" });
+      });
+    }
+    steps.push(...tail);
+    flushLate(true);
+    steps.push({ k: "fin" });
+    return steps;
+  };
+  const play = (steps: Step[], early: boolean) => {
+    const r = new Rig({ earlyVerdicts: early });
+    r.open();
+    const ends: number[] = [];
+    let t = 0;
+    for (const s of steps) {
+      r.now = t += 7;
+      switch (s.k) {
+        case "req": {
+          const start = r.cSeq;
+          if (s.split) {
+            r.client(start, r.sSeq, s.text.slice(0, 5), t);
+            r.client(start + 5, r.sSeq, s.text.slice(5), t);
+          } else r.client(start, r.sSeq, s.text, t);
+          r.cSeq += s.text.length;
+          ends.push(r.cSeq);
+          break;
+        }
+        case "sent":
+          r.sent({ start: s.turn === 0 ? ISN_C + 1 : ends[s.turn - 1], end: ends[s.turn] });
+          break;
+        case "online":
+          r.online(s.text, t);
+          break;
+        case "reply":
+          r.reply(ends[s.turn], s.len);
+          break;
+        case "ack":
+          r.reply(ends[s.turn], 0);
+          break;
+        case "answer":
+          r.answer(ends[s.turn], s.seq, s.text, s.part);
+          break;
+        case "tick":
+          r.at(t);
+          break;
+        case "fin":
+          r.client(r.cSeq, r.sSeq, "", t, FIN | ACK);
+          break;
+      }
+    }
+    for (let k = 1; k <= 120; k++) r.at(t + k * 100); // every verdict given (12 s)
+    const records = r.records.map((x) => {
+      const { time: _, ...rest } = x as unknown as Record<string, unknown>;
+      return rest;
+    }).sort((a, b) => (a.turn as number) - (b.turn as number));
+    const { latencyMs: _l, ...stats } = r.cmp.stats.snapshot();
+    return { records, stats, unpaired: r.cmp.unpaired };
+  };
+  const rnd = mulberry32(1507);
+  let early = 0;
+  for (let run = 0; run < 300; run++) {
+    const steps = script(rnd);
+    const a = play(steps, true), b = play(steps, false);
+    assert.deepEqual(a, b, `run ${run}: ${JSON.stringify(steps)}`);
+    early += a.records.length;
+  }
+  assert.ok(early > 300, `${early} verdicts`);
 });

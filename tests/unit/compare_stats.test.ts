@@ -133,3 +133,24 @@ Deno.test("compare stats: counters, latencies, ratio, snapshot shape", () => {
   assert.ok(snap.ratio.p50! > 1.8 && snap.ratio.p50! < 2.2, String(snap.ratio.p50));
   assert.deepEqual(s.topMismatches(), [{ key: "GET /x", count: 2, error: 0 }]);
 });
+
+Deno.test("histogram buckets: the clz32 path gives the Math.log2 buckets (edges, fractions, random)", () => {
+  // the reference: the bucket as computed before the integer fast path
+  const reference = (us: number): number => {
+    if (!(us >= 1)) return 0;
+    let e = Math.floor(Math.log2(us));
+    if (2 ** e > us) e--;
+    else if (2 ** (e + 1) <= us) e++;
+    if (e > 41) return 1 + 42 * SUB_BUCKETS - 1;
+    const sub = Math.min(SUB_BUCKETS - 1, Math.floor((us / 2 ** e - 1) * SUB_BUCKETS));
+    return 1 + e * SUB_BUCKETS + sub;
+  };
+  const values: number[] = [0, 0.5, 0.999999, 1, 1.5, 2 ** 30 - 0.5, 2 ** 30, 2 ** 31, 2 ** 45];
+  for (let e = 0; e <= 32; e++) {
+    for (const d of [-1e-6, 0, 1e-6, 0.25, 0.5]) values.push(2 ** e + d, 2 ** e * 1.5 + d);
+  }
+  for (let i = 1; i < 600; i++) values.push(bucketUpper(i), bucketUpper(i) * 0.999999);
+  const rnd = mulberry32(11);
+  for (let i = 0; i < 20000; i++) values.push(10 ** (rnd() * 12 - 3));
+  for (const v of values) assert.equal(bucketOf(v), reference(v), `${v} µs`);
+});

@@ -9,6 +9,9 @@ import {
   pageOutStartupCode,
   type ProcessUsage,
   rssSplit,
+  TCPCOPY_TRIM_EVERY_S,
+  TRIM_EVERY_S,
+  trimEverySOf,
 } from "../../lib/process/memory.ts";
 import { memoryFields } from "../../lib/stats/record.ts";
 
@@ -113,4 +116,11 @@ Deno.test({
     );
     assert.equal(JSON.stringify({ still: "running" }), '{"still":"running"}');
   },
+});
+
+Deno.test("malloc trim period: tcpcopy every second, intercept every 10 s", () => {
+  assert.equal(trimEverySOf("tcpcopy"), TCPCOPY_TRIM_EVERY_S);
+  assert.equal(TCPCOPY_TRIM_EVERY_S, 1);
+  assert.equal(trimEverySOf("intercept"), TRIM_EVERY_S);
+  assert.equal(TRIM_EVERY_S, 10);
 });
