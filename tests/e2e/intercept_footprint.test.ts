@@ -69,8 +69,11 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 150));
       const after = await exeRss(child.pid, deno);
       assert.ok(before >= 16 * MiB, `start sequence's code in RSS: ${before / MiB} MiB`);
+      // without the page-out the code stays and grows (measured: 23.7 then 26.5 MiB); with it
+      // 19-27 then 11-13 MiB (under a parallel suite's load the last sample before the line
+      // may be a lower one)
       assert.ok(
-        after <= before - 8 * MiB,
+        after <= before - 4 * MiB,
         `code pages handed back once listening: ${before / MiB} MiB then ${after / MiB} MiB`,
       );
     }),
