@@ -10,7 +10,7 @@
  * log, signals, stats timer, metrics and exit codes are the skeleton shared with tcpcopy
  * (lib/process/).
  */
-import { processUsage } from "../process/memory.ts";
+import { pageOutStartupCode, processUsage } from "../process/memory.ts";
 import { jsonLine } from "../stats/json_lines.ts";
 import { TunnelServer } from "../tunnel/server.ts";
 import type { InterceptConfig } from "../cli/intercept.ts";
@@ -118,6 +118,10 @@ class InterceptProcess {
       // leave the target un-queued, to the real clients (IPv6's rule goes in last)
       this.openTunnel();
       this.log.info(`listening for tcpcopy on ${this.cfg.bind}:${this.server.port}`);
+      // what the start sequence touched once (rules: iptables runs; the queue's library) leaves
+      // RSS before the first peer's traffic grows the heap, not at the fixed 3 s of
+      // lib/process/memory.ts, which a workload starting sooner overlapped (README.md, memory)
+      pageOutStartupCode();
       // the hot path from here on: a wake-up does not preempt (lib/io/sched.ts); the start
       // sequence above (rules, queue) ran under the normal policy
       setThreadPolicy(SchedPolicy.BATCH);

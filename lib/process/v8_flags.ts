@@ -57,7 +57,7 @@ export type V8Program = "tcpcopy" | "intercept";
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
   tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10"],
-  intercept: ["--max-semi-space-size=2"],
+  intercept: ["--max-semi-space-size=2", "--heap-growing-percent=10"],
 };
 
 /** The `--v8-flags=...` argument of `deno run`/`deno compile` for `program`'s flags and `extra`. */
