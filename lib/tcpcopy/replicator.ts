@@ -154,17 +154,7 @@ export class Replicator implements EngineOutput {
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansSeg: SegmentView = { seq: 0, ack: 0, flags: 0, payload: EMPTY };
   // Reused for every server packet handed to module sessions.
-  readonly #modSeg: CapturedSegment = {
-    src: { addr: EMPTY, family: 4, port: 0 },
-    dst: { addr: EMPTY, family: 4, port: 0 },
-    seq: 0,
-    ack: 0,
-    flags: 0,
-    window: 0,
-    options: {},
-    payload: EMPTY,
-    timeMs: 0,
-  };
+  readonly #modSeg: CapturedSegment = emptyCapturedSegment();
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.#routes = opts.routes ?? null;
