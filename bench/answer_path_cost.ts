@@ -19,7 +19,7 @@
  * FIN after the client's, then the route's CLIENT_DEL; a new client port (a new flow) each
  * time, over {@link SHORT_PORTS} ports.
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
 import v8 from "node:v8";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
@@ -27,7 +27,7 @@ import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
 import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     requests: { type: "string", default: "100000" },
     baseline: { type: "boolean", default: false },

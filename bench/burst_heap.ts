@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import v8 from "node:v8";
 import { Session } from "node:inspector";
 import { type ShortRig, shortRig } from "../tests/helpers/short_rig.ts";
@@ -107,7 +107,7 @@ async function allocations(run: () => void): Promise<Map<string, number>> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       conns: { type: "string", default: "20000" },

@@ -24,7 +24,7 @@
  * for its garbage collections. Process CPU includes V8's garbage-collection helper threads: the intercept
  * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
 import { getHeapStatistics } from "node:v8";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
@@ -55,7 +55,7 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     requests: { type: "string", default: "200000" },
     flows: { type: "string", default: "10" },

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import {
   denoCmd,
   isRoot,
@@ -28,7 +28,7 @@ const ROOT = new URL("../", import.meta.url);
 const PEER = new URL("bench/e2e_intercept_peer.ts", ROOT);
 const CLOSED_PORT = 8080;
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = benchArgs(import.meta.url, {
   args: Deno.args,
   allowPositionals: true,
   options: {

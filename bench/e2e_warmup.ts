@@ -36,7 +36,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { settle } from "../tests/helpers/replication.ts";
 import { type BenchLab, restartPair, startBenchLab, stopStarted } from "./e2e_lab.ts";
@@ -385,7 +385,7 @@ function printSummaries(runs: Run[], bucket: number, jit: boolean): void {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       requests: { type: "string", default: "30000" },

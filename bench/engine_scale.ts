@@ -45,7 +45,7 @@
  * sizes, `--v8-flags=` for V8's defaults). The rig's sequence numbers are above 2^31, like half
  * of real ones (tests/helpers/keepalive_rig.ts).
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import process from "node:process";
 import v8 from "node:v8";
 import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
@@ -54,7 +54,7 @@ import { printTable } from "./table.ts";
 import { V8_FLAGS } from "../lib/process/v8_flags.ts";
 import { smapsBreakdown } from "./mem_trace.ts";
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = benchArgs(import.meta.url, {
   args: Deno.args,
   options: {
     levels: { type: "string", default: "1000,10000,100000" },

@@ -13,7 +13,7 @@
  * start to end.
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import process from "node:process";
 import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { PcapCapture } from "../lib/io/pcap.ts";
@@ -169,7 +169,7 @@ const ENGINE_NAME: Record<Engine, string> = { pcap: "PcapCapture", ring: "RingCa
 let ENGINES: Engine[] = ["pcap", "ring"];
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       rate: { type: "string", default: "100000" },

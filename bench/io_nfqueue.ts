@@ -13,7 +13,7 @@
  * for the C library's callback loop on this VM type.
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import process from "node:process";
 import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { NfQueue, Verdict } from "../lib/io/nfqueue.ts";
@@ -92,7 +92,7 @@ async function roleQueue(queue: number, count: number, prefill: boolean): Promis
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       count: { type: "string", default: "300000" },

@@ -10,7 +10,7 @@
  * rx_packets counter.
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import process from "node:process";
 import { Cleanup, denoCmd, vethPair } from "../tests/helpers/netns.ts";
 import { RawIpSender } from "../lib/io/raw_send.ts";
@@ -117,7 +117,7 @@ async function buildBaseline(dir: string): Promise<string | null> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       count: { type: "string", default: "500000" },

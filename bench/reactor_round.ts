@@ -11,7 +11,7 @@
  * CPU comes from /proc/thread-self/stat (10 ms ticks: keep the runs above a second).
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { loadLibc, NativeMemory } from "../lib/io/libc.ts";
 import { PollEvents, Reactor } from "../lib/io/reactor.ts";
 import { printTable } from "./table.ts";
@@ -61,7 +61,7 @@ function barePoll(fd: number, calls: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       rounds: { type: "string", default: "1000000" },

@@ -13,7 +13,7 @@
  * the programs' V8 flags (lib/process/v8_flags.ts) to measure what they would hold;
  * `heap_limit_mib` in the output shows which young generation it ran with.
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import v8 from "node:v8";
 import type { ReplySegment } from "../lib/engine/segment.ts";
 import { addrText } from "../lib/engine/endpoint.ts";
@@ -22,7 +22,7 @@ import { ACK, PSH, SYN } from "../lib/wire/tcp.ts";
 import { ParsedTcp, parseIpTcp } from "../lib/wire/packet.ts";
 import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../tests/helpers/syn_flood.ts";
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = benchArgs(import.meta.url, {
   args: Deno.args,
   options: {
     count: { type: "string", default: "1000000" },

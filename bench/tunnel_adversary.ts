@@ -12,7 +12,7 @@
  *    15 s) closed every accepted one is measured, and a real TunnelClient connects meanwhile.
  * No root, no network beyond loopback.
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { TunnelServer } from "../lib/tunnel/server.ts";
 import { TunnelClient } from "../lib/tunnel/client.ts";
 import { encodeHello, encodeRoute } from "../lib/tunnel/messages.ts";
@@ -251,7 +251,7 @@ async function idleSockets(count: number): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = benchArgs(import.meta.url, {
     args: Deno.args,
     options: {
       role: { type: "string" },
