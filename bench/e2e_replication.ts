@@ -58,6 +58,7 @@ import {
 } from "./e2e_lab.ts";
 import { runLoad, scaled, type Workload, WORKLOADS } from "./e2e_workloads.ts";
 import { printTable } from "./table.ts";
+import { usageOf } from "./args.ts";
 import { describeSample, type MemSample, MemTrace } from "./mem_trace.ts";
 
 /** One measured workload of one implementation in one round. */
@@ -154,6 +155,10 @@ function executable(path: string): boolean {
 
 /** Parses and checks the command line (one clear line and exit 2 on bad input). */
 function parseOptions(args: string[]): Options {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usageOf(import.meta.url));
+    Deno.exit(0);
+  }
   let values;
   try {
     values = parseArgs({
