@@ -12,7 +12,7 @@ import { comparePg, pgStatus } from "./pg.ts";
 import { lineExcerpt } from "./printable.ts";
 import { compareResp, respStatus } from "./resp.ts";
 import { type CompareResult, matched, mismatch } from "./result.ts";
-import { answerProto, type CompareProto, type Proto, sniffProto } from "./sniff.ts";
+import { answerProto, type CompareProto, type Proto, requestProto } from "./sniff.ts";
 import { statusCode } from "./http_stream.ts";
 
 /** Comparison settings of a transfer. */
@@ -50,13 +50,16 @@ export interface TurnVerdict {
 export function compareTurn(turn: TurnAnswers, opts: CompareOptions = {}): TurnVerdict {
   const { online, target } = turn;
   const choice = opts.proto ?? "auto";
-  const answer = online?.firstBytes ?? target?.firstBytes ?? null;
-  const proto = choice !== "auto"
-    ? choice
-    : turn.requestProto !== undefined
-    ? turn.requestProto ?? answerProto(answer)
-    : sniffProto(turn.request ?? null, answer);
+  const proto = choice === "auto" ? sniffTurn(turn) : choice;
   return { proto, result: presence(turn) ?? compareWith(proto, online!, target!, opts) };
+}
+
+/** `auto`: the comparator the request names (sniffed here unless given), else the answer's. */
+function sniffTurn(turn: TurnAnswers): Proto {
+  const byRequest = turn.requestProto !== undefined
+    ? turn.requestProto
+    : requestProto(turn.request ?? null);
+  return byRequest ?? answerProto(turn.online?.firstBytes ?? turn.target?.firstBytes ?? null);
 }
 
 /** The presence checks; null when both sides answered in time. */
