@@ -113,11 +113,12 @@ export function footprintOf(sessions: number, flows: number, queued: number): nu
  * front as soon as they get there ({@link prune}: at every push and take; the engine calls it
  * nowhere else: from its `ended` or `nextDeadline` the call changed V8's inlining of the
  * session's sequence-number getters, +2 KB of heap numbers per short connection in
- * bench/burst_heap.ts): an ended session is not kept alive by the queue while older live ones stand
- * before it. The queue is also compacted when stale entries outnumber the live sessions, so it stays bounded by them
- * (before the front was pruned, a burst of short connections left up to 2 × the live sessions
- * + 1,024 ended ones here, each with its stream and flow: ~2,200 after bench/burst_heap.ts,
- * ~1.3 MiB; with 10,000 held sessions up to 21,000).
+ * bench/burst_heap.ts): an ended session is not kept alive by the queue while older live ones
+ * stand before it. The queue is also compacted when stale entries outnumber the live
+ * sessions, so it stays bounded by them (before the front was pruned, a burst of short
+ * connections left up to 2 × the live sessions + 1,024 ended ones here, each with its stream
+ * and flow: ~2,200 after bench/burst_heap.ts, ~1.3 MiB; with 10,000 held sessions up to
+ * 21,000).
  */
 export class OpenOrder<T> {
   #q: (T | undefined)[] = [];

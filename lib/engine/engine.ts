@@ -1010,9 +1010,9 @@ export class Engine implements SessionHost {
     const flow = flowOf(s);
     if (reason === "module") markModuleFailed(flow, s);
     flow.removeSession(s);
-    if (flow.sessionCount === 0) flow.slab = undefined;
-    if (flow.sessionCount === 0 && this.isCurrent(flow)) {
-      this.retire(flow, now);
+    if (flow.sessionCount === 0) {
+      flow.slab = undefined;
+      if (this.isCurrent(flow)) this.retire(flow, now);
     }
   }
 
