@@ -39,8 +39,11 @@ const PER_ADDRESS = 16384;
 /** Replies that may wait for {@link KeepAliveRig.drain} (more is a bug in the caller's loop). */
 const REPLY_POOL = 4096;
 
-/** An IPv4 packet from 100.64.0.1:20000 to `dst`:`dport`, built once and patched in place. */
-function template(
+/**
+ * An IPv4 packet from `src`:`sport` to `dst`:`dport`, built once and patched in place (this rig
+ * and short_rig.ts).
+ */
+export function template(
   src: string,
   dst: string,
   sport: number,
@@ -65,7 +68,8 @@ function template(
   return b;
 }
 
-function putU32(b: Uint8Array, at: number, v: number): void {
+/** Writes `v` big-endian at `b[at..at + 4)` (a packet's sequence or ACK number). */
+export function putU32(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;
   b[at + 1] = (v >>> 16) & 255;
   b[at + 2] = (v >>> 8) & 255;

@@ -14,8 +14,8 @@
  */
 import type { OutSegment } from "../../lib/engine/segment.ts";
 import { ACK, FIN, PSH, SYN } from "../../lib/wire/tcp.ts";
-import { addressPair, buildTcpPacket, tcpPacketLength } from "../../lib/wire/build.ts";
 import { FLOOD_TARGET, type FloodRig, floodRig } from "./syn_flood.ts";
+import { putU32, template } from "./keepalive_rig.ts";
 
 const CLIENT_ISN = 0xb5a27000, ONLINE_ISN = 0x9c3e1000, TARGET_ISN = 0xe14d5000;
 /** Bytes of the online server's and the mini target's answer. */
@@ -23,31 +23,6 @@ export const ANSWER_BYTES = 100;
 const ANSWER = ANSWER_BYTES;
 const REQUEST = new TextEncoder().encode("GET / HTTP/1.0\r\nHost: x\r\n\r\n");
 
-function packet(src: string, dst: string, sp: number, dp: number, flags: number, n: number) {
-  const repr = {
-    ...addressPair(src, dst),
-    srcPort: sp,
-    dstPort: dp,
-    seq: 0,
-    ack: 0,
-    flags,
-    window: 64240,
-    options: {
-      sackPermitted: false,
-      sackBlocks: [],
-      unknown: [],
-      mss: flags & SYN ? 1460 : undefined,
-    },
-    payload: n === REQUEST.length ? REQUEST : new Uint8Array(n),
-  };
-  const b = new Uint8Array(tcpPacketLength(repr));
-  buildTcpPacket(repr, b);
-  return b;
-}
-
-function putU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24, b[at + 1] = (v >>> 16) & 255, b[at + 2] = (v >>> 8) & 255, b[at + 3] = v & 255;
-}
 /** Connection `i`: client 100.64.0.(1 + i / 28000), port 32768 + i mod 28000 (ab's range). */
 function putClient(b: Uint8Array, i: number): void {
   const a = 1 + Math.floor(i / 28000), port = 32768 + (i % 28000);
@@ -69,18 +44,19 @@ export interface ShortRig {
 
 /** Builds the rig from tcpcopy `flags` (passed to {@link floodRig}). */
 export function shortRig(flags: string[]): ShortRig {
-  const syn = packet("100.64.0.1", "10.0.0.1", 1, 80, SYN, 0);
-  const ack = packet("100.64.0.1", "10.0.0.1", 1, 80, ACK, 0);
-  const req = packet("100.64.0.1", "10.0.0.1", 1, 80, ACK | PSH, REQUEST.length);
-  const fin = packet("100.64.0.1", "10.0.0.1", 1, 80, ACK | FIN, 0);
+  const none = new Uint8Array(0), client = "100.64.0.1";
+  const syn = template(client, "10.0.0.1", 1, 80, SYN, none, 1460);
+  const ack = template(client, "10.0.0.1", 1, 80, ACK, none);
+  const req = template(client, "10.0.0.1", 1, 80, ACK | PSH, REQUEST);
+  const fin = template(client, "10.0.0.1", 1, 80, ACK | FIN, none);
   putU32(syn, 24, CLIENT_ISN);
   putU32(ack, 24, CLIENT_ISN + 1), putU32(ack, 28, ONLINE_ISN + 1);
   putU32(req, 24, CLIENT_ISN + 1), putU32(req, 28, ONLINE_ISN + 1);
   putU32(fin, 24, CLIENT_ISN + 1 + REQUEST.length), putU32(fin, 28, ONLINE_ISN + 2 + ANSWER);
   const t = FLOOD_TARGET;
-  const synAck = packet(t.addr, "100.64.0.1", t.port, 1, SYN | ACK, 0);
-  const answer = packet(t.addr, "100.64.0.1", t.port, 1, ACK | PSH | FIN, ANSWER);
-  const finAck = packet(t.addr, "100.64.0.1", t.port, 1, ACK, 0);
+  const synAck = template(t.addr, client, t.port, 1, SYN | ACK, none, 1460);
+  const answer = template(t.addr, client, t.port, 1, ACK | PSH | FIN, new Uint8Array(ANSWER));
+  const finAck = template(t.addr, client, t.port, 1, ACK, none);
   const queue: Uint8Array[] = [];
   const reply = (tpl: Uint8Array, pkt: Uint8Array, seg: OutSegment, seq: number, ackNo: number) => {
     const b = tpl.slice();
