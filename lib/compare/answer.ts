@@ -24,6 +24,7 @@ import { HttpResponseParser } from "./http_stream.ts";
 import { sameBytes } from "./same_bytes.ts";
 import { prefixView } from "./prefix_view.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
+import { wholeResponse } from "./http_whole.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 
 /** `--compare-bytes` default: first answer bytes kept per turn. */
@@ -94,6 +95,11 @@ export class AnswerAccumulator {
   #body = 0;
   #http: HttpResponseParser | undefined;
   #pg: PgDigestFeeder | undefined;
+  /**
+   * Start of the body of a whole HTTP response held in #first (http_whole.ts), whose bytes
+   * were not fed to the parser and the digest (-1: none, the usual path).
+   */
+  #whole = -1;
   #requestMs = NaN;
   #firstMs = NaN;
   #lastMs = NaN;
@@ -121,6 +127,7 @@ export class AnswerAccumulator {
         0;
     this.#contiguous = true;
     this.#kind = undefined;
+    this.#whole = -1;
     this.#digest.reset();
     this.#http?.reset();
     this.#pg?.reset();
@@ -139,13 +146,14 @@ export class AnswerAccumulator {
    * gaps, no framing, kind not decided yet).
    */
   get atMessageEnd(): boolean {
-    return this.#kind === "http" && this.#gaps === 0 && this.#http !== undefined &&
-      this.#http.atMessageEnd;
+    return this.#kind === "http" && this.#gaps === 0 &&
+      (this.#whole >= 0 || (this.#http !== undefined && this.#http.atMessageEnd));
   }
 
   /** Adds answer bytes `bytes[from, to)` that arrived at `atMs` (optional). */
   push(bytes: Uint8Array, atMs = NaN, from = 0, to = bytes.length): void {
     if (to <= from) return;
+    if (this.#whole >= 0) this.#unhold();
     this.#stamp(atMs);
     this.#total += to - from;
     let copied = 0;
@@ -172,6 +180,7 @@ export class AnswerAccumulator {
   /** `n` answer bytes that were not seen (capture loss): the digest becomes unknown. */
   gap(n: number, atMs = NaN): void {
     if (n <= 0) return;
+    if (this.#whole >= 0) this.#unhold();
     this.#stamp(atMs);
     if (this.#kind === undefined) this.#decide();
     this.#total += n;
@@ -199,16 +208,25 @@ export class AnswerAccumulator {
    */
   #head(n: number): Uint8Array {
     const first = this.#first;
-    const v = n === SNIFF_BYTES ? this.#sniffView : this.#lastView;
-    if (v.length === n && v.buffer === first.buffer && v.byteOffset === first.byteOffset) return v;
-    const view = n === first.length ? first : first.subarray(0, n);
-    if (n === SNIFF_BYTES) this.#sniffView = view;
-    else this.#lastView = view;
-    return view;
+    if (n === SNIFF_BYTES) {
+      if (this.#sniffOf !== first) {
+        this.#sniffView = first.subarray(0, n);
+        this.#sniffOf = first;
+      }
+      return this.#sniffView;
+    }
+    if (this.#lastOf !== first || this.#lastView.length !== n) {
+      this.#lastView = n === first.length ? first : first.subarray(0, n);
+      this.#lastOf = first;
+    }
+    return this.#lastView;
   }
 
+  // (each view with the buffer it is of: #first changes in finishSwap)
   #sniffView: Uint8Array = EMPTY;
+  #sniffOf: Uint8Array = EMPTY;
   #lastView: Uint8Array = EMPTY;
+  #lastOf: Uint8Array = EMPTY;
 
   /**
    * Like {@link finish}, without a copy: the summary keeps the accumulator's first-bytes
@@ -298,6 +316,13 @@ export class AnswerAccumulator {
     if (same !== null) {
       s.digest = same.digest;
       s.bodyLength = same.bodyLength;
+    } else if (this.#whole >= 0) {
+      // (valid: a gap would have ended the fast path)
+      const d = this.#digest;
+      d.update(this.#first, this.#whole, this.#firstLen);
+      s.digest = d.value();
+      d.reset(); // (nothing was fed: more bytes may still come, see #unhold)
+      s.bodyLength = this.#firstLen - this.#whole;
     } else {
       s.digest = valid ? this.#digest.value() : null;
       s.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
@@ -323,7 +348,19 @@ export class AnswerAccumulator {
     if (this.mode === "auto") {
       this.#kind = digestKindOf(this.#head(Math.min(this.#firstLen, SNIFF_BYTES)));
     } else this.#kind = this.mode;
-    if (this.#contiguous) this.#feed(this.#first, 0, this.#firstLen);
+    if (!this.#contiguous) return;
+    if (this.#kind === "http" && this.#total === this.#firstLen) {
+      // one whole response in the first bytes: no parser (the digest waits for the summary)
+      this.#whole = wholeResponse(this.#first, this.#firstLen);
+      if (this.#whole >= 0) return;
+    }
+    this.#feed(this.#first, 0, this.#firstLen);
+  }
+
+  /** More bytes after a whole response (or a gap): the parser takes the bytes held so far. */
+  #unhold(): void {
+    this.#whole = -1;
+    this.#feed(this.#first, 0, this.#firstLen);
   }
 
   #feed(bytes: Uint8Array, from: number, to: number): void {
