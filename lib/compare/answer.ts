@@ -159,14 +159,8 @@ export class AnswerAccumulator {
     let copied = 0;
     if (this.#contiguous) {
       copied = Math.min(to - from, this.#first.length - this.#firstLen);
-      if (copied > 32) {
-        // (a whole array needs no view: the usual captured payload)
-        const src = from === 0 && copied === bytes.length
-          ? bytes
-          : bytes.subarray(from, from + copied);
-        this.#first.set(src, this.#firstLen);
-        this.#firstLen += copied;
-      } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
+      copyInto(this.#first, this.#firstLen, bytes, from, copied);
+      this.#firstLen += copied;
     }
     if (this.#kind === undefined) {
       if (this.#firstLen < this.#hold) return; // all of it is in #first
@@ -398,6 +392,19 @@ export class AnswerAccumulator {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Below this many bytes a loop copies: no view of the packet per answer (set() needs one). */
+const LOOP_COPY = 512;
+
+/** `dst[at, at + n)` = `src[from, from + n)`. */
+function copyInto(dst: Uint8Array, at: number, src: Uint8Array, from: number, n: number): void {
+  if (n > LOOP_COPY) {
+    // (a whole array needs no view: a captured payload of its own)
+    dst.set(from === 0 && n === src.length ? src : src.subarray(from, from + n), at);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i];
+}
 
 /**
  * A summary with every field written (latencies undefined, nothing known): one object shape
