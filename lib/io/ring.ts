@@ -408,7 +408,6 @@ export class RingCapture {
       if (this.#readStats(this.#sock) > 0 && this.#sock.size < this.#maxBytes) {
         this.#growSoon = true;
       }
-      this.#shrinkWhenIdle();
     }
     return {
       received: this.#received,
@@ -421,26 +420,6 @@ export class RingCapture {
       blockSize: this.#sock.geometry.blockSize,
       peakBytes: this.#highWater * this.#sock.geometry.blockSize,
     };
-  }
-
-  /**
-   * A grown ring that no packet woke the reader for since {@link SHRINK_AFTER_MS} shrinks
-   * without waiting for traffic ({@link stats} runs this: the stats line's timer). The old ring,
-   * empty, is closed at the next drain (a wait with a replaced ring returns within one nap).
-   */
-  #shrinkWhenIdle(): void {
-    const sock = this.#sock;
-    if (this.#olds.length > 0 || sock.size <= this.#minBytes || sock.walker.ready()) return;
-    const next = nextRingSize({
-      readyBlocks: 0,
-      blockCount: sock.geometry.blockCount,
-      losing: false,
-      size: sock.size,
-      minSize: this.#minBytes,
-      maxSize: this.#maxBytes,
-      quietMs: performance.now() - this.#busySince,
-    });
-    if (next > 0 && next < sock.size) this.#resize(next);
   }
 
   /** Adds the kernel's counters of `sock` (reset by every read); returns the new drops. */

@@ -193,10 +193,10 @@ export const STALL_ROOMS = 2;
 export const BUSY_FILL = 16;
 /**
  * A grown ring halves (down to its start size) after this long without being busy; checked at
- * wake-ups and drain steps, and by `RingCapture.stats()` while no packet comes. 10 s (formerly
- * a minute): a ring doubled for a stall in held20k's ramp of 20,000 connections was still
- * 24 MiB when their second requests came 15 s later; rings of the same size are added again
- * within a drain step if the traffic comes back.
+ * wake-ups and drain steps (tcpcopy's capture loop drains at least once a second, packets or
+ * not). 10 s (formerly a minute): a ring doubled for a stall in held20k's ramp of 20,000
+ * connections was still 24 MiB when their second requests came 15 s later; rings of the same
+ * size are added again within a drain step if the traffic comes back.
  */
 export const SHRINK_AFTER_MS = 10_000;
 
