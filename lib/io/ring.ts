@@ -51,10 +51,10 @@ export interface RingOptions extends LiveOptions {
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
   /**
-   * The ring starts at `bufferSize`; when a wake-up or a drain step finds half of it waiting,
-   * a new ring takes over while the old one is read ({@link nextRingSize}: the same size, or
-   * twice it, up to this many bytes, when the kernel dropped packets or the reader is behind
-   * by more than one ring) (default: `bufferSize`, a fixed ring).
+   * The ring starts at `bufferSize`; when a wake-up or a look during a drain finds half of it
+   * waiting, a new ring takes over while the old one is read ({@link nextRingSize}: the same
+   * size, or twice it, up to this many bytes, when the kernel dropped packets, the ring fills
+   * fast or the reader's recent stalls were long) (default: `bufferSize`, a fixed ring).
    */
   maxBufferSize?: number;
 }
