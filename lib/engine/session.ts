@@ -70,6 +70,8 @@ const NEVER = Number.POSITIVE_INFINITY;
 const MIN_ADVERTISED = 16384;
 /** The endpoint of {@link OUT} between packets. */
 const SCRATCH_ENDPOINT: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0 };
+/** The client endpoint of an IPv4 session's packet, refilled per packet (`Session.source`). */
+const SRC4: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0 };
 
 /** See the module comment. */
 export class Session implements SlabRow {
@@ -511,6 +513,11 @@ export class Session implements SlabRow {
     now: number,
   ) {
     host.slab.take(this);
+    if (client.family === 4) {
+      const a = client.addr;
+      this.ints[this.ib + 33] = (a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3];
+      this.ints[this.ib + 34] = client.port + 1;
+    }
     this.ansAckRcv = -1;
     this.synWindow = 65535;
     this.effMss = 536;
@@ -1385,7 +1392,7 @@ export class Session implements SlabRow {
     ipId?: number,
   ): void {
     const seg = OUT;
-    seg.src = this.client;
+    seg.src = this.source();
     seg.dst = this.target;
     seg.seq = seq;
     seg.ack = flags & ACK ? ack : 0;
@@ -1401,6 +1408,25 @@ export class Session implements SlabRow {
     } else seg.ipId = undefined;
     this.host.send(seg);
     seg.payload = EMPTY; // the session's bytes are not kept alive by the scratch object
+  }
+
+  /**
+   * The client endpoint for a packet: an IPv4 client's from the slab row (already in cache while
+   * the session works) into one shared endpoint, instead of the session's own endpoint object
+   * and its address bytes, two or three objects that are cold at every packet of a session that
+   * was idle (with 100,000 sessions, nearly every one).
+   */
+  private source(): Endpoint {
+    // The port + 1; 0 for an IPv6 client, and in the scratch row of an ended session.
+    const port = this.ints[this.ib + 34] - 1;
+    if (port < 0) return this.client;
+    const v = this.ints[this.ib + 33], a = SRC4.addr;
+    a[0] = v >>> 24;
+    a[1] = (v >>> 16) & 255;
+    a[2] = (v >>> 8) & 255;
+    a[3] = v & 255;
+    SRC4.port = port;
+    return SRC4;
   }
 
   private retransmitFirst(now: number): void {

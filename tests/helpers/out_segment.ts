@@ -1,7 +1,7 @@
 /**
  * A copy of a segment the engine sends: `EngineOutput.send` gets one object the engine refills
  * for every packet (lib/engine/engine.ts), so a test that keeps what was sent keeps copies.
- * The endpoints are the session's own (never refilled); options and payload are copied.
+ * Endpoints, options and payload are copied (an IPv4 client's endpoint is refilled too).
  */
 import type { OutSegment } from "../../lib/engine/segment.ts";
 
@@ -9,8 +9,8 @@ import type { OutSegment } from "../../lib/engine/segment.ts";
 export function keepSegment(seg: OutSegment): OutSegment {
   const o = seg.options;
   const copy: OutSegment = {
-    src: seg.src,
-    dst: seg.dst,
+    src: { ...seg.src, addr: seg.src.addr.slice() },
+    dst: { ...seg.dst, addr: seg.dst.addr.slice() },
     seq: seg.seq,
     ack: seg.ack,
     flags: seg.flags,
