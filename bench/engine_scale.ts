@@ -38,7 +38,8 @@
  * time per request at a level: run the child's command line by hand, stdout unbuffered);
  * `ENGINE_SCALE_MARK=wait` also waits 1.5 s after the start mark (to attach `perf record -p`);
  * `ENGINE_SCALE_MARK=alloc` prints the bytes allocated per timed request by function (V8's
- * sampling heap profiler, objects the GC took included: independent of the load). The timed
+ * sampling heap profiler, objects the GC took included: independent of the load;
+ * `ENGINE_SCALE_MARK=retained`: those of them still live at the end of the timed requests). The timed
  * requests run in `timedBatches`, so a `deno run --cpu-prof` profile of a child can be cut to
  * them.
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
@@ -225,7 +226,7 @@ async function settledMemory(gc: () => void): Promise<Deno.MemoryUsage> {
  * by function (self), the largest first. Sampled (one sample per 64 bytes on average): an
  * estimate, but one that does not depend on the load.
  */
-async function allocSampler(): Promise<{ report(n: number): Promise<void> }> {
+async function allocSampler(collected: boolean): Promise<{ report(n: number): Promise<void> }> {
   const session = new inspector.Session();
   session.connect();
   const post = (method: string, params: object = {}) =>
@@ -235,8 +236,8 @@ async function allocSampler(): Promise<{ report(n: number): Promise<void> }> {
   await post("HeapProfiler.enable");
   await post("HeapProfiler.startSampling", {
     samplingInterval: 64,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMajorGC: collected,
+    includeObjectsCollectedByMinorGC: collected,
   });
   return {
     async report(n: number) {
@@ -257,7 +258,10 @@ async function allocSampler(): Promise<{ report(n: number): Promise<void> }> {
       walk(profile.head, "");
       const rows = [...bySite].sort((a, b) => b[1] - a[1]);
       const total = rows.reduce((a, r) => a + r[1], 0);
-      console.error(`@@ allocated ${(total / n).toFixed(0)} B per request (sampled); by function:`);
+      console.error(
+        `@@ ${collected ? "allocated" : "still live"} ${(total / n).toFixed(0)} B per request ` +
+          `(sampled); by function:`,
+      );
       for (const [site, bytes] of rows.slice(0, 25)) {
         console.error(`@@ ${(bytes / n).toFixed(1).padStart(8)} B  ${site}`);
       }
@@ -323,7 +327,9 @@ async function runLevel(level: number): Promise<Level> {
   const mark = Deno.env.get("ENGINE_SCALE_MARK");
   if (mark) console.error("@@ timed start");
   if (mark === "wait") await new Promise((r) => setTimeout(r, 1500)); // time to attach perf
-  const sampler = mark === "alloc" ? await allocSampler() : undefined;
+  const sampler = mark === "alloc" || mark === "retained"
+    ? await allocSampler(mark === "alloc")
+    : undefined;
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
   // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
   // that lands in one batch does not make the level).
