@@ -338,16 +338,45 @@ export async function restartPair(env: Cleanup, b: BenchLab, opts: PairOptions):
 /** What a process has used so far. */
 export interface Usage {
   cpuS: number;
+  /** Of cpuS: in the kernel (stime), and on the main thread (the other threads: V8's compiler
+   * and GC workers, Deno's helpers). */
+  sysS: number;
+  mainS: number;
+  /**
+   * The main thread's voluntary context switches (each one a sleep: with one wake-up per
+   * sleep, the wake-ups) and involuntary ones (preempted).
+   */
+  sleeps: number;
+  preempted: number;
   /** Resident memory now and at its peak (VmHWM), MiB. */
   rssMiB: number;
   peakMiB: number;
+}
+
+/** utime and stime (seconds) of a /proc stat line, NaN when unreadable. */
+export function statTimes(stat: string): { user: number; sys: number } {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const hz = 100;
+  return { user: Number(f[11]) / hz, sys: Number(f[12]) / hz };
 }
 
 /** Reads {@link Usage} of `pid` from /proc. */
 export async function usage(pid: number): Promise<Usage> {
   const status = await readText(`/proc/${pid}/status`);
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  return { cpuS: await cpuSeconds(pid), rssMiB: kb("VmRSS") / 1024, peakMiB: kb("VmHWM") / 1024 };
+  const all = statTimes(await readText(`/proc/${pid}/stat`));
+  const main = statTimes(await readText(`/proc/${pid}/task/${pid}/stat`));
+  // /proc/PID/status counts the main thread's switches (the thread group leader's)
+  const ctx = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1]);
+  return {
+    cpuS: await cpuSeconds(pid),
+    sysS: all.sys,
+    mainS: main.user + main.sys,
+    sleeps: ctx("voluntary_ctxt_switches"),
+    preempted: ctx("nonvoluntary_ctxt_switches"),
+    rssMiB: kb("VmRSS") / 1024,
+    peakMiB: kb("VmHWM") / 1024,
+  };
 }
 
 /** Requests served so far on the online host and on the target. */

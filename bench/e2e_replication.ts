@@ -11,7 +11,9 @@
  * the second is the cost per request actually replayed)
  * and their peak RSS (VmHWM: peak since the process started, so the first four rows accumulate
  * as issue 14's memory table does); then a table with the medians and ranges over the rounds
- * and the ours/C ratios.
+ * and the ours/C ratios, and one of where the CPU per request went (`CpuSplit`: kernel time,
+ * threads other than the main one, the main thread's sleeps, i.e. wake-ups, and preemptions per
+ * request, from /proc/PID/stat, /proc/PID/task/PID/stat and /proc/PID/status).
  *
  *   sudo deno run -A bench/e2e_replication.ts [--c-prefix /work/cbuild] [--rounds 2]
  *       [--only short1k,ka20k,...] [--scale 1] [--impl ours,c]
@@ -54,6 +56,7 @@ import {
   servedCounts,
   startBenchLab,
   stopStarted,
+  type Usage,
   usage,
 } from "./e2e_lab.ts";
 import { runLoad, scaled, type Workload, WORKLOADS } from "./e2e_workloads.ts";
@@ -102,8 +105,36 @@ export interface Row {
    */
   tcpcopyLost?: Record<string, number>;
   tcpcopyUnsent?: number;
+  /** Where tcpcopy's and intercept's CPU per online request went, and their wake-ups. */
+  tcpcopySplit: CpuSplit;
+  interceptSplit: CpuSplit;
   /** The machine's 1-minute load average after the workload (other work shares the 2 cores). */
   load1: number;
+}
+
+/**
+ * One program's CPU per online request, split: µs in the kernel (stime), µs on threads other
+ * than the main one (V8's compiler and GC workers, Deno's helpers; none for C), and the main
+ * thread's sleeps (voluntary context switches: one per wake-up) and preemptions per request.
+ */
+export interface CpuSplit {
+  sysUs: number;
+  otherThreadsUs: number;
+  sleepsPerReq: number;
+  preemptedPerReq: number;
+}
+
+/** The {@link CpuSplit} between two usage readings over `requests`. */
+export function cpuSplit(a: Usage, z: Usage, requests: number): CpuSplit {
+  const n = Math.max(1, requests);
+  const us = (s: number) => Math.round(s / n * 1e6);
+  const per = (d: number) => Math.round(d / n * 100) / 100;
+  return {
+    sysUs: us(z.sysS - a.sysS),
+    otherThreadsUs: us(z.cpuS - a.cpuS - (z.mainS - a.mainS)),
+    sleepsPerReq: per(z.sleeps - a.sleeps),
+    preemptedPerReq: per(z.preempted - a.preempted),
+  };
 }
 
 /** The counters of `after` that grew since `before`. */
@@ -343,6 +374,8 @@ async function measure(
     targetDoneS: Math.round(targetDoneS * 10) / 10,
     tcpcopyUsPerReq: us(t1u.cpuS - t0u.cpuS),
     interceptUsPerReq: us(i1u.cpuS - i0u.cpuS),
+    tcpcopySplit: cpuSplit(t0u, t1u, online),
+    interceptSplit: cpuSplit(i0u, i1u, online),
     tcpcopyUsPerTargetReq: usT(t1u.cpuS - t0u.cpuS),
     interceptUsPerTargetReq: usT(i1u.cpuS - i0u.cpuS),
     tcpcopyPeakMiB: Math.round(t1u.peakMiB),
@@ -515,6 +548,38 @@ function printSummary(o: Options, rows: Row[]): void {
     `\n(${o.rounds} round(s); median (range); C intercept drops are not observable: "?";\n` +
       " CPU/req divides by requests served online, CPU/target req by requests the target served)",
   );
+  printSplit(ids, names, rows);
+}
+
+/** Where the CPU per online request went: kernel, other threads, wake-ups (medians). */
+function printSplit(ids: string[], names: Map<string, string>, rows: Row[]): void {
+  const table: string[][] = [];
+  const cell = (rs: Row[], f: (r: Row) => number) => rs.length === 0 ? "–" : spread(rs.map(f));
+  for (const id of ids) {
+    for (const impl of ["ours", "c"] as const) {
+      const rs = rows.filter((r) => r.id === id && r.impl === impl);
+      if (rs.length === 0) continue;
+      const both = (f: (s: CpuSplit) => number) =>
+        `${cell(rs, (r) => f(r.tcpcopySplit))} / ${cell(rs, (r) => f(r.interceptSplit))}`;
+      table.push([
+        names.get(id) ?? id,
+        impl,
+        both((s) => s.sysUs),
+        both((s) => s.otherThreadsUs),
+        both((s) => s.sleepsPerReq),
+        both((s) => s.preemptedPerReq),
+      ]);
+    }
+  }
+  console.log();
+  printTable([
+    "workload",
+    "impl",
+    "kernel µs/req tcpcopy / intercept",
+    "other threads µs/req",
+    "sleeps (wake-ups)/req",
+    "preemptions/req",
+  ], table);
 }
 
 if (import.meta.main) {

@@ -36,7 +36,12 @@
  * With `ENGINE_SCALE_MARK=1` a child prints `@@ timed start` / `@@ timed end` to stderr around
  * the timed requests, to cut a `--v8-flags=--trace-gc` log of one child to them (GC count and
  * time per request at a level: run the child's command line by hand, stdout unbuffered);
- * `ENGINE_SCALE_MARK=wait` also waits 1.5 s after the start mark (to attach `perf record -p`).
+ * `ENGINE_SCALE_MARK=wait` also waits 1.5 s after the start mark (to attach `perf record -p`);
+ * `ENGINE_SCALE_MARK=alloc` prints the bytes allocated per timed request by function (V8's
+ * sampling heap profiler, objects the GC took included: independent of the load;
+ * `ENGINE_SCALE_MARK=retained`: those of them still live at the end of the timed requests). The timed
+ * requests run in `timedBatches`, so a `deno run --cpu-prof` profile of a child can be cut to
+ * them.
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
  * DevTools, Memory tab, to see what the bytes are). The children run with the programs' V8
  * flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384` (a million
@@ -48,6 +53,7 @@
 import { benchArgs } from "./args.ts";
 import process from "node:process";
 import v8 from "node:v8";
+import inspector from "node:inspector";
 import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
 import { mulberry32 } from "../tests/helpers/prng.ts";
 import { printTable } from "./table.ts";
@@ -214,6 +220,63 @@ async function settledMemory(gc: () => void): Promise<Deno.MemoryUsage> {
   return Deno.memoryUsage();
 }
 
+/**
+ * V8's sampling heap profiler over the timed requests, counting objects the GC already took
+ * too (`ENGINE_SCALE_MARK=alloc`): `report(n)` prints to stderr the bytes allocated per request
+ * by function (self), the largest first. Sampled (one sample per 64 bytes on average): an
+ * estimate, but one that does not depend on the load.
+ */
+async function allocSampler(collected: boolean): Promise<{ report(n: number): Promise<void> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params: object = {}) =>
+    new Promise<unknown>((ok, fail) =>
+      session.post(method, params, (e: Error | null, r?: unknown) => e ? fail(e) : ok(r))
+    );
+  await post("HeapProfiler.enable");
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 64,
+    includeObjectsCollectedByMajorGC: collected,
+    includeObjectsCollectedByMinorGC: collected,
+  });
+  return {
+    async report(n: number) {
+      const { profile } = await post("HeapProfiler.stopSampling") as {
+        profile: { head: AllocNode };
+      };
+      const bySite = new Map<string, number>();
+      const name = (f: AllocNode["callFrame"]) =>
+        `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber + 1}`;
+      // A builtin (no script: `subarray`, `slice`, …) is named with its caller.
+      const walk = (node: AllocNode, caller: string) => {
+        const f = node.callFrame, own = name(f);
+        const site = f.url === "" && caller !== "" ? `${f.functionName} <- ${caller}` : own;
+        const bytes = node.selfSize;
+        if (bytes > 0) bySite.set(site, (bySite.get(site) ?? 0) + bytes);
+        for (const c of node.children) walk(c, own);
+      };
+      walk(profile.head, "");
+      const rows = [...bySite].sort((a, b) => b[1] - a[1]);
+      const total = rows.reduce((a, r) => a + r[1], 0);
+      console.error(
+        `@@ ${collected ? "allocated" : "still live"} ${(total / n).toFixed(0)} B per request ` +
+          `(sampled); by function:`,
+      );
+      for (const [site, bytes] of rows.slice(0, 25)) {
+        console.error(`@@ ${(bytes / n).toFixed(1).padStart(8)} B  ${site}`);
+      }
+      session.disconnect();
+    },
+  };
+}
+
+/** A node of V8's sampling heap profile. */
+interface AllocNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocNode[];
+}
+
 /** Lets the event loop (and the GC's idle tasks) run, like the capture loop between drains. */
 const yieldLoop = () => new Promise((r) => setTimeout(r, 0));
 
@@ -264,17 +327,26 @@ async function runLevel(level: number): Promise<Level> {
   const mark = Deno.env.get("ENGINE_SCALE_MARK");
   if (mark) console.error("@@ timed start");
   if (mark === "wait") await new Promise((r) => setTimeout(r, 1500)); // time to attach perf
+  const sampler = mark === "alloc" || mark === "retained"
+    ? await allocSampler(mark === "alloc")
+    : undefined;
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
   // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation
   // that lands in one batch does not make the level).
-  const perBatch: number[] = [];
-  for (let b = 0, j = 0; b < BATCHES; b++) {
-    const cb = cpuMicros(), end = Math.round(REQUESTS * (b + 1) / BATCHES), n = end - j;
-    for (; j < end; j++) await request(j, Math.floor(rnd() * level));
-    perBatch.push((cpuMicros() - cb) / n);
-  }
+  // A named function: a CPU profile (`--cpu-prof`) of a child tells the timed requests apart by it.
+  const timedBatches = async (): Promise<number[]> => {
+    const perBatch: number[] = [];
+    for (let b = 0, j = 0; b < BATCHES; b++) {
+      const cb = cpuMicros(), end = Math.round(REQUESTS * (b + 1) / BATCHES), n = end - j;
+      for (; j < end; j++) await request(j, Math.floor(rnd() * level));
+      perBatch.push((cpuMicros() - cb) / n);
+    }
+    return perBatch;
+  };
+  const perBatch = await timedBatches();
   settle();
   const cpu = cpuMicros() - c0, pk = packets() - p0;
+  if (sampler !== undefined) await sampler.report(REQUESTS);
   if (mark) console.error("@@ timed end");
   const answered = ka.target.answers - answered0;
   const median = perBatch.toSorted((a, b) => a - b)[Math.floor(BATCHES / 2)];

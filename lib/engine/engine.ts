@@ -35,7 +35,11 @@ import { seenAt, seenStamp } from "./seen_clock.ts";
 
 /** Where the engine's decisions go. */
 export interface EngineOutput {
-  /** A packet for the target. */
+  /**
+   * A packet for the target. `seg` (and its options) is one object the engine refills for
+   * every packet: read it during the call, keep a copy of what must outlive it, and do not
+   * call back into the engine from here.
+   */
   send(seg: OutSegment): void;
   /** Register a rewritten client with intercept(s); always called before its SYN. */
   routeAdd(client: Endpoint, target: Endpoint): void;

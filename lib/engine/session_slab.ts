@@ -15,8 +15,11 @@
  * caller still on the stack cannot touch the row's next owner.
  */
 
-/** Integer columns per row: the session's (see `session.ts`), then the row's own number. */
-export const INT_COLUMNS = 34;
+/**
+ * Integer columns per row: the session's (see `session.ts`; 33 and 34 its IPv4 client address
+ * and port + 1, read for every packet sent), then the row's own number.
+ */
+export const INT_COLUMNS = 36;
 /** The integer column holding the row's number in the slab. */
 const ROW_NUMBER = INT_COLUMNS - 1;
 /** Float columns per row. */

@@ -106,9 +106,9 @@ export class ReactorTimer {
 
   /** Arms (or moves) the timer to fire at `at`. */
   armAt(at: number): void {
-    const earlier = at < this.at;
+    const before = this.at;
     this.at = at;
-    this.reactor.armed(this, earlier);
+    this.reactor.armed(this, before);
   }
 
   /** Arms (or moves) the timer to fire `ms` from now. */
@@ -118,9 +118,10 @@ export class ReactorTimer {
 
   /** Disarms; harmless when not armed. */
   cancel(): void {
-    if (this.at === Infinity) return;
+    const before = this.at;
+    if (before === Infinity) return;
     this.at = Infinity;
-    this.reactor.disarmed(this);
+    this.reactor.disarmed(this, before);
   }
 }
 
@@ -165,6 +166,16 @@ export class Reactor {
   /** Watches awaiting at least one event (a watch with no events keeps no loop alive). */
   #interested = 0;
   readonly #timers = new Set<ReactorTimer>();
+  /**
+   * The earliest `at` of the armed timers (Infinity: none) when `#nextStale` is false; a lower
+   * bound otherwise (the earliest one was disarmed, fired or moved later): recomputed only then,
+   * so a round walks the timers only when one is due (or the earliest changed), and allocates
+   * nothing for them.
+   */
+  #nextAt = Infinity;
+  #nextStale = false;
+  /** The due timers of one #fireTimers call (reused: no array per round). */
+  readonly #due: ReactorTimer[] = [];
   readonly #hooks: (() => void)[] = [];
   /** Poll set: slot 0 is the wake-up eventfd, then one slot per watch. */
   #slots: (Watch | null)[] = [null];
@@ -254,16 +265,21 @@ export class Reactor {
     this.#changed();
   }
 
-  /** @internal */
-  armed(t: ReactorTimer, earlier: boolean): void {
+  /** @internal `before`: the timer's `at` before (Infinity when it was not armed). */
+  armed(t: ReactorTimer, before: number): void {
     this.#timers.add(t);
+    if (t.at < this.#nextAt) this.#nextAt = t.at;
+    else if (before === this.#nextAt && before !== Infinity && t.at !== before) {
+      this.#nextStale = true; // the earliest one moved later
+    }
     if (!this.#running) this.#start();
-    else if (earlier && this.#awaiting) this.#wake();
+    else if (t.at < before && this.#awaiting) this.#wake();
   }
 
-  /** @internal */
-  disarmed(t: ReactorTimer): void {
+  /** @internal `before`: the timer's `at` before it was disarmed. */
+  disarmed(t: ReactorTimer, before: number): void {
     this.#timers.delete(t);
+    if (before === this.#nextAt) this.#nextStale = true;
   }
 
   #changed(): void {
@@ -315,10 +331,15 @@ export class Reactor {
     return this.#interested > 0 || this.#timers.size > 0;
   }
 
+  /** The earliest armed timer's `at` (Infinity: none). */
   #nextTimerAt(): number {
-    let at = Infinity;
-    for (const t of this.#timers) if (t.at < at) at = t.at;
-    return at;
+    if (this.#nextStale) {
+      let at = Infinity;
+      for (const t of this.#timers) if (t.at < at) at = t.at;
+      this.#nextAt = at;
+      this.#nextStale = false;
+    }
+    return this.#nextAt;
   }
 
   async #loop(): Promise<void> {
@@ -411,18 +432,26 @@ export class Reactor {
   }
 
   #fireTimers(): void {
-    if (this.#timers.size === 0) return;
+    const next = this.#nextTimerAt();
+    if (next === Infinity) return;
     const now = this.now();
-    const due: ReactorTimer[] = [];
+    if (next > now) return;
+    const due = this.#due;
     for (const t of this.#timers) if (t.at <= now) due.push(t);
     // disarm all first: a timer re-armed by its own firing waits for the next round
-    for (const t of due) {
-      this.#timers.delete(t);
-      t.at = Infinity;
+    for (let i = 0; i < due.length; i++) {
+      this.#timers.delete(due[i]);
+      due[i].at = Infinity;
     }
-    for (const t of due) {
-      this.counters.timersFired++;
-      this.#guard(t.fire);
+    this.#nextStale = true;
+    const n = due.length;
+    try {
+      for (let i = 0; i < n; i++) {
+        this.counters.timersFired++;
+        this.#guard(due[i].fire);
+      }
+    } finally {
+      due.length = 0;
     }
   }
 

@@ -30,13 +30,14 @@ import { sharedReactor } from "./reactor.ts";
 import {
   blockSizeFor,
   BUSY_FILL,
-  DRAINING_GROW_FILL,
+  GROW_FILL,
   nextRingSize,
   Packet,
   retireMsFor,
   type RingGeometry,
   ringGeometry,
   RingWalker,
+  StallMeter,
   TPACKET_STATS_V3_SIZE,
   tpacketReq3,
 } from "./ring_layout.ts";
@@ -50,10 +51,10 @@ export interface RingOptions extends LiveOptions {
   /** "in": leave out packets this host sends (default); "inout": keep them */
   direction?: CaptureDirection;
   /**
-   * The ring starts at `bufferSize`; when a wake-up or a drain step finds half of it waiting,
-   * a new ring takes over while the old one is read ({@link nextRingSize}: the same size, or
-   * twice it, up to this many bytes, when the kernel dropped packets or the reader is behind
-   * by more than one ring) (default: `bufferSize`, a fixed ring).
+   * The ring starts at `bufferSize`; when a wake-up or a look during a drain finds half of it
+   * waiting, a new ring takes over while the old one is read ({@link nextRingSize}: the same
+   * size, or twice it, up to this many bytes, when the kernel dropped packets, the ring fills
+   * fast or the reader's recent stalls were long) (default: `bufferSize`, a fixed ring).
    */
   maxBufferSize?: number;
 }
@@ -66,7 +67,7 @@ export interface RingStats extends CaptureStats {
   bufferBytes: number;
   /** times a new ring (of the same size or larger) took over from a filling one */
   grows: number;
-  /** times a grown ring shrank back (quiet for a minute) */
+  /** times a grown ring shrank back (quiet for SHRINK_AFTER_MS) */
   shrinks: number;
   /** bytes per block (every ring of a capture has the same) */
   blockSize: number;
@@ -83,6 +84,8 @@ const SO_ERROR = 4;
 export const MAX_NAP_MS = 100;
 /** A ring replaced by a larger one is closed after this many retire periods without packets. */
 const QUIET_PERIODS = 3;
+/** A drain checks how full the ring is (and adds a ring) every this many packets. */
+export const CHECK_EVERY = 512;
 
 /** How every socket of one capture is set up (the first one decides the link type). */
 interface RingSetup {
@@ -166,6 +169,7 @@ export class RingCapture {
   #grows = 0;
   #growSoon = false; // the kernel dropped packets: grow at the next wake-up or drain step
   #highWater = 0; // most blocks found waiting at a wake-up or drain step (of the ring then)
+  readonly #stalls = new StallMeter(); // the reader's longest recent stall, for growth
   #error: IoError | null = null;
   #closed = false;
   #stopped = false;
@@ -287,6 +291,7 @@ export class RingCapture {
     const ready = walker.readyBlocks();
     if (ready > this.#highWater) this.#highWater = ready;
     const now = performance.now();
+    this.#stalls.look(now);
     if (ready * BUSY_FILL >= blockCount) this.#busySince = now;
     const losingBlock = walker.losing;
     walker.losing = false;
@@ -302,11 +307,9 @@ export class RingCapture {
       minSize: this.#minBytes,
       maxSize: this.#maxBytes,
       quietMs: now - this.#busySince,
-      draining: this.#olds.length > 0,
       olderBytes: this.#olds.reduce((sum, o) => sum + o.size, 0),
-      roomMs: ready * DRAINING_GROW_FILL >= blockCount
-        ? roomMs(walker, ready, blockCount)
-        : Infinity,
+      roomMs: ready * GROW_FILL >= blockCount ? roomMs(walker, ready, blockCount) : Infinity,
+      stallMs: this.#stalls.ms,
     });
     if (next > 0) this.#resize(next);
   }
@@ -349,7 +352,23 @@ export class RingCapture {
       this.#error = null;
       throw e;
     }
-    this.#checkFill();
+    let n = 0;
+    while (n < max) {
+      // the reader looks at the fill every CHECK_EVERY packets, not only between drain steps:
+      // a step of 2,048 packets took up to 0.3 s in held20k's burst at load 10
+      this.#checkFill();
+      const step = Math.min(max - n, CHECK_EVERY);
+      const got = this.#drainSome(onPacket, step);
+      n += got;
+      if (got < step) break;
+      this.#stalls.behind = true; // more may be waiting: the time to the next look is a stall
+    }
+    this.#stalls.behind = n >= max || this.#olds.length > 0;
+    return n;
+  }
+
+  /** Up to `max` packets: the replaced rings' first, oldest first, then the current one's. */
+  #drainSome(onPacket: PacketHandler, max: number): number {
     let n = 0;
     while (this.#olds.length > 0) {
       // An old ring's last block is handed over by the kernel's retire timer: until the old

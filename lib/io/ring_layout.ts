@@ -154,8 +154,6 @@ export interface RingFill {
   maxSize: number;
   /** ms since a reader last found 1/{@link BUSY_FILL} of the ring waiting (or it grew) */
   quietMs: number;
-  /** an earlier ring, replaced, still has packets to hand over before this one is read */
-  draining?: boolean;
   /** bytes of the replaced rings still mapped (being read) */
   olderBytes?: number;
   /**
@@ -163,6 +161,11 @@ export interface RingFill {
    * (Infinity: unknown)
    */
   roomMs?: number;
+  /**
+   * the longest the reader recently went between two looks at the ring while packets were
+   * left in it (a drain step's work, a reactor round, a collection, a starved CPU), ms
+   */
+  stallMs?: number;
 }
 
 /**
@@ -172,13 +175,6 @@ export interface RingFill {
  */
 export const GROW_FILL = 2;
 /**
- * While an older ring is still read, a quarter of the new one waiting adds a ring twice as
- * large: the new ring, as large as the old, must hold what arrives until the reader is through
- * the old one's backlog, so it gets more room sooner than at half (one stalled drain step
- * after the first switch must leave three quarters of a ring free, not half).
- */
-export const DRAINING_GROW_FILL = 4;
-/**
  * A ring whose free half would be full in less than this, at the rate its newest blocks were
  * filled, is replaced by one twice as large: its reader (stalled by a busy CPU or a long
  * collection) would have less than this to catch up. tcpcopy's 12 MiB ring (96 blocks of
@@ -187,33 +183,47 @@ export const DRAINING_GROW_FILL = 4;
  * ring, flooded, would be full within milliseconds (it doubles, as it did before).
  */
 export const MIN_ROOM_MS = 500;
+/**
+ * The new ring is twice as large when the current one's free half would be full within this
+ * many of the reader's recent stalls ({@link RingFill.stallMs}): a new ring as large gives the
+ * reader that long per stall before the next switch must have happened.
+ */
+export const STALL_ROOMS = 2;
 /** A reader finding 1/BUSY_FILL of the ring waiting keeps a grown ring from shrinking. */
 export const BUSY_FILL = 16;
-/** A grown ring halves (down to its start size) after this long without being busy. */
-export const SHRINK_AFTER_MS = 60_000;
+/**
+ * A grown ring halves (down to its start size) after this long without being busy; checked at
+ * wake-ups and drain steps (tcpcopy's capture loop drains at least once a second, packets or
+ * not). 10 s (formerly a minute): a ring doubled for a stall in held20k's ramp of 20,000
+ * connections was still 24 MiB when their second requests came 15 s later; rings of the same
+ * size are added again within a drain step if the traffic comes back.
+ */
+export const SHRINK_AFTER_MS = 10_000;
 
 /**
  * The size of the ring that should replace the current one now, or 0 to keep it. When half of
  * the blocks wait to be read (the reader checks at every wake-up and every drain step, so a
  * reader slowed down by a busy CPU adds room while the kernel still has half of the ring to
  * fill), a new ring of the same size takes the packets from then on while the reader catches
- * up on the old one, which is closed once drained: a burst costs one more ring while it lasts
- * (abshort, 12 MiB start ring: 24 MiB mapped at most instead of 12 + 24 when it doubled, and
- * 12 again as soon as the old ring is read, not a minute later). The new ring is twice as
- * large (at most `maxSize`) when the kernel dropped packets, when its free half would be full
- * within {@link MIN_ROOM_MS}, or when it fills up to a quarter ({@link DRAINING_GROW_FILL})
- * while an older one is still being read (the reader is behind for longer than one ring). No
- * new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
- * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never had 1/16 of it
- * waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of `minSize` =
- * `maxSize` is fixed.
+ * up on the old one, which is closed once drained; a reader that stays behind adds rings of
+ * that size one after the other (they are read oldest first), so the rings mapped follow the
+ * backlog in steps of one ring, and each is unmapped as soon as it is read. The new ring is
+ * twice as large (at most `maxSize`) only when the kernel dropped packets or when the current
+ * ring's free half would be full within {@link MIN_ROOM_MS} or within {@link STALL_ROOMS} of
+ * the reader's recent stalls: a ring as large would leave it too little time per stall.
+ * (Formerly a quarter of the new ring waiting while an older one was read doubled it: abshort
+ * and held20k then mapped 12 + 24 + 48 = 84 MiB of rings for at most 8–12 MiB ever waiting.)
+ * No new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
+ * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never
+ * had 1/16 of it waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of
+ * `minSize` = `maxSize` is fixed.
  */
 export function nextRingSize(f: RingFill): number {
   if (f.minSize >= f.maxSize) return 0;
-  const fill = f.draining === true ? DRAINING_GROW_FILL : GROW_FILL;
-  if (f.losing || f.readyBlocks * fill >= f.blockCount) {
+  if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
     if (f.size >= f.maxSize) return 0;
-    const double = f.losing || f.draining === true || (f.roomMs ?? Infinity) < MIN_ROOM_MS;
+    const needMs = Math.max(MIN_ROOM_MS, STALL_ROOMS * (f.stallMs ?? 0));
+    const double = f.losing || (f.roomMs ?? Infinity) < needMs;
     const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;
     return (f.olderBytes ?? 0) + f.size + next > f.maxSize * 2 ? 0 : next;
   }
@@ -221,6 +231,34 @@ export function nextRingSize(f: RingFill): number {
     return Math.max(f.minSize, Math.floor(f.size / 2));
   }
   return 0;
+}
+
+/** The longest stall noted by a {@link StallMeter} halves every this many ms. */
+export const STALL_HALF_LIFE_MS = 10_000;
+
+/**
+ * How long a ring's reader went without looking at the ring while packets were left in it
+ * ({@link RingFill.stallMs}): the time from a look after which {@link behind} was set (a drain
+ * that stopped at its limit, or replaced rings still to read) to the next look counts (the
+ * drain's own work, a reactor round, a collection, a starved CPU all do); {@link ms} is the
+ * longest such stall, decaying by half every {@link STALL_HALF_LIFE_MS}.
+ */
+export class StallMeter {
+  /** the longest recent stall, ms */
+  ms = 0;
+  /** packets were left to read at the last look: the time until the next one is a stall */
+  behind = false;
+  #at = -1; // time of the last look
+
+  /** A look at the ring at `now` (ms, monotonic). */
+  look(now: number): void {
+    if (this.#at >= 0) {
+      const gap = now - this.#at;
+      const decayed = this.ms * 0.5 ** (gap / STALL_HALF_LIFE_MS);
+      this.ms = this.behind ? Math.max(gap, decayed) : decayed;
+    }
+    this.#at = now;
+  }
 }
 
 /**

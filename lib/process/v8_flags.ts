@@ -54,6 +54,17 @@ export type V8Program = "tcpcopy" | "intercept";
  * peak 51–54 MiB instead of 57–64, at held10k 61–66 instead of 62–64; mark-compacts 11 (376 ms)
  * instead of 12 (366 ms); but tcpcopy's CPU per request at held10k 116–129 µs against 99–122 and
  * bench/engine_scale.ts --levels 30000 7.13–8.50 µs against 7.13–7.55 (3 runs each).
+ *
+ * Also tried for tcpcopy and left out: `--no-memory-pool` (V8 unmaps the pages it frees instead
+ * of pooling them for 8 s). bench/engine_scale.ts --levels 100000 -- -m 65536 --max-sessions
+ * 2000000 --max-flows 4000000, alternated (load 3.6–9.7): RSS with the sessions held 167–202 MiB
+ * (median 183, 12 runs) without it, 171–201 (median 178, 10 runs) with it; the last two pairs
+ * 175 / 167 without, 178 / 183 with; CPU per request within the noise. bench/e2e_replication.ts
+ * --only abshort,held10k and --only held20k --private-deno --mem-trace, 3 pairs each (load 4–15):
+ * anonymous memory at the peaks within the noise (held20k 87–92 MiB against 90–93). Freed pages
+ * are unmapped by a background task either way, so what a measure finds depends on its timing.
+ * `--no-large-page-pool`: 171 and 179 MiB (2 runs); `--minor-ms`: 190 and 226; `--max-semi-space-size=1`:
+ * 202 and 205 (same command, same session).
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
   tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10"],

@@ -15,6 +15,7 @@ import type {
 import { addrText, Engine } from "../../lib/engine/mod.ts";
 import type { TargetBehaviour } from "./target.ts";
 import { SimTarget } from "./target.ts";
+import { keepSegment } from "../helpers/out_segment.ts";
 
 /** Harness options. */
 export interface ScenarioOptions {
@@ -27,6 +28,8 @@ export interface ScenarioOptions {
   /** Engine log lines (protocol modules) go here. */
   log?: (line: string) => void;
   start?: number;
+  /** Sees the engine's own segment object at each send (before the harness copies it). */
+  onSend?: (raw: OutSegment) => void;
 }
 
 interface Ev {
@@ -68,7 +71,9 @@ export class Scenario {
         ...config,
       },
       {
-        send: (seg) => {
+        send: (out) => {
+          opts.onSend?.(out);
+          const seg = keepSegment(out); // the engine refills `out` for its next packet
           this.sent.push(seg);
           this.at(this.now + lat, () => this.target.receive(seg, this.now));
         },

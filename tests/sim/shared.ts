@@ -17,6 +17,7 @@ import type {
 import { addrText, Engine, RST, SYN } from "../../lib/engine/mod.ts";
 import type { TargetBehaviour } from "./target.ts";
 import { SimTarget } from "./target.ts";
+import { keepSegment } from "../helpers/out_segment.ts";
 
 /** Options of {@link SharedTarget}. */
 export interface SharedTargetOptions {
@@ -72,8 +73,10 @@ export class SharedTarget {
       new Engine(
         { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], ...cfg },
         {
-          send: (seg: OutSegment) =>
-            this.at(this.now + lat, () => this.target.receive(seg, this.now)),
+          send: (out: OutSegment) => {
+            const seg = keepSegment(out); // the engine refills `out` for its next packet
+            this.at(this.now + lat, () => this.target.receive(seg, this.now));
+          },
           routeAdd: (c) => {
             const key = `${addrText(c)}|${c.port}`;
             if (this.tuples[i].at(-1) !== key) this.tuples[i].push(key);

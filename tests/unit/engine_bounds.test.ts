@@ -13,6 +13,7 @@ import { TupleAllocator } from "../../lib/engine/allocator.ts";
 import { Scenario } from "../sim/harness.ts";
 import type { OnlineTrace } from "../sim/online.ts";
 import { mergeTraces, onlineConnection } from "../sim/online.ts";
+import { keepSegment } from "../helpers/out_segment.ts";
 
 const server = { addr: "198.51.100.1", port: 80 };
 const TARGET = { addr: "10.9.0.2", port: 8080 };
@@ -76,7 +77,7 @@ Deno.test("bounds: connections refused for a port conflict are forgotten", () =>
       ...SHORT_TIMERS,
       synRetries: 2,
     },
-    { send: (s) => sent.push(s), routeAdd() {}, routeDel() {} },
+    { send: (s) => sent.push(keepSegment(s)), routeAdd() {}, routeDel() {} },
     t0,
   );
   // 4200 clients with the same source port, all rewritten to one address: past the

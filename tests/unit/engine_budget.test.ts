@@ -21,6 +21,7 @@ import { EgressLimit } from "../../lib/engine/rate_limit.ts";
 import { addrText } from "../../lib/engine/endpoint.ts";
 import { ep } from "../helpers/endpoints.ts";
 import { clientFrame, FLOOD_TARGET, floodRig, SpoofedSyns } from "../helpers/syn_flood.ts";
+import { keepSegment } from "../helpers/out_segment.ts";
 
 const TARGET = FLOOD_TARGET;
 
@@ -28,7 +29,7 @@ Deno.test("budget: 1M spoofed SYNs stay under -m; interleaved real connections r
   /** What the engine sent for the real clients (192.0.2.0/24). */
   const real: OutSegment[] = [];
   const r = floodRig(["-m", "64"], (seg) => {
-    if (addrText(seg.src).startsWith("192.0.2.")) real.push(seg);
+    if (addrText(seg.src).startsWith("192.0.2.")) real.push(keepSegment(seg));
   });
   const { engine } = r;
   const budget = engineBudgetOf(r.config.maxMemoryMiB * 1048576);
@@ -90,7 +91,7 @@ Deno.test("budget: at the cap, sessions with data are kept; a new data-less one 
       transfers: [{ online: { addr: "", port: 80 }, target: TARGET }],
       maxSessions: 3,
     },
-    { send: (s) => sent.push(s), routeAdd() {}, routeDel() {} },
+    { send: (s) => sent.push(keepSegment(s)), routeAdd() {}, routeDel() {} },
     0,
   );
   const seg = (port: number, flags: number, len: number) => ({
@@ -164,7 +165,7 @@ Deno.test("egress limit in the engine: packets over it wait, new connections are
   let now = 0;
   const e = new Engine(
     { transfers: [{ online: { addr: "", port: 80 }, target: TARGET }], maxPps: 1000 },
-    { send: (s) => sent.push(s), routeAdd() {}, routeDel() {} },
+    { send: (s) => sent.push(keepSegment(s)), routeAdd() {}, routeDel() {} },
     now,
   );
   const syn = (port: number) => ({

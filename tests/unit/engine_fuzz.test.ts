@@ -19,6 +19,7 @@ import type {
 import { ACK, addrText, Engine, FIN, PSH, RST, SYN, URG } from "../../lib/engine/mod.ts";
 import { mulberry32 } from "../helpers/prng.ts";
 import { ep } from "../helpers/endpoints.ts";
+import { keepSegment } from "../helpers/out_segment.ts";
 
 const TARGET = { addr: "10.9.0.2", port: 8080 };
 const SERVER = { addr: "198.51.100.1", port: 80 };
@@ -130,7 +131,7 @@ function fuzz(seed: number, steps: number, extra: Partial<EngineConfig> = {}): R
         t.sentAnything = true;
       }
       if (sent.length > 64) sent.splice(0, 32);
-      sent.push(seg);
+      sent.push(keepSegment(seg));
     },
     routeAdd() {},
     routeDel() {},

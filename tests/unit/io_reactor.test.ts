@@ -195,3 +195,61 @@ Deno.test("reactor: setEvents switches between IN and OUT", async () => {
     e.close();
   }
 });
+
+Deno.test("reactor: the earliest deadline follows moves and cancels (fake clock)", async () => {
+  // An always-readable descriptor makes a round per step; the clock moves only between steps,
+  // so what fires in each round is exactly what is due at that step's time.
+  let t = 0;
+  const r = new Reactor({ now: () => t, yieldEveryMs: 1e9 });
+  const e = eventfd();
+  e.signal(); // never drained
+  const fired: string[] = [];
+  const timer = (name: string) => r.timer(() => fired.push(`${name}@${t}`));
+  const a = timer("a"), b = timer("b"), c = timer("c"), d = timer("d");
+  const steps: (() => void)[] = [
+    () => { // 0
+      a.armAt(10);
+      b.armAt(20);
+      c.armAt(30);
+    },
+    () => { // 5: the earliest moves later: must not fire at 10
+      t = 5;
+      a.armAt(40);
+    },
+    () => void (t = 15),
+    () => void (t = 20), // b
+    () => { // 25: the earliest left (c) is cancelled
+      t = 25;
+      c.cancel();
+    },
+    () => { // 26: a new one after a, then moved before it: must fire at 35, not 40 or 50
+      t = 26;
+      d.armAt(50);
+      d.armAt(35);
+    },
+    () => void (t = 30), // nothing: c was cancelled
+    () => void (t = 35), // d
+    () => void (t = 39),
+    () => void (t = 40), // a
+  ];
+  let step = 0;
+  try {
+    await new Promise<void>((resolve) => {
+      const w = r.watch(e.fd, PollEvents.IN, () => {
+        // the previous step's time was seen by the timers of that round: check it
+        if (step === steps.length) {
+          w.remove();
+          resolve();
+          return;
+        }
+        steps[step++]();
+      });
+    });
+    assert.deepEqual(fired, ["b@20", "d@35", "a@40"]);
+    assert.equal(r.counters.timersFired, 3);
+  } finally {
+    for (const x of [a, b, c, d]) x.cancel(); // a failed run must not leave the loop waiting
+    await r.settled();
+    e.close();
+  }
+});

@@ -17,6 +17,9 @@ import {
   ringGeometry,
   RingWalker,
   SHRINK_AFTER_MS,
+  STALL_HALF_LIFE_MS,
+  STALL_ROOMS,
+  StallMeter,
   Tp3Hdr,
   TP_STATUS_KERNEL,
   TP_STATUS_LOSING,
@@ -211,7 +214,7 @@ Deno.test("retire timeout: 20 ms per 128 KiB block, at least 10 ms", () => {
   assert.equal(g.blockCount * retireMsFor(g.blockSize), 1920);
 });
 
-Deno.test("growth: a ring as large at half full, twice as large on drops or while an older ring drains, never past the maximum", () => {
+Deno.test("growth: a ring as large at half full, twice as large on drops, fast fills or long stalls, never past the maximum", () => {
   const f = {
     readyBlocks: 0,
     blockCount: 64,
@@ -226,27 +229,45 @@ Deno.test("growth: a ring as large at half full, twice as large on drops or whil
   assert.equal(nextRingSize({ ...f, readyBlocks: 31 }), 0, "under half: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 32 }), 8 << 20, "half: a new ring as large");
   assert.equal(
-    nextRingSize({ ...f, readyBlocks: 16, draining: true }),
-    16 << 20,
-    "a quarter while an older ring is still read: double",
+    nextRingSize({ ...f, readyBlocks: 32, olderBytes: 16 << 20 }),
+    8 << 20,
+    "half while older rings are still read: one more ring as large (no longer doubled)",
   );
-  assert.equal(nextRingSize({ ...f, readyBlocks: 15, draining: true }), 0, "under a quarter");
   assert.equal(nextRingSize({ ...f, losing: true }), 16 << 20, "drops: double");
+  const half = { ...f, readyBlocks: 32 };
+  assert.equal(nextRingSize({ ...half, roomMs: MIN_ROOM_MS - 1 }), 16 << 20, "fast fill: double");
+  assert.equal(nextRingSize({ ...half, roomMs: MIN_ROOM_MS }), 8 << 20, "room enough: as large");
   assert.equal(
-    nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20, draining: true }),
+    nextRingSize({ ...half, roomMs: 1000, stallMs: 1000 / STALL_ROOMS + 1 }),
+    16 << 20,
+    "the free half lasts less than two of the reader's recent stalls: double",
+  );
+  assert.equal(
+    nextRingSize({ ...half, roomMs: 1000, stallMs: 1000 / STALL_ROOMS }),
+    8 << 20,
+    "it lasts two stalls: as large",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 64, size: 48 << 20, losing: true }),
     64 << 20,
     "capped",
   );
   assert.equal(
-    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true }),
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, losing: true }),
     64 << 20,
     "32 + 64 mapped",
   );
   assert.equal(
-    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, draining: true, olderBytes: 40 << 20 }),
+    nextRingSize({ ...f, readyBlocks: 64, size: 32 << 20, losing: true, olderBytes: 40 << 20 }),
     0,
     "more than twice the maximum would be mapped: keep",
   );
+  assert.equal(
+    nextRingSize({ ...half, olderBytes: 112 << 20 }),
+    8 << 20,
+    "as large, up to twice the maximum mapped",
+  );
+  assert.equal(nextRingSize({ ...half, olderBytes: 113 << 20 }), 0, "past it: keep");
   assert.equal(nextRingSize({ ...f, readyBlocks: 64, size: 64 << 20 }), 0, "at the maximum");
   assert.equal(
     nextRingSize({ ...f, losing: true, minSize: 8 << 20, maxSize: 8 << 20 }),
@@ -255,7 +276,7 @@ Deno.test("growth: a ring as large at half full, twice as large on drops or whil
   );
 });
 
-Deno.test("shrink: a grown ring halves after a quiet minute, down to its start size only", () => {
+Deno.test("shrink: a grown ring halves after SHRINK_AFTER_MS quiet, down to its start size only", () => {
   const grown = {
     readyBlocks: 0,
     blockCount: 256,
@@ -265,7 +286,7 @@ Deno.test("shrink: a grown ring halves after a quiet minute, down to its start s
     maxSize: 64 << 20,
     quietMs: SHRINK_AFTER_MS,
   };
-  assert.equal(nextRingSize(grown), 16 << 20, "quiet for a minute: halve");
+  assert.equal(nextRingSize(grown), 16 << 20, "quiet for SHRINK_AFTER_MS: halve");
   assert.equal(nextRingSize({ ...grown, quietMs: SHRINK_AFTER_MS - 1 }), 0, "not yet");
   assert.equal(nextRingSize({ ...grown, size: 24 << 20 }), 12 << 20, "down to the start size");
   assert.equal(nextRingSize({ ...grown, size: 16 << 20 }), 12 << 20, "not below it");
@@ -322,6 +343,53 @@ Deno.test("growth: held20k's burst (8 MiB waiting at most) adds one 12 MiB ring 
   assert.equal(mapped, 24 * MiB, "both mapped while the old one is read (doubling: 12 + 24)");
 });
 
+Deno.test("growth: a reader that stays behind adds 12 MiB rings one after the other, mapped only until read", () => {
+  // A 24 MiB burst arriving faster than the reader reads it (abshort's start on a loaded CPU),
+  // at a fill rate that leaves the free half ~1 s, drain steps 50 ms apart. Each ring holds
+  // what arrived while it was the current one; the reader reads them oldest first and unmaps
+  // each once read.
+  const MiB = 1 << 20, block = 128 << 10, arrivePerStep = 0.4 * MiB, readPerStep = 0.25 * MiB;
+  const rings: { size: number; held: number }[] = [{ size: 12 * MiB, held: 0 }];
+  let arrived = 0, mostMapped = 0, mostHeld = 0;
+  for (let step = 0; step < 400; step++) {
+    if (arrived < 24 * MiB) {
+      rings[rings.length - 1].held += arrivePerStep;
+      arrived += arrivePerStep;
+    }
+    let read = readPerStep; // oldest first
+    while (read > 0 && rings[0].held > 0) {
+      const take = Math.min(read, rings[0].held);
+      rings[0].held -= take;
+      read -= take;
+      if (rings[0].held === 0 && rings.length > 1) rings.shift();
+    }
+    const now = rings[rings.length - 1];
+    assert.ok(now.held <= now.size, "never full: nothing dropped");
+    const next = nextRingSize({
+      readyBlocks: Math.floor(now.held / block),
+      blockCount: now.size / block,
+      losing: false,
+      size: now.size,
+      minSize: 12 * MiB,
+      maxSize: 64 * MiB,
+      quietMs: 0,
+      olderBytes: rings.slice(0, -1).reduce((s, r) => s + r.size, 0),
+      roomMs: 1000,
+      stallMs: 50,
+    });
+    if (next > 0) rings.push({ size: next, held: 0 });
+    mostMapped = Math.max(mostMapped, rings.reduce((s, r) => s + r.size, 0));
+    mostHeld = Math.max(mostHeld, rings.reduce((s, r) => s + r.held, 0));
+  }
+  assert.ok(rings.every((r) => r.size === 12 * MiB), "every ring 12 MiB");
+  assert.equal(rings.length, 1, "one ring left once the backlog is read");
+  assert.equal(rings[0].held, 0);
+  // at most 9 MiB waiting (24 × (1 - 0.25 / 0.4)) in rings switched at half full: 3 rings
+  // mapped at once, not the 12 + 24 + 48 = 84 MiB of doubling ones
+  assert.ok(Math.abs(mostHeld - 9 * MiB) < MiB, `${mostHeld}`);
+  assert.equal(mostMapped, 36 * MiB);
+});
+
 Deno.test("walker: how long ready blocks took to fill, from their first and last packets' timestamps", () => {
   const { u8, dv } = fakeRing();
   const w = new RingWalker(u8, dv, GEOMETRY, false);
@@ -360,4 +428,22 @@ Deno.test("growth: a free half full within MIN_ROOM_MS at the current rate doubl
     12 << 20,
     "abshort (a reader behind): as large",
   );
+});
+
+Deno.test("stall meter: the time between looks counts only while packets were left, the longest decays", () => {
+  const m = new StallMeter();
+  m.look(1000);
+  m.look(3000); // idle: the reader waited for packets
+  assert.equal(m.ms, 0, "waiting for packets is no stall");
+  m.behind = true;
+  m.look(3400);
+  assert.equal(m.ms, 400, "a drain left packets: 400 ms to the next look");
+  m.look(3500);
+  assert.equal(m.ms, 400 * 0.5 ** (100 / STALL_HALF_LIFE_MS), "the longest kept, decaying");
+  m.behind = false;
+  m.look(3500 + STALL_HALF_LIFE_MS);
+  assert.ok(Math.abs(m.ms - 198.6) < 0.1, `halved after a half-life: ${m.ms}`);
+  m.behind = true;
+  m.look(3500 + STALL_HALF_LIFE_MS + 700);
+  assert.equal(m.ms, 700, "a longer stall takes over");
 });
