@@ -7,7 +7,7 @@
  * `--baseline` runs the same without the tracker (what intercept does without `--compare`).
  *
  *     ./build.sh deno run -A bench/answer_path_cost.ts [--requests 100000] [--baseline] [--cold]
- *       [--short]
+ *       [--short] [--body 615]
  *
  * Hot (default): CPU ns per request (process CPU, median of 5 passes after a warm-up pass) and
  * heap bytes allocated per request (V8's counter: deterministic, unlike CPU time on a shared
@@ -18,6 +18,8 @@
  * `--short`: one answer per connection (`short1k`'s shape): SYN-ACK, the answer, the target's
  * FIN after the client's, then the route's CLIENT_DEL; a new client port (a new flow) each
  * time, over {@link SHORT_PORTS} ports.
+ * `--body N`: the answers' body bytes (615 by default; bench/e2e_replication.ts's nginx answers
+ * "ok\n", 3 bytes: `--body 3` is its answers' shape).
  */
 import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
@@ -33,6 +35,7 @@ const { values } = benchArgs(import.meta.url, {
     baseline: { type: "boolean", default: false },
     cold: { type: "boolean", default: false },
     short: { type: "boolean", default: false },
+    body: { type: "string", default: "615" },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -41,8 +44,13 @@ if (!Number.isInteger(REQUESTS) || REQUESTS < 1000) {
   Deno.exit(2);
 }
 const compare = !values.baseline;
+const BODY_BYTES = Number(values.body);
+if (!Number.isInteger(BODY_BYTES) || BODY_BYTES < 0 || BODY_BYTES > 1400) {
+  console.error(`--body ${values.body}: expected an integer from 0 to 1400`);
+  Deno.exit(2);
+}
 
-const BODY = "x".repeat(615);
+const BODY = "x".repeat(BODY_BYTES);
 const ANSWER = new TextEncoder().encode(
   "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
     `Content-Type: text/html\r\nContent-Length: ${BODY.length}\r\n` +

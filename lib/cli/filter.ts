@@ -6,10 +6,21 @@
 import type { Transfer } from "./transfer.ts";
 
 /**
+ * The online server's packets `--compare` has no use for, left out in the kernel: IPv4 ones
+ * without payload and without SYN, FIN or RST (ACKs: on a short connection the server ACKs the
+ * request before it answers, one packet in four). The comparison reads SYN-ACKs, answer bytes,
+ * FIN and RST only (lib/tcpcopy/compare_flow.ts `onServer`); IPv6 ACKs, whose payload length a
+ * portable filter cannot compute, still come and are ignored there.
+ */
+export const NO_SERVER_ACKS =
+  "not (ip and tcp[13] & 7 = 0 and ip[2:2] = ((ip[0] & 0xf) << 2) + ((tcp[12] & 0xf0) >> 2))";
+
+/**
  * Builds `tcp and ((dst port P and dst host H) or ...) [and not (...targets...)]`. With
  * `answers` (`--compare`) the online server's packets to its clients are captured too:
- * `(src port P and src host H)` for each transfer; with `moduleAnswers` for each transfer with
- * a protocol module (production's verdict on logins, unless `--module-trust-logins`).
+ * `(src port P and src host H and NO_SERVER_ACKS)` for each transfer; with `moduleAnswers` for
+ * each transfer with a protocol module (production's verdict on logins, unless
+ * `--module-trust-logins`; all of its packets).
  */
 export function buildCaptureFilter(
   transfers: readonly Transfer[],
@@ -24,10 +35,11 @@ export function buildCaptureFilter(
   if (answers || moduleAnswers) {
     for (const t of transfers) {
       if (!answers && t.module === null) continue;
+      const acks = moduleAnswers && t.module !== null ? "" : ` and ${NO_SERVER_ACKS}`;
       terms.push(
         t.onlineIp === null
-          ? `(src port ${t.onlinePort})`
-          : `(src port ${t.onlinePort} and src host ${t.onlineIp})`,
+          ? `(src port ${t.onlinePort}${acks})`
+          : `(src port ${t.onlinePort} and src host ${t.onlineIp}${acks})`,
       );
     }
   }

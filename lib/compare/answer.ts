@@ -24,6 +24,7 @@ import { HttpResponseParser } from "./http_stream.ts";
 import { sameBytes } from "./same_bytes.ts";
 import { prefixView } from "./prefix_view.ts";
 import { PgDigestFeeder } from "./pg_messages.ts";
+import { wholeResponse } from "./http_whole.ts";
 import { type DigestKind, digestKindOf, SNIFF_BYTES } from "./sniff.ts";
 
 /** `--compare-bytes` default: first answer bytes kept per turn. */
@@ -94,6 +95,11 @@ export class AnswerAccumulator {
   #body = 0;
   #http: HttpResponseParser | undefined;
   #pg: PgDigestFeeder | undefined;
+  /**
+   * Start of the body of a whole HTTP response held in #first (http_whole.ts), whose bytes
+   * were not fed to the parser and the digest (-1: none, the usual path).
+   */
+  #whole = -1;
   #requestMs = NaN;
   #firstMs = NaN;
   #lastMs = NaN;
@@ -121,6 +127,7 @@ export class AnswerAccumulator {
         0;
     this.#contiguous = true;
     this.#kind = undefined;
+    this.#whole = -1;
     this.#digest.reset();
     this.#http?.reset();
     this.#pg?.reset();
@@ -139,26 +146,21 @@ export class AnswerAccumulator {
    * gaps, no framing, kind not decided yet).
    */
   get atMessageEnd(): boolean {
-    return this.#kind === "http" && this.#gaps === 0 && this.#http !== undefined &&
-      this.#http.atMessageEnd;
+    return this.#kind === "http" && this.#gaps === 0 &&
+      (this.#whole >= 0 || (this.#http !== undefined && this.#http.atMessageEnd));
   }
 
   /** Adds answer bytes `bytes[from, to)` that arrived at `atMs` (optional). */
   push(bytes: Uint8Array, atMs = NaN, from = 0, to = bytes.length): void {
     if (to <= from) return;
+    if (this.#whole >= 0) this.#unhold();
     this.#stamp(atMs);
     this.#total += to - from;
     let copied = 0;
     if (this.#contiguous) {
       copied = Math.min(to - from, this.#first.length - this.#firstLen);
-      if (copied > 32) {
-        // (a whole array needs no view: the usual captured payload)
-        const src = from === 0 && copied === bytes.length
-          ? bytes
-          : bytes.subarray(from, from + copied);
-        this.#first.set(src, this.#firstLen);
-        this.#firstLen += copied;
-      } else for (let i = 0; i < copied; i++) this.#first[this.#firstLen++] = bytes[from + i];
+      copyInto(this.#first, this.#firstLen, bytes, from, copied);
+      this.#firstLen += copied;
     }
     if (this.#kind === undefined) {
       if (this.#firstLen < this.#hold) return; // all of it is in #first
@@ -172,6 +174,7 @@ export class AnswerAccumulator {
   /** `n` answer bytes that were not seen (capture loss): the digest becomes unknown. */
   gap(n: number, atMs = NaN): void {
     if (n <= 0) return;
+    if (this.#whole >= 0) this.#unhold();
     this.#stamp(atMs);
     if (this.#kind === undefined) this.#decide();
     this.#total += n;
@@ -199,16 +202,25 @@ export class AnswerAccumulator {
    */
   #head(n: number): Uint8Array {
     const first = this.#first;
-    const v = n === SNIFF_BYTES ? this.#sniffView : this.#lastView;
-    if (v.length === n && v.buffer === first.buffer && v.byteOffset === first.byteOffset) return v;
-    const view = n === first.length ? first : first.subarray(0, n);
-    if (n === SNIFF_BYTES) this.#sniffView = view;
-    else this.#lastView = view;
-    return view;
+    if (n === SNIFF_BYTES) {
+      if (this.#sniffOf !== first) {
+        this.#sniffView = first.subarray(0, n);
+        this.#sniffOf = first;
+      }
+      return this.#sniffView;
+    }
+    if (this.#lastOf !== first || this.#lastView.length !== n) {
+      this.#lastView = n === first.length ? first : first.subarray(0, n);
+      this.#lastOf = first;
+    }
+    return this.#lastView;
   }
 
+  // (each view with the buffer it is of: #first changes in finishSwap)
   #sniffView: Uint8Array = EMPTY;
+  #sniffOf: Uint8Array = EMPTY;
   #lastView: Uint8Array = EMPTY;
+  #lastOf: Uint8Array = EMPTY;
 
   /**
    * Like {@link finish}, without a copy: the summary keeps the accumulator's first-bytes
@@ -298,6 +310,13 @@ export class AnswerAccumulator {
     if (same !== null) {
       s.digest = same.digest;
       s.bodyLength = same.bodyLength;
+    } else if (this.#whole >= 0) {
+      // (valid: a gap would have ended the fast path)
+      const d = this.#digest;
+      d.update(this.#first, this.#whole, this.#firstLen);
+      s.digest = d.value();
+      d.reset(); // (nothing was fed: more bytes may still come, see #unhold)
+      s.bodyLength = this.#firstLen - this.#whole;
     } else {
       s.digest = valid ? this.#digest.value() : null;
       s.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
@@ -323,7 +342,19 @@ export class AnswerAccumulator {
     if (this.mode === "auto") {
       this.#kind = digestKindOf(this.#head(Math.min(this.#firstLen, SNIFF_BYTES)));
     } else this.#kind = this.mode;
-    if (this.#contiguous) this.#feed(this.#first, 0, this.#firstLen);
+    if (!this.#contiguous) return;
+    if (this.#kind === "http" && this.#total === this.#firstLen) {
+      // one whole response in the first bytes: no parser (the digest waits for the summary)
+      this.#whole = wholeResponse(this.#first, this.#firstLen);
+      if (this.#whole >= 0) return;
+    }
+    this.#feed(this.#first, 0, this.#firstLen);
+  }
+
+  /** More bytes after a whole response (or a gap): the parser takes the bytes held so far. */
+  #unhold(): void {
+    this.#whole = -1;
+    this.#feed(this.#first, 0, this.#firstLen);
   }
 
   #feed(bytes: Uint8Array, from: number, to: number): void {
@@ -361,6 +392,19 @@ export class AnswerAccumulator {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Below this many bytes a loop copies: no view of the packet per answer (set() needs one). */
+const LOOP_COPY = 512;
+
+/** `dst[at, at + n)` = `src[from, from + n)`. */
+function copyInto(dst: Uint8Array, at: number, src: Uint8Array, from: number, n: number): void {
+  if (n > LOOP_COPY) {
+    // (a whole array needs no view: a captured payload of its own)
+    dst.set(from === 0 && n === src.length ? src : src.subarray(from, from + n), at);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i];
+}
 
 /**
  * A summary with every field written (latencies undefined, nothing known): one object shape

@@ -145,6 +145,15 @@ export class Digest64 {
 
   /** XXH32 of everything added so far under seed number `s` (0 or 1), unsigned. */
   value32(s: 0 | 1): number {
+    this.#final(s, OUT, 0);
+    return OUT.getUint32(0);
+  }
+
+  /**
+   * Writes seed `s`'s XXH32 big-endian at `out[at]` (no number returned: an unsigned 32-bit
+   * value would be boxed on the heap, per answer).
+   */
+  #final(s: 0 | 1, out: DataView, at: number): void {
     const l = this.#lanes;
     const k = s * 4;
     let h: number;
@@ -167,7 +176,7 @@ export class Digest64 {
     h ^= h >>> 13;
     h = Math.imul(h, P3);
     h ^= h >>> 16;
-    return h >>> 0;
+    out.setInt32(at, h);
   }
 
   /**
@@ -175,10 +184,9 @@ export class Digest64 {
    * `bigint`: compared with `===`, no string built per answer).
    */
   value(): bigint {
-    const v = OUT;
-    v.setUint32(0, this.value32(0));
-    v.setUint32(4, this.value32(1));
-    return v.getBigUint64(0);
+    this.#final(0, OUT, 0);
+    this.#final(1, OUT, 4);
+    return OUT.getBigUint64(0);
   }
 
   /** The 64-bit digest as 16 lowercase hex digits (seed A's XXH32, then seed B's). */

@@ -225,7 +225,11 @@ export class FlowCompare {
     }
   }
 
-  /** A captured server→client segment of this connection: online answer bytes. */
+  /**
+   * A captured server→client segment of this connection: online answer bytes. Only SYN-ACKs,
+   * payload, FIN and RST are read: the capture filter leaves the server's bare IPv4 ACKs out
+   * (lib/cli/filter.ts `NO_SERVER_ACKS`), so a new use of them here must change it too.
+   */
   onServer(s: SegmentView, atMs: number, now: number): void {
     this.lastSeen = now;
     if (s.flags & 0x02) { // SYN-ACK: the server's first byte follows

@@ -48,6 +48,8 @@ export interface TunnelAnswer extends TargetAnswer {
 
 const F_V6 = 1, F_DIGEST = 2, F_BODY = 4, F_RESERVED = 8;
 const U32 = 0x1_0000_0000;
+/** The largest digest (compared, not computed per frame: BigInt.asUintN allocates). */
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
 
 function setU48(dv: DataView<ArrayBufferLike>, at: number, n: number): void {
   dv.setUint16(at, Math.floor(n / U32));
@@ -146,7 +148,7 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): numb
     throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
   }
   if (first.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
-  if (digest !== null && BigInt.asUintN(64, digest) !== digest) {
+  if (digest !== null && (digest < 0n || digest > MAX_U64)) {
     throw new RangeError(`digest ${digest} is not a 64-bit value`);
   }
   const head = alen === 16 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseTcpcopyArgs, renderHelp } from "../../lib/cli/tcpcopy.ts";
-import { buildCaptureFilter } from "../../lib/cli/filter.ts";
+import { buildCaptureFilter, NO_SERVER_ACKS } from "../../lib/cli/filter.ts";
 import {
   compareBudgetOf,
   compareFailed,
@@ -46,7 +46,8 @@ Deno.test("cli --compare: off by default; defaults; the filter then takes the se
   });
   assert.equal(
     c.filter,
-    "tcp and ((dst port 80 and dst host 10.0.0.1) or (src port 80 and src host 10.0.0.1))",
+    "tcp and ((dst port 80 and dst host 10.0.0.1) or " +
+      `(src port 80 and src host 10.0.0.1 and ${NO_SERVER_ACKS}))`,
   );
 });
 
@@ -144,7 +145,7 @@ Deno.test("compare wiring: filter for wildcard online addresses, the answer matc
       [{ onlineIp: null, onlinePort: 80, targetIp: "10.0.0.2", targetPort: 8080 }] as never,
       true,
     ),
-    "tcp and ((dst port 80) or (src port 80))",
+    `tcp and ((dst port 80) or (src port 80 and ${NO_SERVER_ACKS}))`,
   );
   const m = new OnlineMatcher([
     { online: { addr: "10.0.0.1", port: 80 }, target: { addr: "10.0.0.2", port: 8080 } },
