@@ -213,7 +213,7 @@ export class TunnelClient {
    */
   readonly #routes = new Map<string, number>();
   /** Which connection of each intercept holds each live route. */
-  readonly #holders: RouteHolders;
+  #holders: RouteHolders;
   /** A microtask will flush the queued messages (see {@link flush}). */
   #flushQueued = false;
   /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
@@ -296,6 +296,11 @@ export class TunnelClient {
   /** Live routes remembered (added and not deleted). */
   get routes(): number {
     return this.#routes.size;
+  }
+
+  /** Rows the route holder table has room for now (it grows and shrinks with the routes). */
+  get routeRows(): number {
+    return this.#holders.capacity;
   }
 
   /**
@@ -412,6 +417,12 @@ export class TunnelClient {
       if (this.#send(l, msg)) any = true;
     }
     this.#holders.free(row);
+    if (this.#holders.sparse) {
+      // rows renumbered in the map's order; setting an existing key keeps its place
+      this.#holders = this.#holders.compacted(this.#routes.values());
+      let i = 0;
+      for (const k of this.#routes.keys()) this.#routes.set(k, i++);
+    }
     if (any) this.counters.routesDeleted++;
     return any;
   }

@@ -1,9 +1,10 @@
 /**
  * Which connection of each intercept holds each live route of tcpcopy's tunnel client: one
  * row of `intercepts` bytes per route (the connection index, -1: none) in one shared table,
- * rows reused through a free list, the table doubled when full. The route itself is its map
- * key (route_key.ts: the key gives the endpoints back), so a live route costs its key, a map
- * entry and a row (~50 B) instead of objects and typed arrays of its own (~800 B).
+ * rows reused through a free list, the table doubled when full and rebuilt smaller once mostly
+ * free. The route itself is its map key (route_key.ts: the key gives the endpoints back), so a
+ * live route costs its key, a map entry and a row (77 B measured, bench/route_table_heap.ts)
+ * instead of objects and typed arrays of its own (~800 B).
  *
  *   const h = new RouteHolders(2);
  *   const row = h.alloc();          // every holder -1
@@ -63,6 +64,30 @@ export class RouteHolders {
   forget(s: number, index: number): void {
     const t = this.#table, n = this.intercepts, end = this.#used * n;
     for (let i = s; i < end; i += n) if (t[i] === index) t[i] = -1;
+  }
+
+  /**
+   * Mostly free rows (under an eighth of a capacity above 1,024 live): time for
+   * {@link compacted}, so a table a burst grew does not stay that size.
+   */
+  get sparse(): boolean {
+    return this.capacity > 1024 && this.live * 8 < this.capacity;
+  }
+
+  /**
+   * A new table holding the given live rows renumbered 0, 1, 2, … in the order given, with
+   * room for twice as many (the caller renumbers its references the same way).
+   */
+  compacted(rows: Iterable<number>): RouteHolders {
+    let room = 64;
+    while (room < 2 * this.live) room *= 2;
+    const out = new RouteHolders(this.intercepts, room);
+    const n = this.intercepts;
+    for (const row of rows) {
+      const to = out.alloc();
+      out.#table.set(this.#table.subarray(row * n, (row + 1) * n), to * n);
+    }
+    return out;
   }
 
   #grow(): void {

@@ -83,6 +83,29 @@ Deno.test("route holders: rows start empty, are freed and reused, grow keeping t
   assert.equal(h.capacity, cap);
 });
 
+Deno.test("route holders: a mostly free table is rebuilt smaller, live rows keep their holders", () => {
+  const h = new RouteHolders(2);
+  const rows = Array.from({ length: 3000 }, () => h.alloc());
+  assert.equal(h.capacity, 4096);
+  for (const r of rows) h.set(r, r % 2, r % 5);
+  for (const r of rows.slice(0, 2400)) h.free(r);
+  assert.equal(h.sparse, false, "600 of 4,096 live: not yet");
+  for (const r of rows.slice(2400, 2950)) h.free(r);
+  assert.equal(h.live, 50);
+  assert.ok(h.sparse);
+  const keep = rows.slice(2950).reverse();
+  const c = h.compacted(keep);
+  assert.equal(c.capacity, 128);
+  assert.equal(c.live, 50);
+  assert.equal(c.sparse, false);
+  keep.forEach((r, i) => {
+    assert.equal(c.get(i, r % 2), r % 5);
+    assert.equal(c.get(i, 1 - (r % 2)), -1);
+  });
+  assert.equal(c.alloc(), 50, "the next row after the live ones");
+  assert.equal(c.get(50, 0), -1);
+});
+
 const listen = () => TunnelServer.listen({ port: 0, hostname: "127.0.0.1", log: () => {} });
 
 Deno.test("tunnel client: 3 intercepts, IPv4 and IPv6 routes: holders survive a lost connection", async () => {
@@ -158,6 +181,42 @@ Deno.test("tunnel client: mismatched or odd endpoints are neither added nor dele
     assert.equal(client.delRoute(ep([1, 2, 3, 4, 5], 1), ep([1, 2, 3, 4, 5], 2)), false);
     assert.equal(client.delRoute(v6, v4), false);
     assert.equal(client.routes, 1);
+  } finally {
+    await client.close();
+    await s.close();
+  }
+});
+
+Deno.test("tunnel client: the holder table shrinks after a burst; holders survive it and a loss", async () => {
+  const s = listen();
+  const client = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port: s.port }],
+    connections: 2,
+    onReply: () => {},
+    log: () => {},
+    moveDelayMs: 20,
+  });
+  // one client address, ports in sequence: spread over both connections (the connection is
+  // chosen by the parity of an FNV-1a hash: address and port bytes that change together cancel)
+  const r = (p: number) => [ep([198, 51, 100, 7], 20000 + p), ep([10, 0, 0, 2], 80)] as const;
+  try {
+    for (let p = 0; p < 1500; p++) assert.ok(client.addRoute(...r(p)));
+    assert.equal(client.routeRows, 2048);
+    await until(() => s.dispatcher.routes.size === 1500, 5000, "burst registered");
+    for (let p = 0; p < 1400; p++) assert.ok(client.delRoute(...r(p)));
+    assert.equal(client.routes, 100);
+    // rebuilt when 255 were left (under an eighth of 2,048), with room for twice as many
+    assert.equal(client.routeRows, 512);
+    await until(() => s.dispatcher.routes.size === 100, 5000, "burst deleted");
+    s.disconnect([...s.dispatcher.peers][0], "test");
+    await until(() => client.connected === 1, 5000, "one connection lost");
+    await until(() => s.dispatcher.routes.size === 100, 5000, "its routes moved");
+    assert.ok(
+      client.counters.routesResent > 0 && client.counters.routesResent < 100,
+      `resent ${client.counters.routesResent}`,
+    );
+    for (let p = 1400; p < 1500; p++) assert.ok(client.delRoute(...r(p)));
+    await until(() => s.dispatcher.routes.size === 0, 5000, "every route deleted by its owner");
   } finally {
     await client.close();
     await s.close();
