@@ -217,7 +217,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "N",
     help: "Most live sessions; beyond it a new connection replaces the oldest session that " +
       "never carried data, or is not replayed (lost.session_limit). Default from -m: " +
-      "about 38.1 per MiB above 256, e.g. 68,279 for -m 2048.",
+      "about 54.6 per MiB above 256, e.g. 97,867 for -m 2048.",
     example: "--max-sessions 50000",
   },
   {

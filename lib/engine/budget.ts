@@ -6,7 +6,7 @@
  * queued client payload bytes. The costs are measured, not guessed: live heap per object after a
  * full collection (`bench/syn_flood.ts` for sessions of spoofed SYNs and for records alone,
  * `bench/engine_scale.ts` for held keep-alive sessions that served requests), plus the
- * tunnel's route entry, with a margin of ~20 %. What the heap needs beyond its live objects
+ * tunnel's route entry (`bench/route_table_heap.ts`), with a margin of ~20 %. What the heap needs beyond its live objects
  * (the collector's growth between collections) is GC_HEADROOM's. Change them only with new
  * figures from those benches.
  */
@@ -14,17 +14,19 @@
 /**
  * Bytes one live session costs besides its queued payload: the Session object with its slab row,
  * stream and turn bookkeeping, its tuple-map and allocator entries, timer entries, its entry in
- * {@link OpenOrder}, and the route the tunnel client remembers for it (~800 bytes measured with
- * 100,000 routes). Heap + typed arrays without the route, its record's share (503 B, below)
- * taken off, re-measured after issue 14's slab work: 782 B for a session of a spoofed SYN
+ * {@link OpenOrder}, and the route the tunnel client remembers for it (77 B: its key, map entry
+ * and row of holders, 70 B heap + 7 B table, `bench/route_table_heap.ts`, 100,000 IPv4 routes;
+ * 101 B for IPv6; ~800 B before the holder table). Heap + typed arrays without the route, its
+ * record's share (503 B, below) taken off, re-measured after issue 14's slab work: 782 B for a session of a spoofed SYN
  * (`bench/syn_flood.ts --count 100000 -- -m 65536 --max-sessions 1000000 --max-flows 1000000`:
  * 1,285 B per session with its record), 528 B for a held idle keep-alive session (100,000
  * sessions, 715 B heap + 316 B slab row and tables with the record), 1,021 B once it served 17
  * requests (`bench/engine_scale.ts -- -m 65536 --max-sessions 2000000 --max-flows 4000000`,
- * 10,000 sessions: 1,227 + 297 B with the record). 1,021 + 800 = 1,821 B, + 20 %.
- * (Before the slab work: 2,560 from 1,338 + 800 B.)
+ * 10,000 sessions: 1,227 + 297 B with the record). 1,021 + 77 = 1,098 B, + 20 % (1,318),
+ * rounded up to 1,344. (Before the holder table: 2,176 from 1,021 + 800 B; before the slab
+ * work: 2,560 from 1,338 + 800 B.)
  */
-export const SESSION_COST = 2176;
+export const SESSION_COST = 1344;
 
 /**
  * Bytes one connection record costs (live, sampled out, or remembered after its sessions

@@ -51,6 +51,8 @@ import {
   timingSafeEqual,
 } from "./auth.ts";
 import { DEFAULT_TUNNEL_PORT } from "./defaults.ts";
+import { routeKeyOf, routeOfKey } from "./route_key.ts";
+import { RouteHolders } from "./route_holders.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
 import { formatHostPort } from "../wire/addr.ts";
 import type { DigestMode } from "../compare/answer.ts";
@@ -144,19 +146,6 @@ export interface ClientCounters {
   rttSamples: number;
 }
 
-/** A live route and the connection index holding it on each intercept (-1: none yet). */
-interface RouteEntry {
-  client: Endpoint;
-  target: Endpoint;
-  holders: Int8Array;
-}
-
-/** Map key of a route (the bytes of both endpoints). */
-function routeKey(client: Endpoint, target: Endpoint): string {
-  return String.fromCharCode(...client.addr, client.port >> 8, client.port & 255, ...target.addr) +
-    String.fromCharCode(target.port >> 8, target.port & 255);
-}
-
 class Link {
   conn: ReactorConn | undefined;
   decoder = new ServerStreamDecoder();
@@ -218,8 +207,13 @@ export class TunnelClient {
   #timer: ReturnType<typeof setInterval>;
   #pending = new Set<Promise<void>>();
   #retryTimers = new Set<ReturnType<typeof setTimeout>>();
-  /** Live routes (added, not deleted yet) and who holds them. */
-  readonly #routes = new Map<string, RouteEntry>();
+  /**
+   * Live routes (added, not deleted yet): key (route_key.ts, it holds both endpoints) -> row
+   * of {@link #holders}.
+   */
+  readonly #routes = new Map<string, number>();
+  /** Which connection of each intercept holds each live route. */
+  #holders: RouteHolders;
   /** A microtask will flush the queued messages (see {@link flush}). */
   #flushQueued = false;
   /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
@@ -255,6 +249,7 @@ export class TunnelClient {
     this.instanceId = opts.instanceId ?? randomBytes(INSTANCE_ID_SIZE);
     const n = Math.max(1, Math.min(11, this.#opts.connections));
     this.#links = opts.servers.map((_, s) => Array.from({ length: n }, (_, i) => new Link(s, i)));
+    this.#holders = new RouteHolders(Math.max(1, opts.servers.length));
     this.#timer = setInterval(() => this.#heartbeat(), this.#opts.heartbeatMs);
   }
 
@@ -301,6 +296,11 @@ export class TunnelClient {
   /** Live routes remembered (added and not deleted). */
   get routes(): number {
     return this.#routes.size;
+  }
+
+  /** Rows the route holder table has room for now (it grows and shrinks with the routes). */
+  get routeRows(): number {
+    return this.#holders.capacity;
   }
 
   /**
@@ -354,20 +354,16 @@ export class TunnelClient {
       this.counters.routeFailures++;
       return false;
     }
-    const key = routeKey(client, target);
-    let r = this.#routes.get(key);
-    if (r === undefined) {
-      r = {
-        client: { addr: client.addr.slice(), port: client.port },
-        target: { addr: target.addr.slice(), port: target.port },
-        holders: new Int8Array(this.#links.length).fill(-1),
-      };
-      this.#routes.set(key, r);
+    const key = routeKeyOf(client, target);
+    let row = this.#routes.get(key);
+    if (row === undefined) {
+      row = this.#holders.alloc();
+      this.#routes.set(key, row);
     }
-    const msg = encodeRoute("add", r.client, r.target);
+    const msg = encodeRoute("add", client, target);
     let any = false;
     for (let s = 0; s < this.#links.length; s++) {
-      if (this.#register(r, s, msg, false)) any = true;
+      if (this.#register(row, client, target, s, msg, false)) any = true;
     }
     if (any) this.counters.routesAdded++;
     else this.counters.routeFailures++;
@@ -379,18 +375,25 @@ export class TunnelClient {
    * the first ready connection from the tuple's spread. `force` ignores the queue bound (a
    * re-registration of live routes: bounded by the live sessions).
    */
-  #register(r: RouteEntry, s: number, msg: Uint8Array, force: boolean): boolean {
+  #register(
+    row: number,
+    client: Endpoint,
+    target: Endpoint,
+    s: number,
+    msg: Uint8Array,
+    force: boolean,
+  ): boolean {
     const links = this.#links[s];
-    const v6 = r.client.addr.length === 16;
-    const held = r.holders[s];
+    const v6 = client.addr.length === 16;
+    const held = this.#holders.get(row, s);
     const order = held >= 0 && links[held].conn && links[held].ready ? [links[held]] : Array.from(
       { length: links.length },
-      (_, i) => links[(spread(r.client, r.target) + i) % links.length],
+      (_, i) => links[(spread(client, target) + i) % links.length],
     );
     for (const l of order) {
       if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
       if (!this.#send(l, msg, force)) continue;
-      r.holders[s] = l.index;
+      this.#holders.set(row, s, l.index);
       return true;
     }
     return false;
@@ -398,18 +401,27 @@ export class TunnelClient {
 
   /** Deletes a route where the intercept supports it (extensions); false if none did. */
   delRoute(client: Endpoint, target: Endpoint): boolean {
-    const key = routeKey(client, target);
-    const r = this.#routes.get(key);
-    if (r === undefined) return false;
+    const len = client.addr.length;
+    if ((len !== 4 && len !== 16) || target.addr.length !== len) return false;
+    const key = routeKeyOf(client, target);
+    const row = this.#routes.get(key);
+    if (row === undefined) return false;
     this.#routes.delete(key);
-    const msg = encodeRoute("del", r.client, r.target);
+    const msg = encodeRoute("del", client, target);
     let any = false;
     for (let s = 0; s < this.#links.length; s++) {
-      const i = r.holders[s];
+      const i = this.#holders.get(row, s);
       if (i < 0) continue;
       const l = this.#links[s][i];
       if (!l.conn || !(l.caps & Cap.ROUTE_DEL)) continue;
       if (this.#send(l, msg)) any = true;
+    }
+    this.#holders.free(row);
+    if (this.#holders.sparse) {
+      // rows renumbered in the map's order; setting an existing key keeps its place
+      this.#holders = this.#holders.compacted(this.#routes.values());
+      let i = 0;
+      for (const k of this.#routes.keys()) this.#routes.set(k, i++);
     }
     if (any) this.counters.routesDeleted++;
     return any;
@@ -421,9 +433,10 @@ export class TunnelClient {
    */
   #resync(s: number): void {
     if (this.#closed) return;
-    for (const r of this.#routes.values()) {
-      if (r.holders[s] >= 0) continue;
-      if (this.#register(r, s, encodeRoute("add", r.client, r.target), true)) {
+    for (const [key, row] of this.#routes) {
+      if (this.#holders.get(row, s) >= 0) continue;
+      const { client, target } = routeOfKey(key);
+      if (this.#register(row, client, target, s, encodeRoute("add", client, target), true)) {
         this.counters.routesResent++;
       }
     }
@@ -749,9 +762,7 @@ export class TunnelClient {
     l.conn = undefined;
     l.ready = false;
     // intercept forgets the routes of a closed connection: nobody holds them any more.
-    for (const r of this.#routes.values()) {
-      if (r.holders[l.server] === l.index) r.holders[l.server] = -1;
-    }
+    this.#holders.forget(l.server, l.index);
     if (!this.#closed) this.#later(this.#opts.moveDelayMs, () => this.#resync(l.server));
     try {
       conn.close();

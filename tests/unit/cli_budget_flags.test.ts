@@ -32,7 +32,7 @@ Deno.test("budget flags: values reach the engine; defaults come from -m", () => 
   if (d.kind !== "run") throw new Error("unreachable");
   assert.equal(d.config.allowSelfTarget, false);
   const de = engineConfigOf(d.config);
-  assert.equal(de.maxSessions, 68_279, "documented default for -m 2048");
+  assert.equal(de.maxSessions, 97_867, "documented default for -m 2048");
   assert.equal(de.maxFlows, 163_111, "documented default for -m 2048");
   assert.equal(de.maxPps, 0);
   assert.equal(de.maxMbps, 0);
