@@ -49,6 +49,13 @@
  * the programs' flags (e.g. `--v8-flags=--max-semi-space-size=16` to compare young-generation
  * sizes, `--v8-flags=` for V8's defaults). The rig's sequence numbers are above 2^31, like half
  * of real ones (tests/helpers/keepalive_rig.ts).
+ *
+ * `--private-deno` runs the children on a private copy of the deno executable and has each
+ * child do what tcpcopy's start does for memory (`schedulePageOut` of lib/process/memory.ts:
+ * the runtime's start-up code paged out, malloc trimmed every second): the RSS then counts the
+ * executable as a production host's tcpcopy does, where no other process maps it (the same
+ * option of bench/e2e_replication.ts). Without it the children share the executable with this
+ * process and keep ~40 MiB of it in RSS.
  */
 import { benchArgs } from "./args.ts";
 import process from "node:process";
@@ -59,6 +66,7 @@ import { mulberry32 } from "../tests/helpers/prng.ts";
 import { printTable } from "./table.ts";
 import { V8_FLAGS } from "../lib/process/v8_flags.ts";
 import { smapsBreakdown } from "./mem_trace.ts";
+import { schedulePageOut, TCPCOPY_TRIM_EVERY_S } from "../lib/process/memory.ts";
 
 const { values, positionals } = benchArgs(import.meta.url, {
   args: Deno.args,
@@ -73,6 +81,9 @@ const { values, positionals } = benchArgs(import.meta.url, {
     "v8-flags": { type: "string", default: V8_FLAGS.tcpcopy.join(",") },
     /** Internal: run one level in this process and print its JSON. */
     child: { type: "boolean", default: false },
+    "private-deno": { type: "boolean", default: false },
+    /** Internal: the child pages out its start-up code and trims malloc as tcpcopy does. */
+    "program-memory": { type: "boolean", default: false },
   },
   allowPositionals: true,
 });
@@ -387,8 +398,8 @@ async function runLevel(level: number): Promise<Level> {
   };
 }
 
-/** Runs `level` in a fresh process of this script. */
-async function childLevel(level: number, snapshot: boolean): Promise<Level> {
+/** Runs `level` in a fresh process of this script, on `deno` (an executable path). */
+async function childLevel(level: number, snapshot: boolean, deno: string): Promise<Level> {
   const args = [
     "run",
     "-A",
@@ -397,6 +408,7 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
     }`,
     new URL(import.meta.url).pathname,
     "--child",
+    ...(deno === Deno.execPath() ? [] : ["--program-memory"]),
     "--levels",
     String(level),
     "--requests",
@@ -410,24 +422,37 @@ async function childLevel(level: number, snapshot: boolean): Promise<Level> {
     "--",
     ...positionals,
   ];
-  const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  const out = await new Deno.Command(deno, { args, stderr: "inherit" }).output();
   if (!out.success) throw new Error(`engine_scale: level ${level}: child exited ${out.code}`);
   return JSON.parse(new TextDecoder().decode(out.stdout)) as Level;
 }
 
 if (values.child) {
+  if (values["program-memory"]) schedulePageOut(TCPCOPY_TRIM_EVERY_S);
   console.log(JSON.stringify(await runLevel(LEVELS[0])));
   Deno.exit(0);
 }
+/** The executable the children run: a private copy with `--private-deno`, removed at the end. */
+const privateDir = values["private-deno"] ? Deno.makeTempDirSync({ prefix: "engine_scale" }) : "";
+const deno = privateDir === "" ? Deno.execPath() : `${privateDir}/deno`;
+if (privateDir !== "") {
+  Deno.copyFileSync(Deno.execPath(), deno);
+  Deno.chmodSync(deno, 0o755);
+}
 const results: Level[] = [];
-for (const [n, level] of LEVELS.entries()) {
-  results.push(await childLevel(level, n === LEVELS.length - 1));
+try {
+  for (const [n, level] of LEVELS.entries()) {
+    results.push(await childLevel(level, n === LEVELS.length - 1, deno));
+  }
+} finally {
+  if (privateDir !== "") Deno.removeSync(privateDir, { recursive: true });
 }
 const first = results[0], last = results[results.length - 1];
 const cpuRatio = last.cpuPerRequestUs / first.cpuPerRequestUs;
 const flat = Math.abs(cpuRatio - 1) <= 0.15;
 const flags = (positionals.join(" ") || "(defaults)") +
-  `; V8 flags "${values["v8-flags"]}"`;
+  `; V8 flags "${values["v8-flags"]}"` +
+  (privateDir === "" ? "" : "; private deno copy, start-up code paged out as tcpcopy does");
 const mib = (x: number) => (x / 1048576).toFixed(1);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 if (values.json) {
