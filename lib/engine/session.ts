@@ -23,6 +23,7 @@ import type {
 } from "./segment.ts";
 import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
+import { ipv4ToU32, writeU32Ipv4 } from "../wire/addr.ts";
 import { view } from "./slab.ts";
 import { SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
 import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
@@ -514,8 +515,7 @@ export class Session implements SlabRow {
   ) {
     host.slab.take(this);
     if (client.family === 4) {
-      const a = client.addr;
-      this.ints[this.ib + 33] = (a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3];
+      this.ints[this.ib + 33] = ipv4ToU32(client.addr);
       this.ints[this.ib + 34] = client.port + 1;
     }
     this.ansAckRcv = -1;
@@ -1420,11 +1420,7 @@ export class Session implements SlabRow {
     // The port + 1; 0 for an IPv6 client, and in the scratch row of an ended session.
     const port = this.ints[this.ib + 34] - 1;
     if (port < 0) return this.client;
-    const v = this.ints[this.ib + 33], a = SRC4.addr;
-    a[0] = v >>> 24;
-    a[1] = (v >>> 16) & 255;
-    a[2] = (v >>> 8) & 255;
-    a[3] = v & 255;
+    writeU32Ipv4(this.ints[this.ib + 33], SRC4.addr);
     SRC4.port = port;
     return SRC4;
   }
