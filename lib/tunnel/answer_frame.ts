@@ -25,6 +25,7 @@
 import type { DigestKind } from "../compare/sniff.ts";
 import type { AnswerEndpoint, TargetAnswer } from "../compare/target_answer.ts";
 import { emptySummary, MAX_COMPARE_BYTES } from "../compare/answer.ts";
+import { sameFamily } from "../wire/addr.ts";
 
 /** The frame kind byte (FrameKind.ANSWER in replies.ts). */
 export const ANSWER_FRAME_KIND = 0xe5;
@@ -144,7 +145,7 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): numb
   const alen = ca.length;
   const first = s.firstBytes;
   const digest = s.digest;
-  if ((alen !== 4 && alen !== 16) || ta.length !== alen) {
+  if (!sameFamily(ca, ta)) {
     throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
   }
   if (first.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");

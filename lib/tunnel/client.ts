@@ -54,7 +54,7 @@ import { DEFAULT_TUNNEL_PORT } from "./defaults.ts";
 import { routeKeyOf, routeOfKey } from "./route_key.ts";
 import { RouteHolders } from "./route_holders.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
-import { formatHostPort } from "../wire/addr.ts";
+import { formatHostPort, sameFamily } from "../wire/addr.ts";
 import type { DigestMode } from "../compare/answer.ts";
 import type { TunnelAnswer } from "./answer_frame.ts";
 
@@ -349,8 +349,7 @@ export class TunnelClient {
    * two endpoints are not both IPv4 or both IPv6).
    */
   addRoute(client: Endpoint, target: Endpoint): boolean {
-    const len = client.addr.length;
-    if ((len !== 4 && len !== 16) || target.addr.length !== len) {
+    if (!sameFamily(client.addr, target.addr)) {
       this.counters.routeFailures++;
       return false;
     }
@@ -401,8 +400,7 @@ export class TunnelClient {
 
   /** Deletes a route where the intercept supports it (extensions); false if none did. */
   delRoute(client: Endpoint, target: Endpoint): boolean {
-    const len = client.addr.length;
-    if ((len !== 4 && len !== 16) || target.addr.length !== len) return false;
+    if (!sameFamily(client.addr, target.addr)) return false;
     const key = routeKeyOf(client, target);
     const row = this.#routes.get(key);
     if (row === undefined) return false;

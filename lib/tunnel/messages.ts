@@ -25,6 +25,7 @@
  *              2 pg, 3 bytes), target_ip and target_port zero.
  */
 import { type DigestMode, MAX_COMPARE_BYTES, MIN_COMPARE_BYTES } from "../compare/answer.ts";
+import { sameFamily } from "../wire/addr.ts";
 
 /** The C tunnel's internal version, sent as the hello's type. */
 export const INTERNAL_VERSION = 6;
@@ -97,10 +98,10 @@ export function encodeHello(version = INTERNAL_VERSION): Uint8Array {
 
 /** CLIENT_ADD / CLIENT_DEL, IPv4 (14 bytes) or IPv6 (46 bytes, extension). */
 export function encodeRoute(kind: RouteOp, client: Endpoint, target: Endpoint): Uint8Array {
-  const v6 = client.addr.length === 16;
-  if (client.addr.length !== target.addr.length || (!v6 && client.addr.length !== 4)) {
+  if (!sameFamily(client.addr, target.addr)) {
     throw new RangeError("route endpoints must both be IPv4 or both IPv6");
   }
+  const v6 = client.addr.length === 16;
   const type = v6
     ? (kind === "add" ? MsgType.CLIENT_ADD6 : MsgType.CLIENT_DEL6)
     : (kind === "add" ? MsgType.CLIENT_ADD : MsgType.CLIENT_DEL);

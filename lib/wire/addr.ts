@@ -133,6 +133,12 @@ export function isIpv6(text: string): boolean {
     typeof parseIp(text) !== "string";
 }
 
+/** Whether two raw addresses are both IPv4 (4 bytes) or both IPv6 (16 bytes). */
+export function sameFamily(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  return (n === 4 || n === 16) && b.length === n;
+}
+
 /** Four bytes at `bytes[offset..]` as a big-endian unsigned 32-bit integer. */
 export function ipv4ToU32(bytes: Uint8Array, offset = 0): number {
   return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |

@@ -7,6 +7,7 @@ import {
   isIpv4,
   isIpv6,
   parseIp,
+  sameFamily,
   u32ToIpv4,
   writeIp,
 } from "../../lib/wire/addr.ts";
@@ -148,4 +149,14 @@ Deno.test("property: cached formatting never returns another address's text", ()
     assert.ok(typeof r !== "string");
     assert.deepEqual(r.bytes, b, text);
   }
+});
+
+Deno.test("sameFamily: both 4 bytes or both 16, nothing else", () => {
+  const v4 = new Uint8Array(4), v6 = new Uint8Array(16);
+  assert.ok(sameFamily(v4, new Uint8Array(4)));
+  assert.ok(sameFamily(v6, new Uint8Array(16)));
+  assert.ok(!sameFamily(v4, v6));
+  assert.ok(!sameFamily(v6, v4));
+  assert.ok(!sameFamily(new Uint8Array(5), new Uint8Array(5)));
+  assert.ok(!sameFamily(new Uint8Array(0), new Uint8Array(0)));
 });
