@@ -18,20 +18,22 @@ const BUCKETS = 1 + (MAX_EXP + 1) * SUB_BUCKETS;
 /** Bucket index of a value in µs. */
 export function bucketOf(us: number): number {
   if (!(us >= 1)) return 0;
-  let e: number;
-  if (us < 0x40000000) {
-    // (under 2^30 µs, every latency of a live run: the power of two from the integer part,
-    // exactly, without Math.log2: two of these per verdict)
-    e = 31 - Math.clz32(us);
-    const sub = Math.min(SUB_BUCKETS - 1, Math.floor((us / (1 << e) - 1) * SUB_BUCKETS));
-    return 1 + e * SUB_BUCKETS + sub;
-  }
-  e = Math.floor(Math.log2(us));
+  const e = exponentOf(us);
+  if (e > MAX_EXP) return BUCKETS - 1;
+  const pow = e < 30 ? 1 << e : 2 ** e; // (a shift where it fits: 2 ** e is a float power)
+  const sub = Math.min(SUB_BUCKETS - 1, Math.floor((us / pow - 1) * SUB_BUCKETS));
+  return 1 + e * SUB_BUCKETS + sub;
+}
+
+/** floor(log2(us)), exactly, for `us` ≥ 1. */
+function exponentOf(us: number): number {
+  // under 2^30 µs, every latency of a live run: from the integer part's top bit, without
+  // Math.log2 (two of these per verdict)
+  if (us < 0x40000000) return 31 - Math.clz32(us);
+  let e = Math.floor(Math.log2(us));
   if (2 ** e > us) e--;
   else if (2 ** (e + 1) <= us) e++;
-  if (e > MAX_EXP) return BUCKETS - 1;
-  const sub = Math.min(SUB_BUCKETS - 1, Math.floor((us / 2 ** e - 1) * SUB_BUCKETS));
-  return 1 + e * SUB_BUCKETS + sub;
+  return e;
 }
 
 /** Upper bound (exclusive) of bucket `i`, in µs. */
