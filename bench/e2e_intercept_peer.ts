@@ -21,6 +21,7 @@ import { RawIpSender } from "../lib/io/raw_send.ts";
 import { addressPair, buildTcpPacket } from "../lib/wire/build.ts";
 import { writeIp } from "../lib/wire/addr.ts";
 import { sharedReactor } from "../lib/io/reactor.ts";
+import { statTimes } from "../lib/process/memory.ts";
 
 /** Configuration passed as the only argument (JSON). */
 export interface PeerConfig {
@@ -45,8 +46,7 @@ interface Cpu {
 }
 
 function readCpu(pid: number): Cpu {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const { user, sys } = statTimes(Deno.readTextFileSync(`/proc/${pid}/stat`));
   let switches = 0;
   for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
     try {
@@ -54,7 +54,7 @@ function readCpu(pid: number): Cpu {
       for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) switches += Number(m[1]);
     } catch { /* thread gone */ }
   }
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, switches };
+  return { user, sys, switches };
 }
 
 function percentile(sorted: number[], p: number): number {

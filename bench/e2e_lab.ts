@@ -10,6 +10,7 @@
  * @module
  */
 import { type Cleanup, type Netns, waitFor } from "../tests/helpers/netns.ts";
+import { statTimes } from "../lib/process/memory.ts";
 import {
   buildLab,
   countLines,
@@ -351,13 +352,6 @@ export interface Usage {
   /** Resident memory now and at its peak (VmHWM), MiB. */
   rssMiB: number;
   peakMiB: number;
-}
-
-/** utime and stime (seconds) of a /proc stat line, NaN when unreadable. */
-export function statTimes(stat: string): { user: number; sys: number } {
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const hz = 100;
-  return { user: Number(f[11]) / hz, sys: Number(f[12]) / hz };
 }
 
 /** Reads {@link Usage} of `pid` from /proc. */

@@ -37,12 +37,21 @@ export interface ProcessUsage {
 /** User and system CPU seconds of this process (Linux /proc; zeros elsewhere). */
 export function cpuSeconds(): { user: number; system: number } {
   try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
+    const t = statTimes(Deno.readTextFileSync("/proc/self/stat"));
+    return { user: t.user, system: t.sys };
   } catch {
     return { user: 0, system: 0 };
   }
+}
+
+/**
+ * utime and stime (seconds, 100 ticks a second) of a /proc/PID/stat or /proc/PID/task/TID/stat
+ * line, read after the command name (which may hold spaces and parentheses); NaN when
+ * malformed. Pure: the parser for {@link cpuSeconds} and for tools reading another process.
+ */
+export function statTimes(stat: string): { user: number; sys: number } {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
 }
 
 /**

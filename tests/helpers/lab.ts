@@ -20,6 +20,7 @@
  * @module
  */
 import { Cleanup, denoEval, Netns, run, vethPair, waitFor } from "./netns.ts";
+import { statTimes } from "../../lib/process/memory.ts";
 
 /** Port of the HTTP server on every host of the lab. */
 export const HTTP_PORT = 80;
@@ -228,11 +229,8 @@ async function readOr(path: string): Promise<string> {
 
 /** CPU seconds (user + system) used so far by a process, from /proc/PID/stat. */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readOr(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const hz = 100;
-  return Number.isFinite(ticks) ? ticks / hz : NaN;
+  const { user, sys } = statTimes(await readOr(`/proc/${pid}/stat`));
+  return user + sys;
 }
 
 /** Resident memory (MiB) of a process, from /proc/PID/status. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { statTimes, type Usage } from "../../bench/e2e_lab.ts";
+import type { Usage } from "../../bench/e2e_lab.ts";
+import { statTimes } from "../../lib/process/memory.ts";
 import { cpuSplit } from "../../bench/e2e_replication.ts";
 
 Deno.test("statTimes reads utime and stime after the command name, spaces in it too", () => {
