@@ -21,7 +21,7 @@
  * `--body N`: the answers' body bytes (615 by default; bench/e2e_replication.ts's nginx answers
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
  */
-import { benchArgs } from "./args.ts";
+import { benchArgs, intArg } from "./args.ts";
 import { cpuUsage } from "node:process";
 import v8 from "node:v8";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
@@ -38,17 +38,9 @@ const { values } = benchArgs(import.meta.url, {
     body: { type: "string", default: "615" },
   },
 });
-const REQUESTS = Number(values.requests);
-if (!Number.isInteger(REQUESTS) || REQUESTS < 1000) {
-  console.error(`--requests ${values.requests}: expected an integer of at least 1000`);
-  Deno.exit(2);
-}
+const REQUESTS = intArg(import.meta.url, "requests", values.requests, 1000);
 const compare = !values.baseline;
-const BODY_BYTES = Number(values.body);
-if (!Number.isInteger(BODY_BYTES) || BODY_BYTES < 0 || BODY_BYTES > 1400) {
-  console.error(`--body ${values.body}: expected an integer from 0 to 1400`);
-  Deno.exit(2);
-}
+const BODY_BYTES = intArg(import.meta.url, "body", values.body, 0, 1400);
 
 const BODY = "x".repeat(BODY_BYTES);
 const ANSWER = new TextEncoder().encode(

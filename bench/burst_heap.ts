@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { benchArgs } from "./args.ts";
+import { benchArgs, intArg } from "./args.ts";
 import v8 from "node:v8";
 import { Session } from "node:inspector";
 import { type ShortRig, shortRig } from "../tests/helpers/short_rig.ts";
@@ -63,17 +63,8 @@ function post<T>(s: Session, method: string, params: object): Promise<T> {
   );
 }
 
-/** A positive integer flag value, or exit 2 with a one-line error. */
-function positive(flag: string, text: string, zero = false): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isSafeInteger(n) || n < (zero ? 0 : 1)) {
-    console.error(
-      `burst_heap: --${flag} ${text}: expected a ${zero ? "non-negative" : "positive"} integer`,
-    );
-    Deno.exit(2);
-  }
-  return n;
-}
+/** A whole-number flag value of at least `min` (else one line and exit 2: bench/args.ts). */
+const positive = (flag: string, text: string, min = 1) => intArg(import.meta.url, flag, text, min);
 
 /** Runs connections `from`..`from + n` as a pipeline of `third` × 3 (see the module comment). */
 function burst(r: ShortRig, from: number, n: number, third: number, roundMs: number): void {
@@ -120,8 +111,8 @@ if (import.meta.main) {
   });
   const conns = positive("conns", values.conns);
   const third = Math.max(1, Math.floor(positive("concurrency", values.concurrency) / 3));
-  const roundMs = positive("round-ms", values["round-ms"], true);
-  const top = positive("top", values.top, true);
+  const roundMs = positive("round-ms", values["round-ms"], 0);
+  const top = positive("top", values.top, 0);
   const r = shortRig([]);
   burst(r, 0, 3 * third, third, roundMs); // the code paths warm, the tables grown
   for (let t = 0; t < Number(values.after); t += 100) r.tick(100);

@@ -36,7 +36,7 @@
  *
  * @module
  */
-import { benchArgs } from "./args.ts";
+import { benchArgs, intArg } from "./args.ts";
 import { isRoot, withNetns } from "../tests/helpers/netns.ts";
 import { settle } from "../tests/helpers/replication.ts";
 import { type BenchLab, restartPair, startBenchLab, stopStarted } from "./e2e_lab.ts";
@@ -396,14 +396,8 @@ if (import.meta.main) {
     },
     strict: true,
   });
-  const int = (flag: string, text: string, min: number, max: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      console.error(`e2e_warmup: --${flag} ${text}: expected an integer from ${min} to ${max}`);
-      Deno.exit(2);
-    }
-    return n;
-  };
+  const int = (flag: string, text: string, min: number, max: number) =>
+    intArg(import.meta.url, flag, text, min, max);
   const requests = int("requests", values.requests, 3000, 1_000_000);
   const bucket = int("bucket", values.bucket, 100, requests / 3);
   const runs = int("runs", values.runs, 1, 10);

@@ -57,7 +57,7 @@
  * option of bench/e2e_replication.ts). Without it the children share the executable with this
  * process and keep ~40 MiB of it in RSS.
  */
-import { benchArgs } from "./args.ts";
+import { benchArgs, intArg } from "./args.ts";
 import process from "node:process";
 import v8 from "node:v8";
 import inspector from "node:inspector";
@@ -88,21 +88,12 @@ const { values, positionals } = benchArgs(import.meta.url, {
   allowPositionals: true,
 });
 
-/** A positive integer flag value (0 where `zero`), or exit 2 with a one-line error. */
-function count(flag: string, text: string, zero = false): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isSafeInteger(n) || n < (zero ? 0 : 1)) {
-    console.error(
-      `engine_scale: --${flag} ${text}: expected a ${zero ? "non-negative" : "positive"} integer`,
-    );
-    Deno.exit(2);
-  }
-  return n;
-}
+/** A whole-number flag value of at least `min` (else one line and exit 2: bench/args.ts). */
+const count = (flag: string, text: string, min = 1) => intArg(import.meta.url, flag, text, min);
 const LEVELS = values.levels.split(",").map((t) => count("levels", t.trim()));
 const REQUESTS = count("requests", values.requests);
-const WARMUP = count("warmup", values.warmup, true);
-const IDLE_MS = count("idle", values.idle, true);
+const WARMUP = count("warmup", values.warmup, 0);
+const IDLE_MS = count("idle", values.idle, 0);
 
 /** Fake time between two connections opened, and between two requests (ms), without `--gap`. */
 const STEP_MS = 0.01;

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { benchArgs } from "./args.ts";
+import { benchArgs, intArg } from "./args.ts";
 import { TunnelClient } from "../lib/tunnel/client.ts";
 import { Cap, EXT_VERSION } from "../lib/tunnel/negotiation.ts";
 import { encodeExtAck } from "../lib/tunnel/replies.ts";
@@ -36,15 +36,9 @@ const { values } = benchArgs(import.meta.url, {
   },
 });
 
-/** A whole number in [min, max] from flag `name`, or a one-line error and exit code 2. */
-function intFlag(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`route_table_heap: --${name} ${text}: expected a whole number ${min}..${max}`);
-    Deno.exit(2);
-  }
-  return n;
-}
+/** A whole number in [min, max] from flag `name` (else one line and exit 2: bench/args.ts). */
+const intFlag = (name: string, text: string, min: number, max: number) =>
+  intArg(import.meta.url, name, text, min, max);
 
 const routes = intFlag("routes", values.routes, 1, 4_000_000);
 const family = intFlag("family", values.family, 4, 6);

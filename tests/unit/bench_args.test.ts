@@ -33,3 +33,31 @@ Deno.test("benchArgs: --help prints the usage and exits 0; a bad option is one l
     /^syn_flood\.ts: Unknown option '--no-such-option'.*\(--help: the usage\)\n$/,
   );
 });
+
+Deno.test("intArg: a value out of range or not a whole number is one line naming the option, exit 2", async () => {
+  const bench = new URL("../../bench/route_table_heap.ts", import.meta.url).pathname;
+  for (
+    const [args, expected] of [
+      [
+        ["--routes", "0"],
+        "route_table_heap.ts: --routes 0: expected a whole number from 1 to 4000000\n",
+      ],
+      [
+        ["--intercepts", "1.5"],
+        "route_table_heap.ts: --intercepts 1.5: expected a whole number from 1 to 16\n",
+      ],
+      [
+        ["--connections="],
+        "route_table_heap.ts: --connections : expected a whole number from 1 to 11\n",
+      ],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", bench, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 2, args.join(" "));
+    assert.equal(new TextDecoder().decode(out.stderr), expected);
+  }
+});
