@@ -61,6 +61,7 @@ import {
 } from "./e2e_lab.ts";
 import { runLoad, scaled, type Workload, WORKLOADS } from "./e2e_workloads.ts";
 import { printTable } from "./table.ts";
+import { median } from "./median.ts";
 import { usageOf } from "./args.ts";
 import { describeSample, type MemSample, MemTrace } from "./mem_trace.ts";
 
@@ -468,19 +469,9 @@ async function finish(o: Options, b: BenchLab): Promise<void> {
 /** "12" for one value, "12 (10–14)" for several: the median and the range. */
 export function spread(values: number[]): string {
   if (values.length === 0) return "–";
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length % 2 === 1
-    ? s[(s.length - 1) / 2]
-    : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  const med = Math.round(mid * 10) / 10;
+  const s = values.toSorted((a, b) => a - b);
+  const med = Math.round(median(s) * 10) / 10;
   return s[0] === s[s.length - 1] ? `${med}` : `${med} (${s[0]}–${s[s.length - 1]})`;
-}
-
-/** The median of `values` (NaN when empty). */
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** "1.23×" for ours / C medians, "–" without a C figure. */

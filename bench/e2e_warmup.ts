@@ -50,6 +50,7 @@ import {
   topEntries,
 } from "./jit_trace.ts";
 import { printTable } from "./table.ts";
+import { median } from "./median.ts";
 
 /**
  * CPU seconds of a process: main thread and all threads, from schedstat (ns precision); and its
@@ -252,12 +253,6 @@ function summarize(r: Run, p: 0 | 1, bucket: number): Summary {
     jitFirst: jitDelta(sF.jit[p], s0.jit[p]),
     jitLater: jitDelta(sL.jit[p], sF.jit[p]),
   };
-}
-
-/** The median of `v`. */
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const f0 = (v: number) => v.toFixed(0);
