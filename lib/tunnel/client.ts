@@ -53,6 +53,7 @@ import {
 import { DEFAULT_TUNNEL_PORT } from "./defaults.ts";
 import { routeKeyOf, routeOfKey } from "./route_key.ts";
 import { RouteHolders } from "./route_holders.ts";
+import { spread } from "./spread.ts";
 import { connectTcp, type ReactorConn } from "../io/stream.ts";
 import { formatHostPort, sameFamily } from "../wire/addr.ts";
 import type { DigestMode } from "../compare/answer.ts";
@@ -385,9 +386,10 @@ export class TunnelClient {
     const links = this.#links[s];
     const v6 = client.addr.length === 16;
     const held = this.#holders.get(row, s);
+    const first = spread(client, target);
     const order = held >= 0 && links[held].conn && links[held].ready ? [links[held]] : Array.from(
       { length: links.length },
-      (_, i) => links[(spread(client, target) + i) % links.length],
+      (_, i) => links[(first + i) % links.length],
     );
     for (const l of order) {
       if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
@@ -803,19 +805,4 @@ export class TunnelClient {
     }
     await Promise.allSettled([...this.#pending]);
   }
-}
-
-/** Connection index seed for a tuple (FNV-1a over addresses and ports). */
-function spread(client: Endpoint, target: Endpoint): number {
-  let h = 0x811c9dc5;
-  const mix = (x: number) => {
-    h = Math.imul(h ^ x, 0x01000193);
-  };
-  for (const b of client.addr) mix(b);
-  for (const b of target.addr) mix(b);
-  mix(client.port >> 8);
-  mix(client.port & 0xff);
-  mix(target.port >> 8);
-  mix(target.port & 0xff);
-  return h >>> 0;
 }
