@@ -12,6 +12,7 @@ import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { LONE_MAX, LoneArena, Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { GRAIN_MS, TimerQueue } from "../../lib/engine/timer_queue.ts";
+import { SHRINK_MIN, TimerHeap } from "../../lib/engine/heap.ts";
 import { mulberry32 } from "../helpers/prng.ts";
 import { ip } from "../helpers/endpoints.ts";
 import { internAddr } from "../../lib/engine/endpoint.ts";
@@ -385,4 +386,43 @@ Deno.test("lone arena: copies are stable and exact, share bounded blocks, large 
   const big = a.copy(new Uint8Array(LONE_MAX + 1).fill(7));
   assert.equal(big.buffer.byteLength, LONE_MAX + 1); // a buffer of its own
   assert.equal(a.copy(new Uint8Array(0)).length, 0);
+});
+
+Deno.test("timer heap: gives its room back once mostly empty, keeping the deadline order", () => {
+  const h = new TimerHeap<number>();
+  const rnd = mulberry32(7);
+  const n = SHRINK_MIN * 4;
+  const want: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = Math.floor(rnd() * 1e6) + rnd();
+    h.push(at, i);
+    want.push(at);
+  }
+  want.sort((a, b) => a - b);
+  assert.equal(h.room, n);
+  const got: number[] = [];
+  for (let i = 0; i < n - 100; i++) {
+    got.push(h.peek()!);
+    h.pop();
+  }
+  // Shrunk along the way (down to at most SHRINK_MIN of room), not the n held before.
+  assert.equal(h.size, 100);
+  assert.ok(h.room < SHRINK_MIN, `room ${h.room}`);
+  // Pushes after a shrink, then the rest in order.
+  for (let i = 0; i < 50; i++) {
+    const at = want[n - 1] + 1 + i;
+    h.push(at, -1);
+    want.push(at);
+  }
+  while (h.size > 0) {
+    got.push(h.peek()!);
+    h.pop();
+  }
+  assert.deepEqual(got, want);
+  // A retain that leaves a few gives the room back too.
+  for (let i = 0; i < n; i++) h.push(i, i);
+  h.retain((_at, v) => v < 10);
+  assert.equal(h.size, 10);
+  assert.equal(h.room, 10);
+  assert.deepEqual([h.peek(), h.peekItem()], [0, 0]);
 });
