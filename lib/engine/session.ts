@@ -25,7 +25,7 @@ import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { ipv4ToU32, writeU32Ipv4 } from "../wire/addr.ts";
 import { view } from "./slab.ts";
-import { SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
+import { floatStart, SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
 import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
@@ -103,8 +103,10 @@ export class Session implements SlabRow {
   floats: Float64Array = SCRATCH.floats;
   /** @internal Start of the row's integer columns in {@link ints}. */
   ib = 0;
-  /** @internal Start of the row's float columns in {@link floats}. */
-  fb = 0;
+  /** Start of the row's float columns in {@link floats} (session_slab.ts `floatStart`). */
+  private get fb(): number {
+    return floatStart(this.ib);
+  }
 
   /** Index in the stream's turns of the first turn not yet released. */
   private get relIdx(): number {

@@ -1,6 +1,7 @@
 import {
   BLOCK_ROWS,
   FLOAT_COLUMNS,
+  floatStart,
   INT_COLUMNS,
   SCRATCH,
   SessionSlab,
@@ -284,7 +285,7 @@ Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recu
 
 Deno.test("session slab: rows zeroed, reused after release, blocks added, ended rows scratch", () => {
   const slab = new SessionSlab();
-  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0, fb: 0 });
+  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0 });
   const rows = Array.from({ length: BLOCK_ROWS + 5 }, () => {
     const r = row();
     slab.take(r);
@@ -292,10 +293,29 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   });
   assert.equal(slab.live, BLOCK_ROWS + 5);
   assert.equal(slab.bytes, 2 * BLOCK_ROWS * (INT_COLUMNS * 4 + FLOAT_COLUMNS * 8));
+  // Every column of every row of a block is its own: a row's floats follow its integers and end
+  // where the next row starts (a value at the last column of each is read back unchanged).
+  for (let i = 0; i + 1 < BLOCK_ROWS; i++) {
+    const r = rows[i], next = rows[i + 1];
+    assert.equal(r.ints.buffer, r.floats.buffer);
+    assert.equal(floatStart(r.ib) * 8, (r.ib + INT_COLUMNS) * 4);
+    assert.equal((floatStart(r.ib) + FLOAT_COLUMNS) * 8, next.ib * 4);
+  }
+  for (const r of rows) {
+    r.ints.fill(-1, r.ib, r.ib + INT_COLUMNS - 1); // all but the row number
+    r.floats[floatStart(r.ib)] = 0.25;
+    r.floats[floatStart(r.ib) + FLOAT_COLUMNS - 1] = -0.5;
+  }
+  for (const r of rows) {
+    assert.equal(r.ints[r.ib], -1);
+    assert.equal(r.ints[r.ib + INT_COLUMNS - 2], -1);
+    assert.equal(r.floats[floatStart(r.ib)], 0.25);
+    assert.equal(r.floats[floatStart(r.ib) + FLOAT_COLUMNS - 1], -0.5);
+  }
   assert.notEqual(rows[0].ints, rows[BLOCK_ROWS].ints); // a second block
   const a = rows[7];
   a.ints[a.ib] = 42;
-  a.floats[a.fb + 3] = 1.5;
+  a.floats[floatStart(a.ib) + 3] = 1.5;
   const block = a.ints, at = a.ib;
   slab.release(a);
   assert.equal(a.ints, SCRATCH.ints); // a late write goes nowhere that matters
@@ -308,7 +328,7 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   assert.equal(b.ints, block);
   assert.equal(b.ib, at);
   assert.equal(b.ints[b.ib], 0);
-  assert.equal(b.floats[b.fb + 3], 0);
+  assert.equal(b.floats[floatStart(b.ib) + 3], 0);
   for (const r of rows) if (r !== a) slab.release(r);
   slab.release(b);
   assert.equal(slab.live, 0);
