@@ -104,6 +104,37 @@ Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
   assert.equal(s.requests, 2);
 });
 
+Deno.test("stream: out-of-order segments and the FIN share one record, either may come first", () => {
+  // The FIN first, then a segment beyond a hole, then the hole filled.
+  const a = new ClientStream(101);
+  a.fin(120, 9);
+  assert.deepEqual([a.finSeq, a.hasHole, a.ooo.length], [120, true, 0]);
+  assert.equal(a.add({ seq: 110, data: bytes("0123456789"), ack: 9 }), OUT_OF_ORDER);
+  assert.deepEqual([a.finSeq, a.ooo.length, a.bytes, a.closed], [120, 1, 10, false]);
+  assert.equal(a.add({ seq: 101, data: bytes("GET /abc\n"), ack: 9 }), 0);
+  assert.deepEqual([a.end, a.ooo.length, a.hasHole, a.closed, a.finSeq], [
+    120,
+    0,
+    false,
+    true,
+    120,
+  ]);
+  // A segment beyond a hole first, then the FIN, then the hole filled: both kept.
+  const b = new ClientStream(101);
+  assert.equal(b.add({ seq: 105, data: bytes("/x\n"), ack: 9 }), OUT_OF_ORDER);
+  assert.deepEqual([b.ooo.length, b.finSeq, b.rstSeq, b.hasHole], [1, undefined, undefined, true]);
+  b.fin(108, 9);
+  assert.deepEqual([b.ooo.length, b.finSeq, b.closed], [1, 108, false]);
+  assert.equal(b.add({ seq: 101, data: bytes("GET "), ack: 9 }), 0);
+  assert.deepEqual([b.end, b.ooo.length, b.hasHole, b.closed], [108, 0, false, true]);
+  const text = new TextDecoder().decode(new Uint8Array(b.chunks.flatMap((c) => [...c.data])));
+  assert.equal(text, "GET /x\n");
+  // A stream that never had either has the shared empty list.
+  const c = new ClientStream(1);
+  assert.equal(c.add({ seq: 1, data: bytes("x"), ack: 9 }), 0);
+  assert.deepEqual([c.ooo.length, c.finSeq, c.hasHole], [0, undefined, false]);
+});
+
 Deno.test("tuple map: exact 4-tuple match, chains, delete", () => {
   const m = new TupleMap<string>();
   m.set(ip("10.0.0.1"), 5000, ip("10.9.0.1"), 80, "a");
