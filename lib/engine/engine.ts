@@ -826,7 +826,7 @@ export class Engine implements SessionHost {
     // The original client endpoint when the tuple is the client's own (no -c, no shift).
     const src = flow.src;
     const client: Endpoint = addr === src.addr && port === src.port ? src : { addr, family, port };
-    const s = new Session(this, client, r.target, r.copy, now);
+    const s = new Session(this, client, r, now);
     if (r.module !== undefined) {
       s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
     }

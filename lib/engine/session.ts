@@ -74,6 +74,12 @@ const SCRATCH_ENDPOINT: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0
 /** The client endpoint of an IPv4 session's packet, refilled per packet (`Session.source`). */
 const SRC4: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0 };
 
+/** The (target, copy) pair a session replays its connection as (shared between sessions). */
+export interface SessionReplica {
+  readonly target: Endpoint;
+  readonly copy: number;
+}
+
 /** See the module comment. */
 export class Session implements SlabRow {
   /** The current state; assigned only in `connect()`, `onReplyInSynSent()` and `end()`. */
@@ -511,8 +517,11 @@ export class Session implements SlabRow {
   constructor(
     readonly host: SessionHost,
     readonly client: Endpoint,
-    readonly target: Endpoint,
-    readonly copyIndex: number,
+    /**
+     * The target and copy number this session replays its connection as: the engine's shared
+     * (transfer, copy) record, one field instead of two per session (see {@link target}).
+     */
+    readonly replica: SessionReplica,
     now: number,
   ) {
     host.slab.take(this);
@@ -540,6 +549,15 @@ export class Session implements SlabRow {
     this.lastAckAdvanceAt = now;
     this.lastClientAt = now;
     this.stream = new ClientStream(0);
+  }
+
+  /** Where this session sends its packets (the target's shared endpoint). */
+  get target(): Endpoint {
+    return this.replica.target;
+  }
+  /** Which copy of its connection this session is (`-n`: 0 for the first). */
+  get copyIndex(): number {
+    return this.replica.copy;
   }
 
   /** The rewritten tuple as text (`client|port|target|port`), for diagnostics: built on request. */
