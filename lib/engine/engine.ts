@@ -257,6 +257,8 @@ function markModuleFailed(flow: Flow, s: Session): void {
 }
 
 interface Replica {
+  /** The engine (sessions reach it through their replica: see `SessionReplica`). */
+  host: Engine;
   target: Endpoint;
   copy: number;
   /** The transfer's protocol module, if it has one. */
@@ -773,7 +775,9 @@ export class Engine implements SessionHost {
     if (known !== undefined) return known;
     const list: Replica[] = [];
     for (const t of transfers) {
-      for (let i = 0; i < n; i++) list.push({ target: t.target, copy: i, module: t.module });
+      for (let i = 0; i < n; i++) {
+        list.push({ host: this, target: t.target, copy: i, module: t.module });
+      }
     }
     Object.freeze(list);
     if (key >= 0) this.replicaSets.set(key, list);
@@ -826,7 +830,7 @@ export class Engine implements SessionHost {
     // The original client endpoint when the tuple is the client's own (no -c, no shift).
     const src = flow.src;
     const client: Endpoint = addr === src.addr && port === src.port ? src : { addr, family, port };
-    const s = new Session(this, client, r, now);
+    const s = new Session(client, r, now);
     if (r.module !== undefined) {
       s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
     }
@@ -1062,7 +1066,7 @@ export class Engine implements SessionHost {
     s.end("capture_gap", now);
     if (resume.length === 0) return;
     const replica = flow.replicas.find((r) => r.copy === s.copyIndex && r.target === s.target) ??
-      { target: s.target, copy: s.copyIndex, module: undefined };
+      { host: this, target: s.target, copy: s.copyIndex, module: undefined };
     const r = this.openSession(flow, replica, now);
     if (!r) return;
     for (const c of resume) {
