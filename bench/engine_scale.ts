@@ -20,6 +20,7 @@
  *
  *   deno run -A bench/engine_scale.ts [--levels 1000,10000,100000] [--requests 100000]
  *       [--warmup 50000] [--idle 12000] [--gap MS] [--json] [--snapshot file.heapsnapshot]
+ *       [--snapshot-held file.heapsnapshot]
  *       [--v8-flags=LIST]
  *       [-- -m 65536 --max-sessions 2000000 --max-flows 4000000]
  *
@@ -43,11 +44,14 @@
  * requests run in `timedBatches`, so a `deno run --cpu-prof` profile of a child can be cut to
  * them.
  * `--snapshot` writes a V8 heap snapshot of the last level after step 3 (open it in Chrome's
- * DevTools, Memory tab, to see what the bytes are). The children run with the programs' V8
- * flags (lib/process/v8_flags.ts) plus `--expose-gc,--max-old-space-size=16384` (a million
- * sessions take ~0.9 GB of heap, 2.1 GB before issue 14's slab work); `--v8-flags LIST` replaces
- * the programs' flags (e.g. `--v8-flags=--max-semi-space-size=16` to compare young-generation
- * sizes, `--v8-flags=` for V8's defaults). The rig's sequence numbers are above 2^31, like half
+ * DevTools, Memory tab, to see what the bytes are); `--snapshot-held` one after step 2, with the
+ * sessions held and idle (what the held-session columns measure; written after their RSS split:
+ * the CPU and "after" figures of such a run are not comparable, the snapshot takes memory and
+ * time). The children run with the programs' V8 flags (lib/process/v8_flags.ts) plus
+ * `--expose-gc,--max-old-space-size=16384` (a million sessions take ~0.9 GB of heap, 2.1 GB
+ * before issue 14's slab work); `--v8-flags LIST` replaces the programs' flags (e.g.
+ * `--v8-flags=--max-semi-space-size=16` to compare young-generation sizes, `--v8-flags=` for
+ * V8's defaults). The rig's sequence numbers are above 2^31, like half
  * of real ones (tests/helpers/keepalive_rig.ts).
  *
  * `--private-deno` runs the children on a private copy of the deno executable and has each
@@ -78,6 +82,7 @@ const { values, positionals } = benchArgs(import.meta.url, {
     gap: { type: "string" },
     json: { type: "boolean", default: false },
     snapshot: { type: "string" },
+    "snapshot-held": { type: "string" },
     "v8-flags": { type: "string", default: V8_FLAGS.tcpcopy.join(",") },
     /** Internal: run one level in this process and print its JSON. */
     child: { type: "boolean", default: false },
@@ -322,6 +327,7 @@ async function runLevel(level: number): Promise<Level> {
   for (let t = 0; t < IDLE_MS; t += 100) ka.tick(Math.min(100, IDLE_MS - t));
   const held = await settledMemory(gc);
   const split = rssSplit();
+  if (values["snapshot-held"] !== undefined) v8.writeHeapSnapshot(values["snapshot-held"]);
   const sessions = engine.stats.sessions.active;
 
   for (let j = 0; j < WARMUP; j++) await request(j, Math.floor(rnd() * level));
@@ -410,6 +416,9 @@ async function childLevel(level: number, snapshot: boolean, deno: string): Promi
     String(IDLE_MS),
     ...(GAP_MS === undefined ? [] : ["--gap", String(GAP_MS)]),
     ...(snapshot && values.snapshot !== undefined ? ["--snapshot", values.snapshot] : []),
+    ...(snapshot && values["snapshot-held"] !== undefined
+      ? ["--snapshot-held", values["snapshot-held"]]
+      : []),
     "--",
     ...positionals,
   ];

@@ -15,7 +15,7 @@ import type { EngineConfig, ResolvedConfig } from "./config.ts";
 import { defaultConfig } from "./config.ts";
 import { DeadlineQueue } from "./deadline_queue.ts";
 import { hash32, hashTuple, unit } from "./hash.ts";
-import { addrText, endpointOf, ownEndpoint, sameAddr } from "./endpoint.ts";
+import { addrText, endpointOf, internAddr, ownEndpoint, sameAddr } from "./endpoint.ts";
 import { TimerQueue } from "./timer_queue.ts";
 import type { CapturedSegment, Endpoint, OutSegment, ReplySegment } from "./segment.ts";
 import { ACK, FIN, RST, SYN } from "../wire/tcp.ts";
@@ -63,7 +63,7 @@ export interface EngineOutput {
  * stored as their signed 32-bit pattern (a small integer in V8, no heap number) and the yes/no
  * state in one number.
  */
-class Flow {
+class Flow implements Endpoint {
   /**
    * Its live sessions: none, the one itself (almost every flow), or an array of its own only
    * while it has two or more (`-n` copies, a gap's new session beside a live one). No array
@@ -129,13 +129,37 @@ class Flow {
     }
   }
 
+  // The original client endpoint is the flow itself (`src`): its address bytes (interned, see
+  // `ownEndpoint`) and port as fields of the record, the family read from the bytes. An endpoint
+  // object of its own (shared with the session replaying the client's own tuple) cost 48 B per
+  // held session; the two fields cost 8 more in the flow than the one reference did.
+  /** The client's address bytes (shared: never change them). */
+  readonly addr: Uint8Array;
+  /** The client's port. */
+  readonly port: number;
+
   constructor(
-    readonly src: Endpoint,
+    src: Endpoint,
     /** Shared by the flows to one server address and port (see `serverOf`). */
     readonly dst: Endpoint,
     now: number,
   ) {
+    this.addr = internAddr(src.addr);
+    this.port = src.port;
     this.touch(now);
+  }
+
+  /** The client's address family (16 address bytes: IPv6). */
+  get family(): 4 | 6 {
+    return this.addr.length === 16 ? 6 : 4;
+  }
+
+  /**
+   * The original client endpoint: the flow itself (an {@link Endpoint}; the sessions replaying
+   * the client's own tuple name it as their `client` too).
+   */
+  get src(): Endpoint {
+    return this;
   }
 
   /** It captured a segment at `now`. */
@@ -233,6 +257,8 @@ function markModuleFailed(flow: Flow, s: Session): void {
 }
 
 interface Replica {
+  /** The engine (sessions reach it through their replica: see `SessionReplica`). */
+  host: Engine;
   target: Endpoint;
   copy: number;
   /** The transfer's protocol module, if it has one. */
@@ -694,7 +720,7 @@ export class Engine implements SessionHost {
     // The flow hash of the address text (cached per address by lib/wire), as before.
     const src = seg.src, dst = seg.dst;
     const h = hashTuple(addrText(src), src.port, addrText(dst), dst.port, cfg.seed);
-    const flow = new Flow(ownEndpoint(src), this.serverOf(dst), now);
+    const flow = new Flow(src, this.serverOf(dst), now);
     this.flows.set(flow.src.addr, flow.src.port, flow.dst.addr, flow.dst.port, flow);
     this.account();
     if (unit(h, 1) * 100 >= this.samplePercentAt(now)) {
@@ -749,7 +775,9 @@ export class Engine implements SessionHost {
     if (known !== undefined) return known;
     const list: Replica[] = [];
     for (const t of transfers) {
-      for (let i = 0; i < n; i++) list.push({ target: t.target, copy: i, module: t.module });
+      for (let i = 0; i < n; i++) {
+        list.push({ host: this, target: t.target, copy: i, module: t.module });
+      }
     }
     Object.freeze(list);
     if (key >= 0) this.replicaSets.set(key, list);
@@ -802,7 +830,7 @@ export class Engine implements SessionHost {
     // The original client endpoint when the tuple is the client's own (no -c, no shift).
     const src = flow.src;
     const client: Endpoint = addr === src.addr && port === src.port ? src : { addr, family, port };
-    const s = new Session(this, client, r.target, r.copy, now);
+    const s = new Session(client, r, now);
     if (r.module !== undefined) {
       s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
     }
@@ -1038,7 +1066,7 @@ export class Engine implements SessionHost {
     s.end("capture_gap", now);
     if (resume.length === 0) return;
     const replica = flow.replicas.find((r) => r.copy === s.copyIndex && r.target === s.target) ??
-      { target: s.target, copy: s.copyIndex, module: undefined };
+      { host: this, target: s.target, copy: s.copyIndex, module: undefined };
     const r = this.openSession(flow, replica, now);
     if (!r) return;
     for (const c of resume) {

@@ -25,7 +25,7 @@ import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
 import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { ipv4ToU32, writeU32Ipv4 } from "../wire/addr.ts";
 import { view } from "./slab.ts";
-import { SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
+import { floatStart, SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
 import { type EndReason, type EngineStats, lossRule } from "./stats.ts";
 import type { Chunk } from "./stream.ts";
 import { ClientStream, CLOSE_FIN, CLOSE_RST, DATA, DUPLICATE, OUT_OF_ORDER } from "./stream.ts";
@@ -74,17 +74,29 @@ const SCRATCH_ENDPOINT: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0
 /** The client endpoint of an IPv4 session's packet, refilled per packet (`Session.source`). */
 const SRC4: Endpoint = { addr: new Uint8Array(4), family: 4, port: 0 };
 
+/**
+ * The engine, target and copy number a session replays its connection as (shared between
+ * sessions).
+ */
+export interface SessionReplica {
+  readonly host: SessionHost;
+  readonly target: Endpoint;
+  readonly copy: number;
+}
+
 /** See the module comment. */
 export class Session implements SlabRow {
-  /** The current state; assigned only in `connect()`, `onReplyInSynSent()` and `end()`. */
-  private phase: SessionState = CLOSED;
+  /**
+   * The state (bits 0-1, {@link phase}) and the reconnections so far (the bits above,
+   * {@link reconnects}): one field for two small numbers, one of them rarely read.
+   */
+  private phaseBits: number = CLOSED;
   readonly stream: ClientStream;
 
   /** The client's SYN options (until the target's SYN-ACK: then the shared empty set). */
   private clientOpts: SegmentOptions = NO_OPTIONS;
   /** The client's last advertised window (raw field). */
   lastWindow = 65535;
-  reconnects = 0;
   /** Bytes this session counts against the global budget. */
   queuedBytes = 0;
   /** Opaque owner data for the engine (the flow this session serves). */
@@ -103,8 +115,10 @@ export class Session implements SlabRow {
   floats: Float64Array = SCRATCH.floats;
   /** @internal Start of the row's integer columns in {@link ints}. */
   ib = 0;
-  /** @internal Start of the row's float columns in {@link floats}. */
-  fb = 0;
+  /** Start of the row's float columns in {@link floats} (session_slab.ts `floatStart`). */
+  private get fb(): number {
+    return floatStart(this.ib);
+  }
 
   /** Index in the stream's turns of the first turn not yet released. */
   private get relIdx(): number {
@@ -507,12 +521,16 @@ export class Session implements SlabRow {
   }
 
   constructor(
-    readonly host: SessionHost,
     readonly client: Endpoint,
-    readonly target: Endpoint,
-    readonly copyIndex: number,
+    /**
+     * Its engine, the target and the copy number this session replays its connection as: the
+     * engine's shared (transfer, copy) record, one field instead of three per session (see
+     * {@link host}, {@link target}, {@link copyIndex}).
+     */
+    readonly replica: SessionReplica,
     now: number,
   ) {
+    const host = replica.host;
     host.slab.take(this);
     if (client.family === 4) {
       this.ints[this.ib + 33] = ipv4ToU32(client.addr);
@@ -538,6 +556,30 @@ export class Session implements SlabRow {
     this.lastAckAdvanceAt = now;
     this.lastClientAt = now;
     this.stream = new ClientStream(0);
+  }
+
+  /** The engine this session works for. */
+  get host(): SessionHost {
+    return this.replica.host;
+  }
+  /** The current state; changed only in `connect()`, `onReplyInSynSent()` and `end()`. */
+  private get phase(): SessionState {
+    return (this.phaseBits & 3) as SessionState;
+  }
+  private set phase(v: SessionState) {
+    this.phaseBits = (this.phaseBits & ~3) | v;
+  }
+  /** Reconnections so far. */
+  get reconnects(): number {
+    return this.phaseBits >>> 2;
+  }
+  /** Where this session sends its packets (the target's shared endpoint). */
+  get target(): Endpoint {
+    return this.replica.target;
+  }
+  /** Which copy of its connection this session is (`-n`: 0 for the first). */
+  get copyIndex(): number {
+    return this.replica.copy;
   }
 
   /** The rewritten tuple as text (`client|port|target|port`), for diagnostics: built on request. */
@@ -1128,7 +1170,7 @@ export class Session implements SlabRow {
       this.fail("target_reset", now, `${why}; reconnect limit reached`);
       return;
     }
-    this.reconnects++;
+    this.phaseBits += 4; // reconnects + 1
     host.stats.reconnects++;
     if (!this.rstSent) this.resetTarget();
     const st = this.stream;

@@ -176,8 +176,12 @@ function twoRoom(ts: Turn[], from: number): Turn[] {
   return a;
 }
 
-/** The client's FIN / RST as captured (see {@link ClientStream}). */
-interface StreamClose {
+/**
+ * What few streams have (see {@link ClientStream}): segments beyond a hole, the client's FIN / RST
+ * as captured.
+ */
+interface StreamRare {
+  ooo: Chunk[];
   finSeq: number | undefined;
   finAck: number;
   rstSeq: number | undefined;
@@ -193,15 +197,16 @@ export class ClientStream {
    */
   chunks: Chunk[] = NO_CHUNKS;
   head = 0;
-  /** Segments beyond a hole, sorted by sequence number (read-only outside; shared while empty). */
-  ooo: Chunk[] = NO_CHUNKS;
   /** One past the last in-order captured byte (its signed 32-bit pattern; see {@link Turn}). */
   #end: number;
   /** Turns from `turns[turnHead]` on (read-only outside; the shared empty list while none). */
   turns: Turn[] = NO_TURNS;
   turnHead = 0;
-  /** The client's FIN / RST, once one was captured (a record of its own: most streams have none). */
-  #close: StreamClose | undefined = undefined;
+  /**
+   * Segments beyond a hole and the client's FIN / RST, once either was captured: one record of
+   * their own (most streams never have any; one field instead of two in every stream).
+   */
+  #close: StreamRare | undefined = undefined;
   /** Bytes held (in order and out of order). */
   bytes = 0;
   /** Number of data turns created (requests captured). */
@@ -211,41 +216,52 @@ export class ClientStream {
     this.#end = start | 0;
   }
 
+  /** Segments beyond a hole, sorted by sequence number (read-only; shared while empty). */
+  get ooo(): Chunk[] {
+    return this.#close?.ooo ?? NO_CHUNKS;
+  }
+  private setOoo(v: Chunk[]): void {
+    if (v !== NO_CHUNKS || this.#close !== undefined) this.closeRecord().ooo = v;
+  }
+
   /** The client's FIN position once captured (the sequence number it occupies). */
   get finSeq(): number | undefined {
     return this.#close?.finSeq;
   }
   private set finSeq(v: number | undefined) {
-    if (v !== undefined || this.#close !== undefined) this.#closeRecord().finSeq = v;
+    if (v !== undefined || this.#close !== undefined) this.closeRecord().finSeq = v;
   }
   private get finAck(): number {
     return this.#close?.finAck ?? 0;
   }
   private set finAck(v: number) {
-    this.#closeRecord().finAck = v;
+    this.closeRecord().finAck = v;
   }
   /** The client's RST position once captured. */
   get rstSeq(): number | undefined {
     return this.#close?.rstSeq;
   }
   private set rstSeq(v: number | undefined) {
-    if (v !== undefined || this.#close !== undefined) this.#closeRecord().rstSeq = v;
+    if (v !== undefined || this.#close !== undefined) this.closeRecord().rstSeq = v;
   }
   private get rstAck(): number {
     return this.#close?.rstAck ?? 0;
   }
   private set rstAck(v: number) {
-    this.#closeRecord().rstAck = v;
+    this.closeRecord().rstAck = v;
   }
   /** The close turn (FIN or RST) is in {@link turns}. */
   private get closedTurnAdded(): boolean {
     return this.#close?.closedTurnAdded ?? false;
   }
   private set closedTurnAdded(v: boolean) {
-    this.#closeRecord().closedTurnAdded = v;
+    this.closeRecord().closedTurnAdded = v;
   }
-  #closeRecord(): StreamClose {
+  // A TS-private method, not `#closeRecord()`: a class with a JS private method stores a brand
+  // in every instance (8 more bytes per stream).
+  private closeRecord(): StreamRare {
     return this.#close ??= {
+      ooo: NO_CHUNKS,
       finSeq: undefined,
       finAck: 0,
       rstSeq: undefined,
@@ -476,7 +492,7 @@ export class ClientStream {
   }
 
   private insertOoo(c: Chunk): void {
-    if (this.ooo === NO_CHUNKS) this.ooo = [];
+    if (this.ooo === NO_CHUNKS) this.setOoo([]);
     const o = this.ooo;
     let i = o.length;
     while (i > 0 && seqLt(c.seq, o[i - 1].seq)) i--;
@@ -502,7 +518,7 @@ export class ClientStream {
         : { ...c, data: view(c.data, seqSub(this.end, c.seq), c.data.length), seq: this.end };
       this.append(trimmed);
     }
-    if (o.length === 0 && o !== NO_CHUNKS) this.ooo = NO_CHUNKS;
+    if (o.length === 0 && o !== NO_CHUNKS) this.setOoo(NO_CHUNKS);
   }
 
   private append(c: Chunk): void {

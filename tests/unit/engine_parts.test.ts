@@ -1,6 +1,7 @@
 import {
   BLOCK_ROWS,
   FLOAT_COLUMNS,
+  floatStart,
   INT_COLUMNS,
   SCRATCH,
   SessionSlab,
@@ -12,6 +13,7 @@ import { hash32, hashTuple, unit } from "../../lib/engine/hash.ts";
 import { LONE_MAX, LoneArena, Slab, SLAB_MAX, SLAB_MIN, view } from "../../lib/engine/slab.ts";
 import { TupleMap } from "../../lib/engine/tuple_map.ts";
 import { GRAIN_MS, TimerQueue } from "../../lib/engine/timer_queue.ts";
+import { SHRINK_MIN, TimerHeap } from "../../lib/engine/heap.ts";
 import { mulberry32 } from "../helpers/prng.ts";
 import { ip } from "../helpers/endpoints.ts";
 import { internAddr } from "../../lib/engine/endpoint.ts";
@@ -100,6 +102,37 @@ Deno.test("stream: turns by online ACK, trimming, reordering, FIN turn", () => {
   );
   assert.equal(text, "GET /a\nGET /b\nGET /c\n");
   assert.equal(s.requests, 2);
+});
+
+Deno.test("stream: out-of-order segments and the FIN share one record, either may come first", () => {
+  // The FIN first, then a segment beyond a hole, then the hole filled.
+  const a = new ClientStream(101);
+  a.fin(120, 9);
+  assert.deepEqual([a.finSeq, a.hasHole, a.ooo.length], [120, true, 0]);
+  assert.equal(a.add({ seq: 110, data: bytes("0123456789"), ack: 9 }), OUT_OF_ORDER);
+  assert.deepEqual([a.finSeq, a.ooo.length, a.bytes, a.closed], [120, 1, 10, false]);
+  assert.equal(a.add({ seq: 101, data: bytes("GET /abc\n"), ack: 9 }), 0);
+  assert.deepEqual([a.end, a.ooo.length, a.hasHole, a.closed, a.finSeq], [
+    120,
+    0,
+    false,
+    true,
+    120,
+  ]);
+  // A segment beyond a hole first, then the FIN, then the hole filled: both kept.
+  const b = new ClientStream(101);
+  assert.equal(b.add({ seq: 105, data: bytes("/x\n"), ack: 9 }), OUT_OF_ORDER);
+  assert.deepEqual([b.ooo.length, b.finSeq, b.rstSeq, b.hasHole], [1, undefined, undefined, true]);
+  b.fin(108, 9);
+  assert.deepEqual([b.ooo.length, b.finSeq, b.closed], [1, 108, false]);
+  assert.equal(b.add({ seq: 101, data: bytes("GET "), ack: 9 }), 0);
+  assert.deepEqual([b.end, b.ooo.length, b.hasHole, b.closed], [108, 0, false, true]);
+  const text = new TextDecoder().decode(new Uint8Array(b.chunks.flatMap((c) => [...c.data])));
+  assert.equal(text, "GET /x\n");
+  // A stream that never had either has the shared empty list.
+  const c = new ClientStream(1);
+  assert.equal(c.add({ seq: 1, data: bytes("x"), ack: 9 }), 0);
+  assert.deepEqual([c.ooo.length, c.finSeq, c.hasHole], [0, undefined, false]);
 });
 
 Deno.test("tuple map: exact 4-tuple match, chains, delete", () => {
@@ -283,7 +316,7 @@ Deno.test("internAddr: equal bytes, never the caller's buffer, shared for a recu
 
 Deno.test("session slab: rows zeroed, reused after release, blocks added, ended rows scratch", () => {
   const slab = new SessionSlab();
-  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0, fb: 0 });
+  const row = (): SlabRow => ({ ints: SCRATCH.ints, floats: SCRATCH.floats, ib: 0 });
   const rows = Array.from({ length: BLOCK_ROWS + 5 }, () => {
     const r = row();
     slab.take(r);
@@ -291,10 +324,29 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   });
   assert.equal(slab.live, BLOCK_ROWS + 5);
   assert.equal(slab.bytes, 2 * BLOCK_ROWS * (INT_COLUMNS * 4 + FLOAT_COLUMNS * 8));
+  // Every column of every row of a block is its own: a row's floats follow its integers and end
+  // where the next row starts (a value at the last column of each is read back unchanged).
+  for (let i = 0; i + 1 < BLOCK_ROWS; i++) {
+    const r = rows[i], next = rows[i + 1];
+    assert.equal(r.ints.buffer, r.floats.buffer);
+    assert.equal(floatStart(r.ib) * 8, (r.ib + INT_COLUMNS) * 4);
+    assert.equal((floatStart(r.ib) + FLOAT_COLUMNS) * 8, next.ib * 4);
+  }
+  for (const r of rows) {
+    r.ints.fill(-1, r.ib, r.ib + INT_COLUMNS - 1); // all but the row number
+    r.floats[floatStart(r.ib)] = 0.25;
+    r.floats[floatStart(r.ib) + FLOAT_COLUMNS - 1] = -0.5;
+  }
+  for (const r of rows) {
+    assert.equal(r.ints[r.ib], -1);
+    assert.equal(r.ints[r.ib + INT_COLUMNS - 2], -1);
+    assert.equal(r.floats[floatStart(r.ib)], 0.25);
+    assert.equal(r.floats[floatStart(r.ib) + FLOAT_COLUMNS - 1], -0.5);
+  }
   assert.notEqual(rows[0].ints, rows[BLOCK_ROWS].ints); // a second block
   const a = rows[7];
   a.ints[a.ib] = 42;
-  a.floats[a.fb + 3] = 1.5;
+  a.floats[floatStart(a.ib) + 3] = 1.5;
   const block = a.ints, at = a.ib;
   slab.release(a);
   assert.equal(a.ints, SCRATCH.ints); // a late write goes nowhere that matters
@@ -307,7 +359,7 @@ Deno.test("session slab: rows zeroed, reused after release, blocks added, ended 
   assert.equal(b.ints, block);
   assert.equal(b.ib, at);
   assert.equal(b.ints[b.ib], 0);
-  assert.equal(b.floats[b.fb + 3], 0);
+  assert.equal(b.floats[floatStart(b.ib) + 3], 0);
   for (const r of rows) if (r !== a) slab.release(r);
   slab.release(b);
   assert.equal(slab.live, 0);
@@ -385,4 +437,43 @@ Deno.test("lone arena: copies are stable and exact, share bounded blocks, large 
   const big = a.copy(new Uint8Array(LONE_MAX + 1).fill(7));
   assert.equal(big.buffer.byteLength, LONE_MAX + 1); // a buffer of its own
   assert.equal(a.copy(new Uint8Array(0)).length, 0);
+});
+
+Deno.test("timer heap: gives its room back once mostly empty, keeping the deadline order", () => {
+  const h = new TimerHeap<number>();
+  const rnd = mulberry32(7);
+  const n = SHRINK_MIN * 4;
+  const want: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = Math.floor(rnd() * 1e6) + rnd();
+    h.push(at, i);
+    want.push(at);
+  }
+  want.sort((a, b) => a - b);
+  assert.equal(h.room, n);
+  const got: number[] = [];
+  for (let i = 0; i < n - 100; i++) {
+    got.push(h.peek()!);
+    h.pop();
+  }
+  // Shrunk along the way (down to at most SHRINK_MIN of room), not the n held before.
+  assert.equal(h.size, 100);
+  assert.ok(h.room < SHRINK_MIN, `room ${h.room}`);
+  // Pushes after a shrink, then the rest in order.
+  for (let i = 0; i < 50; i++) {
+    const at = want[n - 1] + 1 + i;
+    h.push(at, -1);
+    want.push(at);
+  }
+  while (h.size > 0) {
+    got.push(h.peek()!);
+    h.pop();
+  }
+  assert.deepEqual(got, want);
+  // A retain that leaves a few gives the room back too.
+  for (let i = 0; i < n; i++) h.push(i, i);
+  h.retain((_at, v) => v < 10);
+  assert.equal(h.size, 10);
+  assert.equal(h.room, 10);
+  assert.deepEqual([h.peek(), h.peekItem()], [0, 0]);
 });

@@ -406,3 +406,20 @@ Deno.test("segments fit the MTU with TCP options: MSS minus timestamp bytes (GRO
   assert.equal(sc.target.streams().join(""), tr.bytes);
   assert.equal(totalLost(sc), 0);
 });
+
+Deno.test("target closes after every request: reconnects counted per session up to the limit", () => {
+  // Each connection to the target takes one request; 6 requests need 5 reconnections, the limit
+  // allows 3 (the session's count shares a field with its state: both must stay right).
+  const { sc, s } = run({ exchanges: exchanges(6) }, { finAfterRequests: 1 }, {
+    maxReconnects: 3,
+  });
+  assert.equal(s.reconnects, 3);
+  assert.equal(s.lost.target_reset, 1, JSON.stringify(s.lost));
+  assert.equal(s.sessions.active, 0);
+  assert.ok(sc.events.some((e) => e.type === "close" && e.reason === "target_reset"));
+  // With room for every reconnection, all six requests are answered.
+  const all = run({ exchanges: exchanges(6) }, { finAfterRequests: 1 }, { maxReconnects: 8 });
+  assert.equal(all.s.reconnects, 5);
+  assert.equal(all.s.requests.answered, 6);
+  assert.equal(totalLost(all.sc), 0);
+});
