@@ -26,11 +26,12 @@ import {
   type DigestMode,
   emptySummary,
 } from "../compare/answer.ts";
-import { type CompareOptions, compareTurn } from "../compare/compare.ts";
+import { type CompareOptions, compareTurn, identicalAnswers } from "../compare/compare.ts";
 import { requestKey } from "../compare/head.ts";
 import { sameBytes } from "../compare/same_bytes.ts";
 import { prefixView } from "../compare/prefix_view.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
+import { matched } from "../compare/result.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
 import { type CompareProto, digestModeFor } from "../compare/sniff.ts";
@@ -558,6 +559,17 @@ export class Comparer implements FlowHost {
       if (target.totalLength < t.replyBytes) target.complete = false;
       this.#targetTimes(t, target);
     }
+    const emit = this.opts.emit;
+    if (
+      online !== null && target !== null && (emit === null || !this.opts.all) &&
+      identicalAnswers(online, target)
+    ) {
+      // the same answer on both sides (the common case): the match compareTurn would give,
+      // counted without running a comparator (no record to write for a match)
+      this.stats.add(matched(), online, target, "");
+      this.free(f.remove(t));
+      return;
+    }
     const timeout = this.opts.turnTimeoutMs ?? TURN_TIMEOUT_MS;
     const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
     const targetTimedOut = target === null &&
@@ -573,7 +585,6 @@ export class Comparer implements FlowHost {
       target,
       verdict.result.match ? "" : requestKey(t.head),
     );
-    const emit = this.opts.emit;
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
       emit(compareRecord({
