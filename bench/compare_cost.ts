@@ -12,10 +12,13 @@
  *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
- *         [--online-first]
+ *         [--online-first] [--short] [--alloc-sites]
  *
  * `--online-first`: each target answer arrives after the flow's next request (the online
  * answer is finished first, as when the replay lags); by default it arrives before.
+ * `--short`: one request per connection instead (`short1k`'s shape: see `runShort`), tcpcopy's
+ * side only. `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
+ * bytes allocated per request by function (both sides and the bench's packet making).
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
  * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike

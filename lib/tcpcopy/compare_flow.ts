@@ -15,7 +15,11 @@
  * @module
  */
 
-import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
+import {
+  type AnswerAccumulator,
+  type AnswerSummary,
+  emptySummary,
+} from "../compare/answer.ts";
 import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
 import { prefixView } from "../compare/prefix_view.ts";
 import { type Proto, requestProto } from "../compare/sniff.ts";
@@ -129,6 +133,42 @@ export interface FlowHost {
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** A summary no turn keeps: {@link newTurn}'s placeholder. */
+const HELD_PLACEHOLDER: AnswerSummary = emptySummary();
+
+/**
+ * A turn object for {@link FlowCompare}'s `#openTurn` to fill. Its placeholders differ from
+ * what the fill writes, and sequence numbers start as doubles (NaN): V8 then takes every field
+ * as mutable, times and sequence numbers as doubles, at the first turn, while the code is still
+ * interpreted, instead of deoptimizing compiled code when a later turn first writes a field
+ * again or brings the first sequence number above 2^30.
+ */
+function newTurn(): PendingTurn {
+  return {
+    index: -1,
+    start: Number.NaN,
+    end: Number.NaN,
+    ack: Number.NaN,
+    head: NO_BYTES,
+    headBuf: NO_BYTES,
+    proto: "bytes",
+    onlineBuf: NO_BYTES,
+    targetBuf: NO_BYTES,
+    lastSegMs: -1,
+    online: null,
+    onlineHeld: true,
+    spareOnline: null,
+    spareTarget: null,
+    onlineAt: -1,
+    sentMs: -1,
+    replyFirstMs: -1,
+    replyLastMs: -1,
+    replyBytes: -1,
+    target: HELD_PLACEHOLDER,
+    targetAt: -1,
+    cost: -1,
+  };
+}
 
 /** `dst` = `src` with an address the flow may keep (`internAddr`: shared, never changed). */
 export function ownInto(dst: Endpoint, src: Endpoint): void {
@@ -375,13 +415,9 @@ export class FlowCompare {
     headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
     const head = prefixView(headBuf, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
-    const t = this.host.spareTurn();
-    if (t === undefined) {
-      this.#openNew(start, end, ack, head, headBuf, atMs, sentMs, cost);
-      return;
-    }
-    // a turn object whose verdict was given: reused (its number fields keep
-    // their boxes: a fresh turn allocates one per NaN/fractional time)
+    // a turn object whose verdict was given is reused (its number fields keep their boxes: a
+    // fresh turn allocates one per NaN/fractional time); a new one is filled the same way
+    const t = this.host.spareTurn() ?? newTurn();
     t.index = this.turns;
     t.start = start;
     t.end = end;
@@ -401,42 +437,6 @@ export class FlowCompare {
     t.targetAt = Number.NaN;
     t.cost = cost;
     this.#opened(t);
-  }
-
-  #openNew(
-    start: number,
-    end: number,
-    ack: number,
-    head: Uint8Array,
-    headBuf: Uint8Array,
-    atMs: number,
-    sentMs: number,
-    cost: number,
-  ): void {
-    this.#opened({
-      index: this.turns,
-      start,
-      end,
-      ack,
-      head,
-      headBuf,
-      proto: requestProto(head),
-      onlineBuf: null,
-      targetBuf: null,
-      lastSegMs: atMs,
-      online: undefined,
-      onlineHeld: false,
-      spareOnline: null,
-      spareTarget: null,
-      onlineAt: Number.NaN,
-      sentMs,
-      replyFirstMs: Number.NaN,
-      replyLastMs: Number.NaN,
-      replyBytes: 0,
-      target: null,
-      targetAt: Number.NaN,
-      cost,
-    });
   }
 
   #opened(t: PendingTurn): void {
