@@ -15,11 +15,7 @@
  * @module
  */
 
-import {
-  type AnswerAccumulator,
-  type AnswerSummary,
-  emptySummary,
-} from "../compare/answer.ts";
+import { type AnswerAccumulator, type AnswerSummary, emptySummary } from "../compare/answer.ts";
 import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
 import { prefixView } from "../compare/prefix_view.ts";
 import { type Proto, requestProto } from "../compare/sniff.ts";
