@@ -401,4 +401,5 @@ Deno.test("tuple map: minSlots is a floor the table starts at and never shrinks 
   }
   assert.equal(slots(floored), 512);
   assert.equal(slots(plain), 16); // the default floor: an emptied map gives its room back
+  assert.equal(slots(new TupleMap<number>(300)), 512); // rounded up to a power of two
 });
