@@ -726,3 +726,37 @@ Deno.test("pairing: a flow object reused after its connection was forgotten give
   }
   assert.ok(reused > 300, `${reused} records`);
 });
+
+Deno.test("pairing: without --compare-all, same answers count as matches and only the others are records", () => {
+  // (identical summaries skip the comparator when no record is written: the counts and the
+  // records must be those of the comparator)
+  const r = new Rig({ all: false });
+  r.open();
+  const texts: [string, string][] = [
+    [http(200, "same"), http(200, "same")], // identical: shared first bytes
+    [http(200, "online body"), http(200, "target body")], // body
+    [http(200, "x", "Date: a\r\n"), http(200, "x", "Date: b\r\n")], // ignored header only
+    [http(200, "y"), http(500, "y")], // status
+    [http(200, "same again"), http(200, "same again")],
+  ];
+  texts.forEach(([online, target], i) => {
+    const q = r.request(`GET /t${i} HTTP/1.1\r\n\r\n`, 100 + 10 * i);
+    r.at(1 + 10 * i);
+    r.sent(q);
+    r.online(online, 101 + 10 * i);
+    r.at(3 + 10 * i);
+    r.target(q.end, target);
+  });
+  r.client(r.cSeq, r.sSeq, "", 200, FIN | ACK);
+  r.at(60);
+  r.at(3000);
+  assert.deepEqual(r.records.map((x) => [x.turn, x.reason]), [[2, "body"], [4, "status"]]);
+  const line = r.cmp.line();
+  assert.equal(line.compared, 5);
+  assert.equal(line.matched, 3);
+  assert.equal(line.partial, 0);
+  assert.equal(line.mismatched.body, 1);
+  assert.equal(line.mismatched.status, 1);
+  assert.equal(line.latencyMs.online.count, 5);
+  assert.equal(line.latencyMs.target.count, 5);
+});
