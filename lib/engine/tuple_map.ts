@@ -88,9 +88,9 @@ export class TupleMap<V> {
   private readonly floor: number;
 
   /**
-   * `minSlots` (rounded up to a power of two): the table starts with that many slots and never shrinks below
-   * them (the comparer's flows, forgotten ~100 at a time at each tick on short connections,
-   * emptied and regrew a table of 16 slots per tick).
+   * `minSlots` (rounded up to a power of two): the table starts with that many slots and never
+   * shrinks below them (the comparer's flows, forgotten ~100 at a time at each tick on short
+   * connections, emptied and regrew a table of 16 slots per tick).
    */
   constructor(minSlots = MIN_SLOTS) {
     this.floor = Math.max(MIN_SLOTS, 2 ** Math.ceil(Math.log2(Math.max(1, minSlots))));
