@@ -12,10 +12,13 @@
  *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
- *         [--online-first]
+ *         [--online-first] [--short] [--alloc-sites]
  *
  * `--online-first`: each target answer arrives after the flow's next request (the online
  * answer is finished first, as when the replay lags); by default it arrives before.
+ * `--short`: one request per connection instead (`short1k`'s shape: see `runShort`), tcpcopy's
+ * side only. `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
+ * bytes allocated per request by function (both sides and the bench's packet making).
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
  * warm-up pass) and the heap bytes tcpcopy's side allocates per request (deterministic, unlike
@@ -27,6 +30,7 @@
 import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
 import { getHeapStatistics } from "node:v8";
+import inspector from "node:inspector";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
@@ -49,6 +53,59 @@ function allocated(): number {
   return stats.total_allocated_bytes;
 }
 
+/** A node of V8's sampling heap profile. */
+interface AllocNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocNode[];
+}
+
+/**
+ * `--alloc-sites`: V8's sampling heap profiler over one pass (collected objects included):
+ * `report(n)` prints the bytes allocated per request by function (self), the largest first.
+ * Sampled (one sample per 64 bytes on average): an estimate that does not depend on the load.
+ * The pass includes the bench's own packet making (makeFlow, packet, ether) and both sides.
+ */
+async function allocSampler(): Promise<{ report(n: number): Promise<void> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params: object = {}) =>
+    new Promise<unknown>((ok, fail) =>
+      session.post(method, params, (e: Error | null, r?: unknown) => e ? fail(e) : ok(r))
+    );
+  await post("HeapProfiler.enable");
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 64,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    async report(n: number) {
+      const { profile } = await post("HeapProfiler.stopSampling") as {
+        profile: { head: AllocNode };
+      };
+      const bySite = new Map<string, number>();
+      const name = (f: AllocNode["callFrame"]) =>
+        `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber + 1}`;
+      // a builtin (no script: `subarray`, `slice`, ...) is named with its caller
+      const walk = (node: AllocNode, caller: string) => {
+        const f = node.callFrame, own = name(f);
+        const site = f.url === "" && caller !== "" ? `${f.functionName} <- ${caller}` : own;
+        if (node.selfSize > 0) bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+        for (const c of node.children) walk(c, own);
+      };
+      walk(profile.head, "");
+      const rows = [...bySite].sort((a, b) => b[1] - a[1]);
+      const total = rows.reduce((a, r) => a + r[1], 0);
+      console.log(`allocated ${(total / n).toFixed(0)} B per request (sampled); by function:`);
+      for (const [site, bytes] of rows.slice(0, 60)) {
+        console.log(`${(bytes / n).toFixed(1).padStart(8)} B  ${site}`);
+      }
+      session.disconnect();
+    },
+  };
+}
+
 /** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
 function cpuMs(): number {
   const u = cpuUsage();
@@ -61,6 +118,8 @@ const { values } = benchArgs(import.meta.url, {
     flows: { type: "string", default: "10" },
     baseline: { type: "boolean", default: false },
     "online-first": { type: "boolean", default: false },
+    "alloc-sites": { type: "boolean", default: false },
+    short: { type: "boolean", default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -303,13 +362,155 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   };
 }
 
+/**
+ * `--short`: one request per connection (`short1k`'s shape), a new client port each time: the
+ * client's SYN, the session opening, the online SYN-ACK and the target's, the request and its
+ * replay, the online answer with the server's FIN, the target's answer (its reply header and
+ * its ANSWER frame, made by intercept's tracker), the client's FIN, the session closing, a
+ * compare tick every 100 connections (flows are forgotten there). Packets are made per
+ * connection outside the measured calls; only tcpcopy's side is timed and counted.
+ */
+function runShort(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
+  const slotBuf = new Uint8Array(4096);
+  const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
+  const comparer = baseline ? null : new Comparer({
+    firstBytes: 1024,
+    proto: "auto",
+    ignoreHeaders: [],
+    all: false,
+    budgetBytes: 64 << 20,
+    emit: () => {},
+  });
+  const online = new OnlineMatcher([
+    { online: { addr: ONLINE, port: 80 }, target: { addr: TARGET, port: 80 } },
+  ] as never);
+  const r = new Replicator({
+    v4: sender,
+    v6: null,
+    log: new Logger(() => {}),
+    now: () => 0,
+    compare: comparer === null ? null : { comparer, online },
+  });
+  r.attach({
+    stats: emptyStats(),
+    onCaptured() {},
+    onReply() {},
+    tick() {},
+    nextDeadline: () => undefined,
+    closeAll() {},
+  });
+  // the tunnel's read buffer: the frames of a batch are copied in, decoded from views of it
+  const frames: Uint8Array[] = [];
+  const wire = new Uint8Array(1 << 20);
+  let wireAt = 0;
+  const tracker = new AnswerTracker({ bytes: 1024, mode: "auto" }, newAnswerCounters(), (fr) => {
+    wire.set(fr, wireAt);
+    frames.push(wire.subarray(wireAt, wireAt += fr.length));
+    return true;
+  });
+  const info = newReplyInfo();
+  const decoder = new AnswerDecoder();
+  const o = endpointOf(ONLINE, 80), tgt = endpointOf(TARGET, 80);
+  interface Conn {
+    c: ReturnType<typeof endpointOf>;
+    syn: Uint8Array;
+    synAck: Uint8Array;
+    tSynAck: Uint8Array;
+    req: Uint8Array;
+    ans: Uint8Array;
+    repHeader: Uint8Array;
+    fin: Uint8Array;
+    out: OutSegment;
+    frames: Uint8Array[];
+  }
+  const BATCH = 100; // connections made, then fed (the counters are read once per batch)
+  let bytes = 0, cpu = 0, now = 0, done = 0;
+  for (let i0 = 0; i0 < REQUESTS; i0 += BATCH) {
+    ringAt = wireAt = 0;
+    const conns: Conn[] = [];
+    for (let i = i0; i < Math.min(REQUESTS, i0 + BATCH); i++) {
+      const port = 1024 + (i % 60000);
+      const c = endpointOf(CLIENT, port);
+      const cs = CLI_ISN + 1, ss = SRV_ISN + 1, ts = TGT_ISN + 1, ce = cs + REQUEST.length;
+      const tSynAck = packet(TARGET, CLIENT, 80, port, TGT_ISN, cs, 0x12, EMPTY);
+      const rep = packet(TARGET, CLIENT, 80, port, ts, ce, 0x19, ANSWER);
+      if (comparer !== null) { // intercept: the target's SYN-ACK and answer, its ANSWER frame
+        for (const p of [tSynAck, rep]) {
+          inspectReply(p, info);
+          tracker.reply(p, info, now);
+          tracker.settle();
+        }
+      }
+      conns.push({
+        c,
+        syn: ether(packet(CLIENT, ONLINE, port, 80, CLI_ISN, 0, 0x02, EMPTY)),
+        synAck: ether(packet(ONLINE, CLIENT, 80, port, SRV_ISN, cs, 0x12, EMPTY)),
+        tSynAck,
+        req: ether(packet(CLIENT, ONLINE, port, 80, cs, ss, 0x18, REQUEST)),
+        ans: ether(packet(ONLINE, CLIENT, 80, port, ss, ce, 0x19, ANSWER)),
+        repHeader: rep.slice(0, 40),
+        fin: ether(packet(CLIENT, ONLINE, port, 80, ce, ss + ANSWER.length + 1, 0x11, EMPTY)),
+        out: {
+          src: c,
+          dst: tgt,
+          seq: cs,
+          ack: ts,
+          flags: 0x18,
+          window: 512,
+          options: {},
+          payload: REQUEST,
+        },
+        frames: frames.splice(0),
+      });
+    }
+    const h0 = allocated(), t0 = cpuMs();
+    for (const k of conns) {
+      now += 1; // 1,000 connections/s
+      r.onFrame(k.syn, LinkType.EN10MB, now * 1000, now);
+      comparer?.onSessionOpen(k.c, tgt, { client: k.c, server: o }, 0, false, now);
+      r.onFrame(k.synAck, LinkType.EN10MB, now * 1000 + 50, now);
+      r.onReplyBytes(k.tSynAck, now);
+      r.onFrame(k.req, LinkType.EN10MB, now * 1000 + 100, now);
+      r.send(k.out);
+      r.onFrame(k.ans, LinkType.EN10MB, now * 1000 + 300, now);
+      r.onReplyBytes(k.repHeader, now);
+      for (const fr of k.frames) {
+        const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
+        if (typeof a === "string") throw new Error(a);
+        r.onAnswer(a, now);
+      }
+      r.onFrame(k.fin, LinkType.EN10MB, now * 1000 + 400, now);
+      comparer?.onSessionClose(k.c, tgt, now);
+      done++;
+    }
+    r.compareTick(now + 5000); // (flows closed 5 s ago are forgotten)
+    cpu += cpuMs() - t0;
+    bytes += allocated() - h0;
+  }
+  const t0 = cpuMs();
+  r.compareTick(now + 10_000);
+  cpu += cpuMs() - t0;
+  return {
+    tcpcopy: (cpu * 1e6) / done,
+    intercept: 0,
+    compared: comparer?.stats.snapshot().compared ?? 0,
+    alloc: bytes / done,
+  };
+}
+
 function med(xs: number[]): number {
   return xs.sort((a, b) => a - b)[xs.length >> 1];
 }
 
-run(); // warm-up
+const pass = values.short ? runShort : run;
+pass(); // warm-up
+if (values["alloc-sites"]) {
+  const sampler = await allocSampler();
+  pass();
+  await sampler.report(REQUESTS);
+}
 const res = [];
-for (let i = 0; i < 5; i++) res.push(run());
+for (let i = 0; i < 5; i++) res.push(pass());
 console.log(
   `${baseline ? "baseline" : "compare"}: tcpcopy ${
     med(res.map((x) => x.tcpcopy)).toFixed(0)

@@ -54,6 +54,20 @@ export function compareTurn(turn: TurnAnswers, opts: CompareOptions = {}): TurnV
   return { proto, result: presence(turn) ?? compareWith(proto, online!, target!, opts) };
 }
 
+/**
+ * True when two answers are the same answer: both complete (no gap, not cut), one shared view
+ * of their first bytes (tcpcopy shares equal first bytes between the turn's two summaries),
+ * the same total length, kind, digest and body length. Every comparator then finds nothing
+ * and {@link compareTurn} gives `matched()` (not partial) whatever the proto: a caller that
+ * needs no record may count the match without it (tests/unit/compare_identical.test.ts holds
+ * the two to each other). False says nothing: compare as usual.
+ */
+export function identicalAnswers(o: AnswerSummary, t: AnswerSummary): boolean {
+  return o.firstBytes === t.firstBytes && o.complete && t.complete &&
+    o.totalLength === t.totalLength && o.kind === t.kind && o.digest !== null &&
+    o.digest === t.digest && o.bodyLength !== null && o.bodyLength === t.bodyLength;
+}
+
 /** `auto`: the comparator the request names (sniffed here unless given), else the answer's. */
 function sniffTurn(turn: TurnAnswers): Proto {
   const byRequest = turn.requestProto !== undefined

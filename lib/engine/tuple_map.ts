@@ -86,6 +86,18 @@ export class TupleMap<V> {
   private readonly v6 = new Map<string, Entry<V>>();
   /** Number of entries. */
   size = 0;
+  /** The table never shrinks below this many slots (the constructor's `minSlots`). */
+  private readonly floor: number;
+
+  /**
+   * `minSlots` (rounded up to a power of two): the table starts with that many slots and never
+   * shrinks below them (the comparer's flows, forgotten ~100 at a time at each tick on short
+   * connections, emptied and regrew a table of 16 slots per tick).
+   */
+  constructor(minSlots = MIN_SLOTS) {
+    this.floor = Math.max(MIN_SLOTS, 2 ** Math.ceil(Math.log2(Math.max(1, minSlots))));
+    if (this.floor !== MIN_SLOTS) this.resize(this.floor);
+  }
 
   /** The value stored for the tuple, or undefined. */
   get(near: Uint8Array, nearPort: number, far: Uint8Array, farPort: number): V | undefined {
@@ -129,7 +141,7 @@ export class TupleMap<V> {
       this.remove(i);
       this.size4--;
       this.size--;
-      if (this.size4 * 8 < this.mask + 1 && this.mask + 1 > MIN_SLOTS) {
+      if (this.size4 * 8 < this.mask + 1 && this.mask + 1 > this.floor) {
         this.resize((this.mask + 1) >> 1);
       }
       return true;

@@ -15,11 +15,12 @@
  * @module
  */
 
-import type { AnswerAccumulator, AnswerSummary } from "../compare/answer.ts";
+import { type AnswerAccumulator, type AnswerSummary, emptySummary } from "../compare/answer.ts";
 import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
 import { prefixView } from "../compare/prefix_view.ts";
 import { type Proto, requestProto } from "../compare/sniff.ts";
 import type { Endpoint } from "../engine/segment.ts";
+import { internAddr } from "../engine/endpoint.ts";
 
 /** Request bytes kept per turn for the record's head and the `auto` sniffing. */
 export const HEAD_KEEP = 256;
@@ -128,6 +129,49 @@ export interface FlowHost {
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** A summary no turn keeps: {@link newTurn}'s placeholder. */
+const HELD_PLACEHOLDER: AnswerSummary = emptySummary();
+
+/**
+ * A turn object for {@link FlowCompare}'s `#openTurn` to fill. Its placeholders differ from
+ * what the fill writes, and sequence numbers start as doubles (NaN): V8 then takes every field
+ * as mutable, times and sequence numbers as doubles, at the first turn, while the code is still
+ * interpreted, instead of deoptimizing compiled code when a later turn first writes a field
+ * again or brings the first sequence number above 2^30.
+ */
+function newTurn(): PendingTurn {
+  return {
+    index: -1,
+    start: Number.NaN,
+    end: Number.NaN,
+    ack: Number.NaN,
+    head: NO_BYTES,
+    headBuf: NO_BYTES,
+    proto: "bytes",
+    onlineBuf: NO_BYTES,
+    targetBuf: NO_BYTES,
+    lastSegMs: -1,
+    online: null,
+    onlineHeld: true,
+    spareOnline: null,
+    spareTarget: null,
+    onlineAt: -1,
+    sentMs: -1,
+    replyFirstMs: -1,
+    replyLastMs: -1,
+    replyBytes: -1,
+    target: HELD_PLACEHOLDER,
+    targetAt: -1,
+    cost: -1,
+  };
+}
+
+/** `dst` = `src` with an address the flow may keep (`internAddr`: shared, never changed). */
+export function ownInto(dst: Endpoint, src: Endpoint): void {
+  dst.addr = internAddr(src.addr);
+  dst.family = src.family;
+  dst.port = src.port;
+}
 
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
@@ -158,6 +202,11 @@ export class FlowCompare {
   /** The compared session's number, its rewritten client and its target (null: none now). */
   sessionId = 0;
   session: { client: Endpoint; target: Endpoint } | null = null;
+  /** The object `session` points to while one is live (the flow's own: filled per session). */
+  readonly sessionEnds: { client: Endpoint; target: Endpoint } = {
+    client: { addr: NO_BYTES, family: 4, port: 0 },
+    target: { addr: NO_BYTES, family: 4, port: 0 },
+  };
   /** Engine time the last compared session ended (NaN while one is live). */
   sessionEndedAt = Number.NaN;
   clientClosed = false;
@@ -191,13 +240,47 @@ export class FlowCompare {
   /** Engine time of the open answer's last byte (NaN: none yet). */
   lastAnswerAt = Number.NaN;
 
+  /**
+   * The original connection's client and server: the flow's own objects (addresses from
+   * `internAddr`), filled again when the flow object is reused ({@link reuse}).
+   */
+  readonly client: Endpoint = { addr: NO_BYTES, family: 4, port: 0 };
+  readonly server: Endpoint = { addr: NO_BYTES, family: 4, port: 0 };
+
   constructor(
-    readonly client: Endpoint,
-    readonly server: Endpoint,
+    client: Endpoint,
+    server: Endpoint,
     private readonly host: FlowHost,
     now: number,
   ) {
     this.lastSeen = now;
+    ownInto(this.client, client);
+    ownInto(this.server, server);
+  }
+
+  /**
+   * Makes a forgotten flow ({@link dispose}d: nothing pending, no accumulator) the flow of
+   * another connection, as the constructor would (the comparer pools flow objects: a short
+   * connection allocates none).
+   */
+  reuse(client: Endpoint, server: Endpoint, now: number): void {
+    ownInto(this.client, client);
+    ownInto(this.server, server);
+    this.open = null;
+    this.openSkipped = false;
+    this.turns = 0;
+    this.sessionId = 0;
+    this.session = null;
+    this.sessionEndedAt = Number.NaN;
+    this.clientClosed = this.serverClosed = false;
+    this.lastSeen = now;
+    this.sentMax = this.replyMax = this.replyAck = undefined;
+    this.earlyIndex = 0;
+    this.#cliNext = this.#srvNext = undefined;
+    this.#lastAck = 0;
+    this.#srvHeldBytes = 0;
+    this.#accStarted = false;
+    this.lastAnswerAt = Number.NaN;
   }
 
   // -----------------------------------------------------------------------------------------
@@ -328,13 +411,9 @@ export class FlowCompare {
     headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
     const head = prefixView(headBuf, headLen);
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
-    const t = this.host.spareTurn();
-    if (t === undefined) {
-      this.#openNew(start, end, ack, head, headBuf, atMs, sentMs, cost);
-      return;
-    }
-    // a turn object whose verdict was given: reused (its number fields keep
-    // their boxes: a fresh turn allocates one per NaN/fractional time)
+    // a turn object whose verdict was given is reused (its number fields keep their boxes: a
+    // fresh turn allocates one per NaN/fractional time); a new one is filled the same way
+    const t = this.host.spareTurn() ?? newTurn();
     t.index = this.turns;
     t.start = start;
     t.end = end;
@@ -354,42 +433,6 @@ export class FlowCompare {
     t.targetAt = Number.NaN;
     t.cost = cost;
     this.#opened(t);
-  }
-
-  #openNew(
-    start: number,
-    end: number,
-    ack: number,
-    head: Uint8Array,
-    headBuf: Uint8Array,
-    atMs: number,
-    sentMs: number,
-    cost: number,
-  ): void {
-    this.#opened({
-      index: this.turns,
-      start,
-      end,
-      ack,
-      head,
-      headBuf,
-      proto: requestProto(head),
-      onlineBuf: null,
-      targetBuf: null,
-      lastSegMs: atMs,
-      online: undefined,
-      onlineHeld: false,
-      spareOnline: null,
-      spareTarget: null,
-      onlineAt: Number.NaN,
-      sentMs,
-      replyFirstMs: Number.NaN,
-      replyLastMs: Number.NaN,
-      replyBytes: 0,
-      target: null,
-      targetAt: Number.NaN,
-      cost,
-    });
   }
 
   #opened(t: PendingTurn): void {
@@ -641,7 +684,8 @@ export class FlowCompare {
    */
   remove(t: PendingTurn): number {
     const p = this.pending;
-    if (p[0] === t) p.shift(); // verdicts come in order: the common case
+    if (p.length === 1 && p[0] === t) p.pop(); // (a shift may drop the backing store)
+    else if (p[0] === t) p.shift(); // verdicts come in order: the common case
     else {
       const i = p.indexOf(t);
       if (i < 0) return 0;
@@ -659,29 +703,40 @@ export class FlowCompare {
     // reused for a later turn of this flow, unless it is still the open one (late bytes of
     // its request may still come and must go nowhere); its summaries (nobody keeps them
     // after the verdict) too
-    if (t !== this.open) {
-      if (t.online) t.spareOnline = t.online;
-      if (t.target !== null) t.spareTarget = t.target;
-      t.online = t.target = null;
-      this.host.keepTurn(t);
-    }
+    if (t !== this.open) this.#keep(t);
+  }
+
+  /** `t` (recycled) to the host for a later turn, with its summaries. */
+  #keep(t: PendingTurn): void {
+    if (t.online) t.spareOnline = t.online;
+    if (t.target !== null) t.spareTarget = t.target;
+    t.online = t.target = null;
+    this.host.keepTurn(t);
   }
 
   /** Takes every pending turn out (the flow is forgotten); returns their cost. */
   removeAll(): number {
     let cost = 0;
-    for (const t of this.pending) {
-      cost += t.cost;
-      this.#recycle(t);
+    const p = this.pending;
+    for (let i = 0; i < p.length; i++) {
+      cost += p[i].cost;
+      this.#recycle(p[i]);
     }
-    this.pending.length = 0;
+    // (popped, not cut to length 0: that drops the backing store, which the flow object's
+    // next use, pooled, would allocate again)
+    while (p.length > 0) p.pop();
     return cost;
   }
 
-  /** Gives the accumulator back (the flow is forgotten). */
+  /** Gives the accumulator back (the flow is forgotten: {@link removeAll} first). */
   dispose(): void {
     if (this.#acc !== null) this.host.release(this.#acc);
     this.#acc = null;
+    // the open turn, decided and recycled already (removeAll), was kept from reuse while it
+    // could still get bytes of its request: nothing comes any more
+    const open = this.open;
+    this.open = null;
+    if (open !== null && open.headBuf === NO_BYTES) this.#keep(open);
     this.#srvHeld.length = 0;
     this.#cliHeld.length = 0;
     this.#srvHeldBytes = 0;

@@ -671,3 +671,92 @@ Deno.test("pairing: early verdicts equal the tick's on random keep-alive exchang
   }
   assert.ok(early > 300, `${early} verdicts`);
 });
+
+Deno.test("pairing: a flow object reused after its connection was forgotten gives a fresh one's verdicts", () => {
+  // Connection 1 leaves a flow in some state (turns answered or not, an out-of-order client or
+  // server segment still held), is closed and forgotten; connection 2 on the same tuple reuses
+  // the flow object and its last turn object (the comparer pools them): its records must be
+  // those of the same connection on a fresh comparer.
+  const play = (r: Rig, rnd: () => number, t0: number): number => {
+    r.cSeq = ISN_C + 1;
+    r.sSeq = ISN_S + 1;
+    r.tSeq = ISN_T + 1;
+    r.now = t0;
+    r.open();
+    let t = t0;
+    const turns = 1 + Math.floor(rnd() * 4);
+    for (let i = 0; i < turns; i++) {
+      r.now = t += 5;
+      const req = r.request(`GET /p${i} HTTP/1.1\r\n\r\n`, t);
+      r.sent(req);
+      const body = `body ${i}`;
+      const shape = rnd();
+      r.online(http(200, body), t + 1);
+      if (shape < 0.15) continue; // the target is silent
+      r.now = t += 2;
+      r.target(req.end, shape < 0.4 ? http(200, body.toUpperCase()) : http(200, body));
+      if (rnd() < 0.3) r.at(t);
+    }
+    if (rnd() < 0.3) r.client(r.cSeq + 50, r.sSeq, "beyond a hole", t); // held, never filled
+    if (rnd() < 0.3) r.server(r.sSeq + 70, "beyond a hole", t); // held, never filled
+    const fin = rnd() < 0.5;
+    r.client(r.cSeq, r.sSeq, "", t, (fin ? FIN : RST) | ACK);
+    r.cmp.onSessionClose(REWRITTEN, TARGET, t);
+    for (let k = 1; k <= 130; k++) r.at(t + k * 100); // every verdict, then forgotten
+    return t + 130 * 100;
+  };
+  const normal = (records: CompareRecord[]) =>
+    records.map((x) => {
+      const { time: _, session: _s, ...rest } = x as unknown as Record<string, unknown>;
+      return rest;
+    });
+  const rnd = mulberry32(2027);
+  const shared = new Rig();
+  let t = 0, reused = 0;
+  for (let run = 0; run < 200; run++) {
+    const seed = Math.floor(rnd() * 2 ** 31);
+    const before = shared.records.length;
+    t = play(shared, mulberry32(seed), t);
+    const fresh = new Rig();
+    play(fresh, mulberry32(seed), 0); // (latencies are differences: the start does not matter)
+    const got = normal(shared.records.slice(before)), want = normal(fresh.records);
+    assert.deepEqual(got, want, `run ${run}`);
+    assert.equal(shared.cmp.line().flows, 0); // forgotten: the next run reuses its objects
+    reused += got.length;
+  }
+  assert.ok(reused > 300, `${reused} records`);
+});
+
+Deno.test("pairing: without --compare-all, same answers count as matches and only the others are records", () => {
+  // (identical summaries skip the comparator when no record is written: the counts and the
+  // records must be those of the comparator)
+  const r = new Rig({ all: false });
+  r.open();
+  const texts: [string, string][] = [
+    [http(200, "same"), http(200, "same")], // identical: shared first bytes
+    [http(200, "online body"), http(200, "target body")], // body
+    [http(200, "x", "Date: a\r\n"), http(200, "x", "Date: b\r\n")], // ignored header only
+    [http(200, "y"), http(500, "y")], // status
+    [http(200, "same again"), http(200, "same again")],
+  ];
+  texts.forEach(([online, target], i) => {
+    const q = r.request(`GET /t${i} HTTP/1.1\r\n\r\n`, 100 + 10 * i);
+    r.at(1 + 10 * i);
+    r.sent(q);
+    r.online(online, 101 + 10 * i);
+    r.at(3 + 10 * i);
+    r.target(q.end, target);
+  });
+  r.client(r.cSeq, r.sSeq, "", 200, FIN | ACK);
+  r.at(60);
+  r.at(3000);
+  assert.deepEqual(r.records.map((x) => [x.turn, x.reason]), [[2, "body"], [4, "status"]]);
+  const line = r.cmp.line();
+  assert.equal(line.compared, 5);
+  assert.equal(line.matched, 3);
+  assert.equal(line.partial, 0);
+  assert.equal(line.mismatched.body, 1);
+  assert.equal(line.mismatched.status, 1);
+  assert.equal(line.latencyMs.online.count, 5);
+  assert.equal(line.latencyMs.target.count, 5);
+});

@@ -477,3 +477,20 @@ Deno.test("timer heap: gives its room back once mostly empty, keeping the deadli
   assert.equal(h.room, 10);
   assert.deepEqual([h.peek(), h.peekItem()], [0, 0]);
 });
+
+Deno.test("tuple map: minSlots is a floor the table starts at and never shrinks below", () => {
+  const slots = (m: TupleMap<number>) => (m as unknown as { mask: number }).mask + 1;
+  const t = ip("10.9.0.1"), c = ip("10.0.0.7");
+  const floored = new TupleMap<number>(512), plain = new TupleMap<number>();
+  assert.equal(slots(floored), 512);
+  for (const m of [floored, plain]) {
+    for (let round = 0; round < 3; round++) { // ~100 in, all out: the comparer's ticks
+      for (let p = 0; p < 100; p++) m.set(c, 1024 + p, t, 80, p);
+      for (let p = 0; p < 100; p++) assert.equal(m.get(c, 1024 + p, t, 80), p);
+      for (let p = 0; p < 100; p++) assert.equal(m.delete(c, 1024 + p, t, 80), true);
+    }
+  }
+  assert.equal(slots(floored), 512);
+  assert.equal(slots(plain), 16); // the default floor: an emptied map gives its room back
+  assert.equal(slots(new TupleMap<number>(300)), 512); // rounded up to a power of two
+});
