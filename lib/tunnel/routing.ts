@@ -63,7 +63,7 @@ export class RouteTable<P> {
   #indexes: (KeyIndex | undefined)[] = [];
   #count = 0;
   /** Per slot: connection (undefined: free), key length, owner index, times, queue index. */
-  #peers: (P | undefined)[] = [];
+  #peers: (P | undefined)[] = new Array<P | undefined>(INITIAL_SLOTS).fill(undefined);
   #keyLength = new Uint8Array(INITIAL_SLOTS);
   #owner = new Int32Array(INITIAL_SLOTS);
   #placed = new Float64Array(INITIAL_SLOTS);
@@ -405,6 +405,7 @@ export class RouteTable<P> {
       this.#qHead++;
     }
     if (to !== n) throw new Error(`route table: ${n - to} routes not queued`); // (a bug)
+    while (peers.length < room) peers.push(undefined); // (no growth, no garbage, until full)
     const next = new Int32Array(room), prev = new Int32Array(room);
     for (let slot = 0; slot < this.#used; slot++) {
       const r = renum[slot];
