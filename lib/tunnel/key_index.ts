@@ -1,24 +1,27 @@
 /**
  * A hash index from fixed-length string keys to slot numbers, kept in typed arrays (issue 14):
  * the intercept route table's replacement for a `Map<string, number>` (~80 bytes a route with
- * its key string: bench/intercept_route_heap.ts). The key's UTF-16 code units are stored in
+ * its key string, measured in the heap). The key's UTF-16 code units are stored in
  * the slot's row of `units` (route keys are 6 code units for IPv4, 18 for IPv6: route_key.ts),
  * and an open-addressing table (linear probing, deletion by backward shift: no tombstones)
  * holds slot numbers. A held key costs its code units and two to four table entries, and a
- * deleted one leaves no garbage. Slots are the caller's (RouteTable's): it says how many there
- * may be and renumbers them (`renumber`, when its arrays grow or shrink).
+ * deleted one leaves no garbage. The code units are kept in pages (slot_pages.ts). Slots are the
+ * caller's (RouteTable's): it says how many there may be (`grow`) and renumbers them
+ * (`renumber`, when it shrinks).
  *
  *   const ix = new KeyIndex(6, 64);
  *   ix.insert("abcdef", 3);  ix.find("abcdef") === 3;  ix.remove(3);  ix.find("abcdef") === -1;
  */
+
+import { SlotPages } from "./slot_pages.ts";
 
 /** No slot. */
 const EMPTY = -1;
 
 /** Index of keys of `width` code units to slots `0 .. slots-1`. */
 export class KeyIndex {
-  /** Code units of the key in each slot (row `slot`, `width` wide). */
-  #units: Uint16Array;
+  /** Code units of the key in each slot (`width` per slot). */
+  #units: SlotPages<Uint16Array>;
   /** Open-addressing table of slots (EMPTY: free), a power of two long. */
   #table: Int32Array;
   #count = 0;
@@ -27,7 +30,8 @@ export class KeyIndex {
     if (!Number.isInteger(width) || width < 1) {
       throw new RangeError(`key width must be a whole number ≥ 1, got ${width}`);
     }
-    this.#units = new Uint16Array(slots * width);
+    this.#units = new SlotPages(Uint16Array, width);
+    this.#units.grow(slots);
     this.#table = new Int32Array(tableSizeFor(0)).fill(EMPTY);
   }
 
@@ -38,7 +42,7 @@ export class KeyIndex {
 
   /** Bytes of the typed arrays (for the benchmarks). */
   get bytes(): number {
-    return this.#units.byteLength + this.#table.byteLength;
+    return this.#units.bytes + this.#table.byteLength;
   }
 
   /** The slot of `key` (of `width` code units), -1 when absent. */
@@ -52,8 +56,8 @@ export class KeyIndex {
 
   /** Files `key` (absent, `width` code units) under `slot` (below the slot count). */
   insert(key: string, slot: number): void {
-    const w = this.width, u = this.#units;
-    for (let i = 0; i < w; i++) u[slot * w + i] = key.charCodeAt(i);
+    const w = this.width, u = this.#units.page(slot), at = this.#units.at(slot);
+    for (let i = 0; i < w; i++) u[at + i] = key.charCodeAt(i);
     if (2 * (this.#count + 1) > this.#table.length) this.#rehash(tableSizeFor(this.#count + 1));
     this.#place(slot);
     this.#count++;
@@ -83,17 +87,24 @@ export class KeyIndex {
     this.#count--;
   }
 
+  /** Room for `slots` slots (pages added: no copy). */
+  grow(slots: number): void {
+    this.#units.grow(slots);
+  }
+
   /**
    * Slots renumbered (`renum[old]`, -1: not held any more) into `slots` slots; the table is
    * rebuilt for the keys left (smaller after many removals).
    */
   renumber(renum: Int32Array, slots: number): void {
-    const w = this.width, old = this.#units, u = new Uint16Array(slots * w);
+    const w = this.width, old = this.#units, u = new SlotPages(Uint16Array, w);
+    u.grow(slots);
     const held: number[] = [];
     for (const s of this.#table) {
       if (s === EMPTY || renum[s] === EMPTY) continue;
-      u.set(old.subarray(s * w, (s + 1) * w), renum[s] * w);
-      held.push(renum[s]);
+      const to = renum[s];
+      u.page(to).set(old.page(s).subarray(old.at(s), old.at(s) + w), u.at(to));
+      held.push(to);
     }
     this.#units = u;
     this.#table = new Int32Array(tableSizeFor(held.length)).fill(EMPTY);
@@ -118,7 +129,7 @@ export class KeyIndex {
 
   /** The key in `slot` is `key`. */
   #holds(slot: number, key: string): boolean {
-    const w = this.width, u = this.#units, at = slot * w;
+    const w = this.width, u = this.#units.page(slot), at = this.#units.at(slot);
     for (let i = 0; i < w; i++) if (u[at + i] !== key.charCodeAt(i)) return false;
     return true;
   }
@@ -130,7 +141,7 @@ export class KeyIndex {
   }
 
   #hashOfSlot(slot: number): number {
-    const w = this.width, u = this.#units, at = slot * w;
+    const w = this.width, u = this.#units.page(slot), at = this.#units.at(slot);
     let h = 0x811c9dc5;
     for (let i = 0; i < w; i++) h = Math.imul(h ^ u[at + i], 0x01000193);
     return mix(h);

@@ -9,13 +9,15 @@
  * Each owner holds at most `maxPerOwner` routes: a new route over its quota evicts that
  * owner's own oldest registration (`overQuota`), never another owner's route.
  *
- * Memory (issue 14): a route is one slot of a set of typed arrays (struct of arrays): its key's
- * code units in a hash index (key_index.ts, one per key length: IPv4 and IPv6 keys), its
- * connection, owner, times, place in the expiry queue and in its owner's list. No object, no
- * string and no Map entry per route: a held route costs ~120-135 bytes instead of ~210
- * (bench/intercept_route_heap.ts), and a route that ends leaves no garbage. Slots are reused
- * through a free list; the arrays double when full and are rebuilt smaller once mostly free
- * (`compact`).
+ * Memory (issue 14): a route is one slot of a set of columns (struct of arrays, in pages of
+ * typed arrays: slot_pages.ts): its key's code units in a hash index (key_index.ts, one per key
+ * length: IPv4 and IPv6 keys), its connection, owner, times, place in the expiry queue and in
+ * its owner's list. No object, no string and no Map entry per route: a held IPv4 route costs
+ * ~95-115 bytes instead of ~210 (bench/intercept_route_heap.ts), and a route that ends leaves
+ * no garbage (the old design's five objects per route were promoted to the old generation and
+ * piled up there until the next full GC). Slots are reused through a free list; the columns
+ * grow by a page (no copy, so no old arrays waiting for a GC) and are rebuilt smaller once
+ * mostly free (`compact`).
  *
  * Expiry is amortised O(1): a queue of slots is kept in `placed` order, a lookup only stamps
  * `seen`, and the sweep stops at the first entry placed within the TTL. A slot remembers the
@@ -36,12 +38,13 @@
  */
 import { DEFAULT_MAX_PEER_ROUTES } from "./defaults.ts";
 import { KeyIndex } from "./key_index.ts";
+import { PAGE_SLOTS, pagesFor, SlotPages } from "./slot_pages.ts";
 
-/** Default cap of the route table (about 120 bytes a route: some 120 MB when full). */
+/** Default cap of the route table (about 100 bytes a route: some 100 MB when full). */
 export const DEFAULT_MAX_ROUTES = 1_000_000;
 /** Oldest routes looked at for one eviction before the oldest is taken regardless. */
 const EVICT_LOOKS = 16;
-/** Slots of a new table (it grows by doubling). */
+/** Entries of a new expiry queue (it grows by doubling). */
 const INITIAL_SLOTS = 64;
 /** No slot / no owner. */
 const NONE = -1;
@@ -63,15 +66,15 @@ export class RouteTable<P> {
   #indexes: (KeyIndex | undefined)[] = [];
   #count = 0;
   /** Per slot: connection (undefined: free), key length, owner index, times, queue index. */
-  #peers: (P | undefined)[] = new Array<P | undefined>(INITIAL_SLOTS).fill(undefined);
-  #keyLength = new Uint8Array(INITIAL_SLOTS);
-  #owner = new Int32Array(INITIAL_SLOTS);
-  #placed = new Float64Array(INITIAL_SLOTS);
-  #seen = new Float64Array(INITIAL_SLOTS);
-  #qPos = new Int32Array(INITIAL_SLOTS);
+  #peers: (P | undefined)[] = [];
+  #keyLength = new SlotPages(Uint8Array);
+  #owner = new SlotPages(Int32Array);
+  #placed = new SlotPages(Float64Array);
+  #seen = new SlotPages(Float64Array);
+  #qPos = new SlotPages(Int32Array);
   /** The owner's list (free slots: `#next` chains the free list from `#freeHead`). */
-  #next = new Int32Array(INITIAL_SLOTS);
-  #prev = new Int32Array(INITIAL_SLOTS);
+  #next = new SlotPages(Int32Array);
+  #prev = new SlotPages(Int32Array);
   #freeHead = NONE;
   /** Slots ever used (those at and above were never used). */
   #used = 0;
@@ -102,9 +105,9 @@ export class RouteTable<P> {
     return this.#count;
   }
 
-  /** Slots the arrays have room for (grows by doubling, shrinks in {@link compact}). */
+  /** Slots the columns have room for (grows by a page, shrinks in {@link compact}). */
   get capacity(): number {
-    return this.#owner.length;
+    return this.#owner.capacity;
   }
 
   /**
@@ -118,7 +121,7 @@ export class RouteTable<P> {
     const owner = this.ownerOf(peer);
     if (slot !== NONE) {
       old = this.#peers[slot];
-      const moved = this.#lists[this.#owner[slot]]!.owner !== owner;
+      const moved = this.#lists[this.#owner.get(slot)]!.owner !== owner;
       this.#unlink(slot);
       if (moved) this.#quota(owner);
     } else {
@@ -128,14 +131,14 @@ export class RouteTable<P> {
       if (this.#count >= this.maxRoutes) this.#evictOne(now);
       this.#quota(owner);
       slot = this.#alloc();
-      this.#keyLength[slot] = key.length;
+      this.#keyLength.set(slot, key.length);
       this.#indexes[key.length] ??= new KeyIndex(key.length, this.capacity);
       this.#indexes[key.length]!.insert(key, slot);
       this.#count++;
     }
     this.#peers[slot] = peer;
-    this.#placed[slot] = now;
-    this.#seen[slot] = now;
+    this.#placed.set(slot, now);
+    this.#seen.set(slot, now);
     this.#link(slot, this.#indexOf(owner)); // (after evictions: they may free an owner's index)
     this.#enqueue(slot);
     return old !== undefined && old !== peer ? old : undefined;
@@ -144,7 +147,7 @@ export class RouteTable<P> {
   /** The connection holding a live (unexpired) `key`, without refreshing it. */
   peek(key: string, now: number): P | undefined {
     const slot = this.#find(key);
-    if (slot === NONE || now - this.#seen[slot] >= this.ttlMs) return undefined;
+    if (slot === NONE || now - this.#seen.get(slot) >= this.ttlMs) return undefined;
     return this.#peers[slot];
   }
 
@@ -152,12 +155,12 @@ export class RouteTable<P> {
   get(key: string, now: number): P | undefined {
     const slot = this.#find(key);
     if (slot === NONE) return undefined;
-    if (now - this.#seen[slot] >= this.ttlMs) {
+    if (now - this.#seen.get(slot) >= this.ttlMs) {
       this.#remove(slot);
       this.expired++;
       return undefined;
     }
-    this.#seen[slot] = now;
+    this.#seen.set(slot, now);
     return this.#peers[slot];
   }
 
@@ -189,14 +192,14 @@ export class RouteTable<P> {
   expire(now: number): number {
     let n = 0;
     for (let slot = this.#front(); slot !== NONE; slot = this.#front()) {
-      if (now - this.#placed[slot] < this.ttlMs) break;
+      if (now - this.#placed.get(slot) < this.ttlMs) break;
       this.#qHead++;
-      this.#qPos[slot] = NONE;
-      if (now - this.#seen[slot] >= this.ttlMs) {
+      this.#qPos.set(slot, NONE);
+      if (now - this.#seen.get(slot) >= this.ttlMs) {
         this.#remove(slot);
         n++;
       } else {
-        this.#placed[slot] = now;
+        this.#placed.set(slot, now);
         this.#enqueue(slot);
       }
     }
@@ -212,19 +215,15 @@ export class RouteTable<P> {
    */
   compact(): void {
     const cap = this.capacity;
-    if (cap <= 1024 || this.#count * 8 >= cap) return;
-    let room = INITIAL_SLOTS;
-    while (room < 2 * this.#count) room *= 2;
-    this.#rebuild(room);
+    if (cap <= 2 * PAGE_SLOTS || this.#count * 8 >= cap) return;
+    this.#rebuild(pagesFor(2 * this.#count) * PAGE_SLOTS);
   }
 
   /** Bytes of the table's typed arrays (for the benchmarks). */
   get bytes(): number {
     let n = this.#queue.byteLength;
-    for (const a of [this.#keyLength, this.#owner, this.#placed, this.#seen, this.#qPos]) {
-      n += a.byteLength;
-    }
-    n += this.#next.byteLength + this.#prev.byteLength;
+    for (const c of [this.#keyLength, this.#owner, this.#placed, this.#seen]) n += c.bytes;
+    n += this.#qPos.bytes + this.#next.bytes + this.#prev.bytes;
     for (const ix of this.#indexes) n += ix?.bytes ?? 0;
     return n;
   }
@@ -261,7 +260,7 @@ export class RouteTable<P> {
     if (o === undefined) return 0;
     let n = 0;
     for (let slot = this.#lists[o]!.head; slot !== NONE;) {
-      const next = this.#next[slot];
+      const next = this.#next.get(slot);
       if (this.#peers[slot] === peer) {
         this.#remove(slot); // (the owner's list goes with its last route)
         n++;
@@ -277,9 +276,9 @@ export class RouteTable<P> {
       const slot = this.#front();
       if (slot === NONE) return;
       this.#qHead++;
-      this.#qPos[slot] = NONE;
-      if (tries < EVICT_LOOKS && this.#seen[slot] > this.#placed[slot]) {
-        this.#placed[slot] = now;
+      this.#qPos.set(slot, NONE);
+      if (tries < EVICT_LOOKS && this.#seen.get(slot) > this.#placed.get(slot)) {
+        this.#placed.set(slot, now);
         this.#enqueue(slot);
         continue;
       }
@@ -293,46 +292,46 @@ export class RouteTable<P> {
   #alloc(): number {
     const free = this.#freeHead;
     if (free !== NONE) {
-      this.#freeHead = this.#next[free];
+      this.#freeHead = this.#next.get(free);
       return free;
     }
-    if (this.#used === this.capacity) this.#rebuild(this.capacity * 2);
+    if (this.#used === this.capacity) this.#grow();
     return this.#used++;
   }
 
   /** Deletes the route in `slot`: out of its index, its owner's list and (lazily) the queue. */
   #remove(slot: number): void {
-    this.#indexes[this.#keyLength[slot]]!.remove(slot);
+    this.#indexes[this.#keyLength.get(slot)]!.remove(slot);
     this.#count--;
     this.#unlink(slot);
     this.#peers[slot] = undefined;
-    this.#qPos[slot] = NONE; // its queue entry is stale now
-    this.#next[slot] = this.#freeHead;
+    this.#qPos.set(slot, NONE); // its queue entry is stale now
+    this.#next.set(slot, this.#freeHead);
     this.#freeHead = slot;
   }
 
   /** Appends `slot` to owner `o`'s list. */
   #link(slot: number, o: number): void {
     const list = this.#lists[o]!;
-    this.#owner[slot] = o;
-    this.#prev[slot] = list.tail;
-    this.#next[slot] = NONE;
+    this.#owner.set(slot, o);
+    this.#prev.set(slot, list.tail);
+    this.#next.set(slot, NONE);
     if (list.tail === NONE) list.head = slot;
-    else this.#next[list.tail] = slot;
+    else this.#next.set(list.tail, slot);
     list.tail = slot;
     list.count++;
   }
 
   /** Takes `slot` out of its owner's list (the owner goes with its last route). */
   #unlink(slot: number): void {
-    const o = this.#owner[slot];
+    const o = this.#owner.get(slot);
     const list = this.#lists[o]!;
-    const prev = this.#prev[slot], next = this.#next[slot];
+    const prev = this.#prev.get(slot), next = this.#next.get(slot);
     if (prev === NONE) list.head = next;
-    else this.#next[prev] = next;
+    else this.#next.set(prev, next);
     if (next === NONE) list.tail = prev;
-    else this.#prev[next] = prev;
-    this.#owner[slot] = NONE;
+    else this.#prev.set(next, prev);
+    this.#owner.set(slot, NONE);
     if (--list.count === 0) {
       this.#ownerIndex.delete(list.owner);
       this.#lists[o] = undefined;
@@ -350,7 +349,7 @@ export class RouteTable<P> {
         this.#queue = q;
       }
     }
-    this.#qPos[slot] = this.#qEnd;
+    this.#qPos.set(slot, this.#qEnd);
     this.#queue[this.#qEnd++] = slot;
   }
 
@@ -359,7 +358,7 @@ export class RouteTable<P> {
     const q = this.#queue, pos = this.#qPos;
     while (this.#qHead < this.#qEnd) {
       const slot = q[this.#qHead];
-      if (pos[slot] === this.#qHead) return slot;
+      if (pos.get(slot) === this.#qHead) return slot;
       this.#qHead++;
     }
     return NONE;
@@ -371,8 +370,8 @@ export class RouteTable<P> {
     let to = 0;
     for (let i = this.#qHead; i < this.#qEnd; i++) {
       const slot = q[i];
-      if (pos[slot] !== i) continue;
-      pos[slot] = to;
+      if (pos.get(slot) !== i) continue;
+      pos.set(slot, to);
       q[to++] = slot;
     }
     this.#qHead = 0;
@@ -380,46 +379,52 @@ export class RouteTable<P> {
   }
 
   /**
-   * New arrays of `room` slots holding the live routes renumbered 0, 1, 2, … in queue order;
+   * New pages for `room` slots holding the live routes renumbered 0, 1, 2, … in queue order;
    * the key indexes, the owners' lists and the queue are rewritten to the new numbers.
    */
   #rebuild(room: number): void {
     const n = this.#count;
     const renum = new Int32Array(this.#used).fill(NONE);
     const peers: (P | undefined)[] = [];
-    const keyLength = new Uint8Array(room), owner = new Int32Array(room);
-    const placed = new Float64Array(room), seen = new Float64Array(room);
-    const qPos = new Int32Array(room);
-    const queue = new Int32Array(room);
+    const column = <A extends Int32Array | Float64Array | Uint8Array>(
+      make: new (n: number) => A,
+    ) => {
+      const c = new SlotPages(make);
+      c.grow(room);
+      return c;
+    };
+    const keyLength = column(Uint8Array), owner = column(Int32Array);
+    const placed = column(Float64Array), seen = column(Float64Array), qPos = column(Int32Array);
+    const queue = new Int32Array(Math.max(INITIAL_SLOTS, room));
     let to = 0;
     for (let slot = this.#front(); slot !== NONE; slot = this.#front()) {
       renum[slot] = to;
       peers.push(this.#peers[slot]);
-      keyLength[to] = this.#keyLength[slot];
-      owner[to] = this.#owner[slot];
-      placed[to] = this.#placed[slot];
-      seen[to] = this.#seen[slot];
-      qPos[to] = to;
+      keyLength.set(to, this.#keyLength.get(slot));
+      owner.set(to, this.#owner.get(slot));
+      placed.set(to, this.#placed.get(slot));
+      seen.set(to, this.#seen.get(slot));
+      qPos.set(to, to);
       queue[to] = to;
       to++;
       this.#qHead++;
     }
     if (to !== n) throw new Error(`route table: ${n - to} routes not queued`); // (a bug)
-    while (peers.length < room) peers.push(undefined); // (no growth, no garbage, until full)
-    const next = new Int32Array(room), prev = new Int32Array(room);
+    while (peers.length < owner.capacity) peers.push(undefined); // (no growth until full)
+    const next = column(Int32Array), prev = column(Int32Array);
     for (let slot = 0; slot < this.#used; slot++) {
       const r = renum[slot];
       if (r === NONE) continue;
-      const nx = this.#next[slot], pv = this.#prev[slot];
-      next[r] = nx === NONE ? NONE : renum[nx];
-      prev[r] = pv === NONE ? NONE : renum[pv];
+      const nx = this.#next.get(slot), pv = this.#prev.get(slot);
+      next.set(r, nx === NONE ? NONE : renum[nx]);
+      prev.set(r, pv === NONE ? NONE : renum[pv]);
     }
     for (const list of this.#lists) {
       if (list === undefined) continue;
       list.head = renum[list.head];
       list.tail = renum[list.tail];
     }
-    for (const ix of this.#indexes) ix?.renumber(renum, room);
+    for (const ix of this.#indexes) ix?.renumber(renum, owner.capacity);
     this.#peers = peers;
     this.#keyLength = keyLength;
     this.#owner = owner;
@@ -433,5 +438,14 @@ export class RouteTable<P> {
     this.#queue = queue;
     this.#qHead = 0;
     this.#qEnd = n;
+  }
+
+  /** One more page in every column (no copy: see slot_pages.ts). */
+  #grow(): void {
+    const slots = this.capacity + PAGE_SLOTS;
+    for (const c of [this.#keyLength, this.#owner, this.#placed, this.#seen]) c.grow(slots);
+    for (const c of [this.#qPos, this.#next, this.#prev]) c.grow(slots);
+    for (const ix of this.#indexes) ix?.grow(slots);
+    while (this.#peers.length < slots) this.#peers.push(undefined);
   }
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { KeyIndex } from "../../lib/tunnel/key_index.ts";
 import { RouteTable } from "../../lib/tunnel/routing.ts";
 import { routeKeyOf } from "../../lib/tunnel/route_key.ts";
+import { PAGE_SLOTS, SlotPages } from "../../lib/tunnel/slot_pages.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
 
 const T = { addr: new Uint8Array([10, 0, 0, 2]), port: 80 };
@@ -53,16 +54,33 @@ Deno.test("key index: agrees with a Map through inserts, removals and slot reuse
   assert.equal(ix.find(keyOf(401)), -1);
 });
 
+Deno.test("slot pages: grow by pages without moving what they hold", () => {
+  const p = new SlotPages(Int32Array, 3);
+  p.grow(1);
+  assert.equal(p.capacity, PAGE_SLOTS);
+  p.set(PAGE_SLOTS - 1, 7, 2);
+  const first = p.pages[0];
+  p.grow(3 * PAGE_SLOTS + 1);
+  assert.equal(p.capacity, 4 * PAGE_SLOTS);
+  assert.equal(p.pages[0], first, "the first page stays where it was");
+  assert.equal(p.get(PAGE_SLOTS - 1, 2), 7);
+  p.set(3 * PAGE_SLOTS, -5, 0);
+  assert.equal(p.get(3 * PAGE_SLOTS), -5);
+  assert.equal(p.get(3 * PAGE_SLOTS, 1), 0);
+  assert.equal(p.bytes, 4 * PAGE_SLOTS * 3 * 4);
+});
+
 Deno.test("route table: a deleted route's slot is reused, the old key stays gone", () => {
   const t = new RouteTable<string>(1000);
-  for (let p = 1; p <= 64; p++) t.set(key4(p), "a", 0); // every slot of a new table
+  for (let p = 1; p <= PAGE_SLOTS; p++) t.set(key4(p), "a", 0); // every slot of a first page
+  assert.equal(t.capacity, PAGE_SLOTS);
   assert.equal(t.delete(key4(3), "a"), true);
-  t.set(key4(65), "b", 1);
+  t.set(key4(PAGE_SLOTS + 1), "b", 1);
   assert.equal(t.get(key4(3), 2), undefined);
-  assert.equal(t.get(key4(65), 2), "b");
-  for (let p = 1; p <= 64; p++) if (p !== 3) assert.equal(t.get(key4(p), 2), "a");
-  assert.equal(t.size, 64);
-  assert.equal(t.capacity, 64, "no growth: the freed slot was taken");
+  assert.equal(t.get(key4(PAGE_SLOTS + 1), 2), "b");
+  for (let p = 1; p <= PAGE_SLOTS; p++) if (p !== 3) assert.equal(t.get(key4(p), 2), "a");
+  assert.equal(t.size, PAGE_SLOTS);
+  assert.equal(t.capacity, PAGE_SLOTS, "no growth: the freed slot was taken");
 });
 
 Deno.test("route table: growing and shrinking keep every route, the expiry order and owners' order", () => {
@@ -83,7 +101,7 @@ Deno.test("route table: growing and shrinking keep every route, the expiry order
   }
   assert.equal(t.size, kept.length);
   t.expire(20_000);
-  assert.ok(t.capacity <= 1024, `rebuilt smaller (capacity ${t.capacity})`);
+  assert.equal(t.capacity, PAGE_SLOTS, "rebuilt smaller");
   for (const i of kept) assert.ok(t.peek(key4(i), 20_000) !== undefined, `route ${i} kept`);
   // expiry order kept: at each time only the route placed 100 s before goes
   for (const i of kept) {
@@ -92,28 +110,29 @@ Deno.test("route table: growing and shrinking keep every route, the expiry order
   }
   assert.equal(t.size, 0);
   // owners' order kept through a rebuild: the quota still evicts the oldest registration
-  const q = new RouteTable<string>(1_000_000, 1_000_000, 1500, (p) => owners.get(p) ?? p);
-  for (let i = 0; i < 3000; i++) q.set(key4(i), "b1", i);
-  for (let i = 0; i < 1490; i++) q.delete(key4(i + 1500), "b1");
-  q.expire(5000); // 10 routes (2990..2999) in 2048 slots: rebuilt
-  assert.ok(q.capacity <= 1024);
-  for (let i = 0; i < 1490; i++) q.set(key4(10_000 + i), "b1", 5001);
-  assert.equal(q.overQuota, 1500, "at the quota, nothing more evicted yet");
-  q.set(key4(20_000), "b1", 5002);
-  assert.equal(q.overQuota, 1501);
-  assert.equal(q.peek(key4(2990), 5003), undefined, "the oldest registration went");
-  assert.equal(q.peek(key4(2991), 5003), "b1");
-  assert.equal(q.peek(key4(11_489), 5003), "b1");
+  const q = new RouteTable<string>(1_000_000, 1_000_000, 5000, (p) => owners.get(p) ?? p);
+  for (let i = 0; i < 10_000; i++) q.set(key4(i), "b1", i);
+  for (let i = 0; i < 4990; i++) q.delete(key4(i + 5000), "b1");
+  q.expire(20_000); // 10 routes (9990..9999) in 5 pages: rebuilt
+  assert.equal(q.capacity, PAGE_SLOTS);
+  for (let i = 0; i < 4990; i++) q.set(key4(20_000 + i), "b1", 20_001);
+  assert.equal(q.overQuota, 5000, "at the quota, nothing more evicted yet");
+  q.set(key4(30_000), "b1", 20_002);
+  assert.equal(q.overQuota, 5001);
+  assert.equal(q.peek(key4(9990), 20_003), undefined, "the oldest registration went");
+  assert.equal(q.peek(key4(9991), 20_003), "b1");
+  assert.equal(q.peek(key4(24_989), 20_003), "b1");
   const small = new RouteTable<string>(1_000_000, 1_000_000, 3);
-  for (let i = 0; i < 2000; i++) small.set(key4(i), `p${i}`, i); // grows, one route per owner
-  for (let i = 0; i < 1998; i++) small.delete(key4(i), `p${i}`);
-  small.expire(3000); // rebuilt
-  small.set(key4(5000), "p1999", 3001);
-  small.set(key4(5001), "p1999", 3002);
-  small.set(key4(5002), "p1999", 3003);
-  assert.equal(small.peek(key4(1999), 3004), undefined, "p1999's oldest went at its quota");
-  assert.equal(small.peek(key4(5000), 3004), "p1999");
-  assert.equal(small.peek(key4(1998), 3004), "p1998");
+  for (let i = 0; i < 4000; i++) small.set(key4(i), `p${i}`, i); // grows, one route per owner
+  for (let i = 0; i < 3998; i++) small.delete(key4(i), `p${i}`);
+  small.expire(5000); // rebuilt
+  assert.equal(small.capacity, PAGE_SLOTS);
+  small.set(key4(5000), "p3999", 5001);
+  small.set(key4(5001), "p3999", 5002);
+  small.set(key4(5002), "p3999", 5003);
+  assert.equal(small.peek(key4(3999), 5004), undefined, "p3999's oldest went at its quota");
+  assert.equal(small.peek(key4(5000), 5004), "p3999");
+  assert.equal(small.peek(key4(3998), 5004), "p3998");
 });
 
 Deno.test("route table: a connection's routes registered before it authenticated go with it", () => {
