@@ -42,6 +42,8 @@ export interface CompareConfig {
   proto: CompareProto;
   /** `--compare-bytes`. */
   bytes: number;
+  /** `--compare-max-pending`: most turns per connection waiting for the target's answer. */
+  maxPending: number;
   /** `--compare-ignore-header` names (lower case), besides the defaults. */
   ignoreHeaders: string[];
   /** `--compare-log` path, "-" for stdout, null for none. */

@@ -17,6 +17,7 @@ import { EXIT_USAGE } from "../process/exit.ts";
 import { lookupModule } from "../modules/registry.ts";
 import { COMPARE_PROTOS, type CompareProto } from "../compare/sniff.ts";
 import { DEFAULT_COMPARE_BYTES, MAX_COMPARE_BYTES, MIN_COMPARE_BYTES } from "../compare/answer.ts";
+import { MAX_PENDING_TURNS, MAX_PENDING_TURNS_LIMIT } from "../tcpcopy/compare_flow.ts";
 
 /** What the command line asks for. */
 export type CliResult =
@@ -339,6 +340,7 @@ function modulesOf(
 const COMPARE_ONLY = [
   "compare-proto",
   "compare-bytes",
+  "compare-max-pending",
   "compare-ignore-header",
   "compare-log",
   "compare-all",
@@ -388,6 +390,7 @@ function compareOf(r: Reader, secretFile: string | null): CompareConfig | null {
   return {
     proto: protoText as CompareProto,
     bytes: r.int("compare-bytes", DEFAULT_COMPARE_BYTES, MIN_COMPARE_BYTES, MAX_COMPARE_BYTES),
+    maxPending: r.int("compare-max-pending", MAX_PENDING_TURNS, 1, MAX_PENDING_TURNS_LIMIT),
     ignoreHeaders,
     log,
     all,

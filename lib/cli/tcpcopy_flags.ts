@@ -305,6 +305,14 @@ export const FLAGS: readonly FlagSpec[] = [
     example: "--compare-bytes 4096",
   },
   {
+    long: "compare-max-pending",
+    arg: "N",
+    help: "With --compare: most requests per connection waiting for the target's answer, " +
+      "1..1000000 (default 256); a replay that lags further skips the newest (compare.skipped). " +
+      "More compares keep-alive bursts whole, at their memory (within -m) and CPU.",
+    example: "--compare-max-pending 4096",
+  },
+  {
     long: "compare-ignore-header",
     arg: "NAME",
     help: "With --compare: an HTTP header left out of the comparison, besides Date, Server, " +

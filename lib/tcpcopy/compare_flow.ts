@@ -94,6 +94,8 @@ export interface PendingTurn {
 
 /** What a flow asks of the comparer that owns it. */
 export interface FlowHost {
+  /** Most pending turns per connection (`--compare-max-pending`, {@link MAX_PENDING_TURNS}). */
+  readonly maxPendingTurns: number;
   /** A turn of `bytes` may be kept (false: over budget, the turn is skipped and counted). */
   reserve(bytes: number): boolean;
   /** `bytes` of the budget are free again. */
@@ -176,11 +178,17 @@ export function ownInto(dst: Endpoint, src: Endpoint): void {
 /** Cost of one pending turn besides its bytes (object, arrays, summary objects). */
 export const TURN_COST = 320;
 /**
- * Most pending turns per connection. Beyond it the newest turn is skipped, not the oldest: a
- * replay that lags production (keep-alive bursts run seconds behind) answers the oldest
- * pending turn next, so shedding the oldest would shed every turn just before its answer.
+ * Most pending turns per connection by default (`--compare-max-pending` sets it). Beyond it the
+ * newest turn is skipped, not the oldest: a replay that lags production (keep-alive bursts run
+ * seconds behind) answers the oldest pending turn next, so shedding the oldest would shed every
+ * turn just before its answer. A keep-alive connection at full speed whose replay lags by
+ * seconds holds more (ab -k -c 10, 20,000 requests: ~2,000 per connection; 2,893 of 20,000
+ * compared at 256): a larger cap compares them all at the cost of the pending turns' memory
+ * (within the byte budget, a share of `-m`) and CPU (README, "Comparing responses").
  */
 export const MAX_PENDING_TURNS = 256;
+/** The largest `--compare-max-pending`. */
+export const MAX_PENDING_TURNS_LIMIT = 1_000_000;
 
 interface Held {
   seq: number;
@@ -404,7 +412,7 @@ export class FlowCompare {
     const headLen = Math.min(HEAD_KEEP, data.length - from);
     // (a turn pulled from held segments is stamped with the time it became complete)
     const cost = TURN_COST + HEAD_KEEP;
-    if (this.pending.length >= MAX_PENDING_TURNS) return this.#skipOpen();
+    if (this.pending.length >= this.host.maxPendingTurns) return this.#skipOpen();
     if (this.#acc === null) this.#acc = this.host.acquire();
     if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();

@@ -31,6 +31,7 @@ export function comparerFor(
   if (c === null) return null;
   return new Comparer({
     firstBytes: c.bytes,
+    maxPendingTurns: c.maxPending,
     proto: c.proto,
     ignoreHeaders: c.ignoreHeaders,
     all: c.all,

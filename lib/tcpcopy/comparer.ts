@@ -45,6 +45,7 @@ import {
   FlowCompare,
   type FlowHost,
   HEAD_KEEP,
+  MAX_PENDING_TURNS,
   ownInto,
   type PendingTurn,
   type SegmentView,
@@ -58,7 +59,7 @@ export const ONLINE_QUIET_MS = 1000;
 export const ANSWER_WAIT_MS = 2000;
 /** The target answered nothing this long after the request went out: `timeout`. */
 export const TURN_TIMEOUT_MS = 10_000;
-export { MAX_PENDING_TURNS } from "./compare_flow.ts";
+export { MAX_PENDING_TURNS, MAX_PENDING_TURNS_LIMIT } from "./compare_flow.ts";
 /** A connection with nothing pending and no packet for this long is forgotten. */
 export const FLOW_IDLE_MS = 60_000;
 /** Budget cost of a followed connection (object, tuple-map entries) besides its accumulator. */
@@ -110,6 +111,8 @@ export interface ComparerOptions {
   all: boolean;
   /** Bytes of comparison state allowed (a share of `-m`). */
   budgetBytes: number;
+  /** `--compare-max-pending`: most pending turns per connection (default {@link MAX_PENDING_TURNS}). */
+  maxPendingTurns?: number;
   /** Where records go (one object per call), or null. */
   emit: ((record: CompareRecord) => void) | null;
   /** The tunnel's heartbeat round trip now (ms), or null when not measured. */
@@ -163,8 +166,11 @@ export class Comparer implements FlowHost {
   #pendingTurns = 0;
   #nextSession = 1;
   readonly #early: boolean;
+  /** See {@link FlowHost.maxPendingTurns}. */
+  readonly maxPendingTurns: number;
 
   constructor(readonly opts: ComparerOptions) {
+    this.maxPendingTurns = opts.maxPendingTurns ?? MAX_PENDING_TURNS;
     this.#mode = digestModeFor(opts.proto);
     this.#firsts = new BufferPool(opts.firstBytes, poolMax(opts.firstBytes));
     this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };

@@ -39,6 +39,7 @@ Deno.test("cli --compare: off by default; defaults; the filter then takes the se
   assert.deepEqual(c.compare, {
     proto: "auto",
     bytes: 1024,
+    maxPending: 256,
     ignoreHeaders: [],
     log: null,
     all: false,
@@ -60,6 +61,8 @@ Deno.test("cli --compare: every flag with a value", () => {
     "http",
     "--compare-bytes",
     "4096",
+    "--compare-max-pending",
+    "4096",
     "--compare-ignore-header",
     "X-Trace-Id",
     "--compare-ignore-header",
@@ -73,6 +76,7 @@ Deno.test("cli --compare: every flag with a value", () => {
   assert.deepEqual(c, {
     proto: "http",
     bytes: 4096,
+    maxPending: 4096,
     ignoreHeaders: ["x-trace-id", "x-b3-spanid"],
     log: "-",
     all: true,
@@ -108,6 +112,16 @@ Deno.test("cli --compare: clear one-line errors", () => {
   assert.match(error([...on, "--compare-bytes", "8"]), /--compare-bytes '8': /);
   assert.match(error([...on, "--compare-bytes", "70000"]), /--compare-bytes '70000': /);
   assert.match(error([...on, "--compare-fail-above", "1.5"]), /--compare-fail-above '1.5': /);
+  for (const v of ["0", "1000001", "1.5", "many"]) {
+    assert.match(
+      error([...on, "--compare-max-pending", v]),
+      new RegExp(`--compare-max-pending '${v}': `),
+    );
+  }
+  assert.equal(
+    error([...BASE, "--compare-max-pending", "4096"]),
+    "tcpcopy: --compare-max-pending '4096': only used with --compare",
+  );
   assert.match(error([...on, "--compare-fail-above", "x"]), /--compare-fail-above 'x': /);
   assert.match(
     error([...on, "--compare-ignore-header", "bad header"]),

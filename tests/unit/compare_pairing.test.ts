@@ -451,6 +451,42 @@ Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the ol
   );
 });
 
+/** A replay answering each request `lag` turns after its capture, `n` requests (see above). */
+function laggingReplay(r: Rig, lag: number, n: number): void {
+  r.open();
+  const reqs: { start: number; end: number }[] = [];
+  const answerTarget = (k: number) => {
+    r.sent(reqs[k]);
+    r.target(reqs[k].end, http(200, `body ${k}`));
+  };
+  for (let i = 0; i < n; i++) {
+    reqs.push(r.request(`GET /${i} HTTP/1.1\r\n\r\n`, r.now));
+    r.online(http(200, `body ${i}`), r.now);
+    if (i >= lag) answerTarget(i - lag);
+    if (i % 10 === 9) r.at(r.now + 1);
+  }
+  for (let k = n - lag; k < n; k++) answerTarget(k);
+  r.at(r.now + 100_000);
+}
+
+Deno.test("pairing: --compare-max-pending above the lag compares every turn; below it skips the newest beyond the cap", () => {
+  const LAG = 600, N = 1000;
+  const wide = new Rig({ maxPendingTurns: 1024 });
+  laggingReplay(wide, LAG, N);
+  const w = wide.cmp.line();
+  assert.equal(w.compared, N, JSON.stringify(w));
+  assert.equal(w.skipped, 0);
+  assert.equal(w.matched, N);
+  assert.deepEqual(wide.records.map((x) => x.turn), [...Array(N)].map((_, i) => i + 1));
+  const narrow = new Rig({ maxPendingTurns: 100 });
+  laggingReplay(narrow, LAG, N);
+  const n = narrow.cmp.line();
+  assert.equal(n.compared + n.skipped, N, JSON.stringify(n));
+  assert.ok(n.skipped > N / 2, `skipped ${n.skipped}`);
+  assert.equal(n.matched, n.compared);
+  assert.equal(new Rig().cmp.maxPendingTurns, MAX_PENDING_TURNS);
+});
+
 Deno.test("pairing: a request head cut across segments is sniffed again as it grows (auto)", () => {
   // the comparer sniffs each request once while its bytes are fresh: "GE" alone names no
   // protocol, "GET /cut HTTP/1.1" names HTTP; the answers (not HTTP) would name none
