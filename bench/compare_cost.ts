@@ -30,7 +30,7 @@
 import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
 import { getHeapStatistics } from "node:v8";
-import inspector from "node:inspector";
+import { allocSampler } from "./alloc_sampler.ts";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
@@ -51,59 +51,6 @@ function allocated(): number {
     total_allocated_bytes: number;
   };
   return stats.total_allocated_bytes;
-}
-
-/** A node of V8's sampling heap profile. */
-interface AllocNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: AllocNode[];
-}
-
-/**
- * `--alloc-sites`: V8's sampling heap profiler over one pass (collected objects included):
- * `report(n)` prints the bytes allocated per request by function (self), the largest first.
- * Sampled (one sample per 64 bytes on average): an estimate that does not depend on the load.
- * The pass includes the bench's own packet making (makeFlow, packet, ether) and both sides.
- */
-async function allocSampler(): Promise<{ report(n: number): Promise<void> }> {
-  const session = new inspector.Session();
-  session.connect();
-  const post = (method: string, params: object = {}) =>
-    new Promise<unknown>((ok, fail) =>
-      session.post(method, params, (e: Error | null, r?: unknown) => e ? fail(e) : ok(r))
-    );
-  await post("HeapProfiler.enable");
-  await post("HeapProfiler.startSampling", {
-    samplingInterval: 64,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
-  return {
-    async report(n: number) {
-      const { profile } = await post("HeapProfiler.stopSampling") as {
-        profile: { head: AllocNode };
-      };
-      const bySite = new Map<string, number>();
-      const name = (f: AllocNode["callFrame"]) =>
-        `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber + 1}`;
-      // a builtin (no script: `subarray`, `slice`, ...) is named with its caller
-      const walk = (node: AllocNode, caller: string) => {
-        const f = node.callFrame, own = name(f);
-        const site = f.url === "" && caller !== "" ? `${f.functionName} <- ${caller}` : own;
-        if (node.selfSize > 0) bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
-        for (const c of node.children) walk(c, own);
-      };
-      walk(profile.head, "");
-      const rows = [...bySite].sort((a, b) => b[1] - a[1]);
-      const total = rows.reduce((a, r) => a + r[1], 0);
-      console.log(`allocated ${(total / n).toFixed(0)} B per request (sampled); by function:`);
-      for (const [site, bytes] of rows.slice(0, 60)) {
-        console.log(`${(bytes / n).toFixed(1).padStart(8)} B  ${site}`);
-      }
-      session.disconnect();
-    },
-  };
 }
 
 /** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
@@ -224,7 +171,11 @@ function makeFlow(port: number, base: number): Flow {
   return f;
 }
 
-function run(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
+/**
+ * A replicator with a sender that sends nothing and an engine that does nothing, and (unless
+ * `--baseline`) a comparer for the online server ONLINE:80 replayed to TARGET:80.
+ */
+function replicatorRig(): { comparer: Comparer | null; r: Replicator } {
   const slotBuf = new Uint8Array(4096);
   const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
   const comparer = baseline ? null : new Comparer({
@@ -253,6 +204,11 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     nextDeadline: () => undefined,
     closeAll() {},
   });
+  return { comparer, r };
+}
+
+function run(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
+  const { comparer, r } = replicatorRig();
   // the tunnel's output buffer: frames are copied in as the batcher does, decoded later
   const out = new Uint8Array(TURNS_PER_FLOW * FLOWS * 2048);
   let outAt = 0;
@@ -371,34 +327,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
  * connection outside the measured calls; only tcpcopy's side is timed and counted.
  */
 function runShort(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
-  const slotBuf = new Uint8Array(4096);
-  const sender = { pending: 0, slot: (len: number) => slotBuf.subarray(0, len), flush: () => 0 };
-  const comparer = baseline ? null : new Comparer({
-    firstBytes: 1024,
-    proto: "auto",
-    ignoreHeaders: [],
-    all: false,
-    budgetBytes: 64 << 20,
-    emit: () => {},
-  });
-  const online = new OnlineMatcher([
-    { online: { addr: ONLINE, port: 80 }, target: { addr: TARGET, port: 80 } },
-  ] as never);
-  const r = new Replicator({
-    v4: sender,
-    v6: null,
-    log: new Logger(() => {}),
-    now: () => 0,
-    compare: comparer === null ? null : { comparer, online },
-  });
-  r.attach({
-    stats: emptyStats(),
-    onCaptured() {},
-    onReply() {},
-    tick() {},
-    nextDeadline: () => undefined,
-    closeAll() {},
-  });
+  const { comparer, r } = replicatorRig();
   // the tunnel's read buffer: the frames of a batch are copied in, decoded from views of it
   const frames: Uint8Array[] = [];
   const wire = new Uint8Array(1 << 20);
@@ -505,7 +434,7 @@ function med(xs: number[]): number {
 const pass = values.short ? runShort : run;
 pass(); // warm-up
 if (values["alloc-sites"]) {
-  const sampler = await allocSampler();
+  const sampler = await allocSampler({ collected: true, top: 60 });
   pass();
   await sampler.report(REQUESTS);
 }

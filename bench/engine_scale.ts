@@ -64,7 +64,7 @@
 import { benchArgs, intArg } from "./args.ts";
 import process from "node:process";
 import v8 from "node:v8";
-import inspector from "node:inspector";
+import { allocSampler } from "./alloc_sampler.ts";
 import { keepAliveRig } from "../tests/helpers/keepalive_rig.ts";
 import { mulberry32 } from "../tests/helpers/prng.ts";
 import { printTable } from "./table.ts";
@@ -227,63 +227,6 @@ async function settledMemory(gc: () => void): Promise<Deno.MemoryUsage> {
   return Deno.memoryUsage();
 }
 
-/**
- * V8's sampling heap profiler over the timed requests, counting objects the GC already took
- * too (`ENGINE_SCALE_MARK=alloc`): `report(n)` prints to stderr the bytes allocated per request
- * by function (self), the largest first. Sampled (one sample per 64 bytes on average): an
- * estimate, but one that does not depend on the load.
- */
-async function allocSampler(collected: boolean): Promise<{ report(n: number): Promise<void> }> {
-  const session = new inspector.Session();
-  session.connect();
-  const post = (method: string, params: object = {}) =>
-    new Promise<unknown>((ok, fail) =>
-      session.post(method, params, (e: Error | null, r?: unknown) => e ? fail(e) : ok(r))
-    );
-  await post("HeapProfiler.enable");
-  await post("HeapProfiler.startSampling", {
-    samplingInterval: 64,
-    includeObjectsCollectedByMajorGC: collected,
-    includeObjectsCollectedByMinorGC: collected,
-  });
-  return {
-    async report(n: number) {
-      const { profile } = await post("HeapProfiler.stopSampling") as {
-        profile: { head: AllocNode };
-      };
-      const bySite = new Map<string, number>();
-      const name = (f: AllocNode["callFrame"]) =>
-        `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber + 1}`;
-      // A builtin (no script: `subarray`, `slice`, …) is named with its caller.
-      const walk = (node: AllocNode, caller: string) => {
-        const f = node.callFrame, own = name(f);
-        const site = f.url === "" && caller !== "" ? `${f.functionName} <- ${caller}` : own;
-        const bytes = node.selfSize;
-        if (bytes > 0) bySite.set(site, (bySite.get(site) ?? 0) + bytes);
-        for (const c of node.children) walk(c, own);
-      };
-      walk(profile.head, "");
-      const rows = [...bySite].sort((a, b) => b[1] - a[1]);
-      const total = rows.reduce((a, r) => a + r[1], 0);
-      console.error(
-        `@@ ${collected ? "allocated" : "still live"} ${(total / n).toFixed(0)} B per request ` +
-          `(sampled); by function:`,
-      );
-      for (const [site, bytes] of rows.slice(0, 25)) {
-        console.error(`@@ ${(bytes / n).toFixed(1).padStart(8)} B  ${site}`);
-      }
-      session.disconnect();
-    },
-  };
-}
-
-/** A node of V8's sampling heap profile. */
-interface AllocNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: AllocNode[];
-}
-
 /** Lets the event loop (and the GC's idle tasks) run, like the capture loop between drains. */
 const yieldLoop = () => new Promise((r) => setTimeout(r, 0));
 
@@ -336,7 +279,7 @@ async function runLevel(level: number): Promise<Level> {
   if (mark) console.error("@@ timed start");
   if (mark === "wait") await new Promise((r) => setTimeout(r, 1500)); // time to attach perf
   const sampler = mark === "alloc" || mark === "retained"
-    ? await allocSampler(mark === "alloc")
+    ? await allocSampler({ collected: mark === "alloc", print: console.error, prefix: "@@ " })
     : undefined;
   const answered0 = ka.target.answers, p0 = packets(), c0 = cpuMicros();
   // Timed in BATCHES batches: the median batch is the figure (a GC cycle or a re-compilation

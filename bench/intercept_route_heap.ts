@@ -22,6 +22,7 @@ import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
 import { routeKeyOf } from "../lib/tunnel/route_key.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { F, segment } from "../tests/helpers/tunnel_fixtures.ts";
+import { exposedGc, settledHeap } from "./settle.ts";
 
 const { values } = benchArgs(import.meta.url, {
   args: Deno.args,
@@ -48,20 +49,11 @@ if (family !== 4 && family !== 6) {
   Deno.exit(2);
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) {
-  console.error("intercept_route_heap: run with --v8-flags=--expose-gc");
-  Deno.exit(2);
-}
+const gc = exposedGc("intercept_route_heap");
 
-/** Forced full GCs; heap used and external bytes after. */
-async function settled(): Promise<{ heap: number; external: number }> {
-  for (let n = 0; n < 3; n++) {
-    gc!();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const m = Deno.memoryUsage();
-  return { heap: m.heapUsed, external: m.external };
+/** Forced full GCs (20 ms apart); heap used and external bytes after. */
+function settled(): Promise<{ heap: number; external: number }> {
+  return settledHeap(gc, 20);
 }
 
 /** A fake tunnel connection: a real batcher whose output is taken and forgotten. */

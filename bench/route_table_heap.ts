@@ -24,6 +24,7 @@ import {
   encodeExtHello,
   encodeHello,
 } from "../lib/tunnel/messages.ts";
+import { exposedGc, settledHeap } from "./settle.ts";
 
 const { values } = benchArgs(import.meta.url, {
   args: Deno.args,
@@ -49,20 +50,11 @@ if (family !== 4 && family !== 6) {
 const intercepts = intFlag("intercepts", values.intercepts, 1, 16);
 const connections = intFlag("connections", values.connections, 1, 11);
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) {
-  console.error("route_table_heap: run with --v8-flags=--expose-gc");
-  Deno.exit(2);
-}
+const gc = exposedGc("route_table_heap");
 
-/** Forced full GCs with a quiet moment between them; heap used and external bytes after. */
-async function settled(): Promise<{ heap: number; external: number }> {
-  for (let n = 0; n < 3; n++) {
-    gc!();
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const m = Deno.memoryUsage();
-  return { heap: m.heapUsed, external: m.external };
+/** Forced full GCs (50 ms apart); heap used and external bytes after. */
+function settled(): Promise<{ heap: number; external: number }> {
+  return settledHeap(gc, 50);
 }
 
 /** A fake intercept: grants IPv6 + CLIENT_DEL to every connection, reads and forgets. */

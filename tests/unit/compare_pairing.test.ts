@@ -425,20 +425,7 @@ Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the ol
   // production): shedding the oldest pending turns would shed exactly the next ones answered.
   const LAG = MAX_PENDING_TURNS + 44, N = 1000;
   const r = new Rig();
-  r.open();
-  const reqs: { start: number; end: number }[] = [];
-  const answerTarget = (k: number) => {
-    r.sent(reqs[k]);
-    r.target(reqs[k].end, http(200, `body ${k}`));
-  };
-  for (let i = 0; i < N; i++) {
-    reqs.push(r.request(`GET /${i} HTTP/1.1\r\n\r\n`, r.now));
-    r.online(http(200, `body ${i}`), r.now);
-    if (i >= LAG) answerTarget(i - LAG);
-    if (i % 10 === 9) r.at(r.now + 1);
-  }
-  for (let k = N - LAG; k < N; k++) answerTarget(k);
-  r.at(r.now + 100_000);
+  laggingReplay(r, LAG, N);
   const line = r.cmp.line();
   assert.equal(line.compared + line.skipped, N, JSON.stringify(line));
   assert.equal(line.matched, line.compared, "every compared turn matches");
@@ -451,7 +438,7 @@ Deno.test("pairing: a replay lagging by more than MAX_PENDING_TURNS keeps the ol
   );
 });
 
-/** A replay answering each request `lag` turns after its capture, `n` requests (see above). */
+/** A replay answering each request `lag` turns after its capture, `n` requests in all. */
 function laggingReplay(r: Rig, lag: number, n: number): void {
   r.open();
   const reqs: { start: number; end: number }[] = [];
