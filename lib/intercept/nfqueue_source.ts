@@ -73,7 +73,8 @@ class NfqueueSource implements ReplySource {
           timer.armIn(this.coalesceMs);
         } else watch.setEvents(PollEvents.IN);
       };
-      const watch = reactor.watch(q.fd, PollEvents.IN, drain);
+      // after the tunnel connections of the same round: their CLIENT_ADDs route these replies
+      const watch = reactor.watch(q.fd, PollEvents.IN, drain, "last");
       const timer = reactor.timer(drain);
       const finish = () => {
         watch.remove();

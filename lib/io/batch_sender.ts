@@ -53,6 +53,8 @@ export interface PacketSender {
   flush(): number;
   /** Packets queued and not yet flushed. */
   readonly pending: number;
+  /** Packets a batch holds: the next {@link slot} after that many flushes first. */
+  readonly capacity: number;
   /** Counters (live object). */
   readonly stats: SendStats;
   /** Flushes nothing; releases the socket and the arena. Idempotent. */
@@ -162,6 +164,10 @@ export abstract class BatchSender implements PacketSender {
 
   get pending(): number {
     return this.#count;
+  }
+
+  get capacity(): number {
+    return this.batch;
   }
 
   slot(len: number): Uint8Array {

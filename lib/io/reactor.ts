@@ -63,6 +63,15 @@ const POLLFD_SIZE = 8; // struct pollfd { int fd; short events; short revents; }
 const EFD_NONBLOCK = 0o4000;
 const EFD_CLOEXEC = 0o2000000;
 
+/**
+ * When a watch's handler runs within a round: `first` (the default) in the order the watches
+ * were made, `last` after every `first` watch that was ready in the same round. intercept's
+ * NFQUEUE source is `last`: a target's SYN-ACK and the tunnel message that registers its tuple
+ * (CLIENT_ADD, which tcpcopy writes before it sends the SYN) often become ready together, and
+ * reading the tunnel first routes the reply at once instead of holding it in the delay queue.
+ */
+export type DispatchOrder = "first" | "last";
+
 /** One registered descriptor. */
 export class Watch {
   /** Slot in the poll set; -1 until the next rebuild places it. */
@@ -74,6 +83,7 @@ export class Watch {
     readonly fd: number,
     public events: number,
     readonly handler: ReadyHandler,
+    readonly order: DispatchOrder = "first",
   ) {}
 
   /** Changes the awaited events (e.g. add {@link PollEvents.OUT} while output is pending). */
@@ -203,9 +213,12 @@ export class Reactor {
     this.now = this.#opts.now;
   }
 
-  /** Watches `fd` for `events`; `handler` runs from the loop with the returned events. */
-  watch(fd: number, events: number, handler: ReadyHandler): Watch {
-    const w = new Watch(this, fd, events, handler);
+  /**
+   * Watches `fd` for `events`; `handler` runs from the loop with the returned events, in
+   * `order` among the watches ready in the same round ({@link DispatchOrder}).
+   */
+  watch(fd: number, events: number, handler: ReadyHandler, order: DispatchOrder = "first"): Watch {
+    const w = new Watch(this, fd, events, handler, order);
     this.#watches.add(w);
     if (events !== 0) this.#interested++;
     this.#changed();
@@ -299,7 +312,7 @@ export class Reactor {
     this.#loop().catch((e) => this.#opts.onError(e));
   }
 
-  /** Re-lays the poll set: the wake-up eventfd, then every active watch. */
+  /** Re-lays the poll set: the wake-up eventfd, then the `first` watches, then the `last` ones. */
   #rebuild(): void {
     this.#dirty = false;
     const n = this.#watches.size + 1;
@@ -313,17 +326,21 @@ export class Reactor {
     dv.setInt32(0, this.#wakeFd, true);
     dv.setInt16(4, PollEvents.IN, true);
     dv.setInt16(6, 0, true);
-    let i = 1;
-    for (const w of this.#watches) {
-      w.slot = i;
-      this.#slots.push(w);
-      const at = i * POLLFD_SIZE;
-      // poll() skips negative fds: a watch with no events is not even checked for errors
-      dv.setInt32(at, w.events === 0 ? -1 : w.fd, true);
-      dv.setInt16(at + 4, w.events, true);
-      dv.setInt16(at + 6, 0, true);
-      i++;
+    for (const order of ["first", "last"] as const) {
+      for (const w of this.#watches) if (w.order === order) this.#place(w, dv);
     }
+  }
+
+  /** Puts `w` in the next slot of the poll set. */
+  #place(w: Watch, dv: DataView): void {
+    const i = this.#slots.length;
+    w.slot = i;
+    this.#slots.push(w);
+    const at = i * POLLFD_SIZE;
+    // poll() skips negative fds: a watch with no events is not even checked for errors
+    dv.setInt32(at, w.events === 0 ? -1 : w.fd, true);
+    dv.setInt16(at + 4, w.events, true);
+    dv.setInt16(at + 6, 0, true);
   }
 
   /** Something to wait for: an interested watch or an armed timer. */

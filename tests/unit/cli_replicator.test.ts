@@ -468,3 +468,50 @@ Deno.test("modules: the online server's packets of a module transfer go to engin
   assert.deepEqual(online, [{ src: 80, dst: 40000, payload: "R", len: 1 }]);
   assert.equal(r.counters.moduleAnswers, 1);
 });
+
+Deno.test("a session's route is written before its SYN leaves, also when a full batch goes out in the middle of a drain", () => {
+  // intercept holds a target's SYN-ACK whose CLIENT_ADD it has not read yet (its delay queue):
+  // the routes queued so far go out before any batch of packets does
+  const routesOut = new Set<number>(), queued: number[] = [];
+  const late: number[] = [];
+  /** Like lib/io's BatchSender: `capacity` slots, the next slot sends a full batch first. */
+  class Batched extends FakeSender {
+    readonly capacity = 3;
+    override slot(len: number): Uint8Array {
+      if (this.pending >= this.capacity) this.flush();
+      return super.slot(len);
+    }
+    override flush(): number {
+      const p = new ParsedTcp();
+      for (const s of this.slots) {
+        assert.equal(parseIpTcp(s, 0, p), null);
+        if (p.flags & 0x02 && !routesOut.has(p.srcPort)) late.push(p.srcPort);
+      }
+      return super.flush();
+    }
+  }
+  const v4 = new Batched();
+  const r = new Replicator({
+    v4,
+    v6: null,
+    log: new Logger(() => {}, () => 0),
+    now: () => 0,
+    routes: {
+      addRoute: (c) => (queued.push(c.port), true),
+      delRoute: () => true,
+      flush: () => {
+        for (const port of queued.splice(0)) routesOut.add(port);
+      },
+    },
+  });
+  r.attach(new EchoEngine(r));
+  // one capture drain: 8 new connections (a SYN and a request each), then the drain's flush
+  for (let i = 0; i < 8; i++) {
+    r.onFrame(packet({ srcPort: 41000 + i, flags: 0x02 }), LinkType.RAW, 0, 1);
+    r.onFrame(packet({ srcPort: 41000 + i, payload: "x" }), LinkType.RAW, 0, 1);
+  }
+  r.flush();
+  assert.deepEqual(late, [], "SYNs sent before their route was written");
+  assert.equal(v4.sent.length, 16);
+  assert.equal(routesOut.size, 8, "the replicator's flush writes the routes too");
+});

@@ -253,3 +253,26 @@ Deno.test("reactor: the earliest deadline follows moves and cancels (fake clock)
     e.close();
   }
 });
+
+Deno.test("reactor: a `last` watch runs after the `first` ones of its round, though made before them", async () => {
+  const r = new Reactor();
+  const queue = eventfd(), tunnel = eventfd(), other = eventfd();
+  // all ready before the loop starts: one round sees them together (see afterEvents above)
+  queue.signal();
+  tunnel.signal();
+  other.signal();
+  const seen: string[] = [];
+  const on = (name: string, e: ReturnType<typeof eventfd>) => () => {
+    e.drain();
+    seen.push(name);
+  };
+  // made first, like intercept's NFQUEUE source before any tunnel connection
+  const wq = r.watch(queue.fd, PollEvents.IN, on("queue", queue), "last");
+  const wt = r.watch(tunnel.fd, PollEvents.IN, on("tunnel", tunnel));
+  const wo = r.watch(other.fd, PollEvents.IN, on("other", other), "first");
+  await r.sleep(30);
+  assert.deepEqual(seen, ["tunnel", "other", "queue"]);
+  for (const w of [wq, wt, wo]) w.remove();
+  await r.settled();
+  for (const e of [queue, tunnel, other]) e.close();
+});
