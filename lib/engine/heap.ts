@@ -106,21 +106,11 @@ export class TimerHeap<T> {
     const a = this.at, it = this.items;
     const lastAt = a.pop()!;
     const lastItem = it.pop()!;
-    const n = a.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && a[c + 1] < a[c]) c++;
-        if (a[c] >= lastAt) break;
-        a[i] = a[c];
-        it[i] = it[c];
-        i = c;
-      }
-      a[i] = lastAt;
-      it[i] = lastItem;
+    if (a.length > 0) {
+      a[0] = lastAt;
+      it[0] = lastItem;
+      this.siftDown(0);
     }
-    if (n * 4 < this.peak && this.peak >= SHRINK_MIN) this.fit();
+    this.fit();
   }
 }

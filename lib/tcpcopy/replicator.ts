@@ -313,9 +313,10 @@ export class Replicator implements EngineOutput {
    */
   flush(): void {
     const { v4, v6 } = this.opts;
-    if ((v4 !== null && v4.pending > 0) || (v6 !== null && v6.pending > 0)) this.#routes?.flush?.();
-    if (v4 !== null && v4.pending > 0) v4.flush();
-    if (v6 !== null && v6.pending > 0) v6.flush();
+    const v4Due = v4 !== null && v4.pending > 0, v6Due = v6 !== null && v6.pending > 0;
+    if (v4Due || v6Due) this.#routes?.flush?.();
+    if (v4Due) v4.flush();
+    if (v6Due) v6.flush();
   }
 
   // EngineOutput

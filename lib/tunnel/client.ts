@@ -386,11 +386,12 @@ export class TunnelClient {
     const links = this.#links[s];
     const v6 = client.addr.length === 16;
     const held = this.#holders.get(row, s);
-    const first = spread(client, target);
-    const order = held >= 0 && links[held].conn && links[held].ready ? [links[held]] : Array.from(
-      { length: links.length },
-      (_, i) => links[(first + i) % links.length],
-    );
+    let order: Link[];
+    if (held >= 0 && links[held].conn && links[held].ready) order = [links[held]];
+    else {
+      const first = spread(client, target);
+      order = Array.from({ length: links.length }, (_, i) => links[(first + i) % links.length]);
+    }
     for (const l of order) {
       if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
       if (!this.#send(l, msg, force)) continue;

@@ -14,6 +14,7 @@
  */
 
 import { SlotPages } from "./slot_pages.ts";
+import { mix32 } from "../engine/hash.ts";
 
 /** No slot. */
 const EMPTY = -1;
@@ -137,23 +138,15 @@ export class KeyIndex {
   #hashOf(key: string): number {
     let h = 0x811c9dc5;
     for (let i = 0; i < this.width; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    return mix(h);
+    return mix32(h); // (the low bits pick the table entry)
   }
 
   #hashOfSlot(slot: number): number {
     const w = this.width, u = this.#units.page(slot), at = this.#units.at(slot);
     let h = 0x811c9dc5;
     for (let i = 0; i < w; i++) h = Math.imul(h ^ u[at + i], 0x01000193);
-    return mix(h);
+    return mix32(h); // (the low bits pick the table entry)
   }
-}
-
-/** Final avalanche of an FNV-1a hash (the low bits pick the table entry). */
-function mix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
 }
 
 /** Table entries for `count` keys: a power of two, at most half full, at least 16. */

@@ -196,8 +196,7 @@ Deno.test("tunnel client: the holder table shrinks after a burst; holders surviv
     log: () => {},
     moveDelayMs: 20,
   });
-  // one client address, ports in sequence: spread over both connections (the connection is
-  // chosen by the parity of an FNV-1a hash: address and port bytes that change together cancel)
+  // one client address, ports in sequence: spread over both connections (lib/tunnel/spread.ts)
   const r = (p: number) => [ep([198, 51, 100, 7], 20000 + p), ep([10, 0, 0, 2], 80)] as const;
   try {
     for (let p = 0; p < 1500; p++) assert.ok(client.addRoute(...r(p)));
