@@ -80,6 +80,8 @@ export class AnswerFlow {
   touched = false;
   /** Index in the tracker's list of flows with an open answer (-1: not listed). */
   openIndex = -1;
+  /** Slot in the tracker's flow index (flow_index.ts; -1: not filed). */
+  slot = -1;
 
   /**
    * The client (the reply's destination) and the target (its source). The objects are the
