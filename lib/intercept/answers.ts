@@ -306,7 +306,7 @@ export class AnswerTracker implements FlowHost {
     flow.openIndex = -1;
   }
 
-  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void {
+  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd, digest: Uint8Array): void {
     const a = this.#answer;
     a.client = flow.client;
     a.target = flow.target;
@@ -318,7 +318,7 @@ export class AnswerTracker implements FlowHost {
     const out = this.output;
     const n = answerFrameLength(a);
     const at = out.reserveFrame(n);
-    if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at);
+    if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at, digest);
     a.summary = NO_SUMMARY; // keep no reference to the accumulator's buffer
     if (at >= 0 && out.commitFrame(n)) {
       this.counters.sent++;
