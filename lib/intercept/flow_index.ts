@@ -6,7 +6,8 @@
  * `short1k` workload that call was the largest single native cost `--compare` added. Here the
  * keys' code units go into the route table's own index (lib/tunnel/key_index.ts, one per key
  * length: IPv4 and IPv6 route keys), hashed in JS, and each value has a slot: no string and no
- * `Map` entry is kept per flow, and a removed one leaves no garbage.
+ * `Map` entry is kept per flow, and a removed one leaves no garbage. The tables keep the size of
+ * the most flows held at once until the index is empty again ({@link SHRINK_SLOTS}).
  *
  *   const ix = new FlowIndex<{ slot: number }>();
  *   ix.set("abcdef", v);  ix.get("abcdef") === v;  ix.delete("abcdef") === v;
@@ -21,6 +22,11 @@ export interface Slotted {
 
 /** Longest key (route keys are 6 or 18 code units; KeyIndex takes any fixed width). */
 const MAX_KEY = 255;
+/**
+ * Slots above which an index left empty starts over (its tables and slot arrays keep the
+ * size of the most values held at once until then: ~20 bytes a slot for IPv4 keys).
+ */
+const SHRINK_SLOTS = 4096;
 
 /** Values by string key of 1 to {@link MAX_KEY} code units. */
 export class FlowIndex<T extends Slotted> {
@@ -78,7 +84,7 @@ export class FlowIndex<T extends Slotted> {
     this.#values[slot] = undefined;
     this.#free.push(slot);
     v.slot = -1;
-    this.#size--;
+    if (--this.#size === 0 && this.#values.length > SHRINK_SLOTS) this.clear(); // (after a burst)
   }
 
   /** Removes the value of `key` and returns it (undefined when absent). */

@@ -95,3 +95,21 @@ Deno.test("flow index: remove by value, clear, and misuse refused", () => {
   assert.equal(ix.get(b), vb);
   assert.throws(() => ix.set("", { id: 3, slot: -1 }), RangeError);
 });
+
+Deno.test("flow index: an index emptied after a burst starts over small", () => {
+  const ks = keys(3000); // 6,000 keys
+  const ix = new FlowIndex<V>();
+  const vs = ks.map((k, id) => {
+    const v = { id, slot: -1 };
+    ix.set(k, v);
+    return v;
+  });
+  assert.equal(ix.slots, 6000);
+  for (const v of vs.slice(1)) ix.remove(v);
+  assert.equal(ix.slots, 6000, "one value held: the slots stay");
+  ix.remove(vs[0]);
+  assert.equal(ix.slots, 0, "empty: started over");
+  ix.set(ks[5], vs[5]);
+  assert.equal(ix.get(ks[5]), vs[5]);
+  assert.equal(ix.get(ks[6]), undefined);
+});
