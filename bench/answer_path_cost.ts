@@ -1,7 +1,9 @@
 /**
  * intercept's `--compare` answer path without the network (issue 15): the target's keep-alive
  * HTTP replies (nginx-like, ~850 bytes, one packet per answer, 10 connections) through the code
- * the tunnel server runs per reply: `inspectReply`, `AnswerTracker.reply`, the reply record
+ * the tunnel server runs per reply: `inspectReply`, the route lookup (`RouteTable.get`; a route
+ * is registered at a connection's first reply, deleted at its CLIENT_DEL: lib/tunnel/routing.ts,
+ * whose key index the answer tracker's flows use too), `AnswerTracker.reply`, the reply record
  * into the peer's `ReplyBatcher`, `settle` at the end of each capture cycle (the ANSWER frame
  * written in place into the batcher), and the batcher's output taken as a write would.
  * `--baseline` runs the same without the tracker (what intercept does without `--compare`).
@@ -27,6 +29,7 @@ import v8 from "node:v8";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
+import { RouteTable } from "../lib/tunnel/routing.ts";
 import { addressPair, buildTcpPacket, tcpPacketLength } from "../lib/wire/build.ts";
 
 const { values } = benchArgs(import.meta.url, {
@@ -107,10 +110,13 @@ const counters = newAnswerCounters();
 const tracker = new AnswerTracker({ bytes: 1024, mode: "auto" }, counters, batcher);
 const info = newReplyInfo();
 let now = 0;
+const routes = new RouteTable<object>(60_000);
+const PEER = {};
 
 /** One reply through the server's path; a capture cycle per reply. */
 function one(pkt: Uint8Array): void {
   inspectReply(pkt, info);
+  if (routes.get(info.key, now) === undefined) routes.set(info.key, PEER, now); // (CLIENT_ADD)
   if (compare) tracker.reply(pkt, info, now);
   batcher.add(pkt, info, now);
   if (compare) tracker.settle();
@@ -140,7 +146,8 @@ function shortPass(n: number): void {
       now += 0.05;
       one(pkt);
     }
-    if (compare) tracker.routeDeleted(info.key); // CLIENT_DEL (info: the FIN's)
+    routes.delete(info.key, PEER); // CLIENT_DEL (info: the FIN's)
+    if (compare) tracker.routeDeleted(info.key);
   }
 }
 
@@ -155,10 +162,12 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** CPU ms of the calling thread (the main thread: JS and its synchronous compiles). */
+/**
+ * CPU ms of the calling thread (the main thread: JS and its synchronous compiles), in
+ * nanoseconds from schedstat (stat's clock ticks are 10 ms: too coarse for 10,000 answers).
+ */
 function threadMs(): number {
-  const f = Deno.readTextFileSync("/proc/thread-self/stat").split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) * (1000 / 100); // clock ticks of 10 ms
+  return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]) / 1e6;
 }
 
 const label = (compare ? "compare" : "baseline") + (values.short ? " short" : "");
@@ -169,7 +178,7 @@ if (values.cold) {
   const ms = cpuMs() - t0, main = threadMs() - m0;
   console.log(
     `${label} cold: ${(ms * 1e6 / REQUESTS).toFixed(0)} ns/req over the first ${REQUESTS} ` +
-      `(${ms.toFixed(0)} ms CPU, main thread ${main} ms), answers sent ${counters.sent}`,
+      `(${ms.toFixed(0)} ms CPU, main thread ${main.toFixed(1)} ms), answers sent ${counters.sent}`,
   );
 } else {
   pass(REQUESTS); // warm-up

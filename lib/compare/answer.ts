@@ -197,6 +197,24 @@ export class AnswerAccumulator {
   }
 
   /**
+   * Like {@link finishView}, without a `bigint` per answer (V8 allocates one per digest value:
+   * the only heap allocation of intercept's answer path): a known digest is
+   * {@link DIGEST_IN_BYTES} in the summary and its 64 bits are in {@link digestBytes} until the
+   * next summary (intercept encodes them into the ANSWER frame at once).
+   */
+  finishViewBytes(timedOut: boolean, into: AnswerSummary): AnswerSummary {
+    return this.#summary(this.#head(this.#firstLen), timedOut, into, null, true);
+  }
+
+  /**
+   * The digest of the last {@link finishViewBytes} summary, big-endian (seed A's XXH32 then seed
+   * B's: the value's bytes, as the ANSWER frame carries them); meaningless when its digest was
+   * null.
+   */
+  readonly digestBytes: Uint8Array = new Uint8Array(8);
+  readonly #digestOut = new DataView(this.digestBytes.buffer);
+
+  /**
    * `#first[0, n)`: a view kept while answers of the same length follow (no view per answer
    * in a steady workload), one kept for the sniffed head ({@link SNIFF_BYTES}), else a new one.
    */
@@ -298,6 +316,7 @@ export class AnswerAccumulator {
     timedOut: boolean,
     into?: AnswerSummary,
     same: AnswerSummary | null = null,
+    inBytes = false,
   ): AnswerSummary {
     if (same === null && this.#kind === undefined) this.#decide();
     const kind = same?.kind ?? this.#kind ?? "bytes";
@@ -314,11 +333,11 @@ export class AnswerAccumulator {
       // (valid: a gap would have ended the fast path)
       const d = this.#digest;
       d.update(this.#first, this.#whole, this.#firstLen);
-      s.digest = d.value();
+      s.digest = this.#digestValue(inBytes);
       d.reset(); // (nothing was fed: more bytes may still come, see #unhold)
       s.bodyLength = this.#firstLen - this.#whole;
     } else {
-      s.digest = valid ? this.#digest.value() : null;
+      s.digest = valid ? this.#digestValue(inBytes) : null;
       s.bodyLength = valid ? (kind === "http" ? this.#body : this.#total) : null;
     }
     s.firstMs = Number.isNaN(this.#firstMs) ? undefined : this.#firstMs;
@@ -327,6 +346,13 @@ export class AnswerAccumulator {
     s.complete = valid && !timedOut;
     s.truncated = this.#total > this.#firstLen;
     return s;
+  }
+
+  /** The digest's value, or its bytes into {@link digestBytes} and the placeholder. */
+  #digestValue(inBytes: boolean): bigint {
+    if (!inBytes) return this.#digest.value();
+    this.#digest.writeTo(this.#digestOut, 0);
+    return DIGEST_IN_BYTES;
   }
 
   #stamp(atMs: number): void {
@@ -392,6 +418,12 @@ export class AnswerAccumulator {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The digest of a {@link AnswerAccumulator.finishViewBytes} summary whose digest is known: its
+ * value is in the accumulator's {@link AnswerAccumulator.digestBytes} (not a digest value).
+ */
+export const DIGEST_IN_BYTES = 0n;
 
 /** Below this many bytes a loop copies: no view of the packet per answer (set() needs one). */
 const LOOP_COPY = 512;

@@ -184,9 +184,18 @@ export class Digest64 {
    * `bigint`: compared with `===`, no string built per answer).
    */
   value(): bigint {
-    this.#final(0, OUT, 0);
-    this.#final(1, OUT, 4);
+    this.writeTo(OUT, 0);
     return OUT.getBigUint64(0);
+  }
+
+  /**
+   * Writes the 64-bit digest big-endian at `out[at, at + 8)`: the bytes of {@link value} (seed
+   * A's XXH32, then seed B's), without a `bigint` (intercept writes them into its ANSWER frames:
+   * no heap allocation per answer).
+   */
+  writeTo(out: DataView, at: number): void {
+    this.#final(0, out, at);
+    this.#final(1, out, at + 4);
   }
 
   /** The 64-bit digest as 16 lowercase hex digits (seed A's XXH32, then seed B's). */

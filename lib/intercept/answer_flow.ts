@@ -26,8 +26,11 @@ export interface FlowHost {
   acquire(): AnswerAccumulator | undefined;
   /** Gives an accumulator back. */
   release(acc: AnswerAccumulator): void;
-  /** One finished answer (its first bytes are a view valid only during the call). */
-  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void;
+  /**
+   * One finished answer (its first bytes are a view valid only during the call; a known
+   * digest's 8 bytes are in `digest`, the accumulator's `digestBytes`).
+   */
+  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd, digest: Uint8Array): void;
   /** The flow has an open answer now / no longer (`open` changed). */
   opened(flow: AnswerFlow, open: boolean): void;
   /** A summary object to fill for {@link emit} (reused: valid only during that call). */
@@ -80,6 +83,8 @@ export class AnswerFlow {
   touched = false;
   /** Index in the tracker's list of flows with an open answer (-1: not listed). */
   openIndex = -1;
+  /** Slot in the tracker's flow index (flow_index.ts; -1: not filed). */
+  slot = -1;
 
   /**
    * The client (the reply's destination) and the target (its source). The objects are the
@@ -217,8 +222,9 @@ export class AnswerFlow {
     this.skipping = false;
     host.opened(this, false);
     if (acc !== null) {
-      // encoded at once: no copy of the first bytes, the host's reused summary object
-      host.emit(this, acc.finishView(false, host.summary), end);
+      // encoded at once: no copy of the first bytes, the host's reused summary object, the
+      // digest as bytes (no bigint)
+      host.emit(this, acc.finishViewBytes(false, host.summary), end, acc.digestBytes);
       host.release(acc);
     }
     this.part++;

@@ -22,6 +22,7 @@ import {
 } from "../tunnel/answer_frame.ts";
 import type { ReplyInfo } from "../tunnel/reply_packet.ts";
 import { AnswerFlow, type FlowHost, type ReplySegment } from "./answer_flow.ts";
+import { FlowIndex } from "./flow_index.ts";
 import { FIN, RST, SYN } from "../wire/tcp.ts";
 
 /** An answer with no new reply bytes for this long is sent as it is (ms). */
@@ -111,7 +112,8 @@ export class AnswerTracker implements FlowHost {
   readonly mode: DigestMode;
   readonly maxLive: number;
   readonly idleMs: number;
-  #flows = new Map<string, AnswerFlow>();
+  /** Flows by route key (no V8 string hashing per reply: flow_index.ts). */
+  #flows = new FlowIndex<AnswerFlow>();
   /** Forgotten flows, reused for new connections (at most {@link FLOW_POOL}). */
   #spareFlows: AnswerFlow[] = [];
   #free: AnswerAccumulator[] = [];
@@ -222,10 +224,12 @@ export class AnswerTracker implements FlowHost {
 
   /** Forgets flows idle for `idleMs` (an open answer is sent first). */
   sweep(now: number): void {
-    for (const [key, f] of this.#flows) {
-      if (now - f.seenMs < this.idleMs) continue;
+    const flows = this.#flows;
+    for (let slot = 0; slot < flows.slots; slot++) {
+      const f = flows.at(slot);
+      if (f === undefined || now - f.seenMs < this.idleMs) continue;
       f.cut(this, "quiet");
-      this.#flows.delete(key);
+      flows.remove(f);
       this.#forget(f);
     }
   }
@@ -235,7 +239,7 @@ export class AnswerTracker implements FlowHost {
     const f = this.#flows.get(key);
     if (f === undefined) return;
     f.cut(this, "route");
-    this.#flows.delete(key);
+    this.#flows.remove(f);
     this.#forget(f);
   }
 
@@ -257,8 +261,9 @@ export class AnswerTracker implements FlowHost {
 
   /** The peer is gone: everything is dropped unsent. */
   clear(): void {
-    for (const f of this.#flows.values()) f.discard(this);
-    this.#flows.clear();
+    const flows = this.#flows;
+    for (let slot = 0; slot < flows.slots; slot++) flows.at(slot)?.discard(this);
+    flows.clear();
     this.#touched.length = 0;
     this.#touchedN = 0;
   }
@@ -301,7 +306,7 @@ export class AnswerTracker implements FlowHost {
     flow.openIndex = -1;
   }
 
-  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd): void {
+  emit(flow: AnswerFlow, summary: AnswerSummary, end: AnswerEnd, digest: Uint8Array): void {
     const a = this.#answer;
     a.client = flow.client;
     a.target = flow.target;
@@ -313,7 +318,7 @@ export class AnswerTracker implements FlowHost {
     const out = this.output;
     const n = answerFrameLength(a);
     const at = out.reserveFrame(n);
-    if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at);
+    if (at >= 0) writeAnswerFrame(a, out.frameBuffer, at, digest);
     a.summary = NO_SUMMARY; // keep no reference to the accumulator's buffer
     if (at >= 0 && out.commitFrame(n)) {
       this.counters.sent++;

@@ -136,10 +136,19 @@ function kindCode(kind: DigestKind): number {
  * (our own summaries never are): endpoints not both IPv4 or both IPv6, too many first bytes,
  * a digest outside 64 bits.
  *
+ * `digestBytes` (intercept): when the summary has a digest, its 8 bytes big-endian (the
+ * accumulator's `digestBytes` after `finishViewBytes`: no `bigint` per answer), written
+ * instead of `summary.digest`, which is then only a placeholder.
+ *
  * Per answer on intercept's hot path: no allocation, no array search, and a small body (it
  * is compiled by the JIT while the first answers wait).
  */
-export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): number {
+export function writeAnswerFrame(
+  a: TunnelAnswer,
+  out: Uint8Array,
+  at = 0,
+  digestBytes: Uint8Array | null = null,
+): number {
   const s = a.summary;
   const ca = a.client.addr, ta = a.target.addr;
   const alen = ca.length;
@@ -149,7 +158,9 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): numb
     throw new RangeError("answer endpoints must both be IPv4 or both IPv6");
   }
   if (first.length > MAX_COMPARE_BYTES) throw new RangeError("too many first bytes");
-  if (digest !== null && (digest < 0n || digest > MAX_U64)) {
+  if (digestBytes !== null) {
+    if (digestBytes.length !== 8) throw new RangeError("digest bytes must be 8 bytes");
+  } else if (digest !== null && (digest < 0n || digest > MAX_U64)) {
     throw new RangeError(`digest ${digest} is not a 64-bit value`);
   }
   const head = alen === 16 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
@@ -172,7 +183,9 @@ export function writeAnswerFrame(a: TunnelAnswer, out: Uint8Array, at = 0): numb
   setU48(dv, o + 16, s.totalLength);
   setU48(dv, o + 22, s.bodyLength ?? 0);
   dv.setUint32(o + 28, Math.min(s.gapBytes, U32 - 1));
-  dv.setBigUint64(o + 32, digest ?? 0n);
+  if (digestBytes === null) dv.setBigUint64(o + 32, digest ?? 0n);
+  else if (digest === null) dv.setBigUint64(o + 32, 0n);
+  else for (let i = 0; i < 8; i++) out[b + 32 + i] = digestBytes[i];
   for (let i = 0; i < alen; i++) {
     out[b + 40 + i] = ca[i];
     out[b + 40 + alen + i] = ta[i];

@@ -14,7 +14,12 @@ import {
   type TunnelAnswer,
   writeAnswerFrame,
 } from "../../lib/tunnel/answer_frame.ts";
-import { MAX_COMPARE_BYTES, summarize } from "../../lib/compare/answer.ts";
+import {
+  AnswerAccumulator,
+  emptySummary,
+  MAX_COMPARE_BYTES,
+  summarize,
+} from "../../lib/compare/answer.ts";
 import { type ServerItem, ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
 import { encodeExtAck } from "../../lib/tunnel/replies.ts";
 import {
@@ -441,4 +446,57 @@ Deno.test("a peer that was not granted answers and sends COMPARE is disconnected
     conn.close();
     await server.close();
   }
+});
+
+Deno.test("answer frame: the digest as bytes (intercept, no bigint) writes the same frames", () => {
+  // random answers through two accumulators of each mode: one summarised with a bigint digest
+  // (finishView), one with the digest in bytes (finishViewBytes, as intercept's tracker does);
+  // pieces, gaps and pipelined HTTP responses included
+  let x = 7;
+  const rnd = (n: number) => {
+    x ^= x << 13, x ^= x >>> 17, x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  const bodies = ["", "ok\n", "x".repeat(200), "chunk"];
+  const pieceOf = (): Uint8Array => {
+    switch (rnd(4)) {
+      case 0: {
+        const b = bodies[rnd(bodies.length)];
+        return te.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${b.length}\r\n\r\n${b}`);
+      }
+      case 1:
+        return te.encode(
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        );
+      case 2:
+        return Uint8Array.from({ length: rnd(300) }, () => rnd(256));
+      default:
+        return te.encode(`+OK ${rnd(1000)}\r\n`);
+    }
+  };
+  const modes = ["auto", "http", "pg", "bytes"] as const;
+  const outA = new Uint8Array(4 + ANSWER_HEADER_V6 + 64), outB = outA.slice();
+  let digests = 0;
+  for (let round = 0; round < 2000; round++) {
+    const mode = modes[rnd(modes.length)];
+    const a = new AnswerAccumulator({ firstBytes: 64, mode });
+    const b = new AnswerAccumulator({ firstBytes: 64, mode });
+    a.reset(), b.reset();
+    for (let k = 1 + rnd(3); k > 0; k--) {
+      const p = pieceOf();
+      for (let at = 0; at < p.length;) {
+        const n = 1 + rnd(p.length - at);
+        a.push(p, NaN, at, at + n), b.push(p, NaN, at, at + n);
+        at += n;
+      }
+      if (rnd(20) === 0) a.gap(5), b.gap(5);
+    }
+    const sa = a.finishView(false, emptySummary());
+    const sb = b.finishViewBytes(false, emptySummary());
+    if (sa.digest !== null) digests++;
+    const na = writeAnswerFrame(answer({ summary: sa }), outA);
+    const nb = writeAnswerFrame(answer({ summary: sb }), outB, 0, b.digestBytes);
+    assert.deepEqual(outB.subarray(0, nb), outA.subarray(0, na), `round ${round}, ${mode}`);
+  }
+  assert.ok(digests > 1500, `${digests} answers with a digest`);
 });
