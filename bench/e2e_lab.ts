@@ -60,12 +60,18 @@ export interface PairOptions {
    * Ours: tcpcopy and intercept each run their own copy of the deno executable (in the lab
    * folder), as on production hosts where nothing else maps it. With a shared executable the
    * kernel keeps code pages other processes map too, so the start-up code pages
-   * (lib/process/memory.ts pageOutStartupCode) stay in RSS.
+   * (lib/process/memory.ts pageOutStartupCode) stay in RSS. Also as the built programs run
+   * (build.sh: the launcher's `deno run` and `deno compile` both take `--no-code-cache`): without
+   * V8's code cache, whose SQLite file in DENO_DIR a `deno run` keeps mapped (2.8 MiB of
+   * tcpcopy's RSS at the mixed workload's peak).
    */
   privateDeno?: boolean;
 }
 
-/** `cmd` with its deno executable replaced by a private copy `<dir>/deno-<who>` (made once). */
+/**
+ * `cmd` (`deno run ...`) with its deno executable replaced by a private copy `<dir>/deno-<who>`
+ * (made once) and `--no-code-cache` after `run`, as the built programs run.
+ */
 async function privateDeno(cmd: string[], dir: string, who: string): Promise<string[]> {
   const copy = `${dir}/deno-${who}`;
   try {
@@ -74,7 +80,9 @@ async function privateDeno(cmd: string[], dir: string, who: string): Promise<str
     await Deno.copyFile(cmd[0], copy);
     await Deno.chmod(copy, 0o755);
   }
-  return [copy, ...cmd.slice(1)];
+  return cmd[1] === "run"
+    ? [copy, cmd[1], "--no-code-cache", ...cmd.slice(2)]
+    : [copy, ...cmd.slice(1)];
 }
 
 /** `cmd` as it is, or on a private deno copy with `opts.privateDeno`. */

@@ -2,7 +2,8 @@
  * Live capture through an AF_PACKET TPACKET_V3 receive ring mapped into JS: the kernel writes
  * packets into shared blocks, JS walks them with one DataView ({@link RingWalker}): no FFI call
  * and no copy per packet, one awaited poll() per wake-up. libpcap is used only to compile the
- * BPF filter, which is attached to the socket with SO_ATTACH_FILTER.
+ * BPF filter, once per capture (lib/io/bpf_compile.ts: unloaded right after); every ring's
+ * socket gets those instructions with SO_ATTACH_FILTER.
  *
  * Same public shape as {@link PcapCapture} (see `capture.ts` for choosing between them):
  *
@@ -22,7 +23,7 @@
 import { IoError } from "./errors.ts";
 import { cstr, describeErrno, Errno, errno, loadLibc, Mmap, NativeMemory } from "./libc.ts";
 import { LinkType } from "../wire/link.ts";
-import { loadPcap, pcapError } from "./pcap_lib.ts";
+import { compileFilter, mustAttach } from "./bpf_compile.ts";
 import type { CaptureStats, LiveOptions } from "./pcap.ts";
 import type { PacketHandler } from "./pcap_records.ts";
 import { FdWaiter } from "./readiness.ts";
@@ -75,7 +76,6 @@ export interface RingStats extends CaptureStats {
   peakBytes: number;
 }
 
-const PCAP_NETMASK_UNKNOWN = 0xffffffff;
 const SIOCGIFFLAGS = 0x8913n, SIOCGIFHWADDR = 0x8927n, IFF_UP = 1;
 const ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 const POLLERR = 0x008, POLLHUP = 0x010, POLLNVAL = 0x020;
@@ -98,6 +98,8 @@ interface RingSetup {
   blockSize: number;
   retireMs: number;
   filter: string;
+  /** `filter` compiled for the capture's link type by the first socket, reused by later rings */
+  program?: Uint8Array;
   promisc: boolean;
   direction: CaptureDirection;
 }
@@ -209,7 +211,6 @@ export class RingCapture {
    */
   static openLive(opts: RingOptions): RingCapture {
     const C = loadLibc();
-    loadPcap(); // fails early (kind "library") when the filter compiler is missing
     const device = opts.device;
     const any = device === "any";
     const bytes = clampInt(opts.bufferSize ?? 64 << 20, 1 << 16, 2 ** 31 - 1);
@@ -545,7 +546,8 @@ function openRingSocket(setup: RingSetup, geometry: RingGeometry, first = false)
       throw new IoError("system", `cannot map the capture ring: ${describeErrno(errno())}`);
     }
     ring = addr;
-    attachFilter(loadPcap(), fd, linkType, setup.snaplen, setup.filter);
+    setup.program ??= compileFilter(linkType, setup.snaplen, setup.filter);
+    mustAttach(fd, setup.program, setup.filter);
     if (setup.promisc && !any) {
       const mreq = new DataView(new ArrayBuffer(16)); // struct packet_mreq
       mreq.setInt32(0, setup.ifindex, true);
@@ -620,34 +622,4 @@ function interfaceInfo(fd: number, device: string): { up: boolean; hatype: numbe
     throw new IoError("device", `cannot capture on "${device}": ${describeErrno(errno())}`);
   }
   return { up, hatype: ifreq[16] | (ifreq[17] << 8) };
-}
-
-/**
- * Compiles `filter` for `linkType` with libpcap (an empty filter still yields a program that
- * enforces the snaplen) and attaches it to the socket. struct bpf_program {u_int; ptr} has the
- * layout of struct sock_fprog {u16; ptr} on little-endian LP64, so its 16 bytes go as they are.
- */
-function attachFilter(
-  P: ReturnType<typeof loadPcap>,
-  fd: number,
-  linkType: number,
-  snaplen: number,
-  filter: string,
-): void {
-  const dead = P.pcap_open_dead(linkType, snaplen);
-  if (dead === null) throw new IoError("system", "pcap_open_dead failed (out of memory?)");
-  try {
-    const prog = new Uint8Array(16);
-    if (P.pcap_compile(dead, prog, cstr(filter), 1, PCAP_NETMASK_UNKNOWN) < 0) {
-      throw new IoError("filter", `bad capture filter "${filter}": ${pcapError(dead)}`);
-    }
-    const rc = loadLibc().setsockopt(fd, Sock.SOL_SOCKET, Packet.SO_ATTACH_FILTER, prog, 16);
-    const e = rc === 0 ? 0 : errno();
-    P.pcap_freecode(prog);
-    if (rc !== 0) {
-      throw new IoError("filter", `cannot set filter "${filter}": ${describeErrno(e)}`);
-    }
-  } finally {
-    P.pcap_close(dead);
-  }
 }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { constants, createHash, publicEncrypt } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 
 /** The auth plugins this module can answer. */
 export type AuthPlugin = "mysql_native_password" | "caching_sha2_password" | "mysql_clear_password";
@@ -30,7 +30,7 @@ export function authPlugin(name: string): AuthPlugin | undefined {
 }
 
 function hash(alg: "sha1" | "sha256", ...parts: Uint8Array[]): Uint8Array {
-  const h = createHash(alg);
+  const h = nodeCrypto().createHash(alg);
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
 }
@@ -90,7 +90,8 @@ export function rsaPassword(password: string, scramble: Uint8Array, pem: string)
   plain.set(pw);
   const s = scramble.subarray(0, 20);
   if (s.length > 0) { for (let i = 0; i < plain.length; i++) plain[i] ^= s[i % s.length]; }
+  const c = nodeCrypto();
   return new Uint8Array(
-    publicEncrypt({ key: pem, padding: constants.RSA_PKCS1_OAEP_PADDING }, plain),
+    c.publicEncrypt({ key: pem, padding: c.constants.RSA_PKCS1_OAEP_PADDING }, plain),
   );
 }

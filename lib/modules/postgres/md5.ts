@@ -6,12 +6,13 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 
 const enc = new TextEncoder();
 
 /** The PasswordMessage text answering an MD5 challenge with `salt`. */
 export function md5Response(user: string, password: string, salt: Uint8Array): string {
+  const { createHash } = nodeCrypto();
   const inner = createHash("md5").update(enc.encode(password + user)).digest("hex");
   const outer = createHash("md5").update(enc.encode(inner)).update(salt).digest("hex");
   return "md5" + outer;

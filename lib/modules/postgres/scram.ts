@@ -10,7 +10,7 @@
  * @module
  */
 
-import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
+import { nodeCrypto } from "../node_crypto.ts";
 
 /** The mechanism this client implements (PostgreSQL's -PLUS variant needs TLS). */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
@@ -110,11 +110,11 @@ export function parseServerFirst(s: string, clientNonce: string): ServerFirst | 
 }
 
 function hmac(key: Uint8Array, data: Uint8Array | string): Uint8Array {
-  return new Uint8Array(createHmac("sha256", key).update(data).digest());
+  return new Uint8Array(nodeCrypto().createHmac("sha256", key).update(data).digest());
 }
 
 function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(data).digest());
+  return new Uint8Array(nodeCrypto().createHash("sha256").update(data).digest());
 }
 
 const cache = new Map<string, Uint8Array>();
@@ -137,7 +137,7 @@ export function saltedPassword(
     cache.set(key, hit);
     return { key: hit, cached: true };
   }
-  const salted = new Uint8Array(pbkdf2Sync(pw, salt, iterations, 32, "sha256"));
+  const salted = new Uint8Array(nodeCrypto().pbkdf2Sync(pw, salt, iterations, 32, "sha256"));
   if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   cache.set(key, salted);
   return { key: salted, cached: false };
