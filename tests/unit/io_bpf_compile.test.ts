@@ -12,21 +12,45 @@ import { loadLibc } from "../../lib/io/libc.ts";
 
 const EN10MB = 1;
 
-/** Mappings of libpcap in this process now. */
-function pcapMappings(): number {
-  return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => /libpcap/.test(l))
-    .length;
+const BPF_COMPILE = new URL("../../lib/io/bpf_compile.ts", import.meta.url).href;
+
+/**
+ * libpcap's mappings in a fresh process before and after `compileFilter(EN10MB, 65535,
+ * filter)`, and whether it threw an IoError "filter". A process of its own: the test runner's
+ * other files in this process load libpcap and keep it (`deno test --parallel` shares one process
+ * between files), so /proc/self/maps here says nothing about the compile.
+ */
+async function mappingsAround(filter: string): Promise<[number, number, boolean]> {
+  const script = `
+    import { compileFilter } from ${JSON.stringify(BPF_COMPILE)};
+    const maps = () => Deno.readTextFileSync("/proc/self/maps").split("\\n")
+      .filter((l) => /libpcap/.test(l)).length;
+    const before = maps();
+    let bad = false;
+    try { compileFilter(1, 65535, ${JSON.stringify(filter)}); }
+    catch (e) { bad = e?.kind === "filter"; }
+    console.log(JSON.stringify([before, maps(), bad]));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", "--no-lock", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, `child failed: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(text);
 }
 
-Deno.test("compileFilter returns the instructions and leaves libpcap unmapped", () => {
-  assert.equal(pcapMappings(), 0, "libpcap mapped before the test: it proves nothing here");
+Deno.test("compileFilter returns the instructions and leaves libpcap unmapped", async () => {
   const prog = compileFilter(EN10MB, 65535, "tcp and dst port 80");
   assert.equal(prog.length % BPF_INSN_SIZE, 0);
   assert.ok(prog.length / BPF_INSN_SIZE >= 4, `${prog.length / BPF_INSN_SIZE} instructions`);
   // the last instruction returns: BPF_RET (0x06) with a constant
   const last = new DataView(prog.buffer, prog.byteOffset + prog.length - BPF_INSN_SIZE);
   assert.equal(last.getUint16(0, true) & 0x07, 0x06);
-  assert.equal(pcapMappings(), 0, "libpcap still mapped after the compile");
+  const [before, after, bad] = await mappingsAround("tcp and dst port 80");
+  assert.equal(before, 0, "libpcap mapped before the compile: it proves nothing");
+  assert.equal(after, 0, "libpcap still mapped after the compile");
+  assert.equal(bad, false);
 });
 
 Deno.test("the same expression compiles to the same program, and it attaches to a socket", () => {
@@ -44,10 +68,15 @@ Deno.test("the same expression compiles to the same program, and it attaches to 
   }
 });
 
-Deno.test("a bad expression is an IoError of kind filter naming it", () => {
+Deno.test("a bad expression is an IoError of kind filter naming it", async () => {
   assert.throws(
     () => compileFilter(EN10MB, 65535, "tcp and nonsense-word"),
     (e: unknown) => e instanceof IoError && e.kind === "filter" && /nonsense-word/.test(e.message),
   );
-  assert.equal(pcapMappings(), 0);
+  const [before, after, bad] = await mappingsAround("tcp and nonsense-word");
+  assert.deepEqual(
+    [before, after, bad],
+    [0, 0, true],
+    "libpcap unloaded after a refused filter too",
+  );
 });
