@@ -36,6 +36,13 @@ export interface SegmentView {
   flags: number;
   /** The payload bytes (a view, valid during the call). */
   payload: Uint8Array;
+  /**
+   * Where the payload starts in `payload` and how long it is (default 0 and the rest of
+   * `payload`): the replicator hands over the captured frame itself with its payload's place,
+   * so an online answer packet costs no view (read by `FlowCompare.onServer` only).
+   */
+  payloadFrom?: number;
+  payloadLength?: number;
 }
 
 /** One turn waiting for its verdict. */
@@ -327,8 +334,11 @@ export class FlowCompare {
       if (this.#srvNext === undefined) this.#srvNext = seqAdd(s.seq, 1);
       return;
     }
-    const len = s.payload.length;
-    if (len > 0 && this.#srvNext !== undefined) this.#serverData(s, atMs, now);
+    const from = s.payloadFrom ?? 0;
+    const len = s.payloadLength ?? s.payload.length - from;
+    if (len > 0 && this.#srvNext !== undefined) {
+      this.#serverData(s.seq, s.ack, s.flags, s.payload, from, from + len, atMs, now);
+    }
     if (s.flags & (0x01 | 0x04)) {
       this.serverClosed = true;
       const open = this.open;
@@ -489,39 +499,57 @@ export class FlowCompare {
     list.splice(i, 0, h);
   }
 
-  #serverData(s: SegmentView, atMs: number, now: number): void {
+  /** Server payload `data[from, to)` at sequence number `seq`. */
+  #serverData(
+    seq: number,
+    ack: number,
+    flags: number,
+    data: Uint8Array,
+    from: number,
+    to: number,
+    atMs: number,
+    now: number,
+  ): void {
     const next = this.#srvNext!;
-    const data = s.payload;
-    const end = seqAdd(s.seq, data.length);
+    const end = seqAdd(seq, to - from);
     if (seqLe(end, next)) return; // retransmission
-    if (seqLt(next, s.seq)) {
-      this.#holdServer(s, atMs, now);
+    if (seqLt(next, seq)) {
+      this.#holdServer(seq, ack, flags, data, from, to, atMs, now);
       return;
     }
-    this.#answerBytes(data, seqSub(next, s.seq), atMs, now);
+    this.#answerBytes(data, from + seqSub(next, seq), to, atMs, now);
     this.#srvNext = end;
     this.#pullServer(now);
   }
 
-  #holdServer(s: SegmentView, atMs: number, now: number): void {
-    const d = s.payload;
-    if (this.#srvHeld.length >= MAX_HELD || this.#srvHeldBytes + d.length > MAX_HELD_BYTES) {
+  #holdServer(
+    seq: number,
+    ack: number,
+    flags: number,
+    data: Uint8Array,
+    from: number,
+    to: number,
+    atMs: number,
+    now: number,
+  ): void {
+    const len = to - from;
+    if (this.#srvHeld.length >= MAX_HELD || this.#srvHeldBytes + len > MAX_HELD_BYTES) {
       // The hole will not fill in time: its bytes are a gap, the held ones follow it.
-      const first = this.#srvHeld.length > 0 && seqLt(this.#srvHeld[0].seq, s.seq)
+      const first = this.#srvHeld.length > 0 && seqLt(this.#srvHeld[0].seq, seq)
         ? this.#srvHeld[0].seq
-        : s.seq;
+        : seq;
       this.#answerGap(seqSub(first, this.#srvNext!), now);
       this.#srvNext = first;
       this.#pullServer(now);
-      if (seqLt(this.#srvNext!, s.seq)) {
-        this.#answerGap(seqSub(s.seq, this.#srvNext!), now);
-        this.#srvNext = s.seq;
+      if (seqLt(this.#srvNext!, seq)) {
+        this.#answerGap(seqSub(seq, this.#srvNext!), now);
+        this.#srvNext = seq;
       }
-      this.#serverData(s, atMs, now);
+      this.#serverData(seq, ack, flags, data, from, to, atMs, now);
       return;
     }
-    this.#hold(this.#srvHeld, { seq: s.seq, ack: s.ack, flags: s.flags, atMs, data: d.slice() });
-    this.#srvHeldBytes += d.length;
+    this.#hold(this.#srvHeld, { seq, ack, flags, atMs, data: data.slice(from, to) });
+    this.#srvHeldBytes += len;
   }
 
   #pullServer(now: number): void {
@@ -532,13 +560,13 @@ export class FlowCompare {
       const end = seqAdd(h.seq, h.data.length);
       const next = this.#srvNext!;
       if (seqLe(end, next)) continue;
-      this.#answerBytes(h.data, seqSub(next, h.seq), h.atMs, now);
+      this.#answerBytes(h.data, seqSub(next, h.seq), h.data.length, h.atMs, now);
       this.#srvNext = end;
     }
   }
 
-  /** In-order answer bytes for the open turn (nothing before the first request). */
-  #answerBytes(data: Uint8Array, from: number, atMs: number, now: number): void {
+  /** In-order answer bytes `data[from, to)` for the open turn (nothing before the first request). */
+  #answerBytes(data: Uint8Array, from: number, to: number, atMs: number, now: number): void {
     const t = this.open;
     const acc = this.#acc;
     if (t === null || this.openSkipped || t.online !== undefined || acc === null) return;
@@ -546,7 +574,7 @@ export class FlowCompare {
       acc.reset(t.lastSegMs);
       this.#accStarted = true;
     }
-    acc.push(data, atMs, from);
+    acc.push(data, atMs, from, to);
     this.lastAnswerAt = now;
   }
 
@@ -628,7 +656,11 @@ export class FlowCompare {
     // first turn ending after `end`, stamp the unsent ones before it (a target that lags
     // leaves hundreds of turns unsent: no walk over them per segment).
     const p = this.pending;
-    let lo = 0, hi = p.length;
+    const n = p.length;
+    if (n === 0 || !seqLe(p[0].end, end)) return; // (nothing sent yet: no turn to stamp)
+    // (the newest turn, when the replay keeps up: no search through the others' objects)
+    let lo = 1, hi = n;
+    if (seqLe(p[n - 1].end, end)) lo = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (seqLe(p[mid].end, end)) lo = mid + 1;
@@ -675,7 +707,14 @@ export class FlowCompare {
    */
   turnFor(ack: number): PendingTurn | null {
     const p = this.pending;
-    let lo = 0, hi = p.length; // the first turn that starts at or after ack is at lo
+    const n = p.length;
+    // the first turn that starts at or after ack is at lo; answers come in order, so it is
+    // mostly the oldest turn's successor, or past the newest (a skipped turn's answer): both
+    // are tried before a search through the turn objects (cold when thousands wait)
+    if (n === 0 || !seqLt(p[0].start, ack)) return null;
+    let lo = 1, hi = n;
+    if (n === 1 || !seqLt(p[1].start, ack)) hi = 1;
+    else if (seqLt(p[n - 1].start, ack)) lo = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (seqLt(p[mid].start, ack)) lo = mid + 1;
