@@ -292,8 +292,9 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
           inspectReply(rep, info);
           tracker.reply(rep, info, at);
           tracker.settle();
-          // (--lag: kept past this batch, whose output buffer is written again)
-          answers.push(LAG > 0 ? frames.splice(0).map((fr) => fr.slice()) : frames.splice(0));
+          // (--lag: kept past this batch, whose output buffer is written again: copied into
+          // one long-lived buffer, as the tunnel client reads them from one)
+          answers.push(LAG > 0 ? frames.splice(0).map(keepFrame) : frames.splice(0));
         }
       }
     }
@@ -366,6 +367,16 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     r.onReplyBytes(x.header, at);
     if (comparer !== null) deliver(x.frames, at);
   }
+}
+
+/** `--lag`'s frames waiting for their replay, in one buffer (at most LAG of them live). */
+const LAG_WIRE = new Uint8Array(LAG > 0 ? Math.max(1 << 20, (LAG + 64 * FLOWS) * 2048) : 0);
+let lagAt = 0;
+
+function keepFrame(fr: Uint8Array): Uint8Array {
+  if (lagAt + fr.length > LAG_WIRE.length) lagAt = 0;
+  LAG_WIRE.set(fr, lagAt);
+  return LAG_WIRE.subarray(lagAt, lagAt += fr.length);
 }
 
 /** A request's replay waiting behind the capture (`--lag`). */
