@@ -14,7 +14,10 @@
  * tests/unit/compare_verdict_memo.test.ts holds a comparer with the memo to one without on random
  * keep-alive exchanges.
  *
- * Memory: two buffers of `--compare-bytes`, allocated once; no allocation per turn.
+ * Memory: two buffers of `--compare-bytes`, allocated once; no allocation per turn. Answers
+ * that never repeat cost a failed comparison per verdict (bench/compare_memo.ts); after
+ * {@link MISSES_BEFORE_SPARING} of them in a row only every {@link KEEP_EVERY}th verdict is
+ * kept (its copies spared), so a load that starts repeating is found again.
  *
  * @module
  */
@@ -58,9 +61,11 @@ class KeptSide {
 
   /** `s` has these first bytes and lengths (its kind, digest and body length aside). */
   sameBytesAs(s: AnswerSummary): boolean {
-    const fb = s.firstBytes;
+    const fb = s.firstBytes, n = this.length;
+    // (the last byte first: answers that start alike mostly differ in their bodies)
     return s.totalLength === this.totalLength && s.gapBytes === this.gapBytes &&
-      sameBytes(this.bytes, 0, this.length, fb, 0, fb.length);
+      fb.length === n && (n === 0 || fb[n - 1] === this.bytes[n - 1]) &&
+      sameBytes(this.bytes, 0, n, fb, 0, n);
   }
 
   /** `s` is this summary for every comparator. */
@@ -71,12 +76,21 @@ class KeptSide {
   }
 }
 
+/**
+ * Verdicts the memo did not hold in a row after which it keeps only every {@link KEEP_EVERY}th
+ * (answers that never repeat: the copies of both first bytes would be spent for nothing).
+ */
+const MISSES_BEFORE_SPARING = 16;
+const KEEP_EVERY = 16;
+
 /** See the module comment. */
 export class VerdictMemo {
   readonly #online: KeptSide;
   readonly #target: KeptSide;
   #proto: Proto | null = null;
   #verdict: TurnVerdict | null = null;
+  /** Comparator verdicts since the memo last gave one. */
+  #misses = 0;
 
   /** `firstBytes`: `--compare-bytes` (the longest first bytes a summary has). */
   constructor(firstBytes: number) {
@@ -111,8 +125,15 @@ export class VerdictMemo {
     target: AnswerSummary,
   ): TurnVerdict | null {
     const v = this.#verdict;
-    if (v === null || proto !== this.#proto) return null;
-    return this.#online.same(online) && this.#target.same(target) ? v : null;
+    if (
+      v === null || proto !== this.#proto || !this.#online.same(online) ||
+      !this.#target.same(target)
+    ) {
+      this.#misses++;
+      return null;
+    }
+    this.#misses = 0;
+    return v;
   }
 
   /** Keeps `verdict`, computed by `compareTurn` for these answers. */
@@ -122,6 +143,8 @@ export class VerdictMemo {
     target: AnswerSummary,
     verdict: TurnVerdict,
   ): void {
+    const m = this.#misses;
+    if (m >= MISSES_BEFORE_SPARING && m % KEEP_EVERY !== 0) return; // (the kept one stays)
     this.#proto = proto;
     this.#online.keep(online);
     this.#target.keep(target);

@@ -228,18 +228,60 @@ Deno.test("verdict memo: every compared field of either answer and the protocol 
       assert.equal(memo.verdictFor("http", o, t), null, `${side} ${field}`);
     }
   }
+  // first bytes longer than the kept ones, the same up to their length: not the same
+  const shorter = new VerdictMemo(256);
+  shorter.keep(
+    "http",
+    { ...online, firstBytes: online.firstBytes.subarray(0, 255) },
+    target,
+    verdict,
+  );
+  assert.equal(shorter.verdictFor("http", online, target), null);
   // a held online answer takes the kept digest only for the same whole answer
   const small = enc(http(200, 0, "ok"));
   const whole = summarize(small, { firstBytes: 256 });
-  memo.keep("http", whole, whole, verdict);
+  const memo2 = new VerdictMemo(256); // (the one above missed 22 times: it keeps sparingly now)
+  memo2.keep("http", whole, whole, verdict);
   const held = { ...whole, kind: "bytes" as const, digest: null, bodyLength: null };
-  assert.ok(memo.completeHeld(held));
+  assert.ok(memo2.completeHeld(held));
   assert.deepEqual(held, whole);
   const unlike = enc(http(200, 0, "no"));
   const heldOther = { ...held, firstBytes: unlike, digest: null };
-  assert.ok(!memo.completeHeld(heldOther));
+  assert.ok(!memo2.completeHeld(heldOther));
   assert.equal(heldOther.digest, null);
-  memo.keep("http", online, target, verdict); // (a cut answer: no whole answer to take from)
+  memo2.keep("http", online, target, verdict); // (a cut answer: no whole answer to take from)
   const heldCut = { ...online, kind: "bytes" as const, digest: null, bodyLength: null };
-  assert.ok(!memo.completeHeld(heldCut));
+  assert.ok(!memo2.completeHeld(heldCut));
+});
+
+Deno.test("verdict memo: after 16 misses in a row only every 16th verdict is kept, a hit keeps them all again", () => {
+  const memo = new VerdictMemo(256);
+  const verdict: TurnVerdict = { proto: "http", result: matched() };
+  const pair = (k: number) => summarize(enc(http(200, 0, `body ${k}`)), { firstBytes: 256 });
+  let n = 0;
+  const miss = () => { // a comparator verdict for a pair the memo does not hold, then kept
+    const a = pair(1000 + n++);
+    assert.equal(memo.verdictFor("http", a, a), null);
+    memo.keep("http", a, a, verdict);
+    return a;
+  };
+  for (let i = 0; i < 15; i++) miss(); // 15 misses (the first finds nothing kept)
+  let a = miss(); // the 16th: kept
+  assert.equal(memo.verdictFor("http", a, a), verdict); // a hit: the count starts again
+  for (let i = 0; i < 16; i++) a = miss();
+  // 16 misses in a row: the 17th to 31st are not kept (the memo still holds the 16th's pair)
+  for (let i = 0; i < 15; i++) {
+    const b = pair(2000 + i);
+    assert.equal(memo.verdictFor("http", b, b), null);
+    memo.keep("http", b, b, verdict);
+  }
+  assert.equal(memo.verdictFor("http", a, a), verdict); // (a hit: the count starts again)
+  for (let i = 0; i < 16; i++) a = miss();
+  for (let i = 0; i < 15; i++) {
+    const b = pair(3000 + i);
+    assert.equal(memo.verdictFor("http", b, b), null);
+    memo.keep("http", b, b, verdict);
+  }
+  const last = miss(); // the 32nd: kept
+  assert.equal(memo.verdictFor("http", last, last), verdict);
 });
