@@ -54,9 +54,13 @@ export interface PendingTurn {
   end: number;
   /** The client's online ACK on the request: where its online answer starts. */
   ack: number;
-  /** The request's first bytes (at most {@link HEAD_KEEP}): a view of `headBuf`. */
-  head: Uint8Array;
-  /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
+  /**
+   * How many of the request's first bytes `headBuf` holds (at most {@link HEAD_KEEP}); a view
+   * of them ({@link turnHead}) is made only when a verdict needs it (a mismatch, a record): a
+   * view per pending turn was a tenth of its heap (~110 of ~980 bytes) and lived as long.
+   */
+  headLen: number;
+  /** The pooled {@link HEAD_KEEP}-byte buffer the request's first bytes live in (recycled). */
   headBuf: Uint8Array;
   /** `requestProto(head)`, sniffed while the head is fresh (for `auto` at the verdict). */
   proto: Proto | null;
@@ -154,7 +158,7 @@ function newTurn(): PendingTurn {
     start: Number.NaN,
     end: Number.NaN,
     ack: Number.NaN,
-    head: NO_BYTES,
+    headLen: -1,
     headBuf: NO_BYTES,
     proto: "bytes",
     onlineBuf: NO_BYTES,
@@ -173,6 +177,11 @@ function newTurn(): PendingTurn {
     targetAt: -1,
     cost: -1,
   };
+}
+
+/** The request's first bytes kept by turn `t` (a view of its pooled buffer, valid until it leaves). */
+export function turnHead(t: PendingTurn): Uint8Array {
+  return prefixView(t.headBuf, t.headLen);
 }
 
 /** `dst` = `src` with an address the flow may keep (`internAddr`: shared, never changed). */
@@ -426,8 +435,8 @@ export class FlowCompare {
     if (this.#acc === null) this.#acc = this.host.acquire();
     if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();
-    headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
-    const head = prefixView(headBuf, headLen);
+    const whole = from === 0 && headLen === data.length; // (the request's segment is its head)
+    headBuf.set(whole ? data : data.subarray(from, from + headLen));
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
     // a turn object whose verdict was given is reused (its number fields keep their boxes: a
     // fresh turn allocates one per NaN/fractional time); a new one is filled the same way
@@ -436,9 +445,9 @@ export class FlowCompare {
     t.start = start;
     t.end = end;
     t.ack = ack;
-    t.head = head;
+    t.headLen = headLen;
     t.headBuf = headBuf;
-    t.proto = requestProto(head);
+    t.proto = requestProto(whole ? data : prefixView(headBuf, headLen));
     t.onlineBuf = t.targetBuf = null;
     t.lastSegMs = atMs;
     t.online = undefined;
@@ -462,13 +471,13 @@ export class FlowCompare {
   }
 
   #extendHead(t: PendingTurn, data: Uint8Array, from: number): void {
-    const have = t.head.length;
+    const have = t.headLen;
     const room = t.headBuf.length - have; // 0 once the turn is gone (its buffer recycled)
     if (room <= 0) return;
     const more = data.subarray(from, from + room);
     t.headBuf.set(more, have);
-    t.head = prefixView(t.headBuf, have + more.length);
-    t.proto = requestProto(t.head);
+    t.headLen = have + more.length;
+    t.proto = requestProto(turnHead(t));
   }
 
   #pullClient(now: number): void {
@@ -745,7 +754,8 @@ export class FlowCompare {
   /** Gives `t`'s buffers back; a late write to the turn (none is expected) then goes nowhere. */
   #recycle(t: PendingTurn): void {
     this.host.recycle(t);
-    t.head = t.headBuf = NO_BYTES;
+    t.headBuf = NO_BYTES;
+    t.headLen = 0;
     t.onlineBuf = t.targetBuf = null;
     // reused for a later turn of this flow, unless it is still the open one (late bytes of
     // its request may still come and must go nowhere); its summaries (nobody keeps them

@@ -50,6 +50,7 @@ import {
   ownInto,
   type PendingTurn,
   type SegmentView,
+  turnHead,
 } from "./compare_flow.ts";
 
 /** How often `tick` should run (ms). */
@@ -621,7 +622,8 @@ export class Comparer implements FlowHost {
       : null;
     if (verdict === null) {
       verdict = compareTurn(
-        { request: t.head, requestProto: t.proto, online, target, targetTimedOut },
+        // (the request's protocol was sniffed when the turn opened: its head is not read)
+        { request: null, requestProto: t.proto, online, target, targetTimedOut },
         this.#compare,
       );
       if (online !== null && target !== null && memo !== null) {
@@ -633,7 +635,7 @@ export class Comparer implements FlowHost {
       verdict.result,
       online,
       target,
-      verdict.result.match ? "" : requestKey(t.head),
+      verdict.result.match ? "" : requestKey(turnHead(t)),
     );
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
@@ -642,7 +644,7 @@ export class Comparer implements FlowHost {
         session: f.sessionId,
         turn: t.index,
         proto: verdict.proto,
-        request: t.head,
+        request: turnHead(t),
         online,
         target,
         result: verdict.result,
