@@ -71,6 +71,12 @@ export interface PendingTurn {
   onlineBuf: Uint8Array | null;
   /** The pooled buffer the target answer's first bytes live in (null: none, or shared). */
   targetBuf: Uint8Array | null;
+  /**
+   * A later turn's online answer was given this turn's online first bytes (the same bytes: a
+   * connection repeating an answer): when this turn leaves, the buffer they live in goes to
+   * the first pending turn still showing them (`FlowCompare.#handOver`), not to the pool.
+   */
+  shared: boolean;
   /** Capture time (ms) of the request's last segment. */
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
@@ -116,6 +122,12 @@ export interface FlowHost {
   release(acc: AnswerAccumulator): void;
   /** A turn was not kept (over budget). */
   skipped(): void;
+  /**
+   * A turn's online answer equal to the connection's previous one (still pending) shares that
+   * one's first bytes instead of keeping its own buffer (false: never; tests hold the two ways
+   * to each other).
+   */
+  readonly shareOnline: boolean;
   /** A {@link HEAD_KEEP}-byte buffer for a request head (pooled). */
   headBuffer(): Uint8Array;
   /** A buffer of the accumulators' length for an online answer's first bytes (pooled). */
@@ -163,6 +175,7 @@ function newTurn(): PendingTurn {
     proto: "bytes",
     onlineBuf: NO_BYTES,
     targetBuf: NO_BYTES,
+    shared: true,
     lastSegMs: -1,
     online: null,
     onlineHeld: true,
@@ -182,6 +195,11 @@ function newTurn(): PendingTurn {
 /** The request's first bytes kept by turn `t` (a view of its pooled buffer, valid until it leaves). */
 export function turnHead(t: PendingTurn): Uint8Array {
   return prefixView(t.headBuf, t.headLen);
+}
+
+/** `view` starts where `buf` starts (a prefix view of it). */
+function sameStart(view: Uint8Array, buf: Uint8Array): boolean {
+  return view.buffer === buf.buffer && view.byteOffset === buf.byteOffset;
 }
 
 /** `dst` = `src` with an address the flow may keep (`internAddr`: shared, never changed). */
@@ -261,6 +279,11 @@ export class FlowCompare {
   #srvHeldBytes = 0;
   #acc: AnswerAccumulator | null = null;
   #accStarted = false;
+  /**
+   * The newest pending turn whose online answer has first bytes (its own buffer's or shared):
+   * the next online answer with the same bytes shares them (null: none, or it left).
+   */
+  #lastOnline: PendingTurn | null = null;
   /** Engine time of the open answer's last byte (NaN: none yet). */
   lastAnswerAt = Number.NaN;
 
@@ -304,6 +327,7 @@ export class FlowCompare {
     this.#lastAck = 0;
     this.#srvHeldBytes = 0;
     this.#accStarted = false;
+    this.#lastOnline = null;
     this.lastAnswerAt = Number.NaN;
   }
 
@@ -449,6 +473,7 @@ export class FlowCompare {
     t.headBuf = headBuf;
     t.proto = requestProto(whole ? data : prefixView(headBuf, headLen));
     t.onlineBuf = t.targetBuf = null;
+    t.shared = false;
     t.lastSegMs = atMs;
     t.online = undefined;
     t.onlineHeld = false;
@@ -622,6 +647,16 @@ export class FlowCompare {
         // byte comparison is one identity test; a whole answer held unparsed (lazy) takes
         // the target's digest (the same bytes) and is never parsed here
         t.online = acc.finishShared(target, timedOut, t.spareOnline);
+      } else if (this.#sameAsLast(acc)) {
+        // the previous pending turn's online answer had these very bytes (a keep-alive load
+        // repeating itself while the replay lags): shared, no buffer handed over; the first
+        // one's buffer stays with whichever turn showing them is pending (#handOver)
+        const last = this.#lastOnline!, prev = last.online!;
+        last.shared = true;
+        t.onlineHeld = acc.held;
+        t.online = t.onlineHeld
+          ? acc.finishHeldAs(prev.firstBytes, timedOut, t.spareOnline)
+          : acc.finishShared(prev, timedOut, t.spareOnline);
       } else {
         // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy);
         // a whole answer held unparsed stays so until its verdict (most turns of a replay
@@ -646,6 +681,38 @@ export class FlowCompare {
         t.onlineHeld = false;
         t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
       }
+      if (t.online.firstBytes.length > 0 && t.headBuf !== NO_BYTES) this.#lastOnline = t;
+    }
+  }
+
+  /** The open answer has the first bytes of {@link #lastOnline}'s (and sharing is on). */
+  #sameAsLast(acc: AnswerAccumulator): boolean {
+    const last = this.#lastOnline;
+    if (last === null || !this.host.shareOnline) return false;
+    const prev = last.online;
+    return prev !== null && prev !== undefined && prev.firstBytes.length > 0 &&
+      acc.sameFirstBytes(prev.firstBytes);
+  }
+
+  /**
+   * `t` leaves and a later turn was given its online first bytes: the buffer they live in (its
+   * online or its target buffer) goes to the first pending turn still showing them.
+   */
+  #handOver(t: PendingTurn): void {
+    const v = t.online?.firstBytes;
+    if (v === undefined || v.length === 0) return;
+    const p = this.pending;
+    for (let i = 0; i < p.length; i++) {
+      const u = p[i];
+      if (u === t || u.online?.firstBytes !== v) continue;
+      if (t.onlineBuf !== null && sameStart(v, t.onlineBuf)) {
+        u.onlineBuf = t.onlineBuf;
+        t.onlineBuf = null;
+      } else if (t.targetBuf !== null && sameStart(v, t.targetBuf)) {
+        u.onlineBuf = t.targetBuf;
+        t.targetBuf = null;
+      } // (else t showed another turn's bytes: that turn's buffer, handed over when it leaves)
+      return;
     }
   }
 
@@ -753,6 +820,8 @@ export class FlowCompare {
 
   /** Gives `t`'s buffers back; a late write to the turn (none is expected) then goes nowhere. */
   #recycle(t: PendingTurn): void {
+    if (t.shared) this.#handOver(t);
+    if (t === this.#lastOnline) this.#lastOnline = null;
     this.host.recycle(t);
     t.headBuf = NO_BYTES;
     t.headLen = 0;
@@ -797,5 +866,6 @@ export class FlowCompare {
     this.#srvHeld.length = 0;
     this.#cliHeld.length = 0;
     this.#srvHeldBytes = 0;
+    this.#lastOnline = null;
   }
 }

@@ -129,6 +129,11 @@ export interface ComparerOptions {
    * tests hold the two to each other). Default true.
    */
   verdictMemo?: boolean;
+  /**
+   * False: every online answer keeps its own first bytes, none shares the previous turn's
+   * equal ones ({@link FlowHost.shareOnline}; tests hold the two ways to each other). Default true.
+   */
+  shareOnline?: boolean;
   /** Deadlines, for tests. */
   turnTimeoutMs?: number;
   onlineQuietMs?: number;
@@ -177,6 +182,8 @@ export class Comparer implements FlowHost {
   readonly #memo: VerdictMemo | null;
   /** See {@link FlowHost.maxPendingTurns}. */
   readonly maxPendingTurns: number;
+  /** See {@link FlowHost.shareOnline}. */
+  readonly shareOnline: boolean;
 
   constructor(readonly opts: ComparerOptions) {
     this.maxPendingTurns = opts.maxPendingTurns ?? MAX_PENDING_TURNS;
@@ -184,6 +191,7 @@ export class Comparer implements FlowHost {
     this.#firsts = new BufferPool(opts.firstBytes, poolMax(opts.firstBytes));
     this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };
     this.#early = opts.earlyVerdicts ?? true;
+    this.shareOnline = opts.shareOnline ?? true;
     this.#memo = (opts.verdictMemo ?? true) ? new VerdictMemo(opts.firstBytes) : null;
   }
 

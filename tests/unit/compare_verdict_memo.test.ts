@@ -1,9 +1,11 @@
 /**
  * `--compare`'s verdict memo (lib/tcpcopy/verdict_memo.ts): a turn bringing the same two answers
  * as the last turn compared gets that turn's verdict, and an online answer held unparsed the
- * kept online answer's digest, without running the comparator or the parser. Held here to a
- * comparer without the memo on random keep-alive exchanges whose answers repeat, differ in an
- * ignored header, a body, a status, a length, come in parts, with gaps, late or not at all.
+ * kept online answer's digest, without running the comparator or the parser; and online answers
+ * sharing the previous pending turn's equal first bytes (lib/tcpcopy/compare_flow.ts). Each held
+ * here to a comparer without it on random keep-alive exchanges whose answers repeat, differ in
+ * an ignored header, a body, a status, a length, come in parts, with gaps, late (by up to 13
+ * turns) or not at all.
  */
 import assert from "node:assert/strict";
 import { Comparer } from "../../lib/tcpcopy/comparer.ts";
@@ -59,6 +61,10 @@ function exchange(seed: number, cmp: () => Comparer): Event[] {
     cmp().onReply(TARGET, REWRITTEN, 900_000, 1001, SYN | ACK, 0, now);
   });
   let lateAnswer: Event[] = [];
+  // a third of the exchanges lag: the target's answers (and reply headers) come `lag` turns
+  // late, in order, so several turns wait with their online answer in (shared when equal)
+  const lag = int(3) === 0 ? 2 + int(12) : 0;
+  const queue: Event[][] = [];
   const last = { body: "", chunked: false, date: 0, pick: 0 };
   const turns = 2 + int(30);
   for (let k = 0; k < turns; k++) {
@@ -72,6 +78,7 @@ function exchange(seed: number, cmp: () => Comparer): Event[] {
     });
     ev.push(...lateAnswer); // a target answer that came after this request
     lateAnswer = [];
+    while (queue.length > lag) ev.push(...queue.shift()!);
     c += req.length;
     const ce = c;
     // (long bodies: the first bytes hold part of them; the same length with another last
@@ -143,12 +150,14 @@ function exchange(seed: number, cmp: () => Comparer): Event[] {
         });
       }
       t += answer.length;
-      if (int(2) === 0) ev.push(...target); // before the online answer ends
+      if (lag > 0) queue.push(target);
+      else if (int(2) === 0) ev.push(...target); // before the online answer ends
       else lateAnswer = target;
     }
     if (int(8) === 0) step(() => cmp().tick(now += 100));
   }
   ev.push(...lateAnswer);
+  for (const q of queue) ev.push(...q);
   step(() => {
     cmp().onClient(
       CLIENT,
@@ -162,7 +171,7 @@ function exchange(seed: number, cmp: () => Comparer): Event[] {
   return ev;
 }
 
-function play(seed: number, memo: boolean, all: boolean) {
+function play(seed: number, memo: boolean, all: boolean, share = true) {
   const records: CompareRecord[] = [];
   const c = new Comparer({
     firstBytes: 256,
@@ -172,6 +181,7 @@ function play(seed: number, memo: boolean, all: boolean) {
     budgetBytes: 1 << 20,
     emit: (r) => records.push(JSON.parse(JSON.stringify(r))),
     verdictMemo: memo,
+    shareOnline: share,
   });
   for (const e of exchange(seed, () => c)) e();
   return { records, stats: c.stats.snapshot(), unpaired: c.unpaired };
@@ -195,6 +205,17 @@ Deno.test("verdict memo: a comparer with the memo gives the records and counters
     compared > 3000 && mismatched > 500 && partial > 100,
     `${compared} ${mismatched} ${partial}`,
   );
+});
+
+Deno.test("online sharing: online answers sharing the previous turn's equal first bytes give the records and counters of their own copies", () => {
+  // (lib/tcpcopy/compare_flow.ts: a lagging replay holds turns whose online answers repeat;
+  // the first one's buffer goes to the next turn showing them when it leaves)
+  for (let seed = 1; seed <= 300; seed++) {
+    for (const all of [true, false]) {
+      const a = play(seed, true, all, true), b = play(seed, true, all, false);
+      assert.deepEqual(a, b, `seed ${seed}, all ${all}`);
+    }
+  }
 });
 
 Deno.test("verdict memo: every compared field of either answer and the protocol are part of the key", () => {
