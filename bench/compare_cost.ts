@@ -12,10 +12,15 @@
  *   into a reused answer (views of its first bytes), as the tunnel client does.
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
- *         [--online-first] [--short] [--alloc-sites]
+ *         [--online-first] [--short] [--alloc-sites] [--lag N [--max-pending N]] [--other-date]
  *
  * `--online-first`: each target answer arrives after the flow's next request (the online
  * answer is finished first, as when the replay lags); by default it arrives before.
+ * `--lag N`: the replay runs N requests behind the capture (as `ka20k`'s lagging replay: the
+ * request is sent, its reply header and ANSWER frame come, N requests after it was captured);
+ * `--max-pending N` is `--compare-max-pending` (default 256: with `--lag` above 256 per flow the
+ * newest turns are skipped). `--other-date`: the target's answers carry another `Date` header
+ * (two servers a second apart, as end to end: the first bytes differ, the comparator runs).
  * `--short`: one request per connection instead (`short1k`'s shape: see `runShort`), tcpcopy's
  * side only. `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
  * bytes allocated per request by function (both sides and the bench's packet making).
@@ -67,11 +72,16 @@ const { values } = benchArgs(import.meta.url, {
     "online-first": { type: "boolean", default: false },
     "alloc-sites": { type: "boolean", default: false },
     short: { type: "boolean", default: false },
+    lag: { type: "string", default: "0" },
+    "max-pending": { type: "string", default: "256" },
+    "other-date": { type: "boolean", default: false },
   },
 });
 const REQUESTS = Number(values.requests);
 const FLOWS = Number(values.flows);
 const baseline = values.baseline;
+const LAG = Number(values.lag);
+const MAX_PENDING = Number(values["max-pending"]);
 
 const te = new TextEncoder();
 const REQUEST = te.encode(
@@ -79,12 +89,17 @@ const REQUEST = te.encode(
     "User-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n",
 );
 const BODY = "x".repeat(615);
-const ANSWER = te.encode(
-  "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
-    `Content-Type: text/html\r\nContent-Length: ${BODY.length}\r\n` +
-    'Last-Modified: Thu, 01 Jan 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: "1-267"\r\n' +
-    `Accept-Ranges: bytes\r\n\r\n${BODY}`,
-);
+/** An nginx answer whose Date header says second `s`. */
+const answerAt = (s: number) =>
+  te.encode(
+    `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 01 Jan 2026 00:00:0${s} GMT\r\n` +
+      `Content-Type: text/html\r\nContent-Length: ${BODY.length}\r\n` +
+      'Last-Modified: Thu, 01 Jan 2026 00:00:00 GMT\r\nConnection: keep-alive\r\nETag: "1-267"\r\n' +
+      `Accept-Ranges: bytes\r\n\r\n${BODY}`,
+  );
+const ANSWER = answerAt(0);
+/** The target's answer: the online one, or (`--other-date`) one a second later. */
+const TARGET_ANSWER = values["other-date"] ? answerAt(1) : ANSWER;
 const EMPTY = new Uint8Array(0);
 const CLIENT = "192.168.1.10", ONLINE = "10.0.0.1", TARGET = "10.0.0.2";
 
@@ -154,7 +169,7 @@ function makeFlow(port: number, base: number): Flow {
     f.answer.push(
       ether(packet(ONLINE, CLIENT, 80, port, ss, cs + REQUEST.length, 0x18, ANSWER)),
     );
-    const rep = packet(TARGET, CLIENT, 80, port, ts, cs + REQUEST.length, 0x18, ANSWER);
+    const rep = packet(TARGET, CLIENT, 80, port, ts, cs + REQUEST.length, 0x18, TARGET_ANSWER);
     f.reply.push(rep);
     f.replyHeader.push(rep.slice(0, 40));
     f.out.push({
@@ -183,7 +198,8 @@ function replicatorRig(): { comparer: Comparer | null; r: Replicator } {
     proto: "auto",
     ignoreHeaders: [],
     all: false,
-    budgetBytes: 64 << 20,
+    budgetBytes: LAG > 0 ? 256 << 20 : 64 << 20,
+    maxPendingTurns: MAX_PENDING,
     emit: () => {},
   });
   const online = new OnlineMatcher([
@@ -255,6 +271,10 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   const perFlow = Math.ceil(REQUESTS / FLOWS);
   let nextTick = 100, done = 0;
   const answers: Uint8Array[][] = []; // per turn of the batch: the frames intercept sent
+  // --lag: the replays of the batch, and those waiting (a ring of LAG + 1)
+  const replays: Replay[] = [];
+  const queue: Replay[] = new Array(LAG + 1);
+  let qHead = 0, qTail = 0;
   for (let k0 = 0; k0 < perFlow; k0 += TURNS_PER_FLOW) {
     if (k0 > 0) {
       ringAt = 0;
@@ -272,9 +292,20 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
           inspectReply(rep, info);
           tracker.reply(rep, info, at);
           tracker.settle();
-          answers.push(frames.splice(0));
+          // (--lag: kept past this batch, whose output buffer is written again: copied into
+          // one long-lived buffer, as the tunnel client reads them from one)
+          answers.push(LAG > 0 ? frames.splice(0).map(keepFrame) : frames.splice(0));
         }
       }
+    }
+    if (LAG > 0) {
+      replays.length = 0;
+      for (let j = 0; j < turns; j++) {
+        for (let i = 0; i < FLOWS; i++) {
+          replays.push({ out: flows[i].out[j], header: flows[i].replyHeader[j], frames: [] });
+        }
+      }
+      for (let k = 0; k < answers.length; k++) replays[k].frames = answers[k];
     }
     const t1 = cpuMs();
     const h1 = allocated();
@@ -285,11 +316,13 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
         const f = flows[i];
         now += 0.05; // 20k requests/s
         r.onFrame(f.request[j], LinkType.EN10MB, now * 1000, now);
-        r.send(f.out[j]);
-        if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
-        r.onReplyBytes(f.replyHeader[j], now);
-        if (comparer !== null && n >= lag) deliver(answers[n - lag], now);
-        n++;
+        if (LAG > 0) { // the capture runs LAG requests ahead of the replay
+          if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
+          queue[qTail++ % queue.length] = replays[n++];
+          if (qTail - qHead > LAG) replay(queue[qHead++ % queue.length], now);
+        } else {
+          capturedAndReplayed(f, j, n++);
+        }
         if (now >= nextTick) {
           r.compareTick(now);
           nextTick += 100;
@@ -297,7 +330,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
         done++;
       }
     }
-    if (comparer !== null) {
+    if (comparer !== null && LAG === 0) {
       for (let k = Math.max(0, n - lag); k < n; k++) deliver(answers[k], now);
     }
     bytes += allocated() - h1;
@@ -307,7 +340,10 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     tIntercept += t1 - t0;
   }
   const t0 = cpuMs();
+  const h0 = allocated();
+  while (qHead < qTail) replay(queue[qHead++ % queue.length], now);
   r.compareTick(now + 5000);
+  bytes += allocated() - h0;
   tTcpcopy += cpuMs() - t0;
   const compared = comparer?.stats.snapshot().compared ?? 0;
   return {
@@ -316,6 +352,38 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     compared,
     alloc: bytes / done,
   };
+
+  /** Request j of flow f replayed at once: the capture and the replay in step. */
+  function capturedAndReplayed(f: Flow, j: number, n: number): void {
+    r.send(f.out[j]);
+    if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
+    r.onReplyBytes(f.replyHeader[j], now);
+    if (comparer !== null && n >= lag) deliver(answers[n - lag], now);
+  }
+
+  /** A request's replay (--lag): sent, its reply header and its ANSWER frames received. */
+  function replay(x: Replay, at: number): void {
+    r.send(x.out);
+    r.onReplyBytes(x.header, at);
+    if (comparer !== null) deliver(x.frames, at);
+  }
+}
+
+/** `--lag`'s frames waiting for their replay, in one buffer (at most LAG of them live). */
+const LAG_WIRE = new Uint8Array(LAG > 0 ? Math.max(1 << 20, (LAG + 64 * FLOWS) * 2048) : 0);
+let lagAt = 0;
+
+function keepFrame(fr: Uint8Array): Uint8Array {
+  if (lagAt + fr.length > LAG_WIRE.length) lagAt = 0;
+  LAG_WIRE.set(fr, lagAt);
+  return LAG_WIRE.subarray(lagAt, lagAt += fr.length);
+}
+
+/** A request's replay waiting behind the capture (`--lag`). */
+interface Replay {
+  out: OutSegment;
+  header: Uint8Array;
+  frames: Uint8Array[];
 }
 
 /**

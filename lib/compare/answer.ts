@@ -297,6 +297,17 @@ export class AnswerAccumulator {
     return this.finishSwap(spare, timedOut, into, true);
   }
 
+  /**
+   * Like {@link finishSwapHeld}, without a swap: the summary's first bytes are `view`, bytes
+   * equal to this answer's ({@link sameFirstBytes}) kept elsewhere (tcpcopy: an earlier turn's
+   * online answer on the same connection, the same bytes again); the accumulator keeps its
+   * buffer. `into` as for {@link finishSwap}.
+   */
+  finishHeldAs(view: Uint8Array, timedOut = false, into?: AnswerSummary | null): AnswerSummary {
+    if (!this.held) throw new Error("finishHeldAs: the answer is not held unparsed");
+    return this.#summary(view, timedOut, into ?? undefined, HELD);
+  }
+
   /** True when `b` holds exactly this answer's first bytes so far. */
   sameFirstBytes(b: Uint8Array): boolean {
     return sameBytes(this.#first, 0, this.#firstLen, b, 0, b.length);

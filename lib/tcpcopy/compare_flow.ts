@@ -36,6 +36,13 @@ export interface SegmentView {
   flags: number;
   /** The payload bytes (a view, valid during the call). */
   payload: Uint8Array;
+  /**
+   * Where the payload starts in `payload` and how long it is (default 0 and the rest of
+   * `payload`): the replicator hands over the captured frame itself with its payload's place,
+   * so an online answer packet costs no view (read by `FlowCompare.onServer` only).
+   */
+  payloadFrom?: number;
+  payloadLength?: number;
 }
 
 /** One turn waiting for its verdict. */
@@ -47,9 +54,13 @@ export interface PendingTurn {
   end: number;
   /** The client's online ACK on the request: where its online answer starts. */
   ack: number;
-  /** The request's first bytes (at most {@link HEAD_KEEP}): a view of `headBuf`. */
-  head: Uint8Array;
-  /** The pooled {@link HEAD_KEEP}-byte buffer `head` lives in (the host recycles it). */
+  /**
+   * How many of the request's first bytes `headBuf` holds (at most {@link HEAD_KEEP}); a view
+   * of them ({@link turnHead}) is made only when a verdict needs it (a mismatch, a record): a
+   * view per pending turn was a tenth of its heap (~110 of ~980 bytes) and lived as long.
+   */
+  headLen: number;
+  /** The pooled {@link HEAD_KEEP}-byte buffer the request's first bytes live in (recycled). */
   headBuf: Uint8Array;
   /** `requestProto(head)`, sniffed while the head is fresh (for `auto` at the verdict). */
   proto: Proto | null;
@@ -60,6 +71,12 @@ export interface PendingTurn {
   onlineBuf: Uint8Array | null;
   /** The pooled buffer the target answer's first bytes live in (null: none, or shared). */
   targetBuf: Uint8Array | null;
+  /**
+   * A later turn's online answer was given this turn's online first bytes (the same bytes: a
+   * connection repeating an answer): when this turn leaves, the buffer they live in goes to
+   * the first pending turn still showing them (`FlowCompare.#handOver`), not to the pool.
+   */
+  shared: boolean;
   /** Capture time (ms) of the request's last segment. */
   lastSegMs: number;
   /** The online answer: undefined while open, null when the online server sent nothing. */
@@ -105,6 +122,12 @@ export interface FlowHost {
   release(acc: AnswerAccumulator): void;
   /** A turn was not kept (over budget). */
   skipped(): void;
+  /**
+   * A turn's online answer equal to the connection's previous one (still pending) shares that
+   * one's first bytes instead of keeping its own buffer (false: never; tests hold the two ways
+   * to each other).
+   */
+  readonly shareOnline: boolean;
   /** A {@link HEAD_KEEP}-byte buffer for a request head (pooled). */
   headBuffer(): Uint8Array;
   /** A buffer of the accumulators' length for an online answer's first bytes (pooled). */
@@ -147,11 +170,12 @@ function newTurn(): PendingTurn {
     start: Number.NaN,
     end: Number.NaN,
     ack: Number.NaN,
-    head: NO_BYTES,
+    headLen: -1,
     headBuf: NO_BYTES,
     proto: "bytes",
     onlineBuf: NO_BYTES,
     targetBuf: NO_BYTES,
+    shared: true,
     lastSegMs: -1,
     online: null,
     onlineHeld: true,
@@ -166,6 +190,16 @@ function newTurn(): PendingTurn {
     targetAt: -1,
     cost: -1,
   };
+}
+
+/** The request's first bytes kept by turn `t` (a view of its pooled buffer, valid until it leaves). */
+export function turnHead(t: PendingTurn): Uint8Array {
+  return prefixView(t.headBuf, t.headLen);
+}
+
+/** `view` starts where `buf` starts (a prefix view of it). */
+function sameStart(view: Uint8Array, buf: Uint8Array): boolean {
+  return view.buffer === buf.buffer && view.byteOffset === buf.byteOffset;
 }
 
 /** `dst` = `src` with an address the flow may keep (`internAddr`: shared, never changed). */
@@ -245,6 +279,11 @@ export class FlowCompare {
   #srvHeldBytes = 0;
   #acc: AnswerAccumulator | null = null;
   #accStarted = false;
+  /**
+   * The newest pending turn whose online answer has first bytes (its own buffer's or shared):
+   * the next online answer with the same bytes shares them (null: none, or it left).
+   */
+  #lastOnline: PendingTurn | null = null;
   /** Engine time of the open answer's last byte (NaN: none yet). */
   lastAnswerAt = Number.NaN;
 
@@ -288,6 +327,7 @@ export class FlowCompare {
     this.#lastAck = 0;
     this.#srvHeldBytes = 0;
     this.#accStarted = false;
+    this.#lastOnline = null;
     this.lastAnswerAt = Number.NaN;
   }
 
@@ -327,8 +367,11 @@ export class FlowCompare {
       if (this.#srvNext === undefined) this.#srvNext = seqAdd(s.seq, 1);
       return;
     }
-    const len = s.payload.length;
-    if (len > 0 && this.#srvNext !== undefined) this.#serverData(s, atMs, now);
+    const from = s.payloadFrom ?? 0;
+    const len = s.payloadLength ?? s.payload.length - from;
+    if (len > 0 && this.#srvNext !== undefined) {
+      this.#serverData(s.seq, s.ack, s.flags, s.payload, from, from + len, atMs, now);
+    }
     if (s.flags & (0x01 | 0x04)) {
       this.serverClosed = true;
       const open = this.open;
@@ -416,8 +459,8 @@ export class FlowCompare {
     if (this.#acc === null) this.#acc = this.host.acquire();
     if (this.#acc === null || !this.host.reserve(cost)) return this.#skipOpen();
     const headBuf = this.host.headBuffer();
-    headBuf.set(from === 0 && headLen === data.length ? data : data.subarray(from, from + headLen));
-    const head = prefixView(headBuf, headLen);
+    const whole = from === 0 && headLen === data.length; // (the request's segment is its head)
+    headBuf.set(whole ? data : data.subarray(from, from + headLen));
     const sentMs = this.sentMax !== undefined && seqLe(end, this.sentMax) ? now : Number.NaN;
     // a turn object whose verdict was given is reused (its number fields keep their boxes: a
     // fresh turn allocates one per NaN/fractional time); a new one is filled the same way
@@ -426,10 +469,11 @@ export class FlowCompare {
     t.start = start;
     t.end = end;
     t.ack = ack;
-    t.head = head;
+    t.headLen = headLen;
     t.headBuf = headBuf;
-    t.proto = requestProto(head);
+    t.proto = requestProto(whole ? data : prefixView(headBuf, headLen));
     t.onlineBuf = t.targetBuf = null;
+    t.shared = false;
     t.lastSegMs = atMs;
     t.online = undefined;
     t.onlineHeld = false;
@@ -452,13 +496,13 @@ export class FlowCompare {
   }
 
   #extendHead(t: PendingTurn, data: Uint8Array, from: number): void {
-    const have = t.head.length;
+    const have = t.headLen;
     const room = t.headBuf.length - have; // 0 once the turn is gone (its buffer recycled)
     if (room <= 0) return;
     const more = data.subarray(from, from + room);
     t.headBuf.set(more, have);
-    t.head = prefixView(t.headBuf, have + more.length);
-    t.proto = requestProto(t.head);
+    t.headLen = have + more.length;
+    t.proto = requestProto(turnHead(t));
   }
 
   #pullClient(now: number): void {
@@ -489,39 +533,57 @@ export class FlowCompare {
     list.splice(i, 0, h);
   }
 
-  #serverData(s: SegmentView, atMs: number, now: number): void {
+  /** Server payload `data[from, to)` at sequence number `seq`. */
+  #serverData(
+    seq: number,
+    ack: number,
+    flags: number,
+    data: Uint8Array,
+    from: number,
+    to: number,
+    atMs: number,
+    now: number,
+  ): void {
     const next = this.#srvNext!;
-    const data = s.payload;
-    const end = seqAdd(s.seq, data.length);
+    const end = seqAdd(seq, to - from);
     if (seqLe(end, next)) return; // retransmission
-    if (seqLt(next, s.seq)) {
-      this.#holdServer(s, atMs, now);
+    if (seqLt(next, seq)) {
+      this.#holdServer(seq, ack, flags, data, from, to, atMs, now);
       return;
     }
-    this.#answerBytes(data, seqSub(next, s.seq), atMs, now);
+    this.#answerBytes(data, from + seqSub(next, seq), to, atMs, now);
     this.#srvNext = end;
     this.#pullServer(now);
   }
 
-  #holdServer(s: SegmentView, atMs: number, now: number): void {
-    const d = s.payload;
-    if (this.#srvHeld.length >= MAX_HELD || this.#srvHeldBytes + d.length > MAX_HELD_BYTES) {
+  #holdServer(
+    seq: number,
+    ack: number,
+    flags: number,
+    data: Uint8Array,
+    from: number,
+    to: number,
+    atMs: number,
+    now: number,
+  ): void {
+    const len = to - from;
+    if (this.#srvHeld.length >= MAX_HELD || this.#srvHeldBytes + len > MAX_HELD_BYTES) {
       // The hole will not fill in time: its bytes are a gap, the held ones follow it.
-      const first = this.#srvHeld.length > 0 && seqLt(this.#srvHeld[0].seq, s.seq)
+      const first = this.#srvHeld.length > 0 && seqLt(this.#srvHeld[0].seq, seq)
         ? this.#srvHeld[0].seq
-        : s.seq;
+        : seq;
       this.#answerGap(seqSub(first, this.#srvNext!), now);
       this.#srvNext = first;
       this.#pullServer(now);
-      if (seqLt(this.#srvNext!, s.seq)) {
-        this.#answerGap(seqSub(s.seq, this.#srvNext!), now);
-        this.#srvNext = s.seq;
+      if (seqLt(this.#srvNext!, seq)) {
+        this.#answerGap(seqSub(seq, this.#srvNext!), now);
+        this.#srvNext = seq;
       }
-      this.#serverData(s, atMs, now);
+      this.#serverData(seq, ack, flags, data, from, to, atMs, now);
       return;
     }
-    this.#hold(this.#srvHeld, { seq: s.seq, ack: s.ack, flags: s.flags, atMs, data: d.slice() });
-    this.#srvHeldBytes += d.length;
+    this.#hold(this.#srvHeld, { seq, ack, flags, atMs, data: data.slice(from, to) });
+    this.#srvHeldBytes += len;
   }
 
   #pullServer(now: number): void {
@@ -532,13 +594,13 @@ export class FlowCompare {
       const end = seqAdd(h.seq, h.data.length);
       const next = this.#srvNext!;
       if (seqLe(end, next)) continue;
-      this.#answerBytes(h.data, seqSub(next, h.seq), h.atMs, now);
+      this.#answerBytes(h.data, seqSub(next, h.seq), h.data.length, h.atMs, now);
       this.#srvNext = end;
     }
   }
 
-  /** In-order answer bytes for the open turn (nothing before the first request). */
-  #answerBytes(data: Uint8Array, from: number, atMs: number, now: number): void {
+  /** In-order answer bytes `data[from, to)` for the open turn (nothing before the first request). */
+  #answerBytes(data: Uint8Array, from: number, to: number, atMs: number, now: number): void {
     const t = this.open;
     const acc = this.#acc;
     if (t === null || this.openSkipped || t.online !== undefined || acc === null) return;
@@ -546,7 +608,7 @@ export class FlowCompare {
       acc.reset(t.lastSegMs);
       this.#accStarted = true;
     }
-    acc.push(data, atMs, from);
+    acc.push(data, atMs, from, to);
     this.lastAnswerAt = now;
   }
 
@@ -585,6 +647,16 @@ export class FlowCompare {
         // byte comparison is one identity test; a whole answer held unparsed (lazy) takes
         // the target's digest (the same bytes) and is never parsed here
         t.online = acc.finishShared(target, timedOut, t.spareOnline);
+      } else if (this.#sameAsLast(acc)) {
+        // the previous pending turn's online answer had these very bytes (a keep-alive load
+        // repeating itself while the replay lags): shared, no buffer handed over; the first
+        // one's buffer stays with whichever turn showing them is pending (#handOver)
+        const last = this.#lastOnline!, prev = last.online!;
+        last.shared = true;
+        t.onlineHeld = acc.held;
+        t.online = t.onlineHeld
+          ? acc.finishHeldAs(prev.firstBytes, timedOut, t.spareOnline)
+          : acc.finishShared(prev, timedOut, t.spareOnline);
       } else {
         // the accumulator's buffer goes with the turn, a pooled one takes its place (no copy);
         // a whole answer held unparsed stays so until its verdict (most turns of a replay
@@ -609,6 +681,38 @@ export class FlowCompare {
         t.onlineHeld = false;
         t.online.firstBytes = t.online.firstBytes.subarray(0, 0);
       }
+      if (t.online.firstBytes.length > 0 && t.headBuf !== NO_BYTES) this.#lastOnline = t;
+    }
+  }
+
+  /** The open answer has the first bytes of {@link #lastOnline}'s (and sharing is on). */
+  #sameAsLast(acc: AnswerAccumulator): boolean {
+    const last = this.#lastOnline;
+    if (last === null || !this.host.shareOnline) return false;
+    const prev = last.online;
+    return prev !== null && prev !== undefined && prev.firstBytes.length > 0 &&
+      acc.sameFirstBytes(prev.firstBytes);
+  }
+
+  /**
+   * `t` leaves and a later turn was given its online first bytes: the buffer they live in (its
+   * online or its target buffer) goes to the first pending turn still showing them.
+   */
+  #handOver(t: PendingTurn): void {
+    const v = t.online?.firstBytes;
+    if (v === undefined || v.length === 0) return;
+    const p = this.pending;
+    for (let i = 0; i < p.length; i++) {
+      const u = p[i];
+      if (u === t || u.online?.firstBytes !== v) continue;
+      if (t.onlineBuf !== null && sameStart(v, t.onlineBuf)) {
+        u.onlineBuf = t.onlineBuf;
+        t.onlineBuf = null;
+      } else if (t.targetBuf !== null && sameStart(v, t.targetBuf)) {
+        u.onlineBuf = t.targetBuf;
+        t.targetBuf = null;
+      } // (else t showed another turn's bytes: that turn's buffer, handed over when it leaves)
+      return;
     }
   }
 
@@ -628,7 +732,11 @@ export class FlowCompare {
     // first turn ending after `end`, stamp the unsent ones before it (a target that lags
     // leaves hundreds of turns unsent: no walk over them per segment).
     const p = this.pending;
-    let lo = 0, hi = p.length;
+    const n = p.length;
+    if (n === 0 || !seqLe(p[0].end, end)) return; // (nothing sent yet: no turn to stamp)
+    // (the newest turn, when the replay keeps up: no search through the others' objects)
+    let lo = 1, hi = n;
+    if (seqLe(p[n - 1].end, end)) lo = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (seqLe(p[mid].end, end)) lo = mid + 1;
@@ -675,7 +783,14 @@ export class FlowCompare {
    */
   turnFor(ack: number): PendingTurn | null {
     const p = this.pending;
-    let lo = 0, hi = p.length; // the first turn that starts at or after ack is at lo
+    const n = p.length;
+    // the first turn that starts at or after ack is at lo; answers come in order, so it is
+    // mostly the oldest turn's successor, or past the newest (a skipped turn's answer): both
+    // are tried before a search through the turn objects (cold when thousands wait)
+    if (n === 0 || !seqLt(p[0].start, ack)) return null;
+    let lo = 1, hi = n;
+    if (n === 1 || !seqLt(p[1].start, ack)) hi = 1;
+    else if (seqLt(p[n - 1].start, ack)) lo = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (seqLt(p[mid].start, ack)) lo = mid + 1;
@@ -705,8 +820,11 @@ export class FlowCompare {
 
   /** Gives `t`'s buffers back; a late write to the turn (none is expected) then goes nowhere. */
   #recycle(t: PendingTurn): void {
+    if (t.shared) this.#handOver(t);
+    if (t === this.#lastOnline) this.#lastOnline = null;
     this.host.recycle(t);
-    t.head = t.headBuf = NO_BYTES;
+    t.headBuf = NO_BYTES;
+    t.headLen = 0;
     t.onlineBuf = t.targetBuf = null;
     // reused for a later turn of this flow, unless it is still the open one (late bytes of
     // its request may still come and must go nowhere); its summaries (nobody keeps them
@@ -748,5 +866,6 @@ export class FlowCompare {
     this.#srvHeld.length = 0;
     this.#cliHeld.length = 0;
     this.#srvHeldBytes = 0;
+    this.#lastOnline = null;
   }
 }

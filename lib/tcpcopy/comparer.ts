@@ -39,6 +39,7 @@ import type { TopEntry } from "../compare/topk.ts";
 import { TupleMap } from "../engine/tuple_map.ts";
 import { seqLt } from "../wire/seq.ts";
 import { BufferPool } from "./buffer_pool.ts";
+import { VerdictMemo } from "./verdict_memo.ts";
 import { addrText } from "../engine/endpoint.ts";
 import type { Endpoint } from "../engine/segment.ts";
 import {
@@ -49,6 +50,7 @@ import {
   ownInto,
   type PendingTurn,
   type SegmentView,
+  turnHead,
 } from "./compare_flow.ts";
 
 /** How often `tick` should run (ms). */
@@ -122,6 +124,16 @@ export interface ComparerOptions {
    * the tick's). Default true.
    */
   earlyVerdicts?: boolean;
+  /**
+   * False: every verdict from its comparator, none from the last one's (see verdict_memo.ts;
+   * tests hold the two to each other). Default true.
+   */
+  verdictMemo?: boolean;
+  /**
+   * False: every online answer keeps its own first bytes, none shares the previous turn's
+   * equal ones ({@link FlowHost.shareOnline}; tests hold the two ways to each other). Default true.
+   */
+  shareOnline?: boolean;
   /** Deadlines, for tests. */
   turnTimeoutMs?: number;
   onlineQuietMs?: number;
@@ -166,8 +178,12 @@ export class Comparer implements FlowHost {
   #pendingTurns = 0;
   #nextSession = 1;
   readonly #early: boolean;
+  /** The last comparator verdict and its inputs (null: `verdictMemo: false`). */
+  readonly #memo: VerdictMemo | null;
   /** See {@link FlowHost.maxPendingTurns}. */
   readonly maxPendingTurns: number;
+  /** See {@link FlowHost.shareOnline}. */
+  readonly shareOnline: boolean;
 
   constructor(readonly opts: ComparerOptions) {
     this.maxPendingTurns = opts.maxPendingTurns ?? MAX_PENDING_TURNS;
@@ -175,6 +191,8 @@ export class Comparer implements FlowHost {
     this.#firsts = new BufferPool(opts.firstBytes, poolMax(opts.firstBytes));
     this.#compare = { proto: opts.proto, ignoreHeaders: opts.ignoreHeaders };
     this.#early = opts.earlyVerdicts ?? true;
+    this.shareOnline = opts.shareOnline ?? true;
+    this.#memo = (opts.verdictMemo ?? true) ? new VerdictMemo(opts.firstBytes) : null;
   }
 
   /** The digest mode and first-bytes count to ask intercept for (the tunnel option). */
@@ -574,9 +592,15 @@ export class Comparer implements FlowHost {
       return;
     }
     if (online !== null && t.onlineHeld) {
-      // (held unparsed until now: the target's values when it shares the same whole answer)
+      // (held unparsed until now: the target's values when it shares the same whole answer,
+      // else the last compared online answer's when it was the same bytes, else parsed here)
       t.onlineHeld = false;
-      this.completeHeld(online, target);
+      const memo = this.#memo;
+      if (
+        memo === null ||
+        (target !== null && online.firstBytes === target.firstBytes) ||
+        !memo.completeHeld(online)
+      ) this.completeHeld(online, target);
     }
     if (target !== null) {
       // (the turn's own summary, made by #merge: completed in place)
@@ -598,16 +622,28 @@ export class Comparer implements FlowHost {
     const base = Number.isNaN(t.sentMs) ? t.onlineAt : t.sentMs;
     const targetTimedOut = target === null &&
       (now - base >= timeout || (final && !Number.isNaN(t.sentMs) && f.session !== null));
-    const verdict = compareTurn(
-      { request: t.head, requestProto: t.proto, online, target, targetTimedOut },
-      this.#compare,
-    );
+    // the last comparator verdict when this turn brings the same two answers (keep-alive loads
+    // repeat themselves: answers that differ only in a Date header, turn after turn)
+    const memo = this.#memo;
+    let verdict = online !== null && target !== null && memo !== null
+      ? memo.verdictFor(t.proto, online, target)
+      : null;
+    if (verdict === null) {
+      verdict = compareTurn(
+        // (the request's protocol was sniffed when the turn opened: its head is not read)
+        { request: null, requestProto: t.proto, online, target, targetTimedOut },
+        this.#compare,
+      );
+      if (online !== null && target !== null && memo !== null) {
+        memo.keep(t.proto, online, target, verdict);
+      }
+    }
     // the request key names mismatches only (top list): not built for matches
     this.stats.add(
       verdict.result,
       online,
       target,
-      verdict.result.match ? "" : requestKey(t.head),
+      verdict.result.match ? "" : requestKey(turnHead(t)),
     );
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
@@ -616,7 +652,7 @@ export class Comparer implements FlowHost {
         session: f.sessionId,
         turn: t.index,
         proto: verdict.proto,
-        request: t.head,
+        request: turnHead(t),
         online,
         target,
         result: verdict.result,

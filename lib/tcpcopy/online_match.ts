@@ -19,6 +19,11 @@ const ANY = new Uint8Array(0);
 /** See the module comment. */
 export class OnlineMatcher {
   readonly #online: readonly Online[];
+  /**
+   * Every transfer's online port (-1 past the transfers): a captured packet is first told
+   * apart by its ports, no endpoint object read (`isAnswer` runs for every captured packet).
+   */
+  readonly #ports: Int32Array;
 
   constructor(transfers: readonly Transfer[]) {
     this.#online = transfers.map((t) => {
@@ -26,12 +31,16 @@ export class OnlineMatcher {
       const any = a === "" || a === "0.0.0.0" || a === "::";
       return { addr: any ? ANY : endpointOf(a, 0).addr, port: t.online.port };
     });
+    this.#ports = Int32Array.from(this.#online, (o) => o.port);
   }
 
   /** `addr:port` is an online endpoint of a transfer. */
   matches(addr: Uint8Array, port: number): boolean {
-    for (const o of this.#online) {
-      if (o.port === port && (o.addr.length === 0 || sameAddr(o.addr, addr))) return true;
+    const ports = this.#ports;
+    for (let i = 0; i < ports.length; i++) {
+      if (ports[i] !== port) continue;
+      const a = this.#online[i].addr;
+      if (a.length === 0 || sameAddr(a, addr)) return true;
     }
     return false;
   }

@@ -156,7 +156,14 @@ export class Replicator implements EngineOutput {
   // Reused for every answer packet handed to the comparer.
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
-  readonly #ansSeg: SegmentView = { seq: 0, ack: 0, flags: 0, payload: EMPTY };
+  readonly #ansSeg: SegmentView = {
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    payload: EMPTY,
+    payloadFrom: 0,
+    payloadLength: 0,
+  };
   // Reused for every server packet handed to module sessions.
   readonly #modSeg: CapturedSegment = emptyCapturedSegment();
 
@@ -262,8 +269,11 @@ export class Replicator implements EngineOutput {
     s.seq = p.seq;
     s.ack = p.ack;
     s.flags = p.flags;
-    // (no view for a pure ACK: most of the server's packets on short connections)
-    s.payload = p.payloadTruncated || p.capturedPayloadLength === 0 ? EMPTY : p.payload();
+    // the captured bytes themselves with the payload's place: no view per answer packet (a
+    // cut payload is left to the comparer's gap logic)
+    s.payload = p.bytes;
+    s.payloadFrom = p.payloadOffset;
+    s.payloadLength = p.payloadTruncated ? 0 : p.capturedPayloadLength;
     cmp.onServer(src, dst, s, atMs, nowMs);
   }
 

@@ -217,6 +217,37 @@ Deno.test("an answer held unparsed (finishSwapHeld) is completed to exactly the 
   assert.throws(() => gapped.finishSwapHeld(new Uint8Array(256)));
 });
 
+Deno.test("an answer held unparsed over bytes kept elsewhere (finishHeldAs) is the held summary of its own bytes", () => {
+  const scratch = new AnswerAccumulator({ firstBytes: 256 });
+  for (const text of [PLAIN, CHUNKED, "+OK\r\n", "\x00\x01binary"]) {
+    for (const timedOut of [false, true]) {
+      const bytes = enc(text).subarray(0, 200);
+      const mk = () => {
+        const acc = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+        acc.reset();
+        acc.push(bytes);
+        return acc;
+      };
+      const own = mk().finishSwapHeld(new Uint8Array(256), timedOut);
+      const elsewhere = bytes.slice(); // (an earlier answer's first bytes: the same bytes)
+      const acc = mk();
+      const buffer = acc.buffer;
+      const s = acc.finishHeldAs(elsewhere, timedOut);
+      assert.equal(s.firstBytes, elsewhere, "the bytes given, not a view of its own buffer");
+      assert.equal(acc.buffer, buffer, "the accumulator keeps its buffer");
+      assert.deepEqual(s, own);
+      completeHeld(s, scratch, null);
+      completeHeld(own, scratch, null);
+      assert.deepEqual(s, own, JSON.stringify(text));
+    }
+  }
+  const gapped = new AnswerAccumulator({ firstBytes: 256, lazy: true });
+  gapped.reset();
+  gapped.push(enc("abc"));
+  gapped.gap(2);
+  assert.throws(() => gapped.finishHeldAs(enc("abc")));
+});
+
 Deno.test("answer: finishView's first bytes follow each answer's length (views kept across answers)", () => {
   const acc = new AnswerAccumulator({ firstBytes: 64, mode: "auto" });
   const answers = [

@@ -496,6 +496,41 @@ Deno.test("pairing: a request head cut across segments is sniffed again as it gr
   assert.equal(rec.request, "GET /cut HTTP/1.1");
 });
 
+Deno.test("pairing: the record's request and the sniffing read every byte of the kept head, in one segment or several", () => {
+  // the turn keeps its head's length and makes a view of it only for a verdict that needs one
+  // (lib/tcpcopy/compare_flow.ts turnHead): short requests, whose last byte decides
+  for (const pieces of [1, 2, 3]) {
+    const r = new Rig();
+    r.open();
+    const texts = ["GET /", "ping 12345", "x".repeat(300)];
+    for (const text of texts) {
+      const start = r.cSeq;
+      const cut = Math.ceil(text.length / pieces);
+      for (let at = 0; at < text.length; at += cut) {
+        r.client(start + at, r.sSeq, text.slice(at, at + cut), r.now);
+      }
+      r.cSeq += text.length;
+      r.sent({ start, end: r.cSeq });
+      r.online(`answer to ${text.slice(0, 5)}\n`, r.now);
+      r.target(r.cSeq, `other answer\n`);
+      r.at(r.now + 1);
+    }
+    r.client(r.cSeq, r.sSeq, "", r.now, FIN | ACK);
+    r.at(r.now + 1);
+    assert.deepEqual(
+      r.records.map((x) => [x.proto, x.request, x.match]),
+      [["http", "GET /", false], ["bytes", "ping 12345", false], ["bytes", "x".repeat(64), false]],
+      `${pieces} piece(s)`,
+    );
+    // (a mismatch's key names the whole head too)
+    assert.deepEqual(r.cmp.top(5).map((e) => e.key).sort(), [
+      "GET /",
+      "ping 12345",
+      "x".repeat(16),
+    ]);
+  }
+});
+
 Deno.test("pairing: a turn gets its verdict before the tick once the target acknowledged the next request", () => {
   const r = new Rig();
   r.open();
