@@ -13,6 +13,7 @@
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *         [--online-first] [--short] [--alloc-sites] [--lag N [--max-pending N]] [--other-date]
+ *         [--decode-all]
  *
  * `--online-first`: each target answer arrives after the flow's next request (the online
  * answer is finished first, as when the replay lags); by default it arrives before.
@@ -22,7 +23,8 @@
  * newest turns are skipped). `--other-date`: the target's answers carry another `Date` header
  * (two servers a second apart, as end to end: the first bytes differ, the comparator runs).
  * `--short`: one request per connection instead (`short1k`'s shape: see `runShort`), tcpcopy's
- * side only. `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
+ * side only. `--decode-all`: every ANSWER frame's summary decoded, also for the answers no pending
+ * turn waits for (the tunnel client's way before `answerWanted`). `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
  * bytes allocated per request by function (both sides and the bench's packet making).
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
@@ -48,6 +50,18 @@ import { LinkType } from "../lib/wire/link.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { AnswerDecoder } from "../lib/tunnel/answer_frame.ts";
+
+/**
+ * One ANSWER frame to the replicator as the tunnel client hands it over: its header decoded,
+ * its summary only when a pending turn waits for it (`--decode-all`: every summary decoded, as
+ * before `answerWanted`).
+ */
+function deliverAnswer(decoder: AnswerDecoder, r: Replicator, fr: Uint8Array, at: number): void {
+  const a = decoder.decodeHead(fr, 4, fr.length - 4, 1024);
+  if (typeof a === "string") throw new Error(a);
+  if (!DECODE_ALL && !r.answerWanted(a)) return;
+  r.onAnswer(decoder.decodeSummary(fr, 4, fr.length - 4), at);
+}
 
 /** Bytes V8 allocated on its heap so far (a counter garbage collections do not change). */
 function allocated(): number {
@@ -75,8 +89,10 @@ const { values } = benchArgs(import.meta.url, {
     lag: { type: "string", default: "0" },
     "max-pending": { type: "string", default: "256" },
     "other-date": { type: "boolean", default: false },
+    "decode-all": { type: "boolean", default: false },
   },
 });
+const DECODE_ALL = values["decode-all"];
 const REQUESTS = Number(values.requests);
 const FLOWS = Number(values.flows);
 const baseline = values.baseline;
@@ -247,9 +263,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   const lag = values["online-first"] ? FLOWS : 0;
   const deliver = (frs: Uint8Array[], at: number) => {
     for (const fr of frs) {
-      const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
-      if (typeof a === "string") throw new Error(a);
-      r.onAnswer(a, at);
+      deliverAnswer(decoder, r, fr, at);
     }
   };
   let bytes = 0; // heap bytes allocated in tcpcopy's calls
@@ -472,9 +486,7 @@ function runShort(): { tcpcopy: number; intercept: number; compared: number; all
       r.onFrame(k.ans, LinkType.EN10MB, now * 1000 + 300, now);
       r.onReplyBytes(k.repHeader, now);
       for (const fr of k.frames) {
-        const a = decoder.decode(fr, 4, fr.length - 4, 1024); // as the tunnel client does
-        if (typeof a === "string") throw new Error(a);
-        r.onAnswer(a, now);
+        deliverAnswer(decoder, r, fr, now);
       }
       r.onFrame(k.fin, LinkType.EN10MB, now * 1000 + 400, now);
       comparer?.onSessionClose(k.c, tgt, now);

@@ -355,6 +355,21 @@ export class Comparer implements FlowHost {
     if (f !== undefined) f.onReply(seq, ack, flags, len, now);
   }
 
+  /**
+   * A target answer as far as its header goes (the tunnel has not decoded its summary yet):
+   * true when a pending turn waits for it (its summary follows through {@link onAnswer}),
+   * false when none does: counted as unpaired here, as {@link onAnswer} would, and its
+   * summary is never decoded (a lagging replay over `--compare-max-pending` skips most turns:
+   * `ka20k` ~17,000 of 20,000, each answer's digest `bigint` and first-bytes view spared).
+   */
+  answerWanted(a: Pick<TargetAnswer, "client" | "target" | "ack">): boolean {
+    const c = a.client, t = a.target;
+    const f = this.#sessions.get(c.addr, c.port, t.addr, t.port);
+    if (f !== undefined && f.turnFor(a.ack) !== null) return true;
+    this.unpaired++;
+    return false;
+  }
+
   /** A target answer summary from the tunnel. */
   onAnswer(a: TargetAnswer, now: number): void {
     const c = a.client, t = a.target;

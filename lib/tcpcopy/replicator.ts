@@ -277,6 +277,14 @@ export class Replicator implements EngineOutput {
     cmp.onServer(src, dst, s, atMs, nowMs);
   }
 
+  /**
+   * A target answer's header from the tunnel (`--compare`): false when no turn waits for it
+   * (counted as unpaired; its summary is not decoded and {@link onAnswer} not called).
+   */
+  answerWanted(a: Pick<TargetAnswer, "client" | "target" | "ack">): boolean {
+    return this.#cmp?.answerWanted(a) ?? false;
+  }
+
   /** A target answer summary from the tunnel (`--compare`). */
   onAnswer(a: TargetAnswer, nowMs: number): void {
     this.#now = nowMs;

@@ -341,6 +341,8 @@ class TcpcopyProcess {
         ...(this.comparer !== null
           ? {
             compare: this.comparer.wanted,
+            // (an answer no pending turn waits for is counted there, its summary not decoded)
+            answerWanted: (head) => !this.stopping && this.replicator.answerWanted(head),
             onAnswer: (answer) => {
               if (!this.stopping) this.replicator.onAnswer(answer, this.clock());
             },

@@ -266,6 +266,24 @@ export function decodeAnswerBody(
 
 /** Fills `a`'s numbers, kind, end and summary fields (not its byte views) from a checked body. */
 function readAnswerFields(b: Uint8Array, at: number, len: number, a: TunnelAnswer): void {
+  readHeadFields(b, at, a);
+  readSummaryFields(b, at, len, a);
+}
+
+/** Fills `a`'s pairing fields (ack, seq, part, end, ports) from a checked body. */
+function readHeadFields(b: Uint8Array, at: number, a: TunnelAnswer): void {
+  const dv = readerOf(b.buffer);
+  const o = b.byteOffset + at;
+  a.ack = dv.getUint32(o + 8);
+  a.seq = dv.getUint32(o + 12);
+  a.part = dv.getUint16(o + 2);
+  a.end = ANSWER_ENDS[b[at] >> 4];
+  a.client.port = dv.getUint16(o + 4);
+  a.target.port = dv.getUint16(o + 6);
+}
+
+/** Fills `a.summary`'s lengths, kind, digest and flags (not its first bytes) from a checked body. */
+function readSummaryFields(b: Uint8Array, at: number, len: number, a: TunnelAnswer): void {
   const flags = b[at];
   const head = (flags & F_V6) !== 0 ? ANSWER_HEADER_V6 : ANSWER_HEADER_V4;
   const dv = readerOf(b.buffer);
@@ -280,12 +298,6 @@ function readAnswerFields(b: Uint8Array, at: number, len: number, a: TunnelAnswe
   s.bodyLength = (flags & F_BODY) !== 0 ? getU48(dv, o + 22) : null;
   s.complete = gap === 0;
   s.truncated = total > len - head;
-  a.ack = dv.getUint32(o + 8);
-  a.seq = dv.getUint32(o + 12);
-  a.part = dv.getUint16(o + 2);
-  a.end = ANSWER_ENDS[flags >> 4];
-  a.client.port = dv.getUint16(o + 4);
-  a.target.port = dv.getUint16(o + 6);
 }
 
 /**
@@ -313,6 +325,18 @@ export class AnswerDecoder {
    * reason it is malformed (as {@link decodeAnswerBody}).
    */
   decode(b: Uint8Array, at: number, len: number, maxFirst: number): TunnelAnswer | string {
+    const a = this.decodeHead(b, at, len, maxFirst);
+    return typeof a === "string" ? a : this.decodeSummary(b, at, len);
+  }
+
+  /**
+   * The first half of {@link decode}: the whole body is checked, but only what pairs the
+   * answer with a turn is read (endpoints, ack, seq, part, end); its summary is left as it was
+   * (the previous answer's) until {@link decodeSummary} with the same bytes. An answer nobody
+   * waits for (its turn was skipped) then costs no digest `bigint` and no view of its first
+   * bytes.
+   */
+  decodeHead(b: Uint8Array, at: number, len: number, maxFirst: number): TunnelAnswer | string {
     const error = answerBodyError(b, at, len, maxFirst);
     if (error !== null) return error;
     const a = this.#answer;
@@ -326,8 +350,16 @@ export class AnswerDecoder {
     }
     a.client.addr = c;
     a.target.addr = t;
+    readHeadFields(b, at, a);
+    return a;
+  }
+
+  /** The second half of {@link decode}: the summary of the body {@link decodeHead} just read. */
+  decodeSummary(b: Uint8Array, at: number, len: number): TunnelAnswer {
+    const a = this.#answer;
+    const alen = (b[at] & F_V6) !== 0 ? 16 : 4;
     a.summary.firstBytes = b.subarray(at + 40 + 2 * alen, at + len);
-    readAnswerFields(b, at, len, a);
+    readSummaryFields(b, at, len, a);
     return a;
   }
 }

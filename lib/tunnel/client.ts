@@ -115,6 +115,12 @@ export interface TunnelClientOptions {
    * indexes `servers`.
    */
   onAnswer?: (answer: TunnelAnswer, server: number) => void;
+  /**
+   * Asked first with each answer as far as its header goes (endpoints, ack, seq, part, end;
+   * its summary is not decoded yet): false skips it, `onAnswer` is not called (the answer is
+   * still counted in `answers`). Absent: every answer goes to `onAnswer`.
+   */
+  answerWanted?: (head: TunnelAnswer) => boolean;
 }
 
 /**
@@ -195,7 +201,13 @@ export class TunnelClient {
     & Required<
       Omit<
         TunnelClientOptions,
-        "onAllDown" | "onReadDone" | "secret" | "instanceId" | "compare" | "onAnswer"
+        | "onAllDown"
+        | "onReadDone"
+        | "secret"
+        | "instanceId"
+        | "compare"
+        | "onAnswer"
+        | "answerWanted"
       >
     >
     & TunnelClientOptions;
@@ -658,6 +670,9 @@ export class TunnelClient {
         this.counters.answers++;
         this.#opts.onAnswer?.(it.answer, l.server);
         break;
+      case "answer-unwanted":
+        this.counters.answers++;
+        break;
       case "answer-malformed": {
         const n = ++this.counters.answersMalformed;
         if (n === 1 || n % 1000 === 0) {
@@ -724,6 +739,7 @@ export class TunnelClient {
     if (l.caps & Cap.ANSWERS) {
       this.#send(l, msg, true);
       l.decoder.answerBytes = this.#opts.compare!.bytes;
+      l.decoder.answerWanted = this.#opts.answerWanted ?? null;
       this.#answers[l.server] = "granted";
       return;
     }

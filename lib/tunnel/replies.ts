@@ -154,8 +154,16 @@ export type ControlItem =
   | { kind: "challenge"; nonce: Uint8Array }
   | { kind: "heartbeat" }
   | { kind: "answer"; answer: TunnelAnswer }
+  /**
+   * An ANSWER frame `answerWanted` turned down by its header (feed() only): well formed, its
+   * summary not decoded (the predicate has done whatever such an answer needs).
+   */
+  | { kind: "answer-unwanted" }
   /** An ANSWER frame whose body is malformed (counted and skipped; the stream goes on). */
   | { kind: "answer-malformed"; reason: string };
+/** The one `answer-unwanted` item (it carries nothing). */
+const UNWANTED_ITEM: ControlItem = { kind: "answer-unwanted" };
+
 /** A decoded intercept -> tcpcopy item. `bytes` start at the IP header. */
 export type ServerItem = { kind: "reply"; bytes: Uint8Array } | ControlItem;
 
@@ -178,6 +186,14 @@ export class ServerStreamDecoder {
    * (one is then a fatal error).
    */
   answerBytes = 0;
+  /**
+   * feed() only: asked with each well-formed ANSWER frame's answer as far as its header goes
+   * (endpoints, ack, seq, part, end: {@link AnswerDecoder.decodeHead}); false delivers an
+   * `answer-unwanted` item instead of the decoded answer (tcpcopy: an answer whose turn is not
+   * pending, most of them when a lagging replay sheds turns, costs no summary decode). Null:
+   * every answer is decoded.
+   */
+  answerWanted: ((head: TunnelAnswer) => boolean) | null = null;
 
   /** True once extension framing is in use. */
   get extensions(): boolean {
@@ -338,11 +354,14 @@ export class ServerStreamDecoder {
         const max = Math.min(this.answerBytes, MAX_COMPARE_BYTES);
         if (!this.#copy) {
           // feed(): one reused answer and item, its first bytes a view into the buffer
-          // (valid during the call): nothing allocated per answer but that view
-          const a = this.#answers.decode(b, body, bodyLen, max);
+          // (valid during the call): nothing allocated per answer but that view; an answer
+          // turned down by its header is not decoded further
+          const a = this.#answers.decodeHead(b, body, bodyLen, max);
           if (typeof a === "string") this.#onControl({ kind: "answer-malformed", reason: a });
-          else {
-            this.#answerItem.answer = a;
+          else if (this.answerWanted !== null && !this.answerWanted(a)) {
+            this.#onControl(UNWANTED_ITEM);
+          } else {
+            this.#answerItem.answer = this.#answers.decodeSummary(b, body, bodyLen);
             this.#onControl(this.#answerItem);
           }
           break;

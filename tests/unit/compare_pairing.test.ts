@@ -35,6 +35,11 @@ class Rig {
   cSeq = ISN_C + 1;
   sSeq = ISN_S + 1;
   tSeq = ISN_T + 1;
+  /**
+   * Answers go through `answerWanted` first, as the tunnel client hands them over (their
+   * summary only to a pending turn); false: straight to `onAnswer`.
+   */
+  headFirst = false;
 
   constructor(opts: Partial<ComparerOptions> = {}) {
     this.cmp = new Comparer({
@@ -111,6 +116,7 @@ class Rig {
       part,
       summary: summarize(enc(text)),
     };
+    if (this.headFirst && !this.cmp.answerWanted(a)) return;
     this.cmp.onAnswer(a, this.now);
   }
 
@@ -474,6 +480,30 @@ Deno.test("pairing: --compare-max-pending above the lag compares every turn; bel
   assert.equal(new Rig().cmp.maxPendingTurns, MAX_PENDING_TURNS);
 });
 
+Deno.test("pairing: answers of skipped turns turned down by their header (answerWanted) give the same verdicts and counts", () => {
+  // lagging replays over and under the cap, with greetings (answers no request ends at): the
+  // answers no pending turn waits for are counted as unpaired by answerWanted, the others
+  // reach onAnswer as before
+  const rnd = mulberry32(1515);
+  let unpaired = 0;
+  for (let run = 0; run < 40; run++) {
+    const lag = 1 + Math.floor(rnd() * 80), cap = 1 + Math.floor(rnd() * 60);
+    const greet = rnd() < 0.5;
+    const play = (headFirst: boolean) => {
+      const r = new Rig({ maxPendingTurns: cap });
+      r.headFirst = headFirst;
+      if (greet) r.answer(ISN_C + 1, r.tSeq, "220 greeting\r\n");
+      laggingReplay(r, lag, 150);
+      const { latencyMs: _l, ...stats } = r.cmp.stats.snapshot();
+      return { records: r.records, stats, unpaired: r.cmp.unpaired };
+    };
+    const direct = play(false);
+    assert.deepEqual(play(true), direct, `run ${run}: lag ${lag}, cap ${cap}`);
+    unpaired += direct.unpaired;
+  }
+  assert.ok(unpaired > 1000, `${unpaired} unpaired answers`);
+});
+
 Deno.test("pairing: a request head cut across segments is sniffed again as it grows (auto)", () => {
   // the comparer sniffs each request once while its bytes are fresh: "GE" alone names no
   // protocol, "GET /cut HTTP/1.1" names HTTP; the answers (not HTTP) would name none
@@ -670,8 +700,9 @@ Deno.test("pairing: early verdicts equal the tick's on random keep-alive exchang
     steps.push({ k: "fin" });
     return steps;
   };
-  const play = (steps: Step[], early: boolean) => {
+  const play = (steps: Step[], early: boolean, headFirst = false) => {
     const r = new Rig({ earlyVerdicts: early });
+    r.headFirst = headFirst;
     r.open();
     const ends: number[] = [];
     let t = 0;
@@ -725,6 +756,8 @@ Deno.test("pairing: early verdicts equal the tick's on random keep-alive exchang
     const steps = script(rnd);
     const a = play(steps, true), b = play(steps, false);
     assert.deepEqual(a, b, `run ${run}: ${JSON.stringify(steps)}`);
+    // answers turned down by their header (no pending turn) give the same verdicts too
+    assert.deepEqual(play(steps, true, true), a, `run ${run}, headFirst`);
     early += a.records.length;
   }
   assert.ok(early > 300, `${early} verdicts`);

@@ -183,6 +183,91 @@ Deno.test("answer frame: the reused decoder agrees with decodeAnswerBody (answer
   }
 });
 
+Deno.test("answer frame: answerWanted turns answers down by their header, the others decoded as without it", () => {
+  // random answers (IPv4/IPv6, texts, acks, parts, ends) and malformed bodies in one stream, fed
+  // in random chunks to a decoder with the predicate and one without
+  let seed = 5;
+  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const v6 = {
+    client: ep([0xfd, ...new Array(14).fill(0), 1], 1),
+    target: ep([0xfd, ...new Array(14).fill(0), 2], 65535),
+  };
+  const texts = ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "x", "", "+OK\r\n", "abcdefgh"];
+  const ends = ["ack", "fin", "quiet"] as const;
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < 400; i++) {
+    const over: Partial<TunnelAnswer> = {
+      ack: rnd(1 << 30) * 4 + rnd(4),
+      seq: rnd(1 << 30),
+      part: rnd(3),
+      end: ends[rnd(3)],
+      ...(rnd(4) === 0 ? v6 : {}),
+    };
+    const f = encodeAnswerFrame(answer(over, texts[rnd(texts.length)]));
+    if (rnd(10) === 0) f[4] |= 8; // a reserved flag: malformed
+    frames.push(f);
+  }
+  const stream = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  frames.reduce((at, f) => (stream.set(f, at), at + f.length), 0);
+  const run = (d: ServerStreamDecoder) => {
+    const items: unknown[] = [];
+    for (let at = 0; at < stream.length;) {
+      const n = 1 + rnd(300);
+      const error = d.feed(stream.subarray(at, at += n), () => assert.fail("no replies"), (it) => {
+        items.push(it.kind === "answer" ? { kind: "answer", answer: ownAnswer(it.answer) } : it);
+      });
+      assert.equal(error, undefined);
+    }
+    return items;
+  };
+  const heads: unknown[] = [];
+  const wanted = answerDecoder(16);
+  wanted.answerWanted = (h) => {
+    heads.push([
+      h.client.addr.slice(),
+      h.client.port,
+      h.target.addr.slice(),
+      h.target.port,
+      h.ack,
+      h.seq,
+      h.part,
+      h.end,
+    ]);
+    return h.ack % 4 !== 0; // (about a quarter turned down, scattered among the others)
+  };
+  const got = run(wanted);
+  const all = run(answerDecoder(16));
+  // what each frame is, from the body decoder of its own (decodeAnswerBody)
+  const headsWant: unknown[] = [];
+  let unwanted = 0;
+  assert.equal(got.length, frames.length);
+  for (const [i, f] of frames.entries()) {
+    const a = decodeAnswerBody(f.subarray(4), 16);
+    if (typeof a === "string") {
+      assert.deepEqual(got[i], { kind: "answer-malformed", reason: a }, `item ${i}`);
+      assert.deepEqual(all[i], got[i], `item ${i}`);
+      continue;
+    }
+    headsWant.push([
+      a.client.addr,
+      a.client.port,
+      a.target.addr,
+      a.target.port,
+      a.ack,
+      a.seq,
+      a.part,
+      a.end,
+    ]);
+    assert.deepEqual(all[i], { kind: "answer", answer: a }, `item ${i} without the predicate`);
+    if (a.ack % 4 === 0) {
+      unwanted++;
+      assert.deepEqual(got[i], { kind: "answer-unwanted" }, `item ${i}`);
+    } else assert.deepEqual(got[i], { kind: "answer", answer: a }, `item ${i}: summary included`);
+  }
+  assert.deepEqual(heads, headsWant, "the predicate saw every well-formed answer's header");
+  assert.ok(unwanted > 50 && unwanted < headsWant.length - 50, `${unwanted} turned down`);
+});
+
 Deno.test("answer frame: a 65536-byte first-bytes answer crosses the stream decoder in any chunking", () => {
   const body = new Uint8Array(70000).map((_, i) => 32 + (i % 90));
   const summary = summarize(body, { firstBytes: MAX_COMPARE_BYTES, mode: "bytes" });
