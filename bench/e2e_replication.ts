@@ -20,8 +20,9 @@
  *
  * Each round builds a fresh lab for each implementation (the order alternates between rounds);
  * rows marked fresh restart tcpcopy and intercept first, `h2` warms up on 10,000 requests first.
- * `--only` picks workloads by id (see bench/e2e_workloads.ts; `paced,burst,single,parallel` are
- * the older rows, run only when named); `--same-processes` runs every round against the same lab
+ * `--only` picks workloads by id (see bench/e2e_workloads.ts; `short1kwarm` (short1k's load after
+ * 10,000 short connections unmeasured: the warm cost) and `paced,burst,single,parallel` (the older
+ * rows) run only when named); `--same-processes` runs every round against the same lab
  * and processes of ours (the older behaviour: later rounds show the warm cost).
  *
  * Profiling (ours): TCPCOPY_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (tcpcopy is stopped

@@ -112,6 +112,24 @@ export const WORKLOADS: readonly Workload[] = [
     load: { kind: "h2load", requests: 20_000, clients: 10, streams: 1, h1: true, rps: 200 },
   },
   {
+    // short1k's load after short1k's own 10 s unmeasured in the same fresh processes: the
+    // cost of short connections once the JIT has compiled their path (short1k's fresh 10 s
+    // include the warm-up; a production tcpcopy runs for days)
+    id: "short1kwarm",
+    name: "10 s of 1,000 short connections/s, warm (after 10,000, fresh processes)",
+    load: {
+      kind: "h2load",
+      requests: 10_000,
+      clients: 10_000,
+      streams: 1,
+      h1: true,
+      connRate: 1000,
+    },
+    fresh: true,
+    warmup: 10_000,
+    extra: true,
+  },
+  {
     id: "paced",
     name: "short connections, 2 at a time (ab -c 2)",
     load: { kind: "ab", requests: 3000, concurrency: 2, keepAlive: false },
