@@ -106,7 +106,8 @@ export const FLAGS: readonly FlagSpec[] = [
     short: "B",
     arg: "MiB",
     help: "Largest kernel capture ring in MiB (default 64): the ring starts at 12 MiB (or this, " +
-      "when smaller) and doubles when it fills or the kernel drops packets.",
+      "when smaller); when it fills up (three quarters, or half when filling fast) a ring as " +
+      "large takes over while the old one is read (twice as large on drops or fast fills).",
     example: "-B 128",
   },
   {

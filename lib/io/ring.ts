@@ -53,9 +53,11 @@ export interface RingOptions extends LiveOptions {
   direction?: CaptureDirection;
   /**
    * The ring starts at `bufferSize`; when a wake-up or a look during a drain finds half of it
-   * waiting, a new ring takes over while the old one is read ({@link nextRingSize}: the same
-   * size, or twice it, up to this many bytes, when the kernel dropped packets, the ring fills
-   * fast or the reader's recent stalls were long) (default: `bufferSize`, a fixed ring).
+   * waiting and its free half would fill soon for the reader's recent stalls, or three
+   * quarters waiting, a new ring takes over while the old one is read ({@link nextRingSize}:
+   * the same size, or twice it, up to this many bytes, when the kernel dropped packets, the
+   * ring fills fast or the reader's recent stalls were long) (default: `bufferSize`, a fixed
+   * ring).
    */
   maxBufferSize?: number;
 }

@@ -158,7 +158,7 @@ export interface RingFill {
   olderBytes?: number;
   /**
    * ms until the free blocks are filled too, at the rate the newest waiting blocks were filled
-   * (Infinity: unknown)
+   * (Infinity: none filled yet; left out: unknown, a ring half full is then added as before)
    */
   roomMs?: number;
   /**
@@ -169,23 +169,46 @@ export interface RingFill {
 }
 
 /**
- * Add a ring when a reader finds at least 1/GROW_FILL of the ring's blocks waiting. Half:
- * held20k's burst (at most 8 MiB ever waiting) grew a quarter-rule ring 12 -> 24 -> 48 MiB; at
- * a half the next ring starts with all its room while the reader catches up on the old one.
+ * A ring may be added when a reader finds at least 1/GROW_FILL of the ring's blocks waiting
+ * (half; the quarter rule grew held20k's ring 12 -> 24 -> 48 MiB for at most 8 MiB ever
+ * waiting), but only when the free half is short of room ({@link WAIT_ROOM_MS},
+ * {@link WAIT_STALLS}); from {@link LATE_FREE} on, always.
  */
 export const GROW_FILL = 2;
 /**
- * A ring whose free half would be full in less than this, at the rate its newest blocks were
- * filled, is replaced by one twice as large: its reader (stalled by a busy CPU or a long
- * collection) would have less than this to catch up. tcpcopy's 12 MiB ring (96 blocks of
- * 128 KiB retired every 20 ms) has at least 48 × 20 ms = 0.96 s left at half full whatever the
- * rate up to ~6 MB/s (abshort's bursts: a ring as large); tests/e2e/io_ring.test.ts's 1 MiB
- * ring, flooded, would be full within milliseconds (it doubles, as it did before).
+ * A ring is added whatever the room once at most 1/LATE_FREE of its blocks are free (three
+ * quarters waiting): the backstop when the room estimate (the newest blocks' fill rate, the
+ * reader's past stalls) said the free half would last. A reader that skipped at half with the
+ * free half lasting {@link WAIT_STALLS} stalls still has, at the same rate, the free quarter's
+ * {@link WAIT_STALLS} / 2 stalls to get here, and the new ring's decision (as large or twice)
+ * is the same as at half.
+ */
+export const LATE_FREE = 4;
+/**
+ * At half full (below {@link LATE_FREE}) no ring is added while the free half lasts at least
+ * this long at the rate the newest blocks were filled, and at least {@link WAIT_STALLS} of the
+ * reader's recent stalls. Light traffic (a block per 20 ms retire period) gives tcpcopy's 12
+ * MiB start ring 48 × 20 = 960 ms at half; held10k's second requests found 50 of 96 blocks
+ * waiting with 785 ms left and a 75 ms longest stall, and the ring added then (same size, 12
+ * MiB more mapped: tcpcopy's peak 94–100 MiB instead of 84–88) was never needed.
+ */
+export const WAIT_ROOM_MS = 750;
+/** See {@link WAIT_ROOM_MS}: the free half must last this many of the reader's recent stalls. */
+export const WAIT_STALLS = 8;
+/**
+ * A ring whose half would be full in less than this, at the rate its newest blocks were
+ * filled (the time left to its free blocks scaled to half the ring: at half full, the free
+ * half's; at three quarters, twice the free quarter's, as the new ring as large starts empty),
+ * is replaced by one twice as large: its reader (stalled by a busy CPU or a long collection)
+ * would have less than this to catch up. tcpcopy's 12 MiB ring (96 blocks of 128 KiB retired
+ * every 20 ms) has at least 48 × 20 ms = 0.96 s per half whatever the rate up to ~6 MB/s
+ * (abshort's bursts: a ring as large); tests/e2e/io_ring.test.ts's 1 MiB ring, flooded, would
+ * be full within milliseconds (it doubles, as it did before).
  */
 export const MIN_ROOM_MS = 500;
 /**
- * The new ring is twice as large when the current one's free half would be full within this
- * many of the reader's recent stalls ({@link RingFill.stallMs}): a new ring as large gives the
+ * The new ring is twice as large when half the ring would be full ({@link MIN_ROOM_MS}) within
+ * this many of the reader's recent stalls ({@link RingFill.stallMs}): a new ring as large gives the
  * reader that long per stall before the next switch must have happened.
  */
 export const STALL_ROOMS = 2;
@@ -202,28 +225,38 @@ export const SHRINK_AFTER_MS = 10_000;
 
 /**
  * The size of the ring that should replace the current one now, or 0 to keep it. When half of
- * the blocks wait to be read (the reader checks at every wake-up and every drain step, so a
- * reader slowed down by a busy CPU adds room while the kernel still has half of the ring to
- * fill), a new ring of the same size takes the packets from then on while the reader catches
- * up on the old one, which is closed once drained; a reader that stays behind adds rings of
- * that size one after the other (they are read oldest first), so the rings mapped follow the
- * backlog in steps of one ring, and each is unmapped as soon as it is read. The new ring is
- * twice as large (at most `maxSize`) only when the kernel dropped packets or when the current
- * ring's free half would be full within {@link MIN_ROOM_MS} or within {@link STALL_ROOMS} of
- * the reader's recent stalls: a ring as large would leave it too little time per stall.
- * (Formerly a quarter of the new ring waiting while an older one was read doubled it: abshort
- * and held20k then mapped 12 + 24 + 48 = 84 MiB of rings for at most 8–12 MiB ever waiting.)
- * No new ring while the rings mapped would exceed 2 × `maxSize` (what a doubling ring could have
- * mapped at most: an old ring below the maximum and a new one at it). A grown ring that never
- * had 1/16 of it waiting for {@link SHRINK_AFTER_MS} halves, down to `minSize`. A ring of
- * `minSize` = `maxSize` is fixed.
+ * the blocks wait to be read and the free half would be full within {@link WAIT_ROOM_MS} or
+ * {@link WAIT_STALLS} of the reader's recent stalls, or when three quarters wait
+ * ({@link LATE_FREE}) whatever the room (the reader checks at every wake-up and every drain
+ * step, so a reader slowed down by a busy CPU adds room while the kernel still has a part of
+ * the ring to fill), a new ring of the same size takes the packets from then on while the
+ * reader catches up on the old one, which is closed once drained; a reader that stays behind
+ * adds rings of that size one after the other (they are read oldest first), so the rings
+ * mapped follow the backlog in steps of one ring, and each is unmapped as soon as it is read.
+ * (Formerly a ring was added at half full whatever the room: held10k's second requests mapped
+ * 12 MiB more for a free half 785 ms from full and a reader stalling 75 ms at most.) The new
+ * ring is twice as large (at most `maxSize`) only when the kernel dropped packets or when half
+ * the ring would be full, at the newest blocks' rate, within {@link MIN_ROOM_MS} or within
+ * {@link STALL_ROOMS} of the reader's recent stalls: a ring as large would leave it too little
+ * time per stall. (Formerly a quarter of the new ring waiting while an older one was read
+ * doubled it: abshort and held20k then mapped 12 + 24 + 48 = 84 MiB of rings for at most 8–12
+ * MiB ever waiting.) No new ring while the rings mapped would exceed 2 × `maxSize` (what a
+ * doubling ring could have mapped at most: an old ring below the maximum and a new one at it).
+ * A grown ring that never had 1/16 of it waiting for {@link SHRINK_AFTER_MS} halves, down to
+ * `minSize`. A ring of `minSize` = `maxSize` is fixed.
  */
 export function nextRingSize(f: RingFill): number {
   if (f.minSize >= f.maxSize) return 0;
   if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
     if (f.size >= f.maxSize) return 0;
-    const needMs = Math.max(MIN_ROOM_MS, STALL_ROOMS * (f.stallMs ?? 0));
-    const double = f.losing || (f.roomMs ?? Infinity) < needMs;
+    const stall = f.stallMs ?? 0, room = f.roomMs;
+    const late = (f.blockCount - f.readyBlocks) * LATE_FREE <= f.blockCount;
+    const roomy = room !== undefined && room >= Math.max(WAIT_ROOM_MS, WAIT_STALLS * stall);
+    if (!f.losing && !late && roomy) return 0;
+    // the time half a ring takes to fill at this rate: the new ring's room at the next switch
+    const free = f.blockCount - f.readyBlocks;
+    const halfMs = free > 0 ? ((room ?? Infinity) * f.blockCount) / (2 * free) : 0;
+    const double = f.losing || halfMs < Math.max(MIN_ROOM_MS, STALL_ROOMS * stall);
     const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;
     return (f.olderBytes ?? 0) + f.size + next > f.maxSize * 2 ? 0 : next;
   }

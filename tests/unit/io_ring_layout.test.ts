@@ -25,6 +25,8 @@ import {
   TP_STATUS_LOSING,
   TP_STATUS_USER,
   tpacketReq3,
+  WAIT_ROOM_MS,
+  WAIT_STALLS,
 } from "../../lib/io/ring_layout.ts";
 import { mulberry32 } from "../helpers/prng.ts";
 
@@ -276,6 +278,87 @@ Deno.test("growth: a ring as large at half full, twice as large on drops, fast f
   );
 });
 
+Deno.test("growth at half full waits while the free half lasts; three quarters, short room or drops still add a ring", () => {
+  // tcpcopy's start ring: 96 blocks of 128 KiB, 12 MiB, up to 64 MiB
+  const ring = {
+    readyBlocks: 50,
+    blockCount: 96,
+    losing: false,
+    size: 12 << 20,
+    minSize: 12 << 20,
+    maxSize: 64 << 20,
+    quietMs: 0,
+  };
+  // held10k's second requests (main's rule added 12 MiB here; the backlog went no further)
+  const held10k = { ...ring, roomMs: 785, stallMs: 75 };
+  assert.equal(nextRingSize(held10k), 0, "50/96 waiting, 785 ms of room, 75 ms stalls: wait");
+  assert.equal(
+    nextRingSize({ ...ring, readyBlocks: 48, roomMs: 48 * 20, stallMs: 0 }),
+    0,
+    "light traffic at half (a block per 20 ms retire period): wait",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, readyBlocks: 72, roomMs: 24 * 40 }),
+    12 << 20,
+    "three quarters waiting: a ring as large whatever the room",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, readyBlocks: 71, roomMs: 25 * 40 }),
+    0,
+    "just under three quarters, room enough: wait",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, readyBlocks: 80, roomMs: 16 * 5 }),
+    24 << 20,
+    "three quarters and half a ring full within MIN_ROOM_MS at this rate: twice as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, readyBlocks: 80, roomMs: 16 * 15 }),
+    12 << 20,
+    "the free sixth 240 ms from full, half a ring 720 ms: as large (main doubled)",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: WAIT_ROOM_MS - 1 }),
+    12 << 20,
+    "the free half lasts less than WAIT_ROOM_MS: a ring as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: 1000, stallMs: 1000 / WAIT_STALLS + 1 }),
+    12 << 20,
+    "it lasts less than WAIT_STALLS of the reader's stalls: a ring as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: 1000, stallMs: 1000 / WAIT_STALLS }),
+    0,
+    "it lasts WAIT_STALLS stalls: wait",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: 300, stallMs: 20 }),
+    24 << 20,
+    "a flood (the free half full within MIN_ROOM_MS): twice as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: 900, stallMs: 600 }),
+    24 << 20,
+    "a reader stalling longer than half the room: twice as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, losing: true }),
+    24 << 20,
+    "drops (a block said LOSING): twice as large, room or not",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, readyBlocks: 3, losing: true }),
+    24 << 20,
+    "drops with the ring nearly empty: twice as large",
+  );
+  assert.equal(
+    nextRingSize({ ...held10k, roomMs: undefined }),
+    12 << 20,
+    "no room estimate: a ring as large at half, as before",
+  );
+});
+
 Deno.test("shrink: a grown ring halves after SHRINK_AFTER_MS quiet, down to its start size only", () => {
   const grown = {
     readyBlocks: 0,
@@ -345,7 +428,8 @@ Deno.test("growth: held20k's burst (8 MiB waiting at most) adds one 12 MiB ring 
 
 Deno.test("growth: a reader that stays behind adds 12 MiB rings one after the other, mapped only until read", () => {
   // A 24 MiB burst arriving faster than the reader reads it (abshort's start on a loaded CPU),
-  // at a fill rate that leaves the free half ~1 s, drain steps 50 ms apart. Each ring holds
+  // at a fill rate that leaves the free half 750 ms, drain steps 50 ms apart, stalls of up to
+  // 100 ms: fewer than WAIT_STALLS of them, so a ring is added at half full. Each ring holds
   // what arrived while it was the current one; the reader reads them oldest first and unmaps
   // each once read.
   const MiB = 1 << 20, block = 128 << 10, arrivePerStep = 0.4 * MiB, readPerStep = 0.25 * MiB;
@@ -374,8 +458,8 @@ Deno.test("growth: a reader that stays behind adds 12 MiB rings one after the ot
       maxSize: 64 * MiB,
       quietMs: 0,
       olderBytes: rings.slice(0, -1).reduce((s, r) => s + r.size, 0),
-      roomMs: 1000,
-      stallMs: 50,
+      roomMs: ((now.size - now.held) / arrivePerStep) * 50,
+      stallMs: 100,
     });
     if (next > 0) rings.push({ size: next, held: 0 });
     mostMapped = Math.max(mostMapped, rings.reduce((s, r) => s + r.size, 0));
@@ -425,8 +509,18 @@ Deno.test("growth: a free half full within MIN_ROOM_MS at the current rate doubl
   assert.equal(nextRingSize({ ...f, roomMs: MIN_ROOM_MS }), 12 << 20, "as large");
   assert.equal(
     nextRingSize({ ...f, roomMs: 1200 }),
+    0,
+    "abshort (a reader behind, the free half 1.2 s from full): wait (main added a ring as large)",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 72, roomMs: 600 }),
     12 << 20,
-    "abshort (a reader behind): as large",
+    "three quarters, the free quarter 0.6 s from full (half a ring 1.2 s): as large",
+  );
+  assert.equal(
+    nextRingSize({ ...f, readyBlocks: 72, roomMs: MIN_ROOM_MS / 2 - 1 }),
+    24 << 20,
+    "three quarters, half a ring would fill within MIN_ROOM_MS: double",
   );
 });
 
