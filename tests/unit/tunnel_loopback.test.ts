@@ -393,3 +393,42 @@ Deno.test("outside a cycle a lone reply still goes out at the flush deadline", a
     await server.close();
   }
 });
+
+Deno.test("route deletions linger until the next urgent message or DEL_LINGER_MS, in order", async () => {
+  const server = quietServer();
+  const client = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port: server.port }],
+    connections: 1,
+    onReply: () => {},
+    log: () => {},
+  });
+  try {
+    await until(() => client.connected === 1, 3000, "connected");
+    for (let p = 1; p <= 4; p++) assert.ok(client.addRoute(ep([10, 0, 0, 1], p), ep(T, 80)));
+    await until(() => server.dispatcher.routes.size === 4, 3000, "4 routes");
+    // 1. deletions alone are held: neither the microtask nor tcpcopy's flush() writes them
+    assert.ok(client.delRoute(ep([10, 0, 0, 1], 1), ep(T, 80)));
+    assert.ok(client.delRoute(ep([10, 0, 0, 1], 2), ep(T, 80)));
+    await Promise.resolve();
+    client.flush();
+    assert.equal(client.unsentBytes, 2 * 14, "two CLIENT_DELs still queued");
+    // 2. an urgent message takes them along, in order: the same tuple deleted then added again
+    assert.ok(client.addRoute(ep([10, 0, 0, 1], 2), ep(T, 80)));
+    client.flush();
+    assert.equal(client.unsentBytes, 0, "deletions left with the CLIENT_ADD");
+    await until(
+      () => server.dispatcher.routes.size === 3,
+      3000,
+      "1 deleted, 2 deleted and re-added",
+    );
+    // 3. deletions alone leave at the linger timer
+    assert.ok(client.delRoute(ep([10, 0, 0, 1], 3), ep(T, 80)));
+    client.flush();
+    assert.equal(client.unsentBytes, 14);
+    await until(() => client.unsentBytes === 0, 3000, "written at DEL_LINGER_MS");
+    await until(() => server.dispatcher.routes.size === 2, 3000, "deleted at the linger timer");
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
