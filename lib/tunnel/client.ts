@@ -153,18 +153,6 @@ export interface ClientCounters {
   rttSamples: number;
 }
 
-/**
- * Longest a route deletion (CLIENT_DEL) waits in a connection's queue for the next message that
- * must leave at once (a CLIENT_ADD, a heartbeat), so that deletions go out together instead of
- * one write each (ms). A deletion is not urgent: until it arrives intercept keeps forwarding the
- * ended session's stray replies, which tcpcopy ignores; a CLIENT_ADD of the same tuple queued
- * later goes out after it in the same write. With `--compare`, tcpcopy's extra wake-ups (it
- * captures the online answers too) wrote the deletions of the short1kwarm bench row in 236
- * writes of ~14 messages instead of 147 of ~23 (strace, 8 s each), and every write woke
- * intercept (0.12 -> 0.2 wake-ups per request).
- */
-export const DEL_LINGER_MS = 50;
-
 class Link {
   conn: ReactorConn | undefined;
   decoder = new ServerStreamDecoder();
@@ -172,8 +160,6 @@ class Link {
   prefix = 0;
   queue: Uint8Array[] = [];
   queued = 0;
-  /** The queue holds a message that must leave now (not only deletions: {@link DEL_LINGER_MS}). */
-  urgent = false;
   writing = false;
   lastHeard = 0;
   openedAt = 0;
@@ -243,8 +229,6 @@ export class TunnelClient {
   #holders: RouteHolders;
   /** A microtask will flush the queued messages (see {@link flush}). */
   #flushQueued = false;
-  /** Set while route deletions wait to be written ({@link DEL_LINGER_MS}). */
-  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Inside connect(): a connection that fails there is reported by connect(), not onAllDown. */
   #connecting = true;
 
@@ -325,13 +309,6 @@ export class TunnelClient {
   /** Live routes remembered (added and not deleted). */
   get routes(): number {
     return this.#routes.size;
-  }
-
-  /** Bytes queued for the intercepts and not written yet (route deletions linger: {@link DEL_LINGER_MS}). */
-  get unsentBytes(): number {
-    let n = 0;
-    for (const links of this.#links) for (const l of links) n += l.queued;
-    return n;
   }
 
   /** Rows the route holder table has room for now (it grows and shrinks with the routes). */
@@ -450,7 +427,7 @@ export class TunnelClient {
       if (i < 0) continue;
       const l = this.#links[s][i];
       if (!l.conn || !(l.caps & Cap.ROUTE_DEL)) continue;
-      if (this.#send(l, msg, false, true)) any = true;
+      if (this.#send(l, msg)) any = true;
     }
     this.#holders.free(row);
     if (this.#holders.sparse) {
@@ -515,47 +492,29 @@ export class TunnelClient {
     return Number.isNaN(max) ? null : Math.round(max * 1000) / 1000;
   }
 
-  /**
-   * Queues `bytes` on `l`. A `lingering` message (a route deletion) waits up to
-   * {@link DEL_LINGER_MS} for the next urgent one or for the linger timer; any other is written
-   * at the latest in a microtask.
-   */
-  #send(l: Link, bytes: Uint8Array, force = false, lingering = false): boolean {
+  #send(l: Link, bytes: Uint8Array, force = false): boolean {
     if (!l.conn || (!force && l.queued + bytes.length > this.#opts.maxQueuedBytes)) return false;
     l.queue.push(bytes);
     l.queued += bytes.length;
-    if (lingering) {
-      this.#lingerTimer ??= setTimeout(this.#lingerDone, DEL_LINGER_MS);
-    } else {
-      l.urgent = true;
-      if (!l.writing && !this.#flushQueued) {
-        this.#flushQueued = true;
-        queueMicrotask(this.#flushAll);
-      }
+    if (!l.writing && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushAll);
     }
     return true;
   }
 
   /**
-   * Sends the queued messages now, on every connection whose queue holds more than route
-   * deletions (`all`: those too). Messages queued in one stretch of work (the routes of a
+   * Sends every queued message now. Messages queued in one stretch of work (the routes of a
    * capture drain) go out together, in one syscall per connection, at the latest in a
    * microtask; tcpcopy calls this before it sends the packets those routes belong to.
    */
-  flush(all = false): void {
-    for (const links of this.#links) {
-      for (const l of links) if (l.queue.length && (l.urgent || all)) this.#flush(l);
-    }
+  flush(): void {
+    for (const links of this.#links) for (const l of links) if (l.queue.length) this.#flush(l);
   }
 
   #flushAll = (): void => {
     this.#flushQueued = false;
     this.flush();
-  };
-
-  #lingerDone = (): void => {
-    this.#lingerTimer = undefined;
-    this.flush(true);
   };
 
   /**
@@ -590,7 +549,6 @@ export class TunnelClient {
           return;
         }
         l.queue = [];
-        l.urgent = false;
       }
     } catch (e) {
       this.#drop(l, `write error: ${(e as Error).message}`);
@@ -618,7 +576,6 @@ export class TunnelClient {
       l.prefix = 0;
       l.queue = [];
       l.queued = 0;
-      l.urgent = false;
       l.retryMs = 500;
       l.ready = false;
       l.authed = false;
@@ -855,7 +812,6 @@ export class TunnelClient {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    clearTimeout(this.#lingerTimer);
     for (const t of this.#retryTimers) clearTimeout(t);
     for (const l of this.#links.flat()) {
       const c = l.conn;
