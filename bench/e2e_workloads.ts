@@ -50,6 +50,16 @@ export interface Workload {
   extra?: boolean;
 }
 
+/** short1k's load: 10,000 short connections opened at 1,000 per second, one request each. */
+const SHORT1K_LOAD: Load = {
+  kind: "h2load",
+  requests: 10_000,
+  clients: 10_000,
+  streams: 1,
+  h1: true,
+  connRate: 1000,
+};
+
 /**
  * The list, in the order it runs. The first four are issue 14's memory sequence (peak RSS
  * accumulates over them), then the held-connection row and the CPU rows in fresh processes.
@@ -58,14 +68,7 @@ export const WORKLOADS: readonly Workload[] = [
   {
     id: "short1k",
     name: "10 s of 1,000 short connections/s (fresh processes)",
-    load: {
-      kind: "h2load",
-      requests: 10_000,
-      clients: 10_000,
-      streams: 1,
-      h1: true,
-      connRate: 1000,
-    },
+    load: SHORT1K_LOAD,
     fresh: true,
   },
   {
@@ -117,14 +120,7 @@ export const WORKLOADS: readonly Workload[] = [
     // include the warm-up; a production tcpcopy runs for days)
     id: "short1kwarm",
     name: "10 s of 1,000 short connections/s, warm (after 10,000, fresh processes)",
-    load: {
-      kind: "h2load",
-      requests: 10_000,
-      clients: 10_000,
-      streams: 1,
-      h1: true,
-      connRate: 1000,
-    },
+    load: SHORT1K_LOAD,
     fresh: true,
     warmup: 10_000,
     extra: true,
