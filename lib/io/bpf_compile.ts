@@ -15,23 +15,23 @@
 import { IoError } from "./errors.ts";
 import { cstr, describeErrno, errno, loadLibc } from "./libc.ts";
 import { openLibrary } from "./library.ts";
-import { PCAP_LIBRARY } from "./pcap_lib.ts";
+import { PCAP_LIBRARY, PCAP_SYMBOLS } from "./pcap_lib.ts";
+import { Packet } from "./ring_layout.ts";
+import { Sock } from "./socket.ts";
 
-/** The libpcap functions the compile needs (C prototypes in pcap_lib.ts `PCAP_SYMBOLS`). */
+/** The libpcap functions the compile needs: `PCAP_SYMBOLS`' own entries (C prototypes there). */
 const COMPILE_SYMBOLS = {
-  pcap_open_dead: { parameters: ["i32", "i32"], result: "pointer" },
-  pcap_compile: { parameters: ["pointer", "buffer", "buffer", "i32", "u32"], result: "i32" },
-  pcap_freecode: { parameters: ["buffer"], result: "void" },
-  pcap_geterr: { parameters: ["pointer"], result: "pointer" },
-  pcap_close: { parameters: ["pointer"], result: "void" },
-} as const;
+  pcap_open_dead: PCAP_SYMBOLS.pcap_open_dead,
+  pcap_compile: PCAP_SYMBOLS.pcap_compile,
+  pcap_freecode: PCAP_SYMBOLS.pcap_freecode,
+  pcap_geterr: PCAP_SYMBOLS.pcap_geterr,
+  pcap_close: PCAP_SYMBOLS.pcap_close,
+} as const satisfies Deno.ForeignLibraryInterface;
 
 /** PCAP_NETMASK_UNKNOWN: no netmask (only "broadcast" filters need one). */
 const PCAP_NETMASK_UNKNOWN = 0xffffffff;
 /** sizeof(struct sock_filter) = sizeof(struct bpf_insn): {u16 code; u8 jt; u8 jf; u32 k}. */
 export const BPF_INSN_SIZE = 8;
-/** SOL_SOCKET, SO_ATTACH_FILTER (asm-generic/socket.h). */
-const SOL_SOCKET = 1, SO_ATTACH_FILTER = 26;
 
 /**
  * Compiles `filter` for `linkType` and `snaplen` (an empty filter still yields a program that
@@ -83,8 +83,8 @@ export function attachProgram(fd: number, program: Uint8Array): number {
   fprog.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
   const rc = loadLibc().setsockopt(
     fd,
-    SOL_SOCKET,
-    SO_ATTACH_FILTER,
+    Sock.SOL_SOCKET,
+    Packet.SO_ATTACH_FILTER,
     new Uint8Array(fprog.buffer),
     16,
   );

@@ -23,7 +23,7 @@
 import { IoError } from "./errors.ts";
 import { cstr, describeErrno, Errno, errno, loadLibc, Mmap, NativeMemory } from "./libc.ts";
 import { LinkType } from "../wire/link.ts";
-import { compileFilter, mustAttach } from "./bpf_compile.ts";
+import { attachProgram, compileFilter, mustAttach } from "./bpf_compile.ts";
 import type { CaptureStats, LiveOptions } from "./pcap.ts";
 import type { PacketHandler } from "./pcap_records.ts";
 import { FdWaiter } from "./readiness.ts";
@@ -574,22 +574,15 @@ function openRingSocket(setup: RingSetup, geometry: RingGeometry, first = false)
   }
 }
 
+/** `ret #0` (BPF_RET | BPF_K, k = 0: keep 0 bytes), one `struct sock_filter`. */
+const ACCEPT_NOTHING = new Uint8Array([0x06, 0, 0, 0, 0, 0, 0, 0]);
+
 /**
  * Replaces the socket's filter with one that accepts nothing (`ret #0`): the ring keeps what
- * it holds and takes no more. The kernel copies the program, so the instruction is freed here.
+ * it holds and takes no more (the kernel copies the program).
  */
 function acceptNothing(fd: number): boolean {
-  const insn = new NativeMemory(8); // struct sock_filter {u16 code; u8 jt; u8 jf; u32 k}
-  try {
-    insn.dv.setUint16(0, 0x06, true); // BPF_RET | BPF_K, k = 0: keep 0 bytes
-    const prog = new DataView(new ArrayBuffer(16)); // struct sock_fprog {u16 len; ptr filter}
-    prog.setUint16(0, 1, true);
-    prog.setBigUint64(8, insn.address, true);
-    const bytes = new Uint8Array(prog.buffer);
-    return loadLibc().setsockopt(fd, Sock.SOL_SOCKET, Packet.SO_ATTACH_FILTER, bytes, 16) === 0;
-  } finally {
-    insn.free();
-  }
+  return attachProgram(fd, ACCEPT_NOTHING) === 0;
 }
 
 function clampInt(v: number, lo: number, hi: number): number {
