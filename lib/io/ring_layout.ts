@@ -249,12 +249,11 @@ export function nextRingSize(f: RingFill): number {
   if (f.minSize >= f.maxSize) return 0;
   if (f.losing || f.readyBlocks * GROW_FILL >= f.blockCount) {
     if (f.size >= f.maxSize) return 0;
-    const stall = f.stallMs ?? 0, room = f.roomMs;
-    const late = (f.blockCount - f.readyBlocks) * LATE_FREE <= f.blockCount;
+    const stall = f.stallMs ?? 0, room = f.roomMs, free = f.blockCount - f.readyBlocks;
+    const late = free * LATE_FREE <= f.blockCount;
     const roomy = room !== undefined && room >= Math.max(WAIT_ROOM_MS, WAIT_STALLS * stall);
     if (!f.losing && !late && roomy) return 0;
     // the time half a ring takes to fill at this rate: the new ring's room at the next switch
-    const free = f.blockCount - f.readyBlocks;
     const halfMs = free > 0 ? ((room ?? Infinity) * f.blockCount) / (2 * free) : 0;
     const double = f.losing || halfMs < Math.max(MIN_ROOM_MS, STALL_ROOMS * stall);
     const next = double ? Math.min(f.maxSize, f.size * 2) : f.size;
