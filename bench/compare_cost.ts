@@ -38,6 +38,7 @@ import { benchArgs } from "./args.ts";
 import { cpuUsage } from "node:process";
 import { getHeapStatistics } from "node:v8";
 import { allocSampler } from "./alloc_sampler.ts";
+import { median } from "./median.ts";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { OnlineMatcher } from "../lib/tcpcopy/online_match.ts";
@@ -507,10 +508,6 @@ function runShort(): { tcpcopy: number; intercept: number; compared: number; all
   };
 }
 
-function med(xs: number[]): number {
-  return xs.sort((a, b) => a - b)[xs.length >> 1];
-}
-
 const pass = values.short ? runShort : run;
 pass(); // warm-up
 if (values["alloc-sites"]) {
@@ -522,10 +519,10 @@ const res = [];
 for (let i = 0; i < 5; i++) res.push(pass());
 console.log(
   `${baseline ? "baseline" : "compare"}: tcpcopy ${
-    med(res.map((x) => x.tcpcopy)).toFixed(0)
-  } ns/req, intercept ${med(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
+    median(res.map((x) => x.tcpcopy)).toFixed(0)
+  } ns/req, intercept ${median(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
     res[0].compared
   } of ${REQUESTS}; tcpcopy heap bytes allocated per request ${
-    med(res.map((x) => x.alloc)).toFixed(0)
+    median(res.map((x) => x.alloc)).toFixed(0)
   }`,
 );

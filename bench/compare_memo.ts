@@ -19,6 +19,7 @@ import { benchArgs, intArg } from "./args.ts";
 import { Comparer } from "../lib/tcpcopy/comparer.ts";
 import { type AnswerSummary, summarize } from "../lib/compare/answer.ts";
 import { endpointOf } from "../lib/engine/endpoint.ts";
+import { median } from "./median.ts";
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -106,8 +107,8 @@ function pass(): number {
 }
 
 pass(); // warm-up
-const xs = [pass(), pass(), pass(), pass(), pass()].sort((x, y) => x - y);
+const xs = [pass(), pass(), pass(), pass(), pass()];
 console.log(
-  `${memo ? "memo" : "no memo"}, ${ANSWERS} answer pair(s): ${xs[2].toFixed(0)} ns per turn ` +
-    `(fastest ${xs[0].toFixed(0)})`,
+  `${memo ? "memo" : "no memo"}, ${ANSWERS} answer pair(s): ${median(xs).toFixed(0)} ns per ` +
+    `turn (fastest ${Math.min(...xs).toFixed(0)})`,
 );
