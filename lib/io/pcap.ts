@@ -6,8 +6,11 @@
  * `pcap_dump` as the handler, writing savefile records into an fmemopen()'d malloc buffer that
  * JS then walks with a DataView: no JS callback from C, no per-packet native calls.
  *
- * Buffered (TPACKET_V3) mode is used, never immediate mode: packets are handed over when a ring
- * block fills or after `timeoutMs` (default 10 ms), about a thousand per wake-up at 100 kpps.
+ * Buffered (TPACKET_V3) mode by default: packets are handed over when a ring block fills or after
+ * `timeoutMs` (default 10 ms), about a thousand per wake-up at 100 kpps. `immediate` hands each
+ * packet over as it arrives (libpcap's immediate mode, a TPACKET_V2 ring on Linux): for a reader
+ * that something waits on, such as intercept's pcap mode, where every reply the target sends is
+ * the answer a replayed session needs before its next request.
  *
  * The offline classes ({@link PcapFile}, {@link PcapWriter}) are re-exported from here.
  *
@@ -47,6 +50,8 @@ export interface LiveOptions {
   promisc?: boolean;
   /** longest time a packet waits in a partly filled ring block, ms (10) */
   timeoutMs?: number;
+  /** hand each packet over at once, not a ring block at a time (false; see the module doc) */
+  immediate?: boolean;
   /** size of the in-memory savefile that one drain step fills (16 MiB) */
   drainBufferSize?: number;
   /**
@@ -145,6 +150,7 @@ export class PcapCapture {
       P.pcap_set_snaplen(p, clampInt(opts.snaplen ?? 65535, 64, 262144));
       P.pcap_set_promisc(p, opts.promisc ? 1 : 0);
       P.pcap_set_timeout(p, clampInt(opts.timeoutMs ?? 10, 1, 10_000));
+      if (opts.immediate) P.pcap_set_immediate_mode(p, 1);
       P.pcap_set_buffer_size(p, clampInt(opts.bufferSize ?? 64 << 20, 1 << 16, 2 ** 31 - 1));
       const rc = P.pcap_activate(p);
       if (rc < 0) throw activationError(rc, opts.device, p);

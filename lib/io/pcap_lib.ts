@@ -19,6 +19,8 @@ export const PCAP_SYMBOLS = {
   pcap_set_promisc: { parameters: ["pointer", "i32"], result: "i32" },
   // int pcap_set_timeout(pcap_t *p, int to_ms);
   pcap_set_timeout: { parameters: ["pointer", "i32"], result: "i32" },
+  // int pcap_set_immediate_mode(pcap_t *p, int immediate_mode);  (libpcap 1.5+)
+  pcap_set_immediate_mode: { parameters: ["pointer", "i32"], result: "i32" },
   // int pcap_set_buffer_size(pcap_t *p, int buffer_size);
   pcap_set_buffer_size: { parameters: ["pointer", "i32"], result: "i32" },
   // int pcap_activate(pcap_t *p);

@@ -101,9 +101,10 @@ async function startCapture(
   device: string,
   filter: string,
   count: number,
+  mode: "buffered" | "immediate" = "buffered",
 ) {
   const child = env.child(ns.spawn(
-    denoCmd(SELF, ["capture", device, filter, String(count)]),
+    denoCmd(SELF, ["capture", device, filter, String(count), mode]),
     { stdout: "piped" },
   ));
   const nextLine = lineReader(child.stdout);
@@ -174,6 +175,25 @@ Deno.test({
       assert.equal(res.stats.dropped, 0);
       assert.ok(res.stats.received >= res.frames.length);
       await stopChild(server);
+    }),
+});
+
+Deno.test({
+  name: "immediate mode hands a lone packet over at once, not at the 10 s block timeout",
+  ignore: !isRoot(),
+  fn: () =>
+    withNetns(async (env) => {
+      const a = await env.netns("ia"), b = await env.netns("ib");
+      const { ifB } = await vethPair(a, b, "10.214.0.1", "10.214.0.2");
+      // timeoutMs 10,000 in both modes: buffered, the SYN waits in its ring block for ~10 s
+      const cap = await startCapture(env, b, ifB, "tcp dst port 7400", 1, "immediate");
+      await a.exec(denoEval(`
+        try { (await Deno.connect({ hostname: "10.214.0.2", port: 7400 })).close(); } catch {}`));
+      const sent = performance.now(); // the SYN and the RST are done
+      const res = await cap.result();
+      const ms = performance.now() - sent;
+      assert.equal(res.frames.length, 1);
+      assert.ok(ms < 2000, `the lone SYN came ${Math.round(ms)} ms after it was sent`);
     }),
 });
 
@@ -259,8 +279,17 @@ async function readStdin(): Promise<string> {
   return await new Response(Deno.stdin.readable).text();
 }
 
-async function roleCapture(device: string, filter: string, count: number): Promise<void> {
-  const cap = PcapCapture.openLive({ device, filter });
+async function roleCapture(
+  device: string,
+  filter: string,
+  count: number,
+  mode: string,
+): Promise<void> {
+  const cap = PcapCapture.openLive(
+    mode === "immediate"
+      ? { device, filter, timeoutMs: 10_000, immediate: true }
+      : { device, filter },
+  );
   let stopAt = 0;
   Deno.addSignalListener("SIGTERM", () => {
     stopAt = performance.now();
@@ -303,7 +332,7 @@ async function roleLinkSend(device: string, mac: string): Promise<void> {
 
 if (import.meta.main) {
   const [role, ...args] = Deno.args;
-  if (role === "capture") await roleCapture(args[0], args[1], Number(args[2]));
+  if (role === "capture") await roleCapture(args[0], args[1], Number(args[2]), args[3]);
   else if (role === "rawsend") await roleRawSend();
   else if (role === "linksend") await roleLinkSend(args[0], args[1]);
   else throw new Error(`unknown role ${role}`);

@@ -8,7 +8,7 @@ import { type DigestMode, summarize } from "../../lib/compare/answer.ts";
 import { F, segment } from "../helpers/tunnel_fixtures.ts";
 import { HELP, parseInterceptArgs } from "../../lib/cli/intercept.ts";
 import { copyRangeFor } from "../../lib/intercept/nfqueue_source.ts";
-import { snaplenFor } from "../../lib/intercept/pcap_source.ts";
+import { replyCaptureOptions, snaplenFor } from "../../lib/intercept/pcap_source.ts";
 import { ReplyBatcher } from "../../lib/tunnel/batcher.ts";
 import { ServerStreamDecoder } from "../../lib/tunnel/replies.ts";
 import { encodeExtAck } from "../../lib/tunnel/replies.ts";
@@ -298,6 +298,15 @@ Deno.test("intercept --compare: needs --secret-file; whole packets from the capt
   assert.equal(copyRangeFor(128, true), 65535);
   assert.equal(snaplenFor(128, true), 20 + 65535);
   assert.ok(HELP.includes("  --compare "));
+});
+
+Deno.test("pcap mode: headers-only replies in immediate mode, whole packets (--compare) buffered", () => {
+  const heads = replyCaptureOptions("eth0", "tcp src port 80", 128, false);
+  assert.equal(heads.immediate, true, "a serial replay waits for each reply");
+  assert.equal(heads.snaplen, snaplenFor(128, false));
+  const whole = replyCaptureOptions("eth0", "tcp src port 80", 128, true);
+  assert.equal(whole.immediate, false, "64 KiB frames: 16 MiB hold ~250 packets");
+  assert.equal(whole.snaplen, 20 + 65535);
 });
 
 Deno.test("answers: many open flows, quiet cuts in any order: each answer sent once, the open count exact", () => {
