@@ -37,8 +37,10 @@ import {
   encodeExtHello,
   encodeHeartbeat,
   encodeHello,
-  encodeRoute,
+  encodeRouteInto,
   type Endpoint,
+  type RouteOp,
+  routeSize,
 } from "./messages.ts";
 import { ALL_CAPS, Cap, EXT_VERSION, HEARTBEAT_INTERVAL_MS } from "./negotiation.ts";
 import { type ControlItem, ServerStreamDecoder } from "./replies.ts";
@@ -153,12 +155,19 @@ export interface ClientCounters {
   rttSamples: number;
 }
 
+/** A link's first output buffer, and the size above which an emptied one is made again. */
+const OUT_START = 4096, OUT_KEEP = 65536;
+
 class Link {
   conn: ReactorConn | undefined;
   decoder = new ServerStreamDecoder();
   caps = 0;
   prefix = 0;
-  queue: Uint8Array[] = [];
+  /**
+   * Messages not written yet, in order: `out[0..queued)`. Route messages are encoded straight
+   * into it (no array per message); it grows by doubling, up to maxQueuedBytes.
+   */
+  out = new Uint8Array(OUT_START);
   queued = 0;
   writing = false;
   lastHeard = 0;
@@ -372,10 +381,9 @@ export class TunnelClient {
       row = this.#holders.alloc();
       this.#routes.set(key, row);
     }
-    const msg = encodeRoute("add", client, target);
     let any = false;
     for (let s = 0; s < this.#links.length; s++) {
-      if (this.#register(row, client, target, s, msg, false)) any = true;
+      if (this.#register(row, client, target, s, false)) any = true;
     }
     if (any) this.counters.routesAdded++;
     else this.counters.routeFailures++;
@@ -387,26 +395,18 @@ export class TunnelClient {
    * the first ready connection from the tuple's spread. `force` ignores the queue bound (a
    * re-registration of live routes: bounded by the live sessions).
    */
-  #register(
-    row: number,
-    client: Endpoint,
-    target: Endpoint,
-    s: number,
-    msg: Uint8Array,
-    force: boolean,
-  ): boolean {
+  #register(row: number, client: Endpoint, target: Endpoint, s: number, force: boolean): boolean {
     const links = this.#links[s];
     const v6 = client.addr.length === 16;
     const held = this.#holders.get(row, s);
-    let order: Link[];
-    if (held >= 0 && links[held].conn && links[held].ready) order = [links[held]];
-    else {
-      const first = spread(client, target);
-      order = Array.from({ length: links.length }, (_, i) => links[(first + i) % links.length]);
-    }
-    for (const l of order) {
+    const n = links.length;
+    // the connection holding it, else the tuple's spread: first, first + 1, ... (mod n)
+    const only = held >= 0 && links[held].conn && links[held].ready;
+    const first = only ? held : spread(client, target);
+    for (let i = 0; i < (only ? 1 : n); i++) {
+      const l = links[(first + i) % n];
       if (!l.conn || !l.ready || (v6 && !(l.caps & Cap.IPV6))) continue;
-      if (!this.#send(l, msg, force)) continue;
+      if (!this.#sendRoute(l, "add", client, target, force)) continue;
       this.#holders.set(row, s, l.index);
       return true;
     }
@@ -420,14 +420,13 @@ export class TunnelClient {
     const row = this.#routes.get(key);
     if (row === undefined) return false;
     this.#routes.delete(key);
-    const msg = encodeRoute("del", client, target);
     let any = false;
     for (let s = 0; s < this.#links.length; s++) {
       const i = this.#holders.get(row, s);
       if (i < 0) continue;
       const l = this.#links[s][i];
       if (!l.conn || !(l.caps & Cap.ROUTE_DEL)) continue;
-      if (this.#send(l, msg)) any = true;
+      if (this.#sendRoute(l, "del", client, target, false)) any = true;
     }
     this.#holders.free(row);
     if (this.#holders.sparse) {
@@ -449,7 +448,7 @@ export class TunnelClient {
     for (const [key, row] of this.#routes) {
       if (this.#holders.get(row, s) >= 0) continue;
       const { client, target } = routeOfKey(key);
-      if (this.#register(row, client, target, s, encodeRoute("add", client, target), true)) {
+      if (this.#register(row, client, target, s, true)) {
         this.counters.routesResent++;
       }
     }
@@ -493,14 +492,41 @@ export class TunnelClient {
   }
 
   #send(l: Link, bytes: Uint8Array, force = false): boolean {
-    if (!l.conn || (!force && l.queued + bytes.length > this.#opts.maxQueuedBytes)) return false;
-    l.queue.push(bytes);
+    if (!this.#room(l, bytes.length, force)) return false;
+    l.out.set(bytes, l.queued);
     l.queued += bytes.length;
+    this.#queued(l);
+    return true;
+  }
+
+  /** Queues a route message on `l`, encoded in place (see {@link #send}). */
+  #sendRoute(l: Link, op: RouteOp, client: Endpoint, target: Endpoint, force: boolean): boolean {
+    if (!this.#room(l, routeSize(client), force)) return false;
+    l.queued += encodeRouteInto(l.out, l.queued, op, client, target);
+    this.#queued(l);
+    return true;
+  }
+
+  /** False when `l` is down or `len` more bytes would pass the bound; else room for them. */
+  #room(l: Link, len: number, force: boolean): boolean {
+    const need = l.queued + len;
+    if (!l.conn || (!force && need > this.#opts.maxQueuedBytes)) return false;
+    if (need > l.out.length) {
+      let size = l.out.length * 2;
+      while (size < need) size *= 2;
+      const out = new Uint8Array(size);
+      out.set(l.out.subarray(0, l.queued));
+      l.out = out;
+    }
+    return true;
+  }
+
+  /** Bytes were queued on `l`: a microtask flushes them unless a flush comes sooner. */
+  #queued(l: Link): void {
     if (!l.writing && !this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(this.#flushAll);
     }
-    return true;
   }
 
   /**
@@ -509,7 +535,7 @@ export class TunnelClient {
    * microtask; tcpcopy calls this before it sends the packets those routes belong to.
    */
   flush(): void {
-    for (const links of this.#links) for (const l of links) if (l.queue.length) this.#flush(l);
+    for (const links of this.#links) for (const l of links) if (l.queued > 0) this.#flush(l);
   }
 
   #flushAll = (): void => {
@@ -526,30 +552,20 @@ export class TunnelClient {
     const conn = l.conn;
     if (!conn || l.writing) return;
     try {
-      while (l.queue.length) {
-        let out: Uint8Array;
-        if (l.queue.length === 1) out = l.queue[0];
-        else {
-          out = new Uint8Array(l.queue.reduce((n, p) => n + p.length, 0));
-          let at = 0;
-          for (const p of l.queue) {
-            out.set(p, at);
-            at += p.length;
-          }
-        }
-        const n = conn.send(out);
+      if (l.queued === 0) return;
+      const n = conn.send(l.out.subarray(0, l.queued));
+      if (n < l.queued) {
+        l.out.copyWithin(0, n, l.queued);
         l.queued -= n;
-        if (n < out.length) {
-          l.queue = [out.subarray(n)];
-          l.writing = true;
-          conn.whenWritable(() => {
-            l.writing = false;
-            if (l.conn === conn) this.#flush(l);
-          });
-          return;
-        }
-        l.queue = [];
+        l.writing = true;
+        conn.whenWritable(() => {
+          l.writing = false;
+          if (l.conn === conn) this.#flush(l);
+        });
+        return;
       }
+      l.queued = 0;
+      if (l.out.length > OUT_KEEP) l.out = new Uint8Array(OUT_START); // a backlog's buffer
     } catch (e) {
       this.#drop(l, `write error: ${(e as Error).message}`);
     }
@@ -574,7 +590,7 @@ export class TunnelClient {
       l.decoder = new ServerStreamDecoder();
       l.caps = 0;
       l.prefix = 0;
-      l.queue = [];
+      if (l.out.length > OUT_KEEP) l.out = new Uint8Array(OUT_START);
       l.queued = 0;
       l.retryMs = 500;
       l.ready = false;

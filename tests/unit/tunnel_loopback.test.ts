@@ -393,3 +393,37 @@ Deno.test("outside a cycle a lone reply still goes out at the flush deadline", a
     await server.close();
   }
 });
+
+Deno.test("a route backlog the intercept reads late goes out whole and in order", async () => {
+  // more route messages than the socket buffers hold: the client writes part, keeps the rest
+  // (and what is added meanwhile) in order, and sends it when the socket is writable again
+  const N = 600_000, half = N / 2;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const client = await TunnelClient.connect({
+    servers: [{ hostname: "127.0.0.1", port: listener.addr.port }],
+    connections: 1,
+    maxQueuedBytes: 32 << 20,
+    onReply: () => {},
+    log: () => {},
+  }, 50);
+  const conn = await accepted;
+  const route = (i: number) =>
+    [ep([10, (i >> 16) & 255, (i >> 8) & 255, i & 255], 1000 + (i % 50_000)), ep(T, 80)] as const;
+  try {
+    for (let i = 0; i < half; i++) assert.ok(client.addRoute(...route(i)));
+    client.flush(); // the peer reads nothing yet: most of it stays queued
+    for (let i = half; i < N; i++) assert.ok(client.addRoute(...route(i)));
+    const got = await readExactly(conn, 28 + N * 14, 30_000);
+    assert.deepEqual([...got.subarray(0, 14)], [...encodeHello()]);
+    for (let i = 0; i < N; i++) {
+      const want = encodeRoute("add", ...route(i)), at = 28 + i * 14;
+      if (want.some((b, k) => got[at + k] !== b)) assert.fail(`route message ${i} differs`);
+    }
+    assert.equal(client.counters.routeFailures, 0);
+  } finally {
+    conn.close();
+    await client.close();
+    listener.close();
+  }
+});
