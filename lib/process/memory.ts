@@ -143,22 +143,39 @@ export const TRIM_EVERY_S = 10;
  */
 export const TCPCOPY_TRIM_EVERY_S = 1;
 
+/** What {@link schedulePageOut} runs: the code page-out and the malloc trim (tests count them). */
+export interface MemoryChores {
+  pageOut: () => unknown;
+  trim: () => void;
+}
+
+const CHORES: MemoryChores = { pageOut: pageOutStartupCode, trim: trimMalloc };
+
 /**
  * Runs {@link pageOutStartupCode} at once
  * (module loading is over when the program's body starts: its code is paged out before the
  * program maps its buffers, so the start-up peak is not code + buffers) and again
- * {@link PAGE_OUT_AFTER_S} s from now (what setting up touched once), then returns malloc's
- * free pages every `trimEveryS` s (the runtime's threads, e.g. the optimizing compiler's, free
- * memory that glibc keeps in its arenas otherwise). Unref'd timers.
+ * {@link PAGE_OUT_AFTER_S} s from now (what setting up and the first traffic touched once), and
+ * returns malloc's free pages every `trimEveryS` s from now on (the runtime's threads, e.g. the
+ * optimizing compiler's, free memory that glibc keeps in its arenas otherwise). The trims start
+ * at once, not after the second page-out: the JIT's first compiles (a program started into its
+ * traffic) freed 8–11 MiB that stayed in malloc's arenas until then, the start's peak (README.md,
+ * "Where the memory goes"). Unref'd timers; returns a function that stops them.
  */
-export function schedulePageOut(trimEveryS = TRIM_EVERY_S): void {
-  if (Deno.build.os !== "linux") return;
-  pageOutStartupCode();
-  const t = setTimeout(() => {
-    pageOutStartupCode();
-    Deno.unrefTimer(setInterval(trimMalloc, trimEveryS * 1000));
-  }, PAGE_OUT_AFTER_S * 1000);
-  Deno.unrefTimer(t);
+export function schedulePageOut(
+  trimEveryS = TRIM_EVERY_S,
+  chores: MemoryChores = CHORES,
+): () => void {
+  if (Deno.build.os !== "linux") return () => {};
+  chores.pageOut();
+  const trims = setInterval(chores.trim, trimEveryS * 1000);
+  const again = setTimeout(chores.pageOut, PAGE_OUT_AFTER_S * 1000);
+  Deno.unrefTimer(trims);
+  Deno.unrefTimer(again);
+  return () => {
+    clearInterval(trims);
+    clearTimeout(again);
+  };
 }
 
 /** The malloc_trim period of `program` (seconds): {@link TCPCOPY_TRIM_EVERY_S} or {@link TRIM_EVERY_S}. */

@@ -48,12 +48,24 @@ export type V8Program = "tcpcopy" | "intercept";
  * (0.85 s), ~5 µs per request, CPU per request within the noise; bench/engine_scale.ts at 30,000
  * held sessions 9.30/9.45 µs per request against 9.67/9.16.
  *
- * Tried for tcpcopy and left out: `--memory-saver-mode` (every mark-compact a memory-reducing
- * one, 2 MB old-generation steps): bench/e2e_replication.ts --only abshort,held10k
- * --private-deno --mem-trace, 4 runs each interleaved (load 6–10): anonymous memory at abshort's
- * peak 51–54 MiB instead of 57–64, at held10k 61–66 instead of 62–64; mark-compacts 11 (376 ms)
- * instead of 12 (366 ms); but tcpcopy's CPU per request at held10k 116–129 µs against 99–122 and
- * bench/engine_scale.ts --levels 30000 7.13–8.50 µs against 7.13–7.55 (3 runs each).
+ * tcpcopy runs with `--memory-saver-mode` (every mark-compact a memory-reducing one: fragmented
+ * pages compacted, emptied ones released at once instead of pooled for 8 s). The mixed workload's
+ * peak after the bursts was V8 pages holding room freed by the last mark-compact (24–25 MiB of
+ * pages for 15–21 MiB in use, up to 10 MB pooled). bench/e2e_replication.ts --only
+ * short1k,ka20k,abshort,held10k --impl ours --private-deno --mem-trace, 8 pairs alternated with
+ * main (load 1.7–10.5): anonymous memory at abshort's peak 38–41 MiB (median 39.5) instead of
+ * 42–48 (44), at held10k 39–43 (42) instead of 43–46 (44); the peak without capture-ring growth
+ * 78–82 MiB (median 79.5) instead of 81–86 (82); `--trace-gc` over a run: committed heap after a
+ * mark-compact 16–21 MB instead of 19–28, 9 mark-compacts either way, ~170 ms of pauses and
+ * incremental steps against ~200; CPU per request within the noise (abshort 97–117 µs against
+ * 88–144, held10k 87–117 against 91–117); ~11,000 more minor faults per run (the compacted
+ * pages), tcpcopy's kernel time per request within the noise (abshort 50–61 µs against 47–66).
+ * bench/engine_scale.ts --levels 10000,30000, 6 pairs (load 3.7–5.7): CPU per request 6.3–7.9 µs
+ * (median 7.2) against 6.8–9.3 (8.2) at 10,000 sessions, 6.6–11.5 (9.6) against 7.1–11.6 (9.6)
+ * at 30,000. It was tried in the third round (4 runs at load 6–10, before the session slabs) and
+ * left out then for a CPU difference within that run's noise (held10k 116–129 µs against
+ * 99–122). On top of it, `--max-semi-space-size=1` (no lower peak; CPU per request short1k
+ * 204–240 µs, abshort 129–134) and `--heap-growing-percent=3` (no lower peak): not kept.
  *
  * Also tried for tcpcopy and left out: `--no-memory-pool` (V8 unmaps the pages it frees instead
  * of pooling them for 8 s). bench/engine_scale.ts --levels 100000 -- -m 65536 --max-sessions
@@ -67,7 +79,7 @@ export type V8Program = "tcpcopy" | "intercept";
  * 202 and 205 (same command, same session).
  */
 export const V8_FLAGS: Readonly<Record<V8Program, readonly string[]>> = {
-  tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10"],
+  tcpcopy: ["--max-semi-space-size=2", "--heap-growing-percent=10", "--memory-saver-mode"],
   intercept: ["--max-semi-space-size=2", "--heap-growing-percent=10"],
 };
 

@@ -9,6 +9,7 @@ import {
   pageOutStartupCode,
   type ProcessUsage,
   rssSplit,
+  schedulePageOut,
   TCPCOPY_TRIM_EVERY_S,
   TRIM_EVERY_S,
   trimEverySOf,
@@ -115,6 +116,25 @@ Deno.test({
       `${advised} advised, ${before} / ${after} mapped`,
     );
     assert.equal(JSON.stringify({ still: "running" }), '{"still":"running"}');
+  },
+});
+
+Deno.test({
+  name:
+    "schedulePageOut: pages out at once and trims malloc from the start, before the second page-out",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    let pageOuts = 0, trims = 0;
+    const stop = schedulePageOut(0.01, { pageOut: () => pageOuts++, trim: () => trims++ });
+    try {
+      assert.equal(pageOuts, 1, "the first page-out runs at once");
+      await new Promise((r) => setTimeout(r, 200));
+      // the second page-out is PAGE_OUT_AFTER_S (3 s) away; the trims do not wait for it
+      assert.equal(pageOuts, 1);
+      assert.ok(trims >= 1, `${trims} trims in 200 ms at a 10 ms period`);
+    } finally {
+      stop();
+    }
   },
 });
 
