@@ -425,27 +425,16 @@ export class TunnelServer {
   reply(pkt: Uint8Array): void {
     const peer = this.dispatcher.reply(pkt, this.opts.now());
     if (!peer) return;
+    if (peer.answers && peer.answers.openAnswers > 0 && !this.#answerTimer.armed) {
+      this.#answerTimer.armIn(this.#answerTickMs);
+    }
     if (this.#inCycle) {
       if (!peer.dirty) {
         peer.dirty = true;
         this.#dirty.push(peer);
       }
-      return; // endCycle settles the peer's answers, then arms the answer timer if need be
-    }
-    this.#watchAnswers(peer);
-    if (peer.batcher.hasOutput) this.#write(peer);
+    } else if (peer.batcher.hasOutput) this.#write(peer);
     else if (!this.#flushTimer.armed) this.#flushTimer.armIn(this.opts.flushMs);
-  }
-
-  /**
-   * Arms the answer timer when `c` has answers open (not yet cut by their framing): a short
-   * connection's or a keep-alive turn's answer usually ends within its capture cycle, and then
-   * no timer runs for it (it woke intercept every tick, 75 ms, while replies came in).
-   */
-  #watchAnswers(c: TunnelConnection): void {
-    if (c.answers && c.answers.openAnswers > 0 && !this.#answerTimer.armed) {
-      this.#answerTimer.armIn(this.#answerTickMs);
-    }
   }
 
   /** Starts a capture cycle: replies routed until `endCycle()` are held, then written. */
@@ -463,10 +452,7 @@ export class TunnelServer {
     for (let i = 0; i < dirty.length; i++) {
       const c = dirty[i];
       c.dirty = false;
-      if (c.answers) {
-        c.answers.settle();
-        this.#watchAnswers(c);
-      }
+      c.answers?.settle();
       c.batcher.flush();
       if (!c.writing) this.#write(c);
     }
@@ -506,11 +492,6 @@ export class TunnelServer {
       if (a.openAnswers > 0) open = true;
     }
     if (open) this.#answerTimer.armIn(this.#answerTickMs);
-  }
-
-  /** True while the answer timer runs (answers open after their cycle): for tests. */
-  get answerTimerArmed(): boolean {
-    return this.#answerTimer.armed;
   }
 
   /** Answers in progress, accumulators in use and flows known, over every peer. */
@@ -675,7 +656,9 @@ export class TunnelServer {
       }
     }
     // delayed replies handed over by a CLIENT_ADD go out now: this read is their cycle
-    this.#watchAnswers(c);
+    if (c.answers && c.answers.openAnswers > 0 && !this.#answerTimer.armed) {
+      this.#answerTimer.armIn(this.#answerTickMs);
+    }
     c.batcher.flush();
     if (c.batcher.hasOutput) this.#write(c);
     return error;

@@ -459,38 +459,6 @@ Deno.test("loopback: keep-alive HTTP answers cut at ACK advances, framing and FI
   });
 });
 
-Deno.test("loopback: the answer timer runs only while an answer is open after its cycle", async () => {
-  await withPair(true, true, async (server, client, got) => {
-    assert.ok(client.addRoute(ep(C, 40001), ep(T, 80)));
-    await until(() => server.dispatcher.routes.size === 1, 3000, "route");
-    const body = "whole in one cycle";
-    const whole = te.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-    let seq = 7000;
-    const send = (flags: number, payload?: Uint8Array) => {
-      server.beginCycle();
-      server.reply(
-        segment({ src: T, dst: C, sport: 80, dport: 40001, seq, ack: 100, flags, payload }),
-      );
-      server.endCycle();
-      seq += payload?.length ?? 0;
-    };
-    send(F.SYN | F.ACK);
-    seq += 1;
-    send(F.ACK, whole);
-    assert.equal(server.answerGauges().open, 0, "cut by its framing at the cycle's end");
-    assert.equal(server.answerTimerArmed, false, "nothing open: no timer wakes intercept");
-    await until(() => got.length === 1, 3000, "the whole answer");
-    assert.equal(got[0].end, "framing");
-    // headers announcing more body than this cycle brought: open after the cycle, timer runs
-    send(F.ACK, te.encode("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart"));
-    assert.equal(server.answerGauges().open, 1);
-    assert.equal(server.answerTimerArmed, true, "an open answer is cut by the quiet period");
-    await until(() => got.length === 2, 3000, "the quiet answer");
-    assert.equal(got[1].end, "quiet");
-    await until(() => !server.answerTimerArmed, 3000, "the timer stops with nothing open");
-  });
-});
-
 Deno.test("loopback: an intercept without --compare refuses, and a client without a secret never asks", async () => {
   await withPair(false, true, (_server, client, got, logs) => {
     assert.equal(client.answersGranted(0), "refused");
