@@ -19,28 +19,11 @@ import type { KernelCounters, VerdictCounters } from "./stats.ts";
 export const BUSY_DRAIN = 12;
 
 /**
- * How long after a busy drain a drain that found fewer replies (but some) still sleeps before
- * the next one (ms): a burst of short connections is not a steady stream but groups whose
- * SYN-ACKs, responses and FINs come back a few at a time, 0.1-0.2 ms apart, as the replay
- * sends them; polled, each few cost intercept a round (reads, verdicts, a tunnel write) and
- * tcpcopy a tunnel read. A closed-loop keep-alive load never drains {@link BUSY_DRAIN} and is
- * never held; an empty drain ends the spell at once.
+ * How to wait before the next drain, given how many packets the last one returned: a sleep
+ * of `coalesceMs` when busy and coalescing is on, else -1 (poll: wake on the next packet).
  */
-export const BUSY_SPELL_MS = 20;
-
-/**
- * How to wait before the next drain, given how many packets the last one returned and the
- * time since the last busy drain: a sleep of `coalesceMs` when busy, or when the last drain
- * found some replies within {@link BUSY_SPELL_MS} of a busy one, and coalescing is on; else
- * -1 (poll: wake on the next packet).
- */
-export function sleepBeforeDrain(
-  lastDrained: number,
-  coalesceMs: number,
-  sinceBusyMs = Infinity,
-): number {
-  if (coalesceMs <= 0 || lastDrained === 0) return -1;
-  return lastDrained >= BUSY_DRAIN || sinceBusyMs < BUSY_SPELL_MS ? coalesceMs : -1;
+export function sleepBeforeDrain(lastDrained: number, coalesceMs: number): number {
+  return coalesceMs > 0 && lastDrained >= BUSY_DRAIN ? coalesceMs : -1;
 }
 
 /** An NFQUEUE reply source. */
@@ -54,10 +37,9 @@ class NfqueueSource implements ReplySource {
   /**
    * Drains the queue from the reactor, one cycle per drain, straight from the round that saw
    * the socket readable (no promise per wake-up). Under load, when a drain returned at least
-   * {@link BUSY_DRAIN} packets (or some within {@link BUSY_SPELL_MS} of such a drain), the
-   * socket is left unwatched for `coalesceMs` and drained by a timer instead; the first drain
-   * that finds none, or fewer outside the spell, goes back to watching. Outside a spell a lone
-   * reply is never held. Resolves after stop(); rejects when the queue fails.
+   * {@link BUSY_DRAIN} packets, the socket is left unwatched for `coalesceMs` and drained by a
+   * timer instead; the first drain that finds fewer goes back to watching. A lone reply is
+   * never held. Resolves after stop(); rejects when the queue fails.
    */
   run(onReply: ReplyHandler, cycle: DrainCycle = NO_CYCLE): Promise<void> {
     const q = this.queue;
@@ -66,7 +48,6 @@ class NfqueueSource implements ReplySource {
       onReply(payload) ? Verdict.ACCEPT : Verdict.DROP;
     return new Promise<void>((resolve, reject) => {
       if (this.#stopped) return resolve();
-      let lastBusy = -Infinity; // reactor time of the last busy drain
       const drain = () => {
         let n = 0;
         cycle.begin();
@@ -87,9 +68,7 @@ class NfqueueSource implements ReplySource {
         } finally {
           cycle.end();
         }
-        const now = reactor.now();
-        if (n >= BUSY_DRAIN) lastBusy = now;
-        if (sleepBeforeDrain(n, this.coalesceMs, now - lastBusy) > 0) {
+        if (sleepBeforeDrain(n, this.coalesceMs) > 0) {
           watch.setEvents(0);
           timer.armIn(this.coalesceMs);
         } else watch.setEvents(PollEvents.IN);

@@ -9,7 +9,7 @@ import {
   ruleSpec,
 } from "../../lib/intercept/rules.ts";
 import { PassList } from "../../lib/intercept/pass_list.ts";
-import { BUSY_DRAIN, BUSY_SPELL_MS, sleepBeforeDrain } from "../../lib/intercept/nfqueue_source.ts";
+import { BUSY_DRAIN, sleepBeforeDrain } from "../../lib/intercept/nfqueue_source.ts";
 import { interceptStatsRecord } from "../../lib/intercept/stats.ts";
 import { Dispatcher } from "../../lib/tunnel/dispatch.ts";
 import { segment } from "../helpers/tunnel_fixtures.ts";
@@ -287,15 +287,6 @@ Deno.test("NFQUEUE source: poll after a small drain; sleep only when busy and co
   assert.equal(sleepBeforeDrain(BUSY_DRAIN - 1, 2), -1);
   assert.equal(sleepBeforeDrain(BUSY_DRAIN, 2), 2);
   assert.equal(sleepBeforeDrain(64, 1), 1);
-});
-
-Deno.test("NFQUEUE source: within a spell after a busy drain, a few replies also sleep", () => {
-  assert.equal(sleepBeforeDrain(1, 1, 0), 1, "right after a busy drain");
-  assert.equal(sleepBeforeDrain(3, 1, BUSY_SPELL_MS - 1), 1, "still within the spell");
-  assert.equal(sleepBeforeDrain(3, 1, BUSY_SPELL_MS), -1, "the spell is over: poll");
-  assert.equal(sleepBeforeDrain(0, 1, 0), -1, "an empty drain ends it: poll");
-  assert.equal(sleepBeforeDrain(3, 0, 0), -1, "no coalescing: always poll");
-  assert.equal(sleepBeforeDrain(BUSY_DRAIN - 1, 1), -1, "never busy (keep-alive): poll");
 });
 
 Deno.test("rules: nft duplicates of iptables-nft's own OUTPUT chains are left to iptables -S", () => {
