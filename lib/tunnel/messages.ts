@@ -202,6 +202,35 @@ export interface DecodeResult<T> {
 }
 
 /**
+ * Route messages pooled per decoder by {@link ClientMessageDecoder.decode}: more in one chunk
+ * are decoded into fresh objects (a hostile peer's 64 KiB of CLIENT_ADDs keeps no pool of 4,681).
+ */
+export const POOLED_ROUTES = 64;
+
+/** A reusable route message: its own 46 bytes, address views made once (see `decode`). */
+interface RouteSlot {
+  msg: { kind: RouteOp; client: Endpoint; target: Endpoint };
+  bytes: Uint8Array;
+  c4: Uint8Array;
+  t4: Uint8Array;
+  c6: Uint8Array;
+  t6: Uint8Array;
+}
+
+function newRouteSlot(): RouteSlot {
+  const bytes = new Uint8Array(CLIENT_MSG6_SIZE);
+  const c4 = bytes.subarray(0, 4), t4 = bytes.subarray(8, 12);
+  return {
+    msg: { kind: "add", client: { addr: c4, port: 0 }, target: { addr: t4, port: 0 } },
+    bytes,
+    c4,
+    t4,
+    c6: bytes.subarray(14, 30),
+    t6: bytes.subarray(30, 46),
+  };
+}
+
+/**
  * Incremental decoder of the client message stream (intercept side). Bytes may arrive in
  * any chunking. The first message must be a v6 hello; IPv6 route messages are only accepted
  * once `extensions` was set (after the server acknowledged EXT_HELLO). After an error the
@@ -214,6 +243,10 @@ export class ClientMessageDecoder {
   #need = CLIENT_MSG_SIZE;
   #sawHello = false;
   #error: string | undefined;
+  #messages: ClientMessage[] = [];
+  #slots: RouteSlot[] = [];
+  #slotsUsed = 0;
+  #pooled = false;
   /** Set by the server once extensions are negotiated for this connection. */
   extensions = false;
   /** Set by the server while it waits for the AUTH message (after its challenge). */
@@ -222,19 +255,51 @@ export class ClientMessageDecoder {
   /** Feeds a chunk; returns every complete message and the first fatal error, if any. */
   push(chunk: Uint8Array): DecodeResult<ClientMessage> {
     const items: ClientMessage[] = [];
-    if (this.#error) return { items, error: this.#error };
+    this.#pooled = false;
+    this.#run(chunk, items);
+    return this.#error ? { items, error: this.#error } : { items };
+  }
+
+  /**
+   * {@link push} without allocating per route message (the server's path: two per replayed
+   * connection): feeds a chunk and returns how many messages it completed, in
+   * {@link messages}[0..n). Up to {@link POOLED_ROUTES} CLIENT_ADD / CLIENT_DEL of a chunk are
+   * decoder-owned records (their address bytes too) that the next `decode` overwrites: use
+   * them at once, keep nothing of them (copy what must stay, e.g. build the route key).
+   * Other messages are fresh, as from `push`. Then {@link error} tells a fatal error.
+   */
+  decode(chunk: Uint8Array): number {
+    this.#pooled = true;
+    this.#slotsUsed = 0;
+    return this.#run(chunk, this.#messages);
+  }
+
+  /** The messages of the last {@link decode} (entries past its count are stale). */
+  get messages(): readonly ClientMessage[] {
+    return this.#messages;
+  }
+
+  /** The fatal error that failed this decoder, if any (it stays failed). */
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  /** Decodes into `out` from index 0; returns the count (stops at the first error). */
+  #run(chunk: Uint8Array, out: ClientMessage[]): number {
+    let n = 0;
+    if (this.#error) return n;
     let off = 0;
     while (off < chunk.length) {
-      const n = Math.min(this.#need - this.#have, chunk.length - off);
-      this.#buf.set(chunk.subarray(off, off + n), this.#have);
-      this.#have += n;
-      off += n;
+      const take = Math.min(this.#need - this.#have, chunk.length - off);
+      for (let i = 0; i < take; i++) this.#buf[this.#have + i] = chunk[off + i];
+      this.#have += take;
+      off += take;
       if (this.#have < this.#need) break;
       const dv = this.#dv;
       const type = dv.getUint16(6);
       if (this.#need === CLIENT_MSG_SIZE && isMsgType(type)) {
         const size = this.#sizeOf(type);
-        if (typeof size === "string") return this.#fail(items, size);
+        if (typeof size === "string") return this.#fail(n, size);
         if (size !== CLIENT_MSG_SIZE) {
           this.#need = size; // the rest follows
           continue;
@@ -243,10 +308,10 @@ export class ClientMessageDecoder {
       const msg = this.#decodeOne(dv, type);
       this.#have = 0;
       this.#need = CLIENT_MSG_SIZE;
-      if (typeof msg === "string") return this.#fail(items, msg);
-      items.push(msg);
+      if (typeof msg === "string") return this.#fail(n, msg);
+      out[n++] = msg;
     }
-    return { items };
+    return n;
   }
 
   /**
@@ -276,9 +341,37 @@ export class ClientMessageDecoder {
     }
   }
 
-  #fail(items: ClientMessage[], reason: string): DecodeResult<ClientMessage> {
+  #fail(n: number, reason: string): number {
     this.#error = reason;
-    return { items, error: reason };
+    return n;
+  }
+
+  /**
+   * The route message in the buffer: a pooled record while `decode` runs (the first
+   * {@link POOLED_ROUTES} of a chunk), else fresh objects over one copy of the message.
+   */
+  #route(kind: RouteOp, v6: boolean): ClientMessage {
+    const dv = this.#dv, cPort = dv.getUint16(4), tPort = dv.getUint16(12);
+    const size = v6 ? CLIENT_MSG6_SIZE : CLIENT_MSG_SIZE, cAt = v6 ? 14 : 0, tAt = v6 ? 30 : 8;
+    const len = v6 ? 16 : 4;
+    if (!this.#pooled || this.#slotsUsed >= POOLED_ROUTES) {
+      const b = this.#buf.slice(0, size); // one copy; addresses are views
+      return {
+        kind,
+        client: { addr: b.subarray(cAt, cAt + len), port: cPort },
+        target: { addr: b.subarray(tAt, tAt + len), port: tPort },
+      };
+    }
+    const slot = this.#slots[this.#slotsUsed] ??= newRouteSlot();
+    this.#slotsUsed++;
+    const buf = this.#buf, bytes = slot.bytes, msg = slot.msg;
+    for (let i = 0; i < len; i++) bytes[cAt + i] = buf[cAt + i], bytes[tAt + i] = buf[tAt + i];
+    msg.kind = kind;
+    msg.client.addr = v6 ? slot.c6 : slot.c4;
+    msg.client.port = cPort;
+    msg.target.addr = v6 ? slot.t6 : slot.t4;
+    msg.target.port = tPort;
+    return msg;
   }
 
   #decodeOne(dv: DataView, type: number): ClientMessage | string {
@@ -295,23 +388,11 @@ export class ClientMessageDecoder {
     if (!isMsgType(type)) return `unknown message type ${type}`;
     switch (type) {
       case MsgType.CLIENT_ADD:
-      case MsgType.CLIENT_DEL: {
-        const b = this.#buf.slice(0, CLIENT_MSG_SIZE); // one copy; addresses are views
-        return {
-          kind: type === MsgType.CLIENT_ADD ? "add" : "del",
-          client: { addr: b.subarray(0, 4), port: dv.getUint16(4) },
-          target: { addr: b.subarray(8, 12), port: dv.getUint16(12) },
-        };
-      }
+      case MsgType.CLIENT_DEL:
+        return this.#route(type === MsgType.CLIENT_ADD ? "add" : "del", false);
       case MsgType.CLIENT_ADD6:
-      case MsgType.CLIENT_DEL6: {
-        const b = this.#buf.slice(0, CLIENT_MSG6_SIZE);
-        return {
-          kind: type === MsgType.CLIENT_ADD6 ? "add" : "del",
-          client: { addr: b.subarray(14, 30), port: dv.getUint16(4) },
-          target: { addr: b.subarray(30, 46), port: dv.getUint16(12) },
-        };
-      }
+      case MsgType.CLIENT_DEL6:
+        return this.#route(type === MsgType.CLIENT_ADD6 ? "add" : "del", true);
       case MsgType.EXT_HELLO:
         if (dv.getUint32(0) !== EXT_MAGIC) return "extension hello with a bad magic";
         return {

@@ -567,9 +567,12 @@ export class TunnelServer {
 
   /** Handles bytes from a peer; returns a reason to disconnect it, if any. */
   #onBytes(c: TunnelConnection, bytes: Uint8Array): string | undefined {
-    const { items, error } = c.decoder.push(bytes);
+    // route messages are the decoder's reused records: used at once, nothing of them is kept
+    // (the dispatcher keeps the key string, #contested formats the address there and then)
+    const d = c.decoder, n = d.decode(bytes), messages = d.messages;
     const now = this.opts.now();
-    for (const m of items) {
+    for (let i = 0; i < n; i++) {
+      const m = messages[i];
       if (c.closed) return undefined;
       if (!c.ready && !allowedBeforeReady(m.kind)) {
         return c.auth === "none"
@@ -661,7 +664,7 @@ export class TunnelServer {
     }
     c.batcher.flush();
     if (c.batcher.hasOutput) this.#write(c);
-    return error;
+    return d.error;
   }
 
   /** Sends the EXT_ACK (with the server proof when authenticated) and switches framing. */
