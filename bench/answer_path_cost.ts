@@ -24,8 +24,7 @@
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
  */
 import { benchArgs, intArg } from "./args.ts";
-import { cpuUsage } from "node:process";
-import v8 from "node:v8";
+import { cpuMs, timedPasses } from "./passes.ts";
 import { AnswerTracker, newAnswerCounters } from "../lib/intercept/answers.ts";
 import { inspectReply, newReplyInfo } from "../lib/tunnel/reply_packet.ts";
 import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
@@ -151,17 +150,6 @@ function shortPass(n: number): void {
   }
 }
 
-/** Heap bytes V8 allocated so far (a counter Deno's types do not list). */
-function allocatedBytes(): number {
-  return (v8.getHeapStatistics() as unknown as { total_allocated_bytes: number })
-    .total_allocated_bytes;
-}
-
-function cpuMs(): number {
-  const u = cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
 /**
  * CPU ms of the calling thread (the main thread: JS and its synchronous compiles), in
  * nanoseconds from schedstat (stat's clock ticks are 10 ms: too coarse for 10,000 answers).
@@ -181,16 +169,7 @@ if (values.cold) {
       `(${ms.toFixed(0)} ms CPU, main thread ${main.toFixed(1)} ms), answers sent ${counters.sent}`,
   );
 } else {
-  pass(REQUESTS); // warm-up
-  const times: number[] = [];
-  const a0 = allocatedBytes();
-  for (let i = 0; i < 5; i++) {
-    const t0 = cpuMs();
-    pass(REQUESTS);
-    times.push(((cpuMs() - t0) * 1e6) / REQUESTS);
-  }
-  const bytes = (allocatedBytes() - a0) / (5 * REQUESTS);
-  times.sort((a, b) => a - b);
+  const { ns: times, bytes } = timedPasses(() => pass(REQUESTS), REQUESTS);
   console.log(
     `${label}: ${times[2].toFixed(0)} ns/req (range ${times[0].toFixed(0)}-${
       times[4].toFixed(0)

@@ -35,8 +35,7 @@
  * figure of `--baseline`, where no intercept code runs, is theirs alone.
  */
 import { benchArgs } from "./args.ts";
-import { cpuUsage } from "node:process";
-import { getHeapStatistics } from "node:v8";
+import { allocatedBytes, cpuMs } from "./passes.ts";
 import { allocSampler } from "./alloc_sampler.ts";
 import { median } from "./median.ts";
 import { Replicator } from "../lib/tcpcopy/replicator.ts";
@@ -62,21 +61,6 @@ function deliverAnswer(decoder: AnswerDecoder, r: Replicator, fr: Uint8Array, at
   if (typeof a === "string") throw new Error(a);
   if (!DECODE_ALL && !r.answerWanted(a)) return;
   r.onAnswer(decoder.decodeSummary(fr, 4, fr.length - 4), at);
-}
-
-/** Bytes V8 allocated on its heap so far (a counter garbage collections do not change). */
-function allocated(): number {
-  // (in Deno's statistics, not yet in the HeapInfo type of @types/node)
-  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & {
-    total_allocated_bytes: number;
-  };
-  return stats.total_allocated_bytes;
-}
-
-/** CPU time of the process (ms): the VM is shared, wall time would count other programs. */
-function cpuMs(): number {
-  const u = cpuUsage();
-  return (u.user + u.system) / 1000;
 }
 
 const { values } = benchArgs(import.meta.url, {
@@ -323,7 +307,7 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
       for (let k = 0; k < answers.length; k++) replays[k].frames = answers[k];
     }
     const t1 = cpuMs();
-    const h1 = allocated();
+    const h1 = allocatedBytes();
     // tcpcopy: request, its replay, the online answer, the reply header, the ANSWER frame
     let n = 0;
     for (let j = 0; j < turns; j++) {
@@ -348,17 +332,17 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
     if (comparer !== null && LAG === 0) {
       for (let k = Math.max(0, n - lag); k < n; k++) deliver(answers[k], now);
     }
-    bytes += allocated() - h1;
+    bytes += allocatedBytes() - h1;
     answers.length = 0;
     outAt = 0;
     tTcpcopy += cpuMs() - t1;
     tIntercept += t1 - t0;
   }
   const t0 = cpuMs();
-  const h0 = allocated();
+  const h0 = allocatedBytes();
   while (qHead < qTail) replay(queue[qHead++ % queue.length], now);
   r.compareTick(now + 5000);
-  bytes += allocated() - h0;
+  bytes += allocatedBytes() - h0;
   tTcpcopy += cpuMs() - t0;
   const compared = comparer?.stats.snapshot().compared ?? 0;
   return {
@@ -475,7 +459,7 @@ function runShort(): { tcpcopy: number; intercept: number; compared: number; all
         frames: frames.splice(0),
       });
     }
-    const h0 = allocated(), t0 = cpuMs();
+    const h0 = allocatedBytes(), t0 = cpuMs();
     for (const k of conns) {
       now += 1; // 1,000 connections/s
       r.onFrame(k.syn, LinkType.EN10MB, now * 1000, now);
@@ -495,7 +479,7 @@ function runShort(): { tcpcopy: number; intercept: number; compared: number; all
     }
     r.compareTick(now + 5000); // (flows closed 5 s ago are forgotten)
     cpu += cpuMs() - t0;
-    bytes += allocated() - h0;
+    bytes += allocatedBytes() - h0;
   }
   const t0 = cpuMs();
   r.compareTick(now + 10_000);

@@ -14,8 +14,7 @@
  * machine).
  */
 import { benchArgs, intArg } from "./args.ts";
-import { cpuUsage } from "node:process";
-import v8 from "node:v8";
+import { timedPasses } from "./passes.ts";
 import { Dispatcher } from "../lib/tunnel/dispatch.ts";
 import { ReplyBatcher } from "../lib/tunnel/batcher.ts";
 import { routeKeyOf } from "../lib/tunnel/route_key.ts";
@@ -99,27 +98,7 @@ function pass(pairs: number): void {
   if (dispatcher.routes.size !== 0) throw new Error(`${dispatcher.routes.size} routes left`);
 }
 
-/** Heap bytes V8 allocated so far (a counter Deno's types do not list). */
-function allocatedBytes(): number {
-  return (v8.getHeapStatistics() as unknown as { total_allocated_bytes: number })
-    .total_allocated_bytes;
-}
-
-function cpuMs(): number {
-  const u = cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-pass(PAIRS); // warm-up
-const times: number[] = [];
-const a0 = allocatedBytes();
-for (let i = 0; i < 5; i++) {
-  const t0 = cpuMs();
-  pass(PAIRS);
-  times.push(((cpuMs() - t0) * 1e6) / PAIRS);
-}
-const bytes = (allocatedBytes() - a0) / (5 * PAIRS);
-times.sort((a, b) => a - b);
+const { ns: times, bytes } = timedPasses(() => pass(PAIRS), PAIRS);
 console.log(
   `${pooled ? "decode" : "push"} ${v6 ? "IPv6" : "IPv4"} batch ${BATCH}: ${
     times[2].toFixed(0)
