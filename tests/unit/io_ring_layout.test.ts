@@ -39,6 +39,16 @@ interface FakePacket {
 }
 
 const GEOMETRY = { blockSize: 4096, blockCount: 3 };
+/** tcpcopy's start ring half full: 96 blocks of 128 KiB, 12 MiB, up to 64 MiB. */
+const START_RING = {
+  readyBlocks: 48,
+  blockCount: 96,
+  losing: false,
+  size: 12 << 20,
+  minSize: 12 << 20,
+  maxSize: 64 << 20,
+  quietMs: 0,
+} as const;
 const MAC_OFFSET = 80; // after tpacket3_hdr (48) + sockaddr_ll (20), aligned as the kernel does
 
 function fakeRing() {
@@ -279,16 +289,7 @@ Deno.test("growth: a ring as large at half full, twice as large on drops, fast f
 });
 
 Deno.test("growth at half full waits while the free half lasts; three quarters, short room or drops still add a ring", () => {
-  // tcpcopy's start ring: 96 blocks of 128 KiB, 12 MiB, up to 64 MiB
-  const ring = {
-    readyBlocks: 50,
-    blockCount: 96,
-    losing: false,
-    size: 12 << 20,
-    minSize: 12 << 20,
-    maxSize: 64 << 20,
-    quietMs: 0,
-  };
+  const ring = { ...START_RING, readyBlocks: 50 };
   // held10k's second requests (main's rule added 12 MiB here; the backlog went no further)
   const held10k = { ...ring, roomMs: 785, stallMs: 75 };
   assert.equal(nextRingSize(held10k), 0, "50/96 waiting, 785 ms of room, 75 ms stalls: wait");
@@ -496,15 +497,7 @@ Deno.test("walker: how long ready blocks took to fill, from their first and last
 });
 
 Deno.test("growth: a free half full within MIN_ROOM_MS at the current rate doubles the ring (a flood)", () => {
-  const f = {
-    readyBlocks: 48,
-    blockCount: 96,
-    losing: false,
-    size: 12 << 20,
-    minSize: 12 << 20,
-    maxSize: 64 << 20,
-    quietMs: 0,
-  };
+  const f = START_RING;
   assert.equal(nextRingSize({ ...f, roomMs: MIN_ROOM_MS - 1 }), 24 << 20, "flood: double");
   assert.equal(nextRingSize({ ...f, roomMs: MIN_ROOM_MS }), 12 << 20, "as large");
   assert.equal(
