@@ -22,7 +22,9 @@
  *   after everything the module sent.
  * - `pass()`: the module is not called any more; in-order captured chunks are appended to
  *   the replayed stream as they are (the same slab copy: no copy, no parse), which is a
- *   constant sequence offset from then on.
+ *   constant sequence offset from then on. The first chunk appended so tells the session's
+ *   `onReplayed` (if any) where that starts and the offset (`--compare` follows the session
+ *   from there: engine event `pass`).
  * - `fail(reason, detail)`: the session ends (`lost.module` for its replayed requests not
  *   answered), the module's `failed` and `<reason>` counters go up, `detail` is logged
  *   (rate-limited, see line_limit.ts).
@@ -110,10 +112,18 @@ export class ModuleHost {
     this.random = opts.random ?? defaultRandom;
   }
 
-  /** State for a new session that transmits from `out`; `label` names it in log lines. */
-  open(out: ClientStream, label: () => string, now: number): ModuleBridge {
+  /**
+   * State for a new session that transmits from `out`; `label` names it in log lines;
+   * `onReplayed`: see {@link ReplayedAt}.
+   */
+  open(
+    out: ClientStream,
+    label: () => string,
+    now: number,
+    onReplayed?: ReplayedAt,
+  ): ModuleBridge {
     this.stats.sessions++;
-    return new ModuleBridge(this, out, label, now);
+    return new ModuleBridge(this, out, label, now, onReplayed);
   }
 
   /** A module counter (undeclared names are ignored). */
@@ -143,6 +153,14 @@ export class ModuleHost {
     return REASON_RE.test(reason) ? reason : "invalid_reason";
   }
 }
+
+/**
+ * After `pass()`, the first captured byte appended to the replayed stream unchanged is `seq`
+ * (client sequence space) and every captured byte from there on is replayed at its own
+ * sequence number + `offset` (mod 2^32). Called once per session, and never for a session
+ * whose module does not pass or passes with nothing left to replay.
+ */
+export type ReplayedAt = (seq: number, offset: number) => void;
 
 const ACTIVE = 0, PASSED = 1, FAILED = 2;
 type BridgeState = typeof ACTIVE | typeof PASSED | typeof FAILED;
@@ -188,6 +206,8 @@ export class ModuleBridge implements ModuleOutput {
     readonly out: ClientStream,
     readonly label: () => string,
     now: number,
+    /** Told where the unchanged replay starts after `pass()` ({@link ReplayedAt}). */
+    private onReplayed?: ReplayedAt,
   ) {
     this.now = now;
     const ctx: ModuleContext = {
@@ -257,7 +277,15 @@ export class ModuleBridge implements ModuleOutput {
       this.#ack = c.ack;
       this.#tsval = c.tsval;
       if (this.#state === ACTIVE) this.#call(CLIENT, c.data);
-      else if (!this.#outClosed()) this.out.add({ ...c, seq: this.out.end, ipId: undefined });
+      else if (!this.#outClosed()) {
+        const tell = this.onReplayed;
+        if (tell !== undefined) {
+          // (the first unchanged chunk: whatever the module sent on its way out is before it)
+          this.onReplayed = undefined;
+          tell(c.seq, (this.out.end - c.seq) >>> 0);
+        }
+        this.out.add({ ...c, seq: this.out.end, ipId: undefined });
+      }
     }
     cap.releaseBefore(cap.end);
     cap.dropTurns(cap.turns.length - 1);

@@ -298,6 +298,68 @@ Deno.test("module pass(): the rest of the session is replayed unchanged, the mod
   assert.equal(sc.engine.stats.queued_bytes, 0);
 });
 
+Deno.test("module pass(): the event tells where the unchanged replay starts and its offset", () => {
+  // a module that passes in the middle of a chunk and sends that chunk's rest after passing
+  // (the offset is the one of the first chunk replayed as it is, not of the pass call)
+  for (const clientIsn of [1000, 0xfffffff0]) {
+    const ex = exchanges(4);
+    const tr = onlineConnection({
+      client,
+      server,
+      clientIsn,
+      serverIsn: 5000,
+      start: 1000,
+      exchanges: ex,
+    });
+    const module = toy((_ctx, out) => ({
+      client(data) {
+        out.pass();
+        const text = dec.decode(data);
+        out.send(enc.encode(text.replace(/ x+\n/, " a-longer-login-proof\n")));
+      },
+      target() {},
+      targetGap() {},
+    }));
+    const sc = scenario(module);
+    sc.feed(tr.segments);
+    sc.run(60_000);
+    const login = requestText(ex[0]).replace(/ x+\n/, " a-longer-login-proof\n");
+    const replayed = login + tr.requests.slice(1).join("");
+    assert.deepEqual(sc.target.streams(), [replayed]);
+    const passes = sc.events.filter((e) => e.type === "pass");
+    assert.equal(passes.length, 1);
+    const p = passes[0];
+    const first = (clientIsn + 1 + requestText(ex[0]).length) >>> 0; // request 2, captured
+    assert.equal(p.seq, first);
+    assert.equal(p.offset, login.length - requestText(ex[0]).length);
+    assert.equal(p.copy, 0);
+    assert.equal(p.original?.client.port, client.port);
+    assert.equal(p.original?.server.port, server.port);
+    assert.ok(p.client.port > 0 && p.target.port === 8080);
+    // every later request went out at its captured sequence number + offset
+    const req2 = sc.sent.find((o) => dec.decode(o.payload).startsWith("REQ 2 "));
+    assert.equal(req2?.seq, (first + p.offset!) >>> 0);
+  }
+  // a module that never passes: no event
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1,
+    serverIsn: 5000,
+    start: 1000,
+    exchanges: exchanges(2),
+  });
+  const sc = scenario(toy((_ctx, out) => ({
+    client: (d) => out.send(d),
+    target() {},
+    targetGap() {},
+  })));
+  sc.feed(tr.segments);
+  sc.run(60_000);
+  assert.equal(sc.engine.stats.requests.answered, 2);
+  assert.deepEqual(sc.events.filter((e) => e.type === "pass"), []);
+});
+
 Deno.test("module fail(): mid-stream pick-up skipped with its reason, counted, logged once", () => {
   const logs: string[] = [];
   const noLogin = toy((_ctx, out) => ({
