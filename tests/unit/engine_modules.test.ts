@@ -842,3 +842,44 @@ Deno.test("module online(): production's segments reach the session in order, un
     }
   }
 });
+
+Deno.test("module pass(): requests held for production's verdict are all answered before the next one goes", () => {
+  // production's verdict ("OK\n", its first 3 bytes) comes after the client's third request:
+  // the module holds requests 1-3, sends them at once with its pass; request 4 (the first
+  // replayed as it is) waits until the target answered as many bytes as production did to
+  // all three (40,000 + 40,000 + 200: several windows), not only to the last one (200: it
+  // went out in the middle of request 1's answer)
+  const ex = [
+    { id: 1, responseLength: 40_000 },
+    { id: 2, responseLength: 40_000 },
+    { id: 3, responseLength: 200 },
+    { id: 4, responseLength: 100 },
+  ];
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1000,
+    serverIsn: 5000,
+    start: 1000,
+    greeting: 3,
+    exchanges: ex,
+  });
+  const fourth = tr.segments.find((s) => dec.decode(s.payload).startsWith("REQ 4 "))!;
+  const seen: string[] = [];
+  const sc = scenario(gateModule(seen));
+  sc.feed(tr.segments);
+  const verdictAt = fourth.timeMs - 0.1; // (request 4 comes while 1-3 are answered)
+  sc.at(1000.5, () => sc.engine.onOnline(serverSeg(5000, SYN | ACK, "", 1000.5), sc.now));
+  sc.at(verdictAt, () => sc.engine.onOnline(serverSeg(5001, ACK, "OK\n", verdictAt), sc.now));
+  sc.run(60_000);
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  const reqs = sc.target.requests;
+  assert.equal(reqs.length, 4);
+  // (the simulated target answers in bursts a round trip apart: request 4 reached it after
+  // the last one, not with it)
+  for (const r of reqs.slice(0, 3)) assert.ok(r.answerEndAt! < reqs[3].at, JSON.stringify(reqs));
+  const pass = sc.events.find((e) => e.type === "pass")!;
+  assert.equal(pass.seq, fourth.seq);
+  assert.equal(pass.offset, 0); // (the held bytes went out as they were)
+  assert.equal(sc.engine.stats.requests.answered, sc.engine.stats.requests.captured);
+});
