@@ -6,12 +6,15 @@
  * - redis (no password): the same keys on both sides except `k3` (another value of the same
  *   length on the target). A redis-cli script reads every key several ways; exactly the
  *   requests that read `k3` mismatch, with reason `body`, nothing else.
- * - PostgreSQL with `trust` for TCP logins on both servers: compare does not run on `--module`
- *   sessions (their replayed stream differs from the online one), and SCRAM/md5 logins need
- *   `--module postgres`, so trust is what lets a pg login be compared. `pgbench -c 1` (TPC-B)
+ * - PostgreSQL with `trust` for TCP logins on both servers (no module). `pgbench -c 1` (TPC-B)
  *   on the same data: 0 mismatches. Then `pgbench_accounts` changed on the target: exactly the
  *   `SELECT abalance FROM pgbench_accounts ...` requests mismatch, named in the records and in
  *   the exit summary.
+ * - PostgreSQL with SCRAM-SHA-256 logins on both servers and `--module postgres --auth-file F`:
+ *   compared from the module's pass on (its login differs on the two sides). The same two runs
+ *   (pgbench pausing before each transaction, so one statement is held during the login), then
+ *   pgbench at full speed: the requests held during the login, sent together with the pass, must
+ *   not spill into the answers of the first ones compared after it.
  */
 import assert from "node:assert/strict";
 import { type Cleanup, isRoot, type Netns, waitFor, withNetns } from "../helpers/netns.ts";
