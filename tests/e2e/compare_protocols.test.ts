@@ -13,8 +13,8 @@
  * - PostgreSQL with SCRAM-SHA-256 logins on both servers and `--module postgres --auth-file F`:
  *   compared from the module's pass on (its login differs on the two sides). The same two runs
  *   (pgbench pausing before each transaction, so one statement is held during the login), then
- *   pgbench at full speed: the requests held during the login, sent together with the pass, must
- *   not spill into the answers of the first ones compared after it.
+ *   pgbench without pauses: the requests held during the login, sent together with the pass,
+ *   must not spill into the answers of the first ones compared after it.
  */
 import assert from "node:assert/strict";
 import { type Cleanup, isRoot, type Netns, waitFor, withNetns } from "../helpers/netns.ts";
@@ -336,11 +336,13 @@ async function pgbench(
   transactions: number,
   password?: string,
   script?: string,
+  more: string[] = [],
 ): Promise<void> {
   const argv = [
     "pgbench",
     "-n",
     ...(script === undefined ? [] : ["-f", script]),
+    ...more,
     "-c",
     "1",
     "-t",
@@ -409,7 +411,7 @@ interface ScramLab {
   target: Pg;
   /** tcpcopy's module options. */
   module: string[];
-  /** {@link tpcbAfter}(50) in a file. */
+  /** {@link tpcbAfter}(100) in a file. */
   script: string;
 }
 
@@ -429,7 +431,7 @@ async function scramLab(env: Cleanup): Promise<ScramLab> {
   // (the module reads the target's login replies: a prefix that holds them whole)
   await startIntercept(env, c, PG_PORT, ["--max-prefix", "512"]);
   const script = `${lab.dir}/tpcb.sql`;
-  await Deno.writeTextFile(script, tpcbAfter(50));
+  await Deno.writeTextFile(script, tpcbAfter(100));
   return { c, target, module: ["--module", "postgres", "--auth-file", auth], script };
 }
 
@@ -470,11 +472,11 @@ Deno.test({
       const TX = 20;
       // Each connection's login is the module's (other nonces and proofs than production's):
       // compared from the module's pass on. pgbench's first connection (the scale query) has
-      // nothing after the pass; the benchmark connection pauses 50 ms before each transaction,
+      // nothing after the pass; the benchmark connection pauses 100 ms before each transaction,
       // so what the module holds during the login (sent with the pass, not compared) is its
       // first statement or, on a slow login, its first transaction or two: 7 statements per
       // transaction are compared, less those.
-      const most = TX * 7 - 1, least = TX * 7 - 14;
+      const most = TX * 7 - 1, least = TX * 7 - 21; // (up to 3 transactions held)
       const log1 = `${lab.dir}/same.ndjson`;
       const t1 = await startCompare(env, c, PG_PORT, log1, "tcpcopy-same", module);
       await pgbench(on.client, on.ip, TX, PG_PASSWORD, script);
@@ -505,7 +507,7 @@ Deno.test({
       assert.ok(m >= least && m <= most, `${m} compared: ${await lastStats(t2)}`);
       // every balance read compared mismatches (all but the held ones: one per transaction)
       const reads = changed.recs.filter((r) => r.request.startsWith("SELECT abalance"));
-      assert.ok(reads.length >= TX - 2, `${reads.length} balance reads compared`);
+      assert.ok(reads.length >= TX - 3, `${reads.length} balance reads compared`);
       const bad = changed.recs.filter((r) => !r.match);
       assert.equal(bad.length, reads.length, bad.map((r) => `${r.request} ${r.reason}`).join("; "));
       for (const r of bad) {
@@ -526,14 +528,16 @@ Deno.test({
     withNetns(async (env) => {
       const { c, module } = await scramLab(env);
       const { on, lab } = c;
-      // pgbench at full speed: its statements keep coming while the module logs in on the
-      // target, which gets them together with the pass; the first statements after the pass
-      // must wait for all of their answers (else those answers run into theirs: mismatches)
-      const TX = 300;
+      // pgbench without pauses (1,000 transactions/s, ~1 s: at full speed the whole run can end
+      // before the module's login on a loaded host): its statements keep coming while the
+      // module logs in on the target, which gets them together with the pass; the first
+      // statements after the pass must wait for all of their answers (else those answers run
+      // into theirs: mismatches)
+      const TX = 1000;
       const log = `${lab.dir}/held.ndjson`;
       const opts = [...module, "--compare-max-pending", "4096"];
       const t = await startCompare(env, c, PG_PORT, log, "tcpcopy-held", opts);
-      await pgbench(on.client, on.ip, TX, PG_PASSWORD);
+      await pgbench(on.client, on.ip, TX, PG_PASSWORD, undefined, ["-R", "1000"]);
       const { recs, stop } = await finishQuiet(t, log); // (the replay lags production)
       show("pgmod held", recs);
       assert.equal(stop.code, 0, stop.log);
@@ -545,6 +549,9 @@ Deno.test({
       assert.ok(recs.length > 100, `${recs.length} compared: ${stats}`);
       assert.ok(recs.length <= TX * 7, `${recs.length} compared`);
       assert.deepEqual(recs.filter((r) => !r.match).map((r) => `${r.request} ${r.reason}`), []);
-      assert.match(stats, /"unpaired":0\b/, stats);
+      // the replay lags production: turns over the budget are skipped and their answers are
+      // unpaired; the login's answers add none
+      const count = (k: string) => Number(new RegExp(`"${k}":(\\d+)`).exec(stats)?.[1]);
+      assert.ok(count("unpaired") <= count("skipped"), stats);
     }),
 });
