@@ -835,7 +835,20 @@ export class Engine implements SessionHost {
     const client: Endpoint = addr === src.addr && port === src.port ? src : { addr, family, port };
     const s = new Session(client, r, now);
     if (r.module !== undefined) {
-      s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now);
+      // (told when the module's pass makes the replay the captured stream at an offset)
+      const passed = this.out.event === undefined
+        ? undefined
+        : (seq: number, offset: number) =>
+          this.emitEvent({
+            type: "pass",
+            client: s.client,
+            target: s.target,
+            original: { client: flow.src, server: flow.dst },
+            copy: r.copy,
+            seq,
+            offset,
+          });
+      s.mod = r.module.open(s.stream, () => `${sessionLabel(s)}`, now, passed);
     }
     s.tag = flow;
     this.allocator.hold(addr, port, s.target.addr, s.target.port, s);

@@ -22,7 +22,15 @@
  *   after everything the module sent.
  * - `pass()`: the module is not called any more; in-order captured chunks are appended to
  *   the replayed stream as they are (the same slab copy: no copy, no parse), which is a
- *   constant sequence offset from then on.
+ *   constant sequence offset from then on. The first chunk appended so tells the session's
+ *   `onReplayed` (if any) where that starts and the offset (`--compare` follows the session
+ *   from there: engine event `pass`). Requests the module held during a login and sent with
+ *   its pass (one turn, sent at once) are answered before that chunk is released: their
+ *   turn's online ACK becomes where production's stream stood when the module stopped reading
+ *   it (its verdict on the login, so where the client's first held request was sent), and the
+ *   pacing waits for the target to answer as many bytes as production did to all of them
+ *   (else the first requests after the pass reach the target while it still answers the held
+ *   ones, and their answers run together).
  * - `fail(reason, detail)`: the session ends (`lost.module` for its replayed requests not
  *   answered), the module's `failed` and `<reason>` counters go up, `detail` is logged
  *   (rate-limited, see line_limit.ts).
@@ -46,7 +54,8 @@ import type {
   SendOptions,
 } from "../modules/module.ts";
 import type { ModuleStats } from "./stats.ts";
-import { ADDED, type Chunk, ClientStream, CLOSE_RST, type StreamAdd } from "./stream.ts";
+import { ADDED, type Chunk, ClientStream, CLOSE_RST, DATA, type StreamAdd } from "./stream.ts";
+import { seqLt } from "../wire/seq.ts";
 import { ReplyOrder } from "./reply_order.ts";
 import { LineLimiter } from "./line_limit.ts";
 
@@ -110,10 +119,18 @@ export class ModuleHost {
     this.random = opts.random ?? defaultRandom;
   }
 
-  /** State for a new session that transmits from `out`; `label` names it in log lines. */
-  open(out: ClientStream, label: () => string, now: number): ModuleBridge {
+  /**
+   * State for a new session that transmits from `out`; `label` names it in log lines;
+   * `onReplayed`: see {@link ReplayedAt}.
+   */
+  open(
+    out: ClientStream,
+    label: () => string,
+    now: number,
+    onReplayed?: ReplayedAt,
+  ): ModuleBridge {
     this.stats.sessions++;
-    return new ModuleBridge(this, out, label, now);
+    return new ModuleBridge(this, out, label, now, onReplayed);
   }
 
   /** A module counter (undeclared names are ignored). */
@@ -144,6 +161,14 @@ export class ModuleHost {
   }
 }
 
+/**
+ * After `pass()`, the first captured byte appended to the replayed stream unchanged is `seq`
+ * (client sequence space) and every captured byte from there on is replayed at its own
+ * sequence number + `offset` (mod 2^32). Called once per session, and never for a session
+ * whose module does not pass or passes with nothing left to replay.
+ */
+export type ReplayedAt = (seq: number, offset: number) => void;
+
 const ACTIVE = 0, PASSED = 1, FAILED = 2;
 type BridgeState = typeof ACTIVE | typeof PASSED | typeof FAILED;
 
@@ -158,6 +183,8 @@ export class ModuleBridge implements ModuleOutput {
   /** Engine time of the current call (for log rate limiting). */
   now: number;
   #state: BridgeState = ACTIVE;
+  /** A captured chunk was replayed as it is after `pass()` ({@link #firstAppend}). */
+  #appended = false;
   #session: ModuleSession | undefined;
   /** Online ACK and timestamp of the latest captured chunk given to the module. */
   #ack = 0;
@@ -181,6 +208,11 @@ export class ModuleBridge implements ModuleOutput {
     open: () => this.#state === ACTIVE && !this.#onlineOff,
   });
   #onlineOff = false;
+  /**
+   * Where production's stream stood when the module stopped reading it (its next byte), or
+   * undefined: never read.
+   */
+  #onlineEnd: number | undefined;
 
   constructor(
     readonly host: ModuleHost,
@@ -188,6 +220,8 @@ export class ModuleBridge implements ModuleOutput {
     readonly out: ClientStream,
     readonly label: () => string,
     now: number,
+    /** Told where the unchanged replay starts after `pass()` ({@link ReplayedAt}). */
+    private onReplayed?: ReplayedAt,
   ) {
     this.now = now;
     const ctx: ModuleContext = {
@@ -257,7 +291,10 @@ export class ModuleBridge implements ModuleOutput {
       this.#ack = c.ack;
       this.#tsval = c.tsval;
       if (this.#state === ACTIVE) this.#call(CLIENT, c.data);
-      else if (!this.#outClosed()) this.out.add({ ...c, seq: this.out.end, ipId: undefined });
+      else if (!this.#outClosed()) {
+        if (!this.#appended) this.#firstAppend(c);
+        this.out.add({ ...c, seq: this.out.end, ipId: undefined });
+      }
     }
     cap.releaseBefore(cap.end);
     cap.dropTurns(cap.turns.length - 1);
@@ -275,6 +312,20 @@ export class ModuleBridge implements ModuleOutput {
       if (last.kind === CLOSE_RST) this.out.rst(this.out.end, last.ack);
       else this.out.fin(this.out.end, last.ack);
     }
+  }
+
+  /** The first captured chunk `c` replayed as it is after `pass()`; see the module comment. */
+  #firstAppend(c: Chunk): void {
+    this.#appended = true;
+    const out = this.out, ts = out.turns, at = this.#onlineEnd;
+    const last = ts.length > out.turnHead ? ts[ts.length - 1] : undefined;
+    if (at !== undefined && last !== undefined && last.kind === DATA && seqLt(at, last.ack)) {
+      last.ack = at;
+    }
+    const tell = this.onReplayed;
+    this.onReplayed = undefined;
+    // (whatever the module sent on its way out is before `c`)
+    tell?.(c.seq, (out.end - c.seq) >>> 0);
   }
 
   #outClosed(): boolean {
@@ -316,7 +367,14 @@ export class ModuleBridge implements ModuleOutput {
   /** The module needs no more of production's stream. */
   #onlineDone(): void {
     this.#onlineOff = true;
-    this.#online.clear();
+    this.#onlineStop();
+  }
+
+  /** Production's stream is read no more: where it stood is kept ({@link #firstAppend}). */
+  #onlineStop(): void {
+    const o = this.#online;
+    if (o.started && this.#onlineEnd === undefined) this.#onlineEnd = o.next;
+    o.clear();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -336,7 +394,7 @@ export class ModuleBridge implements ModuleOutput {
     this.#state = PASSED;
     this.host.stats.passed++;
     this.#replies.clear();
-    this.#online.clear();
+    this.#onlineStop();
     const close = this.#closeLater;
     this.#closeLater = undefined;
     if (close === undefined || this.#outClosed()) return;

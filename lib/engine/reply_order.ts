@@ -46,6 +46,11 @@ export class ReplyOrder {
     this.clear();
   }
 
+  /** The sequence number of the next in-order byte (after the last one delivered). */
+  get next(): number {
+    return this.#next;
+  }
+
   /** The start is known. */
   get started(): boolean {
     return this.#on;

@@ -189,9 +189,14 @@ export function isLossReason(reason: EndReason): reason is keyof LostStats {
   return lossRule(reason) !== "none";
 }
 
-/** A per-session log event. */
+/**
+ * A per-session log event. `pass`: the session's protocol module handed it to the engine and
+ * the captured client bytes from `seq` on are replayed unchanged at `seq + offset` (the
+ * module's login before it had other bytes); comes with `original` and `copy`, once per
+ * session, and only when something is replayed after the pass (module_bridge.ts).
+ */
 export interface SessionEvent {
-  type: "open" | "established" | "reconnect" | "close" | "lost";
+  type: "open" | "established" | "reconnect" | "close" | "lost" | "pass";
   /** Rewritten client endpoint (as the target sees it). */
   client: Endpoint;
   target: Endpoint;
@@ -199,9 +204,15 @@ export interface SessionEvent {
   /** Requests lost with this event. */
   requests?: number;
   detail?: string;
-  /** `open`: the captured connection (client, server) this session replays. */
+  /** `open`, `pass`: the captured connection (client, server) this session replays. */
   original?: { client: Endpoint; server: Endpoint };
-  /** `open`: the copy index (`-n`) and whether a protocol module rewrites the stream. */
+  /** `open`, `pass`: the copy index (`-n`); `open`: whether a protocol module rewrites the stream. */
   copy?: number;
   module?: boolean;
+  /**
+   * `pass`: the first captured client byte replayed unchanged (client sequence space), and
+   * the replayed stream's sequence number minus the captured one from there on (mod 2^32).
+   */
+  seq?: number;
+  offset?: number;
 }

@@ -84,6 +84,10 @@ export class Turn {
   get ack(): number {
     return this.#ack >>> 0;
   }
+  /** (A protocol module's held requests: the ACK of the first of them, module_bridge.ts.) */
+  set ack(v: number) {
+    this.#ack = v | 0;
+  }
   get released(): boolean {
     return (this.#bits & RELEASED) !== 0;
   }

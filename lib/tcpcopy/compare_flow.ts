@@ -9,6 +9,11 @@
  * request. Client sequence numbers are kept by the replay, so the target's answer to turn k
  * is the one whose reply ACK lies in (start(k), end(k)].
  *
+ * A session of a protocol module is followed from its pass point on ({@link FlowCompare.passSeq}):
+ * the replay is the captured stream from there, at a constant offset; the host translates the
+ * target side's client sequence numbers (sent, reply ACKs, answers' ACKs) by it before they
+ * reach the flow, which works in the captured client's numbers only.
+ *
  * Pure: no I/O, no clock (times are arguments). Server→client packets only feed this
  * object; they never reach the engine.
  *
@@ -270,6 +275,18 @@ export class FlowCompare {
    * counts it as an answered later turn, as when it was still pending (`Comparer.#decideFlow`).
    */
   earlyIndex = 0;
+  /**
+   * The compared session's replayed client sequence numbers minus the captured ones (mod
+   * 2^32): 0 without a module; a module session's from its pass point on (the host subtracts
+   * it from what the target side tells).
+   */
+  offset = 0;
+  /**
+   * A module session's pass point: the first captured client byte followed (the bytes before
+   * it were the module's login and what it sent itself; no turn of them is kept), or -1: from
+   * the connection's start (no module).
+   */
+  passSeq = -1;
 
   #cliNext: number | undefined;
   #lastAck = 0;
@@ -323,6 +340,8 @@ export class FlowCompare {
     this.lastSeen = now;
     this.sentMax = this.replyMax = this.replyAck = undefined;
     this.earlyIndex = 0;
+    this.offset = 0;
+    this.passSeq = -1;
     this.#cliNext = this.#srvNext = undefined;
     this.#lastAck = 0;
     this.#srvHeldBytes = 0;
@@ -343,7 +362,7 @@ export class FlowCompare {
     }
     const len = s.payload.length;
     if (len > 0) {
-      if (this.#cliNext === undefined) this.#cliNext = s.seq; // picked up mid-stream
+      if (this.#cliNext === undefined) this.#cliNext = this.#pickUp(s.seq); // mid-stream
       this.#clientData(s.seq, s.ack, s.flags, s.payload, atMs, now);
     }
     if (s.flags & (0x01 | 0x04)) { // FIN, RST
@@ -354,6 +373,16 @@ export class FlowCompare {
         this.host.answered(this, open, now);
       }
     }
+  }
+
+  /**
+   * Where the turns start when the flow meets the client's stream past its SYN at `seq`: there,
+   * or at the pass point when that is later (a module session: the bytes before it are the
+   * login's, and never a turn).
+   */
+  #pickUp(seq: number): number {
+    const from = this.passSeq;
+    return from >= 0 && seqLt(seq, from) ? from : seq;
   }
 
   /**

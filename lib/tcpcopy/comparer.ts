@@ -13,8 +13,13 @@
  * answer bytes per pending turn, all within a byte budget (a share of `-m`); over it, turns
  * are skipped and counted (`compare.skipped`), replication is never affected.
  *
- * Only the first session of a connection (copy 0, the first transfer) without a protocol
- * module is compared: a module's replayed stream has other sequence numbers.
+ * Only the first session of a connection (copy 0, the first transfer) is compared. A session
+ * of a protocol module is followed from the point its module passed it to the engine (engine
+ * event `pass`): from there the replay is the captured stream at a constant sequence offset,
+ * by which the target side's client sequence numbers are translated (32-bit wrap included).
+ * Its login before that (other bytes on the two sides) counts nowhere: no turn, no skip, and
+ * the target's answers to it are not `unpaired`. A session whose module never passes is not
+ * compared (and its answers are not counted either).
  *
  * @module
  */
@@ -37,10 +42,10 @@ import type { TargetAnswer } from "../compare/target_answer.ts";
 import { type CompareProto, digestModeFor } from "../compare/sniff.ts";
 import type { TopEntry } from "../compare/topk.ts";
 import { TupleMap } from "../engine/tuple_map.ts";
-import { seqLt } from "../wire/seq.ts";
+import { seqLe, seqLt } from "../wire/seq.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { VerdictMemo } from "./verdict_memo.ts";
-import { addrText } from "../engine/endpoint.ts";
+import { addrText, internAddr } from "../engine/endpoint.ts";
 import type { Endpoint } from "../engine/segment.ts";
 import {
   FlowCompare,
@@ -161,6 +166,11 @@ export class Comparer implements FlowHost {
   unpaired = 0;
   readonly #flows = new TupleMap<FlowCompare>(FLOW_SLOTS);
   readonly #sessions = new TupleMap<FlowCompare>(FLOW_SLOTS);
+  /**
+   * Module sessions (copy 0) not followed (yet), by (rewritten client, target): until their
+   * module passes, their target answers are the login's, counted nowhere.
+   */
+  readonly #modules = new TupleMap<true>();
   readonly #live = new Set<FlowCompare>();
   readonly #pool: AnswerAccumulator[] = [];
   /** Flows forgotten, filled again for later connections (FlowCompare.reuse). */
@@ -270,8 +280,9 @@ export class Comparer implements FlowHost {
   // Inputs
 
   /**
-   * A session opened: the first one of a connection (copy 0, no module) is compared.
-   * `original` is the captured connection (client, server).
+   * A session opened: the first one of a connection (copy 0) is compared, from its start
+   * without a module, from {@link onSessionPass} with one. `original` is the captured
+   * connection (client, server).
    */
   onSessionOpen(
     client: Endpoint,
@@ -281,7 +292,42 @@ export class Comparer implements FlowHost {
     module: boolean,
     now: number,
   ): void {
-    if (copy !== 0 || module) return;
+    if (copy !== 0) return;
+    if (module) {
+      this.#modules.set(client.addr, client.port, internAddr(target.addr), target.port, true);
+      return;
+    }
+    this.#follow(client, target, original, 0, -1, now);
+  }
+
+  /**
+   * A module session was handed to the engine: from captured client byte `seq` on, the replay
+   * is the captured stream at `seq + offset` (mod 2^32). The first session of a connection
+   * (copy 0) is compared from there.
+   */
+  onSessionPass(
+    client: Endpoint,
+    target: Endpoint,
+    original: { client: Endpoint; server: Endpoint },
+    copy: number,
+    seq: number,
+    offset: number,
+    now: number,
+  ): void {
+    if (copy !== 0) return;
+    if (!this.#modules.delete(client.addr, client.port, target.addr, target.port)) return;
+    this.#follow(client, target, original, offset >>> 0, seq >>> 0, now);
+  }
+
+  /** Follows the session (client, target) of `original`; see {@link FlowCompare.passSeq}. */
+  #follow(
+    client: Endpoint,
+    target: Endpoint,
+    original: { client: Endpoint; server: Endpoint },
+    offset: number,
+    passSeq: number,
+    now: number,
+  ): void {
     const o = original;
     let f = this.#flows.get(o.client.addr, o.client.port, o.server.addr, o.server.port);
     if (f === undefined) {
@@ -303,6 +349,8 @@ export class Comparer implements FlowHost {
     f.sentMax = undefined;
     f.replyMax = undefined;
     f.replyAck = undefined;
+    f.offset = offset;
+    f.passSeq = passSeq;
     this.#sessions.set(c.addr, c.port, t.addr, t.port, f);
     this.#live.add(f);
   }
@@ -310,7 +358,10 @@ export class Comparer implements FlowHost {
   /** A session ended: its turns without an answer become `missing` after a grace period. */
   onSessionClose(client: Endpoint, target: Endpoint, now: number): void {
     const f = this.#sessions.get(client.addr, client.port, target.addr, target.port);
-    if (f === undefined) return;
+    if (f === undefined) {
+      this.#modules.delete(client.addr, client.port, target.addr, target.port);
+      return;
+    }
     this.#sessions.delete(client.addr, client.port, target.addr, target.port);
     f.session = null;
     f.sessionEndedAt = now;
@@ -338,7 +389,7 @@ export class Comparer implements FlowHost {
   onSent(src: Endpoint, dst: Endpoint, seq: number, len: number, now: number): void {
     if (len === 0) return;
     const f = this.#sessions.get(src.addr, src.port, dst.addr, dst.port);
-    if (f !== undefined) f.onSent((seq + len) >>> 0, now);
+    if (f !== undefined) f.onSent((seq + len - f.offset) >>> 0, now);
   }
 
   /** A reply header from the target (dst = the rewritten client). */
@@ -352,7 +403,7 @@ export class Comparer implements FlowHost {
     now: number,
   ): void {
     const f = this.#sessions.get(dst.addr, dst.port, src.addr, src.port);
-    if (f !== undefined) f.onReply(seq, ack, flags, len, now);
+    if (f !== undefined) f.onReply(seq, (ack - f.offset) >>> 0, flags, len, now);
   }
 
   /**
@@ -365,8 +416,8 @@ export class Comparer implements FlowHost {
   answerWanted(a: Pick<TargetAnswer, "client" | "target" | "ack">): boolean {
     const c = a.client, t = a.target;
     const f = this.#sessions.get(c.addr, c.port, t.addr, t.port);
-    if (f !== undefined && f.turnFor(a.ack) !== null) return true;
-    this.unpaired++;
+    if (f !== undefined && f.turnFor((a.ack - f.offset) >>> 0) !== null) return true;
+    this.#unpaired(f, a);
     return false;
   }
 
@@ -374,14 +425,26 @@ export class Comparer implements FlowHost {
   onAnswer(a: TargetAnswer, now: number): void {
     const c = a.client, t = a.target;
     const f = this.#sessions.get(c.addr, c.port, t.addr, t.port);
-    const turn = f?.turnFor(a.ack) ?? null;
+    const turn = f?.turnFor((a.ack - f.offset) >>> 0) ?? null;
     if (f === undefined || turn === null) {
-      this.unpaired++;
+      this.#unpaired(f, a);
       return;
     }
     this.#merge(turn, a);
     turn.targetAt = now;
     if (this.#final(f, turn)) this.#decideEarly(f, turn, now);
+  }
+
+  /**
+   * A target answer no pending turn waits for: `unpaired`, unless it answers a module's login
+   * (a module session not followed yet, or an ACK up to the followed one's pass point).
+   */
+  #unpaired(f: FlowCompare | undefined, a: Pick<TargetAnswer, "client" | "target" | "ack">): void {
+    if (f === undefined) {
+      const c = a.client, t = a.target;
+      if (this.#modules.get(c.addr, c.port, t.addr, t.port) !== undefined) return;
+    } else if (f.passSeq >= 0 && seqLe((a.ack - f.offset) >>> 0, f.passSeq)) return;
+    this.unpaired++;
   }
 
   /**

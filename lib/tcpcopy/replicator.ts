@@ -444,6 +444,16 @@ export class Replicator implements EngineOutput {
           e.module ?? false,
           this.#now,
         );
+      } else if (e.type === "pass" && e.original !== undefined) {
+        cmp.onSessionPass(
+          e.client,
+          e.target,
+          e.original,
+          e.copy ?? 0,
+          e.seq ?? 0,
+          e.offset ?? 0,
+          this.#now,
+        );
       } else if (e.type === "close") cmp.onSessionClose(e.client, e.target, this.#now);
     }
     if (e.type !== "lost") return;

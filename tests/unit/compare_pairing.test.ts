@@ -314,6 +314,82 @@ Deno.test("pairing: answers of no pending turn are unpaired; copies and module s
   assert.equal(mod.cmp.line().flows, 0);
 });
 
+Deno.test("pairing: a module session is followed from its pass point, the target side through the offset", () => {
+  // offsets: the module's login 9 bytes longer than the captured one, 5 bytes shorter (2^32 - 5);
+  // captured client numbers from 1001, or wrapping 2^32 during the login and again after it
+  for (
+    const [delta, first] of [[9, ISN_C + 1], [-5, ISN_C + 1], [9, 2 ** 32 - 6], [-5, 2 ** 32 - 6]]
+  ) {
+    const tag = `login ${delta}, first byte ${first}`;
+    const r = new Rig();
+    r.open(0, true);
+    assert.equal(r.cmp.line().flows, 0, tag); // nothing followed before the pass
+    r.cSeq = first;
+    const login = r.request("AUTH online-proof\r\n", 100);
+    r.online("+OK\r\n", 101);
+    const off = delta >>> 0; // replayed = captured + off from the pass point on
+    const loginEnd = (login.end + off) >>> 0; // where the module's own login ends, replayed
+    r.cmp.onSent(REWRITTEN, TARGET, first, login.end - login.start + delta, r.now);
+    r.target(loginEnd, "+OK\r\n"); // the target's answer to the module's login
+    // the module passed: the captured stream from login.end on is replayed at +off
+    r.cmp.onSessionPass(
+      REWRITTEN,
+      TARGET,
+      { client: CLIENT, server: SERVER },
+      0,
+      login.end,
+      off,
+      1,
+    );
+    r.answer(loginEnd, r.tSeq, "+OK\r\n"); // a late part of the login's answer: no turn
+    // the client's first request comes coalesced with the login's last bytes (a retransmission
+    // that TCP merged): the turn starts at the pass point
+    const get = "GET /a HTTP/1.1\r\n\r\n";
+    r.client(login.end - 4, r.sSeq, "of\r\n" + get, 110);
+    r.cSeq += get.length;
+    const a = { start: login.end, end: r.cSeq };
+    r.at(2);
+    r.cmp.onSent(REWRITTEN, TARGET, (a.start + off) >>> 0, a.end - a.start, r.now);
+    r.online(http(200, "same"), 113);
+    r.at(7);
+    r.target((a.end + off) >>> 0, http(200, "same"));
+    const b = r.request("GET /b HTTP/1.1\r\n\r\n", 120);
+    r.at(8);
+    r.cmp.onSent(REWRITTEN, TARGET, (b.start + off) >>> 0, b.end - b.start, r.now);
+    r.online(http(200, "online"), 122);
+    r.at(11);
+    r.target((b.end + off) >>> 0, http(200, "target"));
+    r.client(r.cSeq, r.sSeq, "", 130, FIN | ACK);
+    r.at(20);
+    assert.deepEqual(
+      r.records.map((x) => [x.turn, x.request, x.match ? "match" : x.reason, x.target.latencyMs]),
+      [[1, "GET /a HTTP/1.1", "match", 5], [2, "GET /b HTTP/1.1", "body", 3]],
+      tag,
+    );
+    const line = r.cmp.line();
+    assert.equal(line.compared, 2, tag);
+    assert.equal(line.skipped, 0, tag);
+    assert.equal(r.cmp.unpaired, 0, tag);
+  }
+});
+
+Deno.test("pairing: module sessions of copies, and answers after a module session closed, count as before", () => {
+  const copy = new Rig();
+  copy.open(1, true);
+  copy.cmp.onSessionPass(REWRITTEN, TARGET, { client: CLIENT, server: SERVER }, 1, ISN_C + 1, 3, 0);
+  const a = copy.request("GET /c HTTP/1.1\r\n\r\n", 0);
+  copy.target((a.end + 3) >>> 0, http(200, "x"));
+  assert.equal(copy.cmp.line().flows, 0);
+  assert.equal(copy.cmp.unpaired, 1);
+  const closed = new Rig();
+  closed.open(0, true);
+  closed.answer(ISN_C + 5, closed.tSeq, "+OK\r\n"); // the login's: not counted
+  assert.equal(closed.cmp.unpaired, 0);
+  closed.cmp.onSessionClose(REWRITTEN, TARGET, 1);
+  closed.answer(ISN_C + 5, closed.tSeq, "+OK\r\n"); // no session any more: unpaired
+  assert.equal(closed.cmp.unpaired, 1);
+});
+
 Deno.test("pairing: over the budget turns are skipped and counted, nothing else changes", () => {
   const r = new Rig({ budgetBytes: 3000 }); // room for the flow and its accumulator only
   r.open();

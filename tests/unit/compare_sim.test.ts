@@ -12,6 +12,7 @@ import { Comparer } from "../../lib/tcpcopy/comparer.ts";
 import { Scenario } from "../sim/harness.ts";
 import { type Exchange, onlineConnection } from "../sim/online.ts";
 import type { TargetBehaviour } from "../sim/target.ts";
+import type { ModuleName, ProtocolModule } from "../../lib/modules/module.ts";
 
 const ACK = 0x10, FIN = 0x01;
 const body = (n: number) => new TextEncoder().encode("a".repeat(n));
@@ -47,9 +48,22 @@ interface Run {
   sc: Scenario;
 }
 
-function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}): Run {
+/** A transfer with a protocol module (`module`), and the client's ISN (default 7000). */
+interface RunOptions {
+  module?: ProtocolModule;
+  clientIsn?: number;
+}
+
+function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptions = {}): Run {
   const records: CompareRecord[] = [];
-  const sc = new Scenario({ noAnswerMs: 200, responseIdleMs: 50 }, behaviour);
+  const transfers = o.module === undefined ? {} : {
+    transfers: [{
+      online: { addr: "", port: 80 },
+      target: { addr: "10.9.0.2", port: 8080 },
+      module: o.module,
+    }],
+  };
+  const sc = new Scenario({ noAnswerMs: 200, responseIdleMs: 50, ...transfers }, behaviour);
   const cmp = new Comparer({
     firstBytes: 64,
     proto: "bytes",
@@ -83,6 +97,8 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}): Run {
   out.event = (e) => {
     if (e.type === "open" && e.original) {
       cmp.onSessionOpen(e.client, e.target, e.original, e.copy ?? 0, e.module ?? false, sc.now);
+    } else if (e.type === "pass" && e.original) {
+      cmp.onSessionPass(e.client, e.target, e.original, e.copy ?? 0, e.seq!, e.offset!, sc.now);
     } else if (e.type === "close") cmp.onSessionClose(e.client, e.target, sc.now);
     event(e);
   };
@@ -109,7 +125,7 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}): Run {
   const tr = onlineConnection({
     client: { addr: "192.0.2.7", port: 41000 },
     server: { addr: "10.0.0.1", port: 80 },
-    clientIsn: 7000,
+    clientIsn: o.clientIsn ?? 7000,
     serverIsn: 90_000,
     start: 1000,
     exchanges,
@@ -171,4 +187,89 @@ Deno.test("sim: a shorter target answer is a length mismatch; an unanswered requ
     [2, "missing"],
     [3, "match"],
   ]);
+});
+
+/**
+ * A module that logs in with another first line (the request line's padding replaced by `pad`
+ * bytes: a login proof of another length) and then hands the session to the engine.
+ */
+function loginModule(pad: number): ProtocolModule {
+  return {
+    name: "toy" as ModuleName,
+    counters: [],
+    replyPrefix: 0,
+    open: (_ctx, out) => {
+      let buf = "";
+      return {
+        client(data) {
+          buf += new TextDecoder().decode(data);
+          const nl = buf.indexOf("\n");
+          if (nl < 0) return;
+          const login = buf.slice(0, nl).replace(/ x+$/, ` ${"p".repeat(pad)}`);
+          out.send(new TextEncoder().encode(login + buf.slice(nl)));
+          out.pass();
+        },
+        target() {},
+        targetGap() {},
+      };
+    },
+  };
+}
+
+Deno.test("sim: a module session is compared from its pass on, at the replay's offset", () => {
+  // the login line is 8 bytes of padding online; the module sends 50 (offset +42) or 1
+  // (offset -7: 2^32 - 7), and the client's sequence numbers wrap 2^32 during the login
+  for (const [pad, clientIsn] of [[50, 7000], [1, 7000], [50, 2 ** 32 - 20], [1, 2 ** 32 - 20]]) {
+    const tag = `pad ${pad}, ISN ${clientIsn}`;
+    const same = run([ex(1, 300), ex(2, 5000, { segments: 3 }), ex(3, 40), ex(4, 700)], {}, {
+      module: loginModule(pad),
+      clientIsn,
+    });
+    const pass = same.sc.events.find((e) => e.type === "pass");
+    assert.equal(pass?.offset, (pad - 8) >>> 0, tag);
+    // the login (request 1) is neither compared nor skipped nor unpaired: turns 1-3 are
+    // requests 2-4 (numbered from the pass)
+    assert.deepEqual(
+      same.records.map((r) => [r.turn, r.match, r.online.length, r.target.length]),
+      [[1, true, 5000, 5000], [2, true, 40, 40], [3, true, 700, 700]],
+      tag,
+    );
+    assert.equal(same.cmp.line().compared, 3, tag);
+    assert.equal(same.cmp.line().skipped, 0, tag);
+    assert.equal(same.cmp.unpaired, 0, tag);
+    for (const r of same.records) {
+      assert.ok(r.target.latencyMs !== null && r.target.latencyMs > 0, JSON.stringify(r));
+    }
+    const short = run([ex(1, 300), ex(2, 200), ex(3, 100)], { shortBy: 10 }, {
+      module: loginModule(pad),
+      clientIsn,
+    });
+    assert.deepEqual(
+      short.records.map((r) => [r.turn, r.reason, r.online.length, r.target.length]),
+      [[1, "length", 200, 190], [2, "length", 100, 90]],
+      tag,
+    );
+    assert.equal(short.cmp.unpaired, 0, tag);
+  }
+});
+
+Deno.test("sim: a module session that never passes is not compared, its answers not counted", () => {
+  const module: ProtocolModule = {
+    name: "toy" as ModuleName,
+    counters: [],
+    replyPrefix: 0,
+    open: (_ctx, out) => ({
+      client(data) {
+        out.send(data); // (a module that filters to the end: never passes)
+      },
+      target() {},
+      targetGap() {},
+    }),
+  };
+  const r = run([ex(1, 300), ex(2, 200)], {}, { module });
+  assert.equal(r.sc.engine.stats.requests.answered, 2);
+  assert.deepEqual(r.records, []);
+  assert.equal(r.cmp.line().compared, 0);
+  assert.equal(r.cmp.line().skipped, 0);
+  assert.equal(r.cmp.unpaired, 0);
 });

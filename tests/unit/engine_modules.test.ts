@@ -298,6 +298,68 @@ Deno.test("module pass(): the rest of the session is replayed unchanged, the mod
   assert.equal(sc.engine.stats.queued_bytes, 0);
 });
 
+Deno.test("module pass(): the event tells where the unchanged replay starts and its offset", () => {
+  // a module that passes in the middle of a chunk and sends that chunk's rest after passing
+  // (the offset is the one of the first chunk replayed as it is, not of the pass call)
+  for (const clientIsn of [1000, 0xfffffff0]) {
+    const ex = exchanges(4);
+    const tr = onlineConnection({
+      client,
+      server,
+      clientIsn,
+      serverIsn: 5000,
+      start: 1000,
+      exchanges: ex,
+    });
+    const module = toy((_ctx, out) => ({
+      client(data) {
+        out.pass();
+        const text = dec.decode(data);
+        out.send(enc.encode(text.replace(/ x+\n/, " a-longer-login-proof\n")));
+      },
+      target() {},
+      targetGap() {},
+    }));
+    const sc = scenario(module);
+    sc.feed(tr.segments);
+    sc.run(60_000);
+    const login = requestText(ex[0]).replace(/ x+\n/, " a-longer-login-proof\n");
+    const replayed = login + tr.requests.slice(1).join("");
+    assert.deepEqual(sc.target.streams(), [replayed]);
+    const passes = sc.events.filter((e) => e.type === "pass");
+    assert.equal(passes.length, 1);
+    const p = passes[0];
+    const first = (clientIsn + 1 + requestText(ex[0]).length) >>> 0; // request 2, captured
+    assert.equal(p.seq, first);
+    assert.equal(p.offset, login.length - requestText(ex[0]).length);
+    assert.equal(p.copy, 0);
+    assert.equal(p.original?.client.port, client.port);
+    assert.equal(p.original?.server.port, server.port);
+    assert.ok(p.client.port > 0 && p.target.port === 8080);
+    // every later request went out at its captured sequence number + offset
+    const req2 = sc.sent.find((o) => dec.decode(o.payload).startsWith("REQ 2 "));
+    assert.equal(req2?.seq, (first + p.offset!) >>> 0);
+  }
+  // a module that never passes: no event
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1,
+    serverIsn: 5000,
+    start: 1000,
+    exchanges: exchanges(2),
+  });
+  const sc = scenario(toy((_ctx, out) => ({
+    client: (d) => out.send(d),
+    target() {},
+    targetGap() {},
+  })));
+  sc.feed(tr.segments);
+  sc.run(60_000);
+  assert.equal(sc.engine.stats.requests.answered, 2);
+  assert.deepEqual(sc.events.filter((e) => e.type === "pass"), []);
+});
+
 Deno.test("module fail(): mid-stream pick-up skipped with its reason, counted, logged once", () => {
   const logs: string[] = [];
   const noLogin = toy((_ctx, out) => ({
@@ -779,4 +841,45 @@ Deno.test("module online(): production's segments reach the session in order, un
       assert.equal(st.modules.toy.online_login_failed, 1);
     }
   }
+});
+
+Deno.test("module pass(): requests held for production's verdict are all answered before the next one goes", () => {
+  // production's verdict ("OK\n", its first 3 bytes) comes after the client's third request:
+  // the module holds requests 1-3, sends them at once with its pass; request 4 (the first
+  // replayed as it is) waits until the target answered as many bytes as production did to
+  // all three (40,000 + 40,000 + 200: several windows), not only to the last one (200: it
+  // went out in the middle of request 1's answer)
+  const ex = [
+    { id: 1, responseLength: 40_000 },
+    { id: 2, responseLength: 40_000 },
+    { id: 3, responseLength: 200 },
+    { id: 4, responseLength: 100 },
+  ];
+  const tr = onlineConnection({
+    client,
+    server,
+    clientIsn: 1000,
+    serverIsn: 5000,
+    start: 1000,
+    greeting: 3,
+    exchanges: ex,
+  });
+  const fourth = tr.segments.find((s) => dec.decode(s.payload).startsWith("REQ 4 "))!;
+  const seen: string[] = [];
+  const sc = scenario(gateModule(seen));
+  sc.feed(tr.segments);
+  const verdictAt = fourth.timeMs - 0.1; // (request 4 comes while 1-3 are answered)
+  sc.at(1000.5, () => sc.engine.onOnline(serverSeg(5000, SYN | ACK, "", 1000.5), sc.now));
+  sc.at(verdictAt, () => sc.engine.onOnline(serverSeg(5001, ACK, "OK\n", verdictAt), sc.now));
+  sc.run(60_000);
+  assert.deepEqual(sc.target.streams(), [tr.bytes]);
+  const reqs = sc.target.requests;
+  assert.equal(reqs.length, 4);
+  // (the simulated target answers in bursts a round trip apart: request 4 reached it after
+  // the last one, not with it)
+  for (const r of reqs.slice(0, 3)) assert.ok(r.answerEndAt! < reqs[3].at, JSON.stringify(reqs));
+  const pass = sc.events.find((e) => e.type === "pass")!;
+  assert.equal(pass.seq, fourth.seq);
+  assert.equal(pass.offset, 0); // (the held bytes went out as they were)
+  assert.equal(sc.engine.stats.requests.answered, sc.engine.stats.requests.captured);
 });
