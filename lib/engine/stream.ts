@@ -562,3 +562,35 @@ export class ClientStream {
     this.closedTurnAdded = true;
   }
 }
+
+/**
+ * One stream that never goes away, with a close record whose every field was written after its
+ * creation with each kind of value it holds: the hidden classes of streams and close records
+ * (and their fields' representation and mutability) stay what optimized code was compiled for.
+ * Exported only so that it lives as long as the module (an unexported constant no function
+ * reads is garbage once the module has run); nothing reads it.
+ *
+ * A hidden class lives only while an object has it (or for two more full collections; none with
+ * tcpcopy's `--memory-saver-mode`, lib/process/v8_flags.ts). With one connection at a time (an
+ * HTTP/2 client, a quiet service) no stream or close record may be alive during a collection;
+ * the next connection's then got new classes, so every optimized function reading them was
+ * thrown away ("embedded weak objects cleared", "wrong map", then "field constness changed" as
+ * the new record's fields were first written) and compiled again, once per connection
+ * (README.md, "CPU per wake-up"; tests/unit/engine_shape_keepsake.test.ts). A close record is
+ * made once per connection, too rarely for V8 to keep a template of it; a class's instances
+ * reach their hidden class through the same kind of weak transition.
+ */
+export const STREAM_SHAPES: ClientStream = new ClientStream(0x80000000);
+{
+  const r = (STREAM_SHAPES as unknown as { closeRecord(): StreamRare }).closeRecord();
+  r.ooo = [];
+  r.ooo = NO_CHUNKS;
+  r.finSeq = 0x80000000;
+  r.finSeq = undefined;
+  r.finAck = 0x80000000;
+  r.rstSeq = 0x80000000;
+  r.rstSeq = undefined;
+  r.rstAck = 0x80000000;
+  r.closedTurnAdded = true;
+  r.closedTurnAdded = false;
+}
