@@ -591,6 +591,23 @@ export const STREAM_SHAPES: ClientStream = new ClientStream(0x80000000);
   r.rstSeq = 0x80000000;
   r.rstSeq = undefined;
   r.rstAck = 0x80000000;
-  r.closedTurnAdded = true;
+  // The close record's getters read one, every branch, before any connection closes: optimized
+  // code that inlines them (a session's `transmit`, `onAck`, `onCaptured`...) was otherwise
+  // compiled while no stream had a record, with no type feedback for the record's fields, and was
+  // thrown away ("insufficient type feedback") at the first FIN or RST. 16 reads of each state:
+  // V8 keeps feedback for a function only after its first few calls.
+  for (const closed of [false, true]) {
+    r.finSeq = r.rstSeq = 0x80000000;
+    r.closedTurnAdded = closed;
+    for (let i = 0; i < 16; i++) readCloseRecord(STREAM_SHAPES);
+  }
+  r.finSeq = r.rstSeq = undefined;
   r.closedTurnAdded = false;
+}
+
+/** Reads every field of `s`'s close record through the stream's getters. */
+function readCloseRecord(s: ClientStream): number {
+  const p = s as unknown as { finAck: number; rstAck: number };
+  return s.ooo.length + (s.finSeq ?? 0) + (s.rstSeq ?? 0) + p.finAck + p.rstAck +
+    (s.closed ? 1 : 0) + (s.hasHole ? 1 : 0);
 }

@@ -4,7 +4,10 @@
  * does code optimized for one connection's objects stay valid for the next connection when no
  * object of the first was left in between? Two readers, each optimized on connection 1's
  * objects: `readStream` of a client stream and its close record (lib/engine/stream.ts),
- * `readOptions` of the options of the SYN the engine sent (lib/engine/session.ts). Connection 1's
+ * `readOptions` of the options of the SYN the engine sent (lib/engine/session.ts); a third,
+ * `readOpenStream`, makes the same reads optimized on a stream without a close record (the FIN's
+ * record is then new to it: without type feedback for its fields, its code is thrown away,
+ * "insufficient type feedback", unless the stream getters have read a record before). Connection 1's
  * objects go, full collections run (with `--memory-saver-mode` every one reduces memory, and V8
  * then keeps no hidden class that no object has), connection 2's objects come, and each reader
  * runs on them. V8's trace (stdout) says whether the readers' code was thrown away ("embedded
@@ -28,6 +31,10 @@ const optimized = (f: unknown) => (status(f) & (32 | 64)) !== 0;
 const gc = (globalThis as unknown as { gc(o: object): void }).gc;
 
 function readStream(st: ClientStream): number {
+  return (st.finSeq ?? 0) + (st.hasHole ? 1 : 0) + st.bytes;
+}
+/** The same reads as {@link readStream}, optimized on a stream that has no close record yet. */
+function readOpenStream(st: ClientStream): number {
   return (st.finSeq ?? 0) + (st.hasHole ? 1 : 0) + st.bytes;
 }
 function readOptions(o: SegmentOptions): number {
@@ -59,19 +66,27 @@ function connect(n: number): SegmentOptions {
   return o;
 }
 
+let openBefore = false;
 (() => {
   const o = connect(7);
+  optimize(readOpenStream, new ClientStream(3000)); // before any stream here has a close record
+  openBefore = optimized(readOpenStream);
   const a = new ClientStream(1000);
   a.fin(1000, 7);
   optimize(readOptions, o);
   optimize(readStream, a);
 })();
-const before = { stream: optimized(readStream), options: optimized(readOptions) };
+const before = {
+  stream: optimized(readStream),
+  options: optimized(readOptions),
+  openStream: openBefore,
+};
 rig.engine.closeAll("shutdown", rig.advance(10));
 await new Promise((r) => setTimeout(r, 0)); // nothing of connection 1 left on the stack
 for (let i = 0; i < 4; i++) gc({ type: "major", execution: "sync", flavor: "last-resort" });
 const b = new ClientStream(5000);
 b.fin(5000, 9);
 readStream(b);
+readOpenStream(b);
 readOptions(connect(8));
 console.log(JSON.stringify({ before }));
