@@ -40,7 +40,11 @@
  * during each workload and prints where the most RSS was (executable, capture rings, libraries,
  * anonymous; V8 heap from the stats line: bench/mem_trace.ts) and where the most anonymous memory
  * was (tcpcopy's "anon peak": the ring left out); every row also keeps VmHWM before
- * the workload (after a restart: the start-up peak).
+ * the workload (after a restart: the start-up peak). `--jit` runs ours with
+ * `--v8-flags=--trace-opt,--trace-deopt` and counts the Maglev and TurboFan compiles and the
+ * deopts of each program during each measured workload (warm-up excluded; bench/jit_trace.ts),
+ * with the functions compiled and the deopt reasons of that interval: recurring compiles in a warm
+ * process are what to fix (tracing costs CPU: the µs of such a run are not comparable).
  *
  * @module
  */
@@ -67,6 +71,7 @@ import { printTable } from "./table.ts";
 import { median } from "./median.ts";
 import { usageOf } from "./args.ts";
 import { describeSample, type MemSample, MemTrace } from "./mem_trace.ts";
+import { countJitLine, emptyJitCounts, type JitCounts, topEntries } from "./jit_trace.ts";
 
 /** One measured workload of one implementation in one round. */
 export interface Row {
@@ -114,6 +119,68 @@ export interface Row {
   interceptSplit: CpuSplit;
   /** The machine's 1-minute load average after the workload (other work shares the 2 cores). */
   load1: number;
+  /** `--jit`: compiles and deopts of tcpcopy and intercept during the measured workload. */
+  tcpcopyJit?: JitText;
+  interceptJit?: JitText;
+}
+
+/** One program's JIT work in one measured interval, as printed. */
+export interface JitText {
+  maglev: number;
+  turbofan: number;
+  deopts: number;
+  /** "name#sfi/tier ×n", most compiled first. */
+  compiled: string[];
+  /** "name#sfi: reason ×n". */
+  deoptReasons: string[];
+  /** Where the interval began in the program's stdout (bytes; with `--keep`, in the kept copy). */
+  fromByte: number;
+}
+
+/** The compiles and deopts in `lines` (trace output of one interval). */
+export function jitOfLines(lines: string, fromByte: number): JitText {
+  const c: JitCounts = emptyJitCounts();
+  for (const line of lines.split("\n")) countJitLine(c, line);
+  return {
+    maglev: c.maglev,
+    turbofan: c.turbofan,
+    deopts: c.deopts,
+    compiled: topEntries(c.perFunction, 400),
+    deoptReasons: topEntries(c.deoptReasons, 400),
+    fromByte,
+  };
+}
+
+/** Follows `path` from its present end; `stop()` returns what was appended since (the interval's lines). */
+function appendedText(path: string): { from: number; stop(): string } {
+  const size = () => {
+    try {
+      return Deno.statSync(path).size;
+    } catch {
+      return 0;
+    }
+  };
+  const from = size();
+  return {
+    from,
+    stop() {
+      const n = Math.max(0, size() - from);
+      const buf = new Uint8Array(n);
+      const f = Deno.openSync(path);
+      let got = 0;
+      try {
+        f.seekSync(from, Deno.SeekMode.Start);
+        for (let i = 0; i < 10_000 && got < n; i++) {
+          const r = f.readSync(buf.subarray(got));
+          if (r === null || r === 0) break;
+          got += r;
+        }
+      } finally {
+        f.close();
+      }
+      return new TextDecoder().decode(buf.subarray(0, got));
+    },
+  };
 }
 
 /**
@@ -172,6 +239,8 @@ interface Options {
   perf: string;
   perfCmd: string;
   perfOf: "tcpcopy" | "intercept";
+  /** `--jit`: ours traced with --trace-opt,--trace-deopt; compiles per measured workload. */
+  jit: boolean;
 }
 
 /** Prints one error line and exits with status 2. */
@@ -219,6 +288,7 @@ function parseOptions(args: string[]): Options {
         compare: { type: "boolean", default: false },
         "private-deno": { type: "boolean", default: false },
         "mem-trace": { type: "boolean", default: false },
+        jit: { type: "boolean", default: false },
       },
       strict: true,
     }).values;
@@ -298,6 +368,7 @@ function parseOptions(args: string[]): Options {
     perf: values.perf,
     perfCmd: values["perf-cmd"],
     perfOf,
+    jit: values.jit,
   };
 }
 
@@ -346,6 +417,9 @@ async function measure(
   const t0d = await kernelDrops(b, "tcpcopy"), i0d = await kernelDrops(b, "intercept");
   const r0 = await replayState(b);
   const stopPerf = await startPerf(o, b, w);
+  const jit = o.jit && b.pair.impl === "ours"
+    ? [appendedText(b.pair.tcpcopy.out), appendedText(b.pair.intercept.out)]
+    : null;
   const trace = o.memTrace && b.pair.impl === "ours"
     ? [
       new MemTrace(b.pair.tcpcopy.pid, b.pair.tcpcopy.out),
@@ -368,6 +442,7 @@ async function measure(
   const t1d = await kernelDrops(b, "tcpcopy"), i1d = await kernelDrops(b, "intercept");
   const r1 = await replayState(b);
   await stopPerf();
+  const [tJit, iJit] = jit === null ? [] : jit.map((j) => jitOfLines(j.stop(), j.from));
   const [tMem, iMem] = trace === null ? [undefined, undefined] : [
     await trace[0].stop(),
     await trace[1].stop(),
@@ -406,6 +481,7 @@ async function measure(
       ? {}
       : { tcpcopyLost: grown(r0.lost, r1.lost), tcpcopyUnsent: r1.unsent }),
     load1: Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]),
+    ...(tJit === undefined ? {} : { tcpcopyJit: tJit, interceptJit: iJit }),
   };
 }
 
@@ -420,7 +496,16 @@ async function runList(
 ) {
   for (const w of selected(o)) {
     const row = await measure(env, o, pairOpts, b, w, round);
-    console.error(JSON.stringify(row));
+    const { tcpcopyJit, interceptJit, ...rest } = row;
+    console.error(JSON.stringify(rest));
+    for (const [who, j] of [["tcpcopy", tcpcopyJit], ["intercept", interceptJit]] as const) {
+      if (j === undefined) continue;
+      console.error(
+        `  [${row.id}] ${who} JIT while measured: ${j.maglev} Maglev, ${j.turbofan} TurboFan, ${j.deopts} deopts (from byte ${j.fromByte} of its stdout)\n    compiled: ${
+          j.compiled.join(", ") || "none"
+        }\n    deopts: ${j.deoptReasons.join(", ") || "none"}`,
+      );
+    }
     if (row.tcpcopyMem !== undefined) {
       console.error(`  [${row.id}] tcpcopy peak: ${describeSample(row.tcpcopyMem)}`);
       console.error(
@@ -588,6 +673,11 @@ function printSplit(ids: string[], names: Map<string, string>, rows: Row[]): voi
 if (import.meta.main) {
   const o = parseOptions(Deno.args);
   if (!isRoot()) usageError("needs root (network namespaces, raw sockets)");
+  if (o.jit) {
+    for (const v of ["TCPCOPY_DENO_FLAGS", "INTERCEPT_DENO_FLAGS"]) {
+      Deno.env.set(v, `${Deno.env.get(v) ?? ""} --v8-flags=--trace-opt,--trace-deopt`.trim());
+    }
+  }
   const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const before = load();
   const rows = await main(o);

@@ -1,3 +1,5 @@
+import { emptyDeadlines } from "./heap.ts";
+
 /**
  * A FIFO of (deadline, item) pairs for deadlines that are `now + a fixed delay`: with a
  * steady clock they arrive in order, so the due ones are always at the head. The engine
@@ -6,7 +8,7 @@
  * entry; an object per entry took 48).
  */
 export class DeadlineQueue<T> {
-  private at: number[] = [];
+  private at: number[] = emptyDeadlines();
   private items: T[] = [];
   private head = 0;
 

@@ -5,6 +5,19 @@
 export const SHRINK_MIN = 4096;
 
 /**
+ * An empty array for deadlines whose elements are doubles from the start (the engine's times are
+ * milliseconds with a fraction). An empty `[]` holds small integers; the first deadline pushed
+ * changes its elements kind, and code optimized while it was empty (a queue that fills only when
+ * connections close, a new far bucket) was thrown away ("wrong map" in `peek`,
+ * `Engine.nextDeadline`) and compiled again (README.md, "CPU per wake-up").
+ */
+export function emptyDeadlines(): number[] {
+  const a = [0.5];
+  a.pop();
+  return a;
+}
+
+/**
  * A binary min-heap of (deadline, item) pairs, for the engine's timers.
  *
  * A JS array keeps its room when entries are popped: the heap of 100,000 sessions' timers filled
@@ -14,7 +27,7 @@ export const SHRINK_MIN = 4096;
  * came before).
  */
 export class TimerHeap<T> {
-  private at: number[] = [];
+  private at: number[] = emptyDeadlines();
   private items: T[] = [];
   /** Most entries held since the arrays were made. */
   private peak = 0;

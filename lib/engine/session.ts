@@ -796,6 +796,7 @@ export class Session implements SlabRow {
       this.host.stats.handshakes.syn_retransmits++;
       this.host.announce(this);
     } else this.host.stats.handshakes.sent++;
+    KEPT.synOptions = options;
     this.emit(SYN, this.iss, 0, window, options, EMPTY);
     this.rtoAt = now + this.rto;
   }
@@ -1743,6 +1744,15 @@ const NO_OPTIONS: SegmentOptions = Object.freeze({}) as SegmentOptions;
  */
 const TS = { tsval: 0x80000000, tsecr: 0x80000000 };
 const TS_OPTIONS: SegmentOptions = { timestamp: TS };
+/**
+ * The last SYN's options object, kept: its hidden class (and those of the smaller option sets
+ * it was built through) lives only while an object has it, and a SYN's options die with the
+ * packet. With one connection at a time, a collection between two SYNs took the class away,
+ * the next SYN's options got a new one, and the code that builds packets (`fillPacketRepr`, the
+ * replicator's `send`) was thrown away ("wrong map", "embedded weak objects cleared") and
+ * compiled again at every connection (see `KEEPSAKE` in stream.ts).
+ */
+const KEPT: { synOptions: SegmentOptions } = { synOptions: NO_OPTIONS };
 /**
  * The segment every session hands to {@link SessionHost.send}, refilled per packet: the host
  * reads it during the call and keeps nothing (a copy if it must), and does not call back into

@@ -566,3 +566,52 @@ export class ClientStream {
     this.closedTurnAdded = true;
   }
 }
+
+/**
+ * One stream that never goes away, with a close record whose every field was written after its
+ * creation with each kind of value it holds: the hidden classes of streams and close records
+ * (and their fields' representation and mutability) stay what optimized code was compiled for.
+ * Exported only so that it lives as long as the module (an unexported constant no function
+ * reads is garbage once the module has run); nothing reads it.
+ *
+ * A hidden class lives only while an object has it (or for two more full collections; none with
+ * tcpcopy's `--memory-saver-mode`, lib/process/v8_flags.ts). With one connection at a time (an
+ * HTTP/2 client, a quiet service) no stream or close record may be alive during a collection;
+ * the next connection's then got new classes, so every optimized function reading them was
+ * thrown away ("embedded weak objects cleared", "wrong map", then "field constness changed" as
+ * the new record's fields were first written) and compiled again, once per connection
+ * (README.md, "CPU per wake-up"; tests/unit/engine_shape_keepsake.test.ts). A close record is
+ * made once per connection, too rarely for V8 to keep a template of it; a class's instances
+ * reach their hidden class through the same kind of weak transition.
+ */
+export const STREAM_SHAPES: ClientStream = new ClientStream(0x80000000);
+{
+  const r = (STREAM_SHAPES as unknown as { closeRecord(): StreamRare }).closeRecord();
+  r.ooo = [];
+  r.ooo = NO_CHUNKS;
+  r.finSeq = 0x80000000;
+  r.finSeq = undefined;
+  r.finAck = 0x80000000;
+  r.rstSeq = 0x80000000;
+  r.rstSeq = undefined;
+  r.rstAck = 0x80000000;
+  // The close record's getters read one, every branch, before any connection closes: optimized
+  // code that inlines them (a session's `transmit`, `onAck`, `onCaptured`...) was otherwise
+  // compiled while no stream had a record, with no type feedback for the record's fields, and was
+  // thrown away ("insufficient type feedback") at the first FIN or RST. 16 reads of each state:
+  // V8 keeps feedback for a function only after its first few calls.
+  for (const closed of [false, true]) {
+    r.finSeq = r.rstSeq = 0x80000000;
+    r.closedTurnAdded = closed;
+    for (let i = 0; i < 16; i++) readCloseRecord(STREAM_SHAPES);
+  }
+  r.finSeq = r.rstSeq = undefined;
+  r.closedTurnAdded = false;
+}
+
+/** Reads every field of `s`'s close record through the stream's getters. */
+function readCloseRecord(s: ClientStream): number {
+  const p = s as unknown as { finAck: number; rstAck: number };
+  return s.ooo.length + (s.finSeq ?? 0) + (s.rstSeq ?? 0) + p.finAck + p.rstAck +
+    (s.closed ? 1 : 0) + (s.hasHole ? 1 : 0);
+}

@@ -14,7 +14,7 @@
  * Invariant: every heap entry is before `H`, every bucket entry at or after it, so the heap's
  * minimum (when there is one) is the earliest deadline of all, else the first bucket's.
  */
-import { TimerHeap } from "./heap.ts";
+import { emptyDeadlines, TimerHeap } from "./heap.ts";
 
 /** Width of a bucket of far deadlines (ms). */
 export const GRAIN_MS = 1024;
@@ -82,7 +82,7 @@ export class TimerQueue<T> {
     const k = Math.floor(at / GRAIN_MS);
     let b = this.buckets.get(k);
     if (b === undefined) {
-      b = { at: [], items: [], min: at };
+      b = { at: emptyDeadlines(), items: [], min: at };
       this.buckets.set(k, b);
       this.insertIndex(k);
     }

@@ -14,6 +14,7 @@ import type {
 } from "../engine/segment.ts";
 import type { ParsedTcp } from "../wire/packet.ts";
 import { SYN } from "../wire/tcp.ts";
+import { SEQ_FIELD_INIT } from "../wire/seq.ts";
 import type { TcpPacketRepr } from "../wire/build.ts";
 import type { ModuleOptions } from "../engine/module_bridge.ts";
 import type { ProtocolModule } from "../modules/module.ts";
@@ -79,7 +80,8 @@ export function emptySegmentOptions(): SegmentOptions {
  */
 export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment | null {
   const seg = emptyCapturedSegment();
-  return readCapturedSegment(p, timeMs, seg, seg.options, { tsval: 0, tsecr: 0 }) ? seg : null;
+  const ts = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
+  return readCapturedSegment(p, timeMs, seg, seg.options, ts) ? seg : null;
 }
 
 /** A captured segment to fill with {@link readCapturedSegment} (one shape for every segment). */
@@ -87,8 +89,8 @@ export function emptyCapturedSegment(): CapturedSegment {
   return {
     src: { addr: NO_ADDRESS, family: 4, port: 0 },
     dst: { addr: NO_ADDRESS, family: 4, port: 0 },
-    seq: 0,
-    ack: 0,
+    seq: SEQ_FIELD_INIT,
+    ack: SEQ_FIELD_INIT,
     flags: 0,
     window: 0,
     options: emptySegmentOptions(),
@@ -116,7 +118,7 @@ export function readCapturedSegment(
 ): boolean {
   if (p.flags & SYN) {
     seg.options = emptySegmentOptions();
-    ts = { tsval: 0, tsecr: 0 };
+    ts = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
   } else seg.options = options;
   if (p.readOptions(seg.options, ts) !== null) return false;
   readEndpoints(p, seg.src, seg.dst);
@@ -148,8 +150,8 @@ export function emptyReplySegment(): ReplySegment {
   return {
     src: { addr: NO_ADDRESS, family: 4, port: 0 },
     dst: { addr: NO_ADDRESS, family: 4, port: 0 },
-    seq: 0,
-    ack: 0,
+    seq: SEQ_FIELD_INIT,
+    ack: SEQ_FIELD_INIT,
     flags: 0,
     window: 0,
     options: emptySegmentOptions(),
@@ -198,8 +200,8 @@ export function emptyPacketRepr(): TcpPacketRepr {
     dstAddr: NO_ADDRESS,
     srcPort: 0,
     dstPort: 0,
-    seq: 0,
-    ack: 0,
+    seq: SEQ_FIELD_INIT,
+    ack: SEQ_FIELD_INIT,
     flags: 0,
     window: 0,
     ipId: undefined,

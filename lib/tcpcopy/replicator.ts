@@ -14,6 +14,7 @@ import { buildTcpPacket, tcpPacketLength, type TcpPacketRepr } from "../wire/bui
 import { addrText } from "../engine/endpoint.ts";
 import type { Logger } from "../stats/logger.ts";
 import { FIN, PSH } from "../wire/tcp.ts";
+import { SEQ_FIELD_INIT } from "../wire/seq.ts";
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 import type { Comparer } from "./comparer.ts";
@@ -141,7 +142,7 @@ export class Replicator implements EngineOutput {
   // Reused for every reply and every packet built: the engine keeps nothing of a reply, and
   // lib/wire keeps nothing of a packet description (fewer objects per packet, one shape each).
   readonly #replySeg = emptyReplySegment();
-  readonly #replyTs = { tsval: 0, tsecr: 0 };
+  readonly #replyTs = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
   readonly #repr = emptyPacketRepr();
   readonly #cmp: Comparer | null;
   readonly #online: OnlineMatcher | null;
@@ -152,13 +153,13 @@ export class Replicator implements EngineOutput {
   // are its own: see readCapturedSegment).
   readonly #capSeg: CapturedSegment = emptyCapturedSegment();
   readonly #capOptions = this.#capSeg.options;
-  readonly #capTs = { tsval: 0, tsecr: 0 };
+  readonly #capTs = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
   // Reused for every answer packet handed to the comparer.
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansSeg: SegmentView = {
-    seq: 0,
-    ack: 0,
+    seq: SEQ_FIELD_INIT,
+    ack: SEQ_FIELD_INIT,
     flags: 0,
     payload: EMPTY,
     payloadFrom: 0,

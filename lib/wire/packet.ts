@@ -22,6 +22,7 @@ import type { WireError } from "./error.ts";
 import { checkIpv4, IP_PROTO_TCP, Ipv4Field } from "./ipv4.ts";
 import { checkIpv6, IPV6_HEADER_LEN, Ipv6Field, Ipv6Walk, walkIpv6Extensions } from "./ipv6.ts";
 import { ipOffsetOf } from "./link.ts";
+import { SEQ_FIELD_INIT } from "./seq.ts";
 import { checkTcp, TCP_MIN_HEADER_LEN, TcpField } from "./tcp.ts";
 import { readTcpOptionFields, type TcpOptionFields } from "./tcp_options.ts";
 
@@ -85,10 +86,10 @@ export class ParsedTcp implements TcpRepr {
   srcPort = 0;
   /** TCP destination port. */
   dstPort = 0;
-  /** Sequence number (unsigned 32-bit). */
-  seq = 0;
+  /** Sequence number (unsigned 32-bit; {@link SEQ_FIELD_INIT} before the first parse). */
+  seq = SEQ_FIELD_INIT;
   /** Acknowledgment number (unsigned 32-bit). */
-  ack = 0;
+  ack = SEQ_FIELD_INIT;
   /** TCP flag byte (see TcpFlags). */
   flags = 0;
   /** Window field (unscaled). */

@@ -8,6 +8,17 @@
  * @module
  */
 
+/**
+ * The first value of a sequence-number (or TCP timestamp) field in an object reused packet
+ * after packet: 2^31. V8 keeps a field that held only small integers in a representation of its
+ * own; the first number at or above 2^31 (half of real sequence numbers and timestamps) turns
+ * it into a double field, which gives the object a new hidden class, and every optimized
+ * function that handled the object is thrown away ("wrong map") and compiled again. Starting
+ * above 2^31 makes the field a double one from the start, whatever the first connection's
+ * numbers (README.md, "CPU per wake-up").
+ */
+export const SEQ_FIELD_INIT = 0x80000000;
+
 /** `a + n` modulo 2^32. `n` may be negative. */
 export function seqAdd(a: number, n: number): number {
   return (a + n) >>> 0;
