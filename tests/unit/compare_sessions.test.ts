@@ -18,6 +18,7 @@ import {
   FLOW_COMPARE_COST,
 } from "../../lib/tcpcopy/comparer.ts";
 import { HEAD_KEEP, TURN_COST } from "../../lib/tcpcopy/compare_flow.ts";
+import { compareSummaryLines } from "../../lib/tcpcopy/compare_output.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ACK = 0x10, FIN = 0x01, SYN = 0x02;
@@ -192,6 +193,12 @@ Deno.test("sessions: two transfers of one port are both compared; only the diffe
       "10.9.0.2:80": { compared: 3, matched: 3, mismatched: 0 },
       "10.9.0.3:80": { compared: 3, matched: 2, mismatched: 1 },
     });
+    assert.ok(
+      compareSummaryLines(rig.cmp).includes(
+        "compare: by target: 10.9.0.2:80 3 compared, 0 mismatched; " +
+          "10.9.0.3:80 3 compared, 1 mismatched",
+      ),
+    );
     assert.equal(line.flows, 0, "both sessions' flows forgotten");
     assert.equal(line.state_bytes, 0, "their budget given back");
   }
