@@ -10,6 +10,7 @@ import { summarize } from "../../lib/compare/answer.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
 import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
+import { mulberry32 } from "../helpers/prng.ts";
 import type { Endpoint } from "../../lib/engine/segment.ts";
 import {
   ACC_COST,
@@ -347,4 +348,163 @@ Deno.test("sessions: flows forgotten from the chain's start or middle leave the 
     assert.equal(rig.cmp.line().flows, 0);
     assert.equal(rig.cmp.stateBytes, 0);
   }
+});
+
+Deno.test("sessions: on random keep-alive exchanges, each of two sessions gives the records of its own single-session run", () => {
+  // One script of events: the online side (requests, online answers, ticks, the client's FIN)
+  // once; the target side (replayed requests, reply headers, ACKs, tunnel summaries) for each
+  // session. Session B's target answers some turns with other bytes of the same length. Played
+  // with both sessions on one comparer, and with each alone on a fresh one: the records of a
+  // session must be those of its own run (its number, target and copy aside).
+  type Step =
+    | { k: "req"; text: string }
+    | { k: "sent"; turn: number }
+    | { k: "online"; text: string }
+    | { k: "reply"; turn: number; len: number }
+    | { k: "ack"; turn: number }
+    | { k: "answer"; turn: number; text: string; part: number; off: number }
+    | { k: "tick" }
+    | { k: "fin" };
+  const script = (rnd: () => number): Step[] => {
+    const steps: Step[] = [];
+    const late: Step[] = [];
+    let off = 0;
+    const turns = 1 + Math.floor(rnd() * 6);
+    for (let i = 0; i < turns; i++) {
+      const path = `/r${i}`;
+      steps.push({ k: "req", text: `GET ${path} HTTP/1.1\r\n\r\n` });
+      if (rnd() < 0.3) steps.push({ k: "tick" });
+      steps.push({ k: "sent", turn: i });
+      const body = `body of ${path}`;
+      const online = http(200, body);
+      steps.push({ k: "online", text: online });
+      if (i > 0 && rnd() < 0.5) steps.push({ k: "ack", turn: i });
+      while (late.length > 0 && rnd() < 0.5) steps.push(late.shift()!);
+      const shape = rnd();
+      if (shape < 0.1) continue; // no answer from the target
+      const text = shape < 0.3
+        ? http(200, body.toUpperCase())
+        : shape < 0.4
+        ? http(503, body)
+        : online;
+      const parts = rnd() < 0.25 ? [text.slice(0, 20), text.slice(20)] : [text];
+      parts.forEach((p, part) => {
+        steps.push({ k: "reply", turn: i, len: p.length });
+        const answer: Step = { k: "answer", turn: i, text: p, part, off };
+        off += p.length;
+        if (rnd() < 0.4) late.push(answer);
+        else steps.push(answer);
+        if (rnd() < 0.3) steps.push({ k: "tick" });
+      });
+    }
+    steps.push(...late);
+    steps.push({ k: "fin" });
+    return steps;
+  };
+  /** Session B's answer bytes: odd turns' bodies in capitals (the same length). */
+  const other = (turn: number, text: string) =>
+    turn % 2 === 1 ? text.replace("body of", "BODY OF") : text;
+  const B_CLIENT = endpointOf("10.1.0.7", 41001);
+  // B: another transfer (the same rewritten client, another target) or a copy (another client)
+  const play = (steps: Step[], which: ("a" | "b")[], reversed: boolean, copy: boolean) => {
+    const rig = new Rig();
+    const ss = which.map((w) =>
+      w === "a" ? { s: rig.session(REWRITTEN, TARGET_A, 0, 900_000), b: false } : {
+        s: rig.session(copy ? B_CLIENT : REWRITTEN, TARGET_B, copy ? 1 : 0, 4_294_967_000),
+        b: true,
+      } // (wraps 2^32)
+    );
+    const isns = ss.map((x) => x.s.tSeq);
+    rig.handshake();
+    const ends: number[] = [];
+    let t = 0;
+    const each = (fn: (x: { s: Sess; b: boolean }, k: number) => void) => {
+      const order = ss.map((x, k) => [x, k] as const);
+      if (reversed) order.reverse();
+      for (const [x, k] of order) fn(x, k);
+    };
+    for (const st of steps) {
+      rig.now = t += 7;
+      switch (st.k) {
+        case "req":
+          ends.push(rig.request(st.text, t).end);
+          break;
+        case "sent":
+          each((x) =>
+            rig.sent(x.s, {
+              start: st.turn === 0 ? ISN_C + 1 : ends[st.turn - 1],
+              end: ends[st.turn],
+            })
+          );
+          break;
+        case "online":
+          rig.online(st.text, t);
+          break;
+        case "reply":
+        case "ack": {
+          const len = st.k === "reply" ? st.len : 0;
+          each((x) => {
+            // (the reply's own sequence number: its session's next reply byte)
+            rig.cmp.onReply(x.s.target, x.s.client, x.s.tSeq >>> 0, ends[st.turn], ACK, len, t);
+            x.s.tSeq += len;
+          });
+          break;
+        }
+        case "answer":
+          each((x, k) => {
+            const a: TargetAnswer = {
+              client: { addr: x.s.client.addr, port: x.s.client.port },
+              target: { addr: x.s.target.addr, port: x.s.target.port },
+              ack: ends[st.turn],
+              seq: (isns[k] + st.off) >>> 0,
+              part: st.part,
+              summary: summarize(enc(x.b ? other(st.turn, st.text) : st.text)),
+            };
+            if (rig.cmp.answerWanted(a)) rig.cmp.onAnswer(a, t);
+          });
+          break;
+        case "tick":
+          rig.at(t);
+          break;
+        case "fin":
+          rig.close();
+          break;
+      }
+    }
+    for (let k = 1; k <= 120; k++) rig.at(t + k * 100);
+    const byTarget = (target: string) =>
+      rig.records.filter((r) => r.targetAddr === target).map((x) => {
+        const { time: _, session: _s, targetAddr: _t, copy: _c, ...rest } = x as unknown as Record<
+          string,
+          unknown
+        >;
+        return rest;
+      }).sort((a, b) => (a.turn as number) - (b.turn as number));
+    return {
+      a: byTarget("10.9.0.2:80"),
+      b: byTarget("10.9.0.3:80"),
+      line: rig.cmp.line(),
+      unpaired: rig.cmp.unpaired,
+    };
+  };
+  const rnd = mulberry32(1515);
+  let n = 0, differ = 0;
+  for (let run = 0; run < 200; run++) {
+    const steps = script(rnd);
+    const copy = run % 4 >= 2;
+    const both = play(steps, ["a", "b"], run % 2 === 1, copy);
+    const a = play(steps, ["a"], false, copy), b = play(steps, ["b"], false, copy);
+    const tag = `run ${run}: ${JSON.stringify(steps)}`;
+    assert.deepEqual(both.a, a.a, tag);
+    assert.deepEqual(both.b, b.b, tag);
+    assert.equal(both.unpaired, a.unpaired + b.unpaired, tag);
+    assert.equal(both.line.compared, a.line.compared + b.line.compared, tag);
+    assert.equal(both.line.matched, a.line.matched + b.line.matched, tag);
+    assert.equal(both.line.skipped, a.line.skipped + b.line.skipped, tag);
+    assert.deepEqual(both.line.targets, { ...a.line.targets, ...b.line.targets }, tag);
+    n += both.a.length + both.b.length;
+    differ += both.b.filter((r, i) => r.match !== both.a[i]?.match).length;
+  }
+  assert.ok(n > 600, `${n} records`);
+  assert.ok(differ > 30, `${differ} turns with other verdicts on B`);
 });
