@@ -369,7 +369,7 @@ async function addCandidate(env: Cleanup, rep: Replication): Promise<void> {
 
 Deno.test({
   name:
-    "tcpcopy --compare e2e: two targets (current, release candidate) and -n 2 copies, every session compared, only the candidate's changed path mismatches",
+    "tcpcopy --compare e2e: two targets (current, release candidate) and -n 2 copies, every session compared, only the candidate's changed path mismatches; offline too",
   ignore: !isRoot() || !INTERCEPT_COMPARE,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -383,6 +383,21 @@ Deno.test({
       await addCandidate(env, rep);
       const on = rep.online[0];
       const log = `${rep.lab.dir}/sessions.ndjson`;
+      const recording = `${rep.lab.dir}/sessions.pcap`;
+      const dump = startLogged(env, on.ns, [
+        "tcpdump",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+        "-i",
+        rep.lab.online[0].clientSideIf,
+        "-w",
+        recording,
+        `tcp port ${HTTP_PORT}`,
+      ], `${rep.lab.dir}/tcpdump`);
+      await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
       const current = `${rep.lab.targetIp}:${HTTP_PORT}`, rc = `${rep.lab.targetIp}:${RC_PORT}`;
       on.tcpcopy = await startTcpcopy(env, rep, 0, [
         "-x",
@@ -404,6 +419,8 @@ Deno.test({
         200,
       );
       const stop = await stopTcpcopy(on.tcpcopy);
+      dump.child.kill("SIGINT");
+      await dump.child.status;
       const recs = records(await readText(log));
       console.log(`[sessions] ${recs.length} records for ${want} (complete: ${done})`);
       assert.equal(stop.code, 0, stop.log);
@@ -452,5 +469,49 @@ Deno.test({
         ),
         stop.log,
       );
+
+      // offline: the recording replayed to both targets, each session compared with the
+      // recorded answers; the candidate's mismatches fail the gate
+      const pool = `10.${rep.lab.targetIp.split(".")[1]}.78`;
+      await rep.lab.target.exec([
+        "ip",
+        "route",
+        "add",
+        `${pool}.0/24`,
+        "via",
+        rep.lab.online[0].uplinkIp,
+      ]);
+      const t = startLogged(
+        env,
+        on.ns,
+        tcpcopyCmd([
+          "--offline",
+          recording,
+          "-x",
+          `${on.ip}:${HTTP_PORT}-${current},${on.ip}:${HTTP_PORT}-${rc}`,
+          "-s",
+          rep.lab.targetIp,
+          "--secret-file",
+          secret,
+          "--compare",
+          "--compare-fail-above",
+          "0",
+          "-c",
+          `${pool}.1`,
+        ]),
+        `${rep.lab.dir}/offline-sessions`,
+      );
+      const status = await t.child.status;
+      const err = await readText(t.err);
+      const off = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l)).at(-1)?.compare;
+      console.log(`[offline sessions] code ${status.code} ${JSON.stringify(off?.targets)}`);
+      assert.equal(status.code, 3, err);
+      assert.equal(off.compared, 2 * sent, err);
+      assert.equal(off.mismatched.body, 3, err);
+      assert.deepEqual(off.targets, {
+        [current]: { compared: sent, matched: sent, mismatched: 0 },
+        [rc]: { compared: sent, matched: sent - 3, mismatched: 3 },
+      });
     }),
 });
