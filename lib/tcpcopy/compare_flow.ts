@@ -1,7 +1,9 @@
 /**
- * One original connection as `--compare` follows it (issue 15): its turns, the online answer of
- * each turn assembled from the captured server→client packets, and what the replayed session
- * tells about the target's answer (when the request went out, when reply data came back).
+ * One replayed session of an original connection as `--compare` follows it (issue 15): the
+ * connection's turns, the online answer of each turn assembled from the captured server→client
+ * packets, and what the replayed session tells about the target's answer (when the request went
+ * out, when reply data came back). Each session of a connection (`-n` copies, other transfers)
+ * has its own flow, all fed the same captured packets (chained by {@link FlowCompare.nextFlow}).
  *
  * Turns are cut exactly as the engine cuts them (lib/engine/stream.ts): a turn is a run of
  * in-order client payload sent with the same online ACK. The online answer of turn k is the
