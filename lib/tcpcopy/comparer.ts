@@ -179,7 +179,7 @@ export class Comparer implements FlowHost {
   readonly #targets: { target: Endpoint; text: string; counts: TargetCounts }[] = [];
   readonly #sessions = new TupleMap<FlowCompare>(FLOW_SLOTS);
   /**
-   * Module sessions (copy 0) not followed (yet), by (rewritten client, target): until their
+   * Module sessions (any copy or transfer) not followed (yet), by (rewritten client, target): until their
    * module passes, their target answers are the login's, counted nowhere.
    */
   readonly #modules = new TupleMap<true>();
