@@ -179,8 +179,8 @@ export class Comparer implements FlowHost {
   readonly #targets: { target: Endpoint; text: string; counts: TargetCounts }[] = [];
   readonly #sessions = new TupleMap<FlowCompare>(FLOW_SLOTS);
   /**
-   * Module sessions (any copy or transfer) not followed (yet), by (rewritten client, target): until their
-   * module passes, their target answers are the login's, counted nowhere.
+   * Module sessions (any copy or transfer) not followed (yet), by (rewritten client, target):
+   * until their module passes, their target answers are the login's, counted nowhere.
    */
   readonly #modules = new TupleMap<true>();
   readonly #live = new Set<FlowCompare>();
