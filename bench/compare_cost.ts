@@ -13,7 +13,7 @@
  *
  *     ./build.sh deno run -A bench/compare_cost.ts [--requests 200000] [--flows 10] [--baseline]
  *         [--online-first] [--short] [--alloc-sites] [--lag N [--max-pending N]] [--other-date]
- *         [--decode-all]
+ *         [--decode-all] [--targets N]
  *
  * `--online-first`: each target answer arrives after the flow's next request (the online
  * answer is finished first, as when the replay lags); by default it arrives before.
@@ -24,7 +24,10 @@
  * (two servers a second apart, as end to end: the first bytes differ, the comparator runs).
  * `--short`: one request per connection instead (`short1k`'s shape: see `runShort`), tcpcopy's
  * side only. `--decode-all`: every ANSWER frame's summary decoded, also for the answers no pending
- * turn waits for (the tunnel client's way before `answerWanted`). `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
+ * turn waits for (the tunnel client's way before `answerWanted`). `--targets N`: keep-alive, no
+ * `--lag`: each connection replayed to N targets (`-x 80-T1:80,80-T2:80,...`, the same rewritten
+ * client), every session compared (each target's requests, answers and ANSWER frames; ns and
+ * bytes are still per captured request). `--alloc-sites`: one more pass under V8's sampling heap profiler, printing the
  * bytes allocated per request by function (both sides and the bench's packet making).
  *
  * Prints CPU ns per request for each side (process CPU time, median of 5 passes after a
@@ -75,8 +78,15 @@ const { values } = benchArgs(import.meta.url, {
     "max-pending": { type: "string", default: "256" },
     "other-date": { type: "boolean", default: false },
     "decode-all": { type: "boolean", default: false },
+    targets: { type: "string", default: "1" },
   },
 });
+/** `--targets`: sessions per connection (one per target). */
+const TARGETS = Number(values.targets);
+if (TARGETS > 1 && (values.short || Number(values.lag) > 0)) {
+  console.error("compare_cost: --targets goes with the keep-alive run without --lag");
+  Deno.exit(2);
+}
 const DECODE_ALL = values["decode-all"];
 const REQUESTS = Number(values.requests);
 const FLOWS = Number(values.flows);
@@ -103,6 +113,8 @@ const ANSWER = answerAt(0);
 const TARGET_ANSWER = values["other-date"] ? answerAt(1) : ANSWER;
 const EMPTY = new Uint8Array(0);
 const CLIENT = "192.168.1.10", ONLINE = "10.0.0.1", TARGET = "10.0.0.2";
+/** The targets of `--targets` (the first is TARGET). */
+const TARGET_IPS = Array.from({ length: TARGETS }, (_, s) => `10.0.0.${2 + s}`);
 
 /** One IPv4 TCP packet (bytes from the IP header). */
 function packet(
@@ -155,6 +167,7 @@ interface Flow {
   replyHeader: Uint8Array[]; // reply headers tcpcopy receives (IP+TCP header)
   reply: Uint8Array[]; // whole target replies intercept sees
   out: OutSegment[];
+  // (with --targets N, the last three hold N entries per turn: turn j, target s at j * N + s)
 }
 
 const TURNS_PER_FLOW = 64; // packets repeat with other sequence numbers every 64 turns: made lazily
@@ -170,19 +183,21 @@ function makeFlow(port: number, base: number): Flow {
     f.answer.push(
       ether(packet(ONLINE, CLIENT, 80, port, ss, cs + REQUEST.length, 0x18, ANSWER)),
     );
-    const rep = packet(TARGET, CLIENT, 80, port, ts, cs + REQUEST.length, 0x18, TARGET_ANSWER);
-    f.reply.push(rep);
-    f.replyHeader.push(rep.slice(0, 40));
-    f.out.push({
-      src: endpointOf(CLIENT, port),
-      dst: endpointOf(TARGET, 80),
-      seq: cs >>> 0,
-      ack: ts >>> 0,
-      flags: 0x18,
-      window: 512,
-      options: {},
-      payload: REQUEST,
-    });
+    for (const target of TARGET_IPS) {
+      const rep = packet(target, CLIENT, 80, port, ts, cs + REQUEST.length, 0x18, TARGET_ANSWER);
+      f.reply.push(rep);
+      f.replyHeader.push(rep.slice(0, 40));
+      f.out.push({
+        src: endpointOf(CLIENT, port),
+        dst: endpointOf(target, 80),
+        seq: cs >>> 0,
+        ack: ts >>> 0,
+        flags: 0x18,
+        window: 512,
+        options: {},
+        payload: REQUEST,
+      });
+    }
   }
   return f;
 }
@@ -203,9 +218,12 @@ function replicatorRig(): { comparer: Comparer | null; r: Replicator } {
     maxPendingTurns: MAX_PENDING,
     emit: () => {},
   });
-  const online = new OnlineMatcher([
-    { online: { addr: ONLINE, port: 80 }, target: { addr: TARGET, port: 80 } },
-  ] as never);
+  const online = new OnlineMatcher(
+    TARGET_IPS.map((t) => ({
+      online: { addr: ONLINE, port: 80 },
+      target: { addr: t, port: 80 },
+    })) as never,
+  );
   const r = new Replicator({
     v4: sender,
     v6: null,
@@ -227,7 +245,7 @@ function replicatorRig(): { comparer: Comparer | null; r: Replicator } {
 function run(): { tcpcopy: number; intercept: number; compared: number; alloc: number } {
   const { comparer, r } = replicatorRig();
   // the tunnel's output buffer: frames are copied in as the batcher does, decoded later
-  const out = new Uint8Array(TURNS_PER_FLOW * FLOWS * 2048);
+  const out = new Uint8Array(TURNS_PER_FLOW * FLOWS * TARGETS * 2048);
   let outAt = 0;
   const frames: Uint8Array[] = [];
   const tracker = new AnswerTracker(
@@ -256,15 +274,19 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
   ringAt = 0;
   for (let i = 0; i < FLOWS; i++) {
     const port = 40000 + i;
-    const c = endpointOf(CLIENT, port), t = endpointOf(TARGET, 80), o = endpointOf(ONLINE, 80);
+    const c = endpointOf(CLIENT, port), o = endpointOf(ONLINE, 80);
     // handshakes
     r.onFrame(ether(packet(CLIENT, ONLINE, port, 80, CLI_ISN, 0, 0x02, EMPTY)), 1, 0, 0);
-    comparer?.onSessionOpen(c, t, { client: c, server: o }, 0, false, 0);
+    for (const target of TARGET_IPS) {
+      comparer?.onSessionOpen(c, endpointOf(target, 80), { client: c, server: o }, 0, false, 0);
+    }
     r.onFrame(ether(packet(ONLINE, CLIENT, 80, port, SRV_ISN, CLI_ISN + 1, 0x12, EMPTY)), 1, 0, 0);
-    r.onReplyBytes(packet(TARGET, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY), 0);
-    const syn = packet(TARGET, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY);
-    inspectReply(syn, info);
-    tracker.reply(syn, info, 0);
+    for (const target of TARGET_IPS) {
+      r.onReplyBytes(packet(target, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY), 0);
+      const syn = packet(target, CLIENT, 80, port, TGT_ISN, CLI_ISN + 1, 0x12, EMPTY);
+      inspectReply(syn, info);
+      tracker.reply(syn, info, 0);
+    }
     flows.push(makeFlow(port, 0));
   }
   const perFlow = Math.ceil(REQUESTS / FLOWS);
@@ -287,9 +309,11 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
       for (let j = 0; j < turns; j++) {
         for (let i = 0; i < FLOWS; i++) {
           at += 0.05;
-          const rep = flows[i].reply[j];
-          inspectReply(rep, info);
-          tracker.reply(rep, info, at);
+          for (let s = 0; s < TARGETS; s++) {
+            const rep = flows[i].reply[j * TARGETS + s];
+            inspectReply(rep, info);
+            tracker.reply(rep, info, at);
+          }
           tracker.settle();
           // (--lag: kept past this batch, whose output buffer is written again: copied into
           // one long-lived buffer, as the tunnel client reads them from one)
@@ -354,9 +378,9 @@ function run(): { tcpcopy: number; intercept: number; compared: number; alloc: n
 
   /** Request j of flow f replayed at once: the capture and the replay in step. */
   function capturedAndReplayed(f: Flow, j: number, n: number): void {
-    r.send(f.out[j]);
+    for (let s = 0; s < TARGETS; s++) r.send(f.out[j * TARGETS + s]);
     if (comparer !== null) r.onFrame(f.answer[j], LinkType.EN10MB, now * 1000 + 300, now);
-    r.onReplyBytes(f.replyHeader[j], now);
+    for (let s = 0; s < TARGETS; s++) r.onReplyBytes(f.replyHeader[j * TARGETS + s], now);
     if (comparer !== null && n >= lag) deliver(answers[n - lag], now);
   }
 
@@ -506,7 +530,7 @@ console.log(
     median(res.map((x) => x.tcpcopy)).toFixed(0)
   } ns/req, intercept ${median(res.map((x) => x.intercept)).toFixed(0)} ns/req, compared ${
     res[0].compared
-  } of ${REQUESTS}; tcpcopy heap bytes allocated per request ${
+  } of ${REQUESTS * TARGETS}; tcpcopy heap bytes allocated per request ${
     median(res.map((x) => x.alloc)).toFixed(0)
   }`,
 );

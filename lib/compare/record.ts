@@ -32,6 +32,10 @@ export interface CompareRecord {
   time?: string;
   client: string;
   session: number | string;
+  /** The session's target, "ip:port" (tcpcopy: each replayed session is compared). */
+  targetAddr?: string;
+  /** The session's copy index (`-n`: 0 for the first copy). */
+  copy?: number;
   turn: number;
   proto: Proto;
   /** The request's first line or first bytes, printable. */
@@ -52,6 +56,9 @@ export interface CompareRecord {
 export interface RecordInput {
   client: string;
   session: number | string;
+  /** See {@link CompareRecord.targetAddr}. */
+  targetAddr?: string;
+  copy?: number;
   turn: number;
   proto: Proto;
   request: Uint8Array | null;
@@ -83,6 +90,8 @@ export function compareRecord(r: RecordInput): CompareRecord {
     type: "compare",
     client: r.client,
     session: r.session,
+    ...(r.targetAddr !== undefined ? { targetAddr: r.targetAddr } : {}),
+    ...(r.copy !== undefined ? { copy: r.copy } : {}),
     turn: r.turn,
     proto: r.proto,
     request: requestHead(r.request),

@@ -1,7 +1,9 @@
 /**
- * One original connection as `--compare` follows it (issue 15): its turns, the online answer of
- * each turn assembled from the captured server→client packets, and what the replayed session
- * tells about the target's answer (when the request went out, when reply data came back).
+ * One replayed session of an original connection as `--compare` follows it (issue 15): the
+ * connection's turns, the online answer of each turn assembled from the captured server→client
+ * packets, and what the replayed session tells about the target's answer (when the request went
+ * out, when reply data came back). Each session of a connection (`-n` copies, other transfers)
+ * has its own flow, all fed the same captured packets (chained by {@link FlowCompare.nextFlow}).
  *
  * Turns are cut exactly as the engine cuts them (lib/engine/stream.ts): a turn is a run of
  * in-order client payload sent with the same online ACK. The online answer of turn k is the
@@ -112,6 +114,13 @@ export interface PendingTurn {
   targetAt: number;
   /** Bytes this turn counts against the comparison budget. */
   cost: number;
+}
+
+/** Verdicts given for the sessions of one target (the stats line's `compare.targets`). */
+export interface TargetCounts {
+  compared: number;
+  matched: number;
+  mismatched: number;
 }
 
 /** What a flow asks of the comparer that owns it. */
@@ -246,6 +255,16 @@ export class FlowCompare {
   /** The open turn was skipped (over budget): its answer bytes go nowhere. */
   openSkipped = false;
   turns = 0;
+  /**
+   * The next flow following the same original connection (another replayed session of it: a
+   * `-n` copy, another transfer of the port), or undefined: the comparer fans the connection's
+   * captured segments out along this chain (one flow per session, nothing to walk for one).
+   */
+  nextFlow: FlowCompare | undefined = undefined;
+  /** The compared session's copy index (`-n`: 0 for the first). */
+  copy = 0;
+  /** Counters of the compared session's target (per-target stats), or null. */
+  counts: TargetCounts | null = null;
   /** The compared session's number, its rewritten client and its target (null: none now). */
   sessionId = 0;
   session: { client: Endpoint; target: Endpoint } | null = null;
@@ -333,6 +352,9 @@ export class FlowCompare {
     this.open = null;
     this.openSkipped = false;
     this.turns = 0;
+    this.nextFlow = undefined;
+    this.copy = 0;
+    this.counts = null;
     this.sessionId = 0;
     this.session = null;
     this.sessionEndedAt = Number.NaN;

@@ -132,6 +132,16 @@ export function compareSummaryLines(c: Comparer, top = 10): string[] {
     `${l.ratio.p90 ?? "-"}, p99 ${l.ratio.p99 ?? "-"}; tunnel round trip ` +
     `${l.tunnel_rtt_ms === null ? "not measured" : `${l.tunnel_rtt_ms} ms`}`,
   ];
+  const targets = Object.entries(l.targets);
+  if (targets.length > 1) {
+    // (several targets: each one's verdicts, e.g. the current version and the candidate)
+    lines.push(
+      `compare: by target: ${
+        targets.map(([t, n]) => `${t} ${n.compared} compared, ${n.mismatched} mismatched`)
+          .join("; ")
+      }`,
+    );
+  }
   const rows = c.top(top);
   if (rows.length > 0) {
     lines.push(

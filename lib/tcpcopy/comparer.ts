@@ -13,7 +13,10 @@
  * answer bytes per pending turn, all within a byte budget (a share of `-m`); over it, turns
  * are skipped and counted (`compare.skipped`), replication is never affected.
  *
- * Only the first session of a connection (copy 0, the first transfer) is compared. A session
+ * Every replayed session of a connection is compared (`-n` copies, the transfers of one online
+ * port to several targets): one {@link FlowCompare} per session, each with its own turns, online
+ * answers, target answers and verdicts, and its own share of the budget; the connection's
+ * captured segments go to each (a chain from the first: one call for one session). A session
  * of a protocol module is followed from the point its module passed it to the engine (engine
  * event `pass`): from there the replay is the captured stream at a constant sequence offset,
  * by which the target side's client sequence numbers are translated (32-bit wrap included).
@@ -55,6 +58,7 @@ import {
   ownInto,
   type PendingTurn,
   type SegmentView,
+  type TargetCounts,
   turnHead,
 } from "./compare_flow.ts";
 
@@ -105,6 +109,9 @@ const SPARE_TURNS = BUFFER_POOL_MAX;
 function poolMax(size: number): number {
   return Math.min(BUFFER_POOL_MAX, Math.floor(BUFFER_POOL_BYTES / size));
 }
+
+/** Targets with their own counters in `compare.targets` at most (the `-x` targets: a few). */
+const MAX_TARGETS = 64;
 
 /** The comparison settings of a run (from the command line). */
 export interface ComparerOptions {
@@ -157,6 +164,8 @@ export interface CompareLine extends CompareSnapshot {
   budget_bytes: number;
   /** The tunnel's heartbeat round trip (ms), beside the target latency; null: not measured. */
   tunnel_rtt_ms: number | null;
+  /** Verdicts per target ("ip:port"; the totals above are over all of them). */
+  targets: Record<string, TargetCounts>;
 }
 
 /** See the module comment. */
@@ -164,11 +173,14 @@ export class Comparer implements FlowHost {
   readonly stats = new CompareStats();
   /** Target answers for no pending turn. */
   unpaired = 0;
+  /** The first flow of each original connection (the others chained: FlowCompare.nextFlow). */
   readonly #flows = new TupleMap<FlowCompare>(FLOW_SLOTS);
+  /** Per-target counters, by target (a few: the `-x` targets; at most {@link MAX_TARGETS}). */
+  readonly #targets: { target: Endpoint; text: string; counts: TargetCounts }[] = [];
   readonly #sessions = new TupleMap<FlowCompare>(FLOW_SLOTS);
   /**
-   * Module sessions (copy 0) not followed (yet), by (rewritten client, target): until their
-   * module passes, their target answers are the login's, counted nowhere.
+   * Module sessions (any copy or transfer) not followed (yet), by (rewritten client, target):
+   * until their module passes, their target answers are the login's, counted nowhere.
    */
   readonly #modules = new TupleMap<true>();
   readonly #live = new Set<FlowCompare>();
@@ -280,9 +292,9 @@ export class Comparer implements FlowHost {
   // Inputs
 
   /**
-   * A session opened: the first one of a connection (copy 0) is compared, from its start
-   * without a module, from {@link onSessionPass} with one. `original` is the captured
-   * connection (client, server).
+   * A session opened: every session is compared (each `-n` copy, each transfer's), from its
+   * start without a module, from {@link onSessionPass} with one. `original` is the captured
+   * connection (client, server), `copy` the session's copy index.
    */
   onSessionOpen(
     client: Endpoint,
@@ -292,18 +304,16 @@ export class Comparer implements FlowHost {
     module: boolean,
     now: number,
   ): void {
-    if (copy !== 0) return;
     if (module) {
       this.#modules.set(client.addr, client.port, internAddr(target.addr), target.port, true);
       return;
     }
-    this.#follow(client, target, original, 0, -1, now);
+    this.#follow(client, target, original, copy, 0, -1, now);
   }
 
   /**
    * A module session was handed to the engine: from captured client byte `seq` on, the replay
-   * is the captured stream at `seq + offset` (mod 2^32). The first session of a connection
-   * (copy 0) is compared from there.
+   * is the captured stream at `seq + offset` (mod 2^32). The session is compared from there.
    */
   onSessionPass(
     client: Endpoint,
@@ -314,22 +324,31 @@ export class Comparer implements FlowHost {
     offset: number,
     now: number,
   ): void {
-    if (copy !== 0) return;
     if (!this.#modules.delete(client.addr, client.port, target.addr, target.port)) return;
-    this.#follow(client, target, original, offset >>> 0, seq >>> 0, now);
+    this.#follow(client, target, original, copy, offset >>> 0, seq >>> 0, now);
   }
 
-  /** Follows the session (client, target) of `original`; see {@link FlowCompare.passSeq}. */
+  /**
+   * Follows the session (client, target) of `original`, copy `copy`; see
+   * {@link FlowCompare.passSeq}. A flow of the connection whose session of the same copy and
+   * target ended goes on with the new one (its turns continue); any other session gets a flow
+   * of its own, chained to the connection's first.
+   */
   #follow(
     client: Endpoint,
     target: Endpoint,
     original: { client: Endpoint; server: Endpoint },
+    copy: number,
     offset: number,
     passSeq: number,
     now: number,
   ): void {
     const o = original;
-    let f = this.#flows.get(o.client.addr, o.client.port, o.server.addr, o.server.port);
+    const head = this.#flows.get(o.client.addr, o.client.port, o.server.addr, o.server.port);
+    let f = head;
+    while (f !== undefined && !(f.session === null && f.copy === copy && sameEnd(f, target))) {
+      f = f.nextFlow;
+    }
     if (f === undefined) {
       if (!this.reserve(FLOW_COMPARE_COST)) {
         this.stats.skip();
@@ -338,8 +357,16 @@ export class Comparer implements FlowHost {
       const spare = this.#spareFlows.pop();
       if (spare !== undefined) spare.reuse(o.client, o.server, now);
       f = spare ?? new FlowCompare(o.client, o.server, this, now);
-      this.#flows.set(f.client.addr, f.client.port, f.server.addr, f.server.port, f);
-    } else if (f.session !== null) return; // another transfer's session is the compared one
+      if (head === undefined) {
+        this.#flows.set(f.client.addr, f.client.port, f.server.addr, f.server.port, f);
+      } else {
+        // another session of the connection (a copy, another transfer): after the first
+        f.nextFlow = head.nextFlow;
+        head.nextFlow = f;
+      }
+      f.copy = copy;
+      f.counts = this.#countsFor(target);
+    }
     const ends = f.sessionEnds, c = ends.client, t = ends.target;
     ownInto(c, client);
     ownInto(t, target);
@@ -353,6 +380,21 @@ export class Comparer implements FlowHost {
     f.passSeq = passSeq;
     this.#sessions.set(c.addr, c.port, t.addr, t.port, f);
     this.#live.add(f);
+  }
+
+  /** The counters of `target` (a new entry for a new target, null beyond {@link MAX_TARGETS}). */
+  #countsFor(target: Endpoint): TargetCounts | null {
+    const ts = this.#targets;
+    for (let i = 0; i < ts.length; i++) {
+      const e = ts[i].target;
+      if (e.port === target.port && sameAddr(e.addr, target.addr)) return ts[i].counts;
+    }
+    if (ts.length >= MAX_TARGETS) return null;
+    const own: Endpoint = { addr: NO_BYTES, family: 4, port: 0 };
+    ownInto(own, target);
+    const counts = { compared: 0, matched: 0, mismatched: 0 };
+    ts.push({ target: own, text: endText(own), counts });
+    return counts;
   }
 
   /** A session ended: its turns without an answer become `missing` after a grace period. */
@@ -375,14 +417,21 @@ export class Comparer implements FlowHost {
     atMs: number,
     now: number,
   ): void {
-    const f = this.#flows.get(src.addr, src.port, dst.addr, dst.port);
-    if (f !== undefined) f.onClient(s, atMs, now);
+    // (each session of the connection: one call for the common one)
+    let f = this.#flows.get(src.addr, src.port, dst.addr, dst.port);
+    while (f !== undefined) {
+      f.onClient(s, atMs, now);
+      f = f.nextFlow;
+    }
   }
 
   /** A captured server→client segment (src = the server): online answer bytes. */
   onServer(src: Endpoint, dst: Endpoint, s: SegmentView, atMs: number, now: number): void {
-    const f = this.#flows.get(dst.addr, dst.port, src.addr, src.port);
-    if (f !== undefined) f.onServer(s, atMs, now);
+    let f = this.#flows.get(dst.addr, dst.port, src.addr, src.port);
+    while (f !== undefined) {
+      f.onServer(s, atMs, now);
+      f = f.nextFlow;
+    }
   }
 
   /** Engine output to the target (src = the rewritten client). */
@@ -693,6 +742,11 @@ export class Comparer implements FlowHost {
       // the same answer on both sides (the common case): the match compareTurn would give,
       // counted without running a comparator (no record to write for a match)
       this.stats.add(matched(), online, target, "");
+      const counts = f.counts;
+      if (counts !== null) {
+        counts.compared++;
+        counts.matched++;
+      }
       this.free(f.remove(t));
       return;
     }
@@ -723,11 +777,19 @@ export class Comparer implements FlowHost {
       target,
       verdict.result.match ? "" : requestKey(turnHead(t)),
     );
+    const counts = f.counts;
+    if (counts !== null) {
+      counts.compared++;
+      if (verdict.result.match) counts.matched++;
+      else counts.mismatched++;
+    }
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
       emit(compareRecord({
         client: `${hostText(f.client)}:${f.client.port}`,
         session: f.sessionId,
+        targetAddr: endText(f.sessionEnds.target),
+        copy: f.copy,
         turn: t.index,
         proto: verdict.proto,
         request: turnHead(t),
@@ -770,11 +832,30 @@ export class Comparer implements FlowHost {
     if (s !== null) {
       this.#sessions.delete(s.client.addr, s.client.port, s.target.addr, s.target.port);
     }
-    this.#flows.delete(f.client.addr, f.client.port, f.server.addr, f.server.port);
+    this.#unlink(f);
     this.#live.delete(f);
     f.dispose();
     this.free(FLOW_COMPARE_COST);
     if (this.#spareFlows.length < SPARE_FLOWS) this.#spareFlows.push(f);
+  }
+
+  /** Takes `f` out of its connection's chain (the next flow becomes the first when it was). */
+  #unlink(f: FlowCompare): void {
+    const c = f.client, s = f.server;
+    const head = this.#flows.get(c.addr, c.port, s.addr, s.port);
+    const next = f.nextFlow;
+    f.nextFlow = undefined;
+    if (head === f) {
+      if (next === undefined) this.#flows.delete(c.addr, c.port, s.addr, s.port);
+      else this.#flows.set(c.addr, c.port, s.addr, s.port, next);
+      return;
+    }
+    for (let p = head; p !== undefined; p = p.nextFlow) {
+      if (p.nextFlow === f) {
+        p.nextFlow = next;
+        return;
+      }
+    }
   }
 
   // -----------------------------------------------------------------------------------------
@@ -790,7 +871,14 @@ export class Comparer implements FlowHost {
       state_bytes: this.#used,
       budget_bytes: this.opts.budgetBytes,
       tunnel_rtt_ms: this.opts.tunnelRttMs?.() ?? null,
+      targets: this.#targetsLine(),
     };
+  }
+
+  #targetsLine(): Record<string, TargetCounts> {
+    const out: Record<string, TargetCounts> = {};
+    for (const e of this.#targets) out[e.text] = { ...e.counts };
+    return out;
   }
 
   /** The request keys with the most mismatches (exit summary). */
@@ -808,4 +896,22 @@ const NO_BYTES = new Uint8Array(0);
 
 function hostText(e: Endpoint): string {
   return e.family === 6 ? `[${addrText(e)}]` : addrText(e);
+}
+
+/** "ip:port" ("[ip6]:port"). */
+function endText(e: Endpoint): string {
+  return `${hostText(e)}:${e.port}`;
+}
+
+/** The flow's session target (kept after its session ended) is `target`. */
+function sameEnd(f: FlowCompare, target: Endpoint): boolean {
+  const t = f.sessionEnds.target;
+  return t.port === target.port && sameAddr(t.addr, target.addr);
+}
+
+function sameAddr(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

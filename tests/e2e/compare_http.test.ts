@@ -335,3 +335,183 @@ Deno.test({
       );
     }),
 });
+
+/** The release candidate's port on the target host: a second nginx server, one path changed. */
+const RC_PORT = 8081;
+
+/** The target's nginx also listens on {@link RC_PORT}, where `/diff-body` has another body. */
+async function addCandidate(env: Cleanup, rep: Replication): Promise<void> {
+  const dir = `${rep.lab.dir}/target`;
+  const conf = await Deno.readTextFile(`${dir}/nginx.conf`);
+  const rc = `  server {
+    listen ${RC_PORT} backlog=4096;
+    location = /diff-body { return 200 "ok $request_method /diff-bodX\\n"; }
+    location / { return 200 "ok $request_method $request_uri\\n"; }
+  }
+}
+`;
+  await Deno.writeTextFile(`${dir}/nginx.conf`, conf.replace(/\}\s*$/, rc));
+  Deno.kill(Number((await Deno.readTextFile(`${dir}/nginx.pid`)).trim()), "SIGHUP");
+  const ok = await waitFor(
+    async () => {
+      const out = await sh(
+        rep.lab.target,
+        `curl -s http://${rep.lab.targetIp}:${RC_PORT}/diff-body`,
+      ).catch(() => "");
+      return out.includes("diff-bodX");
+    },
+    5000,
+    100,
+  );
+  assert.ok(ok, `the target nginx listens on ${RC_PORT} too`);
+  void env;
+}
+
+Deno.test({
+  name:
+    "tcpcopy --compare e2e: two targets (current, release candidate) and -n 2 copies, every session compared, only the candidate's changed path mismatches; offline too",
+  ignore: !isRoot() || !INTERCEPT_COMPARE,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withNetns(async (env) => {
+      const secret = await secretFile(env);
+      const rep = await startReplication(env, {
+        deferTcpcopy: true,
+        interceptArgs: ["--secret-file", secret, "--compare", "--port", String(RC_PORT)],
+      });
+      await addCandidate(env, rep);
+      const on = rep.online[0];
+      const log = `${rep.lab.dir}/sessions.ndjson`;
+      const recording = `${rep.lab.dir}/sessions.pcap`;
+      const dump = startLogged(env, on.ns, [
+        "tcpdump",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+        "-i",
+        rep.lab.online[0].clientSideIf,
+        "-w",
+        recording,
+        `tcp port ${HTTP_PORT}`,
+      ], `${rep.lab.dir}/tcpdump`);
+      await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
+      const current = `${rep.lab.targetIp}:${HTTP_PORT}`, rc = `${rep.lab.targetIp}:${RC_PORT}`;
+      on.tcpcopy = await startTcpcopy(env, rep, 0, [
+        "-x",
+        `${on.ip}:${HTTP_PORT}-${rc}`,
+        "-n",
+        "2",
+        "--secret-file",
+        secret,
+        "--compare",
+        "--compare-log",
+        log,
+        "--compare-all",
+      ]);
+      const sent = await traffic(rep);
+      const want = 4 * sent; // two targets, two copies each
+      const done = await waitFor(
+        async () => records(await readText(log)).length >= want,
+        30_000,
+        200,
+      );
+      const stop = await stopTcpcopy(on.tcpcopy);
+      dump.child.kill("SIGINT");
+      await dump.child.status;
+      const recs = records(await readText(log));
+      console.log(`[sessions] ${recs.length} records for ${want} (complete: ${done})`);
+      assert.equal(stop.code, 0, stop.log);
+      assert.equal(recs.length, want, stop.log);
+      const count = new Map<string, number>();
+      for (const r of recs) {
+        const k = `${r.targetAddr} copy ${r.copy}`;
+        count.set(k, (count.get(k) ?? 0) + 1);
+      }
+      assert.deepEqual(
+        [...count].sort(),
+        [
+          [`${current} copy 0`, sent],
+          [`${current} copy 1`, sent],
+          [`${rc} copy 0`, sent],
+          [`${rc} copy 1`, sent],
+        ],
+        "every session's requests compared",
+      );
+      const bad = recs.filter((r) => !r.match);
+      assert.deepEqual(
+        bad.map((r) => `${r.targetAddr} ${r.copy} ${path(r)} ${r.reason}`).sort(),
+        [0, 0, 0, 1, 1, 1].map((c) => `${rc} ${c} /diff-body body`),
+        "the candidate's changed path in both copies, nothing of the current version",
+      );
+      const last = stop.stats.at(-1)! as { compare: Record<string, unknown> };
+      const c = last.compare as {
+        compared: number;
+        matched: number;
+        mismatched: Record<string, number>;
+        skipped: number;
+        targets: Record<string, { compared: number; matched: number; mismatched: number }>;
+      };
+      assert.equal(c.compared, want);
+      assert.equal(c.matched, want - 6);
+      assert.equal(c.mismatched.body, 6);
+      assert.equal(c.skipped, 0);
+      assert.deepEqual(c.targets, {
+        [current]: { compared: 2 * sent, matched: 2 * sent, mismatched: 0 },
+        [rc]: { compared: 2 * sent, matched: 2 * sent - 6, mismatched: 6 },
+      });
+      assert.ok(
+        stop.log.includes(
+          `compare: by target: ${current} ${2 * sent} compared, 0 mismatched; ` +
+            `${rc} ${2 * sent} compared, 6 mismatched`,
+        ),
+        stop.log,
+      );
+
+      // offline: the recording replayed to both targets, each session compared with the
+      // recorded answers; the candidate's mismatches fail the gate
+      const pool = `10.${rep.lab.targetIp.split(".")[1]}.78`;
+      await rep.lab.target.exec([
+        "ip",
+        "route",
+        "add",
+        `${pool}.0/24`,
+        "via",
+        rep.lab.online[0].uplinkIp,
+      ]);
+      const t = startLogged(
+        env,
+        on.ns,
+        tcpcopyCmd([
+          "--offline",
+          recording,
+          "-x",
+          `${on.ip}:${HTTP_PORT}-${current},${on.ip}:${HTTP_PORT}-${rc}`,
+          "-s",
+          rep.lab.targetIp,
+          "--secret-file",
+          secret,
+          "--compare",
+          "--compare-fail-above",
+          "0",
+          "-c",
+          `${pool}.1`,
+        ]),
+        `${rep.lab.dir}/offline-sessions`,
+      );
+      const status = await t.child.status;
+      const err = await readText(t.err);
+      const off = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l)).at(-1)?.compare;
+      console.log(`[offline sessions] code ${status.code} ${JSON.stringify(off?.targets)}`);
+      assert.equal(status.code, 3, err);
+      assert.equal(off.compared, 2 * sent, err);
+      assert.equal(off.mismatched.body, 3, err);
+      assert.deepEqual(off.targets, {
+        [current]: { compared: sent, matched: sent, mismatched: 0 },
+        [rc]: { compared: sent, matched: sent - 3, mismatched: 3 },
+      });
+    }),
+});

@@ -299,16 +299,17 @@ Deno.test("pairing: part > 0 tails add to the target's length and leave the dige
   assert.equal(rec.partial, true);
 });
 
-Deno.test("pairing: answers of no pending turn are unpaired; copies and module sessions are not compared", () => {
+Deno.test("pairing: answers of no pending turn are unpaired; copies are compared, module sessions not before their pass", () => {
   const r = new Rig();
   r.open();
   r.answer(ISN_C + 1, r.tSeq, "220 greeting\r\n"); // a greeting: no request ends there
   assert.equal(r.cmp.unpaired, 1);
   const other = new Rig();
-  other.open(1); // a copy
+  other.open(1); // a copy (each session is compared, see compare_sessions.test.ts)
   const a = other.request("GET /c HTTP/1.1\r\n\r\n", 0);
   other.target(a.end, http(200, "x"));
-  assert.equal(other.cmp.unpaired, 1);
+  assert.equal(other.cmp.unpaired, 0);
+  assert.equal(other.cmp.line().flows, 1);
   const mod = new Rig();
   mod.open(0, true);
   assert.equal(mod.cmp.line().flows, 0);
@@ -373,14 +374,22 @@ Deno.test("pairing: a module session is followed from its pass point, the target
   }
 });
 
-Deno.test("pairing: module sessions of copies, and answers after a module session closed, count as before", () => {
+Deno.test("pairing: module sessions of copies are compared from their pass; answers after a module session closed count as before", () => {
   const copy = new Rig();
   copy.open(1, true);
   copy.cmp.onSessionPass(REWRITTEN, TARGET, { client: CLIENT, server: SERVER }, 1, ISN_C + 1, 3, 0);
   const a = copy.request("GET /c HTTP/1.1\r\n\r\n", 0);
+  copy.sent({ start: a.start + 3, end: a.end + 3 });
+  copy.online(http(200, "x"), 1);
   copy.target((a.end + 3) >>> 0, http(200, "x"));
-  assert.equal(copy.cmp.line().flows, 0);
-  assert.equal(copy.cmp.unpaired, 1);
+  copy.request("GET /d HTTP/1.1\r\n\r\n", 2); // (ends the online answer)
+  copy.at(3);
+  assert.equal(copy.cmp.line().flows, 1);
+  assert.equal(copy.cmp.unpaired, 0);
+  assert.deepEqual(
+    copy.records.map((x) => [x.turn, x.copy, x.targetAddr, x.match]),
+    [[1, 1, "10.9.0.2:8080", true]],
+  );
   const closed = new Rig();
   closed.open(0, true);
   closed.answer(ISN_C + 5, closed.tSeq, "+OK\r\n"); // the login's: not counted

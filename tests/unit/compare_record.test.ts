@@ -83,3 +83,29 @@ Deno.test("a missing target answer and a match (with --compare-all) make records
   assert.equal(ok.reason, null);
   assert.equal(ok.diff, undefined);
 });
+
+Deno.test("a record names its session's target and copy when given (after client and session)", () => {
+  const online = answer("+OK\r\n", 0, [1]);
+  const { proto, result } = compareTurn({ online, target: online });
+  const base = { client: "192.0.2.7:1", session: 2, turn: 1, proto, request: null, online };
+  const rec = compareRecord({
+    ...base,
+    target: online,
+    result,
+    targetAddr: "10.0.0.3:80",
+    copy: 1,
+  });
+  assert.deepEqual(Object.keys(rec).slice(0, 6), [
+    "type",
+    "client",
+    "session",
+    "targetAddr",
+    "copy",
+    "turn",
+  ]);
+  assert.equal(rec.targetAddr, "10.0.0.3:80");
+  assert.equal(rec.copy, 1);
+  assert.equal(rec.target.length, 5, "the target side stays the answer's");
+  const plain = compareRecord({ ...base, target: online, result });
+  assert.ok(!("targetAddr" in plain) && !("copy" in plain));
+});

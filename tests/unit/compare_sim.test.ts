@@ -48,10 +48,16 @@ interface Run {
   sc: Scenario;
 }
 
-/** A transfer with a protocol module (`module`), and the client's ISN (default 7000). */
+/**
+ * A transfer with a protocol module (`module`), the client's ISN (default 7000), `-n` copies,
+ * and the target answer bytes of answer `n` (0-based) of a session to `client` (default `len`
+ * bytes of "a", the online server's).
+ */
 interface RunOptions {
   module?: ProtocolModule;
   clientIsn?: number;
+  copies?: number;
+  answer?: (client: { addr: Uint8Array; port: number }, n: number, len: number) => Uint8Array;
 }
 
 function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptions = {}): Run {
@@ -63,7 +69,11 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptio
       module: o.module,
     }],
   };
-  const sc = new Scenario({ noAnswerMs: 200, responseIdleMs: 50, ...transfers }, behaviour);
+  const copies = o.copies === undefined ? {} : { copies: o.copies };
+  const sc = new Scenario(
+    { noAnswerMs: 200, responseIdleMs: 50, ...transfers, ...copies },
+    behaviour,
+  );
   const cmp = new Comparer({
     firstBytes: 64,
     proto: "bytes",
@@ -73,20 +83,31 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptio
     emit: (r) => records.push(r),
     turnTimeoutMs: 3000,
   });
-  // intercept's stand-in: one answer per run of reply bytes with the same ACK
-  let cur: { ack: number; seq: number; len: number; r: ReplySegment } | null = null;
-  const flush = () => {
-    if (cur === null) return;
+  // intercept's stand-in: one answer per run of reply bytes with the same ACK, per session
+  interface Cur {
+    ack: number;
+    seq: number;
+    len: number;
+    r: ReplySegment;
+  }
+  const curs = new Map<string, Cur>();
+  const answers = new Map<string, number>();
+  const flush = (key: string) => {
+    const cur = curs.get(key);
+    if (cur === undefined) return;
     const { r } = cur;
+    const client = { addr: r.dst.addr, port: r.dst.port };
+    const n = answers.get(key) ?? 0;
+    answers.set(key, n + 1);
     cmp.onAnswer({
-      client: { addr: r.dst.addr, port: r.dst.port },
+      client,
       target: { addr: r.src.addr, port: r.src.port },
       ack: cur.ack,
       seq: cur.seq,
       part: 0,
-      summary: summarize(body(cur.len)),
+      summary: summarize(o.answer?.(client, n, cur.len) ?? body(cur.len)),
     }, sc.now);
-    cur = null;
+    curs.delete(key);
   };
   const out = sc.engine.out;
   const send = out.send.bind(out), event = out.event!.bind(out);
@@ -103,19 +124,22 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptio
     event(e);
   };
   sc.opts.mapReply = (r) => {
-    if (r.payloadLength > 0 && cur !== null && cur.ack !== r.ack) flush();
+    const key = `${r.dst.addr.join(".")}:${r.dst.port}>${r.src.addr.join(".")}:${r.src.port}`;
+    if (r.payloadLength > 0 && curs.get(key)?.ack !== r.ack) flush(key);
     if (r.payloadLength > 0) {
-      if (cur === null) {
+      let cur = curs.get(key);
+      if (cur === undefined) {
         cur = {
           ack: r.ack,
           seq: r.seq,
           len: 0,
           r: { ...r, src: { ...r.src }, dst: { ...r.dst } },
         };
+        curs.set(key, cur);
       }
       cur.len += r.payloadLength;
     }
-    if (r.flags & FIN) flush();
+    if (r.flags & FIN) flush(key);
     // the reply header reaches tcpcopy's replicator after the engine's own delivery delay
     sc.at(
       sc.now + 0.5,
@@ -141,7 +165,7 @@ function run(exchanges: Exchange[], behaviour: TargetBehaviour = {}, o: RunOptio
   }
   for (let t = 1000; t < 9000; t += 50) sc.at(t, () => cmp.tick(sc.now));
   sc.run(9000);
-  flush();
+  for (const key of [...curs.keys()]) flush(key);
   cmp.closeAll(sc.now);
   return { records, cmp, sc };
 }
@@ -272,4 +296,45 @@ Deno.test("sim: a module session that never passes is not compared, its answers 
   assert.equal(r.cmp.line().compared, 0);
   assert.equal(r.cmp.line().skipped, 0);
   assert.equal(r.cmp.unpaired, 0);
+});
+
+Deno.test("sim: -n 2 copies are both compared; the copy whose target answers differently is named", () => {
+  const exchanges = [ex(1, 300), ex(2, 5000, { segments: 3 }), ex(3, 40)];
+  const same = run(exchanges, {}, { copies: 2 });
+  const opened = same.sc.events.filter((e) => e.type === "open");
+  assert.deepEqual(opened.map((e) => e.copy), [0, 1]);
+  const ports = opened.map((e) => e.client.port);
+  assert.notEqual(ports[0], ports[1], "the copies' rewritten clients differ");
+  const rows = (rs: CompareRecord[]) =>
+    rs.map((r) => [r.copy, r.targetAddr, r.turn, r.match ? "match" : r.reason])
+      .sort((a, b) => String(a).localeCompare(String(b)));
+  assert.deepEqual(rows(same.records), [
+    [0, "10.9.0.2:8080", 1, "match"],
+    [0, "10.9.0.2:8080", 2, "match"],
+    [0, "10.9.0.2:8080", 3, "match"],
+    [1, "10.9.0.2:8080", 1, "match"],
+    [1, "10.9.0.2:8080", 2, "match"],
+    [1, "10.9.0.2:8080", 3, "match"],
+  ]);
+  assert.equal(same.cmp.line().compared, 6);
+  assert.equal(same.cmp.unpaired, 0);
+  // the second copy's session gets another body for its second answer (same length)
+  const copy1Port = ports[1];
+  const other = run(exchanges, {}, {
+    copies: 2,
+    answer: (client, n, len) =>
+      client.port === copy1Port && n === 1 ? new TextEncoder().encode("b".repeat(len)) : body(len),
+  });
+  assert.equal(other.sc.events.filter((e) => e.type === "open")[1].client.port, copy1Port);
+  assert.deepEqual(rows(other.records), [
+    [0, "10.9.0.2:8080", 1, "match"],
+    [0, "10.9.0.2:8080", 2, "match"],
+    [0, "10.9.0.2:8080", 3, "match"],
+    [1, "10.9.0.2:8080", 1, "match"],
+    [1, "10.9.0.2:8080", 2, "body"],
+    [1, "10.9.0.2:8080", 3, "match"],
+  ]);
+  assert.deepEqual(other.cmp.line().targets, {
+    "10.9.0.2:8080": { compared: 6, matched: 5, mismatched: 1 },
+  });
 });
