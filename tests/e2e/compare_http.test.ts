@@ -104,6 +104,77 @@ function records(text: string): CompareRecord[] {
 
 const path = (r: CompareRecord) => r.request.split(" ")[1];
 
+/** tcpdump of the online host's client side (port 80) into `file`; the returned call stops it. */
+async function startRecording(
+  env: Cleanup,
+  rep: Replication,
+  file: string,
+): Promise<() => Promise<void>> {
+  const dump = startLogged(env, rep.online[0].ns, [
+    "tcpdump",
+    "-n",
+    "-U",
+    "--immediate-mode",
+    "-s",
+    "0",
+    "-i",
+    rep.lab.online[0].clientSideIf,
+    "-w",
+    file,
+    `tcp port ${HTTP_PORT}`,
+  ], `${file}.tcpdump`);
+  await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
+  return async () => {
+    dump.child.kill("SIGINT");
+    await dump.child.status;
+  };
+}
+
+/**
+ * `tcpcopy --offline recording --compare` with `args`, its clients rewritten into
+ * `10.<lab>.<pool>.<host>` (-c), which the target routes back through the online host like the
+ * lab's client subnets. Returns the exit code, stderr and the last stats line's `compare`.
+ */
+async function offlineCompare(
+  env: Cleanup,
+  rep: Replication,
+  recording: string,
+  pool: number,
+  host: number,
+  args: string[],
+  // deno-lint-ignore no-explicit-any
+): Promise<{ code: number; err: string; compare: any }> {
+  const net = `10.${rep.lab.targetIp.split(".")[1]}.${pool}`;
+  await rep.lab.target.exec([
+    "ip",
+    "route",
+    "replace",
+    `${net}.0/24`,
+    "via",
+    rep.lab.online[0].uplinkIp,
+  ]);
+  const t = startLogged(
+    env,
+    rep.online[0].ns,
+    tcpcopyCmd([
+      "--offline",
+      recording,
+      ...args,
+      "-s",
+      rep.lab.targetIp,
+      "--compare",
+      "-c",
+      `${net}.${host}`,
+    ]),
+    `${recording}.offline-${pool}-${host}`,
+  );
+  const status = await t.child.status;
+  const err = await readText(t.err);
+  const stats = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
+  return { code: status.code, err, compare: stats.at(-1)?.compare };
+}
+
 Deno.test({
   name:
     "tcpcopy --compare e2e: exactly the changed paths, with reasons and latencies; offline gate" +
@@ -121,20 +192,7 @@ Deno.test({
       await changeTarget(env, rep);
       const on = rep.online[0], dir = rep.lab.dir;
       const recording = `${dir}/compare.pcap`;
-      const dump = startLogged(env, on.ns, [
-        "tcpdump",
-        "-n",
-        "-U",
-        "--immediate-mode",
-        "-s",
-        "0",
-        "-i",
-        rep.lab.online[0].clientSideIf,
-        "-w",
-        recording,
-        `tcp port ${HTTP_PORT}`,
-      ], `${dir}/tcpdump`);
-      await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
+      const stopDump = await startRecording(env, rep, recording);
       const log = `${dir}/compare.ndjson`;
       on.tcpcopy = await startTcpcopy(env, rep, 0, [
         "--secret-file",
@@ -151,8 +209,7 @@ Deno.test({
         200,
       );
       const stop = await stopTcpcopy(on.tcpcopy);
-      dump.child.kill("SIGINT");
-      await dump.child.status;
+      await stopDump();
       const recs = records(await readText(log));
       console.log(`[compare] ${recs.length} records for ${sent} requests (complete: ${done})`);
       for (const r of recs) {
@@ -218,46 +275,16 @@ Deno.test({
         /compare: top mismatching requests: (GET \/diff-(status|body) \(3\)(, )?){2}/,
       );
 
-      // offline: the recording replayed; its server packets are the online answers. Each run
-      // rewrites the clients into its own address (-c), which the target routes back through
-      // the online host like the lab's client subnets.
-      const pool = `10.${rep.lab.targetIp.split(".")[1]}.77`;
-      await rep.lab.target.exec([
-        "ip",
-        "route",
-        "add",
-        `${pool}.0/24`,
-        "via",
-        rep.lab.online[0].uplinkIp,
-      ]);
-      const offline = async (failAbove: string) => {
-        const t = startLogged(
-          env,
-          on.ns,
-          tcpcopyCmd([
-            "--offline",
-            recording,
-            "-x",
-            `${on.ip}:${HTTP_PORT}-${rep.lab.targetIp}:${HTTP_PORT}`,
-            "-s",
-            rep.lab.targetIp,
-            "--secret-file",
-            secret,
-            "--compare",
-            "--compare-fail-above",
-            failAbove,
-            "-c",
-            `${pool}.${failAbove === "0" ? 1 : 2}`,
-          ]),
-          `${dir}/offline-${failAbove}`,
-        );
-        const status = await t.child.status;
-        const err = await readText(t.err);
-        const stats = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{")).map((
-          l,
-        ) => JSON.parse(l));
-        return { code: status.code, err, compare: stats.at(-1)?.compare };
-      };
+      // offline: the recording replayed; its server packets are the online answers
+      const offline = (failAbove: string) =>
+        offlineCompare(env, rep, recording, 77, failAbove === "0" ? 1 : 2, [
+          "-x",
+          `${on.ip}:${HTTP_PORT}-${rep.lab.targetIp}:${HTTP_PORT}`,
+          "--secret-file",
+          secret,
+          "--compare-fail-above",
+          failAbove,
+        ]);
       const strict = await offline("0");
       console.log(`[offline strict] code ${strict.code} ${JSON.stringify(strict.compare)}`);
       assert.equal(strict.code, 3, strict.err);
@@ -384,20 +411,7 @@ Deno.test({
       const on = rep.online[0];
       const log = `${rep.lab.dir}/sessions.ndjson`;
       const recording = `${rep.lab.dir}/sessions.pcap`;
-      const dump = startLogged(env, on.ns, [
-        "tcpdump",
-        "-n",
-        "-U",
-        "--immediate-mode",
-        "-s",
-        "0",
-        "-i",
-        rep.lab.online[0].clientSideIf,
-        "-w",
-        recording,
-        `tcp port ${HTTP_PORT}`,
-      ], `${rep.lab.dir}/tcpdump`);
-      await waitFor(async () => (await readText(dump.err)).includes("listening"), 5000, 50);
+      const stopDump = await startRecording(env, rep, recording);
       const current = `${rep.lab.targetIp}:${HTTP_PORT}`, rc = `${rep.lab.targetIp}:${RC_PORT}`;
       on.tcpcopy = await startTcpcopy(env, rep, 0, [
         "-x",
@@ -419,8 +433,7 @@ Deno.test({
         200,
       );
       const stop = await stopTcpcopy(on.tcpcopy);
-      dump.child.kill("SIGINT");
-      await dump.child.status;
+      await stopDump();
       const recs = records(await readText(log));
       console.log(`[sessions] ${recs.length} records for ${want} (complete: ${done})`);
       assert.equal(stop.code, 0, stop.log);
@@ -472,41 +485,16 @@ Deno.test({
 
       // offline: the recording replayed to both targets, each session compared with the
       // recorded answers; the candidate's mismatches fail the gate
-      const pool = `10.${rep.lab.targetIp.split(".")[1]}.78`;
-      await rep.lab.target.exec([
-        "ip",
-        "route",
-        "add",
-        `${pool}.0/24`,
-        "via",
-        rep.lab.online[0].uplinkIp,
+      const { code, err, compare: off } = await offlineCompare(env, rep, recording, 78, 1, [
+        "-x",
+        `${on.ip}:${HTTP_PORT}-${current},${on.ip}:${HTTP_PORT}-${rc}`,
+        "--secret-file",
+        secret,
+        "--compare-fail-above",
+        "0",
       ]);
-      const t = startLogged(
-        env,
-        on.ns,
-        tcpcopyCmd([
-          "--offline",
-          recording,
-          "-x",
-          `${on.ip}:${HTTP_PORT}-${current},${on.ip}:${HTTP_PORT}-${rc}`,
-          "-s",
-          rep.lab.targetIp,
-          "--secret-file",
-          secret,
-          "--compare",
-          "--compare-fail-above",
-          "0",
-          "-c",
-          `${pool}.1`,
-        ]),
-        `${rep.lab.dir}/offline-sessions`,
-      );
-      const status = await t.child.status;
-      const err = await readText(t.err);
-      const off = (await readText(t.out)).split("\n").filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l)).at(-1)?.compare;
-      console.log(`[offline sessions] code ${status.code} ${JSON.stringify(off?.targets)}`);
-      assert.equal(status.code, 3, err);
+      console.log(`[offline sessions] code ${code} ${JSON.stringify(off?.targets)}`);
+      assert.equal(code, 3, err);
       assert.equal(off.compared, 2 * sent, err);
       assert.equal(off.mismatched.body, 3, err);
       assert.deepEqual(off.targets, {
