@@ -22,6 +22,14 @@
  * time, over {@link SHORT_PORTS} ports.
  * `--body N`: the answers' body bytes (615 by default; bench/e2e_replication.ts's nginx answers
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
+ * `--mark N`: prints `mark K` on stdout after every N requests (connections with `--short`)
+ * since the start, for cutting a `--v8-flags=--trace-opt` trace by request count (V8 prints
+ * its trace through stdio's buffer: run under `stdbuf -o0` to keep the order), e.g. at which
+ * connection each answer-path function reaches TurboFan:
+ *
+ *     stdbuf -o0 ./build.sh deno run -A --v8-flags=--trace-opt bench/answer_path_cost.ts \
+ *       --short --cold --requests 30000 --body 3 --mark 1000 > trace.txt
+ *     ./build.sh deno run -A bench/jit_trace.ts --marks trace.txt
  */
 import { benchArgs, intArg } from "./args.ts";
 import { cpuMs, timedPasses } from "./passes.ts";
@@ -38,11 +46,20 @@ const { values } = benchArgs(import.meta.url, {
     cold: { type: "boolean", default: false },
     short: { type: "boolean", default: false },
     body: { type: "string", default: "615" },
+    mark: { type: "string", default: "0" },
   },
 });
 const REQUESTS = intArg(import.meta.url, "requests", values.requests, 1000);
 const compare = !values.baseline;
 const BODY_BYTES = intArg(import.meta.url, "body", values.body, 0, 1400);
+const MARK = intArg(import.meta.url, "mark", values.mark, 0);
+/** Requests (connections with `--short`) since the start, for `--mark`. */
+let marked = 0;
+
+/** One more request (or connection) done: prints the `--mark` line it reaches. */
+function mark(): void {
+  if (MARK > 0 && ++marked % MARK === 0) console.log(`mark ${marked}`);
+}
 
 const BODY = "x".repeat(BODY_BYTES);
 const ANSWER = new TextEncoder().encode(
@@ -132,6 +149,7 @@ function pass(n: number): void {
       for (let i = 0; i < FLOWS; i++, done++) {
         now += 0.05; // 20,000 replies/s
         one(turns[i][k]);
+        mark();
       }
     }
   }
@@ -147,6 +165,7 @@ function shortPass(n: number): void {
     }
     routes.delete(info.key, PEER); // CLIENT_DEL (info: the FIN's)
     if (compare) tracker.routeDeleted(info.key);
+    mark();
   }
 }
 
