@@ -22,6 +22,11 @@
  * time, over {@link SHORT_PORTS} ports.
  * `--body N`: the answers' body bytes (615 by default; bench/e2e_replication.ts's nginx answers
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
+ * `--evict KIB` (with `--short`): reads KIB KiB of another buffer (one byte per 64-byte cache
+ * line) after each connection, as the other processes of a host run between intercept's
+ * wake-ups: the answer path then meets its objects cold, as it does end to end (hot, a short
+ * connection's compare work is ~1 µs; intercept's `perf` profile on short1kwarm shows several
+ * times that). The reading costs the same with and without `--compare` (`--baseline`).
  * `--mark N`: prints `mark K` on stdout after every N requests (connections with `--short`)
  * since the start, for cutting a `--v8-flags=--trace-opt` trace by request count (V8 prints
  * its trace through stdio's buffer: run under `stdbuf -o0` to keep the order), e.g. at which
@@ -47,12 +52,30 @@ const { values } = benchArgs(import.meta.url, {
     short: { type: "boolean", default: false },
     body: { type: "string", default: "615" },
     mark: { type: "string", default: "0" },
+    evict: { type: "string", default: "0" },
   },
 });
 const REQUESTS = intArg(import.meta.url, "requests", values.requests, 1000);
 const compare = !values.baseline;
 const BODY_BYTES = intArg(import.meta.url, "body", values.body, 0, 1400);
 const MARK = intArg(import.meta.url, "mark", values.mark, 0);
+// (filled: pages never written would all be the kernel's one zero page, always cached)
+const EVICT = new Uint8Array(intArg(import.meta.url, "evict", values.evict, 0, 1 << 20) << 10)
+  .fill(1);
+let evictSum = 0;
+
+/** The `--evict` reads' sum (printed: the loop must not be optimised away). */
+function evicted(): string {
+  return EVICT.length > 0 ? `, evict sum ${evictSum}` : "";
+}
+
+/** `--evict`: one read per cache line of the other buffer. */
+function evict(): void {
+  const b = EVICT;
+  let sum = 0;
+  for (let i = 0; i < b.length; i += 64) sum += b[i];
+  evictSum += sum;
+}
 /** Requests (connections with `--short`) since the start, for `--mark`. */
 let marked = 0;
 
@@ -166,6 +189,7 @@ function shortPass(n: number): void {
     routes.delete(info.key, PEER); // CLIENT_DEL (info: the FIN's)
     if (compare) tracker.routeDeleted(info.key);
     mark();
+    if (EVICT.length > 0) evict();
   }
 }
 
@@ -185,13 +209,15 @@ if (values.cold) {
   const ms = cpuMs() - t0, main = threadMs() - m0;
   console.log(
     `${label} cold: ${(ms * 1e6 / REQUESTS).toFixed(0)} ns/req over the first ${REQUESTS} ` +
-      `(${ms.toFixed(0)} ms CPU, main thread ${main.toFixed(1)} ms), answers sent ${counters.sent}`,
+      `(${ms.toFixed(0)} ms CPU, main thread ${
+        main.toFixed(1)
+      } ms), answers sent ${counters.sent}${evicted()}`,
   );
 } else {
   const { ns: times, bytes } = timedPasses(() => pass(REQUESTS), REQUESTS);
   console.log(
     `${label}: ${times[2].toFixed(0)} ns/req (range ${times[0].toFixed(0)}-${
       times[4].toFixed(0)
-    }), heap ${bytes.toFixed(0)} bytes/req, answers sent ${counters.sent}`,
+    }), heap ${bytes.toFixed(0)} bytes/req, answers sent ${counters.sent}${evicted()}`,
   );
 }
