@@ -24,9 +24,11 @@
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
  * `--evict KIB` (with `--short`): reads KIB KiB of another buffer (one byte per 64-byte cache
  * line) after each connection, as the other processes of a host run between intercept's
- * wake-ups: the answer path then meets its objects cold, as it does end to end (hot, a short
- * connection's compare work is ~1 µs; intercept's `perf` profile on short1kwarm shows several
- * times that). The reading costs the same with and without `--compare` (`--baseline`).
+ * wake-ups: the answer path then meets its data cold, as it does end to end (not its code: the
+ * reading loop is small, so the instruction cache stays warm). The reading costs the same with and
+ * without `--compare` (`--baseline`); the path's own wall time per connection (the reading left
+ * out) is printed as quartiles: with 4096, +0.7–1.9 µs per connection with `--compare` against
+ * ~1.6 hot (README.md, "Comparing responses", eighth round).
  * `--mark N`: prints `mark K` on stdout after every N requests (connections with `--short`)
  * since the start, for cutting a `--v8-flags=--trace-opt` trace by request count (V8 prints
  * its trace through stdio's buffer: run under `stdbuf -o0` to keep the order), e.g. at which
@@ -64,9 +66,17 @@ const EVICT = new Uint8Array(intArg(import.meta.url, "evict", values.evict, 0, 1
   .fill(1);
 let evictSum = 0;
 
-/** The `--evict` reads' sum (printed: the loop must not be optimised away). */
+/**
+ * With `--evict`: the path's own ns per connection in the last pass, quartiles of the wall time
+ * around each connection's replies (the reading between them left out: its cost dwarfs the
+ * path's), and the reads' sum (printed: the loop must not be optimised away).
+ */
 function evicted(): string {
-  return EVICT.length > 0 ? `, evict sum ${evictSum}` : "";
+  if (EVICT.length === 0) return "";
+  const t = pathNs.toSorted();
+  const q = (f: number) => t[Math.floor(f * (t.length - 1))].toFixed(0);
+  return `; path ns per connection, cold: median ${q(0.5)} (quartiles ${q(0.25)}-${q(0.75)})` +
+    ` (evict sum ${evictSum})`;
 }
 
 /** `--evict`: one read per cache line of the other buffer. */
@@ -178,9 +188,14 @@ function pass(n: number): void {
   }
 }
 
+/** `--evict`: the wall ns of each connection's path in the last pass (the reading left out). */
+let pathNs = new Float64Array(0);
+
 /** `--short`: `n` connections of one answer each. */
 function shortPass(n: number): void {
+  if (EVICT.length > 0 && pathNs.length !== n) pathNs = new Float64Array(n);
   for (let done = 0; done < n; done++) {
+    const t0 = EVICT.length > 0 ? performance.now() : 0;
     const conn = shortConns[done % SHORT_PORTS];
     for (const pkt of conn) {
       now += 0.05;
@@ -189,7 +204,10 @@ function shortPass(n: number): void {
     routes.delete(info.key, PEER); // CLIENT_DEL (info: the FIN's)
     if (compare) tracker.routeDeleted(info.key);
     mark();
-    if (EVICT.length > 0) evict();
+    if (EVICT.length > 0) {
+      pathNs[done] = (performance.now() - t0) * 1e6;
+      evict();
+    }
   }
 }
 
