@@ -24,11 +24,11 @@
  * "ok\n", 3 bytes: `--body 3` is its answers' shape).
  * `--evict KIB` (with `--short`): reads KIB KiB of another buffer (one byte per 64-byte cache
  * line) after each connection, as the other processes of a host run between intercept's
- * wake-ups: the answer path then meets its data cold, as it does end to end (not its code: the
- * reading loop is small, so the instruction cache stays warm). The reading costs the same with and
- * without `--compare` (`--baseline`); the path's own wall time per connection (the reading left
- * out) is printed as quartiles: with 4096, +0.7–1.9 µs per connection with `--compare` against
- * ~1.6 hot (README.md, "Comparing responses", eighth round).
+ * wake-ups: the answer path then meets its data cold, as it does end to end. The reading costs
+ * the same with and without `--compare` (`--baseline`); the path's own wall time per connection
+ * (the reading left out) is printed as quartiles: `--compare` adds ~1.6 µs per connection hot,
+ * +0.7–1.9 with 4096 (L2 cold), +7–16 with 16384 (last-level cache and TLB cold: the end-to-end
+ * magnitude; runs swing by ±40 %, alternate many). README.md, "Comparing responses", eighth round.
  * `--mark N`: prints `mark K` on stdout after every N requests (connections with `--short`)
  * since the start, for cutting a `--v8-flags=--trace-opt` trace by request count (V8 prints
  * its trace through stdio's buffer: run under `stdbuf -o0` to keep the order), e.g. at which
