@@ -3,7 +3,7 @@
  * HTTP replies (nginx-like, ~850 bytes, one packet per answer, 10 connections) through the code
  * the tunnel server runs per reply: `inspectReply`, the route lookup (`RouteTable.get`; a route
  * is registered at a connection's first reply, deleted at its CLIENT_DEL: lib/tunnel/routing.ts,
- * whose key index the answer tracker's flows use too), `AnswerTracker.reply`, the reply record
+ * whose slots the answer tracker files its flows by), `AnswerTracker.reply`, the reply record
  * into the peer's `ReplyBatcher`, `settle` at the end of each capture cycle (the ANSWER frame
  * written in place into the batcher), and the batcher's output taken as a write would.
  * `--baseline` runs the same without the tracker (what intercept does without `--compare`).
@@ -163,10 +163,20 @@ const routes = new RouteTable<object>(60_000);
 const PEER = {};
 
 /** One reply through the server's path; a capture cycle per reply. */
+// the route table tells the tracker of slots that go or move, as the dispatcher does
+routes.listener = {
+  released: (slot) => compare && tracker.routeReleased(slot),
+  renumbered: (renum) => compare && tracker.routesRenumbered(renum),
+};
+
 function one(pkt: Uint8Array): void {
   inspectReply(pkt, info);
-  if (routes.get(info.key, now) === undefined) routes.set(info.key, PEER, now); // (CLIENT_ADD)
-  if (compare) tracker.reply(pkt, info, now);
+  let slot = routes.getSlot(info.key, now);
+  if (slot < 0) {
+    routes.set(info.key, PEER, now); // (CLIENT_ADD)
+    slot = routes.slotOf(info.key);
+  }
+  if (compare) tracker.reply(pkt, info, now, slot);
   batcher.add(pkt, info, now);
   if (compare) tracker.settle();
   batcher.flush();
@@ -201,8 +211,9 @@ function shortPass(n: number): void {
       now += 0.05;
       one(pkt);
     }
-    routes.delete(info.key, PEER); // CLIENT_DEL (info: the FIN's)
-    if (compare) tracker.routeDeleted(info.key);
+    // CLIENT_DEL (info: the FIN's), the tracker first (lib/tunnel/dispatch.ts deleteRoute)
+    if (compare) tracker.routeDeleted(info.key, routes.slotOf(info.key));
+    routes.delete(info.key, PEER);
     mark();
     if (EVICT.length > 0) {
       pathNs[done] = (performance.now() - t0) * 1e6;
