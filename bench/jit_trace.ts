@@ -145,6 +145,52 @@ export function jitFollower(path: string): () => JitCounts {
   };
 }
 
+/** The compiles that completed between two `mark K` lines of a traced bench (`--mark N`). */
+export interface MarkInterval {
+  /** The last mark before them (0: before the first). */
+  mark: number;
+  maglev: number;
+  turbofan: number;
+  /** Their compile times as V8 reports them (ms). */
+  turbofanMs: number;
+  /** Names of the functions TurboFan compiled, in order ("#sfi" as in {@link JitCounts}). */
+  turbofanNames: string[];
+}
+
+const MARK = /^mark (\d+)$/;
+
+/**
+ * The completed compiles of a `--trace-opt` output cut by the `mark K` lines a bench printed
+ * into the same stream (bench/answer_path_cost.ts `--mark N`, under `stdbuf -o0`): one entry
+ * per interval that has any, in order. Shows after how many requests each function reached
+ * TurboFan, deterministically (CPU time is noisy on a shared machine, request counts are not).
+ */
+export function marksOf(lines: Iterable<string>): MarkInterval[] {
+  const out: MarkInterval[] = [];
+  let cur: MarkInterval = { mark: 0, maglev: 0, turbofan: 0, turbofanMs: 0, turbofanNames: [] };
+  const flush = () => {
+    if (cur.maglev + cur.turbofan > 0) out.push(cur);
+  };
+  for (const line of lines) {
+    const m = MARK.exec(line);
+    if (m !== null) {
+      flush();
+      cur = { mark: Number(m[1]), maglev: 0, turbofan: 0, turbofanMs: 0, turbofanNames: [] };
+      continue;
+    }
+    const c = emptyJitCounts();
+    countJitLine(c, line);
+    cur.maglev += c.maglev;
+    if (c.turbofan > 0) {
+      cur.turbofan += c.turbofan;
+      cur.turbofanMs += c.turbofanMs;
+      cur.turbofanNames.push([...c.perFunction.keys()][0].replace(/\/turbofan$/, ""));
+    }
+  }
+  flush();
+  return out;
+}
+
 /** The `n` entries of `m` with the highest counts of at least `min`, "key ×count". */
 export function topEntries(m: Map<string, number>, n: number, min = 1): string[] {
   return [...m].filter(([, v]) => v >= min).sort((a, b) => b[1] - a[1]).slice(0, n)
@@ -154,11 +200,27 @@ export function topEntries(m: Map<string, number>, n: number, min = 1): string[]
 if (import.meta.main) {
   // deno run -A bench/jit_trace.ts FILE...: the counts of each saved output (e.g. the files
   // bench/e2e_replication.ts --keep or $E2E_WARMUP_KEEP copies from a traced run).
-  if (Deno.args.length === 0) {
-    console.error("jit_trace.ts: expected one or more files of --trace-opt,--trace-deopt output");
+  // deno run -A bench/jit_trace.ts --marks FILE...: the compiles between the `mark K` lines of
+  // a traced bench (bench/answer_path_cost.ts --mark N).
+  const byMarks = Deno.args[0] === "--marks";
+  const paths = byMarks ? Deno.args.slice(1) : Deno.args;
+  if (paths.length === 0) {
+    console.error(
+      "jit_trace.ts: expected [--marks] and one or more files of --trace-opt,--trace-deopt output",
+    );
     Deno.exit(2);
   }
-  for (const path of Deno.args) {
+  for (const path of byMarks ? paths : []) {
+    console.log(`${path}:`);
+    for (const i of marksOf(Deno.readTextFileSync(path).split("\n"))) {
+      console.log(
+        `  after ${i.mark}: ${i.maglev} Maglev, ${i.turbofan} TurboFan (${
+          i.turbofanMs.toFixed(1)
+        } ms)${i.turbofan > 0 ? ": " + i.turbofanNames.join(", ") : ""}`,
+      );
+    }
+  }
+  for (const path of byMarks ? [] : paths) {
     const c = jitFollower(path)();
     console.log(
       `${path}: ${c.maglev} Maglev (${c.maglevMs.toFixed(0)} ms), ${c.turbofan} TurboFan (${

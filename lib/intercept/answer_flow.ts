@@ -85,6 +85,10 @@ export class AnswerFlow {
   openIndex = -1;
   /** Slot in the tracker's flow index (flow_index.ts; -1: not filed). */
   slot = -1;
+  /** Slot of its route in the route table, where the tracker files it (-1: not so filed). */
+  routeSlot = -1;
+  /** Its route key (the tracker files it by key when its route goes without CLIENT_DEL). */
+  key = "";
 
   /**
    * The client (the reply's destination) and the target (its source). The objects are the
@@ -124,6 +128,8 @@ export class AnswerFlow {
         false;
     this.acc = null;
     this.openIndex = -1;
+    this.routeSlot = -1;
+    this.key = "";
     this.#endpoints(pkt, v4, l4);
   }
 

@@ -112,7 +112,21 @@ export class AnswerTracker implements FlowHost {
   readonly mode: DigestMode;
   readonly maxLive: number;
   readonly idleMs: number;
-  /** Flows by route key (no V8 string hashing per reply: flow_index.ts). */
+  /**
+   * Flows by their route's slot in the route table (lib/tunnel/routing.ts; the dispatcher gives
+   * each reply's): no second hash table beside the route table's, whose lookups and inserts
+   * missed the caches once per reply end to end. A slot holds a flow of this peer's live route
+   * only: the dispatcher reports every slot that goes or moves (`routeReleased`,
+   * `routesRenumbered`), and its flow then moves to {@link #flows}.
+   */
+  #bySlot: (AnswerFlow | undefined)[] = [];
+  /** Flows in {@link #bySlot}. */
+  #filed = 0;
+  /**
+   * Flows by route key (flow_index.ts): those whose route went without CLIENT_DEL (kept under
+   * their key, as they were before flows were filed by slot, until their route comes back or
+   * they idle out), and every flow of a caller that gives no slots (tests, tools).
+   */
   #flows = new FlowIndex<AnswerFlow>();
   /** Forgotten flows, reused for new connections (at most {@link FLOW_POOL}). */
   #spareFlows: AnswerFlow[] = [];
@@ -167,17 +181,31 @@ export class AnswerTracker implements FlowHost {
 
   /** Flows known. */
   get flows(): number {
-    return this.#flows.size;
+    return this.#filed + this.#flows.size;
   }
 
-  /** One reply routed to this peer (`info` from inspectReply on `pkt`). */
-  reply(pkt: Uint8Array, info: ReplyInfo, now: number): void {
-    let flow = this.#flows.get(info.key);
+  /**
+   * One reply routed to this peer (`info` from inspectReply on `pkt`); `slot`: its route's
+   * slot (the dispatcher's; -1 or absent: flows by key only).
+   */
+  reply(pkt: Uint8Array, info: ReplyInfo, now: number, slot = -1): void {
+    let flow = slot < 0 ? this.#flows.get(info.key) : this.#bySlot[slot];
     if (flow === undefined) {
-      // a flow starts with its SYN-ACK or its first payload, not with a stray ACK/FIN/RST
-      if (!(info.flags & SYN) && (info.payloadLen === 0 || info.flags & (FIN | RST))) return;
-      flow = this.#newFlow(pkt, info);
-      this.#flows.set(info.key, flow);
+      // its route came back (or this is its first reply)
+      if (slot >= 0 && this.#flows.size > 0) {
+        flow = this.#flows.get(info.key);
+        if (flow !== undefined) {
+          this.#flows.remove(flow);
+          this.#file(flow, slot);
+        }
+      }
+      if (flow === undefined) {
+        // a flow starts with its SYN-ACK or its first payload, not with a stray ACK/FIN/RST
+        if (!(info.flags & SYN) && (info.payloadLen === 0 || info.flags & (FIN | RST))) return;
+        flow = this.#newFlow(pkt, info);
+        if (slot < 0) this.#flows.set(info.key, flow);
+        else this.#file(flow, slot);
+      }
     }
     const s = this.#seg;
     s.seq = info.seq;
@@ -232,22 +260,82 @@ export class AnswerTracker implements FlowHost {
       flows.remove(f);
       this.#forget(f);
     }
+    const bySlot = this.#bySlot;
+    for (let slot = 0; slot < bySlot.length; slot++) {
+      const f = bySlot[slot];
+      if (f === undefined || now - f.seenMs < this.idleMs) continue;
+      f.cut(this, "quiet");
+      this.#unfile(f);
+      this.#forget(f);
+    }
   }
 
-  /** The route of `key` was deleted (CLIENT_DEL): its open answer is sent, its flow goes. */
-  routeDeleted(key: string): void {
-    const f = this.#flows.get(key);
-    if (f === undefined) return;
+  /**
+   * The route of `key` is being deleted (CLIENT_DEL; `slot`: its slot, -1 or absent: by key):
+   * its open answer is sent, its flow goes.
+   */
+  routeDeleted(key: string, slot = -1): void {
+    let f = slot < 0 ? undefined : this.#bySlot[slot];
+    if (f !== undefined) this.#unfile(f);
+    else {
+      f = this.#flows.get(key);
+      if (f === undefined) return;
+      this.#flows.remove(f);
+    }
     f.cut(this, "route");
-    this.#flows.remove(f);
     this.#forget(f);
+  }
+
+  /**
+   * This peer's route in `slot` went without CLIENT_DEL (expiry, eviction, quota) or moved to
+   * another connection: its flow is kept by key, as if filed by key all along.
+   */
+  routeReleased(slot: number): void {
+    const f = this.#bySlot[slot];
+    if (f === undefined) return;
+    this.#unfile(f);
+    this.#flows.set(f.key, f);
+  }
+
+  /** The route table renumbered its slots (`renum[old]`: the new slot, -1: none). */
+  routesRenumbered(renum: Int32Array): void {
+    const old = this.#bySlot;
+    if (this.#filed === 0) {
+      old.length = 0;
+      return;
+    }
+    this.#bySlot = [];
+    this.#filed = 0;
+    for (let slot = 0; slot < old.length; slot++) {
+      const f = old[slot];
+      if (f === undefined) continue;
+      f.routeSlot = -1;
+      const to = slot < renum.length ? renum[slot] : -1;
+      if (to >= 0) this.#file(f, to);
+      else this.#flows.set(f.key, f); // (not reported as released: kept by key)
+    }
+  }
+
+  /** Files `f` (in neither place) under route slot `slot`. */
+  #file(f: AnswerFlow, slot: number): void {
+    this.#bySlot[slot] = f;
+    f.routeSlot = slot;
+    this.#filed++;
+  }
+
+  /** Takes `f` out of {@link #bySlot}. */
+  #unfile(f: AnswerFlow): void {
+    this.#bySlot[f.routeSlot] = undefined;
+    f.routeSlot = -1;
+    this.#filed--;
   }
 
   /** A flow for the reply's tuple: a forgotten one reused, or a new one. */
   #newFlow(pkt: Uint8Array, info: ReplyInfo): AnswerFlow {
-    const f = this.#spareFlows.pop();
-    if (f === undefined) return new AnswerFlow(pkt, info.family === 4, info.l4);
-    f.reuse(pkt, info.family === 4, info.l4);
+    let f = this.#spareFlows.pop();
+    if (f === undefined) f = new AnswerFlow(pkt, info.family === 4, info.l4);
+    else f.reuse(pkt, info.family === 4, info.l4);
+    f.key = info.key;
     return f;
   }
 
@@ -264,6 +352,13 @@ export class AnswerTracker implements FlowHost {
     const flows = this.#flows;
     for (let slot = 0; slot < flows.slots; slot++) flows.at(slot)?.discard(this);
     flows.clear();
+    for (const f of this.#bySlot) {
+      if (f === undefined) continue;
+      f.discard(this);
+      f.routeSlot = -1;
+    }
+    this.#bySlot = [];
+    this.#filed = 0;
     this.#touched.length = 0;
     this.#touchedN = 0;
   }

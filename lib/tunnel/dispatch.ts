@@ -27,12 +27,20 @@ export interface TunnelPeer {
   readonly answers?: AnswerSink;
 }
 
-/** What the dispatcher tells a peer's answer tracker (lib/intercept/answers.ts). */
+/**
+ * What the dispatcher tells a peer's answer tracker (lib/intercept/answers.ts). Route slots are
+ * the route table's (lib/tunnel/routing.ts): the tracker files its flows by them, so it hears of
+ * every slot of its own that goes or moves (`routeReleased`, `routesRenumbered`).
+ */
 export interface AnswerSink {
-  /** Every reply routed to the peer, before its header is batched. */
-  reply(pkt: Uint8Array, info: ReplyInfo, now: number): void;
-  /** The route of `key` was deleted by the peer. */
-  routeDeleted(key: string): void;
+  /** Every reply routed to the peer, before its header is batched; `slot`: its route's. */
+  reply(pkt: Uint8Array, info: ReplyInfo, now: number, slot: number): void;
+  /** The route of `key`, in `slot`, is being deleted by the peer (CLIENT_DEL; still held). */
+  routeDeleted(key: string, slot: number): void;
+  /** The peer's route in `slot` went otherwise (expiry, eviction, quota) or moved away. */
+  routeReleased(slot: number): void;
+  /** The route table renumbered its slots: `renum[old]` is the new one (-1: none). */
+  routesRenumbered(renum: Int32Array): void;
 }
 
 /** Counters of the dispatcher (monotonic). */
@@ -111,6 +119,12 @@ export class Dispatcher<P extends TunnelPeer> {
       (p) => p.owner ?? p,
     );
     this.delay = new DelayQueue(this.opts.delay);
+    this.routes.listener = {
+      released: (slot, peer) => peer.answers?.routeReleased(slot),
+      renumbered: (renum) => {
+        for (const p of this.#peers) p.answers?.routesRenumbered(renum);
+      },
+    };
   }
 
   /** Connections currently known. */
@@ -138,7 +152,8 @@ export class Dispatcher<P extends TunnelPeer> {
       c.malformed++;
       return undefined;
     }
-    const peer = this.routes.get(info.key, now);
+    const slot = this.routes.getSlot(info.key, now);
+    const peer = slot < 0 ? undefined : this.routes.peerAt(slot);
     if (peer === undefined) {
       if (info.flags & (SYN | RST)) {
         const keep = info.l4 + info.tcpLen + Math.min(info.capturedPayload, this.opts.delayPrefix);
@@ -150,13 +165,13 @@ export class Dispatcher<P extends TunnelPeer> {
       c.droppedNoRoute++;
       return undefined;
     }
-    this.#enqueue(peer, pkt, now);
+    this.#enqueue(peer, pkt, now, slot);
     return peer;
   }
 
-  #enqueue(peer: P, pkt: Uint8Array, now: number): boolean {
+  #enqueue(peer: P, pkt: Uint8Array, now: number, slot: number): boolean {
     // the answer this reply ends is queued before the reply's header
-    peer.answers?.reply(pkt, this.#info, now);
+    peer.answers?.reply(pkt, this.#info, now, slot);
     const r = peer.batcher.add(pkt, this.#info, now);
     switch (r) {
       case "queued":
@@ -193,8 +208,11 @@ export class Dispatcher<P extends TunnelPeer> {
     }
     this.routes.set(key, peer, now);
     this.counters.routesAdded++;
-    for (const pkt of this.delay.take(key, now)) {
-      if (inspectReply(pkt, this.#info) === undefined && this.#enqueue(peer, pkt, now)) {
+    const delayed = this.delay.take(key, now);
+    if (delayed.length === 0) return undefined;
+    const slot = this.routes.slotOf(key);
+    for (const pkt of delayed) {
+      if (inspectReply(pkt, this.#info) === undefined && this.#enqueue(peer, pkt, now, slot)) {
         this.counters.delayedFlushed++;
       }
     }
@@ -203,12 +221,13 @@ export class Dispatcher<P extends TunnelPeer> {
 
   /** CLIENT_DEL from `peer` (only its own routes). */
   deleteRoute(peer: P, key: string): boolean {
-    const ok = this.routes.delete(key, peer);
-    if (ok) {
-      this.counters.routesDeleted++;
-      peer.answers?.routeDeleted(key);
-    }
-    return ok;
+    const slot = this.routes.slotOf(key);
+    if (slot < 0 || this.routes.peerAt(slot) !== peer) return false;
+    // (the tracker first: its flow goes with the route, not via routeReleased)
+    peer.answers?.routeDeleted(key, slot);
+    this.routes.delete(key, peer);
+    this.counters.routesDeleted++;
+    return true;
   }
 
   /** Housekeeping: closes due batches, expires routes and delayed replies. */

@@ -60,6 +60,21 @@ interface OwnerList {
   count: number;
 }
 
+/**
+ * Told when a slot's route changes under its holder (intercept's answer trackers file their
+ * flows by route slot, lib/intercept/answers.ts): set as {@link RouteTable.listener}.
+ */
+export interface RouteSlotListener<P> {
+  /**
+   * The route in `slot` no longer belongs to `peer`: removed (CLIENT_DEL, expiry, eviction,
+   * quota, its connection gone) or moved to another connection. Called once the slot is free
+   * (removed) or holds the new connection (moved).
+   */
+  released(slot: number, peer: P): void;
+  /** {@link RouteTable.compact} renumbered the live routes: `renum[old]` is the new slot. */
+  renumbered(renum: Int32Array): void;
+}
+
 /** The route table. `P` is the connection type (compared by identity). */
 export class RouteTable<P> {
   /** One key index per key length (route keys: 6 code units for IPv4, 18 for IPv6). */
@@ -86,6 +101,8 @@ export class RouteTable<P> {
   #lists: (OwnerList | undefined)[] = [];
   #ownerIndex = new Map<unknown, number>();
   #freeOwners: number[] = [];
+  /** Told when a slot's route goes from its holder or slots are renumbered (null: nobody). */
+  listener: RouteSlotListener<P> | null = null;
   /** Routes removed by idle expiry so far. */
   expired = 0;
   /** Routes removed to make room for a new one (table full). */
@@ -141,7 +158,37 @@ export class RouteTable<P> {
     this.#seen.set(slot, now);
     this.#link(slot, this.#indexOf(owner)); // (after evictions: they may free an owner's index)
     this.#enqueue(slot);
-    return old !== undefined && old !== peer ? old : undefined;
+    if (old !== undefined && old !== peer) {
+      this.listener?.released(slot, old);
+      return old;
+    }
+    return undefined;
+  }
+
+  /**
+   * The slot of `key`'s route (refreshing its idle timer, as {@link get}), or -1 when unrouted;
+   * its connection is {@link peerAt}. Slots change only as {@link listener} is told.
+   */
+  getSlot(key: string, now: number): number {
+    const slot = this.#find(key);
+    if (slot === NONE) return NONE;
+    if (now - this.#seen.get(slot) >= this.ttlMs) {
+      this.#remove(slot);
+      this.expired++;
+      return NONE;
+    }
+    this.#seen.set(slot, now);
+    return slot;
+  }
+
+  /** The slot of `key`'s route as it is (not refreshed, expired or not), -1 when none. */
+  slotOf(key: string): number {
+    return this.#find(key);
+  }
+
+  /** The connection holding the route in `slot` (undefined: a free slot). */
+  peerAt(slot: number): P | undefined {
+    return this.#peers[slot];
   }
 
   /** The connection holding a live (unexpired) `key`, without refreshing it. */
@@ -301,6 +348,7 @@ export class RouteTable<P> {
 
   /** Deletes the route in `slot`: out of its index, its owner's list and (lazily) the queue. */
   #remove(slot: number): void {
+    const peer = this.#peers[slot];
     this.#indexes[this.#keyLength.get(slot)]!.remove(slot);
     this.#count--;
     this.#unlink(slot);
@@ -308,6 +356,7 @@ export class RouteTable<P> {
     this.#qPos.set(slot, NONE); // its queue entry is stale now
     this.#next.set(slot, this.#freeHead);
     this.#freeHead = slot;
+    if (peer !== undefined) this.listener?.released(slot, peer);
   }
 
   /** Appends `slot` to owner `o`'s list. */
@@ -438,6 +487,7 @@ export class RouteTable<P> {
     this.#queue = queue;
     this.#qHead = 0;
     this.#qEnd = n;
+    this.listener?.renumbered(renum);
   }
 
   /** One more page in every column (no copy: see slot_pages.ts). */

@@ -9,6 +9,7 @@ import {
   emptyJitCounts,
   jitDelta,
   jitFollower,
+  marksOf,
   topEntries,
 } from "../../bench/jit_trace.ts";
 
@@ -65,4 +66,32 @@ Deno.test("jit trace: a follower reads only what was appended, a cut line once c
     Deno.removeSync(path);
   }
   assert.equal(jitFollower("/nonexistent/jit.out")().maglev, 0);
+});
+
+Deno.test("jit trace: compiles cut by a bench's mark lines, TurboFan names in order", () => {
+  const TURBOFAN =
+    "[completed compiling 0x1535b8879d79 <JSFunction push (sfi = 0x1bbed3dfb2d9)> (target TURBOFAN_JS) - took 0.010, 2.000, 0.040 ms]";
+  const lines = [
+    MAGLEV,
+    MAGLEV,
+    "mark 1000",
+    ...OTHER,
+    "mark 2000",
+    TURBOFAN_OSR,
+    BAILOUT,
+    MAGLEV,
+    TURBOFAN,
+    "mark 3000",
+    "mark 4000",
+    TURBOFAN,
+    "a mark 5000", // not a mark line
+  ];
+  const got = marksOf(lines);
+  assert.deepEqual(got.map((i) => [i.mark, i.maglev, i.turbofan, i.turbofanNames]), [
+    [0, 2, 0, []],
+    [2000, 1, 2, ["drain#ac21", "push#b2d9"]],
+    [4000, 0, 1, ["push#b2d9"]],
+  ]);
+  assert.ok(Math.abs(got[1].turbofanMs - (1.85 + 2.05)) < 1e-9);
+  assert.deepEqual(marksOf([]), []);
 });
