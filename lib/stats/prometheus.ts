@@ -7,6 +7,8 @@
  * `# HELP` and a `# TYPE` line.
  */
 
+import { escapeLabelValue } from "../metrics/labels.ts";
+
 /** How to render one program's record. */
 export interface PrometheusSchema {
   /** Metric name prefix, e.g. "tcpcopy". */
@@ -128,10 +130,6 @@ function sanitize(name: string): string {
   return name.replace(/[^a-zA-Z0-9_]/g, "_");
 }
 
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
 function escapeHelp(text: string): string {
   return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
@@ -171,7 +169,7 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
         if (label !== undefined) {
           const samples = Object.entries(value as Record<string, unknown>)
             .filter(([, v]) => typeof v === "number")
-            .map(([k, v]) => `{${label}="${escapeLabel(k)}"} ${formatValue(v as number)}`);
+            .map(([k, v]) => `{${label}="${escapeLabelValue(k)}"} ${formatValue(v as number)}`);
           family(path, samples);
         } else {
           walk(value as Record<string, unknown>, path);
@@ -187,7 +185,7 @@ export function renderPrometheus(record: object, schema: PrometheusSchema): stri
         if (typeof v !== "number") continue;
         const path = `${infix}_${k}`;
         const samples = byMetric.get(path) ?? [];
-        samples.push(`{${label}="${escapeLabel(item)}"} ${formatValue(v)}`);
+        samples.push(`{${label}="${escapeLabelValue(item)}"} ${formatValue(v)}`);
         byMetric.set(path, samples);
       }
     }

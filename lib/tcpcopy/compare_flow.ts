@@ -28,6 +28,7 @@ import { prefixView } from "../compare/prefix_view.ts";
 import { type Proto, requestProto } from "../compare/sniff.ts";
 import type { Endpoint } from "../engine/segment.ts";
 import { internAddr } from "../engine/endpoint.ts";
+import type { LatencyHistogram } from "../compare/histogram.ts";
 
 /** Request bytes kept per turn for the record's head and the `auto` sniffing. */
 export const HEAD_KEEP = 256;
@@ -121,6 +122,15 @@ export interface TargetCounts {
   compared: number;
   matched: number;
   mismatched: number;
+}
+
+/**
+ * A target's verdict counters and its answers' latencies (target side), behind the stats
+ * line's `compare.targets` and the per-target Prometheus series (compare_output.ts).
+ */
+export interface TargetTally extends TargetCounts {
+  /** Target latencies of this target's compared turns (ms), as `CompareStats.target`. */
+  readonly latency: LatencyHistogram;
 }
 
 /** What a flow asks of the comparer that owns it. */
@@ -264,7 +274,7 @@ export class FlowCompare {
   /** The compared session's copy index (`-n`: 0 for the first). */
   copy = 0;
   /** Counters of the compared session's target (per-target stats), or null. */
-  counts: TargetCounts | null = null;
+  counts: TargetTally | null = null;
   /** The compared session's number, its rewritten client and its target (null: none now). */
   sessionId = 0;
   session: { client: Endpoint; target: Endpoint } | null = null;

@@ -1,6 +1,7 @@
 /**
  * What `--compare` shows outside the records: the comparer built from the command line, its
- * Prometheus metrics (latency histograms by side, mismatches by reason), the exit summary
+ * Prometheus metrics (latency histograms by side, mismatches by reason, per-target counters
+ * and target latencies), the exit summary
  * (top mismatching requests, latency ratio) and the `--compare-fail-above` verdict.
  *
  * @module
@@ -11,6 +12,7 @@ import { PROMETHEUS_BOUNDS_S, prometheusBuckets } from "../compare/histogram.ts"
 import type { CompareRecord } from "../compare/record.ts";
 import { MISMATCH_REASONS } from "../compare/result.ts";
 import { engineBudgetOf } from "../engine/budget.ts";
+import { labelPair } from "../metrics/labels.ts";
 import { Comparer } from "./comparer.ts";
 
 /** Share of the engine's budget (from `-m`) the comparison state may take: a quarter. */
@@ -53,6 +55,11 @@ export const COMPARE_METRICS = {
   stateBytes: "tcpcopy_compare_state_bytes",
   latency: "tcpcopy_compare_latency_seconds",
   tunnelRtt: "tcpcopy_compare_tunnel_rtt_seconds",
+  // per target (`target="ip:port"`, `"[ip6]:port"`; at most MAX_TARGETS of comparer.ts)
+  targetCompared: "tcpcopy_compare_target_turns_total",
+  targetMatched: "tcpcopy_compare_target_matched_total",
+  targetMismatched: "tcpcopy_compare_target_mismatched_total",
+  targetLatency: "tcpcopy_compare_target_latency_seconds",
 } as const;
 
 function counter(out: string[], name: string, help: string, samples: [string, number][]): void {
@@ -110,7 +117,46 @@ export function renderCompareMetrics(c: Comparer): string {
     out.push(`${m.latency}_sum{side="${side}"} ${b.sumS}`);
     out.push(`${m.latency}_count{side="${side}"} ${b.count}`);
   }
+  renderTargetMetrics(out, c);
   return out.join("\n") + "\n";
+}
+
+/**
+ * Each target's series (the stats line's `compare.targets`, plus its target latencies): one
+ * sample per target and family, none before a session was compared.
+ */
+function renderTargetMetrics(out: string[], c: Comparer): void {
+  const m = COMPARE_METRICS, ts = c.targetTallies();
+  if (ts.length === 0) return;
+  const by = (f: (t: (typeof ts)[number]["tally"]) => number): [string, number][] =>
+    ts.map((e) => [`{${labelPair("target", e.text)}}`, f(e.tally)]);
+  counter(out, m.targetCompared, "Compared requests, by target.", by((t) => t.compared));
+  counter(
+    out,
+    m.targetMatched,
+    "Compared requests whose answers matched, by target.",
+    by((t) => t.matched),
+  );
+  counter(
+    out,
+    m.targetMismatched,
+    "Compared requests whose answers differ, by target.",
+    by((t) => t.mismatched),
+  );
+  out.push(
+    `# HELP ${m.targetLatency} Time from a request's last segment sent to the target's first ` +
+      "answer byte, by target.",
+    `# TYPE ${m.targetLatency} histogram`,
+  );
+  for (const { text, tally } of ts) {
+    const b = prometheusBuckets(tally.latency, PROMETHEUS_BOUNDS_S);
+    const target = labelPair("target", text);
+    for (const [le, n] of b.buckets) {
+      out.push(`${m.targetLatency}_bucket{${target},le="${le}"} ${n}`);
+    }
+    out.push(`${m.targetLatency}_sum{${target}} ${b.sumS}`);
+    out.push(`${m.targetLatency}_count{${target}} ${b.count}`);
+  }
 }
 
 /** The exit summary: counts, latencies and their ratio, the top mismatching requests. */

@@ -41,6 +41,7 @@ import { prefixView } from "../compare/prefix_view.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
 import { matched } from "../compare/result.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
+import { LatencyHistogram } from "../compare/histogram.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
 import { type CompareProto, digestModeFor } from "../compare/sniff.ts";
 import type { TopEntry } from "../compare/topk.ts";
@@ -59,6 +60,7 @@ import {
   type PendingTurn,
   type SegmentView,
   type TargetCounts,
+  type TargetTally,
   turnHead,
 } from "./compare_flow.ts";
 
@@ -110,8 +112,11 @@ function poolMax(size: number): number {
   return Math.min(BUFFER_POOL_MAX, Math.floor(BUFFER_POOL_BYTES / size));
 }
 
-/** Targets with their own counters in `compare.targets` at most (the `-x` targets: a few). */
-const MAX_TARGETS = 64;
+/**
+ * Targets with their own counters in `compare.targets` (and Prometheus series) at most (the `-x`
+ * targets: a few). Sessions of targets beyond it are counted in the totals only.
+ */
+export const MAX_TARGETS = 64;
 
 /** The comparison settings of a run (from the command line). */
 export interface ComparerOptions {
@@ -176,7 +181,7 @@ export class Comparer implements FlowHost {
   /** The first flow of each original connection (the others chained: FlowCompare.nextFlow). */
   readonly #flows = new TupleMap<FlowCompare>(FLOW_SLOTS);
   /** Per-target counters, by target (a few: the `-x` targets; at most {@link MAX_TARGETS}). */
-  readonly #targets: { target: Endpoint; text: string; counts: TargetCounts }[] = [];
+  readonly #targets: { target: Endpoint; text: string; counts: TargetTally }[] = [];
   readonly #sessions = new TupleMap<FlowCompare>(FLOW_SLOTS);
   /**
    * Module sessions (any copy or transfer) not followed (yet), by (rewritten client, target):
@@ -383,7 +388,7 @@ export class Comparer implements FlowHost {
   }
 
   /** The counters of `target` (a new entry for a new target, null beyond {@link MAX_TARGETS}). */
-  #countsFor(target: Endpoint): TargetCounts | null {
+  #countsFor(target: Endpoint): TargetTally | null {
     const ts = this.#targets;
     for (let i = 0; i < ts.length; i++) {
       const e = ts[i].target;
@@ -392,7 +397,8 @@ export class Comparer implements FlowHost {
     if (ts.length >= MAX_TARGETS) return null;
     const own: Endpoint = { addr: NO_BYTES, family: 4, port: 0 };
     ownInto(own, target);
-    const counts = { compared: 0, matched: 0, mismatched: 0 };
+    // (a latency histogram each: 5.4 KB, at most MAX_TARGETS of them)
+    const counts = { compared: 0, matched: 0, mismatched: 0, latency: new LatencyHistogram() };
     ts.push({ target: own, text: endText(own), counts });
     return counts;
   }
@@ -746,6 +752,7 @@ export class Comparer implements FlowHost {
       if (counts !== null) {
         counts.compared++;
         counts.matched++;
+        if (target.firstMs !== undefined) counts.latency.record(target.firstMs);
       }
       this.free(f.remove(t));
       return;
@@ -782,6 +789,7 @@ export class Comparer implements FlowHost {
       counts.compared++;
       if (verdict.result.match) counts.matched++;
       else counts.mismatched++;
+      if (target?.firstMs !== undefined) counts.latency.record(target.firstMs);
     }
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
@@ -877,8 +885,18 @@ export class Comparer implements FlowHost {
 
   #targetsLine(): Record<string, TargetCounts> {
     const out: Record<string, TargetCounts> = {};
-    for (const e of this.#targets) out[e.text] = { ...e.counts };
+    for (const { text, counts: c } of this.#targets) {
+      out[text] = { compared: c.compared, matched: c.matched, mismatched: c.mismatched };
+    }
     return out;
+  }
+
+  /**
+   * Each target's counters and target latencies ("ip:port", "[ip6]:port"), in the order they
+   * were first seen; at most {@link MAX_TARGETS} (Prometheus, compare_output.ts).
+   */
+  targetTallies(): readonly { readonly text: string; readonly tally: Readonly<TargetTally> }[] {
+    return this.#targets.map((e) => ({ text: e.text, tally: e.counts }));
   }
 
   /** The request keys with the most mismatches (exit summary). */

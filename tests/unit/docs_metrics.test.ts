@@ -1,7 +1,8 @@
 /**
  * docs/ (Grafana dashboard, Prometheus alert rules) name only metrics tcpcopy's `--metrics`
  * serves, with the labels it serves them with: the exposition of a real stats record with
- * `--compare` is rendered and every `tcpcopy_*` name in the documents is looked up in it.
+ * `--compare` is rendered and every `tcpcopy_*` name in the documents is looked up in it
+ * (with two targets compared, one IPv6, for the per-target series).
  */
 import assert from "node:assert/strict";
 import { emptyStats } from "../../lib/engine/stats.ts";
@@ -10,6 +11,8 @@ import { renderPrometheus, TCPCOPY_SCHEMA } from "../../lib/stats/prometheus.ts"
 import { parseTcpcopyArgs } from "../../lib/cli/tcpcopy.ts";
 import { comparerFor, renderCompareMetrics } from "../../lib/tcpcopy/compare_output.ts";
 import { summarize } from "../../lib/compare/answer.ts";
+import { endpointOf } from "../../lib/engine/endpoint.ts";
+import { drive, Rig } from "../helpers/compare_rig.ts";
 
 const DOCS = new URL("../../docs/", import.meta.url);
 
@@ -27,6 +30,13 @@ function exposition(): string {
   const cmp = comparerFor(r.config, null)!;
   const a = summarize(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   cmp.stats.add({ match: true, partial: false }, { ...a, firstMs: 2 }, { ...a, firstMs: 3 });
+  // two targets of the port (three requests each; the second target answers /b differently)
+  const rig = new Rig({}, cmp);
+  const client = endpointOf("10.1.0.7", 41000);
+  const one = rig.session(client, endpointOf("10.0.0.2", 8080), 0, 900_000);
+  const two = rig.session(client, endpointOf("fd00::2", 8080), 0, 2_000_000);
+  rig.handshake();
+  drive(rig, [one, two], (s, i) => s === two && i === 1 ? "diff" : "same");
   const record = tcpcopyStatsRecord(
     {
       engine: emptyStats(),
@@ -100,7 +110,14 @@ Deno.test("docs: the Grafana dashboard loads as JSON and names only served metri
     assert.ok(p.targets.length > 0 && p.targets.every((t: { expr: string }) => t.expr), p.title);
   }
   assert.ok(check("dashboard", text, metrics) >= 15);
-  for (const need of ["tcpcopy_compare_mismatched_total", "tcpcopy_lost_total"]) {
+  for (
+    const need of [
+      "tcpcopy_compare_mismatched_total",
+      "tcpcopy_lost_total",
+      "tcpcopy_compare_target_mismatched_total",
+      "tcpcopy_compare_target_latency_seconds_bucket",
+    ]
+  ) {
     assert.ok(text.includes(need), need);
   }
 });
@@ -125,6 +142,7 @@ Deno.test("docs: the alert rules are well formed and name only served metrics", 
   assert.ok(check("alerts", text, metrics) >= 8);
   assert.match(text, /tcpcopy_compare_mismatched_total/);
   assert.match(text, /tcpcopy_lost_total/);
+  assert.match(text, /by \(instance, target\) \(rate\(tcpcopy_compare_target_mismatched_total/);
 });
 
 Deno.test("docs: the compare metrics are exposed once each, histograms by side", () => {
@@ -143,5 +161,14 @@ Deno.test("docs: the compare metrics are exposed once each, histograms by side",
     !text.includes("tcpcopy_compare_latencyMs"),
     "the compare object is not walked generically",
   );
-  assert.match(text, /tcpcopy_compare_latency_seconds_count\{side="online"\} 1/);
+  // (1 added by hand, 3 turns of the online connection replayed to two targets: 6)
+  assert.match(text, /tcpcopy_compare_latency_seconds_count\{side="online"\} 7/);
+  for (const name of ["turns", "matched", "mismatched"]) {
+    assert.deepEqual([...metrics.get(`tcpcopy_compare_target_${name}_total`)!], ["target"]);
+  }
+  assert.deepEqual([...metrics.get("tcpcopy_compare_target_latency_seconds_bucket")!].sort(), [
+    "le",
+    "target",
+  ]);
+  assert.match(text, /^tcpcopy_compare_target_mismatched_total\{target="\[fd00::2\]:8080"\} 1$/m);
 });
