@@ -421,7 +421,7 @@ class TcpcopyProcess {
       { hostname: m.host, port: m.port },
       () =>
         renderPrometheus(this.record(false), TCPCOPY_SCHEMA) +
-        (this.comparer === null ? "" : renderCompareMetrics(this.comparer)),
+        (this.comparer === null ? "" : renderCompareMetrics(this.comparer, this.compareRecords)),
       this.log,
     );
     if (server instanceof Error) {

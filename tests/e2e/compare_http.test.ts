@@ -256,7 +256,12 @@ Deno.test({
         mismatched: Record<string, number>;
         skipped: number;
         tunnel_rtt_ms: number | null;
+        log_records: number;
+        log_errors: number;
       };
+      // --compare-all: one record per compared turn, every one written (issue 15's log promise)
+      assert.equal(c.log_records, recs.length, JSON.stringify(c));
+      assert.equal(c.log_errors, 0);
       // the tunnel's own delay, measured by heartbeats, beside the target latency (namespaces
       // on one host: well under the 200 ms of /slow)
       assert.ok(
