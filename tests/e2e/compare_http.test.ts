@@ -284,7 +284,7 @@ Deno.test({
       );
 
       // offline: the recording replayed; its server packets are the online answers
-      const offline = (failAbove: string) =>
+      const offline = (failAbove: string, more: string[] = []) =>
         offlineCompare(env, rep, recording, 77, failAbove === "0" ? 1 : 2, [
           "-x",
           `${on.ip}:${HTTP_PORT}-${rep.lab.targetIp}:${HTTP_PORT}`,
@@ -292,15 +292,21 @@ Deno.test({
           secret,
           "--compare-fail-above",
           failAbove,
+          ...more,
         ]);
       const strict = await offline("0");
       console.log(`[offline strict] code ${strict.code} ${JSON.stringify(strict.compare)}`);
       assert.equal(strict.code, 3, strict.err);
       assert.equal(strict.compare.mismatched.status, 3);
       assert.equal(strict.compare.mismatched.body, 3);
-      const lax = await offline("0.5");
+      // (with every record logged: the offline end writes each verdict before the log closes)
+      const offlineLog = `${dir}/offline.ndjson`;
+      const lax = await offline("0.5", ["--compare-all", "--compare-log", offlineLog]);
       assert.equal(lax.code, 0, lax.err);
       assert.equal(lax.compare.compared, sent);
+      assert.equal(records(await readText(offlineLog)).length, sent);
+      assert.equal(lax.compare.log_records, sent);
+      assert.equal(lax.compare.log_errors, 0);
     }),
 });
 
