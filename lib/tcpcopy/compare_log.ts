@@ -4,7 +4,9 @@
  * the pipe, when `write` returns). A record that cannot be written (disk full, EIO, a closed
  * pipe, the log closed already) is counted (`compare.log_errors` in the stats line) and
  * reported in the event log: the first at once, then at most one line per
- * {@link LOG_ERROR_EVERY_MS} with the count since. Replication and comparison go on.
+ * {@link LOG_ERROR_EVERY_MS} with the count since. Replication and comparison go on. A file
+ * log is reopened on SIGHUP (logrotate renamed it: the records go on into a new file, none into
+ * a renamed one that logrotate compresses and deletes).
  */
 import type { CompareRecord } from "../compare/record.ts";
 import { jsonLine } from "../stats/json_lines.ts";
@@ -15,6 +17,8 @@ export const LOG_ERROR_EVERY_MS = 60_000;
 /** A line sink that says when a line was not written (lib/process/output.ts's `tryWrite`). */
 export interface CheckedSink {
   tryWrite(line: string): Error | null;
+  /** A file: open the path again; the reason when that failed (the old file kept). */
+  reopen?(): { message: string } | undefined;
 }
 
 /** The records' writer with its counts; see the module comment. */
@@ -70,6 +74,20 @@ export class CompareLog {
       `--compare-log ${this.name}: ${n} more record${n === 1 ? "" : "s"} not written; ` +
         `${this.errors} in all`,
     );
+  }
+
+  /**
+   * SIGHUP: a file log is opened again at its path. Returns what to log: null for stdout
+   * (nothing to reopen), else the line (reopened, or why not: the old file is kept).
+   */
+  reopen(): { ok: boolean; line: string } | null {
+    if (this.sink.reopen === undefined || this.#closed) return null;
+    const err = this.sink.reopen();
+    return err === undefined ? { ok: true, line: `SIGHUP: --compare-log ${this.name} reopened` } : {
+      ok: false,
+      line: `SIGHUP: cannot reopen --compare-log ${this.name}, still writing the old one: ` +
+        err.message,
+    };
   }
 
   /** From now on every record is counted as not written (the sink is closed by its owner). */

@@ -141,7 +141,11 @@ class TcpcopyProcess {
     const perfStart = performance.now();
     this.clock = () => this.startMs + (performance.now() - perfStart);
     this.#removeSignals.push(
-      onSignal("SIGHUP", () => reopenLog(plog, "use SIGINT or SIGTERM to stop")),
+      onSignal("SIGHUP", () => {
+        reopenLog(plog, "use SIGINT or SIGTERM to stop");
+        const r = this.compareRecords?.reopen() ?? null; // (logrotate of --compare-log too)
+        if (r !== null) this.log[r.ok ? "info" : "error"](r.line);
+      }),
     );
   }
 

@@ -520,7 +520,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "tcpcopy --compare e2e: stopped while a verdict is pending, its record is in the log (verdicts before the log closes)" +
+    "tcpcopy --compare e2e: stopped while a verdict is pending, its record is in the log (verdicts before the log closes); SIGHUP reopens the log" +
     (INTERCEPT_COMPARE ? "" : " (ignored: intercept has no --compare flag in this tree yet)"),
   ignore: !isRoot() || !INTERCEPT_COMPARE,
   sanitizeOps: false,
@@ -554,8 +554,20 @@ Deno.test({
         5000,
         50,
       );
+      // logrotate: the log renamed, SIGHUP: what follows goes into a new file at the path
+      await Deno.rename(log, `${log}.1`);
+      on.tcpcopy.child.kill("SIGHUP");
+      const reopened = await waitFor(
+        async () => (await readText(on.tcpcopy!.err)).includes("--compare-log"),
+        5000,
+        50,
+      );
       const stop = await stopTcpcopy(on.tcpcopy);
-      const recs = records(await readText(log));
+      assert.ok(reopened, stop.log);
+      assert.match(stop.log, /SIGHUP: --compare-log .* reopened/);
+      const rotated = records(await readText(`${log}.1`));
+      assert.deepEqual(rotated.map(path), ["/a"]);
+      const recs = [...rotated, ...records(await readText(log))];
       console.log(`[pending] ${recs.map((r) => `${path(r)} ${r.match ? "match" : r.reason}`)}`);
       assert.equal(stop.code, 0, stop.log);
       assert.ok(aDone, `/a compared while running: ${stop.log}`);

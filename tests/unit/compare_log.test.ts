@@ -173,3 +173,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test("compare log: SIGHUP's reopen after logrotate renamed the file: later records in the new file, none lost", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/c.ndjson`;
+    const sink = fileSink(path);
+    assert.ok("tryWrite" in sink);
+    const log = new CompareLog(path, sink, () => {}, () => 0);
+    log.write(rec(1));
+    log.write(rec(2));
+    Deno.renameSync(path, `${path}.1`);
+    assert.deepEqual(log.reopen(), { ok: true, line: `SIGHUP: --compare-log ${path} reopened` });
+    log.write(rec(3));
+    assert.deepEqual(parsed(Deno.readTextFileSync(`${path}.1`)), [1, 2]);
+    assert.deepEqual(parsed(Deno.readTextFileSync(path)), [3]);
+    assert.equal(log.written, 3);
+    // a path that cannot be opened again (now a symlink): the old file is kept
+    Deno.renameSync(path, `${path}.2`);
+    Deno.symlinkSync(`${path}.2`, path);
+    const r = log.reopen();
+    assert.equal(r?.ok, false);
+    assert.match(r!.line, /cannot reopen --compare-log .*still writing the old one/);
+    log.write(rec(4));
+    assert.deepEqual(parsed(Deno.readTextFileSync(`${path}.2`)), [3, 4]);
+    sink.close();
+    // stdout (no reopen): nothing to say
+    assert.equal(new CompareLog("-", { tryWrite: () => null }, () => {}, () => 0).reopen(), null);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
