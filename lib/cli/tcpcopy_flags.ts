@@ -325,7 +325,8 @@ export const FLAGS: readonly FlagSpec[] = [
     long: "compare-log",
     arg: "FILE",
     help: "With --compare: write one JSON record per mismatching request to FILE ('-' for " +
-      'stdout, beside the stats lines; records have type "compare").',
+      'stdout, beside the stats lines; records have type "compare"). SIGHUP reopens it; ' +
+      "records that cannot be written are counted (compare.log_errors) and logged.",
     example: "--compare-log /var/log/tcpcopy-diff.ndjson",
   },
   {

@@ -1,30 +1,29 @@
 /** Blocking line writers for stdout, stderr and log files (small lines, written whole). */
+import { LineWriter } from "../stats/line_writer.ts";
 import { LogFileSink, type LogOpenError } from "../stats/log_file.ts";
-
-const encoder = new TextEncoder();
 
 /** Something that takes whole lines. */
 export interface LineSink {
   write(line: string): void;
+  /**
+   * Writes a line; null when written whole, else why not (disk full, EIO, closed): for output
+   * whose losses are counted (`--compare-log`).
+   */
+  tryWrite(line: string): Error | null;
   close(): void;
   /** Log files: open the path again (SIGHUP); the reason when that failed. */
   reopen?(): LogOpenError | undefined;
 }
 
-function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
-}
-
-/** A sink for stdout or stderr; write errors (closed pipe) are ignored, never fatal. */
+/**
+ * A sink for stdout or stderr; write errors (closed pipe) are never fatal: `write` ignores
+ * them (reader gone: keep replicating), `tryWrite` returns them.
+ */
 export function stdioSink(stream: "stdout" | "stderr"): LineSink {
-  const w = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  const lines = new LineWriter(stream === "stdout" ? Deno.stdout : Deno.stderr);
   return {
-    write(line) {
-      try {
-        writeAll(w, encoder.encode(line));
-      } catch { /* reader gone: keep replicating */ }
-    },
+    write: (line) => void lines.write(line),
+    tryWrite: (line) => lines.write(line),
     close() {},
   };
 }
@@ -38,6 +37,7 @@ export function fileSink(path: string): LineSink | LogOpenError {
   if (!(sink instanceof LogFileSink)) return sink;
   return {
     write: (line) => sink.write(line),
+    tryWrite: (line) => sink.tryWrite(line),
     reopen: () => sink.reopen(),
     close: () => sink.close(),
   };

@@ -3,8 +3,7 @@
  * addresses), never through a symlink (another user could point a root process's log at any
  * file), and reopened on SIGHUP so logrotate can rename the old file.
  */
-
-const encoder = new TextEncoder();
+import { LineWriter } from "./line_writer.ts";
 
 /** Why a log file was not opened: `symlink` is a refused path, the rest are I/O errors. */
 export interface LogOpenError {
@@ -59,17 +58,14 @@ export function isLogOpenError(x: Deno.FsFile | LogOpenError): x is LogOpenError
   return !(x instanceof Deno.FsFile);
 }
 
-function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
-}
-
 /** A line sink on a log file that can be reopened (SIGHUP). */
 export class LogFileSink {
   #file: Deno.FsFile | null;
+  readonly #lines: LineWriter;
 
   private constructor(readonly path: string, file: Deno.FsFile) {
     this.#file = file;
+    this.#lines = new LineWriter(file);
   }
 
   /** Opens `path` (see {@link openLogFile}). */
@@ -80,10 +76,16 @@ export class LogFileSink {
 
   /** Appends a line; errors (disk full) drop the line, never throw. */
   write(line: string): void {
-    if (this.#file === null) return;
-    try {
-      writeAll(this.#file, encoder.encode(line));
-    } catch { /* disk full or similar: drop the line */ }
+    this.tryWrite(line);
+  }
+
+  /**
+   * Appends a line; null when written whole, else why not (disk full, EIO, the sink closed).
+   * A line cut short is ended by the next one (see line_writer.ts).
+   */
+  tryWrite(line: string): Error | null {
+    if (this.#file === null) return new Error(`${this.path} is closed`);
+    return this.#lines.write(line);
   }
 
   /**
@@ -96,6 +98,7 @@ export class LogFileSink {
     if (isLogOpenError(f)) return f;
     const old = this.#file;
     this.#file = f;
+    this.#lines.switchTo(f);
     try {
       old.close();
     } catch { /* already closed */ }

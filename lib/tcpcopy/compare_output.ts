@@ -60,6 +60,8 @@ export const COMPARE_METRICS = {
   targetMatched: "tcpcopy_compare_target_matched_total",
   targetMismatched: "tcpcopy_compare_target_mismatched_total",
   targetLatency: "tcpcopy_compare_target_latency_seconds",
+  logRecords: "tcpcopy_compare_log_records_total",
+  logErrors: "tcpcopy_compare_log_errors_total",
 } as const;
 
 function counter(out: string[], name: string, help: string, samples: [string, number][]): void {
@@ -69,7 +71,10 @@ function counter(out: string[], name: string, help: string, samples: [string, nu
 }
 
 /** The comparison's Prometheus text (appended to the stats record's). */
-export function renderCompareMetrics(c: Comparer): string {
+export function renderCompareMetrics(
+  c: Comparer,
+  log?: { written: number; errors: number } | null,
+): string {
   const m = COMPARE_METRICS, s = c.stats, out: string[] = [];
   counter(out, m.compared, "Replayed requests whose answers were compared.", [["", s.compared]]);
   counter(out, m.matched, "Compared requests whose answers matched.", [["", s.matched]]);
@@ -91,6 +96,13 @@ export function renderCompareMetrics(c: Comparer): string {
     "",
     c.unpaired,
   ]]);
+  if (log !== undefined && log !== null) {
+    counter(out, m.logRecords, "Records written to --compare-log.", [["", log.written]]);
+    counter(out, m.logErrors, "Records that could not be written to --compare-log.", [[
+      "",
+      log.errors,
+    ]]);
+  }
   const line = c.line();
   counter(out, m.pending, "Requests waiting for a comparison verdict.", [["", line.pending]]);
   counter(out, m.stateBytes, "Bytes of comparison state (within -m).", [["", line.state_bytes]]);

@@ -50,6 +50,7 @@ import { openCaptures, runCaptureLoop } from "./captures.ts";
 import { tcpcopyCounters } from "./counters.ts";
 import { formatHostPort } from "../wire/addr.ts";
 import type { Comparer } from "./comparer.ts";
+import { CompareLog } from "./compare_log.ts";
 import { TICK_MS } from "./comparer.ts";
 import { moduleOnlineOf, OnlineMatcher } from "./online_match.ts";
 import {
@@ -122,6 +123,8 @@ class TcpcopyProcess {
   /** `--compare`: the comparer, where its records go, and its verdict timer. */
   comparer: Comparer | null = null;
   compareLog: LineSink | null = null;
+  /** The records written to `compareLog`, and those that could not be (counted, warned). */
+  compareRecords: CompareLog | null = null;
   compareTimer: ReturnType<typeof setInterval> | undefined;
   readonly done = Promise.withResolvers<number>();
   readonly #removeSignals: (() => void)[] = [];
@@ -138,7 +141,11 @@ class TcpcopyProcess {
     const perfStart = performance.now();
     this.clock = () => this.startMs + (performance.now() - perfStart);
     this.#removeSignals.push(
-      onSignal("SIGHUP", () => reopenLog(plog, "use SIGINT or SIGTERM to stop")),
+      onSignal("SIGHUP", () => {
+        reopenLog(plog, "use SIGINT or SIGTERM to stop");
+        const r = this.compareRecords?.reopen() ?? null; // (logrotate of --compare-log too)
+        if (r !== null) this.log[r.ok ? "info" : "error"](r.line);
+      }),
     );
   }
 
@@ -233,15 +240,14 @@ class TcpcopyProcess {
   openCompareLog(): boolean {
     const path = this.config.compare?.log ?? null;
     if (path === null) return true;
-    if (path === "-") {
-      this.compareLog = this.stdout;
-      return true;
-    }
-    const sink = fileSink(path);
-    if ("write" in sink) {
+    const records = (sink: LineSink) => {
       this.compareLog = sink;
+      this.compareRecords = new CompareLog(path, sink, (l) => this.log.warn(l), this.clock);
       return true;
-    }
+    };
+    if (path === "-") return records(this.stdout);
+    const sink = fileSink(path);
+    if ("write" in sink) return records(sink);
     this.offline?.close();
     this.removeSignals();
     this.plog.sink.close();
@@ -267,10 +273,10 @@ class TcpcopyProcess {
       readOnly: false,
       trustLogins: this.config.trustLogins,
     });
-    const log = this.compareLog;
+    const records = this.compareRecords;
     this.comparer = comparerFor(
       this.config,
-      log === null ? null : (r) => log.write(jsonLine(r)),
+      records === null ? null : (r) => records.write(r),
       // the tunnel's own delay (heartbeat round trip), reported beside the target latency
       () => this.tunnel?.rttMs() ?? null,
     );
@@ -393,9 +399,13 @@ class TcpcopyProcess {
     );
     const withCompare = this.comparer === null ? r : {
       ...r,
-      compare: final
-        ? { ...this.comparer.line(), top_mismatches: this.comparer.top(10) }
-        : this.comparer.line(),
+      compare: {
+        ...this.comparer.line(),
+        // --compare-log: records written, and records lost (disk full, EIO: never silent)
+        log_records: this.compareRecords?.written ?? 0,
+        log_errors: this.compareRecords?.errors ?? 0,
+        ...(final ? { top_mismatches: this.comparer.top(10) } : {}),
+      },
     };
     return this.offline === null ? withCompare : { ...withCompare, offline: this.offline.stats() };
   }
@@ -415,7 +425,7 @@ class TcpcopyProcess {
       { hostname: m.host, port: m.port },
       () =>
         renderPrometheus(this.record(false), TCPCOPY_SCHEMA) +
-        (this.comparer === null ? "" : renderCompareMetrics(this.comparer)),
+        (this.comparer === null ? "" : renderCompareMetrics(this.comparer, this.compareRecords)),
       this.log,
     );
     if (server instanceof Error) {
@@ -493,6 +503,16 @@ class TcpcopyProcess {
     if (c === null) return code;
     c.closeAll(this.clock());
     for (const line of compareSummaryLines(c)) this.log.info(line);
+    const records = this.compareRecords;
+    if (records !== null) {
+      records.flushWarning();
+      if (records.errors > 0) {
+        this.log.error(
+          `compare: ${records.errors} of ${records.written + records.errors} records could ` +
+            `not be written to --compare-log ${records.name}`,
+        );
+      }
+    }
     const failAbove = this.config.compare?.failAbove ?? null;
     if (!compareFailed(c, failAbove)) return code;
     const why = `compare: mismatch ratio ${c.stats.mismatchRatio.toFixed(6)} is above ` +
@@ -512,6 +532,7 @@ class TcpcopyProcess {
     this.removeSignals();
     for (const c of this.captures) c.close();
     this.offline?.close();
+    this.compareRecords?.close(); // (a record after this is counted, never silently dropped)
     if (this.compareLog !== null && this.compareLog !== this.stdout) this.compareLog.close();
     for (const s of this.senders.all) s.close();
     if (this.tunnel !== null) await this.tunnel.close();

@@ -233,6 +233,7 @@ async function redisCompare(env: Cleanup, passwords?: { online: string; target: 
   const tag = passwords === undefined ? "redis" : "redis --module";
   show(tag, recs);
   assert.equal(stop.code, 0, stop.log);
+  await assertLogComplete(t, recs);
   const stats = await lastStats(t);
   // redis-cli asks for COMMAND DOCS first: a map whose order follows each server's random
   // hash seed, so two identical servers answer it differently (a true difference, left out);
@@ -382,6 +383,7 @@ Deno.test({
       const same = await finish(t1, log1, want);
       show("pg same", same.recs);
       assert.equal(same.stop.code, 0, same.stop.log);
+      await assertLogComplete(t1, same.recs);
       assert.ok(same.recs.length >= TX * 7, `${same.recs.length} records`);
       assert.deepEqual(
         same.recs.filter((r) => !r.match).map((r) => `${r.request} ${r.reason}`),
@@ -395,6 +397,7 @@ Deno.test({
       const changed = await finish(t2, log2, want);
       show("pg changed", changed.recs);
       assert.equal(changed.stop.code, 0, changed.stop.log);
+      await assertLogComplete(t2, changed.recs);
       const bad = changed.recs.filter((r) => !r.match);
       assert.equal(bad.length, TX, bad.map((r) => `${r.request} ${r.reason}`).join("; "));
       for (const r of bad) {
@@ -459,6 +462,20 @@ async function lastStats(t: Started): Promise<string> {
   return (await readText(t.out)).trim().split("\n").at(-1) ?? "";
 }
 
+/**
+ * With `--compare-all` the log holds one record per compared turn, and the final stats line
+ * says so: `compare.compared` = `compare.log_records` = the records read back, no log errors.
+ */
+async function assertLogComplete(t: Started, recs: CompareRecord[]): Promise<void> {
+  const stats = await lastStats(t);
+  const c = (JSON.parse(stats) as {
+    compare: { compared: number; log_records: number; log_errors: number };
+  }).compare;
+  assert.equal(c.compared, recs.length, stats);
+  assert.equal(c.log_records, recs.length, stats);
+  assert.equal(c.log_errors, 0, stats);
+}
+
 Deno.test({
   name:
     "tcpcopy --compare --module postgres e2e (SCRAM logins): same data 0 mismatches; a changed table's reads named",
@@ -483,6 +500,7 @@ Deno.test({
       const same = await finishQuiet(t1, log1);
       show("pgmod same", same.recs);
       assert.equal(same.stop.code, 0, same.stop.log);
+      await assertLogComplete(t1, same.recs);
       const stats = await lastStats(t1);
       assert.match(stats, /"passed":2\b/, `both logins replayed and passed: ${stats}`);
       assert.match(stats, /"unpaired":0\b/, stats); // the logins' answers count nowhere
@@ -503,6 +521,7 @@ Deno.test({
       const changed = await finishQuiet(t2, log2);
       show("pgmod changed", changed.recs);
       assert.equal(changed.stop.code, 0, changed.stop.log);
+      await assertLogComplete(t2, changed.recs);
       const m = changed.recs.length;
       assert.ok(m >= least && m <= most, `${m} compared: ${await lastStats(t2)}`);
       // every balance read compared mismatches (all but the held ones: one per transaction)
@@ -541,6 +560,7 @@ Deno.test({
       const { recs, stop } = await finishQuiet(t, log); // (the replay lags production)
       show("pgmod held", recs);
       assert.equal(stop.code, 0, stop.log);
+      await assertLogComplete(t, recs);
       const stats = await lastStats(t);
       assert.match(stats, /"passed":2\b/, stats);
       assert.match(stats, /"shutdown":0\b/, `the replay was done: ${stats}`);

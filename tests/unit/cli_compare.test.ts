@@ -194,3 +194,12 @@ Deno.test("tunnel round trip: in the stats object, the exit summary and Promethe
   assert.match(compareSummaryLines(c)[1], /tunnel round trip 0\.42 ms/);
   assert.match(renderCompareMetrics(c), /^tcpcopy_compare_tunnel_rtt_seconds 0\.00042$/m);
 });
+
+Deno.test("--compare-log counts in Prometheus: records written and not written, only with a log", () => {
+  const c = comparerFor(run([...BASE, ...SECRET, "--compare"]), null)!;
+  assert.doesNotMatch(renderCompareMetrics(c), /log_/);
+  const text = renderCompareMetrics(c, { written: 76, errors: 3 });
+  assert.match(text, /^tcpcopy_compare_log_records_total 76$/m);
+  assert.match(text, /^tcpcopy_compare_log_errors_total 3$/m);
+  assert.match(text, /^# TYPE tcpcopy_compare_log_errors_total counter$/m);
+});

@@ -57,7 +57,7 @@ function exposition(): string {
     false,
   );
   return renderPrometheus({ ...record, compare: cmp.line() }, TCPCOPY_SCHEMA) +
-    renderCompareMetrics(cmp);
+    renderCompareMetrics(cmp, { written: 1, errors: 0 });
 }
 
 /** metric name -> label names seen on it. */
