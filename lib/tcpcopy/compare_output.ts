@@ -8,7 +8,11 @@
  */
 
 import type { TcpcopyConfig } from "../cli/config.ts";
-import { PROMETHEUS_BOUNDS_S, prometheusBuckets } from "../compare/histogram.ts";
+import {
+  type LatencyHistogram,
+  PROMETHEUS_BOUNDS_S,
+  prometheusBuckets,
+} from "../compare/histogram.ts";
 import type { CompareRecord } from "../compare/record.ts";
 import { MISMATCH_REASONS } from "../compare/result.ts";
 import { engineBudgetOf } from "../engine/budget.ts";
@@ -70,6 +74,25 @@ function counter(out: string[], name: string, help: string, samples: [string, nu
   for (const [labels, v] of samples) out.push(`${name}${labels} ${v}`);
 }
 
+/**
+ * A latency histogram family: one series per entry, `labels` the entry's label pairs
+ * (`side="online"`, `target="10.0.0.2:80"`), with its `_bucket`, `_sum` and `_count` samples.
+ */
+function histogram(
+  out: string[],
+  name: string,
+  help: string,
+  series: readonly [string, LatencyHistogram][],
+): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+  for (const [labels, h] of series) {
+    const b = prometheusBuckets(h, PROMETHEUS_BOUNDS_S);
+    for (const [le, n] of b.buckets) out.push(`${name}_bucket{${labels},le="${le}"} ${n}`);
+    out.push(`${name}_sum{${labels}} ${b.sumS}`);
+    out.push(`${name}_count{${labels}} ${b.count}`);
+  }
+}
+
 /** The comparison's Prometheus text (appended to the stats record's). */
 export function renderCompareMetrics(
   c: Comparer,
@@ -117,18 +140,10 @@ export function renderCompareMetrics(
       ]],
     );
   }
-  out.push(
-    `# HELP ${m.latency} Time from a request's last segment to its answer's first byte.`,
-    `# TYPE ${m.latency} histogram`,
-  );
-  for (const [side, h] of [["online", s.online], ["target", s.target]] as const) {
-    const b = prometheusBuckets(h, PROMETHEUS_BOUNDS_S);
-    for (const [le, n] of b.buckets) {
-      out.push(`${m.latency}_bucket{side="${side}",le="${le}"} ${n}`);
-    }
-    out.push(`${m.latency}_sum{side="${side}"} ${b.sumS}`);
-    out.push(`${m.latency}_count{side="${side}"} ${b.count}`);
-  }
+  histogram(out, m.latency, "Time from a request's last segment to its answer's first byte.", [
+    ['side="online"', s.online],
+    ['side="target"', s.target],
+  ]);
   renderTargetMetrics(out, c);
   return out.join("\n") + "\n";
 }
@@ -155,20 +170,12 @@ function renderTargetMetrics(out: string[], c: Comparer): void {
     "Compared requests whose answers differ, by target.",
     by((t) => t.mismatched),
   );
-  out.push(
-    `# HELP ${m.targetLatency} Time from a request's last segment sent to the target's first ` +
-      "answer byte, by target.",
-    `# TYPE ${m.targetLatency} histogram`,
+  histogram(
+    out,
+    m.targetLatency,
+    "Time from a request's last segment sent to the target's first answer byte, by target.",
+    ts.map((e) => [labelPair("target", e.text), e.tally.latency]),
   );
-  for (const { text, tally } of ts) {
-    const b = prometheusBuckets(tally.latency, PROMETHEUS_BOUNDS_S);
-    const target = labelPair("target", text);
-    for (const [le, n] of b.buckets) {
-      out.push(`${m.targetLatency}_bucket{${target},le="${le}"} ${n}`);
-    }
-    out.push(`${m.targetLatency}_sum{${target}} ${b.sumS}`);
-    out.push(`${m.targetLatency}_count{${target}} ${b.count}`);
-  }
 }
 
 /** The exit summary: counts, latencies and their ratio, the top mismatching requests. */
