@@ -39,7 +39,7 @@ import { requestKey } from "../compare/head.ts";
 import { sameBytes } from "../compare/same_bytes.ts";
 import { prefixView } from "../compare/prefix_view.ts";
 import { type CompareRecord, compareRecord } from "../compare/record.ts";
-import { matched } from "../compare/result.ts";
+import { type CompareResult, matched } from "../compare/result.ts";
 import { type CompareSnapshot, CompareStats } from "../compare/stats.ts";
 import { LatencyHistogram } from "../compare/histogram.ts";
 import type { TargetAnswer } from "../compare/target_answer.ts";
@@ -747,13 +747,7 @@ export class Comparer implements FlowHost {
     ) {
       // the same answer on both sides (the common case): the match compareTurn would give,
       // counted without running a comparator (no record to write for a match)
-      this.stats.add(matched(), online, target, "");
-      const counts = f.counts;
-      if (counts !== null) {
-        counts.compared++;
-        counts.matched++;
-        if (target.firstMs !== undefined) counts.latency.record(target.firstMs);
-      }
+      this.#count(f, matched(), online, target, "");
       this.free(f.remove(t));
       return;
     }
@@ -778,23 +772,17 @@ export class Comparer implements FlowHost {
       }
     }
     // the request key names mismatches only (top list): not built for matches
-    this.stats.add(
+    this.#count(
+      f,
       verdict.result,
       online,
       target,
       verdict.result.match ? "" : requestKey(turnHead(t)),
     );
-    const counts = f.counts;
-    if (counts !== null) {
-      counts.compared++;
-      if (verdict.result.match) counts.matched++;
-      else counts.mismatched++;
-      if (target?.firstMs !== undefined) counts.latency.record(target.firstMs);
-    }
     if (emit !== null && (this.opts.all || !verdict.result.match)) {
       const rtt = this.opts.tunnelRttMs?.() ?? null;
       emit(compareRecord({
-        client: `${hostText(f.client)}:${f.client.port}`,
+        client: endText(f.client),
         session: f.sessionId,
         targetAddr: endText(f.sessionEnds.target),
         copy: f.copy,
@@ -809,6 +797,26 @@ export class Comparer implements FlowHost {
       }));
     }
     this.free(f.remove(t));
+  }
+
+  /**
+   * Counts one verdict, in the totals (`stats`: latencies, top mismatches by `key`) and in the
+   * counters of `f`'s target (`compare.targets`, the per-target series).
+   */
+  #count(
+    f: FlowCompare,
+    result: CompareResult,
+    online: AnswerSummary | null,
+    target: AnswerSummary | null,
+    key: string,
+  ): void {
+    this.stats.add(result, online, target, key);
+    const counts = f.counts;
+    if (counts === null) return;
+    counts.compared++;
+    if (result.match) counts.matched++;
+    else counts.mismatched++;
+    if (target?.firstMs !== undefined) counts.latency.record(target.firstMs);
   }
 
   /** Sets the target latencies from the reply headers (undefined when unknown). */
