@@ -225,7 +225,7 @@ export class Dispatcher<P extends TunnelPeer> {
     if (slot < 0 || this.routes.peerAt(slot) !== peer) return false;
     // (the tracker first: its flow goes with the route, not via routeReleased)
     peer.answers?.routeDeleted(key, slot);
-    this.routes.delete(key, peer);
+    this.routes.deleteAt(slot);
     this.counters.routesDeleted++;
     return true;
   }

@@ -166,8 +166,9 @@ export class RouteTable<P> {
   }
 
   /**
-   * The slot of `key`'s route (refreshing its idle timer, as {@link get}), or -1 when unrouted;
-   * its connection is {@link peerAt}. Slots change only as {@link listener} is told.
+   * The slot of `key`'s route, refreshing its idle timer (an expired route is removed and
+   * counted), or -1 when unrouted; its connection is {@link peerAt}. Slots change only as
+   * {@link listener} is told.
    */
   getSlot(key: string, now: number): number {
     const slot = this.#find(key);
@@ -200,23 +201,21 @@ export class RouteTable<P> {
 
   /** The connection for `key`, refreshing its idle timer; undefined when unrouted. */
   get(key: string, now: number): P | undefined {
-    const slot = this.#find(key);
-    if (slot === NONE) return undefined;
-    if (now - this.#seen.get(slot) >= this.ttlMs) {
-      this.#remove(slot);
-      this.expired++;
-      return undefined;
-    }
-    this.#seen.set(slot, now);
-    return this.#peers[slot];
+    const slot = this.getSlot(key, now);
+    return slot === NONE ? undefined : this.#peers[slot];
   }
 
   /** Deletes `key` if `peer` owns it (a connection cannot delete another's route). */
   delete(key: string, peer: P): boolean {
     const slot = this.#find(key);
     if (slot === NONE || this.#peers[slot] !== peer) return false;
-    this.#remove(slot);
+    this.deleteAt(slot);
     return true;
+  }
+
+  /** Deletes the route in `slot` (one found by {@link slotOf}, whose holder was checked). */
+  deleteAt(slot: number): void {
+    this.#remove(slot);
   }
 
   /** Deletes every route `peer` holds (its connection closed); returns how many. */
