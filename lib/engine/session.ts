@@ -22,7 +22,7 @@ import type {
   SegmentOptions,
 } from "./segment.ts";
 import { ACK, FIN, PSH, RST, SYN } from "../wire/tcp.ts";
-import { seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
+import { SEQ_FIELD_INIT, seqAdd, seqLe, seqLt, seqMax, seqSub } from "../wire/seq.ts";
 import { ipv4ToU32, writeU32Ipv4 } from "../wire/addr.ts";
 import { view } from "./slab.ts";
 import { floatStart, SCRATCH, type SessionSlab, type SlabRow } from "./session_slab.ts";
@@ -1742,7 +1742,7 @@ const NO_OPTIONS: SegmentOptions = Object.freeze({}) as SegmentOptions;
  * until the next packet, like {@link OUT}. Created with numbers above 2^31 so its fields hold
  * doubles from the start (sequence numbers and timestamps use all 32 bits).
  */
-const TS = { tsval: 0x80000000, tsecr: 0x80000000 };
+const TS = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
 const TS_OPTIONS: SegmentOptions = { timestamp: TS };
 /**
  * The last SYN's options object, kept: its hidden class (and those of the smaller option sets
@@ -1762,8 +1762,8 @@ const KEPT: { synOptions: SegmentOptions } = { synOptions: NO_OPTIONS };
 const OUT: OutSegment = {
   src: SCRATCH_ENDPOINT,
   dst: SCRATCH_ENDPOINT,
-  seq: 0x80000000,
-  ack: 0x80000000,
+  seq: SEQ_FIELD_INIT,
+  ack: SEQ_FIELD_INIT,
   flags: 0,
   window: 0,
   options: NO_OPTIONS,

@@ -9,7 +9,7 @@
  */
 
 import { view } from "./slab.ts";
-import { seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
+import { SEQ_FIELD_INIT, seqAdd, seqLe, seqLt, seqSub } from "../wire/seq.ts";
 
 /** A piece of captured client payload, contiguous with its neighbours once in order. */
 export interface Chunk {
@@ -584,24 +584,24 @@ export class ClientStream {
  * made once per connection, too rarely for V8 to keep a template of it; a class's instances
  * reach their hidden class through the same kind of weak transition.
  */
-export const STREAM_SHAPES: ClientStream = new ClientStream(0x80000000);
+export const STREAM_SHAPES: ClientStream = new ClientStream(SEQ_FIELD_INIT);
 {
   const r = (STREAM_SHAPES as unknown as { closeRecord(): StreamRare }).closeRecord();
   r.ooo = [];
   r.ooo = NO_CHUNKS;
-  r.finSeq = 0x80000000;
+  r.finSeq = SEQ_FIELD_INIT;
   r.finSeq = undefined;
-  r.finAck = 0x80000000;
-  r.rstSeq = 0x80000000;
+  r.finAck = SEQ_FIELD_INIT;
+  r.rstSeq = SEQ_FIELD_INIT;
   r.rstSeq = undefined;
-  r.rstAck = 0x80000000;
+  r.rstAck = SEQ_FIELD_INIT;
   // The close record's getters read one, every branch, before any connection closes: optimized
   // code that inlines them (a session's `transmit`, `onAck`, `onCaptured`...) was otherwise
   // compiled while no stream had a record, with no type feedback for the record's fields, and was
   // thrown away ("insufficient type feedback") at the first FIN or RST. 16 reads of each state:
   // V8 keeps feedback for a function only after its first few calls.
   for (const closed of [false, true]) {
-    r.finSeq = r.rstSeq = 0x80000000;
+    r.finSeq = r.rstSeq = SEQ_FIELD_INIT;
     r.closedTurnAdded = closed;
     for (let i = 0; i < 16; i++) readCloseRecord(STREAM_SHAPES);
   }

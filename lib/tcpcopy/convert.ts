@@ -80,8 +80,15 @@ export function emptySegmentOptions(): SegmentOptions {
  */
 export function capturedSegmentOf(p: ParsedTcp, timeMs: number): CapturedSegment | null {
   const seg = emptyCapturedSegment();
-  const ts = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
-  return readCapturedSegment(p, timeMs, seg, seg.options, ts) ? seg : null;
+  return readCapturedSegment(p, timeMs, seg, seg.options, emptyTimestamps()) ? seg : null;
+}
+
+/**
+ * A timestamp pair to fill packet after packet; its fields start at {@link SEQ_FIELD_INIT}
+ * (doubles from the start, like the sequence fields: one hidden class whatever the values).
+ */
+export function emptyTimestamps(): { tsval: number; tsecr: number } {
+  return { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
 }
 
 /** A captured segment to fill with {@link readCapturedSegment} (one shape for every segment). */
@@ -118,7 +125,7 @@ export function readCapturedSegment(
 ): boolean {
   if (p.flags & SYN) {
     seg.options = emptySegmentOptions();
-    ts = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
+    ts = emptyTimestamps();
   } else seg.options = options;
   if (p.readOptions(seg.options, ts) !== null) return false;
   readEndpoints(p, seg.src, seg.dst);

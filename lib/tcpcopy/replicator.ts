@@ -25,6 +25,7 @@ import {
   emptyCapturedSegment,
   emptyPacketRepr,
   emptyReplySegment,
+  emptyTimestamps,
   fillPacketRepr,
   readCapturedSegment,
   readEndpoints,
@@ -142,7 +143,7 @@ export class Replicator implements EngineOutput {
   // Reused for every reply and every packet built: the engine keeps nothing of a reply, and
   // lib/wire keeps nothing of a packet description (fewer objects per packet, one shape each).
   readonly #replySeg = emptyReplySegment();
-  readonly #replyTs = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
+  readonly #replyTs = emptyTimestamps();
   readonly #repr = emptyPacketRepr();
   readonly #cmp: Comparer | null;
   readonly #online: OnlineMatcher | null;
@@ -153,7 +154,7 @@ export class Replicator implements EngineOutput {
   // are its own: see readCapturedSegment).
   readonly #capSeg: CapturedSegment = emptyCapturedSegment();
   readonly #capOptions = this.#capSeg.options;
-  readonly #capTs = { tsval: SEQ_FIELD_INIT, tsecr: SEQ_FIELD_INIT };
+  readonly #capTs = emptyTimestamps();
   // Reused for every answer packet handed to the comparer.
   readonly #ansSrc: Endpoint = { addr: EMPTY, family: 4, port: 0 };
   readonly #ansDst: Endpoint = { addr: EMPTY, family: 4, port: 0 };
