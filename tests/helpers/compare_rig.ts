@@ -33,6 +33,26 @@ export interface Sess {
   tSeq: number;
 }
 
+/**
+ * A comparer with the tests' defaults (1024 first bytes, `auto`, no ignored headers, every
+ * turn recorded, 1 MiB of state) whose records are pushed to `records` as JSON copies (what a
+ * log line would hold); `opts` overrides any setting.
+ */
+export function recordingComparer(
+  records: CompareRecord[],
+  opts: Partial<ComparerOptions> = {},
+): Comparer {
+  return new Comparer({
+    firstBytes: 1024,
+    proto: "auto",
+    ignoreHeaders: [],
+    all: true,
+    budgetBytes: 1 << 20,
+    emit: (r) => records.push(JSON.parse(JSON.stringify(r))),
+    ...opts,
+  });
+}
+
 /** The online connection (shared) and the replayed sessions following it. */
 export class Rig {
   readonly records: CompareRecord[] = [];
@@ -43,15 +63,7 @@ export class Rig {
 
   /** A comparer of `opts` (test defaults), or `cmp` as given (its own options, records). */
   constructor(opts: Partial<ComparerOptions> = {}, cmp?: Comparer) {
-    this.cmp = cmp ?? new Comparer({
-      firstBytes: 1024,
-      proto: "auto",
-      ignoreHeaders: [],
-      all: true,
-      budgetBytes: 1 << 20,
-      emit: (r) => this.records.push(JSON.parse(JSON.stringify(r))),
-      ...opts,
-    });
+    this.cmp = cmp ?? recordingComparer(this.records, opts);
   }
 
   session(client: Endpoint, target: Endpoint, copy: number, isn: number): Sess {

@@ -14,7 +14,8 @@ import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
 import type { Endpoint } from "../../lib/engine/segment.ts";
 import { mulberry32 } from "../helpers/prng.ts";
-import { Comparer, type ComparerOptions } from "../../lib/tcpcopy/comparer.ts";
+import type { ComparerOptions } from "../../lib/tcpcopy/comparer.ts";
+import { recordingComparer } from "../helpers/compare_rig.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ACK = 0x10, FIN = 0x01, SYN = 0x02;
@@ -104,15 +105,7 @@ function play(
   shutdownAt: number | null,
 ) {
   const records: CompareRecord[] = [];
-  const cmp = new Comparer({
-    firstBytes: 1024,
-    proto: "auto",
-    ignoreHeaders: [],
-    all: true,
-    budgetBytes: 1 << 20,
-    emit: (r) => records.push(JSON.parse(JSON.stringify(r))),
-    ...opts,
-  });
+  const cmp = recordingComparer(records, opts);
   const ss: Sess[] = [{ client: REWRITTEN, target: TARGET_A, copy: 0, isn: 900_000, tSeq: 0 }];
   if (sessions === 2) {
     ss.push({

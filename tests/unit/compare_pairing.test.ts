@@ -11,6 +11,7 @@ import type { TargetAnswer } from "../../lib/compare/target_answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
 import { mulberry32 } from "../helpers/prng.ts";
 import { Comparer, type ComparerOptions, MAX_PENDING_TURNS } from "../../lib/tcpcopy/comparer.ts";
+import { recordingComparer } from "../helpers/compare_rig.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ACK = 0x10, FIN = 0x01, SYN = 0x02, RST = 0x04;
@@ -42,15 +43,7 @@ class Rig {
   headFirst = false;
 
   constructor(opts: Partial<ComparerOptions> = {}) {
-    this.cmp = new Comparer({
-      firstBytes: 1024,
-      proto: "auto",
-      ignoreHeaders: [],
-      all: true,
-      budgetBytes: 1 << 20,
-      emit: (r) => this.records.push(JSON.parse(JSON.stringify(r))),
-      ...opts,
-    });
+    this.cmp = recordingComparer(this.records, opts);
   }
 
   open(copy = 0, module = false): void {

@@ -8,12 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { FlowCompare, type FlowHost, type PendingTurn } from "../../lib/tcpcopy/compare_flow.ts";
-import { Comparer } from "../../lib/tcpcopy/comparer.ts";
 import type { CompareRecord } from "../../lib/compare/record.ts";
 import { summarize } from "../../lib/compare/answer.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
 import { seqAdd, seqLe, seqLt } from "../../lib/wire/seq.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
+import { recordingComparer } from "../helpers/compare_rig.ts";
 
 const CLIENT = endpointOf("192.0.2.7", 41000);
 const SERVER = endpointOf("192.0.2.1", 80);
@@ -103,14 +103,7 @@ function exchange(framed: boolean, seed: number): CompareRecord[] {
   const int = randomInt(mulberry32(seed));
   const place = randomInt(mulberry32(seed + 1000)); // (the frames' own: the exchange is the same)
   const records: CompareRecord[] = [];
-  const cmp = new Comparer({
-    firstBytes: 256,
-    proto: "auto",
-    ignoreHeaders: [],
-    all: true,
-    budgetBytes: 1 << 20,
-    emit: (r) => records.push(JSON.parse(JSON.stringify(r))),
-  });
+  const cmp = recordingComparer(records, { firstBytes: 256 });
   const rewritten = endpointOf("10.1.0.7", 41000), target = endpointOf("10.9.0.2", 80);
   let now = 0, c = 1001, s = 50_001, t = 900_001;
   cmp.onSessionOpen(rewritten, target, { client: CLIENT, server: SERVER }, 0, false, now);

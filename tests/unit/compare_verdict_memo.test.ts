@@ -16,6 +16,7 @@ import { matched } from "../../lib/compare/result.ts";
 import { VerdictMemo } from "../../lib/tcpcopy/verdict_memo.ts";
 import { endpointOf } from "../../lib/engine/endpoint.ts";
 import { mulberry32, randomInt } from "../helpers/prng.ts";
+import { recordingComparer } from "../helpers/compare_rig.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const ACK = 0x10, SYN = 0x02, FIN = 0x01;
@@ -173,13 +174,9 @@ function exchange(seed: number, cmp: () => Comparer): Event[] {
 
 function play(seed: number, memo: boolean, all: boolean, share = true) {
   const records: CompareRecord[] = [];
-  const c = new Comparer({
+  const c = recordingComparer(records, {
     firstBytes: 256,
-    proto: "auto",
-    ignoreHeaders: [],
     all,
-    budgetBytes: 1 << 20,
-    emit: (r) => records.push(JSON.parse(JSON.stringify(r))),
     verdictMemo: memo,
     shareOnline: share,
   });
